@@ -1,0 +1,20 @@
+//! The `punie` subcommands: argument types and the code that runs each one.
+//!
+//! Each file owns one subcommand's `Args` struct (clap derive) and its `run` function.
+//! `main.rs` only routes; exit codes are decided there.
+
+pub mod ask;
+pub mod bench;
+pub mod eval;
+pub mod lsp;
+pub mod models;
+pub mod parse;
+pub mod render_prompt;
+pub mod sandbox;
+
+use std::process::ExitCode;
+
+/// Used by subcommands whose issue has not landed yet.
+pub(crate) fn not_yet_available(subcommand: &str) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`punie {subcommand}` is not yet available in this build")
+}

@@ -1,0 +1,10 @@
+//! `punie render-prompt`.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    super::not_yet_available("render-prompt")
+}

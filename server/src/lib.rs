@@ -1,0 +1,21 @@
+//! Punie: a local AI coding assistant behind the Language Server Protocol.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the codemap and the invariants.
+//! The pure modules (`toolcall`, `prompt`, `policy`, `tools`) do no IO; the others own one
+//! kind of IO each (`engine`: llama.cpp and HTTP, `sandbox`: the worker process, `workspace`:
+//! files and commands, `lsp`: the JSON-RPC stream, `models`: model files on disk).
+
+// The CLI's output is its product, so it alone may print.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+pub mod cli;
+
+pub mod agent;
+pub mod engine;
+pub mod lsp;
+pub mod models;
+pub mod policy;
+pub mod prompt;
+pub mod sandbox;
+pub mod toolcall;
+pub mod tools;
+pub mod workspace;

@@ -1,0 +1,1 @@
+//! lsp (placeholder until its issue lands).

@@ -1,0 +1,74 @@
+//! The `punie` binary: routes subcommands, sets up logging to stderr, decides exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use punie::cli;
+
+#[derive(Debug, Parser)]
+#[command(name = "punie", version, about = "Local AI coding assistant for any LSP editor")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Language server over stdin/stdout (logs go to stderr).
+    Lsp(cli::lsp::Args),
+    /// One agent run from the terminal: the answer on stdout, progress on stderr.
+    Ask(cli::ask::Args),
+    /// Run one Python snippet from stdin in the Code Mode sandbox; prints a JSON result.
+    Sandbox(cli::sandbox::Args),
+    /// Print the prompt the engine would see for `{"messages": [...]}` on stdin.
+    RenderPrompt(cli::render_prompt::Args),
+    /// Parse raw model output from stdin into text and tool calls (JSON).
+    Parse(cli::parse::Args),
+    /// Run an evaluation suite and print a score table.
+    Eval(cli::eval::Args),
+    /// Performance figures.
+    Bench(cli::bench::Args),
+    /// Install, list and inspect models.
+    Models(cli::models::Args),
+    /// Internal: the sandbox worker process (started by Punie itself).
+    #[command(hide = true)]
+    SandboxWorker(cli::sandbox::WorkerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Lsp(args) => cli::lsp::run(args),
+        Command::Ask(args) => cli::ask::run(args),
+        Command::Sandbox(args) => cli::sandbox::run(args),
+        Command::RenderPrompt(args) => cli::render_prompt::run(args),
+        Command::Parse(args) => cli::parse::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Bench(args) => cli::bench::run(args),
+        Command::Models(args) => cli::models::run(args),
+        Command::SandboxWorker(args) => cli::sandbox::run_worker(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // One line: what failed and why (the anyhow chain), as INTERFACES.md §1 asks.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("punie: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr only: stdout belongs to the LSP stream and to JSON output.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PUNIE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

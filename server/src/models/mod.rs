@@ -1,0 +1,1 @@
+//! models (placeholder until its issue lands).

@@ -1,0 +1,1 @@
+//! policy (placeholder until its issue lands).

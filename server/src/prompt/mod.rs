@@ -1,0 +1,1 @@
+//! prompt (placeholder until its issue lands).

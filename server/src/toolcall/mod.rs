@@ -1,0 +1,1 @@
+//! toolcall (placeholder until its issue lands).
