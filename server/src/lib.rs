@@ -10,6 +10,7 @@
 pub mod cli;
 
 pub mod agent;
+pub mod cancel;
 pub mod engine;
 pub mod lsp;
 pub mod models;

@@ -1,1 +1,7 @@
-fn main(){}
+//! End-to-end tests: each module drives the built `punie` binary as a user or editor would.
+
+mod ask;
+mod engine;
+mod lsp;
+mod models;
+mod sandbox;

@@ -1,1 +1,138 @@
-//! engine (placeholder until its issue lands).
+//! Text generation engines behind one interface.
+//!
+//! Three engines implement [`Engine`]: `llama` (llama.cpp in-process, see `llama.rs`),
+//! `openai` (an OpenAI-compatible HTTP server, `openai.rs`) and `scripted` (canned turns
+//! for deterministic tests, `scripted.rs`). Callers never hold an engine directly: an
+//! [`EngineHandle`] owns a dedicated thread that owns the engine (llama.cpp contexts are not
+//! `Sync`, and the model must outlive its context), and talks to callers through channels.
+//!
+//! Requests carry the whole prompt text. Engines that keep a KV cache compare the new prompt's
+//! tokens with the cached ones and evaluate only what follows the longest common prefix, so an
+//! agent that appends to a conversation pays only for the new tokens
+//! ([`Generation::n_evaluated`] says how many were evaluated).
+
+mod handle;
+pub mod llama;
+pub mod openai;
+pub mod scripted;
+mod spec;
+pub mod stop;
+
+use std::time::Duration;
+
+pub use crate::cancel::CancelFlag;
+pub use handle::{EngineConfig, EngineHandle, GenerationStream, StreamEvent};
+pub use spec::{EngineSpec, SpecError};
+
+/// One request for the next assistant turn.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// The full prompt, generation prompt included (see `prompt::render`).
+    pub prompt: String,
+    /// Index of this model turn within its run, starting at 0. The scripted engine answers
+    /// with its turn of this index; other engines ignore it.
+    pub turn: usize,
+    pub sampling: Sampling,
+}
+
+/// Sampling and stopping parameters. `Default` is greedy, as Punie was trained and evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    pub max_tokens: usize,
+    /// 0.0 means greedy.
+    pub temperature: f32,
+    pub top_p: f32,
+    pub top_k: i32,
+    pub seed: u32,
+    /// Generation stops before any of these strings; they are not part of the output.
+    pub stop: Vec<String>,
+    /// Keep generating past end-of-generation tokens (benchmarks only).
+    pub ignore_eog: bool,
+}
+
+impl Default for Sampling {
+    fn default() -> Sampling {
+        Sampling {
+            max_tokens: 1024,
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 0,
+            stop: vec!["<|im_end|>".to_owned(), "<|endoftext|>".to_owned()],
+            ignore_eog: false,
+        }
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-generation token or a stop string.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+    /// The caller cancelled.
+    Cancelled,
+}
+
+/// The result of one request.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    pub finish: FinishReason,
+    /// Tokens in the prompt.
+    pub n_prompt: usize,
+    /// Prompt tokens actually evaluated (the rest came from the KV cache).
+    pub n_evaluated: usize,
+    /// Tokens generated.
+    pub n_generated: usize,
+    pub timings: Timings,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Time to evaluate the prompt's new tokens.
+    pub prefill: Duration,
+    /// From the request to the first generated token.
+    pub time_to_first_token: Duration,
+    /// Time spent generating after the first token.
+    pub decode: Duration,
+}
+
+/// Errors an engine reports; each says what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("model not installed: run punie models fetch (looked for {path})")]
+    ModelMissing { path: String },
+    #[error("cannot load model {path}: {reason}")]
+    ModelInvalid { path: String, reason: String },
+    #[error("prompt of {n_prompt} tokens does not fit the context of {n_ctx} tokens")]
+    ContextOverflow { n_prompt: usize, n_ctx: usize },
+    #[error("scripted engine: {0}")]
+    Script(String),
+    #[error("server {url}: {reason}")]
+    Http { url: String, reason: String },
+    #[error("engine failed: {0}")]
+    Backend(String),
+    #[error("the engine stopped")]
+    Stopped,
+}
+
+/// What every engine does. Implementations run on the engine thread, so they need not be `Sync`.
+pub trait Engine {
+    /// A short description for logs and reports: kind and model.
+    fn describe(&self) -> String;
+
+    /// Generate the next turn, calling `on_text` with each piece of text as it is produced.
+    /// Returns with [`FinishReason::Cancelled`] within one decode step of `cancel` being set.
+    fn generate(
+        &mut self,
+        request: &GenerateRequest,
+        cancel: &CancelFlag,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, EngineError>;
+
+    /// Number of tokens `text` tokenizes to (special tokens parsed), for reports.
+    /// Engines without a tokenizer estimate.
+    fn count_tokens(&self, text: &str) -> Result<usize, EngineError>;
+}
