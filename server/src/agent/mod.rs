@@ -1,1 +1,46 @@
-//! agent (placeholder until its issue lands).
+//! The agent: one "Ask Punie" run from question to answer, with Code Mode tool calls.
+//!
+//! A run ([`run`]) renders the conversation with a prompt [`Profile`](crate::prompt::Profile),
+//! streams the model's turn from the [`EngineHandle`](crate::engine::EngineHandle), parses it
+//! ([`toolcall`](crate::toolcall)), runs each `execute_code` snippet through a [`CodeRunner`]
+//! (the [`Sandbox`](crate::sandbox::Sandbox) implements it) with the tools of a
+//! [`ToolHost`](crate::sandbox::ToolHost), appends the output as a tool message and generates
+//! again, until the model answers without a call or [`RunRequest::max_turns`] is reached.
+//!
+//! How to use it (the CLI's `punie ask` and the LSP layer both do this):
+//!
+//! ```text
+//! let request = RunRequest {
+//!     run_id: new_run_id(),
+//!     question,
+//!     conversation,                 // Conversation::new(), or the last outcome's conversation
+//!     profile,
+//!     max_turns: DEFAULT_MAX_TURNS,
+//!     sampling: Sampling::default(),
+//!     transcript_dir: Some(default_transcript_dir(&root)),
+//! };
+//! let outcome = agent::run(&engine, &mut sandbox, &host, &cancel, request, &mut |event| { … });
+//! ```
+//!
+//! - Events ([`RunEvent`]) arrive on the caller's thread, in order; `progress_message` gives
+//!   the `$/progress` wording. The last event is `Answer`, `Cancelled` or `Failed`.
+//! - Cancelling `cancel` from any thread ends the run within 100 ms with
+//!   [`RunStatus::Cancelled`], whether it is queued, generating or running a snippet.
+//! - Model mistakes are not failures: sandbox exceptions, permission denials and unparsable
+//!   calls go back to the model as tool responses (see `feedback`). `Failed` means the engine
+//!   failed (model missing, context overflow, …).
+//! - Conversation memory: [`RunOutcome::conversation`] is the conversation with this run
+//!   appended; pass it as the next request's `conversation` to follow up. A cancelled or failed
+//!   run leaves it as it was. [`save_session`]/[`load_session`] store it on disk.
+//! - Each run writes a JSON-lines transcript to `transcript_dir` (see `transcript`).
+
+// `conversation`, `executor`, `run`, `session` and `types` are written against the `prompt`
+// and `sandbox` interfaces and are switched on here as those modules land, so the shared tree
+// keeps compiling meanwhile.
+mod event;
+mod feedback;
+mod transcript;
+
+pub use event::{RunEvent, TurnStats};
+pub use feedback::tool_response;
+pub use transcript::default_transcript_dir;

@@ -1,0 +1,95 @@
+//! [`RunEvent`]: what a run reports while it works, for the CLI and the LSP layer to render.
+//!
+//! Events are plain data in the order they happen. The agent never formats them for a UI;
+//! [`RunEvent::progress_message`] gives the short wording INTERFACES.md §2 asks of `$/progress`
+//! reports so that the CLI and the LSP say the same thing.
+
+use std::time::Duration;
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    /// The run began. Always the first event.
+    Started { run_id: String, session_id: String },
+    /// The engine is busy with other runs; `ahead` jobs go first.
+    Queued { ahead: usize },
+    /// A model turn begins (1-based).
+    TurnStarted { turn: usize },
+    /// A piece of the model's output, as streamed.
+    Text { turn: usize, text: String },
+    /// A model turn ended; token counts and speed for progress displays.
+    TurnFinished { turn: usize, stats: TurnStats },
+    /// A Code Mode snippet is about to run.
+    CodeStarted { turn: usize, code: String },
+    /// A tool called from inside the snippet started, e.g. `read_file README.md`.
+    ToolStarted { tool: String, label: String },
+    /// That tool call returned.
+    ToolFinished { tool: String, label: String },
+    /// That tool call raised; `error` is `PythonExceptionType: message`.
+    ToolFailed { tool: String, label: String, error: String },
+    /// The snippet finished; `error` (`Type: message`) when it raised.
+    CodeFinished { turn: usize, ok: bool, output: String, error: Option<String> },
+    /// The model's output could not be understood as a tool call; the problem goes back to it.
+    CallRejected { turn: usize, problem: String },
+    /// The final answer (also in `RunOutcome::answer`).
+    Answer { text: String },
+    /// The run was cancelled; no more events follow.
+    Cancelled,
+    /// The run failed; no more events follow.
+    Failed { reason: String },
+}
+
+/// Figures of one model turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TurnStats {
+    /// Prompt tokens.
+    pub n_prompt: usize,
+    /// Prompt tokens evaluated (the rest came from the engine's KV cache).
+    pub n_evaluated: usize,
+    /// Tokens generated.
+    pub n_generated: usize,
+    /// Prompt evaluation time.
+    pub prefill: Duration,
+    /// Generation time after the first token.
+    pub decode: Duration,
+}
+
+impl TurnStats {
+    /// Generation speed, tokens per second; 0 when nothing was timed.
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        let seconds = self.decode.as_secs_f64();
+        if seconds > 0.0 && self.n_generated > 1 {
+            (self.n_generated - 1) as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+impl RunEvent {
+    /// The short progress wording of INTERFACES.md §2 (`generating`, `read_file README.md`,
+    /// `read_file failed: FileNotFoundError: …`), or `None` for events that are not progress
+    /// (streamed text, the answer, the end).
+    pub fn progress_message(&self) -> Option<String> {
+        match self {
+            RunEvent::Started { .. } => Some("starting".to_owned()),
+            RunEvent::Queued { ahead } => Some(format!("queued ({ahead} ahead)")),
+            RunEvent::TurnStarted { turn: 1 } => Some("generating".to_owned()),
+            RunEvent::TurnStarted { turn } => Some(format!("generating (turn {turn})")),
+            RunEvent::CodeStarted { .. } => Some("running code".to_owned()),
+            RunEvent::ToolStarted { label, .. } => Some(label.clone()),
+            RunEvent::ToolFailed { tool, error, .. } => Some(format!("{tool} failed: {error}")),
+            RunEvent::CodeFinished { ok: false, error: Some(error), .. } => {
+                Some(format!("code failed: {error}"))
+            }
+            RunEvent::CallRejected { problem, .. } => Some(format!("bad tool call: {problem}")),
+            RunEvent::Text { .. }
+            | RunEvent::TurnFinished { .. }
+            | RunEvent::ToolFinished { .. }
+            | RunEvent::CodeFinished { .. }
+            | RunEvent::Answer { .. }
+            | RunEvent::Cancelled
+            | RunEvent::Failed { .. } => None,
+        }
+    }
+}

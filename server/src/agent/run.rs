@@ -1,0 +1,428 @@
+//! The run loop: render → generate (streaming) → parse → run the snippets → append the tool
+//! responses → generate again, until the model answers without a tool call or the turn limit.
+//!
+//! **Invariant:** the conversation is only ever appended to, and the assistant's raw output is
+//! stored verbatim, so the prompt of turn k+1 starts with the prompt of turn k followed by the
+//! turn-k output. Engines with a KV cache then evaluate only the new tokens. The loop checks the
+//! invariant each turn and records it in the transcript (`prefix_reused`).
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+use serde_json::json;
+
+use crate::cancel::CancelFlag;
+use crate::engine::{EngineHandle, FinishReason, GenerateRequest, Generation, StreamEvent};
+use crate::prompt::{self, Role};
+use crate::sandbox::ToolHost;
+use crate::toolcall;
+
+use super::event::{RunEvent, TurnStats};
+use super::executor::{CodeRunner, ToolActivity, error_line};
+use super::feedback;
+use super::transcript::Transcript;
+use super::types::{RunOutcome, RunRequest, RunStatus, RunTimings, ToolCallRecord, ToolUse};
+
+/// How often a waiting run looks at its cancel flag: well inside the 100 ms promise.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
+
+/// Runs one question to its end. Never panics on model output; engine failures end the run
+/// with [`RunStatus::Failed`], cancellation (checked at least every 10 ms while waiting on the
+/// engine, and by the sandbox while a snippet runs) with [`RunStatus::Cancelled`]. The last
+/// event is always `Answer` followed by nothing (done), `Cancelled` or `Failed`.
+pub fn run(
+    engine: &EngineHandle,
+    runner: &mut dyn CodeRunner,
+    host: &dyn ToolHost,
+    cancel: &CancelFlag,
+    request: RunRequest,
+    on_event: &mut dyn FnMut(RunEvent),
+) -> RunOutcome {
+    let mut state = RunState::new(request);
+    on_event(RunEvent::Started {
+        run_id: state.outcome.run_id.clone(),
+        session_id: state.outcome.conversation.session_id().to_owned(),
+    });
+    let end = state.run_turns(engine, runner, host, cancel, on_event);
+    state.finish(end, on_event)
+}
+
+/// How the turns ended, before the outcome is sealed.
+enum End {
+    Answer(String),
+    Cancelled(String),
+    Failed(String),
+}
+
+struct RunState {
+    request: RunRequest,
+    outcome: RunOutcome,
+    transcript: Transcript,
+    started: Instant,
+    /// Messages before this run, to roll back to when it does not finish.
+    rollback_len: usize,
+    /// The previous turn's prompt followed by its output.
+    previous: Option<String>,
+}
+
+impl RunState {
+    fn new(request: RunRequest) -> RunState {
+        let transcript = Transcript::open(request.transcript_dir.as_deref(), &request.run_id);
+        let mut conversation = request.conversation.clone();
+        let rollback_len = conversation.messages().len();
+        if conversation.is_empty() {
+            if let Some(system) = prompt::system_prompt(&request.profile) {
+                conversation.push(Role::System, system);
+            }
+        }
+        conversation.push(Role::User, request.question.clone());
+        let outcome = RunOutcome {
+            run_id: request.run_id.clone(),
+            status: RunStatus::Done,
+            answer: String::new(),
+            turns: 0,
+            tool_calls: Vec::new(),
+            tokens_in: 0,
+            tokens_evaluated: 0,
+            tokens_out: 0,
+            timings: RunTimings::default(),
+            transcript: transcript.path().map(ToOwned::to_owned),
+            conversation,
+        };
+        let mut state =
+            RunState { request, outcome, transcript, started: Instant::now(), rollback_len, previous: None };
+        state.transcript.write(
+            "run",
+            json!({
+                "session_id": state.outcome.conversation.session_id(),
+                "question": state.request.question,
+                "profile": state.request.profile.name(),
+                "max_turns": state.request.max_turns,
+                "continued_messages": rollback_len,
+            }),
+        );
+        state
+    }
+
+    fn run_turns(
+        &mut self,
+        engine: &EngineHandle,
+        runner: &mut dyn CodeRunner,
+        host: &dyn ToolHost,
+        cancel: &CancelFlag,
+        on_event: &mut dyn FnMut(RunEvent),
+    ) -> End {
+        let max_turns = self.request.max_turns.max(1);
+        loop {
+            if cancel.is_cancelled() {
+                return End::Cancelled(String::new());
+            }
+            if self.outcome.turns == max_turns {
+                return End::Answer(self.turn_limit_answer(max_turns));
+            }
+            self.outcome.turns += 1;
+            let turn = self.outcome.turns;
+            let prompt = self.render_prompt(turn);
+            on_event(RunEvent::TurnStarted { turn });
+            let generation = match self.generate(engine, &prompt, turn, cancel, on_event) {
+                Generated::Done(generation) => generation,
+                Generated::Cancelled(partial) => return End::Cancelled(toolcall::parse(&partial).text.trim().to_owned()),
+                Generated::Failed(reason) => return End::Failed(reason),
+            };
+            let raw = clip_invented_response(&generation.text).to_owned();
+            self.record_generation(turn, &generation, &raw, on_event);
+            self.outcome.conversation.push(Role::Assistant, raw.clone());
+            self.previous = Some(prompt + &raw);
+
+            let parsed = toolcall::parse(&raw);
+            // Notes are repairs the parser made (a missing closing tag): the call still runs.
+            let problems: Vec<String> = parsed.hard_errors().map(|p| p.message.clone()).collect();
+            if parsed.calls.is_empty() && problems.is_empty() {
+                return End::Answer(parsed.text.trim().to_owned());
+            }
+            for call in &parsed.calls {
+                match feedback::code_for_call(&call.name, &call.arguments) {
+                    Ok(code) => self.run_snippet(turn, &call.name, code, runner, host, cancel, on_event),
+                    Err(problem) => self.reject(turn, &problem, on_event),
+                }
+                if cancel.is_cancelled() {
+                    return End::Cancelled(parsed.text.trim().to_owned());
+                }
+            }
+            if !problems.is_empty() {
+                self.reject(turn, &problems.join(" "), on_event);
+            }
+        }
+    }
+
+    /// The prompt of this turn, checked against the invariant and written to the transcript.
+    fn render_prompt(&mut self, turn: usize) -> String {
+        let prompt = prompt::render(&self.request.profile, self.outcome.conversation.messages());
+        match self.previous.as_deref() {
+            None => self.transcript.write("prompt", json!({"turn": turn, "prompt": prompt})),
+            Some(previous) => match prompt.strip_prefix(previous) {
+                Some(appended) => self.transcript.write(
+                    "prompt",
+                    json!({"turn": turn, "prefix_reused": true, "appended": appended}),
+                ),
+                None => {
+                    // A profile that re-renders earlier turns differently (a chat template that
+                    // trims or rewrites assistant messages) costs a full prompt evaluation.
+                    tracing::warn!(
+                        "turn {turn}: the prompt does not extend the previous one; the engine re-evaluates it"
+                    );
+                    self.transcript
+                        .write("prompt", json!({"turn": turn, "prefix_reused": false, "prompt": prompt}));
+                }
+            },
+        }
+        prompt
+    }
+
+    fn generate(
+        &mut self,
+        engine: &EngineHandle,
+        prompt: &str,
+        turn: usize,
+        cancel: &CancelFlag,
+        on_event: &mut dyn FnMut(RunEvent),
+    ) -> Generated {
+        let ahead = engine.pending();
+        if ahead > 0 {
+            on_event(RunEvent::Queued { ahead });
+        }
+        let request =
+            GenerateRequest { prompt: prompt.to_owned(), turn: turn - 1, sampling: self.request.sampling.clone() };
+        let stream = engine.generate(request, cancel.clone());
+        let mut partial = String::new();
+        loop {
+            // The engine thread sees the same flag and stops within a decode step, but the
+            // run does not wait for it: a queued job may sit behind another run's generation.
+            if cancel.is_cancelled() {
+                return Generated::Cancelled(partial);
+            }
+            match stream.receiver().recv_timeout(CANCEL_POLL) {
+                Ok(StreamEvent::Text(text)) => {
+                    if self.outcome.timings.first_token.is_none() {
+                        self.outcome.timings.first_token = Some(self.started.elapsed());
+                    }
+                    partial.push_str(&text);
+                    on_event(RunEvent::Text { turn, text });
+                }
+                Ok(StreamEvent::Done(Ok(generation))) => {
+                    if generation.finish == FinishReason::Cancelled || cancel.is_cancelled() {
+                        return Generated::Cancelled(partial);
+                    }
+                    return Generated::Done(generation);
+                }
+                Ok(StreamEvent::Done(Err(err))) => return Generated::Failed(err.to_string()),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Generated::Failed(crate::engine::EngineError::Stopped.to_string());
+                }
+            }
+        }
+    }
+
+    fn record_generation(
+        &mut self,
+        turn: usize,
+        generation: &Generation,
+        raw: &str,
+        on_event: &mut dyn FnMut(RunEvent),
+    ) {
+        let stats = TurnStats {
+            n_prompt: generation.n_prompt,
+            n_evaluated: generation.n_evaluated,
+            n_generated: generation.n_generated,
+            prefill: generation.timings.prefill,
+            decode: generation.timings.decode,
+        };
+        self.outcome.tokens_in += stats.n_prompt;
+        self.outcome.tokens_evaluated += stats.n_evaluated;
+        self.outcome.tokens_out += stats.n_generated;
+        self.outcome.timings.prefill += stats.prefill;
+        self.outcome.timings.decode += stats.decode;
+        self.transcript.write(
+            "output",
+            json!({
+                "turn": turn,
+                "text": generation.text,
+                "kept": raw.len() < generation.text.len(),
+                "finish": format!("{:?}", generation.finish).to_lowercase(),
+                "n_prompt": stats.n_prompt,
+                "n_evaluated": stats.n_evaluated,
+                "n_generated": stats.n_generated,
+                "prefill_ms": millis(stats.prefill),
+                "time_to_first_token_ms": millis(generation.timings.time_to_first_token),
+                "decode_ms": millis(stats.decode),
+            }),
+        );
+        on_event(RunEvent::TurnFinished { turn, stats });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_snippet(
+        &mut self,
+        turn: usize,
+        tool: &str,
+        code: String,
+        runner: &mut dyn CodeRunner,
+        host: &dyn ToolHost,
+        cancel: &CancelFlag,
+        on_event: &mut dyn FnMut(RunEvent),
+    ) {
+        self.transcript.write("tool_call", json!({"turn": turn, "tool": tool, "code": code}));
+        on_event(RunEvent::CodeStarted { turn, code: code.clone() });
+        let mut tools: Vec<ToolUse> = Vec::new();
+        let result = runner.run_code(&code, host, cancel, &mut |activity| match activity {
+            ToolActivity::Started { tool, label } => {
+                tools.push(ToolUse { tool: tool.clone(), label: label.clone(), ok: true, error: None });
+                on_event(RunEvent::ToolStarted { tool, label });
+            }
+            ToolActivity::Finished { tool, error } => {
+                // Tools run one at a time, so the last started one of that name is the one ending.
+                let label = match tools.iter_mut().rev().find(|t| t.tool == tool) {
+                    Some(used) => {
+                        used.ok = error.is_none();
+                        used.error = error.clone();
+                        used.label.clone()
+                    }
+                    None => tool.clone(),
+                };
+                match error {
+                    None => on_event(RunEvent::ToolFinished { tool, label }),
+                    Some(error) => on_event(RunEvent::ToolFailed { tool, label, error }),
+                }
+            }
+        });
+        let error = error_line(&result);
+        let response = feedback::tool_response(&result.output, error.as_deref());
+        self.outcome.timings.sandbox += result.elapsed;
+        self.transcript.write(
+            "tool_result",
+            json!({
+                "turn": turn,
+                "ok": error.is_none(),
+                "output": result.output,
+                "error": error,
+                "response": response,
+                "tools": tools.iter().map(|t| json!({"tool": t.tool, "label": t.label, "ok": t.ok, "error": t.error})).collect::<Vec<_>>(),
+                "elapsed_ms": millis(result.elapsed),
+            }),
+        );
+        on_event(RunEvent::CodeFinished { turn, ok: error.is_none(), output: result.output.clone(), error: error.clone() });
+        self.outcome.conversation.push(Role::Tool, response.clone());
+        self.outcome.tool_calls.push(ToolCallRecord {
+            turn,
+            tool: tool.to_owned(),
+            code,
+            ok: error.is_none(),
+            output: result.output,
+            error,
+            response,
+            tools,
+            elapsed: result.elapsed,
+        });
+    }
+
+    /// Tells the model its call could not run, as a tool response it can act on.
+    fn reject(&mut self, turn: usize, problem: &str, on_event: &mut dyn FnMut(RunEvent)) {
+        let response = feedback::rejected_call_response(problem);
+        self.transcript.write("rejected_call", json!({"turn": turn, "problem": problem, "response": response}));
+        on_event(RunEvent::CallRejected { turn, problem: problem.to_owned() });
+        self.outcome.conversation.push(Role::Tool, response);
+    }
+
+    fn turn_limit_answer(&self, max_turns: usize) -> String {
+        let messages = self.outcome.conversation.messages();
+        let prose = messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Assistant)
+            .map(|m| toolcall::parse(&m.content).text)
+            .unwrap_or_default();
+        let last_output = self.outcome.tool_calls.last().map(|call| call.response.as_str());
+        feedback::turn_limit_answer(max_turns, &prose, last_output)
+    }
+
+    fn finish(mut self, end: End, on_event: &mut dyn FnMut(RunEvent)) -> RunOutcome {
+        let (status, answer) = match end {
+            End::Answer(answer) => (RunStatus::Done, answer),
+            End::Cancelled(partial) => (RunStatus::Cancelled, partial),
+            End::Failed(reason) => (RunStatus::Failed(reason), String::new()),
+        };
+        if status != RunStatus::Done {
+            // A follow-up should not continue from half a turn.
+            self.outcome.conversation.truncate(self.rollback_len);
+        }
+        self.outcome.timings.wall = self.started.elapsed();
+        self.outcome.status = status;
+        self.outcome.answer = answer;
+        let outcome = self.outcome;
+        let status_name = match &outcome.status {
+            RunStatus::Done => "done".to_owned(),
+            RunStatus::Cancelled => "cancelled".to_owned(),
+            RunStatus::Failed(reason) => format!("failed: {reason}"),
+        };
+        self.transcript.write(
+            "end",
+            json!({
+                "status": status_name,
+                "answer": outcome.answer,
+                "turns": outcome.turns,
+                "tool_calls": outcome.tool_calls.len(),
+                "tokens_in": outcome.tokens_in,
+                "tokens_evaluated": outcome.tokens_evaluated,
+                "tokens_out": outcome.tokens_out,
+                "wall_ms": millis(outcome.timings.wall),
+                "first_token_ms": outcome.timings.first_token.map(millis),
+                "prefill_ms": millis(outcome.timings.prefill),
+                "decode_ms": millis(outcome.timings.decode),
+                "sandbox_ms": millis(outcome.timings.sandbox),
+            }),
+        );
+        match &outcome.status {
+            RunStatus::Done => on_event(RunEvent::Answer { text: outcome.answer.clone() }),
+            RunStatus::Cancelled => on_event(RunEvent::Cancelled),
+            RunStatus::Failed(reason) => on_event(RunEvent::Failed { reason: reason.clone() }),
+        }
+        outcome
+    }
+}
+
+enum Generated {
+    Done(Generation),
+    Cancelled(String),
+    Failed(String),
+}
+
+/// The output up to a `<tool_response>` the model wrote itself after a call: the real
+/// response comes from the sandbox, and an invented one must not reach the conversation.
+fn clip_invented_response(text: &str) -> &str {
+    match text.find("</tool_call>") {
+        Some(end) => match text[end..].find("<tool_response>") {
+            Some(invented) => text[..end + invented].trim_end(),
+            None => text,
+        },
+        None => text,
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip_invented_response;
+
+    #[test]
+    fn invented_responses_are_clipped() {
+        let call = "<tool_call><function=execute_code>\n<parameter=code>\nx\n</parameter>\n</function></tool_call>";
+        assert_eq!(clip_invented_response(call), call);
+        let invented = format!("{call}\n<tool_response>\nmade up\n</tool_response>");
+        assert_eq!(clip_invented_response(&invented), call);
+        assert_eq!(clip_invented_response("<tool_response> in prose"), "<tool_response> in prose");
+    }
+}

@@ -1,0 +1,115 @@
+//! The agent's public data: what a run is asked ([`RunRequest`]) and what it gives back
+//! ([`RunOutcome`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::Sampling;
+use crate::prompt::Profile;
+
+use super::conversation::Conversation;
+
+/// Turns a run may take when nobody says otherwise (INTERFACES.md §2 `maxTurns`).
+pub const DEFAULT_MAX_TURNS: usize = 8;
+
+/// Everything one run needs besides the engine, the sandbox and the tool host.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Names the run in events and its transcript file (`<run_id>.jsonl`); see [`new_run_id`](super::new_run_id).
+    pub run_id: String,
+    /// The user's question, appended to the conversation as a user message.
+    pub question: String,
+    /// The conversation so far: [`Conversation::new`] for a new one, or the
+    /// [`RunOutcome::conversation`] of the previous run for a follow-up.
+    pub conversation: Conversation,
+    /// How messages become prompt text (and which system prompt a new conversation gets).
+    pub profile: Profile,
+    /// Model turns at most (1..=10000); reaching it ends the run `Done` with an answer that says so.
+    pub max_turns: usize,
+    /// Sampling of every turn; `Default` is greedy and stops on `<|im_end|>`.
+    pub sampling: Sampling,
+    /// Where the transcript goes (`<dir>/<run_id>.jsonl`); `None` writes none.
+    /// Usually `<workspace>/.punie/transcripts` (see [`default_transcript_dir`](super::default_transcript_dir)).
+    pub transcript_dir: Option<PathBuf>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// A final answer, or the turn limit (the answer says so).
+    Done,
+    /// The cancel flag was set; `answer` holds what was produced so far.
+    Cancelled,
+    /// The engine failed (model missing, context overflow, …); the reason is one line.
+    Failed(String),
+}
+
+/// One Code Mode snippet the model ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCallRecord {
+    /// Model turn (1-based) that asked for it.
+    pub turn: usize,
+    /// What the model called: `execute_code`, or a direct tool (`read_file`, …) from the older
+    /// JSON form, which runs as a one-line snippet.
+    pub tool: String,
+    /// The Python that ran.
+    pub code: String,
+    pub ok: bool,
+    /// What the snippet printed.
+    pub output: String,
+    /// `PythonExceptionType: message` when it raised.
+    pub error: Option<String>,
+    /// What the model saw: the content of the tool response turn.
+    pub response: String,
+    /// The tools the snippet called, in order.
+    pub tools: Vec<ToolUse>,
+    pub elapsed: Duration,
+}
+
+/// One tool call made from inside a snippet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolUse {
+    pub tool: String,
+    pub label: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// Where the time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunTimings {
+    /// The whole run.
+    pub wall: Duration,
+    /// From the start of the run to the first generated token (queueing and loading included).
+    pub first_token: Option<Duration>,
+    /// Prompt evaluation, all turns.
+    pub prefill: Duration,
+    /// Token generation, all turns.
+    pub decode: Duration,
+    /// Snippets in the sandbox, all turns.
+    pub sandbox: Duration,
+}
+
+/// What a run gives back.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub status: RunStatus,
+    /// Markdown for the user: the final turn's prose (tool calls removed), the turn-limit note,
+    /// or, when cancelled, the prose produced so far.
+    pub answer: String,
+    /// Model turns taken.
+    pub turns: usize,
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// Prompt tokens over all turns.
+    pub tokens_in: usize,
+    /// Prompt tokens actually evaluated over all turns (the rest came from the KV cache).
+    pub tokens_evaluated: usize,
+    /// Generated tokens over all turns.
+    pub tokens_out: usize,
+    pub timings: RunTimings,
+    /// The conversation with this run's turns appended: pass it to the next run to follow up.
+    pub conversation: Conversation,
+    /// The transcript file, when one was written.
+    pub transcript: Option<PathBuf>,
+}
