@@ -1,0 +1,64 @@
+// The Punie extensions to LSP that this client relies on, mirrored from the contract
+// (shared INTERFACES.md §2; the project's copy lives in docs/INTERFACES.md).
+// Keep every punie/* method and punie.* command name here and nowhere else.
+
+import * as lc from "vscode-languageserver-protocol";
+
+/** Server commands (workspace/executeCommand), listed in executeCommandProvider.commands. */
+export const ASK_COMMAND = "punie.ask";
+export const CANCEL_COMMAND = "punie.cancel";
+
+/** The `instruction` of a `punie.ask` argument. */
+export type Instruction = "explain" | "fix" | "tests" | "refactor" | "ask";
+export const INSTRUCTIONS: readonly Instruction[] = ["explain", "fix", "tests", "refactor", "ask"];
+
+/** Argument of `punie.ask` (one element of `arguments`). */
+export interface AskArgs {
+  uri: string;
+  range: lc.Range;
+  instruction: Instruction;
+  question?: string;
+}
+
+/** Result of `punie.ask`: `token` is absent when the client has no window.workDoneProgress. */
+export interface AskResult {
+  runId: string;
+  token?: lc.ProgressToken;
+}
+
+/** Argument and result of `punie.cancel`. */
+export interface CancelArgs {
+  runId: string;
+}
+export interface CancelResult {
+  cancelled: boolean;
+}
+
+/** Notification sent when a run ends, only to clients that declare `experimental.punieAnswer`. */
+export type RunStatus = "done" | "cancelled" | "failed";
+export interface AnswerParams {
+  runId: string;
+  uri: string;
+  range: lc.Range;
+  markdown: string;
+  status: RunStatus;
+}
+export const answer = new lc.NotificationType<AnswerParams>("punie/answer");
+
+/** Client capability: `capabilities.experimental.punieAnswer = true`. */
+export const ANSWER_CAPABILITY = "punieAnswer";
+
+/** Configuration section pulled with workspace/configuration and sent on didChangeConfiguration. */
+export const CONFIG_SECTION = "punie";
+
+/** Buttons of the permission `window/showMessageRequest`. */
+export const PERMISSION_ACTIONS = ["Allow", "Allow for this session", "Deny"] as const;
+
+/** Title prefix of every code action the server offers. */
+export const CODE_ACTION_PREFIX = "Ask Punie";
+
+/** Progress: the `begin` title and the exact `end` messages. */
+export const PROGRESS_TITLE = "Punie";
+export const END_DONE = "done";
+export const END_CANCELLED = "cancelled";
+export const END_FAILED_PREFIX = "failed: ";

@@ -1,0 +1,128 @@
+// HTML of the answer panel, free of the vscode API (unit-tested). Markdown goes through `marked`
+// with raw HTML escaped, so an answer can never inject markup or script into the webview.
+import { Marked } from "marked";
+import type { Run } from "./runs";
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}
+
+const md = new Marked({
+  gfm: true,
+  breaks: false,
+  renderer: {
+    html(token) {
+      return escapeHtml(token.text);
+    },
+    link(token) {
+      const text = this.parser.parseInline(token.tokens);
+      const href = /^(https?:|mailto:)/i.test(token.href) ? token.href : "#";
+      return `<a href="${escapeHtml(href)}" title="${escapeHtml(token.title ?? "")}">${text}</a>`;
+    },
+    image(token) {
+      return escapeHtml(`![${token.text}](${token.href})`);
+    },
+  },
+});
+
+export function renderMarkdown(text: string): string {
+  return md.parse(text, { async: false }) as string;
+}
+
+const STATE_LABEL: Record<string, string> = {
+  starting: "starting…",
+  running: "working…",
+  done: "done",
+  cancelled: "cancelled",
+  failed: "failed",
+};
+
+export function renderRun(run: Run, index: number): string {
+  const tools = run.tools.length
+    ? `<details class="tools" ${run.state === "running" || run.state === "starting" ? "open" : ""}><summary>Tool calls (${run.tools.length})</summary><ul>${run.tools
+        .map(
+          (t) =>
+            `<li class="${t.failed !== undefined ? "tool-failed" : "tool-ok"}"><code>${escapeHtml(t.tool)}</code> ${escapeHtml(t.detail)}${
+              t.failed !== undefined ? ` <span class="failed">failed: ${escapeHtml(t.failed)}</span>` : ""
+            }</li>`,
+        )
+        .join("")}</ul></details>`
+    : "";
+  const busy = run.state === "running" || run.state === "starting";
+  const body = run.markdown
+    ? `<div class="markdown">${renderMarkdown(run.markdown)}</div>`
+    : busy
+      ? `<div class="working"><span class="spinner"></span> ${escapeHtml(run.message)}</div>`
+      : "";
+  const question =
+    run.question
+      ? `<blockquote class="question">${escapeHtml(run.question)}</blockquote>`
+      : "";
+  const copy = run.markdown ? `<button class="copy" data-index="${index}" title="Copy the answer as markdown">Copy</button>` : "";
+  return `<section class="run run-${run.state}" data-run-id="${escapeHtml(run.runId ?? "")}">
+<header><h2>${escapeHtml(run.title)}</h2><span class="state state-${run.state}">${STATE_LABEL[run.state] ?? run.state}</span>${copy}</header>
+${question}${tools}${body}</section>`;
+}
+
+export function renderBody(runs: readonly Run[]): string {
+  if (runs.length === 0) {
+    return `<p class="empty">No answers yet. Select code and press <kbd>Ctrl+.</kbd> (or run <b>Punie: Ask Punie…</b>) to ask.</p>`;
+  }
+  return runs.map((r, i) => renderRun(r, i)).join("\n");
+}
+
+export function panelHtml(nonce: string, cspSource: string, body: string): string {
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src ${cspSource} https: data:;">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>Punie</title>
+<style nonce="${nonce}">
+body { font-family: var(--vscode-font-family); font-size: var(--vscode-font-size); color: var(--vscode-foreground); padding: 0 12px 64px; }
+.run { border-bottom: 1px solid var(--vscode-panel-border, #8884); padding: 8px 0 12px; }
+.run header { display: flex; align-items: center; gap: 8px; }
+.run h2 { font-size: 1.1em; margin: 6px 0; flex: 1; }
+.state { font-size: 0.85em; opacity: 0.8; }
+.state-failed { color: var(--vscode-errorForeground); }
+.state-cancelled { color: var(--vscode-editorWarning-foreground); }
+blockquote.question { margin: 4px 0; padding: 2px 8px; border-left: 3px solid var(--vscode-textBlockQuote-border); background: var(--vscode-textBlockQuote-background); white-space: pre-wrap; }
+.tools { margin: 6px 0; font-size: 0.92em; }
+.tools ul { margin: 4px 0; padding-left: 18px; }
+.tool-failed .failed { color: var(--vscode-errorForeground); }
+pre { background: var(--vscode-textCodeBlock-background); padding: 8px; overflow-x: auto; }
+code { font-family: var(--vscode-editor-font-family); }
+.working { opacity: 0.85; }
+.spinner { display: inline-block; width: 10px; height: 10px; border: 2px solid currentColor; border-right-color: transparent; border-radius: 50%; animation: spin 0.8s linear infinite; }
+@keyframes spin { to { transform: rotate(360deg); } }
+button { background: var(--vscode-button-background); color: var(--vscode-button-foreground); border: none; padding: 4px 10px; cursor: pointer; }
+button:hover { background: var(--vscode-button-hoverBackground); }
+button.secondary { background: var(--vscode-button-secondaryBackground); color: var(--vscode-button-secondaryForeground); }
+.toolbar { position: fixed; bottom: 0; left: 0; right: 0; padding: 8px 12px; display: flex; gap: 8px; background: var(--vscode-editor-background); border-top: 1px solid var(--vscode-panel-border, #8884); }
+</style></head>
+<body>
+<main id="runs">${body}</main>
+<div class="toolbar">
+<button id="followup" title="Ask a follow-up question about the answers above">Ask follow-up…</button>
+<button id="copy-last" class="secondary" title="Copy the latest answer as markdown">Copy</button>
+<button id="new" class="secondary" title="Clear this conversation">New conversation</button>
+</div>
+<script nonce="${nonce}">
+const vscode = acquireVsCodeApi();
+window.addEventListener('message', (e) => {
+  const m = e.data;
+  if (m && m.type === 'render') {
+    document.getElementById('runs').innerHTML = m.body;
+    window.scrollTo(0, document.body.scrollHeight);
+  }
+});
+document.addEventListener('click', (e) => {
+  const t = e.target;
+  if (!(t instanceof HTMLElement)) return;
+  if (t.classList.contains('copy')) vscode.postMessage({ type: 'copy', index: Number(t.dataset.index) });
+  else if (t.id === 'copy-last') vscode.postMessage({ type: 'copy', index: -1 });
+  else if (t.id === 'followup') vscode.postMessage({ type: 'followup' });
+  else if (t.id === 'new') vscode.postMessage({ type: 'new' });
+});
+</script>
+</body></html>`;
+}

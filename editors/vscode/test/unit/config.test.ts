@@ -1,0 +1,48 @@
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { SERVER_KEYS, serverSettings, needsRestart } from "../../src/config";
+
+describe("config", () => {
+  it("builds the nested initializationOptions of INTERFACES §2 from the defaults", () => {
+    const pkg = JSON.parse(readFileSync("package.json", "utf8"));
+    const props = pkg.contributes.configuration.properties;
+    const s = serverSettings((k) => props[`punie.${k}`]?.default);
+    assert.deepEqual(s, {
+      profile: "punie-phase22",
+      maxTurns: 8,
+      toolPolicy: { read_file: "allow", write_file: "ask", run_command: "ask" },
+      sandbox: { timeoutMs: 10000, memoryMb: 256, outputKb: 256 },
+    });
+  });
+
+  it("passes the engine when set and leaves out unset values", () => {
+    const s = serverSettings((k) => ({ engine: " scripted:/tmp/t.json ", maxTurns: 3 } as Record<string, unknown>)[k]);
+    assert.deepEqual(s, { engine: "scripted:/tmp/t.json", maxTurns: 3 });
+  });
+
+  it("never sends the client-only settings", () => {
+    assert.ok(!SERVER_KEYS.includes("serverPath"));
+    assert.ok(!SERVER_KEYS.includes("trace.server"));
+    const s = serverSettings((k) => (k === "serverPath" ? "/x/punie" : undefined));
+    assert.deepEqual(s, {});
+  });
+
+  it("restarts only for serverPath", () => {
+    assert.equal(needsRestart((s) => s === "punie.serverPath"), true);
+    assert.equal(needsRestart((s) => s === "punie.engine"), false);
+  });
+
+  it("package.json settings are generated from settings.decl.json", () => {
+    execFileSync(process.execPath, ["scripts/gen-config.mjs", "--check"]);
+  });
+
+  it("contributes every setting the issue names, each with a description", () => {
+    const props = JSON.parse(readFileSync("package.json", "utf8")).contributes.configuration.properties;
+    for (const k of ["serverPath", "engine", "profile", "maxTurns", "toolPolicy.read_file", "toolPolicy.write_file",
+      "toolPolicy.run_command", "sandbox.timeoutMs", "sandbox.memoryMb", "sandbox.outputKb"]) {
+      assert.ok(props[`punie.${k}`], k);
+      assert.ok(props[`punie.${k}`].markdownDescription.length > 20, k);
+    }
+  });
+});
