@@ -1,1 +1,706 @@
-//! End-to-end tests of `punie ask`.
+//! End-to-end tests of `punie ask`: scripted model turns, the real sandbox and tools, on a copy
+//! of the fixture workspace (`tests/fixtures/workspace`).
+//!
+//! The ten Task 9 scenarios (`tests/fixtures/scripts/p22-*.json`, from Punie's Phase 22 Task 9
+//! queries) each assert the tool output the model would see in its next turn, computed from the
+//! fixture files rather than pasted, so the fixture can grow without breaking them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn punie() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    command.env_remove("PUNIE_ENGINE").env("PUNIE_LOG", "warn");
+    command
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn script(name: &str) -> PathBuf {
+    fixtures().join("scripts").join(format!("{name}.json"))
+}
+
+/// The script's turns, to compare the answer with the last one.
+fn script_turns(path: &Path) -> Vec<String> {
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let turns = if value.is_array() {
+        &value
+    } else {
+        &value["turns"]
+    };
+    turns
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A fresh copy of the fixture workspace (tools may write to it).
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("workspace"), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Runs `punie ask --json` with a scripted engine; returns the parsed output and the raw result.
+fn ask_json(workspace: &Path, script: &Path, extra: &[&str], question: &str) -> (Value, Output) {
+    let output = punie()
+        .arg("ask")
+        .arg("--workspace")
+        .arg(workspace)
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("--json")
+        .args(extra)
+        .arg(question)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let value = serde_json::from_str(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not JSON ({err}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (value, output)
+}
+
+/// One Task 9 scenario: runs it and checks the common shape; returns the tool responses the
+/// model saw, in order.
+#[track_caller]
+fn task9(workspace: &Path, name: &str, question: &str) -> Vec<String> {
+    let script = script(name);
+    let turns = script_turns(&script);
+    let (out, output) = ask_json(workspace, &script, &["--allow-commands"], question);
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(out["status"], "done", "{name}");
+    assert_eq!(out["turns"], turns.len(), "{name}");
+    assert_eq!(
+        out["answer"],
+        turns.last().unwrap().trim(),
+        "{name}: the answer is the last turn's prose"
+    );
+    let calls = out["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), turns.len() - 1, "{name}");
+    for call in calls {
+        assert_eq!(call["tool"], "execute_code");
+        assert_eq!(call["ok"], true, "{name}: {call}");
+        assert!(call["error"].is_null());
+        assert!(!call["code"].as_str().unwrap().is_empty());
+    }
+    calls
+        .iter()
+        .map(|c| c["response"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The workspace's `*.py` files as `find .` prints them, sorted.
+fn python_files(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    walk(root, root, &mut files);
+    files.retain(|f| f.ends_with(".py"));
+    files.sort();
+    files
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let relative = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if relative.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            walk(root, &path, out);
+        } else {
+            out.push(format!("./{relative}"));
+        }
+    }
+}
+
+fn read(root: &Path, file: &str) -> String {
+    std::fs::read_to_string(root.join(file.trim_start_matches("./"))).unwrap()
+}
+
+// ---- Task 9, single tool ----
+
+#[test]
+fn task9_single_01_read_readme() {
+    let ws = workspace();
+    let responses = task9(ws.path(), "p22-single-01", "Read the README.md file");
+    assert_eq!(responses, [read(ws.path(), "README.md").trim_end()]);
+}
+
+#[test]
+fn task9_single_02_find_python_files() {
+    let ws = workspace();
+    let responses = task9(
+        ws.path(),
+        "p22-single-02",
+        "Run the command to find all Python files",
+    );
+    let files = python_files(ws.path());
+    let expected = format!("{}\nFound {} Python files", files.join("\n"), files.len());
+    assert_eq!(responses, [expected]);
+}
+
+#[test]
+fn task9_single_03_direct_answer() {
+    let ws = workspace();
+    let responses = task9(ws.path(), "p22-single-03", "What is dependency injection?");
+    assert!(responses.is_empty());
+}
+
+#[test]
+fn task9_single_04_exception_classes() {
+    let ws = workspace();
+    let responses = task9(
+        ws.path(),
+        "p22-single-04",
+        "Find all classes that inherit from Exception",
+    );
+    let mut expected: Vec<String> = Vec::new();
+    for file in python_files(ws.path()) {
+        for (n, line) in read(ws.path(), &file).lines().enumerate() {
+            if line.contains("(Exception):") {
+                expected.push(format!("{file}:{}:{line}", n + 1));
+            }
+        }
+    }
+    expected.sort();
+    assert_eq!(
+        expected.len(),
+        2,
+        "the fixture has InventoryError and ConfigError"
+    );
+    assert_eq!(responses, [expected.join("\n")]);
+}
+
+#[test]
+fn task9_single_05_direct_answer() {
+    let ws = workspace();
+    let responses = task9(
+        ws.path(),
+        "p22-single-05",
+        "Explain the difference between ORM and raw SQL",
+    );
+    assert!(responses.is_empty());
+}
+
+// ---- Task 9, multi-step ----
+
+#[test]
+fn task9_multi_01_count_lines() {
+    let ws = workspace();
+    let responses = task9(
+        ws.path(),
+        "p22-multi-01",
+        "Find all Python files and count the total lines of code",
+    );
+    let mut lines = Vec::new();
+    let mut total = 0;
+    for file in python_files(ws.path()) {
+        let count = read(ws.path(), &file).split('\n').count();
+        total += count;
+        lines.push(format!("{file}: {count}"));
+    }
+    lines.push(format!("Total lines of code: {total}"));
+    assert_eq!(responses, [lines.join("\n")]);
+}
+
+#[test]
+fn task9_multi_02_count_tests() {
+    let ws = workspace();
+    let responses = task9(
+        ws.path(),
+        "p22-multi-02",
+        "Find all test files and count how many test functions they contain",
+    );
+    let files: Vec<String> = python_files(ws.path())
+        .into_iter()
+        .filter(|f| f.starts_with("./tests/test_"))
+        .map(|f| f.trim_start_matches("./").to_owned())
+        .collect();
+    let mut lines = Vec::new();
+    let mut total = 0;
+    for file in &files {
+        let count = read(ws.path(), file).matches("def test_").count();
+        total += count;
+        lines.push(format!("{file}: {count} tests"));
+    }
+    lines.push(format!(
+        "Total: {total} test functions in {} files",
+        files.len()
+    ));
+    assert_eq!(total, 5);
+    assert_eq!(responses, [lines.join("\n")]);
+}
+
+#[test]
+fn task9_multi_03_config_present() {
+    let ws = workspace();
+    let question = "If config.py exists, read it; otherwise create a default one";
+    let responses = task9(ws.path(), "p22-multi-03", question);
+    let config = read(ws.path(), "config.py");
+    assert_eq!(
+        responses,
+        [format!("config.py exists:\n{}", config.trim_end())]
+    );
+}
+
+#[test]
+fn task9_multi_03_config_missing() {
+    let ws = workspace();
+    std::fs::remove_file(ws.path().join("config.py")).unwrap();
+    let question = "If config.py exists, read it; otherwise create a default one";
+    let responses = task9(ws.path(), "p22-multi-03", question);
+    assert_eq!(responses, ["config.py was missing; created a default one"]);
+    assert_eq!(
+        read(ws.path(), "config.py"),
+        "DEBUG = False\n",
+        "write_file created it on disk"
+    );
+}
+
+#[test]
+fn task9_multi_04_docstrings() {
+    let ws = workspace();
+    let responses = task9(
+        ws.path(),
+        "p22-multi-04",
+        "Count how many Python files have docstrings",
+    );
+    let files = python_files(ws.path());
+    let mut lines = Vec::new();
+    let mut count = 0;
+    for file in &files {
+        if read(ws.path(), file).starts_with("\"\"\"") {
+            count += 1;
+        } else {
+            lines.push(format!("no docstring: {file}"));
+        }
+    }
+    lines.push(format!(
+        "{count} of {} Python files have docstrings",
+        files.len()
+    ));
+    assert!(
+        count > 0 && count < files.len(),
+        "the fixture has files with and without docstrings"
+    );
+    assert_eq!(responses, [lines.join("\n")]);
+}
+
+#[test]
+fn task9_multi_05_lines_per_directory() {
+    let ws = workspace();
+    let responses = task9(
+        ws.path(),
+        "p22-multi-05",
+        "Find all directories and count lines of code in each",
+    );
+    let files = python_files(ws.path());
+    let mut dirs: Vec<String> = files
+        .iter()
+        .map(|f| f.rsplit_once('/').unwrap().0.to_owned())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    assert!(
+        dirs.len() > 1,
+        "the fixture has Python files in several directories"
+    );
+    let mut lines = Vec::new();
+    let mut total = 0;
+    for dir in &dirs {
+        let in_dir: Vec<&String> = files
+            .iter()
+            .filter(|f| f.rsplit_once('/').unwrap().0 == dir)
+            .collect();
+        let count: usize = in_dir
+            .iter()
+            .map(|f| read(ws.path(), f).lines().count())
+            .sum();
+        total += count;
+        lines.push(format!("{dir}: {count} lines in {} files", in_dir.len()));
+    }
+    lines.push(format!("total: {total}"));
+    assert_eq!(responses, [lines.join("\n")]);
+}
+
+// ---- The loop's other paths ----
+
+/// Writes a script of `turns` into `dir` and returns its path.
+fn write_script(dir: &Path, name: &str, script: Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec(&script).unwrap()).unwrap();
+    path
+}
+
+fn call(code: &str) -> String {
+    format!(
+        "<tool_call><function=execute_code>\n<parameter=code>\n{code}\n</parameter>\n</function></tool_call>"
+    )
+}
+
+fn transcript(out: &Value) -> Vec<Value> {
+    let path = out["transcript"].as_str().expect("a transcript path");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn turn_limit_stops_with_a_clear_answer() {
+    let ws = workspace();
+    let scripts = tempfile::tempdir().unwrap();
+    let turns: Vec<String> = (0..5)
+        .map(|i| call(&format!("print('step {i}')")))
+        .collect();
+    let script = write_script(scripts.path(), "loop.json", Value::from(turns));
+    let (out, output) = ask_json(ws.path(), &script, &["--max-turns", "3"], "loop");
+    assert!(output.status.success());
+    assert_eq!(out["status"], "done");
+    assert_eq!(out["turns"], 3);
+    assert_eq!(out["tool_calls"].as_array().unwrap().len(), 3);
+    let answer = out["answer"].as_str().unwrap();
+    assert!(answer.starts_with("Stopped after 3 turns"), "{answer}");
+    assert!(
+        answer.contains("step 2"),
+        "the last snippet's output is kept: {answer}"
+    );
+}
+
+#[test]
+fn model_mistakes_go_back_to_the_model() {
+    let ws = workspace();
+    let scripts = tempfile::tempdir().unwrap();
+    let turns = vec![
+        // Not valid JSON: the parser cannot make a call of it.
+        "<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": README.md}}\n</tool_call>".to_owned(),
+        "<tool_call><function=delete_everything>\n<parameter=path>\n.\n</parameter>\n</function></tool_call>"
+            .to_owned(),
+        call("print(undefined_name)"),
+        call("print('unclosed"),
+        call("print(run_command('ls'))"),
+        call("print(read_file('missing.txt'))"),
+        "I could not finish.".to_owned(),
+    ];
+    let script = write_script(scripts.path(), "mistakes.json", Value::from(turns));
+    // No --allow-commands: run_command raises PermissionError inside the snippet.
+    let (out, output) = ask_json(ws.path(), &script, &[], "try things");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(out["status"], "done");
+    assert_eq!(out["turns"], 7);
+    assert_eq!(out["answer"], "I could not finish.");
+
+    let lines = transcript(&out);
+    let rejected: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "rejected_call")
+        .collect();
+    assert_eq!(
+        rejected.len(),
+        2,
+        "the bad JSON call and the unknown function"
+    );
+    assert_eq!(rejected[0]["turn"], 1);
+    assert!(
+        rejected[1]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("delete_everything")
+    );
+    for line in &rejected {
+        assert!(line["response"].as_str().unwrap().starts_with("Error: "));
+    }
+
+    let calls = out["tool_calls"].as_array().unwrap();
+    let errors: Vec<&str> = calls
+        .iter()
+        .map(|c| c["error"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(calls.len(), 4);
+    assert!(errors[0].starts_with("NameError: "), "{errors:?}");
+    assert!(errors[1].starts_with("SyntaxError"), "{errors:?}");
+    assert!(errors[2].starts_with("PermissionError"), "{errors:?}");
+    assert!(errors[3].starts_with("FileNotFoundError"), "{errors:?}");
+    for (call, error) in calls.iter().zip(&errors) {
+        assert_eq!(call["ok"], false);
+        assert_eq!(
+            call["response"],
+            format!("Error: {error}"),
+            "the model sees the exception line"
+        );
+    }
+    // Each response is in the next prompt, as the user turn the fine-tune was trained on.
+    let appended: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "prompt" && l["turn"] != 1)
+        .map(|l| l["appended"].as_str().unwrap())
+        .collect();
+    assert_eq!(appended.len(), 6);
+    assert!(
+        appended[2].contains("<tool_response>\nError: NameError: "),
+        "{}",
+        appended[2]
+    );
+}
+
+#[test]
+fn transcript_is_written_and_prompts_extend_each_other() {
+    let ws = workspace();
+    let script = script("p22-single-01");
+    let (out, output) = ask_json(ws.path(), &script, &[], "Read the README.md file");
+    assert!(output.status.success());
+    let path = PathBuf::from(out["transcript"].as_str().unwrap());
+    assert!(
+        path.starts_with(ws.path().canonicalize().unwrap().join(".punie/transcripts")),
+        "{}",
+        path.display()
+    );
+    assert_eq!(
+        path.file_name().unwrap().to_string_lossy(),
+        format!("{}.jsonl", out["run_id"].as_str().unwrap())
+    );
+
+    let lines = transcript(&out);
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        [
+            "run",
+            "prompt",
+            "output",
+            "tool_call",
+            "tool_result",
+            "prompt",
+            "output",
+            "end"
+        ]
+    );
+    assert!(lines.iter().all(|l| l["run_id"] == out["run_id"]));
+    assert_eq!(lines[0]["question"], "Read the README.md file");
+    assert_eq!(lines[2]["n_generated"].as_u64().map(|n| n > 0), Some(true));
+    assert_eq!(lines[4]["tools"][0]["tool"], "read_file");
+    assert_eq!(lines[7]["status"], "done");
+    assert_eq!(lines[7]["answer"], out["answer"]);
+
+    // KV prefix reuse: turn 2's prompt is turn 1's prompt + turn 1's output + what was appended.
+    let first_prompt = lines[1]["prompt"].as_str().unwrap();
+    assert!(
+        first_prompt.ends_with("<|im_start|>assistant\n"),
+        "{first_prompt}"
+    );
+    assert_eq!(lines[5]["prefix_reused"], true);
+    let readme = read(ws.path(), "README.md");
+    assert_eq!(
+        lines[5]["appended"],
+        format!(
+            "<|im_end|>\n<|im_start|>user\n<tool_response>\n{}\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+            readme.trim_end()
+        )
+    );
+}
+
+#[test]
+fn continue_follows_up_on_the_last_conversation() {
+    let ws = workspace();
+    let scripts = tempfile::tempdir().unwrap();
+    let first = write_script(scripts.path(), "first.json", Value::from(vec!["Paris."]));
+    let second = write_script(
+        scripts.path(),
+        "second.json",
+        Value::from(vec!["About two million."]),
+    );
+    let (out1, _) = ask_json(ws.path(), &first, &[], "What is the capital of France?");
+    let (out2, output) = ask_json(
+        ws.path(),
+        &second,
+        &["--continue"],
+        "How many people live there?",
+    );
+    assert!(output.status.success());
+    assert_eq!(out2["answer"], "About two million.");
+    assert_eq!(out1["session_id"], out2["session_id"]);
+    let prompt1 = transcript(&out1)[1]["prompt"].as_str().unwrap().to_owned();
+    let prompt2 = transcript(&out2)[1]["prompt"].as_str().unwrap().to_owned();
+    assert!(prompt2.starts_with(&format!(
+        "{prompt1}Paris.<|im_end|>\n<|im_start|>user\nHow many people live there?"
+    )));
+
+    // Without --continue, a new session.
+    let (out3, _) = ask_json(ws.path(), &second, &[], "How many people live there?");
+    assert_ne!(out3["session_id"], out2["session_id"]);
+}
+
+#[test]
+fn ctrl_c_cancels_a_running_snippet() {
+    let ws = workspace();
+    let scripts = tempfile::tempdir().unwrap();
+    let script = write_script(
+        scripts.path(),
+        "spin.json",
+        Value::from(vec![call("while True:\n    pass")]),
+    );
+    let mut child = punie()
+        .arg("ask")
+        .arg("--workspace")
+        .arg(ws.path())
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .args(["--timeout-ms", "60000", "--json", "spin"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Plain progress lines on a pipe: wait for the snippet to start.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    loop {
+        let line = lines
+            .next()
+            .expect("punie ended before running the snippet")
+            .unwrap();
+        if line.contains("running code") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = Instant::now();
+    // SAFETY: signals the child we spawned, by its pid.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let output = child.wait_with_output().unwrap();
+    let waited = sent.elapsed();
+    assert_eq!(output.status.code(), Some(130));
+    assert!(waited < Duration::from_secs(2), "took {waited:?}");
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["status"], "cancelled");
+    let lines = transcript(&out);
+    assert_eq!(lines.last().unwrap()["status"], "cancelled");
+}
+
+#[test]
+fn bad_arguments_get_one_clear_line() {
+    let ws = workspace();
+    let script = script("p22-single-03");
+    let engine = format!("scripted:{}", script.display());
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--workspace".into(), "/no/such/dir".into(), "q".into()],
+            "--workspace /no/such/dir",
+        ),
+        (
+            vec!["--engine".into(), "bogus".into(), "q".into()],
+            "engine SPEC `bogus`",
+        ),
+        (
+            vec![
+                "--engine".into(),
+                "scripted:/no/such.json".into(),
+                "q".into(),
+            ],
+            "/no/such.json",
+        ),
+        (
+            vec![
+                "--engine".into(),
+                engine.clone(),
+                "--profile".into(),
+                "nope".into(),
+                "q".into(),
+            ],
+            "unknown profile `nope`",
+        ),
+        (
+            vec![
+                "--engine".into(),
+                engine.clone(),
+                "--max-turns".into(),
+                "0".into(),
+                "q".into(),
+            ],
+            "--max-turns 0",
+        ),
+        (
+            vec!["--engine".into(), engine, " ".into()],
+            "the question is empty",
+        ),
+    ];
+    for (args, expect) in cases {
+        let mut command = punie();
+        command.arg("ask");
+        if !args.contains(&"--workspace".to_owned()) {
+            command.arg("--workspace").arg(ws.path());
+        }
+        let output = command.args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn plain_output_is_the_answer_markdown() {
+    let ws = workspace();
+    let script = script("p22-single-03");
+    let output = punie()
+        .arg("ask")
+        .arg("--workspace")
+        .arg(ws.path())
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("What is dependency injection?")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let expected = script_turns(&script).pop().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", expected.trim())
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("punie: generating"), "{stderr}");
+}
+
+// Hook for the lead: one `punie ask` on the real default model (SmolLM2) goes here, e.g.
+// `fn ask_default_model()` that returns early unless the model is installed, runs
+// `punie ask --workspace <workspace()> --json "Read the README.md file"` with no `--engine`,
+// and asserts a non-empty `answer` and that `transcript(&out)` ends with an `end` line.

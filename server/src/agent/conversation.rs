@@ -19,12 +19,18 @@ pub struct Conversation {
 impl Conversation {
     /// A new, empty session; the run adds the profile's system prompt.
     pub fn new() -> Conversation {
-        Conversation { session_id: new_id("session"), messages: Vec::new() }
+        Conversation {
+            session_id: new_id("session"),
+            messages: Vec::new(),
+        }
     }
 
     /// A session restored from storage.
     pub fn from_parts(session_id: String, messages: Vec<Message>) -> Conversation {
-        Conversation { session_id, messages }
+        Conversation {
+            session_id,
+            messages,
+        }
     }
 
     pub fn session_id(&self) -> &str {
@@ -40,7 +46,10 @@ impl Conversation {
     }
 
     pub(crate) fn push(&mut self, role: Role, content: impl Into<String>) {
-        self.messages.push(Message { role, content: content.into() });
+        self.messages.push(Message {
+            role,
+            content: content.into(),
+        });
     }
 
     /// Drops the messages after the first `len`, to undo a run that did not finish.
@@ -65,7 +74,10 @@ pub fn new_run_id() -> String {
 fn new_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}-{millis}-{}-{n}", std::process::id())
 }

@@ -26,9 +26,18 @@ pub enum RunEvent {
     /// That tool call returned.
     ToolFinished { tool: String, label: String },
     /// That tool call raised; `error` is `PythonExceptionType: message`.
-    ToolFailed { tool: String, label: String, error: String },
+    ToolFailed {
+        tool: String,
+        label: String,
+        error: String,
+    },
     /// The snippet finished; `error` (`Type: message`) when it raised.
-    CodeFinished { turn: usize, ok: bool, output: String, error: Option<String> },
+    CodeFinished {
+        turn: usize,
+        ok: bool,
+        output: String,
+        error: Option<String>,
+    },
     /// The model's output could not be understood as a tool call; the problem goes back to it.
     CallRejected { turn: usize, problem: String },
     /// The final answer (also in `RunOutcome::answer`).
@@ -79,9 +88,11 @@ impl RunEvent {
             RunEvent::CodeStarted { .. } => Some("running code".to_owned()),
             RunEvent::ToolStarted { label, .. } => Some(label.clone()),
             RunEvent::ToolFailed { tool, error, .. } => Some(format!("{tool} failed: {error}")),
-            RunEvent::CodeFinished { ok: false, error: Some(error), .. } => {
-                Some(format!("code failed: {error}"))
-            }
+            RunEvent::CodeFinished {
+                ok: false,
+                error: Some(error),
+                ..
+            } => Some(format!("code failed: {error}")),
             RunEvent::CallRejected { problem, .. } => Some(format!("bad tool call: {problem}")),
             RunEvent::Text { .. }
             | RunEvent::TurnFinished { .. }

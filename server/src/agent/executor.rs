@@ -27,9 +27,15 @@ pub trait CodeRunner {
 /// A tool call inside a snippet starting or ending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolActivity {
-    Started { tool: String, label: String },
+    Started {
+        tool: String,
+        label: String,
+    },
     /// `error` is `PythonExceptionType: message` when the tool raised.
-    Finished { tool: String, error: Option<String> },
+    Finished {
+        tool: String,
+        error: Option<String>,
+    },
 }
 
 /// What a snippet did.
@@ -52,10 +58,15 @@ impl CodeRunner for Sandbox {
     ) -> CodeResult {
         let result = self.execute(code, host, cancel, &mut |event: ToolEvent| {
             on_tool(match event {
-                ToolEvent::Started { tool, label } => ToolActivity::Started { tool: tool.to_string(), label },
+                ToolEvent::Started { tool, label } => ToolActivity::Started { tool, label },
                 ToolEvent::Finished { tool, ok, error } => ToolActivity::Finished {
-                    tool: tool.to_string(),
-                    error: if ok { None } else { Some(error.map(|e| e.to_string()).unwrap_or_default()) },
+                    tool,
+                    // A failed call always has a reason to show; fall back to a generic one.
+                    error: if ok {
+                        None
+                    } else {
+                        Some(error.unwrap_or_else(|| "Error: the tool failed".to_owned()))
+                    },
                 },
             })
         });
@@ -69,5 +80,8 @@ impl CodeRunner for Sandbox {
 
 /// `Type: message` of a result's error.
 pub(crate) fn error_line(result: &CodeResult) -> Option<String> {
-    result.error.as_ref().map(|(type_name, message)| exception_line(type_name, message))
+    result
+        .error
+        .as_ref()
+        .map(|(type_name, message)| exception_line(type_name, message))
 }

@@ -24,7 +24,7 @@ pub fn tool_response(output: &str, error: Option<&str>) -> String {
 }
 
 /// The tool response for a call the agent could not run, so the model can fix its call.
-pub fn rejected_call_response(problem: &str) -> String {
+pub(crate) fn rejected_call_response(problem: &str) -> String {
     format!(
         "Error: {problem}\nCall tools by writing Python in one execute_code call:\n\
          <tool_call><function=execute_code>\n<parameter=code>\nprint(read_file(\"README.md\"))\n</parameter>\n</function></tool_call>"
@@ -32,13 +32,21 @@ pub fn rejected_call_response(problem: &str) -> String {
 }
 
 /// `Type: message`, the one-line form of a Python exception used in events and responses.
-pub fn exception_line(type_name: &str, message: &str) -> String {
-    if message.is_empty() { type_name.to_owned() } else { format!("{type_name}: {message}") }
+pub(crate) fn exception_line(type_name: &str, message: &str) -> String {
+    if message.is_empty() {
+        type_name.to_owned()
+    } else {
+        format!("{type_name}: {message}")
+    }
 }
 
 /// The answer of a run that reached its turn limit: says so, then keeps whatever the model
 /// said and the last snippet's output, so the user still sees the work done.
-pub fn turn_limit_answer(max_turns: usize, prose: &str, last_output: Option<&str>) -> String {
+pub(crate) fn turn_limit_answer(
+    max_turns: usize,
+    prose: &str,
+    last_output: Option<&str>,
+) -> String {
     let plural = if max_turns == 1 { "" } else { "s" };
     let mut answer = format!(
         "Stopped after {max_turns} turn{plural}: the turn limit (maxTurns = {max_turns}) was reached before the model gave a final answer."
@@ -58,7 +66,7 @@ pub fn turn_limit_answer(max_turns: usize, prose: &str, last_output: Option<&str
 
 /// The Python to run for a parsed call: `execute_code`'s `code`, or a direct tool call turned
 /// into `print(tool(...))`. The error says what is wrong, for [`rejected_call_response`].
-pub fn code_for_call(name: &str, arguments: &Map<String, Value>) -> Result<String, String> {
+pub(crate) fn code_for_call(name: &str, arguments: &Map<String, Value>) -> Result<String, String> {
     if name == "execute_code" {
         return match arguments.get("code") {
             Some(Value::String(code)) if !code.trim().is_empty() => Ok(code.clone()),
@@ -68,7 +76,9 @@ pub fn code_for_call(name: &str, arguments: &Map<String, Value>) -> Result<Strin
         };
     }
     if !DIRECT_TOOLS.contains(&name) {
-        return Err(format!("unknown function `{name}`; the only function is execute_code"));
+        return Err(format!(
+            "unknown function `{name}`; the only function is execute_code"
+        ));
     }
     let args = arguments
         .iter()
@@ -85,7 +95,9 @@ pub fn code_for_call(name: &str, arguments: &Map<String, Value>) -> Result<Strin
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
@@ -98,7 +110,14 @@ fn python_literal(value: &Value) -> String {
         Value::Bool(false) => "False".to_owned(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => Value::String(s.clone()).to_string(),
-        Value::Array(items) => format!("[{}]", items.iter().map(python_literal).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(python_literal)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Value::Object(map) => format!(
             "{{{}}}",
             map.iter()
@@ -117,7 +136,9 @@ mod tests {
 
     #[track_caller]
     fn check_code(name: &str, arguments: Value, expect: Result<&str, &str>) {
-        let Value::Object(arguments) = arguments else { panic!("arguments must be an object") };
+        let Value::Object(arguments) = arguments else {
+            panic!("arguments must be an object")
+        };
         let got = code_for_call(name, &arguments);
         assert_eq!(got.as_deref().map_err(String::as_str), expect);
     }
@@ -125,28 +146,54 @@ mod tests {
     #[test]
     fn execute_code_passes_its_code() {
         check_code("execute_code", json!({"code": "print(1)"}), Ok("print(1)"));
-        check_code("execute_code", json!({"code": "  "}), Err("execute_code was called with empty code"));
-        check_code("execute_code", json!({}), Err("execute_code needs a `code` parameter"));
+        check_code(
+            "execute_code",
+            json!({"code": "  "}),
+            Err("execute_code was called with empty code"),
+        );
+        check_code(
+            "execute_code",
+            json!({}),
+            Err("execute_code needs a `code` parameter"),
+        );
     }
 
     #[test]
     fn direct_calls_become_snippets() {
-        check_code("read_file", json!({"path": "a \"b\".py"}), Ok(r#"print(read_file(path="a \"b\".py"))"#));
+        check_code(
+            "read_file",
+            json!({"path": "a \"b\".py"}),
+            Ok(r#"print(read_file(path="a \"b\".py"))"#),
+        );
         check_code(
             "run_command",
             json!({"command": "find", "args": [".", "-name", "*.py"], "cwd": null}),
-            Ok(r#"print(run_command(command="find", args=[".", "-name", "*.py"], cwd=None))"#),
+            Ok(r#"print(run_command(args=[".", "-name", "*.py"], command="find", cwd=None))"#),
         );
-        check_code("rm_rf", json!({}), Err("unknown function `rm_rf`; the only function is execute_code"));
-        check_code("read_file", json!({"a-b": 1}), Err("`a-b` is not a valid argument name for read_file"));
+        check_code(
+            "rm_rf",
+            json!({}),
+            Err("unknown function `rm_rf`; the only function is execute_code"),
+        );
+        check_code(
+            "read_file",
+            json!({"a-b": 1}),
+            Err("`a-b` is not a valid argument name for read_file"),
+        );
     }
 
     #[test]
     fn responses_keep_output_and_add_the_error() {
         assert_eq!(tool_response("hello\n", None), "hello");
         assert_eq!(tool_response("", None), "(no output)");
-        assert_eq!(tool_response("", Some("NameError: name 'x' is not defined")), "Error: NameError: name 'x' is not defined");
-        assert_eq!(tool_response("a\n", Some("ZeroDivisionError: division by zero")), "a\nError: ZeroDivisionError: division by zero");
+        assert_eq!(
+            tool_response("", Some("NameError: name 'x' is not defined")),
+            "Error: NameError: name 'x' is not defined"
+        );
+        assert_eq!(
+            tool_response("a\n", Some("ZeroDivisionError: division by zero")),
+            "a\nError: ZeroDivisionError: division by zero"
+        );
     }
 
     #[test]

@@ -70,10 +70,10 @@ impl RunState {
         let transcript = Transcript::open(request.transcript_dir.as_deref(), &request.run_id);
         let mut conversation = request.conversation.clone();
         let rollback_len = conversation.messages().len();
-        if conversation.is_empty() {
-            if let Some(system) = prompt::system_prompt(&request.profile) {
-                conversation.push(Role::System, system);
-            }
+        if conversation.is_empty()
+            && let Some(system) = prompt::system_prompt(&request.profile)
+        {
+            conversation.push(Role::System, system);
         }
         conversation.push(Role::User, request.question.clone());
         let outcome = RunOutcome {
@@ -89,8 +89,14 @@ impl RunState {
             transcript: transcript.path().map(ToOwned::to_owned),
             conversation,
         };
-        let mut state =
-            RunState { request, outcome, transcript, started: Instant::now(), rollback_len, previous: None };
+        let mut state = RunState {
+            request,
+            outcome,
+            transcript,
+            started: Instant::now(),
+            rollback_len,
+            previous: None,
+        };
         state.transcript.write(
             "run",
             json!({
@@ -126,7 +132,9 @@ impl RunState {
             on_event(RunEvent::TurnStarted { turn });
             let generation = match self.generate(engine, &prompt, turn, cancel, on_event) {
                 Generated::Done(generation) => generation,
-                Generated::Cancelled(partial) => return End::Cancelled(toolcall::parse(&partial).text.trim().to_owned()),
+                Generated::Cancelled(partial) => {
+                    return End::Cancelled(toolcall::parse(&partial).text.trim().to_owned());
+                }
                 Generated::Failed(reason) => return End::Failed(reason),
             };
             let raw = clip_invented_response(&generation.text).to_owned();
@@ -142,7 +150,9 @@ impl RunState {
             }
             for call in &parsed.calls {
                 match feedback::code_for_call(&call.name, &call.arguments) {
-                    Ok(code) => self.run_snippet(turn, &call.name, code, runner, host, cancel, on_event),
+                    Ok(code) => {
+                        self.run_snippet(turn, &call.name, code, runner, host, cancel, on_event)
+                    }
                     Err(problem) => self.reject(turn, &problem, on_event),
                 }
                 if cancel.is_cancelled() {
@@ -159,7 +169,9 @@ impl RunState {
     fn render_prompt(&mut self, turn: usize) -> String {
         let prompt = prompt::render(&self.request.profile, self.outcome.conversation.messages());
         match self.previous.as_deref() {
-            None => self.transcript.write("prompt", json!({"turn": turn, "prompt": prompt})),
+            None => self
+                .transcript
+                .write("prompt", json!({"turn": turn, "prompt": prompt})),
             Some(previous) => match prompt.strip_prefix(previous) {
                 Some(appended) => self.transcript.write(
                     "prompt",
@@ -171,8 +183,10 @@ impl RunState {
                     tracing::warn!(
                         "turn {turn}: the prompt does not extend the previous one; the engine re-evaluates it"
                     );
-                    self.transcript
-                        .write("prompt", json!({"turn": turn, "prefix_reused": false, "prompt": prompt}));
+                    self.transcript.write(
+                        "prompt",
+                        json!({"turn": turn, "prefix_reused": false, "prompt": prompt}),
+                    );
                 }
             },
         }
@@ -191,8 +205,11 @@ impl RunState {
         if ahead > 0 {
             on_event(RunEvent::Queued { ahead });
         }
-        let request =
-            GenerateRequest { prompt: prompt.to_owned(), turn: turn - 1, sampling: self.request.sampling.clone() };
+        let request = GenerateRequest {
+            prompt: prompt.to_owned(),
+            turn: turn - 1,
+            sampling: self.request.sampling.clone(),
+        };
         let stream = engine.generate(request, cancel.clone());
         let mut partial = String::new();
         loop {
@@ -272,12 +289,23 @@ impl RunState {
         cancel: &CancelFlag,
         on_event: &mut dyn FnMut(RunEvent),
     ) {
-        self.transcript.write("tool_call", json!({"turn": turn, "tool": tool, "code": code}));
-        on_event(RunEvent::CodeStarted { turn, code: code.clone() });
+        self.transcript.write(
+            "tool_call",
+            json!({"turn": turn, "tool": tool, "code": code}),
+        );
+        on_event(RunEvent::CodeStarted {
+            turn,
+            code: code.clone(),
+        });
         let mut tools: Vec<ToolUse> = Vec::new();
         let result = runner.run_code(&code, host, cancel, &mut |activity| match activity {
             ToolActivity::Started { tool, label } => {
-                tools.push(ToolUse { tool: tool.clone(), label: label.clone(), ok: true, error: None });
+                tools.push(ToolUse {
+                    tool: tool.clone(),
+                    label: label.clone(),
+                    ok: true,
+                    error: None,
+                });
                 on_event(RunEvent::ToolStarted { tool, label });
             }
             ToolActivity::Finished { tool, error } => {
@@ -311,7 +339,12 @@ impl RunState {
                 "elapsed_ms": millis(result.elapsed),
             }),
         );
-        on_event(RunEvent::CodeFinished { turn, ok: error.is_none(), output: result.output.clone(), error: error.clone() });
+        on_event(RunEvent::CodeFinished {
+            turn,
+            ok: error.is_none(),
+            output: result.output.clone(),
+            error: error.clone(),
+        });
         self.outcome.conversation.push(Role::Tool, response.clone());
         self.outcome.tool_calls.push(ToolCallRecord {
             turn,
@@ -329,8 +362,14 @@ impl RunState {
     /// Tells the model its call could not run, as a tool response it can act on.
     fn reject(&mut self, turn: usize, problem: &str, on_event: &mut dyn FnMut(RunEvent)) {
         let response = feedback::rejected_call_response(problem);
-        self.transcript.write("rejected_call", json!({"turn": turn, "problem": problem, "response": response}));
-        on_event(RunEvent::CallRejected { turn, problem: problem.to_owned() });
+        self.transcript.write(
+            "rejected_call",
+            json!({"turn": turn, "problem": problem, "response": response}),
+        );
+        on_event(RunEvent::CallRejected {
+            turn,
+            problem: problem.to_owned(),
+        });
         self.outcome.conversation.push(Role::Tool, response);
     }
 
@@ -342,7 +381,11 @@ impl RunState {
             .find(|m| m.role == Role::Assistant)
             .map(|m| toolcall::parse(&m.content).text)
             .unwrap_or_default();
-        let last_output = self.outcome.tool_calls.last().map(|call| call.response.as_str());
+        let last_output = self
+            .outcome
+            .tool_calls
+            .last()
+            .map(|call| call.response.as_str());
         feedback::turn_limit_answer(max_turns, &prose, last_output)
     }
 
@@ -383,9 +426,13 @@ impl RunState {
             }),
         );
         match &outcome.status {
-            RunStatus::Done => on_event(RunEvent::Answer { text: outcome.answer.clone() }),
+            RunStatus::Done => on_event(RunEvent::Answer {
+                text: outcome.answer.clone(),
+            }),
             RunStatus::Cancelled => on_event(RunEvent::Cancelled),
-            RunStatus::Failed(reason) => on_event(RunEvent::Failed { reason: reason.clone() }),
+            RunStatus::Failed(reason) => on_event(RunEvent::Failed {
+                reason: reason.clone(),
+            }),
         }
         outcome
     }
@@ -423,6 +470,9 @@ mod tests {
         assert_eq!(clip_invented_response(call), call);
         let invented = format!("{call}\n<tool_response>\nmade up\n</tool_response>");
         assert_eq!(clip_invented_response(&invented), call);
-        assert_eq!(clip_invented_response("<tool_response> in prose"), "<tool_response> in prose");
+        assert_eq!(
+            clip_invented_response("<tool_response> in prose"),
+            "<tool_response> in prose"
+        );
     }
 }

@@ -33,7 +33,8 @@ pub fn save_session(path: &Path, conversation: &Conversation, profile: &str) -> 
         .iter()
         .map(|m| json!({"role": role_name(m.role), "content": m.content}))
         .collect();
-    let body = json!({"session_id": conversation.session_id(), "profile": profile, "messages": messages});
+    let body =
+        json!({"session_id": conversation.session_id(), "profile": profile, "messages": messages});
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -51,7 +52,12 @@ pub fn load_session(path: &Path) -> anyhow::Result<Option<SavedSession>> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
-    let bad = || format!("{} is not a saved Punie session; delete it to start afresh", path.display());
+    let bad = || {
+        format!(
+            "{} is not a saved Punie session; delete it to start afresh",
+            path.display()
+        )
+    };
     let value: Value = serde_json::from_str(&text).with_context(bad)?;
     let session_id = value["session_id"].as_str().with_context(bad)?.to_owned();
     let profile = value["profile"].as_str().with_context(bad)?.to_owned();
@@ -66,5 +72,8 @@ pub fn load_session(path: &Path) -> anyhow::Result<Option<SavedSession>> {
         })
         .collect::<Option<Vec<_>>>()
         .with_context(bad)?;
-    Ok(Some(SavedSession { conversation: Conversation::from_parts(session_id, messages), profile }))
+    Ok(Some(SavedSession {
+        conversation: Conversation::from_parts(session_id, messages),
+        profile,
+    }))
 }

@@ -31,11 +31,18 @@ impl Transcript {
     /// Opens `<dir>/<run_id>.jsonl` (creating `dir`), or a disabled transcript when `dir` is `None`
     /// or cannot be written.
     pub(crate) fn open(dir: Option<&Path>, run_id: &str) -> Transcript {
-        let mut transcript = Transcript { run_id: run_id.to_owned(), writer: None, path: None };
+        let mut transcript = Transcript {
+            run_id: run_id.to_owned(),
+            writer: None,
+            path: None,
+        };
         let Some(dir) = dir else { return transcript };
         let path = dir.join(format!("{run_id}.jsonl"));
         let opened = std::fs::create_dir_all(dir).and_then(|()| {
-            std::fs::OpenOptions::new().create(true).append(true).open(&path)
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
         });
         match opened {
             Ok(file) => {
@@ -53,7 +60,9 @@ impl Transcript {
 
     /// Appends one line `{"event": event, "run_id": …, ...fields}`; `fields` must be an object.
     pub(crate) fn write(&mut self, event: &str, fields: Value) {
-        let Some(writer) = self.writer.as_mut() else { return };
+        let Some(writer) = self.writer.as_mut() else {
+            return;
+        };
         let mut line = json!({"event": event, "run_id": self.run_id});
         if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
             line.extend(fields);

@@ -1,0 +1,413 @@
+//! Run-loop tests: the scripted engine and a fake [`CodeRunner`], so every path (answers, tool
+//! calls, events, cancellation, follow-ups, engine failures) is checked without a sandbox
+//! process. The real sandbox is exercised end to end by `tests/e2e/ask.rs`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::cancel::CancelFlag;
+use crate::engine::{EngineConfig, EngineHandle, EngineSpec, Sampling};
+use crate::prompt::{Profile, Role};
+use crate::sandbox::{DiskToolHost, ToolHost};
+
+/// Prints what it is asked to run, after reporting one `read_file` call; or spins until
+/// cancelled when the code says `spin`.
+struct FakeRunner;
+
+impl CodeRunner for FakeRunner {
+    fn run_code(
+        &mut self,
+        code: &str,
+        _host: &dyn ToolHost,
+        cancel: &CancelFlag,
+        on_tool: &mut dyn FnMut(ToolActivity),
+    ) -> CodeResult {
+        if code == "spin" {
+            while !cancel.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return CodeResult {
+                output: String::new(),
+                error: Some(("KeyboardInterrupt".into(), "cancelled".into())),
+                elapsed: Duration::ZERO,
+            };
+        }
+        on_tool(ToolActivity::Started {
+            tool: "read_file".into(),
+            label: "read_file README.md".into(),
+        });
+        if code.contains("fail") {
+            on_tool(ToolActivity::Finished {
+                tool: "read_file".into(),
+                error: Some("FileNotFoundError: README.md".into()),
+            });
+            return CodeResult {
+                output: "partial\n".into(),
+                error: Some(("FileNotFoundError".into(), "README.md".into())),
+                elapsed: Duration::from_millis(1),
+            };
+        }
+        on_tool(ToolActivity::Finished {
+            tool: "read_file".into(),
+            error: None,
+        });
+        CodeResult {
+            output: format!("ran {code}\n"),
+            error: None,
+            elapsed: Duration::from_millis(1),
+        }
+    }
+}
+
+fn call(code: &str) -> String {
+    format!(
+        "<tool_call><function=execute_code>\n<parameter=code>\n{code}\n</parameter>\n</function></tool_call>"
+    )
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn engine(&self, script: Value) -> EngineHandle {
+        let path = self
+            .dir
+            .path()
+            .join(format!("script-{}.json", new_run_id()));
+        std::fs::write(&path, script.to_string()).unwrap();
+        EngineHandle::spawn(EngineSpec::Scripted { path }, EngineConfig::default())
+    }
+
+    fn transcripts(&self) -> PathBuf {
+        self.dir.path().join("transcripts")
+    }
+
+    fn request(&self, question: &str, conversation: Conversation) -> RunRequest {
+        RunRequest {
+            run_id: new_run_id(),
+            question: question.to_owned(),
+            conversation,
+            profile: Profile::from_name("punie-phase22").unwrap(),
+            max_turns: DEFAULT_MAX_TURNS,
+            sampling: Sampling::default(),
+            transcript_dir: Some(self.transcripts()),
+        }
+    }
+
+    fn host(&self) -> DiskToolHost {
+        DiskToolHost {
+            root: self.dir.path().to_owned(),
+            allow_commands: false,
+        }
+    }
+
+    /// Runs to the end, cancelling after `cancel_after` if given; returns the outcome, the
+    /// events and when the cancel flag was set.
+    fn run(
+        &self,
+        engine: &EngineHandle,
+        request: RunRequest,
+        cancel_after: Option<Duration>,
+    ) -> (RunOutcome, Vec<RunEvent>, Option<Instant>) {
+        let cancel = CancelFlag::default();
+        let canceller = cancel_after.map(|delay| {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                cancel.cancel();
+                Instant::now()
+            })
+        });
+        let mut events = Vec::new();
+        let outcome = run(
+            engine,
+            &mut FakeRunner,
+            &self.host(),
+            &cancel,
+            request,
+            &mut |e| events.push(e),
+        );
+        let cancelled_at = canceller.map(|t| t.join().unwrap());
+        (outcome, events, cancelled_at)
+    }
+}
+
+fn transcript_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn direct_answer_takes_one_turn() {
+    let fx = Fixture::new();
+    let engine = fx.engine(json!([
+        "Dependency injection passes an object its collaborators."
+    ]));
+    let (outcome, events, _) = fx.run(
+        &engine,
+        fx.request("What is DI?", Conversation::new()),
+        None,
+    );
+    assert_eq!(outcome.status, RunStatus::Done);
+    assert_eq!(
+        outcome.answer,
+        "Dependency injection passes an object its collaborators."
+    );
+    assert_eq!(outcome.turns, 1);
+    assert!(outcome.tool_calls.is_empty());
+    assert!(matches!(events.first(), Some(RunEvent::Started { .. })));
+    assert!(matches!(events.last(), Some(RunEvent::Answer { .. })));
+    let roles: Vec<Role> = outcome
+        .conversation
+        .messages()
+        .iter()
+        .map(|m| m.role)
+        .collect();
+    assert_eq!(roles, [Role::System, Role::User, Role::Assistant]);
+}
+
+#[test]
+fn tool_calls_run_and_their_output_goes_back() {
+    let fx = Fixture::new();
+    let engine = fx.engine(json!([
+        format!(
+            "I'll use the read_file tool.\n\n{}",
+            call("print(read_file('README.md'))")
+        ),
+        call("fail"),
+        "It says hello.",
+    ]));
+    let (outcome, events, _) = fx.run(
+        &engine,
+        fx.request("Read the README", Conversation::new()),
+        None,
+    );
+    assert_eq!(outcome.status, RunStatus::Done);
+    assert_eq!(outcome.turns, 3);
+    assert_eq!(outcome.answer, "It says hello.");
+    let responses: Vec<&str> = outcome
+        .tool_calls
+        .iter()
+        .map(|c| c.response.as_str())
+        .collect();
+    assert_eq!(
+        responses,
+        [
+            "ran print(read_file('README.md'))",
+            "partial\nError: FileNotFoundError: README.md"
+        ]
+    );
+    assert_eq!(
+        outcome.tool_calls[1].error.as_deref(),
+        Some("FileNotFoundError: README.md")
+    );
+    assert_eq!(
+        outcome.tool_calls[1].tools[0].error.as_deref(),
+        Some("FileNotFoundError: README.md")
+    );
+
+    // The assistant's raw output, prose and call included, is what the conversation keeps.
+    let messages = outcome.conversation.messages();
+    assert!(
+        messages[2]
+            .content
+            .starts_with("I'll use the read_file tool.\n\n<tool_call>")
+    );
+    assert_eq!(messages[3].role, Role::Tool);
+
+    let progress: Vec<String> = events
+        .iter()
+        .filter_map(RunEvent::progress_message)
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            "starting",
+            "generating",
+            "running code",
+            "read_file README.md",
+            "generating (turn 2)",
+            "running code",
+            "read_file README.md",
+            "read_file failed: FileNotFoundError: README.md",
+            "code failed: FileNotFoundError: README.md",
+            "generating (turn 3)",
+        ]
+    );
+}
+
+#[test]
+fn each_prompt_extends_the_previous_prompt_and_output() {
+    let fx = Fixture::new();
+    let engine = fx.engine(json!([call("a"), call("b"), "done"]));
+    let (outcome, _, _) = fx.run(&engine, fx.request("q", Conversation::new()), None);
+    let lines = transcript_lines(outcome.transcript.as_deref().unwrap());
+    let prompts: Vec<&Value> = lines.iter().filter(|l| l["event"] == "prompt").collect();
+    assert_eq!(prompts.len(), 3);
+    assert!(prompts[0]["prompt"].is_string());
+    for later in &prompts[1..] {
+        assert_eq!(later["prefix_reused"], true, "{later}");
+    }
+    // Rebuild each full prompt from the pieces and compare with a fresh render.
+    let outputs: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "output")
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    let mut prompt = prompts[0]["prompt"].as_str().unwrap().to_owned();
+    for (k, later) in prompts[1..].iter().enumerate() {
+        prompt = format!(
+            "{prompt}{}{}",
+            outputs[k],
+            later["appended"].as_str().unwrap()
+        );
+    }
+    let messages = outcome.conversation.messages();
+    let profile = Profile::from_name("punie-phase22").unwrap();
+    assert_eq!(
+        prompt,
+        crate::prompt::render(&profile, &messages[..messages.len() - 1])
+    );
+}
+
+#[test]
+fn follow_up_continues_the_conversation() {
+    let fx = Fixture::new();
+    let first = fx
+        .run(
+            &fx.engine(json!(["Paris."])),
+            fx.request("Capital of France?", Conversation::new()),
+            None,
+        )
+        .0;
+    let session = first.conversation.session_id().to_owned();
+    let second = fx
+        .run(
+            &fx.engine(json!(["Two million."])),
+            fx.request("Population?", first.conversation),
+            None,
+        )
+        .0;
+    assert_eq!(second.conversation.session_id(), session);
+    let contents: Vec<&str> = second.conversation.messages()[1..]
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            "Capital of France?",
+            "Paris.",
+            "Population?",
+            "Two million."
+        ]
+    );
+}
+
+#[test]
+fn cancel_during_generation_ends_within_100ms() {
+    let fx = Fixture::new();
+    let engine = fx.engine(json!({"turns": ["word ".repeat(400)], "chunk_delay_ms": 20}));
+    let before = Conversation::new();
+    let (outcome, events, cancelled_at) = fx.run(
+        &engine,
+        fx.request("talk", before.clone()),
+        Some(Duration::from_millis(150)),
+    );
+    let latency = cancelled_at.unwrap().elapsed();
+    assert_eq!(outcome.status, RunStatus::Cancelled);
+    assert!(
+        latency < Duration::from_millis(100),
+        "took {latency:?} after the cancel"
+    );
+    assert!(
+        outcome.answer.starts_with("word"),
+        "the prose so far: {:?}",
+        outcome.answer
+    );
+    assert_eq!(events.last(), Some(&RunEvent::Cancelled));
+    assert_eq!(
+        outcome.conversation.messages(),
+        before.messages(),
+        "a cancelled run is not remembered"
+    );
+    let lines = transcript_lines(outcome.transcript.as_deref().unwrap());
+    assert_eq!(lines.last().unwrap()["status"], "cancelled");
+}
+
+#[test]
+fn cancel_during_a_snippet_ends_within_100ms() {
+    let fx = Fixture::new();
+    let engine = fx.engine(json!([call("spin"), "never"]));
+    let (outcome, events, cancelled_at) = fx.run(
+        &engine,
+        fx.request("spin", Conversation::new()),
+        Some(Duration::from_millis(300)),
+    );
+    let latency = cancelled_at.unwrap().elapsed();
+    assert_eq!(outcome.status, RunStatus::Cancelled);
+    assert!(
+        latency < Duration::from_millis(100),
+        "took {latency:?} after the cancel"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RunEvent::CodeStarted { .. }))
+    );
+    assert_eq!(events.last(), Some(&RunEvent::Cancelled));
+}
+
+#[test]
+fn engine_failure_fails_the_run() {
+    let fx = Fixture::new();
+    let engine = EngineHandle::spawn(
+        EngineSpec::Scripted {
+            path: fx.dir.path().join("missing.json"),
+        },
+        EngineConfig::default(),
+    );
+    let (outcome, events, _) = fx.run(&engine, fx.request("q", Conversation::new()), None);
+    let RunStatus::Failed(reason) = &outcome.status else {
+        panic!("{:?}", outcome.status)
+    };
+    assert!(reason.contains("missing.json"), "{reason}");
+    assert!(matches!(events.last(), Some(RunEvent::Failed { .. })));
+}
+
+#[test]
+fn sessions_round_trip_through_disk() {
+    let fx = Fixture::new();
+    let outcome = fx
+        .run(
+            &fx.engine(json!(["Paris."])),
+            fx.request("Capital?", Conversation::new()),
+            None,
+        )
+        .0;
+    let path = default_session_path(fx.dir.path());
+    save_session(&path, &outcome.conversation, "punie-phase22").unwrap();
+    let saved = load_session(&path).unwrap().unwrap();
+    assert_eq!(saved.conversation, outcome.conversation);
+    assert_eq!(saved.profile, "punie-phase22");
+    assert_eq!(
+        load_session(&fx.dir.path().join("none.json")).unwrap(),
+        None
+    );
+    std::fs::write(&path, "{}").unwrap();
+    let err = load_session(&path).unwrap_err().to_string();
+    assert!(err.contains("is not a saved Punie session"), "{err}");
+}
