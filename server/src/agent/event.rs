@@ -11,6 +11,8 @@ use std::time::Duration;
 pub enum RunEvent {
     /// The run began. Always the first event.
     Started { run_id: String, session_id: String },
+    /// The engine is still loading its model; generation starts when it is ready.
+    LoadingModel,
     /// The engine is busy with other runs; `ahead` jobs go first.
     Queued { ahead: usize },
     /// A model turn begins (1-based).
@@ -82,6 +84,7 @@ impl RunEvent {
     pub fn progress_message(&self) -> Option<String> {
         match self {
             RunEvent::Started { .. } => Some("starting".to_owned()),
+            RunEvent::LoadingModel => Some("loading the model".to_owned()),
             RunEvent::Queued { ahead } => Some(format!("queued ({ahead} ahead)")),
             RunEvent::TurnStarted { turn: 1 } => Some("generating".to_owned()),
             RunEvent::TurnStarted { turn } => Some(format!("generating (turn {turn})")),

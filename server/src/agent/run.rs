@@ -129,6 +129,9 @@ impl RunState {
             self.outcome.turns += 1;
             let turn = self.outcome.turns;
             let prompt = self.render_prompt(turn);
+            if engine.load_state().is_none() {
+                on_event(RunEvent::LoadingModel);
+            }
             on_event(RunEvent::TurnStarted { turn });
             let generation = match self.generate(engine, &prompt, turn, cancel, on_event) {
                 Generated::Done(generation) => generation,

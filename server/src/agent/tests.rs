@@ -85,7 +85,10 @@ impl Fixture {
             .path()
             .join(format!("script-{}.json", new_run_id()));
         std::fs::write(&path, script.to_string()).unwrap();
-        EngineHandle::spawn(EngineSpec::Scripted { path }, EngineConfig::default())
+        let engine = EngineHandle::spawn(EngineSpec::Scripted { path }, EngineConfig::default());
+        // Loaded before the run, so the events do not depend on how fast the script loads.
+        engine.wait_ready().unwrap();
+        engine
     }
 
     fn transcripts(&self) -> PathBuf {
