@@ -39,7 +39,7 @@ const STATE_LABEL: Record<string, string> = {
 
 export function renderRun(run: Run, index: number): string {
   const tools = run.tools.length
-    ? `<details class="tools" ${run.state === "running" || run.state === "starting" ? "open" : ""}><summary>Tool calls (${run.tools.length})</summary><ul>${run.tools
+    ? `<details class="tools" ${run.state === "running" || run.state === "starting" || run.tools.length <= 5 ? "open" : ""}><summary>Tool calls (${run.tools.length})</summary><ul>${run.tools
         .map(
           (t) =>
             `<li class="${t.failed !== undefined ? "tool-failed" : "tool-ok"}"><code>${escapeHtml(t.tool)}</code> ${escapeHtml(t.detail)}${

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# End-to-end test in a real VS Code (code-server + headless Debian chromium + Playwright), with the
+# built .vsix installed and the real `punie lsp` on the scripted engine.
+#   run-e2e.sh [--mock]     PUNIE_BIN=/path/to/punie (default: <repo>/target/debug/punie)
+# --mock uses test/e2e/mock-punie.mjs instead of the real server (to check the harness itself).
+# Prints `N passed, M failed`; exits non-zero when a check fails. Screenshots go to images/.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+EXT="$(cd "$HERE/../.." && pwd)"
+REPO="$(cd "$EXT/../.." && pwd)"
+CACHE="${PUNIE_E2E_CACHE:-$HOME/.cache/punie-e2e}"
+PORT="${PUNIE_E2E_PORT:-8765}"
+if [ "${1:-}" = "--mock" ]; then BIN="$HERE/mock-punie.mjs"; else BIN="${PUNIE_BIN:-$REPO/target/debug/punie}"; fi
+[ -x "$BIN" ] || { echo "run-e2e: no punie binary at $BIN (build it with: cargo build -p punie, or set PUNIE_BIN)" >&2; exit 1; }
+VSIX="${PUNIE_VSIX:-$EXT/punie.vsix}"
+[ -f "$VSIX" ] || { echo "run-e2e: no $VSIX (npm run package first)" >&2; exit 1; }
+CS="$CACHE/cs/node_modules/.bin/code-server"
+[ -x "$CS" ] || { echo "run-e2e: code-server missing: run scripts/setup-e2e.sh" >&2; exit 1; }
+
+D="$(mktemp -d /tmp/punie-e2e.XXXXXX)"
+WS="$D/ws"
+mkdir -p "$D/ud/User" "$WS/src" "$WS/.vscode" "$D/turns"
+cat > "$D/ud/User/settings.json" <<JSON
+{ "workbench.startupEditor": "none", "extensions.autoUpdate": false, "extensions.autoCheckUpdates": false,
+  "security.workspace.trust.enabled": false, "workbench.tips.enabled": false, "chat.disableAIFeatures": true,
+  "telemetry.telemetryLevel": "off", "update.mode": "none", "git.enabled": false,
+  "workbench.colorTheme": "Default Dark Modern", "window.commandCenter": false, "editor.minimap.enabled": false }
+JSON
+printf 'def add(a, b):\n    return a - b\n' > "$WS/src/calc.py"
+cp "$WS/src/calc.py" "$D/calc.orig.py"
+python3 - "$D/turns" <<'PY'
+import json, sys
+d = sys.argv[1]
+call = lambda code: f"<tool_call><function=execute_code>\n<parameter=code>\n{code}\n</parameter>\n</function></tool_call>"
+explain = ["I'll use the read_file tool.\n\n" + call("print(read_file('src/calc.py'))"),
+           "`add` returns the **difference** of its arguments, not their sum:\n\n"
+           "```python\nreturn a - b\n```\n\n- It subtracts `b` from `a`.\n- Rename it or use `+` to add."]
+json.dump({"turns": explain, "chunk_delay_ms": 15}, open(f"{d}/explain.json", "w"))
+json.dump({"turns": ["The bug: `-` should be `+`.\n\n```python\ndef add(a, b):\n    return a + b\n```\n"], "chunk_delay_ms": 5}, open(f"{d}/fix.json", "w"))
+json.dump({"turns": [call("write_file('src/calc.py', 'hacked = True\\n')"), "I was not allowed to write `src/calc.py`."]}, open(f"{d}/write.json", "w"))
+json.dump({"turns": ["Thinking about it " * 400], "chunk_delay_ms": 50}, open(f"{d}/slow.json", "w"))
+json.dump({"turns": ["You asked a question; here is the answer: **42**."]}, open(f"{d}/ask.json", "w"))
+PY
+cat > "$WS/.vscode/settings.json" <<JSON
+{ "punie.serverPath": "$BIN", "punie.engine": "scripted:$D/turns/explain.json",
+  "punie.toolPolicy.write_file": "ask", "punie.trace.server": "messages" }
+JSON
+
+CSA=(--config "$D/c.yaml" --user-data-dir "$D/ud" --extensions-dir "$D/ext")
+printf 'bind-addr: 127.0.0.1:%s\nauth: none\ncert: false\n' "$PORT" > "$D/c.yaml"
+"$CS" "${CSA[@]}" --install-extension "$VSIX" >"$D/install.log" 2>&1 || { cat "$D/install.log" >&2; exit 1; }
+"$CS" "${CSA[@]}" --auth none --bind-addr "127.0.0.1:$PORT" --disable-telemetry --disable-update-check \
+  --disable-workspace-trust --disable-getting-started-override "$WS" >"$D/cs.log" 2>&1 &
+CSPID=$!
+cleanup() { kill "$CSPID" 2>/dev/null || true; wait "$CSPID" 2>/dev/null || true; if [ "${rc:-1}" = 0 ] && [ -z "${PUNIE_E2E_KEEP:-}" ]; then rm -rf "$D"; else echo "run-e2e: kept $D" >&2; fi; }
+trap cleanup EXIT
+for _ in $(seq 1 120); do curl -sf "127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.5; done
+rc=0
+"$CACHE/pwenv/bin/python" "$HERE/ui_test.py" --url "http://127.0.0.1:$PORT/?folder=$WS" --ws "$WS" --turns "$D/turns" \
+  --orig "$D/calc.orig.py" --images "$EXT/images" --logs "$D" || rc=$?
+if [ $rc -ne 0 ]; then
+  echo "--- code-server log (tail) ---" >&2; tail -20 "$D/cs.log" >&2
+  find "$D/ud/logs" -name '*Punie*' -exec sh -c 'echo "--- $1 (tail)"; tail -40 "$1"' _ {} \; >&2 2>/dev/null || true
+fi
+exit $rc

@@ -1,0 +1,207 @@
+"""Drives the real VS Code workbench (code-server) with Playwright and Debian's chromium.
+
+Each check is one scenario of issue 7; the run prints `N passed, M failed` and exits 1 on a failure.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import traceback
+
+from playwright.sync_api import sync_playwright, expect
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--url", required=True)
+ap.add_argument("--ws", required=True)
+ap.add_argument("--turns", required=True)
+ap.add_argument("--orig", required=True)
+ap.add_argument("--images", required=True)
+ap.add_argument("--logs", required=True)
+a = ap.parse_args()
+CALC = os.path.join(a.ws, "src", "calc.py")
+ORIG = open(a.orig).read()
+T = 30_000  # ms, per wait
+
+results = []
+
+
+def check(name):
+    def deco(fn):
+        t0 = time.time()
+        try:
+            fn()
+            results.append((name, True))
+            print(f"PASS {name} ({time.time() - t0:.1f}s)", flush=True)
+        except Exception:
+            results.append((name, False))
+            print(f"FAIL {name} ({time.time() - t0:.1f}s)\n{traceback.format_exc()}", flush=True)
+            try:
+                page.screenshot(path=os.path.join(a.logs, f"fail-{len(results)}.png"))
+            except Exception:
+                pass
+        return fn
+    return deco
+
+
+def set_settings(**kv):
+    """Writes the workspace settings; VS Code notices the file and the client sends didChangeConfiguration."""
+    p = os.path.join(a.ws, ".vscode", "settings.json")
+    s = json.load(open(p))
+    s.update({f"punie.{k}": v for k, v in kv.items()})
+    json.dump(s, open(p, "w"), indent=2)
+    time.sleep(2.0)
+
+
+def engine(name):
+    set_settings(engine=f"scripted:{os.path.join(a.turns, name)}")
+
+
+def editor_text():
+    return page.locator(".editor-instance .view-lines").first.inner_text().replace("\u00a0", " ")
+
+
+def select_all_in_editor():
+    page.locator(".editor-instance .view-lines").first.click()
+    page.keyboard.press("Control+a")
+
+
+def open_menu():
+    select_all_in_editor()
+    page.keyboard.press("Control+.")
+    menu = page.locator(".action-widget")
+    expect(menu).to_contain_text("Ask Punie: Explain", timeout=T)
+    return menu
+
+
+def choose(title):
+    menu = open_menu()
+    # The menu sits under a pointer block: walk it with the keyboard, like a user would.
+    for _ in range(12):
+        focused = menu.locator(".monaco-list-row.focused").inner_text().strip()
+        if focused.endswith(title):
+            page.keyboard.press("Enter")
+            return
+        page.keyboard.press("ArrowDown")
+    raise AssertionError(f"{title!r} not found in the code action menu")
+
+
+def status_item(pattern):
+    return page.locator(".statusbar-item", has_text=re.compile(pattern))
+
+
+def answers():
+    return page.frame_locator("iframe.webview").frame_locator("#active-frame").locator("#runs")
+
+
+with sync_playwright() as pw:
+    browser = pw.chromium.launch(executable_path="/usr/lib/chromium/chromium", args=["--no-sandbox"], headless=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 860})
+    page.on("console", lambda m: m.type == "error" and os.environ.get("PUNIE_E2E_VERBOSE") and print("console:", m.text))
+    page.goto(a.url)
+    page.wait_for_selector(".monaco-workbench", timeout=60_000)
+    # Open src/calc.py through Quick Open.
+    page.wait_for_selector(".statusbar", timeout=60_000)
+    time.sleep(1.0)
+    page.keyboard.press("Control+p")
+    page.keyboard.type("calc.py")
+    page.wait_for_selector(".quick-input-list .monaco-list-row", timeout=T)
+    page.keyboard.press("Enter")
+    expect(page.locator(".editor-instance .view-lines").first).to_contain_text("def add", timeout=T)
+
+    @check("code actions: the Ask Punie actions appear in the Ctrl+. menu on a selection")
+    def _():
+        deadline = time.time() + 60  # the server may still be starting
+        while True:
+            try:
+                menu = open_menu()
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                page.keyboard.press("Escape")
+                time.sleep(1)
+        for t in ["Ask Punie: Explain", "Ask Punie: Fix", "Ask Punie: Write tests", "Ask Punie: Refactor", "Ask Punie…"]:
+            expect(menu).to_contain_text(t)
+        page.screenshot(path=os.path.join(a.images, "code-actions.png"))
+        page.keyboard.press("Escape")
+
+    @check("progress: a run shows progress in the status bar and ends")
+    def _():
+        choose("Ask Punie: Explain")
+        seen_running = False
+        deadline = time.time() + T / 1000
+        while time.time() < deadline:
+            texts = page.locator(".statusbar-item").all_inner_texts()
+            if any(re.search(r"Punie: (?!done|cancelled|failed)", t) for t in texts):
+                seen_running = True
+            if any("Punie: done" in t for t in texts):
+                break
+            time.sleep(0.05)
+        expect(status_item(r"Punie: done")).to_be_visible(timeout=1000)
+        assert seen_running, "never saw the run's progress in the status bar"
+
+    @check("answer panel: shows the answer as markdown, with the tool calls and the buttons")
+    def _():
+        runs = answers()
+        expect(runs).to_contain_text("returns the difference of its arguments", timeout=T)
+        expect(runs.locator("strong", has_text="difference")).to_be_visible()
+        expect(runs.locator(".tools")).to_contain_text("read_file")
+        frame = page.frame_locator("iframe.webview").frame_locator("#active-frame")
+        expect(frame.locator("#followup")).to_be_visible()
+        expect(frame.locator("#copy-last")).to_be_visible()
+        page.screenshot(path=os.path.join(a.images, "answer-panel.png"))
+
+    @check("Ask Punie…: asks for the question with an input box")
+    def _():
+        engine("ask.json")
+        choose("Ask Punie…")
+        box = page.locator(".quick-input-widget input")
+        expect(box).to_be_visible(timeout=T)
+        box.fill("What does add return?")
+        page.keyboard.press("Enter")
+        expect(answers().locator("blockquote.question", has_text="What does add return?")).to_be_visible(timeout=T)
+        expect(answers()).to_contain_text("here is the answer: 42", timeout=T)
+
+    @check("cancel: clicking the status bar progress cancels the run")
+    def _():
+        engine("slow.json")
+        choose("Ask Punie: Explain")
+        item = status_item(r"Punie: (?!done|cancelled|failed)")
+        expect(item).to_be_visible(timeout=T)
+        time.sleep(0.5)
+        item.first.click()
+        expect(status_item(r"Punie: cancelled")).to_be_visible(timeout=T)
+        expect(answers().locator(".run-cancelled").last).to_be_visible(timeout=T)
+
+    @check("permissions: a write_file dialog answered Deny leaves the file untouched")
+    def _():
+        engine("write.json")
+        choose("Ask Punie: Explain")
+        dialog = page.locator(".monaco-dialog-box")
+        expect(dialog).to_contain_text("write_file", timeout=T)
+        expect(dialog.get_by_role("button", name="Allow for this session")).to_be_visible()
+        page.screenshot(path=os.path.join(a.images, "permission-dialog.png"))
+        dialog.get_by_role("button", name="Deny").click()
+        expect(status_item(r"Punie: done")).to_be_visible(timeout=T)
+        assert open(CALC).read() == ORIG, "src/calc.py changed on disk"
+        assert "a - b" in editor_text(), editor_text()
+        expect(answers()).to_contain_text("not allowed to write", timeout=T)
+
+    @check("fix: a Fix is applied as one undoable edit")
+    def _():
+        engine("fix.json")
+        choose("Ask Punie: Fix")
+        expect(page.locator(".editor-instance .view-lines").first).to_contain_text("a + b", timeout=T)
+        page.locator(".editor-instance .view-lines").first.click()
+        page.keyboard.press("Control+z")
+        expect(page.locator(".editor-instance .view-lines").first).to_contain_text("a - b", timeout=5000)
+        assert "a + b" not in editor_text(), editor_text()
+
+    browser.close()
+
+passed = sum(1 for _, ok in results if ok)
+failed = len(results) - passed
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
