@@ -145,10 +145,10 @@ impl Setup {
         }
         let workspace = resolve_workspace(args.workspace.as_deref())?;
         let spec = EngineSpec::parse(args.engine.as_deref().unwrap_or(""))?;
-        if let EngineSpec::Scripted { path } | EngineSpec::Llama { path } = &spec {
-            if !path.is_file() {
-                bail!("engine SPEC: {} is not a file", path.display());
-            }
+        if let EngineSpec::Scripted { path } | EngineSpec::Llama { path } = &spec
+            && !path.is_file()
+        {
+            bail!("engine SPEC: {} is not a file", path.display());
         }
         let profile_name = match &args.profile {
             Some(name) => name.clone(),
