@@ -35,7 +35,7 @@ call = lambda code: f"<tool_call><function=execute_code>\n<parameter=code>\n{cod
 explain = ["I'll use the read_file tool.\n\n" + call("print(read_file('src/calc.py'))"),
            "`add` returns the **difference** of its arguments, not their sum:\n\n"
            "```python\nreturn a - b\n```\n\n- It subtracts `b` from `a`.\n- Rename it or use `+` to add."]
-json.dump({"turns": explain, "chunk_delay_ms": 15}, open(f"{d}/explain.json", "w"))
+json.dump({"turns": explain, "chunk_delay_ms": 30}, open(f"{d}/explain.json", "w"))
 json.dump({"turns": ["The bug: `-` should be `+`.\n\n```python\ndef add(a, b):\n    return a + b\n```\n"], "chunk_delay_ms": 5}, open(f"{d}/fix.json", "w"))
 json.dump({"turns": [call("write_file('src/calc.py', 'hacked = True\\n')"), "I was not allowed to write `src/calc.py`."]}, open(f"{d}/write.json", "w"))
 json.dump({"turns": ["Thinking about it " * 400], "chunk_delay_ms": 50}, open(f"{d}/slow.json", "w"))
