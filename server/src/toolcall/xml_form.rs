@@ -192,7 +192,7 @@ pub(crate) fn failed_block(input: &str, start: usize, message: &str) -> BlockOut
 /// offset after `>`. `None` when a newline or `<` comes before `>` (the tag is broken).
 fn tag_name(input: &str, from: usize) -> Option<(String, usize)> {
     let rest = input.get(from..)?;
-    let gt = rest.find(|c: char| c == '>' || c == '\n' || c == '<')?;
+    let gt = rest.find(['>', '\n', '<'])?;
     if !rest[gt..].starts_with('>') {
         return None;
     }

@@ -1,0 +1,258 @@
+//! The `generic` profile: any model's own chat template, with Code Mode in the system prompt.
+//!
+//! The template (GGUF `tokenizer.chat_template`) is rendered with minijinja the way Hugging Face
+//! renders it: `trim_blocks` and `lstrip_blocks` on, `messages`, `add_generation_prompt=true`,
+//! `bos_token`, `eos_token`, `raise_exception`, and the common Python string and dict methods
+//! (`strip`, `startswith`, `split`, `items`, `get`, …) that templates call. A template that fails to
+//! compile or render (an unknown function such as `strftime_now`, a loop control) falls back to
+//! ChatML, and [`super::Prompt::fallback_reason`] says why.
+//!
+//! Tool results: when the template mentions the `tool` role it gets `role: tool` messages and
+//! wraps them itself (Qwen's templates do); otherwise, as in ChatML, a tool result becomes a user
+//! turn `<tool_response>\n…\n</tool_response>`, the form Punie's training data uses, instead of a
+//! role the model never saw.
+//!
+//! The system prompt is the caller's (or [`DEFAULT_SYSTEM_PROMPT`]), a blank line, then
+//! [`code_mode_instructions`] with the stubs. It is prepended to the caller's system message, so
+//! a caller's system prompt never loses the tool instructions.
+
+use minijinja::value::Value;
+use minijinja::{Environment, Error, ErrorKind, State, context};
+
+use super::phase22::tool_response;
+use super::{Message, Prompt, PromptConfig, Role};
+
+/// The persona when the caller supplies no system prompt.
+pub const DEFAULT_SYSTEM_PROMPT: &str =
+    "You are Punie, an AI coding assistant that helps with Python development.";
+
+/// Code Mode instructions: Punie's `instructions_text` (`fixtures/punie/tool_signatures.json`),
+/// plus the exact call syntax our parser reads, since a model without the fine-tune has never seen
+/// `execute_code` as a tool.
+pub fn code_mode_instructions(stubs: &str) -> String {
+    let stubs = stubs.trim_end();
+    let functions = if stubs.is_empty() {
+        String::new()
+    } else {
+        format!("\nAvailable external functions:\n```python\n{stubs}\n```\n")
+    };
+    format!(
+        r#"## Code Mode — Multi-Step Tool Execution
+
+You can execute multiple tool calls in a single turn by generating Python code.
+Use the `execute_code` tool with Python that calls the available external functions.
+To use it, write exactly this form, with your code in place of the example, and stop:
+
+<tool_call><function=execute_code>
+<parameter=code>
+print(read_file("README.md"))
+</parameter>
+</function></tool_call>
+
+What the code prints comes back in a <tool_response>. Then answer, or run more code.
+Answer directly, without a tool call, when no tool is needed.
+{functions}
+Constraints:
+- No classes allowed (functions only)
+- Limited stdlib (no os, pathlib, subprocess, sys)
+- Use only the external functions provided above
+- Print results to show output to the user
+- Handle errors with try/except
+
+Example multi-step query:
+User: "Find all Python files and count imports"
+
+Use the execute_code tool with this code:
+```python
+# Find all Python files
+files_output = run_command("find", args=["-name", "*.py"])
+files = files_output.strip().split("\n")
+
+# Count imports in each file
+total_imports = 0
+for file_path in files:
+    content = read_file(file_path)
+    total_imports += content.count("import ")
+
+print(f"Found {{total_imports}} imports across {{len(files)}} Python files")
+```"#
+    )
+}
+
+/// The generic prompt; see the module doc.
+pub fn render(messages: &[Message], config: &PromptConfig<'_>) -> Prompt {
+    let tool_role_known = config.chat_template.is_some_and(mentions_tool_role);
+    let mut fallback_reason = None;
+    if let Some(template) = config.chat_template {
+        let turns = turns(messages, config.stubs, tool_role_known);
+        match render_template(template, &turns, config) {
+            Ok(text) => {
+                return Prompt {
+                    text,
+                    fallback_reason: None,
+                };
+            }
+            Err(err) => {
+                fallback_reason = Some(format!(
+                    "the model's chat template did not render, so ChatML is used: {err:#}"
+                ));
+            }
+        }
+    }
+    Prompt {
+        text: chatml(&turns(messages, config.stubs, false)),
+        fallback_reason,
+    }
+}
+
+/// ChatML with the generation prompt, as Qwen's and SmolLM2's templates write it.
+pub fn chatml(turns: &[(&'static str, String)]) -> String {
+    let mut res = String::new();
+    for (role, content) in turns {
+        res.push_str("<|im_start|>");
+        res.push_str(role);
+        res.push('\n');
+        res.push_str(content);
+        res.push_str("<|im_end|>\n");
+    }
+    res.push_str("<|im_start|>assistant\n");
+    res
+}
+
+/// The turns the template sees: the system prompt first, tool results as `tool` or wrapped user
+/// turns.
+fn turns(messages: &[Message], stubs: &str, tool_role_known: bool) -> Vec<(&'static str, String)> {
+    let (system, rest) = match messages.split_first() {
+        Some((first, rest)) if first.role == Role::System => (first.content.as_str(), rest),
+        _ => (DEFAULT_SYSTEM_PROMPT, messages),
+    };
+    let mut res = vec![(
+        "system",
+        format!("{system}\n\n{}", code_mode_instructions(stubs)),
+    )];
+    for message in rest {
+        res.push(match message.role {
+            Role::Tool if tool_role_known => ("tool", message.content.clone()),
+            Role::Tool => ("user", tool_response(&message.content)),
+            role => (role.as_str(), message.content.clone()),
+        });
+    }
+    res
+}
+
+fn mentions_tool_role(template: &str) -> bool {
+    template.contains("'tool'") || template.contains("\"tool\"")
+}
+
+fn render_template(
+    template: &str,
+    turns: &[(&'static str, String)],
+    config: &PromptConfig<'_>,
+) -> Result<String, Error> {
+    let mut env = Environment::new();
+    // Hugging Face compiles chat templates with both on; templates are written for it.
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_unknown_method_callback(python_method);
+    env.add_function(
+        "raise_exception",
+        |message: String| -> Result<Value, Error> {
+            Err(Error::new(ErrorKind::InvalidOperation, message))
+        },
+    );
+    env.add_template("chat_template", template)?;
+    let messages: Vec<Value> = turns
+        .iter()
+        .map(|(role, content)| context! { role => *role, content => content.as_str() })
+        .collect();
+    env.get_template("chat_template")?.render(context! {
+        messages => messages,
+        add_generation_prompt => true,
+        bos_token => config.bos_token,
+        eos_token => config.eos_token,
+    })
+}
+
+/// The Python methods chat templates call most (Jinja2 runs in Python, minijinja does not).
+fn python_method(
+    state: &State<'_, '_>,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    let arg_str = |idx: usize| args.get(idx).and_then(Value::as_str);
+    if let Some(text) = value.as_str() {
+        let chars = arg_str(0);
+        let is_stripped = |c: char| chars.map_or(c.is_whitespace(), |chars| chars.contains(c));
+        return Ok(match method {
+            "strip" => Value::from(text.trim_matches(is_stripped)),
+            "lstrip" => Value::from(text.trim_start_matches(is_stripped)),
+            "rstrip" => Value::from(text.trim_end_matches(is_stripped)),
+            "upper" => Value::from(text.to_uppercase()),
+            "lower" => Value::from(text.to_lowercase()),
+            "startswith" | "endswith" => {
+                let test = |affix: &str| {
+                    if method == "startswith" {
+                        text.starts_with(affix)
+                    } else {
+                        text.ends_with(affix)
+                    }
+                };
+                let Some(affixes) = args.first() else {
+                    return Err(Error::new(
+                        ErrorKind::MissingArgument,
+                        "startswith/endswith needs an argument",
+                    ));
+                };
+                match affixes.as_str() {
+                    Some(affix) => Value::from(test(affix)),
+                    // A tuple of prefixes.
+                    None => {
+                        Value::from(affixes.try_iter()?.any(|it| it.as_str().is_some_and(test)))
+                    }
+                }
+            }
+            "split" => {
+                let parts: Vec<String> = match arg_str(0) {
+                    Some(separator) if !separator.is_empty() => {
+                        text.split(separator).map(str::to_owned).collect()
+                    }
+                    _ => text.split_whitespace().map(str::to_owned).collect(),
+                };
+                Value::from(parts)
+            }
+            "replace" => match (arg_str(0), arg_str(1)) {
+                (Some(from), Some(to)) => Value::from(text.replace(from, to)),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::MissingArgument,
+                        "replace needs two strings",
+                    ));
+                }
+            },
+            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
+        });
+    }
+    if value.kind() == minijinja::value::ValueKind::Map {
+        return match method {
+            "items" => state.apply_filter("items", std::slice::from_ref(value)),
+            "keys" => Ok(Value::from(value.try_iter()?.collect::<Vec<_>>())),
+            "values" => {
+                let values: Result<Vec<Value>, Error> =
+                    value.try_iter()?.map(|key| value.get_item(&key)).collect();
+                Ok(Value::from(values?))
+            }
+            "get" => {
+                let key = args.first().cloned().unwrap_or_default();
+                let found = value.get_item(&key)?;
+                Ok(if found.is_undefined() {
+                    args.get(1).cloned().unwrap_or(Value::from(()))
+                } else {
+                    found
+                })
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        };
+    }
+    Err(Error::from(ErrorKind::UnknownMethod))
+}
