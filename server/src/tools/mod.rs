@@ -1,1 +1,855 @@
-//! tools (placeholder until its issue lands).
+//! The one tool registry: every tool the Code Mode sandbox offers, described once.
+//!
+//! Each [`ToolSpec`] carries the tool's name, Python signature, docstring, argument types,
+//! result type, permission class, progress label and back end. Everything else derives
+//! from it: the typed stubs shown to the model ([`stubs_text`], [`code_mode_instructions`]),
+//! the functions bound inside the sandbox and their argument binding, the dispatch on the
+//! host side (by [`Backend`]), the permission check (by [`PermissionClass`]) and the
+//! progress messages ([`Tool::label`]).
+//! Adding a typed tool (ruff, pytest, git, …) is one more entry in [`REGISTRY`] with
+//! `Backend::Host`; the host answers it through `ToolHost::call_tool`.
+//!
+//! **Architecture invariant:** this module is pure: no IO, no `std::fs`, no
+//! `std::process`, no `rustpython_vm`.
+
+use std::fmt;
+
+/// The type of one argument, as the sandbox checks it and the stub prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    Str,
+    Int,
+    Bool,
+    /// `list[str] | None`
+    OptStrList,
+    /// `str | None`
+    OptStr,
+}
+
+impl ParamType {
+    /// The annotation as Python source.
+    pub fn python(self) -> &'static str {
+        match self {
+            ParamType::Str => "str",
+            ParamType::Int => "int",
+            ParamType::Bool => "bool",
+            ParamType::OptStrList => "list[str] | None",
+            ParamType::OptStr => "str | None",
+        }
+    }
+}
+
+/// A default value of an optional argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamDefault {
+    None,
+    Bool(bool),
+    Int(i64),
+}
+
+impl ParamDefault {
+    pub fn python(self) -> String {
+        match self {
+            ParamDefault::None => "None".to_owned(),
+            ParamDefault::Bool(true) => "True".to_owned(),
+            ParamDefault::Bool(false) => "False".to_owned(),
+            ParamDefault::Int(n) => n.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    pub name: &'static str,
+    pub ty: ParamType,
+    /// `None`: the argument is required.
+    pub default: Option<ParamDefault>,
+}
+
+/// What a tool may do, which decides its default policy (see `crate::policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PermissionClass {
+    /// Reads the workspace (default: allow).
+    Read,
+    /// Changes the workspace (default: ask).
+    Write,
+    /// Runs a program (default: ask).
+    Execute,
+}
+
+/// Who carries a call out on the host side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    ReadFile,
+    WriteFile,
+    RunCommand,
+    /// Only a host that implements it (`ToolHost::call_tool`); elsewhere the call raises
+    /// `NotImplementedError` inside the snippet.
+    Host,
+}
+
+/// One tool, described once.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub params: &'static [Param],
+    /// The result type as the stub names it (`str`, or a typed result such as `RuffResult`,
+    /// which the sandbox hands to Python as an object with attribute access).
+    pub returns: &'static str,
+    /// The docstring, exactly as the model saw it in training (indented continuation lines).
+    pub doc: &'static str,
+    pub permission: PermissionClass,
+    /// The argument shown after the tool's name in progress messages.
+    pub label_arg: &'static str,
+    pub backend: Backend,
+    /// Part of the core Code Mode set (`read_file`, `write_file`, `run_command`) that the
+    /// Phase 22 model was trained on.
+    pub core: bool,
+}
+
+/// A handle to one registry entry: cheap to copy, compares by name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Tool(&'static ToolSpec);
+
+impl fmt::Debug for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tool({})", self.0.name)
+    }
+}
+
+impl fmt::Display for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl Tool {
+    /// The tool called `name`, if the registry has one.
+    pub fn by_name(name: &str) -> Option<Tool> {
+        REGISTRY.iter().find(|spec| spec.name == name).map(Tool)
+    }
+
+    /// Every tool, in stub order.
+    pub fn all() -> impl Iterator<Item = Tool> {
+        REGISTRY.iter().map(Tool)
+    }
+
+    /// The core Code Mode tools.
+    pub fn core() -> impl Iterator<Item = Tool> {
+        Tool::all().filter(|tool| tool.spec().core)
+    }
+
+    pub fn spec(self) -> &'static ToolSpec {
+        self.0
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    pub fn permission(self) -> PermissionClass {
+        self.0.permission
+    }
+
+    pub fn backend(self) -> Backend {
+        self.0.backend
+    }
+
+    /// `def name(arg: type = default, ...) -> Result:`
+    pub fn signature(self) -> String {
+        let spec = self.0;
+        let params: Vec<String> = spec
+            .params
+            .iter()
+            .map(|param| match param.default {
+                Some(default) => {
+                    format!("{}: {} = {}", param.name, param.ty.python(), default.python())
+                }
+                None => format!("{}: {}", param.name, param.ty.python()),
+            })
+            .collect();
+        format!("def {}({}) -> {}:", spec.name, params.join(", "), spec.returns)
+    }
+
+    /// The stub shown to the model: signature, docstring, `...`.
+    pub fn stub(self) -> String {
+        format!("{}\n    \"\"\"{}\"\"\"\n    ...", self.signature(), self.0.doc)
+    }
+
+    /// The progress label, e.g. `read_file README.md` or `run_command pytest -q`, from the
+    /// call's named arguments (a JSON object). Kept short: the editor shows it in a status bar.
+    pub fn label(self, args: &serde_json::Value) -> String {
+        const MAX_CHARS: usize = 80;
+        let mut shown = match args.get(self.0.label_arg) {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(other) if !other.is_null() => other.to_string(),
+            _ => String::new(),
+        };
+        if self.0.backend == Backend::RunCommand {
+            if let Some(serde_json::Value::Array(argv)) = args.get("args") {
+                for arg in argv {
+                    shown.push(' ');
+                    match arg {
+                        serde_json::Value::String(text) => shown.push_str(text),
+                        other => shown.push_str(&other.to_string()),
+                    }
+                }
+            }
+        }
+        let shown = shown.replace(['\n', '\r'], " ");
+        let mut label = format!("{} {}", self.0.name, shown.trim());
+        if label.chars().count() > MAX_CHARS {
+            label = label.chars().take(MAX_CHARS - 1).collect::<String>() + "…";
+        }
+        label.trim_end().to_owned()
+    }
+}
+
+/// The stub block for `tools`, exactly as Punie rendered it: a header, then each core stub
+/// followed by a blank line, then the typed stubs one after another.
+pub fn stubs_text(tools: &[Tool]) -> String {
+    let mut res = String::from("# External functions available in sandbox\n\n");
+    let (core, typed): (Vec<Tool>, Vec<Tool>) = tools.iter().partition(|tool| tool.spec().core);
+    for tool in core {
+        res.push_str(&tool.stub());
+        res.push_str("\n\n");
+    }
+    let typed: Vec<String> = typed.into_iter().map(Tool::stub).collect();
+    res.push_str(&typed.join("\n"));
+    res
+}
+
+/// Punie's Code Mode instructions around the stub block for `tools`.
+pub fn code_mode_instructions(tools: &[Tool]) -> String {
+    format!("{INSTRUCTIONS_HEAD}{}{INSTRUCTIONS_TAIL}", stubs_text(tools))
+}
+
+const INSTRUCTIONS_HEAD: &str = "\n## Code Mode \u{2014} Multi-Step Tool Execution\n\nYou can execute multiple tool calls in a single turn by generating Python code.\nUse the `execute_code` tool with Python that calls the available external functions.\n\nAvailable external functions:\n```python\n";
+
+const INSTRUCTIONS_TAIL: &str = r#"
+```
+
+Constraints:
+- No classes allowed (functions only)
+- Limited stdlib (no os, pathlib, subprocess, sys)
+- Use only the external functions provided above
+- Print results to show output to the user
+- Handle errors with try/except
+
+Example multi-step query:
+User: "Find all Python files and count imports"
+
+Use the execute_code tool with this code:
+```python
+# Find all Python files
+files_output = run_command("find", args=["-name", "*.py"])
+files = files_output.strip().split("\n")
+
+# Count imports in each file
+total_imports = 0
+for file_path in files:
+    content = read_file(file_path)
+    total_imports += content.count("import ")
+
+print(f"Found {total_imports} imports across {len(files)} Python files")
+```
+"#;
+
+/// The registry, in the order Punie listed its stubs.
+pub static REGISTRY: &[ToolSpec] = &[
+    ToolSpec {
+        name: "read_file",
+        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        returns: "str",
+        doc: r#"Read contents of a text file from the IDE workspace."#,
+        permission: PermissionClass::Read,
+        label_arg: "path",
+        backend: Backend::ReadFile,
+        core: true,
+    },
+    ToolSpec {
+        name: "write_file",
+        params: &[Param { name: "path", ty: ParamType::Str, default: None }, Param { name: "content", ty: ParamType::Str, default: None }],
+        returns: "str",
+        doc: r#"Write contents to a text file in the IDE workspace."#,
+        permission: PermissionClass::Write,
+        label_arg: "path",
+        backend: Backend::WriteFile,
+        core: true,
+    },
+    ToolSpec {
+        name: "run_command",
+        params: &[Param { name: "command", ty: ParamType::Str, default: None }, Param { name: "args", ty: ParamType::OptStrList, default: Some(ParamDefault::None) }, Param { name: "cwd", ty: ParamType::OptStr, default: Some(ParamDefault::None) }],
+        returns: "str",
+        doc: r#"Run a shell command in the IDE terminal."#,
+        permission: PermissionClass::Execute,
+        label_arg: "command",
+        backend: Backend::RunCommand,
+        core: true,
+    },
+    ToolSpec {
+        name: "typecheck",
+        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        returns: "TypeCheckResult",
+        doc: r#"Run ty type checker on a file or directory and return structured results.
+
+    Returns TypeCheckResult with:
+    - success: True if no errors found
+    - error_count: Number of errors
+    - warning_count: Number of warnings
+    - errors: List of TypeCheckError objects with file, line, column, severity, code, message
+
+    Example:
+        result = typecheck("src/")
+        if not result.success:
+            for error in result.errors:
+                print(f"{error.file}:{error.line} - {error.message}")
+    "#,
+        permission: PermissionClass::Execute,
+        label_arg: "path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "ruff_check",
+        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        returns: "RuffResult",
+        doc: r#"Run ruff linter on a file or directory and return structured results.
+
+    Returns RuffResult with:
+    - success: True if no violations found
+    - violation_count: Total number of violations
+    - fixable_count: Number of auto-fixable violations
+    - violations: List of RuffViolation objects with file, line, column, code, message, fixable
+
+    Example:
+        result = ruff_check("src/")
+        if not result.success:
+            fixable = [v for v in result.violations if v.fixable]
+            print(f"Found {len(fixable)} fixable violations")
+    "#,
+        permission: PermissionClass::Execute,
+        label_arg: "path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "pytest_run",
+        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        returns: "TestResult",
+        doc: r#"Run pytest on a file or directory and return structured results.
+
+    Returns TestResult with:
+    - success: True if all tests passed
+    - passed: Number of tests that passed
+    - failed: Number of tests that failed
+    - errors: Number of tests with errors
+    - skipped: Number of skipped tests
+    - duration: Total test execution time in seconds
+    - tests: List of TestCase objects with name, outcome, duration, message
+
+    Example:
+        result = pytest_run("tests/")
+        if not result.success:
+            for test in result.tests:
+                if test.outcome == "failed":
+                    print(f"{test.name} failed: {test.message}")
+    "#,
+        permission: PermissionClass::Execute,
+        label_arg: "path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "goto_definition",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "line", ty: ParamType::Int, default: None }, Param { name: "column", ty: ParamType::Int, default: None }, Param { name: "symbol", ty: ParamType::Str, default: None }],
+        returns: "GotoDefinitionResult",
+        doc: r#"Find the definition location of a symbol using LSP.
+
+    Returns GotoDefinitionResult with:
+    - success: True if definition found
+    - symbol: Symbol name being searched
+    - locations: List of DefinitionLocation objects with file, line, column, end_line, end_column, preview
+    - parse_error: Error message if operation failed, None otherwise
+
+    Example:
+        result = goto_definition("src/app.py", 15, 10, "UserService")
+        if result.success:
+            loc = result.locations[0]
+            print(f"Defined at {loc.file}:{loc.line}:{loc.column}")
+            content = read_file(loc.file)  # Can read the definition file
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "find_references",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "line", ty: ParamType::Int, default: None }, Param { name: "column", ty: ParamType::Int, default: None }, Param { name: "symbol", ty: ParamType::Str, default: None }],
+        returns: "FindReferencesResult",
+        doc: r#"Find all references to a symbol using LSP.
+
+    Returns FindReferencesResult with:
+    - success: True if references found
+    - symbol: Symbol name being searched
+    - reference_count: Total number of references found
+    - references: List of ReferenceLocation objects with file, line, column, preview
+    - parse_error: Error message if operation failed, None otherwise
+
+    Example:
+        result = find_references("src/services/user.py", 20, 7, "UserService")
+        if result.success:
+            print(f"Found {result.reference_count} references")
+            for ref in result.references:
+                print(f"  {ref.file}:{ref.line}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "hover",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "line", ty: ParamType::Int, default: None }, Param { name: "column", ty: ParamType::Int, default: None }, Param { name: "symbol", ty: ParamType::Str, default: None }],
+        returns: "HoverResult",
+        doc: r#"Get hover information (type info, docstring) for a symbol using LSP.
+
+    Returns HoverResult with:
+    - success: True if hover info found
+    - symbol: Symbol name being searched
+    - content: Hover content (markdown or plaintext)
+    - language: Language identifier (e.g., "python", "markdown")
+    - parse_error: Error message if operation failed, None otherwise
+
+    Example:
+        result = hover("src/app.py", 15, 10, "UserService")
+        if result.success:
+            print(f"Type info: {result.content}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "document_symbols",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DocumentSymbolsResult",
+        doc: r#"Get all symbols (classes, functions, variables) in a file using LSP.
+
+    Returns DocumentSymbolsResult with:
+    - success: True if symbols found
+    - file_path: File path being queried
+    - symbols: List of SymbolInfo objects with name, kind, line, end_line, children
+    - symbol_count: Total number of symbols (including nested)
+    - parse_error: Error message if operation failed, None otherwise
+
+    Example:
+        result = document_symbols("src/services/user.py")
+        if result.success:
+            print(f"Found {result.symbol_count} symbols")
+            for symbol in result.symbols:
+                print(f"  {symbol.name} (kind={symbol.kind}) at line {symbol.line}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "workspace_symbols",
+        params: &[Param { name: "query", ty: ParamType::Str, default: None }],
+        returns: "WorkspaceSymbolsResult",
+        doc: r#"Search for symbols across the entire workspace using LSP.
+
+    Returns WorkspaceSymbolsResult with:
+    - success: True if symbols found
+    - query: Search query string
+    - symbols: List of WorkspaceSymbol objects with name, kind, file, line, container_name
+    - symbol_count: Total number of symbols found
+    - parse_error: Error message if operation failed, None otherwise
+
+    Example:
+        result = workspace_symbols("UserService")
+        if result.success:
+            print(f"Found {result.symbol_count} matches")
+            for match in result.symbols:
+                print(f"  {match.name} in {match.file}:{match.line}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "query",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "git_status",
+        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        returns: "GitStatusResult",
+        doc: r#"Get git working tree status with structured file information.
+
+    Returns GitStatusResult with:
+    - success: True if command executed successfully
+    - clean: True if working tree is clean (no changes)
+    - file_count: Total number of files with changes
+    - files: List of GitFileStatus objects with file, status, staged
+    - parse_error: Error message if operation failed, None otherwise
+
+    Example:
+        result = git_status(".")
+        if not result.clean:
+            staged = [f for f in result.files if f.staged]
+            print(f"Found {len(staged)} staged files")
+    "#,
+        permission: PermissionClass::Execute,
+        label_arg: "path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "git_diff",
+        params: &[Param { name: "path", ty: ParamType::Str, default: None }, Param { name: "staged", ty: ParamType::Bool, default: Some(ParamDefault::Bool(false)) }],
+        returns: "GitDiffResult",
+        doc: r#"Get git diff with structured change information.
+
+    Returns GitDiffResult with:
+    - success: True if command executed successfully
+    - file_count: Number of files changed
+    - additions: Total lines added across all files
+    - deletions: Total lines deleted across all files
+    - files: List of DiffFile objects with file, additions, deletions, hunks
+    - parse_error: Error message if operation failed, None otherwise
+
+    Example:
+        result = git_diff(".", staged=True)
+        if result.file_count > 0:
+            print(f"Staged changes: +{result.additions} -{result.deletions}")
+            for file in result.files:
+                print(f"  {file.file}: +{file.additions} -{file.deletions}")
+    "#,
+        permission: PermissionClass::Execute,
+        label_arg: "path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "cst_find_pattern",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "pattern", ty: ParamType::Str, default: None }],
+        returns: "CstFindResult",
+        doc: r#"Find nodes matching a pattern in a Python file using LibCST.
+
+    Returns CstFindResult with:
+    - success: True if search completed without errors
+    - match_count: Number of matching nodes found
+    - matches: List of CstMatch objects with line, column, code_snippet, node_type
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Supported patterns:
+    - "FunctionDef" — all function definitions
+    - "ClassDef" — all class definitions
+    - "Call" — all function calls
+    - "Decorator" — all decorators
+    - "ImportFrom" — all from ... import ... statements
+    - "call:name" — calls to function named "name"
+    - "decorator:name" — uses of decorator named "name"
+    - "import:name" — imports from module named "name"
+
+    Example:
+        result = cst_find_pattern("src/components.py", "ClassDef")
+        if result.success:
+            for match in result.matches:
+                print(f"Class at line {match.line}: {match.code_snippet}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "cst_rename",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "old_name", ty: ParamType::Str, default: None }, Param { name: "new_name", ty: ParamType::Str, default: None }],
+        returns: "CstRenameResult",
+        doc: r#"Rename all occurrences of a symbol in a Python file using LibCST.
+
+    Returns CstRenameResult with:
+    - success: True if rename completed successfully
+    - rename_count: Number of Name nodes renamed
+    - modified_source: Full modified source code (write to file to apply)
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Example:
+        result = cst_rename("src/services.py", "UserService", "AccountService")
+        if result.success and result.rename_count > 0:
+            write_file("src/services.py", result.modified_source)
+            print(f"Renamed {result.rename_count} occurrences")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "cst_add_import",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "import_stmt", ty: ParamType::Str, default: None }],
+        returns: "CstAddImportResult",
+        doc: r#"Add an import statement to a Python file (idempotent) using LibCST.
+
+    Returns CstAddImportResult with:
+    - success: True if operation completed successfully
+    - import_added: True if import was actually added (False if already present)
+    - modified_source: Full modified source code (write to file to apply)
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Example:
+        result = cst_add_import("src/components.py", "from typing import Optional")
+        if result.success and result.import_added:
+            write_file("src/components.py", result.modified_source)
+            print("Added Optional import")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "validate_component",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DomainValidationResult",
+        doc: r#"Validate tdom component patterns in a Python file.
+
+    Returns DomainValidationResult with:
+    - valid: True if no errors found
+    - domain: "tdom"
+    - issues: List of ValidationIssue objects with rule, severity, message, suggestion
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Checks: @dataclass present, __call__ returns Node, no f-strings in html().
+
+    Example:
+        result = validate_component("src/components/greeting.py")
+        if not result.valid:
+            for issue in result.issues:
+                print(f"[{issue.severity}] {issue.rule}: {issue.message}")
+                if issue.suggestion:
+                    print(f"  → {issue.suggestion}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "check_render_tree",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DomainValidationResult",
+        doc: r#"Check component render tree composition in a Python file.
+
+    Returns DomainValidationResult with:
+    - valid: True if no errors found
+    - domain: "tdom"
+    - issues: List of ValidationIssue objects
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Example:
+        result = check_render_tree("src/components/page.py")
+        for issue in result.issues:
+            print(f"[{issue.severity}] {issue.message}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "validate_escape_context",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DomainValidationResult",
+        doc: r#"Validate that html() calls use safe t-strings, not f-strings.
+
+    Returns DomainValidationResult with:
+    - valid: True if no f-strings found in html() calls
+    - domain: "tdom"
+    - issues: List of ValidationIssue objects
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Example:
+        result = validate_escape_context("src/components/template.py")
+        if not result.valid:
+            print("WARNING: Unsafe f-string usage detected in html() calls!")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "validate_service_registration",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DomainValidationResult",
+        doc: r#"Validate svcs service registration patterns in a Python file.
+
+    Returns DomainValidationResult with:
+    - valid: True if no errors found
+    - domain: "svcs"
+    - issues: List of ValidationIssue objects
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Checks: @injectable present, @dataclass present, Inject[] fields typed correctly.
+
+    Example:
+        result = validate_service_registration("src/services/users.py")
+        if not result.valid:
+            for issue in result.issues:
+                print(f"[{issue.severity}] {issue.rule}: {issue.message}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "check_dependency_graph",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DomainValidationResult",
+        doc: r#"Check svcs dependency graph for layer violations.
+
+    Returns DomainValidationResult with:
+    - valid: True if no layer violations found
+    - domain: "svcs"
+    - issues: List of ValidationIssue objects
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Example:
+        result = check_dependency_graph("src/services/mixed.py")
+        if not result.valid:
+            for issue in result.issues:
+                print(f"Layer violation: {issue.message}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "validate_injection_site",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DomainValidationResult",
+        doc: r#"Validate Inject[] field sites reference imported types.
+
+    Returns DomainValidationResult with:
+    - valid: True if all Inject[] types are imported
+    - domain: "svcs"
+    - issues: List of ValidationIssue objects (usually warnings)
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Example:
+        result = validate_injection_site("src/services/users.py")
+        for issue in result.issues:
+            print(f"[{issue.severity}] {issue.message}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "validate_middleware_chain",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DomainValidationResult",
+        doc: r#"Validate tdom-svcs middleware patterns in a Python file.
+
+    Returns DomainValidationResult with:
+    - valid: True if no errors found
+    - domain: "tdom-svcs"
+    - issues: List of ValidationIssue objects
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Checks: @middleware has categories, correct __call__(self, target, props, context) sig.
+
+    Example:
+        result = validate_middleware_chain("src/middleware/auth.py")
+        if not result.valid:
+            for issue in result.issues:
+                print(f"[{issue.severity}] {issue.rule}: {issue.message}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "check_di_template_binding",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DomainValidationResult",
+        doc: r#"Check that DI components have context passed in html() calls.
+
+    Returns DomainValidationResult with:
+    - valid: True if no issues found
+    - domain: "tdom-svcs"
+    - issues: List of ValidationIssue objects
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Example:
+        result = check_di_template_binding("src/views/main.py")
+        for issue in result.issues:
+            print(f"[{issue.severity}] {issue.message}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "validate_route_pattern",
+        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        returns: "DomainValidationResult",
+        doc: r#"Validate route patterns in a Python file.
+
+    Returns DomainValidationResult with:
+    - valid: True if all routes are valid
+    - domain: "tdom-svcs"
+    - issues: List of ValidationIssue objects
+    - parse_error: Error message if file could not be parsed, None otherwise
+
+    Checks: paths start with /, balanced braces in path parameters.
+
+    Example:
+        result = validate_route_pattern("src/routes.py")
+        if not result.valid:
+            for issue in result.issues:
+                print(f"[{issue.severity}] Route error: {issue.message}")
+    "#,
+        permission: PermissionClass::Read,
+        label_arg: "file_path",
+        backend: Backend::Host,
+        core: false,
+    },
+    ToolSpec {
+        name: "git_log",
+        params: &[Param { name: "path", ty: ParamType::Str, default: None }, Param { name: "count", ty: ParamType::Int, default: Some(ParamDefault::Int(10)) }],
+        returns: "GitLogResult",
+        doc: r#"Get git commit history with structured commit information.
+
+    Returns GitLogResult with:
+    - success: True if command executed successfully
+    - commits: List of GitCommit objects with hash, author, date, message
+    - commit_count: Total number of commits returned
+    - parse_error: Error message if operation failed, None otherwise
+
+    Example:
+        result = git_log(".", count=5)
+        if result.commit_count > 0:
+            print(f"Recent {result.commit_count} commits:")
+            for commit in result.commits:
+                print(f"  {commit.hash} by {commit.author} on {commit.date}")
+                print(f"    {commit.message}")
+    "#,
+        permission: PermissionClass::Execute,
+        label_arg: "path",
+        backend: Backend::Host,
+        core: false,
+    },
+];
+
+#[cfg(test)]
+mod tests;

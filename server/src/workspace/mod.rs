@@ -1,1 +1,133 @@
-//! workspace (placeholder until its issue lands).
+//! Files and commands of the workspace: path confinement, reads, atomic writes and
+//! `run_command`. These are the tool handlers behind the sandbox; they run in the server
+//! process (the sandbox worker has no file access of its own) and report failures as
+//! [`ToolError`]s named after the Python exception the snippet will see.
+//!
+//! Confinement: a tool path is joined to the workspace root, normalised lexically (a `..`
+//! that climbs above the root is refused), then every existing prefix is resolved through
+//! the file system (`canonicalize`) and must stay inside the canonical root. The part that
+//! does not exist yet is never taken raw: a component that exists only as a dangling
+//! symlink is refused. What is opened is the resolved path, never the text the snippet gave.
+
+mod command;
+mod path;
+
+pub use command::{CommandLimits, CommandOutput, run_command, split_command};
+pub use path::{display_path, resolve, resolve_dir};
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+/// A tool failure, named after the Python exception the snippet sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError {
+    /// A Python exception class name, e.g. `FileNotFoundError`.
+    pub type_name: String,
+    pub message: String,
+}
+
+impl ToolError {
+    pub fn new(type_name: &str, message: impl Into<String>) -> ToolError {
+        ToolError { type_name: type_name.to_owned(), message: message.into() }
+    }
+
+    pub fn permission(message: impl Into<String>) -> ToolError {
+        ToolError::new("PermissionError", message)
+    }
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.type_name, self.message)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+/// The largest file `read_file` hands to the snippet; the worker's memory is small.
+pub const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Reads a resolved path as UTF-8 text. `shown` is the path as the snippet wrote it.
+pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
+    let meta = fs::metadata(path).map_err(|err| io_error(&err, shown))?;
+    if meta.is_dir() {
+        return Err(ToolError::new("IsADirectoryError", format!("Is a directory: '{shown}'")));
+    }
+    if !meta.is_file() {
+        // FIFOs and devices would block or never end.
+        return Err(ToolError::permission(format!("not a regular file: '{shown}'")));
+    }
+    if meta.len() > MAX_READ_BYTES {
+        return Err(ToolError::new(
+            "OSError",
+            format!(
+                "file too large to read: '{shown}' is {} bytes (limit {MAX_READ_BYTES})",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = fs::read(path).map_err(|err| io_error(&err, shown))?;
+    String::from_utf8(bytes).map_err(|err| {
+        let at = err.utf8_error().valid_up_to();
+        ToolError::new(
+            "UnicodeDecodeError",
+            format!("'utf-8' codec can't decode '{shown}' at byte {at}: not a UTF-8 text file"),
+        )
+    })
+}
+
+/// Writes `content` atomically: a temporary file in the same directory, then a rename, so
+/// that a reader never sees half a file. Creates missing parent directories.
+pub fn write_atomic(path: &Path, content: &str) -> Result<(), ToolError> {
+    let shown = path.display().to_string();
+    if path.is_dir() {
+        return Err(ToolError::new("IsADirectoryError", format!("Is a directory: '{shown}'")));
+    }
+    let parent = path
+        .parent()
+        .ok_or_else(|| ToolError::permission(format!("cannot write to '{shown}'")))?;
+    fs::create_dir_all(parent).map_err(|err| io_error(&err, &shown))?;
+    let file_name = path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n_tmp = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = parent.join(format!(".{file_name}.punie-{}-{n_tmp}.tmp", std::process::id()));
+    let res = (|| {
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        file.write_all(content.as_bytes())?;
+        file.sync_all()?;
+        // Keep the mode of the file being replaced (an executable script stays executable).
+        if let Ok(meta) = fs::metadata(path) {
+            fs::set_permissions(&tmp, meta.permissions())?;
+        }
+        fs::rename(&tmp, path)
+    })();
+    if let Err(err) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_error(&err, &shown));
+    }
+    Ok(())
+}
+
+/// Maps an IO error to the Python exception CPython would raise for it.
+pub fn io_error(err: &std::io::Error, shown: &str) -> ToolError {
+    use std::io::ErrorKind;
+    let type_name = match err.kind() {
+        ErrorKind::NotFound => "FileNotFoundError",
+        ErrorKind::PermissionDenied => "PermissionError",
+        ErrorKind::AlreadyExists => "FileExistsError",
+        ErrorKind::IsADirectory => "IsADirectoryError",
+        ErrorKind::NotADirectory => "NotADirectoryError",
+        _ => "OSError",
+    };
+    let reason = match err.kind() {
+        ErrorKind::NotFound => "No such file or directory".to_owned(),
+        ErrorKind::PermissionDenied => "Permission denied".to_owned(),
+        _ => err.to_string(),
+    };
+    ToolError::new(type_name, format!("{reason}: '{shown}'"))
+}
+
+#[cfg(test)]
+mod tests;
