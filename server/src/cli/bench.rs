@@ -1,10 +1,210 @@
-//! `punie bench`.
+//! `punie bench`: performance figures as one JSON object (INTERFACES.md §4) or a short table.
+//!
+//! The engine section runs the fixed workload that `bench/compare_llamacpp.sh` also runs with
+//! llama.cpp's own reference, plus cold and warm time-to-first-token through the real engine
+//! (warm = the same ~500-token prefix plus 50 new tokens, served from the KV cache).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::engine::llama::{self, LlamaEngine};
+use crate::engine::{CancelFlag, Engine, EngineConfig, EngineSpec, GenerateRequest, Sampling};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    Engine,
+    Sandbox,
+    Lsp,
+}
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Run only this section (default: all).
+    #[arg(long)]
+    only: Option<Section>,
+    /// Engine SPEC (default: the default model). The engine section needs a llama engine.
+    #[arg(long, default_value = "")]
+    engine: String,
+    /// CPU threads for llama.cpp (default: physical cores).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// The workload text (default: bench/prompt.txt of this repository).
+    #[arg(long)]
+    prompt: Option<PathBuf>,
+    /// Repetitions per measurement (medians are reported).
+    #[arg(long, default_value_t = 5)]
+    repetitions: usize,
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    super::not_yet_available("bench")
+/// Workload sizes fixed by INTERFACES.md §4.
+const WORKLOAD_PROMPT_TOKENS: usize = 512;
+const WORKLOAD_DECODE_TOKENS: usize = 128;
+const WARM_NEW_TOKENS: usize = 50;
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let spec = EngineSpec::parse(&args.engine)?;
+    let threads = args.threads.unwrap_or_else(llama::default_threads);
+    let mut report = json!({
+        "machine": {
+            "cpu": cpu_name(),
+            "threads": threads,
+            "os": format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            "build": build_description(),
+        }
+    });
+    let wants = |section: Section| args.only.is_none_or(|only| only == section);
+    if wants(Section::Engine) {
+        let prompt_path = args.prompt.clone().unwrap_or_else(default_prompt_path);
+        let text = std::fs::read_to_string(&prompt_path)
+            .with_context(|| format!("reading the workload prompt {}", prompt_path.display()))?;
+        report["engine"] = bench_engine(&spec, threads, &text, args.repetitions)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_engine(
+    spec: &EngineSpec,
+    threads: i32,
+    text: &str,
+    repetitions: usize,
+) -> anyhow::Result<Value> {
+    let config = EngineConfig {
+        threads: Some(threads),
+        ..EngineConfig::default()
+    };
+    let path =
+        llama::model_path(spec, &config).context("the engine benchmark needs a llama engine")?;
+    let started = Instant::now();
+    let model = llama::load_model(&path, false)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let workload = llama::run_workload(
+        &model,
+        threads,
+        text,
+        WORKLOAD_PROMPT_TOKENS,
+        WORKLOAD_DECODE_TOKENS,
+        repetitions,
+    )?;
+    let prefill_tok_s = workload.n_prompt as f64 / workload.prefill.as_secs_f64();
+    let decode_tok_s = workload.n_decode as f64 / workload.decode.as_secs_f64();
+
+    // Time to first token through the engine the agent uses: cold on an empty cache, then warm
+    // with the same prefix and 50 more tokens.
+    let mut ttft_cold = Vec::new();
+    let mut ttft_warm = Vec::new();
+    let mut warm_tokens_evaluated = 0;
+    let (cold_prompt, warm_prompt) = ttft_prompts(&model, text);
+    for _ in 0..repetitions {
+        let mut engine = LlamaEngine::new(
+            &model,
+            &path,
+            &EngineConfig {
+                n_ctx: Some(2048),
+                ..config.clone()
+            },
+        )?;
+        let one_token = |prompt: &str| GenerateRequest {
+            prompt: prompt.to_owned(),
+            turn: 0,
+            sampling: Sampling {
+                max_tokens: 1,
+                ignore_eog: true,
+                stop: Vec::new(),
+                ..Sampling::default()
+            },
+        };
+        let cold = engine.generate(
+            &one_token(&cold_prompt),
+            &CancelFlag::default(),
+            &mut |_| {},
+        )?;
+        let warm = engine.generate(
+            &one_token(&warm_prompt),
+            &CancelFlag::default(),
+            &mut |_| {},
+        )?;
+        ttft_cold.push(cold.timings.time_to_first_token);
+        ttft_warm.push(warm.timings.time_to_first_token);
+        warm_tokens_evaluated = warm.n_evaluated;
+    }
+    Ok(json!({
+        "model": path.display().to_string(),
+        "load_ms": round(load_ms),
+        "prefill_tok_s": round(prefill_tok_s),
+        "decode_tok_s": round(decode_tok_s),
+        "ttft_cold_ms": round(llama::median(&mut ttft_cold).as_secs_f64() * 1e3),
+        "ttft_warm_ms": round(llama::median(&mut ttft_warm).as_secs_f64() * 1e3),
+        "warm_tokens_evaluated": warm_tokens_evaluated,
+        "workload": {"prompt_tokens": workload.n_prompt, "decode_tokens": workload.n_decode, "repetitions": repetitions},
+    }))
+}
+
+/// A ~500-token prompt and the same prompt with about 50 more tokens.
+fn ttft_prompts(model: &llama::LlamaModel, text: &str) -> (String, String) {
+    let cold = llama::text_of_first_tokens(model, text, WORKLOAD_PROMPT_TOKENS);
+    let warm = llama::text_of_first_tokens(model, text, WORKLOAD_PROMPT_TOKENS + WARM_NEW_TOKENS);
+    (cold, warm)
+}
+
+fn round(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+fn default_prompt_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/prompt.txt")
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
+
+/// Which SIMD the build of llama.cpp can use: the figures depend on it.
+fn build_description() -> String {
+    let native = cfg!(target_feature = "avx2") && cfg!(target_feature = "fma");
+    if native {
+        "native (AVX2+FMA)".to_owned()
+    } else {
+        "baseline SIMD (no AVX2/FMA)".to_owned()
+    }
+}
+
+fn print_table(report: &Value) {
+    let machine = &report["machine"];
+    println!(
+        "machine: {} ({} threads, {}), build {}",
+        machine["cpu"], machine["threads"], machine["os"], machine["build"]
+    );
+    if let Some(engine) = report.get("engine") {
+        println!("engine:  {}", engine["model"]);
+        for key in [
+            "load_ms",
+            "prefill_tok_s",
+            "decode_tok_s",
+            "ttft_cold_ms",
+            "ttft_warm_ms",
+            "warm_tokens_evaluated",
+        ] {
+            println!("  {key:<22} {}", engine[key]);
+        }
+    }
 }

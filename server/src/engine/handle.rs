@@ -40,7 +40,9 @@ pub struct GenerationStream {
 impl GenerationStream {
     /// Next event; `Done(Err(Stopped))` if the engine thread went away.
     pub fn next_event(&self) -> StreamEvent {
-        self.events.recv().unwrap_or(StreamEvent::Done(Err(EngineError::Stopped)))
+        self.events
+            .recv()
+            .unwrap_or(StreamEvent::Done(Err(EngineError::Stopped)))
     }
 
     /// The channel itself, for callers that `select!` over several sources.
@@ -60,8 +62,15 @@ impl GenerationStream {
 }
 
 enum Job {
-    Generate { request: GenerateRequest, cancel: CancelFlag, events: Sender<StreamEvent> },
-    CountTokens { text: String, reply: Sender<Result<usize, EngineError>> },
+    Generate {
+        request: GenerateRequest,
+        cancel: CancelFlag,
+        events: Sender<StreamEvent>,
+    },
+    CountTokens {
+        text: String,
+        reply: Sender<Result<usize, EngineError>>,
+    },
 }
 
 type LoadState = Arc<Mutex<Option<Result<String, EngineError>>>>;
@@ -93,7 +102,8 @@ impl EngineHandle {
                     *thread_load_state.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                     let _ = load_done_sender.send(());
                 };
-                let serve_jobs = |engine: &mut dyn Engine| serve(engine, &job_receiver, &thread_pending);
+                let serve_jobs =
+                    |engine: &mut dyn Engine| serve(engine, &job_receiver, &thread_pending);
                 let outcome = match &spec {
                     EngineSpec::Default | EngineSpec::Llama { .. } => {
                         super::llama::run(&spec, &config, report_load, serve_jobs)
@@ -104,24 +114,33 @@ impl EngineHandle {
                         serve_jobs(&mut engine);
                         Ok(())
                     }
-                    EngineSpec::Scripted { path } => match super::scripted::ScriptedEngine::load(path) {
-                        Ok(mut engine) => {
-                            report_load(Ok(engine.describe()));
-                            serve_jobs(&mut engine);
-                            Ok(())
+                    EngineSpec::Scripted { path } => {
+                        match super::scripted::ScriptedEngine::load(path) {
+                            Ok(mut engine) => {
+                                report_load(Ok(engine.describe()));
+                                serve_jobs(&mut engine);
+                                Ok(())
+                            }
+                            Err(err) => Err(err),
                         }
-                        Err(err) => Err(err),
-                    },
+                    }
                 };
                 if let Err(err) = outcome {
                     tracing::error!("engine failed to load: {err}");
-                    *thread_load_state.lock().unwrap_or_else(|e| e.into_inner()) = Some(Err(err.clone()));
+                    *thread_load_state.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Err(err.clone()));
                     let _ = load_done_sender.send(());
                     fail_all(&err, &job_receiver, &thread_pending);
                 }
             })
             .expect("spawning the engine thread");
-        EngineHandle { jobs: Some(job_sender), thread: Some(thread), pending, load_state, load_done }
+        EngineHandle {
+            jobs: Some(job_sender),
+            thread: Some(thread),
+            pending,
+            load_state,
+            load_done,
+        }
     }
 
     /// Blocks until the engine has loaded (or failed to). Returns its description.
@@ -135,7 +154,10 @@ impl EngineHandle {
 
     /// The load outcome, if loading has finished.
     pub fn load_state(&self) -> Option<Result<String, EngineError>> {
-        self.load_state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.load_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Jobs waiting or running on the engine.
@@ -146,22 +168,38 @@ impl EngineHandle {
     /// Queues a generation; events arrive on the returned stream.
     pub fn generate(&self, request: GenerateRequest, cancel: CancelFlag) -> GenerationStream {
         let (events_sender, events) = crossbeam_channel::unbounded();
-        self.send(Job::Generate { request, cancel, events: events_sender.clone() }, || {
-            let _ = events_sender.send(StreamEvent::Done(Err(EngineError::Stopped)));
-        });
+        self.send(
+            Job::Generate {
+                request,
+                cancel,
+                events: events_sender.clone(),
+            },
+            || {
+                let _ = events_sender.send(StreamEvent::Done(Err(EngineError::Stopped)));
+            },
+        );
         GenerationStream { events }
     }
 
     /// Counts the tokens of `text` with the engine's tokenizer.
     pub fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
         let (reply_sender, reply) = crossbeam_channel::bounded(1);
-        self.send(Job::CountTokens { text: text.to_owned(), reply: reply_sender }, || {});
+        self.send(
+            Job::CountTokens {
+                text: text.to_owned(),
+                reply: reply_sender,
+            },
+            || {},
+        );
         reply.recv().unwrap_or(Err(EngineError::Stopped))
     }
 
     fn send(&self, job: Job, on_closed: impl FnOnce()) {
         self.pending.fetch_add(1, Ordering::AcqRel);
-        let sent = self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
         if !sent {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             on_closed();
@@ -182,7 +220,11 @@ impl Drop for EngineHandle {
 fn serve(engine: &mut dyn Engine, jobs: &Receiver<Job>, pending: &AtomicUsize) {
     for job in jobs.iter() {
         match job {
-            Job::Generate { request, cancel, events } => {
+            Job::Generate {
+                request,
+                cancel,
+                events,
+            } => {
                 let result = if cancel.is_cancelled() {
                     Ok(cancelled_generation())
                 } else {

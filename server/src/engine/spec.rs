@@ -22,7 +22,9 @@ pub enum SpecError {
     UnknownKind(String),
     #[error("engine SPEC `{0}`: the path after the colon is empty")]
     EmptyPath(String),
-    #[error("engine SPEC `{0}`: expected openai:URL#MODEL, with a http:// or https:// URL and a model name")]
+    #[error(
+        "engine SPEC `{0}`: expected openai:URL#MODEL, with a http:// or https:// URL and a model name"
+    )]
     BadOpenAi(String),
 }
 
@@ -44,8 +46,12 @@ impl EngineSpec {
             }
         };
         match kind {
-            "llama" => Ok(EngineSpec::Llama { path: non_empty_path(rest)? }),
-            "scripted" => Ok(EngineSpec::Scripted { path: non_empty_path(rest)? }),
+            "llama" => Ok(EngineSpec::Llama {
+                path: non_empty_path(rest)?,
+            }),
+            "scripted" => Ok(EngineSpec::Scripted {
+                path: non_empty_path(rest)?,
+            }),
             "openai" => {
                 let (url, model) = rest
                     .rsplit_once('#')
@@ -89,24 +95,54 @@ mod tests {
     fn parses_every_kind() {
         check("", Ok(EngineSpec::Default));
         check("  ", Ok(EngineSpec::Default));
-        check("llama:/m/x.gguf", Ok(EngineSpec::Llama { path: "/m/x.gguf".into() }));
-        check("scripted:t.json", Ok(EngineSpec::Scripted { path: "t.json".into() }));
+        check(
+            "llama:/m/x.gguf",
+            Ok(EngineSpec::Llama {
+                path: "/m/x.gguf".into(),
+            }),
+        );
+        check(
+            "scripted:t.json",
+            Ok(EngineSpec::Scripted {
+                path: "t.json".into(),
+            }),
+        );
         check(
             "openai:http://127.0.0.1:8080/v1/#qwen",
-            Ok(EngineSpec::OpenAi { url: "http://127.0.0.1:8080/v1".into(), model: "qwen".into() }),
+            Ok(EngineSpec::OpenAi {
+                url: "http://127.0.0.1:8080/v1".into(),
+                model: "qwen".into(),
+            }),
         );
         // A colon inside the path belongs to the path.
-        check("llama:C:/m.gguf", Ok(EngineSpec::Llama { path: "C:/m.gguf".into() }));
+        check(
+            "llama:C:/m.gguf",
+            Ok(EngineSpec::Llama {
+                path: "C:/m.gguf".into(),
+            }),
+        );
     }
 
     #[test]
     fn rejects_bad_specs() {
         check("gguf:x", Err(SpecError::UnknownKind("gguf:x".into())));
-        check("model.gguf", Err(SpecError::UnknownKind("model.gguf".into())));
+        check(
+            "model.gguf",
+            Err(SpecError::UnknownKind("model.gguf".into())),
+        );
         check("llama:", Err(SpecError::EmptyPath("llama:".into())));
-        check("openai:http://x", Err(SpecError::BadOpenAi("openai:http://x".into())));
-        check("openai:ftp://x#m", Err(SpecError::BadOpenAi("openai:ftp://x#m".into())));
-        check("openai:http://x#", Err(SpecError::BadOpenAi("openai:http://x#".into())));
+        check(
+            "openai:http://x",
+            Err(SpecError::BadOpenAi("openai:http://x".into())),
+        );
+        check(
+            "openai:ftp://x#m",
+            Err(SpecError::BadOpenAi("openai:ftp://x#m".into())),
+        );
+        check(
+            "openai:http://x#",
+            Err(SpecError::BadOpenAi("openai:http://x#".into())),
+        );
     }
 
     #[test]

@@ -1,1 +1,47 @@
-//! models (placeholder until its issue lands).
+//! Model files: the manifest of known models, where they live on disk, installing the default
+//! model, and inspecting GGUF files.
+//!
+//! The manifest (`models/manifest.toml`) is compiled into the binary so `punie` works from any
+//! directory. The model directory is `PUNIE_MODEL_DIR` if set, else the per-user data directory
+//! (`$XDG_DATA_HOME/punie/models`, `~/.local/share/punie/models`; on macOS
+//! `~/Library/Application Support/punie/models`).
+
+pub mod fetch;
+pub mod gguf;
+mod manifest;
+pub mod parity;
+pub mod quantize;
+
+use std::path::PathBuf;
+
+pub use manifest::{Manifest, ModelEntry, ModelSource};
+
+/// The model directory (see the module doc).
+pub fn model_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("PUNIE_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let data_dir = if cfg!(target_os = "macos") {
+        home_dir()?.join("Library/Application Support")
+    } else if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        PathBuf::from(xdg)
+    } else {
+        home_dir()?.join(".local/share")
+    };
+    Ok(data_dir.join("punie").join("models"))
+}
+
+fn home_dir() -> anyhow::Result<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!("HOME is not set: set PUNIE_MODEL_DIR to choose the model directory")
+        })
+}
+
+/// Where the default model's GGUF is (or will be, once fetched).
+pub fn default_model_path() -> anyhow::Result<PathBuf> {
+    let manifest = Manifest::builtin();
+    Ok(model_dir()?.join(&manifest.default_entry().file))
+}

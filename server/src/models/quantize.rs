@@ -1,0 +1,65 @@
+//! `punie models quantize`: llama.cpp's own quantizer, through the raw `llama-cpp-sys-2` binding
+//! (llama-cpp-2 0.1.160 has no safe wrapper), so converting the production model needs no second
+//! llama.cpp build.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+use super::gguf;
+
+/// Quantizes the GGUF at `input` to `output` with the type named `type_name` (e.g. `q5_k_m`).
+/// The output is written to a temporary file and renamed into place only on success.
+pub fn quantize(
+    input: &Path,
+    output: &Path,
+    type_name: &str,
+    threads: Option<i32>,
+) -> anyhow::Result<()> {
+    let Some(ftype) = gguf::file_type_by_name(type_name) else {
+        let known: Vec<_> = gguf::file_type_names().map(str::to_lowercase).collect();
+        bail!(
+            "unknown quantization type `{type_name}`; known types: {}",
+            known.join(", ")
+        );
+    };
+    // Check the input ourselves first: llama.cpp aborts on some malformed files.
+    gguf::read_header(input)?;
+    let out_dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::Builder::new()
+        .prefix(".punie-quantize-")
+        .suffix(".gguf")
+        .tempfile_in(out_dir)
+        .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
+    let c_input = path_to_cstring(input)?;
+    let c_temp = path_to_cstring(temp.path())?;
+    super::super::engine::llama::init_backend();
+    // SAFETY: plain C calls on valid NUL-terminated paths and a params struct initialised by
+    // llama.cpp itself; nothing is retained after the call returns.
+    let status = unsafe {
+        let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
+        params.ftype = ftype as llama_cpp_sys_2::llama_ftype;
+        params.nthread = threads.unwrap_or(0);
+        llama_cpp_sys_2::llama_model_quantize(c_input.as_ptr(), c_temp.as_ptr(), &params)
+    };
+    if status != 0 {
+        bail!(
+            "llama.cpp could not quantize {} (status {status}); see the log above",
+            input.display()
+        );
+    }
+    temp.persist(output)
+        .with_context(|| format!("moving the result to {}", output.display()))?;
+    Ok(())
+}
+
+fn path_to_cstring(path: &Path) -> anyhow::Result<CString> {
+    let text = path
+        .to_str()
+        .with_context(|| format!("{} is not valid UTF-8", path.display()))?;
+    CString::new(text).with_context(|| format!("{} contains a NUL byte", path.display()))
+}
