@@ -20,7 +20,7 @@ use minijinja::value::Value;
 use minijinja::{Environment, Error, ErrorKind, State, context};
 
 use super::phase22::tool_response;
-use super::{Message, Prompt, PromptConfig, Role};
+use super::{GenericConfig, Message, Prompt, Role};
 
 /// The persona when the caller supplies no system prompt.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
@@ -80,11 +80,14 @@ print(f"Found {{total_imports}} imports across {{len(files)}} Python files")
 }
 
 /// The generic prompt; see the module doc.
-pub fn render(messages: &[Message], config: &PromptConfig<'_>) -> Prompt {
-    let tool_role_known = config.chat_template.is_some_and(mentions_tool_role);
+pub fn render(messages: &[Message], config: &GenericConfig) -> Prompt {
+    let tool_role_known = config
+        .chat_template
+        .as_deref()
+        .is_some_and(mentions_tool_role);
     let mut fallback_reason = None;
-    if let Some(template) = config.chat_template {
-        let turns = turns(messages, config.stubs, tool_role_known);
+    if let Some(template) = config.chat_template.as_deref() {
+        let turns = turns(messages, &config.stubs, tool_role_known);
         match render_template(template, &turns, config) {
             Ok(text) => {
                 return Prompt {
@@ -100,7 +103,7 @@ pub fn render(messages: &[Message], config: &PromptConfig<'_>) -> Prompt {
         }
     }
     Prompt {
-        text: chatml(&turns(messages, config.stubs, false)),
+        text: chatml(&turns(messages, &config.stubs, false)),
         fallback_reason,
     }
 }
@@ -147,7 +150,7 @@ fn mentions_tool_role(template: &str) -> bool {
 fn render_template(
     template: &str,
     turns: &[(&'static str, String)],
-    config: &PromptConfig<'_>,
+    config: &GenericConfig,
 ) -> Result<String, Error> {
     let mut env = Environment::new();
     // Hugging Face compiles chat templates with both on; templates are written for it.
@@ -168,8 +171,8 @@ fn render_template(
     env.get_template("chat_template")?.render(context! {
         messages => messages,
         add_generation_prompt => true,
-        bos_token => config.bos_token,
-        eos_token => config.eos_token,
+        bos_token => config.bos_token.as_str(),
+        eos_token => config.eos_token.as_str(),
     })
 }
 

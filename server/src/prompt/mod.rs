@@ -91,32 +91,54 @@ impl Message {
 }
 
 /// How to turn messages into a prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Profile {
     /// The Punie fine-tune's training format, byte for byte.
     PuniePhase22,
     /// Any other model: its own chat template (or ChatML) with Code Mode in the system prompt.
-    Generic,
+    Generic(GenericConfig),
+}
+
+/// What the `generic` profile needs from outside this module: the model's chat template (from
+/// the engine) and the tool stubs (from the tool registry). The default renders ChatML with the
+/// Code Mode instructions but no stubs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GenericConfig {
+    /// The model's chat template (Jinja), e.g. GGUF `tokenizer.chat_template`.
+    pub chat_template: Option<String>,
+    /// The typed Python stubs of the registered tools, shown in the system prompt.
+    pub stubs: String,
+    /// Passed to the template as `bos_token` / `eos_token` (from the model's vocabulary).
+    pub bos_token: String,
+    pub eos_token: String,
 }
 
 impl Profile {
-    pub const ALL: [Profile; 2] = [Profile::PuniePhase22, Profile::Generic];
+    /// Every profile name, in the order error messages list them.
+    pub const NAMES: [&'static str; 2] = ["punie-phase22", "generic"];
 
     /// The name used in settings, manifests and `--profile`.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
-            Profile::PuniePhase22 => "punie-phase22",
-            Profile::Generic => "generic",
+            Profile::PuniePhase22 => Profile::NAMES[0],
+            Profile::Generic(_) => Profile::NAMES[1],
         }
     }
 
+    /// The profile called `name`; `generic` comes with [`GenericConfig::default`].
     pub fn parse(name: &str) -> Result<Profile, UnknownProfile> {
-        Profile::ALL
-            .into_iter()
-            .find(|profile| profile.name() == name)
-            .ok_or_else(|| UnknownProfile {
+        match name {
+            "punie-phase22" => Ok(Profile::PuniePhase22),
+            "generic" => Ok(Profile::Generic(GenericConfig::default())),
+            _ => Err(UnknownProfile {
                 name: name.to_owned(),
-            })
+            }),
+        }
+    }
+
+    /// [`Profile::parse`] for callers that word their own error.
+    pub fn from_name(name: &str) -> Option<Profile> {
+        Profile::parse(name).ok()
     }
 }
 
@@ -126,24 +148,11 @@ impl fmt::Display for Profile {
     }
 }
 
-/// A profile name that is not one of [`Profile::ALL`].
+/// A profile name that is not one of [`Profile::NAMES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown prompt profile `{name}`: expected one of {}", Profile::ALL.map(Profile::name).join(", "))]
+#[error("unknown prompt profile `{name}`: expected one of {}", Profile::NAMES.join(", "))]
 pub struct UnknownProfile {
     pub name: String,
-}
-
-/// What a profile needs from the outside. `punie-phase22` uses none of it: the fine-tune was
-/// trained without stubs or a template.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PromptConfig<'a> {
-    /// The model's chat template (Jinja), e.g. GGUF `tokenizer.chat_template`.
-    pub chat_template: Option<&'a str>,
-    /// The typed Python stubs of the registered tools, shown in the generic system prompt.
-    pub stubs: &'a str,
-    /// Passed to the template as `bos_token` / `eos_token` (from the GGUF vocabulary).
-    pub bos_token: &'a str,
-    pub eos_token: &'a str,
 }
 
 /// A rendered prompt.
@@ -155,32 +164,47 @@ pub struct Prompt {
     pub fallback_reason: Option<String>,
 }
 
-/// Renders `messages` for the next assistant turn.
-pub fn render(profile: Profile, messages: &[Message], config: &PromptConfig<'_>) -> Prompt {
+/// The prompt text for the next assistant turn after `messages`.
+pub fn render(profile: &Profile, messages: &[Message]) -> String {
+    render_prompt(profile, messages).text
+}
+
+/// [`render`], also saying whether the model's chat template had to be replaced by ChatML.
+pub fn render_prompt(profile: &Profile, messages: &[Message]) -> Prompt {
     match profile {
         Profile::PuniePhase22 => Prompt {
             text: phase22::render(messages),
             fallback_reason: None,
         },
-        Profile::Generic => generic::render(messages, config),
+        Profile::Generic(config) => generic::render(messages, config),
     }
+}
+
+/// The system message a new conversation starts with. Both profiles also supply it when the
+/// conversation has none; `generic` adds the Code Mode instructions to whatever system prompt it
+/// gets, so they are never stored in the conversation.
+pub fn system_prompt(profile: &Profile) -> Option<String> {
+    Some(
+        match profile {
+            Profile::PuniePhase22 => phase22::DEFAULT_SYSTEM_PROMPT,
+            Profile::Generic(_) => generic::DEFAULT_SYSTEM_PROMPT,
+        }
+        .to_owned(),
+    )
 }
 
 /// The text to append to `render(before)` to get `render(before ++ new)`, or `None` when the
 /// profile renders `before` differently once `new` follows (then re-render the whole prompt and
 /// let the engine reuse the common prefix). Appending the model's reply and the tool results
-/// (`new` starting with an assistant message) always works for `punie-phase22`.
+/// (`new` starting with an assistant message) always works for `punie-phase22` and ChatML.
 pub fn render_continuation(
-    profile: Profile,
+    profile: &Profile,
     before: &[Message],
     new: &[Message],
-    config: &PromptConfig<'_>,
 ) -> Option<String> {
-    let previous = render(profile, before, config);
+    let previous = render(profile, before);
     let mut all = before.to_vec();
     all.extend_from_slice(new);
-    let next = render(profile, &all, config);
-    next.text
-        .strip_prefix(previous.text.as_str())
-        .map(str::to_owned)
+    let next = render(profile, &all);
+    next.strip_prefix(previous.as_str()).map(str::to_owned)
 }

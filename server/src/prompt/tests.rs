@@ -6,18 +6,25 @@ use super::*;
 /// bytes with `expect`.
 #[track_caller]
 fn check(profile: &str, template: Option<&str>, messages: &[(&str, &str)], expect: &str) {
-    let profile = Profile::parse(profile).unwrap();
+    let profile = match Profile::parse(profile).unwrap() {
+        Profile::Generic(_) => Profile::Generic(GenericConfig {
+            chat_template: template.map(str::to_owned),
+            stubs: "def read_file(path: str) -> str: ...".to_owned(),
+            ..GenericConfig::default()
+        }),
+        it => it,
+    };
     let messages: Vec<Message> = messages
         .iter()
         .map(|(role, content)| Message::new(Role::parse(role).unwrap(), *content))
         .collect();
-    let config = PromptConfig {
-        chat_template: template,
-        stubs: "def read_file(path: str) -> str: ...",
-        ..PromptConfig::default()
-    };
-    let prompt = render(profile, &messages, &config);
-    assert_eq!(prompt.text, expect, "\n--- got ---\n{}", prompt.text);
+    let prompt = render(&profile, &messages);
+    assert_eq!(
+        prompt, expect,
+        "
+--- got ---
+{prompt}"
+    );
 }
 
 const PHASE22_SYSTEM: &str = "<|im_start|>system\nYou are Punie, an AI coding assistant that helps with Python development via PyCharm.<|im_end|>";
@@ -55,7 +62,10 @@ fn phase22_tool_result_is_a_user_turn() {
 
 #[test]
 fn profile_names() {
-    assert_eq!(Profile::parse("generic"), Ok(Profile::Generic));
+    assert_eq!(
+        Profile::parse("generic"),
+        Ok(Profile::Generic(GenericConfig::default()))
+    );
     assert_eq!(
         Profile::parse("qwen").unwrap_err().to_string(),
         "unknown prompt profile `qwen`: expected one of punie-phase22, generic"
@@ -127,7 +137,6 @@ fn phase22_golden_training_rows() {
         return;
     }
     let profile = Profile::parse("punie-phase22").unwrap();
-    let config = PromptConfig::default();
     let mut n_rows = 0;
     let mut n_prompts = 0;
     for file in ["train.jsonl", "valid.jsonl"] {
@@ -148,28 +157,24 @@ fn phase22_golden_training_rows() {
                         continue;
                     }
                     let expected = format!("{}<|im_start|>assistant\n", &text[..turn.start]);
-                    let prompt = render(profile, &messages[..turn_idx], &config);
+                    let prompt = render(&profile, &messages[..turn_idx]);
                     assert!(
-                        prompt.text == expected,
+                        prompt == expected,
                         "{file}:{} turn {turn_idx} (tool role: {tool_role}) differs\n--- expected ---\n{expected}\n--- got ---\n{}",
                         line_idx + 1,
-                        prompt.text
+                        prompt
                     );
                     n_prompts += 1;
-                    let continuation = render_continuation(
-                        profile,
-                        &messages[..turn_idx],
-                        &messages[turn_idx..],
-                        &config,
-                    );
+                    let continuation =
+                        render_continuation(&profile, &messages[..turn_idx], &messages[turn_idx..]);
                     assert!(
                         continuation.is_some(),
                         "{file}:{} turn {turn_idx}: not a prefix",
                         line_idx + 1
                     );
                 }
-                let whole = render(profile, &messages, &config);
-                assert_eq!(whole.text, format!("{text}\n<|im_start|>assistant\n"));
+                let whole = render(&profile, &messages);
+                assert_eq!(whole, format!("{text}\n<|im_start|>assistant\n"));
             }
         }
     }
