@@ -34,20 +34,22 @@
 //!   run leaves it as it was. [`save_session`]/[`load_session`] store it on disk.
 //! - Each run writes a JSON-lines transcript to `transcript_dir` (see `transcript`).
 
-// `conversation`, `executor`, `run`, `session` and `types` are written against the `prompt`
-// and `sandbox` interfaces and are switched on here as those modules land, so the shared tree
-// keeps compiling meanwhile. Switching on = adding these lines (checked in a scratch crate):
-//   mod conversation; mod executor; mod run; mod session; mod types; #[cfg(test)] mod tests;
-//   pub use conversation::{Conversation, new_run_id, role_from_name, role_name};
-//   pub use executor::{CodeResult, CodeRunner, ToolActivity};
-//   pub use run::run;
-//   pub use session::{SavedSession, default_session_path, load_session, save_session};
-//   pub use types::{DEFAULT_MAX_TURNS, RunOutcome, RunRequest, RunStatus, RunTimings, ToolCallRecord, ToolUse};
-// and making cli/ask.rs `mod command; mod progress; mod wire; pub use command::{Args, run};`.
+mod conversation;
 mod event;
+mod executor;
 mod feedback;
+mod run;
+mod session;
+#[cfg(test)]
+mod tests;
 mod transcript;
+mod types;
 
+pub use conversation::{Conversation, new_run_id, role_from_name, role_name};
 pub use event::{RunEvent, TurnStats};
+pub use executor::{CodeResult, CodeRunner, ToolActivity};
 pub use feedback::tool_response;
+pub use run::run;
+pub use session::{SavedSession, default_session_path, load_session, save_session};
 pub use transcript::default_transcript_dir;
+pub use types::{DEFAULT_MAX_TURNS, RunOutcome, RunRequest, RunStatus, RunTimings, ToolCallRecord, ToolUse};

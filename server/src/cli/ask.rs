@@ -1,10 +1,7 @@
-//! `punie ask`.
+//! `punie ask`: one agent run from the terminal (INTERFACES.md §1).
 
-use std::process::ExitCode;
+mod command;
+mod progress;
+mod wire;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
-
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    super::not_yet_available("ask")
-}
+pub use command::{Args, run};
