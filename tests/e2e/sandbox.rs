@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use punie::cancel::CancelFlag;
 use punie::sandbox::{
-    DiskToolHost, Permission, Sandbox, SandboxLimits, SandboxResult, Tool, ToolError, ToolEvent, ToolHost,
+    DiskToolHost, Permission, Sandbox, SandboxLimits, SandboxResult, Tool, ToolError, ToolEvent,
+    ToolHost,
 };
 use serde_json::Value;
 
@@ -21,7 +22,11 @@ fn sandbox(limits: SandboxLimits) -> Sandbox {
 }
 
 fn quick_limits() -> SandboxLimits {
-    SandboxLimits { timeout_ms: 1_000, memory_mb: 128, ..SandboxLimits::default() }
+    SandboxLimits {
+        timeout_ms: 1_000,
+        memory_mb: 128,
+        ..SandboxLimits::default()
+    }
 }
 
 fn fixtures_dir() -> Option<PathBuf> {
@@ -29,7 +34,10 @@ fn fixtures_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipping: fixtures not found at {} (the shared checkout is absent)", dir.display());
+        eprintln!(
+            "skipping: fixtures not found at {} (the shared checkout is absent)",
+            dir.display()
+        );
         None
     }
 }
@@ -49,13 +57,21 @@ impl ToolHost for FakeHost {
         Permission::Allow
     }
 
-    fn call_tool(&self, tool: Tool, _args: &Value, _cancel: &CancelFlag) -> Option<Result<Value, ToolError>> {
+    fn call_tool(
+        &self,
+        tool: Tool,
+        _args: &Value,
+        _cancel: &CancelFlag,
+    ) -> Option<Result<Value, ToolError>> {
         let mut calls = self.calls.lock().unwrap();
         let idx = calls.iter().position(|(name, _)| name == tool.name())?;
         let (_, call) = calls.remove(idx);
         if let Some(raises) = call.get("raises") {
             let type_name = raises["type"].as_str().unwrap_or("RuntimeError");
-            return Some(Err(ToolError::new(type_name, raises["message"].as_str().unwrap_or(""))));
+            return Some(Err(ToolError::new(
+                type_name,
+                raises["message"].as_str().unwrap_or(""),
+            )));
         }
         Some(Ok(call.get("returns").cloned().unwrap_or(Value::Null)))
     }
@@ -88,12 +104,24 @@ fn run_fixture_case(sandbox: &mut Sandbox, root: &Path, case: &Value) -> Result<
                 }
                 if let Some(acp) = tools.get("acp_client") {
                     let output = acp["terminal_output"]["returns"]["output"].clone();
-                    calls.push(("read_file".to_owned(), serde_json::json!({"returns": acp["read_text_file"]["returns"]["content"]})));
-                    calls.push(("write_file".to_owned(), serde_json::json!({"returns": "File written successfully"})));
-                    calls.push(("run_command".to_owned(), serde_json::json!({"returns": output})));
+                    calls.push((
+                        "read_file".to_owned(),
+                        serde_json::json!({"returns": acp["read_text_file"]["returns"]["content"]}),
+                    ));
+                    calls.push((
+                        "write_file".to_owned(),
+                        serde_json::json!({"returns": "File written successfully"}),
+                    ));
+                    calls.push((
+                        "run_command".to_owned(),
+                        serde_json::json!({"returns": output}),
+                    ));
                 }
             }
-            let host = FakeHost { root: root.to_path_buf(), calls: Mutex::new(calls) };
+            let host = FakeHost {
+                root: root.to_path_buf(),
+                calls: Mutex::new(calls),
+            };
             let code = case["code"].as_str().unwrap_or("");
             let res = sandbox.execute(code, &host, &CancelFlag::default(), &mut |_| {});
             let (want_ok, want_type) = match deviation(id) {
@@ -107,7 +135,10 @@ fn run_fixture_case(sandbox: &mut Sandbox, root: &Path, case: &Value) -> Result<
                 ),
             };
             if res.ok != want_ok {
-                return Err(format!("ok={} (want {want_ok}), error={:?}, output={:?}", res.ok, res.error, res.output));
+                return Err(format!(
+                    "ok={} (want {want_ok}), error={:?}, output={:?}",
+                    res.ok, res.error, res.output
+                ));
             }
             if let Some(want_type) = want_type {
                 let got = res.error.as_ref().map(|err| err.type_name.as_str());
@@ -120,11 +151,19 @@ fn run_fixture_case(sandbox: &mut Sandbox, root: &Path, case: &Value) -> Result<
             }
             check_output(expect, &res)?;
             if let Some(want_calls) = expect["tool_calls"].as_array() {
-                let got: Vec<(String, Value)> =
-                    res.tool_calls.iter().map(|call| (call.tool.clone(), call.args.clone())).collect();
+                let got: Vec<(String, Value)> = res
+                    .tool_calls
+                    .iter()
+                    .map(|call| (call.tool.clone(), call.args.clone()))
+                    .collect();
                 let want: Vec<(String, Value)> = want_calls
                     .iter()
-                    .map(|call| (call["name"].as_str().unwrap_or("").to_owned(), call["named_args"].clone()))
+                    .map(|call| {
+                        (
+                            call["name"].as_str().unwrap_or("").to_owned(),
+                            call["named_args"].clone(),
+                        )
+                    })
                     .collect();
                 if got != want {
                     return Err(format!("tool calls {got:?}, want {want:?}"));
@@ -142,13 +181,21 @@ fn run_fixture_case(sandbox: &mut Sandbox, root: &Path, case: &Value) -> Result<
                     return Err(format!("stubs lack {text:?}"));
                 }
             }
-            for text in expect["stubs_not_contains"].as_array().into_iter().flatten() {
+            for text in expect["stubs_not_contains"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let text = text.as_str().unwrap_or("");
                 if stubs.contains(text) {
                     return Err(format!("stubs contain {text:?}"));
                 }
             }
-            for text in expect["instructions_contains"].as_array().into_iter().flatten() {
+            for text in expect["instructions_contains"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let text = text.as_str().unwrap_or("");
                 if !instructions.contains(text) {
                     return Err(format!("instructions lack {text:?}"));
@@ -164,15 +211,23 @@ fn run_fixture_case(sandbox: &mut Sandbox, root: &Path, case: &Value) -> Result<
         "command_split" => {
             let input = &case["input"];
             if let Some(line) = input["input"].as_str() {
-                let got = punie::workspace::split_command(line, None).map_err(|err| err.to_string())?;
-                let want: Vec<String> = serde_json::from_value(expect["shlex_split"].clone()).unwrap_or_default();
-                return if got == want { Ok(()) } else { Err(format!("{got:?} != {want:?}")) };
+                let got =
+                    punie::workspace::split_command(line, None).map_err(|err| err.to_string())?;
+                let want: Vec<String> =
+                    serde_json::from_value(expect["shlex_split"].clone()).unwrap_or_default();
+                return if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("{got:?} != {want:?}"))
+                };
             }
             let command = input["command"].as_str().unwrap_or("");
             let args: Option<Vec<String>> = serde_json::from_value(input["args"].clone()).ok();
-            let got = punie::workspace::split_command(command, args.as_deref()).map_err(|err| err.to_string())?;
+            let got = punie::workspace::split_command(command, args.as_deref())
+                .map_err(|err| err.to_string())?;
             let want_command = expect["command"].as_str().unwrap_or("");
-            let want_args: Vec<String> = serde_json::from_value(expect["args"].clone()).unwrap_or_default();
+            let want_args: Vec<String> =
+                serde_json::from_value(expect["args"].clone()).unwrap_or_default();
             if got[0] != want_command || got[1..] != want_args[..] {
                 return Err(format!("{got:?}, want {want_command} {want_args:?}"));
             }
@@ -223,7 +278,8 @@ fn check_output(expect: &Value, res: &SandboxResult) -> Result<(), String> {
 fn fixture_cases() {
     let Some(dir) = fixtures_dir() else { return };
     let cases: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("sandbox_cases.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sandbox_cases.json")).unwrap())
+            .unwrap();
     let root = tempfile::tempdir().unwrap();
     let mut sandbox = sandbox(SandboxLimits::default());
     let mut failures = Vec::new();
@@ -232,7 +288,13 @@ fn fixture_cases() {
             failures.push(format!("{}: {why}", case["id"].as_str().unwrap_or("?")));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// The stub text is byte for byte what Punie showed the model.
@@ -240,12 +302,18 @@ fn fixture_cases() {
 fn stubs_match_punie() {
     let Some(dir) = fixtures_dir() else { return };
     let signatures: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("tool_signatures.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tool_signatures.json")).unwrap())
+            .unwrap();
     let tools: Vec<Tool> = Tool::all().collect();
-    assert_eq!(punie::tools::stubs_text(&tools), signatures["code_mode"]["stubs_text"].as_str().unwrap());
+    assert_eq!(
+        punie::tools::stubs_text(&tools),
+        signatures["code_mode"]["stubs_text"].as_str().unwrap()
+    );
     assert_eq!(
         punie::tools::code_mode_instructions(&tools),
-        signatures["code_mode"]["instructions_text"].as_str().unwrap()
+        signatures["code_mode"]["instructions_text"]
+            .as_str()
+            .unwrap()
     );
 }
 
@@ -270,8 +338,18 @@ fn run(sandbox: &mut Sandbox, host: &dyn ToolHost, code: &str) -> SandboxResult 
 
 #[track_caller]
 fn check_error(res: &SandboxResult, types: &[&str]) {
-    let got = res.error.as_ref().map(|err| err.type_name.as_str()).unwrap_or("<none>");
-    assert!(!res.ok && types.contains(&got), "want {types:?}, got ok={} {:?} output={:?}", res.ok, res.error, res.output);
+    let got = res
+        .error
+        .as_ref()
+        .map(|err| err.type_name.as_str())
+        .unwrap_or("<none>");
+    assert!(
+        !res.ok && types.contains(&got),
+        "want {types:?}, got ok={} {:?} output={:?}",
+        res.ok,
+        res.error,
+        res.output
+    );
 }
 
 #[track_caller]
@@ -284,7 +362,10 @@ fn check_recovers(sandbox: &mut Sandbox, host: &dyn ToolHost) {
 #[test]
 fn guards_refuse_imports_and_introspection() {
     let ws = workspace();
-    let host = DiskToolHost { root: ws.root.path().to_path_buf(), allow_commands: false };
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
     let mut sandbox = sandbox(quick_limits());
     let cases: &[(&str, &[&str])] = &[
         ("import os", &["ImportError"]),
@@ -293,9 +374,15 @@ fn guards_refuse_imports_and_introspection() {
         ("__import__('sys')", &["NameError"]),
         ("print(__builtins__)", &["NameError"]),
         ("print(__loader__)", &["NameError"]),
-        ("().__class__.__base__.__subclasses__()", &["PermissionError"]),
+        (
+            "().__class__.__base__.__subclasses__()",
+            &["PermissionError"],
+        ),
         ("print(read_file.__self__)", &["PermissionError"]),
-        ("g = (x for x in [1])\nprint(g.gi_frame.f_globals)", &["PermissionError"]),
+        (
+            "g = (x for x in [1])\nprint(g.gi_frame.f_globals)",
+            &["PermissionError"],
+        ),
         ("def f(): pass\nprint(f.__code__)", &["PermissionError"]),
         ("eval('1')", &["NameError"]),
         ("exec('print(1)')", &["NameError"]),
@@ -316,8 +403,16 @@ fn guards_refuse_imports_and_introspection() {
         if types.is_empty() {
             assert!(res.ok, "{code}: {:?}", res.error);
         } else {
-            let got = res.error.as_ref().map(|err| err.type_name.as_str()).unwrap_or("<none>");
-            assert!(!res.ok && types.contains(&got), "{code}: want {types:?}, got {:?}", res.error);
+            let got = res
+                .error
+                .as_ref()
+                .map(|err| err.type_name.as_str())
+                .unwrap_or("<none>");
+            assert!(
+                !res.ok && types.contains(&got),
+                "{code}: want {types:?}, got {:?}",
+                res.error
+            );
         }
     }
     check_recovers(&mut sandbox, &host);
@@ -327,19 +422,34 @@ fn guards_refuse_imports_and_introspection() {
 #[test]
 fn resource_bombs_are_stopped() {
     let ws = workspace();
-    let host = DiskToolHost { root: ws.root.path().to_path_buf(), allow_commands: false };
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
     let limits = quick_limits();
     let budget = Duration::from_millis(limits.timeout_ms + 250);
     let mut sandbox = sandbox(limits);
     let bombs: &[(&str, &[&str])] = &[
         ("while True:\n    pass", &["TimeoutError"]),
-        ("while True:\n    try:\n        while True:\n            pass\n    except:\n        pass", &["TimeoutError"]),
+        (
+            "while True:\n    try:\n        while True:\n            pass\n    except:\n        pass",
+            &["TimeoutError"],
+        ),
         ("x = 'a' * 10**10", &["MemoryError", "OverflowError"]),
         ("x = [0] * 10**9", &["MemoryError", "OverflowError"]),
-        ("x = 10**10**10", &["MemoryError", "TimeoutError", "OverflowError"]),
-        ("l = []\nwhile True:\n    l.append('x' * 1000000)", &["MemoryError", "TimeoutError"]),
+        (
+            "x = 10**10**10",
+            &["MemoryError", "TimeoutError", "OverflowError"],
+        ),
+        (
+            "l = []\nwhile True:\n    l.append('x' * 1000000)",
+            &["MemoryError", "TimeoutError"],
+        ),
         ("def f():\n    return f()\nf()", &["RecursionError"]),
-        ("x = []\nfor i in range(10**6):\n    x = [x]\nprint(len(str(x)))", &["RecursionError", "MemoryError", "TimeoutError"]),
+        (
+            "x = []\nfor i in range(10**6):\n    x = [x]\nprint(len(str(x)))",
+            &["RecursionError", "MemoryError", "TimeoutError"],
+        ),
         (&"(".repeat(100_000), &["SyntaxError"]),
         ("while True:\n    print('flood' * 100)", &["TimeoutError"]),
     ];
@@ -356,12 +466,31 @@ fn resource_bombs_are_stopped() {
 #[test]
 fn output_and_tool_calls_are_capped() {
     let ws = workspace();
-    let host = DiskToolHost { root: ws.root.path().to_path_buf(), allow_commands: false };
-    let mut sandbox = sandbox(SandboxLimits { output_kb: 1, max_tool_calls: 5, ..quick_limits() });
-    let res = run(&mut sandbox, &host, "for i in range(10000):\n    print('0123456789')");
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
+    let mut sandbox = sandbox(SandboxLimits {
+        output_kb: 1,
+        max_tool_calls: 5,
+        ..quick_limits()
+    });
+    let res = run(
+        &mut sandbox,
+        &host,
+        "for i in range(10000):\n    print('0123456789')",
+    );
     assert!(res.ok && res.output_truncated, "{:?}", res.error);
-    assert!(res.output.len() < 1200 && res.output.ends_with("KB]"), "{}", res.output);
-    let res = run(&mut sandbox, &host, "for i in range(10):\n    read_file('a.txt')");
+    assert!(
+        res.output.len() < 1200 && res.output.ends_with("KB]"),
+        "{}",
+        res.output
+    );
+    let res = run(
+        &mut sandbox,
+        &host,
+        "for i in range(10):\n    read_file('a.txt')",
+    );
     check_error(&res, &["RuntimeError"]);
     assert_eq!(res.tool_calls.iter().filter(|call| call.ok).count(), 5);
 }
@@ -369,7 +498,10 @@ fn output_and_tool_calls_are_capped() {
 #[test]
 fn paths_stay_in_the_workspace() {
     let ws = workspace();
-    let host = DiskToolHost { root: ws.root.path().to_path_buf(), allow_commands: false };
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
     let mut sandbox = sandbox(quick_limits());
     let secret = ws.outside.path().join("secret.txt").display().to_string();
     let escapes = [
@@ -386,45 +518,96 @@ fn paths_stay_in_the_workspace() {
         check_error(&res, &["PermissionError"]);
         assert!(!res.output.contains("secret"));
     }
-    check_error(&run(&mut sandbox, &host, "read_file('a\\0b')"), &["ValueError"]);
+    check_error(
+        &run(&mut sandbox, &host, "read_file('a\\0b')"),
+        &["ValueError"],
+    );
     assert!(!ws.outside.path().join("new.txt").exists());
-    assert!(!ws.root.path().parent().unwrap().join("escaped.txt").exists());
+    assert!(
+        !ws.root
+            .path()
+            .parent()
+            .unwrap()
+            .join("escaped.txt")
+            .exists()
+    );
 
-    let res = run(&mut sandbox, &host, "print(write_file('src/new.py', 'x = 1\\n'))\nprint(read_file('src/new.py'))");
+    let res = run(
+        &mut sandbox,
+        &host,
+        "print(write_file('src/new.py', 'x = 1\\n'))\nprint(read_file('src/new.py'))",
+    );
     assert!(res.ok, "{:?}", res.error);
     assert_eq!(res.output, "File written successfully\nx = 1\n\n");
-    let res = run(&mut sandbox, &host, "try:\n    read_file('missing.txt')\nexcept FileNotFoundError as e:\n    print('missing:', e)");
-    assert!(res.ok && res.output.contains("missing.txt"), "{:?} {}", res.error, res.output);
+    let res = run(
+        &mut sandbox,
+        &host,
+        "try:\n    read_file('missing.txt')\nexcept FileNotFoundError as e:\n    print('missing:', e)",
+    );
+    assert!(
+        res.ok && res.output.contains("missing.txt"),
+        "{:?} {}",
+        res.error,
+        res.output
+    );
 }
 
 #[cfg(unix)]
 #[test]
 fn commands_have_no_shell_and_need_permission() {
     let ws = workspace();
-    let denied = DiskToolHost { root: ws.root.path().to_path_buf(), allow_commands: false };
-    let allowed = DiskToolHost { root: ws.root.path().to_path_buf(), allow_commands: true };
+    let denied = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
+    let allowed = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: true,
+    };
     let mut sandbox = sandbox(quick_limits());
     let res = run(&mut sandbox, &denied, "run_command('ls')");
     check_error(&res, &["PermissionError"]);
-    let res = run(&mut sandbox, &denied, "try:\n    run_command('ls')\nexcept PermissionError:\n    print('denied')");
+    let res = run(
+        &mut sandbox,
+        &denied,
+        "try:\n    run_command('ls')\nexcept PermissionError:\n    print('denied')",
+    );
     assert_eq!(res.output, "denied\n");
 
-    let res = run(&mut sandbox, &allowed, "print(run_command(\"echo hi; touch pwned && ls | wc > out.txt $(id) `id`\"))");
+    let res = run(
+        &mut sandbox,
+        &allowed,
+        "print(run_command(\"echo hi; touch pwned && ls | wc > out.txt $(id) `id`\"))",
+    );
     assert!(res.ok, "{:?}", res.error);
-    assert_eq!(res.output, "hi; touch pwned && ls | wc > out.txt $(id) `id`\n\n");
+    assert_eq!(
+        res.output,
+        "hi; touch pwned && ls | wc > out.txt $(id) `id`\n\n"
+    );
     assert!(!ws.root.path().join("pwned").exists());
-    let res = run(&mut sandbox, &allowed, "print(run_command('cat', args=['a.txt'], cwd='.'))");
+    let res = run(
+        &mut sandbox,
+        &allowed,
+        "print(run_command('cat', args=['a.txt'], cwd='.'))",
+    );
     assert_eq!(res.output, "alpha\n\n");
     let res = run(&mut sandbox, &allowed, "run_command('ls', cwd='..')");
     check_error(&res, &["PermissionError"]);
-    let res = run(&mut sandbox, &allowed, "run_command(\"grep 'unbalanced .\")");
+    let res = run(
+        &mut sandbox,
+        &allowed,
+        "run_command(\"grep 'unbalanced .\")",
+    );
     check_error(&res, &["ValueError"]);
 }
 
 #[test]
 fn tool_events_and_records() {
     let ws = workspace();
-    let host = DiskToolHost { root: ws.root.path().to_path_buf(), allow_commands: false };
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
     let mut sandbox = sandbox(quick_limits());
     let mut events = Vec::new();
     let res = sandbox.execute(
@@ -436,9 +619,14 @@ fn tool_events_and_records() {
     assert!(res.ok);
     assert_eq!(
         events[0],
-        ToolEvent::Started { tool: "read_file".to_owned(), label: "read_file a.txt".to_owned() }
+        ToolEvent::Started {
+            tool: "read_file".to_owned(),
+            label: "read_file a.txt".to_owned()
+        }
     );
-    assert!(matches!(&events[3], ToolEvent::Finished { ok: false, error: Some(error), .. } if error.starts_with("FileNotFoundError")));
+    assert!(
+        matches!(&events[3], ToolEvent::Finished { ok: false, error: Some(error), .. } if error.starts_with("FileNotFoundError"))
+    );
     assert_eq!(res.tool_calls.len(), 2);
     assert_eq!(res.tool_calls[0].args, serde_json::json!({"path": "a.txt"}));
 }
@@ -446,8 +634,14 @@ fn tool_events_and_records() {
 #[test]
 fn cancel_stops_a_running_snippet() {
     let ws = workspace();
-    let host = DiskToolHost { root: ws.root.path().to_path_buf(), allow_commands: false };
-    let mut sandbox = sandbox(SandboxLimits { timeout_ms: 10_000, ..quick_limits() });
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
+    let mut sandbox = sandbox(SandboxLimits {
+        timeout_ms: 10_000,
+        ..quick_limits()
+    });
     let cancel = CancelFlag::default();
     let canceller = cancel.clone();
     let start = Instant::now();
@@ -459,7 +653,11 @@ fn cancel_stops_a_running_snippet() {
         sandbox.execute("while True:\n    pass", &host, &cancel, &mut |_| {})
     });
     check_error(&res, &["KeyboardInterrupt"]);
-    assert!(start.elapsed() < Duration::from_millis(200 + 100 + 50), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(200 + 100 + 50),
+        "{:?}",
+        start.elapsed()
+    );
     check_recovers(&mut sandbox, &host);
 }
 
@@ -467,14 +665,59 @@ fn cancel_stops_a_running_snippet() {
 #[test]
 fn fuzz_snippets_never_hang_or_panic() {
     let ws = workspace();
-    let host = DiskToolHost { root: ws.root.path().to_path_buf(), allow_commands: false };
-    let limits = SandboxLimits { timeout_ms: 500, ..quick_limits() };
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
+    let limits = SandboxLimits {
+        timeout_ms: 500,
+        ..quick_limits()
+    };
     let budget = Duration::from_millis(limits.timeout_ms + 250);
     let mut sandbox = sandbox(limits);
     const TOKENS: &[&str] = &[
-        "(", ")", "[", "]", "{", "}", ":", "\n", "    ", "x", "=", "1", "'a'", "\"\\x\"", "+", "*", "**",
-        "for", "in", "while", "if", "else", "def", "lambda", "return", "yield", "try", "except", "print",
-        "read_file", "json", ".", ",", "__", "class", "import", "not", "#", "\\", "f'{x}'", "10**9", "None",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ":",
+        "\n",
+        "    ",
+        "x",
+        "=",
+        "1",
+        "'a'",
+        "\"\\x\"",
+        "+",
+        "*",
+        "**",
+        "for",
+        "in",
+        "while",
+        "if",
+        "else",
+        "def",
+        "lambda",
+        "return",
+        "yield",
+        "try",
+        "except",
+        "print",
+        "read_file",
+        "json",
+        ".",
+        ",",
+        "__",
+        "class",
+        "import",
+        "not",
+        "#",
+        "\\",
+        "f'{x}'",
+        "10**9",
+        "None",
     ];
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
@@ -489,11 +732,18 @@ fn fuzz_snippets_never_hang_or_panic() {
             let bytes: Vec<u8> = (0..len).map(|_| (next() % 256) as u8).collect();
             String::from_utf8_lossy(&bytes).into_owned()
         } else {
-            (0..len).map(|_| TOKENS[(next() % TOKENS.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
+            (0..len)
+                .map(|_| TOKENS[(next() % TOKENS.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         let start = Instant::now();
         let res = run(&mut sandbox, &host, &code);
-        assert!(start.elapsed() <= budget, "{code:?} took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() <= budget,
+            "{code:?} took {:?}",
+            start.elapsed()
+        );
         assert!(res.ok || res.error.is_some());
     }
     check_recovers(&mut sandbox, &host);
@@ -514,7 +764,12 @@ fn cli_prints_the_result_object() {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(code.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(code.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
         serde_json::from_slice(&out.stdout).unwrap()
@@ -523,7 +778,10 @@ fn cli_prints_the_result_object() {
     assert_eq!(res["ok"], true);
     assert_eq!(res["output"], "alpha\n\n");
     assert_eq!(res["error"], Value::Null);
-    assert_eq!(res["tool_calls"][0], serde_json::json!({"tool": "read_file", "args": {"path": "a.txt"}, "ok": true}));
+    assert_eq!(
+        res["tool_calls"][0],
+        serde_json::json!({"tool": "read_file", "args": {"path": "a.txt"}, "ok": true})
+    );
     assert!(res["elapsed_ms"].is_u64());
     let res = run_cli("while True: pass", &["--timeout-ms", "300"]);
     assert_eq!(res["ok"], false);
@@ -542,4 +800,14 @@ fn training_snippets_are_runnable() {
     eprintln!("{report}");
     assert!(report.total > 400);
     assert!(report.runnable * 100 >= report.total * 98, "{report}");
+}
+
+/// Overhead of `execute` on a warm worker (the figures `punie bench` reports; the debug
+/// build's numbers are in docs/sandbox.md).
+#[test]
+fn overhead_is_small() {
+    let mut sandbox = sandbox(SandboxLimits::default());
+    let figures = punie::sandbox::overhead_bench(&mut sandbox, 200).unwrap();
+    eprintln!("{figures:?}");
+    assert!(figures.trivial_p50_ms < 50.0, "{figures:?}");
 }

@@ -30,13 +30,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let root = args
-        .workspace
-        .canonicalize()
-        .with_context(|| format!("workspace {} is not an accessible directory", args.workspace.display()))?;
-    anyhow::ensure!(root.is_dir(), "workspace {} is not a directory", root.display());
+    let root = args.workspace.canonicalize().with_context(|| {
+        format!(
+            "workspace {} is not an accessible directory",
+            args.workspace.display()
+        )
+    })?;
+    anyhow::ensure!(
+        root.is_dir(),
+        "workspace {} is not a directory",
+        root.display()
+    );
     let mut code = String::new();
-    std::io::stdin().read_to_string(&mut code).context("reading the snippet from stdin (it must be UTF-8)")?;
+    std::io::stdin()
+        .read_to_string(&mut code)
+        .context("reading the snippet from stdin (it must be UTF-8)")?;
     let limits = SandboxLimits {
         timeout_ms: args.timeout_ms,
         memory_mb: args.memory_mb,
@@ -44,7 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..SandboxLimits::default()
     };
     let mut sandbox = Sandbox::new(limits)?;
-    let host = DiskToolHost { root, allow_commands: args.allow_commands };
+    let host = DiskToolHost {
+        root,
+        allow_commands: args.allow_commands,
+    };
     let res = sandbox.execute(&code, &host, &CancelFlag::default(), &mut |_| {});
     println!("{}", result_json(&res));
     Ok(ExitCode::SUCCESS)
@@ -87,6 +98,8 @@ pub struct WorkerArgs {
 }
 
 pub fn run_worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    crate::sandbox::worker::run_worker(crate::sandbox::worker::WorkerOptions { memory_mb: args.memory_mb })?;
+    crate::sandbox::worker::run_worker(crate::sandbox::worker::WorkerOptions {
+        memory_mb: args.memory_mb,
+    })?;
     Ok(ExitCode::SUCCESS)
 }

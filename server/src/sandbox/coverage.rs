@@ -59,9 +59,11 @@ pub fn training_snippets(dir: &Path) -> anyhow::Result<Vec<String>> {
         .collect();
     files.sort();
     for file in files {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
         for line in text.lines().filter(|line| !line.trim().is_empty()) {
-            let row: serde_json::Value = serde_json::from_str(line).context("a training row is not JSON")?;
+            let row: serde_json::Value =
+                serde_json::from_str(line).context("a training row is not JSON")?;
             let mut rest = row["text"].as_str().unwrap_or("");
             while let Some(start) = rest.find(OPEN) {
                 let after = &rest[start + OPEN.len()..];
@@ -77,7 +79,10 @@ pub fn training_snippets(dir: &Path) -> anyhow::Result<Vec<String>> {
 /// Checks every training snippet in `dir`.
 pub fn report(dir: &Path) -> anyhow::Result<CoverageReport> {
     let snippets = training_snippets(dir)?;
-    let mut res = CoverageReport { total: snippets.len(), ..CoverageReport::default() };
+    let mut res = CoverageReport {
+        total: snippets.len(),
+        ..CoverageReport::default()
+    };
     let distinct: HashSet<&str> = snippets.iter().map(String::as_str).collect();
     res.distinct = distinct.len();
     let mut reported = HashSet::new();
@@ -89,7 +94,13 @@ pub fn report(dir: &Path) -> anyhow::Result<CoverageReport> {
             res.runnable += 1;
         } else if reported.insert(snippet.as_str()) {
             let reason = compiled.err().or(names.err()).unwrap_or_default();
-            let first_line = snippet.lines().next().unwrap_or("").chars().take(60).collect();
+            let first_line = snippet
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(60)
+                .collect();
             res.rest.push((first_line, reason));
         }
     }
@@ -99,17 +110,24 @@ pub fn report(dir: &Path) -> anyhow::Result<CoverageReport> {
 fn check_snippet(code: &str) -> (Result<(), String>, Result<(), String>) {
     let parsed = match validate::precheck(code)
         .map_err(|err| err.to_string())
-        .and_then(|()| rustpython_vm::compiler::parser::parse_module(code).map_err(|err| format!("SyntaxError: {}", err.error)))
-    {
+        .and_then(|()| {
+            rustpython_vm::compiler::parser::parse_module(code)
+                .map_err(|err| format!("SyntaxError: {}", err.error))
+        }) {
         Ok(parsed) => parsed,
         Err(err) => return (Err(err.clone()), Err(err)),
     };
     let compiled = validate::validate_module(parsed.syntax(), code)
         .map_err(|err| err.to_string())
         .and_then(|()| {
-            rustpython_vm::compiler::compile(code, rustpython_vm::compiler::Mode::Exec, "<snippet>", Default::default())
-                .map(|_| ())
-                .map_err(|err| format!("SyntaxError: {err}"))
+            rustpython_vm::compiler::compile(
+                code,
+                rustpython_vm::compiler::Mode::Exec,
+                "<snippet>",
+                Default::default(),
+            )
+            .map(|_| ())
+            .map_err(|err| format!("SyntaxError: {err}"))
         });
     let mut names = Names::default();
     for stmt in &parsed.syntax().body {
@@ -131,7 +149,9 @@ fn check_snippet(code: &str) -> (Result<(), String>, Result<(), String>) {
     let names_ok = if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!("uses names the sandbox does not provide: {missing:?}"))
+        Err(format!(
+            "uses names the sandbox does not provide: {missing:?}"
+        ))
     };
     (compiled, names_ok)
 }

@@ -20,11 +20,19 @@ pub(crate) fn call(
 ) -> (ToolCallRecord, Result<Value, ToolError>) {
     let Some(tool) = Tool::by_name(name) else {
         let err = ToolError::new("NameError", format!("name '{name}' is not defined"));
-        let record = ToolCallRecord { tool: name.to_owned(), args, ok: false, error: Some(err.to_string()) };
+        let record = ToolCallRecord {
+            tool: name.to_owned(),
+            args,
+            ok: false,
+            error: Some(err.to_string()),
+        };
         return (record, Err(err));
     };
     let label = tool.label(&args);
-    on_event(ToolEvent::Started { tool: name.to_owned(), label: label.clone() });
+    on_event(ToolEvent::Started {
+        tool: name.to_owned(),
+        label: label.clone(),
+    });
     let res = match host.permit(tool, &label) {
         Permission::Deny => Err(ToolError::permission(format!(
             "{name} was not permitted (denied by the user or the tool policy): {label}"
@@ -35,18 +43,35 @@ pub(crate) fn call(
         },
     };
     let error = res.as_ref().err().map(ToolError::to_string);
-    on_event(ToolEvent::Finished { tool: name.to_owned(), ok: res.is_ok(), error: error.clone() });
-    let record = ToolCallRecord { tool: name.to_owned(), args, ok: res.is_ok(), error };
+    on_event(ToolEvent::Finished {
+        tool: name.to_owned(),
+        ok: res.is_ok(),
+        error: error.clone(),
+    });
+    let record = ToolCallRecord {
+        tool: name.to_owned(),
+        args,
+        ok: res.is_ok(),
+        error,
+    };
     (record, res)
 }
 
 fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {
-    args.get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ToolError::new("TypeError", format!("missing or non-string argument '{name}'")))
+    args.get(name).and_then(Value::as_str).ok_or_else(|| {
+        ToolError::new(
+            "TypeError",
+            format!("missing or non-string argument '{name}'"),
+        )
+    })
 }
 
-fn builtin(host: &dyn ToolHost, tool: Tool, args: &Value, cancel: &CancelFlag) -> Result<Value, ToolError> {
+fn builtin(
+    host: &dyn ToolHost,
+    tool: Tool,
+    args: &Value,
+    cancel: &CancelFlag,
+) -> Result<Value, ToolError> {
     let root = host.workspace_root();
     match tool.backend() {
         Backend::ReadFile => {
@@ -74,9 +99,16 @@ fn builtin(host: &dyn ToolHost, tool: Tool, args: &Value, cancel: &CancelFlag) -
                         .iter()
                         .map(|item| item.as_str().map(str::to_owned))
                         .collect::<Option<Vec<String>>>()
-                        .ok_or_else(|| ToolError::new("TypeError", "args must be a list of strings"))?,
+                        .ok_or_else(|| {
+                            ToolError::new("TypeError", "args must be a list of strings")
+                        })?,
                 ),
-                Some(_) => return Err(ToolError::new("TypeError", "args must be a list of strings")),
+                Some(_) => {
+                    return Err(ToolError::new(
+                        "TypeError",
+                        "args must be a list of strings",
+                    ));
+                }
             };
             let argv = workspace::split_command(command, argv_tail.as_deref())?;
             let cwd = match args.get("cwd").and_then(Value::as_str) {

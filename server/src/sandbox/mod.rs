@@ -89,7 +89,12 @@ pub struct SandboxLimits {
 
 impl Default for SandboxLimits {
     fn default() -> SandboxLimits {
-        SandboxLimits { timeout_ms: 10_000, memory_mb: 256, output_kb: 256, max_tool_calls: 64 }
+        SandboxLimits {
+            timeout_ms: 10_000,
+            memory_mb: 256,
+            output_kb: 256,
+            max_tool_calls: 64,
+        }
     }
 }
 
@@ -115,7 +120,11 @@ impl std::fmt::Display for PyError {
 
 impl PyError {
     fn new(type_name: &str, message: impl Into<String>) -> PyError {
-        PyError { type_name: type_name.to_owned(), message: message.into(), line: None }
+        PyError {
+            type_name: type_name.to_owned(),
+            message: message.into(),
+            line: None,
+        }
     }
 }
 
@@ -136,7 +145,11 @@ pub enum ToolEvent {
     /// `label` is e.g. `read_file README.md`.
     Started { tool: String, label: String },
     /// `error` is `Type: message` when the call failed.
-    Finished { tool: String, ok: bool, error: Option<String> },
+    Finished {
+        tool: String,
+        ok: bool,
+        error: Option<String>,
+    },
 }
 
 /// The outcome of one snippet.
@@ -208,9 +221,15 @@ impl ToolHost for DiskToolHost {
 
     fn permit(&self, tool: Tool, _label: &str) -> Permission {
         let mut policy = crate::policy::ToolPolicy::default();
-        policy.set_class(crate::tools::PermissionClass::Write, crate::policy::Decision::Allow);
-        let commands =
-            if self.allow_commands { crate::policy::Decision::Allow } else { crate::policy::Decision::Deny };
+        policy.set_class(
+            crate::tools::PermissionClass::Write,
+            crate::policy::Decision::Allow,
+        );
+        let commands = if self.allow_commands {
+            crate::policy::Decision::Allow
+        } else {
+            crate::policy::Decision::Deny
+        };
         policy.set_class(crate::tools::PermissionClass::Execute, commands);
         match crate::policy::check(&policy, tool) {
             crate::policy::Decision::Allow => Permission::Allow,
@@ -235,7 +254,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -245,15 +266,24 @@ impl Sandbox {
     pub fn new(limits: SandboxLimits) -> anyhow::Result<Sandbox> {
         let exe = match std::env::var_os("PUNIE_SANDBOX_WORKER") {
             Some(exe) => PathBuf::from(exe),
-            None => std::env::current_exe().context("finding the punie executable for the sandbox worker")?,
+            None => std::env::current_exe()
+                .context("finding the punie executable for the sandbox worker")?,
         };
         Sandbox::with_worker_exe(limits, &exe)
     }
 
     /// A sandbox whose worker is `exe sandbox-worker`.
     pub fn with_worker_exe(limits: SandboxLimits, exe: &Path) -> anyhow::Result<Sandbox> {
-        let mut sandbox = Sandbox { limits, worker_exe: exe.to_path_buf(), worker: None };
-        sandbox.worker = Some(sandbox.spawn_worker().context("starting the sandbox worker")?);
+        let mut sandbox = Sandbox {
+            limits,
+            worker_exe: exe.to_path_buf(),
+            worker: None,
+        };
+        sandbox.worker = Some(
+            sandbox
+                .spawn_worker()
+                .context("starting the sandbox worker")?,
+        );
         Ok(sandbox)
     }
 
@@ -320,7 +350,10 @@ impl Sandbox {
         let mut worker = match self.worker.take() {
             Some(worker) if alive => worker,
             _ => self.spawn_worker().map_err(|err| {
-                PyError::new("SystemError", format!("the sandbox worker could not start: {err:#}"))
+                PyError::new(
+                    "SystemError",
+                    format!("the sandbox worker could not start: {err:#}"),
+                )
             })?,
         };
         let outcome = self.drive(&mut worker, code, host, cancel, on_event, res);
@@ -354,7 +387,8 @@ impl Sandbox {
         worker.wait_ready(cancel)?;
         let exec = ToWorker::Exec {
             code: code.to_owned(),
-            output_limit: usize::try_from(self.limits.output_kb.saturating_mul(1024)).unwrap_or(usize::MAX),
+            output_limit: usize::try_from(self.limits.output_kb.saturating_mul(1024))
+                .unwrap_or(usize::MAX),
         };
         worker.send(&exec)?;
         let timeout = Duration::from_millis(self.limits.timeout_ms);
@@ -367,7 +401,10 @@ impl Sandbox {
             if now >= deadline {
                 return Err(PyError::new(
                     "TimeoutError",
-                    format!("the snippet ran longer than its {} ms time limit and was stopped", self.limits.timeout_ms),
+                    format!(
+                        "the snippet ran longer than its {} ms time limit and was stopped",
+                        self.limits.timeout_ms
+                    ),
                 ));
             }
             let wait = (deadline - now).min(CANCEL_POLL);
@@ -383,14 +420,26 @@ impl Sandbox {
                     let reply = if res.tool_calls.len() >= self.limits.max_tool_calls {
                         let err = ToolError::new(
                             "RuntimeError",
-                            format!("too many tool calls in one snippet (limit {})", self.limits.max_tool_calls),
+                            format!(
+                                "too many tool calls in one snippet (limit {})",
+                                self.limits.max_tool_calls
+                            ),
                         );
-                        res.tool_calls.push(ToolCallRecord { tool, args, ok: false, error: Some(err.to_string()) });
+                        res.tool_calls.push(ToolCallRecord {
+                            tool,
+                            args,
+                            ok: false,
+                            error: Some(err.to_string()),
+                        });
                         ToWorker::tool_error(&err)
                     } else {
                         let record = dispatch::call(host, &tool, args, cancel, on_event);
                         let reply = match &record.1 {
-                            Ok(value) => ToWorker::ToolResult { ok: true, value: value.clone(), error: None },
+                            Ok(value) => ToWorker::ToolResult {
+                                ok: true,
+                                value: value.clone(),
+                                error: None,
+                            },
                             Err(err) => ToWorker::tool_error(err),
                         };
                         res.tool_calls.push(record.0);
@@ -403,7 +452,12 @@ impl Sandbox {
                     // Tool time is the host's, not the snippet's.
                     deadline += tool_start.elapsed();
                 }
-                FromWorker::Done { ok, output, truncated, error } => {
+                FromWorker::Done {
+                    ok,
+                    output,
+                    truncated,
+                    error,
+                } => {
                     res.ok = ok;
                     res.output = output;
                     res.output_truncated = truncated;
@@ -512,12 +566,18 @@ impl Worker {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(PyError::new("SystemError", "the sandbox worker did not start in time"));
+                return Err(PyError::new(
+                    "SystemError",
+                    "the sandbox worker did not start in time",
+                ));
             }
             match self.lines.recv_timeout((deadline - now).min(CANCEL_POLL)) {
                 Ok(FromWorker::Ready) => self.ready = true,
                 Ok(_) => {
-                    return Err(PyError::new("SystemError", "the sandbox worker spoke before it was ready"));
+                    return Err(PyError::new(
+                        "SystemError",
+                        "the sandbox worker spoke before it was ready",
+                    ));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -531,7 +591,10 @@ impl Worker {
     fn send(&mut self, msg: &ToWorker) -> Result<(), PyError> {
         let mut line = msg.to_line();
         line.push('\n');
-        let stdin = self.stdin.as_mut().ok_or_else(|| PyError::new("SystemError", "the sandbox worker is gone"))?;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| PyError::new("SystemError", "the sandbox worker is gone"))?;
         stdin
             .write_all(line.as_bytes())
             .and_then(|()| stdin.flush())
@@ -545,7 +608,10 @@ impl Worker {
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
-        let tail = self.stderr_tail.lock().unwrap_or_else(|poison| poison.into_inner());
+        let tail = self
+            .stderr_tail
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let stderr = String::from_utf8_lossy(&tail);
         classify_death(&stderr, status, limits)
     }
@@ -573,7 +639,11 @@ impl Drop for Worker {
 }
 
 /// Maps a dead worker's stderr and exit status to a Python exception.
-fn classify_death(stderr: &str, status: Option<std::process::ExitStatus>, limits: &SandboxLimits) -> PyError {
+fn classify_death(
+    stderr: &str,
+    status: Option<std::process::ExitStatus>,
+    limits: &SandboxLimits,
+) -> PyError {
     #[cfg(unix)]
     let signal = {
         use std::os::unix::process::ExitStatusExt;
@@ -587,10 +657,16 @@ fn classify_death(stderr: &str, status: Option<std::process::ExitStatus>, limits
             "the snippet nested or recursed too deeply and overflowed the interpreter's stack",
         );
     }
-    if stderr.contains("memory allocation of") || stderr.contains("capacity overflow") || stderr.contains("out of memory") {
+    if stderr.contains("memory allocation of")
+        || stderr.contains("capacity overflow")
+        || stderr.contains("out of memory")
+    {
         return PyError::new(
             "MemoryError",
-            format!("the snippet needed more than its {} MB memory limit", limits.memory_mb),
+            format!(
+                "the snippet needed more than its {} MB memory limit",
+                limits.memory_mb
+            ),
         );
     }
     #[cfg(unix)]
@@ -599,7 +675,10 @@ fn classify_death(stderr: &str, status: Option<std::process::ExitStatus>, limits
     }
     #[cfg(unix)]
     if signal == Some(libc::SIGSEGV) || signal == Some(libc::SIGBUS) {
-        return PyError::new("RecursionError", "the snippet overflowed the interpreter's stack");
+        return PyError::new(
+            "RecursionError",
+            "the snippet overflowed the interpreter's stack",
+        );
     }
     if stderr.contains("panicked") {
         return PyError::new(
@@ -611,16 +690,29 @@ fn classify_death(stderr: &str, status: Option<std::process::ExitStatus>, limits
     if signal == Some(libc::SIGABRT) || signal == Some(libc::SIGKILL) {
         return PyError::new(
             "MemoryError",
-            format!("the snippet was stopped: it likely exceeded its {} MB memory limit", limits.memory_mb),
+            format!(
+                "the snippet was stopped: it likely exceeded its {} MB memory limit",
+                limits.memory_mb
+            ),
         );
     }
-    let last_line = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("");
+    let last_line = stderr
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("");
     PyError::new(
         "SystemError",
         format!(
             "the sandbox worker exited unexpectedly ({}){}",
-            status.map(|status| status.to_string()).unwrap_or_else(|| "unknown status".to_owned()),
-            if last_line.is_empty() { String::new() } else { format!(": {last_line}") }
+            status
+                .map(|status| status.to_string())
+                .unwrap_or_else(|| "unknown status".to_owned()),
+            if last_line.is_empty() {
+                String::new()
+            } else {
+                format!(": {last_line}")
+            }
         ),
     )
 }
@@ -645,7 +737,10 @@ pub fn overhead_bench(sandbox: &mut Sandbox, iterations: usize) -> anyhow::Resul
     for name in ["a.txt", "b.txt", "c.txt"] {
         std::fs::write(dir.join(name), "hello\n").context("writing a bench file")?;
     }
-    let host = DiskToolHost { root: dir.clone(), allow_commands: false };
+    let host = DiskToolHost {
+        root: dir.clone(),
+        allow_commands: false,
+    };
     let cancel = CancelFlag::default();
     let trivial = "x = 1";
     let tools = "a = read_file('a.txt')\nb = read_file('b.txt')\nc = read_file('c.txt')\nprint(len(a + b + c))";

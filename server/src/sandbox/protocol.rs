@@ -13,8 +13,15 @@ use crate::workspace::ToolError;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum ToWorker {
-    Exec { code: String, output_limit: usize },
-    ToolResult { ok: bool, value: serde_json::Value, error: Option<WireError> },
+    Exec {
+        code: String,
+        output_limit: usize,
+    },
+    ToolResult {
+        ok: bool,
+        value: serde_json::Value,
+        error: Option<WireError>,
+    },
 }
 
 impl ToWorker {
@@ -22,7 +29,11 @@ impl ToWorker {
         ToWorker::ToolResult {
             ok: false,
             value: serde_json::Value::Null,
-            error: Some(WireError { type_name: err.type_name.clone(), message: err.message.clone(), line: None }),
+            error: Some(WireError {
+                type_name: err.type_name.clone(),
+                message: err.message.clone(),
+                line: None,
+            }),
         }
     }
 
@@ -40,11 +51,21 @@ impl ToWorker {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum FromWorker {
     Ready,
-    Tool { tool: String, args: serde_json::Value },
-    Done { ok: bool, output: String, truncated: bool, error: Option<WireError> },
+    Tool {
+        tool: String,
+        args: serde_json::Value,
+    },
+    Done {
+        ok: bool,
+        output: String,
+        truncated: bool,
+        error: Option<WireError>,
+    },
     /// Not sent: what the parent makes of a line it cannot parse.
     #[serde(skip)]
-    Invalid { line: String },
+    Invalid {
+        line: String,
+    },
 }
 
 impl FromWorker {
@@ -73,6 +94,10 @@ pub(crate) struct WireError {
 
 impl WireError {
     pub(crate) fn into_py_error(self) -> PyError {
-        PyError { type_name: self.type_name, message: self.message, line: self.line }
+        PyError {
+            type_name: self.type_name,
+            message: self.message,
+            line: self.line,
+        }
     }
 }

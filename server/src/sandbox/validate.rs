@@ -21,14 +21,21 @@ pub(crate) const MAX_LINE_OPERATORS: usize = 5_000;
 pub(crate) const ALLOWED_IMPORTS: &[&str] = &["json"];
 
 fn syntax_error(message: String, line: usize) -> PyError {
-    PyError { type_name: "SyntaxError".to_owned(), message, line: u32::try_from(line).ok() }
+    PyError {
+        type_name: "SyntaxError".to_owned(),
+        message,
+        line: u32::try_from(line).ok(),
+    }
 }
 
 /// Size and depth checks on the raw source, outside string literals and comments.
 pub(crate) fn precheck(code: &str) -> Result<(), PyError> {
     if code.len() > MAX_SOURCE_BYTES {
         return Err(syntax_error(
-            format!("snippet too large: {} bytes (limit {MAX_SOURCE_BYTES})", code.len()),
+            format!(
+                "snippet too large: {} bytes (limit {MAX_SOURCE_BYTES})",
+                code.len()
+            ),
             1,
         ));
     }
@@ -56,7 +63,10 @@ pub(crate) fn precheck(code: &str) -> Result<(), PyError> {
                 _ => {
                     // A tab or 4 spaces per level is generous; CPython counts levels.
                     if depth == 0 && indent / 2 > MAX_INDENT_LEVELS * 2 {
-                        return Err(syntax_error("too many levels of indentation".to_owned(), line));
+                        return Err(syntax_error(
+                            "too many levels of indentation".to_owned(),
+                            line,
+                        ));
                     }
                     at_line_start = false;
                 }
@@ -108,10 +118,14 @@ pub(crate) fn precheck(code: &str) -> Result<(), PyError> {
                 }
             }
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            b'+' | b'-' | b'*' | b'/' | b'%' | b'@' | b'&' | b'|' | b'^' | b'~' | b'<' | b'>' | b'.' | b',' => {
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'@' | b'&' | b'|' | b'^' | b'~' | b'<' | b'>'
+            | b'.' | b',' => {
                 operators += 1;
                 if operators > MAX_LINE_OPERATORS {
-                    return Err(syntax_error("expression too long or too deeply nested".to_owned(), line));
+                    return Err(syntax_error(
+                        "expression too long or too deeply nested".to_owned(),
+                        line,
+                    ));
                 }
             }
             _ => {}
@@ -123,7 +137,10 @@ pub(crate) fn precheck(code: &str) -> Result<(), PyError> {
 
 /// Validates the module's AST; `source` gives line numbers.
 pub(crate) fn validate_module(module: &ast::ModModule, source: &str) -> Result<(), PyError> {
-    let mut checker = Checker { source, error: None };
+    let mut checker = Checker {
+        source,
+        error: None,
+    };
     for stmt in &module.body {
         checker.visit_stmt(stmt);
         if checker.error.is_some() {
@@ -156,14 +173,22 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn line_of(&self, offset: usize) -> Option<u32> {
         let offset = offset.min(self.source.len());
-        let line = self.source.as_bytes()[..offset].iter().filter(|&&byte| byte == b'\n').count() + 1;
+        let line = self.source.as_bytes()[..offset]
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count()
+            + 1;
         u32::try_from(line).ok()
     }
 
     fn refuse(&mut self, type_name: &str, message: String, offset: usize) {
         if self.error.is_none() {
             let line = self.line_of(offset);
-            self.error = Some(PyError { type_name: type_name.to_owned(), message, line });
+            self.error = Some(PyError {
+                type_name: type_name.to_owned(),
+                message,
+                line,
+            });
         }
     }
 
@@ -194,7 +219,11 @@ impl<'a> Visitor<'a> for Checker<'_> {
                 }
             }
             ast::Stmt::ImportFrom(import) => {
-                let module = import.module.as_ref().map(|module| module.as_str()).unwrap_or("");
+                let module = import
+                    .module
+                    .as_ref()
+                    .map(|module| module.as_str())
+                    .unwrap_or("");
                 if import.level > 0 || module.is_empty() {
                     self.refuse(
                         "ImportError",
@@ -208,7 +237,10 @@ impl<'a> Visitor<'a> for Checker<'_> {
             ast::Stmt::FunctionDef(def) if is_dunder(def.name.as_str()) => {
                 self.refuse(
                     "PermissionError",
-                    format!("defining '{}' is not allowed in the sandbox", def.name.as_str()),
+                    format!(
+                        "defining '{}' is not allowed in the sandbox",
+                        def.name.as_str()
+                    ),
                     def.range.start().to_usize(),
                 );
             }
@@ -248,7 +280,10 @@ impl<'a> Visitor<'a> for Checker<'_> {
         if attribute_refused(keyword.attr.as_str()) {
             self.refuse(
                 "PermissionError",
-                format!("access to the attribute '{}' is not allowed in the sandbox", keyword.attr.as_str()),
+                format!(
+                    "access to the attribute '{}' is not allowed in the sandbox",
+                    keyword.attr.as_str()
+                ),
                 keyword.range.start().to_usize(),
             );
         }
@@ -289,21 +324,30 @@ mod tests {
         check("from os import path", Some("ImportError"));
         check("import json.decoder", Some("ImportError"));
         check("from . import x", Some("ImportError"));
-        check("().__class__.__base__.__subclasses__()", Some("PermissionError"));
+        check(
+            "().__class__.__base__.__subclasses__()",
+            Some("PermissionError"),
+        );
         check("print.__self__", Some("PermissionError"));
         check("x = (i for i in [])\nx.gi_frame", Some("PermissionError"));
         check("def f(): pass\nf.__globals__", Some("PermissionError"));
         check("print(__builtins__)", Some("NameError"));
         check("__import__('os')", Some("NameError"));
         check("def __del__(): pass", Some("PermissionError"));
-        check("match 1:\n    case int(_x=y): pass", Some("PermissionError"));
+        check(
+            "match 1:\n    case int(_x=y): pass",
+            Some("PermissionError"),
+        );
     }
 
     #[test]
     fn depth_prechecks_refuse_before_the_parser() {
         check(&"(".repeat(100_000), Some("SyntaxError"));
         check(&format!("x = {}", "[".repeat(5_000)), Some("SyntaxError"));
-        check(&format!("x = 1{}", "+1".repeat(10_000)), Some("SyntaxError"));
+        check(
+            &format!("x = 1{}", "+1".repeat(10_000)),
+            Some("SyntaxError"),
+        );
         check(&"x".repeat(MAX_SOURCE_BYTES + 1), Some("SyntaxError"));
     }
 }

@@ -8,11 +8,15 @@
 use std::cell::RefCell;
 use std::io::{BufRead, Write};
 
-use rustpython_vm::builtins::{PyBaseException, PyBaseExceptionRef, PyDict, PyFloat, PyInt, PyList, PyStr, PyTuple};
+use rustpython_vm::builtins::{
+    PyBaseException, PyBaseExceptionRef, PyDict, PyFloat, PyInt, PyList, PyStr, PyTuple,
+};
 use rustpython_vm::compiler::Mode;
 use rustpython_vm::function::FuncArgs;
 use rustpython_vm::scope::Scope;
-use rustpython_vm::{AsObject, Interpreter, PyObjectRef, PyRef, PyResult, Settings, VirtualMachine};
+use rustpython_vm::{
+    AsObject, Interpreter, PyObjectRef, PyRef, PyResult, Settings, VirtualMachine,
+};
 
 use super::protocol::{FromWorker, ToWorker, WireError};
 use super::{PyError, validate};
@@ -30,16 +34,74 @@ const RECURSION_LIMIT: usize = 400;
 /// `__import__`). Punie's allowlist plus harmless helpers and the exception classes the
 /// tools raise, so that `except FileNotFoundError:` works.
 pub(crate) const ALLOWED_BUILTINS: &[&str] = &[
-    "int", "float", "str", "bool", "list", "dict", "set", "frozenset", "tuple", "len", "range",
-    "enumerate", "zip", "map", "filter", "sorted", "reversed", "sum", "min", "max", "abs", "round",
-    "repr", "iter", "next", "isinstance", "issubclass", "any", "all", "chr", "ord", "divmod", "pow",
-    "hex", "bin", "oct", "callable", "slice", "format", "Ellipsis", "NotImplemented",
-    "Exception", "ArithmeticError", "AssertionError", "AttributeError", "FileExistsError",
-    "FileNotFoundError", "ImportError", "IndexError", "IsADirectoryError", "KeyError",
-    "LookupError", "MemoryError", "NameError", "NotADirectoryError", "NotImplementedError",
-    "OSError", "OverflowError", "PermissionError", "RecursionError", "RuntimeError",
-    "StopIteration", "TimeoutError", "TypeError", "UnicodeDecodeError", "UnicodeError",
-    "ValueError", "ZeroDivisionError",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "list",
+    "dict",
+    "set",
+    "frozenset",
+    "tuple",
+    "len",
+    "range",
+    "enumerate",
+    "zip",
+    "map",
+    "filter",
+    "sorted",
+    "reversed",
+    "sum",
+    "min",
+    "max",
+    "abs",
+    "round",
+    "repr",
+    "iter",
+    "next",
+    "isinstance",
+    "issubclass",
+    "any",
+    "all",
+    "chr",
+    "ord",
+    "divmod",
+    "pow",
+    "hex",
+    "bin",
+    "oct",
+    "callable",
+    "slice",
+    "format",
+    "Ellipsis",
+    "NotImplemented",
+    "Exception",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "FileExistsError",
+    "FileNotFoundError",
+    "ImportError",
+    "IndexError",
+    "IsADirectoryError",
+    "KeyError",
+    "LookupError",
+    "MemoryError",
+    "NameError",
+    "NotADirectoryError",
+    "NotImplementedError",
+    "OSError",
+    "OverflowError",
+    "PermissionError",
+    "RecursionError",
+    "RuntimeError",
+    "StopIteration",
+    "TimeoutError",
+    "TypeError",
+    "UnicodeDecodeError",
+    "UnicodeError",
+    "ValueError",
+    "ZeroDivisionError",
 ];
 
 /// Options of the worker process.
@@ -81,7 +143,11 @@ fn send(msg: &FromWorker) {
     let mut line = msg.to_line();
     line.push('\n');
     let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+    if stdout
+        .write_all(line.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
         // The server is gone.
         std::process::exit(0);
     }
@@ -108,9 +174,10 @@ fn interpreter_main(options: WorkerOptions) -> anyhow::Result<()> {
         Tool::all()
             .map(|tool| {
                 let spec = tool.spec();
-                let function = vm.new_function(spec.name, move |args: FuncArgs, vm: &VirtualMachine| {
-                    call_tool(spec, args, vm)
-                });
+                let function = vm
+                    .new_function(spec.name, move |args: FuncArgs, vm: &VirtualMachine| {
+                        call_tool(spec, args, vm)
+                    });
                 (spec.name, PyObjectRef::from(function))
             })
             .collect::<Vec<_>>()
@@ -135,7 +202,12 @@ fn restrict_builtins(vm: &VirtualMachine) {
     let dict = vm.builtins.dict();
     let kept: Vec<(&str, PyObjectRef)> = ALLOWED_BUILTINS
         .iter()
-        .filter_map(|name| dict.get_item_opt(*name, vm).ok().flatten().map(|value| (*name, value)))
+        .filter_map(|name| {
+            dict.get_item_opt(*name, vm)
+                .ok()
+                .flatten()
+                .map(|value| (*name, value))
+        })
         .collect();
     dict.clear();
     for (name, value) in kept {
@@ -166,8 +238,14 @@ fn builtin_print(args: FuncArgs, vm: &VirtualMachine) -> PyResult<()> {
             "end" => end = text.unwrap_or_else(|| "\n".to_owned()),
             "flush" => {}
             "file" if vm.is_none(value) => {}
-            "file" => return Err(vm.new_type_error("print(file=...) is not available in the sandbox")),
-            other => return Err(vm.new_type_error(format!("'{other}' is an invalid keyword argument for print()"))),
+            "file" => {
+                return Err(vm.new_type_error("print(file=...) is not available in the sandbox"));
+            }
+            other => {
+                return Err(vm.new_type_error(format!(
+                    "'{other}' is an invalid keyword argument for print()"
+                )));
+            }
         }
     }
     let mut line = String::new();
@@ -211,19 +289,33 @@ fn builtin_import(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     let name = args
         .args
         .first()
-        .and_then(|name| name.downcast_ref::<PyStr>().map(|name| name.to_string_lossy().into_owned()))
+        .and_then(|name| {
+            name.downcast_ref::<PyStr>()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
-    if name == "json" {
-        if let Some(module) = STATE.with(|state| state.borrow().json_module.clone()) {
-            return Ok(module);
-        }
+    if name == "json"
+        && let Some(module) = STATE.with(|state| state.borrow().json_module.clone())
+    {
+        return Ok(module);
     }
-    Err(vm.new_import_error(format!("import of '{name}' is not allowed in the sandbox"), vm.ctx.new_str(name)))
+    Err(vm.new_import_error(
+        format!("import of '{name}' is not allowed in the sandbox"),
+        vm.ctx.new_str(name),
+    ))
 }
 
-fn run_snippet(vm: &VirtualMachine, code: &str, output_limit: usize, tools: &[(&'static str, PyObjectRef)]) -> FromWorker {
+fn run_snippet(
+    vm: &VirtualMachine,
+    code: &str,
+    output_limit: usize,
+    tools: &[(&'static str, PyObjectRef)],
+) -> FromWorker {
     STATE.with(|state| {
-        *state.borrow_mut() = RunState { output_limit, ..RunState::default() };
+        *state.borrow_mut() = RunState {
+            output_limit,
+            ..RunState::default()
+        };
     });
     let res = compile_and_run(vm, code, tools);
     let (output, truncated) = STATE.with(|state| {
@@ -242,27 +334,52 @@ fn run_snippet(vm: &VirtualMachine, code: &str, output_limit: usize, tools: &[(&
         (output, state.truncated)
     });
     match res {
-        Ok(()) => FromWorker::Done { ok: true, output, truncated, error: None },
+        Ok(()) => FromWorker::Done {
+            ok: true,
+            output,
+            truncated,
+            error: None,
+        },
         Err(err) => FromWorker::Done {
             ok: false,
             output,
             truncated,
-            error: Some(WireError { type_name: err.type_name, message: err.message, line: err.line }),
+            error: Some(WireError {
+                type_name: err.type_name,
+                message: err.message,
+                line: err.line,
+            }),
         },
     }
 }
 
-fn compile_and_run(vm: &VirtualMachine, code: &str, tools: &[(&'static str, PyObjectRef)]) -> Result<(), PyError> {
+fn compile_and_run(
+    vm: &VirtualMachine,
+    code: &str,
+    tools: &[(&'static str, PyObjectRef)],
+) -> Result<(), PyError> {
     validate::precheck(code)?;
     let parsed = rustpython_vm::compiler::parser::parse_module(code).map_err(|err| {
         let offset = err.location.start().to_usize().min(code.len());
-        let line = code.as_bytes()[..offset].iter().filter(|&&byte| byte == b'\n').count() + 1;
-        PyError { type_name: "SyntaxError".to_owned(), message: err.error.to_string(), line: u32::try_from(line).ok() }
+        let line = code.as_bytes()[..offset]
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count()
+            + 1;
+        PyError {
+            type_name: "SyntaxError".to_owned(),
+            message: err.error.to_string(),
+            line: u32::try_from(line).ok(),
+        }
     })?;
     validate::validate_module(parsed.syntax(), code)?;
     let code_obj = vm
         .compile(code, Mode::Exec, "<snippet>".to_owned())
-        .map_err(|err| PyError { type_name: "SyntaxError".to_owned(), message: err.to_string(), line: None })?;
+        .map_err(|err| PyError {
+            type_name: "SyntaxError".to_owned(),
+            message: err.to_string(),
+            line: None,
+        })?;
 
     let globals = vm.ctx.new_dict();
     for (name, function) in tools {
@@ -272,7 +389,9 @@ fn compile_and_run(vm: &VirtualMachine, code: &str, tools: &[(&'static str, PyOb
     let _ = globals.set_item("json", json_module.clone(), vm);
     STATE.with(|state| state.borrow_mut().json_module = Some(json_module));
     let scope = Scope::with_builtins(None, globals, vm);
-    vm.run_code_obj(code_obj, scope).map(|_| ()).map_err(|exc| describe_exception(vm, &exc))
+    vm.run_code_obj(code_obj, scope)
+        .map(|_| ())
+        .map_err(|exc| describe_exception(vm, &exc))
 }
 
 /// The exception's class name, `str()` and innermost snippet line, without RustPython's
@@ -289,17 +408,28 @@ fn describe_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> PyError 
         line = u32::try_from(tb.lineno.get()).ok();
         traceback = tb.next.lock().clone();
     }
-    PyError { type_name, message, line }
+    PyError {
+        type_name,
+        message,
+        line,
+    }
 }
 
 /// Binds a tool call's arguments by the registry's parameters, asks the server to carry it
 /// out, and turns the answer into Python objects (JSON objects become attribute objects).
 fn call_tool(spec: &'static ToolSpec, args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     let named = bind_args(spec, args, vm)?;
-    send(&FromWorker::Tool { tool: spec.name.to_owned(), args: named });
+    send(&FromWorker::Tool {
+        tool: spec.name.to_owned(),
+        args: named,
+    });
     match receive() {
-        Some(ToWorker::ToolResult { ok: true, value, .. }) => json::to_py_objects(vm, &value),
-        Some(ToWorker::ToolResult { ok: false, error, .. }) => {
+        Some(ToWorker::ToolResult {
+            ok: true, value, ..
+        }) => json::to_py_objects(vm, &value),
+        Some(ToWorker::ToolResult {
+            ok: false, error, ..
+        }) => {
             let err = error.unwrap_or(WireError {
                 type_name: "RuntimeError".to_owned(),
                 message: "tool failed".to_owned(),
@@ -327,10 +457,14 @@ fn bind_args(spec: &ToolSpec, args: FuncArgs, vm: &VirtualMachine) -> PyResult<s
     }
     for (key, value) in args.kwargs {
         let Some(idx) = spec.params.iter().position(|param| param.name == key) else {
-            return Err(vm.new_type_error(format!("{name}() got an unexpected keyword argument '{key}'")));
+            return Err(vm.new_type_error(format!(
+                "{name}() got an unexpected keyword argument '{key}'"
+            )));
         };
         if slots[idx].is_some() {
-            return Err(vm.new_type_error(format!("{name}() got multiple values for argument '{key}'")));
+            return Err(
+                vm.new_type_error(format!("{name}() got multiple values for argument '{key}'"))
+            );
         }
         slots[idx] = Some(value);
     }
@@ -354,18 +488,32 @@ fn bind_args(spec: &ToolSpec, args: FuncArgs, vm: &VirtualMachine) -> PyResult<s
     Ok(serde_json::Value::Object(res))
 }
 
-fn convert_arg(tool: &str, param: &str, ty: ParamType, value: &PyObjectRef, vm: &VirtualMachine) -> PyResult<serde_json::Value> {
+fn convert_arg(
+    tool: &str,
+    param: &str,
+    ty: ParamType,
+    value: &PyObjectRef,
+    vm: &VirtualMachine,
+) -> PyResult<serde_json::Value> {
     let wrong = |expected: &str| {
         vm.new_type_error(format!(
             "{tool}() argument '{param}' must be {expected}, not {}",
             value.class().name()
         ))
     };
-    let as_str = |value: &PyObjectRef| value.downcast_ref::<PyStr>().map(|text| text.to_string_lossy().into_owned());
+    let as_str = |value: &PyObjectRef| {
+        value
+            .downcast_ref::<PyStr>()
+            .map(|text| text.to_string_lossy().into_owned())
+    };
     match ty {
-        ParamType::Str => as_str(value).map(serde_json::Value::String).ok_or_else(|| wrong("str")),
+        ParamType::Str => as_str(value)
+            .map(serde_json::Value::String)
+            .ok_or_else(|| wrong("str")),
         ParamType::OptStr if vm.is_none(value) => Ok(serde_json::Value::Null),
-        ParamType::OptStr => as_str(value).map(serde_json::Value::String).ok_or_else(|| wrong("str or None")),
+        ParamType::OptStr => as_str(value)
+            .map(serde_json::Value::String)
+            .ok_or_else(|| wrong("str or None")),
         ParamType::Int => {
             let int = value.downcast_ref::<PyInt>().ok_or_else(|| wrong("int"))?;
             let n: i64 = int.try_to_primitive(vm)?;
@@ -391,7 +539,11 @@ fn convert_arg(tool: &str, param: &str, ty: ParamType, value: &PyObjectRef, vm: 
             };
             items
                 .iter()
-                .map(|item| as_str(item).map(serde_json::Value::String).ok_or_else(|| wrong("list[str] or None")))
+                .map(|item| {
+                    as_str(item)
+                        .map(serde_json::Value::String)
+                        .ok_or_else(|| wrong("list[str] or None"))
+                })
                 .collect::<PyResult<Vec<_>>>()
                 .map(serde_json::Value::Array)
         }
@@ -400,7 +552,11 @@ fn convert_arg(tool: &str, param: &str, ty: ParamType, value: &PyObjectRef, vm: 
 
 /// An exception of the class called `type_name`, built the safe way for its kind (the
 /// generic constructor panics on OSError subclasses).
-pub(crate) fn new_exception(vm: &VirtualMachine, type_name: &str, message: &str) -> PyBaseExceptionRef {
+pub(crate) fn new_exception(
+    vm: &VirtualMachine,
+    type_name: &str,
+    message: &str,
+) -> PyBaseExceptionRef {
     let excs = &vm.ctx.exceptions;
     let os_type = match type_name {
         "FileNotFoundError" => Some(excs.file_not_found_error),
@@ -413,7 +569,9 @@ pub(crate) fn new_exception(vm: &VirtualMachine, type_name: &str, message: &str)
         _ => None,
     };
     if let Some(os_type) = os_type {
-        return vm.new_os_subtype_error(os_type.to_owned(), None, message.to_owned()).upcast();
+        return vm
+            .new_os_subtype_error(os_type.to_owned(), None, message.to_owned())
+            .upcast();
     }
     if type_name == "UnicodeDecodeError" {
         let args = (
@@ -423,10 +581,10 @@ pub(crate) fn new_exception(vm: &VirtualMachine, type_name: &str, message: &str)
             vm.ctx.new_int(1),
             vm.ctx.new_str(message.to_owned()),
         );
-        if let Ok(exc) = excs.unicode_decode_error.as_object().call(args, vm) {
-            if let Ok(exc) = exc.downcast::<PyBaseException>() {
-                return exc;
-            }
+        if let Ok(exc) = excs.unicode_decode_error.as_object().call(args, vm)
+            && let Ok(exc) = exc.downcast::<PyBaseException>()
+        {
+            return exc;
         }
     }
     let plain = match type_name {

@@ -163,17 +163,31 @@ impl Tool {
             .iter()
             .map(|param| match param.default {
                 Some(default) => {
-                    format!("{}: {} = {}", param.name, param.ty.python(), default.python())
+                    format!(
+                        "{}: {} = {}",
+                        param.name,
+                        param.ty.python(),
+                        default.python()
+                    )
                 }
                 None => format!("{}: {}", param.name, param.ty.python()),
             })
             .collect();
-        format!("def {}({}) -> {}:", spec.name, params.join(", "), spec.returns)
+        format!(
+            "def {}({}) -> {}:",
+            spec.name,
+            params.join(", "),
+            spec.returns
+        )
     }
 
     /// The stub shown to the model: signature, docstring, `...`.
     pub fn stub(self) -> String {
-        format!("{}\n    \"\"\"{}\"\"\"\n    ...", self.signature(), self.0.doc)
+        format!(
+            "{}\n    \"\"\"{}\"\"\"\n    ...",
+            self.signature(),
+            self.0.doc
+        )
     }
 
     /// The progress label, e.g. `read_file README.md` or `run_command pytest -q`, from the
@@ -185,14 +199,14 @@ impl Tool {
             Some(other) if !other.is_null() => other.to_string(),
             _ => String::new(),
         };
-        if self.0.backend == Backend::RunCommand {
-            if let Some(serde_json::Value::Array(argv)) = args.get("args") {
-                for arg in argv {
-                    shown.push(' ');
-                    match arg {
-                        serde_json::Value::String(text) => shown.push_str(text),
-                        other => shown.push_str(&other.to_string()),
-                    }
+        if self.0.backend == Backend::RunCommand
+            && let Some(serde_json::Value::Array(argv)) = args.get("args")
+        {
+            for arg in argv {
+                shown.push(' ');
+                match arg {
+                    serde_json::Value::String(text) => shown.push_str(text),
+                    other => shown.push_str(&other.to_string()),
                 }
             }
         }
@@ -221,7 +235,10 @@ pub fn stubs_text(tools: &[Tool]) -> String {
 
 /// Punie's Code Mode instructions around the stub block for `tools`.
 pub fn code_mode_instructions(tools: &[Tool]) -> String {
-    format!("{INSTRUCTIONS_HEAD}{}{INSTRUCTIONS_TAIL}", stubs_text(tools))
+    format!(
+        "{INSTRUCTIONS_HEAD}{}{INSTRUCTIONS_TAIL}",
+        stubs_text(tools)
+    )
 }
 
 const INSTRUCTIONS_HEAD: &str = "\n## Code Mode \u{2014} Multi-Step Tool Execution\n\nYou can execute multiple tool calls in a single turn by generating Python code.\nUse the `execute_code` tool with Python that calls the available external functions.\n\nAvailable external functions:\n```python\n";
@@ -259,7 +276,11 @@ print(f"Found {total_imports} imports across {len(files)} Python files")
 pub static REGISTRY: &[ToolSpec] = &[
     ToolSpec {
         name: "read_file",
-        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "str",
         doc: r#"Read contents of a text file from the IDE workspace."#,
         permission: PermissionClass::Read,
@@ -269,7 +290,18 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "write_file",
-        params: &[Param { name: "path", ty: ParamType::Str, default: None }, Param { name: "content", ty: ParamType::Str, default: None }],
+        params: &[
+            Param {
+                name: "path",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "content",
+                ty: ParamType::Str,
+                default: None,
+            },
+        ],
         returns: "str",
         doc: r#"Write contents to a text file in the IDE workspace."#,
         permission: PermissionClass::Write,
@@ -279,7 +311,23 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "run_command",
-        params: &[Param { name: "command", ty: ParamType::Str, default: None }, Param { name: "args", ty: ParamType::OptStrList, default: Some(ParamDefault::None) }, Param { name: "cwd", ty: ParamType::OptStr, default: Some(ParamDefault::None) }],
+        params: &[
+            Param {
+                name: "command",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "args",
+                ty: ParamType::OptStrList,
+                default: Some(ParamDefault::None),
+            },
+            Param {
+                name: "cwd",
+                ty: ParamType::OptStr,
+                default: Some(ParamDefault::None),
+            },
+        ],
         returns: "str",
         doc: r#"Run a shell command in the IDE terminal."#,
         permission: PermissionClass::Execute,
@@ -289,7 +337,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "typecheck",
-        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "TypeCheckResult",
         doc: r#"Run ty type checker on a file or directory and return structured results.
 
@@ -312,7 +364,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "ruff_check",
-        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "RuffResult",
         doc: r#"Run ruff linter on a file or directory and return structured results.
 
@@ -335,7 +391,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "pytest_run",
-        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "TestResult",
         doc: r#"Run pytest on a file or directory and return structured results.
 
@@ -362,7 +422,28 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "goto_definition",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "line", ty: ParamType::Int, default: None }, Param { name: "column", ty: ParamType::Int, default: None }, Param { name: "symbol", ty: ParamType::Str, default: None }],
+        params: &[
+            Param {
+                name: "file_path",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "line",
+                ty: ParamType::Int,
+                default: None,
+            },
+            Param {
+                name: "column",
+                ty: ParamType::Int,
+                default: None,
+            },
+            Param {
+                name: "symbol",
+                ty: ParamType::Str,
+                default: None,
+            },
+        ],
         returns: "GotoDefinitionResult",
         doc: r#"Find the definition location of a symbol using LSP.
 
@@ -386,7 +467,28 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "find_references",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "line", ty: ParamType::Int, default: None }, Param { name: "column", ty: ParamType::Int, default: None }, Param { name: "symbol", ty: ParamType::Str, default: None }],
+        params: &[
+            Param {
+                name: "file_path",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "line",
+                ty: ParamType::Int,
+                default: None,
+            },
+            Param {
+                name: "column",
+                ty: ParamType::Int,
+                default: None,
+            },
+            Param {
+                name: "symbol",
+                ty: ParamType::Str,
+                default: None,
+            },
+        ],
         returns: "FindReferencesResult",
         doc: r#"Find all references to a symbol using LSP.
 
@@ -411,7 +513,28 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "hover",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "line", ty: ParamType::Int, default: None }, Param { name: "column", ty: ParamType::Int, default: None }, Param { name: "symbol", ty: ParamType::Str, default: None }],
+        params: &[
+            Param {
+                name: "file_path",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "line",
+                ty: ParamType::Int,
+                default: None,
+            },
+            Param {
+                name: "column",
+                ty: ParamType::Int,
+                default: None,
+            },
+            Param {
+                name: "symbol",
+                ty: ParamType::Str,
+                default: None,
+            },
+        ],
         returns: "HoverResult",
         doc: r#"Get hover information (type info, docstring) for a symbol using LSP.
 
@@ -434,7 +557,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "document_symbols",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DocumentSymbolsResult",
         doc: r#"Get all symbols (classes, functions, variables) in a file using LSP.
 
@@ -459,7 +586,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "workspace_symbols",
-        params: &[Param { name: "query", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "query",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "WorkspaceSymbolsResult",
         doc: r#"Search for symbols across the entire workspace using LSP.
 
@@ -484,7 +615,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "git_status",
-        params: &[Param { name: "path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "GitStatusResult",
         doc: r#"Get git working tree status with structured file information.
 
@@ -508,7 +643,18 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "git_diff",
-        params: &[Param { name: "path", ty: ParamType::Str, default: None }, Param { name: "staged", ty: ParamType::Bool, default: Some(ParamDefault::Bool(false)) }],
+        params: &[
+            Param {
+                name: "path",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "staged",
+                ty: ParamType::Bool,
+                default: Some(ParamDefault::Bool(false)),
+            },
+        ],
         returns: "GitDiffResult",
         doc: r#"Get git diff with structured change information.
 
@@ -534,7 +680,18 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "cst_find_pattern",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "pattern", ty: ParamType::Str, default: None }],
+        params: &[
+            Param {
+                name: "file_path",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "pattern",
+                ty: ParamType::Str,
+                default: None,
+            },
+        ],
         returns: "CstFindResult",
         doc: r#"Find nodes matching a pattern in a Python file using LibCST.
 
@@ -567,7 +724,23 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "cst_rename",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "old_name", ty: ParamType::Str, default: None }, Param { name: "new_name", ty: ParamType::Str, default: None }],
+        params: &[
+            Param {
+                name: "file_path",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "old_name",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "new_name",
+                ty: ParamType::Str,
+                default: None,
+            },
+        ],
         returns: "CstRenameResult",
         doc: r#"Rename all occurrences of a symbol in a Python file using LibCST.
 
@@ -590,7 +763,18 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "cst_add_import",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }, Param { name: "import_stmt", ty: ParamType::Str, default: None }],
+        params: &[
+            Param {
+                name: "file_path",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "import_stmt",
+                ty: ParamType::Str,
+                default: None,
+            },
+        ],
         returns: "CstAddImportResult",
         doc: r#"Add an import statement to a Python file (idempotent) using LibCST.
 
@@ -613,7 +797,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "validate_component",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DomainValidationResult",
         doc: r#"Validate tdom component patterns in a Python file.
 
@@ -640,7 +828,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "check_render_tree",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DomainValidationResult",
         doc: r#"Check component render tree composition in a Python file.
 
@@ -662,7 +854,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "validate_escape_context",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DomainValidationResult",
         doc: r#"Validate that html() calls use safe t-strings, not f-strings.
 
@@ -684,7 +880,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "validate_service_registration",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DomainValidationResult",
         doc: r#"Validate svcs service registration patterns in a Python file.
 
@@ -709,7 +909,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "check_dependency_graph",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DomainValidationResult",
         doc: r#"Check svcs dependency graph for layer violations.
 
@@ -732,7 +936,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "validate_injection_site",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DomainValidationResult",
         doc: r#"Validate Inject[] field sites reference imported types.
 
@@ -754,7 +962,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "validate_middleware_chain",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DomainValidationResult",
         doc: r#"Validate tdom-svcs middleware patterns in a Python file.
 
@@ -779,7 +991,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "check_di_template_binding",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DomainValidationResult",
         doc: r#"Check that DI components have context passed in html() calls.
 
@@ -801,7 +1017,11 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "validate_route_pattern",
-        params: &[Param { name: "file_path", ty: ParamType::Str, default: None }],
+        params: &[Param {
+            name: "file_path",
+            ty: ParamType::Str,
+            default: None,
+        }],
         returns: "DomainValidationResult",
         doc: r#"Validate route patterns in a Python file.
 
@@ -826,7 +1046,18 @@ pub static REGISTRY: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "git_log",
-        params: &[Param { name: "path", ty: ParamType::Str, default: None }, Param { name: "count", ty: ParamType::Int, default: Some(ParamDefault::Int(10)) }],
+        params: &[
+            Param {
+                name: "path",
+                ty: ParamType::Str,
+                default: None,
+            },
+            Param {
+                name: "count",
+                ty: ParamType::Int,
+                default: Some(ParamDefault::Int(10)),
+            },
+        ],
         returns: "GitLogResult",
         doc: r#"Get git commit history with structured commit information.
 

@@ -15,8 +15,14 @@ fn signatures_render_like_punie() {
         "run_command",
         "def run_command(command: str, args: list[str] | None = None, cwd: str | None = None) -> str:",
     );
-    check_signature("git_diff", "def git_diff(path: str, staged: bool = False) -> GitDiffResult:");
-    check_signature("git_log", "def git_log(path: str, count: int = 10) -> GitLogResult:");
+    check_signature(
+        "git_diff",
+        "def git_diff(path: str, staged: bool = False) -> GitDiffResult:",
+    );
+    check_signature(
+        "git_log",
+        "def git_log(path: str, count: int = 10) -> GitLogResult:",
+    );
 }
 
 #[test]
@@ -32,14 +38,22 @@ fn names_are_unique() {
 #[test]
 fn labels_are_short_and_name_the_argument() {
     let read = Tool::by_name("read_file").unwrap();
-    assert_eq!(read.label(&serde_json::json!({"path": "README.md"})), "read_file README.md");
+    assert_eq!(
+        read.label(&serde_json::json!({"path": "README.md"})),
+        "read_file README.md"
+    );
     let run = Tool::by_name("run_command").unwrap();
     assert_eq!(
         run.label(&serde_json::json!({"command": "pytest", "args": ["-q"]})),
         "run_command pytest -q"
     );
     let long = "x".repeat(500);
-    assert!(read.label(&serde_json::json!({ "path": long })).chars().count() <= 80);
+    assert!(
+        read.label(&serde_json::json!({ "path": long }))
+            .chars()
+            .count()
+            <= 80
+    );
 }
 
 #[test]

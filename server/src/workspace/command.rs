@@ -20,7 +20,10 @@ pub struct CommandLimits {
 impl Default for CommandLimits {
     fn default() -> CommandLimits {
         // Punie's bridge waited 30 s for each host call.
-        CommandLimits { timeout: Duration::from_secs(30), output_bytes: 256 * 1024 }
+        CommandLimits {
+            timeout: Duration::from_secs(30),
+            output_bytes: 256 * 1024,
+        }
     }
 }
 
@@ -95,7 +98,10 @@ pub fn split_command(command: &str, args: Option<&[String]>) -> Result<Vec<Strin
         return Err(ToolError::new("ValueError", "empty command"));
     }
     if res.iter().any(|arg| arg.contains('\0')) {
-        return Err(ToolError::new("ValueError", "embedded null byte in command"));
+        return Err(ToolError::new(
+            "ValueError",
+            "embedded null byte in command",
+        ));
     }
     Ok(res)
 }
@@ -164,10 +170,16 @@ fn split_posix(text: &str) -> Result<Vec<String>, &'static str> {
 /// The environment a command sees: enough to find programs and speak UTF-8, nothing else
 /// (no tokens or keys from the editor's environment).
 fn scrubbed_env() -> Vec<(String, String)> {
-    const KEEP: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER"];
+    const KEEP: &[&str] = &[
+        "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
+    ];
     let mut res: Vec<(String, String)> = KEEP
         .iter()
-        .filter_map(|name| std::env::var(name).ok().map(|value| ((*name).to_owned(), value)))
+        .filter_map(|name| {
+            std::env::var(name)
+                .ok()
+                .map(|value| ((*name).to_owned(), value))
+        })
         .collect();
     if !res.iter().any(|(name, _)| name == "PATH") {
         res.push(("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()));
@@ -186,7 +198,9 @@ pub fn run_command(
     limits: &CommandLimits,
     cancel: &CancelFlag,
 ) -> Result<CommandOutput, ToolError> {
-    let (program, args) = argv.split_first().ok_or_else(|| ToolError::new("ValueError", "empty command"))?;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| ToolError::new("ValueError", "empty command"))?;
     let mut command = Command::new(program);
     command
         .args(args)
@@ -202,17 +216,24 @@ pub fn run_command(
         command.process_group(0);
     }
     let mut child = command.spawn().map_err(|err| match err.kind() {
-        std::io::ErrorKind::NotFound => {
-            ToolError::new("FileNotFoundError", format!("command not found: '{program}'"))
-        }
+        std::io::ErrorKind::NotFound => ToolError::new(
+            "FileNotFoundError",
+            format!("command not found: '{program}'"),
+        ),
         std::io::ErrorKind::PermissionDenied => {
             ToolError::permission(format!("cannot execute '{program}': Permission denied"))
         }
         _ => ToolError::new("OSError", format!("cannot run '{program}': {err}")),
     })?;
     let cap = limits.output_bytes;
-    let stdout = child.stdout.take().map(|pipe| std::thread::spawn(move || read_capped(pipe, cap)));
-    let stderr = child.stderr.take().map(|pipe| std::thread::spawn(move || read_capped(pipe, cap)));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|pipe| std::thread::spawn(move || read_capped(pipe, cap)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|pipe| std::thread::spawn(move || read_capped(pipe, cap)));
 
     let start = Instant::now();
     let mut stopped: Option<ToolError> = None;
@@ -227,7 +248,11 @@ pub fn run_command(
         } else if start.elapsed() >= limits.timeout {
             stopped = Some(ToolError::new(
                 "TimeoutError",
-                format!("command timed out after {} s: {}", limits.timeout.as_secs_f32(), argv.join(" ")),
+                format!(
+                    "command timed out after {} s: {}",
+                    limits.timeout.as_secs_f32(),
+                    argv.join(" ")
+                ),
             ));
         }
         if stopped.is_some() {
@@ -302,7 +327,10 @@ mod tests {
         );
         check_split("echo 'hello world'", &["echo", "hello world"]);
         check_split("grep -rn '#' .", &["grep", "-rn", "#", "."]);
-        check_split("echo a|b ; rm -rf x", &["echo", "a|b", ";", "rm", "-rf", "x"]);
+        check_split(
+            "echo a|b ; rm -rf x",
+            &["echo", "a|b", ";", "rm", "-rf", "x"],
+        );
         check_split(r#"echo "a\"b" c\ d"#, &["echo", "a\"b", "c d"]);
     }
 
@@ -316,7 +344,10 @@ mod tests {
     #[test]
     fn argv_form_is_kept() {
         let args = vec!["-r".to_owned(), "pattern".to_owned()];
-        assert_eq!(split_command("grep", Some(&args)).unwrap(), ["grep", "-r", "pattern"]);
+        assert_eq!(
+            split_command("grep", Some(&args)).unwrap(),
+            ["grep", "-r", "pattern"]
+        );
         assert_eq!(split_command("ls", None).unwrap(), ["ls"]);
         assert!(split_command("", None).is_err());
     }

@@ -30,7 +30,10 @@ pub struct ToolError {
 
 impl ToolError {
     pub fn new(type_name: &str, message: impl Into<String>) -> ToolError {
-        ToolError { type_name: type_name.to_owned(), message: message.into() }
+        ToolError {
+            type_name: type_name.to_owned(),
+            message: message.into(),
+        }
     }
 
     pub fn permission(message: impl Into<String>) -> ToolError {
@@ -53,11 +56,16 @@ pub const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
 pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
     let meta = fs::metadata(path).map_err(|err| io_error(&err, shown))?;
     if meta.is_dir() {
-        return Err(ToolError::new("IsADirectoryError", format!("Is a directory: '{shown}'")));
+        return Err(ToolError::new(
+            "IsADirectoryError",
+            format!("Is a directory: '{shown}'"),
+        ));
     }
     if !meta.is_file() {
         // FIFOs and devices would block or never end.
-        return Err(ToolError::permission(format!("not a regular file: '{shown}'")));
+        return Err(ToolError::permission(format!(
+            "not a regular file: '{shown}'"
+        )));
     }
     if meta.len() > MAX_READ_BYTES {
         return Err(ToolError::new(
@@ -83,18 +91,30 @@ pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
 pub fn write_atomic(path: &Path, content: &str) -> Result<(), ToolError> {
     let shown = path.display().to_string();
     if path.is_dir() {
-        return Err(ToolError::new("IsADirectoryError", format!("Is a directory: '{shown}'")));
+        return Err(ToolError::new(
+            "IsADirectoryError",
+            format!("Is a directory: '{shown}'"),
+        ));
     }
     let parent = path
         .parent()
         .ok_or_else(|| ToolError::permission(format!("cannot write to '{shown}'")))?;
     fs::create_dir_all(parent).map_err(|err| io_error(&err, &shown))?;
-    let file_name = path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_default();
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n_tmp = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = parent.join(format!(".{file_name}.punie-{}-{n_tmp}.tmp", std::process::id()));
+    let tmp = parent.join(format!(
+        ".{file_name}.punie-{}-{n_tmp}.tmp",
+        std::process::id()
+    ));
     let res = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         file.write_all(content.as_bytes())?;
         file.sync_all()?;
         // Keep the mode of the file being replaced (an executable script stays executable).

@@ -13,13 +13,23 @@ pub fn resolve(root: &Path, raw: &str) -> Result<PathBuf, ToolError> {
         return Err(ToolError::new("ValueError", "embedded null byte in path"));
     }
     if raw.is_empty() {
-        return Err(ToolError::new("FileNotFoundError", "No such file or directory: ''"));
+        return Err(ToolError::new(
+            "FileNotFoundError",
+            "No such file or directory: ''",
+        ));
     }
     let root = root.canonicalize().map_err(|err| {
-        ToolError::new("OSError", format!("workspace root {} is not accessible: {err}", root.display()))
+        ToolError::new(
+            "OSError",
+            format!("workspace root {} is not accessible: {err}", root.display()),
+        )
     })?;
     let raw_path = Path::new(raw);
-    let joined = if raw_path.is_absolute() { raw_path.to_path_buf() } else { root.join(raw_path) };
+    let joined = if raw_path.is_absolute() {
+        raw_path.to_path_buf()
+    } else {
+        root.join(raw_path)
+    };
 
     // Lexical normalisation first, so that no `..` is ever handed to the file system:
     // what is checked below is exactly what is opened.
@@ -72,7 +82,10 @@ pub fn resolve_dir(root: &Path, raw: &str) -> Result<PathBuf, ToolError> {
     let res = resolve(root, raw)?;
     match fs::metadata(&res) {
         Ok(meta) if meta.is_dir() => Ok(res),
-        Ok(_) => Err(ToolError::new("NotADirectoryError", format!("Not a directory: '{raw}'"))),
+        Ok(_) => Err(ToolError::new(
+            "NotADirectoryError",
+            format!("Not a directory: '{raw}'"),
+        )),
         Err(err) => Err(super::io_error(&err, raw)),
     }
 }

@@ -17,7 +17,11 @@ pub(super) fn module(vm: &VirtualMachine) -> PyObjectRef {
     let dict = vm.ctx.new_dict();
     let _ = dict.set_item("loads", vm.new_function("loads", loads).into(), vm);
     let _ = dict.set_item("dumps", vm.new_function("dumps", dumps).into(), vm);
-    let _ = dict.set_item("JSONDecodeError", vm.ctx.exceptions.value_error.to_owned().into(), vm);
+    let _ = dict.set_item(
+        "JSONDecodeError",
+        vm.ctx.exceptions.value_error.to_owned().into(),
+        vm,
+    );
     vm.new_module("json", dict, None).into()
 }
 
@@ -32,7 +36,9 @@ fn loads(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
                 )));
             }
         },
-        None => return Err(vm.new_type_error("loads() missing 1 required positional argument: 's'")),
+        None => {
+            return Err(vm.new_type_error("loads() missing 1 required positional argument: 's'"));
+        }
     };
     let mut deserializer = serde_json::Deserializer::from_str(&text);
     let value = PySeed { vm, depth: 0 }
@@ -50,7 +56,10 @@ pub(crate) fn to_py_objects(vm: &VirtualMachine, value: &serde_json::Value) -> P
         serde_json::Value::Number(number) => number_to_py(vm, number),
         serde_json::Value::String(text) => vm.ctx.new_str(text.as_str()).into(),
         serde_json::Value::Array(items) => {
-            let items = items.iter().map(|item| to_py_objects(vm, item)).collect::<PyResult<Vec<_>>>()?;
+            let items = items
+                .iter()
+                .map(|item| to_py_objects(vm, item))
+                .collect::<PyResult<Vec<_>>>()?;
             vm.ctx.new_list(items).into()
         }
         serde_json::Value::Object(map) => {
@@ -86,7 +95,10 @@ struct PySeed<'vm> {
 impl<'de> DeserializeSeed<'de> for PySeed<'_> {
     type Value = PyObjectRef;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<PyObjectRef, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<PyObjectRef, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
@@ -127,7 +139,10 @@ impl<'de> Visitor<'de> for PySeed<'_> {
             return Err(serde::de::Error::custom("JSON nested too deeply"));
         }
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(PySeed { vm: self.vm, depth: self.depth + 1 })? {
+        while let Some(item) = seq.next_element_seed(PySeed {
+            vm: self.vm,
+            depth: self.depth + 1,
+        })? {
             items.push(item);
         }
         Ok(self.vm.ctx.new_list(items).into())
@@ -139,7 +154,10 @@ impl<'de> Visitor<'de> for PySeed<'_> {
         }
         let dict = self.vm.ctx.new_dict();
         while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(PySeed { vm: self.vm, depth: self.depth + 1 })?;
+            let value = map.next_value_seed(PySeed {
+                vm: self.vm,
+                depth: self.depth + 1,
+            })?;
             dict.set_item(key.as_str(), value, self.vm)
                 .map_err(|_| serde::de::Error::custom("cannot build the dict"))?;
         }
@@ -157,7 +175,11 @@ fn dumps(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     let Some(obj) = args.args.first() else {
         return Err(vm.new_type_error("dumps() missing 1 required positional argument: 'obj'"));
     };
-    let mut options = DumpOptions { indent: None, sort_keys: false, ensure_ascii: true };
+    let mut options = DumpOptions {
+        indent: None,
+        sort_keys: false,
+        ensure_ascii: true,
+    };
     for (name, value) in &args.kwargs {
         match name.as_str() {
             "indent" if vm.is_none(value) => {}
@@ -174,7 +196,9 @@ fn dumps(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
             "sort_keys" => options.sort_keys = value.clone().try_to_bool(vm)?,
             "ensure_ascii" => options.ensure_ascii = value.clone().try_to_bool(vm)?,
             "default" | "separators" | "cls" => {
-                return Err(vm.new_type_error(format!("json.dumps({name}=...) is not supported in the sandbox")));
+                return Err(vm.new_type_error(format!(
+                    "json.dumps({name}=...) is not supported in the sandbox"
+                )));
             }
             _ => {}
         }
@@ -184,9 +208,17 @@ fn dumps(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     Ok(vm.ctx.new_str(res).into())
 }
 
-fn write_value(vm: &VirtualMachine, obj: &PyObjectRef, options: &DumpOptions, depth: usize, res: &mut String) -> PyResult<()> {
+fn write_value(
+    vm: &VirtualMachine,
+    obj: &PyObjectRef,
+    options: &DumpOptions,
+    depth: usize,
+    res: &mut String,
+) -> PyResult<()> {
     if depth > MAX_DEPTH {
-        return Err(vm.new_recursion_error("maximum recursion depth exceeded while encoding a JSON object".to_owned()));
+        return Err(vm.new_recursion_error(
+            "maximum recursion depth exceeded while encoding a JSON object".to_owned(),
+        ));
     }
     if vm.is_none(obj) {
         res.push_str("null");
@@ -209,7 +241,10 @@ fn write_value(vm: &VirtualMachine, obj: &PyObjectRef, options: &DumpOptions, de
     } else if obj.downcast_ref::<PyList>().is_some() || obj.downcast_ref::<PyTuple>().is_some() {
         let items: Vec<PyObjectRef> = match obj.downcast_ref::<PyList>() {
             Some(list) => list.borrow_vec().to_vec(),
-            None => obj.downcast_ref::<PyTuple>().map(|tuple| tuple.as_slice().to_vec()).unwrap_or_default(),
+            None => obj
+                .downcast_ref::<PyTuple>()
+                .map(|tuple| tuple.as_slice().to_vec())
+                .unwrap_or_default(),
         };
         if items.is_empty() {
             res.push_str("[]");
@@ -244,7 +279,10 @@ fn write_value(vm: &VirtualMachine, obj: &PyObjectRef, options: &DumpOptions, de
         close(options, depth, res);
         res.push('}');
     } else {
-        return Err(vm.new_type_error(format!("Object of type {} is not JSON serializable", obj.class().name())));
+        return Err(vm.new_type_error(format!(
+            "Object of type {} is not JSON serializable",
+            obj.class().name()
+        )));
     }
     Ok(())
 }
@@ -278,12 +316,20 @@ fn json_key(vm: &VirtualMachine, key: &PyObjectRef) -> PyResult<String> {
         return Ok(text.to_string_lossy().into_owned());
     }
     let mut probe = String::new();
-    let plain = DumpOptions { indent: None, sort_keys: false, ensure_ascii: false };
-    if vm.is_none(key) || key.downcast_ref::<PyInt>().is_some() || super::float_value(key).is_some() {
+    let plain = DumpOptions {
+        indent: None,
+        sort_keys: false,
+        ensure_ascii: false,
+    };
+    if vm.is_none(key) || key.downcast_ref::<PyInt>().is_some() || super::float_value(key).is_some()
+    {
         write_value(vm, key, &plain, 0, &mut probe)?;
         return Ok(probe);
     }
-    Err(vm.new_type_error(format!("keys must be str, int, float, bool or None, not {}", key.class().name())))
+    Err(vm.new_type_error(format!(
+        "keys must be str, int, float, bool or None, not {}",
+        key.class().name()
+    )))
 }
 
 fn write_string(text: &str, ensure_ascii: bool, res: &mut String) {

@@ -10,7 +10,13 @@ pub(super) fn early() {
     // SAFETY: prctl and mallopt take plain integers here and change only this process.
     unsafe {
         // Die with the server, whatever happens to it.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         // One malloc arena: per-thread arenas reserve 64 MB of address space each, which
         // would eat the RLIMIT_AS budget.
         #[cfg(target_env = "gnu")]
@@ -21,7 +27,10 @@ pub(super) fn early() {
 fn set_limit(resource: i32, value: u64) {
     #[cfg(unix)]
     {
-        let limit = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
+        let limit = libc::rlimit {
+            rlim_cur: value as libc::rlim_t,
+            rlim_max: value as libc::rlim_t,
+        };
         // SAFETY: setrlimit reads the struct we pass and nothing else.
         unsafe {
             libc::setrlimit(resource as _, &limit);
@@ -43,7 +52,11 @@ pub(super) fn limit_process(memory_mb: u64) {
                 status
                     .lines()
                     .find(|line| line.starts_with("VmSize:"))
-                    .and_then(|line| line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+                    .and_then(|line| {
+                        line.split_whitespace()
+                            .nth(1)
+                            .and_then(|kb| kb.parse::<u64>().ok())
+                    })
             })
             .unwrap_or(1024 * 1024);
         let bytes = (baseline_kb * 1024).saturating_add(memory_mb.saturating_mul(1024 * 1024));
@@ -95,7 +108,9 @@ fn landlock() {
             2 => (1u64 << 14) - 1,
             _ => (1u64 << 15) - 1,
         };
-        let attr = RulesetAttr { handled_access_fs: handled };
+        let attr = RulesetAttr {
+            handled_access_fs: handled,
+        };
         let fd = libc::syscall(
             libc::SYS_landlock_create_ruleset,
             &attr as *const RulesetAttr,
@@ -162,7 +177,12 @@ fn seccomp() {
             libc::SYS_chown,
             libc::SYS_mknod,
         ]);
-        let stmt = |code: u32, k: u32| libc::sock_filter { code: code as u16, jt: 0, jf: 0, k };
+        let stmt = |code: u32, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        };
         let jump = |k: u32, jt: u8, jf: u8| libc::sock_filter {
             code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
             jt,
@@ -193,10 +213,17 @@ fn seccomp() {
             program.push(stmt(libc::BPF_RET | libc::BPF_K, deny));
         }
         program.push(stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW));
-        let prog = libc::sock_fprog { len: program.len() as u16, filter: program.as_mut_ptr() };
+        let prog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_mut_ptr(),
+        };
         // SAFETY: the kernel copies the filter program during the call; `program` outlives it.
         unsafe {
-            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog);
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            );
         }
     }
 }
