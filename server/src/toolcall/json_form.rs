@@ -19,11 +19,15 @@ pub(crate) fn parse_json_block(input: &str, start: usize, json_pos: usize) -> Bl
     let (value, json_end) = match read_json(input, json_pos) {
         Ok(it) => it,
         Err(err) => {
-            return failed_block(
+            let mut outcome = failed_block(
                 input,
                 start,
                 &format!("the JSON in a `<tool_call>` is not valid: {err}"),
             );
+            // JSON cut off at the end of the text may still be going on (a `</tool_call>` inside
+            // one of its strings is no close), so a stream scanner must not call it finished.
+            outcome.closed &= !err.is_eof();
+            return outcome;
         }
     };
     let mut problems = Vec::new();

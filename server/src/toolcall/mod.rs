@@ -211,8 +211,9 @@ pub(crate) struct BlockOutcome {
     pub(crate) call: Option<ToolCall>,
     /// End of the block's raw text (exclusive), on a char boundary.
     pub(crate) end: usize,
-    /// Whether the block ended with its real closing tag (`</tool_call>` or the closing fence),
-    /// as opposed to running into the end of the input or the next call.
+    /// Whether the block certainly ended with its real closing tag (`</tool_call>` or the closing
+    /// fence), as opposed to running into the end of the input or the next call, or ending at a
+    /// tag that more text could still turn into part of the call (see `StreamScanner`).
     pub(crate) closed: bool,
     pub(crate) problems: Vec<ParseProblem>,
 }

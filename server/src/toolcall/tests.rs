@@ -83,3 +83,369 @@ fn trained_form_with_preface() {
         "#,
     );
 }
+
+#[test]
+fn multi_step_call_without_preface() {
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\nprint(1)\n</parameter>\n</function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(1)"
+        "#,
+    );
+}
+
+#[test]
+fn raw_code_with_xml_like_text() {
+    // `<`, `>`, `&` and a `</parameter>` inside a string literal are all part of the code.
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\nif a < b and c & d > 0:\n    print(\"</parameter>\")\n    print('<b>&amp;</b>')\n</parameter>\n</function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="if a < b and c & d > 0:\n    print(\"</parameter>\")\n    print('<b>&amp;</b>')"
+        "#,
+    );
+}
+
+#[test]
+fn several_calls_with_text_between() {
+    check(
+        "First.\n<tool_call><function=execute_code>\n<parameter=code>\na()\n</parameter>\n</function></tool_call>\nThen.\n<tool_call><function=execute_code>\n<parameter=code>\nb()\n</parameter>\n</function></tool_call>\nDone.",
+        r#"
+        text "First.\n\nThen.\n\nDone."
+        call execute_code Xml
+          code="a()"
+        call execute_code Xml
+          code="b()"
+        "#,
+    );
+}
+
+#[test]
+fn missing_closing_tags() {
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\nprint(1)\n</parameter>\n</function>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(1)"
+        Note: missing `</tool_call>` at the end of the output
+        "#,
+    );
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\nprint(1)\n</parameter>\n</tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(1)"
+        Note: missing `</function>`
+        "#,
+    );
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\nprint(1)\n</function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(1)"
+        Note: missing `</parameter>` after parameter `code`
+        "#,
+    );
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\nprint(1)\n",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(1)"
+        Note: missing `</parameter>` after parameter `code`
+        Note: missing `</function>`
+        Note: missing `</tool_call>` at the end of the output
+        "#,
+    );
+    // Prose after a call whose `</tool_call>` is missing stays text.
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\nx()\n</parameter>\n</function>\nLet me check.",
+        r#"
+        text "\nLet me check."
+        call execute_code Xml
+          code="x()"
+        Note: missing `</tool_call>`
+        "#,
+    );
+}
+
+#[test]
+fn a_later_call_does_not_lend_its_closing_tags() {
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\na()\n</function></tool_call><tool_call><function=execute_code>\n<parameter=code>\nb()\n</parameter>\n</function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="a()"
+        call execute_code Xml
+          code="b()"
+        Note: missing `</parameter>` after parameter `code`
+        "#,
+    );
+}
+
+#[test]
+fn whitespace_variants() {
+    // Other Qwen models put newlines after `<tool_call>` and before `</tool_call>`.
+    check(
+        "<tool_call>\n<function=execute_code>\n<parameter=code>\nprint(1)\n</parameter>\n</function>\n</tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(1)"
+        "#,
+    );
+    // The compact form of later Punie data sets, and no newlines at all.
+    check(
+        "<tool_call><function=execute_code><parameter=code>\nprint(1)\n</parameter></function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(1)"
+        "#,
+    );
+    check(
+        "<tool_call>  <function= execute_code ><parameter=code>print(1)</parameter></function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(1)"
+        "#,
+    );
+    // Windows newlines and indentation of the first line are kept apart from blank lines.
+    check(
+        "<tool_call><function=execute_code>\r\n<parameter=code>\r\n\r\nfor i in x:\r\n    f(i)\r\n</parameter>\r\n</function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="for i in x:\r\n    f(i)"
+        "#,
+    );
+}
+
+#[test]
+fn other_tools_and_parameters() {
+    check(
+        "<tool_call>\n<function=read_file>\n<parameter=path>\nREADME.md\n</parameter>\n<parameter=limit>\n10\n</parameter>\n</function>\n</tool_call>",
+        r#"
+        text ""
+        call read_file Xml
+          limit="10"
+          path="README.md"
+        "#,
+    );
+    check(
+        "<tool_call><function=execute_code>\nprint(1)\n</function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(1)"
+        Note: the code is not inside `<parameter=code>`
+        "#,
+    );
+    check(
+        "<tool_call><function=execute_code\n<parameter=code>\nprint(1)\n</parameter>\n</function></tool_call> after",
+        r#"
+        text "<tool_call><function=execute_code\n<parameter=code>\nprint(1)\n</parameter>\n</function></tool_call> after"
+        Error: a `<function=NAME>` tag is malformed: expected `>` after the name
+        "#,
+    );
+}
+
+#[test]
+fn bare_form() {
+    check(
+        "<tool_call>\nprint(read_file(\"a.py\"))\n</tool_call>",
+        r#"
+        text ""
+        call execute_code Bare
+          code="print(read_file(\"a.py\"))"
+        "#,
+    );
+    check(
+        "<tool_call>\nprint(\"</tool_call>\")\nx = 1\n</tool_call>",
+        r#"
+        text ""
+        call execute_code Bare
+          code="print(\"</tool_call>\")\nx = 1"
+        "#,
+    );
+    check(
+        "<tool_call>\nprint(1)",
+        r#"
+        text ""
+        call execute_code Bare
+          code="print(1)"
+        Note: missing `</tool_call>`
+        "#,
+    );
+    check(
+        "a <tool_call>\n \n</tool_call> b",
+        r#"
+        text "a <tool_call>\n \n</tool_call> b"
+        Error: a `<tool_call>` block is empty
+        "#,
+    );
+}
+
+#[test]
+fn json_in_tool_call() {
+    check(
+        "<tool_call>\n{\"name\": \"execute_code\", \"arguments\": {\"code\": \"print('}')\"}}\n</tool_call>",
+        r#"
+        text ""
+        call execute_code JsonTag
+          code="print('}')"
+        "#,
+    );
+    check(
+        r#"<tool_call>{"function": {"name": "read_file", "arguments": "{\"path\": \"a.py\"}"}}</tool_call>"#,
+        r#"
+        text ""
+        call read_file JsonTag
+          path="a.py"
+        "#,
+    );
+    check(
+        "<tool_call>\n{\"name\": \"execute_code\", \"arguments\": {\"code\": 'x'}}\n</tool_call>",
+        r#"
+        text "<tool_call>\n{\"name\": \"execute_code\", \"arguments\": {\"code\": 'x'}}\n</tool_call>"
+        Error: the JSON in a `<tool_call>` is not valid: expected value at line 1 column 48
+        "#,
+    );
+    check(
+        "<tool_call>{\"arguments\": {}}</tool_call>",
+        r#"
+        text "<tool_call>{\"arguments\": {}}</tool_call>"
+        Error: a JSON tool call has no `name` string
+        "#,
+    );
+}
+
+#[test]
+fn legacy_json_fence() {
+    // Verbatim from phase22_merged/train.jsonl.
+    check(
+        "I'll use the read_file tool.\n\n```json\n{\n  \"name\": \"read_file\",\n  \"arguments\": {\n    \"path\": \"models.py\"\n  }\n}```",
+        r#"
+        text "I'll use the read_file tool.\n\n"
+        call read_file JsonFence
+          path="models.py"
+        "#,
+    );
+    // One of the two rows that are not valid JSON (`\{` is no JSON escape).
+    check(
+        "I'll use the run_command tool.\n\n```json\n{\n  \"name\": \"run_command\",\n  \"arguments\": {\"command\": \"grep -rn '^.\\{101,\\}$' src/\"}\n}\n```",
+        r#"
+        text "I'll use the run_command tool.\n\n```json\n{\n  \"name\": \"run_command\",\n  \"arguments\": {\"command\": \"grep -rn '^.\\{101,\\}$' src/\"}\n}\n```"
+        Error: the tool call in a ```json block is not valid JSON: invalid escape at line 3 column 42
+        "#,
+    );
+    // An ordinary JSON example in an answer is text.
+    check(
+        "Use this config:\n```json\n{\"debug\": true}\n```",
+        r#"text "Use this config:\n```json\n{\"debug\": true}\n```""#,
+    );
+}
+
+#[test]
+fn xml_entities() {
+    // Consistently escaped, with entities in code position: unescaped.
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\nif a &lt; b &amp;&amp; c:\n    print(&quot;x &gt; y&quot;)\n</parameter>\n</function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="if a < b && c:\n    print(\"x > y\")"
+        Note: the value of `code` was XML-escaped; it was unescaped
+        "#,
+    );
+    // Entities only inside a string literal: a real program printing entities, kept raw.
+    check(
+        "<tool_call><function=execute_code>\n<parameter=code>\nprint(\"&lt;b&gt;\")\n</parameter>\n</function></tool_call>",
+        r#"
+        text ""
+        call execute_code Xml
+          code="print(\"&lt;b&gt;\")"
+        "#,
+    );
+    // A raw `<` next to an entity: not escaped, kept raw.
+    check(
+        "<tool_call>\nif a < b: print(x &amp; y)\n</tool_call>",
+        r#"
+        text ""
+        call execute_code Bare
+          code="if a < b: print(x &amp; y)"
+        "#,
+    );
+}
+
+#[test]
+fn text_around_calls_is_kept() {
+    check(
+        "Héllo ✓ <tool_call>\nprint('ü')\n</tool_call><|im_end|>",
+        r#"
+        text "Héllo ✓ <|im_end|>"
+        call execute_code Bare
+          code="print('ü')"
+        "#,
+    );
+    check(
+        "A stray </tool_call> and </parameter> stay.",
+        r#"text "A stray </tool_call> and </parameter> stay.""#,
+    );
+}
+
+#[test]
+fn every_training_call_parses() {
+    // All 439 `<tool_call>`s in the Phase 22 data parse cleanly, with the code as written.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/punie/phase22_merged");
+    if !dir.exists() {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "skipping every_training_call_parses: {} is not there",
+                dir.display()
+            );
+        }
+        return;
+    }
+    let mut n_calls = 0;
+    let mut n_fences = 0;
+    for file in ["train.jsonl", "valid.jsonl"] {
+        // Test-only IO: the fixtures are data files outside the crate.
+        let data = std::fs::read_to_string(dir.join(file)).unwrap();
+        for line in data.lines() {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = row["text"].as_str().unwrap();
+            for turn in text.split("<|im_start|>assistant\n").skip(1) {
+                let output = &turn[..turn.find("<|im_end|>").unwrap()];
+                let parsed = parse(output);
+                assert_covers_input(output, &parsed);
+                let expected_calls = output.matches("<tool_call>").count();
+                n_fences += output.matches("```json").count();
+                if expected_calls > 0 {
+                    assert!(parsed.errors.is_empty(), "{output}\n{:?}", parsed.errors);
+                    assert_eq!(parsed.calls.len(), expected_calls);
+                    for call in &parsed.calls {
+                        let code = call.code().unwrap();
+                        assert!(
+                            output.contains(&format!("<parameter=code>\n{code}\n</parameter>"))
+                        );
+                    }
+                    assert!(!parsed.text.contains("<tool_call>"));
+                }
+                n_calls += parsed.calls.len();
+            }
+        }
+    }
+    // 439 Code Mode calls plus the 5 legacy fences that are valid JSON.
+    assert_eq!((n_calls, n_fences), (444, 7));
+}

@@ -114,12 +114,13 @@ pub(crate) fn parse_function_block(input: &str, start: usize, function_pos: usiz
 /// whole body is Python for `execute_code` (Punie's Phase 24 format).
 pub(crate) fn parse_bare_block(input: &str, start: usize, body_start: usize) -> BlockOutcome {
     let mut problems = Vec::new();
-    let (body_end, end, closed) = match bare_close(input, body_start) {
-        Some(close) => (close, close + TOOL_CALL_CLOSE.len(), true),
-        None => {
-            let stop = next_call_at_line_start(input, body_start).unwrap_or(input.len());
-            (stop, stop, false)
-        }
+    // A `<tool_call>` starting a line begins the next call: this one never reaches past it.
+    let limit = next_call_at_line_start(input, body_start).unwrap_or(input.len());
+    // `closed` only when the close starts a line: one inside the code (`print("</tool_call>")`)
+    // is used when there is no other, but a stream scanner must wait for the end of the output.
+    let (body_end, end, closed, found_close) = match bare_close(input, body_start, limit) {
+        Some((close, line_start)) => (close, close + TOOL_CALL_CLOSE.len(), line_start, true),
+        None => (limit, limit, false, false),
     };
     let raw = &input[body_start..body_end];
     if raw.trim().is_empty() {
@@ -134,7 +135,7 @@ pub(crate) fn parse_bare_block(input: &str, start: usize, body_start: usize) -> 
             problems,
         };
     }
-    if !closed {
+    if !found_close {
         problems.push(ParseProblem::note(start..end, "missing `</tool_call>`"));
     }
     let code = clean_value("code", raw, body_start..body_end, &mut problems);
@@ -223,7 +224,13 @@ fn find_value_end(input: &str, value_start: usize) -> ValueEnd {
         TOOL_CALL_CLOSE,
         TOOL_CALL_OPEN,
     ];
-    if let Some(close) = find_followed_by(input, PARAMETER_CLOSE, value_start, AFTER_PARAMETER) {
+    // `</function></tool_call>` ends the call for sure: a `</parameter>` after it belongs to a
+    // later call, never to this value (which then lacks its own `</parameter>`).
+    let bound = find_followed_by_tag(input, FUNCTION_CLOSE, value_start, TOOL_CALL_CLOSE)
+        .unwrap_or(input.len());
+    if let Some(close) = find_followed_by(input, PARAMETER_CLOSE, value_start, AFTER_PARAMETER)
+        .filter(|close| *close < bound)
+    {
         return ValueEnd {
             value_end: close,
             after: close + PARAMETER_CLOSE.len(),
@@ -275,18 +282,34 @@ fn find_followed_by(input: &str, needle: &str, from: usize, tags: &[&str]) -> Op
     None
 }
 
-/// The `</tool_call>` that closes a bare block: the first one that starts a line (so that
-/// `print("</tool_call>")` in the code does not end it), else the first one.
-fn bare_close(input: &str, body_start: usize) -> Option<usize> {
-    let first = find_from(input, TOOL_CALL_CLOSE, body_start)?;
-    let mut search = first;
-    while let Some(found) = find_from(input, TOOL_CALL_CLOSE, search) {
-        if at_line_start(input, body_start, found) {
+/// The first `needle` at or after `from` followed (after whitespace) by `tag` itself.
+fn find_followed_by_tag(input: &str, needle: &str, from: usize, tag: &str) -> Option<usize> {
+    let mut search = from;
+    while let Some(found) = find_from(input, needle, search) {
+        if input[skip_whitespace(input, found + needle.len())..].starts_with(tag) {
             return Some(found);
         }
         search = found + 1;
     }
-    Some(first)
+    None
+}
+
+/// The `</tool_call>` that closes a bare block, starting before `limit`: the first one that
+/// starts a line (so that `print("</tool_call>")` in the code does not end it), else the first
+/// one. Returns it and whether it starts a line.
+fn bare_close(input: &str, body_start: usize, limit: usize) -> Option<(usize, bool)> {
+    let first = find_from(input, TOOL_CALL_CLOSE, body_start).filter(|close| *close < limit)?;
+    let mut search = first;
+    while let Some(found) = find_from(input, TOOL_CALL_CLOSE, search) {
+        if found >= limit {
+            break;
+        }
+        if at_line_start(input, body_start, found) {
+            return Some((found, true));
+        }
+        search = found + 1;
+    }
+    Some((first, false))
 }
 
 /// The next `<tool_call>` at or after `from` that starts a line: a new call where the previous
