@@ -1,1 +1,236 @@
-//! End-to-end tests of `punie engine`.
+//! Engine tests on the real default model (SmolLM2-135M through llama.cpp), through the same
+//! `EngineHandle` the agent uses. They need the model installed (`punie models fetch`, which the
+//! README's test command runs) and fail with that instruction if it is missing.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use punie::engine::{
+    CancelFlag, EngineConfig, EngineError, EngineHandle, EngineSpec, FinishReason, GenerateRequest,
+    Generation, Sampling, StreamEvent,
+};
+
+/// The default model's path; panics with the fix if it is not installed.
+fn default_model() -> PathBuf {
+    let path = punie::models::default_model_path().expect("model directory");
+    assert!(
+        path.is_file(),
+        "the default model is not installed at {}: run `punie models fetch` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh engine on the default model. One thread each: tests run in parallel on two cores.
+fn engine() -> EngineHandle {
+    let config = EngineConfig {
+        n_ctx: Some(2048),
+        threads: Some(1),
+        default_model: Some(default_model()),
+    };
+    let handle = EngineHandle::spawn(EngineSpec::Default, config);
+    handle.wait_ready().expect("the default model loads");
+    handle
+}
+
+fn request(prompt: &str, sampling: Sampling) -> GenerateRequest {
+    GenerateRequest {
+        prompt: prompt.to_owned(),
+        turn: 0,
+        sampling,
+    }
+}
+
+fn generate(engine: &EngineHandle, prompt: &str, sampling: Sampling) -> Generation {
+    engine
+        .generate(request(prompt, sampling), CancelFlag::default())
+        .finish(|_| {})
+        .expect("generation")
+}
+
+fn chat(question: &str) -> String {
+    format!(
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+    )
+}
+
+#[test]
+fn greedy_generation_is_deterministic() {
+    let sampling = Sampling {
+        max_tokens: 24,
+        ..Sampling::default()
+    };
+    let prompt = chat("Name three colours.");
+    let first = generate(&engine(), &prompt, sampling.clone());
+    let second_engine = engine();
+    let second = generate(&second_engine, &prompt, sampling.clone());
+    // Once more on the same engine: now served from its KV cache.
+    let third = generate(&second_engine, &prompt, sampling);
+    assert!(!first.text.is_empty());
+    assert_eq!(first.text, second.text);
+    assert_eq!(second.text, third.text);
+    assert!(
+        third.n_evaluated <= 1,
+        "the repeated prompt was evaluated again: {}",
+        third.n_evaluated
+    );
+}
+
+#[test]
+fn a_stop_string_stops_generation() {
+    // Almost every English sentence contains an "e"; the output must end just before the first.
+    let sampling = Sampling {
+        max_tokens: 64,
+        stop: vec!["e".to_owned()],
+        ..Sampling::default()
+    };
+    let generation = generate(
+        &engine(),
+        &chat("Describe the weather today in one sentence."),
+        sampling,
+    );
+    assert_eq!(generation.finish, FinishReason::Stop);
+    assert!(!generation.text.contains('e'), "{:?}", generation.text);
+    assert!(generation.n_generated < 64);
+}
+
+#[test]
+fn a_shared_prefix_is_not_evaluated_again() {
+    let long_text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/prompt.txt"))
+            .unwrap();
+    let engine = engine();
+    // ~500 tokens of prefix ending in a special token, so the longer prompt's tokens start with
+    // exactly the shorter prompt's tokens.
+    let prefix = format!("<|im_start|>user\n{}<|im_end|>", &long_text[..1800]);
+    let one_token = Sampling {
+        max_tokens: 1,
+        ignore_eog: true,
+        stop: Vec::new(),
+        ..Sampling::default()
+    };
+    let cold = generate(&engine, &prefix, one_token.clone());
+    assert!(cold.n_prompt >= 450, "prefix of {} tokens", cold.n_prompt);
+    assert_eq!(cold.n_evaluated, cold.n_prompt);
+
+    let longer =
+        format!("{prefix}\n<|im_start|>user\nAnd now a short follow-up question?<|im_end|>");
+    let warm = generate(&engine, &longer, one_token);
+    assert_eq!(
+        warm.n_evaluated,
+        warm.n_prompt - cold.n_prompt,
+        "only the new tokens are evaluated"
+    );
+    assert!(warm.n_evaluated < 20);
+}
+
+#[test]
+fn cancel_mid_generation_is_prompt_and_the_engine_stays_usable() {
+    let engine = engine();
+    let cancel = CancelFlag::default();
+    let long = Sampling {
+        max_tokens: 400,
+        ignore_eog: true,
+        stop: Vec::new(),
+        ..Sampling::default()
+    };
+    let stream = engine.generate(
+        request(&chat("Write a long story about a fox."), long),
+        cancel.clone(),
+    );
+    // Wait for the first text, then cancel.
+    loop {
+        match stream.next_event() {
+            StreamEvent::Text(_) => break,
+            StreamEvent::Done(result) => panic!("ended before any text: {result:?}"),
+        }
+    }
+    let cancelled_at = Instant::now();
+    cancel.cancel();
+    let generation = stream
+        .finish(|_| {})
+        .expect("a cancelled generation is not an error");
+    let latency = cancelled_at.elapsed();
+    assert_eq!(generation.finish, FinishReason::Cancelled);
+    assert!(generation.n_generated < 400);
+    // One decode step of a 135M model takes milliseconds; allow for a loaded CI machine.
+    assert!(
+        latency < Duration::from_millis(500),
+        "cancel took {latency:?}"
+    );
+
+    let next = generate(
+        &engine,
+        &chat("Say hello."),
+        Sampling {
+            max_tokens: 8,
+            ..Sampling::default()
+        },
+    );
+    assert!(next.n_generated > 0);
+}
+
+#[test]
+fn a_prompt_larger_than_the_context_is_a_clear_error() {
+    let config = EngineConfig {
+        n_ctx: Some(256),
+        threads: Some(1),
+        default_model: Some(default_model()),
+    };
+    let engine = EngineHandle::spawn(EngineSpec::Default, config);
+    let prompt = "word ".repeat(600);
+    let err = engine
+        .generate(request(&prompt, Sampling::default()), CancelFlag::default())
+        .finish(|_| {})
+        .unwrap_err();
+    match &err {
+        EngineError::ContextOverflow { n_prompt, n_ctx } => {
+            assert!(*n_prompt > 256 && *n_ctx == 256)
+        }
+        other => panic!("expected a context overflow, got {other}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("does not fit the context of 256 tokens"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_and_corrupt_model_files_are_clear_errors() {
+    let missing = EngineHandle::spawn(
+        EngineSpec::Llama {
+            path: "/nonexistent/model.gguf".into(),
+        },
+        EngineConfig::default(),
+    );
+    let err = missing.wait_ready().unwrap_err().to_string();
+    assert!(
+        err.contains("/nonexistent/model.gguf") && err.contains("punie models fetch"),
+        "{err}"
+    );
+
+    // The first megabyte of the real model: a valid start, then nothing.
+    let real = std::fs::read(default_model()).unwrap();
+    let mut truncated = tempfile::NamedTempFile::new().unwrap();
+    truncated.write_all(&real[..1 << 20]).unwrap();
+    let mut garbage = tempfile::NamedTempFile::new().unwrap();
+    garbage.write_all(b"this is not a model at all").unwrap();
+    for (file, expect) in [(&truncated, "truncated"), (&garbage, "not a GGUF file")] {
+        let engine = EngineHandle::spawn(
+            EngineSpec::Llama {
+                path: file.path().to_owned(),
+            },
+            EngineConfig::default(),
+        );
+        let err = engine.wait_ready().unwrap_err();
+        assert!(matches!(err, EngineError::ModelInvalid { .. }), "{err}");
+        assert!(err.to_string().contains(expect), "{err}");
+        // Every later request fails fast with the same reason.
+        let again = engine
+            .generate(request("hi", Sampling::default()), CancelFlag::default())
+            .finish(|_| {});
+        assert_eq!(again.unwrap_err().to_string(), err.to_string());
+    }
+}

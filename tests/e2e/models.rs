@@ -1,1 +1,233 @@
-//! End-to-end tests of `punie models`.
+//! End-to-end tests of `punie models`: the real binary on the real default model.
+
+use std::process::Command;
+
+fn punie(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_punie"))
+        .args(args)
+        .output()
+        .expect("running punie")
+}
+
+fn default_model() -> String {
+    let path = punie::models::default_model_path().unwrap();
+    assert!(
+        path.is_file(),
+        "run `punie models fetch` first (the README's test command does)"
+    );
+    path.display().to_string()
+}
+
+#[test]
+fn list_shows_every_manifest_entry_with_its_state_and_path() {
+    let output = punie(&["models", "list"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let default_line = stdout
+        .lines()
+        .find(|l| l.starts_with("smollm2-135m-instruct-q4_1\t"))
+        .expect(&stdout);
+    assert!(default_line.contains("\tinstalled\t/"), "{default_line}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("punie-phase22-q5_k_m\t")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn fetch_is_idempotent_when_the_model_is_installed() {
+    default_model();
+    let output = punie(&["models", "fetch"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already installed"));
+}
+
+#[test]
+fn check_describes_the_default_model() {
+    let output = punie(&["models", "check", &default_model(), "--json"]);
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["architecture"], "llama");
+    assert_eq!(report["quantization"], "Q4_1");
+    assert_eq!(report["context_length"], 8192);
+    assert_eq!(report["chat_template"], true);
+    assert_eq!(report["tool_call_tokens"]["<tool_call>"], false);
+    assert_eq!(report["tool_call_tokens"]["<|im_end|>"], true);
+    let parameters = report["parameters"].as_u64().unwrap();
+    assert!(
+        (130_000_000..140_000_000).contains(&parameters),
+        "{parameters}"
+    );
+}
+
+#[test]
+fn check_rejects_bad_files_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_file = dir.path().join("notes.txt");
+    std::fs::write(&text_file, "hello").unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &std::fs::read(default_model()).unwrap()[..4096]).unwrap();
+    for (path, expect) in [
+        (text_file.display().to_string(), "not a GGUF file"),
+        (truncated.display().to_string(), "truncated"),
+        ("/nonexistent.gguf".to_owned(), "no such file"),
+    ] {
+        let output = punie(&["models", "check", &path]);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expect), "{stderr}");
+    }
+}
+
+#[test]
+fn quantize_requantizes_the_default_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let output_path = dir.path().join("smol-q8_0.gguf");
+    let output = punie(&[
+        "models",
+        "quantize",
+        &default_model(),
+        output_path.to_str().unwrap(),
+        "--type",
+        "q8_0",
+        "--allow-requantize",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let check = punie(&["models", "check", output_path.to_str().unwrap(), "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(report["quantization"], "Q8_0");
+    // An unknown type is refused before anything is written.
+    let output = punie(&[
+        "models",
+        "quantize",
+        &default_model(),
+        "/tmp/never.gguf",
+        "--type",
+        "q9_z",
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown quantization type `q9_z`"));
+}
+
+/// SmolLM2's `tokenizer.json` is not in any package we can install, so the test rebuilds it from
+/// the GGUF (vocabulary, merges, control tokens) with SmolLM2's published pre-tokenizer (single
+/// digits, then GPT-2 byte-level BPE). Parity then checks llama.cpp's tokenizer against the
+/// reference `tokenizers` implementation on the training rows.
+fn smollm2_tokenizer_json(dir: &std::path::Path) -> std::path::PathBuf {
+    use serde_json::json;
+    let header = punie::models::gguf::read_header(std::path::Path::new(&default_model())).unwrap();
+    let tokens = header.vocabulary();
+    let types = header.token_types();
+    let merges = match header.metadata.get("tokenizer.ggml.merges") {
+        Some(punie::models::gguf::Value::Strings(merges)) => merges.clone(),
+        other => panic!("no merges: {other:?}"),
+    };
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.clone(), json!(id)))
+        .collect();
+    let added: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| types.get(*id) == Some(&3))
+        .map(|(id, t)| json!({"id": id, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        .collect();
+    let tokenizer = json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+        ]},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges}
+    });
+    let path = dir.join("tokenizer.json");
+    std::fs::write(&path, serde_json::to_string(&tokenizer).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn parity_of_the_default_model_on_the_training_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = smollm2_tokenizer_json(dir.path());
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/punie/phase22_merged");
+    let mut args = vec![
+        "models".to_owned(),
+        "parity".into(),
+        "--tokenizer".into(),
+        tokenizer.display().to_string(),
+        "--gguf".into(),
+        default_model(),
+    ];
+    if fixtures.is_dir() {
+        for file in ["train.jsonl", "valid.jsonl"] {
+            args.extend([
+                "--texts".to_owned(),
+                fixtures.join(file).display().to_string(),
+            ]);
+        }
+    } else {
+        eprintln!(
+            "{} is absent: comparing on the built-in sample texts only",
+            fixtures.display()
+        );
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = punie(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(": OK"), "{stdout}");
+    if fixtures.is_dir() {
+        assert!(stdout.contains("635/635 texts identical"), "{stdout}");
+    }
+}
+
+#[test]
+fn parity_finds_a_tokenizer_that_does_not_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = smollm2_tokenizer_json(dir.path());
+    // A conversion that lost the special tokens: `<|im_start|>` becomes several ordinary tokens.
+    // (A lost digit-splitting rule would not show: SmolLM2's vocabulary has no multi-digit tokens.)
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tokenizer).unwrap()).unwrap();
+    json["added_tokens"] = serde_json::json!([]);
+    std::fs::write(&tokenizer, json.to_string()).unwrap();
+    let output = punie(&[
+        "models",
+        "parity",
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+        "--gguf",
+        &default_model(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("MISMATCH") && stdout.contains("first difference"),
+        "{stdout}"
+    );
+}

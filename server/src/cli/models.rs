@@ -34,6 +34,9 @@ enum ModelsCommand {
         quant_type: String,
         #[arg(long)]
         threads: Option<i32>,
+        /// Allow an already quantized input (quality suffers twice).
+        #[arg(long)]
+        allow_requantize: bool,
     },
     /// Compare a Hugging Face tokenizer.json with the GGUF vocabulary, text by text.
     Parity {
@@ -67,13 +70,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             output,
             quant_type,
             threads,
+            allow_requantize,
         } => {
             eprintln!(
                 "quantizing {} to {} ({quant_type})",
                 input.display(),
                 output.display()
             );
-            quantize::quantize(&input, &output, &quant_type, threads)?;
+            quantize::quantize(&input, &output, &quant_type, threads, allow_requantize)?;
             eprintln!("wrote {}", output.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -340,7 +340,11 @@ impl Engine for LlamaEngine<'_> {
                 res.finish = FinishReason::Stop;
                 break;
             }
-            self.decode(&[token], true)?;
+            // The last token is not decoded: nothing will read its logits, and leaving it out
+            // keeps the cache equal to the prompt when `max_tokens` is 1.
+            if res.n_generated < max_tokens {
+                self.decode(&[token], true)?;
+            }
         }
         if res.finish != FinishReason::Stop {
             let rest = stops.push(&utf8.finish()).emit + &stops.finish();

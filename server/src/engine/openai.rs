@@ -257,7 +257,13 @@ mod tests {
         assert_eq!(generation.finish, FinishReason::Stop);
         let sent = server.join().unwrap();
         assert!(sent.starts_with("POST /v1/completions"), "{sent}");
-        assert!(sent.contains("\"stream\":true"), "{sent}");
+        let body: Value =
+            serde_json::from_str(&sent[sent.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        assert_eq!(
+            (body["stream"].as_bool(), body["model"].as_str()),
+            (Some(true), Some("m"))
+        );
+        assert_eq!(body["prompt"].as_str(), Some(request().prompt.as_str()));
     }
 
     #[test]

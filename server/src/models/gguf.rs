@@ -36,8 +36,8 @@ pub enum GgufError {
     },
 }
 
-/// A metadata value. Arrays of strings keep their strings (the vocabulary); other arrays keep
-/// only their length, which is all we report.
+/// A metadata value. Arrays of strings and integers keep their items (vocabulary, merges,
+/// token types); other arrays keep only their length, which is all we report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Uint(u64),
@@ -46,6 +46,7 @@ pub enum Value {
     Bool(bool),
     Str(String),
     Strings(Vec<String>),
+    Ints(Vec<i64>),
     Array { len: u64 },
 }
 
@@ -97,6 +98,14 @@ impl GgufHeader {
     pub fn vocabulary(&self) -> &[String] {
         match self.metadata.get("tokenizer.ggml.tokens") {
             Some(Value::Strings(tokens)) => tokens,
+            _ => &[],
+        }
+    }
+
+    /// llama.cpp's token types (`tokenizer.ggml.token_type`: 1 normal, 3 control, 4 user-defined, …).
+    pub fn token_types(&self) -> &[i64] {
+        match self.metadata.get("tokenizer.ggml.token_type") {
+            Some(Value::Ints(types)) => types,
             _ => &[],
         }
     }
@@ -315,6 +324,15 @@ impl<R: Read> HeaderReader<R> {
                 }
                 match item_type {
                     8 => Value::Strings((0..len).map(|_| self.string()).collect::<Result<_, _>>()?),
+                    0..=5 | 10 | 11 => Value::Ints(
+                        (0..len)
+                            .map(|_| match self.value(item_type)? {
+                                Value::Uint(n) => Ok(n as i64),
+                                Value::Int(n) => Ok(n),
+                                _ => Err("unreachable integer type".to_owned()),
+                            })
+                            .collect::<Result<_, _>>()?,
+                    ),
                     _ => {
                         let item_size = scalar_size(item_type)
                             .ok_or_else(|| format!("array of unknown item type {item_type}"))?;

@@ -11,11 +11,15 @@ use super::gguf;
 
 /// Quantizes the GGUF at `input` to `output` with the type named `type_name` (e.g. `q5_k_m`).
 /// The output is written to a temporary file and renamed into place only on success.
+///
+/// `allow_requantize` lets an already quantized input be quantized again (lossy twice over; the
+/// production path quantizes from f16 and never needs it).
 pub fn quantize(
     input: &Path,
     output: &Path,
     type_name: &str,
     threads: Option<i32>,
+    allow_requantize: bool,
 ) -> anyhow::Result<()> {
     let Some(ftype) = gguf::file_type_by_name(type_name) else {
         let known: Vec<_> = gguf::file_type_names().map(str::to_lowercase).collect();
@@ -44,6 +48,7 @@ pub fn quantize(
         let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
         params.ftype = ftype as llama_cpp_sys_2::llama_ftype;
         params.nthread = threads.unwrap_or(0);
+        params.allow_requantize = allow_requantize;
         llama_cpp_sys_2::llama_model_quantize(c_input.as_ptr(), c_temp.as_ptr(), &params)
     };
     if status != 0 {
