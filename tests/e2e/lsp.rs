@@ -1,1 +1,850 @@
-//! End-to-end tests of `punie lsp`.
+//! End-to-end tests of `punie lsp`: the built binary over stdio, driven as an editor would,
+//! with the scripted engine. Tests wait on messages (progress `end`, `punie/answer`), never on
+//! sleeps; every wait has a generous deadline so a broken server fails instead of hanging.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/lsp")
+        .join(name);
+    format!("scripted:{}", path.canonicalize().unwrap().display())
+}
+
+fn file_uri(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+/// How the fake editor answers the server's requests.
+#[derive(Clone)]
+struct Answers {
+    /// Accept `window/workDoneProgress/create`.
+    progress: bool,
+    /// The button pressed in `window/showMessageRequest`; `None` dismisses it.
+    permission: Option<&'static str>,
+    /// `applied` of `workspace/applyEdit`.
+    apply_edit: bool,
+    /// Never answer anything (a client that ignores server requests).
+    silent: bool,
+}
+
+impl Default for Answers {
+    fn default() -> Answers {
+        Answers {
+            progress: true,
+            permission: Some("Deny"),
+            apply_edit: true,
+            silent: false,
+        }
+    }
+}
+
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    messages: Receiver<Value>,
+    /// Messages received and not yet consumed by a `wait_for`.
+    unseen: VecDeque<Value>,
+    /// Every message received, for failure reports.
+    log: Vec<Value>,
+    next_id: i64,
+    answers: Answers,
+    pub root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Client {
+    fn start(engine: &str, capabilities: Value, options: Value) -> Client {
+        Client::start_with(engine, capabilities, options, Answers::default(), &[])
+    }
+
+    fn start_with(
+        engine: &str,
+        capabilities: Value,
+        options: Value,
+        answers: Answers,
+        env: &[(&str, &str)],
+    ) -> Client {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(
+            root.join("src/calc.py"),
+            "def add(a, b):\n    return a - b\n",
+        )
+        .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+        command
+            .arg("lsp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // The server must not depend on its working directory for the workspace root.
+        command.current_dir(std::env::temp_dir());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, messages) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            while let Some(message) = read_message(&mut reader) {
+                if sender.send(message).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut client = Client {
+            child,
+            stdin,
+            messages,
+            unseen: VecDeque::new(),
+            log: Vec::new(),
+            next_id: 0,
+            answers,
+            root,
+            _dir: dir,
+        };
+        let mut options = options;
+        if options.get("engine").is_none() && !engine.is_empty() {
+            options["engine"] = json!(engine);
+        }
+        let result = client.request(
+            "initialize",
+            json!({
+                "processId": null,
+                "rootUri": file_uri(&client.root),
+                "workspaceFolders": [{"uri": file_uri(&client.root), "name": "w"}],
+                "capabilities": capabilities,
+                "initializationOptions": options,
+            }),
+        );
+        assert!(
+            result.get("result").is_some(),
+            "initialize failed: {result}"
+        );
+        client.notify("initialized", json!({}));
+        client
+    }
+
+    fn send(&mut self, message: Value) {
+        let body = serde_json::to_string(&message).unwrap();
+        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    /// Sends a request and returns its whole response (`result` or `error`).
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.wait_for(&format!("response to {method}"), |m| {
+            m["id"] == id && m.get("method").is_none()
+        })
+    }
+
+    fn open(&mut self, relative: &str, text: &str) -> String {
+        let uri = file_uri(&self.root.join(relative));
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}),
+        );
+        uri
+    }
+
+    fn ask(&mut self, uri: &str, range: Value, instruction: &str) -> Value {
+        let response = self.request(
+            "workspace/executeCommand",
+            json!({"command": "punie.ask", "arguments": [{"uri": uri, "range": range, "instruction": instruction}]}),
+        );
+        assert!(
+            response["result"]["runId"].is_string(),
+            "punie.ask failed: {response}"
+        );
+        response["result"].clone()
+    }
+
+    /// The next message from the server; server requests are answered on the way.
+    fn next(&mut self, what: &str, deadline: Instant) -> Value {
+        loop {
+            let now = Instant::now();
+            let message = match self
+                .messages
+                .recv_timeout(deadline.saturating_duration_since(now))
+            {
+                Ok(message) => message,
+                Err(_) => panic!(
+                    "timed out waiting for {what}; messages so far:\n{}",
+                    self.log
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            };
+            self.log.push(message.clone());
+            self.answer_server_request(&message);
+            return message;
+        }
+    }
+
+    fn answer_server_request(&mut self, message: &Value) {
+        let (Some(method), Some(id)) = (message["method"].as_str(), message.get("id")) else {
+            return;
+        };
+        if self.answers.silent {
+            return;
+        }
+        let result = match method {
+            "window/workDoneProgress/create" if self.answers.progress => json!(null),
+            "window/workDoneProgress/create" => {
+                self.send(
+                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no"}}),
+                );
+                return;
+            }
+            "window/showMessageRequest" => match self.answers.permission {
+                Some(title) => json!({"title": title}),
+                None => json!(null),
+            },
+            "workspace/applyEdit" => json!({"applied": self.answers.apply_edit}),
+            "workspace/configuration" => json!([null]),
+            "window/showDocument" => json!({"success": true}),
+            _ => json!(null),
+        };
+        self.send(json!({"jsonrpc": "2.0", "id": id, "result": result}));
+    }
+
+    /// Waits for a message matching `pred`, keeping the others for later waits.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(idx) = self.unseen.iter().position(&pred) {
+            return self.unseen.remove(idx).unwrap();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let message = self.next(what, deadline);
+            if pred(&message) {
+                return message;
+            }
+            self.unseen.push_back(message);
+        }
+    }
+
+    /// The progress messages on `token` so far, as "kind message".
+    fn progress_on(&self, token: &Value) -> Vec<String> {
+        self.log
+            .iter()
+            .filter(|m| m["method"] == "$/progress" && &m["params"]["token"] == token)
+            .map(|m| {
+                let value = &m["params"]["value"];
+                format!(
+                    "{} {}",
+                    value["kind"].as_str().unwrap_or(""),
+                    value["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    fn wait_end(&mut self, token: &Value) -> String {
+        let end = self.wait_for("progress end", |m| {
+            m["method"] == "$/progress"
+                && &m["params"]["token"] == token
+                && m["params"]["value"]["kind"] == "end"
+        });
+        end["params"]["value"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    fn wait_answer(&mut self, run_id: &Value) -> Value {
+        let answer = self.wait_for("punie/answer", |m| {
+            m["method"] == "punie/answer" && &m["params"]["runId"] == run_id
+        });
+        answer["params"].clone()
+    }
+
+    /// `shutdown`, `exit`, and the exit code.
+    fn shutdown(mut self) -> i32 {
+        let response = self.request("shutdown", json!(null));
+        assert!(
+            response.get("error").is_none(),
+            "shutdown failed: {response}"
+        );
+        self.notify("exit", json!(null));
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            // Draining stdout doubles as the wait: it returns as soon as the server writes or exits.
+            let _ = self.messages.recv_timeout(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_message(reader: &mut dyn BufRead) -> Option<Value> {
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("Content-Length: ") {
+            length = value.parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; length?];
+    reader.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+fn full_caps() -> Value {
+    json!({
+        "window": {"workDoneProgress": true, "showDocument": {"support": true}},
+        "workspace": {"applyEdit": true, "workspaceEdit": {"documentChanges": true, "resourceOperations": ["create"]}},
+        "experimental": {"punieAnswer": true},
+    })
+}
+
+fn range(l0: u32, c0: u32, l1: u32, c1: u32) -> Value {
+    json!({"start": {"line": l0, "character": c0}, "end": {"line": l1, "character": c1}})
+}
+
+const CALC: &str = "def add(a, b):\n    return a - b\n";
+
+#[test]
+fn actions_are_offered_and_commands_listed() {
+    let mut client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
+    let init = client.log.iter().find(|m| m["id"] == 1).unwrap().clone();
+    let commands = &init["result"]["capabilities"]["executeCommandProvider"]["commands"];
+    assert!(
+        commands.as_array().unwrap().contains(&json!("punie.ask")),
+        "{init}"
+    );
+    assert!(
+        commands
+            .as_array()
+            .unwrap()
+            .contains(&json!("punie.cancel")),
+        "{init}"
+    );
+    assert_eq!(init["result"]["capabilities"]["positionEncoding"], "utf-16");
+    let uri = client.open("src/calc.py", CALC);
+    let selection = range(0, 0, 1, 16);
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": selection, "context": {"diagnostics": []}}),
+    );
+    let actions = actions["result"].as_array().unwrap().clone();
+    let titles: Vec<&str> = actions
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Ask Punie: Explain",
+            "Ask Punie: Fix",
+            "Ask Punie: Write tests",
+            "Ask Punie: Refactor",
+            "Ask Punie…"
+        ]
+    );
+    let kinds: Vec<&str> = actions
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "refactor",
+            "quickfix",
+            "refactor",
+            "refactor.rewrite",
+            "refactor"
+        ]
+    );
+    for action in &actions {
+        assert_eq!(action["command"]["command"], "punie.ask");
+        assert_eq!(action["command"]["arguments"][0]["range"], selection);
+        assert_eq!(action["command"]["arguments"][0]["uri"], uri);
+    }
+    // context.only filters by kind hierarchy.
+    let only = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": selection, "context": {"diagnostics": [], "only": ["quickfix"]}}),
+    );
+    assert_eq!(only["result"].as_array().unwrap().len(), 1);
+    assert_eq!(only["result"][0]["title"], "Ask Punie: Fix");
+    // An empty selection offers the actions on the cursor's line.
+    let cursor = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": range(1, 3, 1, 3), "context": {"diagnostics": []}}),
+    );
+    assert_eq!(cursor["result"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        cursor["result"][0]["command"]["arguments"][0]["range"],
+        range(1, 0, 1, 16)
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn a_run_reports_progress_and_answers_and_fix_edits_the_selection() {
+    let mut client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 2, 0), "fix");
+    let token = started["token"].clone();
+    assert!(token.is_string(), "the token is a string: {started}");
+    assert_eq!(client.wait_end(&token), "done");
+    let answer = client.wait_answer(&started["runId"]);
+    assert_eq!(answer["status"], "done");
+    assert_eq!(answer["uri"], uri);
+    assert!(
+        answer["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("return a + b"),
+        "{answer}"
+    );
+    let edit = client
+        .log
+        .iter()
+        .find(|m| m["method"] == "workspace/applyEdit")
+        .expect("an applyEdit")
+        .clone();
+    let text_edit = &edit["params"]["edit"]["documentChanges"][0]["edits"][0];
+    assert_eq!(text_edit["range"], range(0, 0, 2, 0));
+    assert_eq!(text_edit["newText"], "def add(a, b):\n    return a + b\n");
+    let progress = client.progress_on(&token);
+    assert!(
+        progress.first().unwrap().starts_with("begin"),
+        "{progress:?}"
+    );
+    assert_eq!(
+        progress.iter().filter(|p| p.starts_with("end")).count(),
+        1,
+        "{progress:?}"
+    );
+    assert!(
+        progress.iter().any(|p| p == "report generating"),
+        "{progress:?}"
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn cancel_ends_a_run_quickly() {
+    let mut client = Client::start(&fixture("slow.json"), full_caps(), json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    let token = started["token"].clone();
+    client.wait_for("a text report", |m| {
+        m["method"] == "$/progress"
+            && m["params"]["value"]["message"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("generating: "))
+    });
+    let cancel_sent = Instant::now();
+    let response = client.request(
+        "workspace/executeCommand",
+        json!({"command": "punie.cancel", "arguments": [{"runId": started["runId"]}]}),
+    );
+    assert_eq!(response["result"], json!({"cancelled": true}));
+    assert_eq!(client.wait_end(&token), "cancelled");
+    let elapsed = cancel_sent.elapsed();
+    assert!(elapsed < Duration::from_secs(1), "cancel took {elapsed:?}");
+    assert_eq!(client.wait_answer(&started["runId"])["status"], "cancelled");
+    // Cancelling again, or an unknown run, is not an error.
+    let again = client.request(
+        "workspace/executeCommand",
+        json!({"command": "punie.cancel", "arguments": [{"runId": started["runId"]}]}),
+    );
+    assert_eq!(again["result"], json!({"cancelled": false}));
+    // window/workDoneProgress/cancel on the token works too.
+    let second = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    client.notify(
+        "window/workDoneProgress/cancel",
+        json!({"token": second["token"]}),
+    );
+    assert_eq!(client.wait_end(&second["token"]), "cancelled");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn runs_queue_on_the_engine_and_all_end() {
+    let mut client = Client::start(&fixture("slow.json"), full_caps(), json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let first = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    let second = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    client.wait_for("queued report", |m| {
+        m["method"] == "$/progress"
+            && m["params"]["token"] == second["token"]
+            && m["params"]["value"]["message"] == "queued (1 ahead)"
+    });
+    // shutdown during runs cancels them; their ends and answers still go out.
+    let response = client.request("shutdown", json!(null));
+    assert!(response.get("error").is_none());
+    for started in [&first, &second] {
+        assert_eq!(client.wait_end(&started["token"]), "cancelled");
+        assert_eq!(client.wait_answer(&started["runId"])["status"], "cancelled");
+    }
+    client.notify("exit", json!(null));
+    assert_eq!(client.wait_exit(), 0);
+}
+
+#[test]
+fn invalid_params_get_errors_naming_the_field_and_the_server_keeps_serving() {
+    let mut client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let cases = [
+        (
+            json!([{"uri": uri, "range": range(0, 0, 1, 0)}]),
+            "instruction",
+        ),
+        (
+            json!([{"uri": uri, "range": range(0, 0, 1, 0), "instruction": "dance"}]),
+            "instruction",
+        ),
+        (
+            json!([{"uri": "not a uri", "range": range(0, 0, 1, 0), "instruction": "fix"}]),
+            "uri",
+        ),
+        (
+            json!([{"uri": file_uri(&client.root.join("nope.py")), "range": range(0, 0, 1, 0), "instruction": "fix"}]),
+            "uri",
+        ),
+        (
+            json!([{"uri": uri, "range": range(1, 0, 0, 0), "instruction": "fix"}]),
+            "range",
+        ),
+        (
+            json!([{"uri": uri, "range": range(0, 0, 9, 0), "instruction": "fix"}]),
+            "range",
+        ),
+        (
+            json!([{"uri": uri, "range": range(0, 0, 0, 0), "instruction": "ask"}]),
+            "question",
+        ),
+        (json!([]), "arguments"),
+    ];
+    for (arguments, field) in cases {
+        let response = client.request(
+            "workspace/executeCommand",
+            json!({"command": "punie.ask", "arguments": arguments}),
+        );
+        assert_eq!(
+            response["error"]["code"], -32602,
+            "{arguments} -> {response}"
+        );
+        let message = response["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(field),
+            "{arguments}: {message:?} should name {field}"
+        );
+    }
+    let unknown = client.request("textDocument/hover", json!({}));
+    assert_eq!(unknown["error"]["code"], -32601);
+    let bad = client.request("textDocument/codeAction", json!({"textDocument": 3}));
+    assert_eq!(bad["error"]["code"], -32602);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn bad_settings_are_reported_by_key_and_defaults_used() {
+    let mut client = Client::start(
+        &fixture("fix.json"),
+        full_caps(),
+        json!({"maxTurns": 0, "sandbox": {"timeoutMs": "x"}}),
+    );
+    for key in ["maxTurns", "sandbox.timeoutMs"] {
+        client.wait_for(key, |m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["type"] == 1
+                && m["params"]["message"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(key))
+        });
+    }
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"punie": {"toolPolicy": {"run_command": "sometimes"}}}}),
+    );
+    client.wait_for("toolPolicy", |m| {
+        m["method"] == "window/showMessage"
+            && m["params"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("toolPolicy.run_command"))
+    });
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn a_model_that_fails_to_load_fails_runs_fast_and_the_server_keeps_serving() {
+    let mut client = Client::start("scripted:/nonexistent/script.json", full_caps(), json!({}));
+    client.wait_for("load error", |m| {
+        m["method"] == "window/showMessage" && m["params"]["type"] == 1
+    });
+    let uri = client.open("src/calc.py", CALC);
+    for _ in 0..2 {
+        let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+        let end = client.wait_end(&started["token"]);
+        assert!(end.starts_with("failed: "), "{end}");
+        assert!(end.contains("/nonexistent/script.json"), "{end}");
+        assert_eq!(client.wait_answer(&started["runId"])["status"], "failed");
+    }
+    let errors = client
+        .log
+        .iter()
+        .filter(|m| m["method"] == "window/showMessage" && m["params"]["type"] == 1)
+        .count();
+    assert_eq!(errors, 1, "one error message for the load failure");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn a_missing_model_says_how_to_install_it() {
+    let mut client = Client::start("llama:/nonexistent/model.gguf", full_caps(), json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    let end = client.wait_end(&started["token"]);
+    assert!(end.starts_with("failed: "), "{end}");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn plain_clients_get_the_answer_as_a_message_and_a_document() {
+    let caps = json!({"window": {"showDocument": {"support": true}}});
+    let mut client = Client::start(&fixture("fix.json"), caps, json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert!(
+        started.get("token").is_none(),
+        "no token without workDoneProgress: {started}"
+    );
+    let message = client.wait_for("answer message", |m| m["method"] == "window/showMessage");
+    assert_eq!(message["params"]["type"], 3);
+    assert!(
+        message["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("return a + b")
+    );
+    let show = client.wait_for("showDocument", |m| m["method"] == "window/showDocument");
+    let run_id = started["runId"].as_str().unwrap();
+    let answer_file = client
+        .root
+        .join(".punie/answers")
+        .join(format!("{run_id}.md"));
+    assert_eq!(show["params"]["uri"], file_uri(&answer_file));
+    assert!(
+        std::fs::read_to_string(&answer_file)
+            .unwrap()
+            .contains("return a + b")
+    );
+    assert!(client.log.iter().all(|m| m["method"] != "punie/answer"));
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn without_apply_edit_fix_and_tests_write_to_disk() {
+    let caps = json!({"window": {"workDoneProgress": true}, "experimental": {"punieAnswer": true}});
+    let mut client = Client::start(&fixture("tests.json"), caps, json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 2, 0), "tests");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    let written = std::fs::read_to_string(client.root.join("tests/test_calc.py")).unwrap();
+    assert!(written.contains("def test_add"), "{written}");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn write_tests_creates_the_file_with_create_file() {
+    let mut client = Client::start(&fixture("tests.json"), full_caps(), json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 2, 0), "tests");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    let edit = client.wait_for("applyEdit", |m| m["method"] == "workspace/applyEdit");
+    let changes = &edit["params"]["edit"]["documentChanges"];
+    assert_eq!(changes[0]["kind"], "create");
+    assert_eq!(
+        changes[0]["uri"],
+        file_uri(&client.root.join("tests/test_calc.py"))
+    );
+    assert!(
+        changes[1]["edits"][0]["newText"]
+            .as_str()
+            .unwrap()
+            .contains("def test_add")
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn positions_are_utf16_and_encodings_are_negotiated() {
+    let mut caps = full_caps();
+    caps["general"] = json!({"positionEncodings": ["utf-8", "utf-16"]});
+    let mut client = Client::start(&fixture("fix.json"), caps, json!({}));
+    let init = client.log.iter().find(|m| m["id"] == 1).unwrap().clone();
+    assert_eq!(init["result"]["capabilities"]["positionEncoding"], "utf-8");
+    assert_eq!(client.shutdown(), 0);
+
+    // UTF-16: "😀" is two units. Replace "b" after it, then ask about exactly the new word.
+    let mut client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
+    let uri = client.open("src/emoji.py", "s = '😀b'\n");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2},
+               "contentChanges": [{"range": range(0, 7, 0, 8), "text": "xyz"}]}),
+    );
+    // The line is now `s = '😀xyz'` (12 UTF-16 units): 0..12 is in range, 0..13 is not.
+    let past = client.request(
+        "workspace/executeCommand",
+        json!({"command": "punie.ask", "arguments": [{"uri": uri, "range": range(0, 0, 0, 13), "instruction": "explain"}]}),
+    );
+    assert_eq!(past["error"]["code"], -32602, "{past}");
+    let started = client.ask(&uri, range(0, 7, 0, 10), "ask");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn malformed_input_never_crashes_the_server() {
+    let mut client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
+    let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pieces: [&[u8]; 12] = [
+        b"{",
+        b"}",
+        b"\"id\":",
+        b"1",
+        b"\"method\":\"textDocument/codeAction\"",
+        b",",
+        b"[",
+        b"]",
+        b"null",
+        b"\"params\":{\"textDocument\":{\"uri\":7}}",
+        b"\xff\xfe",
+        b"\"jsonrpc\":\"2.0\"",
+    ];
+    for _ in 0..3000 {
+        let mut body = Vec::new();
+        for _ in 0..(next() % 12) {
+            body.extend_from_slice(pieces[(next() % 12) as usize]);
+        }
+        // Mostly well-framed garbage, sometimes a lying or broken header.
+        let frame = match next() % 10 {
+            0 => [b"Content-Length: x\r\n\r\n".as_slice(), &body].concat(),
+            1 => [b"X-Junk\r\n\r\n".as_slice(), &body].concat(),
+            _ => [
+                format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                &body,
+            ]
+            .concat(),
+        };
+        client.send_raw(&frame);
+    }
+    // The stream may be out of step after a broken header; blank lines and a good frame resync it.
+    client.send_raw(b"\r\n\r\n");
+    let uri = client.open("src/calc.py", CALC);
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": range(0, 0, 1, 0), "context": {"diagnostics": []}}),
+    );
+    assert_eq!(
+        actions["result"].as_array().map(Vec::len),
+        Some(5),
+        "{actions}"
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn exit_codes_follow_the_lifecycle() {
+    let mut client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
+    // stdin closing without shutdown: exit code 1, promptly.
+    assert_eq!(client.wait_exit(), 1);
+    let client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn a_client_that_never_answers_and_then_disconnects_mid_run() {
+    let answers = Answers {
+        silent: true,
+        ..Answers::default()
+    };
+    let mut client =
+        Client::start_with(&fixture("slow.json"), full_caps(), json!({}), answers, &[]);
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    // The create request is never answered, so no progress goes out, but the run goes on and
+    // its answer arrives.
+    let mut short = Client::start_with(
+        &fixture("fix.json"),
+        full_caps(),
+        json!({}),
+        Answers {
+            silent: true,
+            ..Answers::default()
+        },
+        &[],
+    );
+    let short_uri = short.open("src/calc.py", CALC);
+    let short_run = short.ask(&short_uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(short.wait_answer(&short_run["runId"])["status"], "done");
+    assert!(short.log.iter().all(|m| m["method"] != "$/progress"));
+    assert_eq!(short.shutdown(), 0);
+    // Disconnect while the slow run generates: the server exits promptly, code 1.
+    let _ = started;
+    assert_eq!(client.wait_exit(), 1);
+}

@@ -1,0 +1,1 @@
+//! Figures for `punie bench --only lsp` (placeholder, filled in below).

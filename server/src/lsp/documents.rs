@@ -1,0 +1,338 @@
+//! Open documents: a `dashmap` store shared with run threads, incremental sync, and position
+//! conversion in the negotiated encoding (UTF-16 by default, as LSP says).
+//!
+//! Text is kept as Rust `String` (UTF-8). Positions from the client count code units of the
+//! negotiated encoding: UTF-16 units (astral characters such as emoji count 2), UTF-8 bytes,
+//! or UTF-32 code points. Lines end at `\n`, `\r\n` or `\r`, as LSP defines them.
+//! Only the main loop writes the store (`didOpen`/`didChange`/`didClose`), so a run that starts
+//! after a change sees it; run threads read it through [`DocumentStore::get_text`].
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use lsp_types::{Position, PositionEncodingKind, Range, TextDocumentContentChangeEvent};
+
+/// The unit of `Position::character`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum PositionEncoding {
+    Utf8,
+    #[default]
+    Utf16,
+    Utf32,
+}
+
+impl PositionEncoding {
+    /// Picks from the client's offer: UTF-8 (our native text, cheapest), then UTF-32,
+    /// else UTF-16, which every client must support.
+    pub(crate) fn negotiate(offered: &[&str]) -> PositionEncoding {
+        if offered.contains(&"utf-8") {
+            PositionEncoding::Utf8
+        } else if offered.contains(&"utf-32") {
+            PositionEncoding::Utf32
+        } else {
+            PositionEncoding::Utf16
+        }
+    }
+
+    pub(crate) fn kind(self) -> PositionEncodingKind {
+        match self {
+            PositionEncoding::Utf8 => PositionEncodingKind::UTF8,
+            PositionEncoding::Utf16 => PositionEncodingKind::UTF16,
+            PositionEncoding::Utf32 => PositionEncodingKind::UTF32,
+        }
+    }
+
+    fn units(self, ch: char) -> u32 {
+        match self {
+            PositionEncoding::Utf8 => ch.len_utf8() as u32,
+            PositionEncoding::Utf16 => ch.len_utf16() as u32,
+            PositionEncoding::Utf32 => 1,
+        }
+    }
+}
+
+/// One open document.
+#[derive(Debug, Clone)]
+pub(crate) struct Document {
+    pub(crate) text: String,
+    pub(crate) version: i32,
+    pub(crate) language_id: String,
+}
+
+/// Open documents by URI string. Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DocumentStore {
+    documents: Arc<DashMap<String, Document>>,
+}
+
+impl DocumentStore {
+    pub(crate) fn open(&self, uri: &str, document: Document) {
+        self.documents.insert(uri.to_owned(), document);
+    }
+
+    pub(crate) fn close(&self, uri: &str) {
+        self.documents.remove(uri);
+    }
+
+    /// A copy of the document, so no lock is held while the caller works.
+    pub(crate) fn get(&self, uri: &str) -> Option<Document> {
+        self.documents.get(uri).map(|document| document.clone())
+    }
+
+    pub(crate) fn get_text(&self, uri: &str) -> Option<String> {
+        self.documents
+            .get(uri)
+            .map(|document| document.text.clone())
+    }
+
+    /// The URIs of open documents, for mapping workspace paths back to buffers.
+    pub(crate) fn uris(&self) -> Vec<String> {
+        self.documents
+            .iter()
+            .map(|entry| entry.key().clone())
+            .collect()
+    }
+
+    /// Applies `didChange` content changes in order. Returns false when the document is not
+    /// open (the change is dropped: a client bug we survive).
+    pub(crate) fn apply_changes(
+        &self,
+        uri: &str,
+        version: i32,
+        changes: &[TextDocumentContentChangeEvent],
+        encoding: PositionEncoding,
+    ) -> bool {
+        let Some(mut document) = self.documents.get_mut(uri) else {
+            return false;
+        };
+        for change in changes {
+            match change.range {
+                None => document.text = change.text.clone(),
+                Some(range) => {
+                    let start = offset_clamped(&document.text, range.start, encoding);
+                    let end = offset_clamped(&document.text, range.end, encoding).max(start);
+                    document.text.replace_range(start..end, &change.text);
+                }
+            }
+        }
+        document.version = version;
+        true
+    }
+}
+
+/// Byte offsets of the start of each line (line breaks: `\n`, `\r\n`, `\r`).
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut res = vec![0];
+    let bytes = text.as_bytes();
+    let mut idx = 0;
+    while idx < bytes.len() {
+        match bytes[idx] {
+            b'\n' => res.push(idx + 1),
+            b'\r' if bytes.get(idx + 1) == Some(&b'\n') => {
+                res.push(idx + 2);
+                idx += 1;
+            }
+            b'\r' => res.push(idx + 1),
+            _ => {}
+        }
+        idx += 1;
+    }
+    res
+}
+
+/// The content of a line without its line break.
+fn line_content(text: &str, starts: &[usize], line: usize) -> (usize, usize) {
+    let start = starts[line];
+    let end = starts.get(line + 1).copied().unwrap_or(text.len());
+    let content = &text[start..end];
+    let trimmed = content.trim_end_matches(['\n', '\r']);
+    (start, start + trimmed.len())
+}
+
+/// Byte offset of `position` in `text`, or `None` when it lies beyond the document (a line
+/// past the last, or a character past the end of its line). A position inside a surrogate
+/// pair or a multi-byte character is `None` too.
+pub(crate) fn offset_strict(
+    text: &str,
+    position: Position,
+    encoding: PositionEncoding,
+) -> Option<usize> {
+    let starts = line_starts(text);
+    let line = position.line as usize;
+    if line >= starts.len() {
+        return None;
+    }
+    let (start, end) = line_content(text, &starts, line);
+    let mut units = 0u32;
+    for (idx, ch) in text[start..end].char_indices() {
+        if units == position.character {
+            return Some(start + idx);
+        }
+        units += encoding.units(ch);
+        if units > position.character {
+            return None;
+        }
+    }
+    (units == position.character).then_some(end)
+}
+
+/// Byte offset of `position`, clamped as LSP asks: a character past the line's end means the
+/// end of the line, a line past the last means the end of the document, and a position in the
+/// middle of a character snaps to its start.
+pub(crate) fn offset_clamped(text: &str, position: Position, encoding: PositionEncoding) -> usize {
+    let starts = line_starts(text);
+    let line = position.line as usize;
+    if line >= starts.len() {
+        return text.len();
+    }
+    let (start, end) = line_content(text, &starts, line);
+    let mut units = 0u32;
+    for (idx, ch) in text[start..end].char_indices() {
+        let next = units + encoding.units(ch);
+        if next > position.character {
+            return start + idx;
+        }
+        units = next;
+    }
+    end
+}
+
+/// The position of byte `offset` (which must be on a char boundary).
+pub(crate) fn position_of(text: &str, offset: usize, encoding: PositionEncoding) -> Position {
+    let offset = offset.min(text.len());
+    let starts = line_starts(text);
+    let line = starts.partition_point(|&start| start <= offset) - 1;
+    let character = text[starts[line]..offset]
+        .chars()
+        .map(|ch| encoding.units(ch))
+        .sum();
+    Position {
+        line: line as u32,
+        character,
+    }
+}
+
+/// The range of `line` without its line break, or `None` past the last line.
+pub(crate) fn line_range(text: &str, line: u32, encoding: PositionEncoding) -> Option<Range> {
+    let starts = line_starts(text);
+    let line_idx = line as usize;
+    if line_idx >= starts.len() {
+        return None;
+    }
+    let (_, end) = line_content(text, &starts, line_idx);
+    Some(Range {
+        start: Position { line, character: 0 },
+        end: position_of(text, end, encoding),
+    })
+}
+
+/// The position just past the last character.
+pub(crate) fn end_position(text: &str, encoding: PositionEncoding) -> Position {
+    position_of(text, text.len(), encoding)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(line: u32, character: u32) -> Position {
+        Position { line, character }
+    }
+
+    #[track_caller]
+    fn check_change(
+        text: &str,
+        range: (u32, u32, u32, u32),
+        insert: &str,
+        encoding: PositionEncoding,
+        expect: &str,
+    ) {
+        let store = DocumentStore::default();
+        store.open(
+            "file:///a",
+            Document {
+                text: text.to_owned(),
+                version: 1,
+                language_id: "python".to_owned(),
+            },
+        );
+        let change = TextDocumentContentChangeEvent {
+            range: Some(Range {
+                start: pos(range.0, range.1),
+                end: pos(range.2, range.3),
+            }),
+            range_length: None,
+            text: insert.to_owned(),
+        };
+        assert!(store.apply_changes("file:///a", 2, &[change], encoding));
+        assert_eq!(store.get_text("file:///a").unwrap(), expect);
+    }
+
+    #[test]
+    fn incremental_changes_count_utf16_units() {
+        // "😀" is one char, two UTF-16 units, four UTF-8 bytes.
+        check_change(
+            "a😀b\n",
+            (0, 3, 0, 4),
+            "X",
+            PositionEncoding::Utf16,
+            "a😀X\n",
+        );
+        check_change("a😀b\n", (0, 1, 0, 3), "", PositionEncoding::Utf16, "ab\n");
+        check_change(
+            "é=1\nx",
+            (1, 0, 1, 1),
+            "yy",
+            PositionEncoding::Utf16,
+            "é=1\nyy",
+        );
+        check_change("a😀b", (0, 5, 0, 6), "c", PositionEncoding::Utf8, "a😀c");
+        check_change("a😀b", (0, 2, 0, 3), "c", PositionEncoding::Utf32, "a😀c");
+        // Past the end of a line clamps to the line's end; CRLF is one line break.
+        check_change(
+            "ab\r\ncd",
+            (0, 99, 1, 0),
+            "",
+            PositionEncoding::Utf16,
+            "abcd",
+        );
+        check_change("ab", (5, 0, 5, 0), "!", PositionEncoding::Utf16, "ab!");
+    }
+
+    #[test]
+    fn strict_offsets_reject_positions_beyond_the_document() {
+        let text = "a😀b\nxy";
+        assert_eq!(
+            offset_strict(text, pos(0, 3), PositionEncoding::Utf16),
+            Some(5)
+        );
+        assert_eq!(
+            offset_strict(text, pos(0, 2), PositionEncoding::Utf16),
+            None
+        );
+        assert_eq!(
+            offset_strict(text, pos(0, 4), PositionEncoding::Utf16),
+            Some(6)
+        );
+        assert_eq!(
+            offset_strict(text, pos(0, 5), PositionEncoding::Utf16),
+            None
+        );
+        assert_eq!(
+            offset_strict(text, pos(1, 2), PositionEncoding::Utf16),
+            Some(9)
+        );
+        assert_eq!(
+            offset_strict(text, pos(2, 0), PositionEncoding::Utf16),
+            None
+        );
+        assert_eq!(position_of(text, 6, PositionEncoding::Utf16), pos(0, 4));
+        assert_eq!(
+            line_range(text, 0, PositionEncoding::Utf16),
+            Some(Range {
+                start: pos(0, 0),
+                end: pos(0, 4)
+            })
+        );
+    }
+}

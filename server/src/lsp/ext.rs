@@ -1,0 +1,104 @@
+//! Punie's extensions to LSP: every `punie/*` method and `punie.*` command, declared once.
+//!
+//! Mirrored by hand in `editors/vscode/src/lsp_ext.ts`; the contract is INTERFACES.md §2.
+//!
+//! | name | kind | params | result |
+//! |---|---|---|---|
+//! | `punie.ask` | command | `{"uri", "range", "instruction", "question"?}` | `{"runId", "token"?}` |
+//! | `punie.cancel` | command | `{"runId"}` | `{"cancelled": bool}` |
+//! | `punie/answer` | notification (server → client) | [`AnswerParams`] | |
+//! | `experimental.punieAnswer` | client capability | `true` | |
+
+use lsp_types::Range;
+use serde::{Deserialize, Serialize};
+
+pub const ASK_COMMAND: &str = "punie.ask";
+pub const CANCEL_COMMAND: &str = "punie.cancel";
+/// Every command `executeCommandProvider` lists (Zed hides actions whose command is not listed).
+pub const COMMANDS: &[&str] = &[ASK_COMMAND, CANCEL_COMMAND];
+
+pub const ANSWER_NOTIFICATION: &str = "punie/answer";
+pub const ANSWER_CAPABILITY: &str = "punieAnswer";
+pub const CONFIG_SECTION: &str = "punie";
+
+pub const PERMISSION_ALLOW: &str = "Allow";
+pub const PERMISSION_ALLOW_SESSION: &str = "Allow for this session";
+pub const PERMISSION_DENY: &str = "Deny";
+
+pub const PROGRESS_TITLE: &str = "Punie";
+pub const CODE_ACTION_PREFIX: &str = "Ask Punie";
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instruction {
+    Explain,
+    Fix,
+    Tests,
+    Refactor,
+    Ask,
+}
+
+impl Instruction {
+    pub const ALL: [Instruction; 5] = [
+        Instruction::Explain,
+        Instruction::Fix,
+        Instruction::Tests,
+        Instruction::Refactor,
+        Instruction::Ask,
+    ];
+
+    pub fn parse(name: &str) -> Option<Instruction> {
+        Instruction::ALL
+            .into_iter()
+            .find(|instruction| instruction.name() == name)
+    }
+
+    /// The wire name of the `instruction` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Instruction::Explain => "explain",
+            Instruction::Fix => "fix",
+            Instruction::Tests => "tests",
+            Instruction::Refactor => "refactor",
+            Instruction::Ask => "ask",
+        }
+    }
+
+    /// The code action title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Instruction::Explain => "Ask Punie: Explain",
+            Instruction::Fix => "Ask Punie: Fix",
+            Instruction::Tests => "Ask Punie: Write tests",
+            Instruction::Refactor => "Ask Punie: Refactor",
+            Instruction::Ask => "Ask Punie…",
+        }
+    }
+}
+
+/// `punie.cancel`'s argument.
+#[derive(Debug, Deserialize)]
+pub struct CancelParams {
+    #[serde(rename = "runId")]
+    pub run_id: String,
+}
+
+/// The `status` of an answer, and how a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerStatus {
+    Done,
+    Cancelled,
+    Failed,
+}
+
+/// `punie/answer`'s params.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnswerParams {
+    #[serde(rename = "runId")]
+    pub run_id: String,
+    pub uri: String,
+    pub range: Range,
+    pub markdown: String,
+    pub status: AnswerStatus,
+}

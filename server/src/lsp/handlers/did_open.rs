@@ -1,0 +1,23 @@
+//! `textDocument/didOpen`: the buffer enters the store.
+
+use lsp_types::DidOpenTextDocumentParams;
+use serde_json::Value;
+
+use crate::lsp::documents::Document;
+use crate::lsp::main_loop::Server;
+
+pub(crate) fn handle_did_open(server: &mut Server, params: Value) {
+    let Some(params) = super::parse_notification::<DidOpenTextDocumentParams>("didOpen", params)
+    else {
+        return;
+    };
+    let document = params.text_document;
+    server.documents.open(
+        document.uri.as_str(),
+        Document {
+            text: document.text,
+            version: document.version,
+            language_id: document.language_id,
+        },
+    );
+}

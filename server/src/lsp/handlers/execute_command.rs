@@ -1,0 +1,185 @@
+//! `workspace/executeCommand`: `punie.ask` validates its argument, answers
+//! `{"runId", "token"}` at once and starts the run; `punie.cancel` cancels one.
+
+use std::path::{Path, PathBuf};
+
+use lsp_types::{NumberOrString, Range};
+use serde_json::{Value, json};
+
+use crate::lsp::ext::{ASK_COMMAND, CANCEL_COMMAND, CancelParams, Instruction};
+use crate::lsp::main_loop::{HandlerError, HandlerResult, Server};
+use crate::lsp::run::{RunSpec, byte_range};
+
+pub(crate) fn handle_execute_command(server: &mut Server, params: Value) -> HandlerResult {
+    let command = params["command"]
+        .as_str()
+        .ok_or_else(|| HandlerError::invalid_params("command: expected a string"))?
+        .to_owned();
+    let arguments = match &params["arguments"] {
+        Value::Null => Vec::new(),
+        Value::Array(arguments) => arguments.clone(),
+        _ => return Err(HandlerError::invalid_params("arguments: expected an array")),
+    };
+    let client_token: Option<NumberOrString> = params
+        .get("workDoneToken")
+        .and_then(|token| serde_json::from_value(token.clone()).ok());
+    match command.as_str() {
+        ASK_COMMAND => ask(server, &arguments, client_token),
+        CANCEL_COMMAND => {
+            let argument = arguments.first().cloned().unwrap_or(Value::Null);
+            let params: CancelParams = serde_json::from_value(argument).map_err(|_| {
+                HandlerError::invalid_params("runId: expected {\"runId\": \"...\"}")
+            })?;
+            Ok(Some(
+                json!({"cancelled": server.cancel_run(&params.run_id)}),
+            ))
+        }
+        _ => Err(HandlerError::invalid_params(format!(
+            "command: unknown command {command}"
+        ))),
+    }
+}
+
+fn ask(
+    server: &mut Server,
+    arguments: &[Value],
+    client_token: Option<NumberOrString>,
+) -> HandlerResult {
+    let spec = validate(server, arguments)?;
+    let (run_id, token) = server.start_run(spec, client_token);
+    let mut result = json!({"runId": run_id});
+    if let Some(token) = token {
+        result["token"] = serde_json::to_value(token).unwrap_or(Value::Null);
+    }
+    // The response goes out before the run asks for its progress token or starts, so the
+    // client knows the run id and token when the first progress arrives.
+    server.schedule_after_response = Some(run_id);
+    Ok(Some(result))
+}
+
+/// Checks the `punie.ask` argument; each error names the field, as INTERFACES.md asks.
+fn validate(server: &Server, arguments: &[Value]) -> Result<RunSpec, HandlerError> {
+    fn invalid(message: impl Into<String>) -> HandlerError {
+        HandlerError::invalid_params(message)
+    }
+    let argument = match arguments {
+        [argument @ Value::Object(_)] => argument,
+        [] => {
+            return Err(invalid(
+                "arguments: expected one object {uri, range, instruction}",
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                "arguments: expected exactly one object {uri, range, instruction}",
+            ));
+        }
+    };
+    let instruction = match &argument["instruction"] {
+        Value::Null => {
+            return Err(invalid(
+                "instruction: missing (explain, fix, tests, refactor or ask)",
+            ));
+        }
+        Value::String(name) => Instruction::parse(name).ok_or_else(|| {
+            invalid(format!(
+                "instruction: unknown instruction {name:?} (explain, fix, tests, refactor or ask)"
+            ))
+        })?,
+        _ => return Err(invalid("instruction: expected a string")),
+    };
+    let uri = argument["uri"]
+        .as_str()
+        .ok_or_else(|| invalid("uri: missing or not a string"))?;
+    if uri.parse::<lsp_types::Uri>().is_err() || !uri.contains(':') {
+        return Err(invalid(format!("uri: malformed URI {uri:?}")));
+    }
+    let range: Range = serde_json::from_value(argument["range"].clone()).map_err(|_| {
+        invalid("range: missing or not an LSP range {start: {line, character}, end: {...}}")
+    })?;
+    let question = match &argument["question"] {
+        Value::Null => None,
+        Value::String(question) => Some(question.clone()),
+        _ => return Err(invalid("question: expected a string")),
+    };
+    let open = server.documents.get(uri);
+    let (text, version, language_id) = match open {
+        Some(doc) => (doc.text, Some(doc.version), doc.language_id),
+        None => match super::code_action::read_small_file(uri) {
+            Some(text) => (text, None, String::new()),
+            None => {
+                return Err(invalid(format!(
+                    "uri: {uri} is neither open in the editor nor a readable file"
+                )));
+            }
+        },
+    };
+    if (range.end.line, range.end.character) < (range.start.line, range.start.character) {
+        return Err(invalid("range: end is before start"));
+    }
+    let (start, end) = byte_range(&text, range, server.caps.encoding)
+        .ok_or_else(|| invalid("range: beyond the end of the document"))?;
+    if instruction == Instruction::Ask
+        && question.as_deref().is_none_or(|q| q.trim().is_empty())
+        && text[start..end].trim().is_empty()
+    {
+        return Err(invalid("question: missing, and the selection is empty"));
+    }
+    let path = crate::lsp::uri::to_path(uri);
+    let root = root_for(&server.roots, path.as_deref());
+    let language_id = if language_id.is_empty() {
+        language_from_path(path.as_deref())
+    } else {
+        language_id
+    };
+    Ok(RunSpec {
+        run_id: String::new(),
+        uri: uri.to_owned(),
+        range,
+        instruction,
+        question,
+        text,
+        version,
+        start,
+        end,
+        path,
+        root,
+        language_id,
+    })
+}
+
+/// The workspace folder containing the document (the deepest one), else the first folder,
+/// else the document's own directory.
+fn root_for(roots: &[PathBuf], path: Option<&Path>) -> PathBuf {
+    if let Some(path) = path
+        && let Some(root) = roots
+            .iter()
+            .filter(|root| path.starts_with(root))
+            .max_by_key(|root| root.as_os_str().len())
+    {
+        return root.clone();
+    }
+    if let Some(root) = roots.first() {
+        return root.clone();
+    }
+    path.and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn language_from_path(path: Option<&Path>) -> String {
+    let ext = path
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
+    match ext {
+        "py" => "python",
+        "rs" => "rust",
+        "js" | "mjs" => "javascript",
+        "ts" => "typescript",
+        "go" => "go",
+        "md" => "markdown",
+        other => other,
+    }
+    .to_owned()
+}

@@ -1,0 +1,9 @@
+//! `initialized`: pull the `punie` settings section and show the model's loading progress.
+
+use crate::lsp::main_loop::Server;
+
+pub(crate) fn handle_initialized(server: &mut Server) {
+    server.client_ready = true;
+    server.pull_configuration();
+    server.start_load_progress();
+}

@@ -1,0 +1,10 @@
+//! `shutdown`: cancels every run; the response goes out once their `end`s and answers have.
+
+use lsp_server::RequestId;
+
+use crate::lsp::main_loop::{HandlerResult, Server};
+
+pub(crate) fn handle_shutdown(server: &mut Server, id: RequestId) -> HandlerResult {
+    server.begin_shutdown(id);
+    Ok(None)
+}

@@ -1,0 +1,282 @@
+//! Server settings (INTERFACES.md §2 "Settings"): parsing, validation and key-by-key merging.
+//!
+//! Sources arrive in order: `initializationOptions`, then each `workspace/configuration` pull
+//! or `didChangeConfiguration` payload. Each is merged into the previous values key by key
+//! (`toolPolicy` and `sandbox` one level deeper); `null` changes nothing. A bad value is
+//! reported once, naming its key (`sandbox.timeoutMs`), and that key falls back to its default.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::engine::EngineSpec;
+use crate::policy::{Decision, ToolPolicy};
+use crate::tools::Tool;
+
+/// Effective settings.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Settings {
+    pub(crate) engine: EngineSpec,
+    pub(crate) profile: Option<String>,
+    pub(crate) max_turns: usize,
+    pub(crate) tool_policy: BTreeMap<String, Decision>,
+    pub(crate) sandbox_timeout_ms: u64,
+    pub(crate) sandbox_memory_mb: u64,
+    pub(crate) sandbox_output_kb: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            engine: EngineSpec::Default,
+            profile: None,
+            max_turns: 8,
+            tool_policy: BTreeMap::new(),
+            sandbox_timeout_ms: 10_000,
+            sandbox_memory_mb: 256,
+            sandbox_output_kb: 256,
+        }
+    }
+}
+
+impl Settings {
+    /// The policy of `tool`: the setting, else its permission class's default.
+    pub(crate) fn policy(&self, tool: Tool) -> Decision {
+        let mut policy = ToolPolicy::default();
+        for (name, decision) in &self.tool_policy {
+            policy.set(name, *decision);
+        }
+        crate::policy::check(&policy, tool)
+    }
+}
+
+/// The raw merged settings object plus its validated form.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SettingsStore {
+    raw: Map<String, Value>,
+    settings: Settings,
+}
+
+impl SettingsStore {
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Merges one source and returns the problems found in it, each naming its key.
+    /// A payload that is not an object (other than `null`) is itself a problem.
+    pub(crate) fn apply(&mut self, source: &Value) -> Vec<String> {
+        let mut problems = Vec::new();
+        match source {
+            Value::Null => return problems,
+            Value::Object(object) => merge(&mut self.raw, object),
+            _ => problems.push("punie settings: expected an object".to_owned()),
+        }
+        let (settings, mut bad) = validate(&mut self.raw);
+        self.settings = settings;
+        problems.append(&mut bad);
+        problems
+    }
+}
+
+fn merge(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (key, value) in from {
+        match (value, into.get_mut(key)) {
+            (Value::Null, _) => {}
+            (Value::Object(from_inner), Some(Value::Object(into_inner)))
+                if key == "toolPolicy" || key == "sandbox" =>
+            {
+                merge(into_inner, from_inner)
+            }
+            _ => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Validates the merged object. Bad keys are removed from `raw` (so they are reported only
+/// once and their default applies until a later source sets them again).
+fn validate(raw: &mut Map<String, Value>) -> (Settings, Vec<String>) {
+    let mut res = Settings::default();
+    let mut problems = Vec::new();
+    let mut bad_keys: Vec<String> = Vec::new();
+    for (key, value) in raw.iter_mut() {
+        match key.as_str() {
+            "engine" => match value.as_str().map(EngineSpec::parse) {
+                Some(Ok(spec)) => res.engine = spec,
+                Some(Err(err)) => {
+                    problems.push(format!("engine: {err}"));
+                    bad_keys.push(key.clone());
+                }
+                None => {
+                    problems.push("engine: expected a string (an engine SPEC)".to_owned());
+                    bad_keys.push(key.clone());
+                }
+            },
+            "profile" => match value
+                .as_str()
+                .map(|name| crate::prompt::Profile::parse(name.trim()))
+            {
+                Some(Ok(profile)) => res.profile = Some(profile.name().to_owned()),
+                Some(Err(err)) => {
+                    problems.push(format!("profile: {err}"));
+                    bad_keys.push(key.clone());
+                }
+                None => {
+                    problems.push(format!(
+                        "profile: expected one of {}",
+                        crate::prompt::Profile::NAMES.join(", ")
+                    ));
+                    bad_keys.push(key.clone());
+                }
+            },
+            "maxTurns" => match value.as_u64().filter(|n| (1..=10_000).contains(n)) {
+                Some(n) => res.max_turns = n as usize,
+                None => {
+                    problems.push(format!(
+                        "maxTurns: expected an integer from 1 to 10000, got {value}"
+                    ));
+                    bad_keys.push(key.clone());
+                }
+            },
+            "toolPolicy" => match value {
+                Value::Object(policies) => {
+                    let mut bad_tools = Vec::new();
+                    for (tool, policy) in policies.iter() {
+                        let parsed = policy.as_str().and_then(Decision::parse);
+                        match parsed {
+                            Some(parsed) => {
+                                res.tool_policy.insert(tool.clone(), parsed);
+                            }
+                            None => {
+                                problems.push(format!(
+                                    "toolPolicy.{tool}: expected \"allow\", \"ask\" or \"deny\", got {policy}"
+                                ));
+                                bad_tools.push(tool.clone());
+                            }
+                        }
+                    }
+                    for tool in bad_tools {
+                        policies.remove(&tool);
+                    }
+                }
+                _ => {
+                    problems.push(
+                        "toolPolicy: expected an object such as {\"run_command\": \"ask\"}"
+                            .to_owned(),
+                    );
+                    bad_keys.push(key.clone());
+                }
+            },
+            "sandbox" => match value {
+                Value::Object(limits) => {
+                    let mut bad_limits = Vec::new();
+                    for (limit, limit_value) in limits.iter() {
+                        let (target, range) = match limit.as_str() {
+                            "timeoutMs" => (&mut res.sandbox_timeout_ms, 1..=3_600_000),
+                            "memoryMb" => (&mut res.sandbox_memory_mb, 16..=65_536),
+                            "outputKb" => (&mut res.sandbox_output_kb, 1..=65_536),
+                            _ => {
+                                problems.push(format!(
+                                    "sandbox.{limit}: unknown key (expected timeoutMs, memoryMb or outputKb)"
+                                ));
+                                bad_limits.push(limit.clone());
+                                continue;
+                            }
+                        };
+                        match limit_value.as_u64().filter(|n| range.contains(n)) {
+                            Some(n) => *target = n,
+                            None => {
+                                problems.push(format!(
+                                    "sandbox.{limit}: expected an integer from {} to {}, got {limit_value}",
+                                    range.start(),
+                                    range.end()
+                                ));
+                                bad_limits.push(limit.clone());
+                            }
+                        }
+                    }
+                    for limit in bad_limits {
+                        limits.remove(&limit);
+                    }
+                }
+                _ => {
+                    problems.push(
+                        "sandbox: expected an object with timeoutMs, memoryMb, outputKb".to_owned(),
+                    );
+                    bad_keys.push(key.clone());
+                }
+            },
+            // Unknown keys are tolerated: editors send their own keys in the same section.
+            _ => {}
+        }
+    }
+    for key in bad_keys {
+        raw.remove(&key);
+    }
+    (res, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn tool(name: &str) -> Tool {
+        Tool::by_name(name).unwrap()
+    }
+
+    #[track_caller]
+    fn check(sources: &[Value], expect_problems: &[&str], expect: impl Fn(&Settings)) {
+        let mut store = SettingsStore::default();
+        let mut problems = Vec::new();
+        for source in sources {
+            problems.extend(store.apply(source));
+        }
+        assert_eq!(problems, expect_problems);
+        expect(store.settings());
+    }
+
+    #[test]
+    fn later_sources_win_key_by_key() {
+        check(
+            &[
+                json!({"maxTurns": 3, "toolPolicy": {"run_command": "deny"}, "sandbox": {"timeoutMs": 500}}),
+                json!({"toolPolicy": {"write_file": "allow"}, "sandbox": null, "profile": null}),
+                Value::Null,
+            ],
+            &[],
+            |settings| {
+                assert_eq!(settings.max_turns, 3);
+                assert_eq!(settings.policy(tool("run_command")), Decision::Deny);
+                assert_eq!(settings.policy(tool("write_file")), Decision::Allow);
+                assert_eq!(settings.policy(tool("read_file")), Decision::Allow);
+                assert_eq!(settings.sandbox_timeout_ms, 500);
+            },
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named_and_fall_back_to_defaults() {
+        check(
+            &[
+                json!({"maxTurns": 3}),
+                json!({"maxTurns": 0, "engine": "gguf:x", "toolPolicy": {"run_command": "maybe"},
+                       "sandbox": {"memoryMb": "lots"}}),
+            ],
+            &[
+                "engine: engine SPEC `gguf:x`: expected llama:PATH.gguf, openai:URL#MODEL or scripted:FILE.json",
+                "maxTurns: expected an integer from 1 to 10000, got 0",
+                "sandbox.memoryMb: expected an integer from 16 to 65536, got \"lots\"",
+                "toolPolicy.run_command: expected \"allow\", \"ask\" or \"deny\", got \"maybe\"",
+            ],
+            |settings| {
+                assert_eq!(settings.max_turns, 8);
+                assert_eq!(settings.engine, EngineSpec::Default);
+                assert_eq!(settings.policy(tool("run_command")), Decision::Ask);
+                assert_eq!(settings.sandbox_memory_mb, 256);
+            },
+        );
+    }
+}
