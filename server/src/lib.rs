@@ -12,6 +12,7 @@ pub mod cli;
 pub mod agent;
 pub mod cancel;
 pub mod engine;
+pub mod eval;
 pub mod lsp;
 pub mod models;
 pub mod policy;

@@ -2,6 +2,7 @@
 
 mod ask;
 mod engine;
+mod eval;
 mod lsp;
 mod models;
 mod sandbox;

@@ -32,6 +32,8 @@
 //! - Conversation memory: [`RunOutcome::conversation`] is the conversation with this run
 //!   appended; pass it as the next request's `conversation` to follow up. A cancelled or failed
 //!   run leaves it as it was. [`save_session`]/[`load_session`] store it on disk.
+//! - [`run_with_strategy`] runs the same loop with [`Strategy::ToolPerTurn`] (one direct tool
+//!   call per turn, the format before Code Mode), for measurements; `run` is Code Mode.
 //! - Each run writes a JSON-lines transcript to `transcript_dir` (see `transcript`).
 
 mod conversation;
@@ -49,7 +51,10 @@ pub use conversation::{Conversation, new_run_id, role_from_name, role_name};
 pub use event::{RunEvent, TurnStats};
 pub use executor::{CodeResult, CodeRunner, ToolActivity};
 pub use feedback::tool_response;
-pub use run::run;
+pub use run::{run, run_with_strategy};
 pub use session::{SavedSession, default_session_path, load_session, save_session};
 pub use transcript::default_transcript_dir;
-pub use types::{DEFAULT_MAX_TURNS, RunOutcome, RunRequest, RunStatus, RunTimings, ToolCallRecord, ToolUse};
+pub use types::{
+    DEFAULT_MAX_TURNS, RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord,
+    ToolUse,
+};

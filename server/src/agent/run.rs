@@ -21,7 +21,9 @@ use super::event::{RunEvent, TurnStats};
 use super::executor::{CodeRunner, ToolActivity, error_line};
 use super::feedback;
 use super::transcript::Transcript;
-use super::types::{RunOutcome, RunRequest, RunStatus, RunTimings, ToolCallRecord, ToolUse};
+use super::types::{
+    RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord, ToolUse,
+};
 
 /// How often a waiting run looks at its cancel flag: well inside the 100 ms promise.
 const CANCEL_POLL: Duration = Duration::from_millis(10);
@@ -38,7 +40,32 @@ pub fn run(
     request: RunRequest,
     on_event: &mut dyn FnMut(RunEvent),
 ) -> RunOutcome {
+    run_with_strategy(
+        engine,
+        runner,
+        host,
+        cancel,
+        request,
+        Strategy::CodeMode,
+        on_event,
+    )
+}
+
+/// [`run`] with a choice of [`Strategy`]. With [`Strategy::ToolPerTurn`] only the first call of
+/// a turn runs and it must name a tool directly (`read_file`, `write_file`, `run_command`);
+/// `execute_code` and further calls go back to the model as rejected calls, so a transcript
+/// that runs under this strategy really took one tool call per turn.
+pub fn run_with_strategy(
+    engine: &EngineHandle,
+    runner: &mut dyn CodeRunner,
+    host: &dyn ToolHost,
+    cancel: &CancelFlag,
+    request: RunRequest,
+    strategy: Strategy,
+    on_event: &mut dyn FnMut(RunEvent),
+) -> RunOutcome {
     let mut state = RunState::new(request);
+    state.strategy = strategy;
     on_event(RunEvent::Started {
         run_id: state.outcome.run_id.clone(),
         session_id: state.outcome.conversation.session_id().to_owned(),
@@ -63,6 +90,7 @@ struct RunState {
     rollback_len: usize,
     /// The previous turn's prompt followed by its output.
     previous: Option<String>,
+    strategy: Strategy,
 }
 
 impl RunState {
@@ -96,6 +124,7 @@ impl RunState {
             started: Instant::now(),
             rollback_len,
             previous: None,
+            strategy: Strategy::CodeMode,
         };
         state.transcript.write(
             "run",
@@ -151,7 +180,11 @@ impl RunState {
             if parsed.calls.is_empty() && problems.is_empty() {
                 return End::Answer(parsed.text.trim().to_owned());
             }
-            for call in &parsed.calls {
+            for (call_idx, call) in parsed.calls.iter().enumerate() {
+                if let Some(problem) = strategy_problem(self.strategy, call_idx, &call.name) {
+                    self.reject(turn, &problem, on_event);
+                    continue;
+                }
                 match feedback::code_for_call(&call.name, &call.arguments) {
                     Ok(code) => {
                         self.run_snippet(turn, &call.name, code, runner, host, cancel, on_event)
@@ -447,6 +480,23 @@ enum Generated {
     Failed(String),
 }
 
+/// Why a call may not run under `strategy`, if it may not: tool-per-turn runs one direct tool
+/// call per turn, as the format before Code Mode did.
+fn strategy_problem(strategy: Strategy, call_idx: usize, name: &str) -> Option<String> {
+    match strategy {
+        Strategy::CodeMode => None,
+        Strategy::ToolPerTurn if call_idx > 0 => Some(
+            "one tool call per turn: this call did not run; call it again in the next turn"
+                .to_owned(),
+        ),
+        Strategy::ToolPerTurn if name == "execute_code" => Some(
+            "this run calls one tool per turn: call read_file, write_file or run_command directly"
+                .to_owned(),
+        ),
+        Strategy::ToolPerTurn => None,
+    }
+}
+
 /// The output up to a `<tool_response>` the model wrote itself after a call: the real
 /// response comes from the sandbox, and an invented one must not reach the conversation.
 fn clip_invented_response(text: &str) -> &str {
@@ -465,7 +515,21 @@ fn millis(duration: Duration) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::clip_invented_response;
+    use super::{Strategy, clip_invented_response, strategy_problem};
+
+    #[test]
+    fn tool_per_turn_runs_one_direct_call_per_turn() {
+        assert_eq!(
+            strategy_problem(Strategy::CodeMode, 3, "execute_code"),
+            None
+        );
+        assert_eq!(
+            strategy_problem(Strategy::ToolPerTurn, 0, "read_file"),
+            None
+        );
+        assert!(strategy_problem(Strategy::ToolPerTurn, 0, "execute_code").is_some());
+        assert!(strategy_problem(Strategy::ToolPerTurn, 1, "read_file").is_some());
+    }
 
     #[test]
     fn invented_responses_are_clipped() {

@@ -33,6 +33,39 @@ pub struct RunRequest {
     pub transcript_dir: Option<PathBuf>,
 }
 
+/// How the model calls tools in a run.
+///
+/// Code Mode is Punie's way: one `execute_code` snippet may call many tools, so a multi-step
+/// question takes two model turns. Tool-per-turn is the format Punie used before Code Mode
+/// (Phase 21): the model calls `read_file`, `write_file` or `run_command` directly, one call per
+/// turn, and sees each result before the next call, so N operations take N + 1 turns. It exists
+/// so that `punie eval` and `punie bench` can measure the difference on the same loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    #[default]
+    CodeMode,
+    ToolPerTurn,
+}
+
+impl Strategy {
+    pub const NAMES: [&'static str; 2] = ["code-mode", "tool-per-turn"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::CodeMode => Strategy::NAMES[0],
+            Strategy::ToolPerTurn => Strategy::NAMES[1],
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Strategy> {
+        match name {
+            "code-mode" => Some(Strategy::CodeMode),
+            "tool-per-turn" => Some(Strategy::ToolPerTurn),
+            _ => None,
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunStatus {

@@ -11,10 +11,3 @@ pub mod models;
 pub mod parse;
 pub mod render_prompt;
 pub mod sandbox;
-
-use std::process::ExitCode;
-
-/// Used by subcommands whose issue has not landed yet.
-pub(crate) fn not_yet_available(subcommand: &str) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`punie {subcommand}` is not yet available in this build")
-}

@@ -1,0 +1,1 @@
+//! Code Mode vs tool-per-turn (placeholder, filled below).
