@@ -44,6 +44,8 @@ mod stream;
 mod xml_form;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::ops::Range;
@@ -189,15 +191,13 @@ pub fn parse(input: &str) -> Parsed {
                     ..call
                 });
                 text_start = outcome.end;
+                pos = outcome.end;
             }
             None => {
-                // Keep the block's text in `text`; don't look for calls inside it again.
+                // The block's text stays text. Look for calls again right after its opening tag:
+                // a broken block (say an unclosed fence) must not swallow a good call after it.
+                pos = start + 1;
             }
-        }
-        // A block always consumes at least its opening tag, so the scan moves forward.
-        pos = outcome.end.max(start + 1);
-        while !input.is_char_boundary(pos) {
-            pos += 1;
         }
     }
     res.text.push_str(&input[text_start..]);

@@ -7,10 +7,8 @@
 
 use std::ops::Range;
 
-use super::{
-    Parsed, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, find_from, parse, parse_tool_call_block,
-    skip_whitespace,
-};
+use super::xml_form::at_line_start;
+use super::{Parsed, TOOL_CALL_OPEN, find_from, parse, parse_tool_call_block, skip_whitespace};
 
 /// Something the agent may act on while the model is still generating.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,27 +42,29 @@ impl StreamScanner {
         loop {
             match self.open_call {
                 Some(start) => {
-                    // Re-parse the block only when a tag that could end it has arrived.
-                    let recheck_from = self.scan_pos.saturating_sub(TOOL_CALL_CLOSE.len());
-                    let has_close = find_from(&self.text, TOOL_CALL_CLOSE, recheck_from).is_some()
-                        || find_from(&self.text, TOOL_CALL_OPEN, recheck_from.max(start + 1))
-                            .is_some();
-                    if !has_close {
-                        self.scan_pos = self.text.len();
-                        break;
-                    }
+                    // The block is parsed again on every push: a call is a few kilobytes, and
+                    // whether it is complete can change with any new text, not only new tags.
                     let outcome = parse_tool_call_block(&self.text, start);
+                    // A block cut off by a `<tool_call>` that starts a line is final: the parser
+                    // never lets a call reach past one (see `xml_form`).
+                    let next_open = skip_whitespace(&self.text, outcome.end);
                     let next_call_follows = outcome.end < self.text.len()
-                        && self.text[skip_whitespace(&self.text, outcome.end)..]
-                            .starts_with(TOOL_CALL_OPEN);
+                        && self.text[next_open..].starts_with(TOOL_CALL_OPEN)
+                        && at_line_start(&self.text, start, next_open);
                     if outcome.closed || next_call_follows {
                         res.push(ScanEvent::CallFinished {
                             call_idx: self.n_calls - 1,
                             span: start..outcome.end,
                         });
                         self.open_call = None;
-                        self.scan_pos = outcome.end;
-                        self.finished_end = outcome.end;
+                        // After a block that is no call, look for calls inside it, as `parse` does.
+                        let resume = if outcome.call.is_some() {
+                            outcome.end
+                        } else {
+                            start + 1
+                        };
+                        self.scan_pos = resume;
+                        self.finished_end = resume;
                     } else {
                         self.scan_pos = self.text.len();
                         break;

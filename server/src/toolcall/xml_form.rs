@@ -21,26 +21,35 @@ const PARAMETER_CLOSE: &str = "</parameter>";
 /// `<tool_call>` at `start`, `<function=` at `function_pos`.
 pub(crate) fn parse_function_block(input: &str, start: usize, function_pos: usize) -> BlockOutcome {
     let mut problems = Vec::new();
-    let Some((name, mut pos)) = tag_name(input, function_pos + FUNCTION_OPEN.len()) else {
-        return failed_block(
+    let name_start = function_pos + FUNCTION_OPEN.len();
+    let Some((name, mut pos)) = tag_name(input, name_start) else {
+        let mut outcome = failed_block(
             input,
             start,
             "a `<function=NAME>` tag is malformed: expected `>` after the name",
         );
+        outcome.closed &= !tag_is_cut_off(input, name_start);
+        return outcome;
     };
     let mut arguments = serde_json::Map::new();
+    // Whether every end decision so far holds whatever text follows (see `ValueEnd::definite`).
+    let mut definite = true;
     loop {
         let at = skip_whitespace(input, pos);
         let rest = &input[at..];
         if rest.starts_with(PARAMETER_OPEN) {
-            let Some((param_name, value_start)) = tag_name(input, at + PARAMETER_OPEN.len()) else {
-                return failed_block(
+            let name_start = at + PARAMETER_OPEN.len();
+            let Some((param_name, value_start)) = tag_name(input, name_start) else {
+                let mut outcome = failed_block(
                     input,
                     start,
                     "a `<parameter=NAME>` tag is malformed: expected `>` after the name",
                 );
+                outcome.closed &= definite && !tag_is_cut_off(input, name_start);
+                return outcome;
             };
             let value_end = find_value_end(input, value_start);
+            definite &= value_end.definite;
             if value_end.missing_close {
                 problems.push(ParseProblem::note(
                     at..value_end.after,
@@ -78,7 +87,8 @@ pub(crate) fn parse_function_block(input: &str, start: usize, function_pos: usiz
         }
         // Text that is in no parameter. For execute_code that is the code itself (a model that
         // forgot `<parameter=code>`); for other tools there is nothing sensible to do with it.
-        let (body_end, after) = stray_text_end(input, at);
+        let (body_end, after, stray_definite) = stray_text_end(input, at);
+        definite &= stray_definite;
         let raw = &input[at..body_end];
         if arguments.is_empty() && name == EXECUTE_CODE {
             problems.push(ParseProblem::note(
@@ -97,6 +107,7 @@ pub(crate) fn parse_function_block(input: &str, start: usize, function_pos: usiz
         break;
     }
     let (end, closed) = close_tool_call(input, start, pos, &mut problems);
+    let closed = closed && definite;
     BlockOutcome {
         call: Some(ToolCall {
             name,
@@ -189,6 +200,14 @@ pub(crate) fn failed_block(input: &str, start: usize, message: &str) -> BlockOut
     }
 }
 
+/// Whether the tag name starting at `from` runs into the end of the text: more text may still
+/// complete it.
+fn tag_is_cut_off(input: &str, from: usize) -> bool {
+    !input.as_bytes()[from.min(input.len())..]
+        .iter()
+        .any(|byte| matches!(byte, b'>' | b'\n' | b'<'))
+}
+
 /// The name in `<function=NAME>` / `<parameter=NAME>`, starting at `from`; returns it and the
 /// offset after `>`. `None` when a newline or `<` comes before `>` (the tag is broken).
 fn tag_name(input: &str, from: usize) -> Option<(String, usize)> {
@@ -214,9 +233,13 @@ struct ValueEnd {
     /// Where parsing goes on (after `</parameter>` when there was one).
     after: usize,
     missing_close: bool,
+    /// False when the value ended at a bare `</tool_call>` or a new `<tool_call>`: more text could
+    /// show that tag to be part of the code (`print("</tool_call>")`), so a stream must wait.
+    definite: bool,
 }
 
-/// See the module doc for the order of the rules.
+/// See the module doc for the order of the rules. A `<tool_call>` that starts a line bounds the
+/// search (it begins the next call), so what later text holds never moves this value's end.
 fn find_value_end(input: &str, value_start: usize) -> ValueEnd {
     const AFTER_PARAMETER: &[&str] = &[
         PARAMETER_OPEN,
@@ -224,10 +247,13 @@ fn find_value_end(input: &str, value_start: usize) -> ValueEnd {
         TOOL_CALL_CLOSE,
         TOOL_CALL_OPEN,
     ];
+    let limit = next_call_at_line_start(input, value_start).unwrap_or(input.len());
+    let before_limit = |pos: &usize| *pos < limit;
     // `</function></tool_call>` ends the call for sure: a `</parameter>` after it belongs to a
     // later call, never to this value (which then lacks its own `</parameter>`).
-    let bound = find_followed_by_tag(input, FUNCTION_CLOSE, value_start, TOOL_CALL_CLOSE)
-        .unwrap_or(input.len());
+    let call_end = find_followed_by_tag(input, FUNCTION_CLOSE, value_start, TOOL_CALL_CLOSE)
+        .filter(before_limit);
+    let bound = call_end.unwrap_or(limit);
     if let Some(close) = find_followed_by(input, PARAMETER_CLOSE, value_start, AFTER_PARAMETER)
         .filter(|close| *close < bound)
     {
@@ -235,38 +261,51 @@ fn find_value_end(input: &str, value_start: usize) -> ValueEnd {
             value_end: close,
             after: close + PARAMETER_CLOSE.len(),
             missing_close: false,
+            definite: true,
         };
     }
-    let stop = find_followed_by(
-        input,
-        FUNCTION_CLOSE,
-        value_start,
-        &[TOOL_CALL_CLOSE, TOOL_CALL_OPEN],
-    )
-    .or_else(|| find_from(input, TOOL_CALL_CLOSE, value_start))
-    .or_else(|| next_call_at_line_start(input, value_start))
-    .unwrap_or(input.len());
-    ValueEnd {
-        value_end: stop,
-        after: stop,
-        missing_close: true,
+    if let Some(stop) = call_end {
+        return ValueEnd {
+            value_end: stop,
+            after: stop,
+            missing_close: true,
+            definite: true,
+        };
+    }
+    let fallback = find_followed_by(input, FUNCTION_CLOSE, value_start, &[TOOL_CALL_OPEN])
+        .filter(before_limit)
+        .or_else(|| find_from(input, TOOL_CALL_CLOSE, value_start).filter(before_limit));
+    match fallback {
+        Some(stop) => ValueEnd {
+            value_end: stop,
+            after: stop,
+            missing_close: true,
+            definite: false,
+        },
+        // Cut off by the next call (final) or by the end of the text (may go on).
+        None => ValueEnd {
+            value_end: limit,
+            after: limit,
+            missing_close: true,
+            definite: limit < input.len(),
+        },
     }
 }
 
-/// Where text that is in no parameter ends: returns (end of the text, where parsing goes on).
-fn stray_text_end(input: &str, from: usize) -> (usize, usize) {
-    if let Some(close) = find_followed_by(
-        input,
-        FUNCTION_CLOSE,
-        from,
-        &[TOOL_CALL_CLOSE, TOOL_CALL_OPEN],
-    ) {
-        return (close, close + FUNCTION_CLOSE.len());
+/// Where text that is in no parameter ends: returns (end of the text, where parsing goes on,
+/// whether more text could move that end). Bounded like `find_value_end`.
+fn stray_text_end(input: &str, from: usize) -> (usize, usize, bool) {
+    let limit = next_call_at_line_start(input, from).unwrap_or(input.len());
+    let before_limit = |pos: &usize| *pos < limit;
+    if let Some(close) =
+        find_followed_by_tag(input, FUNCTION_CLOSE, from, TOOL_CALL_CLOSE).filter(before_limit)
+    {
+        return (close, close + FUNCTION_CLOSE.len(), true);
     }
-    let stop = find_from(input, TOOL_CALL_CLOSE, from)
-        .or_else(|| next_call_at_line_start(input, from))
-        .unwrap_or(input.len());
-    (stop, stop)
+    match find_from(input, TOOL_CALL_CLOSE, from).filter(before_limit) {
+        Some(stop) => (stop, stop, false),
+        None => (limit, limit, limit < input.len()),
+    }
 }
 
 /// The first `needle` at or after `from` that is followed (after whitespace) by one of `tags` or
@@ -326,7 +365,7 @@ fn next_call_at_line_start(input: &str, from: usize) -> Option<usize> {
 }
 
 /// Whether only spaces or tabs stand between the previous newline (or `floor`) and `pos`.
-fn at_line_start(input: &str, floor: usize, pos: usize) -> bool {
+pub(crate) fn at_line_start(input: &str, floor: usize, pos: usize) -> bool {
     let bytes = input.as_bytes();
     let mut idx = pos;
     while idx > floor {
