@@ -97,7 +97,7 @@ pub fn render(messages: &[Message], config: &GenericConfig) -> Prompt {
             }
             Err(err) => {
                 fallback_reason = Some(format!(
-                    "the model's chat template did not render, so ChatML is used: {err:#}"
+                    "the model's chat template did not render, so ChatML is used: {err}"
                 ));
             }
         }

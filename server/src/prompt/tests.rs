@@ -18,13 +18,18 @@ fn check(profile: &str, template: Option<&str>, messages: &[(&str, &str)], expec
         .iter()
         .map(|(role, content)| Message::new(Role::parse(role).unwrap(), *content))
         .collect();
-    let prompt = render(&profile, &messages);
-    assert_eq!(
-        prompt, expect,
-        "
---- got ---
-{prompt}"
+    let prompt = render_prompt(&profile, &messages);
+    // The generic system prompt is long and tested on its own: show it as `{system}`.
+    let system = format!(
+        "{}\n\n{}",
+        generic::DEFAULT_SYSTEM_PROMPT,
+        generic::code_mode_instructions("def read_file(path: str) -> str: ...")
     );
+    let mut got = prompt.text.replace(&system, "{system}");
+    if let Some(reason) = prompt.fallback_reason {
+        got = format!("fallback: {reason}\n{got}");
+    }
+    assert_eq!(got, expect, "\n--- got ---\n{got}");
 }
 
 const PHASE22_SYSTEM: &str = "<|im_start|>system\nYou are Punie, an AI coding assistant that helps with Python development via PyCharm.<|im_end|>";
@@ -57,6 +62,108 @@ fn phase22_tool_result_is_a_user_turn() {
             ("tool", "out\n"),
         ],
         "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<tool_call>x</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nout\n\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+    );
+}
+
+#[test]
+fn generic_chatml_without_template() {
+    check(
+        "generic",
+        None,
+        &[("user", "Q"), ("assistant", "A"), ("tool", "out")],
+        "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\n<tool_response>\nout\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+    );
+}
+
+/// SmolLM2-Instruct's template (the default model), as in its GGUF metadata.
+const SMOLLM2_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+#[test]
+fn generic_with_the_model_template() {
+    check(
+        "generic",
+        Some(SMOLLM2_TEMPLATE),
+        &[("user", "Q"), ("tool", "out")],
+        "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>user\n<tool_response>\nout\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+    );
+    // A Qwen-style template that handles `tool` itself and calls Python string methods.
+    check(
+        "generic",
+        Some(
+            "{%- for m in messages %}{%- if m.role == 'tool' %}<T>{{ m.content.strip() }}</T>\n{%- elif m.content.startswith(('Q', 'X')) %}<Q>{{ m.content.lower() }}</Q>\n{%- else %}<{{ m.role }}>\n{%- endif %}{%- endfor %}{%- if add_generation_prompt %}<gen>{%- endif %}",
+        ),
+        &[("user", "Question"), ("tool", " out ")],
+        "<system><Q>question</Q><T>out</T><gen>",
+    );
+    // A template that raises, or does not compile, gives ChatML and says why.
+    check(
+        "generic",
+        Some("{{ raise_exception('roles must alternate') }}"),
+        &[("user", "Q")],
+        "fallback: the model's chat template did not render, so ChatML is used: invalid operation: roles must alternate (in chat_template:1)\n<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n",
+    );
+}
+
+#[test]
+fn generic_system_prompt_keeps_the_callers_and_adds_code_mode() {
+    check(
+        "generic",
+        None,
+        &[("system", "Be brief.")],
+        &format!(
+            "<|im_start|>system\nBe brief.\n\n{}<|im_end|>\n<|im_start|>assistant\n",
+            generic::code_mode_instructions("def read_file(path: str) -> str: ...")
+        ),
+    );
+    let instructions = generic::code_mode_instructions("def read_file(path: str) -> str: ...");
+    assert!(instructions.contains("```python\ndef read_file(path: str) -> str: ...\n```"));
+    // The syntax shown is the trained form, and the parser reads it back.
+    let example = &instructions[instructions.find("<tool_call>").unwrap()..];
+    let example = &example[..example.find("</tool_call>").unwrap() + "</tool_call>".len()];
+    let parsed = crate::toolcall::parse(example);
+    assert_eq!(
+        parsed.calls[0].code(),
+        Some("print(read_file(\"README.md\"))")
+    );
+}
+
+#[test]
+fn appending_keeps_the_prefix() {
+    let conversation = [
+        Message::user("Q"),
+        Message::assistant("<tool_call>\nprint(1)\n</tool_call>"),
+        Message::tool("1"),
+        Message::assistant("One."),
+    ];
+    let smollm2 = Profile::Generic(GenericConfig {
+        chat_template: Some(SMOLLM2_TEMPLATE.to_owned()),
+        ..GenericConfig::default()
+    });
+    for profile in [
+        Profile::PuniePhase22,
+        Profile::parse("generic").unwrap(),
+        smollm2,
+    ] {
+        // After each prompt the model's reply and the tool result are appended, never re-rendered.
+        for split in [1, 3] {
+            let appended =
+                render_continuation(&profile, &conversation[..split], &conversation[split..]);
+            let whole = render(&profile, &conversation);
+            assert_eq!(
+                format!(
+                    "{}{}",
+                    render(&profile, &conversation[..split]),
+                    appended.unwrap()
+                ),
+                whole
+            );
+        }
+    }
+    // A user turn right after a user turn is not how the prompt continues: no continuation.
+    let profile = Profile::PuniePhase22;
+    assert_eq!(
+        render_continuation(&profile, &[Message::user("a")], &[Message::user("b")]),
+        None
     );
 }
 
