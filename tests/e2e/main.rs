@@ -5,4 +5,5 @@ mod engine;
 mod eval;
 mod lsp;
 mod models;
+mod parse_prompt;
 mod sandbox;
