@@ -3,7 +3,7 @@
 //! sleeps; every wait has a generous deadline so a broken server fails instead of hanging.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -728,7 +728,7 @@ fn write_tests_creates_the_file_with_create_file() {
 fn positions_are_utf16_and_encodings_are_negotiated() {
     let mut caps = full_caps();
     caps["general"] = json!({"positionEncodings": ["utf-8", "utf-16"]});
-    let mut client = Client::start(&fixture("fix.json"), caps, json!({}));
+    let client = Client::start(&fixture("fix.json"), caps, json!({}));
     let init = client.log.iter().find(|m| m["id"] == 1).unwrap().clone();
     assert_eq!(init["result"]["capabilities"]["positionEncoding"], "utf-8");
     assert_eq!(client.shutdown(), 0);
@@ -847,4 +847,200 @@ fn a_client_that_never_answers_and_then_disconnects_mid_run() {
     // Disconnect while the slow run generates: the server exits promptly, code 1.
     let _ = started;
     assert_eq!(client.wait_exit(), 1);
+}
+
+#[test]
+fn a_tool_call_reports_its_label_and_reads_the_unsaved_buffer() {
+    let mut client = Client::start(&fixture("read_file.json"), full_caps(), json!({}));
+    // The editor's buffer differs from the disk: the run must see the buffer after a UTF-16 edit
+    // ("😀" is two UTF-16 units, so "x" is at 23..24).
+    let uri = client.open("src/calc.py", "def add(a, b):\n    return a - b  # 😀 x\n");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2},
+               "contentChanges": [{"range": range(1, 23, 1, 24), "text": "unsaved"}]}),
+    );
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    let token = started["token"].clone();
+    assert_eq!(client.wait_end(&token), "done");
+    let answer = client.wait_answer(&started["runId"]);
+    assert_eq!(answer["status"], "done");
+    assert!(
+        answer["markdown"].as_str().unwrap().contains("subtracts"),
+        "{answer}"
+    );
+    let progress = client.progress_on(&token);
+    assert!(
+        progress.iter().any(|p| p == "report read_file src/calc.py"),
+        "{progress:?}"
+    );
+    // The transcript shows what the tool returned to the model: the edited buffer.
+    let run_id = started["runId"].as_str().unwrap();
+    let transcript = std::fs::read_to_string(
+        client
+            .root
+            .join(".punie/transcripts")
+            .join(format!("{run_id}.jsonl")),
+    )
+    .unwrap();
+    assert!(transcript.contains("# 😀 unsaved"), "{transcript}");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn a_failing_tool_reports_its_exception() {
+    let mut client = Client::start(&fixture("missing_file.json"), full_caps(), json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    let progress = client.progress_on(&started["token"]);
+    assert!(
+        progress
+            .iter()
+            .any(|p| p.starts_with("report read_file failed: FileNotFoundError")),
+        "{progress:?}"
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn permission_denied_reaches_the_model_and_leaves_the_file_untouched() {
+    let answers = Answers {
+        permission: Some("Deny"),
+        ..Answers::default()
+    };
+    let mut client = Client::start_with(
+        &fixture("write_file.json"),
+        full_caps(),
+        json!({}),
+        answers,
+        &[],
+    );
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    let dialog = client
+        .log
+        .iter()
+        .find(|m| m["method"] == "window/showMessageRequest")
+        .expect("a dialog")
+        .clone();
+    let titles: Vec<&str> = dialog["params"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Allow", "Allow for this session", "Deny"]);
+    assert!(!client.root.join("notes.txt").exists());
+    assert!(
+        client
+            .log
+            .iter()
+            .all(|m| m["method"] != "workspace/applyEdit")
+    );
+    let run_id = started["runId"].as_str().unwrap();
+    let transcript = std::fs::read_to_string(
+        client
+            .root
+            .join(".punie/transcripts")
+            .join(format!("{run_id}.jsonl")),
+    )
+    .unwrap();
+    assert!(transcript.contains("PermissionError"), "{transcript}");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn permission_allowed_sends_the_write_as_an_apply_edit() {
+    let answers = Answers {
+        permission: Some("Allow"),
+        ..Answers::default()
+    };
+    let mut client = Client::start_with(
+        &fixture("write_file.json"),
+        full_caps(),
+        json!({}),
+        answers,
+        &[],
+    );
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    let edit = client.wait_for("applyEdit", |m| m["method"] == "workspace/applyEdit");
+    let changes = &edit["params"]["edit"]["documentChanges"];
+    assert_eq!(changes[0]["kind"], "create");
+    assert_eq!(changes[0]["uri"], file_uri(&client.root.join("notes.txt")));
+    assert_eq!(changes[1]["edits"][0]["newText"], "hello from punie\n");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn a_rejected_edit_is_a_permission_error_for_the_model() {
+    let answers = Answers {
+        permission: Some("Allow for this session"),
+        apply_edit: false,
+        ..Answers::default()
+    };
+    let mut client = Client::start_with(
+        &fixture("write_file.json"),
+        full_caps(),
+        json!({}),
+        answers,
+        &[],
+    );
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    let run_id = started["runId"].as_str().unwrap();
+    let transcript = std::fs::read_to_string(
+        client
+            .root
+            .join(".punie/transcripts")
+            .join(format!("{run_id}.jsonl")),
+    )
+    .unwrap();
+    assert!(
+        transcript.contains("edit rejected by the editor"),
+        "{transcript}"
+    );
+    // "Allow for this session": the second run does not ask again.
+    let second = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&second["token"]), "done");
+    let dialogs = client
+        .log
+        .iter()
+        .filter(|m| m["method"] == "window/showMessageRequest")
+        .count();
+    assert_eq!(dialogs, 1);
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn a_run_on_the_real_default_model() {
+    // Needs the default model (`punie models fetch`); without it there is nothing to run.
+    let list = Command::new(env!("CARGO_BIN_EXE_punie"))
+        .args(["models", "list"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&list.stdout);
+    let installed = listing
+        .lines()
+        .next()
+        .is_some_and(|line| line.contains(" installed"));
+    if !installed {
+        eprintln!("skipping: the default model is not installed (punie models fetch)");
+        return;
+    }
+    let mut client = Client::start("", full_caps(), json!({"maxTurns": 2}));
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 2, 0), "explain");
+    let end = client.wait_end(&started["token"]);
+    assert_eq!(end, "done");
+    let answer = client.wait_answer(&started["runId"]);
+    assert!(
+        !answer["markdown"].as_str().unwrap().trim().is_empty(),
+        "{answer}"
+    );
+    assert_eq!(client.shutdown(), 0);
 }

@@ -354,11 +354,13 @@ impl Server {
         match pending {
             Pending::ProgressCreate { run_id } => {
                 let accepted = outcome.is_ok();
-                if let Some(progress) = self
-                    .runs
-                    .get_mut(&run_id)
-                    .and_then(|run| run.progress.as_mut())
-                {
+                // A run that already ended left its progress in `ended_progress`.
+                let mut ended = self.ended_progress.remove(&run_id);
+                let progress = match self.runs.get_mut(&run_id) {
+                    Some(run) => run.progress.as_mut(),
+                    None => ended.as_mut(),
+                };
+                if let Some(progress) = progress {
                     for notification in progress.created(accepted) {
                         let _ = self.sender.send(Message::Notification(notification).into());
                     }
