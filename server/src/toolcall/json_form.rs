@@ -70,10 +70,7 @@ pub(crate) fn parse_json_block(input: &str, start: usize, json_pos: usize) -> Bl
 pub(crate) fn parse_fence(input: &str, fence_pos: usize) -> Option<BlockOutcome> {
     let info_end = fence_pos + FENCE_OPEN.len();
     let body = skip_whitespace(input, info_end);
-    // "```jsonc" or "```json5" are other languages; the info string must end at "json".
-    if body == info_end && !input[body..].starts_with('{') {
-        return None;
-    }
+    // Only an object can be a call; this also leaves "```jsonc" and "```json5" blocks alone.
     if !input[body..].starts_with('{') {
         return None;
     }

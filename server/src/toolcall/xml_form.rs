@@ -4,9 +4,19 @@
 //! `</parameter>` closes a value only when, after optional whitespace, the next thing is
 //! `<parameter=`, `</function>`, `</tool_call>`, `<tool_call>` or the end of the output. So
 //! `print("</parameter>")` inside the code does not end it, while every form the models write
-//! does. When no such `</parameter>` exists the value runs to `</function>` (followed by
-//! `</tool_call>` or the end), then to `</tool_call>`, then to the next `<tool_call>` at a line
-//! start, then to the end of the output, with a note that the closing tag was missing.
+//! does. When no such `</parameter>` exists the value runs to `</function></tool_call>`, then to
+//! `</function>` before a new call, then to `</tool_call>`, then to the end of the output, with a
+//! note that the closing tag was missing.
+//!
+//! Two bounds keep one call from swallowing the next: a value never reaches past
+//! `</function></tool_call>`, and nothing reaches past a `<tool_call>` that starts a line (the
+//! next call). The bare form closes at the first `</tool_call>` that starts a line, else at the
+//! first one.
+//!
+//! `BlockOutcome::closed` is only set when no text that could follow would change the decision
+//! (an end taken from a fallback such as a bare `</tool_call>`, which could sit inside a string
+//! literal that goes on, is not final); `StreamScanner` relies on that to report a call finished
+//! while the model is still generating.
 
 use super::{
     BlockOutcome, CallForm, EXECUTE_CODE, ParseProblem, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall,
