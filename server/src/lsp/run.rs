@@ -49,7 +49,7 @@ pub(crate) struct RunSpec {
 }
 
 impl RunSpec {
-    pub fn selection(&self) -> &str {
+    pub(crate) fn selection(&self) -> &str {
         &self.text[self.start..self.end]
     }
 }
@@ -133,11 +133,12 @@ fn execute_inner(context: &RunContext) -> RunFinished {
             )
         }
     };
-    if status == AnswerStatus::Done && !context.cancel.is_cancelled() {
-        if let Some(note) = apply_answer_edits(spec, &host, &markdown) {
-            markdown.push_str("\n\n");
-            markdown.push_str(&note);
-        }
+    if status == AnswerStatus::Done
+        && !context.cancel.is_cancelled()
+        && let Some(note) = apply_answer_edits(spec, &host, &markdown)
+    {
+        markdown.push_str("\n\n");
+        markdown.push_str(&note);
     }
     let answer_file = if !context.caps.punie_answer && context.caps.show_document {
         write_answer_file(&spec.root, &run_id, &markdown)
