@@ -700,7 +700,33 @@ fn plain_output_is_the_answer_markdown() {
     assert!(stderr.contains("punie: generating"), "{stderr}");
 }
 
-// Hook for the lead: one `punie ask` on the real default model (SmolLM2) goes here, e.g.
-// `fn ask_default_model()` that returns early unless the model is installed, runs
-// `punie ask --workspace <workspace()> --json "Read the README.md file"` with no `--engine`,
-// and asserts a non-empty `answer` and that `transcript(&out)` ends with an `end` line.
+/// The real default model (SmolLM2-135M through llama.cpp), the way the README's demo runs it.
+/// It needs the model installed (`punie models fetch`, run by the README's test command).
+#[test]
+fn ask_on_the_real_default_model() {
+    let model = punie::models::default_model_path().unwrap();
+    assert!(
+        model.is_file(),
+        "the default model is missing at {}: run `punie models fetch`",
+        model.display()
+    );
+    let workspace = workspace();
+    let output = punie()
+        .arg("ask")
+        .arg("--workspace")
+        .arg(workspace.path())
+        .arg("--json")
+        .arg("--max-turns")
+        .arg("3")
+        .arg("What does this project do? Read README.md.")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["status"], "done", "{out}");
+    assert!(!out["answer"].as_str().unwrap().trim().is_empty(), "{out}");
+    let lines = transcript(&out);
+    assert_eq!(lines.last().unwrap()["event"], "end", "{lines:?}");
+    assert!(lines.iter().any(|l| l["event"] == "output"), "{lines:?}");
+}

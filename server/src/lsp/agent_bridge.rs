@@ -19,6 +19,7 @@ use crate::tools::Tool;
 use super::ext::Instruction;
 use super::host::LspToolHost;
 use super::run::{AgentOutcome, AgentStatus, RunContext};
+use super::settings::Settings;
 
 /// State the agent keeps between runs.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +76,7 @@ pub(crate) fn run_agent(
         run_id: context.spec.run_id.clone(),
         question,
         conversation,
-        profile: profile(settings.profile.as_deref()),
+        profile: profile(settings),
         max_turns: settings.max_turns,
         sampling: Sampling::default(),
         transcript_dir: Some(agent::default_transcript_dir(&root)),
@@ -107,17 +108,18 @@ pub(crate) fn run_agent(
     }
 }
 
-/// The prompt profile: the setting (validated with the other settings), else `generic` with the
-/// stubs of the core tools.
-fn profile(name: Option<&str>) -> Profile {
-    match name.and_then(Profile::from_name) {
-        Some(Profile::Generic(_)) | None => {
+/// The prompt profile: the setting (validated with the other settings), else the one the model
+/// was made for; `generic` carries the model's chat template. A model whose header cannot be
+/// read gets plain `generic` here: the engine reports the broken file when the run starts.
+fn profile(settings: &Settings) -> Profile {
+    agent::resolve_profile(&settings.engine, None, settings.profile.as_deref()).unwrap_or_else(
+        |err| {
+            tracing::warn!("prompt profile: {err:#}");
             let tools: Vec<Tool> = Tool::core().collect();
             Profile::Generic(GenericConfig {
                 stubs: crate::tools::stubs_text(&tools),
                 ..GenericConfig::default()
             })
-        }
-        Some(profile) => profile,
-    }
+        },
+    )
 }

@@ -10,7 +10,6 @@ use anyhow::{Context, bail};
 use crate::agent::{self, Conversation, RunRequest, RunStatus};
 use crate::cancel::CancelFlag;
 use crate::engine::{EngineConfig, EngineHandle, EngineSpec, Sampling};
-use crate::models::Manifest;
 use crate::prompt::Profile;
 use crate::sandbox::{DiskToolHost, Sandbox, SandboxLimits};
 
@@ -150,16 +149,7 @@ impl Setup {
         {
             bail!("engine SPEC: {} is not a file", path.display());
         }
-        let profile_name = match &args.profile {
-            Some(name) => name.clone(),
-            None => default_profile_name(&spec),
-        };
-        let profile = Profile::from_name(&profile_name).ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown profile `{profile_name}`: expected one of {}",
-                Profile::NAMES.join(", ")
-            )
-        })?;
+        let profile = agent::resolve_profile(&spec, None, args.profile.as_deref())?;
         let conversation = if args.continue_session {
             continued_conversation(&workspace, profile.name())?
         } else {
@@ -186,21 +176,6 @@ fn resolve_workspace(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
     dir.canonicalize()
         .with_context(|| format!("--workspace {}", dir.display()))
-}
-
-/// The profile the model was made for: its manifest entry's, `generic` for models the manifest
-/// does not know, `punie-phase22` for scripted turns (they are written in the fine-tune's format).
-fn default_profile_name(spec: &EngineSpec) -> String {
-    let manifest = Manifest::builtin();
-    match spec {
-        EngineSpec::Default => manifest.default_entry().profile.clone(),
-        EngineSpec::Llama { path } => path
-            .file_name()
-            .and_then(|name| manifest.find_by_file(&name.to_string_lossy()))
-            .map_or_else(|| "generic".to_owned(), |entry| entry.profile.clone()),
-        EngineSpec::OpenAi { .. } => "generic".to_owned(),
-        EngineSpec::Scripted { .. } => "punie-phase22".to_owned(),
-    }
 }
 
 fn continued_conversation(workspace: &Path, profile: &str) -> anyhow::Result<Conversation> {

@@ -1,0 +1,140 @@
+//! Which prompt profile a run uses, and what the `generic` profile needs from the model.
+//!
+//! The profile comes from `--profile`/the `profile` setting, else from the model's manifest entry
+//! (`punie-phase22` for the fine-tune, `generic` for everything else; scripted turns are written
+//! in the fine-tune's format). `generic` renders the model's own chat template, read here from the
+//! GGUF header, with the stubs of the tools the sandbox implements.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::engine::EngineSpec;
+use crate::models::{Manifest, gguf};
+use crate::prompt::{GenericConfig, Profile};
+use crate::tools::{self, Tool};
+
+/// The profile for `spec`: `requested` if given, else the one its model was made for.
+/// `default_model` is where the default model lives (for `EngineSpec::Default`).
+pub fn resolve_profile(
+    spec: &EngineSpec,
+    default_model: Option<&Path>,
+    requested: Option<&str>,
+) -> anyhow::Result<Profile> {
+    let name = match requested.filter(|n| !n.is_empty()) {
+        Some(name) => name.to_owned(),
+        None => default_profile_name(spec),
+    };
+    match Profile::parse(&name)? {
+        Profile::Generic(_) => Ok(Profile::Generic(generic_config(
+            model_file(spec, default_model).as_deref(),
+        )?)),
+        profile => Ok(profile),
+    }
+}
+
+/// The profile the model was made for: its manifest entry's, `generic` for models the manifest
+/// does not know, `punie-phase22` for scripted turns.
+fn default_profile_name(spec: &EngineSpec) -> String {
+    let manifest = Manifest::builtin();
+    match spec {
+        EngineSpec::Default => manifest.default_entry().profile.clone(),
+        EngineSpec::Llama { path } => path
+            .file_name()
+            .and_then(|name| manifest.find_by_file(&name.to_string_lossy()))
+            .map_or_else(|| "generic".to_owned(), |entry| entry.profile.clone()),
+        EngineSpec::OpenAi { .. } => "generic".to_owned(),
+        EngineSpec::Scripted { .. } => "punie-phase22".to_owned(),
+    }
+}
+
+fn model_file(spec: &EngineSpec, default_model: Option<&Path>) -> Option<PathBuf> {
+    match spec {
+        EngineSpec::Llama { path } => Some(path.clone()),
+        EngineSpec::Default => default_model
+            .map(Path::to_owned)
+            .or_else(|| crate::models::default_model_path().ok()),
+        EngineSpec::OpenAi { .. } | EngineSpec::Scripted { .. } => None,
+    }
+}
+
+/// The chat template and special tokens of the GGUF at `model` (ChatML when there is no file or
+/// no template), and the stubs of the core tools: the typed tools have no implementation in
+/// the sandbox, so showing them would invite calls that can only fail.
+fn generic_config(model: Option<&Path>) -> anyhow::Result<GenericConfig> {
+    let core_tools: Vec<Tool> = Tool::core().collect();
+    let mut config = GenericConfig {
+        stubs: tools::stubs_text(&core_tools),
+        ..GenericConfig::default()
+    };
+    let Some(model) = model.filter(|m| m.is_file()) else {
+        // A missing model is reported by the engine when the run starts, with the fix.
+        return Ok(config);
+    };
+    let header = gguf::read_header(model)
+        .with_context(|| format!("reading the chat template of {}", model.display()))?;
+    let token_text = |key: &str| {
+        let id = header.get_uint(key)?;
+        header.vocabulary().get(usize::try_from(id).ok()?).cloned()
+    };
+    config.chat_template = header.chat_template().map(str::to_owned);
+    config.bos_token = token_text("tokenizer.ggml.bos_token_id").unwrap_or_default();
+    config.eos_token = token_text("tokenizer.ggml.eos_token_id").unwrap_or_default();
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_manifest() {
+        let scripted = EngineSpec::Scripted {
+            path: "t.json".into(),
+        };
+        assert_eq!(
+            resolve_profile(&scripted, None, None).unwrap(),
+            Profile::PuniePhase22
+        );
+        let unknown_gguf = EngineSpec::Llama {
+            path: "/nonexistent/other.gguf".into(),
+        };
+        let profile = resolve_profile(&unknown_gguf, None, None).unwrap();
+        let Profile::Generic(config) = profile else {
+            panic!("expected generic")
+        };
+        assert!(
+            config.stubs.contains("def read_file(path: str) -> str:"),
+            "{}",
+            config.stubs
+        );
+        assert!(
+            !config.stubs.contains("def ruff_check"),
+            "typed tools are not offered"
+        );
+        let production = EngineSpec::Llama {
+            path: "/m/punie-phase22-q5_k_m.gguf".into(),
+        };
+        assert_eq!(
+            resolve_profile(&production, None, None).unwrap(),
+            Profile::PuniePhase22
+        );
+    }
+
+    #[test]
+    fn an_explicit_profile_wins_and_unknown_names_are_errors() {
+        let scripted = EngineSpec::Scripted {
+            path: "t.json".into(),
+        };
+        assert_eq!(
+            resolve_profile(&scripted, None, Some("generic"))
+                .unwrap()
+                .name(),
+            "generic"
+        );
+        let err = resolve_profile(&scripted, None, Some("chatml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown prompt profile `chatml`"), "{err}");
+    }
+}
