@@ -5,5 +5,6 @@ mod engine;
 mod eval;
 mod lsp;
 mod models;
+mod openai;
 mod parse_prompt;
 mod sandbox;
