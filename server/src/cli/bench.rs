@@ -3,6 +3,15 @@
 //! The engine section runs the fixed workload that `bench/compare_llamacpp.sh` also runs with
 //! llama.cpp's own reference, plus cold and warm time-to-first-token through the real engine
 //! (warm = the same ~500-token prefix plus 50 new tokens, served from the KV cache).
+//!
+//! The other sections: `sandbox` (overhead of a snippet on a warm worker,
+//! `sandbox::overhead_bench`), `lsp` (codeAction latency while a run generates, cancel to
+//! `end`, RSS: `lsp::bench`), and `strategies` (Code Mode vs tool-per-turn on the Task 9
+//! multi-step queries: token counts, a latency model at the production model's M1 Max rates,
+//! and replayed wall time on the engine; `--chart` writes the per-turn latency SVG). With no
+//! `--only`, every section runs, so one command gives every figure of docs/benchmarks.md.
+
+mod strategies;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +28,7 @@ pub enum Section {
     Engine,
     Sandbox,
     Lsp,
+    Strategies,
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +50,18 @@ pub struct Args {
     repetitions: usize,
     #[arg(long)]
     json: bool,
+    /// Strategies section: write the per-turn latency chart (SVG) here.
+    #[arg(long, value_name = "PATH")]
+    chart: Option<PathBuf>,
+    /// Strategies section: count tokens for the latency model with this Hugging Face
+    /// tokenizer.json (the production model's) instead of the engine's tokenizer.
+    #[arg(long, value_name = "JSON")]
+    tokenizer: Option<PathBuf>,
 }
+
+/// Snippets per sandbox measurement, and codeAction requests per LSP measurement.
+const SANDBOX_ITERATIONS: usize = 200;
+const LSP_CODE_ACTIONS: usize = 200;
 
 /// Workload sizes fixed by INTERFACES.md §4.
 const WORKLOAD_PROMPT_TOKENS: usize = 512;
@@ -64,6 +85,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let text = std::fs::read_to_string(&prompt_path)
             .with_context(|| format!("reading the workload prompt {}", prompt_path.display()))?;
         report["engine"] = bench_engine(&spec, threads, &text, args.repetitions)?;
+    }
+    if wants(Section::Sandbox) {
+        report["sandbox"] = bench_sandbox()?;
+    }
+    if wants(Section::Lsp) {
+        report["lsp"] = bench_lsp()?;
+    }
+    if wants(Section::Strategies) {
+        report["strategies"] = strategies::run(
+            &spec,
+            threads,
+            args.repetitions,
+            args.tokenizer.as_deref(),
+            args.chart.as_deref(),
+        )?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -151,6 +187,34 @@ fn bench_engine(
     }))
 }
 
+fn bench_sandbox() -> anyhow::Result<Value> {
+    let mut sandbox = crate::sandbox::Sandbox::new(crate::sandbox::SandboxLimits::default())
+        .context("cannot start the sandbox")?;
+    let figures = crate::sandbox::overhead_bench(&mut sandbox, SANDBOX_ITERATIONS)?;
+    Ok(json!({
+        "overhead_p50_ms": round2(figures.trivial_p50_ms),
+        "overhead_p99_ms": round2(figures.trivial_p99_ms),
+        "tool_snippet_p50_ms": round2(figures.tool_snippet_p50_ms),
+        "tool_snippet_p99_ms": round2(figures.tool_snippet_p99_ms),
+        "iterations": figures.iterations,
+    }))
+}
+
+fn bench_lsp() -> anyhow::Result<Value> {
+    let figures = crate::lsp::bench::bench(LSP_CODE_ACTIONS)?;
+    Ok(json!({
+        "code_action_p50_ms": round2(figures.code_action_p50_ms),
+        "code_action_p99_ms": round2(figures.code_action_p99_ms),
+        "cancel_to_end_ms": round2(figures.cancel_to_end_ms),
+        "rss_mb": round(figures.rss_mb),
+        "code_actions": figures.code_actions,
+    }))
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
 /// A ~500-token prompt and the same prompt with about 50 more tokens.
 fn ttft_prompts(model: &llama::LlamaModel, text: &str) -> (String, String) {
     let cold = llama::text_of_first_tokens(model, text, WORKLOAD_PROMPT_TOKENS);
@@ -206,5 +270,16 @@ fn print_table(report: &Value) {
         ] {
             println!("  {key:<22} {}", engine[key]);
         }
+    }
+    for section in ["sandbox", "lsp"] {
+        if let Some(Value::Object(figures)) = report.get(section) {
+            println!("{section}:");
+            for (key, value) in figures {
+                println!("  {key:<22} {value}");
+            }
+        }
+    }
+    if let Some(strategies) = report.get("strategies") {
+        print!("{}", strategies::table(strategies));
     }
 }

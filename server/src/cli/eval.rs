@@ -12,9 +12,8 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::agent::{self, Strategy};
-use crate::engine::{EngineConfig, EngineSpec};
+use crate::engine::{EngineConfig, EngineSpec, Sampling};
 use crate::eval::{self, EngineChoice, EvalOptions, Expected, QueryScore, Suite, SuiteReport};
-use crate::prompt::Profile;
 use crate::sandbox::{Sandbox, SandboxLimits};
 
 /// Turns a tool-per-turn run may take: the multi-step queries need N + 1 tool turns plus the
@@ -46,6 +45,13 @@ pub struct Args {
     /// Time limit of one snippet, in milliseconds.
     #[arg(long, value_name = "MS")]
     timeout_ms: Option<u64>,
+    /// Tokens per model turn at most (default 1024). A small model that rambles costs minutes
+    /// per turn on a CPU; the eval records the limit it ran with.
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<usize>,
+    /// CPU threads for llama.cpp (default: physical cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<i32>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -99,15 +105,10 @@ fn options_from_args(args: &Args) -> anyhow::Result<EvalOptions> {
     {
         bail!("engine SPEC: {} does not exist", path.display());
     }
-    let profile = match &args.profile {
-        Some(name) => Profile::from_name(name).ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown profile `{name}`: expected one of {}",
-                Profile::NAMES.join(", ")
-            )
-        })?,
-        None => eval::default_profile(&spec),
-    };
+    // The same profile `punie ask` and the server would use (the model's chat template for
+    // generic models), so the scores are the editor's.
+    let default_model = crate::models::default_model_path().ok();
+    let profile = agent::resolve_profile(&spec, default_model.as_deref(), args.profile.as_deref())?;
     let max_turns = args.max_turns.unwrap_or(match strategy {
         Strategy::CodeMode => agent::DEFAULT_MAX_TURNS,
         Strategy::ToolPerTurn => TOOL_PER_TURN_MAX_TURNS,
@@ -123,8 +124,16 @@ fn options_from_args(args: &Args) -> anyhow::Result<EvalOptions> {
         suite,
         engine: EngineChoice::from_spec(spec),
         engine_config: EngineConfig {
-            default_model: crate::models::default_model_path().ok(),
+            default_model,
+            threads: args.threads,
             ..EngineConfig::default()
+        },
+        sampling: Sampling {
+            max_tokens: args
+                .max_tokens
+                .unwrap_or(Sampling::default().max_tokens)
+                .max(1),
+            ..Sampling::default()
         },
         profile,
         strategy,
@@ -134,6 +143,7 @@ fn options_from_args(args: &Args) -> anyhow::Result<EvalOptions> {
 }
 
 /// The §4 object; fields beyond the contract: `engine_loaded`, `profile`, `strategy`,
+/// `max_turns`, `max_tokens`,
 /// `target`, and per query `expected`, `tool_as_expected`, `code_missing`, `snippet_errors`,
 /// `facts_missing`, `status`, `answer`.
 fn report_json(report: &SuiteReport) -> Value {
@@ -143,6 +153,8 @@ fn report_json(report: &SuiteReport) -> Value {
         "engine_loaded": report.engine_loaded,
         "profile": report.profile,
         "strategy": report.strategy.name(),
+        "max_turns": report.max_turns,
+        "max_tokens": report.max_tokens,
         "target": report.suite.target(),
         "passed": report.passed(),
         "total": report.total(),

@@ -23,6 +23,6 @@ pub mod strategy;
 mod suite;
 pub mod workspace;
 
-pub use runner::{EngineChoice, EvalOptions, SuiteReport, default_profile, run_query, run_suite};
+pub use runner::{EngineChoice, EvalOptions, SuiteReport, run_query, run_suite};
 pub use score::{Fact, QueryScore, RunFacts};
 pub use suite::{Expected, Query, Suite};

@@ -8,7 +8,6 @@ use anyhow::Context;
 use crate::agent::{self, CodeRunner, Conversation, RunEvent, RunOutcome, RunRequest, Strategy};
 use crate::cancel::CancelFlag;
 use crate::engine::{EngineConfig, EngineHandle, EngineSpec, Sampling};
-use crate::models::Manifest;
 use crate::prompt::Profile;
 use crate::sandbox::DiskToolHost;
 
@@ -53,6 +52,8 @@ pub struct EvalOptions {
     pub profile: Profile,
     pub strategy: Strategy,
     pub max_turns: usize,
+    /// Sampling of every turn (greedy; `max_tokens` bounds a rambling model).
+    pub sampling: Sampling,
     /// Where run transcripts go (`<dir>/<query id>.jsonl`); `None` keeps none.
     pub transcript_dir: Option<PathBuf>,
 }
@@ -66,6 +67,8 @@ pub struct SuiteReport {
     pub engine_loaded: Option<String>,
     pub profile: String,
     pub strategy: Strategy,
+    pub max_turns: usize,
+    pub max_tokens: usize,
     pub scores: Vec<QueryScore>,
 }
 
@@ -77,22 +80,6 @@ impl SuiteReport {
     pub fn total(&self) -> usize {
         self.scores.len()
     }
-}
-
-/// The profile a model was made for: its manifest entry's, `generic` for models the manifest
-/// does not know, `punie-phase22` for scripted turns (written in the fine-tune's format).
-pub fn default_profile(spec: &EngineSpec) -> Profile {
-    let manifest = Manifest::builtin();
-    let name = match spec {
-        EngineSpec::Default => manifest.default_entry().profile.clone(),
-        EngineSpec::Llama { path } => path
-            .file_name()
-            .and_then(|name| manifest.find_by_file(&name.to_string_lossy()))
-            .map_or_else(|| "generic".to_owned(), |entry| entry.profile.clone()),
-        EngineSpec::OpenAi { .. } => "generic".to_owned(),
-        EngineSpec::Scripted { .. } => "punie-phase22".to_owned(),
-    };
-    Profile::from_name(&name).unwrap_or(Profile::PuniePhase22)
 }
 
 /// Runs every query of the suite in order; `on_query` sees each score as it is known.
@@ -134,6 +121,8 @@ pub fn run_suite(
         engine_loaded: shared.map(|(_, loaded)| loaded),
         profile: options.profile.name().to_owned(),
         strategy: options.strategy,
+        max_turns: options.max_turns,
+        max_tokens: options.sampling.max_tokens,
         scores,
     })
 }
@@ -164,7 +153,7 @@ pub fn run_query(
         conversation: Conversation::new(),
         profile: options.profile.clone(),
         max_turns: options.max_turns,
-        sampling: Sampling::default(),
+        sampling: options.sampling.clone(),
         transcript_dir: options.transcript_dir.clone(),
     };
     let mut rejected_calls = 0;
