@@ -704,6 +704,7 @@ fn plain_output_is_the_answer_markdown() {
 /// It needs the model installed (`punie models fetch`, run by the README's test command).
 #[test]
 fn ask_on_the_real_default_model() {
+    let _model = crate::support::real_model_lock();
     let model = punie::models::default_model_path().unwrap();
     assert!(
         model.is_file(),

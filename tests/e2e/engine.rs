@@ -57,6 +57,7 @@ fn chat(question: &str) -> String {
 
 #[test]
 fn greedy_generation_is_deterministic() {
+    let _model = crate::support::real_model_lock();
     let sampling = Sampling {
         max_tokens: 24,
         ..Sampling::default()
@@ -79,6 +80,7 @@ fn greedy_generation_is_deterministic() {
 
 #[test]
 fn a_stop_string_stops_generation() {
+    let _model = crate::support::real_model_lock();
     // Almost every English sentence contains an "e"; the output must end just before the first.
     let sampling = Sampling {
         max_tokens: 64,
@@ -97,6 +99,7 @@ fn a_stop_string_stops_generation() {
 
 #[test]
 fn a_shared_prefix_is_not_evaluated_again() {
+    let _model = crate::support::real_model_lock();
     let long_text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/prompt.txt"))
             .unwrap();
@@ -127,6 +130,7 @@ fn a_shared_prefix_is_not_evaluated_again() {
 
 #[test]
 fn cancel_mid_generation_is_prompt_and_the_engine_stays_usable() {
+    let _model = crate::support::real_model_lock();
     let engine = engine();
     let cancel = CancelFlag::default();
     let long = Sampling {
@@ -173,6 +177,7 @@ fn cancel_mid_generation_is_prompt_and_the_engine_stays_usable() {
 
 #[test]
 fn a_prompt_larger_than_the_context_is_a_clear_error() {
+    let _model = crate::support::real_model_lock();
     let config = EngineConfig {
         n_ctx: Some(256),
         threads: Some(1),

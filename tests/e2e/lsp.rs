@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(60);
+/// A guard against hangs, not a timing assertion: runs on the real model on a loaded 2-core
+/// machine can take minutes.
+const WAIT: Duration = Duration::from_secs(600);
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1018,20 +1020,14 @@ fn a_rejected_edit_is_a_permission_error_for_the_model() {
 
 #[test]
 fn a_run_on_the_real_default_model() {
-    // Needs the default model (`punie models fetch`); without it there is nothing to run.
-    let list = Command::new(env!("CARGO_BIN_EXE_punie"))
-        .args(["models", "list"])
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&list.stdout);
-    let installed = listing
-        .lines()
-        .next()
-        .is_some_and(|line| line.contains(" installed"));
-    if !installed {
-        eprintln!("skipping: the default model is not installed (punie models fetch)");
-        return;
-    }
+    let _model = crate::support::real_model_lock();
+    // Needs the default model, which the README's test command installs (`punie models fetch`).
+    let model = punie::models::default_model_path().unwrap();
+    assert!(
+        model.is_file(),
+        "the default model is missing at {}: run `punie models fetch`",
+        model.display()
+    );
     let mut client = Client::start("", full_caps(), json!({"maxTurns": 2}));
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 2, 0), "explain");

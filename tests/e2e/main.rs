@@ -8,3 +8,4 @@ mod models;
 mod openai;
 mod parse_prompt;
 mod sandbox;
+mod support;

@@ -88,6 +88,7 @@ fn check_rejects_bad_files_with_one_clear_line() {
 
 #[test]
 fn quantize_requantizes_the_default_model() {
+    let _model = crate::support::real_model_lock();
     let dir = tempfile::tempdir().unwrap();
     let output_path = dir.path().join("smol-q8_0.gguf");
     let output = punie(&[
@@ -167,6 +168,7 @@ fn smollm2_tokenizer_json(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn parity_of_the_default_model_on_the_training_rows() {
+    let _model = crate::support::real_model_lock();
     let dir = tempfile::tempdir().unwrap();
     let tokenizer = smollm2_tokenizer_json(dir.path());
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -35,6 +35,7 @@ fn request(question: &str, sampling: Sampling) -> GenerateRequest {
 
 #[test]
 fn streams_stops_and_cancels_against_a_real_server() {
+    let _model = crate::support::real_model_lock();
     let Some(engine) = server() else { return };
 
     // Streaming: the answer arrives in several pieces.
