@@ -144,11 +144,8 @@ fn cancel_mid_generation_is_prompt_and_the_engine_stays_usable() {
         cancel.clone(),
     );
     // Wait for the first text, then cancel.
-    loop {
-        match stream.next_event() {
-            StreamEvent::Text(_) => break,
-            StreamEvent::Done(result) => panic!("ended before any text: {result:?}"),
-        }
+    if let StreamEvent::Done(result) = stream.next_event() {
+        panic!("ended before any text: {result:?}");
     }
     let cancelled_at = Instant::now();
     cancel.cancel();

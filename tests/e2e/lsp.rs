@@ -188,26 +188,20 @@ impl Client {
 
     /// The next message from the server; server requests are answered on the way.
     fn next(&mut self, what: &str, deadline: Instant) -> Value {
-        loop {
-            let now = Instant::now();
-            let message = match self
-                .messages
-                .recv_timeout(deadline.saturating_duration_since(now))
-            {
-                Ok(message) => message,
-                Err(_) => panic!(
-                    "timed out waiting for {what}; messages so far:\n{}",
-                    self.log
-                        .iter()
-                        .map(|m| m.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ),
-            };
-            self.log.push(message.clone());
-            self.answer_server_request(&message);
-            return message;
-        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let message = self.messages.recv_timeout(timeout).unwrap_or_else(|_| {
+            panic!(
+                "timed out waiting for {what}; messages so far:\n{}",
+                self.log
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+        self.log.push(message.clone());
+        self.answer_server_request(&message);
+        message
     }
 
     fn answer_server_request(&mut self, message: &Value) {

@@ -1,5 +1,8 @@
 //! End-to-end tests: each module drives the built `punie` binary as a user or editor would.
 
+// Tests say on stderr why they took a path (a fixture that is absent, a server not configured).
+#![allow(clippy::print_stderr)]
+
 mod ask;
 mod engine;
 mod eval;

@@ -201,10 +201,10 @@ fn run_fixture_case(sandbox: &mut Sandbox, root: &Path, case: &Value) -> Result<
                     return Err(format!("instructions lack {text:?}"));
                 }
             }
-            if let Some(prefix) = expect["stubs_startswith"].as_str() {
-                if !stubs.starts_with(prefix) {
-                    return Err(format!("stubs do not start with {prefix:?}"));
-                }
+            if let Some(prefix) = expect["stubs_startswith"].as_str()
+                && !stubs.starts_with(prefix)
+            {
+                return Err(format!("stubs do not start with {prefix:?}"));
             }
             Ok(())
         }
@@ -251,15 +251,15 @@ fn check_output(expect: &Value, res: &SandboxResult) -> Result<(), String> {
             return Err(format!("output {output:?} lacks {text:?}"));
         }
     }
-    if let Some(want) = expect["output_strip_equals"].as_str() {
-        if output.trim() != want {
-            return Err(format!("output {output:?} != {want:?}"));
-        }
+    if let Some(want) = expect["output_strip_equals"].as_str()
+        && output.trim() != want
+    {
+        return Err(format!("output {output:?} != {want:?}"));
     }
-    if let Some(want) = expect["output_equals"].as_str() {
-        if output != want {
-            return Err(format!("output {output:?} != {want:?}"));
-        }
+    if let Some(want) = expect["output_equals"].as_str()
+        && output != want
+    {
+        return Err(format!("output {output:?} != {want:?}"));
     }
     if let Some(lines) = expect["stripped_lines"].as_object() {
         let got: Vec<&str> = output.trim().lines().collect();

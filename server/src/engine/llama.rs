@@ -419,16 +419,15 @@ pub fn run_workload(
         context.decode(&mut batch).map_err(|e| backend_err(&e))?;
         let prefill = started.elapsed();
         let mut sampler = LlamaSampler::greedy();
-        let mut position = tokens.len() as i32;
+        let first_position = tokens.len() as i32;
         let started = Instant::now();
-        for _ in 0..n_decode {
+        for position in first_position..first_position + n_decode as i32 {
             let token = sampler.sample(&context, batch.n_tokens() - 1);
             batch.clear();
             batch
                 .add(token, position, &[0], true)
                 .map_err(|e| backend_err(&e))?;
             context.decode(&mut batch).map_err(|e| backend_err(&e))?;
-            position += 1;
         }
         let decode = started.elapsed();
         // Repetition 0 is the warm-up.
