@@ -24,6 +24,29 @@ pub struct EngineConfig {
     pub default_model: Option<PathBuf>,
 }
 
+impl EngineConfig {
+    /// The configuration a user sets through the environment: `PUNIE_CTX_SIZE` (context size in
+    /// tokens) and `PUNIE_THREADS` (CPU threads), with the default model in the model directory.
+    pub fn from_env() -> Result<EngineConfig, String> {
+        fn positive<T: std::str::FromStr + Default + PartialOrd>(
+            name: &str,
+        ) -> Result<Option<T>, String> {
+            match std::env::var(name) {
+                Err(_) => Ok(None),
+                Ok(text) => match text.trim().parse::<T>() {
+                    Ok(value) if value > T::default() => Ok(Some(value)),
+                    _ => Err(format!("{name}={text}: expected a positive whole number")),
+                },
+            }
+        }
+        Ok(EngineConfig {
+            n_ctx: positive("PUNIE_CTX_SIZE")?,
+            threads: positive("PUNIE_THREADS")?,
+            default_model: crate::models::default_model_path().ok(),
+        })
+    }
+}
+
 /// Something that arrives from a running generation.
 #[derive(Debug)]
 pub enum StreamEvent {

@@ -717,10 +717,13 @@ impl Server {
         self.engine_generation += 1;
         let generation = self.engine_generation;
         tracing::info!("starting engine {spec}");
-        let config = EngineConfig {
-            default_model: default_model_path(),
-            ..EngineConfig::default()
-        };
+        let config = EngineConfig::from_env().unwrap_or_else(|err| {
+            tracing::warn!("{err}; using the defaults");
+            EngineConfig {
+                default_model: default_model_path(),
+                ..EngineConfig::default()
+            }
+        });
         let handle = Arc::new(EngineHandle::spawn(spec.clone(), config));
         let old = self.engine.replace(EngineState {
             handle,

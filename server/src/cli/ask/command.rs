@@ -53,7 +53,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let setup = Setup::from_args(&args)?;
-    let engine = EngineHandle::spawn(setup.spec.clone(), engine_config());
+    let engine = EngineHandle::spawn(setup.spec.clone(), engine_config()?);
     let mut progress = super::progress::Progress::new(std::io::stderr().is_terminal(), args.json);
     progress.loading(&setup.spec);
     engine
@@ -197,11 +197,8 @@ fn continued_conversation(workspace: &Path, profile: &str) -> anyhow::Result<Con
     }
 }
 
-fn engine_config() -> EngineConfig {
-    EngineConfig {
-        default_model: crate::models::default_model_path().ok(),
-        ..EngineConfig::default()
-    }
+fn engine_config() -> anyhow::Result<EngineConfig> {
+    EngineConfig::from_env().map_err(anyhow::Error::msg)
 }
 
 /// Ctrl-C cancels the run instead of killing the process, so the transcript gets its `end` line.
