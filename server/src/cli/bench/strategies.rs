@@ -127,7 +127,9 @@ pub(super) fn run(
     });
 
     if let Some(path) = chart {
-        let svg = chart_svg(&measured);
+        // A scripted engine's replay times say nothing about a model: leave that panel out.
+        let with_replay = !matches!(spec, EngineSpec::Scripted { .. });
+        let svg = chart_svg(&measured, with_replay);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("--chart {}", path.display()))?;
@@ -243,7 +245,7 @@ fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
-fn chart_svg(measured: &[Measured]) -> String {
+fn chart_svg(measured: &[Measured], with_replay: bool) -> String {
     let rows = |pick: &dyn Fn(&Measured) -> Vec<f64>| -> Vec<ChartRow> {
         paired(measured)
             .map(|(cm, tpt)| ChartRow {
@@ -253,9 +255,7 @@ fn chart_svg(measured: &[Measured]) -> String {
             })
             .collect()
     };
-    strategy::chart_svg(
-        "Per-turn latency, Code Mode vs tool-per-turn (Task 9 multi-step queries)",
-        &[
+    let mut panels = vec![
             (
                 "Modelled: production model at M1 Max rates (590 tok/s prefill, 50 tok/s decode), KV prefix reuse".to_owned(),
                 rows(&|m| m.modelled.with_reuse.clone()),
@@ -264,16 +264,22 @@ fn chart_svg(measured: &[Measured]) -> String {
                 "Modelled: same rates, whole prompt re-evaluated every turn (no reuse)".to_owned(),
                 rows(&|m| m.modelled.without_reuse.clone()),
             ),
-            (
-                "Measured here: the same turns replayed on the default model (median per turn)".to_owned(),
-                rows(&|m| {
-                    per_turn_medians(&m.replays)
-                        .into_iter()
-                        .map(|ms| ms / 1e3)
-                        .collect()
-                }),
-            ),
-        ],
+    ];
+    if with_replay {
+        panels.push((
+            "Measured here: the same turns replayed on the default model (median per turn)"
+                .to_owned(),
+            rows(&|m| {
+                per_turn_medians(&m.replays)
+                    .into_iter()
+                    .map(|ms| ms / 1e3)
+                    .collect()
+            }),
+        ));
+    }
+    strategy::chart_svg(
+        "Per-turn latency, Code Mode vs tool-per-turn (Task 9 multi-step queries)",
+        &panels,
     )
 }
 
