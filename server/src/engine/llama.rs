@@ -211,8 +211,9 @@ impl<'m> LlamaEngine<'m> {
         if n_common == tokens.len() {
             n_common = n_common.saturating_sub(1);
         }
-        self.truncate_cache(n_common)?;
-        let to_evaluate = &tokens[n_common..];
+        self.truncate_cache(n_common);
+        // Usually `n_common`, but 0 if the cache could not keep a prefix.
+        let to_evaluate = &tokens[self.cached.len()..];
         for (chunk_idx, chunk) in to_evaluate.chunks(PREFILL_CHUNK).enumerate() {
             if cancel.is_cancelled() {
                 return Ok(None);
@@ -223,18 +224,21 @@ impl<'m> LlamaEngine<'m> {
         Ok(Some(to_evaluate.len()))
     }
 
-    fn truncate_cache(&mut self, keep: usize) -> Result<(), EngineError> {
+    /// Keeps the first `keep` cached tokens, or none if the cache cannot drop a suffix.
+    fn truncate_cache(&mut self, keep: usize) {
         if keep < self.cached.len() {
-            let removed = self.context.kv_cache_seq_rm(0, Some(keep as u32), None);
-            if removed.is_err() {
+            if self
+                .context
+                .kv_cache_seq_rm(0, Some(keep as u32), None)
+                .is_ok()
+            {
+                self.cached.truncate(keep);
+            } else {
                 // Some caches (recurrent models) cannot drop a suffix: start from scratch.
                 self.context.clear_kv_cache();
                 self.cached.clear();
-                return Ok(());
             }
-            self.cached.truncate(keep);
         }
-        Ok(())
     }
 
     /// Appends `tokens` at the end of the cache; logits only for the last one, if asked.
@@ -287,6 +291,7 @@ impl Engine for LlamaEngine<'_> {
     ) -> Result<Generation, EngineError> {
         let started = Instant::now();
         let tokens = self.tokenize_prompt(&request.prompt);
+        let tokenized_at = started.elapsed();
         let n_ctx = self.n_ctx();
         if tokens.is_empty() || tokens.len() >= n_ctx {
             return Err(EngineError::ContextOverflow {
@@ -308,6 +313,13 @@ impl Engine for LlamaEngine<'_> {
         };
         res.n_evaluated = n_evaluated;
         res.timings.prefill = started.elapsed();
+        tracing::debug!(
+            "prompt: {} tokens, {} evaluated; tokenize {:?}, prefill {:?}",
+            res.n_prompt,
+            res.n_evaluated,
+            tokenized_at,
+            res.timings.prefill - tokenized_at
+        );
 
         let max_tokens = request.sampling.max_tokens.min(n_ctx - tokens.len());
         let mut sampler = Self::sampler(&request.sampling);
