@@ -104,4 +104,14 @@ if runs figures; then
         PUNIE_MICRO_GGUF=$out cargo test -q -p punie --test e2e micro::dump_validation -- --ignored --exact)
     "$py" "$here/report.py" "$work/validation.jsonl" | tee "$work/validation.md"
 fi
-step "done: $out ($(stat -c %s "$out") bytes, sha256 $(sha256sum "$out" | cut -d' ' -f1))"
+# The manifest entry must describe the file the tests load (tests/e2e/micro.rs checks both).
+"$py" - "$repo/models/manifest.toml" "$(sha256sum "$out" | cut -d' ' -f1)" "$(stat -c %s "$out")" <<'PY'
+import re, sys
+path, sha, size = sys.argv[1:4]
+text = open(path).read()
+head, sep, entry = text.partition('name = "micro-punie"\n')
+entry = re.sub(r'sha256 = "[0-9a-f]*"', f'sha256 = "{sha}"', entry, count=1)
+entry = re.sub(r'size = [0-9]+', f'size = {size}', entry, count=1)
+open(path, "w").write(head + sep + entry)
+PY
+step "done: $out ($(stat -c %s "$out") bytes, sha256 $(sha256sum "$out" | cut -d' ' -f1)); models/manifest.toml updated"

@@ -7,6 +7,7 @@ mod ask;
 mod engine;
 mod eval;
 mod lsp;
+mod micro;
 mod models;
 mod openai;
 mod parse_prompt;

@@ -94,7 +94,7 @@ fn list() -> anyhow::Result<ExitCode> {
     let dir = models::model_dir()?;
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     for entry in &manifest.models {
-        let path = dir.join(&entry.file);
+        let path = models::entry_path(entry, &dir);
         let state = if path.is_file() {
             "installed"
         } else {

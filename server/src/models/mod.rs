@@ -12,7 +12,7 @@ mod manifest;
 pub mod parity;
 pub mod quantize;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use manifest::{Manifest, ModelEntry, ModelSource};
 
@@ -44,4 +44,21 @@ fn home_dir() -> anyhow::Result<PathBuf> {
 pub fn default_model_path() -> anyhow::Result<PathBuf> {
     let manifest = Manifest::builtin();
     Ok(model_dir()?.join(&manifest.default_entry().file))
+}
+
+/// Where `entry`'s file is. A model committed to the repository (`source.kind = "repo"`, the
+/// micro-Punie test fixture) is found in the source tree this binary was built from, when that
+/// tree is still there; every other model (and a repo model of a binary moved elsewhere) lives in
+/// `model_dir`.
+pub fn entry_path(entry: &ModelEntry, model_dir: &Path) -> PathBuf {
+    if let ModelSource::Repo { path } = &entry.source {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(Path::new("."));
+        let committed = root.join(path);
+        if committed.is_file() {
+            return committed;
+        }
+    }
+    model_dir.join(&entry.file)
 }
