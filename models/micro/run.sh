@@ -9,7 +9,9 @@
 # venv: PyPI's Linux torch is the CUDA build), then training (STEPS), then ~3 min for the rest.
 #
 # Environment:
-#   STEPS (120)       torch training steps of 8 rows; 200 gives a lower loss, ~2x the time
+#   STEPS (120)       torch training steps of 8 rows (lr 3e-3, cosine)
+#   STEPS2 (100)      then a second cosine cycle from that model (lr LR2=1.5e-3, seed SEED+1); 0 skips it
+#   THREADS           torch threads (default: all cores; 1 is faster on a machine busy with other jobs)
 #   LORA_ITERS (4)    MLX QLoRA iterations on the 5-bit model (slow on MLX-CPU: ~25 tok/s)
 #   SEED (0)          build and training seed
 #   MICRO_CACHE       venv and work directory (default ~/.cache/punie-micro; never inside the repo)
@@ -60,9 +62,20 @@ if runs build; then
 fi
 if runs train; then
     # nice: the machine is shared; SAVE_EVERY keeps a usable checkpoint if the run is cut short.
-    step "train: $steps steps"
-    SAVE_EVERY=${SAVE_EVERY:-20} nice -n 10 "$py" "$here/train.py" "$work/m0_base" "$work/m1_trained" "$steps" \
+    # Two cosine cycles: STEPS at lr 3e-3 from the random model, then STEPS2 at lr 1.5e-3 (a warm
+    # restart with the next seed) - how the committed model was made, its first run having been cut
+    # to 120 steps on a busy machine.
+    step "train: $steps steps, then ${STEPS2:-100} more"
+    rm -rf "$work/m1a_trained" "$work/m1_trained"
+    SAVE_EVERY=${SAVE_EVERY:-20} nice -n 10 "$py" "$here/train.py" "$work/m0_base" "$work/m1a_trained" "$steps" \
         "$data/train.jsonl" 2>&1 | grep -v Warning | tee "$work/train.log"
+    if (( ${STEPS2:-100} > 0 )); then
+        SEED=$((SEED + 1)) LR=${LR2:-1.5e-3} SAVE_EVERY=${SAVE_EVERY:-20} nice -n 10 "$py" "$here/train.py" \
+            "$work/m1a_trained" "$work/m1_trained" "${STEPS2:-100}" "$data/train.jsonl" 2>&1 \
+            | grep -v Warning | tee -a "$work/train.log"
+    else
+        cp -r "$work/m1a_trained" "$work/m1_trained"
+    fi
 fi
 if runs quantize; then
     step "quantize: MLX 5-bit, group 64 (as the production fine-tune)"

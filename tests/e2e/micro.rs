@@ -400,7 +400,6 @@ fn dump_validation() {
 /// harness lives in `lsp.rs`): code action → `punie.ask` → `$/progress` reports that include the
 /// model's code running → `end` → `punie/answer`.
 #[test]
-#[ignore = "the committed micro-Punie degenerates on the LSP's prompt; see models/micro/README.md"]
 fn lsp_code_action_runs_the_models_tool_call_and_answers() {
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
