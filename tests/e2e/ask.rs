@@ -645,7 +645,7 @@ fn bad_arguments_get_one_clear_line() {
                 "nope".into(),
                 "q".into(),
             ],
-            "unknown profile `nope`",
+            "unknown prompt profile `nope`",
         ),
         (
             vec![

@@ -749,6 +749,35 @@ fn positions_are_utf16_and_encodings_are_negotiated() {
 }
 
 #[test]
+fn new_conversation_forgets_the_follow_up_context() {
+    let mut client = Client::start(&fixture("read_file.json"), full_caps(), json!({}));
+    let init = client.log.iter().find(|m| m["id"] == 1).unwrap().clone();
+    let commands = &init["result"]["capabilities"]["executeCommandProvider"]["commands"];
+    assert!(
+        commands
+            .as_array()
+            .unwrap()
+            .contains(&json!("punie.newConversation")),
+        "{init}"
+    );
+    let uri = client.open("src/calc.py", CALC);
+    // A free-form question starts the workspace's conversation; a new one forgets it.
+    let started = client.ask(&uri, range(0, 0, 1, 0), "ask");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    let cleared = client.request(
+        "workspace/executeCommand",
+        json!({"command": "punie.newConversation"}),
+    );
+    assert_eq!(cleared["result"]["cleared"], 1, "{cleared}");
+    let again = client.request(
+        "workspace/executeCommand",
+        json!({"command": "punie.newConversation", "arguments": []}),
+    );
+    assert_eq!(again["result"]["cleared"], 0, "{again}");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
 fn malformed_input_never_crashes_the_server() {
     let mut client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
     let mut seed = 0x2545_F491_4F6C_DD1D_u64;

@@ -7,6 +7,8 @@ import * as lc from "vscode-languageserver-protocol";
 /** Server commands (workspace/executeCommand), listed in executeCommandProvider.commands. */
 export const ASK_COMMAND = "punie.ask";
 export const CANCEL_COMMAND = "punie.cancel";
+/** Forget the server's conversations: the next free-form question starts afresh. */
+export const NEW_CONVERSATION_COMMAND = "punie.newConversation";
 
 /** The `instruction` of a `punie.ask` argument. */
 export type Instruction = "explain" | "fix" | "tests" | "refactor" | "ask";

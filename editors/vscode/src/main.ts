@@ -280,6 +280,13 @@ export class Punie implements vscode.Disposable, PunieApi {
   private newConversation(): void {
     this.store.clearFinished();
     this.panel.clear();
+    // The server keeps the conversation that free-form questions continue; ask it to forget.
+    const client = this.lc;
+    if (client) {
+      void client
+        .sendRequest(lc.ExecuteCommandRequest.type, { command: ext.NEW_CONVERSATION_COMMAND, arguments: [] })
+        .catch(() => undefined);
+    }
     void vscode.window.setStatusBarMessage("Punie: new conversation", 2000);
   }
 

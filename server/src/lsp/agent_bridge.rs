@@ -29,6 +29,16 @@ pub(crate) struct AgentState {
     conversations: Arc<Mutex<HashMap<PathBuf, Conversation>>>,
 }
 
+impl AgentState {
+    /// Forgets every conversation; returns how many there were.
+    pub(crate) fn forget_conversations(&self) -> usize {
+        let mut conversations = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
+        let n_conversations = conversations.len();
+        conversations.clear();
+        n_conversations
+    }
+}
+
 /// Runs the agent on `question`, reporting each step to `on_event`.
 pub(crate) fn run_agent(
     context: &RunContext,

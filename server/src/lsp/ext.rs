@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | `punie.ask` | command | `{"uri", "range", "instruction", "question"?}` | `{"runId", "token"?}` |
 //! | `punie.cancel` | command | `{"runId"}` | `{"cancelled": bool}` |
+//! | `punie.newConversation` | command | none | `{"cleared": N}` (conversations forgotten) |
 //! | `punie/answer` | notification (server → client) | [`AnswerParams`] | |
 //! | `experimental.punieAnswer` | client capability | `true` | |
 
@@ -15,7 +16,10 @@ use serde::{Deserialize, Serialize};
 pub const ASK_COMMAND: &str = "punie.ask";
 pub const CANCEL_COMMAND: &str = "punie.cancel";
 /// Every command `executeCommandProvider` lists (Zed hides actions whose command is not listed).
-pub const COMMANDS: &[&str] = &[ASK_COMMAND, CANCEL_COMMAND];
+/// Forget the conversations that free-form questions continue, so the next one starts afresh.
+pub const NEW_CONVERSATION_COMMAND: &str = "punie.newConversation";
+
+pub const COMMANDS: &[&str] = &[ASK_COMMAND, CANCEL_COMMAND, NEW_CONVERSATION_COMMAND];
 
 pub const ANSWER_NOTIFICATION: &str = "punie/answer";
 pub const ANSWER_CAPABILITY: &str = "punieAnswer";

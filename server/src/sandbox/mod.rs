@@ -260,14 +260,24 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
+/// This very binary. On Linux `/proc/self/exe` still runs it after the file on disk was
+/// replaced or deleted (an upgrade or a rebuild while the server runs), so the worker always
+/// speaks the same protocol as its parent; `current_exe` would name a missing file then.
+fn own_executable() -> anyhow::Result<PathBuf> {
+    let proc_self_exe = Path::new("/proc/self/exe");
+    if cfg!(target_os = "linux") && proc_self_exe.exists() {
+        return Ok(proc_self_exe.to_path_buf());
+    }
+    std::env::current_exe().context("finding the punie executable for the sandbox worker")
+}
+
 impl Sandbox {
     /// A sandbox whose worker is this executable (`punie sandbox-worker`), or the binary
     /// named by `PUNIE_SANDBOX_WORKER`. Starts the first worker in the background.
     pub fn new(limits: SandboxLimits) -> anyhow::Result<Sandbox> {
         let exe = match std::env::var_os("PUNIE_SANDBOX_WORKER") {
             Some(exe) => PathBuf::from(exe),
-            None => std::env::current_exe()
-                .context("finding the punie executable for the sandbox worker")?,
+            None => own_executable()?,
         };
         Sandbox::with_worker_exe(limits, &exe)
     }

@@ -1,12 +1,15 @@
 //! `workspace/executeCommand`: `punie.ask` validates its argument, answers
-//! `{"runId", "token"}` at once and starts the run; `punie.cancel` cancels one.
+//! `{"runId", "token"}` at once and starts the run; `punie.cancel` cancels one;
+//! `punie.newConversation` makes the next free-form question start a new conversation.
 
 use std::path::{Path, PathBuf};
 
 use lsp_types::{NumberOrString, Range};
 use serde_json::{Value, json};
 
-use crate::lsp::ext::{ASK_COMMAND, CANCEL_COMMAND, CancelParams, Instruction};
+use crate::lsp::ext::{
+    ASK_COMMAND, CANCEL_COMMAND, CancelParams, Instruction, NEW_CONVERSATION_COMMAND,
+};
 use crate::lsp::main_loop::{HandlerError, HandlerResult, Server};
 use crate::lsp::run::{RunSpec, byte_range};
 
@@ -34,6 +37,9 @@ pub(crate) fn handle_execute_command(server: &mut Server, params: Value) -> Hand
                 json!({"cancelled": server.cancel_run(&params.run_id)}),
             ))
         }
+        NEW_CONVERSATION_COMMAND => Ok(Some(
+            json!({"cleared": server.shared.agent.forget_conversations()}),
+        )),
         _ => Err(HandlerError::invalid_params(format!(
             "command: unknown command {command}"
         ))),
