@@ -110,11 +110,11 @@ if runs figures; then
     printf '{"ggufs": ["%s", "%s"], "prompts": %s}' "$work/micro-punie-f16.gguf" "$out" \
         "$(cat "$work/prompts.json")" > "$work/logits-in.json"
     (cd "$repo" && PUNIE_MICRO_LOGITS_IN=$work/logits-in.json PUNIE_MICRO_LOGITS_OUT=$work/logits.json \
-        cargo test -q -p punie --test e2e micro::dump_logits -- --ignored --exact)
+        cargo test -q -p punie --test e2e micro::dump_logits -- --exact)
     "$py" "$here/compare.py" "$work/convert/dequantized" "$work/m3_fused" "$work/micro-punie-f16.gguf" "$out" \
         "$data/valid.jsonl" "$work/logits.json" | tee "$work/logits.md"
     (cd "$repo" && PUNIE_MICRO_VALID_IN=$data/valid.jsonl PUNIE_MICRO_VALID_OUT=$work/validation.jsonl \
-        PUNIE_MICRO_GGUF=$out cargo test -q -p punie --test e2e micro::dump_validation -- --ignored --exact)
+        PUNIE_MICRO_GGUF=$out cargo test -q -p punie --test e2e micro::dump_validation -- --exact)
     "$py" "$here/report.py" "$work/validation.jsonl" | tee "$work/validation.md"
 fi
 # The manifest entry must describe the file the tests load (tests/e2e/micro.rs checks both).

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use punie::cli;
 
 #[derive(Debug, Parser)]
-#[command(name = "punie", version, about = "Local AI coding assistant for any LSP editor")]
+#[command(
+    name = "punie",
+    version,
+    about = "Local AI coding assistant for any LSP editor"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -5,8 +5,9 @@
 //! prompt, and llama.cpp generating a real `<tool_call>` that the parser reads and the sandbox
 //! runs. Its code is usually nonsense: the tests assert structure, never content.
 //!
-//! Two `#[ignore]`d tests are tools of `models/micro/run.sh`, not checks: `dump_logits` and
-//! `dump_validation` write figures for docs/benchmarks.md when their environment variables are set.
+//! Two tests are also tools of `models/micro/run.sh`: `dump_logits` and `dump_validation` write
+//! figures for docs/benchmarks.md when their environment variables are set, and do nothing
+//! (saying so) otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -147,6 +148,7 @@ fn special_tokens_are_single_tokens() {
 
 #[test]
 fn tokenizer_parity_on_every_training_row() {
+    let _model = crate::support::real_model_lock();
     let tokenizer = repo().join(TOKENIZER);
     let gguf = gguf();
     let mut args = vec![
@@ -177,6 +179,7 @@ fn tokenizer_parity_on_every_training_row() {
 /// `<|im_end|>` (no stop strings: only the end-of-generation token can stop it) with a tool call.
 #[test]
 fn generation_stops_at_im_end_after_a_tool_call() {
+    let _model = crate::support::real_model_lock();
     let path = gguf();
     let model = load_model(&path, false).unwrap();
     let config = EngineConfig {
@@ -242,6 +245,7 @@ fn workspace() -> tempfile::TempDir {
 /// output goes back as a `<tool_response>` turn, and the run ends with an answer.
 #[test]
 fn ask_runs_the_models_tool_call_and_answers() {
+    let _model = crate::support::real_model_lock();
     for question in [
         "Find all classes that inherit from Exception",
         "Find all Python files in the project",
@@ -284,9 +288,8 @@ fn ask_runs_the_models_tool_call_and_answers() {
 /// (`{"ggufs": [...], "prompts": [...]}`), the prompt's token ids and the logits at its last
 /// position, written as JSON to `$PUNIE_MICRO_LOGITS_OUT`. Uses llama.cpp directly (not the
 /// engine, which never exposes logits), so it must run alone: `cargo test -p punie --test e2e
-/// micro::dump_logits -- --ignored --exact`.
+/// micro::dump_logits -- --exact`.
 #[test]
-#[ignore = "a tool of models/micro/run.sh"]
 fn dump_logits() {
     use llama_cpp_2::context::params::LlamaContextParams;
     use llama_cpp_2::llama_backend::LlamaBackend;
@@ -341,7 +344,6 @@ fn dump_logits() {
 /// One llama.cpp thread: on a busy 2-core machine two threads spin in ggml's barrier and run
 /// many times slower.
 #[test]
-#[ignore = "a tool of models/micro/run.sh"]
 fn dump_validation() {
     let (Ok(input), Ok(output)) = (
         std::env::var("PUNIE_MICRO_VALID_IN"),
@@ -401,6 +403,7 @@ fn dump_validation() {
 /// model's code running → `end` → `punie/answer`.
 #[test]
 fn lsp_code_action_runs_the_models_tool_call_and_answers() {
+    let _model = crate::support::real_model_lock();
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
     use std::sync::mpsc;
