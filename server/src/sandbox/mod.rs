@@ -3,7 +3,7 @@
 //!
 //! # API (what the agent loop and the CLI use)
 //!
-//! ```ignore
+//! ```text
 //! let mut sandbox = Sandbox::new(SandboxLimits::default())?;      // pre-warms a worker
 //! let host = DiskToolHost { root: workspace.into(), allow_commands: false };
 //! let res: SandboxResult = sandbox.execute(code, &host, &cancel, &mut |event| match event {
