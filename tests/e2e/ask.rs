@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::fixture_workspace as workspace;
+
 fn punie() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
     command.env_remove("PUNIE_ENGINE").env("PUNIE_LOG", "warn");
@@ -39,26 +41,6 @@ fn script_turns(path: &Path) -> Vec<String> {
         .iter()
         .map(|t| t.as_str().unwrap().to_owned())
         .collect()
-}
-
-/// A fresh copy of the fixture workspace (tools may write to it).
-fn workspace() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixtures().join("workspace"), dir.path());
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Runs `punie ask --json` with a scripted engine; returns the parsed output and the raw result.

@@ -16,6 +16,8 @@ use punie::engine::llama::{GgufTokenizer, LlamaEngine, load_model};
 use punie::engine::{CancelFlag, Engine, EngineConfig, FinishReason, GenerateRequest, Sampling};
 use serde_json::Value;
 
+use crate::support::fixture_workspace as workspace;
+
 const GGUF: &str = "models/micro/micro-punie-q5_k_m.gguf";
 const TOKENIZER: &str = "models/micro/tokenizer.json";
 
@@ -220,25 +222,6 @@ fn generation_stops_at_im_end_after_a_tool_call() {
         "{}",
         generation.text
     );
-}
-
-/// A fresh copy of the fixture workspace.
-fn workspace() -> tempfile::TempDir {
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("tests/fixtures/workspace"), dir.path());
-    dir
 }
 
 /// The agent loop on the real model: the model's call is parsed and run in the sandbox, its

@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end modules.
 
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// Tests that run a real model take this lock, so they run one at a time: llama.cpp's threads
@@ -8,4 +9,25 @@ use std::sync::{Mutex, MutexGuard};
 pub(crate) fn real_model_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A fresh copy of the fixture workspace (`tests/fixtures/workspace`): tools may write to it.
+pub(crate) fn fixture_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/workspace");
+    copy_dir(&fixture, dir.path());
+    dir
+}
+
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
