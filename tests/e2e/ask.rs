@@ -687,12 +687,7 @@ fn plain_output_is_the_answer_markdown() {
 #[test]
 fn ask_on_the_real_default_model() {
     let _model = crate::support::real_model_lock();
-    let model = punie::models::default_model_path().unwrap();
-    assert!(
-        model.is_file(),
-        "the default model is missing at {}: run `punie models fetch`",
-        model.display()
-    );
+    crate::support::installed_default_model();
     let workspace = workspace();
     let output = punie()
         .arg("ask")

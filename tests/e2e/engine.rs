@@ -3,7 +3,6 @@
 //! README's test command runs) and fail with that instruction if it is missing.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use punie::engine::{
@@ -11,16 +10,7 @@ use punie::engine::{
     Generation, Sampling, StreamEvent,
 };
 
-/// The default model's path; panics with the fix if it is not installed.
-fn default_model() -> PathBuf {
-    let path = punie::models::default_model_path().expect("model directory");
-    assert!(
-        path.is_file(),
-        "the default model is not installed at {}: run `punie models fetch` (the README's test command does)",
-        path.display()
-    );
-    path
-}
+use crate::support::installed_default_model as default_model;
 
 /// A fresh engine on the default model. One thread each: tests run in parallel on two cores.
 fn engine() -> EngineHandle {

@@ -1044,13 +1044,7 @@ fn a_rejected_edit_is_a_permission_error_for_the_model() {
 #[test]
 fn a_run_on_the_real_default_model() {
     let _model = crate::support::real_model_lock();
-    // Needs the default model, which the README's test command installs (`punie models fetch`).
-    let model = punie::models::default_model_path().unwrap();
-    assert!(
-        model.is_file(),
-        "the default model is missing at {}: run `punie models fetch`",
-        model.display()
-    );
+    crate::support::installed_default_model();
     let mut client = Client::start("", full_caps(), json!({"maxTurns": 2}));
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 2, 0), "explain");

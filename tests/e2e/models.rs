@@ -10,12 +10,9 @@ fn punie(args: &[&str]) -> std::process::Output {
 }
 
 fn default_model() -> String {
-    let path = punie::models::default_model_path().unwrap();
-    assert!(
-        path.is_file(),
-        "run `punie models fetch` first (the README's test command does)"
-    );
-    path.display().to_string()
+    crate::support::installed_default_model()
+        .display()
+        .to_string()
 }
 
 #[test]

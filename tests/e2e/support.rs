@@ -1,6 +1,6 @@
 //! Helpers shared by the end-to-end modules.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 /// Tests that run a real model take this lock, so they run one at a time: llama.cpp's threads
@@ -30,4 +30,16 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// The default model's path; fails with the fix if it is not installed (the README's test
+/// command installs it with `punie models fetch`).
+pub(crate) fn installed_default_model() -> PathBuf {
+    let path = punie::models::default_model_path().expect("the model directory");
+    assert!(
+        path.is_file(),
+        "the default model is not installed at {}: run `punie models fetch` (the README's test command does)",
+        path.display()
+    );
+    path
 }
