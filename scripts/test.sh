@@ -6,6 +6,7 @@
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo_root/scripts/bootstrap.sh"
+say "set-up took $SECONDS s"
 
 log_dir="$(mktemp -d)"
 trap 'rm -rf "$log_dir"' EXIT
@@ -15,10 +16,12 @@ failed_suites=()
 run_suite() {
     local name="$1"
     shift
+    local started=$SECONDS
     say "test suite: $name"
     if ! "$@" 2>&1 | tee "$log_dir/$(echo "$name" | tr -c 'a-zA-Z0-9' _).log"; then
         failed_suites+=("$name")
     fi
+    say "test suite: $name took $((SECONDS - started)) s"
 }
 
 run_suite "cargo fmt" cargo fmt --all --check
