@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Punie's llama.cpp engine against llama.cpp's own reference on the same GGUF, same threads,
-# same workload (INTERFACES.md section 4), interleaved A/B/A/B so that load from other jobs hits
-# both alike; prints the medians and the ratios Punie / reference.
+# same workload (INTERFACES.md section 4), interleaved A/B/C rounds so that load from other jobs
+# hits all alike; prints the medians, the ratios Punie / reference, and Punie's TTFT cold and warm.
 #
 # The reference is llama-cpp-python built from source with native CPU flags, in a venv cached
 # under ~/.cache/punie-bench (the first run builds it: several minutes on 2 cores).
@@ -28,10 +28,14 @@ fi
 [ -x "$punie" ] || (cd "$repo_root" && cargo build --bin punie)
 
 results="$(mktemp)"
+# Punie runs twice per round: with llama.cpp's weight repacking (extra buffer types: AMX tiles on
+# CPUs that have them) and without, as the reference runs (see bench/llamacpp_reference.py).
 for round in $(seq 1 "$rounds"); do
-    echo "==> round $round/$rounds: punie" >&2
-    "$punie" bench --only engine --engine "llama:$model" --threads "$threads" --json |
-        python3 -c 'import json,sys; e=json.load(sys.stdin)["engine"]; print(json.dumps({"who":"punie","prefill":e["prefill_tok_s"],"decode":e["decode_tok_s"]}))' >>"$results"
+    for repack in 0 1; do
+        echo "==> round $round/$rounds: punie, PUNIE_REPACK_WEIGHTS=$repack" >&2
+        PUNIE_REPACK_WEIGHTS=$repack "$punie" bench --only engine --engine "llama:$model" --threads "$threads" --json |
+            python3 -c 'import json,sys; e=json.load(sys.stdin)["engine"]; print(json.dumps({"who":"punie repack="+sys.argv[1],"prefill":e["prefill_tok_s"],"decode":e["decode_tok_s"],"ttft_cold":e["ttft_cold_ms"],"ttft_warm":e["ttft_warm_ms"]}))' "$repack" >>"$results"
+    done
     echo "==> round $round/$rounds: llama.cpp reference" >&2
     "$venv/bin/python" "$repo_root/bench/llamacpp_reference.py" --model "$model" --prompt "$prompt" --threads "$threads" |
         python3 -c 'import json,sys; e=json.load(sys.stdin); print(json.dumps({"who":"reference","prefill":e["prefill_tok_s"],"decode":e["decode_tok_s"]}))' >>"$results"
@@ -42,12 +46,13 @@ import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 def med(who, key):
     return statistics.median(r[key] for r in rows if r["who"] == who)
-p_pre, p_dec = med("punie", "prefill"), med("punie", "decode")
 r_pre, r_dec = med("reference", "prefill"), med("reference", "decode")
-print(f"model {sys.argv[2]}, {sys.argv[3]} threads, {len(rows) // 2} interleaved rounds (medians)")
-print(f"{'':12}{'prefill tok/s':>15}{'decode tok/s':>15}")
-print(f"{'punie':12}{p_pre:>15.1f}{p_dec:>15.1f}")
-print(f"{'llama.cpp':12}{r_pre:>15.1f}{r_dec:>15.1f}")
-print(f"{'ratio':12}{p_pre / r_pre:>15.3f}{p_dec / r_dec:>15.3f}")
+print(f"model {sys.argv[2]}, {sys.argv[3]} threads, {len(rows) // 3} interleaved rounds (medians)")
+print(f"{'':18}{'prefill tok/s':>14}{'decode tok/s':>14}{'vs ref prefill':>16}{'vs ref decode':>15}{'TTFT cold ms':>14}{'TTFT warm ms':>14}")
+for who, label in (("punie repack=0", "punie, no repack"), ("punie repack=1", "punie, repack")):
+    pre, dec = med(who, "prefill"), med(who, "decode")
+    cold, warm = med(who, "ttft_cold"), med(who, "ttft_warm")
+    print(f"{label:18}{pre:>14.1f}{dec:>14.1f}{pre / r_pre:>16.3f}{dec / r_dec:>15.3f}{cold:>14.1f}{warm:>14.1f}")
+print(f"{'llama.cpp':18}{r_pre:>14.1f}{r_dec:>14.1f}")
 PY
 rm -f "$results"

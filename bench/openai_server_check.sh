@@ -16,18 +16,29 @@ if [ ! -x "$venv/bin/python" ]; then
     CMAKE_ARGS="-DGGML_NATIVE=ON" "$venv/bin/pip" install --quiet --no-binary llama-cpp-python "llama-cpp-python==0.3.36" numpy
 fi
 if ! "$venv/bin/python" -c "import llama_cpp.server.app, uvicorn, sse_starlette, starlette_context, pydantic_settings" 2>/dev/null; then
+    # The `[server]` extra's requirements of llama-cpp-python 0.3.36, without rebuilding it.
     echo "==> installing the server's Python packages" >&2
-    "$venv/bin/pip" install --quiet "llama-cpp-python[server]==0.3.36" --no-binary llama-cpp-python
+    "$venv/bin/pip" install --quiet "uvicorn>=0.22.0" "fastapi>=0.100.0" "pydantic-settings>=2.0.1" \
+        "sse-starlette>=1.6.1" "starlette-context>=0.3.6,<0.4" "PyYAML>=5.1"
 fi
 
 echo "==> starting llama_cpp.server on 127.0.0.1:$port with $model" >&2
-"$venv/bin/python" -m llama_cpp.server --model "$model" --model_alias smollm2 --host 127.0.0.1 --port "$port" --n_ctx 2048 >/tmp/punie-openai-server.log 2>&1 &
+# bench/openai_server.py is `python -m llama_cpp.server` with llama.cpp's extra buffer types off
+# (its ggml dies with SIGILL when it picks AMX on some VMs).
+"$venv/bin/python" bench/openai_server.py --model "$model" --model_alias smollm2 --host 127.0.0.1 --port "$port" --n_ctx 2048 >/tmp/punie-openai-server.log 2>&1 &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true' EXIT
+server_up=false
 for _ in $(seq 1 120); do
-    curl -sf "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break
+    if curl -sf "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1; then server_up=true; break; fi
+    kill -0 $server_pid 2>/dev/null || break
     sleep 0.5
 done
+if [ "$server_up" != true ]; then
+    echo "==> the server did not come up; its log (/tmp/punie-openai-server.log) ends with:" >&2
+    tail -20 /tmp/punie-openai-server.log >&2
+    exit 1
+fi
 
 export PUNIE_OPENAI_URL="http://127.0.0.1:$port/v1#smollm2"
 cargo test --test e2e -- openai:: --nocapture

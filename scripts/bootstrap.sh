@@ -9,14 +9,21 @@ cd "$repo_root"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
+# True when some libclang shared library is installed (an unmatched glob stays literal and fails -e).
+has_libclang() {
+    local candidate
+    for candidate in /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/*-linux-gnu/libclang*.so*; do
+        [ -e "$candidate" ] && return 0
+    done
+    return 1
+}
+
 install_system_packages() {
     local missing=()
     command -v cmake >/dev/null 2>&1 || missing+=(cmake)
     command -v clang >/dev/null 2>&1 || missing+=(clang)
     # bindgen needs libclang itself, not only the clang driver.
-    if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* /usr/lib/aarch64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
-        missing+=(libclang-dev)
-    fi
+    has_libclang || missing+=(libclang-dev)
     if [ "$(uname)" = Darwin ]; then
         if [ ${#missing[@]} -gt 0 ] && ! command -v cmake >/dev/null 2>&1; then
             say "missing: cmake. Install it with: brew install cmake (clang comes with the Xcode command line tools)"

@@ -18,6 +18,7 @@ fn engine() -> EngineHandle {
         n_ctx: Some(2048),
         threads: Some(1),
         default_model: Some(default_model()),
+        ..EngineConfig::default()
     };
     let handle = EngineHandle::spawn(EngineSpec::Default, config);
     handle.wait_ready().expect("the default model loads");
@@ -169,6 +170,7 @@ fn a_prompt_larger_than_the_context_is_a_clear_error() {
         n_ctx: Some(256),
         threads: Some(1),
         default_model: Some(default_model()),
+        ..EngineConfig::default()
     };
     let engine = EngineHandle::spawn(EngineSpec::Default, config);
     let prompt = "word ".repeat(600);

@@ -183,12 +183,12 @@ fn tokenizer_parity_on_every_training_row() {
 fn generation_stops_at_im_end_after_a_tool_call() {
     let _model = crate::support::real_model_lock();
     let path = gguf();
-    let model = load_model(&path, false).unwrap();
     let config = EngineConfig {
         n_ctx: Some(2048),
         threads: Some(1),
-        default_model: None,
+        ..EngineConfig::default()
     };
+    let model = load_model(&path, &config).unwrap();
     let mut engine = LlamaEngine::new(&model, &path, &config).unwrap();
     let prompt = "<|im_start|>system\nYou are Punie, an AI coding assistant that helps with Python \
                   development via PyCharm.<|im_end|>\n<|im_start|>user\nFind all classes that \
@@ -338,12 +338,12 @@ fn dump_validation() {
     let path = std::env::var("PUNIE_MICRO_GGUF")
         .map(PathBuf::from)
         .unwrap_or_else(|_| gguf());
-    let model = load_model(&path, false).unwrap();
     let config = EngineConfig {
         n_ctx: Some(4096),
         threads: Some(1),
-        default_model: None,
+        ..EngineConfig::default()
     };
+    let model = load_model(&path, &config).unwrap();
     let mut engine = LlamaEngine::new(&model, &path, &config).unwrap();
     let mut lines = String::new();
     for row in rows(Path::new(&input)) {

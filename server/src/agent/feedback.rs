@@ -9,6 +9,8 @@
 
 use serde_json::{Map, Value};
 
+use super::types::Strategy;
+
 /// Tools a direct call (the older JSON form) may name; each becomes a one-line snippet.
 const DIRECT_TOOLS: &[&str] = &["read_file", "write_file", "run_command"];
 
@@ -23,12 +25,20 @@ pub fn tool_response(output: &str, error: Option<&str>) -> String {
     }
 }
 
-/// The tool response for a call the agent could not run, so the model can fix its call.
-pub(crate) fn rejected_call_response(problem: &str) -> String {
-    format!(
-        "Error: {problem}\nCall tools by writing Python in one execute_code call:\n\
-         <tool_call><function=execute_code>\n<parameter=code>\nprint(read_file(\"README.md\"))\n</parameter>\n</function></tool_call>"
-    )
+/// The tool response for a call the agent could not run, so the model can fix its call: the
+/// problem, then an example of a call the run's strategy accepts.
+pub(crate) fn rejected_call_response(problem: &str, strategy: Strategy) -> String {
+    let (how, example) = match strategy {
+        Strategy::CodeMode => (
+            "Call tools by writing Python in one execute_code call:",
+            "<tool_call><function=execute_code>\n<parameter=code>\nprint(read_file(\"README.md\"))\n</parameter>\n</function></tool_call>",
+        ),
+        Strategy::ToolPerTurn => (
+            "Call one tool per turn, directly:",
+            "<tool_call><function=read_file>\n<parameter=path>\nREADME.md\n</parameter>\n</function></tool_call>",
+        ),
+    };
+    format!("Error: {problem}\n{how}\n{example}")
 }
 
 /// `Type: message`, the one-line form of a Python exception used in events and responses.
@@ -194,6 +204,35 @@ mod tests {
             tool_response("a\n", Some("ZeroDivisionError: division by zero")),
             "a\nError: ZeroDivisionError: division by zero"
         );
+    }
+
+    /// The example in a rejection is a call the same strategy runs: the model can copy it.
+    #[test]
+    fn rejections_show_a_call_the_strategy_accepts() {
+        for (strategy, expected_code) in [
+            (Strategy::CodeMode, "print(read_file(\"README.md\"))"),
+            (
+                Strategy::ToolPerTurn,
+                "print(read_file(path=\"README.md\"))",
+            ),
+        ] {
+            let response = rejected_call_response("bad call", strategy);
+            assert!(response.starts_with("Error: bad call\n"), "{response}");
+            let parsed = crate::toolcall::parse(&response);
+            let [call] = parsed.calls.as_slice() else {
+                panic!("one call expected in {response}");
+            };
+            assert_eq!(
+                super::super::run::strategy_problem(strategy, 0, &call.name),
+                None,
+                "{strategy:?}"
+            );
+            assert_eq!(
+                code_for_call(&call.name, &call.arguments).as_deref(),
+                Ok(expected_code),
+                "{strategy:?}"
+            );
+        }
     }
 
     #[test]

@@ -397,7 +397,7 @@ impl RunState {
 
     /// Tells the model its call could not run, as a tool response it can act on.
     fn reject(&mut self, turn: usize, problem: &str, on_event: &mut dyn FnMut(RunEvent)) {
-        let response = feedback::rejected_call_response(problem);
+        let response = feedback::rejected_call_response(problem, self.strategy);
         self.transcript.write(
             "rejected_call",
             json!({"turn": turn, "problem": problem, "response": response}),
@@ -482,7 +482,7 @@ enum Generated {
 
 /// Why a call may not run under `strategy`, if it may not: tool-per-turn runs one direct tool
 /// call per turn, as the format before Code Mode did.
-fn strategy_problem(strategy: Strategy, call_idx: usize, name: &str) -> Option<String> {
+pub(super) fn strategy_problem(strategy: Strategy, call_idx: usize, name: &str) -> Option<String> {
     match strategy {
         Strategy::CodeMode => None,
         Strategy::ToolPerTurn if call_idx > 0 => Some(

@@ -117,12 +117,12 @@ fn bench_engine(
 ) -> anyhow::Result<Value> {
     let config = EngineConfig {
         threads: Some(threads),
-        ..EngineConfig::default()
+        ..EngineConfig::from_env().map_err(anyhow::Error::msg)?
     };
     let path =
         llama::model_path(spec, &config).context("the engine benchmark needs a llama engine")?;
     let started = Instant::now();
-    let model = llama::load_model(&path, false)?;
+    let model = llama::load_model(&path, &config)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let workload = llama::run_workload(
@@ -177,6 +177,7 @@ fn bench_engine(
     }
     Ok(json!({
         "model": path.display().to_string(),
+        "repack_weights": config.repack_weights,
         "load_ms": round(load_ms),
         "prefill_tok_s": round(prefill_tok_s),
         "decode_tok_s": round(decode_tok_s),
@@ -261,6 +262,7 @@ fn print_table(report: &Value) {
     if let Some(engine) = report.get("engine") {
         println!("engine:  {}", engine["model"]);
         for key in [
+            "repack_weights",
             "load_ms",
             "prefill_tok_s",
             "decode_tok_s",

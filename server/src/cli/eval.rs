@@ -120,13 +120,14 @@ fn options_from_args(args: &Args) -> anyhow::Result<EvalOptions> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--transcript-dir {}", dir.display()))?;
     }
+    let env_config = EngineConfig::from_env().map_err(anyhow::Error::msg)?;
     Ok(EvalOptions {
         suite,
         engine: EngineChoice::from_spec(spec),
         engine_config: EngineConfig {
             default_model,
-            threads: args.threads,
-            ..EngineConfig::default()
+            threads: args.threads.or(env_config.threads),
+            ..env_config
         },
         sampling: Sampling {
             max_tokens: args

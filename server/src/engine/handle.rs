@@ -22,11 +22,16 @@ pub struct EngineConfig {
     pub threads: Option<i32>,
     /// Where the default model lives (resolved by `models::default_model_path`).
     pub default_model: Option<PathBuf>,
+    /// Let llama.cpp repack weights into CPU-specific layouts (its "extra buffer types", e.g.
+    /// AMX tiles). Faster large batches, slower decode on the CPUs measured; see
+    /// docs/benchmarks.md.
+    pub repack_weights: bool,
 }
 
 impl EngineConfig {
     /// The configuration a user sets through the environment: `PUNIE_CTX_SIZE` (context size in
-    /// tokens) and `PUNIE_THREADS` (CPU threads), with the default model in the model directory.
+    /// tokens), `PUNIE_THREADS` (CPU threads) and `PUNIE_REPACK_WEIGHTS` (`1`/`0`), with the
+    /// default model in the model directory.
     pub fn from_env() -> Result<EngineConfig, String> {
         fn positive<T: std::str::FromStr + Default + PartialOrd>(
             name: &str,
@@ -39,10 +44,21 @@ impl EngineConfig {
                 },
             }
         }
+        fn switch(name: &str) -> Result<Option<bool>, String> {
+            match std::env::var(name) {
+                Err(_) => Ok(None),
+                Ok(text) => match text.trim().to_ascii_lowercase().as_str() {
+                    "1" | "on" | "true" | "yes" => Ok(Some(true)),
+                    "0" | "off" | "false" | "no" => Ok(Some(false)),
+                    _ => Err(format!("{name}={text}: expected 1 or 0")),
+                },
+            }
+        }
         Ok(EngineConfig {
             n_ctx: positive("PUNIE_CTX_SIZE")?,
             threads: positive("PUNIE_THREADS")?,
             default_model: crate::models::default_model_path().ok(),
+            repack_weights: switch("PUNIE_REPACK_WEIGHTS")?.unwrap_or_default(),
         })
     }
 }

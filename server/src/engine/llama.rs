@@ -25,14 +25,13 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 pub use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use super::stop::{StopMatcher, Utf8Assembler};
 use super::{
     CancelFlag, Engine, EngineConfig, EngineError, EngineSpec, FinishReason, GenerateRequest,
-    Generation, Sampling, Timings,
+    Generation, Sampling,
 };
 use crate::models::gguf;
 
@@ -96,8 +95,22 @@ fn physical_cores() -> Option<usize> {
     (!cores.is_empty()).then_some(cores.len())
 }
 
-/// Checks the file, loads the model (weights are memory-mapped) and returns it.
-pub fn load_model(path: &Path, vocab_only: bool) -> Result<LlamaModel, EngineError> {
+/// Checks the file, loads the model (weights are memory-mapped) and returns it, with llama.cpp's
+/// weight repacking as `config.repack_weights` says.
+pub fn load_model(path: &Path, config: &EngineConfig) -> Result<LlamaModel, EngineError> {
+    load_checked(path, false, config.repack_weights)
+}
+
+/// Loads only the vocabulary of a GGUF model (no weights), for tokenization.
+pub fn load_vocab(path: &Path) -> Result<LlamaModel, EngineError> {
+    load_checked(path, true, false)
+}
+
+fn load_checked(
+    path: &Path,
+    vocab_only: bool,
+    repack_weights: bool,
+) -> Result<LlamaModel, EngineError> {
     let path_str = path.display().to_string();
     match gguf::read_header(path) {
         Ok(_) => {}
@@ -111,14 +124,46 @@ pub fn load_model(path: &Path, vocab_only: bool) -> Result<LlamaModel, EngineErr
             });
         }
     }
-    let params = LlamaModelParams::default().with_vocab_only(vocab_only);
-    LlamaModel::load_from_file(init_backend(), path, &params).map_err(|err| {
+    load_with_llama_cpp(path, vocab_only, repack_weights).map_err(|reason| {
         EngineError::ModelInvalid {
             path: path_str,
-            reason: format!(
-                "llama.cpp could not load it ({err}); run with PUNIE_LOG=debug for its log"
-            ),
+            reason: format!("{reason}; run with PUNIE_LOG=debug for llama.cpp's log"),
         }
+    })
+}
+
+/// Loads a model with llama.cpp's default parameters plus our two choices.
+///
+/// `repack_weights` is llama.cpp's `use_extra_bufts`: weights are copied into a CPU-specific
+/// layout (AMX tiles, AVX2/NEON interleaving) that speeds up large batches. On an AMX CPU it
+/// makes prompt evaluation three times faster and single-token decode and batches under 64
+/// tokens slower (docs/benchmarks.md). `llama-cpp-2` 0.1.160 keeps that field private, so this
+/// calls llama.cpp itself and hands the model to `LlamaModel`, which owns and frees it.
+fn load_with_llama_cpp(
+    path: &Path,
+    vocab_only: bool,
+    repack_weights: bool,
+) -> Result<LlamaModel, String> {
+    init_backend();
+    let c_path = path
+        .to_str()
+        .and_then(|text| std::ffi::CString::new(text).ok())
+        .ok_or_else(|| "llama.cpp needs a UTF-8 path without NUL bytes".to_owned())?;
+    // SAFETY: a plain C call that returns a struct by value.
+    let mut params = unsafe { llama_cpp_sys_2::llama_model_default_params() };
+    params.vocab_only = vocab_only;
+    params.use_extra_bufts = repack_weights;
+    // SAFETY: `c_path` is NUL-terminated and outlives the call; `params` holds only llama.cpp's
+    // own defaults besides the two flags set above.
+    let raw = unsafe { llama_cpp_sys_2::llama_model_load_from_file(c_path.as_ptr(), params) };
+    let raw =
+        std::ptr::NonNull::new(raw).ok_or_else(|| "llama.cpp could not load it".to_owned())?;
+    // SAFETY: `LlamaModel` is `#[repr(transparent)]` over `Ptr`, itself `#[repr(transparent)]`
+    // over `NonNull<llama_model>` (llama-cpp-2 is pinned to =0.1.160; `transmute` also refuses
+    // to compile if the sizes ever differ). It takes ownership and frees the model on drop,
+    // exactly as after `LlamaModel::load_from_file`.
+    Ok(unsafe {
+        std::mem::transmute::<std::ptr::NonNull<llama_cpp_sys_2::llama_model>, LlamaModel>(raw)
     })
 }
 
@@ -132,7 +177,7 @@ pub(crate) fn run(
 ) -> Result<(), EngineError> {
     let path = model_path(spec, config)?;
     let started = Instant::now();
-    let model = load_model(&path, false)?;
+    let model = load_model(&path, config)?;
     let mut engine = LlamaEngine::new(&model, &path, config)?;
     tracing::info!("loaded {} in {:?}", engine.describe(), started.elapsed());
     report_load(Ok(engine.describe()));
@@ -299,14 +344,7 @@ impl Engine for LlamaEngine<'_> {
                 n_ctx,
             });
         }
-        let mut res = Generation {
-            text: String::new(),
-            finish: FinishReason::Stop,
-            n_prompt: tokens.len(),
-            n_evaluated: 0,
-            n_generated: 0,
-            timings: Timings::default(),
-        };
+        let mut res = Generation::empty(tokens.len());
         let Some(n_evaluated) = self.evaluate_prompt(&tokens, cancel)? else {
             res.finish = FinishReason::Cancelled;
             return Ok(res);
@@ -483,7 +521,7 @@ pub struct GgufTokenizer {
 impl GgufTokenizer {
     pub fn load(path: &Path) -> Result<GgufTokenizer, EngineError> {
         Ok(GgufTokenizer {
-            model: load_model(path, true)?,
+            model: load_vocab(path)?,
         })
     }
 

@@ -89,6 +89,20 @@ pub struct Generation {
     pub timings: Timings,
 }
 
+impl Generation {
+    /// A generation that has produced nothing yet, for an engine to fill in as it streams.
+    pub fn empty(n_prompt: usize) -> Generation {
+        Generation {
+            text: String::new(),
+            finish: FinishReason::Stop,
+            n_prompt,
+            n_evaluated: 0,
+            n_generated: 0,
+            timings: Timings::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timings {
     /// Time to evaluate the prompt's new tokens.

@@ -92,14 +92,7 @@ impl Engine for OpenAiEngine {
         }
         let mut reader = BufReader::new(response.into_body().into_reader());
         let mut stops = StopMatcher::new(&sampling.stop);
-        let mut res = Generation {
-            text: String::new(),
-            finish: FinishReason::Stop,
-            n_prompt: 0,
-            n_evaluated: 0,
-            n_generated: 0,
-            timings: Timings::default(),
-        };
+        let mut res = Generation::empty(0);
         let mut first_text_at = None;
         let mut line = String::new();
         let mut stopped_here = false;

@@ -43,7 +43,7 @@ pub(super) fn run(
         EngineConfig {
             n_ctx: Some(REPLAY_N_CTX),
             threads: Some(threads),
-            default_model: crate::models::default_model_path().ok(),
+            ..EngineConfig::from_env().map_err(anyhow::Error::msg)?
         },
     );
     let engine_name = engine
