@@ -1,19 +1,12 @@
-//! End-to-end tests of `punie lsp`: the built binary over stdio, driven as an editor would,
-//! with the scripted engine. Tests wait on messages (progress `end`, `punie/answer`), never on
-//! sleeps; every wait has a generous deadline so a broken server fails instead of hanging.
+//! End-to-end tests of `punie lsp`: the built binary over stdio, driven as an editor would
+//! (the harness in `lsp_client.rs`), with the scripted engine.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
 use serde_json::{Value, json};
 
-/// A guard against hangs, not a timing assertion: runs on the real model on a loaded 2-core
-/// machine can take minutes.
-const WAIT: Duration = Duration::from_secs(600);
+use crate::lsp_client::{Answers, Client, Launch, file_uri, range};
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,327 +15,12 @@ fn fixture(name: &str) -> String {
     format!("scripted:{}", path.canonicalize().unwrap().display())
 }
 
-fn file_uri(path: &Path) -> String {
-    format!("file://{}", path.display())
-}
-
-/// How the fake editor answers the server's requests.
-#[derive(Clone)]
-struct Answers {
-    /// Accept `window/workDoneProgress/create`.
-    progress: bool,
-    /// The button pressed in `window/showMessageRequest`; `None` dismisses it.
-    permission: Option<&'static str>,
-    /// `applied` of `workspace/applyEdit`.
-    apply_edit: bool,
-    /// Never answer anything (a client that ignores server requests).
-    silent: bool,
-}
-
-impl Default for Answers {
-    fn default() -> Answers {
-        Answers {
-            progress: true,
-            permission: Some("Deny"),
-            apply_edit: true,
-            silent: false,
-        }
-    }
-}
-
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    messages: Receiver<Value>,
-    /// Messages received and not yet consumed by a `wait_for`.
-    unseen: VecDeque<Value>,
-    /// Every message received, for failure reports.
-    log: Vec<Value>,
-    next_id: i64,
-    answers: Answers,
-    pub root: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Client {
-    fn start(engine: &str, capabilities: Value, options: Value) -> Client {
-        Client::start_with(engine, capabilities, options, Answers::default(), &[])
-    }
-
-    fn start_with(
-        engine: &str,
-        capabilities: Value,
-        options: Value,
-        answers: Answers,
-        env: &[(&str, &str)],
-    ) -> Client {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir_all(root.join("src")).unwrap();
-        std::fs::write(
-            root.join("src/calc.py"),
-            "def add(a, b):\n    return a - b\n",
-        )
-        .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
-        command
-            .arg("lsp")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        // The server must not depend on its working directory for the workspace root.
-        command.current_dir(std::env::temp_dir());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, messages) = crossbeam_channel::unbounded();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            while let Some(message) = read_message(&mut reader) {
-                if sender.send(message).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut client = Client {
-            child,
-            stdin,
-            messages,
-            unseen: VecDeque::new(),
-            log: Vec::new(),
-            next_id: 0,
-            answers,
-            root,
-            _dir: dir,
-        };
-        let mut options = options;
-        if options.get("engine").is_none() && !engine.is_empty() {
-            options["engine"] = json!(engine);
-        }
-        let result = client.request(
-            "initialize",
-            json!({
-                "processId": null,
-                "rootUri": file_uri(&client.root),
-                "workspaceFolders": [{"uri": file_uri(&client.root), "name": "w"}],
-                "capabilities": capabilities,
-                "initializationOptions": options,
-            }),
-        );
-        assert!(
-            result.get("result").is_some(),
-            "initialize failed: {result}"
-        );
-        client.notify("initialized", json!({}));
-        client
-    }
-
-    fn send(&mut self, message: Value) {
-        let body = serde_json::to_string(&message).unwrap();
-        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
-    }
-
-    fn send_raw(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(bytes).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn notify(&mut self, method: &str, params: Value) {
-        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
-    }
-
-    /// Sends a request and returns its whole response (`result` or `error`).
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        self.wait_for(&format!("response to {method}"), |m| {
-            m["id"] == id && m.get("method").is_none()
-        })
-    }
-
-    fn open(&mut self, relative: &str, text: &str) -> String {
-        let uri = file_uri(&self.root.join(relative));
-        self.notify(
-            "textDocument/didOpen",
-            json!({"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}),
-        );
-        uri
-    }
-
-    fn ask(&mut self, uri: &str, range: Value, instruction: &str) -> Value {
-        let response = self.request(
-            "workspace/executeCommand",
-            json!({"command": "punie.ask", "arguments": [{"uri": uri, "range": range, "instruction": instruction}]}),
-        );
-        assert!(
-            response["result"]["runId"].is_string(),
-            "punie.ask failed: {response}"
-        );
-        response["result"].clone()
-    }
-
-    /// The next message from the server; server requests are answered on the way.
-    fn next(&mut self, what: &str, deadline: Instant) -> Value {
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let message = self.messages.recv_timeout(timeout).unwrap_or_else(|_| {
-            panic!(
-                "timed out waiting for {what}; messages so far:\n{}",
-                self.log
-                    .iter()
-                    .map(|m| m.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        });
-        self.log.push(message.clone());
-        self.answer_server_request(&message);
-        message
-    }
-
-    fn answer_server_request(&mut self, message: &Value) {
-        let (Some(method), Some(id)) = (message["method"].as_str(), message.get("id")) else {
-            return;
-        };
-        if self.answers.silent {
-            return;
-        }
-        let result = match method {
-            "window/workDoneProgress/create" if self.answers.progress => json!(null),
-            "window/workDoneProgress/create" => {
-                self.send(
-                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no"}}),
-                );
-                return;
-            }
-            "window/showMessageRequest" => match self.answers.permission {
-                Some(title) => json!({"title": title}),
-                None => json!(null),
-            },
-            "workspace/applyEdit" => json!({"applied": self.answers.apply_edit}),
-            "workspace/configuration" => json!([null]),
-            "window/showDocument" => json!({"success": true}),
-            _ => json!(null),
-        };
-        self.send(json!({"jsonrpc": "2.0", "id": id, "result": result}));
-    }
-
-    /// Waits for a message matching `pred`, keeping the others for later waits.
-    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(idx) = self.unseen.iter().position(&pred) {
-            return self.unseen.remove(idx).unwrap();
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let message = self.next(what, deadline);
-            if pred(&message) {
-                return message;
-            }
-            self.unseen.push_back(message);
-        }
-    }
-
-    /// The progress messages on `token` so far, as "kind message".
-    fn progress_on(&self, token: &Value) -> Vec<String> {
-        self.log
-            .iter()
-            .filter(|m| m["method"] == "$/progress" && &m["params"]["token"] == token)
-            .map(|m| {
-                let value = &m["params"]["value"];
-                format!(
-                    "{} {}",
-                    value["kind"].as_str().unwrap_or(""),
-                    value["message"].as_str().unwrap_or("")
-                )
-            })
-            .collect()
-    }
-
-    fn wait_end(&mut self, token: &Value) -> String {
-        let end = self.wait_for("progress end", |m| {
-            m["method"] == "$/progress"
-                && &m["params"]["token"] == token
-                && m["params"]["value"]["kind"] == "end"
-        });
-        end["params"]["value"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    }
-
-    fn wait_answer(&mut self, run_id: &Value) -> Value {
-        let answer = self.wait_for("punie/answer", |m| {
-            m["method"] == "punie/answer" && &m["params"]["runId"] == run_id
-        });
-        answer["params"].clone()
-    }
-
-    /// `shutdown`, `exit`, and the exit code.
-    fn shutdown(mut self) -> i32 {
-        let response = self.request("shutdown", json!(null));
-        assert!(
-            response.get("error").is_none(),
-            "shutdown failed: {response}"
-        );
-        self.notify("exit", json!(null));
-        self.wait_exit()
-    }
-
-    fn wait_exit(&mut self) -> i32 {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            // Draining stdout doubles as the wait: it returns as soon as the server writes or exits.
-            let _ = self.messages.recv_timeout(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_message(reader: &mut dyn BufRead) -> Option<Value> {
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(value) = line.strip_prefix("Content-Length: ") {
-            length = value.parse::<usize>().ok();
-        }
-    }
-    let mut body = vec![0; length?];
-    reader.read_exact(&mut body).ok()?;
-    serde_json::from_slice(&body).ok()
-}
-
 fn full_caps() -> Value {
     json!({
         "window": {"workDoneProgress": true, "showDocument": {"support": true}},
         "workspace": {"applyEdit": true, "workspaceEdit": {"documentChanges": true, "resourceOperations": ["create"]}},
         "experimental": {"punieAnswer": true},
     })
-}
-
-fn range(l0: u32, c0: u32, l1: u32, c1: u32) -> Value {
-    json!({"start": {"line": l0, "character": c0}, "end": {"line": l1, "character": c1}})
 }
 
 const CALC: &str = "def add(a, b):\n    return a - b\n";
@@ -848,8 +526,15 @@ fn a_client_that_never_answers_and_then_disconnects_mid_run() {
         silent: true,
         ..Answers::default()
     };
-    let mut client =
-        Client::start_with(&fixture("slow.json"), full_caps(), json!({}), answers, &[]);
+    let mut client = Client::start_with(
+        &fixture("slow.json"),
+        full_caps(),
+        json!({}),
+        Launch {
+            answers,
+            ..Launch::default()
+        },
+    );
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
     // The create request is never answered, so no progress goes out, but the run goes on and
@@ -858,11 +543,13 @@ fn a_client_that_never_answers_and_then_disconnects_mid_run() {
         &fixture("fix.json"),
         full_caps(),
         json!({}),
-        Answers {
-            silent: true,
-            ..Answers::default()
+        Launch {
+            answers: Answers {
+                silent: true,
+                ..Answers::default()
+            },
+            ..Launch::default()
         },
-        &[],
     );
     let short_uri = short.open("src/calc.py", CALC);
     let short_run = short.ask(&short_uri, range(0, 0, 1, 0), "explain");
@@ -938,8 +625,10 @@ fn permission_denied_reaches_the_model_and_leaves_the_file_untouched() {
         &fixture("write_file.json"),
         full_caps(),
         json!({}),
-        answers,
-        &[],
+        Launch {
+            answers,
+            ..Launch::default()
+        },
     );
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
@@ -986,8 +675,10 @@ fn permission_allowed_sends_the_write_as_an_apply_edit() {
         &fixture("write_file.json"),
         full_caps(),
         json!({}),
-        answers,
-        &[],
+        Launch {
+            answers,
+            ..Launch::default()
+        },
     );
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
@@ -1011,8 +702,10 @@ fn a_rejected_edit_is_a_permission_error_for_the_model() {
         &fixture("write_file.json"),
         full_caps(),
         json!({}),
-        answers,
-        &[],
+        Launch {
+            answers,
+            ..Launch::default()
+        },
     );
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");

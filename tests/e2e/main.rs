@@ -7,6 +7,7 @@ mod ask;
 mod engine;
 mod eval;
 mod lsp;
+mod lsp_client;
 mod micro;
 mod models;
 mod openai;

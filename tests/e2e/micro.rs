@@ -14,8 +14,9 @@ use std::process::{Command, Output};
 
 use punie::engine::llama::{GgufTokenizer, LlamaEngine, load_model};
 use punie::engine::{CancelFlag, Engine, EngineConfig, FinishReason, GenerateRequest, Sampling};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::lsp_client::{Answers, Client, Launch, range};
 use crate::support::fixture_workspace as workspace;
 
 const GGUF: &str = "models/micro/micro-punie-q5_k_m.gguf";
@@ -381,129 +382,34 @@ fn dump_validation() {
     std::fs::write(output, lines).unwrap();
 }
 
-/// The same run through `punie lsp`, driven as an editor would (a minimal client: the full
-/// harness lives in `lsp.rs`): code action → `punie.ask` → `$/progress` reports that include the
-/// model's code running → `end` → `punie/answer`.
+/// The same run through `punie lsp`, driven as an editor would (the harness of `lsp_client.rs`):
+/// code action → `punie.ask` → `$/progress` reports that include the model's code running →
+/// `end` → `punie/answer`.
 #[test]
 fn lsp_code_action_runs_the_models_tool_call_and_answers() {
     let _model = crate::support::real_model_lock();
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::Stdio;
-    use std::sync::mpsc;
-    use std::time::{Duration, Instant};
-
-    fn send(stdin: &mut std::process::ChildStdin, message: Value) {
-        let body = message.to_string();
-        write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-        stdin.flush().unwrap();
-    }
-    fn read(reader: &mut dyn BufRead) -> Option<Value> {
-        let mut length = None;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).ok()? == 0 {
-                return None;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some(value) = line.strip_prefix("Content-Length: ") {
-                length = value.parse::<usize>().ok();
-            }
-        }
-        let mut body = vec![0; length?];
-        reader.read_exact(&mut body).ok()?;
-        serde_json::from_slice(&body).ok()
-    }
-
-    let ws = workspace();
-    let root = ws.path().canonicalize().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
-        .arg("lsp")
-        .env_remove("PUNIE_ENGINE")
-        .env("PUNIE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (sender, messages) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        while let Some(message) = read(&mut reader) {
-            if sender.send(message).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log: Vec<Value> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    // Reads messages (answering the server's requests) until one matches.
-    let mut wait_for = |stdin: &mut std::process::ChildStdin, pred: &dyn Fn(&Value) -> bool| {
-        if let Some(found) = log.iter().find(|m| pred(m)) {
-            return (found.clone(), log.clone());
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let message = messages
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("timed out; messages: {log:#?}"));
-            if let (Some(method), Some(id)) = (message["method"].as_str(), message.get("id")) {
-                let result = match method {
-                    "window/showMessageRequest" => serde_json::json!({"title": "Allow"}),
-                    "workspace/applyEdit" => serde_json::json!({"applied": true}),
-                    "workspace/configuration" => serde_json::json!([null]),
-                    _ => Value::Null,
-                };
-                send(
-                    stdin,
-                    serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                );
-            }
-            log.push(message.clone());
-            if pred(&message) {
-                return (message, log.clone());
-            }
-        }
-    };
+    let mut client = Client::start_with(
+        &format!("llama:{}", gguf().display()),
+        json!({"window": {"workDoneProgress": true}, "experimental": {"punieAnswer": true}}),
+        json!({"profile": "punie-phase22", "toolPolicy": {"run_command": "allow"}}),
+        Launch {
+            workspace: workspace(),
+            answers: Answers {
+                permission: Some("Allow"),
+                ..Answers::default()
+            },
+            env: vec![("PUNIE_LOG", "warn")],
+            env_remove: vec!["PUNIE_ENGINE"],
+        },
+    );
 
     // An empty scratch file: the question then reads like a training prompt (the instruction and
     // a `File:` line, no selection), which is what this tiny model answers with a tool call.
-    let uri = format!("file://{}", root.join("notes.py").display());
-    let options = serde_json::json!({
-        "engine": format!("llama:{}", gguf().display()),
-        "profile": "punie-phase22",
-        "toolPolicy": {"run_command": "allow"},
-    });
-    send(
-        &mut stdin,
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "processId": null,
-            "rootUri": format!("file://{}", root.display()),
-            "capabilities": {"window": {"workDoneProgress": true}, "experimental": {"punieAnswer": true}},
-            "initializationOptions": options,
-        }}),
+    let uri = client.open("notes.py", "");
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": range(0, 0, 0, 0), "context": {"diagnostics": []}}),
     );
-    wait_for(&mut stdin, &|m| m["id"] == 1 && m.get("result").is_some());
-    send(
-        &mut stdin,
-        serde_json::json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
-    );
-    send(
-        &mut stdin,
-        serde_json::json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {
-            "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": ""}}}),
-    );
-    let cursor = serde_json::json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}});
-    send(
-        &mut stdin,
-        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "textDocument/codeAction", "params": {
-            "textDocument": {"uri": uri}, "range": cursor, "context": {"diagnostics": []}}}),
-    );
-    let (actions, _) = wait_for(&mut stdin, &|m| m["id"] == 2);
     let action = actions["result"]
         .as_array()
         .unwrap()
@@ -516,35 +422,19 @@ fn lsp_code_action_runs_the_models_tool_call_and_answers() {
         "Find all classes that inherit from Exception",
         "Find all Python files in the project",
     ];
-    for (n, question) in questions.iter().enumerate() {
+    for question in questions {
         let mut arguments = action["command"]["arguments"].clone();
         arguments[0]["instruction"] = Value::from("ask");
-        arguments[0]["question"] = Value::from(*question);
-        let id = 10 + n as i64;
-        send(
-            &mut stdin,
-            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "workspace/executeCommand",
-                "params": {"command": "punie.ask", "arguments": arguments}}),
+        arguments[0]["question"] = Value::from(question);
+        let started = client.request(
+            "workspace/executeCommand",
+            json!({"command": "punie.ask", "arguments": arguments}),
         );
-        let (started, _) = wait_for(&mut stdin, &|m| m["id"] == id);
         let token = started["result"]["token"].clone();
         let run_id = started["result"]["runId"].clone();
         assert!(token.is_string(), "{started}");
-        let (answer, log) = wait_for(&mut stdin, &|m| {
-            m["method"] == "punie/answer" && m["params"]["runId"] == run_id
-        });
-        let progress: Vec<String> = log
-            .iter()
-            .filter(|m| m["method"] == "$/progress" && m["params"]["token"] == token)
-            .map(|m| {
-                let value = &m["params"]["value"];
-                format!(
-                    "{} {}",
-                    value["kind"].as_str().unwrap_or(""),
-                    value["message"].as_str().unwrap_or("")
-                )
-            })
-            .collect();
+        let answer = client.wait_answer(&run_id);
+        let progress = client.progress_on(&token);
         eprintln!("{question}: {progress:?}");
         if progress.iter().any(|p| p == "report running code") {
             runs_with_code += 1;
@@ -554,9 +444,9 @@ fn lsp_code_action_runs_the_models_tool_call_and_answers() {
             Some("end done"),
             "{progress:?}"
         );
-        assert_eq!(answer["params"]["status"], "done", "{answer}");
+        assert_eq!(answer["status"], "done", "{answer}");
         assert!(
-            answer["params"]["markdown"]
+            answer["markdown"]
                 .as_str()
                 .is_some_and(|m| !m.trim().is_empty()),
             "{answer}"
@@ -566,14 +456,5 @@ fn lsp_code_action_runs_the_models_tool_call_and_answers() {
         runs_with_code > 0,
         "no run reported the model's code running"
     );
-    send(
-        &mut stdin,
-        serde_json::json!({"jsonrpc": "2.0", "id": 9, "method": "shutdown", "params": null}),
-    );
-    send(
-        &mut stdin,
-        serde_json::json!({"jsonrpc": "2.0", "method": "exit", "params": null}),
-    );
-    drop(stdin);
-    let _ = child.wait();
+    client.shutdown();
 }

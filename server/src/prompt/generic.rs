@@ -21,27 +21,27 @@ use minijinja::{Environment, Error, ErrorKind, State, context};
 
 use super::phase22::tool_response;
 use super::{GenericConfig, Message, Prompt, Role};
+use crate::tools::{CODE_MODE_INTRO, CODE_MODE_RULES, code_mode_functions};
 
 /// The persona when the caller supplies no system prompt.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
     "You are Punie, an AI coding assistant that helps with Python development.";
 
-/// Code Mode instructions: Punie's `instructions_text` (`fixtures/punie/tool_signatures.json`),
-/// plus the exact call syntax our parser reads, since a model without the fine-tune has never seen
+/// Code Mode instructions: Punie's (see [`crate::tools::code_mode_instructions`]), plus the exact
+/// call syntax our parser reads, since a model without the fine-tune has never seen
 /// `execute_code` as a tool.
 pub fn code_mode_instructions(stubs: &str) -> String {
     let stubs = stubs.trim_end();
     let functions = if stubs.is_empty() {
         String::new()
     } else {
-        format!("\nAvailable external functions:\n```python\n{stubs}\n```\n")
+        format!("\n{}", code_mode_functions(stubs))
     };
-    format!(
-        r#"## Code Mode — Multi-Step Tool Execution
+    format!("{CODE_MODE_INTRO}{CALL_SYNTAX}{functions}\n{CODE_MODE_RULES}")
+}
 
-You can execute multiple tool calls in a single turn by generating Python code.
-Use the `execute_code` tool with Python that calls the available external functions.
-To use it, write exactly this form, with your code in place of the example, and stop:
+/// How to call `execute_code`, in the form the fine-tune emits and the parser reads.
+const CALL_SYNTAX: &str = r#"To use it, write exactly this form, with your code in place of the example, and stop:
 
 <tool_call><function=execute_code>
 <parameter=code>
@@ -51,33 +51,7 @@ print(read_file("README.md"))
 
 What the code prints comes back in a <tool_response>. Then answer, or run more code.
 Answer directly, without a tool call, when no tool is needed.
-{functions}
-Constraints:
-- No classes allowed (functions only)
-- Limited stdlib (no os, pathlib, subprocess, sys)
-- Use only the external functions provided above
-- Print results to show output to the user
-- Handle errors with try/except
-
-Example multi-step query:
-User: "Find all Python files and count imports"
-
-Use the execute_code tool with this code:
-```python
-# Find all Python files
-files_output = run_command("find", args=["-name", "*.py"])
-files = files_output.strip().split("\n")
-
-# Count imports in each file
-total_imports = 0
-for file_path in files:
-    content = read_file(file_path)
-    total_imports += content.count("import ")
-
-print(f"Found {{total_imports}} imports across {{len(files)}} Python files")
-```"#
-    )
-}
+"#;
 
 /// The generic prompt; see the module doc.
 pub fn render(messages: &[Message], config: &GenericConfig) -> Prompt {

@@ -233,20 +233,26 @@ pub fn stubs_text(tools: &[Tool]) -> String {
     res
 }
 
-/// Punie's Code Mode instructions around the stub block for `tools`.
+/// Punie's Code Mode instructions around the stub block for `tools`, byte for byte the
+/// fine-tune's `instructions_text` (`fixtures/punie/tool_signatures.json`).
 pub fn code_mode_instructions(tools: &[Tool]) -> String {
     format!(
-        "{INSTRUCTIONS_HEAD}{}{INSTRUCTIONS_TAIL}",
-        stubs_text(tools)
+        "\n{CODE_MODE_INTRO}\n{}\n{CODE_MODE_RULES}\n",
+        code_mode_functions(&stubs_text(tools))
     )
 }
 
-const INSTRUCTIONS_HEAD: &str = "\n## Code Mode \u{2014} Multi-Step Tool Execution\n\nYou can execute multiple tool calls in a single turn by generating Python code.\nUse the `execute_code` tool with Python that calls the available external functions.\n\nAvailable external functions:\n```python\n";
+/// The heading and opening lines of the Code Mode instructions (the `generic` profile adds the
+/// call syntax after them).
+pub(crate) const CODE_MODE_INTRO: &str = "## Code Mode \u{2014} Multi-Step Tool Execution\n\nYou can execute multiple tool calls in a single turn by generating Python code.\nUse the `execute_code` tool with Python that calls the available external functions.\n";
 
-const INSTRUCTIONS_TAIL: &str = r#"
-```
+/// The stub block of the Code Mode instructions.
+pub(crate) fn code_mode_functions(stubs: &str) -> String {
+    format!("Available external functions:\n```python\n{stubs}\n```\n")
+}
 
-Constraints:
+/// The constraints and the worked example that end the Code Mode instructions.
+pub(crate) const CODE_MODE_RULES: &str = r#"Constraints:
 - No classes allowed (functions only)
 - Limited stdlib (no os, pathlib, subprocess, sys)
 - Use only the external functions provided above
@@ -269,8 +275,7 @@ for file_path in files:
     total_imports += content.count("import ")
 
 print(f"Found {total_imports} imports across {len(files)} Python files")
-```
-"#;
+```"#;
 
 /// The registry, in the order Punie listed its stubs.
 pub static REGISTRY: &[ToolSpec] = &[
