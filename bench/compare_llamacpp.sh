@@ -37,7 +37,8 @@ for round in $(seq 1 "$rounds"); do
             python3 -c 'import json,sys; e=json.load(sys.stdin)["engine"]; print(json.dumps({"who":"punie repack="+sys.argv[1],"prefill":e["prefill_tok_s"],"decode":e["decode_tok_s"],"ttft_cold":e["ttft_cold_ms"],"ttft_warm":e["ttft_warm_ms"]}))' "$repack" >>"$results"
     done
     echo "==> round $round/$rounds: llama.cpp reference" >&2
-    "$venv/bin/python" "$repo_root/bench/llamacpp_reference.py" --model "$model" --prompt "$prompt" --threads "$threads" |
+    # llama.cpp logs every tensor it loads: keep the reference's log out of the report.
+    "$venv/bin/python" "$repo_root/bench/llamacpp_reference.py" --model "$model" --prompt "$prompt" --threads "$threads" 2>>"$results.log" |
         python3 -c 'import json,sys; e=json.load(sys.stdin); print(json.dumps({"who":"reference","prefill":e["prefill_tok_s"],"decode":e["decode_tok_s"]}))' >>"$results"
 done
 
@@ -55,4 +56,4 @@ for who, label in (("punie repack=0", "punie, no repack"), ("punie repack=1", "p
     print(f"{label:18}{pre:>14.1f}{dec:>14.1f}{pre / r_pre:>16.3f}{dec / r_dec:>15.3f}{cold:>14.1f}{warm:>14.1f}")
 print(f"{'llama.cpp':18}{r_pre:>14.1f}{r_dec:>14.1f}")
 PY
-rm -f "$results"
+rm -f "$results" "$results.log"

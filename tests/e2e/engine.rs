@@ -69,6 +69,39 @@ fn greedy_generation_is_deterministic() {
     );
 }
 
+/// Every combination of the two CPU switches (weight repacking, flash attention) loads and
+/// generates; on a CPU with AMX the repacked weights run llama.cpp's AMX kernels, which a
+/// miscompiled llama.cpp kills with SIGILL (docs/benchmarks.md).
+#[test]
+fn every_weight_layout_and_attention_kernel_generates() {
+    let _model = crate::support::real_model_lock();
+    for repack_weights in [false, true] {
+        for flash_attention in [false, true] {
+            let config = EngineConfig {
+                n_ctx: Some(512),
+                threads: Some(1),
+                default_model: Some(default_model()),
+                repack_weights: Some(repack_weights),
+                flash_attention: Some(flash_attention),
+            };
+            let engine = EngineHandle::spawn(EngineSpec::Default, config);
+            engine.wait_ready().expect("the default model loads");
+            // A prompt long enough for a batched matrix product, then single-token decodes.
+            let prompt = chat(&"Name three colours. ".repeat(20));
+            let sampling = Sampling {
+                max_tokens: 8,
+                ignore_eog: true,
+                ..Sampling::default()
+            };
+            let generation = generate(&engine, &prompt, sampling);
+            assert_eq!(
+                generation.n_generated, 8,
+                "repack {repack_weights}, flash attention {flash_attention}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_stop_string_stops_generation() {
     let _model = crate::support::real_model_lock();

@@ -127,7 +127,7 @@ fn bench_engine(
 
     let workload = llama::run_workload(
         &model,
-        threads,
+        &config,
         text,
         WORKLOAD_PROMPT_TOKENS,
         WORKLOAD_DECODE_TOKENS,
@@ -177,7 +177,8 @@ fn bench_engine(
     }
     Ok(json!({
         "model": path.display().to_string(),
-        "repack_weights": config.repack_weights,
+        "repack_weights": config.repack_weights.unwrap_or(true),
+        "flash_attention": llama::FlashAttention::for_config(&config).name(),
         "load_ms": round(load_ms),
         "prefill_tok_s": round(prefill_tok_s),
         "decode_tok_s": round(decode_tok_s),
@@ -263,6 +264,7 @@ fn print_table(report: &Value) {
         println!("engine:  {}", engine["model"]);
         for key in [
             "repack_weights",
+            "flash_attention",
             "load_ms",
             "prefill_tok_s",
             "decode_tok_s",

@@ -23,15 +23,17 @@ pub struct EngineConfig {
     /// Where the default model lives (resolved by `models::default_model_path`).
     pub default_model: Option<PathBuf>,
     /// Let llama.cpp repack weights into CPU-specific layouts (its "extra buffer types", e.g.
-    /// AMX tiles). Faster large batches, slower decode on the CPUs measured; see
-    /// docs/benchmarks.md.
-    pub repack_weights: bool,
+    /// AMX tiles); `None` means yes, llama.cpp's default. See docs/benchmarks.md.
+    pub repack_weights: Option<bool>,
+    /// llama.cpp's flash attention; `None` means llama.cpp's `auto` in GPU builds and off in
+    /// CPU-only builds, where it made decode more than twice as slow (docs/benchmarks.md).
+    pub flash_attention: Option<bool>,
 }
 
 impl EngineConfig {
     /// The configuration a user sets through the environment: `PUNIE_CTX_SIZE` (context size in
-    /// tokens), `PUNIE_THREADS` (CPU threads) and `PUNIE_REPACK_WEIGHTS` (`1`/`0`), with the
-    /// default model in the model directory.
+    /// tokens), `PUNIE_THREADS` (CPU threads), `PUNIE_REPACK_WEIGHTS` and `PUNIE_FLASH_ATTN`
+    /// (`1` or `0`), with the default model in the model directory.
     pub fn from_env() -> Result<EngineConfig, String> {
         fn positive<T: std::str::FromStr + Default + PartialOrd>(
             name: &str,
@@ -58,7 +60,8 @@ impl EngineConfig {
             n_ctx: positive("PUNIE_CTX_SIZE")?,
             threads: positive("PUNIE_THREADS")?,
             default_model: crate::models::default_model_path().ok(),
-            repack_weights: switch("PUNIE_REPACK_WEIGHTS")?.unwrap_or_default(),
+            repack_weights: switch("PUNIE_REPACK_WEIGHTS")?,
+            flash_attention: switch("PUNIE_FLASH_ATTN")?,
         })
     }
 }

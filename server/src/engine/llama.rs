@@ -14,6 +14,10 @@
 //! **Cancellation** is checked between decode calls (llama.cpp 0.1.160 has no abort callback).
 //! The prompt is evaluated in chunks of at most [`PREFILL_CHUNK`] tokens so a long prompt can
 //! be cancelled part-way.
+//!
+//! **CPU choices**, both measured in docs/benchmarks.md and switchable through [`EngineConfig`]:
+//! llama.cpp repacks weights into CPU-specific layouts (its default; see [`load_model`]), and
+//! flash attention is off in CPU-only builds ([`FlashAttention`]).
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -96,9 +100,60 @@ fn physical_cores() -> Option<usize> {
 }
 
 /// Checks the file, loads the model (weights are memory-mapped) and returns it, with llama.cpp's
-/// weight repacking as `config.repack_weights` says.
+/// weight repacking unless `config.repack_weights` turns it off.
 pub fn load_model(path: &Path, config: &EngineConfig) -> Result<LlamaModel, EngineError> {
-    load_checked(path, false, config.repack_weights)
+    load_checked(path, false, config.repack_weights.unwrap_or(true))
+}
+
+/// How llama.cpp is asked to use flash attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashAttention {
+    On,
+    Off,
+    /// llama.cpp decides per device.
+    Auto,
+}
+
+impl FlashAttention {
+    /// As configured, else `Auto` where a GPU backend is built in and `Off` on the CPU, where
+    /// it made single-token decode 2.3 times slower and small prompt batches 4 times slower
+    /// (docs/benchmarks.md).
+    pub fn for_config(config: &EngineConfig) -> FlashAttention {
+        match config.flash_attention {
+            Some(true) => FlashAttention::On,
+            Some(false) => FlashAttention::Off,
+            None if cfg!(any(feature = "metal", feature = "cuda")) => FlashAttention::Auto,
+            None => FlashAttention::Off,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FlashAttention::On => "on",
+            FlashAttention::Off => "off",
+            FlashAttention::Auto => "auto",
+        }
+    }
+
+    fn policy(self) -> llama_cpp_sys_2::llama_flash_attn_type {
+        match self {
+            FlashAttention::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            FlashAttention::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+            FlashAttention::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+        }
+    }
+}
+
+/// Context parameters shared by the engine and the benchmark workload.
+fn context_params(config: &EngineConfig, n_ctx: u32, n_batch: u32) -> LlamaContextParams {
+    let threads = config.threads.unwrap_or_else(default_threads);
+    LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(n_batch)
+        .with_n_ubatch(n_batch)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads)
+        .with_flash_attention_policy(FlashAttention::for_config(config).policy())
 }
 
 /// Loads only the vocabulary of a GGUF model (no weights), for tokenization.
@@ -135,10 +190,10 @@ fn load_checked(
 /// Loads a model with llama.cpp's default parameters plus our two choices.
 ///
 /// `repack_weights` is llama.cpp's `use_extra_bufts`: weights are copied into a CPU-specific
-/// layout (AMX tiles, AVX2/NEON interleaving) that speeds up large batches. On an AMX CPU it
-/// makes prompt evaluation three times faster and single-token decode and batches under 64
-/// tokens slower (docs/benchmarks.md). `llama-cpp-2` 0.1.160 keeps that field private, so this
-/// calls llama.cpp itself and hands the model to `LlamaModel`, which owns and frees it.
+/// layout (AMX tiles, AVX2/NEON interleaving). On the AMX CPU measured it made prompt evaluation
+/// 2.5 times and decode 1.4 times faster (docs/benchmarks.md); the switch exists for CPUs where
+/// it does not pay. `llama-cpp-2` 0.1.160 keeps that field private, so this calls llama.cpp
+/// itself and hands the model to `LlamaModel`, which owns and frees it.
 fn load_with_llama_cpp(
     path: &Path,
     vocab_only: bool,
@@ -207,12 +262,7 @@ impl<'m> LlamaEngine<'m> {
             .unwrap_or_else(|| model.n_ctx_train().clamp(1, DEFAULT_MAX_CTX));
         let n_batch = n_ctx.min(MAX_BATCH);
         let threads = config.threads.unwrap_or_else(default_threads);
-        let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(n_ctx))
-            .with_n_batch(n_batch)
-            .with_n_ubatch(n_batch)
-            .with_n_threads(threads)
-            .with_n_threads_batch(threads);
+        let params = context_params(config, n_ctx, n_batch);
         let context =
             model
                 .new_context(init_backend(), params)
@@ -438,18 +488,13 @@ pub struct WorkloadFigures {
 /// between repetitions; one warm-up; medians of `repetitions`.
 pub fn run_workload(
     model: &LlamaModel,
-    threads: i32,
+    config: &EngineConfig,
     text: &str,
     n_prompt: usize,
     n_decode: usize,
     repetitions: usize,
 ) -> Result<WorkloadFigures, EngineError> {
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(MAX_BATCH))
-        .with_n_batch(MAX_BATCH)
-        .with_n_ubatch(MAX_BATCH)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
+    let params = context_params(config, MAX_BATCH, MAX_BATCH);
     let mut context = model
         .new_context(init_backend(), params)
         .map_err(|err| EngineError::Backend(format!("context: {err}")))?;
