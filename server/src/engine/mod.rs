@@ -89,6 +89,12 @@ pub struct Generation {
     pub timings: Timings,
 }
 
+/// A token count for engines without a tokenizer at hand: four bytes a token, the usual rule of
+/// thumb for English text and code.
+pub(crate) fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4)
+}
+
 impl Generation {
     /// A generation that has produced nothing yet, for an engine to fill in as it streams.
     pub fn empty(n_prompt: usize) -> Generation {

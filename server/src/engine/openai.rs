@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::stop::StopMatcher;
-use super::{CancelFlag, Engine, EngineError, FinishReason, GenerateRequest, Generation, Timings};
+use super::{
+    CancelFlag, Engine, EngineError, FinishReason, GenerateRequest, Generation, Timings,
+    estimate_tokens,
+};
 
 /// A server that sends nothing for this long is considered gone.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
@@ -148,8 +151,13 @@ impl Engine for OpenAiEngine {
                 res.text.push_str(&rest);
             }
         }
+        // Servers that stream no usage (llama-cpp-python's) get the estimate; servers have no
+        // common tokenize endpoint.
         if res.n_prompt == 0 {
-            res.n_prompt = self.count_tokens(&request.prompt)?;
+            res.n_prompt = estimate_tokens(&request.prompt);
+        }
+        if res.n_generated == 0 {
+            res.n_generated = estimate_tokens(&res.text);
         }
         res.n_evaluated = res.n_prompt;
         let ttft = first_text_at.unwrap_or_else(|| started.elapsed());
@@ -161,9 +169,8 @@ impl Engine for OpenAiEngine {
         Ok(res)
     }
 
-    /// Servers have no common tokenize endpoint; four bytes a token is the usual estimate.
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
-        Ok(text.len().div_ceil(4))
+        Ok(estimate_tokens(text))
     }
 }
 

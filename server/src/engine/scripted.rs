@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{CancelFlag, Engine, EngineError, FinishReason, GenerateRequest, Generation, Timings};
+use super::{
+    CancelFlag, Engine, EngineError, FinishReason, GenerateRequest, Generation, Timings,
+    estimate_tokens,
+};
 
 /// Characters per streamed chunk: small enough that a turn arrives in many pieces.
 const CHUNK_CHARS: usize = 8;
@@ -136,11 +139,6 @@ fn sleep_unless_cancelled(total: Duration, cancel: &CancelFlag) {
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
     }
-}
-
-/// The scripted engine has no tokenizer; four bytes a token is the usual rule of thumb.
-fn estimate_tokens(text: &str) -> usize {
-    text.len().div_ceil(4)
 }
 
 #[cfg(test)]
