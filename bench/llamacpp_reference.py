@@ -29,10 +29,9 @@ def main() -> None:
 
     lc.llama_backend_init()
     model_params = lc.llama_model_default_params()
-    # On CPUs with AMX (Sapphire Rapids and later), the ggml of llama-cpp-python 0.3.36 repacks
-    # weights for AMX and then dies with SIGILL in a VM that did not grant the AMX state (newer
-    # ggml, as in Punie's llama.cpp, asks the kernel first). Plain AVX-512 is used instead; see
-    # docs/benchmarks.md for what that means for the comparison.
+    # On CPUs with AMX (Sapphire Rapids and later), llama-cpp-python 0.3.36 repacks weights for
+    # AMX and then dies with SIGILL: its Release build (-O3, GCC 12) drops the stores that fill the
+    # AMX tile configuration. Plain AVX-512 is used instead; see docs/benchmarks.md.
     model_params.use_extra_bufts = False
     model = lc.llama_model_load_from_file(args.model.encode(), model_params)
     vocab = lc.llama_model_get_vocab(model)

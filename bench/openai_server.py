@@ -1,8 +1,8 @@
 """llama-cpp-python's OpenAI-compatible server with llama.cpp's extra buffer types turned off.
 
-Its ggml (0.3.36) repacks weights for AMX on CPUs that have it and then dies with SIGILL in VMs
-that did not grant the AMX state, before serving a single request. Turning the extra buffer types
-off (what `--no-repack` does in llama.cpp's own server) gives plain AVX-512 kernels instead; the
+Its ggml (0.3.36) repacks weights for AMX on CPUs that have it and then dies with SIGILL before
+serving a single request: its Release build (-O3, GCC 12) drops the stores that fill the AMX tile
+configuration (docs/benchmarks.md). Turning the extra buffer types off (what `--no-repack` does in llama.cpp's own server) gives plain AVX-512 kernels instead; the
 server is otherwise unchanged. Arguments are `python -m llama_cpp.server`'s.
 """
 

@@ -24,7 +24,7 @@ fi
 
 echo "==> starting llama_cpp.server on 127.0.0.1:$port with $model" >&2
 # bench/openai_server.py is `python -m llama_cpp.server` with llama.cpp's extra buffer types off
-# (its ggml dies with SIGILL when it picks AMX on some VMs).
+# (its -O3 build miscompiles the AMX kernels: SIGILL on CPUs with AMX).
 "$venv/bin/python" bench/openai_server.py --model "$model" --model_alias smollm2 --host 127.0.0.1 --port "$port" --n_ctx 2048 >/tmp/punie-openai-server.log 2>&1 &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true' EXIT
