@@ -6,7 +6,9 @@
 # The reference is llama-cpp-python built from source with native CPU flags, in a venv cached
 # under ~/.cache/punie-bench (the first run builds it: several minutes on 2 cores).
 #
-#   bench/compare_llamacpp.sh [MODEL.gguf] [THREADS] [ROUNDS]
+#   bench/compare_llamacpp.sh [MODEL.gguf] [THREADS] [ROUNDS] [SUMMARY.json]
+#
+# SUMMARY.json, when given, receives the medians for `punie bench --report --reference`.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +16,7 @@ punie="$repo_root/target/debug/punie"
 model="${1:-$("$punie" models list | awk -F'\t' '$1 == "smollm2-135m-instruct-q4_1" { print $3 }' | sed 's/ (default)//')}"
 threads="${2:-2}"
 rounds="${3:-3}"
+summary="${4:-}"
 prompt="$repo_root/bench/prompt.txt"
 venv="${PUNIE_BENCH_VENV:-$HOME/.cache/punie-bench/llama-cpp-python-0.3.36}"
 
@@ -39,12 +42,13 @@ for round in $(seq 1 "$rounds"); do
     echo "==> round $round/$rounds: llama.cpp reference" >&2
     # llama.cpp logs every tensor it loads: keep the reference's log out of the report.
     "$venv/bin/python" "$repo_root/bench/llamacpp_reference.py" --model "$model" --prompt "$prompt" --threads "$threads" 2>>"$results.log" |
-        python3 -c 'import json,sys; e=json.load(sys.stdin); print(json.dumps({"who":"reference","prefill":e["prefill_tok_s"],"decode":e["decode_tok_s"]}))' >>"$results"
+        python3 -c 'import json,sys; e=json.load(sys.stdin); print(json.dumps({"who":"reference","engine":e["engine"],"prefill":e["prefill_tok_s"],"decode":e["decode_tok_s"]}))' >>"$results"
 done
 
-python3 - "$results" "$model" "$threads" <<'PY'
+python3 - "$results" "$model" "$threads" "$summary" <<'PY'
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
+reference_engine = next(r.get("engine") for r in rows if r["who"] == "reference")
 def med(who, key):
     return statistics.median(r[key] for r in rows if r["who"] == who)
 r_pre, r_dec = med("reference", "prefill"), med("reference", "decode")
@@ -55,5 +59,15 @@ for who, label in (("punie repack=0", "punie, no repack"), ("punie repack=1", "p
     cold, warm = med(who, "ttft_cold"), med(who, "ttft_warm")
     print(f"{label:18}{pre:>14.1f}{dec:>14.1f}{pre / r_pre:>16.3f}{dec / r_dec:>15.3f}{cold:>14.1f}{warm:>14.1f}")
 print(f"{'llama.cpp':18}{r_pre:>14.1f}{r_dec:>14.1f}")
+if sys.argv[4]:
+    def figures(who):
+        return {key: med(who, key) for key in ("prefill", "decode", "ttft_cold", "ttft_warm")}
+    summary = {
+        "model": sys.argv[2], "threads": int(sys.argv[3]), "rounds": len(rows) // 3,
+        "punie": figures("punie repack=1"), "punie_no_repack": figures("punie repack=0"),
+        "reference": {"engine": reference_engine, "prefill": r_pre, "decode": r_dec},
+    }
+    with open(sys.argv[4], "w") as out:
+        json.dump(summary, out, indent=2)
 PY
 rm -f "$results" "$results.log"

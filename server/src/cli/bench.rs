@@ -9,11 +9,15 @@
 //! `end`, RSS: `lsp::bench`), and `strategies` (Code Mode vs tool-per-turn on the Task 9
 //! multi-step queries: token counts, a latency model at the production model's M1 Max rates,
 //! and replayed wall time on the engine; `--chart` writes the per-turn latency SVG). With no
-//! `--only`, every section runs, so one command gives every figure of docs/benchmarks.md.
+//! `--only`, every section runs, so one command gives every figure of docs/benchmarks.md;
+//! `--report` writes them into that file as a generated section (`report.rs`), with the llama.cpp
+//! reference's figures from `bench/compare_llamacpp.sh` when `--reference` names them.
+//! `bench/report.sh` runs both.
 
+mod report;
 mod strategies;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -57,6 +61,14 @@ pub struct Args {
     /// tokenizer.json (the production model's) instead of the engine's tokenizer.
     #[arg(long, value_name = "JSON")]
     tokenizer: Option<PathBuf>,
+    /// Write the figures as a Markdown section into this file (e.g. docs/benchmarks.md),
+    /// replacing the section a previous run wrote there.
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
+    /// With --report: the llama.cpp reference's figures, as `bench/compare_llamacpp.sh` writes
+    /// them (its fourth argument).
+    #[arg(long, value_name = "JSON", requires = "report")]
+    reference: Option<PathBuf>,
 }
 
 /// Snippets per sandbox measurement, and codeAction requests per LSP measurement.
@@ -101,12 +113,60 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.chart.as_deref(),
         )?;
     }
+    if let Some(path) = &args.report {
+        write_report(path, args.reference.as_deref(), &report)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Splices the figures into `path` as its generated section (atomically; other text is kept).
+fn write_report(path: &Path, reference: Option<&Path>, figures: &Value) -> anyhow::Result<()> {
+    let reference: Option<Value> = reference
+        .map(|file| -> anyhow::Result<Value> {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading --reference {}", file.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("--reference {} is not JSON", file.display()))
+        })
+        .transpose()?;
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    let command = std::iter::once("punie".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let commit = git_commit();
+    let context = report::ReportContext {
+        command: &command,
+        date: &report::utc_date(now),
+        commit: commit.as_deref(),
+    };
+    let section = report::render(figures, reference.as_ref(), &context);
+    crate::workspace::write_atomic(path, &report::splice(&existing, &section))
+        .map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))
+}
+
+/// The checked-out commit of this repository (`-dirty` with uncommitted changes), when git can
+/// tell.
+fn git_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=7"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(output.stdout).ok()?.trim().to_owned();
+    (output.status.success() && !commit.is_empty()).then_some(commit)
 }
 
 fn bench_engine(

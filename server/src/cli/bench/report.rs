@@ -1,0 +1,302 @@
+//! `punie bench --report FILE`: the figures as a Markdown section, spliced into FILE between two
+//! marker lines so the hand-written analysis around it stays. Pure: text in, text out.
+
+use serde_json::Value;
+
+pub(super) const BEGIN: &str =
+    "<!-- punie bench --report: generated section, do not edit by hand -->";
+pub(super) const END: &str = "<!-- punie bench --report: end -->";
+
+/// What the report says about how its figures were taken.
+pub(super) struct ReportContext<'a> {
+    /// The command line that produced the figures.
+    pub command: &'a str,
+    /// The day they were taken, `YYYY-MM-DD` (UTC).
+    pub date: &'a str,
+    /// The commit, when known.
+    pub commit: Option<&'a str>,
+}
+
+/// `document` with the block between the markers replaced by `section` (markers kept), or with
+/// the markers and `section` appended when the document has none yet.
+pub(super) fn splice(document: &str, section: &str) -> String {
+    let block = format!("{BEGIN}\n{}\n{END}", section.trim_end());
+    match (document.find(BEGIN), document.find(END)) {
+        (Some(begin), Some(end)) if begin < end => {
+            format!(
+                "{}{block}{}",
+                &document[..begin],
+                &document[end + END.len()..]
+            )
+        }
+        _ => {
+            let separator = if document.is_empty() || document.ends_with("\n\n") {
+                ""
+            } else if document.ends_with('\n') {
+                "\n"
+            } else {
+                "\n\n"
+            };
+            format!("{document}{separator}{block}\n")
+        }
+    }
+}
+
+/// The Markdown section for a `punie bench` report (its JSON form), with the llama.cpp
+/// reference's figures from `bench/compare_llamacpp.sh` when given.
+pub(super) fn render(report: &Value, reference: Option<&Value>, context: &ReportContext) -> String {
+    let machine = &report["machine"];
+    let mut out = String::from("## Latest `punie bench` run\n\n");
+    out.push_str(&format!(
+        "Command: `{}`, {}{}. Machine: {} ({} threads, {}), llama.cpp build {}.\n",
+        context.command,
+        context.date,
+        context
+            .commit
+            .map(|commit| format!(", commit {commit}"))
+            .unwrap_or_default(),
+        text(&machine["cpu"]),
+        machine["threads"],
+        text(&machine["os"]),
+        text(&machine["build"]),
+    ));
+    if let Some(engine) = report.get("engine") {
+        render_engine(&mut out, engine, reference);
+    }
+    if let Some(sandbox) = report.get("sandbox") {
+        out.push_str("\n### Sandbox\n\n| figure | value |\n|---|---|\n");
+        row(
+            &mut out,
+            "trivial snippet on a warm worker, p50 / p99",
+            format!(
+                "{} / {} ms",
+                sandbox["overhead_p50_ms"], sandbox["overhead_p99_ms"]
+            ),
+        );
+        row(
+            &mut out,
+            "three `read_file` calls, p50 / p99",
+            format!(
+                "{} / {} ms",
+                sandbox["tool_snippet_p50_ms"], sandbox["tool_snippet_p99_ms"]
+            ),
+        );
+    }
+    if let Some(lsp) = report.get("lsp") {
+        out.push_str("\n### Language server\n\n| figure | value |\n|---|---|\n");
+        row(
+            &mut out,
+            "`codeAction` while a run streams, p50 / p99",
+            format!(
+                "{} / {} ms",
+                lsp["code_action_p50_ms"], lsp["code_action_p99_ms"]
+            ),
+        );
+        row(
+            &mut out,
+            "`punie.cancel` to progress `end`",
+            format!("{} ms", lsp["cancel_to_end_ms"]),
+        );
+        row(
+            &mut out,
+            "RSS of the server (scripted engine)",
+            format!("{} MB", lsp["rss_mb"]),
+        );
+    }
+    if let Some(strategies) = report.get("strategies") {
+        render_strategies(&mut out, strategies);
+    }
+    out
+}
+
+fn render_engine(out: &mut String, engine: &Value, reference: Option<&Value>) {
+    out.push_str(&format!(
+        "\n### Engine\n\nModel `{}`; weights repacked: {}; flash attention: {}. Workload: INTERFACES.md §4, medians of {} repetitions.\n\n",
+        text(&engine["model"]),
+        engine["repack_weights"],
+        text(&engine["flash_attention"]),
+        engine["workload"]["repetitions"],
+    ));
+    out.push_str("| figure | value |\n|---|---|\n");
+    row(out, "load", format!("{} ms", engine["load_ms"]));
+    row(out, "prefill", format!("{} tok/s", engine["prefill_tok_s"]));
+    row(out, "decode", format!("{} tok/s", engine["decode_tok_s"]));
+    row(
+        out,
+        "time to first token, cold",
+        format!("{} ms", engine["ttft_cold_ms"]),
+    );
+    row(
+        out,
+        &format!(
+            "time to first token, warm ({} new tokens evaluated)",
+            engine["warm_tokens_evaluated"]
+        ),
+        format!(
+            "{} ms ({})",
+            engine["ttft_warm_ms"],
+            percent(&engine["ttft_warm_ms"], &engine["ttft_cold_ms"])
+        ),
+    );
+    let Some(reference) = reference else {
+        return;
+    };
+    out.push_str(&format!(
+        "\nAgainst llama.cpp's reference (`bench/compare_llamacpp.sh`, {} interleaved rounds, medians; {}):\n\n",
+        reference["rounds"],
+        text(&reference["reference"]["engine"]),
+    ));
+    out.push_str("| | prefill tok/s | decode tok/s | ratio prefill | ratio decode |\n|---|---|---|---|---|\n");
+    let reference_figures = &reference["reference"];
+    for (key, label) in [
+        ("punie", "Punie, defaults"),
+        ("punie_no_repack", "Punie, `PUNIE_REPACK_WEIGHTS=0`"),
+    ] {
+        let figures = &reference[key];
+        out.push_str(&format!(
+            "| {label} | {} | {} | {} | {} |\n",
+            figures["prefill"],
+            figures["decode"],
+            ratio(&figures["prefill"], &reference_figures["prefill"]),
+            ratio(&figures["decode"], &reference_figures["decode"]),
+        ));
+    }
+    out.push_str(&format!(
+        "| llama.cpp reference | {} | {} | | |\n",
+        reference_figures["prefill"], reference_figures["decode"]
+    ));
+}
+
+fn render_strategies(out: &mut String, strategies: &Value) {
+    let totals = &strategies["totals"];
+    out.push_str(&format!(
+        "\n### Code Mode vs tool-per-turn\n\nTask 9 multi-step queries, scripted transcripts of both strategies; tokens by `{}`; modelled seconds at the rates of {}: prefill {} tok/s, decode {} tok/s; wall time replayed on `{}`, medians of {} interleaved repetitions.\n\n",
+        text(&strategies["model_tokenizer"]),
+        text(&strategies["rates"]["what"]),
+        strategies["rates"]["prefill_tok_s"],
+        strategies["rates"]["decode_tok_s"],
+        text(&strategies["replay_engine"]),
+        strategies["repetitions"],
+    ));
+    out.push_str("| query | turns CM / TPT | modelled s with reuse | modelled s without | wall ms (replay) | ratio wall |\n|---|---|---|---|---|---|\n");
+    for query in strategies["queries"].as_array().into_iter().flatten() {
+        let (cm, tpt) = (&query["code_mode"], &query["tool_per_turn"]);
+        out.push_str(&format!(
+            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {} |\n",
+            text(&query["id"]),
+            cm["turns"],
+            tpt["turns"],
+            cm["model_s_reuse"],
+            tpt["model_s_reuse"],
+            cm["model_s_no_reuse"],
+            tpt["model_s_no_reuse"],
+            cm["wall_ms_median"],
+            tpt["wall_ms_median"],
+            query["ratio_wall"],
+        ));
+    }
+    out.push_str(&format!(
+        "\n**Ratio Code Mode / tool-per-turn: {} modelled with KV reuse, {} without, {} measured wall time** (target ≤ 0.5).\n",
+        totals["ratio_model_reuse"], totals["ratio_model_no_reuse"], totals["ratio_wall"],
+    ));
+}
+
+fn row(out: &mut String, label: &str, value: String) {
+    out.push_str(&format!("| {label} | {value} |\n"));
+}
+
+/// A JSON string without its quotes; other values as JSON.
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+fn ratio(value: &Value, base: &Value) -> String {
+    match (value.as_f64(), base.as_f64()) {
+        (Some(value), Some(base)) if base > 0.0 => format!("{:.2}", value / base),
+        _ => "n/a".to_owned(),
+    }
+}
+
+fn percent(value: &Value, base: &Value) -> String {
+    match (value.as_f64(), base.as_f64()) {
+        (Some(value), Some(base)) if base > 0.0 => format!("{:.0}% of cold", 100.0 * value / base),
+        _ => "n/a".to_owned(),
+    }
+}
+
+/// `YYYY-MM-DD` of a Unix time (UTC), by the days-to-civil algorithm (no calendar crate needed
+/// for one date).
+pub(super) fn utc_date(unix_seconds: u64) -> String {
+    let days = (unix_seconds / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn splice_appends_once_then_replaces_between_the_markers() {
+        let document = "# Benchmarks\n\nHand-written.\n";
+        let first = splice(document, "## Latest\n\nold figures\n");
+        assert_eq!(
+            first,
+            format!("# Benchmarks\n\nHand-written.\n\n{BEGIN}\n## Latest\n\nold figures\n{END}\n")
+        );
+        let with_more_text = format!("{first}\n## Notes written later\n");
+        let second = splice(&with_more_text, "## Latest\n\nnew figures");
+        assert!(second.contains("new figures") && !second.contains("old figures"));
+        assert!(second.starts_with("# Benchmarks\n\nHand-written.\n"));
+        assert!(second.ends_with("\n## Notes written later\n"));
+        assert_eq!(second.matches(BEGIN).count(), 1);
+    }
+
+    #[test]
+    fn dates_are_civil_utc_days() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(951_782_400), "2000-02-29");
+        assert_eq!(utc_date(1_795_651_200), "2026-11-26");
+    }
+
+    #[test]
+    fn render_names_the_command_and_the_figures() {
+        let report = json!({
+            "machine": {"cpu": "Test CPU", "threads": 2, "os": "linux x86_64", "build": "native (AVX2+FMA)"},
+            "engine": {"model": "m.gguf", "repack_weights": true, "flash_attention": "off", "load_ms": 120.0,
+                       "prefill_tok_s": 500.0, "decode_tok_s": 100.0, "ttft_cold_ms": 1000.0, "ttft_warm_ms": 150.0,
+                       "warm_tokens_evaluated": 50, "workload": {"repetitions": 5}},
+            "sandbox": {"overhead_p50_ms": 0.07, "overhead_p99_ms": 0.24, "tool_snippet_p50_ms": 0.4, "tool_snippet_p99_ms": 0.7},
+        });
+        let reference = json!({"rounds": 3, "reference": {"engine": "llama-cpp-python 0.3.36", "prefill": 250.0, "decode": 50.0},
+                               "punie": {"prefill": 500.0, "decode": 100.0}, "punie_no_repack": {"prefill": 200.0, "decode": 75.0}});
+        let context = ReportContext {
+            command: "punie bench",
+            date: "2026-11-26",
+            commit: Some("abc1234"),
+        };
+        let markdown = render(&report, Some(&reference), &context);
+        assert!(markdown.contains("Command: `punie bench`, 2026-11-26, commit abc1234."));
+        assert!(markdown.contains(
+            "| time to first token, warm (50 new tokens evaluated) | 150.0 ms (15% of cold) |"
+        ));
+        assert!(markdown.contains("| Punie, defaults | 500.0 | 100.0 | 2.00 | 2.00 |"));
+        assert!(
+            markdown.contains("| trivial snippet on a warm worker, p50 / p99 | 0.07 / 0.24 ms |")
+        );
+        assert!(!markdown.contains("### Language server"));
+    }
+}
