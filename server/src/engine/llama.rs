@@ -191,7 +191,7 @@ fn load_checked(
 ///
 /// `repack_weights` is llama.cpp's `use_extra_bufts`: weights are copied into a CPU-specific
 /// layout (AMX tiles, AVX2/NEON interleaving). On the AMX CPU measured it made prompt evaluation
-/// 2.5 times and decode 1.4 times faster (docs/benchmarks.md); the switch exists for CPUs where
+/// 2.9 times and decode 1.5 times faster (docs/benchmarks.md); the switch exists for CPUs where
 /// it does not pay. `llama-cpp-2` 0.1.160 keeps that field private, so this calls llama.cpp
 /// itself and hands the model to `LlamaModel`, which owns and frees it.
 fn load_with_llama_cpp(
