@@ -83,6 +83,8 @@ const WARM_NEW_TOKENS: usize = 50;
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec = EngineSpec::parse(&args.engine)?;
     let threads = args.threads.unwrap_or_else(llama::default_threads);
+    // Before any section writes a file (the chart), so `-dirty` means the code, not our output.
+    let commit = args.report.as_ref().and_then(|_| git_commit());
     let mut report = json!({
         "machine": {
             "cpu": cpu_name(),
@@ -114,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     if let Some(path) = &args.report {
-        write_report(path, args.reference.as_deref(), &report)?;
+        write_report(path, args.reference.as_deref(), commit.as_deref(), &report)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -125,7 +127,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Splices the figures into `path` as its generated section (atomically; other text is kept).
-fn write_report(path: &Path, reference: Option<&Path>, figures: &Value) -> anyhow::Result<()> {
+fn write_report(
+    path: &Path,
+    reference: Option<&Path>,
+    commit: Option<&str>,
+    figures: &Value,
+) -> anyhow::Result<()> {
     let reference: Option<Value> = reference
         .map(|file| -> anyhow::Result<Value> {
             let text = std::fs::read_to_string(file)
@@ -146,11 +153,10 @@ fn write_report(path: &Path, reference: Option<&Path>, figures: &Value) -> anyho
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    let commit = git_commit();
     let context = report::ReportContext {
         command: &command,
         date: &report::utc_date(now),
-        commit: commit.as_deref(),
+        commit,
     };
     let section = report::render(figures, reference.as_ref(), &context);
     crate::workspace::write_atomic(path, &report::splice(&existing, &section))
