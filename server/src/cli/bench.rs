@@ -94,6 +94,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     });
     let wants = |section: Section| args.only.is_none_or(|only| only == section);
+    // First: the server's RSS is read in this process, before a model or a sandbox adds to it.
+    if wants(Section::Lsp) {
+        report["lsp"] = bench_lsp()?;
+    }
     if wants(Section::Engine) {
         let prompt_path = args.prompt.clone().unwrap_or_else(default_prompt_path);
         let text = std::fs::read_to_string(&prompt_path)
@@ -102,9 +106,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if wants(Section::Sandbox) {
         report["sandbox"] = bench_sandbox()?;
-    }
-    if wants(Section::Lsp) {
-        report["lsp"] = bench_lsp()?;
     }
     if wants(Section::Strategies) {
         report["strategies"] = strategies::run(
