@@ -28,20 +28,20 @@ const CALC: &str = "def add(a, b):\n    return a - b\n";
 #[test]
 fn actions_are_offered_and_commands_listed() {
     let mut client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
-    let init = client.log.iter().find(|m| m["id"] == 1).unwrap().clone();
-    let commands = &init["result"]["capabilities"]["executeCommandProvider"]["commands"];
+    let capabilities = client.server_capabilities();
+    let commands = &capabilities["executeCommandProvider"]["commands"];
     assert!(
         commands.as_array().unwrap().contains(&json!("punie.ask")),
-        "{init}"
+        "{capabilities}"
     );
     assert!(
         commands
             .as_array()
             .unwrap()
             .contains(&json!("punie.cancel")),
-        "{init}"
+        "{capabilities}"
     );
-    assert_eq!(init["result"]["capabilities"]["positionEncoding"], "utf-16");
+    assert_eq!(capabilities["positionEncoding"], "utf-16");
     let uri = client.open("src/calc.py", CALC);
     let selection = range(0, 0, 1, 16);
     let actions = client.request(
@@ -403,8 +403,7 @@ fn positions_are_utf16_and_encodings_are_negotiated() {
     let mut caps = full_caps();
     caps["general"] = json!({"positionEncodings": ["utf-8", "utf-16"]});
     let client = Client::start(&fixture("fix.json"), caps, json!({}));
-    let init = client.log.iter().find(|m| m["id"] == 1).unwrap().clone();
-    assert_eq!(init["result"]["capabilities"]["positionEncoding"], "utf-8");
+    assert_eq!(client.server_capabilities()["positionEncoding"], "utf-8");
     assert_eq!(client.shutdown(), 0);
 
     // UTF-16: "😀" is two units. Replace "b" after it, then ask about exactly the new word.
@@ -429,14 +428,14 @@ fn positions_are_utf16_and_encodings_are_negotiated() {
 #[test]
 fn new_conversation_forgets_the_follow_up_context() {
     let mut client = Client::start(&fixture("read_file.json"), full_caps(), json!({}));
-    let init = client.log.iter().find(|m| m["id"] == 1).unwrap().clone();
-    let commands = &init["result"]["capabilities"]["executeCommandProvider"]["commands"];
+    let capabilities = client.server_capabilities();
+    let commands = &capabilities["executeCommandProvider"]["commands"];
     assert!(
         commands
             .as_array()
             .unwrap()
             .contains(&json!("punie.newConversation")),
-        "{init}"
+        "{capabilities}"
     );
     let uri = client.open("src/calc.py", CALC);
     // A free-form question starts the workspace's conversation; a new one forgets it.

@@ -189,6 +189,16 @@ impl Client {
         })
     }
 
+    /// The capabilities the server answered `initialize` with (the first request, id 1).
+    pub(crate) fn server_capabilities(&self) -> Value {
+        let init = self
+            .log
+            .iter()
+            .find(|m| m["id"] == 1 && m.get("method").is_none())
+            .expect("the initialize response");
+        init["result"]["capabilities"].clone()
+    }
+
     pub(crate) fn open(&mut self, relative: &str, text: &str) -> String {
         let uri = file_uri(&self.root.join(relative));
         self.notify(
