@@ -244,7 +244,7 @@ fn bench_engine(
     }
     Ok(json!({
         "model": path.display().to_string(),
-        "repack_weights": config.repack_weights.unwrap_or(true),
+        "repack_weights": llama::repacks_weights(&config),
         "flash_attention": llama::FlashAttention::for_config(&config).name(),
         "load_ms": round(load_ms),
         "prefill_tok_s": round(prefill_tok_s),

@@ -102,7 +102,12 @@ fn physical_cores() -> Option<usize> {
 /// Checks the file, loads the model (weights are memory-mapped) and returns it, with llama.cpp's
 /// weight repacking unless `config.repack_weights` turns it off.
 pub fn load_model(path: &Path, config: &EngineConfig) -> Result<LlamaModel, EngineError> {
-    load_checked(path, false, config.repack_weights.unwrap_or(true))
+    load_checked(path, false, repacks_weights(config))
+}
+
+/// Whether llama.cpp repacks the weights: as configured, else yes (llama.cpp's default).
+pub fn repacks_weights(config: &EngineConfig) -> bool {
+    config.repack_weights.unwrap_or(true)
 }
 
 /// How llama.cpp is asked to use flash attention.
