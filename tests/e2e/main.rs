@@ -12,5 +12,6 @@ mod micro;
 mod models;
 mod openai;
 mod parse_prompt;
+mod redteam;
 mod sandbox;
 mod support;
