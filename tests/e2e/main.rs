@@ -4,6 +4,7 @@
 #![allow(clippy::print_stderr)]
 
 mod ask;
+mod context;
 mod engine;
 mod eval;
 mod lsp;

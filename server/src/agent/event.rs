@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use super::types::Truncation;
+
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {
@@ -44,6 +46,12 @@ pub enum RunEvent {
     CallRejected { turn: usize, problem: String },
     /// The final answer (also in `RunOutcome::answer`).
     Answer { text: String },
+    /// The model's turn was cut before it ended (`RunStatus::Truncated`); `text` is the prose
+    /// so far. No more events follow.
+    Truncated {
+        text: String,
+        truncation: Truncation,
+    },
     /// The run was cancelled; no more events follow.
     Cancelled,
     /// The run failed; no more events follow.
@@ -102,6 +110,7 @@ impl RunEvent {
             | RunEvent::ToolFinished { .. }
             | RunEvent::CodeFinished { .. }
             | RunEvent::Answer { .. }
+            | RunEvent::Truncated { .. }
             | RunEvent::Cancelled
             | RunEvent::Failed { .. } => None,
         }

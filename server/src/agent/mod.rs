@@ -23,7 +23,10 @@
 //! ```
 //!
 //! - Events ([`RunEvent`]) arrive on the caller's thread, in order; `progress_message` gives
-//!   the `$/progress` wording. The last event is `Answer`, `Cancelled` or `Failed`.
+//!   the `$/progress` wording. The last event is `Answer`, `Truncated`, `Cancelled` or `Failed`.
+//! - A model turn that stops at the per-turn token cap or the end of the context ends the run
+//!   [`RunStatus::Truncated`], saying which: its tool calls do not run, and its answer is not
+//!   complete (no edit may be made from it). The conversation keeps it, so a follow-up continues.
 //! - Cancelling `cancel` from any thread ends the run within 100 ms with
 //!   [`RunStatus::Cancelled`], whether it is queued, generating or running a snippet.
 //! - Model mistakes are not failures: sandbox exceptions, permission denials and unparsable
@@ -58,5 +61,5 @@ pub use session::{SavedSession, default_session_path, load_session, save_session
 pub use transcript::default_transcript_dir;
 pub use types::{
     DEFAULT_MAX_TURNS, RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord,
-    ToolUse,
+    ToolUse, Truncation,
 };

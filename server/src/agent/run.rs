@@ -12,7 +12,9 @@ use crossbeam_channel::RecvTimeoutError;
 use serde_json::json;
 
 use crate::cancel::CancelFlag;
-use crate::engine::{EngineHandle, FinishReason, GenerateRequest, Generation, StreamEvent};
+use crate::engine::{
+    EngineHandle, FinishReason, GenerateRequest, Generation, Sampling, StreamEvent,
+};
 use crate::prompt::{self, Role};
 use crate::sandbox::ToolHost;
 use crate::toolcall;
@@ -22,7 +24,7 @@ use super::executor::{CodeRunner, ToolActivity, error_line};
 use super::feedback;
 use super::transcript::Transcript;
 use super::types::{
-    RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord, ToolUse,
+    RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord, ToolUse, Truncation,
 };
 
 /// How often a waiting run looks at its cancel flag: well inside the 100 ms promise.
@@ -30,8 +32,9 @@ const CANCEL_POLL: Duration = Duration::from_millis(10);
 
 /// Runs one question to its end. Never panics on model output; engine failures end the run
 /// with [`RunStatus::Failed`], cancellation (checked at least every 10 ms while waiting on the
-/// engine, and by the sandbox while a snippet runs) with [`RunStatus::Cancelled`]. The last
-/// event is always `Answer` followed by nothing (done), `Cancelled` or `Failed`.
+/// engine, and by the sandbox while a snippet runs) with [`RunStatus::Cancelled`], a turn cut
+/// by the token cap or the context with [`RunStatus::Truncated`]. The last event is always
+/// `Answer` (done), `Truncated`, `Cancelled` or `Failed`.
 pub fn run(
     engine: &EngineHandle,
     runner: &mut dyn CodeRunner,
@@ -77,6 +80,7 @@ pub fn run_with_strategy(
 /// How the turns ended, before the outcome is sealed.
 enum End {
     Answer(String),
+    Truncated(String, Truncation),
     Cancelled(String),
     Failed(String),
 }
@@ -175,6 +179,15 @@ impl RunState {
             self.previous = Some(prompt + &raw);
 
             let parsed = toolcall::parse(&raw);
+            // A cut turn may hold half a call (the parser would repair its closing tags and run
+            // it) or half a code block: nothing in it runs. Text clipped after a call was the
+            // model inventing its result, so the cut fell in what was thrown away.
+            let clipped = raw.len() < generation.text.len();
+            if let Some(truncation) = truncation(&generation, &self.request.sampling)
+                && !clipped
+            {
+                return End::Truncated(parsed.text.trim().to_owned(), truncation);
+            }
             // Notes are repairs the parser made (a missing closing tag): the call still runs.
             let problems: Vec<String> = parsed.hard_errors().map(|p| p.message.clone()).collect();
             if parsed.calls.is_empty() && problems.is_empty() {
@@ -302,7 +315,7 @@ impl RunState {
                 "turn": turn,
                 "text": generation.text,
                 "kept": raw.len() < generation.text.len(),
-                "finish": format!("{:?}", generation.finish).to_lowercase(),
+                "finish": generation.finish.name(),
                 "n_prompt": stats.n_prompt,
                 "n_evaluated": stats.n_evaluated,
                 "n_generated": stats.n_generated,
@@ -428,26 +441,22 @@ impl RunState {
     fn finish(mut self, end: End, on_event: &mut dyn FnMut(RunEvent)) -> RunOutcome {
         let (status, answer) = match end {
             End::Answer(answer) => (RunStatus::Done, answer),
+            End::Truncated(partial, truncation) => (RunStatus::Truncated(truncation), partial),
             End::Cancelled(partial) => (RunStatus::Cancelled, partial),
             End::Failed(reason) => (RunStatus::Failed(reason), String::new()),
         };
-        if status != RunStatus::Done {
-            // A follow-up should not continue from half a turn.
+        if !status.keeps_conversation() {
+            // A follow-up should not continue from half a turn the user stopped.
             self.outcome.conversation.truncate(self.rollback_len);
         }
         self.outcome.timings.wall = self.started.elapsed();
         self.outcome.status = status;
         self.outcome.answer = answer;
         let outcome = self.outcome;
-        let status_name = match &outcome.status {
-            RunStatus::Done => "done".to_owned(),
-            RunStatus::Cancelled => "cancelled".to_owned(),
-            RunStatus::Failed(reason) => format!("failed: {reason}"),
-        };
         self.transcript.write(
             "end",
             json!({
-                "status": status_name,
+                "status": outcome.status.to_string(),
                 "answer": outcome.answer,
                 "turns": outcome.turns,
                 "tool_calls": outcome.tool_calls.len(),
@@ -465,6 +474,10 @@ impl RunState {
             RunStatus::Done => on_event(RunEvent::Answer {
                 text: outcome.answer.clone(),
             }),
+            RunStatus::Truncated(truncation) => on_event(RunEvent::Truncated {
+                text: outcome.answer.clone(),
+                truncation: *truncation,
+            }),
             RunStatus::Cancelled => on_event(RunEvent::Cancelled),
             RunStatus::Failed(reason) => on_event(RunEvent::Failed {
                 reason: reason.clone(),
@@ -478,6 +491,19 @@ enum Generated {
     Done(Generation),
     Cancelled(String),
     Failed(String),
+}
+
+/// What cut `generation` short, if the engine stopped it before the model ended its turn.
+fn truncation(generation: &Generation, sampling: &Sampling) -> Option<Truncation> {
+    match generation.finish {
+        FinishReason::Length => Some(Truncation::TokenCap {
+            max_tokens: sampling.max_tokens,
+        }),
+        FinishReason::ContextFull => Some(Truncation::Context {
+            n_ctx: generation.n_prompt + generation.n_generated,
+        }),
+        FinishReason::Stop | FinishReason::Cancelled => None,
+    }
 }
 
 /// Why a call may not run under `strategy`, if it may not: tool-per-turn runs one direct tool

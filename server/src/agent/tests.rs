@@ -414,3 +414,77 @@ fn sessions_round_trip_through_disk() {
     let err = load_session(&path).unwrap_err().to_string();
     assert!(err.contains("is not a saved Punie session"), "{err}");
 }
+
+fn capped(fx: &Fixture, question: &str, max_tokens: usize) -> RunRequest {
+    let mut request = fx.request(question, Conversation::new());
+    request.sampling.max_tokens = max_tokens;
+    request
+}
+
+#[test]
+fn an_answer_cut_by_the_token_cap_is_truncated_and_kept_for_a_follow_up() {
+    let fx = Fixture::new();
+    let long = "Here is the fix:\n\n```python\ndef add(a, b):\n    return a + b\n```\n";
+    let engine = fx.engine(json!([long]));
+    let (outcome, events, _) = fx.run(&engine, capped(&fx, "fix it", 8), None);
+    let truncation = Truncation::TokenCap { max_tokens: 8 };
+    assert_eq!(outcome.status, RunStatus::Truncated(truncation));
+    assert_eq!(outcome.answer, long[..32].trim_end());
+    assert_eq!(
+        events.last(),
+        Some(&RunEvent::Truncated {
+            text: outcome.answer.clone(),
+            truncation
+        })
+    );
+    assert_eq!(
+        outcome.status.to_string(),
+        "truncated: the answer was cut at the limit of 8 tokens per model turn"
+    );
+    // The cut turn stays in the conversation, so that "Continue" continues it.
+    let last = outcome.conversation.messages().last().unwrap();
+    assert_eq!(
+        (last.role, last.content.as_str()),
+        (Role::Assistant, &long[..32])
+    );
+    let lines = transcript_lines(outcome.transcript.as_deref().unwrap());
+    assert_eq!(lines.last().unwrap()["status"], outcome.status.to_string());
+    let output = lines.iter().find(|l| l["event"] == "output").unwrap();
+    assert_eq!(output["finish"], "length");
+}
+
+#[test]
+fn a_cut_tool_call_does_not_run() {
+    let fx = Fixture::new();
+    let write = call("write_file('a.py', 'print(1)\\nprint(2)\\n')");
+    let engine = fx.engine(json!([write, "never reached"]));
+    let (outcome, events, _) = fx.run(&engine, capped(&fx, "write", 20), None);
+    assert!(
+        matches!(outcome.status, RunStatus::Truncated(_)),
+        "{:?}",
+        outcome.status
+    );
+    assert_eq!(outcome.turns, 1);
+    assert!(outcome.tool_calls.is_empty());
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, RunEvent::CodeStarted { .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_cap_reached_while_inventing_a_tool_response_still_runs_the_call() {
+    let fx = Fixture::new();
+    let invented = format!(
+        "{}\n<tool_response>\n{}",
+        call("print(1)"),
+        "made up ".repeat(100)
+    );
+    let engine = fx.engine(json!([invented, "One."]));
+    let (outcome, _, _) = fx.run(&engine, capped(&fx, "count", 60), None);
+    assert_eq!(outcome.status, RunStatus::Done);
+    assert_eq!(outcome.answer, "One.");
+    assert_eq!(outcome.tool_calls.len(), 1);
+}

@@ -1,6 +1,7 @@
 //! The agent's public data: what a run is asked ([`RunRequest`]) and what it gives back
 //! ([`RunOutcome`]).
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,10 +72,69 @@ impl Strategy {
 pub enum RunStatus {
     /// A final answer, or the turn limit (the answer says so).
     Done,
+    /// The model's last turn was cut before it ended it: `answer` holds the prose so far, and
+    /// may stop mid-sentence or inside a code fence, so no edit may be made from it. The
+    /// conversation keeps the cut turn, so a follow-up ("Continue") picks up where it stopped.
+    /// A cut turn never runs its tool calls.
+    Truncated(Truncation),
     /// The cancel flag was set; `answer` holds what was produced so far.
     Cancelled,
     /// The engine failed (model missing, context overflow, …); the reason is one line.
     Failed(String),
+}
+
+/// What cut an answer short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// The per-turn token cap ([`Sampling::max_tokens`]).
+    TokenCap { max_tokens: usize },
+    /// The model's context window: prompt and answer filled all `n_ctx` tokens.
+    Context { n_ctx: usize },
+}
+
+impl RunStatus {
+    /// The wire name: `done`, `truncated`, `cancelled`, `failed` (INTERFACES.md §2).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunStatus::Done => "done",
+            RunStatus::Truncated(_) => "truncated",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Failed(_) => "failed",
+        }
+    }
+
+    /// Whether the run's turns belong in the conversation a follow-up continues: a finished
+    /// run's, and a cut one's (so that it can be continued); not a cancelled or failed one's.
+    pub fn keeps_conversation(&self) -> bool {
+        matches!(self, RunStatus::Done | RunStatus::Truncated(_))
+    }
+}
+
+/// `done`, `truncated: <why>`, `cancelled`, `failed: <reason>`: the end message of progress
+/// reports and the `status` of transcripts and `--json` output.
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunStatus::Truncated(why) => write!(f, "truncated: {why}"),
+            RunStatus::Failed(reason) => write!(f, "failed: {reason}"),
+            RunStatus::Done | RunStatus::Cancelled => f.write_str(self.name()),
+        }
+    }
+}
+
+impl fmt::Display for Truncation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Truncation::TokenCap { max_tokens } => write!(
+                f,
+                "the answer was cut at the limit of {max_tokens} tokens per model turn"
+            ),
+            Truncation::Context { n_ctx } => write!(
+                f,
+                "the answer was cut where the model's context of {n_ctx} tokens ran out"
+            ),
+        }
+    }
 }
 
 /// One Code Mode snippet the model ran.

@@ -415,12 +415,18 @@ impl Engine for LlamaEngine<'_> {
         );
 
         let max_tokens = request.sampling.max_tokens.min(n_ctx - tokens.len());
+        // Where generation stops if the model does not: the caller's cap, or the context's end.
+        let cut = if max_tokens < request.sampling.max_tokens {
+            FinishReason::ContextFull
+        } else {
+            FinishReason::Length
+        };
         let mut sampler = Self::sampler(&request.sampling);
         let mut utf8 = Utf8Assembler::default();
         let mut stops = StopMatcher::new(&request.sampling.stop);
         let vocab = self.model.vocab();
         let mut first_token_at = None;
-        res.finish = FinishReason::Length;
+        res.finish = cut;
         while res.n_generated < max_tokens {
             if cancel.is_cancelled() {
                 res.finish = FinishReason::Cancelled;

@@ -71,8 +71,27 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` reached.
     Length,
+    /// The context window filled up before `max_tokens`: prompt and output take all of it.
+    ContextFull,
     /// The caller cancelled.
     Cancelled,
+}
+
+impl FinishReason {
+    /// The name in transcripts: `stop`, `length`, `context_full`, `cancelled`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ContextFull => "context_full",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the output was cut before the model ended it.
+    pub fn is_cut(self) -> bool {
+        matches!(self, FinishReason::Length | FinishReason::ContextFull)
+    }
 }
 
 /// The result of one request.

@@ -87,9 +87,13 @@ impl Engine for ScriptedEngine {
             .get(request.turn)
             .map(String::as_str)
             .unwrap_or("");
+        // A turn longer than `max_tokens` is cut there, as a model's would be.
+        let (turn, mut finish) = match cut_at_tokens(turn, request.sampling.max_tokens) {
+            Some(kept) => (kept, FinishReason::Length),
+            None => (turn, FinishReason::Stop),
+        };
         let chars: Vec<char> = turn.chars().collect();
         let mut text = String::new();
-        let mut finish = FinishReason::Stop;
         let mut first_token_at = None;
         for chunk in chars.chunks(CHUNK_CHARS) {
             if cancel.is_cancelled() {
@@ -127,6 +131,19 @@ impl Engine for ScriptedEngine {
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
         Ok(estimate_tokens(text))
     }
+}
+
+/// The longest prefix of `text` that [`estimate_tokens`] counts as at most `max_tokens`, or
+/// `None` when the whole text fits.
+fn cut_at_tokens(text: &str, max_tokens: usize) -> Option<&str> {
+    if estimate_tokens(text) <= max_tokens {
+        return None;
+    }
+    let mut end = max_tokens.saturating_mul(4).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(&text[..end])
 }
 
 /// Sleeps in short slices so a cancel is seen within a few milliseconds.
@@ -185,6 +202,25 @@ mod tests {
             0,
             "é<tool_call>",
         );
+    }
+
+    #[test]
+    fn turns_longer_than_max_tokens_are_cut() {
+        let mut engine = engine(r#"["0123456789abcdefghij"]"#).unwrap();
+        let mut request = request(0);
+        request.sampling.max_tokens = 3;
+        let generation = engine
+            .generate(&request, &CancelFlag::default(), &mut |_| {})
+            .unwrap();
+        assert_eq!(
+            (generation.text.as_str(), generation.finish),
+            ("0123456789ab", FinishReason::Length)
+        );
+        request.sampling.max_tokens = 5;
+        let generation = engine
+            .generate(&request, &CancelFlag::default(), &mut |_| {})
+            .unwrap();
+        assert_eq!(generation.finish, FinishReason::Stop);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Mode the snippet computes the figure and prints it, and the model's closing turn often only
 //! points at it ("the total is listed above"), exactly as the answer panel shows both.
 
-use crate::agent::{RunOutcome, RunStatus};
+use crate::agent::RunOutcome;
 
 use super::suite::{Expected, Query};
 
@@ -114,11 +114,7 @@ impl RunFacts {
             }
         }
         RunFacts {
-            status: match &outcome.status {
-                RunStatus::Done => "done".to_owned(),
-                RunStatus::Cancelled => "cancelled".to_owned(),
-                RunStatus::Failed(reason) => format!("failed: {reason}"),
-            },
+            status: outcome.status.to_string(),
             answer: outcome.answer.clone(),
             codes: outcome.tool_calls.iter().map(|c| c.code.clone()).collect(),
             calls: outcome.tool_calls.iter().map(|c| c.tool.clone()).collect(),

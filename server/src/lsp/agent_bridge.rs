@@ -100,15 +100,16 @@ pub(crate) fn run_agent(
         on_event,
     );
     drop(sandbox_slot);
+    if outcome.status.keeps_conversation() {
+        state
+            .conversations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(root, outcome.conversation);
+    }
     let status = match outcome.status {
-        RunStatus::Done => {
-            state
-                .conversations
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(root, outcome.conversation);
-            AgentStatus::Done
-        }
+        RunStatus::Done => AgentStatus::Done,
+        RunStatus::Truncated(truncation) => AgentStatus::Truncated(truncation.to_string()),
         RunStatus::Cancelled => AgentStatus::Cancelled,
         RunStatus::Failed(reason) => AgentStatus::Failed(reason),
     };

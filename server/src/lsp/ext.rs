@@ -92,6 +92,8 @@ pub struct CancelParams {
 #[serde(rename_all = "lowercase")]
 pub enum AnswerStatus {
     Done,
+    /// Cut by the token cap or the context; no edit was made from it.
+    Truncated,
     Cancelled,
     Failed,
 }

@@ -611,6 +611,7 @@ impl Server {
     fn finish_without_thread(&mut self, run_id: &str, status: AnswerStatus, reason: &str) {
         let end_message = match status {
             AnswerStatus::Done => "done".to_owned(),
+            AnswerStatus::Truncated => format!("truncated: {reason}"),
             AnswerStatus::Cancelled => "cancelled".to_owned(),
             AnswerStatus::Failed => format!("failed: {reason}"),
         };
@@ -669,6 +670,10 @@ impl Server {
         }
         let (kind, text) = match finished.status {
             AnswerStatus::Done => (MessageType::INFO, finished.markdown.clone()),
+            AnswerStatus::Truncated => (
+                MessageType::WARNING,
+                format!("Punie (truncated):\n\n{}", finished.markdown),
+            ),
             AnswerStatus::Cancelled if finished.markdown.trim().is_empty() => {
                 (MessageType::INFO, "Punie: cancelled".to_owned())
             }

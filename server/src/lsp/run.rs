@@ -116,6 +116,14 @@ fn execute_inner(context: &RunContext) -> RunFinished {
         super::agent_bridge::run_agent(context, &host, question, &mut |event| send_event(event));
     let (status, mut markdown, end_message) = match outcome.status {
         AgentStatus::Done => (AnswerStatus::Done, outcome.answer, "done".to_owned()),
+        AgentStatus::Truncated(why) => (
+            AnswerStatus::Truncated,
+            format!(
+                "{}\n\n({why}: no edit was made; ask Punie to continue)",
+                outcome.answer
+            ),
+            format!("truncated: {why}"),
+        ),
         AgentStatus::Cancelled => (
             AnswerStatus::Cancelled,
             outcome.answer,
@@ -157,6 +165,8 @@ fn execute_inner(context: &RunContext) -> RunFinished {
 /// How the agent ended, in the terms the LSP layer needs.
 pub(crate) enum AgentStatus {
     Done,
+    /// Cut by the token cap or the context (the reason): no edit is made from the answer.
+    Truncated(String),
     Cancelled,
     Failed(String),
 }

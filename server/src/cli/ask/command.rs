@@ -95,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     progress.finish();
 
-    if outcome.status == RunStatus::Done {
+    if outcome.status.keeps_conversation() {
         let session_path = agent::default_session_path(&setup.workspace);
         if let Err(err) =
             agent::save_session(&session_path, &outcome.conversation, setup.profile.name())
@@ -113,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     stdout.flush()?;
     match outcome.status {
-        RunStatus::Done => Ok(ExitCode::SUCCESS),
+        RunStatus::Done | RunStatus::Truncated(_) => Ok(ExitCode::SUCCESS),
         RunStatus::Cancelled => Ok(ExitCode::from(EXIT_CANCELLED)),
         RunStatus::Failed(reason) => bail!("the run failed: {reason}"),
     }

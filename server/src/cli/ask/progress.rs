@@ -61,6 +61,9 @@ impl Progress {
             RunEvent::Cancelled => self.say("cancelled"),
             RunEvent::Failed { reason } => self.say(&format!("failed: {reason}")),
             RunEvent::Answer { .. } => self.say("done"),
+            RunEvent::Truncated { truncation, .. } => self.say(&format!(
+                "truncated: {truncation}; `punie ask --continue` with a follow-up goes on from there"
+            )),
             other => {
                 if let Some(message) = other.progress_message() {
                     self.say(&message);

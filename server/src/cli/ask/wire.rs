@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::agent::{RunOutcome, RunStatus};
+use crate::agent::RunOutcome;
 
 fn millis(duration: std::time::Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
@@ -11,11 +11,7 @@ fn millis(duration: std::time::Duration) -> f64 {
 /// `{"answer", "turns", "tool_calls": [{"tool","code","ok","output","error"}], "timings": {...}}`
 /// plus `status`, ids, token counts and the transcript path.
 pub(super) fn outcome_json(outcome: &RunOutcome) -> Value {
-    let status = match &outcome.status {
-        RunStatus::Done => "done".to_owned(),
-        RunStatus::Cancelled => "cancelled".to_owned(),
-        RunStatus::Failed(reason) => format!("failed: {reason}"),
-    };
+    let status = outcome.status.to_string();
     let tool_calls: Vec<Value> = outcome
         .tool_calls
         .iter()
