@@ -13,6 +13,7 @@ pub mod agent;
 pub mod cancel;
 pub mod engine;
 pub mod eval;
+pub mod features;
 pub mod lsp;
 pub mod models;
 pub mod policy;

@@ -1,7 +1,8 @@
-//! `punie ask`: one agent run from the terminal (INTERFACES.md §1).
+//! `punie ask`: one agent run from the terminal (INTERFACES.md §1), a free-form question or an
+//! instruction on a file (`--explain|--fix|--tests|--refactor FILE[:LINES]`).
 
 mod command;
-mod progress;
+mod front_end;
 mod wire;
 
 pub use command::{Args, run};

@@ -5,12 +5,16 @@
 //! negotiated encoding: UTF-16 units (astral characters such as emoji count 2), UTF-8 bytes,
 //! or UTF-32 code points. Lines end at `\n`, `\r\n` or `\r`, as LSP defines them.
 //! Only the main loop writes the store (`didOpen`/`didChange`/`didClose`), so a run that starts
-//! after a change sees it; run threads read it through [`DocumentStore::get_text`].
+//! after a change sees it; run threads read it through [`DocumentStore::get`].
+//! Texts are shared copy-on-write: a run's snapshot costs a reference count, and a change copies
+//! the text only while some run still holds the old one.
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use lsp_types::{Position, PositionEncodingKind, Range, TextDocumentContentChangeEvent};
+
+use crate::features::text::line_starts;
 
 /// The unit of `Position::character`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,7 +58,7 @@ impl PositionEncoding {
 /// One open document.
 #[derive(Debug, Clone)]
 pub(crate) struct Document {
-    pub(crate) text: String,
+    pub(crate) text: Arc<String>,
     pub(crate) version: i32,
     pub(crate) language_id: String,
 }
@@ -79,7 +83,7 @@ impl DocumentStore {
         self.documents.get(uri).map(|document| document.clone())
     }
 
-    pub(crate) fn get_text(&self, uri: &str) -> Option<String> {
+    pub(crate) fn get_text(&self, uri: &str) -> Option<Arc<String>> {
         self.documents
             .get(uri)
             .map(|document| document.text.clone())
@@ -107,37 +111,17 @@ impl DocumentStore {
         };
         for change in changes {
             match change.range {
-                None => document.text = change.text.clone(),
+                None => document.text = Arc::new(change.text.clone()),
                 Some(range) => {
                     let start = offset_clamped(&document.text, range.start, encoding);
                     let end = offset_clamped(&document.text, range.end, encoding).max(start);
-                    document.text.replace_range(start..end, &change.text);
+                    Arc::make_mut(&mut document.text).replace_range(start..end, &change.text);
                 }
             }
         }
         document.version = version;
         true
     }
-}
-
-/// Byte offsets of the start of each line (line breaks: `\n`, `\r\n`, `\r`).
-fn line_starts(text: &str) -> Vec<usize> {
-    let mut res = vec![0];
-    let bytes = text.as_bytes();
-    let mut idx = 0;
-    while idx < bytes.len() {
-        match bytes[idx] {
-            b'\n' => res.push(idx + 1),
-            b'\r' if bytes.get(idx + 1) == Some(&b'\n') => {
-                res.push(idx + 2);
-                idx += 1;
-            }
-            b'\r' => res.push(idx + 1),
-            _ => {}
-        }
-        idx += 1;
-    }
-    res
 }
 
 /// The content of a line without its line break.
@@ -226,11 +210,6 @@ pub(crate) fn line_range(text: &str, line: u32, encoding: PositionEncoding) -> O
     })
 }
 
-/// The position just past the last character.
-pub(crate) fn end_position(text: &str, encoding: PositionEncoding) -> Position {
-    position_of(text, text.len(), encoding)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +230,7 @@ mod tests {
         store.open(
             "file:///a",
             Document {
-                text: text.to_owned(),
+                text: Arc::new(text.to_owned()),
                 version: 1,
                 language_id: "python".to_owned(),
             },
@@ -265,7 +244,7 @@ mod tests {
             text: insert.to_owned(),
         };
         assert!(store.apply_changes("file:///a", 2, &[change], encoding));
-        assert_eq!(store.get_text("file:///a").unwrap(), expect);
+        assert_eq!(store.get_text("file:///a").unwrap().as_str(), expect);
     }
 
     #[test]

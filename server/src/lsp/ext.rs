@@ -32,70 +32,11 @@ pub const PERMISSION_DENY: &str = "Deny";
 pub const PROGRESS_TITLE: &str = "Punie";
 pub const CODE_ACTION_PREFIX: &str = "Ask Punie";
 
-/// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Instruction {
-    Explain,
-    Fix,
-    Tests,
-    Refactor,
-    Ask,
-}
-
-impl Instruction {
-    pub const ALL: [Instruction; 5] = [
-        Instruction::Explain,
-        Instruction::Fix,
-        Instruction::Tests,
-        Instruction::Refactor,
-        Instruction::Ask,
-    ];
-
-    pub fn parse(name: &str) -> Option<Instruction> {
-        Instruction::ALL
-            .into_iter()
-            .find(|instruction| instruction.name() == name)
-    }
-
-    /// The wire name of the `instruction` field.
-    pub fn name(self) -> &'static str {
-        match self {
-            Instruction::Explain => "explain",
-            Instruction::Fix => "fix",
-            Instruction::Tests => "tests",
-            Instruction::Refactor => "refactor",
-            Instruction::Ask => "ask",
-        }
-    }
-
-    /// The code action title.
-    pub fn title(self) -> &'static str {
-        match self {
-            Instruction::Explain => "Ask Punie: Explain",
-            Instruction::Fix => "Ask Punie: Fix",
-            Instruction::Tests => "Ask Punie: Write tests",
-            Instruction::Refactor => "Ask Punie: Refactor",
-            Instruction::Ask => "Ask Punie…",
-        }
-    }
-}
-
 /// `punie.cancel`'s argument.
 #[derive(Debug, Deserialize)]
 pub struct CancelParams {
     #[serde(rename = "runId")]
     pub run_id: String,
-}
-
-/// The `status` of an answer, and how a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AnswerStatus {
-    Done,
-    /// Cut by the token cap or the context; no edit was made from it.
-    Truncated,
-    Cancelled,
-    Failed,
 }
 
 /// `punie/answer`'s params.
@@ -106,5 +47,6 @@ pub struct AnswerParams {
     pub uri: String,
     pub range: Range,
     pub markdown: String,
-    pub status: AnswerStatus,
+    /// `RunStatus::name`: `done`, `cancelled`, `failed`.
+    pub status: &'static str,
 }

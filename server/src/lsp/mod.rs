@@ -25,26 +25,34 @@
 //!
 //! # Shape
 //!
-//! - `main_loop`: the `Server` state and the one `select!` over `Event` (client messages, run
-//!   tasks, a tick), with the dispatch table.
+//! The features (instructions, questions, edits from answers, conversations, permissions, the
+//! run queue) live in `crate::features`; this module converts between them and LSP.
+//!
+//! - `main_loop`: the one `select!` over `Event` (client messages, run tasks, a tick), with
+//!   the dispatch table; `global_state`: the `Server` state it owns and the ways to talk to
+//!   the client; `scheduling`: runs from `punie.ask` to their `end` and answer, and shutdown;
+//!   `engine_lifecycle`: starting and watching the engine.
 //! - `handlers/`: one file per LSP method.
-//! - `run`: a run's thread (snapshot → question → agent → edits → answer); `agent_bridge`: the
-//!   one call into the agent; `host`: the sandbox's `ToolHost` over the editor.
+//! - `run`: a run's thread (the features' run with this client as its front end);
+//!   `front_end`: the features' `FrontEnd` over the editor (buffers, `workspace/applyEdit`,
+//!   permission dialogs).
 //! - `progress`: `$/progress` rules (begin after create is accepted, exactly one end).
 //! - `documents`, `settings`, `edits`, `uri`, `transport`: data and conversions.
 //! - `ext`: every `punie/*` method and `punie.*` command.
 //! - `bench`: latency and memory figures for `punie bench`.
 
-mod agent_bridge;
 pub mod bench;
 mod documents;
 mod edits;
+mod engine_lifecycle;
 pub mod ext;
+mod front_end;
+mod global_state;
 mod handlers;
-mod host;
 mod main_loop;
 mod progress;
 mod run;
+mod scheduling;
 mod settings;
 mod transport;
 mod uri;

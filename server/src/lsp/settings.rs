@@ -5,50 +5,11 @@
 //! (`toolPolicy` and `sandbox` one level deeper); `null` changes nothing. A bad value is
 //! reported once, naming its key (`sandbox.timeoutMs`), and that key falls back to its default.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 use crate::engine::EngineSpec;
-use crate::policy::{Decision, ToolPolicy};
-use crate::tools::Tool;
-
-/// Effective settings.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Settings {
-    pub(crate) engine: EngineSpec,
-    pub(crate) profile: Option<String>,
-    pub(crate) max_turns: usize,
-    pub(crate) tool_policy: BTreeMap<String, Decision>,
-    pub(crate) sandbox_timeout_ms: u64,
-    pub(crate) sandbox_memory_mb: u64,
-    pub(crate) sandbox_output_kb: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            engine: EngineSpec::Default,
-            profile: None,
-            max_turns: 8,
-            tool_policy: BTreeMap::new(),
-            sandbox_timeout_ms: 10_000,
-            sandbox_memory_mb: 256,
-            sandbox_output_kb: 256,
-        }
-    }
-}
-
-impl Settings {
-    /// The policy of `tool`: the setting, else its permission class's default.
-    pub(crate) fn policy(&self, tool: Tool) -> Decision {
-        let mut policy = ToolPolicy::default();
-        for (name, decision) in &self.tool_policy {
-            policy.set(name, *decision);
-        }
-        crate::policy::check(&policy, tool)
-    }
-}
+use crate::features::Settings;
+use crate::policy::Decision;
 
 /// The raw merged settings object plus its validated form.
 #[derive(Debug, Clone, Default)]
@@ -222,6 +183,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::tools::Tool;
 
     fn tool(name: &str) -> Tool {
         Tool::by_name(name).unwrap()

@@ -1,17 +1,24 @@
-//! `punie ask`'s arguments and run: check every argument, start the engine and the sandbox,
-//! run the agent, print the answer (or `--json`), save the session for `--continue`.
+//! `punie ask`'s arguments and run: check every argument, start the engine, run the features'
+//! run with the terminal as its front end, print the answer (or `--json`), save the session
+//! for `--continue`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use crate::agent::{self, Conversation, RunRequest, RunStatus};
+use crate::agent::{self, Conversation, RunStatus};
 use crate::cancel::CancelFlag;
-use crate::engine::{EngineConfig, EngineHandle, EngineSpec, Sampling};
+use crate::engine::{EngineConfig, EngineHandle, EngineSpec};
+use crate::features::{
+    self, Ask, DocumentSnapshot, Instruction, RunInput, RunResources, Selection, Settings,
+    language_from_path, text,
+};
 use crate::prompt::Profile;
-use crate::sandbox::{DiskToolHost, Sandbox, SandboxLimits};
+
+use super::front_end::TerminalFrontEnd;
 
 /// Exit status of a cancelled run (Ctrl-C), as shells report a SIGINT death.
 const EXIT_CANCELLED: u8 = 130;
@@ -46,54 +53,71 @@ pub struct Args {
     /// Time limit of one snippet, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
-    /// The question; several words are joined with spaces.
-    #[arg(required = true, value_name = "QUESTION", num_args = 1..)]
+    /// Explain FILE, or lines of it (FILE:12 or FILE:12-30).
+    #[arg(long, value_name = "FILE[:LINES]", group = "instruction")]
+    pub explain: Option<String>,
+    /// Fix the bugs in FILE[:LINES]; the fixed code replaces those lines.
+    #[arg(long, value_name = "FILE[:LINES]", group = "instruction")]
+    pub fix: Option<String>,
+    /// Write tests for FILE[:LINES] into the test file the language's convention names.
+    #[arg(long, value_name = "FILE[:LINES]", group = "instruction")]
+    pub tests: Option<String>,
+    /// Refactor FILE[:LINES]; the new code replaces those lines.
+    #[arg(long, value_name = "FILE[:LINES]", group = "instruction")]
+    pub refactor: Option<String>,
+    /// The question (optional with --explain, --fix, --tests or --refactor); several words are
+    /// joined with spaces.
+    #[arg(value_name = "QUESTION", num_args = 0..)]
     pub question: Vec<String>,
+}
+
+impl Args {
+    /// The instruction flag given, with its `FILE[:LINES]`.
+    fn instruction(&self) -> Option<(Instruction, &str)> {
+        [
+            (Instruction::Explain, &self.explain),
+            (Instruction::Fix, &self.fix),
+            (Instruction::Tests, &self.tests),
+            (Instruction::Refactor, &self.refactor),
+        ]
+        .into_iter()
+        .find_map(|(instruction, target)| Some((instruction, target.as_deref()?)))
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let setup = Setup::from_args(&args)?;
-    let engine = EngineHandle::spawn(setup.spec.clone(), engine_config()?);
-    let mut progress = super::progress::Progress::new(std::io::stderr().is_terminal(), args.json);
-    progress.loading(&setup.spec);
+    let engine = EngineHandle::spawn(setup.settings.engine.clone(), engine_config()?);
+    let front_end = TerminalFrontEnd::new(std::io::stderr().is_terminal(), args.allow_commands);
+    front_end.loading(&setup.settings.engine);
     engine
         .wait_ready()
         .map_err(|err| anyhow::anyhow!("cannot start the engine: {err}"))?;
 
-    let mut limits = SandboxLimits::default();
-    if let Some(ms) = args.timeout_ms {
-        limits.timeout_ms = ms;
-    }
-    let mut sandbox = Sandbox::new(limits).context("cannot start the sandbox")?;
-    let host = DiskToolHost {
-        root: setup.workspace.clone(),
-        allow_commands: args.allow_commands,
-    };
     let cancel = CancelFlag::default();
     interrupt::cancel_on_ctrl_c(&cancel);
-
-    let request = RunRequest {
+    let input = RunInput {
         run_id: agent::new_run_id(),
-        question: setup.question.clone(),
-        conversation: setup.conversation.clone(),
+        ask: setup.ask.clone(),
+        settings: setup.settings.clone(),
         profile: setup.profile.clone(),
-        max_turns: args.max_turns,
-        sampling: Sampling::default(),
+        conversation: setup.conversation.clone(),
+        remember_as: None,
         transcript_dir: Some(
             args.transcript_dir
                 .clone()
                 .unwrap_or_else(|| agent::default_transcript_dir(&setup.workspace)),
         ),
     };
-    let outcome = agent::run(
+    let finished = features::execute(
+        input,
         &engine,
-        &mut sandbox,
-        &host,
+        &RunResources::default(),
+        &front_end,
         &cancel,
-        request,
-        &mut |event| progress.event(&event),
     );
-    progress.finish();
+    front_end.finish();
+    let outcome = &finished.outcome;
 
     if outcome.status.keeps_conversation() {
         let session_path = agent::default_session_path(&setup.workspace);
@@ -106,13 +130,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer(&mut stdout, &super::wire::outcome_json(&outcome))?;
+        serde_json::to_writer(
+            &mut stdout,
+            &super::wire::outcome_json(outcome, &finished.markdown),
+        )?;
         writeln!(stdout)?;
-    } else if !outcome.answer.is_empty() {
-        writeln!(stdout, "{}", outcome.answer)?;
+    } else if !finished.markdown.is_empty() {
+        writeln!(stdout, "{}", finished.markdown)?;
     }
     stdout.flush()?;
-    match outcome.status {
+    match &outcome.status {
         RunStatus::Done | RunStatus::Truncated(_) => Ok(ExitCode::SUCCESS),
         RunStatus::Cancelled => Ok(ExitCode::from(EXIT_CANCELLED)),
         RunStatus::Failed(reason) => bail!("the run failed: {reason}"),
@@ -122,18 +149,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The arguments, checked and resolved, before anything starts.
 struct Setup {
     workspace: PathBuf,
-    spec: EngineSpec,
+    settings: Settings,
     profile: Profile,
     conversation: Conversation,
-    question: String,
+    ask: Ask,
 }
 
 impl Setup {
     fn from_args(args: &Args) -> anyhow::Result<Setup> {
         let question = args.question.join(" ").trim().to_owned();
-        if question.is_empty() {
+        let instruction = args.instruction();
+        if question.is_empty() && instruction.is_none() {
             bail!(
-                "the question is empty: write it after the options, e.g. punie ask \"What does main.rs do?\""
+                "the question is empty: write it after the options, e.g. punie ask \"What does main.rs do?\", \
+                 or name code with --explain, --fix, --tests or --refactor FILE[:LINES]"
             );
         }
         if !(1..=10_000).contains(&args.max_turns) {
@@ -155,14 +184,111 @@ impl Setup {
         } else {
             Conversation::new()
         };
+        let ask = match instruction {
+            None => Ask {
+                instruction: Instruction::Ask,
+                question: Some(question),
+                selection: None,
+                root: workspace.clone(),
+            },
+            Some((instruction, target)) => Ask {
+                instruction,
+                question: (!question.is_empty()).then_some(question),
+                selection: Some(selection(&workspace, target)?),
+                root: workspace.clone(),
+            },
+        };
+        let mut settings = Settings {
+            engine: spec,
+            profile: args.profile.clone(),
+            max_turns: args.max_turns,
+            ..Settings::default()
+        };
+        if let Some(ms) = args.timeout_ms {
+            settings.sandbox_timeout_ms = ms;
+        }
         Ok(Setup {
             workspace,
-            spec,
+            settings,
             profile,
             conversation,
-            question,
+            ask,
         })
     }
+}
+
+/// The code `FILE[:LINES]` names: a file inside the workspace, all of it or lines `N` or
+/// `N-M` (1-based, inclusive, whole lines).
+fn selection(workspace: &Path, target: &str) -> anyhow::Result<Selection> {
+    let (file, lines) = match target.rsplit_once(':') {
+        Some((file, lines))
+            if !lines.is_empty() && lines.chars().all(|c| c.is_ascii_digit() || c == '-') =>
+        {
+            (file, Some(lines))
+        }
+        _ => (target, None),
+    };
+    let path = Path::new(file);
+    let path = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .context("cannot read the current directory")?
+            .join(path)
+    };
+    let path = path
+        .canonicalize()
+        .with_context(|| format!("{file}: no such file"))?;
+    if !path.starts_with(workspace) {
+        bail!(
+            "{file} is outside the workspace {}: pass --workspace DIR",
+            workspace.display()
+        );
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{file}: cannot read it as UTF-8 text"))?;
+    let (start, end) = match lines {
+        None => (0, text.len()),
+        Some(lines) => line_range(&text, lines).with_context(|| {
+            format!("{target}: expected LINES as N or N-M within the file's lines")
+        })?,
+    };
+    Ok(Selection {
+        document: DocumentSnapshot {
+            id: path.display().to_string(),
+            language_id: language_from_path(Some(&path)),
+            path: Some(path),
+            text: Arc::new(text),
+            version: None,
+        },
+        start,
+        end,
+    })
+}
+
+/// Byte offsets of 1-based lines `N` or `N-M`, line breaks of the last line included.
+fn line_range(text: &str, lines: &str) -> Option<(usize, usize)> {
+    let (first, last) = match lines.split_once('-') {
+        Some((first, last)) => (first.parse::<usize>().ok()?, last.parse::<usize>().ok()?),
+        None => {
+            let line = lines.parse::<usize>().ok()?;
+            (line, line)
+        }
+    };
+    if first == 0 || last < first {
+        return None;
+    }
+    let starts = text::line_starts(text);
+    let n_lines = if text.ends_with(['\n', '\r']) {
+        starts.len() - 1
+    } else {
+        starts.len()
+    };
+    if last > n_lines {
+        return None;
+    }
+    let end = starts.get(last).copied().unwrap_or(text.len());
+    Some((starts[first - 1], end))
 }
 
 fn resolve_workspace(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -233,5 +359,21 @@ mod interrupt {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_range;
+
+    #[test]
+    fn lines_are_one_based_and_whole() {
+        let text = "a\nbb\nccc\n";
+        assert_eq!(line_range(text, "1"), Some((0, 2)));
+        assert_eq!(line_range(text, "2-3"), Some((2, 9)));
+        assert_eq!(line_range(text, "3-4"), None);
+        assert_eq!(line_range(text, "0"), None);
+        assert_eq!(line_range(text, "3-2"), None);
+        assert_eq!(line_range("a\nb", "2"), Some((2, 3)));
     }
 }

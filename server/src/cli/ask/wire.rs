@@ -9,8 +9,9 @@ fn millis(duration: std::time::Duration) -> f64 {
 }
 
 /// `{"answer", "turns", "tool_calls": [{"tool","code","ok","output","error"}], "timings": {...}}`
-/// plus `status`, ids, token counts and the transcript path.
-pub(super) fn outcome_json(outcome: &RunOutcome) -> Value {
+/// plus `status`, ids, token counts and the transcript path. `answer` is the markdown shown to
+/// the user: the model's answer and notes about the edits made from it.
+pub(super) fn outcome_json(outcome: &RunOutcome, answer: &str) -> Value {
     let status = outcome.status.to_string();
     let tool_calls: Vec<Value> = outcome
         .tool_calls
@@ -33,7 +34,7 @@ pub(super) fn outcome_json(outcome: &RunOutcome) -> Value {
         .collect();
     let timings = &outcome.timings;
     json!({
-        "answer": outcome.answer,
+        "answer": answer,
         "status": status,
         "turns": outcome.turns,
         "tool_calls": tool_calls,

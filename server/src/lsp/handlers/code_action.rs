@@ -9,9 +9,10 @@ use lsp_types::{
 };
 use serde_json::{Value, json};
 
+use crate::features::Instruction;
 use crate::lsp::documents;
-use crate::lsp::ext::{ASK_COMMAND, Instruction};
-use crate::lsp::main_loop::{HandlerResult, Server};
+use crate::lsp::ext::ASK_COMMAND;
+use crate::lsp::global_state::{Handled, HandlerResult, Server};
 
 pub(crate) fn handle_code_action(server: &mut Server, params: Value) -> HandlerResult {
     let params: CodeActionParams = super::parse_params("textDocument/codeAction", params)?;
@@ -21,12 +22,12 @@ pub(crate) fn handle_code_action(server: &mut Server, params: Value) -> HandlerR
         let text = server
             .documents
             .get_text(&uri)
-            .or_else(|| read_small_file(&uri));
+            .or_else(|| read_small_file(&uri).map(std::sync::Arc::new));
         match text
             .and_then(|text| documents::line_range(&text, range.start.line, server.caps.encoding))
         {
             Some(line) => range = line,
-            None => return Ok(Some(json!([]))),
+            None => return Ok(Handled::Reply(json!([]))),
         }
     }
     let only = params.context.only.as_deref();
@@ -45,7 +46,7 @@ pub(crate) fn handle_code_action(server: &mut Server, params: Value) -> HandlerR
             )))
         })
         .collect();
-    Ok(Some(
+    Ok(Handled::Reply(
         serde_json::to_value(actions).unwrap_or(Value::Array(Vec::new())),
     ))
 }

@@ -3,7 +3,7 @@
 use lsp_types::DidChangeTextDocumentParams;
 use serde_json::Value;
 
-use crate::lsp::main_loop::Server;
+use crate::lsp::global_state::Server;
 
 pub(crate) fn handle_did_change(server: &mut Server, params: Value) {
     let Some(params) =

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::lsp::ext::CONFIG_SECTION;
-use crate::lsp::main_loop::Server;
+use crate::lsp::global_state::Server;
 
 pub(crate) fn handle_did_change_configuration(server: &mut Server, params: Value) {
     if server.caps.configuration {

@@ -4,7 +4,7 @@ use lsp_types::DidOpenTextDocumentParams;
 use serde_json::Value;
 
 use crate::lsp::documents::Document;
-use crate::lsp::main_loop::Server;
+use crate::lsp::global_state::Server;
 
 pub(crate) fn handle_did_open(server: &mut Server, params: Value) {
     let Some(params) = super::parse_notification::<DidOpenTextDocumentParams>("didOpen", params)
@@ -15,7 +15,7 @@ pub(crate) fn handle_did_open(server: &mut Server, params: Value) {
     server.documents.open(
         document.uri.as_str(),
         Document {
-            text: document.text,
+            text: std::sync::Arc::new(document.text),
             version: document.version,
             language_id: document.language_id,
         },

@@ -3,15 +3,16 @@
 //! `punie.newConversation` makes the next free-form question start a new conversation.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use lsp_types::{NumberOrString, Range};
 use serde_json::{Value, json};
 
-use crate::lsp::ext::{
-    ASK_COMMAND, CANCEL_COMMAND, CancelParams, Instruction, NEW_CONVERSATION_COMMAND,
-};
-use crate::lsp::main_loop::{HandlerError, HandlerResult, Server};
-use crate::lsp::run::{RunSpec, byte_range};
+use crate::features::{Ask, DocumentSnapshot, Instruction, Selection, language_from_path};
+use crate::lsp::documents::{self, PositionEncoding};
+use crate::lsp::ext::{ASK_COMMAND, CANCEL_COMMAND, CancelParams, NEW_CONVERSATION_COMMAND};
+use crate::lsp::global_state::{Handled, HandlerError, HandlerResult, Server};
+use crate::lsp::run::RunSpec;
 
 pub(crate) fn handle_execute_command(server: &mut Server, params: Value) -> HandlerResult {
     let command = params["command"]
@@ -33,12 +34,12 @@ pub(crate) fn handle_execute_command(server: &mut Server, params: Value) -> Hand
             let params: CancelParams = serde_json::from_value(argument).map_err(|_| {
                 HandlerError::invalid_params("runId: expected {\"runId\": \"...\"}")
             })?;
-            Ok(Some(
+            Ok(Handled::Reply(
                 json!({"cancelled": server.cancel_run(&params.run_id)}),
             ))
         }
-        NEW_CONVERSATION_COMMAND => Ok(Some(
-            json!({"cleared": server.shared.agent.forget_conversations()}),
+        NEW_CONVERSATION_COMMAND => Ok(Handled::Reply(
+            json!({"cleared": server.resources.conversations.forget_all()}),
         )),
         _ => Err(HandlerError::invalid_params(format!(
             "command: unknown command {command}"
@@ -57,10 +58,10 @@ fn ask(
     if let Some(token) = token {
         result["token"] = serde_json::to_value(token).unwrap_or(Value::Null);
     }
-    // The response goes out before the run asks for its progress token or starts, so the
-    // client knows the run id and token when the first progress arrives.
-    server.schedule_after_response = Some(run_id);
-    Ok(Some(result))
+    Ok(Handled::ReplyThenSchedule {
+        value: result,
+        run_id,
+    })
 }
 
 /// Checks the `punie.ask` argument; each error names the field, as INTERFACES.md asks.
@@ -112,7 +113,7 @@ fn validate(server: &Server, arguments: &[Value]) -> Result<RunSpec, HandlerErro
     let (text, version, language_id) = match open {
         Some(doc) => (doc.text, Some(doc.version), doc.language_id),
         None => match super::code_action::read_small_file(uri) {
-            Some(text) => (text, None, String::new()),
+            Some(text) => (Arc::new(text), None, String::new()),
             None => {
                 return Err(invalid(format!(
                     "uri: {uri} is neither open in the editor nor a readable file"
@@ -138,20 +139,35 @@ fn validate(server: &Server, arguments: &[Value]) -> Result<RunSpec, HandlerErro
     } else {
         language_id
     };
+    let document = DocumentSnapshot {
+        id: uri.to_owned(),
+        path,
+        text,
+        version,
+        language_id,
+    };
     Ok(RunSpec {
         run_id: String::new(),
         uri: uri.to_owned(),
         range,
-        instruction,
-        question,
-        text,
-        version,
-        start,
-        end,
-        path,
-        root,
-        language_id,
+        ask: Ask {
+            instruction,
+            question,
+            selection: Some(Selection {
+                document,
+                start,
+                end,
+            }),
+            root,
+        },
     })
+}
+
+/// The byte range of `range` in `text`, strictly (`None` when it lies outside).
+fn byte_range(text: &str, range: Range, encoding: PositionEncoding) -> Option<(usize, usize)> {
+    let start = documents::offset_strict(text, range.start, encoding)?;
+    let end = documents::offset_strict(text, range.end, encoding)?;
+    (start <= end).then_some((start, end))
 }
 
 /// The workspace folder containing the document (the deepest one), else the first folder,
@@ -171,21 +187,4 @@ fn root_for(roots: &[PathBuf], path: Option<&Path>) -> PathBuf {
     path.and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir)
-}
-
-fn language_from_path(path: Option<&Path>) -> String {
-    let ext = path
-        .and_then(|p| p.extension())
-        .and_then(|e| e.to_str())
-        .unwrap_or("");
-    match ext {
-        "py" => "python",
-        "rs" => "rust",
-        "js" | "mjs" => "javascript",
-        "ts" => "typescript",
-        "go" => "go",
-        "md" => "markdown",
-        other => other,
-    }
-    .to_owned()
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::lsp::documents::PositionEncoding;
 use crate::lsp::ext::{ANSWER_CAPABILITY, COMMANDS};
-use crate::lsp::main_loop::{ClientCaps, HandlerError, HandlerResult, Server};
+use crate::lsp::global_state::{ClientCaps, Handled, HandlerError, HandlerResult, Server};
 
 pub(crate) fn handle_initialize(server: &mut Server, params: Value) -> HandlerResult {
     if server.initialized {
@@ -80,7 +80,7 @@ pub(crate) fn handle_initialize(server: &mut Server, params: Value) -> HandlerRe
         "capabilities": capabilities,
         "serverInfo": ServerInfo { name: "punie".to_owned(), version: Some(env!("CARGO_PKG_VERSION").to_owned()) },
     });
-    Ok(Some(result))
+    Ok(Handled::Reply(result))
 }
 
 /// The first `workspaceFolders` entry (all of them, in order), else `rootUri`, else `rootPath`.

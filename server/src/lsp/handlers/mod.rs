@@ -1,6 +1,6 @@
 //! One file per LSP method, named after it; each exports `handle_<method>`.
 //!
-//! Requests return a [`HandlerResult`](super::main_loop::HandlerResult) (the loop sends the
+//! Requests return a [`HandlerResult`](super::global_state::HandlerResult) (the loop sends the
 //! one response); notifications return nothing.
 
 pub(crate) mod code_action;
@@ -17,7 +17,7 @@ pub(crate) mod work_done_progress_cancel;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::main_loop::HandlerError;
+use super::global_state::HandlerError;
 
 /// Params of a request, or `InvalidParams` saying what is wrong with them.
 pub(crate) fn parse_params<P: DeserializeOwned>(

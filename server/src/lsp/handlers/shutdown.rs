@@ -2,9 +2,9 @@
 
 use lsp_server::RequestId;
 
-use crate::lsp::main_loop::{HandlerResult, Server};
+use crate::lsp::global_state::{Handled, HandlerResult, Server};
 
 pub(crate) fn handle_shutdown(server: &mut Server, id: RequestId) -> HandlerResult {
     server.begin_shutdown(id);
-    Ok(None)
+    Ok(Handled::Later)
 }

@@ -3,7 +3,7 @@
 use lsp_types::WorkDoneProgressCancelParams;
 use serde_json::Value;
 
-use crate::lsp::main_loop::Server;
+use crate::lsp::global_state::Server;
 
 pub(crate) fn handle_work_done_progress_cancel(server: &mut Server, params: Value) {
     let Some(params) = super::parse_notification::<WorkDoneProgressCancelParams>(

@@ -1,0 +1,133 @@
+//! [`TerminalFrontEnd`]: the features' front end for `punie ask`. No editor: files are read
+//! and written on disk. Progress goes to stderr: a spinner with the current step when stderr
+//! is a terminal, plain lines (`punie: read_file README.md`) otherwise, so logs and CI stay
+//! readable. Writes are allowed; commands only with `--allow-commands` (issue 14 brings
+//! prompts on a terminal).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::agent::RunEvent;
+use crate::cancel::CancelFlag;
+use crate::engine::EngineSpec;
+use crate::features::{
+    EditOutcome, FileChange, FrontEnd, OpenDocument, PermissionAnswer, PermissionRequest,
+};
+use crate::tools::PermissionClass;
+
+pub(super) struct TerminalFrontEnd {
+    progress: Mutex<Progress>,
+    allow_commands: bool,
+}
+
+enum Progress {
+    Terminal(ProgressBar),
+    Lines,
+}
+
+impl TerminalFrontEnd {
+    pub(super) fn new(terminal: bool, allow_commands: bool) -> TerminalFrontEnd {
+        let progress = if terminal {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(100));
+            Progress::Terminal(bar)
+        } else {
+            Progress::Lines
+        };
+        TerminalFrontEnd {
+            progress: Mutex::new(progress),
+            allow_commands,
+        }
+    }
+
+    pub(super) fn loading(&self, spec: &EngineSpec) {
+        let what = match spec {
+            EngineSpec::Default => "loading the default model".to_owned(),
+            EngineSpec::Llama { path } => format!("loading {}", path.display()),
+            EngineSpec::OpenAi { url, model } => format!("using {model} at {url}"),
+            EngineSpec::Scripted { path } => format!("scripted engine {}", path.display()),
+        };
+        self.say(&what);
+    }
+
+    pub(super) fn finish(&self) {
+        if let Progress::Terminal(bar) = &*self.lock() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn say(&self, message: &str) {
+        match &*self.lock() {
+            Progress::Terminal(bar) => bar.set_message(message.to_owned()),
+            Progress::Lines => {
+                let _ = writeln!(std::io::stderr().lock(), "punie: {message}");
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl FrontEnd for TerminalFrontEnd {
+    fn open_document(&self, _path: &Path) -> Option<OpenDocument> {
+        None
+    }
+
+    fn ask_permission(
+        &self,
+        request: &PermissionRequest,
+        _cancel: &CancelFlag,
+    ) -> PermissionAnswer {
+        let allowed = match request.tool.permission() {
+            PermissionClass::Read | PermissionClass::Write => true,
+            PermissionClass::Execute => self.allow_commands,
+        };
+        if allowed {
+            PermissionAnswer::AllowOnce
+        } else {
+            PermissionAnswer::Deny
+        }
+    }
+
+    fn apply_change(&self, _change: &FileChange, _cancel: &CancelFlag) -> Option<EditOutcome> {
+        None
+    }
+
+    fn on_event(&self, event: RunEvent) {
+        match &event {
+            RunEvent::TurnFinished { turn, stats } => {
+                let speed = stats.decode_tokens_per_second();
+                let mut line = format!(
+                    "turn {turn}: {} prompt tokens ({} evaluated), {} generated",
+                    stats.n_prompt, stats.n_evaluated, stats.n_generated
+                );
+                if speed > 0.0 {
+                    line.push_str(&format!(", {speed:.1} tok/s"));
+                }
+                self.say(&line);
+            }
+            RunEvent::ToolFinished { label, .. } => self.say(&format!("{label}: ok")),
+            RunEvent::Cancelled => self.say("cancelled"),
+            RunEvent::Failed { reason } => self.say(&format!("failed: {reason}")),
+            RunEvent::Answer { .. } => self.say("done"),
+            RunEvent::Truncated { truncation, .. } => self.say(&format!(
+                "truncated: {truncation}; `punie ask --continue` with a follow-up goes on from there"
+            )),
+            other => {
+                if let Some(message) = other.progress_message() {
+                    self.say(&message);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Changes to files in the features layer's terms ([`FileChange`]), and the edits an answer
+//! implies: Fix/Refactor replace the selection with the answer's first code block; Write
+//! tests creates or extends the test file the language's convention names.
+//!
+//! Front ends turn a [`FileChange`] into their own edit (LSP `workspace/applyEdit`, ACP
+//! `fs/write_text_file`) so the user sees it and can undo it; when they cannot,
+//! [`write_to_disk`] makes it an atomic write.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::question::{Ask, Selection, shown_path};
+
+/// One change to one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileChange {
+    /// Replaces `range` (byte offsets into `before`) with `text`.
+    Replace {
+        /// The front end's name for the document when it has one (the URI of an open LSP
+        /// document); `None` for a file only on disk, which the front end names by `path`.
+        id: Option<String>,
+        path: Option<PathBuf>,
+        /// The text `range` refers to: what the front end had at `version`.
+        before: Arc<String>,
+        /// The editor's version of `before`, when it is open: an editor refuses a versioned
+        /// edit of a buffer that changed since.
+        version: Option<i32>,
+        range: Range<usize>,
+        text: String,
+    },
+    /// Creates a file that does not exist yet.
+    Create { path: PathBuf, text: String },
+}
+
+impl FileChange {
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            FileChange::Replace { path, .. } => path.as_deref(),
+            FileChange::Create { path, .. } => Some(path),
+        }
+    }
+
+    /// The whole text of the file after the change.
+    pub fn after(&self) -> String {
+        match self {
+            FileChange::Replace {
+                before,
+                range,
+                text,
+                ..
+            } => {
+                let mut res = before.to_string();
+                res.replace_range(range.clone(), text);
+                res
+            }
+            FileChange::Create { text, .. } => text.clone(),
+        }
+    }
+}
+
+/// How a change went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditOutcome {
+    Applied,
+    /// The editor refused it (`applied: false`), e.g. the buffer changed meanwhile.
+    Rejected,
+    Failed(String),
+}
+
+/// Writes a change to disk atomically (a temporary file in the same directory, renamed).
+pub fn write_to_disk(change: &FileChange) -> EditOutcome {
+    let Some(path) = change.path() else {
+        return EditOutcome::Failed("the document is not a file on disk".to_owned());
+    };
+    match crate::workspace::write_atomic(path, &change.after()) {
+        Ok(()) => EditOutcome::Applied,
+        Err(err) => EditOutcome::Failed(err.message),
+    }
+}
+
+/// The content of the first complete fenced code block (```` ``` ```` or `~~~`), without
+/// the fences. An unclosed block is no block: an answer cut in the middle of its code must
+/// never replace the user's code with the part that arrived.
+pub fn first_code_block(markdown: &str) -> Option<String> {
+    let mut lines = markdown.lines();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        let fence = if trimmed.starts_with("```") {
+            "```"
+        } else if trimmed.starts_with("~~~") {
+            "~~~"
+        } else {
+            continue;
+        };
+        let indent = line.len() - trimmed.len();
+        let mut body = Vec::new();
+        for inner in lines.by_ref() {
+            if inner.trim_start().starts_with(fence)
+                && inner
+                    .trim()
+                    .chars()
+                    .all(|c| c == fence.as_bytes()[0] as char)
+            {
+                let mut res = body.join("\n");
+                res.push('\n');
+                return Some(res);
+            }
+            // Strip the fence's own indentation, as CommonMark does.
+            let strip = inner.len() - inner.trim_start().len();
+            body.push(&inner[strip.min(indent)..]);
+        }
+        return None;
+    }
+    None
+}
+
+/// Where "Write tests" puts the tests for `source` (relative to `root`), by the convention of
+/// the language: Python `tests/test_<module>.py`; JavaScript/TypeScript `<name>.test.<ext>`
+/// beside the source; Go `<name>_test.go` beside it; Rust `tests/<name>.rs`; otherwise
+/// `tests/test_<name>.<ext>`.
+pub fn test_file_for(root: &Path, source: &Path, language_id: &str) -> PathBuf {
+    let stem = source
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("module");
+    let ext = source.extension().and_then(|s| s.to_str()).unwrap_or("");
+    let beside = |name: String| {
+        source
+            .parent()
+            .map(|dir| dir.join(&name))
+            .unwrap_or_else(|| root.join(&name))
+    };
+    match (language_id, ext) {
+        ("python", _) | (_, "py") => root.join("tests").join(format!("test_{stem}.py")),
+        ("javascript" | "typescript" | "javascriptreact" | "typescriptreact", _)
+        | (_, "js" | "ts" | "jsx" | "tsx" | "mjs") => beside(format!("{stem}.test.{ext}")),
+        ("go", _) | (_, "go") => beside(format!("{stem}_test.go")),
+        ("rust", _) | (_, "rs") => root.join("tests").join(format!("{stem}.rs")),
+        _ if ext.is_empty() => root.join("tests").join(format!("test_{stem}")),
+        _ => root.join("tests").join(format!("test_{stem}.{ext}")),
+    }
+}
+
+/// `existing` with `addition` appended after two blank lines.
+fn extend_text(existing: &str, addition: &str) -> String {
+    let mut res = existing.trim_end_matches('\n').to_owned();
+    if !res.is_empty() {
+        res.push_str("\n\n\n");
+    }
+    res.push_str(addition);
+    if !res.ends_with('\n') {
+        res.push('\n');
+    }
+    res
+}
+
+/// `text` with the line endings of `like`: a CRLF file stays CRLF after an edit.
+fn with_line_endings_of(text: &str, like: &str) -> String {
+    let crlf = like.matches("\r\n").count();
+    let lf = like.matches('\n').count() - crlf;
+    if crlf > lf {
+        text.replace("\r\n", "\n").replace('\n', "\r\n")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// What is known of a file the answer's edit would touch.
+#[derive(Debug, Clone)]
+pub enum ExistingFile {
+    Missing,
+    /// Its text (the editor's buffer when open) and the editor's name and version for it.
+    Text {
+        id: Option<String>,
+        text: Arc<String>,
+        version: Option<i32>,
+    },
+    /// It exists but is not text Punie can read (not UTF-8, a directory, no permission).
+    Unreadable(String),
+}
+
+/// The edit an answer implies, before it is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerEdit {
+    /// Nothing to change (Explain, a question, or no code in the answer).
+    None,
+    /// Make this change; `done_note` goes into the answer once it is applied.
+    Change {
+        change: FileChange,
+        done_note: Option<String>,
+        /// Names the file in notes about a failure.
+        shown: String,
+    },
+    /// The answer cannot be applied; the note says why.
+    Refused(String),
+}
+
+/// The edit `markdown` implies for `ask`. `existing(path)` tells what is at a path (the
+/// editor's buffer first, then the disk).
+pub fn answer_edit(
+    ask: &Ask,
+    markdown: &str,
+    existing: &dyn Fn(&Path) -> ExistingFile,
+) -> AnswerEdit {
+    let Some(selection) = &ask.selection else {
+        return AnswerEdit::None;
+    };
+    let wants_code =
+        ask.instruction.replaces_selection() || ask.instruction == super::Instruction::Tests;
+    if !wants_code {
+        return AnswerEdit::None;
+    }
+    let Some(code) = first_code_block(markdown) else {
+        if has_unclosed_fence(markdown) {
+            return AnswerEdit::Refused(
+                "_The answer's code block is not closed (the answer was cut?); nothing was changed._"
+                    .to_owned(),
+            );
+        }
+        return AnswerEdit::None;
+    };
+    if ask.instruction.replaces_selection() {
+        replace_selection(&ask.root, selection, code)
+    } else {
+        write_tests(ask, selection, &code, existing)
+    }
+}
+
+fn has_unclosed_fence(markdown: &str) -> bool {
+    markdown
+        .lines()
+        .any(|line| line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~"))
+}
+
+fn replace_selection(root: &Path, selection: &Selection, code: String) -> AnswerEdit {
+    let document = &selection.document;
+    // Keep the selection's own trailing newline (or its absence).
+    let mut replacement = code;
+    if !selection.text().ends_with('\n') {
+        while replacement.ends_with('\n') {
+            replacement.pop();
+        }
+    }
+    let replacement = with_line_endings_of(&replacement, &document.text);
+    AnswerEdit::Change {
+        change: FileChange::Replace {
+            id: Some(document.id.clone()),
+            path: document.path.clone(),
+            before: document.text.clone(),
+            version: document.version,
+            range: selection.start..selection.end,
+            text: replacement,
+        },
+        done_note: None,
+        shown: document
+            .path
+            .as_deref()
+            .map(|path| shown_path(root, path))
+            .unwrap_or_else(|| document.id.clone()),
+    }
+}
+
+fn write_tests(
+    ask: &Ask,
+    selection: &Selection,
+    code: &str,
+    existing: &dyn Fn(&Path) -> ExistingFile,
+) -> AnswerEdit {
+    let document = &selection.document;
+    let source = document
+        .path
+        .clone()
+        .unwrap_or_else(|| ask.root.join("module"));
+    let conventional = test_file_for(&ask.root, &source, &document.language_id);
+    // A test file Punie cannot read is never replaced or prepended to: the tests go beside it.
+    let mut candidates = vec![conventional.clone(), beside(&conventional)];
+    let mut unreadable = Vec::new();
+    for path in candidates.drain(..) {
+        let shown = shown_path(&ask.root, &path);
+        let note = if unreadable.is_empty() {
+            format!("_Tests written to `{shown}`._")
+        } else {
+            format!(
+                "_Tests written to `{shown}`: `{}` exists but is not text Punie can read ({}), so it was left alone._",
+                unreadable[0], unreadable[1]
+            )
+        };
+        match existing(&path) {
+            ExistingFile::Missing => {
+                return AnswerEdit::Change {
+                    change: FileChange::Create {
+                        path,
+                        text: extend_text("", code),
+                    },
+                    done_note: Some(note),
+                    shown,
+                };
+            }
+            ExistingFile::Text { id, text, version } => {
+                let keep = text.trim_end_matches('\n').len();
+                let suffix = with_line_endings_of(&extend_text(&text, code)[keep..], &text);
+                return AnswerEdit::Change {
+                    change: FileChange::Replace {
+                        id,
+                        path: Some(path),
+                        range: keep..text.len(),
+                        before: text,
+                        version,
+                        text: suffix,
+                    },
+                    done_note: Some(note),
+                    shown,
+                };
+            }
+            ExistingFile::Unreadable(reason) => {
+                if unreadable.is_empty() {
+                    unreadable = vec![shown, reason];
+                }
+            }
+        }
+    }
+    AnswerEdit::Refused(format!(
+        "_`{}` exists but is not text Punie can read ({}), and so does the file beside it; nothing was \
+         changed (the tests are in the answer above)._",
+        unreadable[0], unreadable[1]
+    ))
+}
+
+/// `tests/test_stock.py` → `tests/test_stock_punie.py`.
+fn beside(path: &Path) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("tests");
+    let name = match path.extension().and_then(|s| s.to_str()) {
+        Some(ext) => format!("{stem}_punie.{ext}"),
+        None => format!("{stem}_punie"),
+    };
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_code_block_takes_the_first_complete_fence() {
+        let answer = "Here:\n\n```python\ndef f():\n    return 1\n```\n\nand\n```\nx\n```\n";
+        assert_eq!(
+            first_code_block(answer).as_deref(),
+            Some("def f():\n    return 1\n")
+        );
+        assert_eq!(first_code_block("no code"), None);
+        assert_eq!(first_code_block("~~~\na\n~~~").as_deref(), Some("a\n"));
+        assert_eq!(first_code_block("```py\nopen"), None);
+    }
+
+    #[test]
+    fn test_files_follow_the_language_convention() {
+        let root = Path::new("/w");
+        let check = |source: &str, language: &str, expect: &str| {
+            assert_eq!(
+                test_file_for(root, Path::new(source), language),
+                PathBuf::from(expect)
+            );
+        };
+        check(
+            "/w/src/inventory/stock.py",
+            "python",
+            "/w/tests/test_stock.py",
+        );
+        check("/w/src/app.ts", "typescript", "/w/src/app.test.ts");
+        check("/w/pkg/util.go", "go", "/w/pkg/util_test.go");
+        check("/w/src/lib.rs", "rust", "/w/tests/lib.rs");
+        assert_eq!(
+            extend_text("import x\n", "def test_a(): pass\n"),
+            "import x\n\n\ndef test_a(): pass\n"
+        );
+        assert_eq!(extend_text("", "a"), "a\n");
+        assert_eq!(
+            beside(Path::new("/w/tests/test_stock.py")),
+            PathBuf::from("/w/tests/test_stock_punie.py")
+        );
+    }
+
+    #[test]
+    fn line_endings_follow_the_file() {
+        assert_eq!(with_line_endings_of("a\nb\n", "x\r\ny\r\n"), "a\r\nb\r\n");
+        assert_eq!(with_line_endings_of("a\r\nb\n", "x\r\ny\r\n"), "a\r\nb\r\n");
+        assert_eq!(with_line_endings_of("a\nb\n", "x\ny\n"), "a\nb\n");
+    }
+}

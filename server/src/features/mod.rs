@@ -1,0 +1,44 @@
+//! The features: everything "Ask Punie" does that is not a protocol, shared by the LSP
+//! server, the ACP agent and the terminal (the way rust-analyzer's `ide` crate owns features
+//! and its LSP crate only converts).
+//!
+//! - [`Instruction`]: Explain, Fix, Write tests, Refactor, a free-form question.
+//! - [`Ask`] and [`Selection`]: what a run is about, over a [`DocumentSnapshot`]; the question
+//!   the model sees is built from it.
+//! - [`execute`]: one run — question, agent, sandbox, then the edits its answer implies
+//!   ([`answer_edit`]: the first complete code block replaces the selection; tests go to the
+//!   file the language's convention names).
+//! - [`FrontEnd`]: the one trait a protocol implements — the editor's buffers, permission
+//!   dialogs, edits the user sees, and a sink for the run's events. The tool policy and the
+//!   session's remembered answers are applied here, for every front end alike.
+//! - [`RunResources`]: what runs share (the pre-warmed sandbox, [`Conversations`],
+//!   [`SessionApprovals`]); [`RunQueue`]: runs take turns on the one engine.
+//! - [`Settings`]: the user's choices for runs, whatever protocol delivered them.
+//!
+//! **Architecture invariant:** nothing here knows JSON-RPC, `lsp_types` or ACP; a front end
+//! converts its own wire types into these.
+
+mod approvals;
+mod conversations;
+mod edits;
+mod front_end;
+mod instruction;
+mod question;
+mod queue;
+mod run;
+mod settings;
+pub mod text;
+mod tool_host;
+
+pub use approvals::SessionApprovals;
+pub use conversations::Conversations;
+pub use edits::{
+    AnswerEdit, EditOutcome, ExistingFile, FileChange, answer_edit, first_code_block,
+    test_file_for, write_to_disk,
+};
+pub use front_end::{FrontEnd, OpenDocument, PermissionAnswer, PermissionRequest};
+pub use instruction::Instruction;
+pub use question::{Ask, DocumentSnapshot, Selection, language_from_path, shown_path};
+pub use queue::RunQueue;
+pub use run::{Finished, RunInput, RunResources, execute, profile_for};
+pub use settings::Settings;

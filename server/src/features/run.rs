@@ -1,0 +1,176 @@
+//! One run, the same in every front end: the question built from the [`Ask`], the agent with
+//! the shared pre-warmed sandbox and the front end's tools, then the edits the answer implies.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::agent::{self, Conversation, RunOutcome, RunRequest, RunStatus};
+use crate::cancel::CancelFlag;
+use crate::engine::{EngineHandle, Sampling};
+use crate::prompt::{GenericConfig, Profile};
+use crate::sandbox::Sandbox;
+use crate::tools::Tool;
+
+use super::approvals::SessionApprovals;
+use super::conversations::Conversations;
+use super::edits::{AnswerEdit, EditOutcome, answer_edit};
+use super::front_end::FrontEnd;
+use super::question::Ask;
+use super::settings::Settings;
+use super::tool_host::FeatureToolHost;
+
+/// What outlives a run and is shared by all of them: one pre-warmed sandbox worker (runs
+/// take turns on it), the conversations follow-ups continue, and the session's approvals.
+/// Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct RunResources {
+    sandbox: Arc<Mutex<Option<Sandbox>>>,
+    pub conversations: Conversations,
+    pub approvals: SessionApprovals,
+}
+
+/// Everything one run is about, owned by the run.
+#[derive(Debug, Clone)]
+pub struct RunInput {
+    pub run_id: String,
+    pub ask: Ask,
+    pub settings: Settings,
+    pub profile: Profile,
+    /// The conversation so far (see `Conversations::for_run`), or a new one.
+    pub conversation: Conversation,
+    /// When the run ends with an answer, its conversation is kept under this key.
+    pub remember_as: Option<String>,
+    /// Where the transcript goes; `None` writes none.
+    pub transcript_dir: Option<PathBuf>,
+}
+
+/// How a run ended: the agent's outcome, and the markdown for the user (the answer plus
+/// notes about the edits made from it).
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub outcome: RunOutcome,
+    pub markdown: String,
+}
+
+/// Runs `input` to its end, reporting every step to `front_end`. Never panics on model
+/// output; cancellation (`cancel`) ends it within 100 ms.
+pub fn execute(
+    input: RunInput,
+    engine: &EngineHandle,
+    resources: &RunResources,
+    front_end: &dyn FrontEnd,
+    cancel: &CancelFlag,
+) -> Finished {
+    let host = FeatureToolHost {
+        root: &input.ask.root,
+        front_end,
+        settings: &input.settings,
+        approvals: &resources.approvals,
+        cancel,
+    };
+    let request = RunRequest {
+        run_id: input.run_id.clone(),
+        question: input.ask.question(),
+        conversation: input.conversation.clone(),
+        profile: input.profile.clone(),
+        max_turns: input.settings.max_turns,
+        sampling: Sampling::default(),
+        transcript_dir: input.transcript_dir.clone(),
+    };
+    let outcome = {
+        let mut sandbox_slot = resources.sandbox.lock().unwrap_or_else(|e| e.into_inner());
+        let limits = input.settings.sandbox_limits();
+        let sandbox = match sandbox_slot.as_mut() {
+            Some(sandbox) => {
+                sandbox.set_limits(limits);
+                sandbox
+            }
+            None => match Sandbox::new(limits) {
+                Ok(sandbox) => sandbox_slot.insert(sandbox),
+                Err(err) => {
+                    let reason = format!("the sandbox could not start: {err:#}");
+                    front_end.on_event(agent::RunEvent::Failed {
+                        reason: reason.clone(),
+                    });
+                    return Finished {
+                        outcome: failed_outcome(&input.run_id, input.conversation, reason),
+                        markdown: String::new(),
+                    };
+                }
+            },
+        };
+        agent::run(engine, sandbox, &host, cancel, request, &mut |event| {
+            front_end.on_event(event)
+        })
+    };
+    let mut markdown = outcome.answer.clone();
+    if outcome.status == RunStatus::Done {
+        if let Some(key) = &input.remember_as {
+            resources
+                .conversations
+                .set(key, outcome.conversation.clone());
+        }
+        if !cancel.is_cancelled()
+            && let Some(note) = apply_answer_edit(&input.ask, &host, &outcome.answer)
+        {
+            markdown.push_str("\n\n");
+            markdown.push_str(&note);
+        }
+    }
+    Finished { outcome, markdown }
+}
+
+/// The outcome of a run that failed before the agent started.
+fn failed_outcome(run_id: &str, conversation: Conversation, reason: String) -> RunOutcome {
+    RunOutcome {
+        run_id: run_id.to_owned(),
+        status: RunStatus::Failed(reason),
+        answer: String::new(),
+        turns: 0,
+        tool_calls: Vec::new(),
+        tokens_in: 0,
+        tokens_evaluated: 0,
+        tokens_out: 0,
+        timings: agent::RunTimings::default(),
+        conversation,
+        transcript: None,
+    }
+}
+
+/// Makes the edit the answer implies; returns a note for the answer when there is something
+/// to say (where tests went, why nothing changed).
+fn apply_answer_edit(ask: &Ask, host: &FeatureToolHost<'_>, answer: &str) -> Option<String> {
+    match answer_edit(ask, answer, &|path| host.existing(path)) {
+        AnswerEdit::None => None,
+        AnswerEdit::Refused(note) => Some(note),
+        AnswerEdit::Change {
+            change,
+            done_note,
+            shown,
+        } => match host.apply(&change) {
+            EditOutcome::Applied => done_note,
+            EditOutcome::Rejected => Some(format!(
+                "_The editor rejected the edit; `{shown}` was not changed._"
+            )),
+            EditOutcome::Failed(reason) => {
+                Some(format!("_`{shown}` could not be changed: {reason}._"))
+            }
+        },
+    }
+}
+
+/// The prompt profile for `settings`: the setting, else the one the model was made for;
+/// `generic` carries the model's chat template. A model whose header cannot be read gets
+/// plain `generic` here: the engine reports the broken file when the run starts.
+pub fn profile_for(settings: &Settings) -> Profile {
+    agent::resolve_profile(&settings.engine, None, settings.profile.as_deref()).unwrap_or_else(
+        |err| {
+            tracing::warn!("prompt profile: {err:#}");
+            let tools: Vec<Tool> = Tool::core().collect();
+            Profile::Generic(GenericConfig {
+                stubs: crate::tools::stubs_text(&tools),
+                ..GenericConfig::default()
+            })
+        },
+    )
+}

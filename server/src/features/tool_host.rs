@@ -1,0 +1,129 @@
+//! [`FeatureToolHost`]: the sandbox's [`ToolHost`] for every front end. Reads see the
+//! editor's buffers, writes become edits the user can see, and the tool policy decides what
+//! is asked, with the front end's dialog and the session's remembered answers.
+
+use std::path::Path;
+
+use crate::cancel::CancelFlag;
+use crate::policy::Decision;
+use crate::sandbox::{Permission, Tool, ToolError, ToolHost};
+
+use super::approvals::SessionApprovals;
+use super::edits::{EditOutcome, ExistingFile, FileChange, write_to_disk};
+use super::front_end::{FrontEnd, PermissionAnswer, PermissionRequest};
+use super::settings::Settings;
+
+pub(crate) struct FeatureToolHost<'a> {
+    pub(crate) root: &'a Path,
+    pub(crate) front_end: &'a dyn FrontEnd,
+    pub(crate) settings: &'a Settings,
+    pub(crate) approvals: &'a SessionApprovals,
+    pub(crate) cancel: &'a CancelFlag,
+}
+
+impl FeatureToolHost<'_> {
+    /// What is at `path`: the editor's buffer, else the file on disk.
+    pub(crate) fn existing(&self, path: &Path) -> ExistingFile {
+        existing_file(self.front_end, path)
+    }
+
+    /// Makes `change` through the editor, or on disk when the front end cannot.
+    pub(crate) fn apply(&self, change: &FileChange) -> EditOutcome {
+        self.front_end
+            .apply_change(change, self.cancel)
+            .unwrap_or_else(|| write_to_disk(change))
+    }
+}
+
+/// What is at `path`: the editor's buffer, else the file on disk.
+pub(crate) fn existing_file(front_end: &dyn FrontEnd, path: &Path) -> ExistingFile {
+    if let Some(document) = front_end.open_document(path) {
+        return ExistingFile::Text {
+            id: Some(document.id),
+            text: document.text,
+            version: document.version,
+        };
+    }
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => ExistingFile::Text {
+                id: None,
+                text: text.into(),
+                version: None,
+            },
+            Err(_) => ExistingFile::Unreadable("not UTF-8 text".to_owned()),
+        },
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => ExistingFile::Missing,
+        Err(err) => ExistingFile::Unreadable(err.to_string()),
+    }
+}
+
+impl ToolHost for FeatureToolHost<'_> {
+    fn workspace_root(&self) -> &Path {
+        self.root
+    }
+
+    fn read_document(&self, path: &Path) -> Option<String> {
+        self.front_end
+            .open_document(path)
+            .map(|document| document.text.to_string())
+    }
+
+    fn write_file(&self, path: &Path, content: &str) -> Result<(), ToolError> {
+        let change = match self.existing(path) {
+            ExistingFile::Text { id, text, version } => FileChange::Replace {
+                id,
+                path: Some(path.to_owned()),
+                range: 0..text.len(),
+                before: text,
+                version,
+                text: content.to_owned(),
+            },
+            ExistingFile::Missing => FileChange::Create {
+                path: path.to_owned(),
+                text: content.to_owned(),
+            },
+            // `write_file` replaces whatever is there; an editor cannot show a binary file,
+            // so this one is written on disk.
+            ExistingFile::Unreadable(_) => return crate::workspace::write_atomic(path, content),
+        };
+        match self.apply(&change) {
+            EditOutcome::Applied => Ok(()),
+            EditOutcome::Rejected => Err(ToolError::permission("edit rejected by the editor")),
+            EditOutcome::Failed(reason) => Err(ToolError::new("OSError", reason)),
+        }
+    }
+
+    fn permit(&self, tool: Tool, label: &str) -> Permission {
+        match self.settings.policy(tool) {
+            Decision::Allow => Permission::Allow,
+            Decision::Deny => Permission::Deny,
+            Decision::Ask => {
+                let request = PermissionRequest {
+                    tool,
+                    label: label.to_owned(),
+                };
+                let allowed = match self.approvals.lookup(&request) {
+                    Some(allowed) => allowed,
+                    None => match self.front_end.ask_permission(&request, self.cancel) {
+                        PermissionAnswer::AllowOnce => true,
+                        PermissionAnswer::Deny => false,
+                        PermissionAnswer::AllowForSession => {
+                            self.approvals.remember(&request, true);
+                            true
+                        }
+                        PermissionAnswer::DenyForSession => {
+                            self.approvals.remember(&request, false);
+                            false
+                        }
+                    },
+                };
+                if allowed {
+                    Permission::Allow
+                } else {
+                    Permission::Deny
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The engine on the main loop: started (or restarted when the `engine` setting changes) in
+//! the background, its load shown as "Loading model…" progress, its failure shown once and
+//! given to every later run.
+
+use std::sync::Arc;
+
+use lsp_types::{MessageType, NumberOrString};
+
+use crate::engine::{EngineConfig, EngineError, EngineHandle, EngineSpec};
+
+use super::global_state::{Pending, Server};
+use super::progress::Progress;
+
+/// The model load and its progress.
+pub(crate) struct EngineState {
+    pub handle: Arc<EngineHandle>,
+    spec: EngineSpec,
+    /// Bumped on every (re)spawn, so a late answer to an old create request is ignored.
+    generation: u64,
+    progress: Option<Progress>,
+    /// The load outcome has been handled (progress ended, error shown).
+    settled: bool,
+    /// The load error, once known: every later run fails fast with it.
+    pub error: Option<EngineError>,
+}
+
+impl Server {
+    /// Starts (or restarts, when the SPEC changed) the engine; the model loads in the background.
+    pub(crate) fn ensure_engine(&mut self) {
+        let spec = self.settings.settings().engine.clone();
+        if self
+            .engine
+            .as_ref()
+            .is_some_and(|engine| engine.spec == spec)
+        {
+            return;
+        }
+        self.engine_generation += 1;
+        let generation = self.engine_generation;
+        tracing::info!("starting engine {spec}");
+        let config = EngineConfig::from_env().unwrap_or_else(|err| {
+            tracing::warn!("{err}; using the defaults");
+            EngineConfig::default()
+        });
+        let handle = Arc::new(EngineHandle::spawn(spec.clone(), config));
+        let old = self.engine.replace(EngineState {
+            handle,
+            spec,
+            generation,
+            progress: None,
+            settled: false,
+            error: None,
+        });
+        if let Some(mut old) = old
+            && let Some(progress) = old.progress.as_mut()
+            && let Some(end) = progress.end("cancelled")
+        {
+            self.send_notification(end);
+        }
+        // The old engine's handle lives on in any run still using it and is dropped (its
+        // thread joined) with the last of them. Progress waits for `initialized`: the server
+        // may not send requests before the client has the `initialize` response.
+        if self.client_ready {
+            self.poll_engine_load();
+            self.start_load_progress();
+        }
+    }
+
+    /// "Loading model…" progress, when the load is still going on.
+    pub(crate) fn start_load_progress(&mut self) {
+        if !self.caps.work_done_progress {
+            return;
+        }
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        if engine.settled || engine.progress.is_some() {
+            return;
+        }
+        let generation = engine.generation;
+        let token = format!("punie/load/{generation}");
+        engine.progress = Some(Progress::pending(
+            NumberOrString::String(token.clone()),
+            "Loading model…",
+        ));
+        self.send_request(
+            "window/workDoneProgress/create",
+            serde_json::json!({ "token": token }),
+            Pending::LoadProgressCreate { generation },
+        );
+    }
+
+    /// The client answered the create request of the load progress of `generation`.
+    pub(crate) fn load_progress_created(&mut self, generation: u64, accepted: bool) {
+        let Some(progress) = self
+            .engine
+            .as_mut()
+            .filter(|engine| engine.generation == generation)
+            .and_then(|engine| engine.progress.as_mut())
+        else {
+            return;
+        };
+        for notification in progress.created(accepted) {
+            self.send_notification(notification);
+        }
+    }
+
+    pub(crate) fn poll_engine_load(&mut self) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        if engine.settled {
+            return;
+        }
+        let Some(state) = engine.handle.load_state() else {
+            return;
+        };
+        engine.settled = true;
+        let end_message = match &state {
+            Ok(description) => {
+                tracing::info!("engine ready: {description}");
+                "done".to_owned()
+            }
+            Err(error) => format!("failed: {}", engine_failure_reason(error)),
+        };
+        let end = engine
+            .progress
+            .as_mut()
+            .and_then(|progress| progress.end(&end_message));
+        if let Err(error) = &state {
+            engine.error = Some(error.clone());
+        }
+        if let Some(end) = end {
+            self.send_notification(end);
+        }
+        if let Err(error) = state {
+            self.show_message(
+                MessageType::ERROR,
+                &format!("Punie could not load its model: {error}"),
+            );
+        }
+    }
+
+    /// The process is about to end: a still-loading engine is let go rather than joined.
+    pub(crate) fn release_engine(&mut self) {
+        if let Some(engine) = self.engine.take()
+            && engine.handle.load_state().is_none()
+        {
+            // Dropping a loading engine joins its thread, which would wait for the whole
+            // model to load; the process is about to end, so let it go.
+            std::mem::forget(engine.handle);
+        }
+    }
+}
+
+/// The reason in `failed: <reason>`. A missing model has the exact wording of INTERFACES.md.
+pub(crate) fn engine_failure_reason(error: &EngineError) -> String {
+    match error {
+        EngineError::ModelMissing { .. } => {
+            "model not installed: run punie models fetch".to_owned()
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,147 @@
+//! [`LspFrontEnd`]: the features' [`FrontEnd`] over an editor. `read_file` sees unsaved
+//! buffers, changes go through `workspace/applyEdit` (one undo reverts them), permission
+//! questions are `window/showMessageRequest` dialogs, and the run's events go to the main
+//! loop, which turns them into `$/progress`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use serde_json::{Value, json};
+
+use crate::agent::RunEvent;
+use crate::cancel::CancelFlag;
+use crate::features::{
+    EditOutcome, FileChange, FrontEnd, OpenDocument, PermissionAnswer, PermissionRequest,
+};
+
+use super::documents::DocumentStore;
+use super::ext::{PERMISSION_ALLOW, PERMISSION_ALLOW_SESSION, PERMISSION_DENY};
+use super::main_loop::{ClientCaps, Task};
+
+/// How long a permission dialog or an edit waits for the editor; no answer means no.
+/// `PUNIE_LSP_REQUEST_TIMEOUT_MS` shortens it for tests of clients that never answer.
+fn request_timeout() -> Duration {
+    let millis = std::env::var("PUNIE_LSP_REQUEST_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000);
+    Duration::from_millis(millis)
+}
+
+pub(crate) struct LspFrontEnd {
+    pub(crate) run_id: String,
+    pub(crate) documents: DocumentStore,
+    pub(crate) caps: ClientCaps,
+    pub(crate) tasks: Sender<Task>,
+}
+
+impl FrontEnd for LspFrontEnd {
+    fn open_document(&self, path: &Path) -> Option<OpenDocument> {
+        self.documents.uris().into_iter().find_map(|uri| {
+            if super::uri::to_path(&uri)? != path {
+                return None;
+            }
+            let document = self.documents.get(&uri)?;
+            Some(OpenDocument {
+                id: uri,
+                text: document.text,
+                version: Some(document.version),
+            })
+        })
+    }
+
+    fn ask_permission(&self, request: &PermissionRequest, cancel: &CancelFlag) -> PermissionAnswer {
+        let params = json!({
+            "type": 3,
+            "message": request.message(),
+            "actions": [{"title": PERMISSION_ALLOW}, {"title": PERMISSION_ALLOW_SESSION}, {"title": PERMISSION_DENY}],
+        });
+        let answer = client_request(
+            &self.tasks,
+            cancel,
+            "window/showMessageRequest",
+            params,
+            request_timeout(),
+        );
+        let title = match &answer {
+            Some(Ok(result)) => result.get("title").and_then(Value::as_str).unwrap_or(""),
+            _ => "",
+        };
+        match title {
+            PERMISSION_ALLOW => PermissionAnswer::AllowOnce,
+            PERMISSION_ALLOW_SESSION => PermissionAnswer::AllowForSession,
+            // Deny, dismissal, an error or no answer within the timeout.
+            _ => PermissionAnswer::Deny,
+        }
+    }
+
+    fn apply_change(&self, change: &FileChange, cancel: &CancelFlag) -> Option<EditOutcome> {
+        let edit = super::edits::workspace_edit(change, &self.caps)?;
+        let params = json!({"label": "Punie", "edit": edit});
+        let outcome = match client_request(
+            &self.tasks,
+            cancel,
+            "workspace/applyEdit",
+            params,
+            request_timeout(),
+        ) {
+            Some(Ok(result)) => {
+                if result.get("applied").and_then(Value::as_bool) == Some(true) {
+                    EditOutcome::Applied
+                } else {
+                    EditOutcome::Rejected
+                }
+            }
+            Some(Err(error)) => {
+                EditOutcome::Failed(format!("the editor answered: {}", error.message))
+            }
+            None if cancel.is_cancelled() => {
+                EditOutcome::Failed("the run was cancelled".to_owned())
+            }
+            None => EditOutcome::Failed("the editor did not answer the edit request".to_owned()),
+        };
+        Some(outcome)
+    }
+
+    fn on_event(&self, event: RunEvent) {
+        let _ = self.tasks.send(Task::Run {
+            run_id: self.run_id.clone(),
+            event,
+        });
+    }
+}
+
+/// Sends a request to the client through the main loop and waits for the answer, `timeout`
+/// at most, giving up early when the run is cancelled. `None` means no answer.
+fn client_request(
+    tasks: &Sender<Task>,
+    cancel: &CancelFlag,
+    method: &str,
+    params: Value,
+    timeout: Duration,
+) -> Option<Result<Value, lsp_server::ResponseError>> {
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    tasks
+        .send(Task::ClientRequest {
+            method: method.to_owned(),
+            params,
+            reply,
+        })
+        .ok()?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if cancel.is_cancelled() {
+            return None;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        match answer.recv_timeout((deadline - now).min(Duration::from_millis(10))) {
+            Ok(result) => return Some(result),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! [`Server`]: the state the main loop owns (what the client can do, the workspace folders,
+//! open documents, settings, runs, requests awaiting the client's answer), and the ways to
+//! talk to the client. Only the main loop changes it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crossbeam_channel::Sender;
+use lsp_server::{ErrorCode, Message, Notification, Request, RequestId, Response, ResponseError};
+use lsp_types::{MessageType, ShowMessageParams};
+use serde_json::Value;
+
+use crate::features::{RunQueue, RunResources};
+
+use super::documents::{DocumentStore, PositionEncoding};
+use super::engine_lifecycle::EngineState;
+use super::main_loop::Task;
+use super::progress::Progress;
+use super::scheduling::Run;
+use super::settings::SettingsStore;
+use super::transport::Outgoing;
+
+/// What the client can do, read once from `initialize`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClientCaps {
+    pub work_done_progress: bool,
+    pub show_document: bool,
+    pub apply_edit: bool,
+    pub document_changes: bool,
+    pub create_files: bool,
+    pub configuration: bool,
+    pub punie_answer: bool,
+    pub encoding: PositionEncoding,
+}
+
+/// Why we sent a request to the client, to route its answer.
+pub(crate) enum Pending {
+    ProgressCreate { run_id: String },
+    LoadProgressCreate { generation: u64 },
+    Configuration,
+    Forward(Sender<Result<Value, ResponseError>>),
+    Ignore,
+}
+
+pub(crate) struct Server {
+    sender: Sender<Outgoing>,
+    pub(crate) task_sender: Sender<Task>,
+    pub(crate) initialized: bool,
+    /// The client sent `initialized`: requests to it may go out.
+    pub(crate) client_ready: bool,
+    pub(crate) caps: ClientCaps,
+    pub(crate) roots: Vec<PathBuf>,
+    pub(crate) documents: DocumentStore,
+    pub(crate) settings: SettingsStore,
+    pub(crate) engine: Option<EngineState>,
+    pub(crate) engine_generation: u64,
+    pub(crate) runs: HashMap<String, Run>,
+    pub(crate) queue: RunQueue,
+    pub(crate) pending: HashMap<RequestId, Pending>,
+    next_request_id: i32,
+    pub(crate) next_run: u64,
+    /// What runs share: the pre-warmed sandbox, conversations, session approvals.
+    pub(crate) resources: RunResources,
+    /// Set by `shutdown`: the id to answer once cancelled runs have ended, and the deadline.
+    pub(crate) shutdown: Option<(RequestId, std::time::Instant)>,
+    pub(crate) shutdown_requested: bool,
+    /// Progress of runs that ended before the client accepted their token: the `begin` and
+    /// `end` go out when it does.
+    pub(crate) ended_progress: HashMap<String, Progress>,
+}
+
+impl Server {
+    pub(crate) fn new(sender: Sender<Outgoing>, task_sender: Sender<Task>) -> Server {
+        Server {
+            sender,
+            task_sender,
+            initialized: false,
+            client_ready: false,
+            caps: ClientCaps::default(),
+            roots: Vec::new(),
+            documents: DocumentStore::default(),
+            settings: SettingsStore::default(),
+            engine: None,
+            engine_generation: 0,
+            runs: HashMap::new(),
+            queue: RunQueue::default(),
+            pending: HashMap::new(),
+            next_request_id: 0,
+            next_run: 0,
+            resources: RunResources::default(),
+            shutdown: None,
+            shutdown_requested: false,
+            ended_progress: HashMap::new(),
+        }
+    }
+
+    // ---- settings ----
+
+    /// Merges a settings source, reports bad values, and applies what changed.
+    pub(crate) fn apply_settings(&mut self, source: &Value) {
+        let before = self.settings.settings().clone();
+        for problem in self.settings.apply(source) {
+            self.show_message(
+                MessageType::ERROR,
+                &format!("Punie settings: {problem}; using the default"),
+            );
+        }
+        let after = self.settings.settings().clone();
+        if before.tool_policy != after.tool_policy {
+            // "Allow for this session" lasts until the policy setting changes.
+            self.resources.approvals.clear();
+        }
+        if self.initialized && self.engine.is_some() {
+            self.ensure_engine();
+        }
+    }
+
+    pub(crate) fn pull_configuration(&mut self) {
+        if self.caps.configuration {
+            let params = serde_json::json!({"items": [{"section": super::ext::CONFIG_SECTION}]});
+            self.send_request("workspace/configuration", params, Pending::Configuration);
+        }
+    }
+
+    // ---- output ----
+
+    pub(crate) fn send(&self, outgoing: Outgoing) {
+        // A closed writer means the client is gone; the loop notices when input ends.
+        let _ = self.sender.send(outgoing);
+    }
+
+    pub(crate) fn send_notification(&self, notification: Notification) {
+        self.send(Message::Notification(notification).into());
+    }
+
+    pub(crate) fn respond_err(&self, id: RequestId, code: i32, message: String) {
+        self.send(Message::Response(Response::new_err(id, code, message)).into());
+    }
+
+    pub(crate) fn show_message(&self, kind: MessageType, message: &str) {
+        let params = ShowMessageParams {
+            typ: kind,
+            message: message.to_owned(),
+        };
+        self.send_notification(Notification::new("window/showMessage".to_owned(), params));
+    }
+
+    pub(crate) fn send_request(&mut self, method: &str, params: Value, pending: Pending) {
+        self.next_request_id += 1;
+        let id = RequestId::from(self.next_request_id);
+        self.pending.insert(id.clone(), pending);
+        self.send(Message::Request(Request::new(id, method.to_owned(), params)).into());
+    }
+}
+
+/// What a request handler did: the loop sends the one response.
+pub(crate) enum Handled {
+    /// Answer with this value.
+    Reply(Value),
+    /// Answer with this value, then schedule the run (`punie.ask`).
+    ReplyThenSchedule { value: Value, run_id: String },
+    /// The answer goes out later (`shutdown`, once its runs have ended).
+    Later,
+}
+
+/// A handler's failure, with its JSON-RPC code.
+#[derive(Debug)]
+pub(crate) struct HandlerError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl HandlerError {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> HandlerError {
+        HandlerError {
+            code: code as i32,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid_params(message: impl Into<String>) -> HandlerError {
+        HandlerError::new(ErrorCode::InvalidParams, message)
+    }
+}
+
+pub(crate) type HandlerResult = Result<Handled, HandlerError>;
