@@ -708,3 +708,188 @@ fn ask_on_the_real_default_model() {
     assert_eq!(lines.last().unwrap()["event"], "end", "{lines:?}");
     assert!(lines.iter().any(|l| l["event"] == "output"), "{lines:?}");
 }
+
+// ---- Instructions on a file: --explain, --fix, --tests, --refactor ----
+
+const CALC: &str = "import math\n\ndef add(a, b):\n    return a - b\n\nprint(add(1, 2))\n";
+
+/// `punie ask --json` with an instruction flag and a one-turn script answering `answer`.
+fn ask_instruction(workspace: &Path, flag: &str, target: &str, answer: &str) -> (Value, Output) {
+    let script = write_script(workspace, "script.json", serde_json::json!([answer]));
+    ask_json(workspace, &script, &[flag, target], "")
+}
+
+#[test]
+fn fix_replaces_the_named_lines_and_keeps_the_rest() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ws.path().join("src")).unwrap();
+    let file = ws.path().join("src/calc.py");
+    std::fs::write(&file, CALC.replace('\n', "\r\n")).unwrap();
+    let target = file.display().to_string();
+    let answer =
+        "The bug is the subtraction.\n\n```python\ndef add(a, b):\n    return a + b\n```\n";
+    let (out, output) = ask_instruction(ws.path(), "--fix", &format!("{target}:3-4"), answer);
+    assert!(output.status.success(), "{out}");
+    assert_eq!(out["status"], "done");
+    // Only lines 3-4 changed, and the CRLF file stayed CRLF.
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        CALC.replace("a - b", "a + b").replace('\n', "\r\n")
+    );
+    let question = transcript(&out)[0]["question"].as_str().unwrap().to_owned();
+    assert!(
+        question.starts_with("Find and fix the bugs in this code."),
+        "{question}"
+    );
+    assert!(
+        question.contains("File: src/calc.py (lines 3-5, python)"),
+        "{question}"
+    );
+    assert!(
+        question.contains("Selection:\n```python\ndef add(a, b):\n    return a - b\n```"),
+        "{question}"
+    );
+}
+
+#[test]
+fn a_cut_answer_never_replaces_the_code() {
+    let ws = tempfile::tempdir().unwrap();
+    let file = ws.path().join("calc.py");
+    std::fs::write(&file, CALC).unwrap();
+    // The answer stops inside its code block, as a token cap would leave it.
+    let answer = "Here is the fix:\n\n```python\ndef add(a, b):\n    # the body";
+    let (out, output) =
+        ask_instruction(ws.path(), "--refactor", &file.display().to_string(), answer);
+    assert!(output.status.success(), "{out}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), CALC);
+    assert!(
+        out["answer"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn explain_changes_nothing_and_write_tests_creates_the_test_file() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ws.path().join("src")).unwrap();
+    let file = ws.path().join("src/calc.py");
+    std::fs::write(&file, CALC).unwrap();
+    let target = file.display().to_string();
+
+    let (out, output) = ask_instruction(
+        ws.path(),
+        "--explain",
+        &format!("{target}:3"),
+        "It adds.\n\n```python\nx\n```",
+    );
+    assert!(output.status.success(), "{out}");
+    assert_eq!(out["answer"], "It adds.\n\n```python\nx\n```");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), CALC);
+
+    let tests =
+        "```python\nfrom calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n```";
+    let (out, output) = ask_instruction(ws.path(), "--tests", &target, tests);
+    assert!(output.status.success(), "{out}");
+    let written = std::fs::read_to_string(ws.path().join("tests/test_calc.py")).unwrap();
+    assert_eq!(
+        written,
+        "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+    );
+    assert!(
+        out["answer"]
+            .as_str()
+            .unwrap()
+            .contains("Tests written to `tests/test_calc.py`"),
+        "{out}"
+    );
+    // A second run extends the file instead of replacing it.
+    let (_, output) = ask_instruction(
+        ws.path(),
+        "--tests",
+        &target,
+        &tests.replace("test_add", "test_add_again"),
+    );
+    assert!(output.status.success());
+    let extended = std::fs::read_to_string(ws.path().join("tests/test_calc.py")).unwrap();
+    assert!(extended.starts_with(&written), "{extended}");
+    assert!(extended.contains("def test_add_again"), "{extended}");
+}
+
+#[test]
+fn write_tests_leaves_an_unreadable_test_file_alone() {
+    let ws = tempfile::tempdir().unwrap();
+    let file = ws.path().join("calc.py");
+    std::fs::write(&file, CALC).unwrap();
+    std::fs::create_dir(ws.path().join("tests")).unwrap();
+    let latin1 = b"# caf\xe9\ndef test_old(): pass\n".to_vec();
+    std::fs::write(ws.path().join("tests/test_calc.py"), &latin1).unwrap();
+    let tests = "```python\ndef test_add():\n    assert True\n```";
+    let (out, output) = ask_instruction(ws.path(), "--tests", &file.display().to_string(), tests);
+    assert!(output.status.success(), "{out}");
+    assert_eq!(
+        std::fs::read(ws.path().join("tests/test_calc.py")).unwrap(),
+        latin1
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("tests/test_calc_punie.py")).unwrap(),
+        "def test_add():\n    assert True\n"
+    );
+    assert!(
+        out["answer"].as_str().unwrap().contains("left alone"),
+        "{out}"
+    );
+}
+
+#[test]
+fn instruction_targets_are_checked() {
+    let ws = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let file = ws.path().join("calc.py");
+    std::fs::write(&file, CALC).unwrap();
+    std::fs::write(outside.path().join("other.py"), CALC).unwrap();
+    let script = write_script(ws.path(), "script.json", serde_json::json!(["ok"]));
+    let cases: [(&str, String, &str); 4] = [
+        (
+            "--fix",
+            format!("{}:9-12", file.display()),
+            "expected LINES as N or N-M",
+        ),
+        (
+            "--fix",
+            format!("{}:4-2", file.display()),
+            "expected LINES as N or N-M",
+        ),
+        (
+            "--explain",
+            ws.path().join("missing.py").display().to_string(),
+            "no such file",
+        ),
+        (
+            "--tests",
+            outside.path().join("other.py").display().to_string(),
+            "outside the workspace",
+        ),
+    ];
+    for (flag, target, expect) in cases {
+        let output = punie()
+            .arg("ask")
+            .arg("--workspace")
+            .arg(ws.path())
+            .arg("--engine")
+            .arg(format!("scripted:{}", script.display()))
+            .args([flag, &target])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flag} {target}");
+        assert!(stderr.contains(expect), "{flag} {target}: {stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), CALC);
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("other.py")).unwrap(),
+        CALC
+    );
+}
