@@ -1,11 +1,37 @@
-//! Tool policy as data, and the pure [`check`] that decides allow, ask or deny for a call.
+//! The permission policy, pure: who may do what to the workspace, and what the user is shown
+//! when asked.
 //!
-//! The defaults follow each tool's [`PermissionClass`]: reads are allowed, writes and
-//! commands ask. A setting (`toolPolicy` in the server's settings, `--allow-commands` in
-//! the CLI) overrides a tool by name. Asking is the host's business (a dialog in the editor;
-//! the terminal has none, so the CLI turns `ask` into its flag's answer).
+//! * [`ToolRequest`] (`request`): a tool call resolved before it is judged (the real path,
+//!   the argv, the change).
+//! * [`decide`] / [`permit`] (`decide`): the one decision, a table of rules in order;
+//!   [`Ruling`]: how a call was decided, for the snippet's `PermissionError` and the
+//!   transcript.
+//! * [`PROTECTED`] (`protected`): paths refused before any prompt, as data.
+//! * [`Prompt`] (`prompt`): the question as data; `show` escapes and quotes what it shows,
+//!   `diff` computes a write's change.
+//! * [`Scope`], [`SessionApprovals`] (`scope`): what "Allow for this session" covers.
+//!
+//! A tool's setting (allow, ask, deny; `toolPolicy` in the server's settings) defaults to its
+//! [`PermissionClass`]'s: reads are allowed, writes and commands ask. Front ends only show the
+//! prompt they are given and return the answer.
 //!
 //! **Architecture invariant:** pure: no IO.
+
+mod decide;
+mod diff;
+mod prompt;
+mod protected;
+mod request;
+mod scope;
+mod show;
+
+pub use decide::{Answer, PolicySettings, Refusal, RuledBy, Ruling, Verdict, decide, permit, rule};
+pub use diff::{Before, Diff, DiffStat, MAX_DIFF_LINES};
+pub use prompt::{Change, DIALOG_SUBJECT_CHARS, Prompt, PromptKind};
+pub use protected::{PROTECTED, Pattern, ProtectedRule, protected_rule, rule_by_id};
+pub use request::{Action, Target, ToolRequest};
+pub use scope::{Scope, SessionApprovals};
+pub use show::{Shown, cut, escape, shell_line, shell_word};
 
 use std::collections::HashMap;
 
@@ -78,30 +104,4 @@ pub fn check(policy: &ToolPolicy, tool: Tool) -> Decision {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[track_caller]
-    fn check_decision(policy: &ToolPolicy, name: &str, expect: Decision) {
-        assert_eq!(check(policy, Tool::by_name(name).unwrap()), expect);
-    }
-
-    #[test]
-    fn defaults_follow_the_permission_class() {
-        let policy = ToolPolicy::default();
-        check_decision(&policy, "read_file", Decision::Allow);
-        check_decision(&policy, "write_file", Decision::Ask);
-        check_decision(&policy, "run_command", Decision::Ask);
-    }
-
-    #[test]
-    fn overrides_win() {
-        let mut policy = ToolPolicy::default();
-        policy.set("run_command", Decision::Deny);
-        policy.set_class(PermissionClass::Write, Decision::Allow);
-        check_decision(&policy, "run_command", Decision::Deny);
-        check_decision(&policy, "write_file", Decision::Allow);
-        assert_eq!(Decision::parse("ask"), Some(Decision::Ask));
-        assert_eq!(Decision::parse("maybe"), None);
-    }
-}
+mod tests;

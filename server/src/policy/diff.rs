@@ -1,0 +1,166 @@
+//! What a write changes: a unified diff and a diffstat of the current and the proposed text,
+//! with every line escaped (see `show`) so that the diff shows what the file will hold.
+//!
+//! `similar` computes the diff (Myers, the algorithm of `git diff`); it is already in the
+//! build as a dependency of `insta`. Myers is O((N+M)·D), so texts beyond [`MAX_DIFF_LINES`]
+//! get a diffstat of sizes only; the front ends that can show both texts (VS Code's diff
+//! editor) still do.
+
+use similar::{ChangeTag, TextDiff};
+
+use super::show::escape;
+
+/// Beyond this many lines on either side the change is summarised, not diffed.
+pub const MAX_DIFF_LINES: usize = 5_000;
+
+/// What the file holds before a write, as far as a prompt may show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Before {
+    /// The file does not exist: the write creates it.
+    Missing,
+    Text(String),
+    /// Not UTF-8: only its size is shown.
+    Binary {
+        bytes: u64,
+    },
+    /// Too large to read for a prompt.
+    TooLarge {
+        bytes: u64,
+    },
+}
+
+/// Counts of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiffStat {
+    pub insertions: usize,
+    pub deletions: usize,
+    pub new_file: bool,
+}
+
+/// The change a write makes, ready to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diff {
+    /// The unified diff, escaped; `None` when the change could only be summarised.
+    pub unified: Option<String>,
+    pub stat: DiffStat,
+    /// One line: `2 lines added, 1 removed`, `new file, 12 lines`, `no change`.
+    pub summary: String,
+}
+
+fn n_lines(text: &str) -> usize {
+    text.lines().count()
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The diff of writing `after` over `before` at the workspace-relative `path`.
+pub(crate) fn diff(path: &str, before: &Before, after: &str) -> Diff {
+    let after_lines = n_lines(after);
+    let old = match before {
+        Before::Missing => "",
+        Before::Text(text) => text.as_str(),
+        Before::Binary { bytes } | Before::TooLarge { bytes } => {
+            let what = if matches!(before, Before::Binary { .. }) {
+                "a binary file"
+            } else {
+                "a file too large to show"
+            };
+            return Diff {
+                unified: None,
+                stat: DiffStat {
+                    insertions: after_lines,
+                    deletions: 0,
+                    new_file: false,
+                },
+                summary: format!(
+                    "replaces {what} ({}) with {}",
+                    plural(*bytes as usize, "byte", "bytes"),
+                    plural(after_lines, "line", "lines")
+                ),
+            };
+        }
+    };
+    let new_file = *before == Before::Missing;
+    if n_lines(old) > MAX_DIFF_LINES || after_lines > MAX_DIFF_LINES {
+        return Diff {
+            unified: None,
+            stat: DiffStat {
+                insertions: after_lines,
+                deletions: n_lines(old),
+                new_file,
+            },
+            summary: format!(
+                "{}: {} → {} (too long to diff here)",
+                if new_file {
+                    "new file"
+                } else {
+                    "rewrites the file"
+                },
+                plural(n_lines(old), "line", "lines"),
+                plural(after_lines, "line", "lines")
+            ),
+        };
+    }
+
+    let text_diff = TextDiff::from_lines(old, after);
+    let mut stat = DiffStat {
+        insertions: 0,
+        deletions: 0,
+        new_file,
+    };
+    for change in text_diff.iter_all_changes() {
+        match change.tag() {
+            ChangeTag::Insert => stat.insertions += 1,
+            ChangeTag::Delete => stat.deletions += 1,
+            ChangeTag::Equal => {}
+        }
+    }
+    let mut unified = String::new();
+    if stat.insertions + stat.deletions > 0 {
+        let old_name = if new_file {
+            "/dev/null".to_owned()
+        } else {
+            format!("a/{path}")
+        };
+        unified.push_str(&format!("--- {old_name}\n+++ b/{path}\n"));
+        for hunk in text_diff.unified_diff().context_radius(3).iter_hunks() {
+            unified.push_str(&format!("{}\n", hunk.header()));
+            for change in hunk.iter_changes() {
+                let sign = match change.tag() {
+                    ChangeTag::Insert => '+',
+                    ChangeTag::Delete => '-',
+                    ChangeTag::Equal => ' ',
+                };
+                let line = change.as_str().unwrap_or_default();
+                let (body, newline) = match line.strip_suffix('\n') {
+                    Some(body) => (body, true),
+                    None => (line, false),
+                };
+                unified.push(sign);
+                unified.push_str(&escape(body));
+                unified.push('\n');
+                if !newline {
+                    unified.push_str("\\ No newline at end of file\n");
+                }
+            }
+        }
+    }
+    let summary = if new_file {
+        format!("new file, {}", plural(after_lines, "line", "lines"))
+    } else if stat.insertions + stat.deletions == 0 {
+        "no change".to_owned()
+    } else {
+        format!(
+            "{} added, {} removed",
+            plural(stat.insertions, "line", "lines"),
+            stat.deletions
+        )
+    };
+    Diff {
+        unified: (!unified.is_empty()).then_some(unified),
+        stat,
+        summary,
+    }
+}

@@ -1,0 +1,192 @@
+//! [`Prompt`]: what the user is asked, as data. Front ends only display it: a dialog shows
+//! [`Prompt::message`], a terminal or a "Show details" button [`Prompt::details`], a diff
+//! editor [`Prompt::change`]'s two texts.
+//!
+//! Every text in it is escaped (see `show`) and states the truth: the resolved
+//! workspace-relative path (and the spelling the snippet used, when it differs), the whole argv
+//! quoted as a shell would show it, the change a write makes, and what "Allow for this
+//! session" would cover. A message that has to be short says how much it left out.
+
+use super::diff::{self, Before, Diff};
+use super::request::{Action, Target, ToolRequest};
+use super::scope::Scope;
+use super::show::{self, shell_line, shell_word};
+
+/// What kind of thing is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    Read,
+    Write,
+    Execute,
+    Call,
+}
+
+impl PromptKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptKind::Read => "read",
+            PromptKind::Write => "write",
+            PromptKind::Execute => "execute",
+            PromptKind::Call => "call",
+        }
+    }
+}
+
+/// A write's change: the texts for a diff editor and the diff for everything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The workspace-relative path written.
+    pub path: String,
+    pub before: Before,
+    /// The proposed text, unescaped (for a diff editor, which shows hidden characters itself).
+    pub after: String,
+    pub diff: Diff,
+}
+
+/// One permission question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub tool: &'static str,
+    pub kind: PromptKind,
+    /// The escaped subject: a path as a shell word, or the command line.
+    pub subject: String,
+    /// The working directory of a command, escaped.
+    pub cwd: Option<String>,
+    /// Facts the user must read before answering, one sentence each.
+    pub notes: Vec<String>,
+    pub change: Option<Change>,
+    /// What "Allow for this session" covers; `None` when it is not offered (a protected path
+    /// that the user's settings turned to ask-every-time).
+    pub session: Option<Scope>,
+}
+
+/// How much of the subject a dialog shows by default.
+pub const DIALOG_SUBJECT_CHARS: usize = 300;
+
+impl Prompt {
+    /// The prompt for `request`. `session`: what "Allow for this session" would cover.
+    pub(crate) fn new(request: &ToolRequest, session: Option<Scope>, notes: Vec<String>) -> Prompt {
+        let tool = request.tool.name();
+        let mut prompt = Prompt {
+            tool,
+            kind: PromptKind::Call,
+            subject: String::new(),
+            cwd: None,
+            notes: Vec::new(),
+            change: None,
+            session,
+        };
+        match &request.action {
+            Action::Read { target } => {
+                prompt.kind = PromptKind::Read;
+                prompt.subject = shell_word(&target.rel);
+                prompt.notes.extend(spelling_note(target));
+            }
+            Action::Write {
+                target,
+                before,
+                after,
+            } => {
+                prompt.kind = PromptKind::Write;
+                prompt.subject = shell_word(&target.rel);
+                prompt.notes.extend(spelling_note(target));
+                prompt.change = Some(Change {
+                    path: target.rel.clone(),
+                    before: before.clone(),
+                    after: after.clone(),
+                    diff: diff::diff(&target.rel, before, after),
+                });
+            }
+            Action::Execute { argv, cwd } => {
+                prompt.kind = PromptKind::Execute;
+                prompt.subject = shell_line(argv);
+                prompt.cwd = Some(shell_word(cwd));
+            }
+            Action::Call { args } => {
+                prompt.subject = call_text(tool, args);
+            }
+        }
+        prompt.notes.extend(notes);
+        prompt
+    }
+
+    /// The first line: `Punie wants to write src/app.py`, with the subject cut to
+    /// `max_subject_chars` and a note of what was cut.
+    pub fn headline(&self, max_subject_chars: usize) -> String {
+        let subject = show::cut(&self.subject, max_subject_chars).with_note();
+        match self.kind {
+            PromptKind::Read => format!("Punie wants to read {subject}"),
+            PromptKind::Write => match &self.change {
+                Some(change) if change.before == Before::Missing => {
+                    format!("Punie wants to create {subject}")
+                }
+                _ => format!("Punie wants to write {subject}"),
+            },
+            PromptKind::Execute => format!("Punie wants to run: {subject}"),
+            PromptKind::Call => format!("Punie wants to call {subject}"),
+        }
+    }
+
+    /// True when [`Prompt::message`] at this size leaves something out, so that a front end
+    /// offers the whole text ([`Prompt::details`]).
+    pub fn is_cut(&self, max_subject_chars: usize) -> bool {
+        show::cut(&self.subject, max_subject_chars).hidden_chars > 0
+            || self.session.as_ref().is_some_and(|scope| {
+                show::cut(&scope.describe(), max_subject_chars).hidden_chars > 0
+            })
+    }
+
+    /// A dialog's text: the headline, the working directory, the diffstat, the notes, and what
+    /// a session approval covers. The diff itself is in [`Prompt::details`].
+    pub fn message(&self, max_subject_chars: usize) -> String {
+        let mut lines = vec![self.headline(max_subject_chars)];
+        if let Some(cwd) = &self.cwd {
+            lines.push(format!("Working directory: {cwd}"));
+        }
+        if let Some(change) = &self.change {
+            lines.push(format!("Change: {}", change.diff.summary));
+        }
+        lines.extend(self.notes.iter().cloned());
+        lines.push(self.session_line(max_subject_chars));
+        lines.join("\n")
+    }
+
+    /// Everything, nothing cut: the message with the whole subject, then the whole diff.
+    pub fn details(&self) -> String {
+        let mut res = self.message(usize::MAX);
+        if let Some(diff) = self
+            .change
+            .as_ref()
+            .and_then(|change| change.diff.unified.as_ref())
+        {
+            res.push_str("\n\n");
+            res.push_str(diff);
+        }
+        res
+    }
+
+    fn session_line(&self, max_subject_chars: usize) -> String {
+        match &self.session {
+            Some(scope) => format!(
+                "\"Allow for this session\" covers {}",
+                show::cut(&scope.describe(), max_subject_chars).with_note()
+            ),
+            None => "Only this call can be allowed; it is not remembered.".to_owned(),
+        }
+    }
+}
+
+/// `The snippet wrote src/../.git/config.` when the spelling differs from the resolved path.
+fn spelling_note(target: &Target) -> Option<String> {
+    let spelled = target.spelled.trim_start_matches("./");
+    (spelled != target.rel).then(|| format!("The snippet wrote {}.", shell_word(&target.spelled)))
+}
+
+/// `ruff_check(path='src/')`: a typed tool's call with its arguments.
+pub(crate) fn call_text(tool: &str, args: &[(String, String)]) -> String {
+    let args: Vec<String> = args
+        .iter()
+        .map(|(name, value)| format!("{name}={}", shell_word(value)))
+        .collect();
+    format!("{tool}({})", args.join(", "))
+}

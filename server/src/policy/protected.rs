@@ -1,0 +1,210 @@
+//! Protected paths: files no assistant should change without the user's own say-so, as data.
+//!
+//! A write to a protected path is refused before any prompt, in every front end, with a
+//! `PermissionError` that names the rule (`write_file: .git/config is protected (version
+//! control internals)`). The user's own settings (never a workspace's) can turn a rule into
+//! ask-every-time; such an approval is never remembered for the session.
+//!
+//! Paths are judged as the workspace resolved them (normalised, symlinks followed), so no
+//! spelling (`src/./../.git/config`, a symlink, `README.md/../.git`) reaches a protected file
+//! unjudged. Names compare without regard to ASCII case and without trailing dots and
+//! spaces, so `.GIT/config` and `.git./config` are `.git/config` on the file systems (macOS,
+//! Windows) where they are; on Linux that refuses a few odd names too, which costs nothing.
+
+use super::request::Target;
+
+/// One protected class of paths.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProtectedRule {
+    /// Its name in settings (`protectedPaths.<id>`) and in refusals and transcripts.
+    pub id: &'static str,
+    /// Why it is protected, shown in the refusal after "is protected".
+    pub reason: &'static str,
+    pub patterns: &'static [Pattern],
+}
+
+/// How a rule recognises a path. Names are written in lower case.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// A directory or file of this name at any depth, and everything under it (`.git`).
+    Component(&'static str),
+    /// These components in a row at any depth, and everything under them
+    /// (`.github/workflows`).
+    Components(&'static [&'static str]),
+    /// A file whose name ends so (`.code-workspace`).
+    Suffix(&'static str),
+    /// An existing file with an execute bit.
+    Executable,
+    /// An existing file with other hard links: writing it changes files the prompt cannot name.
+    HardLinked,
+}
+
+use Pattern::{Component, Components, HardLinked, Suffix};
+
+/// Every protected class, in the order they are checked (the first match names the refusal).
+pub static PROTECTED: &[ProtectedRule] = &[
+    ProtectedRule {
+        id: "vcs",
+        reason: "version control internals",
+        patterns: &[
+            Component(".git"),
+            Component(".hg"),
+            Component(".svn"),
+            Component(".bzr"),
+            Component("_darcs"),
+            Component(".jj"),
+            Component(".gitconfig"),
+        ],
+    },
+    ProtectedRule {
+        id: "editor",
+        reason: "editor and agent configuration",
+        patterns: &[
+            Component(".vscode"),
+            Component(".idea"),
+            Component(".zed"),
+            Component(".punie"),
+            Component(".fleet"),
+            Component(".devcontainer"),
+            Component(".cursor"),
+            Component(".claude"),
+            Components(&[".config", "punie"]),
+            Components(&[".config", "zed"]),
+            Components(&[".config", "nvim"]),
+            Suffix(".code-workspace"),
+            Component(".exrc"),
+            Component(".nvimrc"),
+            Component(".nvim.lua"),
+        ],
+    },
+    ProtectedRule {
+        id: "git_hooks",
+        reason: "git hooks",
+        patterns: &[
+            Component(".husky"),
+            Component(".githooks"),
+            Component("lefthook.yml"),
+            Component("lefthook.yaml"),
+            Component(".lefthook.yml"),
+            Component(".lefthook.yaml"),
+        ],
+    },
+    ProtectedRule {
+        id: "pre_commit",
+        reason: "pre-commit configuration",
+        patterns: &[
+            Component(".pre-commit-config.yaml"),
+            Component(".pre-commit-config.yml"),
+        ],
+    },
+    ProtectedRule {
+        id: "ci",
+        reason: "CI workflow",
+        patterns: &[
+            Components(&[".github", "workflows"]),
+            Components(&[".github", "actions"]),
+            Component(".gitlab-ci.yml"),
+            Component(".gitlab"),
+            Component(".circleci"),
+            Component(".buildkite"),
+            Component(".woodpecker"),
+            Component(".woodpecker.yml"),
+            Component(".travis.yml"),
+            Component(".drone.yml"),
+            Component(".cirrus.yml"),
+            Component("appveyor.yml"),
+            Component(".appveyor.yml"),
+            Component("azure-pipelines.yml"),
+            Component("bitbucket-pipelines.yml"),
+            Component("jenkinsfile"),
+        ],
+    },
+    ProtectedRule {
+        id: "autorun",
+        reason: "runs by itself",
+        patterns: &[
+            // direnv and mise run these on `cd`.
+            Component(".envrc"),
+            Component("mise.toml"),
+            Component(".mise.toml"),
+            Components(&[".config", "mise"]),
+            // Python runs these at every start when they sit in site-packages.
+            Suffix(".pth"),
+            Component("sitecustomize.py"),
+            Component("usercustomize.py"),
+            Component(".venv"),
+        ],
+    },
+    ProtectedRule {
+        id: "shell_startup",
+        reason: "shell start-up file",
+        patterns: &[
+            Component(".profile"),
+            Component(".bashrc"),
+            Component(".bash_profile"),
+            Component(".bash_login"),
+            Component(".bash_logout"),
+            Component(".zshrc"),
+            Component(".zshenv"),
+            Component(".zprofile"),
+            Component(".zlogin"),
+            Component(".zlogout"),
+            Component(".cshrc"),
+            Component(".tcshrc"),
+            Component(".kshrc"),
+            Component(".inputrc"),
+            Components(&[".config", "fish"]),
+            Component(".ssh"),
+        ],
+    },
+    ProtectedRule {
+        id: "executable",
+        reason: "existing executable",
+        patterns: &[Pattern::Executable],
+    },
+    ProtectedRule {
+        id: "hard_link",
+        reason: "it has other hard links",
+        patterns: &[HardLinked],
+    },
+];
+
+/// The rule called `id`.
+pub fn rule_by_id(id: &str) -> Option<&'static ProtectedRule> {
+    PROTECTED.iter().find(|rule| rule.id == id)
+}
+
+/// A name as the comparison sees it: lower case, without the trailing dots and spaces that
+/// Windows drops.
+fn folded(name: &str) -> String {
+    name.trim_end_matches(['.', ' ']).to_ascii_lowercase()
+}
+
+impl Pattern {
+    fn matches(&self, components: &[String], target: &Target) -> bool {
+        match self {
+            Component(name) => components.iter().any(|component| component == name),
+            Components(names) => components
+                .windows(names.len())
+                .any(|window| window.iter().zip(names.iter()).all(|(a, b)| a == b)),
+            Suffix(suffix) => components.last().is_some_and(|name| name.ends_with(suffix)),
+            Pattern::Executable => target.exists && !target.is_dir && target.executable,
+            HardLinked => target.exists && !target.is_dir && target.hard_links > 1,
+        }
+    }
+}
+
+/// The first protected rule that `target` falls under.
+pub fn protected_rule(target: &Target) -> Option<&'static ProtectedRule> {
+    let components: Vec<String> = target
+        .rel
+        .split('/')
+        .filter(|name| !name.is_empty() && *name != ".")
+        .map(folded)
+        .collect();
+    PROTECTED.iter().find(|rule| {
+        rule.patterns
+            .iter()
+            .any(|pattern| pattern.matches(&components, target))
+    })
+}
