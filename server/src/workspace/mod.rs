@@ -13,7 +13,7 @@ mod command;
 mod path;
 
 pub use command::{CommandLimits, CommandOutput, run_command, split_command};
-pub use path::{display_path, resolve, resolve_dir};
+pub use path::{ResolvedPath, display_path, resolve, resolve_dir, resolve_target};
 
 use std::fmt;
 use std::fs;
@@ -117,9 +117,10 @@ pub fn write_atomic(path: &Path, content: &str) -> Result<(), ToolError> {
             .open(&tmp)?;
         file.write_all(content.as_bytes())?;
         file.sync_all()?;
-        // Keep the mode of the file being replaced (an executable script stays executable).
+        // Keep the mode of the file being replaced, less its execute bits: model-written
+        // content never becomes the next `./build.sh`.
         if let Ok(meta) = fs::metadata(path) {
-            fs::set_permissions(&tmp, meta.permissions())?;
+            fs::set_permissions(&tmp, without_exec_bits(meta.permissions()))?;
         }
         fs::rename(&tmp, path)
     })();
@@ -128,6 +129,35 @@ pub fn write_atomic(path: &Path, content: &str) -> Result<(), ToolError> {
         return Err(io_error(&err, &shown));
     }
     Ok(())
+}
+
+#[cfg(unix)]
+fn without_exec_bits(permissions: fs::Permissions) -> fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    fs::Permissions::from_mode(permissions.mode() & !0o111)
+}
+
+#[cfg(not(unix))]
+fn without_exec_bits(permissions: fs::Permissions) -> fs::Permissions {
+    permissions
+}
+
+/// Clears the execute bits of an existing file before a tool replaces its content through an
+/// editor (which writes in place and keeps the mode). A missing file is fine.
+pub fn clear_exec_bits(path: &Path) -> Result<(), ToolError> {
+    let shown = path.display().to_string();
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {
+            let permissions = without_exec_bits(meta.permissions());
+            if permissions != meta.permissions() {
+                fs::set_permissions(path, permissions).map_err(|err| io_error(&err, &shown))?;
+            }
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(io_error(&err, &shown)),
+    }
 }
 
 /// Maps an IO error to the Python exception CPython would raise for it.

