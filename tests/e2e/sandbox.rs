@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use punie::cancel::CancelFlag;
 use punie::sandbox::{
-    DiskToolHost, Permission, Sandbox, SandboxLimits, SandboxResult, Tool, ToolError, ToolEvent,
-    ToolHost,
+    DiskToolHost, Ruling, Sandbox, SandboxLimits, SandboxResult, Tool, ToolError, ToolEvent,
+    ToolHost, ToolRequest,
 };
 use serde_json::Value;
 
@@ -53,8 +53,12 @@ impl ToolHost for FakeHost {
         &self.root
     }
 
-    fn permit(&self, _tool: Tool, _label: &str) -> Permission {
-        Permission::Allow
+    fn permit(&self, request: &ToolRequest) -> Ruling {
+        punie::policy::rule(
+            request,
+            &punie::policy::Verdict::Allow { session: None },
+            None,
+        )
     }
 
     fn call_tool(

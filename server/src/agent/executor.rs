@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::cancel::CancelFlag;
+use crate::policy::Ruling;
 use crate::sandbox::{Sandbox, ToolEvent, ToolHost};
 
 use super::feedback::exception_line;
@@ -25,16 +26,18 @@ pub trait CodeRunner {
 }
 
 /// A tool call inside a snippet starting or ending.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ToolActivity {
     Started {
         tool: String,
         label: String,
     },
-    /// `error` is `PythonExceptionType: message` when the tool raised.
+    /// `error` is `PythonExceptionType: message` when the tool raised; `permission`: how the
+    /// call was decided (allowed or refused, by whom, with what scope).
     Finished {
         tool: String,
         error: Option<String>,
+        permission: Option<Ruling>,
     },
 }
 
@@ -59,8 +62,14 @@ impl CodeRunner for Sandbox {
         let result = self.execute(code, host, cancel, &mut |event: ToolEvent| {
             on_tool(match event {
                 ToolEvent::Started { tool, label } => ToolActivity::Started { tool, label },
-                ToolEvent::Finished { tool, ok, error } => ToolActivity::Finished {
+                ToolEvent::Finished {
                     tool,
+                    ok,
+                    error,
+                    permission,
+                } => ToolActivity::Finished {
+                    tool,
+                    permission,
                     // A failed call always has a reason to show; fall back to a generic one.
                     error: if ok {
                         None

@@ -58,7 +58,7 @@ pub use feedback::tool_response;
 pub use profile::resolve_profile;
 pub use run::{run, run_with_strategy};
 pub use session::{SavedSession, default_session_path, load_session, save_session};
-pub use transcript::default_transcript_dir;
+pub use transcript::{default_transcript_dir, ruling_json};
 pub use types::{
     DEFAULT_MAX_TURNS, RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord,
     ToolUse, Truncation,

@@ -354,15 +354,21 @@ impl RunState {
                     label: label.clone(),
                     ok: true,
                     error: None,
+                    permission: None,
                 });
                 on_event(RunEvent::ToolStarted { tool, label });
             }
-            ToolActivity::Finished { tool, error } => {
+            ToolActivity::Finished {
+                tool,
+                error,
+                permission,
+            } => {
                 // Tools run one at a time, so the last started one of that name is the one ending.
                 let label = match tools.iter_mut().rev().find(|t| t.tool == tool) {
                     Some(used) => {
                         used.ok = error.is_none();
                         used.error = error.clone();
+                        used.permission = permission;
                         used.label.clone()
                     }
                     None => tool.clone(),
@@ -384,7 +390,7 @@ impl RunState {
                 "output": result.output,
                 "error": error,
                 "response": response,
-                "tools": tools.iter().map(|t| json!({"tool": t.tool, "label": t.label, "ok": t.ok, "error": t.error})).collect::<Vec<_>>(),
+                "tools": tools.iter().map(|t| json!({"tool": t.tool, "label": t.label, "ok": t.ok, "error": t.error, "permission": t.permission.as_ref().map(super::transcript::ruling_json)})).collect::<Vec<_>>(),
                 "elapsed_ms": millis(result.elapsed),
             }),
         );

@@ -41,6 +41,7 @@ impl CodeRunner for FakeRunner {
         });
         if code.contains("fail") {
             on_tool(ToolActivity::Finished {
+                permission: None,
                 tool: "read_file".into(),
                 error: Some("FileNotFoundError: README.md".into()),
             });
@@ -51,6 +52,7 @@ impl CodeRunner for FakeRunner {
             };
         }
         on_tool(ToolActivity::Finished {
+            permission: None,
             tool: "read_file".into(),
             error: None,
         });

@@ -4,7 +4,8 @@
 //! Every line has `"event"` and `"run_id"`. Events, in order: `run` (question, session,
 //! profile), then per turn `prompt` (the full prompt on the first turn, afterwards only what
 //! was appended to the previous prompt and output, with `prefix_reused`), `output` (raw model
-//! text, finish reason, token counts, timings), `tool_call` and `tool_result` per snippet,
+//! text, finish reason, token counts, timings), `tool_call` and `tool_result` per snippet (each tool
+//! call in it with its `permission`: decision, who decided, the protected rule, the scope),
 //! `rejected_call` for calls that could not run; finally `end` (status, answer, totals).
 //! Writing is best effort: a full disk must not fail the user's run, so errors are logged once
 //! and the transcript stops.
@@ -77,4 +78,20 @@ impl Transcript {
             self.writer = None;
         }
     }
+}
+
+/// A permission ruling as the transcript and `punie ask --json` record it:: `{"decision", "by", "rule"?, "answer"?, "scope"?}`.
+pub fn ruling_json(ruling: &crate::policy::Ruling) -> serde_json::Value {
+    let answer = match &ruling.by {
+        crate::policy::RuledBy::User(answer) => Some(answer.name()),
+        _ => None,
+    };
+    json!({
+        "decision": ruling.decision(),
+        "by": ruling.by_name(),
+        "rule": ruling.rule.map(|rule| rule.id),
+        "answer": answer,
+        "scope": ruling.scope.as_ref().map(crate::policy::Scope::describe),
+        "subject": ruling.subject,
+    })
 }

@@ -160,12 +160,14 @@ pub struct ToolCallRecord {
 }
 
 /// One tool call made from inside a snippet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ToolUse {
     pub tool: String,
     pub label: String,
     pub ok: bool,
     pub error: Option<String>,
+    /// How its permission was decided (`None`: it failed before, e.g. a path outside).
+    pub permission: Option<crate::policy::Ruling>,
 }
 
 /// Where the time went.

@@ -1,37 +1,20 @@
 //! [`SessionApprovals`]: what the user allowed or denied "for this session", shared by the
-//! runs of one server (or one ACP session) until the policy setting changes.
+//! runs of one server (or one ACP session) until the policy setting changes. What one answer
+//! covers is the policy's business (`policy::Scope`: a command prefix, a file, never a tool).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::front_end::PermissionRequest;
-
-/// Remembered answers by the scope they cover. Cheap to clone (shared).
+/// The session's remembered answers. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
-pub struct SessionApprovals(Arc<Mutex<HashMap<String, bool>>>);
+pub struct SessionApprovals(Arc<Mutex<crate::policy::SessionApprovals>>);
 
 impl SessionApprovals {
-    /// `Some(true)` when a remembered "allow" covers `request`, `Some(false)` for a
-    /// remembered "deny", `None` when the user must be asked.
-    pub fn lookup(&self, request: &PermissionRequest) -> Option<bool> {
-        self.lock().get(&scope(request)).copied()
-    }
-
-    pub fn remember(&self, request: &PermissionRequest, allowed: bool) {
-        self.lock().insert(scope(request), allowed);
+    /// The answers, for `policy::permit`.
+    pub fn shared(&self) -> &Mutex<crate::policy::SessionApprovals> {
+        &self.0
     }
 
     pub fn clear(&self) {
-        self.lock().clear();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// What one remembered answer covers: the tool, as "Allow for this session" has meant so
-/// far (issue 14 narrows it to the file or the command prefix shown).
-fn scope(request: &PermissionRequest) -> String {
-    request.tool.name().to_owned()
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
-use crate::tools::Tool;
+use crate::policy::{Answer, Prompt};
 
 use super::edits::{EditOutcome, FileChange};
 
@@ -18,9 +18,12 @@ pub trait FrontEnd: Sync {
     /// The editor's buffer of `path` (unsaved changes included), when the editor has it open.
     fn open_document(&self, path: &Path) -> Option<OpenDocument>;
 
-    /// Shows `request` to the user and waits for the answer. No answer (a timeout, a
-    /// dismissed dialog, a cancelled run, a front end that cannot ask) is [`PermissionAnswer::Deny`].
-    fn ask_permission(&self, request: &PermissionRequest, cancel: &CancelFlag) -> PermissionAnswer;
+    /// Shows `prompt` to the user and waits for the answer. The prompt is data: show its
+    /// texts as they are (they are escaped and say what was cut) and offer "for this session"
+    /// only when `prompt.session` is set. No answer (a timeout, a dismissed dialog, a
+    /// cancelled run) is [`Answer::NoAnswer`]; a front end that cannot ask says why with
+    /// [`Answer::Unavailable`].
+    fn ask_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer;
 
     /// Makes `change` through the editor, so the user sees it and one undo reverts it.
     /// `None` when this front end cannot: the change is then written to disk atomically.
@@ -37,30 +40,4 @@ pub struct OpenDocument {
     pub id: String,
     pub text: Arc<String>,
     pub version: Option<i32>,
-}
-
-/// What the user is asked to allow.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PermissionRequest {
-    pub tool: Tool,
-    /// The call as the user sees it (`run_command pytest -q`).
-    pub label: String,
-}
-
-impl PermissionRequest {
-    /// The question a dialog shows.
-    pub fn message(&self) -> String {
-        format!("Punie wants to run `{}`. Allow it?", self.label)
-    }
-}
-
-/// The user's answer to a [`PermissionRequest`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PermissionAnswer {
-    AllowOnce,
-    /// Allowed, and remembered for the rest of the session (see `SessionApprovals`).
-    AllowForSession,
-    Deny,
-    /// Denied, and remembered for the rest of the session (ACP `reject_always`).
-    DenyForSession,
 }

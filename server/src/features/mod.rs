@@ -9,8 +9,10 @@
 //!   ([`answer_edit`]: the first complete code block replaces the selection; tests go to the
 //!   file the language's convention names).
 //! - [`FrontEnd`]: the one trait a protocol implements — the editor's buffers, permission
-//!   dialogs, edits the user sees, and a sink for the run's events. The tool policy and the
-//!   session's remembered answers are applied here, for every front end alike.
+//!   dialogs, edits the user sees, and a sink for the run's events. The permission decision
+//!   (`policy::permit`: protected paths, the tool policy, the session's remembered answers)
+//!   is made here, for every front end alike; a front end only shows the `policy::Prompt` it
+//!   is given and returns the answer.
 //! - [`RunResources`]: what runs share (the pre-warmed sandbox, [`Conversations`],
 //!   [`SessionApprovals`]); [`RunQueue`]: runs take turns on the one engine.
 //! - [`Settings`]: the user's choices for runs, whatever protocol delivered them.
@@ -36,7 +38,7 @@ pub use edits::{
     AnswerEdit, EditOutcome, ExistingFile, FileChange, answer_edit, first_code_block,
     test_file_for, write_to_disk,
 };
-pub use front_end::{FrontEnd, OpenDocument, PermissionAnswer, PermissionRequest};
+pub use front_end::{FrontEnd, OpenDocument};
 pub use instruction::Instruction;
 pub use question::{Ask, DocumentSnapshot, Selection, language_from_path, shown_path};
 pub use queue::RunQueue;

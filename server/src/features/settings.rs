@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::engine::EngineSpec;
-use crate::policy::{Decision, ToolPolicy};
+use crate::policy::{Decision, PolicySettings};
 use crate::sandbox::SandboxLimits;
-use crate::tools::Tool;
 
 /// Effective settings of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,13 +38,13 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The policy of `tool`: the setting, else its permission class's default.
-    pub fn policy(&self, tool: Tool) -> Decision {
-        let mut policy = ToolPolicy::default();
+    /// The permission policy these settings give.
+    pub fn policy_settings(&self) -> PolicySettings {
+        let mut res = PolicySettings::default();
         for (name, decision) in &self.tool_policy {
-            policy.set(name, *decision);
+            res.tools.set(name, *decision);
         }
-        crate::policy::check(&policy, tool)
+        res
     }
 
     pub fn sandbox_limits(&self) -> SandboxLimits {

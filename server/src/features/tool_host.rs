@@ -1,16 +1,16 @@
 //! [`FeatureToolHost`]: the sandbox's [`ToolHost`] for every front end. Reads see the
 //! editor's buffers, writes become edits the user can see, and the tool policy decides what
-//! is asked, with the front end's dialog and the session's remembered answers.
+//! is asked (`policy::permit`), with the front end's dialog and the session's remembered
+//! answers.
 
 use std::path::Path;
 
 use crate::cancel::CancelFlag;
-use crate::policy::Decision;
-use crate::sandbox::{Permission, Tool, ToolError, ToolHost};
+use crate::sandbox::{Ruling, ToolError, ToolHost, ToolRequest};
 
 use super::approvals::SessionApprovals;
 use super::edits::{EditOutcome, ExistingFile, FileChange, write_to_disk};
-use super::front_end::{FrontEnd, PermissionAnswer, PermissionRequest};
+use super::front_end::FrontEnd;
 use super::settings::Settings;
 
 pub(crate) struct FeatureToolHost<'a> {
@@ -94,36 +94,12 @@ impl ToolHost for FeatureToolHost<'_> {
         }
     }
 
-    fn permit(&self, tool: Tool, label: &str) -> Permission {
-        match self.settings.policy(tool) {
-            Decision::Allow => Permission::Allow,
-            Decision::Deny => Permission::Deny,
-            Decision::Ask => {
-                let request = PermissionRequest {
-                    tool,
-                    label: label.to_owned(),
-                };
-                let allowed = match self.approvals.lookup(&request) {
-                    Some(allowed) => allowed,
-                    None => match self.front_end.ask_permission(&request, self.cancel) {
-                        PermissionAnswer::AllowOnce => true,
-                        PermissionAnswer::Deny => false,
-                        PermissionAnswer::AllowForSession => {
-                            self.approvals.remember(&request, true);
-                            true
-                        }
-                        PermissionAnswer::DenyForSession => {
-                            self.approvals.remember(&request, false);
-                            false
-                        }
-                    },
-                };
-                if allowed {
-                    Permission::Allow
-                } else {
-                    Permission::Deny
-                }
-            }
-        }
+    fn permit(&self, request: &ToolRequest) -> Ruling {
+        crate::policy::permit(
+            request,
+            &self.settings.policy_settings(),
+            self.approvals.shared(),
+            &mut |prompt| self.front_end.ask_permission(prompt, self.cancel),
+        )
     }
 }

@@ -11,9 +11,8 @@ use serde_json::{Value, json};
 
 use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
-use crate::features::{
-    EditOutcome, FileChange, FrontEnd, OpenDocument, PermissionAnswer, PermissionRequest,
-};
+use crate::features::{EditOutcome, FileChange, FrontEnd, OpenDocument};
+use crate::policy::{Answer, DIALOG_SUBJECT_CHARS, Prompt};
 
 use super::documents::DocumentStore;
 use super::ext::{PERMISSION_ALLOW, PERMISSION_ALLOW_SESSION, PERMISSION_DENY};
@@ -51,11 +50,16 @@ impl FrontEnd for LspFrontEnd {
         })
     }
 
-    fn ask_permission(&self, request: &PermissionRequest, cancel: &CancelFlag) -> PermissionAnswer {
+    fn ask_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer {
+        let mut actions = vec![json!({"title": PERMISSION_ALLOW})];
+        if prompt.session.is_some() {
+            actions.push(json!({"title": PERMISSION_ALLOW_SESSION}));
+        }
+        actions.push(json!({"title": PERMISSION_DENY}));
         let params = json!({
             "type": 3,
-            "message": request.message(),
-            "actions": [{"title": PERMISSION_ALLOW}, {"title": PERMISSION_ALLOW_SESSION}, {"title": PERMISSION_DENY}],
+            "message": prompt.message(DIALOG_SUBJECT_CHARS),
+            "actions": actions,
         });
         let answer = client_request(
             &self.tasks,
@@ -65,14 +69,15 @@ impl FrontEnd for LspFrontEnd {
             request_timeout(),
         );
         let title = match &answer {
-            Some(Ok(result)) => result.get("title").and_then(Value::as_str).unwrap_or(""),
-            _ => "",
+            Some(Ok(result)) => result.get("title").and_then(Value::as_str),
+            _ => None,
         };
         match title {
-            PERMISSION_ALLOW => PermissionAnswer::AllowOnce,
-            PERMISSION_ALLOW_SESSION => PermissionAnswer::AllowForSession,
-            // Deny, dismissal, an error or no answer within the timeout.
-            _ => PermissionAnswer::Deny,
+            Some(PERMISSION_ALLOW) => Answer::AllowOnce,
+            Some(PERMISSION_ALLOW_SESSION) => Answer::AllowForSession,
+            Some(PERMISSION_DENY) => Answer::Deny,
+            // Dismissal, an error or no answer within the timeout.
+            _ => Answer::NoAnswer,
         }
     }
 

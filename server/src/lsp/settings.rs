@@ -211,9 +211,18 @@ mod tests {
             &[],
             |settings| {
                 assert_eq!(settings.max_turns, 3);
-                assert_eq!(settings.policy(tool("run_command")), Decision::Deny);
-                assert_eq!(settings.policy(tool("write_file")), Decision::Allow);
-                assert_eq!(settings.policy(tool("read_file")), Decision::Allow);
+                assert_eq!(
+                    crate::policy::check(&settings.policy_settings().tools, tool("run_command")),
+                    Decision::Deny
+                );
+                assert_eq!(
+                    crate::policy::check(&settings.policy_settings().tools, tool("write_file")),
+                    Decision::Allow
+                );
+                assert_eq!(
+                    crate::policy::check(&settings.policy_settings().tools, tool("read_file")),
+                    Decision::Allow
+                );
                 assert_eq!(settings.sandbox_timeout_ms, 500);
             },
         );
@@ -236,7 +245,10 @@ mod tests {
             |settings| {
                 assert_eq!(settings.max_turns, 8);
                 assert_eq!(settings.engine, EngineSpec::Default);
-                assert_eq!(settings.policy(tool("run_command")), Decision::Ask);
+                assert_eq!(
+                    crate::policy::check(&settings.policy_settings().tools, tool("run_command")),
+                    Decision::Ask
+                );
                 assert_eq!(settings.sandbox_memory_mb, 256);
             },
         );

@@ -57,19 +57,24 @@ pub enum Verdict {
 }
 
 /// Why a call was refused without asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The tool's setting is `deny`.
     Setting,
     Protected(&'static ProtectedRule),
+    /// The user denied calls like this one for the session.
+    Session(Scope),
 }
 
 /// The user's answer to a prompt, as the front end got it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     AllowOnce,
-    AllowSession,
+    /// Allowed, and remembered for the rest of the session with the prompt's scope.
+    AllowForSession,
     Deny,
+    /// Denied, and remembered for the rest of the session (ACP `reject_always`).
+    DenyForSession,
     /// Dismissed, timed out, or the front end failed to ask.
     NoAnswer,
     /// This front end has no one to ask; the reason says what to do instead
@@ -81,8 +86,9 @@ impl Answer {
     pub fn name(&self) -> &'static str {
         match self {
             Answer::AllowOnce => "allow_once",
-            Answer::AllowSession => "allow_session",
+            Answer::AllowForSession => "allow_session",
             Answer::Deny => "deny",
+            Answer::DenyForSession => "deny_session",
             Answer::NoAnswer => "no_answer",
             Answer::Unavailable(_) => "unavailable",
         }
@@ -96,7 +102,7 @@ pub enum RuledBy {
     Setting,
     /// A protected path's rule refused it (the rule is in [`Ruling::rule`]).
     Protected,
-    /// An earlier "Allow for this session" (its scope is in [`Ruling::scope`]).
+    /// An earlier answer "for this session" (its scope is in [`Ruling::scope`]).
     SessionApproval,
     User(Answer),
 }
@@ -156,9 +162,10 @@ impl Ruling {
             RuledBy::User(Answer::NoAnswer) => {
                 format!("{tool}: not allowed, the user did not answer: {subject}")
             }
-            RuledBy::User(_) | RuledBy::SessionApproval => {
-                format!("{tool}: denied by the user: {subject}")
+            RuledBy::SessionApproval => {
+                format!("{tool}: denied by the user for this session: {subject}")
             }
+            RuledBy::User(_) => format!("{tool}: denied by the user: {subject}"),
         })
     }
 }
@@ -202,10 +209,14 @@ pub fn decide(
     if setting == Decision::Allow {
         return Verdict::Allow { session: None };
     }
-    if let Some(scope) = approvals.covering(request) {
-        return Verdict::Allow {
-            session: Some(scope.clone()),
-        };
+    match approvals.covering(request) {
+        Some((scope, true)) => {
+            return Verdict::Allow {
+                session: Some(scope.clone()),
+            };
+        }
+        Some((scope, false)) => return Verdict::Deny(Refusal::Session(scope.clone())),
+        None => {}
     }
     Verdict::Ask(Box::new(Prompt::new(
         request,
@@ -239,11 +250,15 @@ pub fn rule(request: &ToolRequest, verdict: &Verdict, answer: Option<Answer>) ->
         }
         Verdict::Deny(Refusal::Setting) => {}
         Verdict::Deny(Refusal::Protected(_)) => ruling.by = RuledBy::Protected,
+        Verdict::Deny(Refusal::Session(scope)) => {
+            ruling.by = RuledBy::SessionApproval;
+            ruling.scope = Some(scope.clone());
+        }
         Verdict::Ask(prompt) => {
             let answer = answer.unwrap_or(Answer::NoAnswer);
-            ruling.allowed = matches!(answer, Answer::AllowOnce | Answer::AllowSession);
-            // A session approval is granted only where the prompt offered one.
-            if answer == Answer::AllowSession {
+            ruling.allowed = matches!(answer, Answer::AllowOnce | Answer::AllowForSession);
+            // A session answer is remembered only where the prompt offered one.
+            if matches!(answer, Answer::AllowForSession | Answer::DenyForSession) {
                 ruling.scope = prompt.session.clone();
             }
             ruling.by = RuledBy::User(answer);
@@ -270,11 +285,11 @@ pub fn permit(
         Verdict::Allow { .. } | Verdict::Deny(_) => None,
     };
     let ruling = rule(request, &verdict, answer);
-    if let (true, Some(scope), Verdict::Ask(_)) = (ruling.allowed, &ruling.scope, &verdict) {
+    if let (Some(scope), Verdict::Ask(_)) = (&ruling.scope, &verdict) {
         approvals
             .lock()
             .unwrap_or_else(|err| err.into_inner())
-            .grant(scope.clone());
+            .remember(scope.clone(), ruling.allowed);
     }
     ruling
 }

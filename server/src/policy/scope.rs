@@ -3,7 +3,8 @@
 //! An approval covers what the prompt showed, never a whole tool: for a command, that
 //! program with those leading arguments in that working directory (`pytest -q …` covers
 //! `pytest -q tests/test_a.py`, not `pytest`, not `rm`); for a file, that one file for that
-//! tool; for a typed tool, those exact arguments.
+//! tool; for a typed tool, those exact arguments. A denial "for this session" (ACP's
+//! `reject_always`) has the same scope.
 
 use super::request::{Action, ToolRequest};
 use super::show::{shell_line, shell_word};
@@ -89,31 +90,41 @@ impl Scope {
     }
 }
 
-/// The approvals given "for this session". A front end keeps one per session (per editor
+/// The answers given "for this session". A front end keeps one per session (per editor
 /// connection, per ACP session, per `punie ask` run) and clears it when the policy settings
 /// change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionApprovals {
-    scopes: Vec<Scope>,
+    /// Scopes with the answer given, in order; a denial is found before a later allow.
+    answers: Vec<(Scope, bool)>,
 }
 
 impl SessionApprovals {
-    /// The approval that covers `request`, if any.
-    pub fn covering(&self, request: &ToolRequest) -> Option<&Scope> {
-        self.scopes.iter().find(|scope| scope.covers(request))
+    /// The remembered answer that covers `request`, if any: its scope, and whether it allows.
+    pub fn covering(&self, request: &ToolRequest) -> Option<(&Scope, bool)> {
+        // Denials first: "deny rm for this session" must hold even after an earlier allow.
+        let mut covering = self
+            .answers
+            .iter()
+            .filter(|(scope, _)| scope.covers(request));
+        let first = covering.clone().find(|(_, allowed)| !allowed);
+        first
+            .or_else(|| covering.next())
+            .map(|(scope, allowed)| (scope, *allowed))
     }
 
+    /// Remembers `allowed` for `scope` (a later answer for the same scope replaces it).
+    pub fn remember(&mut self, scope: Scope, allowed: bool) {
+        self.answers.retain(|(known, _)| *known != scope);
+        self.answers.push((scope, allowed));
+    }
+
+    /// Remembers an "Allow for this session" of `scope`.
     pub fn grant(&mut self, scope: Scope) {
-        if !self.scopes.contains(&scope) {
-            self.scopes.push(scope);
-        }
+        self.remember(scope, true);
     }
 
     pub fn clear(&mut self) {
-        self.scopes.clear();
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.scopes.is_empty()
+        self.answers.clear();
     }
 }

@@ -411,12 +411,12 @@ fn permit_remembers_session_approvals_but_never_for_protected_paths() {
     let mut asked = 0;
     let mut answer_session = |_: &Prompt| {
         asked += 1;
-        Answer::AllowSession
+        Answer::AllowForSession
     };
     let pytest = run(&["pytest", "-q"]);
     let ruling = permit(&pytest, &settings, &approvals, &mut answer_session);
     assert!(ruling.allowed);
-    assert_eq!(ruling.by, RuledBy::User(Answer::AllowSession));
+    assert_eq!(ruling.by, RuledBy::User(Answer::AllowForSession));
     assert_eq!(ruling.scope, Some(Scope::of(&pytest)));
     let again = permit(
         &run(&["pytest", "-q", "tests"]),

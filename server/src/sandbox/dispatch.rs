@@ -1,9 +1,17 @@
-//! The host side of one tool call: permission, confinement, the back end, the record.
+//! The host side of one tool call: resolve it, judge it, carry it out, record it.
+//!
+//! Resolution comes first: the path normalised and followed through symlinks, the command
+//! split into its argv, the file's current text read for the diff. The host's permission
+//! step (`ToolHost::permit`, which calls `policy::permit`) judges exactly that, the prompt
+//! shows exactly that, and the back end then does exactly that: nothing is resolved twice.
+
+use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{Permission, ToolCallRecord, ToolEvent, ToolHost};
+use super::{ToolCallRecord, ToolEvent, ToolHost};
 use crate::cancel::CancelFlag;
+use crate::policy::{Action, Before, Ruling, ToolRequest};
 use crate::tools::{Backend, Tool};
 use crate::workspace::{self, ToolError};
 
@@ -25,6 +33,7 @@ pub(crate) fn call(
             args,
             ok: false,
             error: Some(err.to_string()),
+            permission: None,
         };
         return (record, Err(err));
     };
@@ -33,28 +42,41 @@ pub(crate) fn call(
         tool: name.to_owned(),
         label: label.clone(),
     });
-    let res = match host.permit(tool, &label) {
-        Permission::Deny => Err(ToolError::permission(format!(
-            "{name} was not permitted (denied by the user or the tool policy): {label}"
-        ))),
-        Permission::Allow => match host.call_tool(tool, &args, cancel) {
-            Some(res) => res,
-            None => builtin(host, tool, &args, cancel),
-        },
-    };
+    let mut permission: Option<Ruling> = None;
+    let res = resolve(host, tool, &args).and_then(|resolved| {
+        let ruling = host.permit(&resolved.request);
+        let refusal = ruling.refusal_message();
+        permission = Some(ruling);
+        match refusal {
+            Some(message) => Err(ToolError::permission(message)),
+            None => match host.call_tool(tool, &args, cancel) {
+                Some(res) => res,
+                None => carry_out(host, resolved, cancel),
+            },
+        }
+    });
     let error = res.as_ref().err().map(ToolError::to_string);
     on_event(ToolEvent::Finished {
         tool: name.to_owned(),
         ok: res.is_ok(),
         error: error.clone(),
+        permission: permission.clone(),
     });
     let record = ToolCallRecord {
         tool: name.to_owned(),
         args,
         ok: res.is_ok(),
         error,
+        permission,
     };
     (record, res)
+}
+
+/// A call resolved: what the policy judges, and the absolute path it acts on.
+struct Resolved {
+    request: ToolRequest,
+    /// The canonical file (read, write) or working directory (command).
+    path: Option<PathBuf>,
 }
 
 fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {
@@ -66,61 +88,149 @@ fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {
     })
 }
 
-fn builtin(
-    host: &dyn ToolHost,
-    tool: Tool,
-    args: &Value,
-    cancel: &CancelFlag,
-) -> Result<Value, ToolError> {
+fn argv_tail(args: &Value) -> Result<Option<Vec<String>>, ToolError> {
+    let type_error = || ToolError::new("TypeError", "args must be a list of strings");
+    match args.get("args") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<String>>>()
+            .map(Some)
+            .ok_or_else(type_error),
+        Some(_) => Err(type_error()),
+    }
+}
+
+/// What the file at `path` holds now, for the prompt's diff: the editor's buffer when it has
+/// one, else the disk.
+fn before(host: &dyn ToolHost, path: &std::path::Path, exists: bool) -> Before {
+    if let Some(text) = host.read_document(path) {
+        return Before::Text(text);
+    }
+    if !exists {
+        return Before::Missing;
+    }
+    let bytes = std::fs::metadata(path).map_or(0, |meta| meta.len());
+    if bytes > workspace::MAX_READ_BYTES {
+        return Before::TooLarge { bytes };
+    }
+    match std::fs::read(path).map(String::from_utf8) {
+        Ok(Ok(text)) => Before::Text(text),
+        Ok(Err(_)) => Before::Binary { bytes },
+        Err(_) => Before::TooLarge { bytes },
+    }
+}
+
+/// The call as it will happen. Errors here (a path outside the workspace, a directory to
+/// write, a command that does not split) fail the call before anyone is asked.
+fn resolve(host: &dyn ToolHost, tool: Tool, args: &Value) -> Result<Resolved, ToolError> {
     let root = host.workspace_root();
-    match tool.backend() {
+    let (action, path) = match tool.backend() {
         Backend::ReadFile => {
-            let raw = str_arg(args, "path")?;
-            let path = workspace::resolve(root, raw)?;
-            let text = match host.read_document(&path) {
-                Some(text) => text,
-                None => workspace::read_text(&path, raw)?,
+            let resolved = workspace::resolve_target(root, str_arg(args, "path")?)?;
+            let action = Action::Read {
+                target: resolved.target,
             };
-            Ok(Value::String(text))
+            (action, Some(resolved.path))
         }
         Backend::WriteFile => {
             let raw = str_arg(args, "path")?;
             let content = str_arg(args, "content")?;
-            let path = workspace::resolve(root, raw)?;
-            host.write_file(&path, content)?;
-            Ok(Value::String(WRITE_FILE_RESULT.to_owned()))
+            let resolved = workspace::resolve_target(root, raw)?;
+            if resolved.target.is_dir {
+                return Err(ToolError::new(
+                    "IsADirectoryError",
+                    format!("Is a directory: '{raw}'"),
+                ));
+            }
+            let action = Action::Write {
+                before: before(host, &resolved.path, resolved.target.exists),
+                target: resolved.target,
+                after: content.to_owned(),
+            };
+            (action, Some(resolved.path))
         }
         Backend::RunCommand => {
-            let command = str_arg(args, "command")?;
-            let argv_tail: Option<Vec<String>> = match args.get("args") {
-                None | Some(Value::Null) => None,
-                Some(Value::Array(items)) => Some(
-                    items
-                        .iter()
-                        .map(|item| item.as_str().map(str::to_owned))
-                        .collect::<Option<Vec<String>>>()
-                        .ok_or_else(|| {
-                            ToolError::new("TypeError", "args must be a list of strings")
-                        })?,
-                ),
-                Some(_) => {
-                    return Err(ToolError::new(
-                        "TypeError",
-                        "args must be a list of strings",
-                    ));
-                }
+            let argv =
+                workspace::split_command(str_arg(args, "command")?, argv_tail(args)?.as_deref())?;
+            let raw_cwd = args.get("cwd").and_then(Value::as_str).unwrap_or(".");
+            let resolved = workspace::resolve_target(root, raw_cwd)?;
+            if !resolved.target.is_dir {
+                return Err(if resolved.target.exists {
+                    ToolError::new(
+                        "NotADirectoryError",
+                        format!("Not a directory: '{raw_cwd}'"),
+                    )
+                } else {
+                    ToolError::new(
+                        "FileNotFoundError",
+                        format!("No such file or directory: '{raw_cwd}'"),
+                    )
+                });
+            }
+            let action = Action::Execute {
+                argv,
+                cwd: resolved.target.rel,
             };
-            let argv = workspace::split_command(command, argv_tail.as_deref())?;
-            let cwd = match args.get("cwd").and_then(Value::as_str) {
-                Some(raw) => workspace::resolve_dir(root, raw)?,
-                None => workspace::resolve_dir(root, ".")?,
+            (action, Some(resolved.path))
+        }
+        Backend::Host => {
+            let args = match args {
+                Value::Object(map) => map
+                    .iter()
+                    .map(|(name, value)| {
+                        let value = match value {
+                            Value::String(text) => text.clone(),
+                            other => other.to_string(),
+                        };
+                        (name.clone(), value)
+                    })
+                    .collect(),
+                _ => Vec::new(),
             };
-            let out = workspace::run_command(&argv, &cwd, &host.command_limits(), cancel)?;
+            (Action::Call { args }, None)
+        }
+    };
+    Ok(Resolved {
+        request: ToolRequest { tool, action },
+        path,
+    })
+}
+
+/// Runs an allowed call with the built-in back end.
+fn carry_out(
+    host: &dyn ToolHost,
+    resolved: Resolved,
+    cancel: &CancelFlag,
+) -> Result<Value, ToolError> {
+    let Resolved { request, path } = resolved;
+    let path = path.unwrap_or_else(|| host.workspace_root().to_path_buf());
+    match request.action {
+        Action::Read { target } => {
+            let text = match host.read_document(&path) {
+                Some(text) => text,
+                None => workspace::read_text(&path, &target.spelled)?,
+            };
+            Ok(Value::String(text))
+        }
+        Action::Write { after, .. } => {
+            // An editor writes in place and keeps the mode: clear the execute bits first, so
+            // that model-written content is never executable.
+            workspace::clear_exec_bits(&path)?;
+            host.write_file(&path, &after)?;
+            Ok(Value::String(WRITE_FILE_RESULT.to_owned()))
+        }
+        Action::Execute { argv, .. } => {
+            let out = workspace::run_command(&argv, &path, &host.command_limits(), cancel)?;
             Ok(Value::String(out.to_tool_text()))
         }
-        Backend::Host => Err(ToolError::new(
+        Action::Call { .. } => Err(ToolError::new(
             "NotImplementedError",
-            format!("{} is not available in this workspace yet", tool.name()),
+            format!(
+                "{} is not available in this workspace yet",
+                request.tool.name()
+            ),
         )),
     }
 }

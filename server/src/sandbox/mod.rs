@@ -8,7 +8,7 @@
 //! let host = DiskToolHost { root: workspace.into(), allow_commands: false };
 //! let res: SandboxResult = sandbox.execute(code, &host, &cancel, &mut |event| match event {
 //!     ToolEvent::Started { tool, label } => { /* progress: "read_file README.md" */ }
-//!     ToolEvent::Finished { tool, ok, error } => { /* "read_file failed: FileNotFoundError: …" */ }
+//!     ToolEvent::Finished { tool, ok, error, permission } => { /* "read_file failed: FileNotFoundError: …" */ }
 //! });
 //! ```
 //!
@@ -69,6 +69,9 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::cancel::CancelFlag;
+use crate::policy::{self, Answer, Decision, PolicySettings, SessionApprovals};
+pub use crate::policy::{Ruling, ToolRequest};
+use crate::tools::PermissionClass;
 pub use crate::tools::Tool;
 pub use crate::workspace::{CommandLimits, ToolError};
 
@@ -137,6 +140,9 @@ pub struct ToolCallRecord {
     pub ok: bool,
     /// `Type: message` of the exception the call raised in the snippet.
     pub error: Option<String>,
+    /// How the permission step decided; `None` when the call failed before it (an unknown
+    /// tool, a path outside the workspace, too many calls).
+    pub permission: Option<Ruling>,
 }
 
 /// Tool lifecycle, for progress reports.
@@ -144,11 +150,13 @@ pub struct ToolCallRecord {
 pub enum ToolEvent {
     /// `label` is e.g. `read_file README.md`.
     Started { tool: String, label: String },
-    /// `error` is `Type: message` when the call failed.
+    /// `error` is `Type: message` when the call failed; `permission`: how it was decided
+    /// (see [`ToolCallRecord::permission`]).
     Finished {
         tool: String,
         ok: bool,
         error: Option<String>,
+        permission: Option<Ruling>,
     },
 }
 
@@ -162,13 +170,6 @@ pub struct SandboxResult {
     pub error: Option<PyError>,
     pub tool_calls: Vec<ToolCallRecord>,
     pub elapsed: Duration,
-}
-
-/// The host's answer to a permission question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    Allow,
-    Deny,
 }
 
 /// The host side of tool calls. Paths handed to it are already resolved and confined to
@@ -186,8 +187,12 @@ pub trait ToolHost: Sync {
         crate::workspace::write_atomic(path, content)
     }
 
-    /// May this call go ahead? `label` is the progress label (`run_command pytest -q`).
-    fn permit(&self, tool: Tool, label: &str) -> Permission;
+    /// May this call go ahead? `request` is the call resolved: the workspace-relative path
+    /// after symlinks, the argv, the change a write makes. Hosts answer with
+    /// `policy::permit(request, settings, approvals, ask)`, where `ask` shows the prompt in
+    /// their front end; the [`Ruling`] goes into the transcript, and a refusal becomes the
+    /// snippet's `PermissionError`.
+    fn permit(&self, request: &ToolRequest) -> Ruling;
 
     /// Serves a call itself instead of the built-in back end: typed tools (`Backend::Host`)
     /// and test doubles. `None` means "use the built-in back end".
@@ -206,12 +211,28 @@ pub trait ToolHost: Sync {
     }
 }
 
-/// The host of `punie sandbox` and `punie ask`: the disk, no editor buffers; reads and
-/// writes are allowed, commands only with `--allow-commands` (the terminal has no dialog).
+/// The host of `punie sandbox`, `punie eval` and tests: the disk, no editor buffers, nobody
+/// to ask. Reads and writes are allowed, protected paths refused; commands run only with
+/// `allow_commands` (`--allow-commands`), else they raise `PermissionError` saying so.
 #[derive(Debug, Clone)]
 pub struct DiskToolHost {
     pub root: PathBuf,
     pub allow_commands: bool,
+}
+
+impl DiskToolHost {
+    fn settings(&self) -> PolicySettings {
+        let mut settings = PolicySettings::default();
+        settings
+            .tools
+            .set_class(PermissionClass::Write, Decision::Allow);
+        if self.allow_commands {
+            settings
+                .tools
+                .set_class(PermissionClass::Execute, Decision::Allow);
+        }
+        settings
+    }
 }
 
 impl ToolHost for DiskToolHost {
@@ -219,22 +240,11 @@ impl ToolHost for DiskToolHost {
         &self.root
     }
 
-    fn permit(&self, tool: Tool, _label: &str) -> Permission {
-        let mut policy = crate::policy::ToolPolicy::default();
-        policy.set_class(
-            crate::tools::PermissionClass::Write,
-            crate::policy::Decision::Allow,
-        );
-        let commands = if self.allow_commands {
-            crate::policy::Decision::Allow
-        } else {
-            crate::policy::Decision::Deny
-        };
-        policy.set_class(crate::tools::PermissionClass::Execute, commands);
-        match crate::policy::check(&policy, tool) {
-            crate::policy::Decision::Allow => Permission::Allow,
-            crate::policy::Decision::Ask | crate::policy::Decision::Deny => Permission::Deny,
-        }
+    fn permit(&self, request: &ToolRequest) -> Ruling {
+        let approvals = Mutex::new(SessionApprovals::default());
+        policy::permit(request, &self.settings(), &approvals, &mut |_prompt| {
+            Answer::Unavailable("there is no one to ask; pass --allow-commands".to_owned())
+        })
     }
 }
 
@@ -440,6 +450,7 @@ impl Sandbox {
                             args,
                             ok: false,
                             error: Some(err.to_string()),
+                            permission: None,
                         });
                         ToWorker::tool_error(&err)
                     } else {

@@ -13,7 +13,7 @@ mod command;
 mod path;
 
 pub use command::{CommandLimits, CommandOutput, run_command, split_command};
-pub use path::{ResolvedPath, display_path, resolve, resolve_dir, resolve_target};
+pub use path::{ResolvedPath, display_path, resolve, resolve_target};
 
 use std::fmt;
 use std::fs;

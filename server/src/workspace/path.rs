@@ -145,19 +145,6 @@ pub fn resolve(root: &Path, raw: &str) -> Result<PathBuf, ToolError> {
     Ok(res)
 }
 
-/// [`resolve`] for a working directory: it must exist and be a directory.
-pub fn resolve_dir(root: &Path, raw: &str) -> Result<PathBuf, ToolError> {
-    let res = resolve(root, raw)?;
-    match fs::metadata(&res) {
-        Ok(meta) if meta.is_dir() => Ok(res),
-        Ok(_) => Err(ToolError::new(
-            "NotADirectoryError",
-            format!("Not a directory: '{raw}'"),
-        )),
-        Err(err) => Err(super::io_error(&err, raw)),
-    }
-}
-
 /// `path` relative to `root` for messages, or the path itself when outside.
 pub fn display_path(root: &Path, path: &Path) -> String {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());

@@ -14,10 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
 use crate::engine::EngineSpec;
-use crate::features::{
-    EditOutcome, FileChange, FrontEnd, OpenDocument, PermissionAnswer, PermissionRequest,
-};
-use crate::tools::PermissionClass;
+use crate::features::{EditOutcome, FileChange, FrontEnd, OpenDocument};
+use crate::policy::{Answer, Prompt, PromptKind};
 
 pub(super) struct TerminalFrontEnd {
     progress: Mutex<Progress>,
@@ -83,19 +81,15 @@ impl FrontEnd for TerminalFrontEnd {
         None
     }
 
-    fn ask_permission(
-        &self,
-        request: &PermissionRequest,
-        _cancel: &CancelFlag,
-    ) -> PermissionAnswer {
-        let allowed = match request.tool.permission() {
-            PermissionClass::Read | PermissionClass::Write => true,
-            PermissionClass::Execute => self.allow_commands,
+    fn ask_permission(&self, prompt: &Prompt, _cancel: &CancelFlag) -> Answer {
+        let allowed = match prompt.kind {
+            PromptKind::Read | PromptKind::Write => true,
+            PromptKind::Execute | PromptKind::Call => self.allow_commands,
         };
         if allowed {
-            PermissionAnswer::AllowOnce
+            Answer::AllowOnce
         } else {
-            PermissionAnswer::Deny
+            Answer::Unavailable("there is no one to ask; pass --allow-commands".to_owned())
         }
     }
 
