@@ -29,17 +29,16 @@ fn quick_limits() -> SandboxLimits {
     }
 }
 
-fn fixtures_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/punie");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: fixtures not found at {} (the shared checkout is absent)",
-            dir.display()
-        );
-        None
-    }
+/// Punie's reference data, vendored (`tests/fixtures/punie/README.md`).
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/punie")
+}
+
+fn fixture_json(name: &str) -> Value {
+    let path = fixtures_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap()
 }
 
 /// A host whose tools answer from a fixture: each tool's calls in order.
@@ -90,6 +89,11 @@ fn deviation(id: &str) -> Option<(bool, Option<&'static str>, &'static str)> {
             "Punie bound only five exception classes; ours binds the ones the tools raise, so `except FileNotFoundError:` works",
         )),
         "observed/any_not_available" => Some((true, None, "any/all are harmless and provided")),
+        "observed/class_blocked" => Some((
+            false,
+            Some("PermissionError"),
+            "class definitions are refused before the snippet runs, naming the rule",
+        )),
         _ => None,
     }
 }
@@ -280,10 +284,8 @@ fn check_output(expect: &Value, res: &SandboxResult) -> Result<(), String> {
 /// Every case of `sandbox_cases.json`: one table, one runner.
 #[test]
 fn fixture_cases() {
-    let Some(dir) = fixtures_dir() else { return };
-    let cases: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("sandbox_cases.json")).unwrap())
-            .unwrap();
+    let cases: Vec<Value> = serde_json::from_value(fixture_json("sandbox_cases.json")).unwrap();
+    assert_eq!(cases.len(), 66);
     let root = tempfile::tempdir().unwrap();
     let mut sandbox = sandbox(SandboxLimits::default());
     let mut failures = Vec::new();
@@ -304,10 +306,7 @@ fn fixture_cases() {
 /// The stub text is byte for byte what Punie showed the model.
 #[test]
 fn stubs_match_punie() {
-    let Some(dir) = fixtures_dir() else { return };
-    let signatures: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("tool_signatures.json")).unwrap())
-            .unwrap();
+    let signatures = fixture_json("tool_signatures.json");
     let tools: Vec<Tool> = Tool::all().collect();
     assert_eq!(
         punie::tools::stubs_text(&tools),
@@ -363,62 +362,62 @@ fn check_recovers(sandbox: &mut Sandbox, host: &dyn ToolHost) {
     assert_eq!(res.output, "42\n");
 }
 
+/// A refused snippet gets the Python exception it would see, naming the rule (the red-team
+/// corpus checks that the attacks fail; this checks what the model is told).
 #[test]
-fn guards_refuse_imports_and_introspection() {
+fn refusals_name_the_rule() {
     let ws = workspace();
     let host = DiskToolHost {
         root: ws.root.path().to_path_buf(),
         allow_commands: false,
     };
     let mut sandbox = sandbox(quick_limits());
-    let cases: &[(&str, &[&str])] = &[
-        ("import os", &["ImportError"]),
-        ("import sys", &["ImportError"]),
-        ("from gc import get_objects", &["ImportError"]),
-        ("__import__('sys')", &["NameError"]),
-        ("print(__builtins__)", &["NameError"]),
-        ("print(__loader__)", &["NameError"]),
+    let cases: &[(&str, &str, &str)] = &[
+        ("import os", "ImportError", "except json"),
+        ("from json import decoder", "ImportError", "loads, dumps"),
         (
-            "().__class__.__base__.__subclasses__()",
-            &["PermissionError"],
+            "class A:\n    pass",
+            "PermissionError",
+            "class definitions are not allowed",
         ),
-        ("print(read_file.__self__)", &["PermissionError"]),
         (
-            "g = (x for x in [1])\nprint(g.gi_frame.f_globals)",
-            &["PermissionError"],
+            "x = '{0.__class__}'.format(0)",
+            "PermissionError",
+            "use an f-string",
         ),
-        ("def f(): pass\nprint(f.__code__)", &["PermissionError"]),
-        ("eval('1')", &["NameError"]),
-        ("exec('print(1)')", &["NameError"]),
-        ("compile('1', '/proc/self/environ', 'exec')", &["NameError"]),
-        ("globals()", &["NameError"]),
-        ("vars()", &["NameError"]),
-        ("getattr(1, '__class__')", &["NameError"]),
-        ("open('/etc/passwd')", &["NameError"]),
-        ("breakpoint()", &["NameError"]),
-        ("memoryview(b'x')", &["NameError"]),
-        ("type('A', (), {'__init__': print})", &["TypeError"]),
-        ("class A:\n    pass", &["NameError"]),
-        ("print(type(1).mro())", &["PermissionError"]),
-        ("import json\nprint(json.dumps([1]))", &[]),
+        (
+            "print((0).__class__)",
+            "PermissionError",
+            "attribute '.__class__'",
+        ),
+        (
+            "read_file.cache = 1",
+            "PermissionError",
+            "cannot be changed",
+        ),
+        ("def g():\n    yield 1", "PermissionError", "generators"),
+        ("t = type(0)", "NameError", "name 'type' is not defined"),
+        (
+            "print(__builtins__)",
+            "NameError",
+            "belong to the interpreter",
+        ),
+        ("getattr(0, 'real')", "NameError", "name 'getattr'"),
     ];
-    for (code, types) in cases {
+    for (code, type_name, text) in cases {
         let res = run(&mut sandbox, &host, code);
-        if types.is_empty() {
-            assert!(res.ok, "{code}: {:?}", res.error);
-        } else {
-            let got = res
-                .error
-                .as_ref()
-                .map(|err| err.type_name.as_str())
-                .unwrap_or("<none>");
-            assert!(
-                !res.ok && types.contains(&got),
-                "{code}: want {types:?}, got {:?}",
-                res.error
-            );
-        }
+        let err = res.error.as_ref().expect(code);
+        assert_eq!(err.type_name, *type_name, "{code}: {err}");
+        assert!(err.message.contains(text), "{code}: {err}");
+        assert!(err.line.is_some(), "{code}: {err:?}");
     }
+    let res = run(
+        &mut sandbox,
+        &host,
+        "import json\nfrom json import loads as parse\nprint(parse('[1]'), json.dumps({'a': 1}))",
+    );
+    assert!(res.ok, "{:?}", res.error);
+    assert_eq!(res.output, "[1] {\"a\": 1}\n");
     check_recovers(&mut sandbox, &host);
 }
 
@@ -796,14 +795,34 @@ fn cli_prints_the_result_object() {
     assert!(res["output"].as_str().unwrap().contains("a.txt"));
 }
 
-/// Coverage over the training snippets (figures in docs/sandbox.md).
+/// Coverage over the training snippets (figures in docs/sandbox.md): every one passes the
+/// allowlist and compiles; none relies on a variable an earlier snippet set (so running each
+/// snippet fresh is what the model was trained on); none uses `type`.
 #[test]
 fn training_snippets_are_runnable() {
-    let Some(dir) = fixtures_dir() else { return };
-    let report = punie::sandbox::coverage::report(&dir.join("phase22_merged")).unwrap();
+    let report = punie::sandbox::coverage::report(&fixtures_dir().join("phase22_merged")).unwrap();
     eprintln!("{report}");
-    assert!(report.total > 400);
-    assert!(report.runnable * 100 >= report.total * 98, "{report}");
+    assert_eq!(report.total, 439, "{report}");
+    assert_eq!(report.runnable, report.total, "{report}");
+    assert_eq!(report.multi_snippet_rows, 3, "{report}");
+    assert_eq!(report.carried_over, 0, "{report}");
+    assert!(!report.names_read.contains_key("type"), "{report}");
+}
+
+/// The attribute allowlist's tool-result fields are exactly the fields of Punie's result types.
+#[test]
+fn result_fields_match_punie_result_types() {
+    let signatures = fixture_json("tool_signatures.json");
+    let mut fields: Vec<&str> = signatures["result_types"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|ty| ty["fields"].as_array().unwrap())
+        .map(|field| field["name"].as_str().unwrap())
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
+    assert_eq!(fields, punie::sandbox::allowlist::RESULT_FIELDS);
 }
 
 /// Overhead of `execute` on a warm worker (the figures `punie bench` reports; the debug

@@ -1,16 +1,16 @@
 //! Training-snippet coverage: how many of the Code Mode snippets in the Phase 22 training
-//! data pass the sandbox's checks and compile, and how many use only names the sandbox
-//! provides. `docs/sandbox.md` records the figures; the e2e test keeps them above 98%.
+//! data pass the sandbox's checks (pre-checks and the allowlist) and compile, which names
+//! they read, and whether a later snippet of a conversation relies on a variable an earlier
+//! one set (the sandbox runs every snippet fresh, as Punie did). `docs/sandbox.md` records
+//! the figures; the e2e test keeps every snippet runnable.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
 use anyhow::Context;
-use rustpython_vm::compiler::ast::{self, visitor::Visitor};
 
 use super::validate;
-use crate::tools::Tool;
 
 /// The figures, and why each snippet that is not runnable is not.
 #[derive(Debug, Clone, Default)]
@@ -18,12 +18,14 @@ pub struct CoverageReport {
     /// Code Mode snippets found (duplicates included, as the model saw them).
     pub total: usize,
     pub distinct: usize,
-    /// Pass the pre-checks and AST validation, and compile.
-    pub compiled: usize,
-    /// Use only names the sandbox provides or the snippet binds itself.
-    pub names_provided: usize,
-    /// Both.
+    /// Pass the pre-checks and the allowlist, and compile.
     pub runnable: usize,
+    /// Conversations with more than one snippet.
+    pub multi_snippet_rows: usize,
+    /// Of those, the ones where a snippet reads a variable only an earlier snippet set.
+    pub carried_over: usize,
+    /// Names the snippets read without binding them (builtins, tools, `json`), with counts.
+    pub names_read: BTreeMap<String, usize>,
     /// `(snippet's first line, reason)` for each distinct snippet that is not runnable.
     pub rest: Vec<(String, String)>,
 }
@@ -32,14 +34,24 @@ impl fmt::Display for CoverageReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} snippets ({} distinct): {} compile, {} use only provided names, {} runnable ({:.1}%)",
+            "{} snippets ({} distinct): {} runnable ({:.1}%)",
             self.total,
             self.distinct,
-            self.compiled,
-            self.names_provided,
             self.runnable,
             100.0 * self.runnable as f64 / self.total.max(1) as f64
         )?;
+        writeln!(
+            f,
+            "{} conversations with several snippets; {} read a variable an earlier snippet set",
+            self.multi_snippet_rows, self.carried_over
+        )?;
+        let mut names: Vec<(&String, &usize)> = self.names_read.iter().collect();
+        names.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let names: Vec<String> = names
+            .iter()
+            .map(|(name, count)| format!("{name} {count}"))
+            .collect();
+        writeln!(f, "names read: {}", names.join(", "))?;
         for (first_line, reason) in &self.rest {
             writeln!(f, "  {first_line}: {reason}")?;
         }
@@ -47,8 +59,9 @@ impl fmt::Display for CoverageReport {
     }
 }
 
-/// Every snippet inside `<parameter=code>` in the `*.jsonl` files of `dir`.
-pub fn training_snippets(dir: &Path) -> anyhow::Result<Vec<String>> {
+/// The snippets inside `<parameter=code>` of each training row in the `*.jsonl` files of
+/// `dir`, one list per row, in order.
+pub fn training_rows(dir: &Path) -> anyhow::Result<Vec<Vec<String>>> {
     const OPEN: &str = "<parameter=code>\n";
     const CLOSE: &str = "\n</parameter>";
     let mut res = Vec::new();
@@ -58,6 +71,7 @@ pub fn training_snippets(dir: &Path) -> anyhow::Result<Vec<String>> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
         .collect();
     files.sort();
+    anyhow::ensure!(!files.is_empty(), "no *.jsonl files in {}", dir.display());
     for file in files {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
@@ -65,12 +79,14 @@ pub fn training_snippets(dir: &Path) -> anyhow::Result<Vec<String>> {
             let row: serde_json::Value =
                 serde_json::from_str(line).context("a training row is not JSON")?;
             let mut rest = row["text"].as_str().unwrap_or("");
+            let mut snippets = Vec::new();
             while let Some(start) = rest.find(OPEN) {
                 let after = &rest[start + OPEN.len()..];
                 let Some(end) = after.find(CLOSE) else { break };
-                res.push(after[..end].to_owned());
+                snippets.push(after[..end].to_owned());
                 rest = &after[end..];
             }
+            res.push(snippets);
         }
     }
     Ok(res)
@@ -78,46 +94,59 @@ pub fn training_snippets(dir: &Path) -> anyhow::Result<Vec<String>> {
 
 /// Checks every training snippet in `dir`.
 pub fn report(dir: &Path) -> anyhow::Result<CoverageReport> {
-    let snippets = training_snippets(dir)?;
+    let rows = training_rows(dir)?;
+    let snippets: Vec<&String> = rows.iter().flatten().collect();
     let mut res = CoverageReport {
         total: snippets.len(),
+        distinct: snippets.iter().collect::<HashSet<_>>().len(),
         ..CoverageReport::default()
     };
-    let distinct: HashSet<&str> = snippets.iter().map(String::as_str).collect();
-    res.distinct = distinct.len();
     let mut reported = HashSet::new();
-    for snippet in &snippets {
-        let (compiled, names) = check_snippet(snippet);
-        res.compiled += usize::from(compiled.is_ok());
-        res.names_provided += usize::from(names.is_ok());
-        if compiled.is_ok() && names.is_ok() {
-            res.runnable += 1;
-        } else if reported.insert(snippet.as_str()) {
-            let reason = compiled.err().or(names.err()).unwrap_or_default();
-            let first_line = snippet
-                .lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(60)
-                .collect();
-            res.rest.push((first_line, reason));
+    for row in &rows {
+        let mut bound_before: HashSet<String> = HashSet::new();
+        let mut carried = false;
+        for snippet in row {
+            let names = match check_snippet(snippet) {
+                Ok(names) => {
+                    res.runnable += 1;
+                    names
+                }
+                Err((reason, names)) => {
+                    if reported.insert(snippet.as_str()) {
+                        let first_line = snippet.lines().next().unwrap_or("");
+                        res.rest
+                            .push((first_line.chars().take(60).collect(), reason));
+                    }
+                    names
+                }
+            };
+            for name in &names.free {
+                *res.names_read.entry(name.clone()).or_default() += 1;
+                carried |= bound_before.contains(name);
+            }
+            bound_before.extend(names.bound);
+        }
+        if row.len() > 1 {
+            res.multi_snippet_rows += 1;
+            res.carried_over += usize::from(carried);
         }
     }
     Ok(res)
 }
 
-fn check_snippet(code: &str) -> (Result<(), String>, Result<(), String>) {
-    let parsed = match validate::precheck(code)
-        .map_err(|err| err.to_string())
-        .and_then(|()| {
-            rustpython_vm::compiler::parser::parse_module(code)
-                .map_err(|err| format!("SyntaxError: {}", err.error))
-        }) {
-        Ok(parsed) => parsed,
-        Err(err) => return (Err(err.clone()), Err(err)),
-    };
-    let compiled = validate::validate_module(parsed.syntax(), code)
+/// The snippet's names, and whether it passes the checks and compiles.
+fn check_snippet(code: &str) -> Result<validate::SnippetNames, (String, validate::SnippetNames)> {
+    if let Err(err) = validate::precheck(code) {
+        return Err((err.to_string(), validate::SnippetNames::default()));
+    }
+    let parsed = rustpython_vm::compiler::parser::parse_module(code).map_err(|err| {
+        (
+            format!("SyntaxError: {}", err.error),
+            validate::SnippetNames::default(),
+        )
+    })?;
+    let names = validate::snippet_names(parsed.syntax(), code);
+    let checked = validate::validate_module(parsed.syntax(), code)
         .map_err(|err| err.to_string())
         .and_then(|()| {
             rustpython_vm::compiler::compile(
@@ -129,88 +158,8 @@ fn check_snippet(code: &str) -> (Result<(), String>, Result<(), String>) {
             .map(|_| ())
             .map_err(|err| format!("SyntaxError: {err}"))
         });
-    let mut names = Names::default();
-    for stmt in &parsed.syntax().body {
-        names.visit_stmt(stmt);
-    }
-    let provided: HashSet<&str> = super::worker::ALLOWED_BUILTINS
-        .iter()
-        .copied()
-        .chain(["print", "type", "json", "True", "False", "None"])
-        .chain(Tool::all().map(Tool::name))
-        .collect();
-    let mut missing: Vec<&String> = names
-        .loaded
-        .iter()
-        .filter(|name| !provided.contains(name.as_str()) && !names.bound.contains(*name))
-        .collect();
-    missing.sort();
-    missing.dedup();
-    let names_ok = if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "uses names the sandbox does not provide: {missing:?}"
-        ))
-    };
-    (compiled, names_ok)
-}
-
-/// Names read and names bound anywhere in a snippet (scopes are not told apart: a name
-/// bound anywhere counts as provided, which is enough for a coverage figure).
-#[derive(Default)]
-struct Names {
-    loaded: Vec<String>,
-    bound: HashSet<String>,
-}
-
-impl<'a> Visitor<'a> for Names {
-    fn visit_stmt(&mut self, stmt: &'a ast::Stmt) {
-        match stmt {
-            ast::Stmt::FunctionDef(def) => {
-                self.bound.insert(def.name.to_string());
-            }
-            ast::Stmt::ClassDef(def) => {
-                self.bound.insert(def.name.to_string());
-            }
-            ast::Stmt::Import(import) => {
-                for alias in &import.names {
-                    let name = alias.asname.as_ref().unwrap_or(&alias.name);
-                    self.bound.insert(name.to_string());
-                }
-            }
-            ast::Stmt::ImportFrom(import) => {
-                for alias in &import.names {
-                    let name = alias.asname.as_ref().unwrap_or(&alias.name);
-                    self.bound.insert(name.to_string());
-                }
-            }
-            ast::Stmt::Try(try_stmt) => {
-                for handler in &try_stmt.handlers {
-                    let ast::ExceptHandler::ExceptHandler(handler) = handler;
-                    if let Some(name) = &handler.name {
-                        self.bound.insert(name.to_string());
-                    }
-                }
-            }
-            _ => {}
-        }
-        ast::visitor::walk_stmt(self, stmt);
-    }
-
-    fn visit_parameter(&mut self, parameter: &'a ast::Parameter) {
-        self.bound.insert(parameter.name.to_string());
-        ast::visitor::walk_parameter(self, parameter);
-    }
-
-    fn visit_expr(&mut self, expr: &'a ast::Expr) {
-        if let ast::Expr::Name(name) = expr {
-            if name.ctx.is_load() {
-                self.loaded.push(name.id.to_string());
-            } else {
-                self.bound.insert(name.id.to_string());
-            }
-        }
-        ast::visitor::walk_expr(self, expr);
+    match checked {
+        Ok(()) => Ok(names),
+        Err(reason) => Err((reason, names)),
     }
 }

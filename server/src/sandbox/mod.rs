@@ -41,16 +41,21 @@
 //!   loops that swallow every exception, native `time.sleep` and the formatting of the result
 //!   are all covered. A killed or crashed worker is replaced at once by a fresh pre-warmed one.
 //! * Before compiling, the source is checked for size and bracket depth (the parser and the
-//!   compiler recurse), then its AST is validated (`validate`): only `import json` is allowed,
-//!   and no attribute that starts with `_` or reaches frames, code objects or generator
-//!   internals can be named. The interpreter's `builtins` module is emptied and refilled from
-//!   an allowlist, so nothing (not even `exec(src, {})`) reaches the real builtins.
+//!   compiler recurse), then its AST is checked against an allowlist (`validate`, with the
+//!   lists in `allowlist`): the syntax a snippet needs and no more (no classes, generators,
+//!   async code, `with`, `match`, decorators), only provided or self-bound names and none
+//!   starting with `__`, only listed attributes and only for reading, `import json` only.
+//!   So no snippet reaches `type`, a class, a frame, a code object, a module or an attribute
+//!   by a computed name, and nothing it does outlives it: each snippet gets fresh globals
+//!   and a fresh `json`; builtins and tool functions cannot be changed. The interpreter's
+//!   `builtins` module is emptied and refilled from the same allowlist.
 //! * Errors are formatted from the exception's class name and `str()`, never through
 //!   RustPython's traceback printer (which opens the code object's file name).
 //!
 //! Tool time does not count against the snippet's timeout; `run_command` has its own
 //! ([`CommandLimits`]) and dies with the snippet when the run is cancelled.
 
+pub mod allowlist;
 mod dispatch;
 mod protocol;
 mod validate;

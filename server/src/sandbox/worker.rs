@@ -19,7 +19,7 @@ use rustpython_vm::{
 };
 
 use super::protocol::{FromWorker, ToWorker, WireError};
-use super::{PyError, validate};
+use super::{PyError, allowlist, validate};
 use crate::tools::{ParamDefault, ParamType, Tool, ToolSpec};
 
 mod json;
@@ -29,80 +29,6 @@ mod lockdown;
 const STACK_BYTES: usize = 256 * 1024 * 1024;
 /// Python recursion limit.
 const RECURSION_LIMIT: usize = 400;
-
-/// Builtins the snippet sees, besides the replacements made here (`print`, `type`,
-/// `__import__`). Punie's allowlist plus harmless helpers and the exception classes the
-/// tools raise, so that `except FileNotFoundError:` works.
-pub(crate) const ALLOWED_BUILTINS: &[&str] = &[
-    "int",
-    "float",
-    "str",
-    "bool",
-    "list",
-    "dict",
-    "set",
-    "frozenset",
-    "tuple",
-    "len",
-    "range",
-    "enumerate",
-    "zip",
-    "map",
-    "filter",
-    "sorted",
-    "reversed",
-    "sum",
-    "min",
-    "max",
-    "abs",
-    "round",
-    "repr",
-    "iter",
-    "next",
-    "isinstance",
-    "issubclass",
-    "any",
-    "all",
-    "chr",
-    "ord",
-    "divmod",
-    "pow",
-    "hex",
-    "bin",
-    "oct",
-    "callable",
-    "slice",
-    "format",
-    "Ellipsis",
-    "NotImplemented",
-    "Exception",
-    "ArithmeticError",
-    "AssertionError",
-    "AttributeError",
-    "FileExistsError",
-    "FileNotFoundError",
-    "ImportError",
-    "IndexError",
-    "IsADirectoryError",
-    "KeyError",
-    "LookupError",
-    "MemoryError",
-    "NameError",
-    "NotADirectoryError",
-    "NotImplementedError",
-    "OSError",
-    "OverflowError",
-    "PermissionError",
-    "RecursionError",
-    "RuntimeError",
-    "StopIteration",
-    "TimeoutError",
-    "TypeError",
-    "UnicodeDecodeError",
-    "UnicodeError",
-    "ValueError",
-    "ZeroDivisionError",
-];
 
 /// Options of the worker process.
 #[derive(Debug, Clone, Copy)]
@@ -197,10 +123,10 @@ fn interpreter_main(options: WorkerOptions) -> anyhow::Result<()> {
 }
 
 /// Empties the `builtins` module and refills it from the allowlist, so that every path to
-/// the builtins (frames, `exec(src, {})` in any form) finds only these.
+/// the builtins finds only these (the validator already refuses every name outside it).
 fn restrict_builtins(vm: &VirtualMachine) {
     let dict = vm.builtins.dict();
-    let kept: Vec<(&str, PyObjectRef)> = ALLOWED_BUILTINS
+    let kept: Vec<(&str, PyObjectRef)> = allowlist::BUILTINS
         .iter()
         .filter_map(|name| {
             dict.get_item_opt(*name, vm)
@@ -214,10 +140,8 @@ fn restrict_builtins(vm: &VirtualMachine) {
         let _ = dict.set_item(name, value, vm);
     }
     let print = vm.new_function("print", builtin_print);
-    let type_ = vm.new_function("type", builtin_type);
     let import = vm.new_function("__import__", builtin_import);
     let _ = dict.set_item("print", print.into(), vm);
-    let _ = dict.set_item("type", type_.into(), vm);
     let _ = dict.set_item("__import__", import.into(), vm);
 }
 
@@ -274,14 +198,6 @@ fn builtin_print(args: FuncArgs, vm: &VirtualMachine) -> PyResult<()> {
         }
     });
     Ok(())
-}
-
-/// `type(obj)` only: the three-argument form would build classes with arbitrary dunders.
-fn builtin_type(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
-    match (args.args.as_slice(), args.kwargs.is_empty()) {
-        ([obj], true) => Ok(obj.class().to_owned().into()),
-        _ => Err(vm.new_type_error("type() takes exactly one argument in the sandbox")),
-    }
 }
 
 /// `import json` (and only that) works; the module is already bound anyway.
