@@ -80,7 +80,7 @@ impl ToolHost for FakeHost {
     }
 }
 
-/// Where Punie's sandbox and ours differ on purpose (only `normative: false` cases).
+/// Where Punie's sandbox and ours differ on purpose: containment or a clearer refusal.
 fn deviation(id: &str) -> Option<(bool, Option<&'static str>, &'static str)> {
     match id {
         "observed/except_specific_unknown_class" => Some((
@@ -89,6 +89,11 @@ fn deviation(id: &str) -> Option<(bool, Option<&'static str>, &'static str)> {
             "Punie bound only five exception classes; ours binds the ones the tools raise, so `except FileNotFoundError:` works",
         )),
         "observed/any_not_available" => Some((true, None, "any/all are harmless and provided")),
+        "execute_code/async_bridge_acp" => Some((
+            false,
+            Some("PermissionError"),
+            "run_command's cwd must stay inside the workspace; Punie's ACP bridge handed /tmp to the client",
+        )),
         "observed/class_blocked" => Some((
             false,
             Some("PermissionError"),
