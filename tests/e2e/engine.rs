@@ -83,6 +83,7 @@ fn every_weight_layout_and_attention_kernel_generates() {
                 default_model: Some(default_model()),
                 repack_weights: Some(repack_weights),
                 flash_attention: Some(flash_attention),
+                ..EngineConfig::default()
             };
             let engine = EngineHandle::spawn(EngineSpec::Default, config);
             engine.wait_ready().expect("the default model loads");

@@ -6,7 +6,9 @@
 mod ask;
 mod context;
 mod engine;
+mod engine_faults;
 mod eval;
+mod fake_openai;
 mod lsp;
 mod lsp_client;
 mod micro;

@@ -3,20 +3,40 @@
 //! The thread builds the engine (loading a model can take seconds, so `spawn` returns at once),
 //! then serves jobs in arrival order: runs queue on the one engine. A failed load is remembered
 //! and every later job fails fast with the same error.
+//!
+//! **Nothing waits on the engine thread but its own jobs' callers.** Dropping the handle cancels
+//! the job in progress (and a model load, between tensors), answers queued jobs with
+//! [`EngineError::Stopped`], and hands the thread to a reaper thread that joins it in the
+//! background: the caller (the language server's main loop swapping engines) never blocks on a
+//! load or a stalled server. Every generation runs under an overall deadline
+//! ([`EngineConfig::deadline`]); the engine sees one [`CancelFlag`] that is set by the run's
+//! cancel, the handle's drop or the deadline, and polls it between decode steps or reads.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{CancelFlag, Engine, EngineError, EngineSpec, GenerateRequest, Generation};
+use super::llama::GgufTokenizer;
+use super::{
+    CancelFlag, ContextWindow, Engine, EngineError, EngineSpec, FinishReason, GenerateRequest,
+    Generation, TokenCounter,
+};
+
+/// How long one generation may take when the configuration does not say.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(15 * 60);
+/// How long an OpenAI-compatible server may send nothing when the configuration does not say.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Settings that apply to every engine kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// Context size; `None` means min(the model's, 8192).
+    /// Context size; `None` means min(the model's, 8192) for llama.cpp, and unknown (no
+    /// context management) for an OpenAI-compatible server.
     pub n_ctx: Option<u32>,
     /// CPU threads; `None` means the number of physical cores.
     pub threads: Option<i32>,
@@ -28,12 +48,19 @@ pub struct EngineConfig {
     /// llama.cpp's flash attention; `None` means llama.cpp's `auto` in GPU builds and off in
     /// CPU-only builds, where it made decode more than twice as slow (docs/benchmarks.md).
     pub flash_attention: Option<bool>,
+    /// The longest one generation may run, prompt evaluation included; `None` means
+    /// [`DEFAULT_DEADLINE`]. Past it the job ends with [`EngineError::Deadline`].
+    pub deadline: Option<Duration>,
+    /// How long an OpenAI-compatible server may send nothing before it is given up on; `None`
+    /// means [`DEFAULT_IDLE_TIMEOUT`].
+    pub idle_timeout: Option<Duration>,
 }
 
 impl EngineConfig {
     /// The configuration a user sets through the environment: `PUNIE_CTX_SIZE` (context size in
     /// tokens), `PUNIE_THREADS` (CPU threads), `PUNIE_REPACK_WEIGHTS` and `PUNIE_FLASH_ATTN`
-    /// (`1` or `0`), with the default model in the model directory.
+    /// (`1` or `0`), `PUNIE_ENGINE_DEADLINE` and `PUNIE_ENGINE_IDLE_TIMEOUT` (seconds), with
+    /// the default model in the model directory.
     pub fn from_env() -> Result<EngineConfig, String> {
         fn positive<T: std::str::FromStr + Default + PartialOrd>(
             name: &str,
@@ -56,12 +83,15 @@ impl EngineConfig {
                 },
             }
         }
+        let seconds = |name: &str| Ok::<_, String>(positive(name)?.map(Duration::from_secs));
         Ok(EngineConfig {
             n_ctx: positive("PUNIE_CTX_SIZE")?,
             threads: positive("PUNIE_THREADS")?,
             default_model: crate::models::default_model_path().ok(),
             repack_weights: switch("PUNIE_REPACK_WEIGHTS")?,
             flash_attention: switch("PUNIE_FLASH_ATTN")?,
+            deadline: seconds("PUNIE_ENGINE_DEADLINE")?,
+            idle_timeout: seconds("PUNIE_ENGINE_IDLE_TIMEOUT")?,
         })
     }
 }
@@ -115,16 +145,35 @@ enum Job {
     },
 }
 
-type LoadState = Arc<Mutex<Option<Result<String, EngineError>>>>;
+/// What a finished load left: the engine's description and its context, or the error.
+#[derive(Clone)]
+struct Loaded {
+    description: String,
+    context: Option<ContextWindow>,
+}
 
-/// Owns the engine thread. Dropping it closes the job channel and joins the thread.
+/// State shared between the handle and its thread.
+#[derive(Default)]
+struct Shared {
+    /// Jobs sent and not yet finished, for "queued (N ahead)".
+    pending: AtomicUsize,
+    load_state: Mutex<Option<Result<Loaded, EngineError>>>,
+    /// Set when the handle is dropped: the job in progress stops, the rest fail fast.
+    shutdown: CancelFlag,
+}
+
+impl Shared {
+    fn set_load_state(&self, state: Result<Loaded, EngineError>) {
+        *self.load_state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    }
+}
+
+/// Owns the engine thread. Dropping it stops the engine without waiting for it (see the
+/// module doc).
 pub struct EngineHandle {
-    // Drop order matters: the sender closes before the thread is joined (see `Drop`).
     jobs: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
-    /// Jobs sent and not yet finished, for "queued (N ahead)".
-    pending: Arc<AtomicUsize>,
-    load_state: LoadState,
+    shared: Arc<Shared>,
     load_done: Receiver<()>,
 }
 
@@ -133,54 +182,65 @@ impl EngineHandle {
     pub fn spawn(spec: EngineSpec, config: EngineConfig) -> EngineHandle {
         let (job_sender, job_receiver) = crossbeam_channel::unbounded::<Job>();
         let (load_done_sender, load_done) = crossbeam_channel::bounded::<()>(1);
-        let pending = Arc::new(AtomicUsize::new(0));
-        let load_state: LoadState = Arc::new(Mutex::new(None));
-        let thread_pending = pending.clone();
-        let thread_load_state = load_state.clone();
+        let shared = Arc::new(Shared::default());
+        let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("punie-engine".to_owned())
             .spawn(move || {
+                let shared = thread_shared;
+                let deadline = config.deadline.unwrap_or(DEFAULT_DEADLINE);
+                // The description arrives when the engine has loaded; the rest of what the
+                // callers learn (the context) when serving begins, and only then are they told.
+                let description = RefCell::new(String::new());
                 let report_load = |result: Result<String, EngineError>| {
-                    *thread_load_state.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                    let _ = load_done_sender.send(());
+                    if let Ok(text) = result {
+                        *description.borrow_mut() = text;
+                    }
                 };
-                let serve_jobs =
-                    |engine: &mut dyn Engine| serve(engine, &job_receiver, &thread_pending);
+                let serve_jobs = |engine: &mut dyn Engine| {
+                    let counter = TokenCounter::new(tokenizer(&spec, &config));
+                    let context = engine
+                        .context_size()
+                        .map(|n_ctx| ContextWindow { n_ctx, counter });
+                    shared.set_load_state(Ok(Loaded {
+                        description: description.take(),
+                        context,
+                    }));
+                    let _ = load_done_sender.send(());
+                    serve(engine, &job_receiver, &shared, deadline);
+                };
                 let outcome = match &spec {
                     EngineSpec::Default | EngineSpec::Llama { .. } => {
-                        super::llama::run(&spec, &config, report_load, serve_jobs)
+                        super::llama::run(&spec, &config, &shared.shutdown, report_load, serve_jobs)
                     }
                     EngineSpec::OpenAi { url, model } => {
-                        let mut engine = super::openai::OpenAiEngine::new(url, model);
-                        report_load(Ok(engine.describe()));
-                        serve_jobs(&mut engine);
-                        Ok(())
+                        super::openai::OpenAiEngine::new(url, model, &config).map(|mut engine| {
+                            report_load(Ok(engine.describe()));
+                            serve_jobs(&mut engine);
+                        })
                     }
-                    EngineSpec::Scripted { path } => {
-                        match super::scripted::ScriptedEngine::load(path) {
-                            Ok(mut engine) => {
-                                report_load(Ok(engine.describe()));
-                                serve_jobs(&mut engine);
-                                Ok(())
-                            }
-                            Err(err) => Err(err),
-                        }
-                    }
+                    EngineSpec::Scripted { path } => super::scripted::ScriptedEngine::load(path)
+                        .map(|mut engine| {
+                            report_load(Ok(engine.describe()));
+                            serve_jobs(&mut engine);
+                        }),
                 };
                 if let Err(err) = outcome {
-                    tracing::error!("engine failed to load: {err}");
-                    *thread_load_state.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(Err(err.clone()));
+                    if shared.shutdown.is_cancelled() {
+                        tracing::debug!("engine load stopped: {err}");
+                    } else {
+                        tracing::error!("engine failed to load: {err}");
+                    }
+                    shared.set_load_state(Err(err.clone()));
                     let _ = load_done_sender.send(());
-                    fail_all(&err, &job_receiver, &thread_pending);
+                    fail_all(&err, &job_receiver, &shared.pending);
                 }
             })
             .expect("spawning the engine thread");
         EngineHandle {
             jobs: Some(job_sender),
             thread: Some(thread),
-            pending,
-            load_state,
+            shared,
             load_done,
         }
     }
@@ -194,9 +254,35 @@ impl EngineHandle {
         self.load_state().unwrap_or(Err(EngineError::Stopped))
     }
 
-    /// The load outcome, if loading has finished.
+    /// [`EngineHandle::wait_ready`] that gives up when `cancel` is set (checked every 10 ms):
+    /// `None` then.
+    pub fn wait_ready_unless(&self, cancel: &CancelFlag) -> Option<Result<String, EngineError>> {
+        loop {
+            if let Some(state) = self.load_state() {
+                return Some(state);
+            }
+            if cancel.is_cancelled() {
+                return None;
+            }
+            let _ = self.load_done.recv_timeout(Duration::from_millis(10));
+        }
+    }
+
+    /// The load outcome, if loading has finished: the engine's description, or why it failed.
     pub fn load_state(&self) -> Option<Result<String, EngineError>> {
-        self.load_state
+        self.loaded()
+            .map(|state| state.map(|loaded| loaded.description))
+    }
+
+    /// The engine's context window and a token counter for it, once loaded; `None` while
+    /// loading, after a failed load, and for engines whose context size is not known.
+    pub fn context_window(&self) -> Option<ContextWindow> {
+        self.loaded()?.ok()?.context
+    }
+
+    fn loaded(&self) -> Option<Result<Loaded, EngineError>> {
+        self.shared
+            .load_state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -204,7 +290,7 @@ impl EngineHandle {
 
     /// Jobs waiting or running on the engine.
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Acquire)
+        self.shared.pending.load(Ordering::Acquire)
     }
 
     /// Queues a generation; events arrive on the returned stream.
@@ -237,13 +323,13 @@ impl EngineHandle {
     }
 
     fn send(&self, job: Job, on_closed: impl FnOnce()) {
-        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
         let sent = self
             .jobs
             .as_ref()
             .is_some_and(|jobs| jobs.send(job).is_ok());
         if !sent {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.shared.pending.fetch_sub(1, Ordering::AcqRel);
             on_closed();
         }
     }
@@ -251,15 +337,64 @@ impl EngineHandle {
 
 impl Drop for EngineHandle {
     fn drop(&mut self) {
+        self.shared.shutdown.cancel();
         self.jobs.take();
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            reap(thread);
         }
     }
 }
 
+/// Joins finished-with engine threads on a thread of its own, so that nobody else waits for a
+/// model load or a stalled server to notice it is no longer wanted.
+fn reap(thread: JoinHandle<()>) {
+    static REAPER: OnceLock<Option<Sender<JoinHandle<()>>>> = OnceLock::new();
+    let reaper = REAPER.get_or_init(|| {
+        let (sender, receiver) = crossbeam_channel::unbounded::<JoinHandle<()>>();
+        std::thread::Builder::new()
+            .name("punie-engine-reaper".to_owned())
+            .spawn(move || {
+                for thread in receiver {
+                    let started = Instant::now();
+                    if thread.join().is_err() {
+                        tracing::error!("an engine thread panicked");
+                    }
+                    tracing::debug!(
+                        "engine thread ended {:?} after its handle",
+                        started.elapsed()
+                    );
+                }
+            })
+            .map_err(|err| tracing::error!("cannot start the engine reaper: {err}"))
+            .ok()
+            .map(|_| sender)
+    });
+    // Without a reaper the thread is detached: it still ends on its own.
+    if let Some(reaper) = reaper {
+        let _ = reaper.send(thread);
+    }
+}
+
+/// The model's own tokenizer for llama.cpp engines (its vocabulary loaded apart, so that it can
+/// count from any thread while the engine thread decodes); `None` for the others.
+fn tokenizer(spec: &EngineSpec, config: &EngineConfig) -> Option<Arc<GgufTokenizer>> {
+    match spec {
+        EngineSpec::Default | EngineSpec::Llama { .. } => {
+            let path = super::llama::model_path(spec, config).ok()?;
+            match GgufTokenizer::load(&path) {
+                Ok(tokenizer) => Some(Arc::new(tokenizer)),
+                Err(err) => {
+                    tracing::warn!("token counts are estimated: {err}");
+                    None
+                }
+            }
+        }
+        EngineSpec::OpenAi { .. } | EngineSpec::Scripted { .. } => None,
+    }
+}
+
 /// Serves jobs until every handle is gone.
-fn serve(engine: &mut dyn Engine, jobs: &Receiver<Job>, pending: &AtomicUsize) {
+fn serve(engine: &mut dyn Engine, jobs: &Receiver<Job>, shared: &Shared, deadline: Duration) {
     for job in jobs.iter() {
         match job {
             Job::Generate {
@@ -267,32 +402,59 @@ fn serve(engine: &mut dyn Engine, jobs: &Receiver<Job>, pending: &AtomicUsize) {
                 cancel,
                 events,
             } => {
-                let result = if cancel.is_cancelled() {
-                    Ok(cancelled_generation())
-                } else {
-                    engine.generate(&request, &cancel, &mut |text| {
-                        let _ = events.send(StreamEvent::Text(text.to_owned()));
-                    })
-                };
-                pending.fetch_sub(1, Ordering::AcqRel);
+                let result = generate(engine, &request, &cancel, shared, deadline, &events);
+                shared.pending.fetch_sub(1, Ordering::AcqRel);
                 let _ = events.send(StreamEvent::Done(result));
             }
             Job::CountTokens { text, reply } => {
-                let _ = reply.send(engine.count_tokens(&text));
-                pending.fetch_sub(1, Ordering::AcqRel);
+                let result = if shared.shutdown.is_cancelled() {
+                    Err(EngineError::Stopped)
+                } else {
+                    engine.count_tokens(&text)
+                };
+                let _ = reply.send(result);
+                shared.pending.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }
 }
 
-fn cancelled_generation() -> Generation {
-    Generation {
-        text: String::new(),
-        finish: super::FinishReason::Cancelled,
-        n_prompt: 0,
-        n_evaluated: 0,
-        n_generated: 0,
-        timings: super::Timings::default(),
+/// One generation under the run's cancel, the handle's shutdown and the deadline.
+fn generate(
+    engine: &mut dyn Engine,
+    request: &GenerateRequest,
+    cancel: &CancelFlag,
+    shared: &Shared,
+    deadline: Duration,
+    events: &Sender<StreamEvent>,
+) -> Result<Generation, EngineError> {
+    if cancel.is_cancelled() {
+        return Ok(Generation {
+            finish: FinishReason::Cancelled,
+            ..Generation::empty(0)
+        });
+    }
+    if shared.shutdown.is_cancelled() {
+        return Err(EngineError::Stopped);
+    }
+    let stop = CancelFlag::joined(&[cancel, &shared.shutdown], Some(Instant::now() + deadline));
+    let result = engine.generate(request, &stop, &mut |text| {
+        let _ = events.send(StreamEvent::Text(text.to_owned()));
+    });
+    match result {
+        // Stopped by something other than the run's own cancel.
+        Ok(generation)
+            if generation.finish == FinishReason::Cancelled && !cancel.is_cancelled() =>
+        {
+            if stop.deadline_passed() {
+                Err(EngineError::Deadline {
+                    millis: deadline.as_millis().try_into().unwrap_or(u64::MAX),
+                })
+            } else {
+                Err(EngineError::Stopped)
+            }
+        }
+        other => other,
     }
 }
 
@@ -309,5 +471,85 @@ fn fail_all(err: &EngineError, jobs: &Receiver<Job>, pending: &AtomicUsize) {
                 let _ = reply.send(Err(err.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Sampling;
+
+    /// A scripted engine whose one turn streams for about `seconds` (20 ms a chunk of 8).
+    fn slow_engine(dir: &std::path::Path, seconds: usize, config: EngineConfig) -> EngineHandle {
+        let path = dir.join("slow.json");
+        let turn = "x".repeat(8 * 50 * seconds);
+        let script = serde_json::json!({"turns": [turn], "chunk_delay_ms": 20});
+        std::fs::write(&path, script.to_string()).unwrap();
+        let engine = EngineHandle::spawn(EngineSpec::Scripted { path }, config);
+        engine.wait_ready().unwrap();
+        engine
+    }
+
+    fn request() -> GenerateRequest {
+        GenerateRequest {
+            prompt: "p".into(),
+            turn: 0,
+            sampling: Sampling {
+                max_tokens: 100_000,
+                ..Sampling::default()
+            },
+        }
+    }
+
+    #[test]
+    fn dropping_the_handle_neither_waits_nor_leaves_jobs_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = slow_engine(dir.path(), 60, EngineConfig::default());
+        let running = engine.generate(request(), CancelFlag::default());
+        let queued = engine.generate(request(), CancelFlag::default());
+        // The first job is streaming.
+        assert!(matches!(running.next_event(), StreamEvent::Text(_)));
+        let started = Instant::now();
+        drop(engine);
+        assert!(
+            started.elapsed() < Duration::from_millis(50),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(running.finish(|_| {}).unwrap_err(), EngineError::Stopped);
+        assert_eq!(queued.finish(|_| {}).unwrap_err(), EngineError::Stopped);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_generation_past_its_deadline_fails_and_the_next_one_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            deadline: Some(Duration::from_millis(300)),
+            ..EngineConfig::default()
+        };
+        let engine = slow_engine(dir.path(), 60, config);
+        let started = Instant::now();
+        let err = engine
+            .generate(request(), CancelFlag::default())
+            .finish(|_| {})
+            .unwrap_err();
+        assert_eq!(err, EngineError::Deadline { millis: 300 });
+        assert!(err.to_string().contains("within 0.3 s"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        // A cancelled job is still a cancel, not a deadline.
+        let cancel = CancelFlag::default();
+        let stream = engine.generate(request(), cancel.clone());
+        cancel.cancel();
+        let generation = stream.finish(|_| {}).unwrap();
+        assert_eq!(generation.finish, FinishReason::Cancelled);
     }
 }

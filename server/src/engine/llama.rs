@@ -102,7 +102,7 @@ fn physical_cores() -> Option<usize> {
 /// Checks the file, loads the model (weights are memory-mapped) and returns it, with llama.cpp's
 /// weight repacking unless `config.repack_weights` turns it off.
 pub fn load_model(path: &Path, config: &EngineConfig) -> Result<LlamaModel, EngineError> {
-    load_checked(path, false, repacks_weights(config))
+    load_checked(path, false, repacks_weights(config), None)
 }
 
 /// Whether llama.cpp repacks the weights: as configured, else yes (llama.cpp's default).
@@ -163,13 +163,15 @@ fn context_params(config: &EngineConfig, n_ctx: u32, n_batch: u32) -> LlamaConte
 
 /// Loads only the vocabulary of a GGUF model (no weights), for tokenization.
 pub fn load_vocab(path: &Path) -> Result<LlamaModel, EngineError> {
-    load_checked(path, true, false)
+    load_checked(path, true, false, None)
 }
 
+/// Loads the model unless `cancel` is set before it is done (llama.cpp asks between tensors).
 fn load_checked(
     path: &Path,
     vocab_only: bool,
     repack_weights: bool,
+    cancel: Option<&CancelFlag>,
 ) -> Result<LlamaModel, EngineError> {
     let path_str = path.display().to_string();
     match gguf::read_header(path) {
@@ -184,7 +186,7 @@ fn load_checked(
             });
         }
     }
-    load_with_llama_cpp(path, vocab_only, repack_weights).map_err(|reason| {
+    load_with_llama_cpp(path, vocab_only, repack_weights, cancel).map_err(|reason| {
         EngineError::ModelInvalid {
             path: path_str,
             reason: format!("{reason}; run with PUNIE_LOG=debug for llama.cpp's log"),
@@ -203,6 +205,7 @@ fn load_with_llama_cpp(
     path: &Path,
     vocab_only: bool,
     repack_weights: bool,
+    cancel: Option<&CancelFlag>,
 ) -> Result<LlamaModel, String> {
     init_backend();
     let c_path = path
@@ -213,6 +216,10 @@ fn load_with_llama_cpp(
     let mut params = unsafe { llama_cpp_sys_2::llama_model_default_params() };
     params.vocab_only = vocab_only;
     params.use_extra_bufts = repack_weights;
+    if let Some(cancel) = cancel {
+        params.progress_callback = Some(continue_loading);
+        params.progress_callback_user_data = std::ptr::from_ref(cancel).cast_mut().cast();
+    }
     // SAFETY: `c_path` is NUL-terminated and outlives the call; `params` holds only llama.cpp's
     // own defaults besides the two flags set above.
     let raw = unsafe { llama_cpp_sys_2::llama_model_load_from_file(c_path.as_ptr(), params) };
@@ -227,17 +234,27 @@ fn load_with_llama_cpp(
     })
 }
 
-/// Loads the model on this thread, reports the outcome, then serves requests until the handle
-/// is dropped. Returns an error only if loading failed (before `report_load` was called).
+/// llama.cpp's load progress callback: `false` stops the load.
+unsafe extern "C" fn continue_loading(_progress: f32, cancel: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `cancel` is the `&CancelFlag` given to `load_with_llama_cpp`, which outlives the
+    // load call that calls this.
+    let cancel = unsafe { &*cancel.cast::<CancelFlag>() };
+    !cancel.is_cancelled()
+}
+
+/// Loads the model on this thread (giving up if `cancel` is set meanwhile), reports the
+/// outcome, then serves requests until the handle is dropped. Returns an error only if loading
+/// failed (before `report_load` was called).
 pub(crate) fn run(
     spec: &EngineSpec,
     config: &EngineConfig,
+    cancel: &CancelFlag,
     report_load: impl FnOnce(Result<String, EngineError>),
     serve_jobs: impl FnOnce(&mut dyn Engine),
 ) -> Result<(), EngineError> {
     let path = model_path(spec, config)?;
     let started = Instant::now();
-    let model = load_model(&path, config)?;
+    let model = load_checked(&path, false, repacks_weights(config), Some(cancel))?;
     let mut engine = LlamaEngine::new(&model, &path, config)?;
     tracing::info!("loaded {} in {:?}", engine.describe(), started.elapsed());
     report_load(Ok(engine.describe()));
@@ -476,6 +493,10 @@ impl Engine for LlamaEngine<'_> {
             .vocab()
             .tokenize(text.as_bytes(), false, true)
             .len())
+    }
+
+    fn context_size(&self) -> Option<usize> {
+        Some(self.n_ctx())
     }
 }
 

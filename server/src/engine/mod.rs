@@ -18,10 +18,15 @@ pub mod scripted;
 mod spec;
 pub mod stop;
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::cancel::CancelFlag;
-pub use handle::{EngineConfig, EngineHandle, GenerationStream, StreamEvent};
+pub use handle::{
+    DEFAULT_DEADLINE, DEFAULT_IDLE_TIMEOUT, EngineConfig, EngineHandle, GenerationStream,
+    StreamEvent,
+};
 pub use spec::{EngineSpec, SpecError};
 
 /// One request for the next assistant turn.
@@ -153,6 +158,11 @@ pub enum EngineError {
     Http { url: String, reason: String },
     #[error("engine failed: {0}")]
     Backend(String),
+    #[error(
+        "the engine did not finish within {:.1} s (PUNIE_ENGINE_DEADLINE sets the limit)",
+        *millis as f64 / 1000.0
+    )]
+    Deadline { millis: u64 },
     #[error("the engine stopped")]
     Stopped,
 }
@@ -174,4 +184,52 @@ pub trait Engine {
     /// Number of tokens `text` tokenizes to (special tokens parsed), for reports.
     /// Engines without a tokenizer estimate.
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError>;
+
+    /// The context window in tokens (prompt and output together), when known.
+    fn context_size(&self) -> Option<usize>;
+}
+
+/// What a caller needs to fit prompts into an engine's context.
+#[derive(Debug, Clone)]
+pub struct ContextWindow {
+    /// Tokens of prompt and output together.
+    pub n_ctx: usize,
+    pub counter: TokenCounter,
+}
+
+/// Counts tokens the way the engine will, from any thread: with the model's own vocabulary
+/// for llama.cpp engines (loaded apart from the engine's, so counting never waits for a
+/// decode), by [`estimate_tokens`] for the others.
+#[derive(Clone, Default)]
+pub struct TokenCounter {
+    vocabulary: Option<Arc<llama::GgufTokenizer>>,
+}
+
+impl TokenCounter {
+    pub(crate) fn new(vocabulary: Option<Arc<llama::GgufTokenizer>>) -> TokenCounter {
+        TokenCounter { vocabulary }
+    }
+
+    /// Tokens of `text` as a prompt (special tokens parsed), plus one for a BOS token.
+    pub fn count(&self, text: &str) -> usize {
+        match &self.vocabulary {
+            Some(vocabulary) => vocabulary.encode(text).len() + 1,
+            None => estimate_tokens(text),
+        }
+    }
+
+    /// Whether counts are the model's own, not estimates.
+    pub fn is_exact(&self) -> bool {
+        self.vocabulary.is_some()
+    }
+}
+
+impl fmt::Debug for TokenCounter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_exact() {
+            "TokenCounter(vocabulary)"
+        } else {
+            "TokenCounter(estimate)"
+        })
+    }
 }

@@ -1,10 +1,13 @@
 //! The scripted engine: canned model turns from a JSON file, for deterministic tests.
 //!
 //! The file holds a JSON array of strings (one per model turn) or
-//! `{"turns": [...], "chunk_delay_ms": N}` (INTERFACES.md §2). Each run has its own cursor:
+//! `{"turns": [...], "chunk_delay_ms": N, "n_ctx": N}` (INTERFACES.md §2). Each run has its own cursor:
 //! [`GenerateRequest::turn`] picks the turn, so runs never disturb each other. Past the last
 //! turn the "model" ends its output at once (empty text). Turns are streamed in small chunks
-//! so streaming, progress and cancellation are exercised as with a real model.
+//! so streaming, progress and cancellation are exercised as with a real model. Tokens are
+//! [`estimate_tokens`]: a turn is cut at `max_tokens`, and with `n_ctx` the engine has a context
+//! window like a model's (a prompt that does not fit is an error, an answer that reaches the end
+//! is cut), so that context management can be tested deterministically.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,16 +26,19 @@ pub struct ScriptedEngine {
     path: PathBuf,
     turns: Vec<String>,
     chunk_delay: Duration,
+    n_ctx: Option<usize>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum ScriptFile {
     Turns(Vec<String>),
-    WithDelay {
+    WithOptions {
         turns: Vec<String>,
         #[serde(default)]
         chunk_delay_ms: u64,
+        #[serde(default)]
+        n_ctx: Option<usize>,
     },
 }
 
@@ -47,21 +53,23 @@ impl ScriptedEngine {
     fn from_json(path: &Path, text: &str) -> Result<ScriptedEngine, EngineError> {
         let script: ScriptFile = serde_json::from_str(text).map_err(|err| {
             EngineError::Script(format!(
-                "{} is not a JSON array of strings nor {{\"turns\": [...], \"chunk_delay_ms\": N}}: {err}",
+                "{} is not a JSON array of strings nor {{\"turns\": [...], \"chunk_delay_ms\": N, \"n_ctx\": N}}: {err}",
                 path.display()
             ))
         })?;
-        let (turns, chunk_delay_ms) = match script {
-            ScriptFile::Turns(turns) => (turns, 0),
-            ScriptFile::WithDelay {
+        let (turns, chunk_delay_ms, n_ctx) = match script {
+            ScriptFile::Turns(turns) => (turns, 0, None),
+            ScriptFile::WithOptions {
                 turns,
                 chunk_delay_ms,
-            } => (turns, chunk_delay_ms),
+                n_ctx,
+            } => (turns, chunk_delay_ms, n_ctx),
         };
         Ok(ScriptedEngine {
             path: path.to_owned(),
             turns,
             chunk_delay: Duration::from_millis(chunk_delay_ms),
+            n_ctx,
         })
     }
 }
@@ -82,13 +90,25 @@ impl Engine for ScriptedEngine {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generation, EngineError> {
         let started = Instant::now();
+        let n_prompt = estimate_tokens(&request.prompt);
+        let room = match self.n_ctx {
+            Some(n_ctx) if n_prompt >= n_ctx => {
+                return Err(EngineError::ContextOverflow { n_prompt, n_ctx });
+            }
+            Some(n_ctx) => n_ctx - n_prompt,
+            None => usize::MAX,
+        };
         let turn = self
             .turns
             .get(request.turn)
             .map(String::as_str)
             .unwrap_or("");
-        // A turn longer than `max_tokens` is cut there, as a model's would be.
-        let (turn, mut finish) = match cut_at_tokens(turn, request.sampling.max_tokens) {
+        // A turn longer than `max_tokens` or the room left is cut there, as a model's would be.
+        let max_tokens = request.sampling.max_tokens.min(room);
+        let (turn, mut finish) = match cut_at_tokens(turn, max_tokens) {
+            Some(kept) if max_tokens < request.sampling.max_tokens => {
+                (kept, FinishReason::ContextFull)
+            }
             Some(kept) => (kept, FinishReason::Length),
             None => (turn, FinishReason::Stop),
         };
@@ -112,7 +132,6 @@ impl Engine for ScriptedEngine {
             text.push_str(&piece);
             first_token_at.get_or_insert_with(|| started.elapsed());
         }
-        let n_prompt = estimate_tokens(&request.prompt);
         let time_to_first_token = first_token_at.unwrap_or_else(|| started.elapsed());
         Ok(Generation {
             n_generated: estimate_tokens(&text),
@@ -130,6 +149,10 @@ impl Engine for ScriptedEngine {
 
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
         Ok(estimate_tokens(text))
+    }
+
+    fn context_size(&self) -> Option<usize> {
+        self.n_ctx
     }
 }
 
@@ -221,6 +244,32 @@ mod tests {
             .generate(&request, &CancelFlag::default(), &mut |_| {})
             .unwrap();
         assert_eq!(generation.finish, FinishReason::Stop);
+    }
+
+    #[test]
+    fn a_context_window_refuses_long_prompts_and_cuts_long_answers() {
+        let mut engine = engine(r#"{"turns": ["0123456789abcdefghij"], "n_ctx": 6}"#).unwrap();
+        assert_eq!(engine.context_size(), Some(6));
+        let mut request = request(0);
+        request.prompt = "12345678".into();
+        let generation = engine
+            .generate(&request, &CancelFlag::default(), &mut |_| {})
+            .unwrap();
+        assert_eq!(
+            (generation.text.as_str(), generation.finish),
+            ("0123456789abcdef", FinishReason::ContextFull)
+        );
+        request.prompt = "x".repeat(24);
+        let err = engine
+            .generate(&request, &CancelFlag::default(), &mut |_| {})
+            .unwrap_err();
+        assert_eq!(
+            err,
+            EngineError::ContextOverflow {
+                n_prompt: 6,
+                n_ctx: 6
+            }
+        );
     }
 
     #[test]

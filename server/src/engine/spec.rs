@@ -23,7 +23,7 @@ pub enum SpecError {
     #[error("engine SPEC `{0}`: the path after the colon is empty")]
     EmptyPath(String),
     #[error(
-        "engine SPEC `{0}`: expected openai:URL#MODEL, with a http:// or https:// URL and a model name"
+        "engine SPEC `{0}`: expected openai:URL#MODEL, with an http:// URL and a model name (https is not supported: put a TLS proxy on this machine in front of the server)"
     )]
     BadOpenAi(String),
 }
@@ -56,8 +56,7 @@ impl EngineSpec {
                 let (url, model) = rest
                     .rsplit_once('#')
                     .ok_or_else(|| SpecError::BadOpenAi(spec.to_owned()))?;
-                let url_ok = (url.starts_with("http://") || url.starts_with("https://"))
-                    && url.len() > "https://".len();
+                let url_ok = url.starts_with("http://") && url.len() > "http://".len();
                 if !url_ok || model.is_empty() {
                     return Err(SpecError::BadOpenAi(spec.to_owned()));
                 }
@@ -142,6 +141,10 @@ mod tests {
         check(
             "openai:http://x#",
             Err(SpecError::BadOpenAi("openai:http://x#".into())),
+        );
+        check(
+            "openai:https://x/v1#m",
+            Err(SpecError::BadOpenAi("openai:https://x/v1#m".into())),
         );
     }
 

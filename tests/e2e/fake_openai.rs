@@ -1,0 +1,234 @@
+//! A fake OpenAI-compatible server for the engine-fault tests: loopback only, at most
+//! [`MAX_CONNECTIONS`] connections, every wait bounded, gone when dropped. Each connection gets
+//! the same [`Reply`]: a well-behaved stream, or one of the ways real servers and proxies
+//! misbehave.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::json;
+
+const MAX_CONNECTIONS: usize = 16;
+/// How long a connection thread waits for a request, or holds a stalled stream open.
+const HOLD: Duration = Duration::from_secs(60);
+
+/// What the server answers every request with.
+#[derive(Debug, Clone)]
+pub(crate) enum Reply {
+    /// A stream of these text pieces, then `finish_reason: stop` and `[DONE]`.
+    Stream(Vec<String>),
+    /// A proxy's login page: status 200, `text/html`.
+    HtmlLogin,
+    /// Status 200 and a body of this content type.
+    WrongType(&'static str),
+    /// An event stream that never sends a line break (8 MiB of `x`).
+    NoNewlines,
+    /// These text pieces, then silence with the connection open until the client closes it.
+    StallAfter(Vec<String>),
+}
+
+pub(crate) struct FakeOpenAi {
+    /// The API root, e.g. `http://127.0.0.1:PORT/v1`.
+    pub(crate) url: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// One message per request received.
+    requests: Receiver<()>,
+    /// One message per connection the client closed while the server held it open.
+    closed: Receiver<Instant>,
+}
+
+impl FakeOpenAi {
+    pub(crate) fn start(reply: Reply) -> FakeOpenAi {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (request_sender, requests) = crossbeam_channel::unbounded();
+        let (closed_sender, closed) = crossbeam_channel::unbounded();
+        let thread_stop = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut served = 0;
+            while !thread_stop.load(Ordering::Acquire) && served < MAX_CONNECTIONS {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        served += 1;
+                        let connection = Connection {
+                            stream,
+                            reply: reply.clone(),
+                            stop: thread_stop.clone(),
+                            requests: request_sender.clone(),
+                            closed: closed_sender.clone(),
+                        };
+                        std::thread::spawn(move || connection.serve());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FakeOpenAi {
+            url,
+            stop,
+            thread: Some(thread),
+            requests,
+            closed,
+        }
+    }
+
+    /// The engine SPEC that points at this server.
+    pub(crate) fn spec(&self) -> String {
+        format!("openai:{}#fake", self.url)
+    }
+
+    /// Waits for a request to arrive.
+    pub(crate) fn wait_request(&self) {
+        self.requests
+            .recv_timeout(HOLD)
+            .expect("the fake server got no request");
+    }
+
+    /// When the client closed a stalled connection, if it did within `within`.
+    pub(crate) fn wait_closed(&self, within: Duration) -> Option<Instant> {
+        self.closed.recv_timeout(within).ok()
+    }
+}
+
+impl Drop for FakeOpenAi {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    reply: Reply,
+    stop: Arc<AtomicBool>,
+    requests: Sender<()>,
+    closed: Sender<Instant>,
+}
+
+impl Connection {
+    fn serve(mut self) {
+        let _ = self.stream.set_nonblocking(false);
+        let _ = self
+            .stream
+            .set_read_timeout(Some(Duration::from_millis(50)));
+        if !self.read_request() {
+            return;
+        }
+        let _ = self.requests.send(());
+        let stream = &mut self.stream;
+        let _ = match &self.reply {
+            Reply::Stream(pieces) => {
+                let mut body: String = pieces.iter().map(|p| event(p, None)).collect();
+                body.push_str(&event("", Some("stop")));
+                body.push_str("data: [DONE]\n\n");
+                write_response(stream, "text/event-stream", body.as_bytes())
+            }
+            Reply::HtmlLogin => write_response(
+                stream,
+                "text/html; charset=utf-8",
+                b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please log in to continue.</body></html>",
+            ),
+            Reply::WrongType(content_type) => {
+                let body: String = event("hello", Some("stop"));
+                write_response(stream, content_type, body.as_bytes())
+            }
+            Reply::NoNewlines => stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: ")
+                .and_then(|()| {
+                    let block = vec![b'x'; 64 * 1024];
+                    (0..128).try_for_each(|_| stream.write_all(&block))
+                }),
+            Reply::StallAfter(pieces) => {
+                let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+                let events: String = pieces.iter().map(|p| event(p, None)).collect();
+                let sent = stream
+                    .write_all(head)
+                    .and_then(|()| stream.write_all(events.as_bytes()));
+                if sent.is_ok() {
+                    self.hold_until_closed();
+                }
+                sent
+            }
+        };
+    }
+
+    /// Reads the request head and its body; false if none came.
+    fn read_request(&mut self) -> bool {
+        let started = Instant::now();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while started.elapsed() < HOLD && request.len() < 8 * 1024 * 1024 {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+                Err(_) if self.stop.load(Ordering::Acquire) => return false,
+                Err(_) => continue,
+            }
+            let text = String::from_utf8_lossy(&request);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .and_then(|v| v.trim().parse().ok())
+                    })
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Keeps the connection open, sending nothing, until the client closes it.
+    fn hold_until_closed(&mut self) {
+        let started = Instant::now();
+        let mut byte = [0u8; 1];
+        while started.elapsed() < HOLD && !self.stop.load(Ordering::Acquire) {
+            match self.stream.read(&mut byte) {
+                Ok(0) => {
+                    let _ = self.closed.send(Instant::now());
+                    return;
+                }
+                Ok(_) => {}
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => {
+                    let _ = self.closed.send(Instant::now());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn event(text: &str, finish: Option<&str>) -> String {
+    format!(
+        "data: {}\n\n",
+        json!({"choices": [{"index": 0, "text": text, "finish_reason": finish}]})
+    )
+}
+
+fn write_response(stream: &mut TcpStream, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)
+}
