@@ -24,6 +24,8 @@ install_system_packages() {
     command -v clang >/dev/null 2>&1 || missing+=(clang)
     # bindgen needs libclang itself, not only the clang driver.
     has_libclang || missing+=(libclang-dev)
+    # Debian's own python3 makes virtual environments only with python3-venv.
+    python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
     if [ "$(uname)" = Darwin ]; then
         if [ ${#missing[@]} -gt 0 ] && ! command -v cmake >/dev/null 2>&1; then
             say "missing: cmake. Install it with: brew install cmake (clang comes with the Xcode command line tools)"
@@ -66,6 +68,23 @@ build_punie() {
 fetch_default_model() {
     say "installing the default model (punie models fetch)"
     "$repo_root/target/debug/punie" models fetch
+}
+
+# Python programs the tests drive for real (the ACP SDK client, and the typed tools' ruff, ty and
+# pytest), pinned in scripts/python-tools.txt, in a virtual environment at .venv (git-ignored).
+# scripts/test.sh calls this; the demo needs none of them.
+install_python_tools() {
+    local venv="$repo_root/.venv"
+    local wanted="$repo_root/scripts/python-tools.txt"
+    local stamp="$venv/.punie-python-tools.txt"
+    if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && cmp -s "$stamp" "$wanted"; then
+        say "python tools: .venv is up to date with scripts/python-tools.txt"
+        return
+    fi
+    say "installing the python tools of scripts/python-tools.txt into .venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$wanted"
+    cp "$wanted" "$stamp"
 }
 
 install_system_packages
