@@ -16,6 +16,7 @@
 //! - [`RunResources`]: what runs share (the pre-warmed sandbox, [`Conversations`],
 //!   [`SessionApprovals`]); [`RunQueue`]: runs take turns on the one engine.
 //! - [`Settings`]: the user's choices for runs, whatever protocol delivered them.
+//! - [`ProseStream`]: a turn's prose as it streams, without its tool calls.
 //!
 //! **Architecture invariant:** nothing here knows JSON-RPC, `lsp_types` or ACP; a front end
 //! converts its own wire types into these.
@@ -25,6 +26,7 @@ mod conversations;
 mod edits;
 mod front_end;
 mod instruction;
+mod prose;
 mod question;
 mod queue;
 mod run;
@@ -40,6 +42,7 @@ pub use edits::{
 };
 pub use front_end::{FrontEnd, OpenDocument};
 pub use instruction::Instruction;
+pub use prose::ProseStream;
 pub use question::{Ask, DocumentSnapshot, Selection, language_from_path, shown_path};
 pub use queue::RunQueue;
 pub use run::{Finished, RunInput, RunResources, execute, profile_for};

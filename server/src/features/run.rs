@@ -29,6 +29,17 @@ pub struct RunResources {
     pub approvals: SessionApprovals,
 }
 
+impl RunResources {
+    /// The same shared sandbox and conversations, with `approvals` as the session's
+    /// remembered answers (an ACP session remembers its own).
+    pub fn with_approvals(&self, approvals: SessionApprovals) -> RunResources {
+        RunResources {
+            approvals,
+            ..self.clone()
+        }
+    }
+}
+
 /// Everything one run is about, owned by the run.
 #[derive(Debug, Clone)]
 pub struct RunInput {
