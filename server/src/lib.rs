@@ -9,6 +9,7 @@
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 pub mod cli;
 
+pub mod acp;
 pub mod agent;
 pub mod cancel;
 pub mod engine;

@@ -9,7 +9,7 @@ use punie::cli;
 #[command(
     name = "punie",
     version,
-    about = "Local AI coding assistant for any LSP editor"
+    about = "Local AI coding assistant for any LSP or ACP editor"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Language server over stdin/stdout (logs go to stderr).
     Lsp(cli::lsp::Args),
+    /// Agent Client Protocol agent over stdin/stdout (Zed's agent panel, JetBrains, …).
+    Acp(cli::acp::Args),
     /// One agent run from the terminal: the answer on stdout, progress on stderr.
     Ask(cli::ask::Args),
     /// Run one Python snippet from stdin in the Code Mode sandbox; prints a JSON result.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Lsp(args) => cli::lsp::run(args),
+        Command::Acp(args) => cli::acp::run(args),
         Command::Ask(args) => cli::ask::run(args),
         Command::Sandbox(args) => cli::sandbox::run(args),
         Command::RenderPrompt(args) => cli::render_prompt::run(args),

@@ -3,6 +3,8 @@
 // Tests say on stderr why they took a path (a fixture that is absent, a server not configured).
 #![allow(clippy::print_stderr)]
 
+mod acp;
+mod acp_client;
 mod ask;
 mod context;
 mod engine;

@@ -3,6 +3,7 @@
 //! Each file owns one subcommand's `Args` struct (clap derive) and its `run` function.
 //! `main.rs` only routes; exit codes are decided there.
 
+pub mod acp;
 pub mod ask;
 pub mod bench;
 pub mod eval;

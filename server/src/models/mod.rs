@@ -21,14 +21,20 @@ pub fn model_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("PUNIE_MODEL_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
-    let data_dir = if cfg!(target_os = "macos") {
+    Ok(data_dir()?.join("models"))
+}
+
+/// Punie's per-user data directory: `$XDG_DATA_HOME/punie`, `~/.local/share/punie`; on macOS
+/// `~/Library/Application Support/punie`. Models and saved ACP sessions live under it.
+pub fn data_dir() -> anyhow::Result<PathBuf> {
+    let data_home = if cfg!(target_os = "macos") {
         home_dir()?.join("Library/Application Support")
     } else if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         PathBuf::from(xdg)
     } else {
         home_dir()?.join(".local/share")
     };
-    Ok(data_dir.join("punie").join("models"))
+    Ok(data_home.join("punie"))
 }
 
 fn home_dir() -> anyhow::Result<PathBuf> {

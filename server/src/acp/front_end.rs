@@ -1,0 +1,407 @@
+//! [`AcpFrontEnd`]: the features' [`FrontEnd`] for an ACP client. The run's steps become
+//! `session/update`s as they happen — prose as `agent_message_chunk` while it is generated
+//! (tool-call markup never shown), each Code Mode snippet and each tool inside it as a
+//! `tool_call` with `tool_call_update`s, writes as `diff` content — and the client's own
+//! services are used where it offers them: `fs/read_text_file` (unsaved buffers),
+//! `fs/write_text_file` (edits the editor shows and can undo), `session/request_permission`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use serde_json::{Value, json};
+
+use crate::agent::RunEvent;
+use crate::cancel::CancelFlag;
+use crate::features::{EditOutcome, FileChange, Finished, FrontEnd, OpenDocument, ProseStream};
+use crate::policy::{Answer, Before, DIALOG_SUBJECT_CHARS, Prompt, PromptKind};
+use crate::tools::Tool;
+
+use super::main_loop::Task;
+use super::transport::notification;
+use super::wire;
+
+/// How long a request to the client (a permission dialog, a file read or write) may wait.
+/// `PUNIE_ACP_REQUEST_TIMEOUT_MS` shortens it for tests of clients that never answer.
+fn request_timeout() -> Duration {
+    let millis = std::env::var("PUNIE_ACP_REQUEST_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000);
+    Duration::from_millis(millis)
+}
+
+/// What the client offered in `initialize`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ClientFs {
+    pub read_text_file: bool,
+    pub write_text_file: bool,
+}
+
+pub(crate) struct AcpFrontEnd {
+    pub(crate) session_id: String,
+    /// The session's working directory: prompts name paths relative to it.
+    pub(crate) root: PathBuf,
+    pub(crate) run_id: String,
+    pub(crate) fs: ClientFs,
+    pub(crate) out: Sender<Value>,
+    pub(crate) tasks: Sender<Task>,
+    pub(crate) cancel: CancelFlag,
+    pub(crate) state: Mutex<StreamState>,
+}
+
+/// The live view of the run: the prose stream of the current turn and the open tool calls.
+#[derive(Debug, Default)]
+pub(crate) struct StreamState {
+    prose: ProseStream,
+    /// Prose sent for the current turn, to tell whether the final answer was already shown.
+    turn_prose: String,
+    /// The `execute` call of the running snippet.
+    snippet_call: Option<String>,
+    /// The tool running inside it, and which tool it is.
+    tool_call: Option<(String, Option<Tool>)>,
+    n_calls: usize,
+}
+
+impl AcpFrontEnd {
+    pub(crate) fn new(
+        session_id: &str,
+        root: &Path,
+        run_id: &str,
+        fs: ClientFs,
+        out: Sender<Value>,
+        tasks: Sender<Task>,
+        cancel: CancelFlag,
+    ) -> AcpFrontEnd {
+        AcpFrontEnd {
+            session_id: session_id.to_owned(),
+            root: root.to_owned(),
+            run_id: run_id.to_owned(),
+            fs,
+            out,
+            tasks,
+            cancel,
+            state: Mutex::new(StreamState::default()),
+        }
+    }
+
+    fn send_update(&self, update: Value) {
+        let params = wire::update(&self.session_id, update);
+        let _ = self.out.send(notification("session/update", params));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StreamState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn new_call_id(&self, state: &mut StreamState) -> String {
+        state.n_calls += 1;
+        format!("{}-{}", self.run_id, state.n_calls)
+    }
+
+    /// The run ended: what the user has not seen yet — the answer when it was not streamed
+    /// (the turn-limit note), and the notes about edits made from it.
+    pub(crate) fn finish(&self, finished: &Finished) {
+        let answer = finished.outcome.answer.trim();
+        let streamed = self.lock().turn_prose.trim().to_owned();
+        let mut rest = String::new();
+        if !answer.is_empty() && !streamed.contains(answer) {
+            rest.push_str(answer);
+        }
+        if let Some(notes) = finished.markdown.strip_prefix(&finished.outcome.answer) {
+            rest.push_str(notes);
+        }
+        if !rest.trim().is_empty() && !self.cancel.is_cancelled() {
+            self.send_update(wire::agent_text(rest.trim_start_matches('\n')));
+        }
+    }
+
+    /// Sends a request to the client through the main loop and waits for the answer.
+    fn client_request(&self, method: &str, params: Value) -> Option<Result<Value, Value>> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.tasks
+            .send(Task::ClientRequest {
+                method: method.to_owned(),
+                params,
+                reply,
+            })
+            .ok()?;
+        let deadline = std::time::Instant::now() + request_timeout();
+        loop {
+            if self.cancel.is_cancelled() {
+                return None;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            match answer.recv_timeout((deadline - now).min(Duration::from_millis(10))) {
+                Ok(result) => return Some(result),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// The tool call a file operation belongs to: the running tool's, or a new `edit` call
+    /// for an edit made from the answer (after every snippet ended).
+    fn call_for_change(&self, change: &FileChange) -> String {
+        let mut state = self.lock();
+        if let Some((id, _)) = &state.tool_call {
+            return id.clone();
+        }
+        let id = self.new_call_id(&mut state);
+        drop(state);
+        let path = change
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        self.send_update(json!({
+            "sessionUpdate": "tool_call",
+            "toolCallId": id,
+            "title": format!("Edit {path}"),
+            "kind": "edit",
+            "status": "in_progress",
+            "locations": [{"path": path}],
+        }));
+        id
+    }
+}
+
+impl FrontEnd for AcpFrontEnd {
+    fn open_document(&self, path: &Path) -> Option<OpenDocument> {
+        let call = self.lock().tool_call.clone();
+        if let Some((id, _)) = call {
+            self.send_update(json!({
+                "sessionUpdate": "tool_call_update",
+                "toolCallId": id,
+                "locations": [{"path": path.display().to_string()}],
+            }));
+        }
+        if !self.fs.read_text_file {
+            return None;
+        }
+        let params = json!({"sessionId": self.session_id, "path": path.display().to_string()});
+        match self.client_request("fs/read_text_file", params)? {
+            Ok(result) => Some(OpenDocument {
+                id: path.display().to_string(),
+                text: Arc::new(result["content"].as_str()?.to_owned()),
+                version: None,
+            }),
+            // The client could not read it (a missing file): the disk decides.
+            Err(_) => None,
+        }
+    }
+
+    fn ask_permission(&self, prompt: &Prompt, _cancel: &CancelFlag) -> Answer {
+        let call = self.lock().tool_call.clone();
+        let tool_call_id = match call {
+            Some((id, _)) => id,
+            None => {
+                let mut state = self.lock();
+                self.new_call_id(&mut state)
+            }
+        };
+        let kind = match prompt.kind {
+            PromptKind::Read => "read",
+            PromptKind::Write => "edit",
+            PromptKind::Execute => "execute",
+            PromptKind::Call => "other",
+        };
+        // The whole truth in the call's content (the client shows it under the title); a
+        // write's change as a diff the client renders.
+        let mut content =
+            vec![json!({"type": "content", "content": {"type": "text", "text": prompt.details()}})];
+        if let Some(change) = &prompt.change {
+            let old_text = match &change.before {
+                Before::Text(text) => Some(text.clone()),
+                _ => None,
+            };
+            content.push(json!({
+                "type": "diff",
+                "path": self.root.join(&change.path).display().to_string(),
+                "oldText": old_text,
+                "newText": change.after,
+            }));
+        }
+        let options: Vec<Value> = wire::permission_options()
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|option| {
+                prompt.session.is_some()
+                    || !matches!(
+                        option["kind"].as_str(),
+                        Some("allow_always" | "reject_always")
+                    )
+            })
+            .cloned()
+            .collect();
+        let params = json!({
+            "sessionId": self.session_id,
+            "toolCall": {
+                "toolCallId": tool_call_id,
+                "title": prompt.headline(DIALOG_SUBJECT_CHARS),
+                "kind": kind,
+                "status": "pending",
+                "content": content,
+            },
+            "options": options,
+        });
+        let outcome = match self.client_request("session/request_permission", params) {
+            Some(Ok(result)) => result["outcome"].clone(),
+            _ => return Answer::NoAnswer,
+        };
+        if outcome["outcome"] != "selected" {
+            // `cancelled`: a rejection, not remembered.
+            return Answer::NoAnswer;
+        }
+        match outcome["optionId"].as_str() {
+            Some(wire::ALLOW_ONCE) => Answer::AllowOnce,
+            Some(wire::ALLOW_ALWAYS) if prompt.session.is_some() => Answer::AllowForSession,
+            Some(wire::REJECT_ALWAYS) if prompt.session.is_some() => Answer::DenyForSession,
+            Some(wire::REJECT_ONCE) => Answer::Deny,
+            _ => Answer::NoAnswer,
+        }
+    }
+
+    fn apply_change(&self, change: &FileChange, _cancel: &CancelFlag) -> Option<EditOutcome> {
+        let id = self.call_for_change(change);
+        let path = change.path()?.display().to_string();
+        let old_text = match change {
+            FileChange::Replace { before, .. } => Some(before.as_str().to_owned()),
+            FileChange::Create { .. } => None,
+        };
+        let new_text = change.after();
+        self.send_update(json!({
+            "sessionUpdate": "tool_call_update",
+            "toolCallId": id,
+            "locations": [{"path": path}],
+            "content": [{"type": "diff", "path": path, "oldText": old_text, "newText": new_text}],
+        }));
+        let outcome = if self.fs.write_text_file {
+            let params = json!({"sessionId": self.session_id, "path": path, "content": new_text});
+            Some(match self.client_request("fs/write_text_file", params) {
+                Some(Ok(_)) => EditOutcome::Applied,
+                Some(Err(error)) => EditOutcome::Failed(format!(
+                    "the editor answered: {}",
+                    error["message"].as_str().unwrap_or("an error")
+                )),
+                None => EditOutcome::Failed("the editor did not answer the write".to_owned()),
+            })
+        } else {
+            None
+        };
+        if self.lock().tool_call.is_none() {
+            // An edit made from the answer has a call of its own, which ends here.
+            let status = match &outcome {
+                Some(EditOutcome::Applied) | None => "completed",
+                Some(_) => "failed",
+            };
+            self.send_update(
+                json!({"sessionUpdate": "tool_call_update", "toolCallId": id, "status": status}),
+            );
+        }
+        outcome
+    }
+
+    fn on_event(&self, event: RunEvent) {
+        let mut state = self.lock();
+        match event {
+            RunEvent::TurnStarted { .. } => {
+                state.prose = ProseStream::default();
+                state.turn_prose.clear();
+            }
+            RunEvent::Text { text, .. } => {
+                let prose = state.prose.push(&text);
+                self.send_prose(&mut state, prose);
+            }
+            RunEvent::TurnFinished { .. } => {
+                let prose = state.prose.finish();
+                self.send_prose(&mut state, prose);
+            }
+            RunEvent::CodeStarted { code, .. } => {
+                let id = self.new_call_id(&mut state);
+                state.snippet_call = Some(id.clone());
+                drop(state);
+                self.send_update(json!({
+                    "sessionUpdate": "tool_call",
+                    "toolCallId": id,
+                    "title": "Run Python",
+                    "kind": "execute",
+                    "status": "in_progress",
+                    "rawInput": {"code": code},
+                }));
+            }
+            RunEvent::ToolStarted { tool, label } => {
+                let id = self.new_call_id(&mut state);
+                let tool = Tool::by_name(&tool);
+                state.tool_call = Some((id.clone(), tool));
+                drop(state);
+                self.send_update(json!({
+                    "sessionUpdate": "tool_call",
+                    "toolCallId": id,
+                    "title": label,
+                    "kind": wire::tool_kind(tool),
+                    "status": "in_progress",
+                    "rawInput": {"call": label},
+                }));
+            }
+            RunEvent::ToolFinished { .. } => {
+                if let Some((id, _)) = state.tool_call.take() {
+                    drop(state);
+                    self.send_update(json!({"sessionUpdate": "tool_call_update", "toolCallId": id, "status": "completed"}));
+                }
+            }
+            RunEvent::ToolFailed { error, .. } => {
+                if let Some((id, _)) = state.tool_call.take() {
+                    drop(state);
+                    self.send_update(json!({
+                        "sessionUpdate": "tool_call_update",
+                        "toolCallId": id,
+                        "status": "failed",
+                        "rawOutput": {"error": error},
+                    }));
+                }
+            }
+            RunEvent::CodeFinished {
+                ok, output, error, ..
+            } => {
+                state.tool_call = None;
+                if let Some(id) = state.snippet_call.take() {
+                    drop(state);
+                    let mut shown = output.clone();
+                    if let Some(error) = &error {
+                        shown.push_str(error);
+                    }
+                    self.send_update(json!({
+                        "sessionUpdate": "tool_call_update",
+                        "toolCallId": id,
+                        "status": if ok { "completed" } else { "failed" },
+                        "rawOutput": {"output": output, "error": error},
+                        "content": [{"type": "content", "content": {"type": "text", "text": shown}}],
+                    }));
+                }
+            }
+            RunEvent::Started { .. }
+            | RunEvent::LoadingModel
+            | RunEvent::Queued { .. }
+            | RunEvent::CallRejected { .. }
+            | RunEvent::Answer { .. }
+            | RunEvent::Truncated { .. }
+            | RunEvent::Cancelled
+            | RunEvent::Failed { .. } => {}
+        }
+    }
+}
+
+impl AcpFrontEnd {
+    fn send_prose(&self, state: &mut StreamState, prose: String) {
+        if prose.is_empty() || self.cancel.is_cancelled() {
+            return;
+        }
+        state.turn_prose.push_str(&prose);
+        self.send_update(wire::agent_text(&prose));
+    }
+}

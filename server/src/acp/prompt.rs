@@ -1,0 +1,311 @@
+//! A `session/prompt`'s content blocks as a features [`Ask`]: text is the question, a leading
+//! `/explain`, `/fix`, `/tests` or `/refactor` is the instruction, and the first attached code
+//! (`resource_link` to a file, or an embedded `resource`, with an optional `#L10-20` line range)
+//! is the selection, so Fix and Refactor can edit it. Further attachments go into the question as
+//! context.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::features::{Ask, DocumentSnapshot, Instruction, Selection, language_from_path, text};
+
+/// Attached text beyond this goes to the model as a note to read the file instead.
+const MAX_CONTEXT_BYTES: usize = 64 * 1024;
+
+/// What to do with a prompt.
+#[derive(Debug)]
+pub(crate) enum PromptPlan {
+    Run(Ask),
+    /// Answer with this text without running the model (a slash command with nothing to act on).
+    Reply(String),
+}
+
+/// One attachment: where it is and what it says.
+struct Attachment {
+    uri: String,
+    path: Option<PathBuf>,
+    /// 1-based first and last line the URI names (`#L10-20`).
+    lines: Option<(usize, usize)>,
+    /// Embedded text; `None` for a link, whose file is read.
+    text: Option<String>,
+}
+
+/// Reads the prompt's blocks; an error names what is wrong (JSON-RPC invalid params).
+pub(crate) fn plan(root: &Path, blocks: &Value) -> Result<PromptPlan, String> {
+    let blocks = blocks
+        .as_array()
+        .ok_or("prompt: expected an array of content blocks")?;
+    let mut texts = Vec::new();
+    let mut attachments = Vec::new();
+    for block in blocks {
+        match block["type"].as_str() {
+            Some("text") => texts.push(
+                block["text"]
+                    .as_str()
+                    .ok_or("prompt: a text block without text")?
+                    .to_owned(),
+            ),
+            Some("resource_link") => {
+                let uri = block["uri"]
+                    .as_str()
+                    .ok_or("prompt: a resource_link without uri")?;
+                attachments.push(attachment(uri, None));
+            }
+            Some("resource") => {
+                let resource = &block["resource"];
+                let uri = resource["uri"]
+                    .as_str()
+                    .ok_or("prompt: a resource without uri")?;
+                match resource["text"].as_str() {
+                    Some(text) => attachments.push(attachment(uri, Some(text.to_owned()))),
+                    None => tracing::info!("skipping a binary resource {uri}"),
+                }
+            }
+            other => tracing::info!("skipping a prompt block of type {other:?}"),
+        }
+    }
+    let text = texts.join("\n");
+    let (instruction, question) = slash_command(&text);
+    let mut attachments = attachments.into_iter();
+    let selection = attachments
+        .next()
+        .map(|first| selection(root, first))
+        .transpose()?;
+    let mut question = question.trim().to_owned();
+    for extra in attachments {
+        question.push_str(&context_block(root, &extra));
+    }
+    if selection.is_none() && instruction != Instruction::Ask {
+        return Ok(PromptPlan::Reply(format!(
+            "`/{}` works on code: attach a file or a selection (with @) and ask again.",
+            instruction.name()
+        )));
+    }
+    if selection.is_none() && question.is_empty() {
+        return Err("prompt: no question and nothing attached".to_owned());
+    }
+    Ok(PromptPlan::Run(Ask {
+        instruction,
+        question: (!question.is_empty()).then_some(question),
+        selection,
+        root: root.to_owned(),
+    }))
+}
+
+/// `/fix the off-by-one` → (Fix, "the off-by-one").
+fn slash_command(text: &str) -> (Instruction, &str) {
+    let trimmed = text.trim_start();
+    if let Some(rest) = trimmed.strip_prefix('/') {
+        let name_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        if let Some(instruction) =
+            Instruction::parse(&rest[..name_end]).filter(|i| *i != Instruction::Ask)
+        {
+            return (instruction, &rest[name_end..]);
+        }
+    }
+    (Instruction::Ask, text)
+}
+
+fn attachment(uri: &str, text: Option<String>) -> Attachment {
+    let (base, fragment) = match uri.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (uri, None),
+    };
+    Attachment {
+        uri: uri.to_owned(),
+        path: file_path(base),
+        lines: fragment.and_then(line_range),
+        text,
+    }
+}
+
+/// The path of a `file://` URI, percent-decoded.
+fn file_path(uri: &str) -> Option<PathBuf> {
+    let rest = uri.strip_prefix("file://")?;
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    let bytes = path.as_bytes();
+    let mut res = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    while idx < bytes.len() {
+        if bytes[idx] == b'%' {
+            res.push(u8::from_str_radix(path.get(idx + 1..idx + 3)?, 16).ok()?);
+            idx += 3;
+        } else {
+            res.push(bytes[idx]);
+            idx += 1;
+        }
+    }
+    let path = PathBuf::from(String::from_utf8(res).ok()?);
+    path.is_absolute().then_some(path)
+}
+
+/// `L10`, `L10-20`, `L10:20`, `L10-L20` → 1-based (first, last).
+fn line_range(fragment: &str) -> Option<(usize, usize)> {
+    let rest = fragment.strip_prefix('L')?;
+    let (first, last) = match rest.split_once(['-', ':']) {
+        Some((first, last)) => (first, last.trim_start_matches('L')),
+        None => (rest, rest),
+    };
+    let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+    (first >= 1 && last >= first).then_some((first, last))
+}
+
+/// The attachment as the run's selection: the real file where it is one inside the workspace
+/// (and an embedded excerpt matches it), so edits can land there; else the text alone.
+fn selection(root: &Path, attachment: Attachment) -> Result<Selection, String> {
+    let inside = attachment
+        .path
+        .as_ref()
+        .and_then(|path| path.canonicalize().ok())
+        .filter(|path| path.starts_with(root) && path.is_file());
+    if let Some(path) = inside
+        && let Ok(file_text) = std::fs::read_to_string(&path)
+    {
+        let (start, end) = match attachment.lines {
+            Some((first, last)) => byte_range(&file_text, first, last)
+                .ok_or_else(|| format!("prompt: {} names lines past the end", attachment.uri))?,
+            None => (0, file_text.len()),
+        };
+        let matches_file = attachment.text.as_deref().is_none_or(|embedded| {
+            file_text[start..end].trim_end_matches(['\n', '\r'])
+                == embedded.trim_end_matches(['\n', '\r'])
+        });
+        if matches_file {
+            return Ok(Selection {
+                document: DocumentSnapshot {
+                    id: path.display().to_string(),
+                    language_id: language_from_path(Some(&path)),
+                    path: Some(path),
+                    text: Arc::new(file_text),
+                    version: None,
+                },
+                start,
+                end,
+            });
+        }
+    }
+    let text = match attachment.text {
+        Some(text) => text,
+        None => {
+            let path = attachment
+                .path
+                .as_ref()
+                .ok_or_else(|| format!("prompt: cannot read {}", attachment.uri))?;
+            std::fs::read_to_string(path)
+                .map_err(|err| format!("prompt: cannot read {}: {err}", path.display()))?
+        }
+    };
+    let end = text.len();
+    Ok(Selection {
+        document: DocumentSnapshot {
+            id: attachment.uri.clone(),
+            language_id: language_from_path(attachment.path.as_deref()),
+            path: None,
+            text: Arc::new(text),
+            version: None,
+        },
+        start: 0,
+        end,
+    })
+}
+
+/// Byte offsets of 1-based lines `first..=last`, the last line's break included.
+fn byte_range(text: &str, first: usize, last: usize) -> Option<(usize, usize)> {
+    let starts = text::line_starts(text);
+    let start = *starts.get(first - 1)?;
+    if last > starts.len() {
+        return None;
+    }
+    Some((start, starts.get(last).copied().unwrap_or(text.len())))
+}
+
+/// A further attachment as context in the question.
+fn context_block(root: &Path, attachment: &Attachment) -> String {
+    let shown = match &attachment.path {
+        Some(path) => crate::features::shown_path(root, path),
+        None => attachment.uri.clone(),
+    };
+    let text = attachment.text.clone().or_else(|| {
+        attachment
+            .path
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+    });
+    match text {
+        Some(text) if text.len() <= MAX_CONTEXT_BYTES => {
+            let language = language_from_path(attachment.path.as_deref());
+            format!(
+                "\n\nAttached: {shown}\n```{language}\n{}\n```",
+                text.trim_end_matches('\n')
+            )
+        }
+        Some(text) => format!(
+            "\n\nAttached: {shown} ({} bytes, too long to include: read it with read_file)",
+            text.len()
+        ),
+        None => format!("\n\nAttached: {shown} (not readable as text)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn slash_commands_pick_the_instruction() {
+        assert_eq!(slash_command("/fix the bug").0, Instruction::Fix);
+        assert_eq!(slash_command("/fix the bug").1, " the bug");
+        assert_eq!(slash_command("  /tests").0, Instruction::Tests);
+        assert_eq!(slash_command("/ask x").0, Instruction::Ask);
+        assert_eq!(slash_command("/fixit").0, Instruction::Ask);
+        assert_eq!(slash_command("what is /fix?").0, Instruction::Ask);
+    }
+
+    #[test]
+    fn uris_name_files_and_lines() {
+        assert_eq!(
+            file_path("file:///w/a%20b.py"),
+            Some(PathBuf::from("/w/a b.py"))
+        );
+        assert_eq!(file_path("zed:///x"), None);
+        assert_eq!(line_range("L10"), Some((10, 10)));
+        assert_eq!(line_range("L10-20"), Some((10, 20)));
+        assert_eq!(line_range("L10:20"), Some((10, 20)));
+        assert_eq!(line_range("L10-L20"), Some((10, 20)));
+        assert_eq!(line_range("L0"), None);
+        assert_eq!(line_range("L5-2"), None);
+    }
+
+    #[test]
+    fn a_fix_on_an_embedded_selection_of_a_workspace_file_edits_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(
+            root.join("calc.py"),
+            "import os\ndef add(a, b):\n    return a - b\n",
+        )
+        .unwrap();
+        let uri = format!("file://{}#L2-3", root.join("calc.py").display());
+        let blocks = json!([
+            {"type": "text", "text": "/fix please"},
+            {"type": "resource", "resource": {"uri": uri, "text": "def add(a, b):\n    return a - b"}},
+        ]);
+        let PromptPlan::Run(ask) = plan(&root, &blocks).unwrap() else {
+            panic!("expected a run")
+        };
+        assert_eq!(ask.instruction, Instruction::Fix);
+        assert_eq!(ask.question.as_deref(), Some("please"));
+        let selection = ask.selection.unwrap();
+        assert_eq!(selection.document.path, Some(root.join("calc.py")));
+        assert_eq!(selection.text(), "def add(a, b):\n    return a - b\n");
+
+        let bare = json!([{"type": "text", "text": "/refactor"}]);
+        assert!(matches!(plan(&root, &bare).unwrap(), PromptPlan::Reply(_)));
+        assert!(plan(&root, &json!([])).is_err());
+        assert!(plan(&root, &json!("x")).is_err());
+    }
+}

@@ -1,0 +1,579 @@
+//! End-to-end tests of `punie acp` over stdio with the scripted engine: every method and update
+//! kind, permission outcomes, cancel, load after a restart, unsaved buffers, edits through the
+//! client, malformed input, follow-ups; and one run on micro-Punie that makes a real tool call.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::acp_client::{AcpClient, call, default_handler, script};
+
+/// A workspace (canonical path), a directory for saved sessions, one for scripts.
+struct Fixture {
+    workspace: TempDir,
+    sessions: TempDir,
+    scripts: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let workspace = tempfile::tempdir().unwrap();
+        std::fs::write(
+            workspace.path().join("README.md"),
+            "# Inventory\nOn disk.\n",
+        )
+        .unwrap();
+        Fixture {
+            workspace,
+            sessions: tempfile::tempdir().unwrap(),
+            scripts: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.workspace.path().canonicalize().unwrap()
+    }
+
+    fn engine(&self, turns: &[String], chunk_delay_ms: u64) -> String {
+        format!(
+            "--engine=scripted:{}",
+            script(self.scripts.path(), turns, chunk_delay_ms).display()
+        )
+    }
+
+    fn start(&self, turns: &[String], handler: crate::acp_client::Handler) -> AcpClient {
+        AcpClient::start(&[&self.engine(turns, 0)], self.sessions.path(), handler)
+    }
+}
+
+fn kinds(updates: &[Value]) -> Vec<String> {
+    updates
+        .iter()
+        .map(|u| u["sessionUpdate"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_session_streams_the_answer_and_shows_each_tool_call() {
+    let fx = Fixture::new();
+    let turns = [
+        format!(
+            "Let me read it.\n{}",
+            call("text = read_file('README.md')\nprint(text)")
+        ),
+        "It is an inventory.".to_owned(),
+    ];
+    let handler: crate::acp_client::Handler = Box::new(|method, params| match method {
+        // The editor's unsaved buffer, not the disk.
+        "fs/read_text_file" if params["path"].as_str().unwrap().ends_with("README.md") => {
+            Ok(json!({"content": "# Inventory\nUnsaved in the editor.\n"}))
+        }
+        _ => Err(json!({"code": -32601, "message": "no"})),
+    });
+    let mut client = fx.start(&turns, handler);
+    let init = client.initialize(true, false);
+    let result = &init["result"];
+    assert_eq!(result["protocolVersion"], 1, "{init}");
+    assert_eq!(result["agentCapabilities"]["loadSession"], true);
+    assert_eq!(
+        result["agentCapabilities"]["promptCapabilities"]["embeddedContext"],
+        true
+    );
+    assert!(result["agentCapabilities"]["sessionCapabilities"]["list"].is_object());
+    assert_eq!(result["authMethods"], json!([]));
+    assert_eq!(result["agentInfo"]["name"], "punie");
+
+    let new = client.request("session/new", json!({"cwd": fx.root(), "mcpServers": []}));
+    let session_id = new["result"]["sessionId"].as_str().unwrap().to_owned();
+    let options = &new["result"]["configOptions"];
+    assert_eq!(options[0]["category"], "model", "{new}");
+    assert_eq!(options[0]["type"], "select");
+    assert_eq!(options[0]["currentValue"], "engine");
+    let commands = client.wait_for("available commands", |m| {
+        m["params"]["update"]["sessionUpdate"] == "available_commands_update"
+    });
+    let names: Vec<&str> = commands["params"]["update"]["availableCommands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["explain", "fix", "tests", "refactor"]);
+
+    let from = client.log.len();
+    let response = client.prompt(&session_id, "What is this project?");
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    let updates = client.updates(&session_id, from);
+    // Prose streams without the call's markup.
+    let text = client.agent_text(&session_id, from);
+    assert!(text.starts_with("Let me read it."), "{text}");
+    assert!(text.contains("It is an inventory."), "{text}");
+    assert!(!text.contains("tool_call"), "{text}");
+    // The snippet is an execute call; the read inside it a read call with its location.
+    let snippet = updates
+        .iter()
+        .find(|u| u["sessionUpdate"] == "tool_call" && u["kind"] == "execute")
+        .expect("the snippet's tool call");
+    assert!(
+        snippet["rawInput"]["code"]
+            .as_str()
+            .unwrap()
+            .contains("read_file('README.md')")
+    );
+    let read = updates
+        .iter()
+        .find(|u| u["sessionUpdate"] == "tool_call" && u["kind"] == "read")
+        .expect("the read's tool call");
+    let read_id = read["toolCallId"].clone();
+    let read_updates: Vec<&Value> = updates
+        .iter()
+        .filter(|u| u["toolCallId"] == read_id && u["sessionUpdate"] == "tool_call_update")
+        .collect();
+    assert!(
+        read_updates.iter().any(|u| u["locations"][0]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("README.md"))),
+        "{read_updates:?}"
+    );
+    assert_eq!(read_updates.last().unwrap()["status"], "completed");
+    let snippet_end = updates
+        .iter()
+        .rfind(|u| u["toolCallId"] == snippet["toolCallId"])
+        .unwrap();
+    assert_eq!(snippet_end["status"], "completed");
+    // The snippet saw the editor's buffer.
+    assert!(
+        snippet_end["rawOutput"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("Unsaved in the editor."),
+        "{snippet_end}"
+    );
+    assert!(kinds(&updates).iter().all(|k| [
+        "agent_message_chunk",
+        "tool_call",
+        "tool_call_update"
+    ]
+    .contains(&k.as_str())));
+    assert_eq!(client.close(), 0);
+}
+
+#[test]
+fn permission_outcomes_decide_and_always_is_remembered() {
+    let fx = Fixture::new();
+    let write = call("write_file('notes.txt', 'hello')\nprint('written')");
+    // Each prompt: one write, then an answer.
+    let turns = [
+        write.clone(),
+        "Done.".to_owned(),
+        write.clone(),
+        "Done.".to_owned(),
+        write,
+        "Done.".to_owned(),
+    ];
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(vec![
+        json!({"outcome": {"outcome": "cancelled"}}),
+        json!({"outcome": {"outcome": "selected", "optionId": "reject_once"}}),
+        json!({"outcome": {"outcome": "selected", "optionId": "allow_always"}}),
+    ]));
+    let asked = answers.clone();
+    let handler: crate::acp_client::Handler = Box::new(move |method, params| match method {
+        "session/request_permission" => {
+            let kinds: Vec<&str> = params["options"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["kind"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                kinds,
+                ["allow_once", "allow_always", "reject_once", "reject_always"]
+            );
+            assert_eq!(params["toolCall"]["kind"], "edit");
+            Ok(asked.lock().unwrap().remove(0))
+        }
+        _ => Err(json!({"code": -32601, "message": "no"})),
+    });
+    let mut client = fx.start(&turns, handler);
+    client.initialize(false, false);
+    let session_id = client.new_session(&fx.root());
+    let file = fx.root().join("notes.txt");
+    for (prompt, written) in [
+        ("cancelled dialog", false),
+        ("reject once", false),
+        ("allow always", true),
+    ] {
+        let from = client.log.len();
+        let response = client.prompt(&session_id, prompt);
+        assert_eq!(
+            response["result"]["stopReason"], "end_turn",
+            "{prompt}: {response}"
+        );
+        assert_eq!(file.exists(), written, "{prompt}");
+        let updates = client.updates(&session_id, from);
+        let snippet_end = updates
+            .iter()
+            .rfind(|u| {
+                u["sessionUpdate"] == "tool_call_update" && u["rawOutput"].get("output").is_some()
+            })
+            .unwrap();
+        if !written {
+            assert!(
+                snippet_end["rawOutput"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("PermissionError"),
+                "{prompt}: {snippet_end}"
+            );
+        }
+    }
+    assert!(answers.lock().unwrap().is_empty(), "every dialog was shown");
+    // The next write in this session is not asked again (the script restarts at turn 0).
+    std::fs::remove_file(&file).unwrap();
+    let response = client.prompt(&session_id, "again");
+    assert_eq!(response["result"]["stopReason"], "end_turn");
+    assert!(file.exists());
+}
+
+#[test]
+fn writes_go_through_the_client_as_diffs() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.root().join("calc.py"),
+        "def add(a, b):\n    return a - b\n",
+    )
+    .unwrap();
+    let turns = [
+        call("write_file('calc.py', 'def add(a, b):\\n    return a + b\\n')"),
+        "Fixed.".to_owned(),
+    ];
+    let writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = writes.clone();
+    let handler: crate::acp_client::Handler = Box::new(move |method, params| match method {
+        "session/request_permission" => {
+            Ok(json!({"outcome": {"outcome": "selected", "optionId": "allow_once"}}))
+        }
+        "fs/write_text_file" => {
+            seen.lock().unwrap().push(params.clone());
+            Ok(json!({}))
+        }
+        _ => Err(json!({"code": -32601, "message": "no"})),
+    });
+    let mut client = fx.start(&turns, handler);
+    client.initialize(false, true);
+    let session_id = client.new_session(&fx.root());
+    let from = client.log.len();
+    let response = client.prompt(&session_id, "fix it");
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    let writes = writes.lock().unwrap();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0]["content"], "def add(a, b):\n    return a + b\n");
+    assert!(writes[0]["path"].as_str().unwrap().ends_with("calc.py"));
+    // The editor wrote it, not Punie: the disk is unchanged.
+    assert_eq!(
+        std::fs::read_to_string(fx.root().join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a - b\n"
+    );
+    let diff = client
+        .updates(&session_id, from)
+        .into_iter()
+        .find_map(|u| {
+            u["content"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "diff").cloned())
+        })
+        .expect("a diff");
+    assert_eq!(diff["oldText"], "def add(a, b):\n    return a - b\n");
+    assert_eq!(diff["newText"], "def add(a, b):\n    return a + b\n");
+}
+
+#[test]
+fn a_slash_command_on_an_attached_selection_edits_that_file() {
+    let fx = Fixture::new();
+    let file = fx.root().join("calc.py");
+    std::fs::write(&file, "import os\n\ndef add(a, b):\n    return a - b\n").unwrap();
+    let turns =
+        ["The bug is the minus.\n\n```python\ndef add(a, b):\n    return a + b\n```".to_owned()];
+    let mut client = fx.start(&turns, default_handler(None));
+    client.initialize(false, false);
+    let session_id = client.new_session(&fx.root());
+    let from = client.log.len();
+    let uri = format!("file://{}#L3-4", file.display());
+    let response = client.request(
+        "session/prompt",
+        json!({"sessionId": session_id, "prompt": [
+            {"type": "text", "text": "/fix"},
+            {"type": "resource", "resource": {"uri": uri, "text": "def add(a, b):\n    return a - b\n", "mimeType": "text/x-python"}},
+        ]}),
+    );
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "import os\n\ndef add(a, b):\n    return a + b\n"
+    );
+    let updates = client.updates(&session_id, from);
+    let edit = updates
+        .iter()
+        .find(|u| u["sessionUpdate"] == "tool_call" && u["kind"] == "edit")
+        .expect("the fix as an edit call");
+    assert!(
+        updates
+            .iter()
+            .any(|u| u["toolCallId"] == edit["toolCallId"] && u["status"] == "completed")
+    );
+    // Without code attached, a slash command says what it needs.
+    let from = client.log.len();
+    let response = client.prompt(&session_id, "/refactor");
+    assert_eq!(response["result"]["stopReason"], "end_turn");
+    assert!(
+        client.agent_text(&session_id, from).contains("attach"),
+        "{:?}",
+        client.updates(&session_id, from)
+    );
+}
+
+#[test]
+fn cancel_stops_the_prompt_and_the_session_stays_usable() {
+    let fx = Fixture::new();
+    let long = "word ".repeat(300);
+    let engine = fx.engine(&[long, "Short answer.".to_owned()], 20);
+    let mut client = AcpClient::start(&[&engine], fx.sessions.path(), default_handler(None));
+    client.initialize(false, false);
+    let session_id = client.new_session(&fx.root());
+    let id = client.start_request(
+        "session/prompt",
+        json!({"sessionId": session_id, "prompt": [{"type": "text", "text": "talk"}]}),
+    );
+    client.wait_for("the first chunk", |m| {
+        m["params"]["update"]["sessionUpdate"] == "agent_message_chunk"
+    });
+    client.notify("session/cancel", json!({"sessionId": session_id}));
+    let response = client.wait_response(id);
+    assert_eq!(response["result"]["stopReason"], "cancelled", "{response}");
+    let answered_at = client.log.len();
+    // A cancel of an idle session does nothing; the next prompt works and nothing of the
+    // cancelled one arrives after its response.
+    client.notify("session/cancel", json!({"sessionId": session_id}));
+    let response = client.prompt(&session_id, "again");
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    let after: String = client.agent_text(&session_id, answered_at);
+    assert!(
+        after.starts_with("word"),
+        "the new prompt starts from turn 0: {after:.40}"
+    );
+    assert_eq!(client.close(), 0);
+}
+
+#[test]
+fn sessions_are_listed_and_loaded_after_a_restart() {
+    let fx = Fixture::new();
+    let turns = [
+        format!("Reading.\n{}", call("print(len(read_file('README.md')))")),
+        "Twenty bytes.".to_owned(),
+    ];
+    let engine = fx.engine(&turns, 0);
+    let session_id = {
+        let mut client = AcpClient::start(&[&engine], fx.sessions.path(), default_handler(None));
+        client.initialize(false, false);
+        let session_id = client.new_session(&fx.root());
+        let response = client.prompt(&session_id, "How long is the README?");
+        assert_eq!(response["result"]["stopReason"], "end_turn");
+        assert_eq!(client.close(), 0);
+        session_id
+    };
+    let mut client = AcpClient::start(&[&engine], fx.sessions.path(), default_handler(None));
+    client.initialize(false, false);
+    let list = client.request("session/list", json!({"cwd": fx.root()}));
+    let sessions = list["result"]["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{list}");
+    assert_eq!(sessions[0]["sessionId"], session_id.as_str());
+    assert_eq!(sessions[0]["title"], "How long is the README?");
+    assert!(sessions[0]["updatedAt"].as_str().unwrap().ends_with('Z'));
+    let elsewhere = client.request("session/list", json!({"cwd": "/"}));
+    assert_eq!(elsewhere["result"]["sessions"], json!([]));
+
+    let id = client.start_request(
+        "session/load",
+        json!({"sessionId": session_id, "cwd": fx.root(), "mcpServers": []}),
+    );
+    let response = client.wait_response(id);
+    assert!(response["result"].is_object(), "{response}");
+    let response_at = client.log.iter().position(|m| m["id"] == id).unwrap();
+    let replayed = client.updates(&session_id, 0);
+    let before: Vec<String> = kinds(
+        &client.log[..response_at]
+            .iter()
+            .filter(|m| m["method"] == "session/update")
+            .map(|m| m["params"]["update"].clone())
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        before,
+        [
+            "user_message_chunk",
+            "agent_message_chunk",
+            "tool_call",
+            "tool_call_update",
+            "agent_message_chunk"
+        ],
+        "{replayed:#?}"
+    );
+    // A follow-up continues the loaded conversation: its transcript says so.
+    let response = client.prompt(&session_id, "And the title?");
+    assert_eq!(response["result"]["stopReason"], "end_turn");
+    let transcripts = fx.root().join(".punie/transcripts");
+    let continued = std::fs::read_dir(&transcripts)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .any(|text| text.contains("\"continued_messages\":5"));
+    assert!(continued, "no transcript continues the 5 saved messages");
+    // A missing or hostile session id is a clear error.
+    for bad in ["nope", "../../etc/passwd"] {
+        let response = client.request(
+            "session/load",
+            json!({"sessionId": bad, "cwd": fx.root(), "mcpServers": []}),
+        );
+        assert_eq!(response["error"]["code"], -32602, "{response}");
+    }
+}
+
+#[test]
+fn bad_input_gets_errors_and_the_agent_keeps_serving() {
+    let fx = Fixture::new();
+    let mut client = fx.start(&["Hi.".to_owned()], default_handler(None));
+    client.send_raw("this is not json");
+    let error = client.wait_for("the parse error", |m| m["error"]["code"] == -32700);
+    assert_eq!(error["id"], Value::Null);
+    let before_init = client.request("session/new", json!({"cwd": fx.root(), "mcpServers": []}));
+    assert!(before_init["error"].is_object(), "{before_init}");
+    client.initialize(false, false);
+    client.send_raw("[1, 2]");
+    client.wait_for("the invalid request", |m| m["error"]["code"] == -32600);
+    for (method, params) in [
+        ("session/new", json!({"cwd": "relative/dir"})),
+        ("session/new", json!({"cwd": "/does/not/exist"})),
+        ("session/prompt", json!({"sessionId": "nope", "prompt": []})),
+        (
+            "session/set_config_option",
+            json!({"sessionId": "nope", "configId": "model", "value": "engine"}),
+        ),
+    ] {
+        let response = client.request(method, params);
+        assert_eq!(response["error"]["code"], -32602, "{method}: {response}");
+    }
+    let unknown = client.request("session/fly", json!({}));
+    assert_eq!(unknown["error"]["code"], -32601);
+    let session_id = client.new_session(&fx.root());
+    let bad_value = client.request(
+        "session/set_config_option",
+        json!({"sessionId": session_id, "configId": "model", "value": "no-such-model"}),
+    );
+    assert_eq!(bad_value["error"]["code"], -32602);
+    let set = client.request(
+        "session/set_config_option",
+        json!({"sessionId": session_id, "configId": "model", "value": "engine"}),
+    );
+    assert_eq!(
+        set["result"]["configOptions"][0]["currentValue"], "engine",
+        "{set}"
+    );
+    let response = client.prompt(&session_id, "hello");
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    assert_eq!(client.close(), 0);
+}
+
+#[test]
+fn the_turn_limit_is_max_turn_requests() {
+    let fx = Fixture::new();
+    let turns: Vec<String> = (0..12).map(|_| call("print(1)")).collect();
+    let mut client = fx.start(&turns, default_handler(None));
+    client.initialize(false, false);
+    let session_id = client.new_session(&fx.root());
+    let from = client.log.len();
+    let response = client.prompt(&session_id, "loop");
+    assert_eq!(
+        response["result"]["stopReason"], "max_turn_requests",
+        "{response}"
+    );
+    assert!(
+        client.agent_text(&session_id, from).contains("turn"),
+        "the limit is explained"
+    );
+}
+
+/// micro-Punie over ACP: the model's own tool call runs and the prompt ends.
+#[test]
+fn micro_punie_makes_a_real_tool_call_over_acp() {
+    let _model = crate::support::real_model_lock();
+    let workspace = crate::support::fixture_workspace();
+    let sessions = tempfile::tempdir().unwrap();
+    let gguf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/micro/micro-punie-q5_k_m.gguf");
+    let engine = format!("--engine=llama:{}", gguf.display());
+    let mut client = AcpClient::start(
+        &[&engine, "--profile", "punie-phase22"],
+        sessions.path(),
+        default_handler(Some("allow_once")),
+    );
+    client.initialize(false, false);
+    let session_id = client.new_session(&workspace.path().canonicalize().unwrap());
+    let mut snippets = 0;
+    for question in [
+        "Find all classes that inherit from Exception",
+        "Find all Python files in the project",
+    ] {
+        let from = client.log.len();
+        let response = client.prompt(&session_id, question);
+        let stop = response["result"]["stopReason"].as_str().unwrap_or("");
+        assert!(
+            ["end_turn", "max_turn_requests", "max_tokens"].contains(&stop),
+            "{response}"
+        );
+        snippets += client
+            .updates(&session_id, from)
+            .iter()
+            .filter(|u| u["sessionUpdate"] == "tool_call" && u["kind"] == "execute")
+            .count();
+    }
+    assert!(snippets > 0, "micro-Punie made no tool call over ACP");
+    assert_eq!(client.close(), 0);
+}
+
+/// The Python SDK from PyPI (`agent-client-protocol`, installed into `.venv` by
+/// `scripts/test.sh`) drives `punie acp`: initialize, a session, a prompt with a tool call and a
+/// permission, a cancel. The SDK validates every message against its own schema.
+#[test]
+fn the_python_sdk_client_drives_punie_acp() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = repo.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run ./scripts/test.sh, which installs the Python tools the tests use",
+        python.display()
+    );
+    let fx = Fixture::new();
+    let turns = [
+        format!(
+            "Writing the notes.\n{}",
+            call("write_file('notes.txt', 'hello')")
+        ),
+        format!("Done. {}", "More words to cancel. ".repeat(100)),
+    ];
+    let script = script(fx.scripts.path(), &turns, 10);
+    let output = std::process::Command::new(&python)
+        .arg(repo.join("tests/acp/sdk_client.py"))
+        .arg(env!("CARGO_BIN_EXE_punie"))
+        .arg(&script)
+        .arg(fx.root())
+        .arg(fx.sessions.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("acp sdk: 5 passed, 0 failed"),
+        "{stdout}\n{stderr}"
+    );
+}
