@@ -22,4 +22,5 @@ pub mod prompt;
 pub mod sandbox;
 pub mod toolcall;
 pub mod tools;
+pub mod typed;
 pub mod workspace;

@@ -55,7 +55,7 @@ mod run;
 mod scheduling;
 mod settings;
 mod transport;
-mod uri;
+pub(crate) mod uri;
 
 use std::io::{BufReader, BufWriter};
 

@@ -51,7 +51,7 @@ pub(crate) fn call(
             Some(message) => Err(ToolError::permission(message)),
             None => match host.call_tool(tool, &args, cancel) {
                 Some(res) => res,
-                None => carry_out(host, resolved, cancel),
+                None => carry_out(host, resolved, &args, cancel),
             },
         }
     });
@@ -175,7 +175,7 @@ fn resolve(host: &dyn ToolHost, tool: Tool, args: &Value) -> Result<Resolved, To
             };
             (action, Some(resolved.path))
         }
-        Backend::Host => {
+        Backend::Typed(_) => {
             let args = match args {
                 Value::Object(map) => map
                     .iter()
@@ -202,6 +202,7 @@ fn resolve(host: &dyn ToolHost, tool: Tool, args: &Value) -> Result<Resolved, To
 fn carry_out(
     host: &dyn ToolHost,
     resolved: Resolved,
+    args: &Value,
     cancel: &CancelFlag,
 ) -> Result<Value, ToolError> {
     let Resolved { request, path } = resolved;
@@ -225,12 +226,13 @@ fn carry_out(
             let out = workspace::run_command(&argv, &path, &host.command_limits(), cancel)?;
             Ok(Value::String(out.to_tool_text()))
         }
-        Action::Call { .. } => Err(ToolError::new(
-            "NotImplementedError",
-            format!(
-                "{} is not available in this workspace yet",
-                request.tool.name()
-            ),
-        )),
+        Action::Call { .. } => match request.tool.backend() {
+            Backend::Typed(typed) => crate::typed::call(host, typed, args, cancel),
+            // `resolve` gives the built-in back ends their own actions.
+            Backend::ReadFile | Backend::WriteFile | Backend::RunCommand => Err(ToolError::new(
+                "SystemError",
+                format!("{} was resolved as a typed call", request.tool.name()),
+            )),
+        },
     }
 }

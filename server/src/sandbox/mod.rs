@@ -199,7 +199,7 @@ pub trait ToolHost: Sync {
     /// snippet's `PermissionError`.
     fn permit(&self, request: &ToolRequest) -> Ruling;
 
-    /// Serves a call itself instead of the built-in back end: typed tools (`Backend::Host`)
+    /// Serves a call itself instead of the built-in back end (test doubles).
     /// and test doubles. `None` means "use the built-in back end".
     fn call_tool(
         &self,

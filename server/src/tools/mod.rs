@@ -6,8 +6,8 @@
 //! the functions bound inside the sandbox and their argument binding, the dispatch on the
 //! host side (by [`Backend`]), the permission check (by [`PermissionClass`]) and the
 //! progress messages ([`Tool::label`]).
-//! Adding a typed tool (ruff, pytest, git, …) is one more entry in [`REGISTRY`] with
-//! `Backend::Host`; the host answers it through `ToolHost::call_tool`.
+//! Adding a typed tool is one more entry in [`REGISTRY`] and one more [`Typed`] variant,
+//! which does not compile until `crate::typed` carries it out.
 //!
 //! **Architecture invariant:** this module is pure: no IO, no `std::fs`, no
 //! `std::process`, no `rustpython_vm`.
@@ -77,15 +77,102 @@ pub enum PermissionClass {
     Execute,
 }
 
-/// Who carries a call out on the host side.
+/// Who carries a call out on the host side. Every variant has a back end: the dispatch
+/// (`sandbox::dispatch`, then `crate::typed`) matches them exhaustively, so a registry entry
+/// without one does not compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     ReadFile,
     WriteFile,
     RunCommand,
-    /// Only a host that implements it (`ToolHost::call_tool`); elsewhere the call raises
-    /// `NotImplementedError` inside the snippet.
-    Host,
+    /// A typed tool: `crate::typed` runs it and returns its typed result.
+    Typed(Typed),
+}
+
+/// The typed tools' back ends (see `crate::typed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typed {
+    /// `ty check --output-format sarif` → `TypeCheckResult`.
+    Typecheck,
+    /// `ruff check --output-format json` → `RuffResult`.
+    Ruff,
+    /// pytest's JUnit XML → `TestResult`.
+    Pytest,
+    /// `git status --porcelain=v1 -z` → `GitStatusResult`.
+    GitStatus,
+    /// `git diff` → `GitDiffResult`.
+    GitDiff,
+    /// `git log` → `GitLogResult`.
+    GitLog,
+    GotoDefinition,
+    FindReferences,
+    Hover,
+    DocumentSymbols,
+    WorkspaceSymbols,
+    /// Concrete-syntax searches and edits computed from a lossless parse.
+    CstFindPattern,
+    CstRename,
+    CstAddImport,
+    /// tdom's component rules, checked on the syntax tree.
+    ValidateComponent,
+    /// tdom's "no f-string in `html()`" rule.
+    ValidateEscapeContext,
+}
+
+impl Typed {
+    /// The program the tool runs, if any. A tool whose program is not installed raises
+    /// `FileNotFoundError` and is left out of the stubs the model sees.
+    pub fn program(self) -> Option<Program> {
+        match self {
+            Typed::Typecheck => Some(Program::Ty),
+            Typed::Ruff => Some(Program::Ruff),
+            Typed::Pytest => Some(Program::Pytest),
+            Typed::GitStatus | Typed::GitDiff | Typed::GitLog => Some(Program::Git),
+            Typed::GotoDefinition
+            | Typed::FindReferences
+            | Typed::Hover
+            | Typed::DocumentSymbols
+            | Typed::WorkspaceSymbols
+            | Typed::CstFindPattern
+            | Typed::CstRename
+            | Typed::CstAddImport
+            | Typed::ValidateComponent
+            | Typed::ValidateEscapeContext => None,
+        }
+    }
+}
+
+/// A program a typed tool runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Program {
+    Ruff,
+    Ty,
+    Pytest,
+    Git,
+}
+
+impl Program {
+    pub const ALL: [Program; 4] = [Program::Ruff, Program::Ty, Program::Pytest, Program::Git];
+
+    /// The command looked up on `PATH`.
+    pub fn command(self) -> &'static str {
+        match self {
+            Program::Ruff => "ruff",
+            Program::Ty => "ty",
+            Program::Pytest => "pytest",
+            Program::Git => "git",
+        }
+    }
+
+    /// How to install it, for the error a snippet sees when it is missing.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Program::Ruff => "pip install ruff",
+            Program::Ty => "pip install ty",
+            Program::Pytest => "pip install pytest",
+            Program::Git => "install git with the system's package manager",
+        }
+    }
 }
 
 /// One tool, described once.
@@ -155,6 +242,14 @@ impl Tool {
         self.0.backend
     }
 
+    /// The program this tool runs, if it runs one.
+    pub fn program(self) -> Option<Program> {
+        match self.0.backend {
+            Backend::Typed(typed) => typed.program(),
+            Backend::ReadFile | Backend::WriteFile | Backend::RunCommand => None,
+        }
+    }
+
     /// `def name(arg: type = default, ...) -> Result:`
     pub fn signature(self) -> String {
         let spec = self.0;
@@ -217,6 +312,16 @@ impl Tool {
         }
         label.trim_end().to_owned()
     }
+}
+
+/// `tools` without those whose program `installed` says is missing: what a model is shown
+/// in a workspace where some of ruff, ty, pytest or git are not installed.
+pub fn installed_only(tools: &[Tool], installed: impl Fn(Program) -> bool) -> Vec<Tool> {
+    tools
+        .iter()
+        .copied()
+        .filter(|tool| tool.program().is_none_or(&installed))
+        .collect()
 }
 
 /// The stub block for `tools`, exactly as Punie rendered it: a header, then each core stub
@@ -364,7 +469,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Execute,
         label_arg: "path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::Typecheck),
         core: false,
     },
     ToolSpec {
@@ -391,7 +496,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Execute,
         label_arg: "path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::Ruff),
         core: false,
     },
     ToolSpec {
@@ -422,7 +527,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Execute,
         label_arg: "path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::Pytest),
         core: false,
     },
     ToolSpec {
@@ -467,7 +572,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "file_path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::GotoDefinition),
         core: false,
     },
     ToolSpec {
@@ -513,7 +618,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "file_path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::FindReferences),
         core: false,
     },
     ToolSpec {
@@ -557,7 +662,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "file_path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::Hover),
         core: false,
     },
     ToolSpec {
@@ -586,7 +691,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "file_path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::DocumentSymbols),
         core: false,
     },
     ToolSpec {
@@ -615,7 +720,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "query",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::WorkspaceSymbols),
         core: false,
     },
     ToolSpec {
@@ -643,7 +748,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Execute,
         label_arg: "path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::GitStatus),
         core: false,
     },
     ToolSpec {
@@ -680,7 +785,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Execute,
         label_arg: "path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::GitDiff),
         core: false,
     },
     ToolSpec {
@@ -724,7 +829,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "file_path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::CstFindPattern),
         core: false,
     },
     ToolSpec {
@@ -763,7 +868,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "file_path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::CstRename),
         core: false,
     },
     ToolSpec {
@@ -797,7 +902,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "file_path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::CstAddImport),
         core: false,
     },
     ToolSpec {
@@ -828,33 +933,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "file_path",
-        backend: Backend::Host,
-        core: false,
-    },
-    ToolSpec {
-        name: "check_render_tree",
-        params: &[Param {
-            name: "file_path",
-            ty: ParamType::Str,
-            default: None,
-        }],
-        returns: "DomainValidationResult",
-        doc: r#"Check component render tree composition in a Python file.
-
-    Returns DomainValidationResult with:
-    - valid: True if no errors found
-    - domain: "tdom"
-    - issues: List of ValidationIssue objects
-    - parse_error: Error message if file could not be parsed, None otherwise
-
-    Example:
-        result = check_render_tree("src/components/page.py")
-        for issue in result.issues:
-            print(f"[{issue.severity}] {issue.message}")
-    "#,
-        permission: PermissionClass::Read,
-        label_arg: "file_path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::ValidateComponent),
         core: false,
     },
     ToolSpec {
@@ -880,173 +959,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Read,
         label_arg: "file_path",
-        backend: Backend::Host,
-        core: false,
-    },
-    ToolSpec {
-        name: "validate_service_registration",
-        params: &[Param {
-            name: "file_path",
-            ty: ParamType::Str,
-            default: None,
-        }],
-        returns: "DomainValidationResult",
-        doc: r#"Validate svcs service registration patterns in a Python file.
-
-    Returns DomainValidationResult with:
-    - valid: True if no errors found
-    - domain: "svcs"
-    - issues: List of ValidationIssue objects
-    - parse_error: Error message if file could not be parsed, None otherwise
-
-    Checks: @injectable present, @dataclass present, Inject[] fields typed correctly.
-
-    Example:
-        result = validate_service_registration("src/services/users.py")
-        if not result.valid:
-            for issue in result.issues:
-                print(f"[{issue.severity}] {issue.rule}: {issue.message}")
-    "#,
-        permission: PermissionClass::Read,
-        label_arg: "file_path",
-        backend: Backend::Host,
-        core: false,
-    },
-    ToolSpec {
-        name: "check_dependency_graph",
-        params: &[Param {
-            name: "file_path",
-            ty: ParamType::Str,
-            default: None,
-        }],
-        returns: "DomainValidationResult",
-        doc: r#"Check svcs dependency graph for layer violations.
-
-    Returns DomainValidationResult with:
-    - valid: True if no layer violations found
-    - domain: "svcs"
-    - issues: List of ValidationIssue objects
-    - parse_error: Error message if file could not be parsed, None otherwise
-
-    Example:
-        result = check_dependency_graph("src/services/mixed.py")
-        if not result.valid:
-            for issue in result.issues:
-                print(f"Layer violation: {issue.message}")
-    "#,
-        permission: PermissionClass::Read,
-        label_arg: "file_path",
-        backend: Backend::Host,
-        core: false,
-    },
-    ToolSpec {
-        name: "validate_injection_site",
-        params: &[Param {
-            name: "file_path",
-            ty: ParamType::Str,
-            default: None,
-        }],
-        returns: "DomainValidationResult",
-        doc: r#"Validate Inject[] field sites reference imported types.
-
-    Returns DomainValidationResult with:
-    - valid: True if all Inject[] types are imported
-    - domain: "svcs"
-    - issues: List of ValidationIssue objects (usually warnings)
-    - parse_error: Error message if file could not be parsed, None otherwise
-
-    Example:
-        result = validate_injection_site("src/services/users.py")
-        for issue in result.issues:
-            print(f"[{issue.severity}] {issue.message}")
-    "#,
-        permission: PermissionClass::Read,
-        label_arg: "file_path",
-        backend: Backend::Host,
-        core: false,
-    },
-    ToolSpec {
-        name: "validate_middleware_chain",
-        params: &[Param {
-            name: "file_path",
-            ty: ParamType::Str,
-            default: None,
-        }],
-        returns: "DomainValidationResult",
-        doc: r#"Validate tdom-svcs middleware patterns in a Python file.
-
-    Returns DomainValidationResult with:
-    - valid: True if no errors found
-    - domain: "tdom-svcs"
-    - issues: List of ValidationIssue objects
-    - parse_error: Error message if file could not be parsed, None otherwise
-
-    Checks: @middleware has categories, correct __call__(self, target, props, context) sig.
-
-    Example:
-        result = validate_middleware_chain("src/middleware/auth.py")
-        if not result.valid:
-            for issue in result.issues:
-                print(f"[{issue.severity}] {issue.rule}: {issue.message}")
-    "#,
-        permission: PermissionClass::Read,
-        label_arg: "file_path",
-        backend: Backend::Host,
-        core: false,
-    },
-    ToolSpec {
-        name: "check_di_template_binding",
-        params: &[Param {
-            name: "file_path",
-            ty: ParamType::Str,
-            default: None,
-        }],
-        returns: "DomainValidationResult",
-        doc: r#"Check that DI components have context passed in html() calls.
-
-    Returns DomainValidationResult with:
-    - valid: True if no issues found
-    - domain: "tdom-svcs"
-    - issues: List of ValidationIssue objects
-    - parse_error: Error message if file could not be parsed, None otherwise
-
-    Example:
-        result = check_di_template_binding("src/views/main.py")
-        for issue in result.issues:
-            print(f"[{issue.severity}] {issue.message}")
-    "#,
-        permission: PermissionClass::Read,
-        label_arg: "file_path",
-        backend: Backend::Host,
-        core: false,
-    },
-    ToolSpec {
-        name: "validate_route_pattern",
-        params: &[Param {
-            name: "file_path",
-            ty: ParamType::Str,
-            default: None,
-        }],
-        returns: "DomainValidationResult",
-        doc: r#"Validate route patterns in a Python file.
-
-    Returns DomainValidationResult with:
-    - valid: True if all routes are valid
-    - domain: "tdom-svcs"
-    - issues: List of ValidationIssue objects
-    - parse_error: Error message if file could not be parsed, None otherwise
-
-    Checks: paths start with /, balanced braces in path parameters.
-
-    Example:
-        result = validate_route_pattern("src/routes.py")
-        if not result.valid:
-            for issue in result.issues:
-                print(f"[{issue.severity}] Route error: {issue.message}")
-    "#,
-        permission: PermissionClass::Read,
-        label_arg: "file_path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::ValidateEscapeContext),
         core: false,
     },
     ToolSpec {
@@ -1082,7 +995,7 @@ pub static REGISTRY: &[ToolSpec] = &[
     "#,
         permission: PermissionClass::Execute,
         label_arg: "path",
-        backend: Backend::Host,
+        backend: Backend::Typed(Typed::GitLog),
         core: false,
     },
 ];

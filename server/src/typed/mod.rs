@@ -1,0 +1,265 @@
+//! The typed tools' back ends: each registry entry with `Backend::Typed` is carried out here
+//! and returns the typed result its stub promises (`RuffResult`, `TestResult`, …) as a JSON
+//! object, which the sandbox hands to Python as an object with attribute access. Field names
+//! are Punie's (`fixtures/punie/tool_signatures.json` → `result_types`).
+//!
+//! Two kinds of back end:
+//!
+//! * **Programs** (`ruff`, `ty`, `pytest`, `git`): the argv is built here, the program runs
+//!   through `workspace::run_command` (the one contained program runner, with the host's
+//!   limits and the run's cancel flag), and its machine-readable output is parsed by a pure
+//!   function in the tool's module. A program that is not on `PATH` raises
+//!   `FileNotFoundError: ruff is not installed (pip install ruff)` in the snippet, and the
+//!   tool is left out of the stubs ([`installed`]).
+//! * **Python source** (code navigation, concrete-syntax search and edits, the tdom
+//!   validators): answered in-process from a lossless parse (`source.rs`, RustPython's
+//!   ruff-based parser). Files are read through the host, so an editor's unsaved buffer is
+//!   what is analysed; edits are returned as `modified_source` and reach the disk only
+//!   through `write_file` (its permission, its editor edit).
+//!
+//! Paths the model passes are confined to the workspace (`workspace::resolve`) and handed to
+//! programs as `./relative` paths, so a path can never be read as an option.
+
+mod cst;
+mod domain;
+mod git;
+mod navigation;
+mod pytest;
+mod ruff;
+mod source;
+mod ty;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::cancel::CancelFlag;
+use crate::sandbox::ToolHost;
+use crate::tools::{Program, Tool, Typed};
+use crate::workspace::{self, CommandOutput, ToolError};
+
+/// Carries out one typed call whose permission was granted.
+pub(crate) fn call(
+    host: &dyn ToolHost,
+    typed: Typed,
+    args: &Value,
+    cancel: &CancelFlag,
+) -> Result<Value, ToolError> {
+    let ctx = Context { host, cancel };
+    match typed {
+        Typed::Typecheck => ty::typecheck(&ctx, str_arg(args, "path")?),
+        Typed::Ruff => ruff::check(&ctx, str_arg(args, "path")?),
+        Typed::Pytest => pytest::run(&ctx, str_arg(args, "path")?),
+        Typed::GitStatus => git::status(&ctx, str_arg(args, "path")?),
+        Typed::GitDiff => git::diff(
+            &ctx,
+            str_arg(args, "path")?,
+            opt_bool_arg(args, "staged")?.unwrap_or(false),
+        ),
+        Typed::GitLog => git::log(
+            &ctx,
+            str_arg(args, "path")?,
+            opt_int_arg(args, "count")?.unwrap_or(10),
+        ),
+        Typed::GotoDefinition => navigation::goto_definition(&ctx, &Position::from_args(args)?),
+        Typed::FindReferences => navigation::find_references(&ctx, &Position::from_args(args)?),
+        Typed::Hover => navigation::hover(&ctx, &Position::from_args(args)?),
+        Typed::DocumentSymbols => navigation::document_symbols(&ctx, str_arg(args, "file_path")?),
+        Typed::WorkspaceSymbols => navigation::workspace_symbols(&ctx, str_arg(args, "query")?),
+        Typed::CstFindPattern => {
+            cst::find_pattern(&ctx, str_arg(args, "file_path")?, str_arg(args, "pattern")?)
+        }
+        Typed::CstRename => cst::rename(
+            &ctx,
+            str_arg(args, "file_path")?,
+            str_arg(args, "old_name")?,
+            str_arg(args, "new_name")?,
+        ),
+        Typed::CstAddImport => cst::add_import(
+            &ctx,
+            str_arg(args, "file_path")?,
+            str_arg(args, "import_stmt")?,
+        ),
+        Typed::ValidateComponent => domain::validate_component(&ctx, str_arg(args, "file_path")?),
+        Typed::ValidateEscapeContext => {
+            domain::validate_escape_context(&ctx, str_arg(args, "file_path")?)
+        }
+    }
+}
+
+/// Whether `program` is installed: an executable file of that name on `PATH`, the same
+/// lookup `run_command` makes.
+pub fn installed(program: Program) -> bool {
+    find_on_path(program.command()).is_some()
+}
+
+/// The tools of `tools` that can run here: those whose program is installed.
+pub fn runnable(tools: &[Tool]) -> Vec<Tool> {
+    crate::tools::installed_only(tools, installed)
+}
+
+fn find_on_path(command: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(command))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}
+
+/// What a back end needs from the call: the host (workspace, buffers, limits) and the run's
+/// cancel flag.
+struct Context<'a> {
+    host: &'a dyn ToolHost,
+    cancel: &'a CancelFlag,
+}
+
+impl Context<'_> {
+    fn root(&self) -> &Path {
+        self.host.workspace_root()
+    }
+
+    /// `raw` confined to the workspace; it must exist.
+    fn existing(&self, raw: &str) -> Result<PathBuf, ToolError> {
+        let path = workspace::resolve(self.root(), raw)?;
+        if !path.exists() {
+            return Err(ToolError::new(
+                "FileNotFoundError",
+                format!("No such file or directory: '{raw}'"),
+            ));
+        }
+        Ok(path)
+    }
+
+    /// `path` (inside the workspace) as a program argument: `./rel`, never starting with `-`.
+    fn program_arg(&self, path: &Path) -> String {
+        let rel = workspace::display_path(self.root(), path);
+        if rel == "." { rel } else { format!("./{rel}") }
+    }
+
+    /// `path` as results show it: relative to the workspace root.
+    fn shown(&self, path: &Path) -> String {
+        workspace::display_path(self.root(), path)
+    }
+
+    /// The text of a workspace file: the editor's buffer when it has one, else the disk.
+    fn read(&self, raw: &str) -> Result<(PathBuf, String), ToolError> {
+        let path = self.existing(raw)?;
+        let text = match self.host.read_document(&path) {
+            Some(text) => text,
+            None => workspace::read_text(&path, raw)?,
+        };
+        Ok((path, text))
+    }
+
+    /// Runs `program` with `args` in `cwd` through the one program runner.
+    fn run(
+        &self,
+        program: Program,
+        args: &[String],
+        cwd: &Path,
+    ) -> Result<CommandOutput, ToolError> {
+        if !installed(program) {
+            return Err(ToolError::new(
+                "FileNotFoundError",
+                format!(
+                    "{} is not installed ({})",
+                    program.command(),
+                    program.install_hint()
+                ),
+            ));
+        }
+        let mut argv = vec![program.command().to_owned()];
+        argv.extend_from_slice(args);
+        workspace::run_command(&argv, cwd, &self.host.command_limits(), self.cancel)
+    }
+}
+
+/// A position argument set: `file_path`, 1-based `line` and `column`, and the `symbol` the
+/// model meant (echoed back, and used to find the name near the position).
+struct Position<'a> {
+    file_path: &'a str,
+    line: i64,
+    column: i64,
+    symbol: &'a str,
+}
+
+impl Position<'_> {
+    fn from_args(args: &Value) -> Result<Position<'_>, ToolError> {
+        Ok(Position {
+            file_path: str_arg(args, "file_path")?,
+            line: int_arg(args, "line")?,
+            column: int_arg(args, "column")?,
+            symbol: str_arg(args, "symbol")?,
+        })
+    }
+}
+
+fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {
+    args.get(name).and_then(Value::as_str).ok_or_else(|| {
+        ToolError::new(
+            "TypeError",
+            format!("missing or non-string argument '{name}'"),
+        )
+    })
+}
+
+fn int_arg(args: &Value, name: &str) -> Result<i64, ToolError> {
+    opt_int_arg(args, name)?.ok_or_else(|| {
+        ToolError::new(
+            "TypeError",
+            format!("missing required argument '{name}' (an int)"),
+        )
+    })
+}
+
+fn opt_int_arg(args: &Value, name: &str) -> Result<Option<i64>, ToolError> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value.as_i64().map(Some).ok_or_else(|| {
+            ToolError::new("TypeError", format!("argument '{name}' must be an int"))
+        }),
+    }
+}
+
+fn opt_bool_arg(args: &Value, name: &str) -> Result<Option<bool>, ToolError> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value.as_bool().map(Some).ok_or_else(|| {
+            ToolError::new("TypeError", format!("argument '{name}' must be a bool"))
+        }),
+    }
+}
+
+/// The result of a program whose output could not be read: Punie's `success=False` with a
+/// `parse_error`, plus the program's own words so the model can see what went wrong.
+fn unreadable_output(program: Program, out: &CommandOutput, why: &str) -> String {
+    let mut res = format!("{} output could not be read ({why})", program.command());
+    let said = if out.stderr.trim().is_empty() {
+        out.stdout.trim()
+    } else {
+        out.stderr.trim()
+    };
+    if !said.is_empty() {
+        let said: String = said.chars().take(2000).collect();
+        res.push_str(": ");
+        res.push_str(&said);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests;
