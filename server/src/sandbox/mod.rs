@@ -199,8 +199,8 @@ pub trait ToolHost: Sync {
     /// snippet's `PermissionError`.
     fn permit(&self, request: &ToolRequest) -> Ruling;
 
-    /// Serves a call itself instead of the built-in back end (test doubles).
-    /// and test doubles. `None` means "use the built-in back end".
+    /// Serves a call itself instead of the built-in back end (test doubles). `None` means
+    /// "use the built-in back end".
     fn call_tool(
         &self,
         _tool: Tool,
