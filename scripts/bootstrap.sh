@@ -21,6 +21,8 @@ has_libclang() {
 install_system_packages() {
     local missing=()
     command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+    # The typed tools git_status, git_diff and git_log run the system's git.
+    command -v git >/dev/null 2>&1 || missing+=(git)
     command -v clang >/dev/null 2>&1 || missing+=(clang)
     # bindgen needs libclang itself, not only the clang driver.
     has_libclang || missing+=(libclang-dev)
@@ -65,6 +67,26 @@ build_punie() {
     export PATH="$repo_root/target/debug:$PATH"
 }
 
+# ruff, ty and pytest, which the typed tools run, in a virtual environment at .venv/ (pinned:
+# the tools parse their machine-readable output). Their bin/ goes first on PATH for what follows.
+install_python_tools() {
+    local venv="$repo_root/.venv"
+    local wanted=(ruff==0.17.6 ty==1.0.0 pytest==9.2.0)
+    if [ ! -x "$venv/bin/python3" ]; then
+        say "creating the virtual environment .venv (python3 -m venv)"
+        python3 -m venv "$venv"
+    fi
+    if "$venv/bin/python3" -m pip freeze 2>/dev/null | grep -qxF -e "${wanted[0]}" &&
+        "$venv/bin/python3" -m pip freeze 2>/dev/null | grep -qxF -e "${wanted[1]}" &&
+        "$venv/bin/python3" -m pip freeze 2>/dev/null | grep -qxF -e "${wanted[2]}"; then
+        say "python tools: ${wanted[*]} are in .venv"
+    else
+        say "installing ${wanted[*]} into .venv (pip)"
+        "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "${wanted[@]}"
+    fi
+    export PATH="$venv/bin:$PATH"
+}
+
 fetch_default_model() {
     say "installing the default model (punie models fetch)"
     "$repo_root/target/debug/punie" models fetch
@@ -89,5 +111,6 @@ install_python_tools() {
 
 install_system_packages
 check_toolchains
+install_python_tools
 build_punie
 fetch_default_model

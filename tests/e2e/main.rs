@@ -20,3 +20,4 @@ mod parse_prompt;
 mod redteam;
 mod sandbox;
 mod support;
+mod typed;

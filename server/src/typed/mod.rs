@@ -98,6 +98,26 @@ pub fn runnable(tools: &[Tool]) -> Vec<Tool> {
     crate::tools::installed_only(tools, installed)
 }
 
+/// The start of a program's argv. pytest runs as `python3 -B -m pytest` with the Python its
+/// script sits beside, so that importing the tests leaves no `__pycache__` in the workspace.
+fn interpreter_argv(program: Program) -> Vec<String> {
+    let python = match program {
+        Program::Pytest => find_on_path(program.command())
+            .and_then(|script| script.parent().map(|dir| dir.join("python3")))
+            .filter(|python| is_executable(python)),
+        Program::Ruff | Program::Ty | Program::Git => None,
+    };
+    match python {
+        Some(python) => vec![
+            python.display().to_string(),
+            "-B".to_owned(),
+            "-m".to_owned(),
+            "pytest".to_owned(),
+        ],
+        None => vec![program.command().to_owned()],
+    }
+}
+
 fn find_on_path(command: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -182,7 +202,7 @@ impl Context<'_> {
                 ),
             ));
         }
-        let mut argv = vec![program.command().to_owned()];
+        let mut argv = interpreter_argv(program);
         argv.extend_from_slice(args);
         workspace::run_command(&argv, cwd, &self.host.command_limits(), self.cancel)
     }

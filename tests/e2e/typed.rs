@@ -1,0 +1,462 @@
+//! The typed tools end to end through `punie sandbox`, against the real ruff, ty, pytest and
+//! git (`scripts/bootstrap.sh` installs the first three into `.venv/`; a missing one fails
+//! these tests). The fixture workspace `tests/fixtures/typed` has a lint error, a type error,
+//! a passing and a failing test and a class used across files; each test copies it, makes it
+//! a git repository and leaves an uncommitted change.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `PATH` with the set-up's `.venv/bin` first; fails when ruff, ty or pytest is missing.
+fn tools_path() -> OsString {
+    let bin = repo_root().join(".venv/bin");
+    for tool in ["ruff", "ty", "pytest"] {
+        assert!(
+            bin.join(tool).is_file(),
+            "{tool} is not installed in {}: run scripts/bootstrap.sh",
+            bin.display()
+        );
+    }
+    let mut dirs = vec![bin];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+fn run(program: &str, args: &[&str], cwd: &Path) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env("PATH", tools_path())
+        .output()
+        .unwrap_or_else(|err| panic!("{program} could not run: {err}"));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn git(args: &[&str], cwd: &Path) {
+    let status = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Punie Test",
+            "-c",
+            "user.email=test@punie.invalid",
+        ])
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git is installed");
+    assert!(status.success(), "git {args:?} failed");
+}
+
+/// A copy of the fixture workspace as a git repository with one commit, then a line added
+/// to `src/geometry/report.py` and an untracked `notes.txt`.
+fn fixture_repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::copy_dir(&repo_root().join("tests/fixtures/typed"), dir.path());
+    git(&["init", "-q", "-b", "main"], dir.path());
+    git(&["add", "."], dir.path());
+    git(&["commit", "-q", "-m", "Shapes and a report"], dir.path());
+    let report = dir.path().join("src/geometry/report.py");
+    let mut text = std::fs::read_to_string(&report).unwrap();
+    text.push_str("\n\nUNIT = \"cm\"\n");
+    std::fs::write(&report, text).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "to do\n").unwrap();
+    dir
+}
+
+/// Runs `code` with `punie sandbox --allow-commands` and `PATH`; returns its result object.
+fn sandbox(workspace: &Path, code: &str, path: &OsString) -> Value {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
+        .args([
+            "sandbox",
+            "--allow-commands",
+            "--timeout-ms",
+            "20000",
+            "--workspace",
+        ])
+        .arg(workspace)
+        .env("PATH", path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(code.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The snippet's printed JSON, after checking that it ran.
+fn printed(res: &Value) -> Value {
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    serde_json::from_str(res["output"].as_str().unwrap().trim()).unwrap()
+}
+
+#[test]
+fn program_tools_report_what_the_programs_report() {
+    let ws = fixture_repository();
+    let root = ws.path();
+    let res = sandbox(
+        root,
+        r#"
+r = ruff_check(".")
+t = typecheck("src/")
+p = pytest_run("tests/")
+s = git_status(".")
+d = git_diff(".")
+l = git_log(".", count=5)
+print(json.dumps({
+    "ruff": [r.success, r.violation_count, r.fixable_count, r.parse_error,
+             [[v.file, v.line, v.column, v.code, v.message, v.fixable] for v in r.violations]],
+    "ty": [t.success, t.error_count, t.warning_count, t.parse_error,
+           [[e.file, e.line, e.column, e.severity, e.code, e.message] for e in t.errors]],
+    "pytest": [p.success, p.passed, p.failed, p.errors, p.skipped,
+               [[c.name, c.outcome, c.message] for c in p.tests]],
+    "status": [s.success, s.clean, s.file_count, [[f.file, f.status, f.staged] for f in s.files]],
+    "diff": [d.success, d.file_count, d.additions, d.deletions,
+             [[f.file, f.additions, f.deletions, f.hunks] for f in d.files]],
+    "log": [l.success, l.commit_count, [[c.message, c.author] for c in l.commits]],
+}))
+"#,
+        &tools_path(),
+    );
+    let got = printed(&res);
+
+    // ruff, field by field against its own JSON report.
+    let report: Value = serde_json::from_str(&run(
+        "ruff",
+        &["check", "--no-cache", "--output-format", "json", "."],
+        root,
+    ))
+    .unwrap();
+    let expected: Vec<Value> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|diag| {
+            let file = Path::new(diag["filename"].as_str().unwrap());
+            json!([
+                file.strip_prefix(root.canonicalize().unwrap())
+                    .unwrap()
+                    .to_str()
+                    .unwrap(),
+                diag["location"]["row"],
+                diag["location"]["column"],
+                diag["code"],
+                diag["message"],
+                diag["fix"]["applicability"] == json!("safe"),
+            ])
+        })
+        .collect();
+    assert_eq!(
+        expected.len(),
+        1,
+        "the fixture has one lint error: {report:#}"
+    );
+    assert_eq!(got["ruff"], json!([false, 1, 1, null, expected]));
+
+    // ty, against its SARIF report.
+    let sarif: Value = serde_json::from_str(&run(
+        "ty",
+        &["check", "--output-format", "sarif", "src/"],
+        root,
+    ))
+    .unwrap();
+    let expected: Vec<Value> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|diag| {
+            let location = &diag["locations"][0]["physicalLocation"];
+            let uri = location["artifactLocation"]["uri"].as_str().unwrap();
+            let file = Path::new(uri.strip_prefix("file://").unwrap());
+            json!([
+                file.strip_prefix(root.canonicalize().unwrap())
+                    .unwrap()
+                    .to_str()
+                    .unwrap(),
+                location["region"]["startLine"],
+                location["region"]["startColumn"],
+                diag["level"],
+                diag["ruleId"],
+                diag["message"]["text"],
+            ])
+        })
+        .collect();
+    assert_eq!(
+        expected.len(),
+        1,
+        "the fixture has one type error: {sarif:#}"
+    );
+    assert_eq!(expected[0][4], json!("invalid-assignment"));
+    assert_eq!(got["ty"], json!([false, 1, 0, null, expected]));
+
+    // pytest: the fixture's one passing and one failing test.
+    let pytest = &got["pytest"];
+    assert_eq!(
+        pytest.as_array().unwrap()[0..5],
+        [json!(false), json!(1), json!(1), json!(0), json!(0)]
+    );
+    assert_eq!(
+        pytest[5][0],
+        json!(["tests/test_shapes.py::test_area", "passed", null])
+    );
+    assert_eq!(pytest[5][1][0], "tests/test_shapes.py::test_total_area");
+    assert_eq!(pytest[5][1][1], "failed");
+    assert!(
+        pytest[5][1][2]
+            .as_str()
+            .unwrap()
+            .starts_with("assert 5 == 6"),
+        "{pytest}"
+    );
+
+    // git, against its porcelain and numstat.
+    assert_eq!(
+        run("git", &["status", "--porcelain=v1"], root),
+        " M src/geometry/report.py\n?? notes.txt\n"
+    );
+    assert_eq!(
+        got["status"],
+        json!([
+            true,
+            false,
+            2,
+            [
+                ["src/geometry/report.py", "modified", false],
+                ["notes.txt", "untracked", false]
+            ]
+        ])
+    );
+    assert_eq!(
+        run("git", &["diff", "--numstat"], root),
+        "3\t0\tsrc/geometry/report.py\n"
+    );
+    assert_eq!(
+        got["diff"].as_array().unwrap()[0..4],
+        [json!(true), json!(1), json!(3), json!(0)]
+    );
+    let hunks = &got["diff"][4][0][3];
+    assert!(
+        hunks[0].as_str().unwrap().starts_with("@@ -13,3 +13,6 @@"),
+        "{hunks}"
+    );
+    assert_eq!(
+        got["log"],
+        json!([true, 1, [["Shapes and a report", "Punie Test"]]])
+    );
+}
+
+#[test]
+fn source_tools_answer_from_the_parse() {
+    let ws = fixture_repository();
+    let root = ws.path();
+    std::fs::write(
+        root.join("src/geometry/view.py"),
+        "class Badge:\n    def __call__(self):\n        return html(f\"<b>{self.text}</b>\")\n",
+    )
+    .unwrap();
+    let report_py = std::fs::read_to_string(root.join("src/geometry/report.py")).unwrap();
+    let (line, text) = report_py
+        .lines()
+        .enumerate()
+        .find(|(_, line)| line.starts_with("def total_area"))
+        .unwrap();
+    let column = text.find("Square").unwrap() + 1;
+    let code = format!(
+        r#"
+g = goto_definition("src/geometry/report.py", {line}, {column}, "Square")
+f = find_references("src/geometry/report.py", {line}, {column}, "Square")
+h = hover("src/geometry/report.py", {line}, {column}, "Square")
+ds = document_symbols("src/geometry/shapes.py")
+ws = workspace_symbols("squ")
+cf = cst_find_pattern("src/geometry/shapes.py", "FunctionDef")
+rn = cst_rename("src/geometry/shapes.py", "Square", "Box")
+written = write_file("src/geometry/shapes.py", rn.modified_source)
+ai = cst_add_import("src/geometry/report.py", "from typing import Optional")
+vc = validate_component("src/geometry/view.py")
+ve = validate_escape_context("src/geometry/view.py")
+print(json.dumps({{
+    "goto": [g.success, g.answered_by, [[l.file, l.line, l.column, l.end_line, l.end_column, l.preview] for l in g.locations]],
+    "refs": [f.reference_count, sorted([r.file + ":" + str(r.line) for r in f.references])],
+    "hover": [h.success, h.language, h.content],
+    "symbols": [ds.symbol_count, [[s.name, s.kind, s.line, s.end_line, [c.name for c in s.children]] for s in ds.symbols]],
+    "workspace": [[s.name, s.kind, s.file, s.line] for s in ws.symbols],
+    "find": [[m.line, m.column, m.code_snippet, m.node_type] for m in cf.matches],
+    "rename": [rn.success, rn.rename_count, written],
+    "import": [ai.success, ai.import_added, ai.modified_source],
+    "component": [vc.valid, vc.domain, [[i.rule, i.severity] for i in vc.issues]],
+    "escape": [ve.valid, [i.rule for i in ve.issues]],
+}}))
+"#,
+        line = line + 1,
+    );
+    let got = printed(&sandbox(root, &code, &tools_path()));
+    assert_eq!(
+        got["goto"],
+        json!([
+            true,
+            "punie-parser",
+            [["src/geometry/shapes.py", 4, 7, 4, 13, "class Square:"]]
+        ])
+    );
+    // Every spelling of the name, as a word count over the workspace's files finds them.
+    let refs = got["refs"][1].as_array().unwrap();
+    assert_eq!(got["refs"][0], json!(refs.len()));
+    assert_eq!(refs.len(), 8, "{refs:?}");
+    assert!(refs.contains(&json!("tests/test_shapes.py:10")));
+    assert_eq!(
+        got["hover"],
+        json!([
+            true,
+            "python",
+            "class Square:\n\nA square with sides of `side`."
+        ])
+    );
+    assert_eq!(
+        got["symbols"],
+        json!([3, [["Square", 5, 4, 11, ["__init__", "area"]]]])
+    );
+    assert_eq!(
+        got["workspace"],
+        json!([["Square", 5, "src/geometry/shapes.py", 4]])
+    );
+    assert_eq!(
+        got["find"],
+        json!([
+            [
+                7,
+                4,
+                "def __init__(self, side: float) -> None:",
+                "FunctionDef"
+            ],
+            [10, 4, "def area(self) -> float:", "FunctionDef"]
+        ])
+    );
+    // The rename reached the disk through write_file, everything else byte for byte.
+    assert_eq!(got["rename"], json!([true, 1, "File written successfully"]));
+    let original =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/typed/src/geometry/shapes.py"))
+            .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(root.join("src/geometry/shapes.py")).unwrap(),
+        original.replace("class Square:", "class Box:")
+    );
+    assert_eq!(
+        got["import"],
+        json!([
+            true,
+            true,
+            report_py.replace(
+                "from geometry.shapes import Square\n",
+                "from geometry.shapes import Square\nfrom typing import Optional\n"
+            )
+        ])
+    );
+    assert_eq!(
+        got["component"],
+        json!([
+            false,
+            "tdom",
+            [
+                ["component-must-have-dataclass", "error"],
+                ["component-callable-must-return-node", "warning"],
+                ["component-no-fstring-in-html", "error"]
+            ]
+        ])
+    );
+    assert_eq!(got["escape"], json!([false, ["no-fstring-in-html"]]));
+}
+
+/// Each tool's own docstring example, the style Punie's later phases were trained on, runs
+/// unchanged in a workspace that has the files the examples name.
+#[test]
+fn every_docstring_example_runs() {
+    let ws = fixture_repository();
+    let root = ws.path();
+    let service = format!(
+        "{}class UserService:\n    \"\"\"Users.\"\"\"\n\n    def get(self, user_id: int) -> str:\n        return str(user_id)\n",
+        "\n".repeat(19)
+    );
+    let app = format!(
+        "from services.user import UserService\n{}user = UserService()\n",
+        "\n".repeat(13)
+    );
+    // A component that breaks the rules, so that the validators' examples have issues to print.
+    let component =
+        "class Greeting:\n    def __call__(self):\n        return html(f\"<p>{self.name}</p>\")\n";
+    for (path, text) in [
+        ("src/services/user.py", service.as_str()),
+        ("src/services.py", service.as_str()),
+        ("src/app.py", app.as_str()),
+        ("src/components.py", component),
+        ("src/components/greeting.py", component),
+        ("src/components/template.py", component),
+    ] {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    git(&["add", "src/app.py"], root);
+    let mut ran = 0;
+    for tool in punie::tools::Tool::all().filter(|tool| !tool.spec().core) {
+        let doc = tool.spec().doc;
+        let example = doc
+            .split("Example:\n")
+            .nth(1)
+            .expect("every typed stub has an example");
+        let code: String = example
+            .lines()
+            .map(|line| line.strip_prefix("        ").unwrap_or(line.trim()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let res = sandbox(root, &code, &tools_path());
+        assert_eq!(res["ok"], json!(true), "{}: {res:#}", tool.name());
+        assert_eq!(
+            res["tool_calls"][0]["ok"],
+            json!(true),
+            "{}: {res:#}",
+            tool.name()
+        );
+        assert!(
+            !res["output"].as_str().unwrap().is_empty(),
+            "{}: {res:#}",
+            tool.name()
+        );
+        ran += 1;
+    }
+    assert_eq!(ran, punie::tools::Tool::all().count() - 3);
+}
+
+/// Without ruff on `PATH`, `ruff_check` raises a clear error and is not offered.
+#[test]
+fn a_missing_program_is_a_clear_error() {
+    let ws = fixture_repository();
+    let empty = tempfile::tempdir().unwrap();
+    let path = std::env::join_paths([empty.path()]).unwrap();
+    let res = sandbox(
+        ws.path(),
+        "try:\n    ruff_check('.')\nexcept FileNotFoundError as err:\n    print(err)\n",
+        &path,
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    assert_eq!(
+        res["output"].as_str().unwrap().trim(),
+        "ruff is not installed (pip install ruff)"
+    );
+    assert!(!ws.path().join(".ruff_cache").exists());
+}
