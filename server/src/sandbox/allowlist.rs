@@ -244,7 +244,10 @@ pub const RESULT_FIELDS: &[&str] = &[
 
 /// May a snippet read `obj.<name>`?
 pub fn attribute_allowed(name: &str) -> bool {
-    METHODS.contains(&name) || JSON_NAMES.contains(&name) || RESULT_FIELDS.contains(&name)
+    METHODS.contains(&name)
+        || JSON_NAMES.contains(&name)
+        || RESULT_FIELDS.contains(&name)
+        || crate::typed::ADDED_RESULT_FIELDS.contains(&name)
 }
 
 /// Names a snippet may read without binding them itself: builtins, tools, `json`.

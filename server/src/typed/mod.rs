@@ -38,6 +38,10 @@ use crate::sandbox::ToolHost;
 use crate::tools::{Program, Tool, Typed};
 use crate::workspace::{self, CommandOutput, ToolError};
 
+/// Fields our results add to Punie's result types (`answered_by`: which back end answered a
+/// navigation call), readable in the sandbox like Punie's own.
+pub const ADDED_RESULT_FIELDS: &[&str] = &["answered_by"];
+
 /// Carries out one typed call whose permission was granted.
 pub(crate) fn call(
     host: &dyn ToolHost,

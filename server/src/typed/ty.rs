@@ -28,8 +28,6 @@ pub(super) struct TypeCheckResult {
     pub(super) warning_count: usize,
     pub(super) errors: Vec<TypeCheckError>,
     pub(super) parse_error: Option<String>,
-    /// Which checker ran (always `ty`; Punie's result had no such field).
-    pub(super) checker: &'static str,
 }
 
 pub(super) fn typecheck(ctx: &Context<'_>, raw: &str) -> Result<Value, ToolError> {
@@ -59,7 +57,6 @@ pub(super) fn typecheck(ctx: &Context<'_>, raw: &str) -> Result<Value, ToolError
         warning_count: 0,
         errors: Vec::new(),
         parse_error: Some(super::unreadable_output(Program::Ty, &out, &why)),
-        checker: "ty",
     });
     Ok(serde_json::to_value(res).unwrap_or_default())
 }
@@ -158,6 +155,5 @@ pub(super) fn parse(
         warning_count: count("warning"),
         errors,
         parse_error: None,
-        checker: "ty",
     })
 }
