@@ -193,7 +193,21 @@ impl Agent {
         }
         let hit_turn_limit = hit_turn_limit(&outcome, run.max_turns);
         let message = match wire::stop_reason(&outcome.status, hit_turn_limit) {
-            Some(stop_reason) => response(run.request_id, json!({"stopReason": stop_reason})),
+            Some(stop_reason) => {
+                // Figures for clients and benchmarks (`_meta` is ACP's extension point).
+                let timings = &outcome.timings;
+                let meta = json!({"punie": {
+                    "firstTokenMs": timings.first_token.map(|d| d.as_secs_f64() * 1e3),
+                    "wallMs": timings.wall.as_secs_f64() * 1e3,
+                    "tokensIn": outcome.tokens_in,
+                    "tokensEvaluated": outcome.tokens_evaluated,
+                    "tokensOut": outcome.tokens_out,
+                }});
+                response(
+                    run.request_id,
+                    json!({"stopReason": stop_reason, "_meta": meta}),
+                )
+            }
             None => {
                 let reason = match &outcome.status {
                     RunStatus::Failed(reason) => reason.clone(),
