@@ -19,5 +19,6 @@ mod openai;
 mod parse_prompt;
 mod redteam;
 mod sandbox;
+mod sandbox_channel;
 mod support;
 mod typed;

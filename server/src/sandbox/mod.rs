@@ -30,16 +30,20 @@
 //! So the interpreter lives in a worker process that the server can kill at any moment:
 //!
 //! * The worker holds no file access of its own. Every tool call goes to the parent as one
-//!   JSON line on the worker's stdout; the parent checks policy and confinement, runs the
-//!   tool and answers on the worker's stdin (see `protocol`).
+//!   JSON line on a pipe only the worker's Rust side holds (fd 4; answers come on fd 3); its
+//!   stdout goes nowhere and its stderr only explains a crash. Every message names the
+//!   request it answers; anything out of turn, unparsable or longer than allowed makes the
+//!   parent kill the worker (see `protocol`, `process`).
 //! * OS limits: `RLIMIT_AS` (memory), `RLIMIT_CPU` (a backstop should the parent die),
 //!   `RLIMIT_NOFILE`/`RLIMIT_NPROC`/`RLIMIT_FSIZE`, `PR_SET_PDEATHSIG`, an empty environment,
-//!   working directory `/`, and on Linux a Landlock ruleset that forbids every file-system
-//!   access and a seccomp filter that forbids `execve`, sockets and `ptrace` (each applied
-//!   where the kernel offers it; see `worker::lockdown`).
+//!   working directory `/`, its own process group, and on Linux a Landlock ruleset that
+//!   forbids every file-system access and a seccomp filter that forbids `execve`, sockets and
+//!   `ptrace` (each applied where the kernel offers it; see `worker::lockdown`).
 //! * The parent enforces the wall-clock timeout by killing the worker, so `while True: pass`,
 //!   loops that swallow every exception, native `time.sleep` and the formatting of the result
 //!   are all covered. A killed or crashed worker is replaced at once by a fresh pre-warmed one.
+//!   Workers are forked by one long-lived thread, so a pre-warmed worker outlives the run
+//!   whose thread asked for it (the parent-death signal follows the forking thread).
 //! * Before compiling, the source is checked for size and bracket depth (the parser and the
 //!   compiler recurse), then its AST is checked against an allowlist (`validate`, with the
 //!   lists in `allowlist`): the syntax a snippet needs and no more (no classes, generators,
@@ -57,21 +61,20 @@
 
 pub mod allowlist;
 mod dispatch;
+mod process;
 mod protocol;
 mod validate;
 pub mod worker;
 
 pub mod coverage;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::RecvTimeoutError;
 
 use crate::cancel::CancelFlag;
 use crate::policy::{self, Answer, Decision, PolicySettings, SessionApprovals};
@@ -80,7 +83,8 @@ use crate::tools::PermissionClass;
 pub use crate::tools::Tool;
 pub use crate::workspace::{CommandLimits, ToolError};
 
-use protocol::{FromWorker, ToWorker, WireError};
+use process::{Incoming, WorkerProcess};
+use protocol::{FromWorker, ToWorker};
 
 /// Limits of one snippet. The server's settings `sandbox.timeoutMs`, `memoryMb` and
 /// `outputKb` map onto the first three.
@@ -259,12 +263,16 @@ const WORKER_START_TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_RUNS_PER_WORKER: u32 = 200;
 /// How often a waiting parent looks at the cancel flag.
 const CANCEL_POLL: Duration = Duration::from_millis(10);
+/// Room for the `[output truncated: …]` marker the worker adds to capped output.
+const OUTPUT_MARKER_BYTES: usize = 128;
+/// Longest tool name a worker may send (registry names are short).
+const MAX_TOOL_NAME_BYTES: usize = 64;
 
 /// Runs snippets; owns one pre-warmed worker process.
 pub struct Sandbox {
     limits: SandboxLimits,
     worker_exe: PathBuf,
-    worker: Option<Worker>,
+    worker: Option<WorkerProcess>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -284,6 +292,20 @@ fn own_executable() -> anyhow::Result<PathBuf> {
         return Ok(proc_self_exe.to_path_buf());
     }
     std::env::current_exe().context("finding the punie executable for the sandbox worker")
+}
+
+/// A fresh id for each `exec` the process sends.
+fn next_exec_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The snippet's error when its worker broke the protocol.
+fn broken(what: impl std::fmt::Display) -> PyError {
+    PyError::new(
+        "SystemError",
+        format!("the sandbox worker broke its protocol ({what}) and was stopped"),
+    )
 }
 
 impl Sandbox {
@@ -316,16 +338,25 @@ impl Sandbox {
         &self.limits
     }
 
-    /// Changes the limits; a new memory limit takes a new worker.
+    /// Changes the limits; a new memory or output limit takes a new worker.
     pub fn set_limits(&mut self, limits: SandboxLimits) {
-        if limits.memory_mb != self.limits.memory_mb {
+        if limits.memory_mb != self.limits.memory_mb || limits.output_kb != self.limits.output_kb {
             self.worker = None;
         }
         self.limits = limits;
     }
 
-    fn spawn_worker(&self) -> anyhow::Result<Worker> {
-        Worker::spawn(&self.worker_exe, &self.limits)
+    /// Bytes of printed output a snippet keeps.
+    fn output_limit(&self) -> usize {
+        usize::try_from(self.limits.output_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
+    }
+
+    fn spawn_worker(&self) -> anyhow::Result<WorkerProcess> {
+        WorkerProcess::spawn(
+            &self.worker_exe,
+            self.limits.memory_mb,
+            protocol::max_line_bytes(self.output_limit()),
+        )
     }
 
     /// Runs `code`, carrying its tool calls out through `host`. Stops when the time limit
@@ -363,6 +394,23 @@ impl Sandbox {
         res
     }
 
+    /// The pre-warmed worker if it is alive and has said nothing out of turn, else a new one.
+    fn take_worker(&mut self) -> Result<WorkerProcess, PyError> {
+        if let Some(mut worker) = self.worker.take() {
+            // Between snippets a worker has nothing to say; one that spoke is not trusted.
+            let quiet = !worker.ready || worker.incoming.is_empty();
+            if quiet && worker.alive() {
+                return Ok(worker);
+            }
+        }
+        self.spawn_worker().map_err(|err| {
+            PyError::new(
+                "SystemError",
+                format!("the sandbox worker could not start: {err:#}"),
+            )
+        })
+    }
+
     fn run_in_worker(
         &mut self,
         code: &str,
@@ -371,28 +419,15 @@ impl Sandbox {
         on_event: &mut dyn FnMut(ToolEvent),
         res: &mut SandboxResult,
     ) -> Result<(), PyError> {
-        let alive = self.worker.as_mut().is_some_and(Worker::alive);
-        let mut worker = match self.worker.take() {
-            Some(worker) if alive => worker,
-            _ => self.spawn_worker().map_err(|err| {
-                PyError::new(
-                    "SystemError",
-                    format!("the sandbox worker could not start: {err:#}"),
-                )
-            })?,
-        };
+        let mut worker = self.take_worker()?;
         let outcome = self.drive(&mut worker, code, host, cancel, on_event, res);
-        match outcome {
-            Ok(()) => {
-                worker.runs += 1;
-                if worker.runs < MAX_RUNS_PER_WORKER {
-                    self.worker = Some(worker);
-                }
-            }
-            Err(_) => {
-                worker.kill();
+        if outcome.is_ok() {
+            worker.runs += 1;
+            if worker.runs < MAX_RUNS_PER_WORKER {
+                self.worker = Some(worker);
             }
         }
+        // A worker that failed is dropped here, which kills it.
         if self.worker.is_none() {
             // Pre-warm the next one now, so that the next snippet does not wait for it.
             self.worker = self.spawn_worker().ok();
@@ -400,24 +435,54 @@ impl Sandbox {
         outcome
     }
 
+    fn wait_ready(&self, worker: &mut WorkerProcess, cancel: &CancelFlag) -> Result<(), PyError> {
+        let deadline = Instant::now() + WORKER_START_TIMEOUT;
+        while !worker.ready {
+            if cancel.is_cancelled() {
+                return Err(PyError::new("KeyboardInterrupt", "the run was cancelled"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(PyError::new(
+                    "SystemError",
+                    "the sandbox worker did not start in time",
+                ));
+            }
+            match worker
+                .incoming
+                .recv_timeout((deadline - now).min(CANCEL_POLL))
+            {
+                Ok(Incoming::Message(FromWorker::Ready {})) => worker.ready = true,
+                Ok(_) => return Err(broken("it spoke before it was ready")),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(worker.death_error(&self.limits));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn drive(
         &self,
-        worker: &mut Worker,
+        worker: &mut WorkerProcess,
         code: &str,
         host: &dyn ToolHost,
         cancel: &CancelFlag,
         on_event: &mut dyn FnMut(ToolEvent),
         res: &mut SandboxResult,
     ) -> Result<(), PyError> {
-        worker.wait_ready(cancel)?;
-        let exec = ToWorker::Exec {
+        self.wait_ready(worker, cancel)?;
+        let exec = next_exec_id();
+        let output_limit = self.output_limit();
+        worker.send(&ToWorker::Exec {
+            id: exec,
             code: code.to_owned(),
-            output_limit: usize::try_from(self.limits.output_kb.saturating_mul(1024))
-                .unwrap_or(usize::MAX),
-        };
-        worker.send(&exec)?;
+            output_limit,
+        })?;
         let timeout = Duration::from_millis(self.limits.timeout_ms);
         let mut deadline = Instant::now() + timeout;
+        let mut calls: u32 = 0;
         loop {
             let now = Instant::now();
             if cancel.is_cancelled() {
@@ -433,15 +498,27 @@ impl Sandbox {
                 ));
             }
             let wait = (deadline - now).min(CANCEL_POLL);
-            let msg = match worker.lines.recv_timeout(wait) {
-                Ok(msg) => msg,
+            let msg = match worker.incoming.recv_timeout(wait) {
+                Ok(Incoming::Message(msg)) => msg,
+                Ok(Incoming::Malformed(start)) => {
+                    return Err(broken(format!("a line that is not a message: {start:?}")));
+                }
+                Ok(Incoming::Oversized { limit }) => {
+                    return Err(broken(format!("a line longer than {limit} bytes")));
+                }
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return Err(worker.death_error(&self.limits)),
             };
             match msg {
-                FromWorker::Ready => {}
-                FromWorker::Tool { tool, args } => {
+                FromWorker::Tool {
+                    exec: of,
+                    call,
+                    tool,
+                    args,
+                } if of == exec && call == calls + 1 && tool.len() <= MAX_TOOL_NAME_BYTES => {
+                    calls = call;
                     let tool_start = Instant::now();
+                    let args = serde_json::Value::Object(args);
                     let reply = if res.tool_calls.len() >= self.limits.max_tool_calls {
                         let err = ToolError::new(
                             "RuntimeError",
@@ -457,16 +534,17 @@ impl Sandbox {
                             error: Some(err.to_string()),
                             permission: None,
                         });
-                        ToWorker::tool_error(&err)
+                        ToWorker::tool_error(call, &err)
                     } else {
                         let record = dispatch::call(host, &tool, args, cancel, on_event);
                         let reply = match &record.1 {
                             Ok(value) => ToWorker::ToolResult {
+                                call,
                                 ok: true,
                                 value: value.clone(),
                                 error: None,
                             },
-                            Err(err) => ToWorker::tool_error(err),
+                            Err(err) => ToWorker::tool_error(call, err),
                         };
                         res.tool_calls.push(record.0);
                         reply
@@ -479,268 +557,46 @@ impl Sandbox {
                     deadline += tool_start.elapsed();
                 }
                 FromWorker::Done {
+                    exec: of,
                     ok,
                     output,
                     truncated,
                     error,
-                } => {
-                    res.ok = ok;
+                } if of == exec => {
+                    if output.len() > output_limit + OUTPUT_MARKER_BYTES {
+                        return Err(broken(format!(
+                            "{} bytes of output, more than its {output_limit}",
+                            output.len()
+                        )));
+                    }
+                    res.error = match error {
+                        None => None,
+                        Some(error) => Some(
+                            error
+                                .into_py_error()
+                                .ok_or_else(|| broken("an error no snippet can raise"))?,
+                        ),
+                    };
+                    res.ok = ok && res.error.is_none();
                     res.output = output;
                     res.output_truncated = truncated;
-                    res.error = error.map(WireError::into_py_error);
                     return Ok(());
                 }
-                FromWorker::Invalid { line } => {
-                    return Err(PyError::new(
-                        "SystemError",
-                        format!("the sandbox worker sent a malformed message: {line}"),
-                    ));
+                FromWorker::Ready {} => return Err(broken("a second ready")),
+                FromWorker::Tool { exec: of, call, .. } => {
+                    return Err(broken(format!(
+                        "tool call {call} of exec {of} while running call {} of exec {exec}",
+                        calls + 1
+                    )));
+                }
+                FromWorker::Done { exec: of, .. } => {
+                    return Err(broken(format!(
+                        "done for exec {of} while running exec {exec}"
+                    )));
                 }
             }
         }
     }
-}
-
-/// One worker process and the threads that read its pipes.
-struct Worker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<FromWorker>,
-    stderr_tail: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-    ready: bool,
-    runs: u32,
-}
-
-impl Worker {
-    fn spawn(exe: &Path, limits: &SandboxLimits) -> anyhow::Result<Worker> {
-        let mut child = Command::new(exe)
-            .arg("sandbox-worker")
-            .arg("--memory-mb")
-            .arg(limits.memory_mb.to_string())
-            // The snippet must not see the server's environment (tokens, keys, paths).
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("running {} sandbox-worker", exe.display()))?;
-        let stdout = child.stdout.take().context("worker stdout")?;
-        let stderr = child.stderr.take().context("worker stderr")?;
-        let (sender, lines) = crossbeam_channel::unbounded();
-        let stdout_reader = std::thread::Builder::new()
-            .name("sandbox-stdout".to_owned())
-            .spawn(move || {
-                let mut reader = BufReader::new(stdout);
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    match reader.read_line(&mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let msg = FromWorker::parse(line.trim_end());
-                            if sender.send(msg).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            })?;
-        let stderr_tail = Arc::new(Mutex::new(Vec::new()));
-        let tail = Arc::clone(&stderr_tail);
-        let stderr_reader = std::thread::Builder::new()
-            .name("sandbox-stderr".to_owned())
-            .spawn(move || {
-                const KEEP: usize = 16 * 1024;
-                let mut stderr = stderr;
-                let mut buf = [0u8; 4096];
-                loop {
-                    match stderr.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n_read) => {
-                            let mut tail = tail.lock().unwrap_or_else(|poison| poison.into_inner());
-                            tail.extend_from_slice(&buf[..n_read]);
-                            if tail.len() > KEEP {
-                                let cut = tail.len() - KEEP;
-                                tail.drain(..cut);
-                            }
-                        }
-                    }
-                }
-            })?;
-        Ok(Worker {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            stderr_tail,
-            readers: vec![stdout_reader, stderr_reader],
-            ready: false,
-            runs: 0,
-        })
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn wait_ready(&mut self, cancel: &CancelFlag) -> Result<(), PyError> {
-        let deadline = Instant::now() + WORKER_START_TIMEOUT;
-        while !self.ready {
-            if cancel.is_cancelled() {
-                return Err(PyError::new("KeyboardInterrupt", "the run was cancelled"));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(PyError::new(
-                    "SystemError",
-                    "the sandbox worker did not start in time",
-                ));
-            }
-            match self.lines.recv_timeout((deadline - now).min(CANCEL_POLL)) {
-                Ok(FromWorker::Ready) => self.ready = true,
-                Ok(_) => {
-                    return Err(PyError::new(
-                        "SystemError",
-                        "the sandbox worker spoke before it was ready",
-                    ));
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(self.death_error(&SandboxLimits::default()));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn send(&mut self, msg: &ToWorker) -> Result<(), PyError> {
-        let mut line = msg.to_line();
-        line.push('\n');
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| PyError::new("SystemError", "the sandbox worker is gone"))?;
-        stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| stdin.flush())
-            .map_err(|_| PyError::new("SystemError", "the sandbox worker stopped reading"))
-    }
-
-    /// Why the worker died, as the exception the snippet would have seen.
-    fn death_error(&mut self, limits: &SandboxLimits) -> PyError {
-        let status = self.child.wait().ok();
-        // The reader threads end at EOF; join them so that the whole stderr is in.
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-        let tail = self
-            .stderr_tail
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let stderr = String::from_utf8_lossy(&tail);
-        classify_death(&stderr, status, limits)
-    }
-
-    fn kill(mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        // Closing stdin ends an idle worker; kill covers a busy one.
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-    }
-}
-
-/// Maps a dead worker's stderr and exit status to a Python exception.
-fn classify_death(
-    stderr: &str,
-    status: Option<std::process::ExitStatus>,
-    limits: &SandboxLimits,
-) -> PyError {
-    #[cfg(unix)]
-    let signal = {
-        use std::os::unix::process::ExitStatusExt;
-        status.and_then(|status| status.signal())
-    };
-    #[cfg(not(unix))]
-    let signal: Option<i32> = None;
-    if stderr.contains("has overflowed its stack") || stderr.contains("stack overflow") {
-        return PyError::new(
-            "RecursionError",
-            "the snippet nested or recursed too deeply and overflowed the interpreter's stack",
-        );
-    }
-    if stderr.contains("memory allocation of")
-        || stderr.contains("capacity overflow")
-        || stderr.contains("out of memory")
-    {
-        return PyError::new(
-            "MemoryError",
-            format!(
-                "the snippet needed more than its {} MB memory limit",
-                limits.memory_mb
-            ),
-        );
-    }
-    #[cfg(unix)]
-    if signal == Some(libc::SIGXCPU) {
-        return PyError::new("TimeoutError", "the snippet used up its CPU time limit");
-    }
-    #[cfg(unix)]
-    if signal == Some(libc::SIGSEGV) || signal == Some(libc::SIGBUS) {
-        return PyError::new(
-            "RecursionError",
-            "the snippet overflowed the interpreter's stack",
-        );
-    }
-    if stderr.contains("panicked") {
-        return PyError::new(
-            "SystemError",
-            "the sandbox interpreter hit an internal error on this snippet (the worker was restarted)",
-        );
-    }
-    #[cfg(unix)]
-    if signal == Some(libc::SIGABRT) || signal == Some(libc::SIGKILL) {
-        return PyError::new(
-            "MemoryError",
-            format!(
-                "the snippet was stopped: it likely exceeded its {} MB memory limit",
-                limits.memory_mb
-            ),
-        );
-    }
-    let last_line = stderr
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("");
-    PyError::new(
-        "SystemError",
-        format!(
-            "the sandbox worker exited unexpectedly ({}){}",
-            status
-                .map(|status| status.to_string())
-                .unwrap_or_else(|| "unknown status".to_owned()),
-            if last_line.is_empty() {
-                String::new()
-            } else {
-                format!(": {last_line}")
-            }
-        ),
-    )
 }
 
 /// Overhead figures of [`Sandbox::execute`], in milliseconds.

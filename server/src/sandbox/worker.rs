@@ -1,12 +1,14 @@
 //! The sandbox worker process (`punie sandbox-worker`): one RustPython interpreter with an
-//! allowlisted `builtins`, OS limits and no file access, speaking the `protocol` on
-//! stdin/stdout. It runs snippets one after another until stdin closes.
+//! allowlisted `builtins`, OS limits and no file access, speaking the `protocol` on fds 3
+//! and 4, which only this Rust code touches (the interpreter has no file objects, and its
+//! `print` is a capture). It runs snippets one after another until the server closes fd 3.
 //!
 //! Everything that can go wrong inside RustPython (an aborting allocation, a native stack
 //! overflow, a panic) ends this process only; the server sees it die and starts another.
 
 use std::cell::RefCell;
-use std::io::{BufRead, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 
 use rustpython_vm::builtins::{
     PyBaseException, PyBaseExceptionRef, PyDict, PyFloat, PyInt, PyList, PyStr, PyTuple,
@@ -18,7 +20,7 @@ use rustpython_vm::{
     AsObject, Interpreter, PyObjectRef, PyRef, PyResult, Settings, VirtualMachine,
 };
 
-use super::protocol::{FromWorker, ToWorker, WireError};
+use super::protocol::{self, FromWorker, ToWorker, WireError};
 use super::{PyError, allowlist, validate};
 use crate::tools::{ParamDefault, ParamType, Tool, ToolSpec};
 
@@ -39,25 +41,37 @@ pub struct WorkerOptions {
 /// Per-snippet state of the interpreter thread.
 #[derive(Default)]
 struct RunState {
+    /// The `exec` being run and the tool calls it has made.
+    exec: u64,
+    calls: u32,
     output: String,
     output_limit: usize,
     truncated: bool,
     json_module: Option<PyObjectRef>,
 }
 
-thread_local! {
-    static STATE: RefCell<RunState> = RefCell::new(RunState::default());
-    static STDIN: RefCell<std::io::BufReader<std::io::Stdin>> =
-        RefCell::new(std::io::BufReader::new(std::io::stdin()));
+/// The protocol pipes.
+struct Channel {
+    from_parent: BufReader<File>,
+    to_parent: File,
 }
 
-/// Runs the worker until stdin closes. Called by `punie sandbox-worker`.
+thread_local! {
+    static STATE: RefCell<RunState> = RefCell::new(RunState::default());
+    static CHANNEL: RefCell<Option<Channel>> = const { RefCell::new(None) };
+}
+
+/// Runs the worker until the server closes its pipe. Called by `punie sandbox-worker`.
 pub fn run_worker(options: WorkerOptions) -> anyhow::Result<()> {
+    let channel = open_channel()?;
     lockdown::early();
     let thread = std::thread::Builder::new()
         .name("sandbox-python".to_owned())
         .stack_size(STACK_BYTES)
-        .spawn(move || interpreter_main(options))?;
+        .spawn(move || {
+            CHANNEL.with(|slot| *slot.borrow_mut() = Some(channel));
+            interpreter_main(options)
+        })?;
     match thread.join() {
         Ok(res) => res,
         // The panic message is already on stderr, where the server reads it.
@@ -65,24 +79,70 @@ pub fn run_worker(options: WorkerOptions) -> anyhow::Result<()> {
     }
 }
 
+/// The pipes the server put on fds 3 and 4.
+fn open_channel() -> anyhow::Result<Channel> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::FromRawFd;
+        let is_pipe = |fd: i32| {
+            // SAFETY: fstat writes into the zeroed struct we pass and reads nothing else.
+            unsafe {
+                let mut stat: libc::stat = std::mem::zeroed();
+                libc::fstat(fd, &mut stat) == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFIFO
+            }
+        };
+        anyhow::ensure!(
+            is_pipe(protocol::FROM_PARENT_FD) && is_pipe(protocol::TO_PARENT_FD),
+            "punie sandbox-worker is started by the server, which hands it its protocol on \
+             fds {} and {}",
+            protocol::FROM_PARENT_FD,
+            protocol::TO_PARENT_FD
+        );
+        // SAFETY: both descriptors are open pipes (checked above) that nothing else in this
+        // process owns; the server made them for this worker alone.
+        let (from_parent, to_parent) = unsafe {
+            (
+                File::from_raw_fd(protocol::FROM_PARENT_FD),
+                File::from_raw_fd(protocol::TO_PARENT_FD),
+            )
+        };
+        Ok(Channel {
+            from_parent: BufReader::new(from_parent),
+            to_parent,
+        })
+    }
+    #[cfg(not(unix))]
+    anyhow::bail!("the sandbox worker needs a Unix system")
+}
+
 fn send(msg: &FromWorker) {
     let mut line = msg.to_line();
     line.push('\n');
-    let mut stdout = std::io::stdout().lock();
-    if stdout
-        .write_all(line.as_bytes())
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
+    send_line(&line);
+}
+
+fn send_line(line: &str) {
+    let sent = CHANNEL.with(|slot| {
+        slot.borrow_mut().as_mut().is_some_and(|channel| {
+            channel
+                .to_parent
+                .write_all(line.as_bytes())
+                .and_then(|()| channel.to_parent.flush())
+                .is_ok()
+        })
+    });
+    if !sent {
         // The server is gone.
         std::process::exit(0);
     }
 }
 
 fn receive() -> Option<ToWorker> {
-    STDIN.with(|stdin| {
+    CHANNEL.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let channel = slot.as_mut()?;
         let mut line = String::new();
-        match stdin.borrow_mut().read_line(&mut line) {
+        match channel.from_parent.read_line(&mut line) {
             Ok(0) | Err(_) => None,
             Ok(_) => ToWorker::parse(line.trim_end()),
         }
@@ -110,13 +170,19 @@ fn interpreter_main(options: WorkerOptions) -> anyhow::Result<()> {
     });
     lockdown::limit_process(options.memory_mb);
     lockdown::forbid_files_and_exec();
-    send(&FromWorker::Ready);
+    send(&FromWorker::Ready {});
     while let Some(msg) = receive() {
-        let ToWorker::Exec { code, output_limit } = msg else {
+        let ToWorker::Exec {
+            id,
+            code,
+            output_limit,
+        } = msg
+        else {
             // A tool result with no call pending: the protocol is out of step; stop.
             anyhow::bail!("unexpected message from the server");
         };
-        let done = interpreter.enter(|vm| run_snippet(vm, &code, output_limit, &tool_functions));
+        let done =
+            interpreter.enter(|vm| run_snippet(vm, id, &code, output_limit, &tool_functions));
         send(&done);
     }
     Ok(())
@@ -223,12 +289,14 @@ fn builtin_import(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
 
 fn run_snippet(
     vm: &VirtualMachine,
+    exec: u64,
     code: &str,
     output_limit: usize,
     tools: &[(&'static str, PyObjectRef)],
 ) -> FromWorker {
     STATE.with(|state| {
         *state.borrow_mut() = RunState {
+            exec,
             output_limit,
             ..RunState::default()
         };
@@ -251,18 +319,20 @@ fn run_snippet(
     });
     match res {
         Ok(()) => FromWorker::Done {
+            exec,
             ok: true,
             output,
             truncated,
             error: None,
         },
         Err(err) => FromWorker::Done {
+            exec,
             ok: false,
             output,
             truncated,
             error: Some(WireError {
                 type_name: err.type_name,
-                message: err.message,
+                message: protocol::cap_message(&err.message),
                 line: err.line,
             }),
         },
@@ -315,7 +385,7 @@ fn compile_and_run(
 fn describe_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> PyError {
     let type_name = exc.class().name().to_string();
     let message = match exc.as_object().str(vm) {
-        Ok(text) => text.to_string_lossy().into_owned(),
+        Ok(text) => protocol::cap_message(&text.to_string_lossy()),
         Err(_) => String::new(),
     };
     let mut line = None;
@@ -335,17 +405,45 @@ fn describe_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> PyError 
 /// out, and turns the answer into Python objects (JSON objects become attribute objects).
 fn call_tool(spec: &'static ToolSpec, args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     let named = bind_args(spec, args, vm)?;
-    send(&FromWorker::Tool {
+    let (exec, call) = STATE.with(|state| {
+        let mut state = state.borrow_mut();
+        state.calls += 1;
+        (state.exec, state.calls)
+    });
+    let mut line = FromWorker::Tool {
+        exec,
+        call,
         tool: spec.name.to_owned(),
         args: named,
-    });
+    }
+    .to_line();
+    if line.len() > protocol::MAX_TOOL_LINE_BYTES {
+        // Not sent: the call number is free again.
+        STATE.with(|state| state.borrow_mut().calls -= 1);
+        return Err(vm.new_value_error(format!(
+            "{}(): the arguments are {} bytes as sent, more than the sandbox allows for one \
+             call ({} bytes)",
+            spec.name,
+            line.len(),
+            protocol::MAX_TOOL_LINE_BYTES
+        )));
+    }
+    line.push('\n');
+    send_line(&line);
+    drop(line);
     match receive() {
         Some(ToWorker::ToolResult {
-            ok: true, value, ..
-        }) => json::to_py_objects(vm, &value),
+            call: answered,
+            ok: true,
+            value,
+            ..
+        }) if answered == call => json::to_py_objects(vm, &value),
         Some(ToWorker::ToolResult {
-            ok: false, error, ..
-        }) => {
+            call: answered,
+            ok: false,
+            error,
+            ..
+        }) if answered == call => {
             let err = error.unwrap_or(WireError {
                 type_name: "RuntimeError".to_owned(),
                 message: "tool failed".to_owned(),
@@ -358,7 +456,11 @@ fn call_tool(spec: &'static ToolSpec, args: FuncArgs, vm: &VirtualMachine) -> Py
     }
 }
 
-fn bind_args(spec: &ToolSpec, args: FuncArgs, vm: &VirtualMachine) -> PyResult<serde_json::Value> {
+fn bind_args(
+    spec: &ToolSpec,
+    args: FuncArgs,
+    vm: &VirtualMachine,
+) -> PyResult<serde_json::Map<String, serde_json::Value>> {
     let name = spec.name;
     if args.args.len() > spec.params.len() {
         return Err(vm.new_type_error(format!(
@@ -401,7 +503,7 @@ fn bind_args(spec: &ToolSpec, args: FuncArgs, vm: &VirtualMachine) -> PyResult<s
         };
         res.insert(param.name.to_owned(), value);
     }
-    Ok(serde_json::Value::Object(res))
+    Ok(res)
 }
 
 fn convert_arg(

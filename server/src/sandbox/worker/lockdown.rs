@@ -1,22 +1,15 @@
-//! OS limits of the worker: rlimits everywhere; on Linux also `PR_SET_PDEATHSIG`,
-//! `no_new_privs`, a Landlock ruleset that handles (and so forbids) every file-system
-//! access, and a seccomp filter that makes `open`, `execve`, sockets, `ptrace` and the
-//! file-changing calls fail with `EPERM`. Each is best effort: a kernel without Landlock or
+//! OS limits of the worker: rlimits everywhere; on Linux also `no_new_privs`, a Landlock
+//! ruleset that handles (and so forbids) every file-system access, and a seccomp filter that
+//! makes `open`, `execve`, sockets, `ptrace` and the file-changing calls fail with `EPERM`. Each is best effort: a kernel without Landlock or
 //! seccomp still gets the rest (the worker has no file handles and no tool of its own).
 
 /// Before the interpreter starts.
 pub(super) fn early() {
+    // Death with the server (`PR_SET_PDEATHSIG`) is set by the server between fork and exec
+    // (`process::child_setup`), where it cannot be missed.
     #[cfg(target_os = "linux")]
-    // SAFETY: prctl and mallopt take plain integers here and change only this process.
+    // SAFETY: mallopt takes plain integers here and changes only this process.
     unsafe {
-        // Die with the server, whatever happens to it.
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
         // One malloc arena: per-thread arenas reserve 64 MB of address space each, which
         // would eat the RLIMIT_AS budget.
         #[cfg(target_env = "gnu")]
