@@ -10,6 +10,8 @@
 //! * [`Prompt`] (`prompt`): the question as data; `show` escapes and quotes what it shows,
 //!   `diff` computes a write's change.
 //! * [`Scope`], [`SessionApprovals`] (`scope`): what "Allow for this session" covers.
+//! * [`parse_user_policy`] (`user`): the user's own policy file, the one place (with the
+//!   command line and clients that vouch for their settings) that may loosen the policy.
 //!
 //! A tool's setting (allow, ask, deny; `toolPolicy` in the server's settings) defaults to its
 //! [`PermissionClass`]'s: reads are allowed, writes and commands ask. Front ends only show the
@@ -24,6 +26,7 @@ mod protected;
 mod request;
 mod scope;
 mod show;
+mod user;
 
 pub use decide::{Answer, PolicySettings, Refusal, RuledBy, Ruling, Verdict, decide, permit, rule};
 pub use diff::{Before, Diff, DiffStat, MAX_DIFF_LINES};
@@ -32,6 +35,7 @@ pub use protected::{PROTECTED, Pattern, ProtectedRule, protected_rule, rule_by_i
 pub use request::{Action, Target, ToolRequest};
 pub use scope::{Scope, SessionApprovals};
 pub use show::{Shown, cut, escape, shell_line, shell_word};
+pub use user::parse_user_policy;
 
 use std::collections::HashMap;
 
@@ -62,6 +66,16 @@ impl Decision {
             Decision::Ask => "ask",
             Decision::Deny => "deny",
         }
+    }
+
+    /// Is `self` at least as strict as `other` (deny > ask > allow)?
+    pub fn at_least_as_strict_as(self, other: Decision) -> bool {
+        let rank = |decision| match decision {
+            Decision::Allow => 0,
+            Decision::Ask => 1,
+            Decision::Deny => 2,
+        };
+        rank(self) >= rank(other)
     }
 }
 
@@ -101,6 +115,42 @@ pub fn check(policy: &ToolPolicy, tool: Tool) -> Decision {
         .get(tool.name())
         .copied()
         .unwrap_or_else(|| default_for(tool.permission()))
+}
+
+impl PolicySettings {
+    /// Applies `overrides` (tool name → decision) from a source that may loosen the policy:
+    /// the user's own command line, or a client whose settings are the user's alone.
+    pub fn override_tools<'a>(
+        &mut self,
+        overrides: impl IntoIterator<Item = (&'a String, &'a Decision)>,
+    ) {
+        for (name, decision) in overrides {
+            self.tools.set(name, *decision);
+        }
+    }
+
+    /// Applies `overrides` from a source that a workspace can write (an editor's merged
+    /// settings): only where they are at least as strict as what is in force. Returns the
+    /// names whose looser value was ignored.
+    pub fn tighten_tools<'a>(
+        &mut self,
+        overrides: impl IntoIterator<Item = (&'a String, &'a Decision)>,
+    ) -> Vec<String> {
+        let mut ignored = Vec::new();
+        for (name, decision) in overrides {
+            let in_force = match Tool::by_name(name) {
+                Some(tool) => check(&self.tools, tool),
+                // A tool this Punie does not know: nothing to loosen.
+                None => Decision::Deny,
+            };
+            if decision.at_least_as_strict_as(in_force) {
+                self.tools.set(name, *decision);
+            } else if Tool::by_name(name).is_some() {
+                ignored.push(name.clone());
+            }
+        }
+        ignored
+    }
 }
 
 #[cfg(test)]

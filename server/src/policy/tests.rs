@@ -555,3 +555,43 @@ fn tool_settings_default_to_their_class() {
     assert_eq!(Decision::parse("ask"), Some(Decision::Ask));
     assert_eq!(Decision::parse("maybe"), None);
 }
+
+#[test]
+fn the_user_policy_file() {
+    let (settings, problems) = parse_user_policy(
+        "[tools]\nrun_command = \"allow\"\nwrite_file = \"sometimes\"\n\n[protected]\nexecutable = \"ask\"\nvcs = \"refuse\"\nnope = \"ask\"\n\n[extra]\nx = 1\n",
+    );
+    assert_eq!(check(&settings.tools, tool("run_command")), Decision::Allow);
+    assert_eq!(check(&settings.tools, tool("write_file")), Decision::Ask);
+    assert!(settings.ask_protected.contains("executable"));
+    assert!(!settings.ask_protected.contains("vcs"));
+    insta::assert_snapshot!(problems.join("\n"), @r#"
+    [extra]: unknown section; expected [tools] or [protected]
+    protected.nope: no such rule; the rules are vcs, editor, git_hooks, pre_commit, ci, autorun, shell_startup, executable, hard_link
+    tools.write_file: expected "allow", "ask" or "deny", got "sometimes"
+    "#);
+    let (_, problems) = parse_user_policy("[tools\n");
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].starts_with("not valid TOML"), "{problems:?}");
+}
+
+#[test]
+fn a_workspace_source_only_tightens() {
+    let mut settings = PolicySettings::default();
+    settings.tools.set("run_command", Decision::Allow);
+    let from_editor: std::collections::BTreeMap<String, Decision> = [
+        ("run_command".to_owned(), Decision::Ask),
+        ("write_file".to_owned(), Decision::Allow),
+        ("read_file".to_owned(), Decision::Deny),
+        ("future_tool".to_owned(), Decision::Allow),
+    ]
+    .into();
+    let ignored = settings.tighten_tools(&from_editor);
+    assert_eq!(ignored, ["write_file"]);
+    assert_eq!(check(&settings.tools, tool("run_command")), Decision::Ask);
+    assert_eq!(check(&settings.tools, tool("write_file")), Decision::Ask);
+    assert_eq!(check(&settings.tools, tool("read_file")), Decision::Deny);
+    let mut vouched = PolicySettings::default();
+    vouched.override_tools(&from_editor);
+    assert_eq!(check(&vouched.tools, tool("write_file")), Decision::Allow);
+}
