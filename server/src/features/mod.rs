@@ -15,7 +15,8 @@
 //!   is given and returns the answer.
 //! - [`RunResources`]: what runs share (the pre-warmed sandbox, [`Conversations`],
 //!   [`SessionApprovals`]); [`RunQueue`]: runs take turns on the one engine.
-//! - [`Settings`]: the user's choices for runs, whatever protocol delivered them.
+//! - [`Settings`]: the user's choices for runs, whatever protocol delivered them, over the
+//!   user's own policy file ([`load_policy_file`]).
 //! - [`ProseStream`]: a turn's prose as it streams, without its tool calls.
 //!
 //! **Architecture invariant:** nothing here knows JSON-RPC, `lsp_types` or ACP; a front end
@@ -26,6 +27,7 @@ mod conversations;
 mod edits;
 mod front_end;
 mod instruction;
+mod policy_file;
 mod prose;
 mod question;
 mod queue;
@@ -42,6 +44,7 @@ pub use edits::{
 };
 pub use front_end::{FrontEnd, OpenDocument};
 pub use instruction::Instruction;
+pub use policy_file::{load_policy_file, policy_file_path};
 pub use prose::ProseStream;
 pub use question::{Ask, DocumentSnapshot, Selection, language_from_path, shown_path};
 pub use queue::RunQueue;

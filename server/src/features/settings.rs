@@ -15,8 +15,15 @@ pub struct Settings {
     /// A prompt profile name; `None`: the one the model was made for.
     pub profile: Option<String>,
     pub max_turns: usize,
-    /// Per-tool overrides of the policy defaults.
+    /// Per-tool overrides of the policy defaults, from the front end's settings.
     pub tool_policy: BTreeMap<String, Decision>,
+    /// The user's own policy file ([`super::load_policy_file`]): what `tool_policy` starts
+    /// from, and the protected rules turned into ask-every-time.
+    pub user_policy: PolicySettings,
+    /// `tool_policy` is the user's alone (the command line, a client that vouches for its
+    /// settings), so it may loosen `user_policy`; otherwise a workspace could have written
+    /// it, and only what tightens counts.
+    pub tool_policy_is_users: bool,
     pub sandbox_timeout_ms: u64,
     pub sandbox_memory_mb: u64,
     pub sandbox_output_kb: u64,
@@ -30,6 +37,8 @@ impl Default for Settings {
             profile: None,
             max_turns: crate::agent::DEFAULT_MAX_TURNS,
             tool_policy: BTreeMap::new(),
+            user_policy: PolicySettings::default(),
+            tool_policy_is_users: false,
             sandbox_timeout_ms: limits.timeout_ms,
             sandbox_memory_mb: limits.memory_mb,
             sandbox_output_kb: limits.output_kb,
@@ -38,13 +47,25 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The permission policy these settings give.
+    /// The permission policy in force: the user's policy file, then `tool_policy` over it
+    /// (only where it tightens, unless it is the user's).
     pub fn policy_settings(&self) -> PolicySettings {
-        let mut res = PolicySettings::default();
-        for (name, decision) in &self.tool_policy {
-            res.tools.set(name, *decision);
+        let mut res = self.user_policy.clone();
+        if self.tool_policy_is_users {
+            res.override_tools(&self.tool_policy);
+        } else {
+            res.tighten_tools(&self.tool_policy);
         }
         res
+    }
+
+    /// The tools whose `tool_policy` value is ignored because it would loosen the policy from
+    /// a source a workspace can write.
+    pub fn ignored_loosening(&self) -> Vec<String> {
+        if self.tool_policy_is_users {
+            return Vec::new();
+        }
+        self.user_policy.clone().tighten_tools(&self.tool_policy)
     }
 
     pub fn sandbox_limits(&self) -> SandboxLimits {

@@ -9,6 +9,7 @@
 //! | `punie.newConversation` | command | none | `{"cleared": N}` (conversations forgotten) |
 //! | `punie/answer` | notification (server → client) | [`AnswerParams`] | |
 //! | `experimental.punieAnswer` | client capability | `true` | |
+//! | `experimental.punieUserSettings` | client capability | `true`: its settings are the user's alone | |
 
 use lsp_types::Range;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,10 @@ pub const COMMANDS: &[&str] = &[ASK_COMMAND, CANCEL_COMMAND, NEW_CONVERSATION_CO
 
 pub const ANSWER_NOTIFICATION: &str = "punie/answer";
 pub const ANSWER_CAPABILITY: &str = "punieAnswer";
+/// The client vouches that the settings it sends are the user's alone (VS Code: `application`
+/// and `machine` scope), so a `toolPolicy` that loosens the policy is honoured. Without it a
+/// project's settings could send the same keys, and only what tightens counts.
+pub const USER_SETTINGS_CAPABILITY: &str = "punieUserSettings";
 pub const CONFIG_SECTION: &str = "punie";
 
 pub const PERMISSION_ALLOW: &str = "Allow";

@@ -9,18 +9,30 @@ use serde_json::{Map, Value};
 
 use crate::engine::EngineSpec;
 use crate::features::Settings;
-use crate::policy::Decision;
+use crate::policy::{Decision, PolicySettings};
 
 /// The raw merged settings object plus its validated form.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SettingsStore {
     raw: Map<String, Value>,
     settings: Settings,
+    user_policy: PolicySettings,
+    /// The client vouches that its settings are the user's alone (`experimental.punieUserSettings`).
+    users_settings: bool,
 }
 
 impl SettingsStore {
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// What the editor's `toolPolicy` applies over: the user's policy file, and whether the
+    /// client vouches that its settings cannot come from a workspace (then they may loosen it).
+    pub(crate) fn set_user_policy(&mut self, user_policy: PolicySettings, users_settings: bool) {
+        self.user_policy = user_policy;
+        self.users_settings = users_settings;
+        self.settings.user_policy = self.user_policy.clone();
+        self.settings.tool_policy_is_users = users_settings;
     }
 
     /// Merges one source and returns the problems found in it, each naming its key.
@@ -32,7 +44,28 @@ impl SettingsStore {
             Value::Object(object) => merge(&mut self.raw, object),
             _ => problems.push("punie settings: expected an object".to_owned()),
         }
-        let (settings, mut bad) = validate(&mut self.raw);
+        let (mut settings, mut bad) = validate(&mut self.raw);
+        settings.user_policy = self.user_policy.clone();
+        settings.tool_policy_is_users = self.users_settings;
+        // A project's settings (Zed's `.zed/settings.json`) arrive the same way as the user's:
+        // a looser value is ignored, once, and the way to set it is named.
+        for tool in settings.ignored_loosening() {
+            let value = settings
+                .tool_policy
+                .remove(&tool)
+                .map_or("", Decision::as_str);
+            if let Some(Value::Object(policies)) = self.raw.get_mut("toolPolicy") {
+                policies.remove(&tool);
+            }
+            let file = crate::features::policy_file_path().map_or_else(
+                || "the policy file".to_owned(),
+                |path| path.display().to_string(),
+            );
+            bad.push(format!(
+                "toolPolicy.{tool}: \"{value}\" is ignored because a project's settings could send it; \
+                 set it in {file} ([tools] {tool} = \"{value}\")"
+            ));
+        }
         self.settings = settings;
         problems.append(&mut bad);
         problems
@@ -191,7 +224,23 @@ mod tests {
 
     #[track_caller]
     fn check(sources: &[Value], expect_problems: &[&str], expect: impl Fn(&Settings)) {
+        check_with(SettingsStore::default(), sources, expect_problems, expect)
+    }
+
+    /// A store whose client vouches that its settings are the user's.
+    fn users_store() -> SettingsStore {
         let mut store = SettingsStore::default();
+        store.set_user_policy(PolicySettings::default(), true);
+        store
+    }
+
+    #[track_caller]
+    fn check_with(
+        mut store: SettingsStore,
+        sources: &[Value],
+        expect_problems: &[&str],
+        expect: impl Fn(&Settings),
+    ) {
         let mut problems = Vec::new();
         for source in sources {
             problems.extend(store.apply(source));
@@ -202,7 +251,8 @@ mod tests {
 
     #[test]
     fn later_sources_win_key_by_key() {
-        check(
+        check_with(
+            users_store(),
             &[
                 json!({"maxTurns": 3, "toolPolicy": {"run_command": "deny"}, "sandbox": {"timeoutMs": 500}}),
                 json!({"toolPolicy": {"write_file": "allow"}, "sandbox": null, "profile": null}),
@@ -225,6 +275,39 @@ mod tests {
                 );
                 assert_eq!(settings.sandbox_timeout_ms, 500);
             },
+        );
+    }
+
+    #[test]
+    fn a_client_that_does_not_vouch_can_only_tighten_the_policy() {
+        let mut store = SettingsStore::default();
+        let mut user_policy = PolicySettings::default();
+        user_policy.tools.set("run_command", Decision::Allow);
+        store.set_user_policy(user_policy, false);
+        let problems = store.apply(
+            &json!({"toolPolicy": {"write_file": "allow", "run_command": "ask", "read_file": "deny"}}),
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("toolPolicy.write_file: \"allow\" is ignored because a project's settings could send it"),
+            "{problems:?}"
+        );
+        let policy = store.settings().policy_settings();
+        assert_eq!(
+            crate::policy::check(&policy.tools, tool("write_file")),
+            Decision::Ask
+        );
+        assert_eq!(
+            crate::policy::check(&policy.tools, tool("run_command")),
+            Decision::Ask
+        );
+        assert_eq!(
+            crate::policy::check(&policy.tools, tool("read_file")),
+            Decision::Deny
+        );
+        assert!(
+            store.apply(&json!({"maxTurns": 4})).is_empty(),
+            "reported once"
         );
     }
 

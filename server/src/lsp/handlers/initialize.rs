@@ -11,7 +11,7 @@ use lsp_types::{
 use serde_json::Value;
 
 use crate::lsp::documents::PositionEncoding;
-use crate::lsp::ext::{ANSWER_CAPABILITY, COMMANDS};
+use crate::lsp::ext::{ANSWER_CAPABILITY, COMMANDS, USER_SETTINGS_CAPABILITY};
 use crate::lsp::global_state::{ClientCaps, Handled, HandlerError, HandlerResult, Server};
 
 pub(crate) fn handle_initialize(server: &mut Server, params: Value) -> HandlerResult {
@@ -48,6 +48,17 @@ pub(crate) fn handle_initialize(server: &mut Server, params: Value) -> HandlerRe
     };
     server.roots = workspace_roots(&params);
     server.initialized = true;
+    let (user_policy, problems) = crate::features::load_policy_file();
+    for problem in problems {
+        server.show_message(
+            lsp_types::MessageType::ERROR,
+            &format!("Punie policy file: {problem}; that entry is left out"),
+        );
+    }
+    server.settings.set_user_policy(
+        user_policy,
+        flag(&caps["experimental"][USER_SETTINGS_CAPABILITY]),
+    );
     server.apply_settings(&params["initializationOptions"]);
     // The model starts loading now; its progress is shown once the client is `initialized`.
     server.ensure_engine();

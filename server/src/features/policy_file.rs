@@ -1,0 +1,46 @@
+//! The user's own policy file: where it is, and reading it. What it may say is
+//! `policy::parse_user_policy`'s business.
+//!
+//! `PUNIE_POLICY_FILE` names it; else `$XDG_CONFIG_HOME/punie/policy.toml`; else
+//! `~/.config/punie/policy.toml` (on every OS, so that one path is documented). A missing file
+//! is the default policy.
+
+use std::path::PathBuf;
+
+use crate::policy::{PolicySettings, parse_user_policy};
+
+/// Where the policy file is looked for; `None` without a home directory.
+pub fn policy_file_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PUNIE_POLICY_FILE") {
+        return Some(PathBuf::from(path));
+    }
+    let config = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
+    };
+    Some(config.join("punie").join("policy.toml"))
+}
+
+/// The user's policy and its problems, each naming the file and the key.
+pub fn load_policy_file() -> (PolicySettings, Vec<String>) {
+    let Some(path) = policy_file_path() else {
+        return (PolicySettings::default(), Vec::new());
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let (settings, problems) = parse_user_policy(&text);
+            let problems = problems
+                .into_iter()
+                .map(|problem| format!("{}: {problem}", path.display()))
+                .collect();
+            (settings, problems)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            (PolicySettings::default(), Vec::new())
+        }
+        Err(err) => (
+            PolicySettings::default(),
+            vec![format!("{}: cannot read it: {err}", path.display())],
+        ),
+    }
+}
