@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{ToolCallRecord, ToolEvent, ToolHost};
 use crate::cancel::CancelFlag;
-use crate::policy::{Action, Before, Ruling, ToolRequest};
+use crate::policy::{self, Action, Before, Ruling, ToolRequest};
 use crate::tools::{Backend, Tool};
 use crate::workspace::{self, ToolError};
 
@@ -37,7 +37,8 @@ pub(crate) fn call(
         };
         return (record, Err(err));
     };
-    let label = tool.label(&args);
+    // Status bars show the label: hidden and bidi characters are made visible there too.
+    let label = policy::escape(&tool.label(&args)).replace('\t', "\\t");
     on_event(ToolEvent::Started {
         tool: name.to_owned(),
         label: label.clone(),
