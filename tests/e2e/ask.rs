@@ -72,7 +72,7 @@ fn ask_json(workspace: &Path, script: &Path, extra: &[&str], question: &str) -> 
 fn task9(workspace: &Path, name: &str, question: &str) -> Vec<String> {
     let script = script(name);
     let turns = script_turns(&script);
-    let (out, output) = ask_json(workspace, &script, &["--allow-commands"], question);
+    let (out, output) = ask_json(workspace, &script, &["--yes"], question);
     assert!(
         output.status.success(),
         "{name}: {}",

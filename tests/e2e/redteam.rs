@@ -562,7 +562,9 @@ fn run_case(case: &Case, mode: Mode) -> Vec<String> {
                 .arg("--engine")
                 .arg(format!("scripted:{}", script.display()))
                 .args(["--json", "--timeout-ms", &timeout])
-                .args(["--max-turns", "10"]);
+                .args(["--max-turns", "10"])
+                // Writes as `punie sandbox` allows them, so that every write reaches the policy.
+                .arg("--allow-writes");
             if case.allow_commands {
                 command.arg("--allow-commands");
             }

@@ -3,6 +3,7 @@
 
 mod command;
 mod front_end;
+mod prompt;
 mod wire;
 
 pub use command::{Args, run};

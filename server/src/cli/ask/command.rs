@@ -16,7 +16,9 @@ use crate::features::{
     self, Ask, DocumentSnapshot, Instruction, RunInput, RunResources, Selection, Settings,
     language_from_path, text,
 };
+use crate::policy::Decision;
 use crate::prompt::Profile;
+use crate::tools::{PermissionClass, Tool};
 
 use super::front_end::TerminalFrontEnd;
 
@@ -38,9 +40,17 @@ pub struct Args {
     /// Print one JSON object instead of the markdown answer.
     #[arg(long)]
     pub json: bool,
-    /// Let run_command run without asking (without it, run_command raises PermissionError).
+    /// Let commands run without asking. Without it they are asked about on a terminal and
+    /// refused (PermissionError) when stdin or stderr is not one.
     #[arg(long)]
     pub allow_commands: bool,
+    /// Let files be written without asking. Without it writes are asked about on a terminal
+    /// and refused when stdin or stderr is not one. Protected paths are refused either way.
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// Both --allow-writes and --allow-commands.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// Continue the workspace's last conversation instead of starting a new one.
     #[arg(long = "continue")]
     pub continue_session: bool,
@@ -88,7 +98,8 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let setup = Setup::from_args(&args)?;
     let engine = EngineHandle::spawn(setup.settings.engine.clone(), engine_config()?);
-    let front_end = TerminalFrontEnd::new(std::io::stderr().is_terminal(), args.allow_commands);
+    let terminal = std::io::stderr().is_terminal();
+    let front_end = TerminalFrontEnd::new(terminal, terminal && std::io::stdin().is_terminal());
     front_end.loading(&setup.settings.engine);
     engine
         .wait_ready()
@@ -198,14 +209,33 @@ impl Setup {
                 root: workspace.clone(),
             },
         };
+        let (user_policy, problems) = features::load_policy_file();
+        if let Some(problem) = problems.first() {
+            bail!("the policy file: {problem}");
+        }
         let mut settings = Settings {
             engine: spec,
             profile: args.profile.clone(),
             max_turns: args.max_turns,
+            user_policy,
+            // The flags are the user's own command line.
+            tool_policy_is_users: true,
             ..Settings::default()
         };
         if let Some(ms) = args.timeout_ms {
             settings.sandbox_timeout_ms = ms;
+        }
+        for (allowed, class) in [
+            (args.allow_writes || args.yes, PermissionClass::Write),
+            (args.allow_commands || args.yes, PermissionClass::Execute),
+        ] {
+            if allowed {
+                for tool in Tool::all().filter(|tool| tool.permission() == class) {
+                    settings
+                        .tool_policy
+                        .insert(tool.name().to_owned(), Decision::Allow);
+                }
+            }
         }
         Ok(Setup {
             workspace,

@@ -1,8 +1,9 @@
 //! [`TerminalFrontEnd`]: the features' front end for `punie ask`. No editor: files are read
 //! and written on disk. Progress goes to stderr: a spinner with the current step when stderr
 //! is a terminal, plain lines (`punie: read_file README.md`) otherwise, so logs and CI stay
-//! readable. Writes are allowed; commands only with `--allow-commands` (issue 14 brings
-//! prompts on a terminal).
+//! readable. Permission questions are asked on the terminal (`prompt`) when stdin and stderr
+//! are both terminals; otherwise nobody can answer, and writes and commands are refused
+//! unless `--allow-writes` / `--allow-commands` allowed them before the run.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,11 +16,14 @@ use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
 use crate::engine::EngineSpec;
 use crate::features::{EditOutcome, FileChange, FrontEnd, OpenDocument};
-use crate::policy::{Answer, Prompt, PromptKind};
+use crate::policy::{Answer, Prompt};
+
+use super::prompt;
 
 pub(super) struct TerminalFrontEnd {
     progress: Mutex<Progress>,
-    allow_commands: bool,
+    /// Someone at a terminal can answer permission questions.
+    interactive: bool,
 }
 
 enum Progress {
@@ -28,7 +32,8 @@ enum Progress {
 }
 
 impl TerminalFrontEnd {
-    pub(super) fn new(terminal: bool, allow_commands: bool) -> TerminalFrontEnd {
+    /// `terminal`: stderr is a terminal (a spinner); `interactive`: stdin is one too (questions).
+    pub(super) fn new(terminal: bool, interactive: bool) -> TerminalFrontEnd {
         let progress = if terminal {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
@@ -42,7 +47,7 @@ impl TerminalFrontEnd {
         };
         TerminalFrontEnd {
             progress: Mutex::new(progress),
-            allow_commands,
+            interactive,
         }
     }
 
@@ -81,15 +86,17 @@ impl FrontEnd for TerminalFrontEnd {
         None
     }
 
-    fn ask_permission(&self, prompt: &Prompt, _cancel: &CancelFlag) -> Answer {
-        let allowed = match prompt.kind {
-            PromptKind::Read | PromptKind::Write => true,
-            PromptKind::Execute | PromptKind::Call => self.allow_commands,
-        };
-        if allowed {
-            Answer::AllowOnce
-        } else {
-            Answer::Unavailable("there is no one to ask; pass --allow-commands".to_owned())
+    fn ask_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer {
+        if !self.interactive {
+            return Answer::Unavailable(format!(
+                "no terminal to ask on; pass {}",
+                prompt::flag_for(prompt)
+            ));
+        }
+        // The spinner would draw over the question: hide it while the user reads.
+        match &*self.lock() {
+            Progress::Terminal(bar) => bar.suspend(|| prompt::ask(prompt, cancel)),
+            Progress::Lines => prompt::ask(prompt, cancel),
         }
     }
 

@@ -2,14 +2,15 @@
 
 use serde_json::{Value, json};
 
-use crate::agent::RunOutcome;
+use crate::agent::{RunOutcome, ruling_json};
 
 fn millis(duration: std::time::Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// `{"answer", "turns", "tool_calls": [{"tool","code","ok","output","error"}], "timings": {...}}`
-/// plus `status`, ids, token counts and the transcript path. `answer` is the markdown shown to
+/// plus `status`, ids, token counts and the transcript path, and `refused`: every tool call the
+/// permission step refused, with who refused it and the protected rule. `answer` is the markdown shown to
 /// the user: the model's answer and notes about the edits made from it.
 pub(super) fn outcome_json(outcome: &RunOutcome, answer: &str) -> Value {
     let status = outcome.status.to_string();
@@ -27,13 +28,27 @@ pub(super) fn outcome_json(outcome: &RunOutcome, answer: &str) -> Value {
                 "turn": call.turn,
                 "tools": call.tools.iter().map(|t| json!({
                     "tool": t.tool, "label": t.label, "ok": t.ok, "error": t.error,
+                    "permission": t.permission.as_ref().map(ruling_json),
                 })).collect::<Vec<_>>(),
                 "elapsed_ms": millis(call.elapsed),
             })
         })
         .collect();
+    let refused: Vec<Value> = outcome
+        .tool_calls
+        .iter()
+        .flat_map(|call| &call.tools)
+        .filter_map(|used| {
+            let ruling = used.permission.as_ref().filter(|ruling| !ruling.allowed)?;
+            let mut res = ruling_json(ruling);
+            res["tool"] = Value::from(used.tool.as_str());
+            res["message"] = Value::from(ruling.refusal_message());
+            Some(res)
+        })
+        .collect();
     let timings = &outcome.timings;
     json!({
+        "refused": refused,
         "answer": answer,
         "status": status,
         "turns": outcome.turns,
