@@ -28,6 +28,8 @@ pub(crate) struct Answers {
     pub(crate) progress: bool,
     /// The button pressed in `window/showMessageRequest`; `None` dismisses it.
     pub(crate) permission: Option<&'static str>,
+    /// When set, chooses the button from the dialog's message instead of `permission`.
+    pub(crate) permission_for: Option<fn(&str) -> Option<&'static str>>,
     /// `applied` of `workspace/applyEdit`.
     pub(crate) apply_edit: bool,
     /// Never answer anything (a client that ignores server requests).
@@ -39,6 +41,7 @@ impl Default for Answers {
         Answers {
             progress: true,
             permission: Some("Deny"),
+            permission_for: None,
             apply_edit: true,
             silent: false,
         }
@@ -253,10 +256,16 @@ impl Client {
                 );
                 return;
             }
-            "window/showMessageRequest" => match self.answers.permission {
-                Some(title) => json!({"title": title}),
-                None => json!(null),
-            },
+            "window/showMessageRequest" => {
+                let chosen = match self.answers.permission_for {
+                    Some(choose) => choose(message["params"]["message"].as_str().unwrap_or("")),
+                    None => self.answers.permission,
+                };
+                match chosen {
+                    Some(title) => json!({"title": title}),
+                    None => json!(null),
+                }
+            }
             "workspace/applyEdit" => json!({"applied": self.answers.apply_edit}),
             "workspace/configuration" => json!([null]),
             "window/showDocument" => json!({"success": true}),

@@ -17,6 +17,7 @@ mod micro;
 mod models;
 mod openai;
 mod parse_prompt;
+mod permissions;
 mod redteam;
 mod sandbox;
 mod sandbox_channel;

