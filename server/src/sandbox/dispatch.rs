@@ -73,6 +73,9 @@ pub(crate) fn call(
     (record, res)
 }
 
+/// The typed tools' arguments that name a workspace path.
+const PATH_ARGS: &[&str] = &["path", "file_path"];
+
 /// A call resolved: what the policy judges, and the absolute path it acts on.
 struct Resolved {
     request: ToolRequest,
@@ -177,20 +180,19 @@ fn resolve(host: &dyn ToolHost, tool: Tool, args: &Value) -> Result<Resolved, To
             (action, Some(resolved.path))
         }
         Backend::Typed(_) => {
-            let args = match args {
-                Value::Object(map) => map
-                    .iter()
-                    .map(|(name, value)| {
-                        let value = match value {
-                            Value::String(text) => text.clone(),
-                            other => other.to_string(),
-                        };
-                        (name.clone(), value)
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            (Action::Call { args }, None)
+            let mut shown = Vec::new();
+            for (name, value) in args.as_object().into_iter().flatten() {
+                let value = match value {
+                    // A path is shown as it resolves, like read_file's and write_file's.
+                    Value::String(raw) if PATH_ARGS.contains(&name.as_str()) => {
+                        workspace::resolve_target(root, raw)?.target.rel
+                    }
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                shown.push((name.clone(), value));
+            }
+            (Action::Call { args: shown }, None)
         }
     };
     Ok(Resolved {
