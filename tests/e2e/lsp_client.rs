@@ -266,6 +266,19 @@ impl Client {
                     None => json!(null),
                 }
             }
+            // Punie's own permission request: the same button, as its answer word.
+            "punie/permission" => {
+                let answer = match self.answers.permission {
+                    Some("Allow") => "allow",
+                    Some("Allow for this session") => "allowSession",
+                    Some(_) => "deny",
+                    None => {
+                        self.send(json!({"jsonrpc": "2.0", "id": id, "result": null}));
+                        return;
+                    }
+                };
+                json!({"answer": answer})
+            }
             "workspace/applyEdit" => json!({"applied": self.answers.apply_edit}),
             "workspace/configuration" => json!([null]),
             "window/showDocument" => json!({"success": true}),

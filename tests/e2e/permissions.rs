@@ -759,3 +759,78 @@ fn lsp_an_executable_turned_to_ask_is_asked_each_time_and_loses_its_exec_bit() {
     assert_eq!(mode_of(&script), 0o640);
     assert_eq!(client.shutdown(), 0);
 }
+
+#[test]
+fn lsp_punie_permission_carries_the_diff_for_a_rich_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut caps = disk_caps();
+    caps["experimental"]["puniePermission"] = json!(true);
+    let answers = Answers {
+        permission: Some("Allow for this session"),
+        ..Answers::default()
+    };
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ws.path().join("src")).unwrap();
+    std::fs::write(
+        ws.path().join("src/calc.py"),
+        "def add(a, b):\n    return a - b\n",
+    )
+    .unwrap();
+    let mut client = Client::start_with(
+        &scripted(
+            dir.path(),
+            "write_file('src/./calc.py', 'def add(a, b):\\n    return a + b\\n')\nwrite_file('src/calc.py', 'x = 1\\n')",
+        ),
+        caps,
+        json!({}),
+        launch(ws, answers, Vec::new()),
+    );
+    run_explain(&mut client);
+    let requests: Vec<Value> = client
+        .log
+        .iter()
+        .filter(|m| m["method"] == "punie/permission")
+        .map(|m| m["params"].clone())
+        .collect();
+    assert!(
+        client
+            .log
+            .iter()
+            .all(|m| m["method"] != "window/showMessageRequest")
+    );
+    assert_eq!(
+        requests.len(),
+        1,
+        "the second write is covered by the session approval"
+    );
+    let params = &requests[0];
+    assert_eq!(params["tool"], "write_file");
+    assert_eq!(params["kind"], "write");
+    assert_eq!(params["title"], "Punie wants to write src/calc.py");
+    assert_eq!(params["session"], "write_file on src/calc.py");
+    assert_eq!(params["cut"], false);
+    let change = &params["change"];
+    assert_eq!(
+        change["uri"],
+        crate::lsp_client::file_uri(&client.root.join("src/calc.py"))
+    );
+    assert_eq!(change["before"], "def add(a, b):\n    return a - b\n");
+    assert_eq!(change["after"], "def add(a, b):\n    return a + b\n");
+    assert_eq!(change["summary"], "1 line added, 1 removed");
+    let details = params["details"].as_str().unwrap();
+    assert!(
+        details.contains("-    return a - b\n+    return a + b"),
+        "{details}"
+    );
+    assert!(
+        params["message"]
+            .as_str()
+            .unwrap()
+            .contains("The snippet wrote src/./calc.py.")
+    );
+    assert_eq!(
+        std::fs::read_to_string(client.root.join("src/calc.py")).unwrap(),
+        "x = 1\n"
+    );
+    assert_eq!(client.shutdown(), 0);
+}

@@ -10,6 +10,8 @@
 //! | `punie/answer` | notification (server → client) | [`AnswerParams`] | |
 //! | `experimental.punieAnswer` | client capability | `true` | |
 //! | `experimental.punieUserSettings` | client capability | `true`: its settings are the user's alone | |
+//! | `punie/permission` | request (server → client) | [`PermissionParams`] | `{"answer": "allow"\|"allowSession"\|"deny"}` |
+//! | `experimental.puniePermission` | client capability | `true`: permission questions come as `punie/permission` | |
 
 use lsp_types::Range;
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,50 @@ pub const ANSWER_CAPABILITY: &str = "punieAnswer";
 /// project's settings could send the same keys, and only what tightens counts.
 pub const USER_SETTINGS_CAPABILITY: &str = "punieUserSettings";
 pub const CONFIG_SECTION: &str = "punie";
+
+/// A permission question with everything a rich client can show: the diff's two texts (for a
+/// diff editor before Allow/Deny), the whole text when the message is cut. Sent instead of
+/// `window/showMessageRequest` to clients that declare [`PERMISSION_CAPABILITY`].
+pub const PERMISSION_REQUEST: &str = "punie/permission";
+pub const PERMISSION_CAPABILITY: &str = "puniePermission";
+
+/// Params of `punie/permission`. Every text is the policy's: escaped, and saying what it cuts.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionParams {
+    pub run_id: String,
+    pub tool: String,
+    /// `read`, `write`, `execute` or `call`.
+    pub kind: String,
+    /// One line: `Punie wants to write src/app.py`.
+    pub title: String,
+    /// The dialog's text (the title first), short.
+    pub message: String,
+    /// Everything: the whole command, the whole diff.
+    pub details: String,
+    /// `message` leaves out part of `details` beyond the diff (a long command).
+    pub cut: bool,
+    /// What "Allow for this session" covers; `null`: do not offer it.
+    pub session: Option<String>,
+    pub change: Option<PermissionChange>,
+}
+
+/// A write's change, for a diff editor.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionChange {
+    pub uri: String,
+    /// The current text; `null` for a new file (or one that is not text).
+    pub before: Option<String>,
+    pub after: String,
+    /// `1 line added, 1 removed`.
+    pub summary: String,
+}
+
+/// The `answer` of a `punie/permission` result.
+pub const PERMISSION_ANSWER_ALLOW: &str = "allow";
+pub const PERMISSION_ANSWER_ALLOW_SESSION: &str = "allowSession";
+pub const PERMISSION_ANSWER_DENY: &str = "deny";
 
 pub const PERMISSION_ALLOW: &str = "Allow";
 pub const PERMISSION_ALLOW_SESSION: &str = "Allow for this session";

@@ -3,7 +3,7 @@
 //! questions are `window/showMessageRequest` dialogs, and the run's events go to the main
 //! loop, which turns them into `$/progress`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
@@ -12,10 +12,14 @@ use serde_json::{Value, json};
 use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
 use crate::features::{EditOutcome, FileChange, FrontEnd, OpenDocument};
-use crate::policy::{Answer, DIALOG_SUBJECT_CHARS, Prompt};
+use crate::policy::{Answer, Before, DIALOG_SUBJECT_CHARS, Prompt, Scope};
 
 use super::documents::DocumentStore;
-use super::ext::{PERMISSION_ALLOW, PERMISSION_ALLOW_SESSION, PERMISSION_DENY};
+use super::ext::{
+    PERMISSION_ALLOW, PERMISSION_ALLOW_SESSION, PERMISSION_ANSWER_ALLOW,
+    PERMISSION_ANSWER_ALLOW_SESSION, PERMISSION_ANSWER_DENY, PERMISSION_DENY, PERMISSION_REQUEST,
+    PermissionChange, PermissionParams,
+};
 use super::main_loop::{ClientCaps, Task};
 
 /// How long a permission dialog or an edit waits for the editor; no answer means no.
@@ -30,9 +34,68 @@ fn request_timeout() -> Duration {
 
 pub(crate) struct LspFrontEnd {
     pub(crate) run_id: String,
+    /// The run's workspace root: a prompt's paths are relative to it.
+    pub(crate) root: PathBuf,
     pub(crate) documents: DocumentStore,
     pub(crate) caps: ClientCaps,
     pub(crate) tasks: Sender<Task>,
+}
+
+impl LspFrontEnd {
+    /// Asks with `punie/permission`, which carries what a rich client shows before the
+    /// answer: the diff's two texts, the whole text of a cut message.
+    fn ask_punie_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer {
+        let root = self
+            .root
+            .canonicalize()
+            .unwrap_or_else(|_| self.root.clone());
+        let change = prompt.change.as_ref().and_then(|change| {
+            Some(PermissionChange {
+                uri: super::uri::from_path(&root.join(&change.path))?.to_string(),
+                before: match &change.before {
+                    Before::Text(text) => Some(text.clone()),
+                    Before::Missing | Before::Binary { .. } | Before::TooLarge { .. } => None,
+                },
+                after: change.after.clone(),
+                summary: change.diff.summary.clone(),
+            })
+        });
+        let params = PermissionParams {
+            run_id: self.run_id.clone(),
+            tool: prompt.tool.to_owned(),
+            kind: prompt.kind.name().to_owned(),
+            title: prompt.headline(DIALOG_SUBJECT_CHARS),
+            message: prompt.message(DIALOG_SUBJECT_CHARS),
+            details: prompt.details(),
+            cut: prompt.is_cut(DIALOG_SUBJECT_CHARS),
+            session: prompt.session.as_ref().map(Scope::describe),
+            change,
+        };
+        let Ok(params) = serde_json::to_value(&params) else {
+            return Answer::NoAnswer;
+        };
+        let answer = client_request(
+            &self.tasks,
+            cancel,
+            PERMISSION_REQUEST,
+            params,
+            request_timeout(),
+        );
+        let answer = match &answer {
+            Some(Ok(result)) => result.get("answer").and_then(Value::as_str),
+            _ => None,
+        };
+        match answer {
+            Some(PERMISSION_ANSWER_ALLOW) => Answer::AllowOnce,
+            // Only where the prompt offered it; otherwise it is this call only.
+            Some(PERMISSION_ANSWER_ALLOW_SESSION) if prompt.session.is_some() => {
+                Answer::AllowForSession
+            }
+            Some(PERMISSION_ANSWER_ALLOW_SESSION) => Answer::AllowOnce,
+            Some(PERMISSION_ANSWER_DENY) => Answer::Deny,
+            _ => Answer::NoAnswer,
+        }
+    }
 }
 
 impl FrontEnd for LspFrontEnd {
@@ -51,6 +114,9 @@ impl FrontEnd for LspFrontEnd {
     }
 
     fn ask_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer {
+        if self.caps.punie_permission {
+            return self.ask_punie_permission(prompt, cancel);
+        }
         let mut actions = vec![json!({"title": PERMISSION_ALLOW})];
         if prompt.session.is_some() {
             actions.push(json!({"title": PERMISSION_ALLOW_SESSION}));

@@ -30,6 +30,8 @@ pub(crate) struct ClientCaps {
     pub create_files: bool,
     pub configuration: bool,
     pub punie_answer: bool,
+    /// `experimental.puniePermission`: permission questions go as `punie/permission`.
+    pub punie_permission: bool,
     pub encoding: PositionEncoding,
 }
 

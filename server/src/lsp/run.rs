@@ -73,6 +73,7 @@ fn execute_inner(context: &RunContext) -> RunFinished {
     }
     let front_end = LspFrontEnd {
         run_id: run_id.clone(),
+        root: spec.ask.root.clone(),
         documents: context.documents.clone(),
         caps: context.caps.clone(),
         tasks: context.tasks.clone(),

@@ -11,7 +11,9 @@ use lsp_types::{
 use serde_json::Value;
 
 use crate::lsp::documents::PositionEncoding;
-use crate::lsp::ext::{ANSWER_CAPABILITY, COMMANDS, USER_SETTINGS_CAPABILITY};
+use crate::lsp::ext::{
+    ANSWER_CAPABILITY, COMMANDS, PERMISSION_CAPABILITY, USER_SETTINGS_CAPABILITY,
+};
 use crate::lsp::global_state::{ClientCaps, Handled, HandlerError, HandlerResult, Server};
 
 pub(crate) fn handle_initialize(server: &mut Server, params: Value) -> HandlerResult {
@@ -44,6 +46,7 @@ pub(crate) fn handle_initialize(server: &mut Server, params: Value) -> HandlerRe
             .is_some_and(|ops| ops.iter().any(|op| op == "create")),
         configuration: flag(&caps["workspace"]["configuration"]),
         punie_answer: flag(&caps["experimental"][ANSWER_CAPABILITY]),
+        punie_permission: flag(&caps["experimental"][PERMISSION_CAPABILITY]),
         encoding,
     };
     server.roots = workspace_roots(&params);
