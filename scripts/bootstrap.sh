@@ -67,46 +67,28 @@ build_punie() {
     export PATH="$repo_root/target/debug:$PATH"
 }
 
-# ruff, ty and pytest, which the typed tools run, in a virtual environment at .venv/ (pinned:
-# the tools parse their machine-readable output). Their bin/ goes first on PATH for what follows.
-install_python_tools() {
-    local venv="$repo_root/.venv"
-    local wanted=(ruff==0.17.6 ty==1.0.0 pytest==9.2.0)
-    if [ ! -x "$venv/bin/python3" ]; then
-        say "creating the virtual environment .venv (python3 -m venv)"
-        python3 -m venv "$venv"
-    fi
-    if "$venv/bin/python3" -m pip freeze 2>/dev/null | grep -qxF -e "${wanted[0]}" &&
-        "$venv/bin/python3" -m pip freeze 2>/dev/null | grep -qxF -e "${wanted[1]}" &&
-        "$venv/bin/python3" -m pip freeze 2>/dev/null | grep -qxF -e "${wanted[2]}"; then
-        say "python tools: ${wanted[*]} are in .venv"
-    else
-        say "installing ${wanted[*]} into .venv (pip)"
-        "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "${wanted[@]}"
-    fi
-    export PATH="$venv/bin:$PATH"
-}
-
 fetch_default_model() {
     say "installing the default model (punie models fetch)"
     "$repo_root/target/debug/punie" models fetch
 }
 
-# Python programs the tests drive for real (the ACP SDK client, and the typed tools' ruff, ty and
-# pytest), pinned in scripts/python-tools.txt, in a virtual environment at .venv (git-ignored).
-# scripts/test.sh calls this; the demo needs none of them.
+# Python programs Punie and its tests run for real (ruff, ty and pytest for the typed tools; the
+# ACP SDK client of the tests), pinned in scripts/python-tools.txt (the typed tools parse their
+# machine-readable output), in a virtual environment at .venv (git-ignored). Its bin/ goes first
+# on PATH for what follows.
 install_python_tools() {
     local venv="$repo_root/.venv"
     local wanted="$repo_root/scripts/python-tools.txt"
     local stamp="$venv/.punie-python-tools.txt"
     if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && cmp -s "$stamp" "$wanted"; then
         say "python tools: .venv is up to date with scripts/python-tools.txt"
-        return
+    else
+        say "installing the python tools of scripts/python-tools.txt into .venv (pip)"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$wanted"
+        cp "$wanted" "$stamp"
     fi
-    say "installing the python tools of scripts/python-tools.txt into .venv"
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$wanted"
-    cp "$wanted" "$stamp"
+    export PATH="$venv/bin:$PATH"
 }
 
 install_system_packages

@@ -6,7 +6,6 @@
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo_root/scripts/bootstrap.sh"
-install_python_tools
 say "set-up took $SECONDS s"
 
 log_dir="$(mktemp -d)"
