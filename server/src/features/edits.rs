@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::question::{Ask, Selection, shown_path};
+use super::text;
 
 /// One change to one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,15 +70,53 @@ pub enum EditOutcome {
 }
 
 /// Writes a change to disk atomically (a temporary file in the same directory, renamed).
+///
+/// The file may have changed since the run read it: a replacement is carried through that
+/// change ([`text::rebase`]) or, when the change touched the replaced code, refused. A file
+/// that starts with a byte-order mark keeps it.
 pub fn write_to_disk(change: &FileChange) -> EditOutcome {
     let Some(path) = change.path() else {
         return EditOutcome::Failed("the document is not a file on disk".to_owned());
     };
-    match crate::workspace::write_atomic(path, &change.after()) {
+    let on_disk = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let (bom, current) = match &on_disk {
+        Some(text) => text::strip_bom(text),
+        None => (false, ""),
+    };
+    let after = match change {
+        FileChange::Replace {
+            before,
+            range,
+            text,
+            ..
+        } if on_disk.is_some() && current != before.as_str() && *range != (0..before.len()) => {
+            match text::rebase(range.clone(), &[text::diff_edit(before, current)]) {
+                Some(range) => {
+                    let mut res = current.to_owned();
+                    res.replace_range(range, text);
+                    res
+                }
+                None => return EditOutcome::Failed(CHANGED_MEANWHILE.to_owned()),
+            }
+        }
+        _ => change.after(),
+    };
+    let content = if bom && !after.starts_with(text::BOM) {
+        format!("{}{after}", text::BOM)
+    } else {
+        after
+    };
+    match crate::workspace::write_atomic(path, &content) {
         Ok(()) => EditOutcome::Applied,
         Err(err) => EditOutcome::Failed(err.message),
     }
 }
+
+/// Why an edit was not made: the code it replaces changed while the run worked.
+pub const CHANGED_MEANWHILE: &str =
+    "the code was edited while Punie worked, so the change was not applied (it is in the answer)";
 
 /// The content of the first complete fenced code block (```` ``` ```` or `~~~`), without
 /// the fences. An unclosed block is no block: an answer cut in the middle of its code must
@@ -268,10 +307,18 @@ fn write_tests(
     existing: &dyn Fn(&Path) -> ExistingFile,
 ) -> AnswerEdit {
     let document = &selection.document;
-    let source = document
+    // Tests go into the project the code belongs to; code outside the workspace folders (an
+    // untitled buffer, a file opened on its own) has none Punie may write to.
+    let Some(source) = document
         .path
         .clone()
-        .unwrap_or_else(|| ask.root.join("module"));
+        .filter(|path| path.starts_with(&ask.root))
+    else {
+        return AnswerEdit::Refused(
+            "_The tests are in the answer above: the code is not in a workspace folder, so no test file was written._"
+                .to_owned(),
+        );
+    };
     let conventional = test_file_for(&ask.root, &source, &document.language_id);
     // A test file Punie cannot read is never replaced or prepended to: the tests go beside it.
     let mut candidates = vec![conventional.clone(), beside(&conventional)];

@@ -1,5 +1,74 @@
-//! Lines of a document as LSP counts them (`\n`, `\r\n` and `\r` each end a line), in byte
-//! offsets: shared by the question builder and the LSP position conversions.
+//! Text as the features see it: lines as LSP counts them (`\n`, `\r\n` and `\r` each end a
+//! line) in byte offsets, shared by the question builder and the LSP position conversions; and
+//! edits made to a document while a run worked, through which a selection is carried
+//! ([`rebase`]) so the run's edit lands on the code it was about, or not at all.
+
+use std::ops::Range;
+
+/// The byte-order mark some editors write at the start of UTF-8 files.
+pub const BOM: char = '\u{feff}';
+
+/// One replacement: bytes `start..end` of the text before it became `new_len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteEdit {
+    pub start: usize,
+    pub end: usize,
+    pub new_len: usize,
+}
+
+/// Where `range` is after `edits` (applied in order); `None` when an edit touches the range
+/// itself (the code the run was about changed: its edit must not land anywhere).
+pub fn rebase(range: Range<usize>, edits: &[ByteEdit]) -> Option<Range<usize>> {
+    let mut range = range;
+    for edit in edits {
+        if edit.end <= range.start {
+            // Before the range (an insertion at its start too): it moves.
+            let removed = edit.end - edit.start;
+            range = (range.start - removed + edit.new_len)..(range.end - removed + edit.new_len);
+        } else if edit.start < range.end {
+            return None;
+        }
+        // Otherwise after the range (an insertion at its end too): nothing moves.
+    }
+    Some(range)
+}
+
+/// The one edit that turns `before` into `after`: what lies between their common prefix and
+/// common suffix (on character boundaries).
+pub fn diff_edit(before: &str, after: &str) -> ByteEdit {
+    let mut prefix = before
+        .bytes()
+        .zip(after.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    while !before.is_char_boundary(prefix) {
+        prefix -= 1;
+    }
+    let max_suffix = before.len().min(after.len()) - prefix;
+    let mut suffix = before
+        .bytes()
+        .rev()
+        .zip(after.bytes().rev())
+        .take(max_suffix)
+        .take_while(|(a, b)| a == b)
+        .count();
+    while !before.is_char_boundary(before.len() - suffix) {
+        suffix -= 1;
+    }
+    ByteEdit {
+        start: prefix,
+        end: before.len() - suffix,
+        new_len: after.len() - suffix - prefix,
+    }
+}
+
+/// `text` without a leading byte-order mark, and whether it had one.
+pub fn strip_bom(text: &str) -> (bool, &str) {
+    match text.strip_prefix(BOM) {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    }
+}
 
 /// Byte offsets of the start of each line; the first is always 0.
 pub fn line_starts(text: &str) -> Vec<usize> {
@@ -50,5 +119,61 @@ mod tests {
         assert_eq!(line_span("a\nbc\r\n", 1), Some((2, 4)));
         assert_eq!(line_span("a\nbc\r\n", 2), Some((6, 6)));
         assert_eq!(line_span("a", 1), None);
+    }
+
+    #[track_caller]
+    fn check_rebase(
+        before: &str,
+        range: Range<usize>,
+        edits: &[(usize, usize, &str)],
+        expect: Option<&str>,
+    ) {
+        let mut text = before.to_owned();
+        let mut byte_edits = Vec::new();
+        for (start, end, insert) in edits {
+            text.replace_range(start..end, insert);
+            byte_edits.push(ByteEdit {
+                start: *start,
+                end: *end,
+                new_len: insert.len(),
+            });
+        }
+        let rebased = rebase(range.clone(), &byte_edits).map(|r| text[r].to_owned());
+        assert_eq!(rebased.as_deref(), expect);
+        if edits.len() == 1 {
+            // One edit: the diff of the texts finds the same.
+            let diffed = rebase(range, &[diff_edit(before, &text)]).map(|r| text[r].to_owned());
+            assert_eq!(diffed.as_deref(), expect);
+        }
+    }
+
+    #[test]
+    fn selections_follow_edits_around_them_and_refuse_edits_inside() {
+        let text = "import os\ndef add(a, b):\n    return a - b\nprint(1)\n";
+        let start = text.find("def").unwrap();
+        let end = text.find("print").unwrap();
+        let selected = &text[start..end];
+        check_rebase(text, start..end, &[(0, 0, "# new line\n")], Some(selected));
+        check_rebase(text, start..end, &[(end, end + 5, "show")], Some(selected));
+        check_rebase(
+            text,
+            start..end,
+            &[
+                (0, 9, "import sys, re"),
+                (text.len() + 5, text.len() + 5, "x\n"),
+            ],
+            Some(selected),
+        );
+        check_rebase(text, start..end, &[(start + 4, start + 7, "plus")], None);
+        check_rebase(text, start..end, &[(start - 1, start + 1, "")], None);
+        assert_eq!(
+            diff_edit("aé", "aè"),
+            ByteEdit {
+                start: 1,
+                end: 3,
+                new_len: 2
+            }
+        );
+        assert_eq!(strip_bom("\u{feff}x"), (true, "x"));
     }
 }

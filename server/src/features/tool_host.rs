@@ -46,9 +46,10 @@ pub(crate) fn existing_file(front_end: &dyn FrontEnd, path: &Path) -> ExistingFi
     }
     match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
+            // Without its byte-order mark, as editors show it; a write to disk puts it back.
             Ok(text) => ExistingFile::Text {
                 id: None,
-                text: text.into(),
+                text: std::sync::Arc::new(super::text::strip_bom(&text).1.to_owned()),
                 version: None,
             },
             Err(_) => ExistingFile::Unreadable("not UTF-8 text".to_owned()),

@@ -9,12 +9,14 @@
 //! Texts are shared copy-on-write: a run's snapshot costs a reference count, and a change copies
 //! the text only while some run still holds the old one.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use lsp_types::{Position, PositionEncodingKind, Range, TextDocumentContentChangeEvent};
 
-use crate::features::text::line_starts;
+use crate::features;
+use crate::features::text::{ByteEdit, line_starts};
 
 /// The unit of `Position::character`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,7 +63,27 @@ pub(crate) struct Document {
     pub(crate) text: Arc<String>,
     pub(crate) version: i32,
     pub(crate) language_id: String,
+    /// The latest edits with the version each produced, so that a run's edit computed on an
+    /// older version can be carried to this one ([`DocumentStore::rebase`]).
+    pub(crate) edits: VecDeque<(i32, ByteEdit)>,
+    /// The version before the oldest edit kept.
+    pub(crate) edits_since: i32,
 }
+
+impl Document {
+    pub(crate) fn new(text: String, version: i32, language_id: String) -> Document {
+        Document {
+            text: Arc::new(text),
+            version,
+            language_id,
+            edits: VecDeque::new(),
+            edits_since: version,
+        }
+    }
+}
+
+/// Edits kept per document: enough for any run's lifetime of typing.
+const MAX_EDITS: usize = 4096;
 
 /// Open documents by URI string. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
@@ -110,17 +132,59 @@ impl DocumentStore {
             return false;
         };
         for change in changes {
-            match change.range {
-                None => document.text = Arc::new(change.text.clone()),
+            let edit = match change.range {
+                None => {
+                    let edit = ByteEdit {
+                        start: 0,
+                        end: document.text.len(),
+                        new_len: change.text.len(),
+                    };
+                    document.text = Arc::new(change.text.clone());
+                    edit
+                }
                 Some(range) => {
                     let start = offset_clamped(&document.text, range.start, encoding);
                     let end = offset_clamped(&document.text, range.end, encoding).max(start);
                     Arc::make_mut(&mut document.text).replace_range(start..end, &change.text);
+                    ByteEdit {
+                        start,
+                        end,
+                        new_len: change.text.len(),
+                    }
                 }
+            };
+            document.edits.push_back((version, edit));
+        }
+        while document.edits.len() > MAX_EDITS {
+            if let Some((dropped_version, _)) = document.edits.pop_front() {
+                document.edits_since = dropped_version;
             }
         }
         document.version = version;
         true
+    }
+
+    /// `range` of the document as it was at `version`, carried through the edits made since:
+    /// the range in today's text, that text and its version. `None` when an edit touched the
+    /// range itself, or the edits since `version` are no longer known.
+    pub(crate) fn rebase(
+        &self,
+        uri: &str,
+        version: i32,
+        range: std::ops::Range<usize>,
+    ) -> Option<(std::ops::Range<usize>, Arc<String>, i32)> {
+        let document = self.documents.get(uri)?;
+        if version < document.edits_since {
+            return None;
+        }
+        let edits: Vec<ByteEdit> = document
+            .edits
+            .iter()
+            .filter(|(edit_version, _)| *edit_version > version)
+            .map(|(_, edit)| *edit)
+            .collect();
+        let range = features::text::rebase(range, &edits)?;
+        Some((range, document.text.clone(), document.version))
     }
 }
 
@@ -133,13 +197,22 @@ fn line_content(text: &str, starts: &[usize], line: usize) -> (usize, usize) {
     (start, start + trimmed.len())
 }
 
+/// Which way a position inside a character (the middle of a surrogate pair, of a multi-byte
+/// character) goes: a range's start to the character's start, its end to the character's end,
+/// so a range that splits a character takes all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Snap {
+    Back,
+    Forward,
+}
+
 /// Byte offset of `position` in `text`, or `None` when it lies beyond the document (a line
-/// past the last, or a character past the end of its line). A position inside a surrogate
-/// pair or a multi-byte character is `None` too.
+/// past the last, or a character past the end of its line).
 pub(crate) fn offset_strict(
     text: &str,
     position: Position,
     encoding: PositionEncoding,
+    snap: Snap,
 ) -> Option<usize> {
     let starts = line_starts(text);
     let line = position.line as usize;
@@ -154,7 +227,10 @@ pub(crate) fn offset_strict(
         }
         units += encoding.units(ch);
         if units > position.character {
-            return None;
+            return Some(match snap {
+                Snap::Back => start + idx,
+                Snap::Forward => start + idx + ch.len_utf8(),
+            });
         }
     }
     (units == position.character).then_some(end)
@@ -229,11 +305,7 @@ mod tests {
         let store = DocumentStore::default();
         store.open(
             "file:///a",
-            Document {
-                text: Arc::new(text.to_owned()),
-                version: 1,
-                language_id: "python".to_owned(),
-            },
+            Document::new(text.to_owned(), 1, "python".to_owned()),
         );
         let change = TextDocumentContentChangeEvent {
             range: Some(Range {
@@ -281,30 +353,21 @@ mod tests {
     #[test]
     fn strict_offsets_reject_positions_beyond_the_document() {
         let text = "a😀b\nxy";
-        assert_eq!(
-            offset_strict(text, pos(0, 3), PositionEncoding::Utf16),
-            Some(5)
-        );
-        assert_eq!(
-            offset_strict(text, pos(0, 2), PositionEncoding::Utf16),
-            None
-        );
-        assert_eq!(
-            offset_strict(text, pos(0, 4), PositionEncoding::Utf16),
-            Some(6)
-        );
-        assert_eq!(
-            offset_strict(text, pos(0, 5), PositionEncoding::Utf16),
-            None
-        );
-        assert_eq!(
-            offset_strict(text, pos(1, 2), PositionEncoding::Utf16),
-            Some(9)
-        );
-        assert_eq!(
-            offset_strict(text, pos(2, 0), PositionEncoding::Utf16),
-            None
-        );
+        let check = |line, character, snap, expect: Option<usize>| {
+            assert_eq!(
+                offset_strict(text, pos(line, character), PositionEncoding::Utf16, snap),
+                expect,
+                "{line}:{character} {snap:?}"
+            );
+        };
+        check(0, 3, Snap::Back, Some(5));
+        // Inside the emoji's surrogate pair: the whole character is taken.
+        check(0, 2, Snap::Back, Some(1));
+        check(0, 2, Snap::Forward, Some(5));
+        check(0, 4, Snap::Back, Some(6));
+        check(0, 5, Snap::Back, None);
+        check(1, 2, Snap::Back, Some(9));
+        check(2, 0, Snap::Back, None);
         assert_eq!(position_of(text, 6, PositionEncoding::Utf16), pos(0, 4));
         assert_eq!(
             line_range(text, 0, PositionEncoding::Utf16),

@@ -4,6 +4,7 @@
 //! loop, which turns them into `$/progress`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
-use crate::features::{EditOutcome, FileChange, FrontEnd, OpenDocument};
+use crate::features::text;
+use crate::features::{CHANGED_MEANWHILE, EditOutcome, FileChange, FrontEnd, OpenDocument};
 use crate::policy::{Answer, Before, DIALOG_SUBJECT_CHARS, Prompt, Scope};
 
 use super::documents::DocumentStore;
@@ -148,7 +150,14 @@ impl FrontEnd for LspFrontEnd {
     }
 
     fn apply_change(&self, change: &FileChange, cancel: &CancelFlag) -> Option<EditOutcome> {
-        let edit = super::edits::workspace_edit(change, &self.caps)?;
+        if !self.caps.apply_edit {
+            return None;
+        }
+        let change = match self.current(change) {
+            Ok(change) => change,
+            Err(reason) => return Some(EditOutcome::Failed(reason.to_owned())),
+        };
+        let edit = super::edits::workspace_edit(&change, &self.caps)?;
         let params = json!({"label": "Punie", "edit": edit});
         let outcome = match client_request(
             &self.tasks,
@@ -181,6 +190,86 @@ impl FrontEnd for LspFrontEnd {
             event,
         });
     }
+}
+
+impl LspFrontEnd {
+    /// `change` carried to the document as the editor has it now: the user may have typed
+    /// while the run worked. A replacement whose code was itself edited is refused.
+    fn current(&self, change: &FileChange) -> Result<FileChange, &'static str> {
+        let FileChange::Replace {
+            id,
+            path,
+            before,
+            version,
+            range,
+            text,
+        } = change
+        else {
+            return Ok(change.clone());
+        };
+        let whole = *range == (0..before.len());
+        let open = match id {
+            Some(uri) if self.documents.get(uri).is_some() => Some(uri.clone()),
+            _ => path
+                .as_deref()
+                .and_then(|path| self.open_document(path))
+                .map(|document| document.id),
+        };
+        let (range, now, now_version) = match (&open, version) {
+            // The buffer's own edits since the run's snapshot say where the code went.
+            (Some(uri), Some(version)) if !whole => {
+                let (range, now, now_version) = self
+                    .documents
+                    .rebase(uri, *version, range.clone())
+                    .ok_or(CHANGED_MEANWHILE)?;
+                (range, now, Some(now_version))
+            }
+            (Some(uri), _) => {
+                let document = self.documents.get(uri).ok_or(CHANGED_MEANWHILE)?;
+                let range = carried(before, &document.text, range, whole)?;
+                (range, document.text, Some(document.version))
+            }
+            // Not open: the client reads the file from disk to apply the edit.
+            (None, _) => {
+                let Some(path) = path else {
+                    return Ok(change.clone());
+                };
+                let Some(disk) = std::fs::read(path)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                else {
+                    return Ok(change.clone());
+                };
+                let now = text::strip_bom(&disk).1.to_owned();
+                let range = carried(before, &now, range, whole)?;
+                (range, Arc::new(now), None)
+            }
+        };
+        Ok(FileChange::Replace {
+            id: open.or_else(|| id.clone()),
+            path: path.clone(),
+            before: now,
+            version: now_version,
+            range,
+            text: text.clone(),
+        })
+    }
+}
+
+/// `range` of `before` in `now` (one diff between them); all of `now` for a whole-file write.
+fn carried(
+    before: &str,
+    now: &str,
+    range: &std::ops::Range<usize>,
+    whole: bool,
+) -> Result<std::ops::Range<usize>, &'static str> {
+    if whole {
+        return Ok(0..now.len());
+    }
+    if before == now {
+        return Ok(range.clone());
+    }
+    text::rebase(range.clone(), &[text::diff_edit(before, now)]).ok_or(CHANGED_MEANWHILE)
 }
 
 /// Sends a request to the client through the main loop and waits for the answer, `timeout`

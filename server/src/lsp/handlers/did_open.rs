@@ -14,10 +14,6 @@ pub(crate) fn handle_did_open(server: &mut Server, params: Value) {
     let document = params.text_document;
     server.documents.open(
         document.uri.as_str(),
-        Document {
-            text: std::sync::Arc::new(document.text),
-            version: document.version,
-            language_id: document.language_id,
-        },
+        Document::new(document.text, document.version, document.language_id),
     );
 }
