@@ -13,6 +13,7 @@ mod eval;
 mod fake_openai;
 mod lsp;
 mod lsp_client;
+mod lsp_edits;
 mod micro;
 mod models;
 mod openai;

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use lsp_server::{ErrorCode, Message, Notification, Request, RequestId, Response, ResponseError};
@@ -19,6 +20,9 @@ use super::progress::Progress;
 use super::scheduling::Run;
 use super::settings::SettingsStore;
 use super::transport::Outgoing;
+
+/// How long a request to the client is remembered without an answer.
+const PENDING_TTL: Duration = Duration::from_secs(300);
 
 /// What the client can do, read once from `initialize`.
 #[derive(Debug, Clone, Default)]
@@ -58,17 +62,21 @@ pub(crate) struct Server {
     pub(crate) engine_generation: u64,
     pub(crate) runs: HashMap<String, Run>,
     pub(crate) queue: RunQueue,
-    pub(crate) pending: HashMap<RequestId, Pending>,
+    /// Requests to the client awaiting its answer, with when they went out.
+    pub(crate) pending: HashMap<RequestId, (Pending, Instant)>,
     next_request_id: i32,
     pub(crate) next_run: u64,
     /// What runs share: the pre-warmed sandbox, conversations, session approvals.
     pub(crate) resources: RunResources,
     /// Set by `shutdown`: the id to answer once cancelled runs have ended, and the deadline.
-    pub(crate) shutdown: Option<(RequestId, std::time::Instant)>,
+    pub(crate) shutdown: Option<(RequestId, Instant)>,
     pub(crate) shutdown_requested: bool,
     /// Progress of runs that ended before the client accepted their token: the `begin` and
     /// `end` go out when it does.
     pub(crate) ended_progress: HashMap<String, Progress>,
+    /// The root of runs on documents in no workspace folder: an empty private directory,
+    /// made on first use and removed when the server ends.
+    scratch: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -93,7 +101,22 @@ impl Server {
             shutdown: None,
             shutdown_requested: false,
             ended_progress: HashMap::new(),
+            scratch: None,
         }
+    }
+
+    /// The scratch root (see the field), made on first use.
+    pub(crate) fn scratch_root(&mut self) -> Result<PathBuf, String> {
+        if self.scratch.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("punie-scratch-")
+                .tempdir()
+                .map_err(|err| format!("cannot make a scratch directory: {err}"))?;
+            self.scratch = Some(dir);
+        }
+        let dir = self.scratch.as_ref().map(|dir| dir.path().to_path_buf());
+        dir.and_then(|dir| dir.canonicalize().ok())
+            .ok_or_else(|| "the scratch directory is gone".to_owned())
     }
 
     // ---- settings ----
@@ -147,10 +170,28 @@ impl Server {
         self.send_notification(Notification::new("window/showMessage".to_owned(), params));
     }
 
+    /// Forgets requests the client has not answered in `PENDING_TTL`: the run that asked gave
+    /// up long ago (its own wait is shorter), and a client that never answers must not make
+    /// the server grow.
+    pub(crate) fn expire_pending(&mut self, now: Instant) {
+        let expired: Vec<RequestId> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, sent_at))| now.duration_since(*sent_at) >= PENDING_TTL)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some((Pending::ProgressCreate { run_id }, _)) = self.pending.remove(&id) {
+                // Its run ended waiting for the token: nothing will ever show.
+                self.ended_progress.remove(&run_id);
+            }
+        }
+    }
+
     pub(crate) fn send_request(&mut self, method: &str, params: Value, pending: Pending) {
         self.next_request_id += 1;
         let id = RequestId::from(self.next_request_id);
-        self.pending.insert(id.clone(), pending);
+        self.pending.insert(id.clone(), (pending, Instant::now()));
         self.send(Message::Request(Request::new(id, method.to_owned(), params)).into());
     }
 }

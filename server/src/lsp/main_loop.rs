@@ -212,6 +212,12 @@ impl Server {
                     notification.params,
                 )
             }
+            "workspace/didChangeWorkspaceFolders" => {
+                handlers::did_change_workspace_folders::handle_did_change_workspace_folders(
+                    self,
+                    notification.params,
+                )
+            }
             "window/workDoneProgress/cancel" => {
                 handlers::work_done_progress_cancel::handle_work_done_progress_cancel(
                     self,
@@ -220,10 +226,7 @@ impl Server {
             }
             // Every request is answered at once (runs go to their own thread and are cancelled
             // with punie.cancel), so there is never a pending request to cancel.
-            "$/cancelRequest"
-            | "$/setTrace"
-            | "textDocument/didSave"
-            | "workspace/didChangeWorkspaceFolders" => {}
+            "$/cancelRequest" | "$/setTrace" | "textDocument/didSave" => {}
             _ => tracing::debug!("ignoring notification {method}"),
         }));
         if result.is_err() {
@@ -232,7 +235,7 @@ impl Server {
     }
 
     fn on_response(&mut self, response: Response) {
-        let Some(pending) = self.pending.remove(&response.id) else {
+        let Some((pending, _)) = self.pending.remove(&response.id) else {
             tracing::debug!("response to an unknown request {}", response.id);
             return;
         };
@@ -280,5 +283,6 @@ impl Server {
         self.poll_engine_load();
         self.flush_streamed_text();
         self.check_shutdown_deadline();
+        self.expire_pending(std::time::Instant::now());
     }
 }

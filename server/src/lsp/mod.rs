@@ -100,7 +100,7 @@ pub fn run_stdio() -> anyhow::Result<ServerExit> {
     // Everything the loop sent is flushed before we return, unless the client stopped reading
     // (then we do not wait for it).
     if writer_done
-        .recv_timeout(std::time::Duration::from_secs(2))
+        .recv_timeout(std::time::Duration::from_millis(300))
         .is_ok()
     {
         let _ = writer.join();

@@ -26,6 +26,9 @@ use super::run::{RunContext, RunSpec};
 const TEXT_REPORT_INTERVAL: Duration = Duration::from_millis(200);
 /// After `shutdown`, cancelled runs get this long to send their `end` and answer.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// After `exit` (or the end of input), cancelled runs get this long to wind down: the server
+/// exits within a second whatever an engine or a client is doing.
+const EXIT_GRACE: Duration = Duration::from_millis(600);
 
 /// One run the server knows about: queued, running, or finishing.
 pub(crate) struct Run {
@@ -363,7 +366,7 @@ impl Server {
         }
         // Cancelled runs stop within 100 ms; while they wind down they may still ask the loop
         // for things (a client request), so keep serving their tasks until each has ended.
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let deadline = Instant::now() + EXIT_GRACE;
         while self.runs.values().any(|run| run.thread.is_some()) && Instant::now() < deadline {
             match tasks.recv_timeout(TICK) {
                 Ok(Task::ClientRequest { reply, .. }) => {

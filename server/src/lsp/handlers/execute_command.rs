@@ -9,7 +9,7 @@ use lsp_types::{NumberOrString, Range};
 use serde_json::{Value, json};
 
 use crate::features::{Ask, DocumentSnapshot, Instruction, Selection, language_from_path};
-use crate::lsp::documents::{self, PositionEncoding};
+use crate::lsp::documents::{self, PositionEncoding, Snap};
 use crate::lsp::ext::{ASK_COMMAND, CANCEL_COMMAND, CancelParams, NEW_CONVERSATION_COMMAND};
 use crate::lsp::global_state::{Handled, HandlerError, HandlerResult, Server};
 use crate::lsp::run::RunSpec;
@@ -65,7 +65,7 @@ fn ask(
 }
 
 /// Checks the `punie.ask` argument; each error names the field, as INTERFACES.md asks.
-fn validate(server: &Server, arguments: &[Value]) -> Result<RunSpec, HandlerError> {
+fn validate(server: &mut Server, arguments: &[Value]) -> Result<RunSpec, HandlerError> {
     fn invalid(message: impl Into<String>) -> HandlerError {
         HandlerError::invalid_params(message)
     }
@@ -133,7 +133,12 @@ fn validate(server: &Server, arguments: &[Value]) -> Result<RunSpec, HandlerErro
         return Err(invalid("question: missing, and the selection is empty"));
     }
     let path = crate::lsp::uri::to_path(uri);
-    let root = root_for(&server.roots, path.as_deref());
+    let root = match root_for(&server.roots, path.as_deref()) {
+        Some(root) => root,
+        None => server
+            .scratch_root()
+            .map_err(|err| HandlerError::new(lsp_server::ErrorCode::InternalError, err))?,
+    };
     let language_id = if language_id.is_empty() {
         language_from_path(path.as_deref())
     } else {
@@ -165,26 +170,19 @@ fn validate(server: &Server, arguments: &[Value]) -> Result<RunSpec, HandlerErro
 
 /// The byte range of `range` in `text`, strictly (`None` when it lies outside).
 fn byte_range(text: &str, range: Range, encoding: PositionEncoding) -> Option<(usize, usize)> {
-    let start = documents::offset_strict(text, range.start, encoding)?;
-    let end = documents::offset_strict(text, range.end, encoding)?;
+    let start = documents::offset_strict(text, range.start, encoding, Snap::Back)?;
+    let end = documents::offset_strict(text, range.end, encoding, Snap::Forward)?;
     (start <= end).then_some((start, end))
 }
 
-/// The workspace folder containing the document (the deepest one), else the first folder,
-/// else the document's own directory.
-fn root_for(roots: &[PathBuf], path: Option<&Path>) -> PathBuf {
-    if let Some(path) = path
-        && let Some(root) = roots
-            .iter()
-            .filter(|root| path.starts_with(root))
-            .max_by_key(|root| root.as_os_str().len())
-    {
-        return root.clone();
-    }
-    if let Some(root) = roots.first() {
-        return root.clone();
-    }
-    path.and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(std::env::temp_dir)
+/// The workspace folder containing the document (the deepest one); `None` for a document in
+/// no folder (an untitled buffer, a file opened on its own), whose run gets the server's
+/// private scratch directory: the tools of a run never reach beyond a folder the user opened.
+fn root_for(roots: &[PathBuf], path: Option<&Path>) -> Option<PathBuf> {
+    let path = path?;
+    roots
+        .iter()
+        .filter(|root| path.starts_with(root))
+        .max_by_key(|root| root.as_os_str().len())
+        .cloned()
 }

@@ -6,6 +6,7 @@
 pub(crate) mod code_action;
 pub(crate) mod did_change;
 pub(crate) mod did_change_configuration;
+pub(crate) mod did_change_workspace_folders;
 pub(crate) mod did_close;
 pub(crate) mod did_open;
 pub(crate) mod execute_command;
