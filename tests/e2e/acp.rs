@@ -577,3 +577,43 @@ fn the_python_sdk_client_drives_punie_acp() {
         "{stdout}\n{stderr}"
     );
 }
+
+/// The model selector lists the installed models and switching it changes who answers.
+#[test]
+fn the_model_selector_switches_the_engine() {
+    let _model = crate::support::real_model_lock();
+    let fx = Fixture::new();
+    let mut client = fx.start(&["Scripted answer.".to_owned()], default_handler(None));
+    client.initialize(false, false);
+    let new = client.request("session/new", json!({"cwd": fx.root(), "mcpServers": []}));
+    let session_id = new["result"]["sessionId"].as_str().unwrap().to_owned();
+    let values: Vec<&str> = new["result"]["configOptions"][0]["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    // The --engine SPEC first, then the installed models (micro-Punie is committed).
+    assert_eq!(values[0], "engine", "{new}");
+    assert!(values.contains(&"micro-punie"), "{values:?}");
+    let from = client.log.len();
+    client.prompt(&session_id, "hello");
+    assert_eq!(client.agent_text(&session_id, from), "Scripted answer.");
+    let set = client.request(
+        "session/set_config_option",
+        json!({"sessionId": session_id, "configId": "model", "value": "micro-punie"}),
+    );
+    assert_eq!(
+        set["result"]["configOptions"][0]["currentValue"],
+        "micro-punie"
+    );
+    let from = client.log.len();
+    let response = client.prompt(&session_id, "hello");
+    assert!(response["result"]["stopReason"].is_string(), "{response}");
+    assert_ne!(
+        client.agent_text(&session_id, from),
+        "Scripted answer.",
+        "micro-Punie answers now, not the scripted engine"
+    );
+    assert_eq!(client.close(), 0);
+}
