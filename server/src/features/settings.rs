@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::engine::EngineSpec;
-use crate::policy::{Decision, PolicySettings};
+use crate::policy::{Decision, PolicySettings, check};
 use crate::sandbox::SandboxLimits;
+use crate::tools::{PermissionClass, Tool};
 
 /// Effective settings of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +25,9 @@ pub struct Settings {
     /// settings), so it may loosen `user_policy`; otherwise a workspace could have written
     /// it, and only what tightens counts.
     pub tool_policy_is_users: bool,
+    /// The editor does not trust the workspace (VS Code's restricted mode): every write and
+    /// command asks, whatever allowed it.
+    pub untrusted_workspace: bool,
     pub sandbox_timeout_ms: u64,
     pub sandbox_memory_mb: u64,
     pub sandbox_output_kb: u64,
@@ -39,6 +43,7 @@ impl Default for Settings {
             tool_policy: BTreeMap::new(),
             user_policy: PolicySettings::default(),
             tool_policy_is_users: false,
+            untrusted_workspace: false,
             sandbox_timeout_ms: limits.timeout_ms,
             sandbox_memory_mb: limits.memory_mb,
             sandbox_output_kb: limits.output_kb,
@@ -55,6 +60,17 @@ impl Settings {
             res.override_tools(&self.tool_policy);
         } else {
             res.tighten_tools(&self.tool_policy);
+        }
+        if self.untrusted_workspace {
+            for tool in Tool::all() {
+                let changes = matches!(
+                    tool.permission(),
+                    PermissionClass::Write | PermissionClass::Execute
+                );
+                if changes && check(&res.tools, tool) == Decision::Allow {
+                    res.tools.set(tool.name(), Decision::Ask);
+                }
+            }
         }
         res
     }

@@ -124,6 +124,16 @@ fn validate(raw: &mut Map<String, Value>) -> (Settings, Vec<String>) {
                     bad_keys.push(key.clone());
                 }
             },
+            // Only ever tightens, so whoever sends it cannot loosen anything.
+            "untrustedWorkspace" => match value.as_bool() {
+                Some(untrusted) => res.untrusted_workspace = untrusted,
+                None => {
+                    problems.push(format!(
+                        "untrustedWorkspace: expected true or false, got {value}"
+                    ));
+                    bad_keys.push(key.clone());
+                }
+            },
             "maxTurns" => match value.as_u64().filter(|n| (1..=10_000).contains(n)) {
                 Some(n) => res.max_turns = n as usize,
                 None => {
@@ -308,6 +318,32 @@ mod tests {
         assert!(
             store.apply(&json!({"maxTurns": 4})).is_empty(),
             "reported once"
+        );
+    }
+
+    #[test]
+    fn an_untrusted_workspace_asks_for_every_write_and_command() {
+        check_with(
+            users_store(),
+            &[
+                json!({"untrustedWorkspace": true, "toolPolicy": {"write_file": "allow", "run_command": "allow", "read_file": "allow"}}),
+            ],
+            &[],
+            |settings| {
+                let policy = settings.policy_settings();
+                for (name, expect) in [
+                    ("write_file", Decision::Ask),
+                    ("run_command", Decision::Ask),
+                    ("git_status", Decision::Ask),
+                    ("read_file", Decision::Allow),
+                ] {
+                    assert_eq!(
+                        crate::policy::check(&policy.tools, tool(name)),
+                        expect,
+                        "{name}"
+                    );
+                }
+            },
         );
     }
 
