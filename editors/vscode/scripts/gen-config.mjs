@@ -12,7 +12,7 @@ export function configurationFrom(decl) {
     for (const k of ["enum", "enumDescriptions", "minimum", "maximum", "markdownDescription"]) {
       if (s[k] !== undefined) p[k] = s[k];
     }
-    p.scope = s.key === "serverPath" ? "machine-overridable" : "resource";
+    p.scope = s.scope ?? "resource";
     properties[`punie.${s.key}`] = p;
   }
   return { title: "Punie", properties };

@@ -50,6 +50,49 @@ export const answer = new lc.NotificationType<AnswerParams>("punie/answer");
 /** Client capability: `capabilities.experimental.punieAnswer = true`. */
 export const ANSWER_CAPABILITY = "punieAnswer";
 
+/**
+ * Client capability `experimental.punieUserSettings = true`: the settings this client sends are
+ * the user's alone (toolPolicy has `application` scope), so the server lets them loosen the policy.
+ */
+export const USER_SETTINGS_CAPABILITY = "punieUserSettings";
+
+/** Client capability `experimental.puniePermission = true`: permission questions come as `punie/permission`. */
+export const PERMISSION_CAPABILITY = "puniePermission";
+
+/** A write's change, for the diff editor. */
+export interface PermissionChange {
+  uri: string;
+  /** The current text; null for a new file (or one that is not text). */
+  before: string | null;
+  after: string;
+  /** `1 line added, 1 removed`. */
+  summary: string;
+}
+
+/** A permission question (server → client). Every text is escaped by the server and says what it cuts. */
+export interface PermissionParams {
+  runId: string;
+  tool: string;
+  kind: "read" | "write" | "execute" | "call";
+  /** One line: `Punie wants to write src/app.py`. */
+  title: string;
+  /** The dialog's text, the title first. */
+  message: string;
+  /** Everything: the whole command, the whole diff. */
+  details: string;
+  /** `message` leaves out part of `details` beyond the diff. */
+  cut: boolean;
+  /** What "Allow for this session" covers; null: do not offer it. */
+  session: string | null;
+  change: PermissionChange | null;
+}
+
+export type PermissionAnswer = "allow" | "allowSession" | "deny";
+export interface PermissionResult {
+  answer: PermissionAnswer;
+}
+export const permission = new lc.RequestType<PermissionParams, PermissionResult, void>("punie/permission");
+
 /** Configuration section pulled with workspace/configuration and sent on didChangeConfiguration. */
 export const CONFIG_SECTION = "punie";
 

@@ -7,6 +7,8 @@ import { BootstrapError, checkVersion, findServer, realEnv } from "./bootstrap";
 import { needsRestart, serverSettings } from "./config";
 import * as ext from "./lsp_ext";
 import { AnswerPanel } from "./panel";
+import { askPermission } from "./permission";
+import { PERMISSION_SCHEME, PermissionTexts, VscodePermissionUi } from "./permission_ui";
 import { followUpQuestion, RunStore, type Run } from "./runs";
 import { CANCEL_CLIENT_COMMAND, SHOW_PANEL_COMMAND, StatusBar } from "./status";
 
@@ -41,6 +43,7 @@ export class Punie implements vscode.Disposable, PunieApi {
   private starting: Promise<void> | undefined;
   private progressSubs = new Map<Run, vscode.Disposable[]>();
   private subs: vscode.Disposable[] = [];
+  private permissionTexts = new PermissionTexts();
 
   constructor(private ctx: vscode.ExtensionContext) {
     this.panel = new AnswerPanel(this.store, {
@@ -67,6 +70,9 @@ export class Punie implements vscode.Disposable, PunieApi {
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (needsRestart((s) => e.affectsConfiguration(s))) void this.restart();
       }),
+      vscode.workspace.registerTextDocumentContentProvider(PERMISSION_SCHEME, this.permissionTexts),
+      // Trusting the workspace lifts "every write and command asks": tell the server.
+      vscode.workspace.onDidGrantWorkspaceTrust(() => void this.sendSettings()),
     );
     this.starting = this.start();
     this.starting.catch(() => undefined);
@@ -106,7 +112,8 @@ export class Punie implements vscode.Disposable, PunieApi {
       args: ["lsp"],
       options: { cwd: folder },
     };
-    const settingsFor = (scope?: vscode.ConfigurationScope) => serverSettings((k) => cfg(scope).get(k));
+    const settingsFor = (scope?: vscode.ConfigurationScope) =>
+      serverSettings((k) => cfg(scope).get(k), vscode.workspace.isTrusted);
     const clientOptions: lc.LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       outputChannel: this.output,
@@ -136,13 +143,22 @@ export class Punie implements vscode.Disposable, PunieApi {
     const client = new lc.LanguageClient("punie", "Punie", serverOptions, clientOptions);
     client.registerFeature({
       fillClientCapabilities(caps: lc.ClientCapabilities) {
-        caps.experimental = { ...(caps.experimental as object | undefined), [ext.ANSWER_CAPABILITY]: true };
+        caps.experimental = {
+          ...(caps.experimental as object | undefined),
+          [ext.ANSWER_CAPABILITY]: true,
+          [ext.PERMISSION_CAPABILITY]: true,
+          // serverPath, engine and toolPolicy have machine or application scope: a workspace's
+          // settings cannot set them, so the server may let toolPolicy loosen its policy.
+          [ext.USER_SETTINGS_CAPABILITY]: true,
+        };
       },
       initialize() {},
       getState: () => ({ kind: "static" }),
       clear() {},
     });
     client.onNotification(ext.answer, (p) => this.onAnswer(p));
+    const permissionUi = new VscodePermissionUi(this.permissionTexts);
+    client.onRequest(ext.permission, async (p) => ({ answer: await askPermission(p, permissionUi) }));
     // Permission questions (Allow / Allow for this session / Deny) are modal; others stay notifications.
     client.onRequest(lc.ShowMessageRequest.type, (p) => this.showMessageRequest(p));
     this.lc = client;
@@ -173,6 +189,15 @@ export class Punie implements vscode.Disposable, PunieApi {
     this.starting = this.start();
     this.starting.catch(() => undefined);
     await this.starting;
+  }
+
+  /** Sends the current settings (didChangeConfiguration); the server pulls them where it can. */
+  private async sendSettings(): Promise<void> {
+    const client = this.lc;
+    if (!client?.isRunning()) return;
+    await client.sendNotification(lc.DidChangeConfigurationNotification.type, {
+      settings: { [ext.CONFIG_SECTION]: serverSettings((k) => cfg().get(k), vscode.workspace.isTrusted) },
+    });
   }
 
   // ---------- runs ----------

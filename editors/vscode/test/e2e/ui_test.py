@@ -19,6 +19,9 @@ ap.add_argument("--turns", required=True)
 ap.add_argument("--orig", required=True)
 ap.add_argument("--images", required=True)
 ap.add_argument("--logs", required=True)
+ap.add_argument("--user-settings", required=True, help="the user settings file (serverPath, engine, toolPolicy live there)")
+ap.add_argument("--marker", required=True, help="a file the workspace's own serverPath would create")
+ap.add_argument("--untrusted", action="store_true", help="check Restricted Mode only (workspace trust on, answered No)")
 a = ap.parse_args()
 CALC = os.path.join(a.ws, "src", "calc.py")
 ORIG = open(a.orig).read()
@@ -46,9 +49,11 @@ def check(name):
 
 
 def set_settings(**kv):
-    """Writes the workspace settings; VS Code notices the file and the client sends didChangeConfiguration."""
-    p = os.path.join(a.ws, ".vscode", "settings.json")
-    s = json.load(open(p))
+    """Writes the remote machine's settings (engine has machine scope: workspace values do not
+    count); VS Code notices the file and the client sends didChangeConfiguration."""
+    p = os.path.join(os.path.dirname(os.path.dirname(a.user_settings)), "Machine", "settings.json")
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    s = json.load(open(p)) if os.path.exists(p) else {}
     s.update({f"punie.{k}": v for k, v in kv.items()})
     json.dump(s, open(p, "w"), indent=2)
     time.sleep(2.0)
@@ -101,6 +106,11 @@ with sync_playwright() as pw:
     page.on("console", lambda m: m.type == "error" and os.environ.get("PUNIE_E2E_VERBOSE") and print("console:", m.text))
     page.goto(a.url)
     page.wait_for_selector(".monaco-workbench", timeout=60_000)
+    if a.untrusted:
+        # VS Code asks whether to trust the folder's authors: a user who cloned it says no.
+        no = page.get_by_role("button", name=re.compile("No, I don.t trust"))
+        expect(no).to_be_visible(timeout=60_000)
+        no.click()
     # Open src/calc.py through Quick Open.
     page.wait_for_selector(".statusbar", timeout=60_000)
     time.sleep(1.0)
@@ -109,6 +119,35 @@ with sync_playwright() as pw:
     page.wait_for_selector(".quick-input-list .monaco-list-row", timeout=T)
     page.keyboard.press("Enter")
     expect(page.locator(".editor-instance .view-lines").first).to_contain_text("def add", timeout=T)
+
+    if a.untrusted:
+        @check("restricted mode: a write asks although the user's settings allow writes")
+        def _():
+            deadline = time.time() + 60  # the server may still be starting
+            while True:
+                try:
+                    open_menu()
+                    break
+                except Exception:
+                    if time.time() > deadline:
+                        raise
+                    page.keyboard.press("Escape")
+                    time.sleep(1)
+            page.keyboard.press("Escape")
+            engine("write.json")
+            choose("Ask Punie: Explain")
+            dialog = page.locator(".monaco-dialog-box")
+            expect(dialog).to_contain_text("Punie wants to write src/calc.py", timeout=T)
+            page.screenshot(path=os.path.join(a.images, "untrusted-workspace.png"))
+            dialog.get_by_role("button", name="Deny").click()
+            expect(status_item(r"Punie: done")).to_be_visible(timeout=T)
+            assert open(CALC).read() == ORIG, "src/calc.py changed on disk"
+            assert not os.path.exists(a.marker), "the workspace's serverPath was started"
+
+        browser.close()
+        passed = sum(1 for _, ok in results if ok)
+        print(f"{passed} passed, {len(results) - passed} failed")
+        sys.exit(1 if passed != len(results) else 0)
 
     @check("code actions: the Ask Punie actions appear in the Ctrl+. menu on a selection")
     def _():
@@ -153,6 +192,11 @@ with sync_playwright() as pw:
         expect(frame.locator("#copy-last")).to_be_visible()
         page.screenshot(path=os.path.join(a.images, "answer-panel.png"))
 
+    @check("settings: a workspace's settings choose neither the server nor the engine")
+    def _():
+        assert not os.path.exists(a.marker), "the workspace's serverPath was started"
+        assert "EVIL ENGINE" not in answers().inner_text(timeout=T), "the workspace's engine answered"
+
     @check("Ask Punie…: asks for the question with an input box")
     def _():
         engine("ask.json")
@@ -180,8 +224,12 @@ with sync_playwright() as pw:
         engine("write.json")
         choose("Ask Punie: Explain")
         dialog = page.locator(".monaco-dialog-box")
+        # The workspace's `toolPolicy.write_file: allow` does not count: the dialog appears.
         expect(dialog.get_by_role("button", name="Allow for this session")).to_be_visible(timeout=T)
+        expect(dialog.get_by_role("button", name="Show diff")).to_be_visible()
         expect(dialog.get_by_role("button", name="Deny")).to_be_visible()
+        expect(dialog).to_contain_text("Punie wants to write src/calc.py")
+        expect(dialog).to_contain_text("write_file on src/calc.py")
         page.screenshot(path=os.path.join(a.images, "permission-dialog.png"))
         dialog.get_by_role("button", name="Deny").click()
         expect(status_item(r"Punie: done")).to_be_visible(timeout=T)
@@ -198,6 +246,37 @@ with sync_playwright() as pw:
         page.keyboard.press("Control+z")
         expect(page.locator(".editor-instance .view-lines").first).to_contain_text("a - b", timeout=5000)
         assert "a + b" not in editor_text(), editor_text()
+
+    @check("permissions: Show diff opens the diff editor on the current and proposed text before Allow")
+    def _():
+        engine("write_fix.json")
+        choose("Ask Punie: Explain")
+        dialog = page.locator(".monaco-dialog-box")
+        expect(dialog).to_contain_text("Change: 1 line added, 1 removed", timeout=T)
+        dialog.get_by_role("button", name="Show diff").click()
+        diff = page.locator(".monaco-diff-editor").first
+        expect(diff).to_be_visible(timeout=T)
+        # Side by side or inline (a narrow editor), the diff shows both texts.
+        expect(diff).to_contain_text("a - b", timeout=T)
+        expect(diff).to_contain_text("a + b", timeout=T)
+        toast = page.locator(".notifications-toasts")
+        expect(toast).to_contain_text("Punie wants to write src/calc.py: allow it?", timeout=T)
+        allow = toast.get_by_role("button", name="Allow", exact=True)
+        expect(allow).to_be_visible(timeout=T)
+        time.sleep(0.5)  # the toast slides in; the screenshot should show it whole
+        assert open(CALC).read() == ORIG, "nothing is written before Allow"
+        page.screenshot(path=os.path.join(a.images, "permission-diff.png"))
+        allow.click()
+        expect(status_item(r"Punie: done")).to_be_visible(timeout=T)
+        # The edit went to the real file's buffer: saving it puts the proposed text on disk.
+        page.keyboard.press("F1")
+        page.keyboard.type("File: Save All")
+        page.wait_for_selector(".quick-input-list .monaco-list-row", timeout=T)
+        page.keyboard.press("Enter")
+        deadline = time.time() + T / 1000
+        while "a + b" not in open(CALC).read() and time.time() < deadline:
+            time.sleep(0.1)
+        assert open(CALC).read() == "def add(a, b):\n    return a + b\n", open(CALC).read()
 
     browser.close()
 

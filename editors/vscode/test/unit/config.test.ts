@@ -28,6 +28,26 @@ describe("config", () => {
     assert.deepEqual(s, {});
   });
 
+  it("an untrusted workspace asks the server for every write and command", () => {
+    assert.deepEqual(serverSettings((k) => (k === "maxTurns" ? 3 : undefined), false), { untrustedWorkspace: true, maxTurns: 3 });
+    assert.deepEqual(serverSettings(() => undefined, true), {});
+  });
+
+  it("what decides the program, the engine and the tool policy is the user's, not a workspace's", () => {
+    const pkg = JSON.parse(readFileSync("package.json", "utf8"));
+    const props = pkg.contributes.configuration.properties;
+    assert.equal(props["punie.serverPath"].scope, "machine");
+    assert.equal(props["punie.engine"].scope, "machine");
+    for (const tool of ["read_file", "write_file", "run_command"]) assert.equal(props[`punie.toolPolicy.${tool}`].scope, "application");
+    const untrusted = pkg.capabilities.untrustedWorkspaces;
+    assert.equal(untrusted.supported, "limited");
+    assert.match(untrusted.description, /asks before every write and every command/);
+    for (const key of untrusted.restrictedConfigurations) assert.ok(props[key], key);
+    for (const [key, prop] of Object.entries(props) as [string, { scope: string }][]) {
+      if (prop.scope === "resource") assert.ok(untrusted.restrictedConfigurations.includes(key) || key === "punie.trace.server", `${key} is read from an untrusted workspace`);
+    }
+  });
+
   it("restarts only for serverPath", () => {
     assert.equal(needsRestart((s) => s === "punie.serverPath"), true);
     assert.equal(needsRestart((s) => s === "punie.engine"), false);

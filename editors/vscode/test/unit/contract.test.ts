@@ -9,6 +9,9 @@ describe("contract", () => {
     assert.equal(ext.CANCEL_COMMAND, "punie.cancel");
     assert.equal(ext.answer.method, "punie/answer");
     assert.equal(ext.ANSWER_CAPABILITY, "punieAnswer");
+    assert.equal(ext.PERMISSION_CAPABILITY, "puniePermission");
+    assert.equal(ext.USER_SETTINGS_CAPABILITY, "punieUserSettings");
+    assert.equal(ext.permission.method, "punie/permission");
     assert.deepEqual([...ext.PERMISSION_ACTIONS], ["Allow", "Allow for this session", "Deny"]);
     assert.deepEqual([...ext.INSTRUCTIONS], ["explain", "fix", "tests", "refactor", "ask"]);
   });
