@@ -28,6 +28,14 @@ install_system_packages() {
     has_libclang || missing+=(libclang-dev)
     # Debian's own python3 makes virtual environments only with python3-venv.
     python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+    # The jail's tests run the system's pytest as root and as an unprivileged user, from its
+    # usual home (/usr/lib/python3), enter the unprivileged user with util-linux's runuser, and
+    # try the network with curl.
+    if [ "$(uname)" != Darwin ]; then
+        /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing+=(python3-pytest)
+        command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+        command -v curl >/dev/null 2>&1 || missing+=(curl)
+    fi
     if [ "$(uname)" = Darwin ]; then
         if [ ${#missing[@]} -gt 0 ] && ! command -v cmake >/dev/null 2>&1; then
             say "missing: cmake. Install it with: brew install cmake (clang comes with the Xcode command line tools)"
@@ -36,7 +44,7 @@ install_system_packages() {
         return
     fi
     if [ ${#missing[@]} -eq 0 ]; then
-        say "system packages: cmake, clang and libclang are present"
+        say "system packages: cmake, clang, libclang and the jail tests' tools are present"
         return
     fi
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -45,7 +53,7 @@ install_system_packages() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
         say "missing system packages: ${missing[*]}. Install them with:"
-        say "    sudo apt-get install -y cmake clang libclang-dev"
+        say "    sudo apt-get install -y ${missing[*]}"
         exit 1
     fi
 }

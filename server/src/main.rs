@@ -39,10 +39,17 @@ enum Command {
     /// Internal: the sandbox worker process (started by Punie itself).
     #[command(hide = true)]
     SandboxWorker(cli::sandbox::WorkerArgs),
+    /// Internal: runs one command inside the jail (started by Punie itself).
+    #[command(hide = true)]
+    JailExec,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::JailExec = cli.command {
+        // Before logging: the helper's stdout and stderr are the command's.
+        return punie::jail::helper_main();
+    }
     init_logging();
     let result = match cli.command {
         Command::Lsp(args) => cli::lsp::run(args),
@@ -55,6 +62,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cli::bench::run(args),
         Command::Models(args) => cli::models::run(args),
         Command::SandboxWorker(args) => cli::sandbox::run_worker(args),
+        Command::JailExec => unreachable!("handled before logging starts"),
     };
     match result {
         Ok(code) => code,

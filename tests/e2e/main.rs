@@ -11,6 +11,7 @@ mod engine;
 mod engine_faults;
 mod eval;
 mod fake_openai;
+mod jail;
 mod lsp;
 mod lsp_client;
 mod lsp_edits;

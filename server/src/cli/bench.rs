@@ -74,6 +74,8 @@ pub struct Args {
 /// Snippets per sandbox measurement, and codeAction requests per LSP measurement.
 const SANDBOX_ITERATIONS: usize = 200;
 const LSP_CODE_ACTIONS: usize = 200;
+/// Commands per jail start-up measurement (`true`, jailed and plain).
+const COMMAND_ITERATIONS: usize = 100;
 
 /// Workload sizes fixed by INTERFACES.md §4.
 const WORKLOAD_PROMPT_TOKENS: usize = 512;
@@ -260,12 +262,17 @@ fn bench_sandbox() -> anyhow::Result<Value> {
     let mut sandbox = crate::sandbox::Sandbox::new(crate::sandbox::SandboxLimits::default())
         .context("cannot start the sandbox")?;
     let figures = crate::sandbox::overhead_bench(&mut sandbox, SANDBOX_ITERATIONS)?;
+    let command = crate::jail::startup_bench(COMMAND_ITERATIONS)?;
     Ok(json!({
         "overhead_p50_ms": round2(figures.trivial_p50_ms),
         "overhead_p99_ms": round2(figures.trivial_p99_ms),
         "tool_snippet_p50_ms": round2(figures.tool_snippet_p50_ms),
         "tool_snippet_p99_ms": round2(figures.tool_snippet_p99_ms),
         "iterations": figures.iterations,
+        "command_jailed_p50_ms": round2(command.jailed_p50_ms),
+        "command_jailed_p99_ms": round2(command.jailed_p99_ms),
+        "command_unconfined_p50_ms": round2(command.unconfined_p50_ms),
+        "command_iterations": command.iterations,
     }))
 }
 

@@ -1,5 +1,6 @@
-//! `punie sandbox` (one snippet from stdin, JSON result on stdout) and the hidden
-//! `punie sandbox-worker` (the sandbox's worker process; see `punie::sandbox`).
+//! `punie sandbox` (one snippet from stdin, JSON result on stdout; `--explain`: what this
+//! machine enforces for commands) and the hidden `punie sandbox-worker` (the sandbox's
+//! worker process; see `punie::sandbox`).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -8,13 +9,21 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cancel::CancelFlag;
-use crate::sandbox::{DiskToolHost, Sandbox, SandboxLimits, SandboxResult};
+use crate::jail;
+use crate::sandbox::{
+    CommandLimits, DiskToolHost, Ruling, Sandbox, SandboxLimits, SandboxResult, ToolHost,
+    ToolRequest,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The workspace the snippet's tools are confined to.
+    #[arg(long, required_unless_present = "explain")]
+    workspace: Option<PathBuf>,
+    /// Print what this machine enforces for commands (each containment layer, what commands
+    /// may read) and exit.
     #[arg(long)]
-    workspace: PathBuf,
+    explain: bool,
     /// Wall-clock limit of the snippet's own code, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -27,13 +36,80 @@ pub struct Args {
     /// Let `run_command` run without asking (the terminal has no permission dialog).
     #[arg(long)]
     allow_commands: bool,
+    #[command(flatten)]
+    access: CommandAccessArgs,
+}
+
+/// What commands may reach beyond the workspace (`punie sandbox`, `punie ask`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommandAccessArgs {
+    /// Let commands use the network (Internet sockets; Unix-domain sockets stay closed).
+    #[arg(long)]
+    pub allow_network: bool,
+    /// A path commands may read outside the workspace: absolute or `~/…`, repeatable. Given
+    /// at least once, it replaces the default list (see --explain); secrets stay unreadable.
+    #[arg(long, value_name = "PATH")]
+    pub readable: Vec<String>,
+}
+
+impl CommandAccessArgs {
+    pub fn access(&self) -> anyhow::Result<jail::Access> {
+        let mut res = jail::Access {
+            network: self.allow_network,
+            ..jail::Access::default()
+        };
+        if !self.readable.is_empty() {
+            for entry in &self.readable {
+                jail::check_readable_entry(entry)
+                    .map_err(|why| anyhow::anyhow!("--readable: {why}"))?;
+            }
+            res.readable = self.readable.clone();
+        }
+        Ok(res)
+    }
+
+    /// Limits of `run_command` with this access.
+    pub fn command_limits(&self) -> anyhow::Result<CommandLimits> {
+        Ok(CommandLimits {
+            access: self.access()?,
+            ..CommandLimits::default()
+        })
+    }
+}
+
+/// `punie sandbox`'s host: the disk's, with what the flags let commands reach.
+struct SandboxHost {
+    disk: DiskToolHost,
+    commands: CommandLimits,
+}
+
+impl ToolHost for SandboxHost {
+    fn workspace_root(&self) -> &std::path::Path {
+        self.disk.workspace_root()
+    }
+
+    fn permit(&self, request: &ToolRequest) -> Ruling {
+        self.disk.permit(request)
+    }
+
+    fn command_limits(&self) -> CommandLimits {
+        self.commands.clone()
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let root = args.workspace.canonicalize().with_context(|| {
+    if args.explain {
+        print!("{}", jail::explain(&args.access.access()?));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let workspace = args
+        .workspace
+        .as_deref()
+        .context("--workspace is required")?;
+    let root = workspace.canonicalize().with_context(|| {
         format!(
             "workspace {} is not an accessible directory",
-            args.workspace.display()
+            workspace.display()
         )
     })?;
     anyhow::ensure!(
@@ -52,9 +128,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..SandboxLimits::default()
     };
     let mut sandbox = Sandbox::new(limits)?;
-    let host = DiskToolHost {
-        root,
-        allow_commands: args.allow_commands,
+    let host = SandboxHost {
+        disk: DiskToolHost {
+            root,
+            allow_commands: args.allow_commands,
+        },
+        commands: args.access.command_limits()?,
     };
     let res = sandbox.execute(&code, &host, &CancelFlag::default(), &mut |_| {});
     println!("{}", result_json(&res));

@@ -31,6 +31,8 @@ pub struct Settings {
     pub sandbox_timeout_ms: u64,
     pub sandbox_memory_mb: u64,
     pub sandbox_output_kb: u64,
+    /// What commands may reach beyond the workspace (`sandbox.network`, `sandbox.readable`).
+    pub command_access: crate::jail::Access,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             sandbox_timeout_ms: limits.timeout_ms,
             sandbox_memory_mb: limits.memory_mb,
             sandbox_output_kb: limits.output_kb,
+            command_access: crate::jail::Access::default(),
         }
     }
 }
@@ -82,6 +85,14 @@ impl Settings {
             return Vec::new();
         }
         self.user_policy.clone().tighten_tools(&self.tool_policy)
+    }
+
+    /// Limits of `run_command` and the typed tools' programs.
+    pub fn command_limits(&self) -> crate::workspace::CommandLimits {
+        crate::workspace::CommandLimits {
+            access: self.command_access.clone(),
+            ..Default::default()
+        }
     }
 
     pub fn sandbox_limits(&self) -> SandboxLimits {

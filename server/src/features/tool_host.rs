@@ -95,6 +95,10 @@ impl ToolHost for FeatureToolHost<'_> {
         }
     }
 
+    fn command_limits(&self) -> crate::workspace::CommandLimits {
+        self.settings.command_limits()
+    }
+
     fn permit(&self, request: &ToolRequest) -> Ruling {
         crate::policy::permit(
             request,

@@ -66,9 +66,79 @@ impl SettingsStore {
                  set it in {file} ([tools] {tool} = \"{value}\")"
             ));
         }
+        if !self.users_settings {
+            bad.extend(self.keep_command_access_within_defaults(&mut settings));
+        }
         self.settings = settings;
         problems.append(&mut bad);
         problems
+    }
+
+    /// What commands may reach can be narrowed from any source, but widened (network, more
+    /// readable paths) only from the user's own: a project's settings arrive the same way.
+    /// The ignored values are named once and dropped.
+    fn keep_command_access_within_defaults(&mut self, settings: &mut Settings) -> Vec<String> {
+        let (access, dropped) = settings
+            .command_access
+            .within(&crate::jail::Access::default());
+        if dropped.is_empty() {
+            return Vec::new();
+        }
+        if let Some(Value::Object(sandbox)) = self.raw.get_mut("sandbox") {
+            if !access.network {
+                sandbox.remove("network");
+            }
+            sandbox.insert("readable".to_owned(), Value::from(access.readable.clone()));
+        }
+        settings.command_access = access;
+        vec![format!(
+            "sandbox: {} ignored: a project's settings could send it, and they may only narrow what \
+             commands reach; use punie ask --allow-network / --readable, or a client that vouches \
+             for its settings (experimental.punieUserSettings)",
+            dropped
+                .iter()
+                .map(|what| format!("`{what}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )]
+    }
+}
+
+/// `sandbox.network` (a boolean) and `sandbox.readable` (absolute or `~/…` paths, replacing
+/// the default list). `None`: not one of these keys; `Some("")`: applied; else the problem.
+fn command_access(key: &str, value: &Value, access: &mut crate::jail::Access) -> Option<String> {
+    match key {
+        "network" => Some(match value.as_bool() {
+            Some(network) => {
+                access.network = network;
+                String::new()
+            }
+            None => format!("sandbox.network: expected true or false, got {value}"),
+        }),
+        "readable" => {
+            let entries: Option<Vec<String>> = value.as_array().and_then(|items| {
+                items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            });
+            Some(match entries {
+                None => format!(
+                    "sandbox.readable: expected a list of paths such as [\"/usr\", \"~/.cargo\"], got {value}"
+                ),
+                Some(entries) => match entries
+                    .iter()
+                    .find_map(|entry| crate::jail::check_readable_entry(entry).err())
+                {
+                    Some(why) => format!("sandbox.readable: {why}"),
+                    None => {
+                        access.readable = entries;
+                        String::new()
+                    }
+                },
+            })
+        }
+        _ => None,
     }
 }
 
@@ -176,13 +246,22 @@ fn validate(raw: &mut Map<String, Value>) -> (Settings, Vec<String>) {
                 Value::Object(limits) => {
                     let mut bad_limits = Vec::new();
                     for (limit, limit_value) in limits.iter() {
+                        if let Some(problem) =
+                            command_access(limit, limit_value, &mut res.command_access)
+                        {
+                            if !problem.is_empty() {
+                                problems.push(problem);
+                                bad_limits.push(limit.clone());
+                            }
+                            continue;
+                        }
                         let (target, range) = match limit.as_str() {
                             "timeoutMs" => (&mut res.sandbox_timeout_ms, 1..=3_600_000),
                             "memoryMb" => (&mut res.sandbox_memory_mb, 16..=65_536),
                             "outputKb" => (&mut res.sandbox_output_kb, 1..=65_536),
                             _ => {
                                 problems.push(format!(
-                                    "sandbox.{limit}: unknown key (expected timeoutMs, memoryMb or outputKb)"
+                                    "sandbox.{limit}: unknown key (expected timeoutMs, memoryMb, outputKb, network or readable)"
                                 ));
                                 bad_limits.push(limit.clone());
                                 continue;
@@ -206,7 +285,7 @@ fn validate(raw: &mut Map<String, Value>) -> (Settings, Vec<String>) {
                 }
                 _ => {
                     problems.push(
-                        "sandbox: expected an object with timeoutMs, memoryMb, outputKb".to_owned(),
+                        "sandbox: expected an object with timeoutMs, memoryMb, outputKb, network, readable".to_owned(),
                     );
                     bad_keys.push(key.clone());
                 }
@@ -370,6 +449,43 @@ mod tests {
                 );
                 assert_eq!(settings.sandbox_memory_mb, 256);
             },
+        );
+    }
+
+    #[test]
+    fn command_access_is_a_setting() {
+        check_with(
+            users_store(),
+            &[json!({"sandbox": {"network": true, "readable": ["/usr", "~/.cargo", "/data"]}})],
+            &[],
+            |settings| {
+                assert!(settings.command_access.network);
+                assert_eq!(
+                    settings.command_access.readable,
+                    ["/usr", "~/.cargo", "/data"]
+                );
+            },
+        );
+        // From a source a project could write, only what narrows counts, and that is said once.
+        let mut store = SettingsStore::default();
+        let problems =
+            store.apply(&json!({"sandbox": {"network": true, "readable": ["/usr", "~"]}}));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("`network`, `~` ignored"),
+            "{problems:?}"
+        );
+        assert!(!store.settings().command_access.network);
+        assert_eq!(store.settings().command_access.readable, ["/usr"]);
+        assert!(store.apply(&json!({"maxTurns": 3})).is_empty());
+        assert_eq!(store.settings().command_access.readable, ["/usr"]);
+        check(
+            &[json!({"sandbox": {"network": "yes", "readable": ["relative/path"]}})],
+            &[
+                "sandbox.network: expected true or false, got \"yes\"",
+                "sandbox.readable: `relative/path` must be an absolute path or start with `~/`",
+            ],
+            |settings| assert_eq!(settings.command_access, crate::jail::Access::default()),
         );
     }
 }

@@ -226,7 +226,13 @@ fn carry_out(
             Ok(Value::String(WRITE_FILE_RESULT.to_owned()))
         }
         Action::Execute { argv, .. } => {
-            let out = workspace::run_command(&argv, &path, &host.command_limits(), cancel)?;
+            let out = workspace::run_command(
+                &argv,
+                &path,
+                host.workspace_root(),
+                &host.command_limits(),
+                cancel,
+            )?;
             Ok(Value::String(out.to_tool_text()))
         }
         Action::Call { .. } => match request.tool.backend() {

@@ -283,17 +283,6 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
-/// This very binary. On Linux `/proc/self/exe` still runs it after the file on disk was
-/// replaced or deleted (an upgrade or a rebuild while the server runs), so the worker always
-/// speaks the same protocol as its parent; `current_exe` would name a missing file then.
-fn own_executable() -> anyhow::Result<PathBuf> {
-    let proc_self_exe = Path::new("/proc/self/exe");
-    if cfg!(target_os = "linux") && proc_self_exe.exists() {
-        return Ok(proc_self_exe.to_path_buf());
-    }
-    std::env::current_exe().context("finding the punie executable for the sandbox worker")
-}
-
 /// A fresh id for each `exec` the process sends.
 fn next_exec_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -312,15 +301,15 @@ impl Sandbox {
     /// A sandbox whose worker is this executable (`punie sandbox-worker`), or the binary
     /// named by `PUNIE_SANDBOX_WORKER`. Starts the first worker in the background.
     pub fn new(limits: SandboxLimits) -> anyhow::Result<Sandbox> {
-        let exe = match std::env::var_os("PUNIE_SANDBOX_WORKER") {
-            Some(exe) => PathBuf::from(exe),
-            None => own_executable()?,
-        };
+        let exe = crate::jail::punie_executable()
+            .context("finding the punie executable for the sandbox worker")?;
         Sandbox::with_worker_exe(limits, &exe)
     }
 
     /// A sandbox whose worker is `exe sandbox-worker`.
     pub fn with_worker_exe(limits: SandboxLimits, exe: &Path) -> anyhow::Result<Sandbox> {
+        // Commands run under the same binary's `jail-exec`.
+        crate::jail::use_helper_executable(exe);
         let mut sandbox = Sandbox {
             limits,
             worker_exe: exe.to_path_buf(),

@@ -208,7 +208,13 @@ impl Context<'_> {
         }
         let mut argv = interpreter_argv(program);
         argv.extend_from_slice(args);
-        workspace::run_command(&argv, cwd, &self.host.command_limits(), self.cancel)
+        workspace::run_command(
+            &argv,
+            cwd,
+            self.host.workspace_root(),
+            &self.host.command_limits(),
+            self.cancel,
+        )
     }
 }
 

@@ -1,20 +1,21 @@
-//! `run_command`: one program, argv only (never a shell), confined working directory,
-//! scrubbed environment, its own timeout and output cap, killed with its process group.
+//! `run_command`: one program, argv only (never a shell), in a confined working directory,
+//! inside the jail (`crate::jail`), with its own deadline and output cap.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::ToolError;
 use crate::cancel::CancelFlag;
+use crate::jail;
 
-/// Limits of one command.
+/// Limits of one command: how long, how much output, and what it may reach beyond the
+/// workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandLimits {
     pub timeout: Duration,
-    /// Bytes kept of stdout and of stderr each; the rest is read and dropped.
+    /// Bytes kept of stdout and of stderr each; a command that prints more is stopped.
     pub output_bytes: usize,
+    pub access: jail::Access,
 }
 
 impl Default for CommandLimits {
@@ -23,6 +24,7 @@ impl Default for CommandLimits {
         CommandLimits {
             timeout: Duration::from_secs(30),
             output_bytes: 256 * 1024,
+            access: jail::Access::default(),
         }
     }
 }
@@ -32,8 +34,9 @@ impl Default for CommandLimits {
 pub struct CommandOutput {
     pub stdout: String,
     pub stderr: String,
-    /// `None` when a signal ended it.
+    /// `None` when a signal ended it, or it was stopped at the output limit.
     pub exit_code: Option<i32>,
+    /// It printed more than the limit and was stopped; the output is the first part.
     pub truncated: bool,
 }
 
@@ -53,7 +56,10 @@ impl CommandOutput {
             if !res.ends_with('\n') {
                 res.push('\n');
             }
-            res.push_str("[output truncated]");
+            res.push_str(
+                "[output truncated: the command printed more than the limit and was stopped]",
+            );
+            return res;
         }
         match self.exit_code {
             Some(0) => {}
@@ -167,86 +173,42 @@ fn split_posix(text: &str) -> Result<Vec<String>, &'static str> {
     Ok(res)
 }
 
-/// The environment a command sees: enough to find programs and speak UTF-8, nothing else
-/// (no tokens or keys from the editor's environment).
-fn scrubbed_env() -> Vec<(String, String)> {
-    const KEEP: &[&str] = &[
-        "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
-    ];
-    let mut res: Vec<(String, String)> = KEEP
-        .iter()
-        .filter_map(|name| {
-            std::env::var(name)
-                .ok()
-                .map(|value| ((*name).to_owned(), value))
-        })
-        .collect();
-    if !res.iter().any(|(name, _)| name == "PATH") {
-        res.push(("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()));
-    }
-    res.push(("TERM".to_owned(), "dumb".to_owned()));
-    res.push(("NO_COLOR".to_owned(), "1".to_owned()));
-    res
-}
-
-/// Runs `argv` in `cwd` (already confined) and waits, at most `limits.timeout`, stopping at
-/// once when `cancel` is set. The command and everything it started run in their own
-/// process group, which is killed when the command ends, times out or is cancelled.
+/// Runs `argv` in `cwd` (already confined to `workspace`) inside the jail (`crate::jail`:
+/// writes only in the workspace and a private directory, no network unless allowed, no
+/// secrets, no other processes, a clean environment) and waits at most `limits.timeout`,
+/// stopping at once when `cancel` is set. Everything the command started is gone when this
+/// returns. The one way a program runs on behalf of the model: `run_command` and the typed
+/// tools alike.
 pub fn run_command(
     argv: &[String],
     cwd: &Path,
+    workspace: &Path,
     limits: &CommandLimits,
     cancel: &CancelFlag,
 ) -> Result<CommandOutput, ToolError> {
-    let (program, args) = argv
-        .split_first()
+    let program = argv
+        .first()
         .ok_or_else(|| ToolError::new("ValueError", "empty command"))?;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .envs(scrubbed_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        command.process_group(0);
-    }
-    let mut child = command.spawn().map_err(|err| match err.kind() {
-        std::io::ErrorKind::NotFound => ToolError::new(
-            "FileNotFoundError",
-            format!("command not found: '{program}'"),
-        ),
-        std::io::ErrorKind::PermissionDenied => {
-            ToolError::permission(format!("cannot execute '{program}': Permission denied"))
-        }
-        _ => ToolError::new("OSError", format!("cannot run '{program}': {err}")),
-    })?;
-    let cap = limits.output_bytes;
-    let stdout = child
-        .stdout
-        .take()
-        .map(|pipe| std::thread::spawn(move || read_capped(pipe, cap)));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|pipe| std::thread::spawn(move || read_capped(pipe, cap)));
-
-    let start = Instant::now();
-    let mut stopped: Option<ToolError> = None;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) => {}
-            Err(_) => break None,
-        }
-        if cancel.is_cancelled() {
-            stopped = Some(ToolError::new("KeyboardInterrupt", "the run was cancelled"));
-        } else if start.elapsed() >= limits.timeout {
-            stopped = Some(ToolError::new(
+    let run_limits = jail::RunLimits {
+        deadline: Instant::now() + limits.timeout,
+        output_bytes: limits.output_bytes,
+    };
+    let finished = jail::run(argv, cwd, workspace, &limits.access, &run_limits, cancel).map_err(
+        |failure| match failure {
+            jail::Failure::NotFound(message) => ToolError::new("FileNotFoundError", message),
+            jail::Failure::NotPermitted(message) | jail::Failure::Refused(message) => {
+                ToolError::permission(message)
+            }
+            jail::Failure::Helper(message) => {
+                ToolError::new("OSError", format!("cannot run '{program}': {message}"))
+            }
+        },
+    )?;
+    let exit_code = match finished.end {
+        jail::End::Exited(code) => Some(code),
+        jail::End::Signalled(_) | jail::End::OutputLimit => None,
+        jail::End::TimedOut => {
+            return Err(ToolError::new(
                 "TimeoutError",
                 format!(
                     "command timed out after {} s: {}",
@@ -255,58 +217,16 @@ pub fn run_command(
                 ),
             ));
         }
-        if stopped.is_some() {
-            kill_group(&mut child);
-            break child.wait().ok();
+        jail::End::Cancelled => {
+            return Err(ToolError::new("KeyboardInterrupt", "the run was cancelled"));
         }
-        std::thread::sleep(Duration::from_millis(5));
     };
-    // Whatever the command left running dies with it, so that the pipes close.
-    kill_group(&mut child);
-    let (stdout, out_truncated) = stdout.and_then(|it| it.join().ok()).unwrap_or_default();
-    let (stderr, err_truncated) = stderr.and_then(|it| it.join().ok()).unwrap_or_default();
-    if let Some(err) = stopped {
-        return Err(err);
-    }
     Ok(CommandOutput {
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        exit_code: status.and_then(|status| status.code()),
-        truncated: out_truncated || err_truncated,
+        stdout: String::from_utf8_lossy(&finished.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&finished.stderr).into_owned(),
+        exit_code,
+        truncated: finished.end == jail::End::OutputLimit,
     })
-}
-
-fn kill_group(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    {
-        let pgid = child.id() as libc::pid_t;
-        // SAFETY: kill(2) with a negative pid signals the process group we created for the
-        // child; it touches no memory of ours.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
-    }
-    let _ = child.kill();
-}
-
-/// Reads everything, keeping the first `cap` bytes.
-fn read_capped(mut pipe: impl Read, cap: usize) -> (Vec<u8>, bool) {
-    let mut res = Vec::new();
-    let mut truncated = false;
-    let mut buf = [0u8; 8192];
-    loop {
-        match pipe.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n_read) => {
-                let room = cap.saturating_sub(res.len());
-                if n_read > room {
-                    truncated = true;
-                }
-                res.extend_from_slice(&buf[..n_read.min(room)]);
-            }
-        }
-    }
-    (res, truncated)
 }
 
 #[cfg(test)]

@@ -51,6 +51,8 @@ pub struct Args {
     /// Both --allow-writes and --allow-commands.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub access: crate::cli::sandbox::CommandAccessArgs,
     /// Continue the workspace's last conversation instead of starting a new one.
     #[arg(long = "continue")]
     pub continue_session: bool,
@@ -220,6 +222,7 @@ impl Setup {
             user_policy,
             // The flags are the user's own command line.
             tool_policy_is_users: true,
+            command_access: args.access.access()?,
             ..Settings::default()
         };
         if let Some(ms) = args.timeout_ms {

@@ -81,6 +81,18 @@ pub(super) fn render(report: &Value, reference: Option<&Value>, context: &Report
                 sandbox["tool_snippet_p50_ms"], sandbox["tool_snippet_p99_ms"]
             ),
         );
+        if sandbox.get("command_jailed_p50_ms").is_some() {
+            row(
+                &mut out,
+                "`true` through the command jail, p50 / p99 (spawned plainly, p50)",
+                format!(
+                    "{} / {} ms ({} ms)",
+                    sandbox["command_jailed_p50_ms"],
+                    sandbox["command_jailed_p99_ms"],
+                    sandbox["command_unconfined_p50_ms"]
+                ),
+            );
+        }
     }
     if let Some(lsp) = report.get("lsp") {
         out.push_str("\n### Language server\n\n| figure | value |\n|---|---|\n");

@@ -1,0 +1,86 @@
+//! The helper's side of every platform: `punie jail-exec`. Its stdin is the control socket
+//! (the plan comes in, reports go out); its stdout and stderr are the command's, and it
+//! writes nothing there itself. The platform module does the containing.
+
+use std::io::{self, BufRead, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+
+use super::{Plan, Report};
+
+pub(super) fn main() -> ExitCode {
+    // The control socket moves off fd 0 (close-on-exec), and fd 0 becomes /dev/null: that is
+    // what the command reads.
+    // SAFETY: fcntl duplicates fd 0 into a new descriptor that nothing else owns.
+    let raw = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+    if raw < 0 {
+        return ExitCode::FAILURE;
+    }
+    // SAFETY: `raw` is ours alone.
+    let control = unsafe { UnixStream::from_raw_fd(raw) };
+    match std::fs::File::open("/dev/null") {
+        // SAFETY: dup2 onto fd 0; `null` itself is closed when dropped.
+        Ok(null) => unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+        },
+        Err(_) => return ExitCode::FAILURE,
+    }
+    let mut line = Vec::new();
+    let read = io::BufReader::new(&control)
+        .take(16 * 1024 * 1024)
+        .read_until(b'\n', &mut line);
+    let plan = match read
+        .ok()
+        .and_then(|_| serde_json::from_slice::<Plan>(&line).ok())
+    {
+        Some(plan) if !plan.argv.is_empty() => plan,
+        _ => return ExitCode::FAILURE,
+    };
+    if let Err(err) = prepare_private_dir(&plan) {
+        send(
+            &control,
+            &Report::Refused {
+                message: format!("cannot prepare the command's private directory: {err}"),
+            },
+        );
+        return ExitCode::SUCCESS;
+    }
+    #[cfg(target_os = "linux")]
+    super::linux::contain(&plan, &control);
+    #[cfg(target_os = "macos")]
+    super::macos::contain(&plan, &control);
+    ExitCode::SUCCESS
+}
+
+/// Sends one report to the server (a failure means the server is gone: nothing to do).
+pub(super) fn send(control: &UnixStream, report: &Report) {
+    let mut line = serde_json::to_vec(report).expect("a report serializes");
+    line.push(b'\n');
+    let _ = (&*control).write_all(&line);
+}
+
+/// Makes `home/` and `tmp/` in the private directory, and links each readable entry under
+/// the real home into `home/`, so that toolchains find `~/.cargo` or `~/.local/bin` while
+/// whatever else a program writes under `~` lands in a throwaway directory.
+fn prepare_private_dir(plan: &Plan) -> io::Result<()> {
+    let home = plan.private_dir.join("home");
+    std::fs::create_dir(&home)?;
+    std::fs::create_dir(plan.private_dir.join("tmp"))?;
+    let Some(real_home) = &plan.real_home else {
+        return Ok(());
+    };
+    for rel in &plan.home_links {
+        let target = real_home.join(rel);
+        if std::fs::symlink_metadata(&target).is_err() {
+            continue;
+        }
+        let link = home.join(rel);
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // An entry listed twice, or one inside another, is already there.
+        let _ = std::os::unix::fs::symlink(&target, &link);
+    }
+    Ok(())
+}

@@ -1,0 +1,693 @@
+//! The helper on Linux: namespaces where the kernel lets us make them, then an init that
+//! starts the command under Landlock and seccomp and ends the namespace with it; without
+//! namespaces, the helper itself tracks every descendant as a child subreaper.
+//!
+//! Processes: `punie jail-exec` (the helper, outside) → init (PID 1 of the new PID
+//! namespace) → the command (PID 2) and its descendants. The helper waits for init or for
+//! end-of-file on the control socket (the server stopping the command, or the server gone)
+//! and then kills init; init's death makes the kernel kill every process in the namespace.
+//! The helper is single-threaded, so `fork` is safe here; everything the command's side
+//! does after its own `fork` (in `confine`) is a system call.
+
+mod landlock;
+mod seccomp;
+
+use std::ffi::{CStr, CString};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::helper::send;
+use super::{Layers, Plan, Report};
+
+/// Runs `plan` and reports on `control`; returns when the command and everything it
+/// started are gone.
+pub(super) fn contain(plan: &Plan, control: &UnixStream) {
+    let mut layers = Layers {
+        platform: "linux".to_owned(),
+        landlock_abi: landlock::abi(),
+        // SAFETY: a query with no arguments.
+        seccomp: seccomp::SUPPORTED && unsafe { libc::prctl(libc::PR_GET_SECCOMP) } >= 0,
+        ..Layers::default()
+    };
+    if layers.landlock_abi == 0 {
+        send(
+            control,
+            &Report::Refused {
+                message: "run_command: this kernel has no Landlock (Linux 5.13 or newer, with \
+                          landlock in the lsm= list), so a command's files cannot be confined; \
+                          commands are not run (punie sandbox --explain)"
+                    .to_owned(),
+            },
+        );
+        return;
+    }
+    let namespaces = if plan.namespaces {
+        enter_namespaces(plan.network)
+    } else {
+        Namespaces {
+            entered: false,
+            user: false,
+        }
+    };
+    layers.user_namespace = namespaces.user;
+    layers.pid_namespace = namespaces.entered;
+    layers.network_namespace = namespaces.entered && !plan.network;
+    if !layers.network_namespace && !plan.network && !layers.seccomp {
+        send(
+            control,
+            &Report::Refused {
+                message: "run_command: neither a network namespace nor seccomp is available, so \
+                          commands cannot be kept off the network; they are not run"
+                    .to_owned(),
+            },
+        );
+        return;
+    }
+    if !namespaces.entered {
+        // SAFETY: plain prctl flag: orphaned descendants become our children.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        supervise(plan, &layers, control, Tracking::Subreaper);
+        return;
+    }
+    // SAFETY: this process is single-threaded (the helper starts no threads).
+    match unsafe { libc::fork() } {
+        -1 => send(
+            control,
+            &Report::Refused {
+                message: format!(
+                    "cannot start the command's init: {}",
+                    io::Error::last_os_error()
+                ),
+            },
+        ),
+        0 => {
+            // PID 1 of the new namespace: dies with the helper, whatever kills it.
+            // SAFETY: plain prctl flag.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            // Nothing is mounted unless our mounts are private: as root they would otherwise
+            // propagate to the host.
+            let private = make_private();
+            layers.read_only_mounts = private && read_only_except(&plan.writable);
+            layers.private_proc = private && mount_proc();
+            if layers.network_namespace {
+                loopback_up();
+            }
+            supervise(plan, &layers, control, Tracking::PidNamespace);
+            // Exiting ends the namespace: the kernel kills whatever the command left.
+            std::process::exit(0);
+        }
+        init => watch_init(init, control),
+    }
+}
+
+struct Namespaces {
+    /// New mount, PID and (without network) network namespaces.
+    entered: bool,
+    /// Through a user namespace (not root).
+    user: bool,
+}
+
+/// Unshares mount, PID and network namespaces (through a user namespace that maps our own
+/// ids when we are not root). All or nothing: on failure we stay where we are.
+fn enter_namespaces(network: bool) -> Namespaces {
+    // SAFETY: getters without arguments.
+    let (uid, gid, euid) = unsafe { (libc::getuid(), libc::getgid(), libc::geteuid()) };
+    let user = euid != 0;
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+    if !network {
+        flags |= libc::CLONE_NEWNET;
+    }
+    if user {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    // SAFETY: unshare takes flags only.
+    if unsafe { libc::unshare(flags) } != 0 {
+        return Namespaces {
+            entered: false,
+            user: false,
+        };
+    }
+    if user {
+        // Our own ids, unchanged: files keep their owners (git checks them), and nothing
+        // inside is root.
+        let mapped = std::fs::write("/proc/self/setgroups", "deny")
+            .and_then(|()| std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n")))
+            .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n")));
+        if mapped.is_err() {
+            // Unmapped ids still work (the kernel checks the real ones); keep going.
+            tracing::debug!("jail: cannot map ids in the user namespace: {mapped:?}");
+        }
+    }
+    Namespaces {
+        entered: true,
+        user,
+    }
+}
+
+/// Makes every mount of our namespace private, so that nothing we mount reaches the host.
+fn make_private() -> bool {
+    // SAFETY: mount(2) with a NUL-terminated target and null source, type and data.
+    unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) == 0
+    }
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+/// Sets or clears read-only on the mount at `path` and every mount beneath it (Linux 5.12).
+fn set_read_only(path: &CStr, read_only: bool) -> bool {
+    let attr = MountAttr {
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if read_only { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `path` is NUL-terminated and `attr` outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ) == 0
+    }
+}
+
+/// Makes every mount read-only, then binds each writable path onto itself read-write: a
+/// second layer under Landlock for contents, and the only one for metadata (Landlock does
+/// not cover `chmod`, `chown`, `utimes` or extended attributes).
+fn read_only_except(writable: &[PathBuf]) -> bool {
+    if !set_read_only(c"/", true) {
+        return false;
+    }
+    writable.iter().all(|path| {
+        let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: mount(2) binding a NUL-terminated path onto itself.
+        let bound = unsafe {
+            libc::mount(
+                c_path.as_ptr(),
+                c_path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) == 0
+        };
+        bound && set_read_only(&c_path, false)
+    })
+}
+
+/// Mounts a `/proc` that shows only this namespace's processes.
+fn mount_proc() -> bool {
+    // SAFETY: mount(2) with NUL-terminated strings and null data.
+    unsafe {
+        libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        ) == 0
+    }
+}
+
+/// Brings up `lo` in the new network namespace, so that a test suite can talk to a server it
+/// starts itself on 127.0.0.1.
+fn loopback_up() {
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let mut req = IfReq {
+        name: [0; 16],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    req.name[..2].copy_from_slice(b"lo");
+    // SAFETY: an ioctl on a socket we own, with a struct of the kernel's ifreq layout.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return;
+        }
+        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0 {
+            req.flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock, libc::SIOCSIFFLAGS, &mut req);
+        }
+        libc::close(sock);
+    }
+}
+
+/// The helper outside the namespace: waits for init to end, or for the server to stop the
+/// command (end-of-file on the control socket), then kills init.
+fn watch_init(init: libc::pid_t, control: &UnixStream) {
+    wait_for_child_or_stop(init, control);
+    // SAFETY: signals and reaps our own child.
+    unsafe {
+        libc::kill(init, libc::SIGKILL);
+        libc::waitpid(init, std::ptr::null_mut(), 0);
+    }
+}
+
+/// Blocks until `child` has ended (not reaped) or the control socket reaches end-of-file.
+/// Returns true when the child ended.
+fn wait_for_child_or_stop(child: libc::pid_t, control: &UnixStream) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) };
+    let pidfd = (raw >= 0).then(|| {
+        // SAFETY: a fresh descriptor nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(raw as i32) }
+    });
+    let mut sink = [0u8; 256];
+    loop {
+        let mut fds = vec![libc::pollfd {
+            fd: control.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(pidfd) = &pidfd {
+            fds.push(libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // Without a pidfd (Linux < 5.3) look at the child every 10 ms.
+        let timeout = if pidfd.is_some() { -1 } else { 10 };
+        // SAFETY: a valid array of pollfd structs.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if fds[0].revents != 0 {
+            match (&*control).read(&mut sink) {
+                Ok(0) => return false,
+                Err(err) if err.kind() != io::ErrorKind::Interrupted => return false,
+                _ => {}
+            }
+        }
+        // SAFETY: WNOWAIT leaves the child to be reaped by the caller.
+        let ended = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                child as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            ) == 0
+                && info.si_pid() != 0
+        };
+        if ended {
+            return true;
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tracking {
+    /// We are PID 1 of the command's namespace.
+    PidNamespace,
+    /// We are a child subreaper: every orphaned descendant becomes our child.
+    Subreaper,
+}
+
+/// Starts the command under Landlock and seccomp, reports, and waits for it; then makes sure
+/// nothing it started is left.
+fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Tracking) {
+    let ruleset = match ruleset(plan, layers.landlock_abi) {
+        Ok(ruleset) => ruleset,
+        Err(err) => {
+            send(
+                control,
+                &Report::Refused {
+                    message: format!("cannot build the command's Landlock rules: {err}"),
+                },
+            );
+            return;
+        }
+    };
+    let filter = layers.seccomp.then(|| seccomp::Filter::new(plan.network));
+    // In our own user namespace the count is of the sandbox's processes alone; outside one it
+    // would count all of the user's (and root is exempt).
+    let max_processes = layers.user_namespace.then_some(MAX_PROCESSES);
+    let (program, args) = plan.argv.split_first().expect("a plan has a program");
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(plan.env.iter().map(|(name, value)| (name, value)))
+        .current_dir(&plan.cwd);
+    // SAFETY: `confine` makes only system calls (no allocation, no locks).
+    unsafe {
+        command.pre_exec(move || confine(&ruleset, filter.as_ref(), max_processes));
+    }
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            send(control, &spawn_failure(program, &err));
+            return;
+        }
+    };
+    send(
+        control,
+        &Report::Started {
+            layers: layers.clone(),
+        },
+    );
+    let pid = child.id() as libc::pid_t;
+    match tracking {
+        Tracking::PidNamespace => {
+            // Reap everything (orphans come to PID 1) until the command itself ends.
+            loop {
+                let mut status = 0;
+                // SAFETY: waits for any child of ours.
+                let reaped = unsafe { libc::waitpid(-1, &mut status, 0) };
+                if reaped == pid {
+                    send(control, &exit_report(status));
+                    return;
+                }
+                if reaped < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    return;
+                }
+            }
+        }
+        Tracking::Subreaper => {
+            if wait_for_child_or_stop(pid, control) {
+                let mut status = 0;
+                // SAFETY: reaps our own child, which has ended.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                send(control, &exit_report(status));
+            }
+            sweep();
+        }
+    }
+}
+
+/// Processes (and threads) a command and its descendants may have at once, where that can
+/// be counted for the sandbox alone: a fork bomb stops there.
+const MAX_PROCESSES: u64 = 1024;
+
+/// In the command's process, between `fork` and `exec`: a new session (no terminal), no
+/// core dumps, a process limit, no new privileges, no capabilities, then Landlock and
+/// seccomp. System calls only.
+fn confine(
+    ruleset: &landlock::Ruleset,
+    filter: Option<&seccomp::Filter>,
+    max_processes: Option<u64>,
+) -> io::Result<()> {
+    // SAFETY: each call takes plain integers or pointers to locals.
+    unsafe {
+        libc::setsid();
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        if let Some(max) = max_processes {
+            let limit = libc::rlimit {
+                rlim_cur: max,
+                rlim_max: max,
+            };
+            libc::setrlimit(libc::RLIMIT_NPROC, &limit);
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        drop_capabilities()?;
+    }
+    ruleset.restrict_self()?;
+    if let Some(filter) = filter {
+        filter.install()?;
+    }
+    Ok(())
+}
+
+/// Empties the bounding, ambient, effective, permitted and inheritable capability sets, so
+/// that root (or the owner of a user namespace) runs the command with none.
+///
+/// # Safety
+/// System calls only; call between `fork` and `exec`.
+unsafe fn drop_capabilities() -> io::Result<()> {
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    // SAFETY: prctl and capset with integers and pointers to locals.
+    unsafe {
+        for cap in 0..64 {
+            // Fails with EINVAL past the last capability, and with EPERM without
+            // CAP_SETPCAP (then there is nothing to drop).
+            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+        let header = CapHeader {
+            version: CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let data = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn spawn_failure(program: &str, err: &io::Error) -> Report {
+    match err.kind() {
+        io::ErrorKind::NotFound => Report::NotFound {
+            message: format!("command not found: '{program}'"),
+        },
+        io::ErrorKind::PermissionDenied => Report::NotPermitted {
+            message: format!(
+                "cannot execute '{program}': Permission denied (outside what commands may run, or not executable)"
+            ),
+        },
+        _ => Report::Refused {
+            message: format!("cannot run '{program}' in the sandbox: {err}"),
+        },
+    }
+}
+
+fn exit_report(status: i32) -> Report {
+    if libc::WIFEXITED(status) {
+        Report::Exited {
+            code: Some(libc::WEXITSTATUS(status)),
+            signal: None,
+        }
+    } else {
+        Report::Exited {
+            code: None,
+            signal: Some(libc::WTERMSIG(status)),
+        }
+    }
+}
+
+/// Kills every descendant: as a subreaper, each orphaned descendant is our child, so killing
+/// our children until none is left reaches them all, however they left their process group.
+fn sweep() {
+    // SAFETY: getpid has no arguments.
+    let me = unsafe { libc::getpid() };
+    loop {
+        for pid in children_of(me) {
+            // SAFETY: signals a process that is our child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let mut reaped_any = false;
+        loop {
+            // SAFETY: reaps any child of ours without blocking.
+            let reaped = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+            if reaped > 0 {
+                reaped_any = true;
+                continue;
+            }
+            if reaped < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+                return;
+            }
+            break;
+        }
+        if !reaped_any {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// The pids whose parent is `parent` (this single-threaded process): its `children` file
+/// where the kernel has one (CONFIG_PROC_CHILDREN), else every `/proc/<pid>/stat`.
+fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
+    if let Ok(children) = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+    {
+        return children
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect();
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| parent_pid(&stat))
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// The fourth field of `/proc/<pid>/stat`; the second (the name, in parentheses) may hold
+/// spaces and parentheses, so the fields are counted after the last `)`.
+fn parent_pid(stat: &str) -> Option<libc::pid_t> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The command's Landlock ruleset: read and execute beneath the readable paths, every right
+/// beneath the writable ones, never a secret; `/proc` readable (with a PID namespace it shows
+/// only the sandbox), and the harmless devices.
+fn ruleset(plan: &Plan, abi: u32) -> io::Result<landlock::Ruleset> {
+    let mut res = landlock::Ruleset::new(abi, !plan.network)?;
+    let secrets: Vec<PathBuf> = plan
+        .secrets
+        .iter()
+        .flat_map(|secret| {
+            // Both spellings: the path as listed and where a symlink there leads.
+            let canonical = secret.canonicalize().ok();
+            std::iter::once(secret.clone()).chain(canonical)
+        })
+        .collect();
+    for path in &plan.readable {
+        grant(&mut res, path, landlock::READ, &secrets)?;
+    }
+    for path in &plan.writable {
+        grant(&mut res, path, landlock::ALL, &secrets)?;
+    }
+    if plan.network {
+        // resolv.conf is often a link into /run (systemd-resolved, resolvconf).
+        if let Ok(resolv) = Path::new("/etc/resolv.conf").canonicalize() {
+            grant(&mut res, &resolv, landlock::READ, &secrets)?;
+        }
+    }
+    allow_existing(
+        &mut res,
+        Path::new("/proc"),
+        landlock::READ_FILE | landlock::READ_DIR,
+    )?;
+    for device in ["/dev/null", "/dev/zero", "/dev/full"] {
+        allow_existing(
+            &mut res,
+            Path::new(device),
+            landlock::READ_FILE | landlock::WRITE_FILE,
+        )?;
+    }
+    for device in ["/dev/random", "/dev/urandom"] {
+        allow_existing(&mut res, Path::new(device), landlock::READ_FILE)?;
+    }
+    Ok(res)
+}
+
+fn allow_existing(ruleset: &mut landlock::Ruleset, path: &Path, access: u64) -> io::Result<()> {
+    match ruleset.allow(path, access) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        res => res,
+    }
+}
+
+/// Grants `access` beneath `path`, except beneath any of `secrets`: a directory that holds a
+/// secret is granted child by child instead (so it cannot be listed itself), and a symlink
+/// that leads to or into a secret is skipped.
+fn grant(
+    ruleset: &mut landlock::Ruleset,
+    path: &Path,
+    access: u64,
+    secrets: &[PathBuf],
+) -> io::Result<()> {
+    match path.canonicalize() {
+        Ok(path) => grant_canonical(ruleset, &path, access, secrets),
+        Err(_) => Ok(()),
+    }
+}
+
+fn grant_canonical(
+    ruleset: &mut landlock::Ruleset,
+    path: &Path,
+    access: u64,
+    secrets: &[PathBuf],
+) -> io::Result<()> {
+    if secrets.iter().any(|secret| path.starts_with(secret)) {
+        return Ok(());
+    }
+    if !secrets.iter().any(|secret| secret.starts_with(path)) {
+        return allow_existing(ruleset, path, access);
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        // A listed entry of a canonical directory is canonical, unless it is a link.
+        if entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
+            grant(ruleset, &entry.path(), access, secrets)?;
+        } else {
+            grant_canonical(ruleset, &entry.path(), access, secrets)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_pid_survives_odd_process_names() {
+        assert_eq!(parent_pid("42 (sh) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(parent_pid("42 (a) b (c)) R 9 1 1"), Some(9));
+        assert_eq!(parent_pid("garbage"), None);
+    }
+}

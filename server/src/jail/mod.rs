@@ -1,0 +1,612 @@
+//! The jail: how every program the model causes to run is contained (`run_command` and the
+//! typed tools that run ruff, pytest or git all come through [`run`]). The rules live here
+//! and nowhere else; `docs/sandbox.md` carries the platform matrix.
+//!
+//! # Threat model
+//!
+//! **The attacker controls** the program and its arguments (the model follows whatever text
+//! it read: a file, an issue, a dependency's README) and the workspace's files (a cloned
+//! repository's scripts, `conftest.py`, `package.json`, build files), so everything the
+//! program does once it runs. They do not control the server's settings or its environment.
+//!
+//! **What must never happen**, whatever the program does:
+//! 1. a file changes outside the workspace and the run's private directory;
+//! 2. a packet leaves through the network, unless the user allowed it (`sandbox.network`);
+//! 3. the server's process is read (its environment holds API keys), or any other process is
+//!    read, traced or signalled;
+//! 4. a secret outside the workspace is read (`~/.ssh`, cloud and registry credentials,
+//!    browser profiles: [`SECRETS`]);
+//! 5. a process outlives its run, or the run outlives its deadline.
+//!
+//! **Which layer stops what** on Linux (the program runs under `punie jail-exec`, a helper
+//! that applies them between `fork` and `exec`; macOS: `seatbelt`):
+//!
+//! | outcome | first layer | second layer | without the first |
+//! |---|---|---|---|
+//! | 1 writes, 4 secrets | Landlock: reads only [`Access::readable`] minus [`SECRETS`], writes only the workspace and the private directory | — | refused: no command runs |
+//! | 2 network | an empty network namespace | seccomp: no `socket` (Unix ones included; `socketpair` stays); Landlock: no TCP | seccomp |
+//! | 3 processes | a PID namespace with its own `/proc` | Landlock: no ptrace or signals outside the sandbox; seccomp: no `ptrace`, `process_vm_*`, `pidfd_getfd` | Landlock |
+//! | 5 descendants | the PID namespace: when its init exits the kernel kills the rest | the server's deadline closes the helper's control socket | `PR_SET_CHILD_SUBREAPER` and a sweep of every descendant |
+//! | environment | an allowlist: `PATH`, `LANG`, and `HOME`/`TMPDIR` in the private directory | — | — |
+//!
+//! Every command also runs with `no_new_privs`, no capabilities (root's are dropped), a new
+//! session (no terminal to inject into) and no core dumps. A kernel that lacks a layer gets the
+//! next one and a log line once; `punie sandbox --explain` shows what this machine enforces.
+//!
+//! # Why this mechanism (measured, docs/sandbox.md)
+//!
+//! Our own helper (namespaces, Landlock and seccomp in one process we control) rather than
+//! bubblewrap: bubblewrap builds the same namespaces, but a file-system allowlist still needs
+//! Landlock (bubblewrap has none) and so a helper inside it, which is a second `exec` and a
+//! package the user must have; Codex and Claude Code both pair bubblewrap with such a helper.
+//! The helper costs one `exec` of this binary; the whole jail adds a few milliseconds per
+//! command (docs/sandbox.md, "Start-up cost").
+
+mod bench;
+mod helper;
+mod run;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(any(target_os = "macos", test))]
+mod seatbelt;
+
+pub use bench::{StartupFigures, startup_bench};
+pub use run::{End, Failure, Finished, RunLimits, run};
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What commands may read outside the workspace unless a setting says otherwise: system
+/// directories and the usual homes of toolchains (Python, Rust, Node, Go, git). Entries are
+/// absolute or start with `~/`. [`SECRETS`] stay unreadable even inside these.
+pub const DEFAULT_READABLE: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/opt",
+    "/nix",
+    "/snap",
+    "/sys/devices/system/cpu",
+    "/sys/fs/cgroup",
+    "~/.gitconfig",
+    "~/.config/git",
+    "~/.local/bin",
+    "~/.local/lib",
+    "~/.local/share/uv",
+    "~/.pyenv",
+    "~/.cargo",
+    "~/.rustup",
+    "~/.nvm",
+    "~/.volta",
+    "~/.bun",
+    "~/.deno",
+    "~/go",
+];
+
+/// Never readable by a command, even inside a readable entry or the workspace: credentials
+/// and keys of the tools a developer uses, browser profiles, password stores, and the
+/// system's own secrets (readable to root).
+pub const SECRETS: &[&str] = &[
+    "~/.ssh",
+    "~/.gnupg",
+    "~/.aws",
+    "~/.azure",
+    "~/.config/gcloud",
+    "~/.kube",
+    "~/.docker/config.json",
+    "~/.netrc",
+    "~/.git-credentials",
+    "~/.config/git/credentials",
+    "~/.config/gh",
+    "~/.config/hub",
+    "~/.npmrc",
+    "~/.yarnrc.yml",
+    "~/.pypirc",
+    "~/.cargo/credentials",
+    "~/.cargo/credentials.toml",
+    "~/.terraform.d/credentials.tfrc.json",
+    "~/.vault-token",
+    "~/.password-store",
+    "~/.local/share/keyrings",
+    "~/.mozilla",
+    "~/.config/google-chrome",
+    "~/.config/chromium",
+    "~/.config/BraveSoftware",
+    "~/.config/microsoft-edge",
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/ssh",
+    "/etc/ssl/private",
+];
+
+/// What a command may reach beyond the workspace: the user's settings
+/// (`sandbox.network`, `sandbox.readable`; CLI `--allow-network`, `--readable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// Internet sockets (Unix-domain sockets stay closed).
+    pub network: bool,
+    /// Absolute paths or `~/…`, read-only (and executable).
+    pub readable: Vec<String>,
+}
+
+impl Default for Access {
+    fn default() -> Access {
+        Access {
+            network: false,
+            readable: DEFAULT_READABLE
+                .iter()
+                .map(|entry| (*entry).to_owned())
+                .collect(),
+        }
+    }
+}
+
+impl Access {
+    /// This access, no wider than `bound`: the network only if both allow it, only the
+    /// readable entries `bound` has. Also what was dropped (`network`, and each entry), for a
+    /// source that may tighten but not widen (a project's editor settings).
+    pub fn within(&self, bound: &Access) -> (Access, Vec<String>) {
+        let mut dropped = Vec::new();
+        if self.network && !bound.network {
+            dropped.push("network".to_owned());
+        }
+        let (readable, wider): (Vec<String>, Vec<String>) = self
+            .readable
+            .iter()
+            .cloned()
+            .partition(|entry| bound.readable.contains(entry));
+        dropped.extend(wider);
+        let res = Access {
+            network: self.network && bound.network,
+            readable,
+        };
+        (res, dropped)
+    }
+}
+
+/// Checks one `readable` entry: absolute, or `~` / `~/…`.
+pub fn check_readable_entry(entry: &str) -> Result<(), String> {
+    if entry == "~" || entry.starts_with("~/") || Path::new(entry).is_absolute() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{entry}` must be an absolute path or start with `~/`"
+        ))
+    }
+}
+
+/// `entry` with `~` replaced by `home`; `None` for a `~` entry when there is no home, or an
+/// entry that is neither absolute nor under `~`.
+fn expand(entry: &str, home: Option<&Path>) -> Option<PathBuf> {
+    if entry == "~" {
+        return home.map(Path::to_path_buf);
+    }
+    if let Some(rest) = entry.strip_prefix("~/") {
+        return home.map(|home| home.join(rest));
+    }
+    let path = Path::new(entry);
+    path.is_absolute().then(|| path.to_path_buf())
+}
+
+/// The installations on `PATH`, readable so that the programs the user runs work in the
+/// jail too: for an entry `X/bin`, the prefix `X` (a virtual environment, an npm prefix, a
+/// toolchain's home, whose libraries sit beside `bin`); for another directory, the directory.
+/// Never `/`, the home or one of its ancestors (`~/bin` is granted as itself); relative
+/// entries are skipped.
+fn path_installations(path: &str, home: Option<&Path>) -> Vec<PathBuf> {
+    let too_wide =
+        |dir: &Path| dir.parent().is_none() || home.is_some_and(|home| home.starts_with(dir));
+    path.split(':')
+        .map(Path::new)
+        .filter(|dir| dir.is_absolute())
+        .filter_map(|dir| {
+            let prefix = dir
+                .parent()
+                .filter(|_| dir.file_name().is_some_and(|name| name == "bin"))
+                .filter(|prefix| !too_wide(prefix));
+            match prefix {
+                Some(prefix) => Some(prefix.to_path_buf()),
+                None => (!too_wide(dir)).then(|| dir.to_path_buf()),
+            }
+        })
+        .collect()
+}
+
+/// What the server knows of its own surroundings that a command inherits.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub home: Option<PathBuf>,
+    pub path: Option<String>,
+    pub lang: Option<String>,
+    /// Try namespaces (`PUNIE_JAIL_NAMESPACES=0` turns them off, to see the fallback).
+    pub namespaces: bool,
+}
+
+impl Host {
+    /// This process's `HOME`, `PATH` and `LANG`.
+    pub fn current() -> Host {
+        Host {
+            home: std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|home| home.is_absolute()),
+            path: std::env::var("PATH").ok(),
+            lang: std::env::var("LANG").ok(),
+            namespaces: std::env::var_os("PUNIE_JAIL_NAMESPACES").is_none_or(|value| value != "0"),
+        }
+    }
+}
+
+/// Everything the helper needs to run one command: computed by the server (pure), applied by
+/// the helper. Paths are absolute; `~` is already expanded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// Read and execute beneath these: the readable entries and the installations on `PATH`.
+    pub readable: Vec<PathBuf>,
+    /// Every right beneath these: the workspace and the private directory.
+    pub writable: Vec<PathBuf>,
+    /// Never granted, even beneath a readable or writable path.
+    pub secrets: Vec<PathBuf>,
+    /// The run's private directory (created and removed by the server): `home/` and `tmp/`
+    /// are made inside it; `home/` gets a link to each readable entry under the real home.
+    pub private_dir: PathBuf,
+    pub real_home: Option<PathBuf>,
+    /// Home-relative readable entries (`.cargo`, `.local/bin`) to link into `home/`.
+    pub home_links: Vec<PathBuf>,
+    pub network: bool,
+    /// Use namespaces where the kernel allows them.
+    pub namespaces: bool,
+}
+
+impl Plan {
+    pub fn new(
+        argv: &[String],
+        cwd: &Path,
+        workspace: &Path,
+        access: &Access,
+        host: &Host,
+        private_dir: &Path,
+    ) -> Plan {
+        let home = host.home.as_deref();
+        let private_home = private_dir.join("home");
+        let private_tmp = private_dir.join("tmp");
+        let mut env = vec![
+            (
+                "PATH".to_owned(),
+                host.path
+                    .clone()
+                    .filter(|path| !path.is_empty())
+                    .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_owned()),
+            ),
+            ("HOME".to_owned(), private_home.display().to_string()),
+            ("TMPDIR".to_owned(), private_tmp.display().to_string()),
+            (
+                "LANG".to_owned(),
+                host.lang.clone().unwrap_or_else(|| "C.UTF-8".to_owned()),
+            ),
+            ("TERM".to_owned(), "dumb".to_owned()),
+            ("NO_COLOR".to_owned(), "1".to_owned()),
+        ];
+        env.retain(|(_, value)| !value.contains('\0'));
+        let home_links = access
+            .readable
+            .iter()
+            .filter_map(|entry| entry.strip_prefix("~/"))
+            .map(PathBuf::from)
+            .filter(|rel| {
+                rel.components().count() > 0
+                    && rel
+                        .components()
+                        .all(|part| matches!(part, std::path::Component::Normal(_)))
+            })
+            .collect();
+        let mut readable: Vec<PathBuf> = access
+            .readable
+            .iter()
+            .filter_map(|entry| expand(entry, home))
+            .collect();
+        if let Some(path) = &host.path {
+            readable.extend(path_installations(path, home));
+        }
+        Plan {
+            argv: argv.to_vec(),
+            cwd: cwd.to_path_buf(),
+            env,
+            readable,
+            writable: vec![workspace.to_path_buf(), private_dir.to_path_buf()],
+            secrets: SECRETS
+                .iter()
+                .filter_map(|entry| expand(entry, home))
+                .collect(),
+            private_dir: private_dir.to_path_buf(),
+            real_home: home.map(Path::to_path_buf),
+            home_links,
+            network: access.network,
+            namespaces: host.namespaces,
+        }
+    }
+}
+
+/// The layers one command actually ran under, as the helper set them up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layers {
+    /// `linux` or `macos`.
+    pub platform: String,
+    /// The kernel's Landlock ABI; 0 when it has none.
+    pub landlock_abi: u32,
+    pub seccomp: bool,
+    /// An unprivileged user namespace was created (root needs none).
+    pub user_namespace: bool,
+    pub pid_namespace: bool,
+    pub network_namespace: bool,
+    /// `/proc` shows only the command's own processes.
+    pub private_proc: bool,
+    /// Every mount is read-only but the workspace and the private directory.
+    pub read_only_mounts: bool,
+    /// macOS: the command runs under a `sandbox-exec` profile.
+    pub seatbelt: bool,
+}
+
+impl Layers {
+    /// What is weaker than the full set, one line each (empty when nothing is).
+    pub fn gaps(&self, network_allowed: bool) -> Vec<String> {
+        let mut res = Vec::new();
+        if self.platform != "linux" {
+            if self.platform == "macos" {
+                res.push(
+                    "macOS: descendants that leave the command's process group are not tracked"
+                        .to_owned(),
+                );
+            }
+            return res;
+        }
+        if self.landlock_abi < 4 && !self.network_namespace && !network_allowed {
+            res.push(format!(
+                "Landlock ABI {} has no network rules; seccomp alone keeps commands off the network",
+                self.landlock_abi
+            ));
+        }
+        if self.landlock_abi < 6 {
+            res.push(format!(
+                "Landlock ABI {} does not scope signals: without a PID namespace a command could signal other processes of this user",
+                self.landlock_abi
+            ));
+        }
+        if !self.seccomp {
+            res.push(
+                "no seccomp filter: ptrace, io_uring and Unix sockets are not blocked by it"
+                    .to_owned(),
+            );
+        }
+        if self.pid_namespace && !self.read_only_mounts {
+            res.push("read-only mounts could not be made (Linux < 5.12): Landlock alone stops writes, and the metadata of files outside the workspace (mode, times) is not protected".to_owned());
+        }
+        if !self.pid_namespace {
+            res.push("no namespaces (unavailable, or turned off with PUNIE_JAIL_NAMESPACES=0): descendants are tracked with PR_SET_CHILD_SUBREAPER and swept; other processes stay visible in /proc (their memory and environment are not readable); the metadata of files outside the workspace (mode, times) is not protected".to_owned());
+        } else if !self.private_proc {
+            res.push(
+                "a private /proc could not be mounted: other processes stay visible in /proc"
+                    .to_owned(),
+            );
+        }
+        if !self.user_namespace {
+            res.push("the number of a command's processes is not limited (root is exempt from RLIMIT_NPROC, and outside a user namespace it would count all of the user's processes): a fork bomb runs until the deadline".to_owned());
+        }
+        if !network_allowed && !self.network_namespace {
+            res.push("no network namespace: seccomp blocks sockets instead".to_owned());
+        }
+        res
+    }
+}
+
+/// Logs the gaps of `layers` once per distinct set, so that a weaker machine is said clearly
+/// and only once.
+fn note_layers(layers: &Layers, network_allowed: bool) {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashSet<Vec<String>>>> = OnceLock::new();
+    let gaps = layers.gaps(network_allowed);
+    if gaps.is_empty() {
+        return;
+    }
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    if seen.insert(gaps.clone()) {
+        tracing::warn!(
+            "commands run with weaker containment on this machine: {} (punie sandbox --explain)",
+            gaps.join("; ")
+        );
+    }
+}
+
+/// What the helper tells the server, one JSON line each, on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Report {
+    /// The command runs, under these layers.
+    Started { layers: Layers },
+    /// It ended; `signal` when a signal ended it.
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// The program does not exist (or is not on `PATH`).
+    NotFound { message: String },
+    /// The program may not be run (outside what the jail lets it read, or not executable).
+    NotPermitted { message: String },
+    /// The jail could not be built; nothing ran.
+    Refused { message: String },
+}
+
+/// The executable that runs `punie jail-exec` (and `punie sandbox-worker`): this very binary,
+/// unless [`use_helper_executable`] or `PUNIE_SANDBOX_WORKER` named another (tests of crates
+/// that link Punie). On Linux `/proc/self/exe` still runs it after the file on disk was
+/// replaced or deleted (an upgrade while the server runs), so helper and server always speak
+/// the same protocol.
+pub fn punie_executable() -> std::io::Result<PathBuf> {
+    if let Some(exe) = HELPER
+        .read()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .clone()
+    {
+        return Ok(exe);
+    }
+    if let Some(exe) = std::env::var_os("PUNIE_SANDBOX_WORKER") {
+        return Ok(PathBuf::from(exe));
+    }
+    let proc_self_exe = Path::new("/proc/self/exe");
+    if cfg!(target_os = "linux") && proc_self_exe.exists() {
+        return Ok(proc_self_exe.to_path_buf());
+    }
+    std::env::current_exe()
+}
+
+static HELPER: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None);
+
+/// Makes `exe` the helper of every later command in this process (the sandbox calls it with
+/// its worker binary, so that tests which link Punie run commands through the real binary).
+pub fn use_helper_executable(exe: &Path) {
+    *HELPER.write().unwrap_or_else(|poison| poison.into_inner()) = Some(exe.to_path_buf());
+}
+
+/// The hidden `punie jail-exec`: reads one [`Plan`] from the control socket on stdin, runs
+/// the command under every layer the kernel offers, and reports on the same socket.
+pub fn helper_main() -> std::process::ExitCode {
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    {
+        helper::main()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        std::process::ExitCode::FAILURE
+    }
+}
+
+/// A report of what this machine enforces for commands under `access`: runs `true` through
+/// the jail in a scratch workspace and describes each layer. For `punie sandbox --explain`.
+pub fn explain(access: &Access) -> String {
+    let mut res = String::new();
+    let scratch = tempfile::Builder::new().prefix("punie-explain-").tempdir();
+    let outcome = match &scratch {
+        Ok(dir) => {
+            let limits = RunLimits {
+                deadline: std::time::Instant::now() + std::time::Duration::from_secs(10),
+                output_bytes: 4096,
+            };
+            run(
+                &["true".to_owned()],
+                dir.path(),
+                dir.path(),
+                access,
+                &limits,
+                &crate::cancel::CancelFlag::default(),
+            )
+            .map(|finished| finished.layers)
+        }
+        Err(err) => Err(Failure::Helper(format!(
+            "cannot make a scratch workspace: {err}"
+        ))),
+    };
+    match outcome {
+        Ok(Some(layers)) => describe_layers(&mut res, &layers, access.network),
+        Ok(None) => res.push_str("The helper ran the probe but did not report its layers.\n"),
+        Err(err) => {
+            res.push_str(&format!("Commands cannot run on this machine: {err}\n"));
+        }
+    }
+    res.push_str(&format!(
+        "\nNetwork: {}\n",
+        if access.network {
+            "allowed (Internet sockets; Unix-domain sockets stay closed)"
+        } else {
+            "off"
+        }
+    ));
+    res.push_str("\nReadable outside the workspace (sandbox.readable, --readable):\n");
+    for entry in &access.readable {
+        res.push_str(&format!("  {entry}\n"));
+    }
+    res.push_str("\nNever readable, even inside those or the workspace:\n");
+    for entry in SECRETS {
+        res.push_str(&format!("  {entry}\n"));
+    }
+    res.push_str(
+        "\nWritable: the workspace and the run's private directory (HOME and TMPDIR point into it).\n\
+         Environment: PATH, LANG, HOME, TMPDIR, TERM=dumb, NO_COLOR=1; nothing else.\n",
+    );
+    res
+}
+
+fn describe_layers(res: &mut String, layers: &Layers, network_allowed: bool) {
+    let yes_no = |on: bool| if on { "yes" } else { "NO" };
+    if layers.platform == "macos" {
+        res.push_str(&format!(
+            "Platform: macOS\n  sandbox-exec (Seatbelt) profile: {}\n  tracking: the command's process group\n",
+            yes_no(layers.seatbelt)
+        ));
+    } else {
+        let landlock = match layers.landlock_abi {
+            0 => "NO".to_owned(),
+            abi => format!(
+                "ABI {abi} (files{}{})",
+                if abi >= 4 { ", TCP" } else { "" },
+                if abi >= 6 {
+                    ", signal and abstract-socket scoping"
+                } else {
+                    ""
+                }
+            ),
+        };
+        res.push_str(&format!(
+            "Platform: Linux\n  Landlock: {landlock}\n  seccomp filter: {}\n  user namespace: {}\n  PID namespace: {} (private /proc: {})\n  read-only mounts outside the workspace: {}\n  network namespace: {}\n  tracking of descendants: {}\n",
+            yes_no(layers.seccomp),
+            if layers.user_namespace {
+                "yes"
+            } else if layers.pid_namespace {
+                "not needed (root)"
+            } else {
+                "NO"
+            },
+            yes_no(layers.pid_namespace),
+            yes_no(layers.private_proc),
+            yes_no(layers.read_only_mounts),
+            if network_allowed {
+                "not used (network allowed)"
+            } else {
+                yes_no(layers.network_namespace)
+            },
+            if layers.pid_namespace {
+                "PID namespace"
+            } else {
+                "PR_SET_CHILD_SUBREAPER and a sweep"
+            },
+        ));
+    }
+    let gaps = layers.gaps(network_allowed);
+    if gaps.is_empty() {
+        res.push_str("  Every layer is in place.\n");
+    } else {
+        res.push_str("  Weaker than the full set:\n");
+        for gap in gaps {
+            res.push_str(&format!("  - {gap}\n"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! The server's side of one command: a private directory, the helper process, and one loop
+//! that reads the command's output and the helper's reports until everything has ended or
+//! the deadline passed. Nothing here blocks: every wait is a `poll` bounded by the deadline
+//! (or, once the command is being stopped, by a short grace period), so a descendant that
+//! holds the output pipes open can never hold the run.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Access, Host, Layers, Plan, Report};
+use crate::cancel::CancelFlag;
+
+/// How often a running command looks at the cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
+/// How long a command being stopped may take to be gone before its helper is killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// The longest report line kept from the helper.
+const MAX_REPORT_BYTES: usize = 64 * 1024;
+
+/// Limits of one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// When the command and everything it started are stopped.
+    pub deadline: Instant,
+    /// Bytes kept of stdout and of stderr each; the command is stopped when either has more.
+    pub output_bytes: usize,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Exited(i32),
+    Signalled(i32),
+    /// Stopped at the deadline.
+    TimedOut,
+    Cancelled,
+    /// Stopped because it printed more than the output limit.
+    OutputLimit,
+}
+
+/// A command that ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub end: End,
+    /// The layers it ran under (absent if it was stopped before the helper reported).
+    pub layers: Option<Layers>,
+}
+
+/// A command that did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    NotFound(String),
+    NotPermitted(String),
+    /// The jail could not be built on this machine; nothing ran.
+    Refused(String),
+    /// The helper could not be started or failed without a report.
+    Helper(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::NotFound(message)
+            | Failure::NotPermitted(message)
+            | Failure::Refused(message)
+            | Failure::Helper(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Runs `argv` in `cwd` (inside `workspace`) under the jail, and waits until it and every
+/// process it started have ended, or `limits.deadline` passes, or `cancel` is set; then
+/// nothing it started is left. The one way a program runs on behalf of the model.
+pub fn run(
+    argv: &[String],
+    cwd: &Path,
+    workspace: &Path,
+    access: &Access,
+    limits: &RunLimits,
+    cancel: &CancelFlag,
+) -> Result<Finished, Failure> {
+    let private = tempfile::Builder::new()
+        .prefix("punie-run-")
+        .tempdir()
+        .map_err(|err| {
+            Failure::Helper(format!(
+                "cannot create the command's private directory: {err}"
+            ))
+        })?;
+    let private_dir = private
+        .path()
+        .canonicalize()
+        .unwrap_or_else(|_| private.path().to_path_buf());
+    let plan = Plan::new(argv, cwd, workspace, access, &Host::current(), &private_dir);
+    let exe = super::punie_executable()
+        .map_err(|err| Failure::Helper(format!("cannot find the punie executable: {err}")))?;
+    let (control, helper_end) = UnixStream::pair()
+        .map_err(|err| Failure::Helper(format!("cannot create the control socket: {err}")))?;
+    let mut helper = Command::new(&exe)
+        .arg("jail-exec")
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::from(OwnedFd::from(helper_end)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Out of the terminal's process group: a Ctrl-C meant for `punie ask` is the run's
+        // cancel, not a signal to the command.
+        .process_group(0)
+        .spawn()
+        .map_err(|err| {
+            Failure::Helper(format!(
+                "cannot start the command helper {} jail-exec: {err}",
+                exe.display()
+            ))
+        })?;
+    let mut line = serde_json::to_vec(&plan).expect("a plan serializes");
+    line.push(b'\n');
+    let mut control = control;
+    if let Err(err) = control.write_all(&line) {
+        stop_helper(&mut helper);
+        return Err(Failure::Helper(format!(
+            "cannot hand the command to its helper: {err}"
+        )));
+    }
+    let (Some(stdout), Some(stderr)) = (helper.stdout.take(), helper.stderr.take()) else {
+        stop_helper(&mut helper);
+        return Err(Failure::Helper("the helper has no output pipes".to_owned()));
+    };
+    let drained = drain(
+        [OwnedFd::from(stdout), OwnedFd::from(stderr)],
+        control,
+        limits,
+        cancel,
+    );
+    if drained.helper_overdue {
+        stop_helper(&mut helper);
+    } else {
+        wait_helper(&mut helper);
+    }
+    drop(private);
+    outcome(drained, access.network)
+}
+
+/// Everything read from one command.
+struct Drained {
+    output: [Vec<u8>; 2],
+    reports: Vec<Report>,
+    stopped: Option<End>,
+    /// The command was being stopped and its helper did not end within the grace period.
+    helper_overdue: bool,
+}
+
+/// Reads stdout, stderr and the control socket until all three are closed, stopping the
+/// command at the deadline, on cancel, or when it prints too much.
+fn drain(
+    pipes: [OwnedFd; 2],
+    control: UnixStream,
+    limits: &RunLimits,
+    cancel: &CancelFlag,
+) -> Drained {
+    let mut res = Drained {
+        output: [Vec::new(), Vec::new()],
+        reports: Vec::new(),
+        stopped: None,
+        helper_overdue: false,
+    };
+    let [stdout, stderr] = pipes;
+    let control_fd = OwnedFd::from(control.try_clone().expect("dup of the control socket"));
+    // Index 0 and 1: stdout and stderr; 2: the control socket.
+    let mut open: [Option<OwnedFd>; 3] = [Some(stdout), Some(stderr), Some(control_fd)];
+    for fd in open.iter().flatten() {
+        set_nonblocking(fd.as_raw_fd());
+    }
+    let mut control_line = Vec::new();
+    let mut grace_until: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let now = Instant::now();
+        if res.stopped.is_none() {
+            if cancel.is_cancelled() {
+                res.stopped = Some(End::Cancelled);
+            } else if now >= limits.deadline {
+                res.stopped = Some(End::TimedOut);
+            }
+        }
+        if res.stopped.is_some() && grace_until.is_none() {
+            // The helper reads end-of-file and takes everything down.
+            let _ = control.shutdown(std::net::Shutdown::Write);
+            grace_until = Some(now + STOP_GRACE);
+        }
+        if open.iter().all(Option::is_none) {
+            break;
+        }
+        let wait = match grace_until {
+            Some(until) if now >= until => {
+                res.helper_overdue = true;
+                break;
+            }
+            Some(until) => until - now,
+            None => limits
+                .deadline
+                .saturating_duration_since(now)
+                .min(CANCEL_POLL),
+        };
+        let mut fds: Vec<libc::pollfd> = open
+            .iter()
+            .flatten()
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX).max(1);
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if ready <= 0 {
+            continue;
+        }
+        for pollfd in fds.iter().filter(|pollfd| pollfd.revents != 0) {
+            let Some(idx) = open
+                .iter()
+                .position(|fd| fd.as_ref().is_some_and(|fd| fd.as_raw_fd() == pollfd.fd))
+            else {
+                continue;
+            };
+            let closed = loop {
+                match read_some(pollfd.fd, &mut buf) {
+                    ReadResult::Data(n_read) => {
+                        let data = &buf[..n_read];
+                        if idx == 2 {
+                            take_reports(&mut control_line, data, &mut res.reports);
+                            continue;
+                        }
+                        let kept = &mut res.output[idx];
+                        let room = limits.output_bytes.saturating_sub(kept.len());
+                        kept.extend_from_slice(&data[..n_read.min(room)]);
+                        if n_read > room && res.stopped.is_none() {
+                            res.stopped = Some(End::OutputLimit);
+                        }
+                    }
+                    ReadResult::Pending => break false,
+                    ReadResult::Closed => break true,
+                }
+            };
+            if closed {
+                open[idx] = None;
+            }
+        }
+    }
+    res
+}
+
+enum ReadResult {
+    Data(usize),
+    Pending,
+    Closed,
+}
+
+fn read_some(fd: RawFd, buf: &mut [u8]) -> ReadResult {
+    // SAFETY: `buf` is valid for `buf.len()` bytes and `fd` is open while we hold it.
+    let n_read = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    match n_read {
+        0 => ReadResult::Closed,
+        n if n > 0 => ReadResult::Data(n as usize),
+        _ => match std::io::Error::last_os_error().kind() {
+            std::io::ErrorKind::WouldBlock => ReadResult::Pending,
+            std::io::ErrorKind::Interrupted => ReadResult::Pending,
+            _ => ReadResult::Closed,
+        },
+    }
+}
+
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor we own, with integer arguments.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+/// Splits the helper's bytes into JSON lines; a line that is not a report is ignored (the
+/// helper is ours, so that would be a bug, not an attack: the command cannot write here).
+fn take_reports(line: &mut Vec<u8>, data: &[u8], reports: &mut Vec<Report>) {
+    for &byte in data {
+        if byte == b'\n' {
+            if let Ok(report) = serde_json::from_slice::<Report>(line) {
+                reports.push(report);
+            }
+            line.clear();
+        } else if line.len() < MAX_REPORT_BYTES {
+            line.push(byte);
+        }
+    }
+}
+
+fn wait_helper(helper: &mut Child) {
+    let until = Instant::now() + STOP_GRACE;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = helper.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stop_helper(helper);
+}
+
+/// Kills the helper. With a PID namespace its init dies with it (parent-death signal) and
+/// the kernel kills the rest.
+fn stop_helper(helper: &mut Child) {
+    let _ = helper.kill();
+    let _ = helper.wait();
+}
+
+fn outcome(drained: Drained, network_allowed: bool) -> Result<Finished, Failure> {
+    let Drained {
+        output: [stdout, stderr],
+        reports,
+        stopped,
+        helper_overdue: _,
+    } = drained;
+    let mut layers = None;
+    let mut exited = None;
+    for report in reports {
+        match report {
+            Report::Started { layers: started } => {
+                super::note_layers(&started, network_allowed);
+                layers = Some(started);
+            }
+            Report::Exited { code, signal } => exited = Some((code, signal)),
+            Report::NotFound { message } => return Err(Failure::NotFound(message)),
+            Report::NotPermitted { message } => return Err(Failure::NotPermitted(message)),
+            Report::Refused { message } => return Err(Failure::Refused(message)),
+        }
+    }
+    let end = match (stopped, exited) {
+        (Some(End::OutputLimit), _) => End::OutputLimit,
+        (_, Some((Some(code), _))) => End::Exited(code),
+        (_, Some((None, Some(signal)))) => End::Signalled(signal),
+        (Some(stopped), _) => stopped,
+        _ => {
+            let tail =
+                String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(2000)..]).into_owned();
+            return Err(Failure::Helper(format!(
+                "the command's helper ended without a report{}",
+                if tail.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", tail.trim())
+                }
+            )));
+        }
+    };
+    Ok(Finished {
+        stdout,
+        stderr,
+        end,
+        layers,
+    })
+}

@@ -1,0 +1,170 @@
+//! Tests of the rules that need no kernel: the plan a command gets, settings entries, and
+//! what a weaker machine is told. The containment itself is tested end to end
+//! (`tests/e2e/jail.rs`), as root and as an unprivileged user.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn host() -> Host {
+    Host {
+        home: Some(PathBuf::from("/home/dev")),
+        path: Some("/home/dev/.cargo/bin:/usr/bin".to_owned()),
+        lang: None,
+        namespaces: true,
+    }
+}
+
+#[test]
+fn the_plan_keeps_only_the_allowlisted_environment() {
+    let plan = Plan::new(
+        &["pytest".to_owned(), "-q".to_owned()],
+        Path::new("/work/repo/tests"),
+        Path::new("/work/repo"),
+        &Access::default(),
+        &host(),
+        Path::new("/tmp/punie-run-1"),
+    );
+    let names: Vec<&str> = plan.env.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["PATH", "HOME", "TMPDIR", "LANG", "TERM", "NO_COLOR"]
+    );
+    let env = |name: &str| {
+        plan.env
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    assert_eq!(env("PATH"), Some("/home/dev/.cargo/bin:/usr/bin"));
+    assert_eq!(env("HOME"), Some("/tmp/punie-run-1/home"));
+    assert_eq!(env("TMPDIR"), Some("/tmp/punie-run-1/tmp"));
+    assert_eq!(env("LANG"), Some("C.UTF-8"));
+    assert_eq!(
+        plan.writable,
+        [
+            PathBuf::from("/work/repo"),
+            PathBuf::from("/tmp/punie-run-1")
+        ]
+    );
+    assert!(plan.readable.contains(&PathBuf::from("/home/dev/.cargo")));
+    assert!(plan.readable.contains(&PathBuf::from("/usr")));
+    assert!(plan.secrets.contains(&PathBuf::from("/home/dev/.ssh")));
+    assert!(plan.secrets.contains(&PathBuf::from("/etc/shadow")));
+    assert!(plan.home_links.contains(&PathBuf::from(".local/bin")));
+    assert!(!plan.network);
+}
+
+#[test]
+fn readable_entries_are_absolute_or_under_home() {
+    assert!(check_readable_entry("/opt/tools").is_ok());
+    assert!(check_readable_entry("~/.cargo").is_ok());
+    assert!(check_readable_entry("~").is_ok());
+    let err = check_readable_entry(".cargo").unwrap_err();
+    assert!(err.contains("absolute path"), "{err}");
+    assert!(check_readable_entry("~user/x").is_err());
+
+    // A `~` entry without a home is dropped; links never climb out of the private home.
+    let access = Access {
+        network: true,
+        readable: vec![
+            "~/.cargo".to_owned(),
+            "~/../../etc".to_owned(),
+            "/usr".to_owned(),
+        ],
+    };
+    let homeless = Host {
+        home: None,
+        path: None,
+        ..host()
+    };
+    let plan = Plan::new(
+        &["ls".to_owned()],
+        Path::new("/w"),
+        Path::new("/w"),
+        &access,
+        &homeless,
+        Path::new("/p"),
+    );
+    assert_eq!(plan.readable, [PathBuf::from("/usr")]);
+    assert_eq!(plan.home_links, [PathBuf::from(".cargo")]);
+    assert!(plan.network);
+    assert_eq!(
+        plan.env.iter().find(|(name, _)| name == "PATH").unwrap().1,
+        "/usr/local/bin:/usr/bin:/bin"
+    );
+}
+
+#[test]
+fn a_weaker_machine_is_told_what_it_lacks() {
+    let full = Layers {
+        platform: "linux".to_owned(),
+        landlock_abi: 7,
+        seccomp: true,
+        user_namespace: true,
+        pid_namespace: true,
+        network_namespace: true,
+        private_proc: true,
+        read_only_mounts: true,
+        seatbelt: false,
+    };
+    assert!(full.gaps(false).is_empty());
+    let container = Layers {
+        landlock_abi: 3,
+        user_namespace: false,
+        pid_namespace: false,
+        network_namespace: false,
+        private_proc: false,
+        read_only_mounts: false,
+        ..full.clone()
+    };
+    let gaps = container.gaps(false).join("\n");
+    assert!(gaps.contains("no namespaces"), "{gaps}");
+    assert!(gaps.contains("not limited"), "{gaps}");
+    assert!(gaps.contains("does not scope signals"), "{gaps}");
+    assert!(
+        gaps.contains("seccomp alone keeps commands off the network"),
+        "{gaps}"
+    );
+    let mut text = String::new();
+    describe_layers(&mut text, &container, false);
+    assert!(text.contains("Landlock: ABI 3 (files)"), "{text}");
+    assert!(text.contains("PR_SET_CHILD_SUBREAPER"), "{text}");
+}
+
+#[test]
+fn installations_on_path_are_readable_but_never_the_home_or_the_root() {
+    let home = Path::new("/home/dev");
+    let path = "/work/repo/.venv/bin:/home/dev/bin:/home/dev/.npm-global/bin:/usr/local/bin:/bin:/home/dev:relative/bin:/opt/tool";
+    assert_eq!(
+        path_installations(path, Some(home)),
+        [
+            PathBuf::from("/work/repo/.venv"),
+            PathBuf::from("/home/dev/bin"),
+            PathBuf::from("/home/dev/.npm-global"),
+            PathBuf::from("/usr/local"),
+            PathBuf::from("/bin"),
+            PathBuf::from("/opt/tool"),
+        ]
+    );
+}
+
+#[test]
+fn a_source_that_may_only_tighten_cannot_widen_access() {
+    let wide = Access {
+        network: true,
+        readable: vec!["/usr".to_owned(), "~".to_owned()],
+    };
+    let (res, dropped) = wide.within(&Access::default());
+    assert_eq!(
+        res,
+        Access {
+            network: false,
+            readable: vec!["/usr".to_owned()],
+        }
+    );
+    assert_eq!(dropped, ["network", "~"]);
+    let (same, dropped) = Access::default().within(&Access::default());
+    assert_eq!(same, Access::default());
+    assert!(dropped.is_empty());
+}

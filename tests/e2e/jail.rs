@@ -1,0 +1,968 @@
+//! End-to-end tests of the jail around the programs the model runs: each case runs a snippet
+//! through the real binary (`punie sandbox --allow-commands`) as this user and, when that is
+//! root, again as an unprivileged user made with `useradd` and entered with `runuser` (as CI
+//! does), and again with namespaces turned off (the fallback of machines without user
+//! namespaces). Each plants what an attacker wants (fake secrets under a fake HOME, a token
+//! in the server's environment, listeners on the host, files outside the workspace) and
+//! asserts that the effect did not happen: no marker in any output, no file changed, no
+//! connection accepted, no process left. Deadlines and cancel are tested through the
+//! library, where the limits can be short.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TEST_USER: &str = "punie-e2e-jail";
+const SECRET: &str = "PUNIE-FAKE-SECRET";
+const SERVER_TOKEN: &str = "PUNIE-SERVER-TOKEN-7c1e";
+
+fn punie_exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_punie"))
+}
+
+/// Who runs `punie`, and how its commands are contained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    /// This process's user (root on CI).
+    Current,
+    /// An unprivileged user (only when this process is root).
+    Unprivileged,
+    /// This process's user with `PUNIE_JAIL_NAMESPACES=0`: Landlock, seccomp and a subreaper.
+    NoNamespaces,
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no arguments.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn identities() -> Vec<Identity> {
+    if is_root() {
+        vec![
+            Identity::Current,
+            Identity::Unprivileged,
+            Identity::NoNamespaces,
+        ]
+    } else {
+        vec![Identity::Current, Identity::NoNamespaces]
+    }
+}
+
+/// The unprivileged user's uid and gid, creating the user the first time.
+fn test_user() -> (u32, u32) {
+    static USER: OnceLock<(u32, u32)> = OnceLock::new();
+    *USER.get_or_init(|| {
+        let id = |flag: &str| {
+            Command::new("id")
+                .args([flag, TEST_USER])
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        };
+        if id("-u").is_none() {
+            let status = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/bin/false",
+                    TEST_USER,
+                ])
+                .status()
+                .expect("useradd runs");
+            assert!(
+                status.success() || id("-u").is_some(),
+                "useradd {TEST_USER} failed"
+            );
+        }
+        (id("-u").unwrap(), id("-g").unwrap())
+    })
+}
+
+/// The punie binary as the unprivileged user can run it: the build itself when the user can
+/// reach it, else a copy in a directory anyone can read.
+fn punie_for_user() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let reachable = Command::new("runuser")
+            .args(["-u", TEST_USER, "--", "test", "-x"])
+            .arg(punie_exe())
+            .status()
+            .is_ok_and(|status| status.success());
+        if reachable {
+            return punie_exe().to_path_buf();
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("punie-e2e-exe-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("punie");
+        std::fs::copy(punie_exe(), &copy).unwrap();
+        copy
+    })
+    .clone()
+}
+
+/// The secrets planted under the fake home, each holding `SECRET` and its name.
+const PLANTED: &[&str] = &[
+    ".ssh/id_ed25519",
+    ".aws/credentials",
+    ".gnupg/private-keys-v1.d/key.key",
+    ".netrc",
+    ".git-credentials",
+    ".config/gh/hosts.yml",
+    ".docker/config.json",
+    ".kube/config",
+    ".mozilla/firefox/p.default/logins.json",
+    ".config/google-chrome/Default/Login Data",
+    ".cargo/credentials.toml",
+    ".npmrc",
+    ".pypirc",
+    ".local/share/keyrings/login.keyring",
+];
+
+/// A fake home with secrets and a toolchain, a workspace, and a directory outside both that
+/// the user may write to (so that only the jail stops a write there), all owned by whoever
+/// runs `punie`.
+struct Scenario {
+    identity: Identity,
+    dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    fn new(identity: Identity) -> Scenario {
+        let dir = tempfile::Builder::new()
+            .prefix("punie-e2e-jail-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let res = Scenario { identity, dir };
+        for name in PLANTED {
+            let path = res.home().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, format!("{SECRET} {name}\n")).unwrap();
+        }
+        // A toolchain in its usual home, and git's configuration: readable.
+        let tool = res.home().join(".cargo/bin/punie-e2e-tool");
+        std::fs::create_dir_all(tool.parent().unwrap()).unwrap();
+        std::fs::write(&tool, "#!/bin/sh\necho toolchain-runs\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            res.home().join(".gitconfig"),
+            "[user]\n\tname = Jail Test\n\temail = jail@example.com\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(res.workspace()).unwrap();
+        std::fs::write(res.workspace().join("a.txt"), "alpha\n").unwrap();
+        std::fs::create_dir_all(res.outside()).unwrap();
+        std::fs::write(res.outside().join("existing.txt"), "original\n").unwrap();
+        if identity == Identity::Unprivileged {
+            let (uid, gid) = test_user();
+            chown_tree(res.dir.path(), uid, gid);
+        }
+        res
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn workspace(&self) -> PathBuf {
+        self.dir.path().join("ws")
+    }
+
+    fn outside(&self) -> PathBuf {
+        self.dir.path().join("outside")
+    }
+
+    /// Runs `code` with `punie sandbox --allow-commands` plus `flags`, with the fake home and
+    /// a token in the server's environment; `H`, `O` and `W` in the snippet are the home, the
+    /// outside directory and the workspace.
+    fn sandbox(&self, code: &str, flags: &[&str]) -> Run {
+        let code = format!(
+            "H = {:?}\nO = {:?}\nW = {:?}\n{code}",
+            self.home().display().to_string(),
+            self.outside().display().to_string(),
+            self.workspace().display().to_string(),
+        );
+        let env = [
+            ("HOME", self.home().display().to_string()),
+            (
+                "PATH",
+                format!(
+                    "{}/.cargo/bin:/usr/local/bin:/usr/bin:/bin",
+                    self.home().display()
+                ),
+            ),
+            ("PUNIE_SERVER_TOKEN", SERVER_TOKEN.to_owned()),
+            (
+                "PUNIE_JAIL_NAMESPACES",
+                if self.identity == Identity::NoNamespaces {
+                    "0"
+                } else {
+                    "1"
+                }
+                .to_owned(),
+            ),
+        ];
+        let mut command = match self.identity {
+            Identity::Current | Identity::NoNamespaces => {
+                let mut command = Command::new(punie_exe());
+                command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+                command
+            }
+            Identity::Unprivileged => {
+                let mut command = Command::new("runuser");
+                command
+                    .args(["-u", TEST_USER, "--", "env", "-i"])
+                    .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+                    .arg(punie_for_user());
+                command
+            }
+        };
+        command
+            .arg("sandbox")
+            .arg("--workspace")
+            .arg(self.workspace())
+            .arg("--allow-commands")
+            .args(flags)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = command.spawn().expect("punie starts");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(code.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let elapsed = start.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "{:?}: punie sandbox failed: {stderr}",
+            self.identity
+        );
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+            panic!(
+                "{:?}: not JSON ({err}): {}",
+                self.identity,
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        Run {
+            identity: self.identity,
+            text: format!("{}\n{stderr}", serde_json::to_string(&result).unwrap()),
+            output: result["output"].as_str().unwrap_or("").to_owned(),
+            stderr,
+            elapsed,
+        }
+    }
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid, gid);
+        }
+    }
+}
+
+/// What one `punie sandbox` run produced.
+struct Run {
+    identity: Identity,
+    /// What the snippet printed.
+    output: String,
+    stderr: String,
+    /// The whole result object and stderr: where a leak would show.
+    text: String,
+    elapsed: Duration,
+}
+
+impl Run {
+    #[track_caller]
+    fn assert_no(&self, marker: &str) {
+        if let Some(at) = self.text.find(marker) {
+            let from = self.text.floor_char_boundary(at.saturating_sub(1500));
+            let to = self
+                .text
+                .ceil_char_boundary((at + 500).min(self.text.len()));
+            panic!(
+                "{:?}: `{marker}` leaked:\n…{}…",
+                self.identity,
+                &self.text[from..to]
+            );
+        }
+    }
+
+    #[track_caller]
+    fn assert_printed(&self, expected: &str) {
+        assert!(
+            self.output.contains(expected),
+            "{:?}: expected `{expected}` in the output:\n{}\n{}",
+            self.identity,
+            self.output,
+            self.stderr
+        );
+    }
+}
+
+/// A snippet that runs each argv in turn and prints what came back (or what was raised).
+fn attempts(argvs: &[&[&str]]) -> String {
+    let mut res = String::from("for argv in [\n");
+    for argv in argvs {
+        res.push_str("    [");
+        for arg in argv.iter() {
+            // Plain strings, or the snippet's variables H, O and W followed by a suffix.
+            let quoted = match arg.split_once('$') {
+                Some((var, rest)) if matches!(var, "H" | "O" | "W") => {
+                    format!("{var} + {rest:?}")
+                }
+                _ => format!("{arg:?}"),
+            };
+            res.push_str(&quoted);
+            res.push_str(", ");
+        }
+        res.push_str("],\n");
+    }
+    res.push_str(
+        "]:\n    try:\n        print(run_command(argv[0], args=argv[1:]))\n    except Exception as e:\n        print('raised', e)\n",
+    );
+    res
+}
+
+/// Processes whose command line contains `needle` (other than this test process).
+fn processes_matching(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.chars().all(|ch| ch.is_ascii_digit()) && name != me
+        })
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline
+                .contains(needle)
+                .then(|| format!("{}: {cmdline}", entry.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+#[test]
+fn secrets_outside_the_workspace_stay_unreadable() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let code = attempts(&[
+            &["cat", "H$/.ssh/id_ed25519"],
+            &["sh", "-c", "cat ~/.ssh/* ~/.aws/credentials ~/.netrc"],
+            // A pattern that matches the secrets without spelling them in this call.
+            &["grep", "-r", "PUNIE-FAKE-SE[C]RET", "H$"],
+            &["find", "H$", "-type", "f", "-exec", "cat", "{}", ";"],
+            &["tar", "cf", "-", "H$"],
+            &["cp", "-r", "H$/.aws", "stolen-aws"],
+            &["sh", "-c", "cat stolen-aws/*"],
+            &["ln", "-s", "H$/.ssh/id_ed25519", "link-to-key"],
+            &["cat", "link-to-key"],
+            &["ln", "H$/.netrc", "hard-link"],
+            &["sh", "-c", "cat /proc/self/root\"$0\"/.kube/config", "H$"],
+            &["cat", "H$/.cargo/credentials.toml"],
+            &["ls", "H$/.ssh"],
+            &["cat", "/etc/shadow"],
+            &[
+                "python3",
+                "-c",
+                "import glob,sys\nfor p in glob.glob(sys.argv[1] + '/**', recursive=True, include_hidden=True):\n    try: print(open(p).read())\n    except Exception as e: print(e)",
+                "H$",
+            ],
+            // What toolchains need from the home stays readable.
+            &["punie-e2e-tool"],
+            &["H$/.cargo/bin/punie-e2e-tool"],
+            &["git", "config", "user.name"],
+        ]);
+        let run = scenario.sandbox(&code, &[]);
+        run.assert_no(SECRET);
+        assert!(!scenario.workspace().join("hard-link").exists());
+        run.assert_printed("toolchain-runs");
+        run.assert_printed("Jail Test");
+    }
+}
+
+#[test]
+fn nothing_outside_the_workspace_is_written() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let tmp_marker = format!("/tmp/punie-e2e-jail-escape-{}", std::process::id());
+        // The private directory is /tmp/punie-run-…/; its parent's parent is /.
+        let escaped = format!("/escaped-{}", std::process::id());
+        let code = attempts(&[
+            &["touch", "O$/touched"],
+            &["sh", "-c", "echo x > \"$0\"/redirected", "O$"],
+            &["cp", "a.txt", "O$/copied"],
+            &["mkdir", "O$/made-dir"],
+            &["ln", "-s", "/etc/passwd", "O$/symlink"],
+            &[
+                "sh",
+                "-c",
+                "ln -s \"$0\" out && echo x > out/through-link",
+                "O$",
+            ],
+            &[
+                "python3",
+                "-c",
+                "import sys; open(sys.argv[1] + '/py', 'w').write('x')",
+                "O$",
+            ],
+            &["sh", "-c", "echo overwritten > \"$0\"/existing.txt", "O$"],
+            &["truncate", "-s", "0", "O$/existing.txt"],
+            &["rm", "-f", "O$/existing.txt"],
+            &["mv", "a.txt", "O$/moved"],
+            &["touch", "H$/.bashrc-planted"],
+            &["touch", &tmp_marker],
+            &["sh", "-c", &format!("echo x > ~/../../..{escaped}")],
+            &[
+                "sh",
+                "-c",
+                "echo inside > inside.txt && echo tmp > \"$TMPDIR\"/t && cat \"$TMPDIR\"/t && echo home > ~/h && cat ~/h",
+            ],
+        ]);
+        let run = scenario.sandbox(&code, &[]);
+        for name in [
+            "touched",
+            "redirected",
+            "copied",
+            "made-dir",
+            "symlink",
+            "through-link",
+            "py",
+            "moved",
+        ] {
+            assert!(
+                std::fs::symlink_metadata(scenario.outside().join(name)).is_err(),
+                "{identity:?}: {name} was written outside:\n{}",
+                run.output
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(scenario.outside().join("existing.txt")).unwrap(),
+            "original\n",
+            "{identity:?}"
+        );
+        assert!(!scenario.home().join(".bashrc-planted").exists());
+        assert!(
+            !Path::new(&tmp_marker).exists(),
+            "{identity:?}: {tmp_marker}"
+        );
+        assert!(!Path::new(&escaped).exists(), "{identity:?}: {escaped}");
+        // Inside the workspace and the private directory, writes work.
+        assert_eq!(
+            std::fs::read_to_string(scenario.workspace().join("inside.txt")).unwrap(),
+            "inside\n"
+        );
+        run.assert_printed("tmp\nhome\n");
+    }
+}
+
+/// Landlock does not cover metadata; the read-only mounts do (where there are namespaces).
+#[test]
+fn metadata_outside_the_workspace_is_kept_with_namespaces() {
+    for identity in identities()
+        .into_iter()
+        .filter(|identity| *identity != Identity::NoNamespaces)
+    {
+        let scenario = Scenario::new(identity);
+        let existing = scenario.outside().join("existing.txt");
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let before = std::fs::metadata(&existing).unwrap();
+        let run = scenario.sandbox(
+            &attempts(&[
+                &["chmod", "777", "O$/existing.txt"],
+                &["touch", "-c", "-d", "2001-01-01", "O$/existing.txt"],
+            ]),
+            &[],
+        );
+        let after = std::fs::metadata(&existing).unwrap();
+        assert_eq!(
+            after.permissions().mode(),
+            before.permissions().mode(),
+            "{identity:?}: {}",
+            run.output
+        );
+        assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+    }
+}
+
+#[test]
+fn commands_stay_off_the_network_unless_allowed() {
+    use std::net::{TcpListener, UdpSocket};
+    use std::os::unix::net::UnixListener;
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_nonblocking(true).unwrap();
+        let unix_path = scenario.outside().join("agent.sock");
+        let unix = UnixListener::bind(&unix_path).unwrap();
+        unix.set_nonblocking(true).unwrap();
+        std::fs::set_permissions(&unix_path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let tcp_port = tcp.local_addr().unwrap().port().to_string();
+        let udp_port = udp.local_addr().unwrap().port().to_string();
+        let unix_arg = unix_path.display().to_string();
+        let connect_tcp = "import socket,sys\ns = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2)\ns.sendall(b'leak')\nprint('tcp connected')";
+        let send_udp = "import socket,sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.sendto(b'leak', ('127.0.0.1', int(sys.argv[1])))\nprint('udp sent')";
+        let connect_unix = "import socket,sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\nprint('unix connected')";
+        let code = attempts(&[
+            &["python3", "-c", connect_tcp, &tcp_port],
+            &["python3", "-c", send_udp, &udp_port],
+            &["python3", "-c", connect_unix, &unix_arg],
+            &["bash", "-c", "echo leak > /dev/tcp/127.0.0.1/$0", &tcp_port],
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "2",
+                &format!("http://127.0.0.1:{tcp_port}/"),
+            ],
+        ]);
+        let run = scenario.sandbox(&code, &[]);
+        assert!(
+            tcp.accept().is_err(),
+            "{identity:?}: a TCP connection reached the host:\n{}",
+            run.output
+        );
+        let mut buf = [0u8; 16];
+        assert!(
+            udp.recv_from(&mut buf).is_err(),
+            "{identity:?}: a datagram reached the host:\n{}",
+            run.output
+        );
+        assert!(
+            unix.accept().is_err(),
+            "{identity:?}: a Unix socket reached the host:\n{}",
+            run.output
+        );
+        for said in ["tcp connected", "udp sent", "unix connected"] {
+            assert!(!run.output.contains(said), "{identity:?}: {}", run.output);
+        }
+
+        // Allowed, the same connection goes through; Unix-domain sockets stay closed.
+        let run = scenario.sandbox(
+            &attempts(&[
+                &["python3", "-c", connect_tcp, &tcp_port],
+                &["python3", "-c", connect_unix, &unix_arg],
+            ]),
+            &["--allow-network"],
+        );
+        run.assert_printed("tcp connected");
+        assert!(tcp.accept().is_ok(), "{identity:?}: {}", run.output);
+        assert!(unix.accept().is_err(), "{identity:?}: {}", run.output);
+    }
+}
+
+#[test]
+fn the_server_and_other_processes_are_out_of_reach() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        // Another process of the same user, with a token in its environment.
+        let mut other = Command::new("sleep");
+        other
+            .arg("86399")
+            .env_clear()
+            .env("OTHER_TOKEN", "PUNIE-OTHER-TOKEN-51a");
+        if identity == Identity::Unprivileged {
+            use std::os::unix::process::CommandExt;
+            let (uid, gid) = test_user();
+            other.uid(uid).gid(gid);
+        }
+        let mut other = other.spawn().unwrap();
+        let other_pid = other.id().to_string();
+        let code = attempts(&[
+            &["sh", "-c", "cat /proc/*/environ; cat /proc/$PPID/environ"],
+            &[
+                "sh",
+                "-c",
+                "cat /proc/$0/environ /proc/$0/cmdline",
+                &other_pid,
+            ],
+            &[
+                "python3",
+                "-c",
+                "import os\nfor p in os.listdir('/proc'):\n    try: print(open('/proc/%s/environ' % p, 'rb').read())\n    except Exception as e: pass",
+            ],
+            &["sh", "-c", "head -c 4096 /proc/1/mem; cat /proc/1/maps"],
+            &["kill", "-9", &other_pid],
+            &["kill", "-STOP", &other_pid],
+            &["env"],
+        ]);
+        let run = scenario.sandbox(&code, &[]);
+        run.assert_no(SERVER_TOKEN);
+        run.assert_no("PUNIE-OTHER-TOKEN-51a");
+        let state = std::fs::read_to_string(format!("/proc/{other_pid}/stat")).unwrap();
+        let state = state
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(
+            matches!(state.as_str(), "S" | "R"),
+            "{identity:?}: the other process was signalled (state {state}):\n{}",
+            run.output
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+        // The environment is the allowlist and nothing else.
+        let names: Vec<&str> = run
+            .output
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+            .filter(|name| {
+                name.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_') && !name.is_empty()
+            })
+            .collect();
+        for name in &names {
+            assert!(
+                [
+                    "PATH", "HOME", "TMPDIR", "LANG", "TERM", "NO_COLOR", "OLDPWD", "PWD"
+                ]
+                .contains(name),
+                "{identity:?}: {name} is in the command's environment:\n{}",
+                run.output
+            );
+        }
+        assert!(names.contains(&"HOME"), "{identity:?}: {}", run.output);
+    }
+}
+
+#[test]
+fn descendants_that_escape_die_with_the_run() {
+    for (round, identity) in identities().into_iter().enumerate() {
+        let scenario = Scenario::new(identity);
+        let tag = |n: u32| format!("{}", 86_300 + round as u32 * 10 + n);
+        let (a, b, c, d, e) = (tag(1), tag(2), tag(3), tag(4), tag(5));
+        let code = attempts(&[
+            // Holds the output pipe open: this wedged the server forever before the jail.
+            &["sh", "-c", "setsid sleep $0 & echo started", &a],
+            // Fully detached: no pipe, its own session, reparented.
+            &[
+                "sh",
+                "-c",
+                "setsid sh -c 'sleep $0' </dev/null >/dev/null 2>&1 & echo detached",
+                &b,
+            ],
+            &[
+                "python3",
+                "-c",
+                "import os,sys,time\nif os.fork(): os._exit(0)\nos.setsid()\nif os.fork(): os._exit(0)\ntime.sleep(int(sys.argv[1]))",
+                &c,
+            ],
+            &[
+                "sh",
+                "-c",
+                "nohup sleep $0 >/dev/null 2>&1 & echo nohup",
+                &d,
+            ],
+            &[
+                "sh",
+                "-c",
+                "(trap '' TERM HUP; exec sleep $0) & echo ignoring",
+                &e,
+            ],
+        ]);
+        let run = scenario.sandbox(&code, &[]);
+        // Each command returns at once; none may wait for what it left behind.
+        assert!(
+            run.elapsed < Duration::from_secs(15),
+            "{identity:?}: took {:?}",
+            run.elapsed
+        );
+        run.assert_printed("started");
+        for tag in [&a, &b, &c, &d, &e] {
+            let left = processes_matching(&format!("sleep {tag}"));
+            let left_py = processes_matching(tag);
+            assert!(
+                left.is_empty() && left_py.is_empty(),
+                "{identity:?}: left behind: {left:?} {left_py:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn output_without_end_is_cut_and_stopped() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let run = scenario.sandbox(
+            "out = run_command('yes', args=['punie-flood'])\nprint(len(out), out[-90:])",
+            &[],
+        );
+        assert!(
+            run.elapsed < Duration::from_secs(20),
+            "{identity:?}: {:?}",
+            run.elapsed
+        );
+        run.assert_printed("the command printed more than the limit and was stopped");
+        let kept: usize = run
+            .output
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(kept < 300 * 1024, "{identity:?}: {kept} bytes kept");
+        assert!(processes_matching("punie-flood").is_empty());
+        // A flood from a grandchild that outlives the command is cut too.
+        let run = scenario.sandbox(
+            &attempts(&[&["sh", "-c", "(setsid yes punie-flood-2 &); echo parent-done"]]),
+            &[],
+        );
+        assert!(run.elapsed < Duration::from_secs(20), "{identity:?}");
+        run.assert_printed("parent-done");
+        assert!(processes_matching("punie-flood-2").is_empty());
+    }
+}
+
+/// A fork bomb stops at the process limit where the sandbox has a user namespace of its own
+/// (an unprivileged user; root is exempt from process limits), and dies with the run.
+#[test]
+fn a_fork_bomb_is_bounded() {
+    let identity = if is_root() {
+        Identity::Unprivileged
+    } else {
+        Identity::Current
+    };
+    let scenario = Scenario::new(identity);
+    let bomb = "import os,time\nn = 0\nwhile n < 1500:\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n    if pid == 0:\n        time.sleep(86777)\n        os._exit(0)\n    n += 1\nprint('forked', n)";
+    let run = scenario.sandbox(&attempts(&[&["python3", "-c", bomb]]), &[]);
+    let forked: usize = run
+        .output
+        .split("forked ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{identity:?}: {}", run.output));
+    assert!(forked < 1024, "{identity:?}: {forked} processes");
+    assert!(processes_matching("86777").is_empty());
+}
+
+/// Python with pytest, git (with the user's configuration), node, and the toolchain homes
+/// under the real HOME (cargo, pyenv) when this user has them.
+#[test]
+fn common_toolchains_work() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        std::fs::write(
+            scenario.workspace().join("test_math.py"),
+            "def test_add():\n    assert 1 + 1 == 2\n",
+        )
+        .unwrap();
+        if identity == Identity::Unprivileged {
+            let (uid, gid) = test_user();
+            chown_tree(&scenario.workspace(), uid, gid);
+        }
+        let run = scenario.sandbox(
+            &attempts(&[
+                &["/usr/bin/python3", "-m", "pytest", "-q"],
+                &["git", "init", "-q"],
+                &["git", "add", "test_math.py"],
+                &["git", "commit", "-q", "-m", "first"],
+                &["git", "log", "--format=%an %s"],
+                &["node", "-e", "console.log('node', 6 * 7)"],
+            ]),
+            &["--timeout-ms", "60000"],
+        );
+        run.assert_printed("1 passed");
+        run.assert_printed("Jail Test first");
+        run.assert_printed("node 42");
+    }
+    // The real home's toolchains (rustup's cargo, pyenv's python here), as this user.
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ws.path().join("src")).unwrap();
+    std::fs::write(
+        ws.path().join("Cargo.toml"),
+        "[package]\nname = \"jailed\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.path().join("src/main.rs"),
+        "fn main() { println!(\"cargo-built\"); }\n",
+    )
+    .unwrap();
+    let mut child = Command::new(punie_exe())
+        .args([
+            "sandbox",
+            "--allow-commands",
+            "--timeout-ms",
+            "120000",
+            "--workspace",
+        ])
+        .arg(ws.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"print(run_command('cargo', args=['run', '--offline', '-q']))\nprint(run_command('python3', args=['-c', 'print(6 * 7)']))")
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(out.contains("cargo-built"), "{out}");
+    assert!(out.contains("42"), "{out}");
+}
+
+/// A machine with fewer layers says so once per process, and `--explain` shows the layers.
+#[test]
+fn weaker_machines_say_so_once() {
+    let scenario = Scenario::new(Identity::NoNamespaces);
+    let run = scenario.sandbox(&attempts(&[&["true"], &["true"]]), &[]);
+    assert_eq!(
+        run.stderr.matches("weaker containment").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("PR_SET_CHILD_SUBREAPER"),
+        "{}",
+        run.stderr
+    );
+    let explain = Command::new(punie_exe())
+        .args(["sandbox", "--explain"])
+        .output()
+        .unwrap();
+    assert!(explain.status.success());
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(text.contains("Landlock: ABI"), "{text}");
+    assert!(text.contains("~/.ssh"), "{text}");
+    assert!(!text.contains("cannot run"), "{text}");
+}
+
+mod library {
+    //! Deadlines and cancel, through `workspace::run_command` with short limits.
+
+    use super::*;
+    use punie::cancel::CancelFlag;
+    use punie::workspace::{CommandLimits, run_command};
+
+    fn limits(timeout: Duration) -> CommandLimits {
+        punie::jail::use_helper_executable(punie_exe());
+        CommandLimits {
+            timeout,
+            ..CommandLimits::default()
+        }
+    }
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| (*arg).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_command_past_its_deadline_is_stopped_with_everything_it_started() {
+        let ws = tempfile::tempdir().unwrap();
+        let limits = limits(Duration::from_millis(800));
+        let start = Instant::now();
+        let err = run_command(
+            &argv(&["sh", "-c", "trap '' TERM; setsid sleep 86501 & sleep 86502"]),
+            ws.path(),
+            ws.path(),
+            &limits,
+            &CancelFlag::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.type_name, "TimeoutError", "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(processes_matching("sleep 8650").is_empty());
+        // The next command runs.
+        let out = run_command(
+            &argv(&["echo", "next"]),
+            ws.path(),
+            ws.path(),
+            &limits,
+            &CancelFlag::default(),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, "next\n");
+    }
+
+    #[test]
+    fn cancel_stops_a_command_and_its_descendants() {
+        let ws = tempfile::tempdir().unwrap();
+        let limits = limits(Duration::from_secs(60));
+        let cancel = CancelFlag::default();
+        let canceller = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                cancel.cancel();
+            })
+        };
+        let start = Instant::now();
+        let err = run_command(
+            &argv(&["sh", "-c", "setsid sleep 86511 & sleep 86512"]),
+            ws.path(),
+            ws.path(),
+            &limits,
+            &cancel,
+        )
+        .unwrap_err();
+        canceller.join().unwrap();
+        assert_eq!(err.type_name, "KeyboardInterrupt", "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(processes_matching("sleep 8651").is_empty());
+    }
+
+    #[test]
+    fn missing_programs_and_exit_codes_are_reported() {
+        let ws = tempfile::tempdir().unwrap();
+        let limits = limits(Duration::from_secs(10));
+        let run = |args: &[&str]| {
+            run_command(
+                &argv(args),
+                ws.path(),
+                ws.path(),
+                &limits,
+                &CancelFlag::default(),
+            )
+        };
+        let err = run(&["no-such-program-xyz"]).unwrap_err();
+        assert_eq!(err.type_name, "FileNotFoundError", "{err}");
+        let text = run(&["ls", "missing-file"]).unwrap().to_tool_text();
+        assert!(text.ends_with("[exit code: 2]"), "{text}");
+        let text = run(&["sh", "-c", "kill -9 $$"]).unwrap().to_tool_text();
+        assert!(text.ends_with("[killed by a signal]"), "{text}");
+    }
+}
