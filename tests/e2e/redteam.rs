@@ -85,6 +85,7 @@ enum Class {
     Secrets,
     Network,
     Files,
+    Protected,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +99,7 @@ enum Effect {
     Hang,
     NextBroken,
     ParentMemory,
+    ProtectedChanged,
 }
 
 fn corpus_path() -> PathBuf {
@@ -146,6 +148,7 @@ impl serde::Serialize for ClassName {
             Class::Secrets => "secrets",
             Class::Network => "network",
             Class::Files => "files",
+            Class::Protected => "protected",
         })
     }
 }
@@ -261,6 +264,20 @@ impl Stage {
         .unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(stage.outside(), ws.join("link")).unwrap();
+        // Files no tool may change (issue 14), and spellings that reach them.
+        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
+        std::fs::write(ws.join(".git/config"), "[core]\n\tbare = false\n").unwrap();
+        std::fs::create_dir_all(ws.join(".vscode")).unwrap();
+        std::fs::write(ws.join(".vscode/settings.json"), "{}\n").unwrap();
+        std::fs::write(ws.join("build.sh"), "#!/bin/sh\nmake\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(ws.join("build.sh"), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+            std::os::unix::fs::symlink(ws.join(".git/config"), ws.join("innocent.txt")).unwrap();
+            std::os::unix::fs::symlink(".git", ws.join("docs")).unwrap();
+        }
         stage
     }
 
@@ -287,6 +304,50 @@ impl Stage {
             .replace("{HOME}", &self.home().display().to_string())
             .replace("{TAG}", &self.tag)
             .replace("{PORT}", &self.port().to_string())
+    }
+
+    /// The workspace's files with their mode and digest (the server's own `.punie/transcripts`
+    /// and `.punie/session.json` left out).
+    fn workspace_files(&self) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+        use sha2::Digest;
+        fn walk(dir: &Path, root: &Path, res: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let rel = path.strip_prefix(root).unwrap_or(&path).to_owned();
+                if rel.starts_with(".punie/transcripts") || rel == Path::new(".punie/session.json")
+                {
+                    continue;
+                }
+                let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                #[cfg(unix)]
+                let mode = {
+                    use std::os::unix::fs::PermissionsExt;
+                    meta.permissions().mode()
+                };
+                #[cfg(not(unix))]
+                let mode = 0;
+                if meta.is_dir() {
+                    walk(&path, root, res);
+                } else {
+                    let bytes = if meta.file_type().is_symlink() {
+                        std::fs::read_link(&path)
+                            .map(|target| target.into_os_string().into_encoded_bytes())
+                            .unwrap_or_default()
+                    } else {
+                        std::fs::read(&path).unwrap_or_default()
+                    };
+                    res.insert(rel, (mode, sha2::Sha256::digest(&bytes).to_vec()));
+                }
+            }
+        }
+        let mut res = BTreeMap::new();
+        walk(&self.workspace(), &self.workspace(), &mut res);
+        res
     }
 
     /// Everything outside the workspace that a run could change: path → size and digest.
@@ -530,6 +591,7 @@ fn run_case(case: &Case, mode: Mode) -> Vec<String> {
     let code = stage.expand(&case.code);
     let next = case.next.as_ref().map(|next| stage.expand(next));
     let before = stage.snapshot();
+    let workspace_before = stage.workspace_files();
     let timeout = case.timeout_ms.to_string();
     let mut problems = Vec::new();
     let snippets = 1 + u32::from(next.is_some()) + u32::from(matches!(mode, Mode::Ask));
@@ -623,6 +685,10 @@ fn run_case(case: &Case, mode: Mode) -> Vec<String> {
     if !changed.is_empty() {
         problems.push(format!("file-outside: {changed:?}"));
     }
+    problems.extend(protected_changes(
+        &workspace_before,
+        &stage.workspace_files(),
+    ));
     for path in &case.absent {
         let path = PathBuf::from(stage.expand(path));
         if std::fs::symlink_metadata(&path).is_ok() {
@@ -658,6 +724,32 @@ fn run_case(case: &Case, mode: Mode) -> Vec<String> {
         Mode::Ask => check_ask(case, &result, next.is_some(), &mut problems),
     }
     problems
+}
+
+/// The stage's protected files (and the links to them) that changed, and any file the run
+/// created or changed that is executable.
+fn protected_changes(
+    before: &BTreeMap<PathBuf, (u32, Vec<u8>)>,
+    after: &BTreeMap<PathBuf, (u32, Vec<u8>)>,
+) -> Vec<String> {
+    const PROTECTED: &[&str] = &[".git", ".vscode", "build.sh", "innocent.txt", "docs"];
+    let mut res = Vec::new();
+    let paths: BTreeSet<&PathBuf> = before.keys().chain(after.keys()).collect();
+    for path in paths {
+        let (was, is) = (before.get(path), after.get(path));
+        if was == is {
+            continue;
+        }
+        if PROTECTED.iter().any(|root| path.starts_with(root)) {
+            res.push(format!("protected-changed: {}", path.display()));
+        } else if is.is_some_and(|(mode, _)| mode & 0o111 != 0 && mode & 0o170000 == 0o100000) {
+            res.push(format!(
+                "protected-changed: {} was written executable",
+                path.display()
+            ));
+        }
+    }
+    res
 }
 
 fn check_error(case: &Case, type_name: &Value, problems: &mut Vec<String>) {
