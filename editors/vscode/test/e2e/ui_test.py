@@ -92,6 +92,26 @@ def choose(title):
     raise AssertionError(f"{title!r} not found in the code action menu")
 
 
+def wait_for_menu():
+    """The code action menu, once the server answers (it may still be starting)."""
+    deadline = time.time() + 60
+    while True:
+        try:
+            return open_menu()
+        except Exception:
+            if time.time() > deadline:
+                raise
+            page.keyboard.press("Escape")
+            time.sleep(1)
+
+
+def finish():
+    passed = sum(1 for _, ok in results if ok)
+    failed = len(results) - passed
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
 def status_item(pattern):
     return page.locator(".statusbar-item", has_text=re.compile(pattern))
 
@@ -123,16 +143,7 @@ with sync_playwright() as pw:
     if a.untrusted:
         @check("restricted mode: a write asks although the user's settings allow writes")
         def _():
-            deadline = time.time() + 60  # the server may still be starting
-            while True:
-                try:
-                    open_menu()
-                    break
-                except Exception:
-                    if time.time() > deadline:
-                        raise
-                    page.keyboard.press("Escape")
-                    time.sleep(1)
+            wait_for_menu()
             page.keyboard.press("Escape")
             engine("write.json")
             choose("Ask Punie: Explain")
@@ -145,22 +156,11 @@ with sync_playwright() as pw:
             assert not os.path.exists(a.marker), "the workspace's serverPath was started"
 
         browser.close()
-        passed = sum(1 for _, ok in results if ok)
-        print(f"{passed} passed, {len(results) - passed} failed")
-        sys.exit(1 if passed != len(results) else 0)
+        finish()
 
     @check("code actions: the Ask Punie actions appear in the Ctrl+. menu on a selection")
     def _():
-        deadline = time.time() + 60  # the server may still be starting
-        while True:
-            try:
-                menu = open_menu()
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                page.keyboard.press("Escape")
-                time.sleep(1)
+        menu = wait_for_menu()
         for t in ["Ask Punie: Explain", "Ask Punie: Fix", "Ask Punie: Write tests", "Ask Punie: Refactor", "Ask Punie…"]:
             expect(menu).to_contain_text(t)
         page.screenshot(path=os.path.join(a.images, "code-actions.png"))
@@ -280,7 +280,4 @@ with sync_playwright() as pw:
 
     browser.close()
 
-passed = sum(1 for _, ok in results if ok)
-failed = len(results) - passed
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
