@@ -121,6 +121,28 @@ mod tests {
         );
     }
 
+    /// Qwen3's chat template (from micro-Punie's GGUF, the production architecture) renders a
+    /// long conversation well within its instruction budget.
+    #[test]
+    fn a_real_template_renders_long_conversations_within_its_fuel() {
+        let micro =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/micro/micro-punie-q5_k_m.gguf");
+        let config = generic_config(Some(&micro)).unwrap();
+        let template = config.chat_template.as_deref().unwrap_or_default();
+        assert!(template.contains("namespace("), "{template}");
+        let mut messages = vec![crate::prompt::Message::system("S")];
+        for n in 0..500 {
+            messages.push(crate::prompt::Message::user(format!("question {n}")));
+            messages.push(crate::prompt::Message::assistant(format!(
+                "<think>x</think>answer {n}"
+            )));
+            messages.push(crate::prompt::Message::tool(format!("output {n}")));
+        }
+        let prompt = crate::prompt::render_prompt(&Profile::Generic(config), &messages);
+        assert_eq!(prompt.fallback_reason, None);
+        assert!(prompt.text.contains("output 499"));
+    }
+
     #[test]
     fn an_explicit_profile_wins_and_unknown_names_are_errors() {
         let scripted = EngineSpec::Scripted {

@@ -3,9 +3,17 @@
 //! The template (GGUF `tokenizer.chat_template`) is rendered with minijinja the way Hugging Face
 //! renders it: `trim_blocks` and `lstrip_blocks` on, `messages`, `add_generation_prompt=true`,
 //! `bos_token`, `eos_token`, `raise_exception`, and the common Python string and dict methods
-//! (`strip`, `startswith`, `split`, `items`, `get`, …) that templates call. A template that fails to
-//! compile or render (an unknown function such as `strftime_now`, a loop control) falls back to
-//! ChatML, and [`super::Prompt::fallback_reason`] says why.
+//! (`strip`, `startswith`, `split`, `items`, `get`, …) that templates call. A template that is
+//! empty, fails to compile or render (an unknown function such as `strftime_now`, a loop
+//! control), runs out of fuel or renders nothing falls back to ChatML, and
+//! [`super::Prompt::fallback_reason`] says why.
+//!
+//! **A template is code from a model file**, which may come from anywhere. It renders with an
+//! instruction budget ([`template_fuel`]: many times what real templates take, so a template
+//! that loops without end stops within a fraction of a second), minijinja's recursion limit and
+//! range cap, and a bound on what it may output. Not bounded: memory a template builds up with
+//! few instructions (a string doubled in a loop); minijinja has no allocation limit, so a model
+//! file is trusted that far, as llama.cpp trusts it with its weights.
 //!
 //! Tool results: when the template mentions the `tool` role it gets `role: tool` messages and
 //! wraps them itself (Qwen's templates do); otherwise, as in ChatML, a tool result becomes a user
@@ -69,9 +77,9 @@ pub fn render(messages: &[Message], config: &GenericConfig) -> Prompt {
                     fallback_reason: None,
                 };
             }
-            Err(err) => {
+            Err(why) => {
                 fallback_reason = Some(format!(
-                    "the model's chat template did not render, so ChatML is used: {err}"
+                    "the model's chat template is not usable, so ChatML is used: {why}"
                 ));
             }
         }
@@ -121,12 +129,61 @@ fn mentions_tool_role(template: &str) -> bool {
     template.contains("'tool'") || template.contains("\"tool\"")
 }
 
+/// The instructions a template may execute for `n_turns` turns. Qwen3's template, the most
+/// involved one measured, takes about 70 per turn plus 150; SmolLM2's about 20 per turn.
+pub fn template_fuel(n_turns: usize) -> u64 {
+    50_000 + 2_000 * n_turns as u64
+}
+
+/// The most a template may write: the turns it was given, four times over (a template repeats
+/// the system prompt or wraps turns in markup, it does not multiply them), plus 64 KiB.
+fn output_limit(turns: &[(&'static str, String)]) -> usize {
+    4 * turns
+        .iter()
+        .map(|(_, content)| content.len())
+        .sum::<usize>()
+        + 64 * 1024
+}
+
+/// The template's output, or why it cannot be used (one line).
 fn render_template(
+    template: &str,
+    turns: &[(&'static str, String)],
+    config: &GenericConfig,
+) -> Result<String, String> {
+    if template.trim().is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    let text = render_with_minijinja(template, turns, config).map_err(|err| {
+        if err.kind() == ErrorKind::OutOfFuel {
+            format!(
+                "it did not finish within {} instructions",
+                template_fuel(turns.len())
+            )
+        } else {
+            err.to_string()
+        }
+    })?;
+    if text.trim().is_empty() {
+        return Err("it rendered nothing".to_owned());
+    }
+    let limit = output_limit(turns);
+    if text.len() > limit {
+        return Err(format!(
+            "it wrote {} bytes, more than the {limit} its messages allow",
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
+fn render_with_minijinja(
     template: &str,
     turns: &[(&'static str, String)],
     config: &GenericConfig,
 ) -> Result<String, Error> {
     let mut env = Environment::new();
+    env.set_fuel(Some(template_fuel(turns.len())));
     // Hugging Face compiles chat templates with both on; templates are written for it.
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);

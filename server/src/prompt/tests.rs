@@ -100,8 +100,47 @@ fn generic_with_the_model_template() {
         "generic",
         Some("{{ raise_exception('roles must alternate') }}"),
         &[("user", "Q")],
-        "fallback: the model's chat template did not render, so ChatML is used: invalid operation: roles must alternate (in chat_template:1)\n<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n",
+        "fallback: the model's chat template is not usable, so ChatML is used: invalid operation: roles must alternate (in chat_template:1)\n<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n",
     );
+}
+
+/// Templates come from model files: one that is empty, loops without end, recurses, renders
+/// nothing or multiplies its input gives ChatML and says why, promptly.
+#[test]
+fn unusable_templates_fall_back_to_chatml() {
+    let messages = [Message::user("Q")];
+    let chatml = render_prompt(&Profile::Generic(GenericConfig::default()), &messages).text;
+    let fuel = generic::template_fuel(2);
+    for (template, why) in [
+        ("", "it is empty".to_owned()),
+        (" \n", "it is empty".to_owned()),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            format!("it did not finish within {fuel} instructions"),
+        ),
+        (
+            "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+            "invalid operation: recursion limit exceeded".to_owned(),
+        ),
+        (
+            "{% if false %}x{% endif %}\n",
+            "it rendered nothing".to_owned(),
+        ),
+        ("{{ messages[0].content * 1000 }}", "it wrote ".to_owned()),
+    ] {
+        let started = std::time::Instant::now();
+        let config = GenericConfig {
+            chat_template: Some(template.to_owned()),
+            ..GenericConfig::default()
+        };
+        let prompt = render_prompt(&Profile::Generic(config), &messages);
+        // A guard against a hang, not a benchmark: a runaway template stops in milliseconds.
+        assert!(started.elapsed().as_secs() < 5, "{template}");
+        assert_eq!(prompt.text, chatml, "{template}");
+        let reason = prompt.fallback_reason.unwrap_or_default();
+        let expected = format!("the model's chat template is not usable, so ChatML is used: {why}");
+        assert!(reason.starts_with(&expected), "{template}: {reason}");
+    }
 }
 
 #[test]
