@@ -12,17 +12,9 @@ use punie::engine::{
 
 use crate::support::installed_default_model as default_model;
 
-/// A fresh engine on the default model. One thread each: tests run in parallel on two cores.
+/// A fresh engine on the default model.
 fn engine() -> EngineHandle {
-    let config = EngineConfig {
-        n_ctx: Some(2048),
-        threads: Some(1),
-        default_model: Some(default_model()),
-        ..EngineConfig::default()
-    };
-    let handle = EngineHandle::spawn(EngineSpec::Default, config);
-    handle.wait_ready().expect("the default model loads");
-    handle
+    crate::support::default_model_engine(2048)
 }
 
 fn request(prompt: &str, sampling: Sampling) -> GenerateRequest {

@@ -43,3 +43,17 @@ pub(crate) fn installed_default_model() -> PathBuf {
     );
     path
 }
+
+/// An engine on the default model with a context of `n_ctx` tokens and one thread (tests run
+/// in parallel on two cores), loaded.
+pub(crate) fn default_model_engine(n_ctx: u32) -> punie::engine::EngineHandle {
+    let config = punie::engine::EngineConfig {
+        n_ctx: Some(n_ctx),
+        threads: Some(1),
+        default_model: Some(installed_default_model()),
+        ..punie::engine::EngineConfig::default()
+    };
+    let engine = punie::engine::EngineHandle::spawn(punie::engine::EngineSpec::Default, config);
+    engine.wait_ready().expect("the default model loads");
+    engine
+}

@@ -52,9 +52,9 @@ impl Conversation {
         });
     }
 
-    /// Drops the messages after the first `len`, to undo a run that did not finish.
-    pub(crate) fn truncate(&mut self, len: usize) {
-        self.messages.truncate(len);
+    /// The messages, for context management to drop and condense earlier ones.
+    pub(crate) fn messages_mut(&mut self) -> &mut Vec<Message> {
+        &mut self.messages
     }
 }
 

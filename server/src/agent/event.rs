@@ -44,6 +44,20 @@ pub enum RunEvent {
     },
     /// The model's output could not be understood as a tool call; the problem goes back to it.
     CallRejected { turn: usize, problem: String },
+    /// Earlier context was dropped to fit the model's context window: `dropped` messages of
+    /// earlier exchanges removed, `condensed` tool outputs replaced by a note. The model no
+    /// longer sees them; the user should know.
+    ContextTrimmed { dropped: usize, condensed: usize },
+    /// A tool output was cut in the middle to fit the context; the model is told which lines
+    /// and how to print them.
+    OutputCut {
+        turn: usize,
+        kept_chars: usize,
+        total_chars: usize,
+    },
+    /// The model's chat template could not be used and ChatML is used instead (once a run);
+    /// `reason` says why, for the user to see.
+    TemplateFallback { reason: String },
     /// The final answer (also in `RunOutcome::answer`).
     Answer { text: String },
     /// The model's turn was cut before it ended (`RunStatus::Truncated`); `text` is the prose
@@ -105,6 +119,29 @@ impl RunEvent {
                 ..
             } => Some(format!("code failed: {error}")),
             RunEvent::CallRejected { problem, .. } => Some(format!("bad tool call: {problem}")),
+            RunEvent::ContextTrimmed { dropped, condensed } => Some(match (dropped, condensed) {
+                (0, condensed) => format!(
+                    "{condensed} earlier tool output{} dropped to fit the model's context",
+                    plural(*condensed)
+                ),
+                (dropped, 0) => format!(
+                    "{dropped} earlier message{} dropped to fit the model's context",
+                    plural(*dropped)
+                ),
+                (dropped, condensed) => format!(
+                    "{dropped} earlier message{} and {condensed} tool output{} dropped to fit the model's context",
+                    plural(*dropped),
+                    plural(*condensed)
+                ),
+            }),
+            RunEvent::OutputCut {
+                kept_chars,
+                total_chars,
+                ..
+            } => Some(format!(
+                "output cut to fit the model's context: {kept_chars} of {total_chars} characters shown"
+            )),
+            RunEvent::TemplateFallback { reason } => Some(reason.clone()),
             RunEvent::Text { .. }
             | RunEvent::TurnFinished { .. }
             | RunEvent::ToolFinished { .. }
@@ -115,4 +152,8 @@ impl RunEvent {
             | RunEvent::Failed { .. } => None,
         }
     }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

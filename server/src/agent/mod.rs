@@ -39,6 +39,7 @@
 //!   call per turn, the format before Code Mode), for measurements; `run` is Code Mode.
 //! - Each run writes a JSON-lines transcript to `transcript_dir` (see `transcript`).
 
+mod context;
 mod conversation;
 mod event;
 mod executor;

@@ -13,22 +13,29 @@ use serde_json::json;
 
 use crate::cancel::CancelFlag;
 use crate::engine::{
-    EngineHandle, FinishReason, GenerateRequest, Generation, Sampling, StreamEvent,
+    ContextWindow, EngineHandle, FinishReason, GenerateRequest, Generation, Sampling, StreamEvent,
+    TokenCounter,
 };
-use crate::prompt::{self, Role};
+use crate::prompt::{self, Message, Role};
 use crate::sandbox::ToolHost;
 use crate::toolcall;
 
+use super::context::{self, Budget};
 use super::event::{RunEvent, TurnStats};
 use super::executor::{CodeRunner, ToolActivity, error_line};
 use super::feedback;
 use super::transcript::Transcript;
 use super::types::{
-    RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord, ToolUse, Truncation,
+    RunOutcome, RunRequest, RunStatus, Strategy, ToolCallRecord, ToolUse, Truncation,
 };
 
 /// How often a waiting run looks at its cancel flag: well inside the 100 ms promise.
 const CANCEL_POLL: Duration = Duration::from_millis(10);
+/// A tool output's cap when the engine does not say how large its context is (an
+/// OpenAI-compatible server without `PUNIE_CTX_SIZE`): 64 KiB of text, by the estimate.
+const OUTPUT_CAP_WITHOUT_CONTEXT: usize = 16 * 1024;
+/// A tool output's cap however full the prompt is: the note about the cut, and a little.
+const MIN_OUTPUT_CAP: usize = 160;
 
 /// Runs one question to its end. Never panics on model output; engine failures end the run
 /// with [`RunStatus::Failed`], cancellation (checked at least every 10 ms while waiting on the
@@ -90,10 +97,14 @@ struct RunState {
     outcome: RunOutcome,
     transcript: Transcript,
     started: Instant,
-    /// Messages before this run, to roll back to when it does not finish.
-    rollback_len: usize,
-    /// The previous turn's prompt followed by its output.
+    /// Where this run's question is in the conversation (earlier messages may be dropped).
+    question: usize,
+    /// The engine's context, once it has loaded; `None` when it does not say.
+    window: Option<ContextWindow>,
+    /// The previous turn's prompt followed by its output; `None` after context was trimmed.
     previous: Option<String>,
+    /// Whether the front end has been told that the model's chat template is not used.
+    template_fallback_told: bool,
     strategy: Strategy,
 }
 
@@ -101,33 +112,27 @@ impl RunState {
     fn new(request: RunRequest) -> RunState {
         let transcript = Transcript::open(request.transcript_dir.as_deref(), &request.run_id);
         let mut conversation = request.conversation.clone();
-        let rollback_len = conversation.messages().len();
+        let continued_messages = conversation.messages().len();
         if conversation.is_empty()
             && let Some(system) = prompt::system_prompt(&request.profile)
         {
             conversation.push(Role::System, system);
         }
+        let question = conversation.messages().len();
         conversation.push(Role::User, request.question.clone());
         let outcome = RunOutcome {
-            run_id: request.run_id.clone(),
-            status: RunStatus::Done,
-            answer: String::new(),
-            turns: 0,
-            tool_calls: Vec::new(),
-            tokens_in: 0,
-            tokens_evaluated: 0,
-            tokens_out: 0,
-            timings: RunTimings::default(),
             transcript: transcript.path().map(ToOwned::to_owned),
-            conversation,
+            ..RunOutcome::new(&request.run_id, RunStatus::Done, conversation)
         };
         let mut state = RunState {
             request,
             outcome,
             transcript,
             started: Instant::now(),
-            rollback_len,
+            question,
+            window: None,
             previous: None,
+            template_fallback_told: false,
             strategy: Strategy::CodeMode,
         };
         state.transcript.write(
@@ -137,7 +142,7 @@ impl RunState {
                 "question": state.request.question,
                 "profile": state.request.profile.name(),
                 "max_turns": state.request.max_turns,
-                "continued_messages": rollback_len,
+                "continued_messages": continued_messages,
             }),
         );
         state
@@ -152,6 +157,15 @@ impl RunState {
         on_event: &mut dyn FnMut(RunEvent),
     ) -> End {
         let max_turns = self.request.max_turns.max(1);
+        // The prompt is fitted to the engine's context, so the engine must have loaded.
+        if engine.load_state().is_none() {
+            on_event(RunEvent::LoadingModel);
+        }
+        match engine.wait_ready_unless(cancel) {
+            None => return End::Cancelled(String::new()),
+            Some(Err(err)) => return End::Failed(err.to_string()),
+            Some(Ok(_)) => self.window = engine.context_window(),
+        }
         loop {
             if cancel.is_cancelled() {
                 return End::Cancelled(String::new());
@@ -161,10 +175,10 @@ impl RunState {
             }
             self.outcome.turns += 1;
             let turn = self.outcome.turns;
-            let prompt = self.render_prompt(turn);
-            if engine.load_state().is_none() {
-                on_event(RunEvent::LoadingModel);
-            }
+            let prompt = match self.prepare_prompt(turn, on_event) {
+                Ok(prompt) => prompt,
+                Err(reason) => return End::Failed(reason),
+            };
             on_event(RunEvent::TurnStarted { turn });
             let generation = match self.generate(engine, &prompt, turn, cancel, on_event) {
                 Generated::Done(generation) => generation,
@@ -214,9 +228,60 @@ impl RunState {
         }
     }
 
-    /// The prompt of this turn, checked against the invariant and written to the transcript.
-    fn render_prompt(&mut self, turn: usize) -> String {
-        let prompt = prompt::render(&self.request.profile, self.outcome.conversation.messages());
+    /// The prompt of this turn: the conversation fitted to the context, rendered, checked
+    /// against the invariant and written to the transcript. An error when even the system
+    /// prompt and the question do not fit.
+    fn prepare_prompt(
+        &mut self,
+        turn: usize,
+        on_event: &mut dyn FnMut(RunEvent),
+    ) -> Result<String, String> {
+        if let Some(window) = &self.window {
+            let budget = Budget::new(window.n_ctx, self.request.sampling.max_tokens);
+            let (profile, counter) = (&self.request.profile, &window.counter);
+            let trim = context::fit(
+                self.outcome.conversation.messages_mut(),
+                &mut self.question,
+                budget,
+                &mut |messages| counter.count(&prompt::render(profile, messages)),
+                &|text| counter.count(text),
+            );
+            if trim.changed_anything() {
+                // Deliberately not a continuation: the engine re-evaluates from the first change.
+                self.previous = None;
+                self.transcript.write(
+                    "context_trimmed",
+                    json!({
+                        "turn": turn,
+                        "dropped": trim.dropped,
+                        "condensed": trim.condensed,
+                        "tokens_before": trim.tokens_before,
+                        "tokens_after": trim.tokens_after,
+                        "n_ctx": window.n_ctx,
+                    }),
+                );
+                on_event(RunEvent::ContextTrimmed {
+                    dropped: trim.dropped,
+                    condensed: trim.condensed,
+                });
+            }
+            if trim.tokens_after >= window.n_ctx {
+                return Err(format!(
+                    "the question and the system prompt take {} tokens and the model's context holds {}: ask about less text, or raise PUNIE_CTX_SIZE",
+                    trim.tokens_after, window.n_ctx
+                ));
+            }
+        }
+        let rendered =
+            prompt::render_prompt(&self.request.profile, self.outcome.conversation.messages());
+        if let Some(reason) = rendered.fallback_reason
+            && !self.template_fallback_told
+        {
+            tracing::warn!("{reason}");
+            self.template_fallback_told = true;
+            on_event(RunEvent::TemplateFallback { reason });
+        }
+        let prompt = rendered.text;
         match self.previous.as_deref() {
             None => self
                 .transcript
@@ -239,7 +304,36 @@ impl RunState {
                 }
             },
         }
-        prompt
+        Ok(prompt)
+    }
+
+    /// The most tokens a tool output may take: what the prompt has room for once everything
+    /// that may go has gone (earlier exchanges, this question's earlier outputs). Without a
+    /// known context, a fixed cap.
+    fn output_cap(&self) -> (usize, TokenCounter) {
+        let Some(window) = &self.window else {
+            return (OUTPUT_CAP_WITHOUT_CONTEXT, TokenCounter::default());
+        };
+        let messages = self.outcome.conversation.messages();
+        let system = messages.first().filter(|m| m.role == Role::System);
+        let least: Vec<Message> = system
+            .into_iter()
+            .chain(&messages[self.question..])
+            .map(|m| match m.role {
+                Role::Tool => Message::tool(context::CONDENSED_OUTPUT),
+                _ => m.clone(),
+            })
+            .chain([Message::tool("")])
+            .collect();
+        let budget = Budget::new(window.n_ctx, self.request.sampling.max_tokens);
+        let base = window
+            .counter
+            .count(&prompt::render(&self.request.profile, &least));
+        let cap = budget
+            .prompt_limit()
+            .saturating_sub(base)
+            .max(MIN_OUTPUT_CAP);
+        (cap, window.counter.clone())
     }
 
     fn generate(
@@ -380,7 +474,17 @@ impl RunState {
             }
         });
         let error = error_line(&result);
-        let response = feedback::tool_response(&result.output, error.as_deref());
+        let (cap, counter) = self.output_cap();
+        let cut = context::cut_output(&result.output, cap, &|text| counter.count(text));
+        if let Some(cut) = &cut {
+            on_event(RunEvent::OutputCut {
+                turn,
+                kept_chars: cut.kept_chars,
+                total_chars: cut.total_chars,
+            });
+        }
+        let shown = cut.as_ref().map_or(result.output.as_str(), |cut| &cut.text);
+        let response = feedback::tool_response(shown, error.as_deref());
         self.outcome.timings.sandbox += result.elapsed;
         self.transcript.write(
             "tool_result",
@@ -452,8 +556,9 @@ impl RunState {
             End::Failed(reason) => (RunStatus::Failed(reason), String::new()),
         };
         if !status.keeps_conversation() {
-            // A follow-up should not continue from half a turn the user stopped.
-            self.outcome.conversation.truncate(self.rollback_len);
+            // A follow-up should not continue from half a turn the user stopped, nor miss
+            // what this run dropped to fit the context.
+            self.outcome.conversation = self.request.conversation.clone();
         }
         self.outcome.timings.wall = self.started.elapsed();
         self.outcome.status = status;

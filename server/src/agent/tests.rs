@@ -14,7 +14,7 @@ use crate::prompt::{Profile, Role};
 use crate::sandbox::{DiskToolHost, ToolHost};
 
 /// Prints what it is asked to run, after reporting one `read_file` call; or spins until
-/// cancelled when the code says `spin`.
+/// cancelled when the code says `spin`; or prints N numbered lines for `lines N`.
 struct FakeRunner;
 
 impl CodeRunner for FakeRunner {
@@ -25,6 +25,14 @@ impl CodeRunner for FakeRunner {
         cancel: &CancelFlag,
         on_tool: &mut dyn FnMut(ToolActivity),
     ) -> CodeResult {
+        if let Some(n) = code.strip_prefix("lines ") {
+            let n: usize = n.parse().unwrap();
+            return CodeResult {
+                output: (1..=n).map(|i| format!("line {i} of the file\n")).collect(),
+                error: None,
+                elapsed: Duration::ZERO,
+            };
+        }
         if code == "spin" {
             while !cancel.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(1));
@@ -489,4 +497,167 @@ fn a_cap_reached_while_inventing_a_tool_response_still_runs_the_call() {
     assert_eq!(outcome.status, RunStatus::Done);
     assert_eq!(outcome.answer, "One.");
     assert_eq!(outcome.tool_calls.len(), 1);
+}
+
+/// A scripted engine with a context window of `n_ctx` estimated tokens (4 bytes each).
+fn engine_with_context(fx: &Fixture, turns: Value, n_ctx: usize) -> EngineHandle {
+    fx.engine(json!({"turns": turns, "n_ctx": n_ctx}))
+}
+
+#[test]
+fn a_tool_output_too_large_for_the_context_is_cut_with_a_note() {
+    let fx = Fixture::new();
+    let engine = engine_with_context(&fx, json!([call("lines 2000"), "It is long."]), 1024);
+    let (outcome, events, _) = fx.run(&engine, fx.request("read it", Conversation::new()), None);
+    assert_eq!(outcome.status, RunStatus::Done, "{:?}", outcome.status);
+    assert_eq!(outcome.answer, "It is long.");
+    let response = &outcome.tool_calls[0].response;
+    // Prompt limit 512 tokens = 2 KiB: most of it the output, its beginning and its end.
+    assert!(
+        response.len() < 2048 && response.len() > 1024,
+        "{}",
+        response.len()
+    );
+    assert!(response.starts_with("line 1 of the file\n"), "{response}");
+    assert!(response.ends_with("line 2000 of the file"), "{response}");
+    assert!(response.contains(" of 2000 ("), "{response}");
+    assert!(response.contains("splitlines()["), "{response}");
+    // The record keeps the whole output; the user is told it was cut.
+    assert_eq!(outcome.tool_calls[0].output.lines().count(), 2000);
+    let cut = events.iter().find_map(|e| match e {
+        RunEvent::OutputCut {
+            kept_chars,
+            total_chars,
+            ..
+        } => Some((*kept_chars, *total_chars)),
+        _ => None,
+    });
+    let (kept, total) = cut.expect("an OutputCut event");
+    assert!(
+        kept < total && total == outcome.tool_calls[0].output.len(),
+        "{kept} {total}"
+    );
+}
+
+/// Twenty follow-ups in a context of 1024 tokens: every one ends with an answer, the oldest
+/// exchanges go first, the system prompt and each question stay, the user is told.
+#[test]
+fn a_long_conversation_keeps_answering_by_dropping_its_oldest_turns() {
+    let fx = Fixture::new();
+    let engine = engine_with_context(&fx, json!([call("lines 40"), "Done with it."]), 1024);
+    let mut conversation = Conversation::new();
+    let mut trimmed_runs = 0;
+    for n in 1..=20 {
+        let question = format!("question {n}");
+        let (outcome, events, _) = fx.run(&engine, fx.request(&question, conversation), None);
+        assert_eq!(
+            outcome.status,
+            RunStatus::Done,
+            "follow-up {n}: {:?}",
+            outcome.status
+        );
+        assert_eq!(outcome.answer, "Done with it.");
+        let messages = outcome.conversation.messages();
+        assert_eq!(messages[0].role, Role::System);
+        assert!(
+            messages.iter().any(|m| m.content == question),
+            "follow-up {n}"
+        );
+        // Fits: the prompt for a next turn is within the limit (512 tokens, 2 KiB).
+        let prompt = crate::prompt::render(&Profile::PuniePhase22, messages);
+        assert!(prompt.len() <= 2048 + 64, "follow-up {n}: {}", prompt.len());
+        if events
+            .iter()
+            .any(|e| matches!(e, RunEvent::ContextTrimmed { .. }))
+        {
+            trimmed_runs += 1;
+            let lines = transcript_lines(outcome.transcript.as_deref().unwrap());
+            assert!(lines.iter().any(|l| l["event"] == "context_trimmed"));
+        }
+        conversation = outcome.conversation;
+    }
+    // Trimming goes well below the limit, so it does not happen on every follow-up.
+    assert!(
+        (1..20).contains(&trimmed_runs),
+        "{trimmed_runs} runs trimmed"
+    );
+    assert!(
+        !conversation
+            .messages()
+            .iter()
+            .any(|m| m.content == "question 1")
+    );
+}
+
+#[test]
+fn a_cancelled_run_leaves_the_conversation_as_it_was_even_after_trimming() {
+    let fx = Fixture::new();
+    let engine = engine_with_context(&fx, json!([call("lines 40"), "Done."]), 1024);
+    let mut conversation = Conversation::new();
+    for n in 0..6 {
+        conversation = fx
+            .run(&engine, fx.request(&format!("q{n}"), conversation), None)
+            .0
+            .conversation;
+    }
+    let slow =
+        fx.engine(json!({"turns": ["word ".repeat(400)], "chunk_delay_ms": 20, "n_ctx": 1024}));
+    let before = conversation.clone();
+    let (outcome, events, _) = fx.run(
+        &slow,
+        fx.request(&"long question ".repeat(60), conversation),
+        Some(Duration::from_millis(100)),
+    );
+    assert_eq!(outcome.status, RunStatus::Cancelled);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RunEvent::ContextTrimmed { .. })),
+        "{events:?}"
+    );
+    assert_eq!(outcome.conversation, before);
+}
+
+#[test]
+fn a_question_larger_than_the_context_fails_clearly() {
+    let fx = Fixture::new();
+    let engine = engine_with_context(&fx, json!(["never"]), 256);
+    let (outcome, events, _) = fx.run(
+        &engine,
+        fx.request(&"word ".repeat(400), Conversation::new()),
+        None,
+    );
+    let RunStatus::Failed(reason) = &outcome.status else {
+        panic!("{:?}", outcome.status)
+    };
+    assert!(
+        reason.contains(
+            "and the model's context holds 256: ask about less text, or raise PUNIE_CTX_SIZE"
+        ),
+        "{reason}"
+    );
+    assert!(matches!(events.last(), Some(RunEvent::Failed { .. })));
+}
+
+#[test]
+fn a_broken_chat_template_is_reported_once_and_chatml_used() {
+    let fx = Fixture::new();
+    let engine = fx.engine(json!([call("x"), "Fine."]));
+    let mut request = fx.request("q", Conversation::new());
+    request.profile = Profile::Generic(crate::prompt::GenericConfig {
+        chat_template: Some("{% for %}".to_owned()),
+        ..crate::prompt::GenericConfig::default()
+    });
+    let (outcome, events, _) = fx.run(&engine, request, None);
+    assert_eq!(outcome.status, RunStatus::Done);
+    let told: Vec<&RunEvent> = events
+        .iter()
+        .filter(|e| matches!(e, RunEvent::TemplateFallback { .. }))
+        .collect();
+    assert_eq!(told.len(), 1, "{events:?}");
+    let message = told[0].progress_message().unwrap();
+    assert!(
+        message.starts_with("the model's chat template is not usable, so ChatML is used: "),
+        "{message}"
+    );
 }

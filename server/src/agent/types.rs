@@ -208,3 +208,22 @@ pub struct RunOutcome {
     /// The transcript file, when one was written.
     pub transcript: Option<PathBuf>,
 }
+
+impl RunOutcome {
+    /// An outcome before any turn: no answer, no figures.
+    pub fn new(run_id: &str, status: RunStatus, conversation: Conversation) -> RunOutcome {
+        RunOutcome {
+            run_id: run_id.to_owned(),
+            status,
+            answer: String::new(),
+            turns: 0,
+            tool_calls: Vec::new(),
+            tokens_in: 0,
+            tokens_evaluated: 0,
+            tokens_out: 0,
+            timings: RunTimings::default(),
+            conversation,
+            transcript: None,
+        }
+    }
+}

@@ -221,6 +221,7 @@ impl EngineHandle {
                     }
                     EngineSpec::Scripted { path } => super::scripted::ScriptedEngine::load(path)
                         .map(|mut engine| {
+                            engine.default_context(config.n_ctx.map(|n| n as usize));
                             report_load(Ok(engine.describe()));
                             serve_jobs(&mut engine);
                         }),

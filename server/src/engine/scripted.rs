@@ -7,7 +7,8 @@
 //! so streaming, progress and cancellation are exercised as with a real model. Tokens are
 //! [`estimate_tokens`]: a turn is cut at `max_tokens`, and with `n_ctx` the engine has a context
 //! window like a model's (a prompt that does not fit is an error, an answer that reaches the end
-//! is cut), so that context management can be tested deterministically.
+//! is cut), so that context management can be tested deterministically. Without `n_ctx` in the
+//! script, `PUNIE_CTX_SIZE` ([`EngineConfig::n_ctx`](super::EngineConfig)) gives the window.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -71,6 +72,13 @@ impl ScriptedEngine {
             chunk_delay: Duration::from_millis(chunk_delay_ms),
             n_ctx,
         })
+    }
+}
+
+impl ScriptedEngine {
+    /// The context window when the script does not set one.
+    pub fn default_context(&mut self, n_ctx: Option<usize>) {
+        self.n_ctx = self.n_ctx.or(n_ctx);
     }
 }
 

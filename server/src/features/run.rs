@@ -85,7 +85,10 @@ pub fn execute(
         conversation: input.conversation.clone(),
         profile: input.profile.clone(),
         max_turns: input.settings.max_turns,
-        sampling: Sampling::default(),
+        sampling: Sampling {
+            max_tokens: input.settings.max_tokens,
+            ..Sampling::default()
+        },
         transcript_dir: input.transcript_dir.clone(),
     };
     let outcome = {
@@ -133,19 +136,7 @@ pub fn execute(
 
 /// The outcome of a run that failed before the agent started.
 fn failed_outcome(run_id: &str, conversation: Conversation, reason: String) -> RunOutcome {
-    RunOutcome {
-        run_id: run_id.to_owned(),
-        status: RunStatus::Failed(reason),
-        answer: String::new(),
-        turns: 0,
-        tool_calls: Vec::new(),
-        tokens_in: 0,
-        tokens_evaluated: 0,
-        tokens_out: 0,
-        timings: agent::RunTimings::default(),
-        conversation,
-        transcript: None,
-    }
+    RunOutcome::new(run_id, RunStatus::Failed(reason), conversation)
 }
 
 /// Makes the edit the answer implies; returns a note for the answer when there is something

@@ -16,6 +16,8 @@ pub struct Settings {
     /// A prompt profile name; `None`: the one the model was made for.
     pub profile: Option<String>,
     pub max_turns: usize,
+    /// Tokens the model may write in one turn (`Sampling::max_tokens`).
+    pub max_tokens: usize,
     /// Per-tool overrides of the policy defaults, from the front end's settings.
     pub tool_policy: BTreeMap<String, Decision>,
     /// The user's own policy file ([`super::load_policy_file`]): what `tool_policy` starts
@@ -42,6 +44,7 @@ impl Default for Settings {
             engine: EngineSpec::Default,
             profile: None,
             max_turns: crate::agent::DEFAULT_MAX_TURNS,
+            max_tokens: crate::engine::Sampling::default().max_tokens,
             tool_policy: BTreeMap::new(),
             user_policy: PolicySettings::default(),
             tool_policy_is_users: false,

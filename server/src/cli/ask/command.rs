@@ -59,6 +59,9 @@ pub struct Args {
     /// Model turns at most (1..=10000).
     #[arg(long, value_name = "N", default_value_t = agent::DEFAULT_MAX_TURNS)]
     pub max_turns: usize,
+    /// Tokens the model may write in one turn (1..=1000000); a longer answer ends `truncated`.
+    #[arg(long, value_name = "N", default_value_t = crate::engine::Sampling::default().max_tokens)]
+    pub max_tokens: usize,
     /// Where run transcripts go (default: <workspace>/.punie/transcripts).
     #[arg(long, value_name = "DIR")]
     pub transcript_dir: Option<PathBuf>,
@@ -184,6 +187,12 @@ impl Setup {
                 args.max_turns
             );
         }
+        if !(1..=1_000_000).contains(&args.max_tokens) {
+            bail!(
+                "--max-tokens {}: expected a number from 1 to 1000000",
+                args.max_tokens
+            );
+        }
         let workspace = resolve_workspace(args.workspace.as_deref())?;
         let spec = EngineSpec::parse(args.engine.as_deref().unwrap_or(""))?;
         if let EngineSpec::Scripted { path } | EngineSpec::Llama { path } = &spec
@@ -223,6 +232,7 @@ impl Setup {
             // The flags are the user's own command line.
             tool_policy_is_users: true,
             command_access: args.access.access()?,
+            max_tokens: args.max_tokens,
             ..Settings::default()
         };
         if let Some(ms) = args.timeout_ms {
