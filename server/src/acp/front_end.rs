@@ -388,6 +388,9 @@ impl FrontEnd for AcpFrontEnd {
             | RunEvent::LoadingModel
             | RunEvent::Queued { .. }
             | RunEvent::CallRejected { .. }
+            | RunEvent::ContextTrimmed { .. }
+            | RunEvent::OutputCut { .. }
+            | RunEvent::TemplateFallback { .. }
             | RunEvent::Answer { .. }
             | RunEvent::Truncated { .. }
             | RunEvent::Cancelled
