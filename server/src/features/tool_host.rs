@@ -44,7 +44,9 @@ pub(crate) fn existing_file(front_end: &dyn FrontEnd, path: &Path) -> ExistingFi
             version: document.version,
         };
     }
-    match std::fs::read(path) {
+    // Bounded and never blocking: a FIFO or a huge file is unreadable, not a hang.
+    let shown = path.display().to_string();
+    match crate::workspace::read_bounded(path, &shown, crate::workspace::MAX_READ_BYTES) {
         Ok(bytes) => match String::from_utf8(bytes) {
             // Without its byte-order mark, as editors show it; a write to disk puts it back.
             Ok(text) => ExistingFile::Text {
@@ -54,8 +56,8 @@ pub(crate) fn existing_file(front_end: &dyn FrontEnd, path: &Path) -> ExistingFi
             },
             Err(_) => ExistingFile::Unreadable("not UTF-8 text".to_owned()),
         },
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => ExistingFile::Missing,
-        Err(err) => ExistingFile::Unreadable(err.to_string()),
+        Err(err) if err.type_name == "FileNotFoundError" => ExistingFile::Missing,
+        Err(err) => ExistingFile::Unreadable(err.message),
     }
 }
 

@@ -52,9 +52,28 @@ impl std::error::Error for ToolError {}
 /// The largest file `read_file` hands to the snippet; the worker's memory is small.
 pub const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
 
-/// Reads a resolved path as UTF-8 text. `shown` is the path as the snippet wrote it.
-pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
-    let meta = fs::metadata(path).map_err(|err| io_error(&err, shown))?;
+/// The error for a file of `bytes` bytes, more than [`MAX_READ_BYTES`].
+pub fn too_large(shown: &str, bytes: u64) -> ToolError {
+    ToolError::new(
+        "OSError",
+        format!("file too large to read: '{shown}' is {bytes} bytes (limit {MAX_READ_BYTES})"),
+    )
+}
+
+/// The bytes of a regular file, at most `max` of them: the limit holds on what is read, not
+/// on what `stat` said (the file may grow, or be swapped for a FIFO, in between). Opened
+/// without blocking, so a FIFO or device is refused instead of hanging the server.
+pub fn read_bounded(path: &Path, shown: &str, max: u64) -> Result<Vec<u8>, ToolError> {
+    use std::io::Read;
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file = options.open(path).map_err(|err| io_error(&err, shown))?;
+    let meta = file.metadata().map_err(|err| io_error(&err, shown))?;
     if meta.is_dir() {
         return Err(ToolError::new(
             "IsADirectoryError",
@@ -67,16 +86,22 @@ pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
             "not a regular file: '{shown}'"
         )));
     }
-    if meta.len() > MAX_READ_BYTES {
-        return Err(ToolError::new(
-            "OSError",
-            format!(
-                "file too large to read: '{shown}' is {} bytes (limit {MAX_READ_BYTES})",
-                meta.len()
-            ),
-        ));
+    if meta.len() > max {
+        return Err(too_large(shown, meta.len()));
     }
-    let bytes = fs::read(path).map_err(|err| io_error(&err, shown))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| io_error(&err, shown))?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(shown, bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Reads a resolved path as UTF-8 text. `shown` is the path as the snippet wrote it.
+pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
+    let bytes = read_bounded(path, shown, MAX_READ_BYTES)?;
     String::from_utf8(bytes).map_err(|err| {
         let at = err.utf8_error().valid_up_to();
         ToolError::new(
