@@ -27,6 +27,10 @@ use serde_json::Value;
 /// scripted turns) on a loaded two-core machine. A hang is a run that never ends, so a
 /// generous grace only delays the report of one; it never hides it.
 const GRACE: Duration = Duration::from_secs(10);
+/// How far past its own time limit a snippet may end (the worker's start and the result's
+/// way back on a loaded machine): a snippet that waits out a 20 s command under a 1 s limit
+/// is far beyond it.
+const SNIPPET_SLACK_MS: f64 = 3_000.0;
 /// How long processes of a finished run may take to disappear (the worker dies on a signal
 /// sent when `punie` exits).
 const REAP_WAIT: Duration = Duration::from_secs(3);
@@ -713,6 +717,18 @@ fn run_case(case: &Case, mode: Mode) -> Vec<String> {
         ));
         return problems;
     };
+    let elapsed_ms = match mode {
+        Mode::Sandbox => result["elapsed_ms"].as_f64(),
+        Mode::Ask => result["tool_calls"][0]["elapsed_ms"].as_f64(),
+    };
+    if let Some(elapsed_ms) = elapsed_ms
+        && elapsed_ms > case.timeout_ms as f64 + SNIPPET_SLACK_MS
+    {
+        problems.push(format!(
+            "hang: the snippet took {elapsed_ms} ms under a {} ms limit",
+            case.timeout_ms
+        ));
+    }
     match mode {
         Mode::Sandbox => {
             let output = result["output"].as_str().unwrap_or("");

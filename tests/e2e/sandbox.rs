@@ -621,6 +621,133 @@ fn commands_have_no_shell_and_need_permission() {
     check_error(&res, &["ValueError"]);
 }
 
+/// A host that takes `wait` to answer each permission question (a user reading a dialog),
+/// then allows the call.
+struct SlowToAnswer {
+    disk: DiskToolHost,
+    wait: Duration,
+}
+
+impl ToolHost for SlowToAnswer {
+    fn workspace_root(&self) -> &Path {
+        self.disk.workspace_root()
+    }
+
+    fn permit(&self, request: &ToolRequest) -> Ruling {
+        std::thread::sleep(self.wait);
+        punie::policy::rule(
+            request,
+            &punie::policy::Verdict::Allow { session: None },
+            None,
+        )
+    }
+}
+
+/// The time limit bounds everything the snippet causes: a command that would outlive it is
+/// stopped at it, and a snippet that keeps calling tools is stopped at it; only the user's
+/// time to answer a permission question does not count.
+#[cfg(unix)]
+#[test]
+fn the_time_limit_bounds_tool_calls() {
+    let ws = workspace();
+    let disk = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: true,
+    };
+    let mut sandbox = sandbox(SandboxLimits {
+        timeout_ms: 1_000,
+        ..quick_limits()
+    });
+    // Generous against a loaded machine; what it catches is a command's 20 s.
+    let bound = Duration::from_secs(6);
+    for code in [
+        "run_command('sleep 20')",
+        "for i in range(3):\n    run_command('sleep', args=['0.4'])",
+        "while True:\n    try:\n        read_file('a.txt')\n    except Exception:\n        pass",
+    ] {
+        let start = Instant::now();
+        let res = run(&mut sandbox, &disk, code);
+        check_error(&res, &["TimeoutError"]);
+        assert!(start.elapsed() < bound, "{code}: {:?}", start.elapsed());
+        assert!(
+            res.tool_calls.len() <= quick_limits().max_tool_calls + 1,
+            "{code}: {} records",
+            res.tool_calls.len()
+        );
+        check_recovers(&mut sandbox, &disk);
+    }
+    let slow = SlowToAnswer {
+        disk,
+        wait: Duration::from_millis(1_500),
+    };
+    let res = run(&mut sandbox, &slow, "print(read_file('a.txt'))");
+    assert!(
+        res.ok,
+        "a permission wait is not the snippet's time: {:?}",
+        res.error
+    );
+    assert_eq!(res.output, "alpha\n\n");
+}
+
+/// What the parent keeps of a call is bounded: long arguments as size and digest, errors cut.
+#[test]
+fn records_keep_sizes_and_digests() {
+    let ws = workspace();
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
+    let mut sandbox = sandbox(quick_limits());
+    let res = run(
+        &mut sandbox,
+        &host,
+        "write_file('big.txt', 'x' * 100000)\ntry:\n    read_file('missing' * 10000)\nexcept Exception as e:\n    print(len(str(e)) < 9000)",
+    );
+    assert!(res.ok, "{:?}", res.error);
+    assert_eq!(res.output, "True\n");
+    assert_eq!(res.tool_calls[0].args["path"], "big.txt");
+    assert_eq!(res.tool_calls[0].args["content"]["bytes"], 100_000);
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest("x".repeat(100_000).as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    };
+    assert_eq!(res.tool_calls[0].args["content"]["sha256"], digest);
+    assert_eq!(
+        std::fs::read(ws.root.path().join("big.txt")).unwrap().len(),
+        100_000
+    );
+    let error = res.tool_calls[1].error.as_deref().unwrap();
+    assert!(
+        error.len() < 9_000 && error.contains("message truncated"),
+        "{error:.200}"
+    );
+    assert!(res.tool_calls[1].args.to_string().len() < 200);
+}
+
+/// A FIFO in the workspace is refused, not read: reading it would wait forever.
+#[cfg(unix)]
+#[test]
+fn reads_of_fifos_are_refused() {
+    let ws = workspace();
+    let fifo = ws.root.path().join("pipe");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
+    let mut sandbox = sandbox(quick_limits());
+    let res = run(&mut sandbox, &host, "read_file('pipe')");
+    check_error(&res, &["PermissionError"]);
+    assert!(res.error.unwrap().message.contains("not a regular file"));
+    let res = run(&mut sandbox, &host, "print(write_file('pipe', 'x'))");
+    assert!(res.ok, "{:?}", res.error);
+}
+
 #[test]
 fn tool_events_and_records() {
     let ws = workspace();

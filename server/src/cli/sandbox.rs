@@ -24,7 +24,8 @@ pub struct Args {
     /// may read) and exit.
     #[arg(long)]
     explain: bool,
-    /// Wall-clock limit of the snippet's own code, in milliseconds.
+    /// Wall-clock limit of everything the snippet does, its tool calls included, in
+    /// milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
     /// Memory limit of the worker, in MB.

@@ -4,13 +4,17 @@
 //! split into its argv, the file's current text read for the diff. The host's permission
 //! step (`ToolHost::permit`, which calls `policy::permit`) judges exactly that, the prompt
 //! shows exactly that, and the back end then does exactly that: nothing is resolved twice.
+//!
+//! The snippet's clock bounds the call: the host's wait for a permission answer pauses it
+//! (`SnippetClock::paused`), and the back end runs under a cancel flag that fires when the
+//! snippet's time is up, a command with the time left as its timeout.
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{ToolCallRecord, ToolEvent, ToolHost};
-use crate::cancel::CancelFlag;
+use super::limits::SnippetClock;
+use super::{ToolCallRecord, ToolEvent, ToolHost, protocol};
 use crate::policy::{self, Action, Before, Ruling, ToolRequest};
 use crate::tools::{Backend, Tool};
 use crate::workspace::{self, ToolError};
@@ -23,7 +27,7 @@ pub(crate) fn call(
     host: &dyn ToolHost,
     name: &str,
     args: Value,
-    cancel: &CancelFlag,
+    clock: &SnippetClock<'_>,
     on_event: &mut dyn FnMut(ToolEvent),
 ) -> (ToolCallRecord, Result<Value, ToolError>) {
     let Some(tool) = Tool::by_name(name) else {
@@ -45,18 +49,21 @@ pub(crate) fn call(
     });
     let mut permission: Option<Ruling> = None;
     let res = resolve(host, tool, &args).and_then(|resolved| {
-        let ruling = host.permit(&resolved.request);
+        let ruling = clock.paused(|| host.permit(&resolved.request));
         let refusal = ruling.refusal_message();
         permission = Some(ruling);
         match refusal {
             Some(message) => Err(ToolError::permission(message)),
-            None => match host.call_tool(tool, &args, cancel) {
+            None => match host.call_tool(tool, &args, &clock.cancel_flag()) {
                 Some(res) => res,
-                None => carry_out(host, resolved, &args, cancel),
+                None => carry_out(host, resolved, &args, clock),
             },
         }
     });
-    let error = res.as_ref().err().map(ToolError::to_string);
+    let error = res
+        .as_ref()
+        .err()
+        .map(|err| protocol::cap_message(&err.to_string()));
     on_event(ToolEvent::Finished {
         tool: name.to_owned(),
         ok: res.is_ok(),
@@ -119,7 +126,7 @@ fn before(host: &dyn ToolHost, path: &std::path::Path, exists: bool) -> Before {
     if bytes > workspace::MAX_READ_BYTES {
         return Before::TooLarge { bytes };
     }
-    match std::fs::read(path).map(String::from_utf8) {
+    match workspace::read_bounded(path, "", workspace::MAX_READ_BYTES).map(String::from_utf8) {
         Ok(Ok(text)) => Before::Text(text),
         Ok(Err(_)) => Before::Binary { bytes },
         Err(_) => Before::TooLarge { bytes },
@@ -206,13 +213,17 @@ fn carry_out(
     host: &dyn ToolHost,
     resolved: Resolved,
     args: &Value,
-    cancel: &CancelFlag,
+    clock: &SnippetClock<'_>,
 ) -> Result<Value, ToolError> {
+    let cancel = clock.cancel_flag();
     let Resolved { request, path } = resolved;
     let path = path.unwrap_or_else(|| host.workspace_root().to_path_buf());
     match request.action {
         Action::Read { target } => {
             let text = match host.read_document(&path) {
+                Some(text) if text.len() as u64 > workspace::MAX_READ_BYTES => {
+                    return Err(workspace::too_large(&target.spelled, text.len() as u64));
+                }
                 Some(text) => text,
                 None => workspace::read_text(&path, &target.spelled)?,
             };
@@ -226,17 +237,14 @@ fn carry_out(
             Ok(Value::String(WRITE_FILE_RESULT.to_owned()))
         }
         Action::Execute { argv, .. } => {
-            let out = workspace::run_command(
-                &argv,
-                &path,
-                host.workspace_root(),
-                &host.command_limits(),
-                cancel,
-            )?;
+            let mut limits = host.command_limits();
+            limits.timeout = limits.timeout.min(clock.left());
+            let out =
+                workspace::run_command(&argv, &path, host.workspace_root(), &limits, &cancel)?;
             Ok(Value::String(out.to_tool_text()))
         }
         Action::Call { .. } => match request.tool.backend() {
-            Backend::Typed(typed) => crate::typed::call(host, typed, args, cancel),
+            Backend::Typed(typed) => crate::typed::call(host, typed, args, &cancel),
             // `resolve` gives the built-in back ends their own actions.
             Backend::ReadFile | Backend::WriteFile | Backend::RunCommand => Err(ToolError::new(
                 "SystemError",

@@ -55,12 +55,16 @@
 //!   `builtins` module is emptied and refilled from the same allowlist.
 //! * Errors are formatted from the exception's class name and `str()`, never through
 //!   RustPython's traceback printer (which opens the code object's file name).
-//!
-//! Tool time does not count against the snippet's timeout; `run_command` has its own
-//! ([`CommandLimits`]) and dies with the snippet when the run is cancelled.
+//! * The time limit bounds everything a snippet causes, tool calls included: each call runs
+//!   with the time left as its deadline (under its own limit, e.g. [`CommandLimits`]); only
+//!   the host's wait for a permission answer pauses the clock, up to a hard cap. Every byte
+//!   the parent keeps is bounded: settings within caps, protocol lines, error messages, reads
+//!   (what is read, not what `stat` says), and records of calls, which keep long arguments as
+//!   size and digest (see `limits`).
 
 pub mod allowlist;
 mod dispatch;
+mod limits;
 mod process;
 mod protocol;
 mod validate;
@@ -83,32 +87,10 @@ use crate::tools::PermissionClass;
 pub use crate::tools::Tool;
 pub use crate::workspace::{CommandLimits, ToolError};
 
+pub use limits::SandboxLimits;
+use limits::SnippetClock;
 use process::{Incoming, WorkerProcess};
 use protocol::{FromWorker, ToWorker};
-
-/// Limits of one snippet. The server's settings `sandbox.timeoutMs`, `memoryMb` and
-/// `outputKb` map onto the first three.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SandboxLimits {
-    /// Wall-clock time of the snippet's own code (tool calls excluded).
-    pub timeout_ms: u64,
-    /// Address space the worker may add for the snippet.
-    pub memory_mb: u64,
-    /// Printed output kept; the rest is dropped and a marker added.
-    pub output_kb: u64,
-    pub max_tool_calls: usize,
-}
-
-impl Default for SandboxLimits {
-    fn default() -> SandboxLimits {
-        SandboxLimits {
-            timeout_ms: 10_000,
-            memory_mb: 256,
-            output_kb: 256,
-            max_tool_calls: 64,
-        }
-    }
-}
 
 /// A Python exception as the snippet saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,8 +247,6 @@ const MAX_RUNS_PER_WORKER: u32 = 200;
 const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// Room for the `[output truncated: …]` marker the worker adds to capped output.
 const OUTPUT_MARKER_BYTES: usize = 128;
-/// Longest tool name a worker may send (registry names are short).
-const MAX_TOOL_NAME_BYTES: usize = 64;
 
 /// Runs snippets; owns one pre-warmed worker process.
 pub struct Sandbox {
@@ -311,7 +291,7 @@ impl Sandbox {
         // Commands run under the same binary's `jail-exec`.
         crate::jail::use_helper_executable(exe);
         let mut sandbox = Sandbox {
-            limits,
+            limits: limits.capped(),
             worker_exe: exe.to_path_buf(),
             worker: None,
         };
@@ -327,24 +307,21 @@ impl Sandbox {
         &self.limits
     }
 
-    /// Changes the limits; a new memory or output limit takes a new worker.
+    /// Changes the limits (within the sandbox's caps); a new memory or output limit takes a
+    /// new worker.
     pub fn set_limits(&mut self, limits: SandboxLimits) {
+        let limits = limits.capped();
         if limits.memory_mb != self.limits.memory_mb || limits.output_kb != self.limits.output_kb {
             self.worker = None;
         }
         self.limits = limits;
     }
 
-    /// Bytes of printed output a snippet keeps.
-    fn output_limit(&self) -> usize {
-        usize::try_from(self.limits.output_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
-    }
-
     fn spawn_worker(&self) -> anyhow::Result<WorkerProcess> {
         WorkerProcess::spawn(
             &self.worker_exe,
             self.limits.memory_mb,
-            protocol::max_line_bytes(self.output_limit()),
+            protocol::max_line_bytes(self.limits.output_bytes()),
         )
     }
 
@@ -424,6 +401,73 @@ impl Sandbox {
         outcome
     }
 
+    /// Carries out call number `call` and keeps a bounded record of it; the reply for the
+    /// worker. A call no worker of ours would send (a tool not in the registry, an argument
+    /// it does not take) means the worker is not ours any more.
+    #[allow(clippy::too_many_arguments)]
+    fn tool_call(
+        &self,
+        call: u32,
+        tool: &str,
+        args: serde_json::Map<String, serde_json::Value>,
+        host: &dyn ToolHost,
+        clock: &SnippetClock<'_>,
+        on_event: &mut dyn FnMut(ToolEvent),
+        res: &mut SandboxResult,
+    ) -> Result<ToWorker, PyError> {
+        let Some(spec) = Tool::by_name(tool).map(Tool::spec) else {
+            return Err(broken("a call of a tool that does not exist"));
+        };
+        if let Some(name) = args
+            .keys()
+            .find(|name| !spec.params.iter().any(|param| param.name == name.as_str()))
+        {
+            return Err(broken(format!(
+                "{} called with an argument it does not take: {:.64}",
+                spec.name, name
+            )));
+        }
+        let kept_args = limits::summarize_args(&args);
+        if call as usize > self.limits.max_tool_calls {
+            let err = ToolError::new(
+                "RuntimeError",
+                format!(
+                    "too many tool calls in one snippet (limit {})",
+                    self.limits.max_tool_calls
+                ),
+            );
+            // The first refused call is recorded; a snippet that goes on is only refused.
+            if call as usize == self.limits.max_tool_calls + 1 {
+                res.tool_calls.push(ToolCallRecord {
+                    tool: spec.name.to_owned(),
+                    args: kept_args,
+                    ok: false,
+                    error: Some(err.to_string()),
+                    permission: None,
+                });
+            }
+            return Ok(ToWorker::tool_error(call, &err));
+        }
+        let (mut record, outcome) = dispatch::call(
+            host,
+            spec.name,
+            serde_json::Value::Object(args),
+            clock,
+            on_event,
+        );
+        record.args = kept_args;
+        res.tool_calls.push(record);
+        Ok(match outcome {
+            Ok(value) => ToWorker::ToolResult {
+                call,
+                ok: true,
+                value,
+                error: None,
+            },
+            Err(err) => ToWorker::tool_error(call, &err),
+        })
+    }
+
     fn wait_ready(&self, worker: &mut WorkerProcess, cancel: &CancelFlag) -> Result<(), PyError> {
         let deadline = Instant::now() + WORKER_START_TIMEOUT;
         while !worker.ready {
@@ -463,31 +507,34 @@ impl Sandbox {
     ) -> Result<(), PyError> {
         self.wait_ready(worker, cancel)?;
         let exec = next_exec_id();
-        let output_limit = self.output_limit();
+        let output_limit = self.limits.output_bytes();
         worker.send(&ToWorker::Exec {
             id: exec,
             code: code.to_owned(),
             output_limit,
         })?;
-        let timeout = Duration::from_millis(self.limits.timeout_ms);
-        let mut deadline = Instant::now() + timeout;
+        let clock = SnippetClock::start(
+            cancel,
+            Duration::from_millis(self.limits.timeout_ms),
+            limits::MAX_PERMISSION_PAUSE,
+        );
         let mut calls: u32 = 0;
         loop {
-            let now = Instant::now();
             if cancel.is_cancelled() {
                 return Err(PyError::new("KeyboardInterrupt", "the run was cancelled"));
             }
-            if now >= deadline {
+            let left = clock.left();
+            if left.is_zero() {
                 return Err(PyError::new(
                     "TimeoutError",
                     format!(
-                        "the snippet ran longer than its {} ms time limit and was stopped",
+                        "the snippet ran longer than its {} ms time limit (tool calls included) \
+                         and was stopped",
                         self.limits.timeout_ms
                     ),
                 ));
             }
-            let wait = (deadline - now).min(CANCEL_POLL);
-            let msg = match worker.incoming.recv_timeout(wait) {
+            let msg = match worker.incoming.recv_timeout(left.min(CANCEL_POLL)) {
                 Ok(Incoming::Message(msg)) => msg,
                 Ok(Incoming::Malformed(start)) => {
                     return Err(broken(format!("a line that is not a message: {start:?}")));
@@ -504,46 +551,13 @@ impl Sandbox {
                     call,
                     tool,
                     args,
-                } if of == exec && call == calls + 1 && tool.len() <= MAX_TOOL_NAME_BYTES => {
+                } if of == exec && call == calls + 1 => {
                     calls = call;
-                    let tool_start = Instant::now();
-                    let args = serde_json::Value::Object(args);
-                    let reply = if res.tool_calls.len() >= self.limits.max_tool_calls {
-                        let err = ToolError::new(
-                            "RuntimeError",
-                            format!(
-                                "too many tool calls in one snippet (limit {})",
-                                self.limits.max_tool_calls
-                            ),
-                        );
-                        res.tool_calls.push(ToolCallRecord {
-                            tool,
-                            args,
-                            ok: false,
-                            error: Some(err.to_string()),
-                            permission: None,
-                        });
-                        ToWorker::tool_error(call, &err)
-                    } else {
-                        let record = dispatch::call(host, &tool, args, cancel, on_event);
-                        let reply = match &record.1 {
-                            Ok(value) => ToWorker::ToolResult {
-                                call,
-                                ok: true,
-                                value: value.clone(),
-                                error: None,
-                            },
-                            Err(err) => ToWorker::tool_error(call, err),
-                        };
-                        res.tool_calls.push(record.0);
-                        reply
-                    };
+                    let reply = self.tool_call(call, &tool, args, host, &clock, on_event, res)?;
                     if cancel.is_cancelled() {
                         return Err(PyError::new("KeyboardInterrupt", "the run was cancelled"));
                     }
                     worker.send(&reply)?;
-                    // Tool time is the host's, not the snippet's.
-                    deadline += tool_start.elapsed();
                 }
                 FromWorker::Done {
                     exec: of,
