@@ -342,8 +342,11 @@ impl Stage {
                         std::fs::read_link(&path)
                             .map(|target| target.into_os_string().into_encoded_bytes())
                             .unwrap_or_default()
-                    } else {
+                    } else if meta.is_file() {
                         std::fs::read(&path).unwrap_or_default()
+                    } else {
+                        // A FIFO (a case may make one) would block the runner.
+                        Vec::new()
                     };
                     res.insert(rel, (mode, sha2::Sha256::digest(&bytes).to_vec()));
                 }
@@ -395,9 +398,14 @@ fn snapshot_into(
                 snapshot_into(&path, true, skip, res);
             }
         } else {
-            let digest = std::fs::read(&path)
-                .map(|bytes| sha2::Sha256::digest(&bytes).to_vec())
-                .unwrap_or_default();
+            // Only regular files are read: a FIFO would block the runner.
+            let digest = if meta.is_file() {
+                std::fs::read(&path)
+                    .map(|bytes| sha2::Sha256::digest(&bytes).to_vec())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             res.insert(path, (meta.len(), digest));
         }
     }
