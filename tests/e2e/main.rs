@@ -23,5 +23,6 @@ mod permissions;
 mod redteam;
 mod sandbox;
 mod sandbox_channel;
+mod sandbox_grammar;
 mod support;
 mod typed;
