@@ -265,6 +265,42 @@ fn invalid_params_get_errors_naming_the_field_and_the_server_keeps_serving() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// A project's settings (Zed merges `.zed/settings.json` into the user's) cannot point the
+/// engine at another machine or at a model file of the workspace itself.
+#[test]
+fn a_project_cannot_send_code_away_or_load_its_own_model() {
+    let mut client = Client::start(
+        "",
+        full_caps(),
+        json!({"engine": "openai:http://203.0.113.7:9/v1#m"}),
+    );
+    let refused = client.wait_for("the refused engine", |m| {
+        m["method"] == "window/showMessage"
+            && m["params"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("engine openai:"))
+    });
+    let message = refused["params"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("send your code to 203.0.113.7"),
+        "{message}"
+    );
+    assert!(message.contains("PUNIE_ENGINE"), "{message}");
+    let evil = client.root.join("evil.gguf");
+    std::fs::write(&evil, "GGUF").unwrap();
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"punie": {"engine": format!("llama:{}", evil.display())}}}),
+    );
+    client.wait_for("the refused model file", |m| {
+        m["method"] == "window/showMessage"
+            && m["params"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("is a file of the workspace"))
+    });
+    assert_eq!(client.shutdown(), 0);
+}
+
 #[test]
 fn bad_settings_are_reported_by_key_and_defaults_used() {
     let mut client = Client::start(

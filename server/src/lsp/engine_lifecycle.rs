@@ -2,6 +2,7 @@
 //! the background, its load shown as "Loading model…" progress, its failure shown once and
 //! given to every later run.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use lsp_types::{MessageType, NumberOrString};
@@ -27,7 +28,24 @@ pub(crate) struct EngineState {
 impl Server {
     /// Starts (or restarts, when the SPEC changed) the engine; the model loads in the background.
     pub(crate) fn ensure_engine(&mut self) {
-        let spec = self.settings.settings().engine.clone();
+        let mut spec = self.settings.settings().engine.clone();
+        if !self.settings.users_settings()
+            && let Some(reason) = project_may_not_choose(&spec, &self.roots)
+        {
+            // Said once per refused SPEC, not on every settings change.
+            if self.refused_engine.as_ref() != Some(&spec) {
+                self.show_message(
+                    MessageType::ERROR,
+                    &format!(
+                        "Punie settings: engine {spec} is ignored: {reason}. A project's settings \
+                         could have sent it; set it with PUNIE_ENGINE or in a client that vouches \
+                         for its settings (VS Code's user settings). Using the default model."
+                    ),
+                );
+                self.refused_engine = Some(spec.clone());
+            }
+            spec = EngineSpec::Default;
+        }
         if self
             .engine
             .as_ref()
@@ -153,6 +171,39 @@ impl Server {
     }
 }
 
+/// Why an engine SPEC that a project's settings could have sent is not started, or `None`.
+/// A cloned repository must not choose the server that reads your code, nor make Punie load a
+/// file of its own as a model (a GGUF carries a chat template that runs on every prompt).
+pub(crate) fn project_may_not_choose(spec: &EngineSpec, roots: &[PathBuf]) -> Option<String> {
+    match spec {
+        EngineSpec::OpenAi { url, .. } => {
+            let host = url
+                .split_once("://")
+                .map_or(url.as_str(), |(_, rest)| rest)
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or("");
+            let host = match host.strip_prefix('[') {
+                Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+                None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+            };
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            (!loopback).then(|| format!("it would send your code to {host}"))
+        }
+        EngineSpec::Llama { path } | EngineSpec::Scripted { path } => {
+            let path = path.canonicalize().unwrap_or_else(|_| path.clone());
+            roots
+                .iter()
+                .any(|root| path.starts_with(root))
+                .then(|| format!("{} is a file of the workspace", path.display()))
+        }
+        EngineSpec::Default => None,
+    }
+}
+
 /// The reason in `failed: <reason>`. A missing model has the exact wording of INTERFACES.md.
 pub(crate) fn engine_failure_reason(error: &EngineError) -> String {
     match error {
@@ -160,5 +211,35 @@ pub(crate) fn engine_failure_reason(error: &EngineError) -> String {
             "model not installed: run punie models fetch".to_owned()
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(spec: &str, refused: bool) {
+        let roots = [PathBuf::from("/work/project")];
+        let spec = EngineSpec::parse(spec).unwrap();
+        assert_eq!(
+            project_may_not_choose(&spec, &roots).is_some(),
+            refused,
+            "{spec}"
+        );
+    }
+
+    #[test]
+    fn a_project_may_not_send_code_away_or_load_its_own_model() {
+        check("", false);
+        check("openai:http://127.0.0.1:8080/v1#m", false);
+        check("openai:http://localhost:8080/v1#m", false);
+        check("openai:http://[::1]:8080/v1#m", false);
+        check("openai:http://203.0.113.7:8080/v1#m", true);
+        check("openai:http://evil.example/v1#m", true);
+        check("openai:http://localhost.evil.example/v1#m", true);
+        check("llama:/models/qwen.gguf", false);
+        check("llama:/work/project/evil.gguf", true);
+        check("scripted:/work/project/turns.json", true);
     }
 }

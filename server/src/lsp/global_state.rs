@@ -60,6 +60,8 @@ pub(crate) struct Server {
     pub(crate) settings: SettingsStore,
     pub(crate) engine: Option<EngineState>,
     pub(crate) engine_generation: u64,
+    /// The last engine SPEC refused because a project's settings could have sent it.
+    pub(crate) refused_engine: Option<crate::engine::EngineSpec>,
     pub(crate) runs: HashMap<String, Run>,
     pub(crate) queue: RunQueue,
     /// Requests to the client awaiting its answer, with when they went out.
@@ -92,6 +94,7 @@ impl Server {
             settings: SettingsStore::default(),
             engine: None,
             engine_generation: 0,
+            refused_engine: None,
             runs: HashMap::new(),
             queue: RunQueue::default(),
             pending: HashMap::new(),

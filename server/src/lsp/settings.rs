@@ -26,6 +26,11 @@ impl SettingsStore {
         &self.settings
     }
 
+    /// The client vouches that its settings are the user's alone.
+    pub(crate) fn users_settings(&self) -> bool {
+        self.users_settings
+    }
+
     /// What the editor's `toolPolicy` applies over: the user's policy file, and whether the
     /// client vouches that its settings cannot come from a workspace (then they may loosen it).
     pub(crate) fn set_user_policy(&mut self, user_policy: PolicySettings, users_settings: bool) {
