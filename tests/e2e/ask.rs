@@ -448,18 +448,48 @@ fn model_mistakes_go_back_to_the_model() {
             "the model sees the exception line"
         );
     }
-    // Each response is in the next prompt, as the user turn the fine-tune was trained on.
-    let appended: Vec<&str> = lines
+    // Each response went into the next prompt, which extended the one before.
+    let later_prompts: Vec<&Value> = lines
         .iter()
         .filter(|l| l["event"] == "prompt" && l["turn"] != 1)
-        .map(|l| l["appended"].as_str().unwrap())
         .collect();
-    assert_eq!(appended.len(), 6);
+    assert_eq!(later_prompts.len(), 6);
+    assert!(later_prompts.iter().all(|p| p["prefix_reused"] == true));
+    let session = saved_session(ws.path());
+    let shown = session
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .nth(2)
+        .unwrap();
     assert!(
-        appended[2].contains("<tool_response>\nError: NameError: "),
-        "{}",
-        appended[2]
+        shown["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error: NameError: "),
+        "{shown}"
     );
+}
+
+/// The workspace's saved session: its messages.
+fn saved_session(workspace: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(workspace.join(".punie/session.json")).unwrap();
+    let session: Value = serde_json::from_str(&text).unwrap();
+    session["messages"].as_array().unwrap().clone()
+}
+
+/// `punie render-prompt --profile punie-phase22` of `messages`: the prompt a run sent.
+fn render(messages: &[Value]) -> String {
+    let mut child = punie()
+        .args(["render-prompt", "--profile", "punie-phase22"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request = serde_json::json!({"messages": messages}).to_string();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), request.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]
@@ -501,21 +531,29 @@ fn transcript_is_written_and_prompts_extend_each_other() {
     assert_eq!(lines[7]["status"], "done");
     assert_eq!(lines[7]["answer"], out["answer"]);
 
-    // KV prefix reuse: turn 2's prompt is turn 1's prompt + turn 1's output + what was appended.
-    let first_prompt = lines[1]["prompt"].as_str().unwrap();
-    assert!(
-        first_prompt.ends_with("<|im_start|>assistant\n"),
-        "{first_prompt}"
-    );
+    // KV prefix reuse: turn 2's prompt is turn 1's prompt + turn 1's output + what was
+    // appended: the tool response as the user turn the fine-tune was trained on.
     assert_eq!(lines[5]["prefix_reused"], true);
     let readme = read(ws.path(), "README.md");
+    assert_eq!(lines[4]["response"], readme.trim_end());
+    let session = saved_session(ws.path());
+    let second_prompt = render(&session[..session.len() - 1]);
+    assert_eq!(lines[5]["chars"], second_prompt.len());
+    let first_prompt = render(&session[..2]);
+    assert_eq!(lines[1]["chars"], first_prompt.len());
+    let output = lines[2]["text"].as_str().unwrap();
     assert_eq!(
-        lines[5]["appended"],
+        second_prompt,
         format!(
-            "<|im_end|>\n<|im_start|>user\n<tool_response>\n{}\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+            "{first_prompt}{output}<|im_end|>\n<|im_start|>user\n<tool_response>\n{}\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
             readme.trim_end()
         )
     );
+    // Each text once: the file the tool read is in the transcript once.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = readme.lines().find(|l| l.len() > 20).unwrap();
+    let escaped = serde_json::to_string(line).unwrap();
+    assert_eq!(text.matches(escaped.trim_matches('"')).count(), 1, "{text}");
 }
 
 #[test]
@@ -538,8 +576,12 @@ fn continue_follows_up_on_the_last_conversation() {
     assert!(output.status.success());
     assert_eq!(out2["answer"], "About two million.");
     assert_eq!(out1["session_id"], out2["session_id"]);
-    let prompt1 = transcript(&out1)[1]["prompt"].as_str().unwrap().to_owned();
-    let prompt2 = transcript(&out2)[1]["prompt"].as_str().unwrap().to_owned();
+    assert_eq!(transcript(&out2)[0]["continued_messages"], 3);
+    let session = saved_session(ws.path());
+    let prompt1 = render(&session[..2]);
+    let prompt2 = render(&session[..4]);
+    assert_eq!(transcript(&out1)[1]["chars"], prompt1.len());
+    assert_eq!(transcript(&out2)[1]["chars"], prompt2.len());
     assert!(prompt2.starts_with(&format!(
         "{prompt1}Paris.<|im_end|>\n<|im_start|>user\nHow many people live there?"
     )));

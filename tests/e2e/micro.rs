@@ -264,7 +264,10 @@ fn ask_runs_the_models_tool_call_and_answers() {
         // The transcript shows the model's call and the sandbox's response going back to it.
         let transcript = std::fs::read_to_string(out["transcript"].as_str().unwrap()).unwrap();
         assert!(transcript.contains("<tool_call>"), "{transcript}");
-        assert!(transcript.contains("<tool_response>"), "{transcript}");
+        assert!(
+            transcript.contains(r#""event":"tool_result""#),
+            "{transcript}"
+        );
     }
 }
 

@@ -51,6 +51,7 @@ mod session;
 mod tests;
 mod transcript;
 mod types;
+mod workspace_state;
 
 pub use conversation::{Conversation, new_run_id, role_from_name, role_name};
 pub use event::{RunEvent, TurnStats};
@@ -64,3 +65,4 @@ pub use types::{
     DEFAULT_MAX_TURNS, RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord,
     ToolUse, Truncation,
 };
+pub use workspace_state::{create_dir as create_state_dir, state_dir};

@@ -282,28 +282,21 @@ impl RunState {
             on_event(RunEvent::TemplateFallback { reason });
         }
         let prompt = rendered.text;
-        match self.previous.as_deref() {
-            None => self
-                .transcript
-                .write("prompt", json!({"turn": turn, "prompt": prompt})),
-            Some(previous) => match prompt.strip_prefix(previous) {
-                Some(appended) => self.transcript.write(
-                    "prompt",
-                    json!({"turn": turn, "prefix_reused": true, "appended": appended}),
+        // The text is not stored: it is the conversation rendered (see `transcript`).
+        let mut line = json!({"turn": turn, "chars": prompt.len()});
+        if let Some(previous) = self.previous.as_deref() {
+            let appended = prompt.strip_prefix(previous);
+            line["prefix_reused"] = appended.is_some().into();
+            match appended {
+                Some(appended) => line["appended_chars"] = appended.len().into(),
+                // A profile that re-renders earlier turns differently (a chat template that
+                // trims or rewrites assistant messages) costs a full prompt evaluation.
+                None => tracing::warn!(
+                    "turn {turn}: the prompt does not extend the previous one; the engine re-evaluates it"
                 ),
-                None => {
-                    // A profile that re-renders earlier turns differently (a chat template that
-                    // trims or rewrites assistant messages) costs a full prompt evaluation.
-                    tracing::warn!(
-                        "turn {turn}: the prompt does not extend the previous one; the engine re-evaluates it"
-                    );
-                    self.transcript.write(
-                        "prompt",
-                        json!({"turn": turn, "prefix_reused": false, "prompt": prompt}),
-                    );
-                }
-            },
+            }
         }
+        self.transcript.write("prompt", line);
         Ok(prompt)
     }
 
@@ -432,10 +425,9 @@ impl RunState {
         cancel: &CancelFlag,
         on_event: &mut dyn FnMut(RunEvent),
     ) {
-        self.transcript.write(
-            "tool_call",
-            json!({"turn": turn, "tool": tool, "code": code}),
-        );
+        // The code is in the turn's `output`.
+        self.transcript
+            .write("tool_call", json!({"turn": turn, "tool": tool}));
         on_event(RunEvent::CodeStarted {
             turn,
             code: code.clone(),
@@ -491,9 +483,11 @@ impl RunState {
             json!({
                 "turn": turn,
                 "ok": error.is_none(),
-                "output": result.output,
                 "error": error,
+                // What the model saw; the snippet's output is in it unless `cut` says otherwise.
                 "response": response,
+                "output_chars": result.output.chars().count(),
+                "cut": cut.as_ref().map(|cut| json!({"kept_chars": cut.kept_chars})),
                 "tools": tools.iter().map(|t| json!({"tool": t.tool, "label": t.label, "ok": t.ok, "error": t.error, "permission": t.permission.as_ref().map(super::transcript::ruling_json)})).collect::<Vec<_>>(),
                 "elapsed_ms": millis(result.elapsed),
             }),

@@ -16,7 +16,7 @@ use super::conversation::{Conversation, role_from_name, role_name};
 
 /// Where the CLI keeps a workspace's last session.
 pub fn default_session_path(workspace_root: &Path) -> PathBuf {
-    workspace_root.join(".punie").join("session.json")
+    super::workspace_state::state_dir(workspace_root).join("session.json")
 }
 
 /// A saved session: its conversation and the profile it was rendered with.
@@ -36,7 +36,8 @@ pub fn save_session(path: &Path, conversation: &Conversation, profile: &str) -> 
     let body =
         json!({"session_id": conversation.session_id(), "profile": profile, "messages": messages});
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        super::workspace_state::create_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let temp = path.with_extension("json.tmp");
     std::fs::write(&temp, serde_json::to_vec_pretty(&body)?)

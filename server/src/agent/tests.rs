@@ -270,30 +270,40 @@ fn each_prompt_extends_the_previous_prompt_and_output() {
     let lines = transcript_lines(outcome.transcript.as_deref().unwrap());
     let prompts: Vec<&Value> = lines.iter().filter(|l| l["event"] == "prompt").collect();
     assert_eq!(prompts.len(), 3);
-    assert!(prompts[0]["prompt"].is_string());
     for later in &prompts[1..] {
         assert_eq!(later["prefix_reused"], true, "{later}");
     }
-    // Rebuild each full prompt from the pieces and compare with a fresh render.
+    // Each prompt is the conversation so far rendered: its size adds up from the first one,
+    // the outputs and what was appended, and matches a fresh render.
     let outputs: Vec<&str> = lines
         .iter()
         .filter(|l| l["event"] == "output")
         .map(|l| l["text"].as_str().unwrap())
         .collect();
-    let mut prompt = prompts[0]["prompt"].as_str().unwrap().to_owned();
+    let mut chars = prompts[0]["chars"].as_u64().unwrap() as usize;
     for (k, later) in prompts[1..].iter().enumerate() {
-        prompt = format!(
-            "{prompt}{}{}",
-            outputs[k],
-            later["appended"].as_str().unwrap()
-        );
+        chars += outputs[k].len() + later["appended_chars"].as_u64().unwrap() as usize;
+        assert_eq!(later["chars"], chars);
     }
     let messages = outcome.conversation.messages();
     let profile = Profile::from_name("punie-phase22").unwrap();
-    assert_eq!(
-        prompt,
-        crate::prompt::render(&profile, &messages[..messages.len() - 1])
-    );
+    let last = crate::prompt::render(&profile, &messages[..messages.len() - 1]);
+    assert_eq!(last.len(), chars);
+}
+
+/// The transcript holds each text once: the question, each output, each tool response.
+#[test]
+fn the_transcript_stores_each_text_once() {
+    let fx = Fixture::new();
+    let engine = fx.engine(json!([call("print('unique output')"), "unique answer"]));
+    let question = "a unique question with a selection";
+    let (outcome, _, _) = fx.run(&engine, fx.request(question, Conversation::new()), None);
+    let text = std::fs::read_to_string(outcome.transcript.as_deref().unwrap()).unwrap();
+    for unique in [question, "ran print('unique output')"] {
+        assert_eq!(text.matches(unique).count(), 1, "{unique}: {text}");
+    }
+    // The code is in the output that called it and in the response ("ran …").
+    assert_eq!(text.matches("print('unique output')").count(), 2, "{text}");
 }
 
 #[test]
