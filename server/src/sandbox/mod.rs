@@ -63,6 +63,7 @@
 //!   size and digest (see `limits`).
 
 pub mod allowlist;
+mod bench;
 mod dispatch;
 mod limits;
 mod process;
@@ -87,6 +88,7 @@ use crate::tools::PermissionClass;
 pub use crate::tools::Tool;
 pub use crate::workspace::{CommandLimits, ToolError};
 
+pub use bench::{OverheadFigures, overhead_bench};
 pub use limits::SandboxLimits;
 use limits::SnippetClock;
 use process::{Incoming, WorkerProcess};
@@ -600,60 +602,4 @@ impl Sandbox {
             }
         }
     }
-}
-
-/// Overhead figures of [`Sandbox::execute`], in milliseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OverheadFigures {
-    /// A trivial snippet (`x = 1`) on a warm worker.
-    pub trivial_p50_ms: f64,
-    pub trivial_p99_ms: f64,
-    /// A snippet with three `read_file` calls, host IO included (tiny files).
-    pub tool_snippet_p50_ms: f64,
-    pub tool_snippet_p99_ms: f64,
-    pub iterations: usize,
-}
-
-/// Measures the overhead of `execute` on a warm worker: `iterations` runs of a trivial
-/// snippet and of a three-tool snippet, after a warm-up. For `punie bench`.
-pub fn overhead_bench(sandbox: &mut Sandbox, iterations: usize) -> anyhow::Result<OverheadFigures> {
-    let dir = std::env::temp_dir().join(format!("punie-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).context("creating the bench workspace")?;
-    for name in ["a.txt", "b.txt", "c.txt"] {
-        std::fs::write(dir.join(name), "hello\n").context("writing a bench file")?;
-    }
-    let host = DiskToolHost {
-        root: dir.clone(),
-        allow_commands: false,
-    };
-    let cancel = CancelFlag::default();
-    let trivial = "x = 1";
-    let tools = "a = read_file('a.txt')\nb = read_file('b.txt')\nc = read_file('c.txt')\nprint(len(a + b + c))";
-    let mut measure = |code: &str| -> anyhow::Result<Vec<f64>> {
-        for _ in 0..5 {
-            sandbox.execute(code, &host, &cancel, &mut |_| {});
-        }
-        let mut res = Vec::with_capacity(iterations);
-        for _ in 0..iterations.max(1) {
-            let start = Instant::now();
-            let out = sandbox.execute(code, &host, &cancel, &mut |_| {});
-            res.push(start.elapsed().as_secs_f64() * 1000.0);
-            if !out.ok {
-                anyhow::bail!("bench snippet failed: {:?}", out.error);
-            }
-        }
-        res.sort_by(f64::total_cmp);
-        Ok(res)
-    };
-    let trivial_ms = measure(trivial)?;
-    let tool_ms = measure(tools)?;
-    let _ = std::fs::remove_dir_all(&dir);
-    let pct = |sorted: &[f64], p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
-    Ok(OverheadFigures {
-        trivial_p50_ms: pct(&trivial_ms, 0.5),
-        trivial_p99_ms: pct(&trivial_ms, 0.99),
-        tool_snippet_p50_ms: pct(&tool_ms, 0.5),
-        tool_snippet_p99_ms: pct(&tool_ms, 0.99),
-        iterations: trivial_ms.len(),
-    })
 }
