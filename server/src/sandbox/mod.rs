@@ -21,7 +21,8 @@
 //! * [`ToolHost`]: the host side of tool calls. [`DiskToolHost`] serves the CLI (disk,
 //!   `--allow-commands`); the LSP layer implements it over editor buffers,
 //!   `workspace/applyEdit` and permission dialogs.
-//! * [`overhead_bench`]: p50/p99 of `execute` overhead, for `punie bench`.
+//! * [`overhead_bench`]: p50/p99 of `execute` overhead and the start-up a pre-warmed worker
+//!   saves a run, for `punie bench`.
 //!
 //! # Design
 //!
@@ -128,10 +129,11 @@ impl PyError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCallRecord {
     pub tool: String,
-    /// The named arguments, e.g. `{"path": "README.md"}`.
+    /// The named arguments, e.g. `{"path": "README.md"}`; one longer than 256 bytes is kept
+    /// as `{"bytes": N, "sha256": "…"}` of its text, never its contents.
     pub args: serde_json::Value,
     pub ok: bool,
-    /// `Type: message` of the exception the call raised in the snippet.
+    /// `Type: message` of the exception the call raised in the snippet (cut at 8 KB).
     pub error: Option<String>,
     /// How the permission step decided; `None` when the call failed before it (an unknown
     /// tool, a path outside the workspace, too many calls).
