@@ -384,13 +384,25 @@ impl FrontEnd for AcpFrontEnd {
                     }));
                 }
             }
+            // What the model no longer sees, and a template that could not be used: the user
+            // is told in the thread, as a note between the answers.
+            RunEvent::ContextTrimmed { .. } | RunEvent::TemplateFallback { .. } => {
+                drop(state);
+                if let Some(message) = event.progress_message() {
+                    self.send_update(wire::agent_text(&format!("_({message})_\n\n")));
+                }
+            }
+            // A detail of what the model was shown: a thought, not the answer.
+            RunEvent::OutputCut { .. } => {
+                drop(state);
+                if let Some(message) = event.progress_message() {
+                    self.send_update(wire::agent_thought(&message));
+                }
+            }
             RunEvent::Started { .. }
             | RunEvent::LoadingModel
             | RunEvent::Queued { .. }
             | RunEvent::CallRejected { .. }
-            | RunEvent::ContextTrimmed { .. }
-            | RunEvent::OutputCut { .. }
-            | RunEvent::TemplateFallback { .. }
             | RunEvent::Answer { .. }
             | RunEvent::Truncated { .. }
             | RunEvent::Cancelled

@@ -43,6 +43,10 @@ pub(crate) fn agent_text(text: &str) -> Value {
     json!({"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": text}})
 }
 
+pub(crate) fn agent_thought(text: &str) -> Value {
+    json!({"sessionUpdate": "agent_thought_chunk", "content": {"type": "text", "text": text}})
+}
+
 pub(crate) fn user_text(text: &str) -> Value {
     json!({"sessionUpdate": "user_message_chunk", "content": {"type": "text", "text": text}})
 }
