@@ -953,6 +953,85 @@ fn training_snippets_are_runnable() {
     assert!(!report.names_read.contains_key("type"), "{report}");
 }
 
+/// A host that answers every call with plausible text and allows everything.
+struct PlausibleTools {
+    root: PathBuf,
+}
+
+impl ToolHost for PlausibleTools {
+    fn workspace_root(&self) -> &Path {
+        &self.root
+    }
+
+    fn permit(&self, request: &ToolRequest) -> Ruling {
+        punie::policy::rule(
+            request,
+            &punie::policy::Verdict::Allow { session: None },
+            None,
+        )
+    }
+
+    fn call_tool(
+        &self,
+        tool: Tool,
+        _args: &Value,
+        _cancel: &CancelFlag,
+    ) -> Option<Result<Value, ToolError>> {
+        let text = match tool.name() {
+            "write_file" => "File written successfully",
+            "read_file" => "import os\n\ndef main():\n    return 1\n",
+            _ => "src/app.py:1:import os\nsrc/util.py:3:def helper():\n",
+        };
+        Some(Ok(Value::String(text.to_owned())))
+    }
+}
+
+/// Every distinct training snippet runs, with tools that answer plausibly: none meets a
+/// sandbox rule (a refused name, attribute, import or syntax) at run time either.
+#[test]
+fn training_snippets_run() {
+    let rows =
+        punie::sandbox::coverage::training_rows(&fixtures_dir().join("phase22_merged")).unwrap();
+    let mut distinct: Vec<&String> = rows.iter().flatten().collect();
+    distinct.sort();
+    distinct.dedup();
+    let root = tempfile::tempdir().unwrap();
+    let host = PlausibleTools {
+        root: root.path().to_path_buf(),
+    };
+    let mut sandbox = sandbox(SandboxLimits::default());
+    let mut refused = Vec::new();
+    let mut failed = 0;
+    for code in &distinct {
+        let res = run(&mut sandbox, &host, code);
+        match &res.error {
+            None => {}
+            Some(err)
+                if [
+                    "PermissionError",
+                    "NameError",
+                    "ImportError",
+                    "SyntaxError",
+                    "SystemError",
+                ]
+                .contains(&err.type_name.as_str()) =>
+            {
+                refused.push(format!("{err}: {}", code.lines().next().unwrap_or("")));
+            }
+            // The canned outputs do not fit every snippet (an int() of a line, an index).
+            Some(_) => failed += 1,
+        }
+    }
+    eprintln!(
+        "{} distinct training snippets: {} ran to the end, {} raised on the canned outputs, {} met a sandbox rule",
+        distinct.len(),
+        distinct.len() - failed - refused.len(),
+        failed,
+        refused.len()
+    );
+    assert!(refused.is_empty(), "{}", refused.join("\n"));
+}
+
 /// The attribute allowlist's tool-result fields are exactly the fields of Punie's result types.
 #[test]
 fn result_fields_match_punie_result_types() {
