@@ -777,7 +777,8 @@ fn a_run_on_the_real_default_model() {
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 2, 0), "explain");
     let end = client.wait_end(&started["token"]);
-    assert_eq!(end, "done");
+    // A 135M model may ramble to the token cap; either way the run ends with an answer.
+    assert!(end == "done" || end.starts_with("truncated: "), "{end}");
     let answer = client.wait_answer(&started["runId"]);
     assert!(
         !answer["markdown"].as_str().unwrap().trim().is_empty(),

@@ -12,6 +12,7 @@ mod engine_faults;
 mod eval;
 mod fake_openai;
 mod jail;
+mod lookup;
 mod lsp;
 mod lsp_client;
 mod lsp_edits;

@@ -43,7 +43,8 @@ pub struct Args {
     /// Engine SPEC (default: the default model). The engine section needs a llama engine.
     #[arg(long, default_value = "")]
     engine: String,
-    /// CPU threads for llama.cpp (default: physical cores).
+    /// CPU threads for llama.cpp (default: the physical cores for prompts, and as many as
+    /// measured step times say for generation).
     #[arg(long)]
     threads: Option<i32>,
     /// The workload text (default: bench/prompt.txt of this repository).
@@ -84,13 +85,13 @@ const WARM_NEW_TOKENS: usize = 50;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec = EngineSpec::parse(&args.engine)?;
-    let threads = args.threads.unwrap_or_else(llama::default_threads);
+    let threads = args.threads;
     // Before any section writes a file (the chart), so `-dirty` means the code, not our output.
     let commit = args.report.as_ref().and_then(|_| git_commit());
     let mut report = json!({
         "machine": {
             "cpu": cpu_name(),
-            "threads": threads,
+            "threads": threads.map_or(llama::default_threads(), |n| n.max(1) as usize),
             "os": format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             "build": build_description(),
         }
@@ -180,12 +181,12 @@ fn git_commit() -> Option<String> {
 
 fn bench_engine(
     spec: &EngineSpec,
-    threads: i32,
+    threads: Option<i32>,
     text: &str,
     repetitions: usize,
 ) -> anyhow::Result<Value> {
     let config = EngineConfig {
-        threads: Some(threads),
+        threads,
         ..EngineConfig::from_env().map_err(anyhow::Error::msg)?
     };
     let path =
@@ -248,6 +249,11 @@ fn bench_engine(
         "model": path.display().to_string(),
         "repack_weights": llama::repacks_weights(&config),
         "flash_attention": llama::FlashAttention::for_config(&config).name(),
+        "cache_type": llama::cache_type(&model, &config).name(),
+        "decode_threads": threads.map_or_else(
+            || format!("adaptive (settled on {})", workload.decode_threads),
+            |n| n.to_string()
+        ),
         "load_ms": round(load_ms),
         "prefill_tok_s": round(prefill_tok_s),
         "decode_tok_s": round(decode_tok_s),

@@ -38,15 +38,16 @@ pub struct EngineConfig {
     /// Context size; `None` means min(the model's, 8192) for llama.cpp, and unknown (no
     /// context management) for an OpenAI-compatible server.
     pub n_ctx: Option<u32>,
-    /// CPU threads; `None` means the number of physical cores.
+    /// CPU threads; `None` means the physical cores for prompts, and between one and that many
+    /// for generation, as measured step times say (`engine/llama/threads.rs`).
     pub threads: Option<i32>,
     /// Where the default model lives (resolved by `models::default_model_path`).
     pub default_model: Option<PathBuf>,
     /// Let llama.cpp repack weights into CPU-specific layouts (its "extra buffer types", e.g.
     /// AMX tiles); `None` means yes, llama.cpp's default. See docs/benchmarks.md.
     pub repack_weights: Option<bool>,
-    /// llama.cpp's flash attention; `None` means llama.cpp's `auto` in GPU builds and off in
-    /// CPU-only builds, where it made decode more than twice as slow (docs/benchmarks.md).
+    /// llama.cpp's flash attention; `None` means llama.cpp's `auto` in GPU builds, and on the
+    /// CPU as measured per CPU (`llama::FlashAttention::for_config`, docs/benchmarks.md).
     pub flash_attention: Option<bool>,
     /// The longest one generation may run, prompt evaluation included; `None` means
     /// [`DEFAULT_DEADLINE`]. Past it the job ends with [`EngineError::Deadline`].
@@ -54,13 +55,16 @@ pub struct EngineConfig {
     /// How long an OpenAI-compatible server may send nothing before it is given up on; `None`
     /// means [`DEFAULT_IDLE_TIMEOUT`].
     pub idle_timeout: Option<Duration>,
+    /// Prompt-lookup drafts in greedy generation (`engine/llama/lookup.rs`); `None` means on
+    /// where it is exact.
+    pub prompt_lookup: Option<bool>,
 }
 
 impl EngineConfig {
     /// The configuration a user sets through the environment: `PUNIE_CTX_SIZE` (context size in
-    /// tokens), `PUNIE_THREADS` (CPU threads), `PUNIE_REPACK_WEIGHTS` and `PUNIE_FLASH_ATTN`
-    /// (`1` or `0`), `PUNIE_ENGINE_DEADLINE` and `PUNIE_ENGINE_IDLE_TIMEOUT` (seconds), with
-    /// the default model in the model directory.
+    /// tokens), `PUNIE_THREADS` (CPU threads), `PUNIE_REPACK_WEIGHTS`, `PUNIE_FLASH_ATTN` and
+    /// `PUNIE_PROMPT_LOOKUP` (`1` or `0`), `PUNIE_ENGINE_DEADLINE` and
+    /// `PUNIE_ENGINE_IDLE_TIMEOUT` (seconds), with the default model in the model directory.
     pub fn from_env() -> Result<EngineConfig, String> {
         fn positive<T: std::str::FromStr + Default + PartialOrd>(
             name: &str,
@@ -92,6 +96,7 @@ impl EngineConfig {
             flash_attention: switch("PUNIE_FLASH_ATTN")?,
             deadline: seconds("PUNIE_ENGINE_DEADLINE")?,
             idle_timeout: seconds("PUNIE_ENGINE_IDLE_TIMEOUT")?,
+            prompt_lookup: switch("PUNIE_PROMPT_LOOKUP")?,
         })
     }
 }

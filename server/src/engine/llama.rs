@@ -1,6 +1,7 @@
 //! The llama.cpp engine: a GGUF model run in-process through `llama-cpp-2`.
 //!
-//! This is the only module that imports `llama_cpp_2`. The model and its context live on the
+//! This module and its submodules are the only importers of `llama_cpp_2`: `context.rs` calls
+//! llama.cpp's context, batch and sampler directly. The model and its context live on the
 //! engine thread (see `handle.rs`): the context borrows the model and is not `Sync`, so
 //! [`run`] loads both on that thread and serves requests until the handle is dropped.
 //!
@@ -15,23 +16,39 @@
 //! The prompt is evaluated in chunks of at most [`PREFILL_CHUNK`] tokens so a long prompt can
 //! be cancelled part-way.
 //!
-//! **CPU choices**, both measured in docs/benchmarks.md and switchable through [`EngineConfig`]:
+//! **CPU choices**, measured in docs/benchmarks.md and switchable through [`EngineConfig`]:
 //! llama.cpp repacks weights into CPU-specific layouts (its default; see [`load_model`]), and
-//! flash attention is off in CPU-only builds ([`FlashAttention`]).
+//! flash attention is on except where llama.cpp runs AMX kernels ([`FlashAttention`]), with an
+//! 8-bit KV cache where it is on ([`cache_type`]).
+//! Generation steps choose their thread count from measured step times (`threads.rs`), so a
+//! busy machine does not make ggml's threads wait for each other.
+//!
+//! **Prompt lookup** (`lookup.rs`): greedy generation evaluates a guess of the next tokens, taken
+//! from the prompt, in the same batch as the sampled token and keeps what the model agrees with.
+//! The output is exactly plain greedy decoding's only if a batch computes each position's logits
+//! exactly as a single-token step does; that depends on the model, the CPU and the kernels: the
+//! engine uses lookup only where its settings make attention row-exact and a check of the model's
+//! own kernels, run once when it is created ([`LlamaEngine::new`]), finds the logits bit for bit
+//! equal.
 
-use std::num::NonZeroU32;
+mod context;
+mod lookup;
+mod threads;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::llama_batch::LlamaBatch;
 pub use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
-use llama_cpp_2::token::LlamaToken;
+pub use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::vocab::LlamaVocab;
 
+pub use self::context::CacheType;
+use self::context::{Batch, Context, ContextParams, Sampler};
+pub use self::lookup::LookupStats;
+use self::lookup::PromptLookup;
+use self::threads::ThreadTuner;
 use super::stop::{StopMatcher, Utf8Assembler};
 use super::{
     CancelFlag, Engine, EngineConfig, EngineError, EngineSpec, FinishReason, GenerateRequest,
@@ -46,6 +63,11 @@ const DEFAULT_MAX_CTX: u32 = 8192;
 const PREFILL_CHUNK: usize = 256;
 /// Batch capacity: the largest prompt chunk a single decode call may take.
 const MAX_BATCH: u32 = 2048;
+/// What the engine evaluates to check that a batch computes each position exactly as a single
+/// step does (see [`LlamaEngine::batches_are_exact`]): ordinary code, as a rewrite copies.
+const EXACTNESS_PROBE: &str = "def mean(values):\n    total = 0\n    for value in values:\n        total += value\n    return total / len(values)\n";
+/// Positions checked in one batch: enough for every kernel variant a draft batch meets.
+const EXACTNESS_BATCH: usize = 8;
 
 /// llama.cpp's global backend, initialised once per process (a second init is an error).
 pub(crate) fn init_backend() -> &'static LlamaBackend {
@@ -73,10 +95,9 @@ pub fn model_path(spec: &EngineSpec, config: &EngineConfig) -> Result<PathBuf, E
     }
 }
 
-/// Threads for llama.cpp: the configured number, else the number of physical cores.
-pub fn default_threads() -> i32 {
+/// The number of physical cores: llama.cpp's thread count when none is configured.
+pub fn default_threads() -> usize {
     physical_cores().unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        as i32
 }
 
 /// Physical cores from `/proc/cpuinfo` (hyper-threads slow llama.cpp down); `None` elsewhere.
@@ -110,6 +131,13 @@ pub fn repacks_weights(config: &EngineConfig) -> bool {
     config.repack_weights.unwrap_or(true)
 }
 
+/// Whether llama.cpp was built with its AMX kernels (a native build on a CPU with AMX).
+pub fn cpu_runs_amx() -> bool {
+    init_backend();
+    // SAFETY: a plain query of how ggml's CPU backend was compiled.
+    unsafe { llama_cpp_sys_2::ggml_cpu_has_amx_int8() != 0 }
+}
+
 /// How llama.cpp is asked to use flash attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlashAttention {
@@ -120,15 +148,19 @@ pub enum FlashAttention {
 }
 
 impl FlashAttention {
-    /// As configured, else `Auto` where a GPU backend is built in and `Off` on the CPU, where
-    /// it made single-token decode 2.3 times slower and small prompt batches 4 times slower
-    /// (docs/benchmarks.md).
+    /// As configured, else `Auto` where a GPU backend is built in, and on the CPU as measured
+    /// per CPU (docs/benchmarks.md): off where llama.cpp runs AMX kernels (on a Sapphire Rapids
+    /// Xeon it made single-token decode 2.3 times slower and small prompt batches 4 times
+    /// slower), on elsewhere (on an AMD EPYC with AVX-512 and no AMX it made prompts 1.3 and
+    /// decode 1.1 times faster, and its kernel computes a batch row by row exactly as single
+    /// steps, which prompt lookup needs).
     pub fn for_config(config: &EngineConfig) -> FlashAttention {
         match config.flash_attention {
             Some(true) => FlashAttention::On,
             Some(false) => FlashAttention::Off,
             None if cfg!(any(feature = "metal", feature = "cuda")) => FlashAttention::Auto,
-            None => FlashAttention::Off,
+            None if cpu_runs_amx() => FlashAttention::Off,
+            None => FlashAttention::On,
         }
     }
 
@@ -150,15 +182,83 @@ impl FlashAttention {
 }
 
 /// Context parameters shared by the engine and the benchmark workload.
-fn context_params(config: &EngineConfig, n_ctx: u32, n_batch: u32) -> LlamaContextParams {
-    let threads = config.threads.unwrap_or_else(default_threads);
-    LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(n_ctx))
-        .with_n_batch(n_batch)
-        .with_n_ubatch(n_batch)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads)
-        .with_flash_attention_policy(FlashAttention::for_config(config).policy())
+fn context_params(
+    model: &LlamaModel,
+    config: &EngineConfig,
+    n_ctx: u32,
+    n_batch: u32,
+) -> ContextParams {
+    ContextParams {
+        n_ctx,
+        n_batch,
+        threads: threads(config) as i32,
+        flash_attention: FlashAttention::for_config(config),
+        cache: cache_type(model, config),
+    }
+}
+
+/// How the KV cache stores keys and values. Where flash attention is on (llama.cpp needs it
+/// for a quantized cache): 8-bit blocks (`q8_0`) if the model's head sizes allow, else bfloat16.
+/// Half the memory of f16 for `q8_0`, decode as fast (docs/benchmarks.md), and llama.cpp's CPU
+/// flash attention then computes every query row with one kernel whether it comes alone or in a
+/// batch; with f16 it splits a single token's attention over 512 or more cached positions across
+/// threads and sums in another order, so a batch's logits differ from single steps' (by up to
+/// 1.0 on SmolLM2) and prompt lookup could not promise plain decoding's output. Elsewhere f16,
+/// llama.cpp's default.
+pub fn cache_type(model: &LlamaModel, config: &EngineConfig) -> CacheType {
+    if FlashAttention::for_config(config) != FlashAttention::On {
+        return CacheType::F16;
+    }
+    let (key, value) = head_sizes(model);
+    if key % 32 == 0 && value % 32 == 0 {
+        CacheType::Q8_0
+    } else {
+        CacheType::Bf16
+    }
+}
+
+/// The sizes of the model's attention heads for keys and values: the GGUF's
+/// `<arch>.attention.key_length` and `value_length`, else the embedding size over the heads.
+fn head_sizes(model: &LlamaModel) -> (i64, i64) {
+    let default = i64::from(model.n_embd()) / i64::from(model.n_head().max(1));
+    let arch = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
+    let size = |what: &str| {
+        model
+            .meta_val_str(&format!("{arch}.attention.{what}_length"))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    (size("key"), size("value"))
+}
+
+/// Whether llama.cpp's kernels compute a batch's rows exactly as single steps on any context
+/// length: the CPU backend, flash attention on, and a cache other than f16 (see
+/// [`cache_type`]). The weights' kernels are checked on the model itself
+/// ([`LlamaEngine::batches_are_exact`]).
+fn attention_is_row_exact(params: &ContextParams) -> bool {
+    !cfg!(any(feature = "metal", feature = "cuda"))
+        && params.flash_attention == FlashAttention::On
+        && params.cache != CacheType::F16
+}
+
+/// Threads for prompt evaluation, and the most a generation step uses: as configured, else the
+/// physical cores.
+fn threads(config: &EngineConfig) -> usize {
+    config
+        .threads
+        .map_or_else(default_threads, |threads| threads.max(1) as usize)
+}
+
+/// A configured thread count is used as it is; without one, generation steps adapt between one
+/// thread and the physical cores to what the machine gives them (`threads.rs`).
+fn thread_tuner(config: &EngineConfig) -> ThreadTuner {
+    match config.threads {
+        Some(threads) => ThreadTuner::fixed(threads.max(1) as usize),
+        None => ThreadTuner::adaptive(default_threads()),
+    }
 }
 
 /// Loads only the vocabulary of a GGUF model (no weights), for tokenization.
@@ -265,12 +365,25 @@ pub(crate) fn run(
 /// A loaded model with its context and the bookkeeping for prompt reuse.
 pub struct LlamaEngine<'m> {
     model: &'m LlamaModel,
-    context: LlamaContext<'m>,
+    context: Context<'m>,
     // Invariant: exactly the tokens whose keys and values are in the KV cache of sequence 0,
     // at positions 0..cached.len().
     cached: Vec<LlamaToken>,
-    batch: LlamaBatch<'static>,
+    batch: Batch,
+    /// Threads for prompt evaluation; generation steps ask `tuner`.
+    threads: usize,
+    tuner: ThreadTuner,
+    /// Whether greedy generation drafts by prompt lookup (configured, and exact here).
+    prompt_lookup: bool,
+    lookup_stats: LookupStats,
     description: String,
+}
+
+/// What happened to one generated token.
+enum Emitted {
+    Continue,
+    /// Generation ends with this finish reason.
+    Finish(FinishReason),
 }
 
 impl<'m> LlamaEngine<'m> {
@@ -283,37 +396,107 @@ impl<'m> LlamaEngine<'m> {
             .n_ctx
             .unwrap_or_else(|| model.n_ctx_train().clamp(1, DEFAULT_MAX_CTX));
         let n_batch = n_ctx.min(MAX_BATCH);
-        let threads = config.threads.unwrap_or_else(default_threads);
-        let params = context_params(config, n_ctx, n_batch);
-        let context =
-            model
-                .new_context(init_backend(), params)
-                .map_err(|err| EngineError::ModelInvalid {
-                    path: path.display().to_string(),
-                    reason: format!("cannot create a context of {n_ctx} tokens: {err}"),
-                })?;
+        let threads = threads(config);
+        let params = context_params(model, config, n_ctx, n_batch);
+        let context = Context::new(model, params).map_err(|reason| EngineError::ModelInvalid {
+            path: path.display().to_string(),
+            reason,
+        })?;
         let description = format!(
             "llama:{} (n_ctx {}, {} threads)",
             path.display(),
             context.n_ctx(),
             threads
         );
-        Ok(LlamaEngine {
+        let mut engine = LlamaEngine {
             model,
             context,
             cached: Vec::new(),
-            batch: LlamaBatch::new(n_batch as usize, 1),
+            batch: Batch::new(n_batch as usize),
+            threads,
+            tuner: thread_tuner(config),
+            prompt_lookup: false,
+            lookup_stats: LookupStats::default(),
             description,
-        })
+        };
+        if config.prompt_lookup.unwrap_or(true) {
+            let exact = attention_is_row_exact(&params) && engine.batches_are_exact()?;
+            engine.prompt_lookup = exact;
+            if exact {
+                tracing::debug!("prompt lookup on: batched logits equal single-step logits");
+            } else {
+                tracing::info!(
+                    "prompt lookup off: on this CPU and model a batch's logits differ from single steps'"
+                );
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Whether a batch computes every position's logits bit for bit as single-token steps do,
+    /// also with another thread count: then drafts verified in a batch give exactly plain greedy
+    /// decoding's output. llama.cpp's kernels guarantee it for some models and settings and not
+    /// others (without flash attention, SmolLM2's logits differed by 0.3 from the third position
+    /// of a batch on; AMX kernels differ between one row and many), so the engine measures it on
+    /// its own context, on a short prompt (attention over long contexts is
+    /// [`attention_is_row_exact`]'s part); the cache is empty after.
+    fn batches_are_exact(&mut self) -> Result<bool, EngineError> {
+        let tokens = self.tokenize_prompt(EXACTNESS_PROBE);
+        if tokens.len() <= EXACTNESS_BATCH || tokens.len() >= self.n_ctx() {
+            return Ok(false);
+        }
+        let (prefix, probe) = tokens.split_at(tokens.len() - EXACTNESS_BATCH);
+        self.truncate_cache(0);
+        self.context.set_threads(self.threads as i32);
+        self.decode(prefix, Logits::None)?;
+        let mut single_steps = Vec::with_capacity(probe.len());
+        for token in probe {
+            self.decode(&[*token], Logits::Last)?;
+            single_steps.push(self.context.logits(0).to_vec());
+        }
+        self.truncate_cache(prefix.len());
+        self.context.set_threads(1);
+        self.decode(probe, Logits::All)?;
+        let exact = single_steps.iter().enumerate().all(|(idx, logits)| {
+            !logits.is_empty() && self.context.logits(idx as i32) == logits.as_slice()
+        });
+        self.truncate_cache(0);
+        Ok(exact)
+    }
+
+    /// Whether greedy generation uses prompt-lookup drafts (configured, and exact here).
+    pub fn prompt_lookup(&self) -> bool {
+        self.prompt_lookup
     }
 
     pub fn n_ctx(&self) -> usize {
-        self.context.n_ctx() as usize
+        self.context.n_ctx()
     }
 
     /// Tokens of `text` as a chat prompt: special tokens parsed, BOS added if the model wants it.
     pub fn tokenize_prompt(&self, text: &str) -> Vec<LlamaToken> {
         self.model.vocab().tokenize(text.as_bytes(), true, true)
+    }
+
+    /// The tokens the KV cache holds, in order.
+    pub fn cached_tokens(&self) -> &[LlamaToken] {
+        &self.cached
+    }
+
+    /// The first and last position the KV cache holds, as llama.cpp reports them (`None` when
+    /// empty): `(0, cached_tokens().len() - 1)` whenever the cache mirrors the token list.
+    pub fn cached_positions(&self) -> Option<(i32, i32)> {
+        self.context.cached_positions()
+    }
+
+    /// How the last generation's prompt-lookup drafts fared.
+    pub fn lookup_stats(&self) -> LookupStats {
+        self.lookup_stats
+    }
+
+    /// The thread count generation steps use now.
+    pub fn decode_threads(&self) -> usize {
+        self.tuner.settled()
     }
 
     /// Makes the KV cache hold exactly `tokens`, evaluating only what is not cached already.
@@ -331,12 +514,20 @@ impl<'m> LlamaEngine<'m> {
         self.truncate_cache(n_common);
         // Usually `n_common`, but 0 if the cache could not keep a prefix.
         let to_evaluate = &tokens[self.cached.len()..];
+        self.context.set_threads(self.threads as i32);
         for (chunk_idx, chunk) in to_evaluate.chunks(PREFILL_CHUNK).enumerate() {
             if cancel.is_cancelled() {
                 return Ok(None);
             }
             let is_last_chunk = (chunk_idx + 1) * PREFILL_CHUNK >= to_evaluate.len();
-            self.decode(chunk, is_last_chunk)?;
+            self.decode(
+                chunk,
+                if is_last_chunk {
+                    Logits::Last
+                } else {
+                    Logits::None
+                },
+            )?;
         }
         Ok(Some(to_evaluate.len()))
     }
@@ -344,33 +535,33 @@ impl<'m> LlamaEngine<'m> {
     /// Keeps the first `keep` cached tokens, or none if the cache cannot drop a suffix.
     fn truncate_cache(&mut self, keep: usize) {
         if keep < self.cached.len() {
-            if self
-                .context
-                .kv_cache_seq_rm(0, Some(keep as u32), None)
-                .is_ok()
-            {
+            if self.context.truncate(keep) {
                 self.cached.truncate(keep);
             } else {
                 // Some caches (recurrent models) cannot drop a suffix: start from scratch.
-                self.context.clear_kv_cache();
+                self.context.clear();
                 self.cached.clear();
             }
         }
     }
 
-    /// Appends `tokens` at the end of the cache; logits only for the last one, if asked.
-    fn decode(&mut self, tokens: &[LlamaToken], logits_for_last: bool) -> Result<(), EngineError> {
+    /// Appends `tokens` at the end of the cache, with logits where `logits` says.
+    fn decode(&mut self, tokens: &[LlamaToken], logits: Logits) -> Result<(), EngineError> {
         self.batch.clear();
         let start = self.cached.len();
         for (idx, token) in tokens.iter().enumerate() {
-            let wants_logits = logits_for_last && idx + 1 == tokens.len();
+            let wants_logits = match logits {
+                Logits::None => false,
+                Logits::Last => idx + 1 == tokens.len(),
+                Logits::All => true,
+            };
             self.batch
-                .add(*token, (start + idx) as i32, &[0], wants_logits)
+                .push(*token, start + idx, wants_logits)
                 .map_err(|err| EngineError::Backend(format!("batch: {err}")))?;
         }
-        if let Err(err) = self.context.decode(&mut self.batch) {
+        if let Err(err) = self.context.decode(&self.batch) {
             // The cache may hold part of the batch now: forget it rather than trust it.
-            self.context.clear_kv_cache();
+            self.context.clear();
             self.cached.clear();
             return Err(EngineError::Backend(format!("llama_decode failed: {err}")));
         }
@@ -378,20 +569,96 @@ impl<'m> LlamaEngine<'m> {
         Ok(())
     }
 
-    fn sampler(sampling: &Sampling) -> LlamaSampler {
+    /// One generation step: `token` and the `draft` after it in one batch, on the thread count
+    /// the tuner picks, with logits at every position.
+    fn decode_step(&mut self, token: LlamaToken, draft: &[LlamaToken]) -> Result<(), EngineError> {
+        let mut tokens = Vec::with_capacity(1 + draft.len());
+        tokens.push(token);
+        tokens.extend_from_slice(draft);
+        let threads = self.tuner.threads();
+        self.context.set_threads(threads as i32);
+        let started = Instant::now();
+        self.decode(&tokens, Logits::All)?;
+        self.tuner.record(threads, tokens.len(), started.elapsed());
+        Ok(())
+    }
+
+    fn sampler(sampling: &Sampling) -> Sampler {
         if sampling.temperature <= 0.0 {
-            return LlamaSampler::greedy();
+            Sampler::greedy()
+        } else {
+            Sampler::random(
+                sampling.top_k,
+                sampling.top_p,
+                sampling.temperature,
+                sampling.seed,
+            )
         }
-        let mut samplers = Vec::new();
-        if sampling.top_k > 0 {
-            samplers.push(LlamaSampler::top_k(sampling.top_k));
+    }
+}
+
+/// Which positions of a batch get logits.
+#[derive(Clone, Copy)]
+enum Logits {
+    None,
+    Last,
+    All,
+}
+
+/// The streaming state of one generation: counts, text assembly, stop strings.
+struct Output<'a> {
+    res: Generation,
+    max_tokens: usize,
+    /// The finish reason when `max_tokens` is reached.
+    cut: FinishReason,
+    ignore_eog: bool,
+    utf8: Utf8Assembler,
+    stops: StopMatcher,
+    first_token_at: Option<Duration>,
+    started: Instant,
+    on_text: &'a mut dyn FnMut(&str),
+}
+
+impl Output<'_> {
+    /// Takes one generated token: counts it, streams its text, says whether generation ends.
+    fn push(&mut self, vocab: &LlamaVocab, token: LlamaToken) -> Emitted {
+        self.first_token_at
+            .get_or_insert_with(|| self.started.elapsed());
+        self.res.n_generated += 1;
+        if vocab.is_eog(token) && !self.ignore_eog {
+            return Emitted::Finish(FinishReason::Stop);
         }
-        if sampling.top_p < 1.0 {
-            samplers.push(LlamaSampler::top_p(sampling.top_p, 1));
+        // Special tokens are rendered: `<tool_call>` is one in Qwen's vocabulary.
+        let piece = self.utf8.push(&vocab.token_to_piece(token, true, None));
+        let step = self.stops.push(&piece);
+        if !step.emit.is_empty() {
+            (self.on_text)(&step.emit);
+            self.res.text.push_str(&step.emit);
         }
-        samplers.push(LlamaSampler::temp(sampling.temperature));
-        samplers.push(LlamaSampler::dist(sampling.seed));
-        LlamaSampler::chain_simple(samplers)
+        if step.stopped {
+            Emitted::Finish(FinishReason::Stop)
+        } else if self.res.n_generated >= self.max_tokens {
+            Emitted::Finish(self.cut)
+        } else {
+            Emitted::Continue
+        }
+    }
+
+    fn finish(mut self, finish: FinishReason) -> Generation {
+        self.res.finish = finish;
+        if finish != FinishReason::Stop {
+            let rest = self.stops.push(&self.utf8.finish()).emit + &self.stops.finish();
+            if !rest.is_empty() {
+                (self.on_text)(&rest);
+                self.res.text.push_str(&rest);
+            }
+        }
+        let ttft = self
+            .first_token_at
+            .unwrap_or_else(|| self.started.elapsed());
+        self.res.timings.time_to_first_token = ttft;
+        self.res.timings.decode = self.started.elapsed().saturating_sub(ttft);
+        self.res
     }
 }
 
@@ -416,6 +683,7 @@ impl Engine for LlamaEngine<'_> {
                 n_ctx,
             });
         }
+        self.lookup_stats = LookupStats::default();
         let mut res = Generation::empty(tokens.len());
         let Some(n_evaluated) = self.evaluate_prompt(&tokens, cancel)? else {
             res.finish = FinishReason::Cancelled;
@@ -430,61 +698,38 @@ impl Engine for LlamaEngine<'_> {
             tokenized_at,
             res.timings.prefill - tokenized_at
         );
-
         let max_tokens = request.sampling.max_tokens.min(n_ctx - tokens.len());
-        // Where generation stops if the model does not: the caller's cap, or the context's end.
-        let cut = if max_tokens < request.sampling.max_tokens {
-            FinishReason::ContextFull
-        } else {
-            FinishReason::Length
+        let mut out = Output {
+            res,
+            max_tokens,
+            // Where generation stops if the model does not: the caller's cap, or the context's end.
+            cut: if max_tokens < request.sampling.max_tokens {
+                FinishReason::ContextFull
+            } else {
+                FinishReason::Length
+            },
+            ignore_eog: request.sampling.ignore_eog,
+            utf8: Utf8Assembler::default(),
+            stops: StopMatcher::new(&request.sampling.stop),
+            first_token_at: None,
+            started,
+            on_text,
         };
-        let mut sampler = Self::sampler(&request.sampling);
-        let mut utf8 = Utf8Assembler::default();
-        let mut stops = StopMatcher::new(&request.sampling.stop);
-        let vocab = self.model.vocab();
-        let mut first_token_at = None;
-        res.finish = cut;
-        while res.n_generated < max_tokens {
-            if cancel.is_cancelled() {
-                res.finish = FinishReason::Cancelled;
-                break;
-            }
-            let token = sampler.sample(&self.context, self.batch.n_tokens() - 1);
-            sampler.accept(token);
-            first_token_at.get_or_insert_with(|| started.elapsed());
-            res.n_generated += 1;
-            if vocab.is_eog(token) && !request.sampling.ignore_eog {
-                res.finish = FinishReason::Stop;
-                break;
-            }
-            // Special tokens are rendered: `<tool_call>` is one in Qwen's vocabulary.
-            let piece = utf8.push(&vocab.token_to_piece(token, true, None));
-            let step = stops.push(&piece);
-            if !step.emit.is_empty() {
-                on_text(&step.emit);
-                res.text.push_str(&step.emit);
-            }
-            if step.stopped {
-                res.finish = FinishReason::Stop;
-                break;
-            }
-            // The last token is not decoded: nothing will read its logits, and leaving it out
-            // keeps the cache equal to the prompt when `max_tokens` is 1.
-            if res.n_generated < max_tokens {
-                self.decode(&[token], true)?;
-            }
+        if out.max_tokens == 0 {
+            let cut = out.cut;
+            return Ok(out.finish(cut));
         }
-        if res.finish != FinishReason::Stop {
-            let rest = stops.push(&utf8.finish()).emit + &stops.finish();
-            if !rest.is_empty() {
-                on_text(&rest);
-                res.text.push_str(&rest);
-            }
-        }
-        let ttft = first_token_at.unwrap_or_else(|| started.elapsed());
-        res.timings.time_to_first_token = ttft;
-        res.timings.decode = started.elapsed().saturating_sub(ttft);
-        Ok(res)
+        let finish = self.generate_tokens(request, tokens, cancel, &mut out)?;
+        let stats = self.lookup_stats;
+        tracing::debug!(
+            "generated {} tokens; {} drafts, {} of {} drafted tokens accepted; decode threads {}",
+            out.res.n_generated,
+            stats.drafts,
+            stats.accepted_tokens,
+            stats.drafted_tokens,
+            self.tuner.settled()
+        );
+        Ok(out.finish(finish))
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
@@ -500,6 +745,79 @@ impl Engine for LlamaEngine<'_> {
     }
 }
 
+impl LlamaEngine<'_> {
+    /// The decode loop after the prompt: sample, stream, and evaluate the sampled token together
+    /// with a prompt-lookup draft, keeping the drafted tokens the model agrees with.
+    ///
+    /// Invariant between iterations: `next` is the token sampled after everything in the cache;
+    /// it is not in the cache yet (the last token generated never is: nothing reads its logits).
+    fn generate_tokens(
+        &mut self,
+        request: &GenerateRequest,
+        prompt: Vec<LlamaToken>,
+        cancel: &CancelFlag,
+        out: &mut Output<'_>,
+    ) -> Result<FinishReason, EngineError> {
+        let model = self.model;
+        let vocab = model.vocab();
+        let mut sampler = Self::sampler(&request.sampling);
+        // Drafts are verified by comparing with the greedy choice; a sampled token has no single
+        // right answer to compare with, so sampling decodes one token at a time.
+        let mut lookup =
+            (self.prompt_lookup && request.sampling.temperature <= 0.0).then(PromptLookup::default);
+        let mut history = prompt;
+        let mut next = sampler.sample(&mut self.context, -1);
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(FinishReason::Cancelled);
+            }
+            if let Emitted::Finish(finish) = out.push(&vocab, next) {
+                return Ok(finish);
+            }
+            history.push(next);
+            let room = out.max_tokens - out.res.n_generated;
+            let draft: Vec<LlamaToken> = match &mut lookup {
+                Some(lookup) => lookup.draft(&history, room).to_vec(),
+                None => Vec::new(),
+            };
+            let step_start = self.cached.len();
+            self.decode_step(next, &draft)?;
+            // Batch index i holds the model's choice after `next` and the first i draft tokens.
+            let mut accepted = 0;
+            let mut finish = None;
+            loop {
+                let choice = sampler.sample(&mut self.context, accepted as i32);
+                if accepted < draft.len() && choice == draft[accepted] {
+                    accepted += 1;
+                    history.push(choice);
+                    if let Emitted::Finish(reason) = out.push(&vocab, choice) {
+                        finish = Some(reason);
+                        break;
+                    }
+                } else {
+                    next = choice;
+                    break;
+                }
+            }
+            // Drop the rejected draft tokens: the cache keeps `next`'s predecessor and what the
+            // model agreed with, exactly as if they had been decoded one by one; and, as there,
+            // not the token that ended generation.
+            self.truncate_cache(step_start + 1 + accepted - usize::from(finish.is_some()));
+            if let Some(lookup) = &mut lookup
+                && !draft.is_empty()
+            {
+                lookup.feedback(draft.len(), accepted);
+                self.lookup_stats.drafts += 1;
+                self.lookup_stats.drafted_tokens += draft.len();
+                self.lookup_stats.accepted_tokens += accepted;
+            }
+            if let Some(finish) = finish {
+                return Ok(finish);
+            }
+        }
+    }
+}
+
 fn common_prefix_len(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
@@ -512,12 +830,16 @@ pub struct WorkloadFigures {
     /// Medians over the repetitions.
     pub prefill: Duration,
     pub decode: Duration,
+    /// The thread count generation settled on (the configured one when fixed).
+    pub decode_threads: usize,
 }
 
 /// The fixed benchmark workload: the first `n_prompt` tokens of `text` (special tokens added,
 /// not parsed) in one batch with logits for the last position, then `n_decode` single-token
 /// greedy decodes ignoring end-of-generation; `n_ctx = n_batch = 2048`; the KV cache cleared
-/// between repetitions; one warm-up; medians of `repetitions`.
+/// between repetitions; one warm-up; medians of `repetitions`. Decode steps take their thread
+/// count from the engine's tuner, as generation does (fixed when `config.threads` is set); the
+/// tuner lives as long as the context, across repetitions, as it does in the engine.
 pub fn run_workload(
     model: &LlamaModel,
     config: &EngineConfig,
@@ -526,35 +848,40 @@ pub fn run_workload(
     n_decode: usize,
     repetitions: usize,
 ) -> Result<WorkloadFigures, EngineError> {
-    let params = context_params(config, MAX_BATCH, MAX_BATCH);
-    let mut context = model
-        .new_context(init_backend(), params)
-        .map_err(|err| EngineError::Backend(format!("context: {err}")))?;
+    let mut context = Context::new(model, context_params(model, config, MAX_BATCH, MAX_BATCH))
+        .map_err(EngineError::Backend)?;
+    let threads = threads(config);
+    let mut tuner = thread_tuner(config);
     let mut tokens = model.vocab().tokenize(text.as_bytes(), true, false);
     tokens.truncate(n_prompt);
-    let mut batch = LlamaBatch::new(MAX_BATCH as usize, 1);
+    let mut batch = Batch::new(MAX_BATCH as usize);
+    let mut sampler = Sampler::greedy();
     let mut prefill_times = Vec::new();
     let mut decode_times = Vec::new();
-    let backend_err = |err: &dyn std::fmt::Display| EngineError::Backend(err.to_string());
     for rep in 0..=repetitions {
-        context.clear_kv_cache();
+        context.clear();
         batch.clear();
-        batch
-            .add_sequence(&tokens, 0, false)
-            .map_err(|e| backend_err(&e))?;
+        for (position, token) in tokens.iter().enumerate() {
+            batch
+                .push(*token, position, position + 1 == tokens.len())
+                .map_err(EngineError::Backend)?;
+        }
+        context.set_threads(threads as i32);
         let started = Instant::now();
-        context.decode(&mut batch).map_err(|e| backend_err(&e))?;
+        context.decode(&batch).map_err(EngineError::Backend)?;
         let prefill = started.elapsed();
-        let mut sampler = LlamaSampler::greedy();
-        let first_position = tokens.len() as i32;
         let started = Instant::now();
-        for position in first_position..first_position + n_decode as i32 {
-            let token = sampler.sample(&context, batch.n_tokens() - 1);
+        for position in tokens.len()..tokens.len() + n_decode {
+            let token = sampler.sample(&mut context, -1);
             batch.clear();
             batch
-                .add(token, position, &[0], true)
-                .map_err(|e| backend_err(&e))?;
-            context.decode(&mut batch).map_err(|e| backend_err(&e))?;
+                .push(token, position, true)
+                .map_err(EngineError::Backend)?;
+            let step_threads = tuner.threads();
+            context.set_threads(step_threads as i32);
+            let step_started = Instant::now();
+            context.decode(&batch).map_err(EngineError::Backend)?;
+            tuner.record(step_threads, 1, step_started.elapsed());
         }
         let decode = started.elapsed();
         // Repetition 0 is the warm-up.
@@ -568,6 +895,7 @@ pub fn run_workload(
         n_decode,
         prefill: median(&mut prefill_times),
         decode: median(&mut decode_times),
+        decode_threads: tuner.settled(),
     })
 }
 

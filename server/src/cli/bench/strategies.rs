@@ -30,7 +30,7 @@ struct Measured {
 
 pub(super) fn run(
     spec: &EngineSpec,
-    threads: i32,
+    threads: Option<i32>,
     repetitions: usize,
     tokenizer: Option<&Path>,
     chart: Option<&Path>,
@@ -42,7 +42,7 @@ pub(super) fn run(
         spec.clone(),
         EngineConfig {
             n_ctx: Some(REPLAY_N_CTX),
-            threads: Some(threads),
+            threads,
             ..EngineConfig::from_env().map_err(anyhow::Error::msg)?
         },
     );
