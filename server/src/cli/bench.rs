@@ -14,7 +14,12 @@
 //! reference's figures from `bench/compare_llamacpp.sh` when `--reference` names them.
 //! `bench/report.sh` runs both.
 
+mod contention;
+mod figures;
+mod followup;
+mod lsp_client;
 mod report;
+mod rewrite;
 mod strategies;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +28,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::{Value, json};
+
+use self::figures::{round1, round2};
 
 use crate::engine::llama::{self, LlamaEngine};
 use crate::engine::{CancelFlag, Engine, EngineConfig, EngineSpec, GenerateRequest, Sampling};
@@ -33,6 +40,8 @@ pub enum Section {
     Sandbox,
     Lsp,
     Strategies,
+    Rewrite,
+    Followup,
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +64,11 @@ pub struct Args {
     repetitions: usize,
     #[arg(long)]
     json: bool,
+    /// Engine section: also measure decode with one competing busy process (started and
+    /// stopped by the benchmark) against every fixed thread count, interleaved with the quiet
+    /// machine.
+    #[arg(long)]
+    contention: bool,
     /// Strategies section: write the per-turn latency chart (SVG) here.
     #[arg(long, value_name = "PATH")]
     chart: Option<PathBuf>,
@@ -82,6 +96,8 @@ const COMMAND_ITERATIONS: usize = 100;
 const WORKLOAD_PROMPT_TOKENS: usize = 512;
 const WORKLOAD_DECODE_TOKENS: usize = 128;
 const WARM_NEW_TOKENS: usize = 50;
+/// Fresh servers the follow-up section starts (each answers three questions).
+const FOLLOWUP_ROUNDS: usize = 3;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec = EngineSpec::parse(&args.engine)?;
@@ -92,6 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "machine": {
             "cpu": cpu_name(),
             "threads": threads.map_or(llama::default_threads(), |n| n.max(1) as usize),
+            "cpu_features": cpu_features(),
             "os": format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             "build": build_description(),
         }
@@ -105,10 +122,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let prompt_path = args.prompt.clone().unwrap_or_else(default_prompt_path);
         let text = std::fs::read_to_string(&prompt_path)
             .with_context(|| format!("reading the workload prompt {}", prompt_path.display()))?;
-        report["engine"] = bench_engine(&spec, threads, &text, args.repetitions)?;
+        report["engine"] = bench_engine(&spec, threads, &text, args.repetitions, args.contention)?;
     }
     if wants(Section::Sandbox) {
         report["sandbox"] = bench_sandbox()?;
+    }
+    if wants(Section::Followup) {
+        report["followup"] = followup::run(&rewrite::workload_dir(), FOLLOWUP_ROUNDS)?;
+    }
+    if wants(Section::Rewrite) {
+        report["rewrite"] = rewrite::run(&spec, threads, args.repetitions)?;
     }
     if wants(Section::Strategies) {
         report["strategies"] = strategies::run(
@@ -184,6 +207,7 @@ fn bench_engine(
     threads: Option<i32>,
     text: &str,
     repetitions: usize,
+    contention: bool,
 ) -> anyhow::Result<Value> {
     let config = EngineConfig {
         threads,
@@ -245,7 +269,7 @@ fn bench_engine(
         ttft_warm.push(warm.timings.time_to_first_token);
         warm_tokens_evaluated = warm.n_evaluated;
     }
-    Ok(json!({
+    let mut figures = json!({
         "model": path.display().to_string(),
         "repack_weights": llama::repacks_weights(&config),
         "flash_attention": llama::FlashAttention::for_config(&config).name(),
@@ -254,14 +278,24 @@ fn bench_engine(
             || format!("adaptive (settled on {})", workload.decode_threads),
             |n| n.to_string()
         ),
-        "load_ms": round(load_ms),
-        "prefill_tok_s": round(prefill_tok_s),
-        "decode_tok_s": round(decode_tok_s),
-        "ttft_cold_ms": round(llama::median(&mut ttft_cold).as_secs_f64() * 1e3),
-        "ttft_warm_ms": round(llama::median(&mut ttft_warm).as_secs_f64() * 1e3),
+        "load_ms": round1(load_ms),
+        "prefill_tok_s": round1(prefill_tok_s),
+        "decode_tok_s": round1(decode_tok_s),
+        "ttft_cold_ms": round1(llama::median(&mut ttft_cold).as_secs_f64() * 1e3),
+        "ttft_warm_ms": round1(llama::median(&mut ttft_warm).as_secs_f64() * 1e3),
         "warm_tokens_evaluated": warm_tokens_evaluated,
         "workload": {"prompt_tokens": workload.n_prompt, "decode_tokens": workload.n_decode, "repetitions": repetitions},
-    }))
+    });
+    if contention {
+        figures["contention"] = contention::run(
+            &model,
+            &config,
+            text,
+            WORKLOAD_PROMPT_TOKENS,
+            WORKLOAD_DECODE_TOKENS,
+        )?;
+    }
+    Ok(figures)
 }
 
 fn bench_sandbox() -> anyhow::Result<Value> {
@@ -288,13 +322,9 @@ fn bench_lsp() -> anyhow::Result<Value> {
         "code_action_p50_ms": round2(figures.code_action_p50_ms),
         "code_action_p99_ms": round2(figures.code_action_p99_ms),
         "cancel_to_end_ms": round2(figures.cancel_to_end_ms),
-        "rss_mb": round(figures.rss_mb),
+        "rss_mb": round1(figures.rss_mb),
         "code_actions": figures.code_actions,
     }))
-}
-
-fn round2(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
 }
 
 /// A ~500-token prompt and the same prompt with about 50 more tokens.
@@ -302,10 +332,6 @@ fn ttft_prompts(model: &llama::LlamaModel, text: &str) -> (String, String) {
     let cold = llama::text_of_first_tokens(model, text, WORKLOAD_PROMPT_TOKENS);
     let warm = llama::text_of_first_tokens(model, text, WORKLOAD_PROMPT_TOKENS + WARM_NEW_TOKENS);
     (cold, warm)
-}
-
-fn round(value: f64) -> f64 {
-    (value * 10.0).round() / 10.0
 }
 
 fn default_prompt_path() -> PathBuf {
@@ -322,6 +348,33 @@ fn cpu_name() -> String {
             })
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
+
+/// The CPU features llama.cpp's kernels depend on, as the machine reports them (`/proc/cpuinfo`
+/// flags on Linux): whether weight repacking has AMX tiles to use, and the widest vectors.
+fn cpu_features() -> Vec<&'static str> {
+    let flags = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("flags")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_default();
+    let flags: Vec<&str> = flags.split_whitespace().collect();
+    [
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512_vnni",
+        "avx512_bf16",
+        "amx_tile",
+        "amx_int8",
+    ]
+    .into_iter()
+    .filter(|feature| flags.contains(feature))
+    .collect()
 }
 
 /// Which SIMD the build of llama.cpp can use: the figures depend on it.

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::figures::{median, round2, round3};
 use anyhow::Context;
 use serde_json::{Value, json};
 
@@ -217,32 +218,11 @@ fn per_turn_medians(replays: &[Vec<Duration>]) -> Vec<f64> {
         .collect()
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
-}
-
 fn ratio(a: &Value, b: &Value) -> Value {
     match (a.as_f64(), b.as_f64()) {
         (Some(a), Some(b)) if b > 0.0 => json!(round3(a / b)),
         _ => Value::Null,
     }
-}
-
-fn round2(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
-}
-
-fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
 }
 
 fn chart_svg(measured: &[Measured], with_replay: bool) -> String {
