@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Soak of `punie lsp`: many scripted asks with random cancels and edits; RSS over time (stdlib only).
 
-    bench/soak.py [--punie target/debug/punie] [--asks 2000] [--seed 1] [--max-growth-mb 16]
-                  [--json OUT.json]
+    bench/soak.py [--punie target/debug/punie] [--asks 2000] [--burst 8] [--seed 1]
+                  [--max-growth-mb 16] [--json OUT.json]
 
 Drives the real server over stdio, the way an editor would, on a fresh workspace with a scripted
 engine (deterministic, no model: what grows here is the server's, not llama.cpp's). Asks come in
-bursts of up to 8 queued runs, a mix of Explain (a direct answer), Fix (an answer whose code block
+bursts of up to 8 (--burst) queued runs, a mix of Explain (a direct answer), Fix (an answer whose code block
 becomes a `workspace/applyEdit`), and Ask with a Code Mode snippet that reads a file through the
 real sandbox; one ask in five is cancelled at a random moment (`punie.cancel`, or
 `window/workDoneProgress/cancel`), and between bursts the open documents are edited (small edits,
@@ -122,6 +122,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--punie", default=os.path.join(REPO, "target/debug/punie"))
     parser.add_argument("--asks", type=int, default=2000)
+    parser.add_argument("--burst", type=int, default=8, help="the most asks queued at once")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-growth-mb", type=float, default=16.0,
                         help="the RSS may grow this much after the warm-up")
@@ -204,7 +205,7 @@ def soak(args, rng, root, scripts):
     rss_after_warm_up = None
     while asked < args.asks:
         burst = []
-        for _ in range(min(rng.randint(1, 8), args.asks - asked)):
+        for _ in range(min(rng.randint(1, args.burst), args.asks - asked)):
             path = "src/big.py" if rng.random() < 0.1 else "src/calc.py"
             instruction = rng.choice(["explain", "fix", "ask", "ask"])
             arguments = {"uri": uri(os.path.join(root, path)),
