@@ -248,3 +248,75 @@ fn the_worker_needs_the_servers_channel() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("fds 3 and 4"));
 }
+
+/// The worker holds stdin, stdout, stderr and its two pipes, nothing else: a descriptor the
+/// server inherited without close-on-exec (here fd 9, as an editor might leak one) does not
+/// reach it.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_worker_holds_only_its_own_descriptors() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let ws = tempfile::tempdir().unwrap();
+    let leaked = tempfile::tempfile().unwrap();
+    let leaked_fd = leaked.as_raw_fd();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_punie"));
+    command
+        .args(["sandbox", "--timeout-ms", "4000", "--workspace"])
+        .arg(ws.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: dup2 is async-signal-safe; the new fd 9 has no close-on-exec flag.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(leaked_fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut server = command.spawn().unwrap();
+    server
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"while True:\n    pass")
+        .unwrap();
+    let worker = {
+        let start = Instant::now();
+        loop {
+            let found = std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .find_map(|entry| {
+                    let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                    let ppid: u32 = stat[stat.rfind(')')? + 2..]
+                        .split(' ')
+                        .nth(1)?
+                        .parse()
+                        .ok()?;
+                    (ppid == server.id()).then_some(pid)
+                });
+            if let Some(pid) = found {
+                break pid;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "no worker");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // It is busy in the snippet's loop by now, long past its start-up.
+    std::thread::sleep(Duration::from_millis(1_000));
+    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{worker}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(fds, [0, 1, 2, 3, 4]);
+}

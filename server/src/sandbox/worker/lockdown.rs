@@ -5,6 +5,7 @@
 
 /// Before the interpreter starts.
 pub(super) fn early() {
+    close_inherited_descriptors();
     // Death with the server (`PR_SET_PDEATHSIG`) is set by the server between fork and exec
     // (`process::child_setup`), where it cannot be missed.
     #[cfg(target_os = "linux")]
@@ -14,6 +15,28 @@ pub(super) fn early() {
         // would eat the RLIMIT_AS budget.
         #[cfg(target_env = "gnu")]
         libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// Closes every descriptor but stdin, stdout, stderr and the protocol's (fds 3 and 4): a
+/// descriptor the server inherited without close-on-exec (from an editor, a shell, a C
+/// library) would otherwise reach the worker.
+fn close_inherited_descriptors() {
+    const FIRST_FREE: u32 = 5;
+    #[cfg(target_os = "linux")]
+    // SAFETY: close_range closes descriptors of this process only; nothing here uses them.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, FIRST_FREE, u32::MAX, 0u32) == 0 {
+            return;
+        }
+    }
+    #[cfg(unix)]
+    // SAFETY: as above, one descriptor at a time (kernels before close_range, macOS).
+    unsafe {
+        let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(64, 65_536) as i32;
+        for fd in FIRST_FREE as i32..max {
+            libc::close(fd);
+        }
     }
 }
 
