@@ -208,3 +208,24 @@ fn the_language_server_never_waits_on_a_stalled_engine() {
     );
     drop(run);
 }
+
+/// A model that is still loading is dropped at once: the load stops between tensors on the
+/// engine's own thread, and nobody waits for it.
+#[test]
+fn dropping_an_engine_while_its_model_loads_returns_at_once() {
+    let _model = crate::support::real_model_lock();
+    let config = punie::engine::EngineConfig {
+        threads: Some(1),
+        default_model: Some(crate::support::installed_default_model()),
+        ..punie::engine::EngineConfig::default()
+    };
+    let engine = punie::engine::EngineHandle::spawn(punie::engine::EngineSpec::Default, config);
+    assert!(engine.load_state().is_none(), "still loading");
+    let started = Instant::now();
+    drop(engine);
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "{:?}",
+        started.elapsed()
+    );
+}
