@@ -451,6 +451,8 @@ enum Report {
     NotPermitted { message: String },
     /// The jail could not be built; nothing ran.
     Refused { message: String },
+    /// The program could not be started (an argument list too long, a bad executable).
+    Failed { message: String },
 }
 
 /// The executable that runs `punie jail-exec` (and `punie sandbox-worker`): this very binary,

@@ -338,6 +338,7 @@ fn outcome(drained: Drained, network_allowed: bool) -> Result<Finished, Failure>
             Report::NotFound { message } => return Err(Failure::NotFound(message)),
             Report::NotPermitted { message } => return Err(Failure::NotPermitted(message)),
             Report::Refused { message } => return Err(Failure::Refused(message)),
+            Report::Failed { message } => return Err(Failure::Helper(message)),
         }
     }
     let end = match (stopped, exited) {

@@ -503,8 +503,8 @@ fn spawn_failure(program: &str, err: &io::Error) -> Report {
                 "cannot execute '{program}': Permission denied (outside what commands may run, or not executable)"
             ),
         },
-        _ => Report::Refused {
-            message: format!("cannot run '{program}' in the sandbox: {err}"),
+        _ => Report::Failed {
+            message: err.to_string(),
         },
     }
 }
