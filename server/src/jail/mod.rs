@@ -10,7 +10,8 @@
 //! program does once it runs. They do not control the server's settings or its environment.
 //!
 //! **What must never happen**, whatever the program does:
-//! 1. a file changes outside the workspace and the run's private directory;
+//! 1. a file changes outside the workspace and the run's private directory, or a protected
+//!    one inside it (`policy::PROTECTED`: a git hook, an editor setting runs outside the jail);
 //! 2. a packet leaves through the network, unless the user allowed it (`sandbox.network`);
 //! 3. the server's process is read (its environment holds API keys), or any other process is
 //!    read, traced or signalled;
@@ -23,14 +24,15 @@
 //!
 //! | outcome | first layer | second layer | without the first |
 //! |---|---|---|---|
-//! | 1 writes, 4 secrets | Landlock: reads only [`Access::readable`] minus [`SECRETS`], writes only the workspace and the private directory | — | refused: no command runs |
+//! | 1 writes, 4 secrets | Landlock: reads only [`Access::readable`] minus [`SECRETS`], writes only the workspace and the private directory | every mount read-only but those two; protected paths re-mounted read-only inside them | refused: no command runs |
 //! | 2 network | an empty network namespace | seccomp: no `socket` (Unix ones included; `socketpair` stays); Landlock: no TCP | seccomp |
 //! | 3 processes | a PID namespace with its own `/proc` | Landlock: no ptrace or signals outside the sandbox; seccomp: no `ptrace`, `process_vm_*`, `pidfd_getfd` | Landlock |
 //! | 5 descendants | the PID namespace: when its init exits the kernel kills the rest | the server's deadline closes the helper's control socket | `PR_SET_CHILD_SUBREAPER` and a sweep of every descendant |
 //! | environment | an allowlist: `PATH`, `LANG`, and `HOME`/`TMPDIR` in the private directory | — | — |
 //!
 //! Every command also runs with `no_new_privs`, no capabilities (root's are dropped), a new
-//! session (no terminal to inject into) and no core dumps. A kernel that lacks a layer gets the
+//! session (no terminal to inject into), no core dumps, first in line for the out-of-memory
+//! killer, and at most 1024 processes where it has a user namespace of its own. A kernel that lacks a layer gets the
 //! next one and a log line once; `punie sandbox --explain` shows what this machine enforces.
 //!
 //! # Why this mechanism (measured, docs/sandbox.md)
@@ -126,8 +128,18 @@ pub const SECRETS: &[&str] = &[
     "/etc/shadow-",
     "/etc/gshadow",
     "/etc/gshadow-",
+    "~/.local/share/uv/credentials",
+    "~/.config/containers/auth.json",
     "/etc/ssh",
     "/etc/ssl/private",
+    "/etc/NetworkManager/system-connections",
+    "/etc/wpa_supplicant",
+    "/etc/letsencrypt",
+    "/etc/krb5.keytab",
+    "/etc/ppp",
+    "/etc/openvpn",
+    "/etc/wireguard",
+    "/etc/ipsec.secrets",
 ];
 
 /// What a command may reach beyond the workspace: the user's settings
@@ -223,6 +235,48 @@ fn path_installations(path: &str, home: Option<&Path>) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The protected paths (`policy::PROTECTED`) that exist at the top of `workspace`, or one
+/// level down for two-part rules (`.github/workflows`): what a command must not change even
+/// though it may write the workspace. Rules about a file's facts (executables, hard links) are
+/// the permission prompt's, not the jail's.
+pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
+    use crate::policy::{PROTECTED, Pattern};
+    let folded = |name: &std::ffi::OsStr| {
+        name.to_string_lossy()
+            .trim_end_matches(['.', ' '])
+            .to_ascii_lowercase()
+    };
+    let Ok(entries) = std::fs::read_dir(workspace) else {
+        return Vec::new();
+    };
+    let mut res = Vec::new();
+    for entry in entries.flatten() {
+        let name = folded(&entry.file_name());
+        for pattern in PROTECTED.iter().flat_map(|rule| rule.patterns) {
+            match pattern {
+                Pattern::Component(protected) if name == *protected => {
+                    res.push(entry.path());
+                }
+                Pattern::Components([first, second, ..]) if name == *first => {
+                    let Ok(children) = std::fs::read_dir(entry.path()) else {
+                        continue;
+                    };
+                    res.extend(
+                        children
+                            .flatten()
+                            .filter(|child| folded(&child.file_name()) == *second)
+                            .map(|child| child.path()),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    res.sort();
+    res.dedup();
+    res
+}
+
 /// What the server knows of its own surroundings that a command inherits.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -269,6 +323,9 @@ pub struct Plan {
     pub network: bool,
     /// Use namespaces where the kernel allows them.
     pub namespaces: bool,
+    /// Protected paths in the workspace (`policy::PROTECTED`: `.git`, `.vscode`, `.envrc`, …)
+    /// that exist: mounted read-only where there is a mount namespace.
+    pub read_only: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -336,6 +393,7 @@ impl Plan {
             home_links,
             network: access.network,
             namespaces: host.namespaces,
+            read_only: Vec::new(),
         }
     }
 }
@@ -392,10 +450,10 @@ impl Layers {
             );
         }
         if self.pid_namespace && !self.read_only_mounts {
-            res.push("read-only mounts could not be made (Linux < 5.12): Landlock alone stops writes, and the metadata of files outside the workspace (mode, times) is not protected".to_owned());
+            res.push("read-only mounts could not be made (Linux < 5.12): Landlock alone stops writes, the metadata of files outside the workspace (mode, times) is not protected, and neither are protected paths inside it (.git, .vscode, …)".to_owned());
         }
         if !self.pid_namespace {
-            res.push("no namespaces (unavailable, or turned off with PUNIE_JAIL_NAMESPACES=0): descendants are tracked with PR_SET_CHILD_SUBREAPER and swept; other processes stay visible in /proc (their memory and environment are not readable); the metadata of files outside the workspace (mode, times) is not protected".to_owned());
+            res.push("no namespaces (unavailable, or turned off with PUNIE_JAIL_NAMESPACES=0): descendants are tracked with PR_SET_CHILD_SUBREAPER and swept; other processes stay visible in /proc (their memory and environment are not readable); the metadata of files outside the workspace (mode, times) is not protected, and neither are protected paths inside it (.git, .vscode, …)".to_owned());
         } else if !self.private_proc {
             res.push(
                 "a private /proc could not be mounted: other processes stay visible in /proc"

@@ -98,7 +98,8 @@ pub fn run(
         .path()
         .canonicalize()
         .unwrap_or_else(|_| private.path().to_path_buf());
-    let plan = Plan::new(argv, cwd, workspace, access, &Host::current(), &private_dir);
+    let mut plan = Plan::new(argv, cwd, workspace, access, &Host::current(), &private_dir);
+    plan.read_only = super::protected_in(workspace);
     let exe = super::punie_executable()
         .map_err(|err| Failure::Helper(format!("cannot find the punie executable: {err}")))?;
     let (control, helper_end) = UnixStream::pair()
@@ -144,8 +145,33 @@ pub fn run(
     } else {
         wait_helper(&mut helper);
     }
-    drop(private);
+    remove_private(private);
     outcome(drained, access.network)
+}
+
+/// Removes the private directory, also when the command left directories it cannot be
+/// removed from (`chmod 0`): everything in it is the command's, and every process is gone.
+fn remove_private(private: tempfile::TempDir) {
+    let path = private.keep();
+    if std::fs::remove_dir_all(&path).is_ok() {
+        return;
+    }
+    fn open_up(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                open_up(&entry.path());
+            }
+        }
+    }
+    open_up(&path);
+    if let Err(err) = std::fs::remove_dir_all(&path) {
+        tracing::warn!(
+            "cannot remove a command's private directory {}: {err}",
+            path.display()
+        );
+    }
 }
 
 /// Everything read from one command.

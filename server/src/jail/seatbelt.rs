@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 pub(super) struct ProfilePaths {
     pub readable: Vec<PathBuf>,
     pub writable: Vec<PathBuf>,
+    /// Protected paths inside the writable ones.
+    pub read_only: Vec<PathBuf>,
     pub secrets: Vec<PathBuf>,
 }
 
@@ -66,6 +68,7 @@ pub(super) fn profile(paths: &ProfilePaths, network: bool) -> String {
         );
     }
     // Last, so that they win over every allow above.
+    push_rule(&mut res, "deny file-write*", &paths.read_only);
     push_rule(&mut res, "deny file-read* file-write*", &paths.secrets);
     res
 }
@@ -106,6 +109,7 @@ mod tests {
         let paths = ProfilePaths {
             readable: vec![PathBuf::from("/usr"), PathBuf::from("/Users/me/.cargo")],
             writable: vec![PathBuf::from("/Users/me/my \"repo\"")],
+            read_only: vec![PathBuf::from("/Users/me/my \"repo\"/.git")],
             secrets: vec![PathBuf::from("/Users/me/.ssh")],
         };
         let text = profile(&paths, false);
@@ -117,6 +121,10 @@ mod tests {
         let deny = text.find("(deny file-read* file-write*").unwrap();
         assert!(text.rfind("(allow").unwrap() < deny);
         assert!(text.ends_with("(subpath \"/Users/me/.ssh\"))\n"), "{text}");
+        assert!(
+            text.contains("(deny file-write*\n  (subpath \"/Users/me/my \\\"repo\\\"/.git\"))"),
+            "{text}"
+        );
         assert!(!text.contains("network-outbound"));
         assert!(profile(&paths, true).contains("(allow network-outbound (remote ip))"));
     }

@@ -168,3 +168,23 @@ fn a_source_that_may_only_tighten_cannot_widen_access() {
     assert_eq!(same, Access::default());
     assert!(dropped.is_empty());
 }
+
+#[test]
+fn protected_paths_are_found_at_the_top_of_the_workspace() {
+    let ws = tempfile::tempdir().unwrap();
+    for dir in [
+        ".git/hooks",
+        ".VSCode",
+        ".github/workflows",
+        "src/.idea",
+        "node_modules",
+    ] {
+        std::fs::create_dir_all(ws.path().join(dir)).unwrap();
+    }
+    std::fs::write(ws.path().join(".envrc"), "").unwrap();
+    std::fs::write(ws.path().join("README.md"), "").unwrap();
+    assert_eq!(
+        protected_in(ws.path()),
+        [".VSCode", ".envrc", ".git", ".github/workflows"].map(|rel| ws.path().join(rel))
+    );
+}

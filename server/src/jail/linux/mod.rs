@@ -92,7 +92,9 @@ pub(super) fn contain(plan: &Plan, control: &UnixStream) {
             // Nothing is mounted unless our mounts are private: as root they would otherwise
             // propagate to the host.
             let private = make_private();
-            layers.read_only_mounts = private && read_only_except(&plan.writable);
+            layers.read_only_mounts = private
+                && read_only_except(&plan.writable)
+                && protect(&plan.read_only, &plan.writable);
             layers.private_proc = private && mount_proc();
             if layers.network_namespace {
                 loopback_up();
@@ -217,6 +219,38 @@ fn read_only_except(writable: &[PathBuf]) -> bool {
             ) == 0
         };
         bound && set_read_only(&c_path, false)
+    })
+}
+
+/// Binds each protected path of the workspace onto itself read-only (after the workspace's
+/// own read-write bind, so that it wins). A path that resolves outside the writable paths is
+/// read-only already.
+fn protect(read_only: &[PathBuf], writable: &[PathBuf]) -> bool {
+    let writable: Vec<PathBuf> = writable
+        .iter()
+        .filter_map(|root| root.canonicalize().ok())
+        .collect();
+    read_only.iter().all(|path| {
+        let Ok(path) = path.canonicalize() else {
+            return true;
+        };
+        if !writable.iter().any(|root| path.starts_with(root)) {
+            return true;
+        }
+        let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: mount(2) binding a NUL-terminated path onto itself.
+        let bound = unsafe {
+            libc::mount(
+                c_path.as_ptr(),
+                c_path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) == 0
+        };
+        bound && set_read_only(&c_path, true)
     })
 }
 
@@ -410,8 +444,8 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
 const MAX_PROCESSES: u64 = 1024;
 
 /// In the command's process, between `fork` and `exec`: a new session (no terminal), no
-/// core dumps, a process limit, no new privileges, no capabilities, then Landlock and
-/// seccomp. System calls only.
+/// core dumps, first in line for the out-of-memory killer, a process limit, no new
+/// privileges, no capabilities, then Landlock and seccomp. System calls only.
 fn confine(
     ruleset: &landlock::Ruleset,
     filter: Option<&seccomp::Filter>,
@@ -425,6 +459,16 @@ fn confine(
             rlim_max: 0,
         };
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        // The kernel's out-of-memory killer takes the command before the server or the
+        // editor (raising one's own score needs no privilege).
+        let oom = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if oom >= 0 {
+            libc::write(oom, b"1000".as_ptr().cast(), 4);
+            libc::close(oom);
+        }
         if let Some(max) = max_processes {
             let limit = libc::rlimit {
                 rlim_cur: max,
