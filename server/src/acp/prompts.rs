@@ -262,17 +262,9 @@ fn cancelled_before_start(run_id: &str) -> RunOutcome {
 }
 
 fn failed(run_id: &str, reason: &str) -> RunOutcome {
-    RunOutcome {
-        run_id: run_id.to_owned(),
-        status: RunStatus::Failed(reason.to_owned()),
-        answer: String::new(),
-        turns: 0,
-        tool_calls: Vec::new(),
-        tokens_in: 0,
-        tokens_evaluated: 0,
-        tokens_out: 0,
-        timings: agent::RunTimings::default(),
-        conversation: agent::Conversation::new(),
-        transcript: None,
-    }
+    RunOutcome::new(
+        run_id,
+        RunStatus::Failed(reason.to_owned()),
+        agent::Conversation::new(),
+    )
 }
