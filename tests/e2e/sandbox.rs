@@ -52,7 +52,7 @@ impl ToolHost for FakeHost {
         &self.root
     }
 
-    fn permit(&self, request: &ToolRequest) -> Ruling {
+    fn permit(&self, request: &ToolRequest, _cancel: &CancelFlag) -> Ruling {
         punie::policy::rule(
             request,
             &punie::policy::Verdict::Allow { session: None },
@@ -633,7 +633,7 @@ impl ToolHost for SlowToAnswer {
         self.disk.workspace_root()
     }
 
-    fn permit(&self, request: &ToolRequest) -> Ruling {
+    fn permit(&self, request: &ToolRequest, _cancel: &CancelFlag) -> Ruling {
         std::thread::sleep(self.wait);
         punie::policy::rule(
             request,
@@ -963,7 +963,7 @@ impl ToolHost for PlausibleTools {
         &self.root
     }
 
-    fn permit(&self, request: &ToolRequest) -> Ruling {
+    fn permit(&self, request: &ToolRequest, _cancel: &CancelFlag) -> Ruling {
         punie::policy::rule(
             request,
             &punie::policy::Verdict::Allow { session: None },

@@ -89,8 +89,8 @@ impl ToolHost for SandboxHost {
         self.disk.workspace_root()
     }
 
-    fn permit(&self, request: &ToolRequest) -> Ruling {
-        self.disk.permit(request)
+    fn permit(&self, request: &ToolRequest, cancel: &CancelFlag) -> Ruling {
+        self.disk.permit(request, cancel)
     }
 
     fn command_limits(&self) -> CommandLimits {

@@ -101,12 +101,13 @@ impl ToolHost for FeatureToolHost<'_> {
         self.settings.command_limits()
     }
 
-    fn permit(&self, request: &ToolRequest) -> Ruling {
+    fn permit(&self, request: &ToolRequest, cancel: &CancelFlag) -> Ruling {
         crate::policy::permit(
             request,
             &self.settings.policy_settings(),
             self.approvals.shared(),
-            &mut |prompt| self.front_end.ask_permission(prompt, self.cancel),
+            // `cancel` joins the run's flag with the snippet's cap on waiting for the user.
+            &mut |prompt| self.front_end.ask_permission(prompt, cancel),
         )
     }
 }

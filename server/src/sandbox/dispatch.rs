@@ -49,7 +49,7 @@ pub(crate) fn call(
     });
     let mut permission: Option<Ruling> = None;
     let res = resolve(host, tool, &args).and_then(|resolved| {
-        let ruling = clock.paused(|| host.permit(&resolved.request));
+        let ruling = clock.paused(|cancel| host.permit(&resolved.request, cancel));
         let refusal = ruling.refusal_message();
         permission = Some(ruling);
         match refusal {

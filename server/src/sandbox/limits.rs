@@ -103,10 +103,11 @@ impl<'run> SnippetClock<'run> {
         self.deadline().saturating_duration_since(Instant::now())
     }
 
-    /// Runs `wait` (the host asking the user) with the clock stopped, up to the hard cap.
-    pub(crate) fn paused<T>(&self, wait: impl FnOnce() -> T) -> T {
+    /// Runs `wait` (the host asking the user) with the clock stopped, up to the hard cap: the
+    /// flag `wait` gets is set when the run is cancelled or the cap passes.
+    pub(crate) fn paused<T>(&self, wait: impl FnOnce(&CancelFlag) -> T) -> T {
         let started = Instant::now();
-        let res = wait();
+        let res = wait(&CancelFlag::joined(&[self.run], Some(self.cap)));
         self.deadline
             .set((self.deadline() + started.elapsed()).min(self.cap));
         res
@@ -171,16 +172,23 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let clock = SnippetClock::start(&run, hour, Duration::from_millis(30));
         let before = clock.deadline();
-        clock.paused(|| std::thread::sleep(Duration::from_millis(20)));
+        clock.paused(|_| std::thread::sleep(Duration::from_millis(20)));
         let after_one = clock.deadline();
         assert!(after_one >= before + Duration::from_millis(20));
-        clock.paused(|| std::thread::sleep(Duration::from_millis(20)));
+        clock.paused(|_| std::thread::sleep(Duration::from_millis(20)));
         assert_eq!(
             clock.deadline(),
             before + Duration::from_millis(30),
             "pauses stop at the cap"
         );
         assert!(!clock.cancel_flag().is_cancelled());
+        // A wait that outlasts the cap is told to give up.
+        let capped = SnippetClock::start(&run, Duration::ZERO, Duration::from_millis(10));
+        let gave_up = capped.paused(|cancel| {
+            std::thread::sleep(Duration::from_millis(15));
+            cancel.is_cancelled()
+        });
+        assert!(gave_up);
         let short = SnippetClock::start(&run, Duration::from_millis(10), Duration::ZERO);
         std::thread::sleep(Duration::from_millis(15));
         assert!(short.left().is_zero() && short.cancel_flag().is_cancelled());

@@ -186,8 +186,9 @@ pub trait ToolHost: Sync {
     /// after symlinks, the argv, the change a write makes. Hosts answer with
     /// `policy::permit(request, settings, approvals, ask)`, where `ask` shows the prompt in
     /// their front end; the [`Ruling`] goes into the transcript, and a refusal becomes the
-    /// snippet's `PermissionError`.
-    fn permit(&self, request: &ToolRequest) -> Ruling;
+    /// snippet's `PermissionError`. A dialog gives up (no answer: a refusal) once `cancel` is
+    /// set: the run was cancelled or the snippet's hard cap on waiting passed.
+    fn permit(&self, request: &ToolRequest, cancel: &CancelFlag) -> Ruling;
 
     /// Serves a call itself instead of the built-in back end (test doubles). `None` means
     /// "use the built-in back end".
@@ -235,7 +236,7 @@ impl ToolHost for DiskToolHost {
         &self.root
     }
 
-    fn permit(&self, request: &ToolRequest) -> Ruling {
+    fn permit(&self, request: &ToolRequest, _cancel: &CancelFlag) -> Ruling {
         let approvals = Mutex::new(SessionApprovals::default());
         policy::permit(request, &self.settings(), &approvals, &mut |_prompt| {
             Answer::Unavailable("there is no one to ask; pass --allow-commands".to_owned())
