@@ -132,7 +132,10 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
     }
     let mut res = BTreeMap::new();
     walk(root, root, &mut res);
-    res.retain(|path, _| path != Path::new(".punie") && path != Path::new(".punie/transcripts"));
+    // Punie's own state (transcripts and the `.gitignore` that keeps them out of commits) is
+    // written by the server, not through tools.
+    let own_state = [".punie", ".punie/transcripts", ".punie/.gitignore"];
+    res.retain(|path, _| !own_state.iter().any(|own| path == Path::new(own)));
     res
 }
 
