@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use super::{Plan, Report};
 
 pub(super) fn main() -> ExitCode {
-    // The control socket moves off fd 0 (close-on-exec), and fd 0 becomes /dev/null: that is
-    // what the command reads.
+    // The control socket moves off fd 0 (close-on-exec); once the plan is read, fd 0 becomes
+    // what the command reads: /dev/null, or a session's pipe.
     // SAFETY: fcntl duplicates fd 0 into a new descriptor that nothing else owns.
     let raw = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
     if raw < 0 {
@@ -19,13 +19,6 @@ pub(super) fn main() -> ExitCode {
     }
     // SAFETY: `raw` is ours alone.
     let control = unsafe { UnixStream::from_raw_fd(raw) };
-    match std::fs::File::open("/dev/null") {
-        // SAFETY: dup2 onto fd 0; `null` itself is closed when dropped.
-        Ok(null) => unsafe {
-            libc::dup2(null.as_raw_fd(), 0);
-        },
-        Err(_) => return ExitCode::FAILURE,
-    }
     let mut line = Vec::new();
     let read = io::BufReader::new(&control)
         .take(16 * 1024 * 1024)
@@ -37,6 +30,9 @@ pub(super) fn main() -> ExitCode {
         Some(plan) if !plan.argv.is_empty() => plan,
         _ => return ExitCode::FAILURE,
     };
+    if set_command_stdin(plan.stdin_fd).is_err() {
+        return ExitCode::FAILURE;
+    }
     if let Err(err) = prepare_private_dir(&plan) {
         send(
             &control,
@@ -51,6 +47,30 @@ pub(super) fn main() -> ExitCode {
     #[cfg(target_os = "macos")]
     super::macos::contain(&plan, &control);
     ExitCode::SUCCESS
+}
+
+/// Makes fd 0, what the command reads, the server's pipe `stdin_fd` (a session) or
+/// `/dev/null`.
+fn set_command_stdin(stdin_fd: Option<i32>) -> io::Result<()> {
+    let null;
+    let source = match stdin_fd {
+        Some(fd) => fd,
+        None => {
+            null = std::fs::File::open("/dev/null")?;
+            null.as_raw_fd()
+        }
+    };
+    // SAFETY: dup2 onto fd 0 from a descriptor we hold; the server's pipe is then closed
+    // here (its copy on fd 0 stays), `/dev/null` when `null` is dropped.
+    unsafe {
+        if libc::dup2(source, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if stdin_fd.is_some() {
+            libc::close(source);
+        }
+    }
+    Ok(())
 }
 
 /// Sends one report to the server (a failure means the server is gone: nothing to do).

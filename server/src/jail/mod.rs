@@ -47,6 +47,7 @@
 mod bench;
 mod helper;
 mod run;
+mod session;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -57,6 +58,7 @@ mod seatbelt;
 
 pub use bench::{StartupFigures, startup_bench};
 pub use run::{End, Failure, Finished, RunLimits, run};
+pub use session::{Session, SessionEnd};
 
 use std::path::{Path, PathBuf};
 
@@ -326,6 +328,10 @@ pub struct Plan {
     /// Protected paths in the workspace (`policy::PROTECTED`: `.git`, `.vscode`, `.envrc`, …)
     /// that exist: mounted read-only where there is a mount namespace.
     pub read_only: Vec<PathBuf>,
+    /// The helper's descriptor that becomes the command's standard input (a pipe from the
+    /// server, for a [`Session`]); `None`: `/dev/null`.
+    #[serde(default)]
+    pub stdin_fd: Option<i32>,
 }
 
 impl Plan {
@@ -394,6 +400,7 @@ impl Plan {
             network: access.network,
             namespaces: host.namespaces,
             read_only: Vec::new(),
+            stdin_fd: None,
         }
     }
 }

@@ -16,9 +16,9 @@ use super::{Access, Host, Layers, Plan, Report};
 use crate::cancel::CancelFlag;
 
 /// How often a running command looks at the cancel flag.
-const CANCEL_POLL: Duration = Duration::from_millis(10);
+pub(super) const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// How long a command being stopped may take to be gone before its helper is killed.
-const STOP_GRACE: Duration = Duration::from_secs(2);
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The longest report line kept from the helper.
 const MAX_REPORT_BYTES: usize = 64 * 1024;
 
@@ -86,6 +86,42 @@ pub fn run(
     limits: &RunLimits,
     cancel: &CancelFlag,
 ) -> Result<Finished, Failure> {
+    let Helper {
+        mut child,
+        control,
+        stdout,
+        stderr,
+        private,
+    } = start_helper(argv, cwd, workspace, access, None)?;
+    let drained = drain([stdout, stderr], control, limits, cancel);
+    if drained.helper_overdue {
+        stop_helper(&mut child);
+    } else {
+        wait_helper(&mut child);
+    }
+    remove_private(private);
+    outcome(drained, access.network)
+}
+
+/// A started helper that has its plan: the command's output pipes, the control socket and
+/// the private directory (removed when dropped, so only after the helper is gone).
+pub(super) struct Helper {
+    pub(super) child: Child,
+    pub(super) control: UnixStream,
+    pub(super) stdout: OwnedFd,
+    pub(super) stderr: OwnedFd,
+    pub(super) private: tempfile::TempDir,
+}
+
+/// Makes the private directory, starts `punie jail-exec` and hands it the plan for `argv`.
+/// `stdin` becomes the command's standard input (else `/dev/null`).
+pub(super) fn start_helper(
+    argv: &[String],
+    cwd: &Path,
+    workspace: &Path,
+    access: &Access,
+    stdin: Option<&OwnedFd>,
+) -> Result<Helper, Failure> {
     let private = tempfile::Builder::new()
         .prefix("punie-run-")
         .tempdir()
@@ -100,11 +136,13 @@ pub fn run(
         .unwrap_or_else(|_| private.path().to_path_buf());
     let mut plan = Plan::new(argv, cwd, workspace, access, &Host::current(), &private_dir);
     plan.read_only = super::protected_in(workspace);
+    plan.stdin_fd = stdin.map(AsRawFd::as_raw_fd);
     let exe = super::punie_executable()
         .map_err(|err| Failure::Helper(format!("cannot find the punie executable: {err}")))?;
     let (control, helper_end) = UnixStream::pair()
         .map_err(|err| Failure::Helper(format!("cannot create the control socket: {err}")))?;
-    let mut helper = Command::new(&exe)
+    let mut command = Command::new(&exe);
+    command
         .arg("jail-exec")
         .env_clear()
         .current_dir("/")
@@ -113,45 +151,50 @@ pub fn run(
         .stderr(Stdio::piped())
         // Out of the terminal's process group: a Ctrl-C meant for `punie ask` is the run's
         // cancel, not a signal to the command.
-        .process_group(0)
-        .spawn()
-        .map_err(|err| {
-            Failure::Helper(format!(
-                "cannot start the command helper {} jail-exec: {err}",
-                exe.display()
-            ))
-        })?;
+        .process_group(0);
+    if let Some(fd) = plan.stdin_fd {
+        // SAFETY: fcntl on a descriptor that stays open until the spawn returns; it is
+        // async-signal-safe. Only this child inherits it: everywhere else it is close-on-exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().map_err(|err| {
+        Failure::Helper(format!(
+            "cannot start the command helper {} jail-exec: {err}",
+            exe.display()
+        ))
+    })?;
     let mut line = serde_json::to_vec(&plan).expect("a plan serializes");
     line.push(b'\n');
     let mut control = control;
     if let Err(err) = control.write_all(&line) {
-        stop_helper(&mut helper);
+        stop_helper(&mut child);
         return Err(Failure::Helper(format!(
             "cannot hand the command to its helper: {err}"
         )));
     }
-    let (Some(stdout), Some(stderr)) = (helper.stdout.take(), helper.stderr.take()) else {
-        stop_helper(&mut helper);
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        stop_helper(&mut child);
         return Err(Failure::Helper("the helper has no output pipes".to_owned()));
     };
-    let drained = drain(
-        [OwnedFd::from(stdout), OwnedFd::from(stderr)],
+    Ok(Helper {
+        child,
         control,
-        limits,
-        cancel,
-    );
-    if drained.helper_overdue {
-        stop_helper(&mut helper);
-    } else {
-        wait_helper(&mut helper);
-    }
-    remove_private(private);
-    outcome(drained, access.network)
+        stdout: OwnedFd::from(stdout),
+        stderr: OwnedFd::from(stderr),
+        private,
+    })
 }
 
 /// Removes the private directory, also when the command left directories it cannot be
 /// removed from (`chmod 0`): everything in it is the command's, and every process is gone.
-fn remove_private(private: tempfile::TempDir) {
+pub(super) fn remove_private(private: tempfile::TempDir) {
     let path = private.keep();
     if std::fs::remove_dir_all(&path).is_ok() {
         return;
@@ -284,13 +327,13 @@ fn drain(
     res
 }
 
-enum ReadResult {
+pub(super) enum ReadResult {
     Data(usize),
     Pending,
     Closed,
 }
 
-fn read_some(fd: RawFd, buf: &mut [u8]) -> ReadResult {
+pub(super) fn read_some(fd: RawFd, buf: &mut [u8]) -> ReadResult {
     // SAFETY: `buf` is valid for `buf.len()` bytes and `fd` is open while we hold it.
     let n_read = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
     match n_read {
@@ -304,7 +347,7 @@ fn read_some(fd: RawFd, buf: &mut [u8]) -> ReadResult {
     }
 }
 
-fn set_nonblocking(fd: RawFd) {
+pub(super) fn set_nonblocking(fd: RawFd) {
     // SAFETY: fcntl on a descriptor we own, with integer arguments.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
@@ -314,7 +357,7 @@ fn set_nonblocking(fd: RawFd) {
 
 /// Splits the helper's bytes into JSON lines; a line that is not a report is ignored (the
 /// helper is ours, so that would be a bug, not an attack: the command cannot write here).
-fn take_reports(line: &mut Vec<u8>, data: &[u8], reports: &mut Vec<Report>) {
+pub(super) fn take_reports(line: &mut Vec<u8>, data: &[u8], reports: &mut Vec<Report>) {
     for &byte in data {
         if byte == b'\n' {
             if let Ok(report) = serde_json::from_slice::<Report>(line) {
@@ -327,7 +370,7 @@ fn take_reports(line: &mut Vec<u8>, data: &[u8], reports: &mut Vec<Report>) {
     }
 }
 
-fn wait_helper(helper: &mut Child) {
+pub(super) fn wait_helper(helper: &mut Child) {
     let until = Instant::now() + STOP_GRACE;
     while Instant::now() < until {
         if let Ok(Some(_)) = helper.try_wait() {
@@ -340,7 +383,7 @@ fn wait_helper(helper: &mut Child) {
 
 /// Kills the helper. With a PID namespace its init dies with it (parent-death signal) and
 /// the kernel kills the rest.
-fn stop_helper(helper: &mut Child) {
+pub(super) fn stop_helper(helper: &mut Child) {
     let _ = helper.kill();
     let _ = helper.wait();
 }
