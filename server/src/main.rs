@@ -64,6 +64,9 @@ fn main() -> ExitCode {
         Command::SandboxWorker(args) => cli::sandbox::run_worker(args),
         Command::JailExec => unreachable!("handled before logging starts"),
     };
+    // Language servers started for navigation end with the process anyway; stopping them
+    // here also removes their private directories.
+    punie::typed::stop_language_servers();
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -75,15 +75,15 @@ fn fixture_repository() -> tempfile::TempDir {
 
 /// Runs `code` with `punie sandbox --allow-commands` and `PATH`; returns its result object.
 fn sandbox(workspace: &Path, code: &str, path: &OsString) -> Value {
+    sandbox_with_timeout(workspace, code, path, 20_000)
+}
+
+fn sandbox_with_timeout(workspace: &Path, code: &str, path: &OsString, timeout_ms: u64) -> Value {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
-        .args([
-            "sandbox",
-            "--allow-commands",
-            "--timeout-ms",
-            "20000",
-            "--workspace",
-        ])
+        .args(["sandbox", "--allow-commands", "--timeout-ms"])
+        .arg(timeout_ms.to_string())
+        .arg("--workspace")
         .arg(workspace)
         .env("PATH", path)
         .stdin(Stdio::piped())
@@ -261,13 +261,19 @@ print(json.dumps({
     );
 }
 
-#[test]
-fn source_tools_answer_from_the_parse() {
+/// The fixture plus a component that breaks tdom's rules and a function that shares the
+/// class's name; the position of `Square` in `total_area`'s signature.
+fn navigation_workspace() -> (tempfile::TempDir, usize, usize) {
     let ws = fixture_repository();
     let root = ws.path();
     std::fs::write(
         root.join("src/geometry/view.py"),
         "class Badge:\n    def __call__(self):\n        return html(f\"<b>{self.text}</b>\")\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("src/geometry/other.py"),
+        "def Square():\n    return 0\n",
     )
     .unwrap();
     let report_py = std::fs::read_to_string(root.join("src/geometry/report.py")).unwrap();
@@ -277,13 +283,122 @@ fn source_tools_answer_from_the_parse() {
         .find(|(_, line)| line.starts_with("def total_area"))
         .unwrap();
     let column = text.find("Square").unwrap() + 1;
-    let code = format!(
+    (ws, line + 1, column)
+}
+
+/// The five navigation calls at `Square`, printed as JSON.
+fn navigation_snippet(line: usize, column: usize) -> String {
+    format!(
         r#"
 g = goto_definition("src/geometry/report.py", {line}, {column}, "Square")
 f = find_references("src/geometry/report.py", {line}, {column}, "Square")
 h = hover("src/geometry/report.py", {line}, {column}, "Square")
 ds = document_symbols("src/geometry/shapes.py")
 ws = workspace_symbols("squ")
+print(json.dumps({{
+    "answered_by": sorted(set([g.answered_by, f.answered_by, h.answered_by, ds.answered_by, ws.answered_by])),
+    "goto": [g.success, [[l.file, l.line, l.column, l.end_line, l.end_column, l.preview] for l in g.locations]],
+    "refs": [f.reference_count, sorted([r.file + ":" + str(r.line) + ":" + str(r.column) for r in f.references])],
+    "hover": [h.success, h.language, h.content],
+    "symbols": [ds.symbol_count, [[s.name, s.kind, s.line, s.end_line, [c.name for c in s.children]] for s in ds.symbols]],
+    "workspace": sorted([[s.name, s.kind, s.file, s.line] for s in ws.symbols]),
+}}))
+"#
+    )
+}
+
+/// The references both back ends find: every use of the class `Square`.
+const CLASS_REFERENCES: [&str; 8] = [
+    "src/geometry/report.py:13:22",
+    "src/geometry/report.py:5:29",
+    "src/geometry/report.py:8:29",
+    "src/geometry/shapes.py:4:7",
+    "tests/test_shapes.py:10:24",
+    "tests/test_shapes.py:10:35",
+    "tests/test_shapes.py:2:29",
+    "tests/test_shapes.py:6:12",
+];
+
+/// With ty installed, `ty server` answers, inside the jail: references are those of the
+/// class (not the function that shares its name), hover is ty's, the server sees files the
+/// snippet writes, and it answers a definition in the standard library.
+#[test]
+fn navigation_is_answered_by_the_language_server() {
+    let (ws, line, column) = navigation_workspace();
+    let root = ws.path();
+    let code = format!(
+        r#"{}
+write_file("src/geometry/extra.py", "class Squid:\n    pass\n")
+after = workspace_symbols("squ")
+builtin = goto_definition("src/geometry/report.py", {line}, {}, "list")
+print(json.dumps([sorted([s.name + ":" + s.file for s in after.symbols]),
+                  [[l.file, l.preview] for l in builtin.locations]]))
+"#,
+        navigation_snippet(line, column),
+        column - 5,
+    );
+    let res = sandbox(root, &code, &tools_path());
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let output = res["output"].as_str().unwrap();
+    let mut lines = output.lines();
+    let got: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(got["answered_by"], json!(["ty server"]));
+    assert_eq!(
+        got["goto"],
+        json!([
+            true,
+            [["src/geometry/shapes.py", 4, 7, 4, 13, "class Square:"]]
+        ])
+    );
+    assert_eq!(got["refs"], json!([8, CLASS_REFERENCES]));
+    assert_eq!(
+        got["hover"],
+        json!([
+            true,
+            "plaintext",
+            "Square\n---------------------------------------------\nA square with sides of `side`.\n"
+        ])
+    );
+    assert_eq!(
+        got["symbols"],
+        json!([3, [["Square", 5, 4, 11, ["__init__", "area"]]]])
+    );
+    assert_eq!(
+        got["workspace"],
+        json!([
+            ["Square", 5, "src/geometry/shapes.py", 4],
+            ["Square", 12, "src/geometry/other.py", 1]
+        ])
+    );
+    let later: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(
+        later,
+        json!([
+            [
+                "Square:src/geometry/other.py",
+                "Square:src/geometry/shapes.py",
+                "Squid:src/geometry/extra.py"
+            ],
+            [["typeshed/stdlib/builtins.pyi", null]]
+        ])
+    );
+    assert_no_process(None, root);
+}
+
+/// `PATH` without the set-up's `.venv/bin`: git and the system's programs only.
+fn system_path() -> OsString {
+    OsString::from("/usr/local/bin:/usr/bin:/bin")
+}
+
+/// Without a language server the parser answers, and says so; the concrete-syntax tools and
+/// the validators need no program at all.
+#[test]
+fn navigation_without_a_language_server_uses_the_parser() {
+    let (ws, line, column) = navigation_workspace();
+    let root = ws.path();
+    let report_py = std::fs::read_to_string(root.join("src/geometry/report.py")).unwrap();
+    let code = format!(
+        r#"{}
 cf = cst_find_pattern("src/geometry/shapes.py", "FunctionDef")
 rn = cst_rename("src/geometry/shapes.py", "Square", "Box")
 written = write_file("src/geometry/shapes.py", rn.modified_source)
@@ -291,11 +406,6 @@ ai = cst_add_import("src/geometry/report.py", "from typing import Optional")
 vc = validate_component("src/geometry/view.py")
 ve = validate_escape_context("src/geometry/view.py")
 print(json.dumps({{
-    "goto": [g.success, g.answered_by, [[l.file, l.line, l.column, l.end_line, l.end_column, l.preview] for l in g.locations]],
-    "refs": [f.reference_count, sorted([r.file + ":" + str(r.line) for r in f.references])],
-    "hover": [h.success, h.language, h.content],
-    "symbols": [ds.symbol_count, [[s.name, s.kind, s.line, s.end_line, [c.name for c in s.children]] for s in ds.symbols]],
-    "workspace": [[s.name, s.kind, s.file, s.line] for s in ws.symbols],
     "find": [[m.line, m.column, m.code_snippet, m.node_type] for m in cf.matches],
     "rename": [rn.success, rn.rename_count, written],
     "import": [ai.success, ai.import_added, ai.modified_source],
@@ -303,22 +413,26 @@ print(json.dumps({{
     "escape": [ve.valid, [i.rule for i in ve.issues]],
 }}))
 "#,
-        line = line + 1,
+        navigation_snippet(line, column)
     );
-    let got = printed(&sandbox(root, &code, &tools_path()));
+    let res = sandbox(root, &code, &system_path());
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let output = res["output"].as_str().unwrap();
+    let mut lines = output.lines();
+    let got: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(got["answered_by"], json!(["punie-parser"]));
     assert_eq!(
         got["goto"],
         json!([
             true,
-            "punie-parser",
             [["src/geometry/shapes.py", 4, 7, 4, 13, "class Square:"]]
         ])
     );
-    // Every spelling of the name, as a word count over the workspace's files finds them.
-    let refs = got["refs"][1].as_array().unwrap();
-    assert_eq!(got["refs"][0], json!(refs.len()));
-    assert_eq!(refs.len(), 8, "{refs:?}");
-    assert!(refs.contains(&json!("tests/test_shapes.py:10")));
+    // Every spelling of the name: the class's uses and the function that shares its name.
+    let mut refs: Vec<&str> = CLASS_REFERENCES.to_vec();
+    refs.push("src/geometry/other.py:1:5");
+    refs.sort_unstable();
+    assert_eq!(got["refs"], json!([9, refs]));
     assert_eq!(
         got["hover"],
         json!([
@@ -333,8 +447,12 @@ print(json.dumps({{
     );
     assert_eq!(
         got["workspace"],
-        json!([["Square", 5, "src/geometry/shapes.py", 4]])
+        json!([
+            ["Square", 5, "src/geometry/shapes.py", 4],
+            ["Square", 12, "src/geometry/other.py", 1]
+        ])
     );
+    let got: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(
         got["find"],
         json!([
@@ -380,6 +498,48 @@ print(json.dumps({{
         ])
     );
     assert_eq!(got["escape"], json!([false, ["no-fstring-in-html"]]));
+}
+
+/// A language server that never answers is stopped with the snippet, and nothing it started
+/// is left.
+#[test]
+fn a_language_server_that_hangs_is_stopped() {
+    let (ws, line, column) = navigation_workspace();
+    let bin = tempfile::tempdir().unwrap();
+    let ty = bin.path().join("ty");
+    std::fs::write(&ty, "#!/bin/sh\nexec sleep 4242\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ty, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path =
+        std::env::join_paths([bin.path(), Path::new("/usr/bin"), Path::new("/bin")]).unwrap();
+    let started = std::time::Instant::now();
+    let res = sandbox_with_timeout(
+        ws.path(),
+        &format!("goto_definition('src/geometry/report.py', {line}, {column}, 'Square')"),
+        &path,
+        2_000,
+    );
+    assert_eq!(res["ok"], json!(false), "{res:#}");
+    assert_eq!(res["error"]["type"], json!("TimeoutError"), "{res:#}");
+    // A guard against a hang, not a benchmark.
+    assert!(started.elapsed().as_secs() < 15, "{res:#}");
+    assert_no_process(Some("sleep 4242"), ws.path());
+}
+
+/// No process runs in `cwd` or has `needle` in its command line (arguments joined by spaces).
+fn assert_no_process(needle: Option<&str>, cwd: &Path) {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let in_workspace =
+            std::fs::read_link(entry.path().join("cwd")).is_ok_and(|dir| dir.starts_with(cwd));
+        assert!(
+            !needle.is_some_and(|needle| cmdline.contains(needle)) && !in_workspace,
+            "left behind: {cmdline}"
+        );
+    }
 }
 
 /// Each tool's own docstring example, the style Punie's later phases were trained on, runs

@@ -54,7 +54,7 @@ mod progress;
 mod run;
 mod scheduling;
 mod settings;
-mod transport;
+pub(crate) mod transport;
 pub(crate) mod uri;
 
 use std::io::{BufReader, BufWriter};

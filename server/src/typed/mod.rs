@@ -11,11 +11,13 @@
 //!   function in the tool's module. A program that is not on `PATH` raises
 //!   `FileNotFoundError: ruff is not installed (pip install ruff)` in the snippet, and the
 //!   tool is left out of the stubs ([`installed`]).
-//! * **Python source** (code navigation, concrete-syntax search and edits, the tdom
-//!   validators): answered in-process from a lossless parse (`source.rs`, RustPython's
-//!   ruff-based parser). Files are read through the host, so an editor's unsaved buffer is
-//!   what is analysed; edits are returned as `modified_source` and reach the disk only
-//!   through `write_file` (its permission, its editor edit).
+//! * **Code navigation**: `ty server`, kept per workspace in the jail and reached through
+//!   Punie's LSP client, when ty is installed; else the parser (`navigation/`).
+//! * **Python source** (concrete-syntax search and edits, the tdom validators, navigation
+//!   without a language server): answered in-process from a lossless parse (`source.rs`,
+//!   RustPython's ruff-based parser). Files are read through the host, so an editor's unsaved
+//!   buffer is what is analysed; edits are returned as `modified_source` and reach the disk
+//!   only through `write_file` (its permission, its editor edit).
 //!
 //! Paths the model passes are confined to the workspace (`workspace::resolve`) and handed to
 //! programs as `./relative` paths, so a path can never be read as an option.
@@ -37,6 +39,8 @@ use crate::cancel::CancelFlag;
 use crate::sandbox::ToolHost;
 use crate::tools::{Program, Tool, Typed};
 use crate::workspace::{self, CommandOutput, ToolError};
+
+pub use navigation::stop_language_servers;
 
 /// Fields our results add to Punie's result types (`answered_by`: which back end answered a
 /// navigation call), readable in the sandbox like Punie's own.

@@ -1,6 +1,6 @@
-//! Code navigation (`goto_definition`, `find_references`, `hover`, `document_symbols`,
-//! `workspace_symbols`) answered in-process from the workspace's Python files, parsed with
-//! RustPython's parser. Every result says so in `answered_by` (`"punie-parser"`).
+//! Code navigation answered in-process from the workspace's Python files, parsed with
+//! RustPython's parser, when no language server is installed. Every result says so in
+//! `answered_by` (`"punie-parser"`).
 //!
 //! What the parser can know: the definitions in a file (classes, functions, methods,
 //! module and class variables), where a name is bound (a definition in the same file, or an
@@ -15,115 +15,27 @@ use std::path::{Path, PathBuf};
 use ruff_python_ast::visitor::source_order::{SourceOrderVisitor, TraversalSignal};
 use ruff_python_ast::{AnyNodeRef, Identifier, Stmt};
 use ruff_text_size::{Ranged, TextRange, TextSize};
-use serde::Serialize;
 use serde_json::Value;
 
-use super::source::SourceFile;
-use super::{Context, Position};
+use super::{
+    Context, DefinitionLocation, DocumentSymbolsResult, FindReferencesResult, GotoDefinitionResult,
+    HoverResult, MAX_RESULTS, Position, ReferenceLocation, SymbolInfo, WorkspaceSymbol,
+    WorkspaceSymbolsResult, to_value,
+};
+use crate::typed::source::SourceFile;
 use crate::workspace::ToolError;
 
 /// Who answered, as results report it.
-const ANSWERED_BY: &str = "punie-parser";
+pub(super) const ANSWERED_BY: &str = "punie-parser";
 /// Files a workspace-wide search reads at most, and their largest size.
 const MAX_FILES: usize = 5000;
-const MAX_FILE_BYTES: u64 = 1024 * 1024;
-/// Results a workspace-wide search returns at most.
-const MAX_RESULTS: usize = 200;
+pub(super) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 // LSP `SymbolKind` numbers, as Punie's results carry them.
 const KIND_CLASS: u32 = 5;
 const KIND_METHOD: u32 = 6;
 const KIND_FUNCTION: u32 = 12;
 const KIND_VARIABLE: u32 = 13;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct DefinitionLocation {
-    file: String,
-    line: usize,
-    column: usize,
-    end_line: usize,
-    end_column: usize,
-    preview: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct GotoDefinitionResult {
-    success: bool,
-    symbol: String,
-    locations: Vec<DefinitionLocation>,
-    parse_error: Option<String>,
-    answered_by: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct ReferenceLocation {
-    file: String,
-    line: usize,
-    column: usize,
-    preview: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct FindReferencesResult {
-    success: bool,
-    symbol: String,
-    reference_count: usize,
-    references: Vec<ReferenceLocation>,
-    parse_error: Option<String>,
-    answered_by: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct HoverResult {
-    success: bool,
-    symbol: String,
-    content: Option<String>,
-    language: Option<String>,
-    parse_error: Option<String>,
-    answered_by: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct SymbolInfo {
-    name: String,
-    kind: u32,
-    line: usize,
-    end_line: usize,
-    children: Vec<SymbolInfo>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct DocumentSymbolsResult {
-    success: bool,
-    file_path: String,
-    symbols: Vec<SymbolInfo>,
-    symbol_count: usize,
-    parse_error: Option<String>,
-    answered_by: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct WorkspaceSymbol {
-    name: String,
-    kind: u32,
-    file: String,
-    line: usize,
-    container_name: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct WorkspaceSymbolsResult {
-    success: bool,
-    query: String,
-    symbols: Vec<WorkspaceSymbol>,
-    symbol_count: usize,
-    parse_error: Option<String>,
-    answered_by: &'static str,
-}
-
-fn to_value(res: impl Serialize) -> Result<Value, ToolError> {
-    Ok(serde_json::to_value(res).unwrap_or_default())
-}
 
 /// A definition in a file: its name's range, the whole statement's, and its members.
 struct Definition {
@@ -258,7 +170,7 @@ pub(super) fn document_symbols(ctx: &Context<'_>, raw: &str) -> Result<Value, To
 
 /// The Python files of the workspace, skipping hidden directories, virtual environments and
 /// caches; at most [`MAX_FILES`], in a stable order.
-fn python_files(root: &Path) -> Vec<PathBuf> {
+pub(super) fn python_files(root: &Path) -> Vec<PathBuf> {
     const SKIP: &[&str] = &[
         "__pycache__",
         "node_modules",
@@ -383,26 +295,33 @@ fn name_occurrences(file: &SourceFile) -> Vec<(TextRange, String)> {
     names.found
 }
 
-/// The name the model points at: the one under (`line`, `column`), else `symbol` on that
-/// line, else `symbol` itself.
-fn name_at(file: &SourceFile, pos: &Position<'_>) -> String {
-    let (Ok(line), Ok(column)) = (usize::try_from(pos.line), usize::try_from(pos.column)) else {
-        return pos.symbol.to_owned();
-    };
-    if let Some(offset) = file.offset(line, column.saturating_sub(1)) {
-        let occurrences = name_occurrences(file);
-        let under = occurrences
-            .iter()
-            .find(|(range, _)| range.contains_inclusive(offset));
-        if let Some((_, name)) = under
-            && (pos.symbol.is_empty()
-                || pos.symbol == name
-                || !file.line_text(line).contains(pos.symbol))
-        {
-            return name.clone();
-        }
+/// The name the model points at, and where it is spelled: the name under (`line`, `column`)
+/// when it is `symbol` (or no `symbol` is given, or the line does not spell it), else
+/// `symbol`'s spelling on that line nearest the column.
+pub(super) fn aim(file: &SourceFile, pos: &Position<'_>) -> Option<(TextRange, String)> {
+    let line = usize::try_from(pos.line).ok()?;
+    let column = usize::try_from(pos.column).ok()?;
+    let offset = file.offset(line, column.saturating_sub(1))?;
+    let occurrences = name_occurrences(file);
+    let under = occurrences
+        .iter()
+        .find(|(range, _)| range.contains_inclusive(offset));
+    if let Some((range, name)) = under
+        && (pos.symbol.is_empty()
+            || pos.symbol == name
+            || !file.line_text(line).contains(pos.symbol))
+    {
+        return Some((*range, name.clone()));
     }
-    pos.symbol.to_owned()
+    occurrences
+        .into_iter()
+        .filter(|(range, name)| name == pos.symbol && file.line_col(range.start()).0 == line)
+        .min_by_key(|(range, _)| usize::from(range.start()).abs_diff(usize::from(offset)))
+}
+
+/// The name the model points at ([`aim`]), else `symbol` itself.
+fn name_at(file: &SourceFile, pos: &Position<'_>) -> String {
+    aim(file, pos).map_or_else(|| pos.symbol.to_owned(), |(_, name)| name)
 }
 
 fn location(
