@@ -148,7 +148,8 @@ fn snippet_output(root: &Path) -> String {
         for line in text.lines() {
             let event: Value = serde_json::from_str(line).unwrap();
             if event["event"] == "tool_result" {
-                res.push_str(event["output"].as_str().unwrap_or(""));
+                let response = event["response"].as_str();
+                res.push_str(response.unwrap_or_else(|| panic!("no response in {event}")));
             }
         }
     }
