@@ -228,6 +228,18 @@ impl Scenario {
                 command
             }
         };
+        // An editor may leak descriptors into the server: leak one (a copy of stderr, not
+        // close-on-exec, at 100 or above), which no command may inherit.
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: fcntl is async-signal-safe and touches only the new process.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::fcntl(2, libc::F_DUPFD, 100);
+                    Ok(())
+                });
+            }
+        }
         command
             .arg("sandbox")
             .arg("--workspace")
@@ -660,6 +672,8 @@ fn the_server_and_other_processes_are_out_of_reach() {
                 "import os\nfor p in os.listdir('/proc'):\n    try: print(open('/proc/%s/environ' % p, 'rb').read())\n    except Exception as e: pass",
             ],
             &["sh", "-c", "head -c 4096 /proc/1/mem; cat /proc/1/maps"],
+            // Only stdin, stdout and stderr come in (3 is the directory `ls` reads).
+            &["sh", "-c", "echo FDS $(ls /proc/self/fd)"],
             &["kill", "-9", &other_pid],
             &["kill", "-STOP", &other_pid],
             &["env"],
@@ -667,6 +681,11 @@ fn the_server_and_other_processes_are_out_of_reach() {
         let run = scenario.sandbox(&code, &[]);
         run.assert_no(SERVER_TOKEN);
         run.assert_no("PUNIE-OTHER-TOKEN-51a");
+        assert!(
+            run.output.contains("FDS 0 1 2 3\n"),
+            "{identity:?}: the command has more than stdin, stdout and stderr:\n{}",
+            run.output
+        );
         let state = std::fs::read_to_string(format!("/proc/{other_pid}/stat")).unwrap();
         let state = state
             .rsplit_once(')')

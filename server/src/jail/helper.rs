@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use super::{Plan, Report};
 
 pub(super) fn main() -> ExitCode {
+    // Nothing the server inherited reaches the command: every descriptor but stdin, stdout and
+    // stderr closes on exec (a session's pipe is made the command's fd 0 below, without it).
+    super::close_descriptors_from(3, super::Close::OnExec);
     // The control socket moves off fd 0 (close-on-exec); once the plan is read, fd 0 becomes
     // what the command reads: /dev/null, or a session's pipe.
     // SAFETY: fcntl duplicates fd 0 into a new descriptor that nothing else owns.

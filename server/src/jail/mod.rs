@@ -551,6 +551,43 @@ pub fn use_helper_executable(exe: &Path) {
     *HELPER.write().unwrap_or_else(|poison| poison.into_inner()) = Some(exe.to_path_buf());
 }
 
+/// When [`close_descriptors_from`] closes a descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    Now,
+    /// At the next `exec`: this process still uses some of them, its program must not.
+    OnExec,
+}
+
+/// Closes every descriptor from `first` up: one the server inherited without close-on-exec
+/// (from an editor, a shell, a C library) must reach neither a command nor the sandbox
+/// worker. Called first thing in both, before anything opens a descriptor of its own.
+pub fn close_descriptors_from(first: u32, when: Close) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: close_range closes (or marks) descriptors of this process only; the caller
+    // uses none of them, or only until its next exec.
+    unsafe {
+        let flags = match when {
+            Close::Now => 0,
+            Close::OnExec => libc::CLOSE_RANGE_CLOEXEC,
+        };
+        if libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) == 0 {
+            return;
+        }
+    }
+    #[cfg(unix)]
+    // SAFETY: as above, one descriptor at a time (kernels before close_range, macOS).
+    unsafe {
+        let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(64, 65_536) as i32;
+        for fd in first as i32..max {
+            match when {
+                Close::Now => libc::close(fd),
+                Close::OnExec => libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC),
+            };
+        }
+    }
+}
+
 /// The hidden `punie jail-exec`: reads one [`Plan`] from the control socket on stdin, runs
 /// the command under every layer the kernel offers, and reports on the same socket.
 pub fn helper_main() -> std::process::ExitCode {

@@ -18,26 +18,9 @@ pub(super) fn early() {
     }
 }
 
-/// Closes every descriptor but stdin, stdout, stderr and the protocol's (fds 3 and 4): a
-/// descriptor the server inherited without close-on-exec (from an editor, a shell, a C
-/// library) would otherwise reach the worker.
+/// Closes every descriptor but stdin, stdout, stderr and the protocol's (fds 3 and 4).
 fn close_inherited_descriptors() {
-    const FIRST_FREE: u32 = 5;
-    #[cfg(target_os = "linux")]
-    // SAFETY: close_range closes descriptors of this process only; nothing here uses them.
-    unsafe {
-        if libc::syscall(libc::SYS_close_range, FIRST_FREE, u32::MAX, 0u32) == 0 {
-            return;
-        }
-    }
-    #[cfg(unix)]
-    // SAFETY: as above, one descriptor at a time (kernels before close_range, macOS).
-    unsafe {
-        let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(64, 65_536) as i32;
-        for fd in FIRST_FREE as i32..max {
-            libc::close(fd);
-        }
-    }
+    crate::jail::close_descriptors_from(5, crate::jail::Close::Now);
 }
 
 fn set_limit(resource: i32, value: u64) {
