@@ -276,6 +276,7 @@ impl Scenario {
             identity: self.identity,
             text: format!("{}\n{stderr}", serde_json::to_string(&result).unwrap()),
             output: result["output"].as_str().unwrap_or("").to_owned(),
+            result,
             stderr,
             elapsed,
         }
@@ -297,6 +298,8 @@ struct Run {
     /// What the snippet printed.
     output: String,
     stderr: String,
+    /// The result object `punie sandbox` printed.
+    result: Value,
     /// The whole result object and stderr: where a leak would show.
     text: String,
     elapsed: Duration,
@@ -780,6 +783,24 @@ fn descendants_that_escape_die_with_the_run() {
 }
 
 #[test]
+fn a_command_stopped_at_the_snippets_limit_is_a_timeout() {
+    let scenario = Scenario::new(Identity::Current);
+    let run = scenario.sandbox(
+        "run_command('sleep', args=['86531'])\nprint('ESCAPED')",
+        &["--timeout-ms", "1500"],
+    );
+    assert_eq!(run.result["error"]["type"], "TimeoutError", "{}", run.text);
+    let error = run.result["tool_calls"][0]["error"].as_str().unwrap_or("");
+    assert!(
+        error.starts_with("TimeoutError: command timed out after") && error.contains("sleep 86531"),
+        "the call is recorded as {error:?}:\n{}",
+        run.text
+    );
+    assert!(!run.output.contains("ESCAPED"), "{}", run.text);
+    assert!(processes_matching("sleep 86531").is_empty());
+}
+
+#[test]
 fn output_without_end_is_cut_and_stopped() {
     for identity in identities() {
         let scenario = Scenario::new(identity);
@@ -1075,6 +1096,28 @@ mod library {
             start.elapsed()
         );
         assert!(processes_matching("sleep 8651").is_empty());
+    }
+
+    #[test]
+    fn a_command_stopped_by_its_callers_deadline_timed_out() {
+        let ws = tempfile::tempdir().unwrap();
+        let limits = limits(Duration::from_secs(60));
+        // What the sandbox hands a command: the run's flag, joined with the snippet's deadline.
+        let run = CancelFlag::default();
+        let snippet =
+            CancelFlag::joined(&[&run], Some(Instant::now() + Duration::from_millis(700)));
+        let err = run_command(
+            &argv(&["sh", "-c", "sleep 86521"]),
+            ws.path(),
+            ws.path(),
+            &limits,
+            &snippet,
+        )
+        .unwrap_err();
+        assert_eq!(err.type_name, "TimeoutError", "{err}");
+        assert!(err.message.contains("sh -c sleep 86521"), "{err}");
+        assert!(err.message.contains("after 0.7 s"), "{err}");
+        assert!(processes_matching("sleep 8652").is_empty());
     }
 
     #[test]

@@ -189,8 +189,9 @@ pub fn run_command(
     let program = argv
         .first()
         .ok_or_else(|| ToolError::new("ValueError", "empty command"))?;
+    let started = Instant::now();
     let run_limits = jail::RunLimits {
-        deadline: Instant::now() + limits.timeout,
+        deadline: started + limits.timeout,
         output_bytes: limits.output_bytes,
     };
     let finished = jail::run(argv, cwd, workspace, &limits.access, &run_limits, cancel).map_err(
@@ -207,18 +208,13 @@ pub fn run_command(
     let exit_code = match finished.end {
         jail::End::Exited(code) => Some(code),
         jail::End::Signalled(_) | jail::End::OutputLimit => None,
-        jail::End::TimedOut => {
-            return Err(ToolError::new(
-                "TimeoutError",
-                format!(
-                    "command timed out after {} s: {}",
-                    limits.timeout.as_secs_f32(),
-                    argv.join(" ")
-                ),
-            ));
-        }
-        jail::End::Cancelled => {
+        // A flag whose own deadline passed is the caller's time limit (the snippet's time
+        // running out), not the user cancelling.
+        jail::End::Cancelled if !cancel.deadline_passed() => {
             return Err(ToolError::new("KeyboardInterrupt", "the run was cancelled"));
+        }
+        jail::End::TimedOut | jail::End::Cancelled => {
+            return Err(timed_out(argv, limits.timeout.min(started.elapsed())));
         }
     };
     Ok(CommandOutput {
@@ -227,6 +223,24 @@ pub fn run_command(
         exit_code,
         truncated: finished.end == jail::End::OutputLimit,
     })
+}
+
+/// The error of a command stopped at its time limit: the limit, and the command as it would
+/// be typed (cut short when long: the model wrote it and already has it).
+fn timed_out(argv: &[String], limit: Duration) -> ToolError {
+    const MAX_SHOWN: usize = 200;
+    let mut shown = argv.join(" ");
+    if shown.len() > MAX_SHOWN {
+        shown.truncate(shown.floor_char_boundary(MAX_SHOWN));
+        shown.push('…');
+    }
+    ToolError::new(
+        "TimeoutError",
+        format!(
+            "command timed out after {:.1} s: {shown}",
+            limit.as_secs_f32()
+        ),
+    )
 }
 
 #[cfg(test)]
