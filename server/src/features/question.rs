@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::instruction::Instruction;
 use super::text;
+use crate::prompt::{Message, Role};
 
 /// Lines of context above and below the selection that go into the question.
 const CONTEXT_LINES: usize = 20;
@@ -65,6 +66,21 @@ pub struct Ask {
 impl Ask {
     /// The user turn: the request, the file, the selection and the lines around it.
     pub fn question(&self) -> String {
+        self.question_after(&[])
+    }
+
+    /// [`Ask::question`] for a conversation that already holds `earlier`: a code block that an
+    /// earlier user turn showed verbatim is not shown again, only named. A follow-up about the
+    /// same selection then costs the engine only its new words (the block is in its KV cache as
+    /// part of the earlier turn), not the selection and its surroundings once more. Should the
+    /// agent later drop that earlier turn to fit the context, the `File:` line still says where
+    /// the code is, and the model can read it with its tools.
+    pub fn question_after(&self, earlier: &[Message]) -> String {
+        let shown_before = |block: &str| {
+            earlier.iter().any(|message| {
+                message.role == Role::User && message.content.contains(block.trim_end())
+            })
+        };
         let Some(selection) = &self.selection else {
             return self.question.as_deref().unwrap_or("").trim().to_owned();
         };
@@ -102,19 +118,24 @@ impl Ask {
         res.push_str(&format!(
             "\n\nFile: {shown_path} (lines {first_line}-{last_line}, {fence_lang})\n"
         ));
+        let mut show = |label: &str, code: &str| {
+            let block = format!(
+                "{label}:\n```{fence_lang}\n{}\n```\n",
+                code.trim_end_matches('\n')
+            );
+            if shown_before(&block) {
+                res.push_str(&format!("{label}: as shown above.\n"));
+            } else {
+                res.push_str(&block);
+            }
+        };
         if !selected.trim().is_empty() {
-            res.push_str(&format!(
-                "Selection:\n```{fence_lang}\n{}\n```\n",
-                selected.trim_end_matches('\n')
-            ));
+            show("Selection", selected);
         }
         let context =
             surrounding_lines(&document.text, selection.start, selection.end).replace("\r\n", "\n");
         if !context.trim().is_empty() && context.trim() != selected.trim() {
-            res.push_str(&format!(
-                "Surrounding code:\n```{fence_lang}\n{}\n```\n",
-                context.trim_end_matches('\n')
-            ));
+            show("Surrounding code", &context);
         }
         res.trim_end().to_owned()
     }
@@ -218,6 +239,30 @@ mod tests {
             "# what does this do?\n\nFile: src/app.py (lines 1-1, python)\nSelection:\n```python\n\
              # what does this do?\n```\nSurrounding code:\n```python\n# what does this do?\nx = 1\n```",
         );
+    }
+
+    #[test]
+    fn a_follow_up_names_a_selection_the_conversation_already_shows() {
+        let text = "import os\n\ndef add(a, b):\n    return a - b\n";
+        let ask = |question: &str| Ask {
+            instruction: Instruction::Ask,
+            question: Some(question.to_owned()),
+            selection: Some(selection(text, "def add(a, b):\n    return a - b\n")),
+            root: PathBuf::from("/w"),
+        };
+        let first = ask("What does add do?").question();
+        let earlier = [
+            Message::new(Role::User, first.clone()),
+            Message::new(Role::Assistant, "It subtracts."),
+        ];
+        assert_eq!(
+            ask("Why?").question_after(&earlier),
+            "Why?\n\nFile: src/app.py (lines 3-5, python)\nSelection: as shown above.\n\
+             Surrounding code: as shown above."
+        );
+        // Only a user turn counts, and only the very same text.
+        let quoted = [Message::new(Role::Assistant, first)];
+        assert_eq!(ask("Why?").question_after(&quoted), ask("Why?").question());
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn execute(
     };
     let request = RunRequest {
         run_id: input.run_id.clone(),
-        question: input.ask.question(),
+        question: input.ask.question_after(input.conversation.messages()),
         conversation: input.conversation.clone(),
         profile: input.profile.clone(),
         max_turns: input.settings.max_turns,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::figures::{round1, round3};
+use super::figures::{self, round1, round3};
 use super::lsp_client::{LspClient, url};
 
 /// The file the questions are about, in `bench/rewrite/`.
@@ -45,22 +45,29 @@ pub(super) fn run(workload: &Path, rounds: usize) -> anyhow::Result<Value> {
         first.push(one);
         follow_up.push(two);
     }
-    let ms = |asked: &[Asked], get: &dyn Fn(&Asked) -> f64| {
+    let median = |asked: &[Asked], get: &dyn Fn(&Asked) -> f64| {
         let mut values: Vec<f64> = asked.iter().map(get).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
+        figures::median(&mut values)
     };
-    let client_ttft = |a: &Asked| a.ttft.as_secs_f64() * 1e3;
-    let engine_ttft = |a: &Asked| a.engine_ttft_ms;
-    let first_ttft = ms(&first, &client_ttft);
-    let follow_up_ttft = ms(&follow_up, &client_ttft);
+    let ratio = |part: f64, whole: f64| {
+        if whole > 0.0 {
+            round3(part / whole)
+        } else {
+            0.0
+        }
+    };
+    let client = |a: &Asked| a.ttft.as_secs_f64() * 1e3;
+    let engine = |a: &Asked| a.engine_ttft_ms;
+    let (client_first, client_follow_up) = (median(&first, &client), median(&follow_up, &client));
+    let (engine_first, engine_follow_up) = (median(&first, &engine), median(&follow_up, &engine));
     Ok(json!({
         "rounds": first.len(),
-        "first_ttft_ms": round1(first_ttft),
-        "followup_ttft_ms": round1(follow_up_ttft),
-        "ratio": if first_ttft > 0.0 { round3(follow_up_ttft / first_ttft) } else { 0.0 },
-        "engine_first_ttft_ms": round1(ms(&first, &engine_ttft)),
-        "engine_followup_ttft_ms": round1(ms(&follow_up, &engine_ttft)),
+        "first_ttft_ms": round1(client_first),
+        "followup_ttft_ms": round1(client_follow_up),
+        "ratio": ratio(client_follow_up, client_first),
+        "engine_first_ttft_ms": round1(engine_first),
+        "engine_followup_ttft_ms": round1(engine_follow_up),
+        "engine_ratio": ratio(engine_follow_up, engine_first),
         "first_prompt_tokens": first[0].n_prompt,
         "first_tokens_evaluated": first[0].n_evaluated,
         "followup_prompt_tokens": follow_up[0].n_prompt,
@@ -104,12 +111,16 @@ fn round(workload: &Path) -> anyhow::Result<(Asked, Asked)> {
         json!({"command": "punie.newConversation", "arguments": []}),
     )?;
 
-    let (first_id, first_ttft) = ask(&mut client, &file, &whole_file, FIRST_QUESTION)?;
-    let status = wait_answer(&mut client, &first_id)?;
-    anyhow::ensure!(status == "done", "the first question ended {status}");
-    let (second_id, second_ttft) = ask(&mut client, &file, &whole_file, FOLLOW_UP)?;
-    // Run to its end: a cancelled turn leaves no figures in the transcript.
-    wait_answer(&mut client, &second_id)?;
+    // Both run to their end: the conversation keeps only finished runs, and a cancelled turn
+    // leaves no figures in the transcript.
+    let mut answered = |question: &str| -> anyhow::Result<(String, Duration)> {
+        let (run_id, ttft) = ask(&mut client, &file, &whole_file, question)?;
+        let status = wait_answer(&mut client, &run_id)?;
+        anyhow::ensure!(status == "done", "{question:?} ended {status}");
+        Ok((run_id, ttft))
+    };
+    let (first_id, first_ttft) = answered(FIRST_QUESTION)?;
+    let (second_id, second_ttft) = answered(FOLLOW_UP)?;
     drop(client);
 
     let transcripts = workspace.path().join(".punie/transcripts");
