@@ -168,8 +168,7 @@ fn parity_of_the_default_model_on_the_training_rows() {
     let _model = crate::support::real_model_lock();
     let dir = tempfile::tempdir().unwrap();
     let tokenizer = smollm2_tokenizer_json(dir.path());
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/punie/phase22_merged");
+    let fixtures = crate::support::punie_fixtures().join("phase22_merged");
     let mut args = vec![
         "models".to_owned(),
         "parity".into(),
@@ -178,18 +177,11 @@ fn parity_of_the_default_model_on_the_training_rows() {
         "--gguf".into(),
         default_model(),
     ];
-    if fixtures.is_dir() {
-        for file in ["train.jsonl", "valid.jsonl"] {
-            args.extend([
-                "--texts".to_owned(),
-                fixtures.join(file).display().to_string(),
-            ]);
-        }
-    } else {
-        eprintln!(
-            "{} is absent: comparing on the built-in sample texts only",
-            fixtures.display()
-        );
+    for file in ["train.jsonl", "valid.jsonl"] {
+        args.extend([
+            "--texts".to_owned(),
+            fixtures.join(file).display().to_string(),
+        ]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = punie(&args);
@@ -200,9 +192,7 @@ fn parity_of_the_default_model_on_the_training_rows() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains(": OK"), "{stdout}");
-    if fixtures.is_dir() {
-        assert!(stdout.contains("635/635 texts identical"), "{stdout}");
-    }
+    assert!(stdout.contains("635/635 texts identical"), "{stdout}");
 }
 
 #[test]

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
@@ -149,15 +148,7 @@ fn render_prompt_errors_are_one_line() {
 /// before an assistant turn in the training rows, with tool results given as `tool` messages.
 #[test]
 fn render_prompt_matches_every_training_row() {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/punie/phase22_merged");
-    if !dir.is_dir() {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("skipping: {} is not there", dir.display());
-        }
-        return;
-    }
+    let dir = crate::support::punie_fixtures().join("phase22_merged");
     let mut seen = HashSet::new();
     for file in ["train.jsonl", "valid.jsonl"] {
         for line in std::fs::read_to_string(dir.join(file)).unwrap().lines() {

@@ -29,13 +29,8 @@ fn quick_limits() -> SandboxLimits {
     }
 }
 
-/// Punie's reference data, vendored (`tests/fixtures/punie/README.md`).
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/punie")
-}
-
 fn fixture_json(name: &str) -> Value {
-    let path = fixtures_dir().join(name);
+    let path = crate::support::punie_fixtures().join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
     serde_json::from_str(&text).unwrap()
@@ -944,7 +939,9 @@ fn cli_prints_the_result_object() {
 /// snippet fresh is what the model was trained on); none uses `type`.
 #[test]
 fn training_snippets_are_runnable() {
-    let report = punie::sandbox::coverage::report(&fixtures_dir().join("phase22_merged")).unwrap();
+    let report =
+        punie::sandbox::coverage::report(&crate::support::punie_fixtures().join("phase22_merged"))
+            .unwrap();
     eprintln!("{report}");
     assert_eq!(report.total, 439, "{report}");
     assert_eq!(report.runnable, report.total, "{report}");
@@ -990,8 +987,10 @@ impl ToolHost for PlausibleTools {
 /// sandbox rule (a refused name, attribute, import or syntax) at run time either.
 #[test]
 fn training_snippets_run() {
-    let rows =
-        punie::sandbox::coverage::training_rows(&fixtures_dir().join("phase22_merged")).unwrap();
+    let rows = punie::sandbox::coverage::training_rows(
+        &crate::support::punie_fixtures().join("phase22_merged"),
+    )
+    .unwrap();
     let mut distinct: Vec<&String> = rows.iter().flatten().collect();
     distinct.sort();
     distinct.dedup();

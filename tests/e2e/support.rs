@@ -19,6 +19,14 @@ pub(crate) fn fixture_workspace() -> tempfile::TempDir {
     dir
 }
 
+/// Punie's reference data, vendored (`tests/fixtures/punie/README.md`); a checkout without it
+/// fails here rather than skipping the fidelity checks.
+pub(crate) fn punie_fixtures() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/punie");
+    assert!(dir.is_dir(), "{} is committed", dir.display());
+    dir
+}
+
 pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

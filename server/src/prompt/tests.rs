@@ -271,17 +271,7 @@ fn to_message(turn: &Turn<'_>, tool_role: bool) -> Message {
 #[test]
 fn phase22_golden_training_rows() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/punie/phase22_merged");
-    if !dir.exists() {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!(
-                "skipping phase22_golden_training_rows: {} is not there",
-                dir.display()
-            );
-        }
-        return;
-    }
+        .join("../tests/fixtures/punie/phase22_merged");
     let profile = Profile::parse("punie-phase22").unwrap();
     let mut n_rows = 0;
     let mut n_prompts = 0;
