@@ -68,7 +68,9 @@ fn main() -> ExitCode {
     // here also removes their private directories.
     punie::typed::stop_language_servers();
     match result {
-        Ok(code) => code,
+        Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
+        Ok(cli::Outcome::Failure) => ExitCode::FAILURE,
+        Ok(cli::Outcome::Cancelled) => ExitCode::from(130),
         Err(err) => {
             // One line: what failed and why (the anyhow chain), as INTERFACES.md §1 asks.
             #[allow(clippy::print_stderr)]

@@ -1,8 +1,7 @@
 //! `punie acp`: the ACP agent on stdin/stdout (INTERFACES.md §5). Logs go to stderr.
 
-use std::process::ExitCode;
-
 use crate::acp::AcpOptions;
+use crate::cli::Outcome;
 use crate::engine::EngineSpec;
 
 #[derive(Debug, clap::Args)]
@@ -16,7 +15,7 @@ pub struct Args {
     pub profile: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let engine = match args.engine.as_deref().filter(|spec| !spec.is_empty()) {
         Some(spec) => Some(EngineSpec::parse(spec)?),
         None => None,
@@ -28,5 +27,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         engine,
         profile: args.profile,
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }

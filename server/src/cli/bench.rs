@@ -23,7 +23,6 @@ mod rewrite;
 mod strategies;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -31,6 +30,7 @@ use serde_json::{Value, json};
 
 use self::figures::{round1, round2};
 
+use crate::cli::Outcome;
 use crate::engine::llama::{self, LlamaEngine};
 use crate::engine::{CancelFlag, Engine, EngineConfig, EngineSpec, GenerateRequest, Sampling};
 
@@ -99,7 +99,7 @@ const WARM_NEW_TOKENS: usize = 50;
 /// Fresh servers the follow-up section starts (each answers three questions).
 const FOLLOWUP_ROUNDS: usize = 3;
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let spec = EngineSpec::parse(&args.engine)?;
     let threads = args.threads;
     // Before any section writes a file (the chart), so `-dirty` means the code, not our output.
@@ -150,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         print_table(&report);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
 /// Splices the figures into `path` as its generated section (atomically; other text is kept).

@@ -6,12 +6,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::agent::{self, Strategy};
+use crate::cli::Outcome;
 use crate::engine::{EngineConfig, EngineSpec, Sampling};
 use crate::eval::{self, EngineChoice, EvalOptions, Expected, QueryScore, Suite, SuiteReport};
 use crate::sandbox::{Sandbox, SandboxLimits};
@@ -57,7 +57,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let options = options_from_args(&args)?;
     let mut limits = SandboxLimits::default();
     if let Some(ms) = args.timeout_ms {
@@ -81,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         write!(stdout, "{}", report_table(&report))?;
     }
     stdout.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
 fn options_from_args(args: &Args) -> anyhow::Result<EvalOptions> {

@@ -1,6 +1,6 @@
 //! `punie lsp`: the language server on stdin/stdout. Logs go to stderr (`PUNIE_LOG=info`).
 
-use std::process::ExitCode;
+use crate::cli::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -9,12 +9,12 @@ pub struct Args {
     stdio: bool,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(_args: Args) -> anyhow::Result<Outcome> {
     let exit = crate::lsp::run_stdio()?;
     // LSP: exit code 0 after `shutdown`, 1 without.
     Ok(if exit.clean {
-        ExitCode::SUCCESS
+        Outcome::Success
     } else {
-        ExitCode::from(1)
+        Outcome::Failure
     })
 }

@@ -1,7 +1,7 @@
 //! The `punie` subcommands: argument types and the code that runs each one.
 //!
-//! Each file owns one subcommand's `Args` struct (clap derive) and its `run` function.
-//! `main.rs` only routes; exit codes are decided there.
+//! Each file owns one subcommand's `Args` struct (clap derive) and its `run` function, which
+//! returns an [`Outcome`]; `main.rs` routes and turns the outcome into the exit code.
 
 pub mod acp;
 pub mod ask;
@@ -12,3 +12,16 @@ pub mod models;
 pub mod parse;
 pub mod render_prompt;
 pub mod sandbox;
+
+/// How a command that did not fail with an error ended. `main.rs` decides the exit code of
+/// each (an error is always 1, after one line on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what was asked (exit code 0).
+    Success,
+    /// It ran to the end and reported a failure itself: `models parity` found a mismatch,
+    /// the LSP client exited without `shutdown` (exit code 1).
+    Failure,
+    /// The user cancelled it with Ctrl-C (exit code 130, as shells report a death by SIGINT).
+    Cancelled,
+}

@@ -1,11 +1,11 @@
 //! `punie models`: list, fetch, check, quantize, parity.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
 
+use crate::cli::Outcome;
 use crate::models::{self, Manifest, fetch, gguf, parity, quantize};
 
 #[derive(Debug, clap::Args)]
@@ -60,7 +60,7 @@ const TOOL_CALL_TOKENS: &[&str] = &[
     "<|im_end|>",
 ];
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.command {
         ModelsCommand::List => list(),
         ModelsCommand::Fetch { name } => fetch_model(name.as_deref()),
@@ -79,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             quantize::quantize(&input, &output, &quant_type, threads, allow_requantize)?;
             eprintln!("wrote {}", output.display());
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::Success)
         }
         ModelsCommand::Parity {
             tokenizer,
@@ -89,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn list() -> anyhow::Result<ExitCode> {
+fn list() -> anyhow::Result<Outcome> {
     let manifest = Manifest::builtin();
     let dir = models::model_dir()?;
     let dir = std::path::absolute(&dir).unwrap_or(dir);
@@ -107,10 +107,10 @@ fn list() -> anyhow::Result<ExitCode> {
         };
         println!("{}\t{state}\t{}{default_mark}", entry.name, path.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
-fn fetch_model(name: Option<&str>) -> anyhow::Result<ExitCode> {
+fn fetch_model(name: Option<&str>) -> anyhow::Result<Outcome> {
     let manifest = Manifest::builtin();
     let entry = match name {
         None => manifest.default_entry(),
@@ -139,10 +139,10 @@ fn fetch_model(name: Option<&str>) -> anyhow::Result<ExitCode> {
             )
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
-fn check(path: &std::path::Path, as_json: bool) -> anyhow::Result<ExitCode> {
+fn check(path: &std::path::Path, as_json: bool) -> anyhow::Result<Outcome> {
     let header = gguf::read_header(path)?;
     let vocabulary = header.vocabulary();
     let tool_tokens: Vec<(&str, bool)> = TOOL_CALL_TOKENS
@@ -167,7 +167,7 @@ fn check(path: &std::path::Path, as_json: bool) -> anyhow::Result<ExitCode> {
             "tool_call_tokens": tool_tokens.iter().map(|(t, p)| (t.to_string(), serde_json::Value::Bool(*p))).collect::<serde_json::Map<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::Success);
     }
     let or_unknown = |value: Option<String>| value.unwrap_or_else(|| "unknown".to_owned());
     println!("file:             {}", path.display());
@@ -216,14 +216,14 @@ fn check(path: &std::path::Path, as_json: bool) -> anyhow::Result<ExitCode> {
         },
         token_list.join(", ")
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
 fn parity_check(
     tokenizer: &std::path::Path,
     gguf_path: &std::path::Path,
     text_files: &[PathBuf],
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Outcome> {
     let texts: Vec<String> = if text_files.is_empty() {
         parity::SAMPLE_TEXTS.iter().map(|t| t.to_string()).collect()
     } else {
@@ -271,8 +271,8 @@ fn parity_check(
         if report.is_ok() { "OK" } else { "MISMATCH" }
     );
     Ok(if report.is_ok() {
-        ExitCode::SUCCESS
+        Outcome::Success
     } else {
-        ExitCode::FAILURE
+        Outcome::Failure
     })
 }

@@ -5,17 +5,17 @@
 //! repaired (a missing closing tag) as opposed to `errors`, which lost a call.
 
 use std::io::{Read, Write};
-use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use crate::cli::Outcome;
 use crate::toolcall::{self, CallForm, ParseProblem, Parsed, Severity};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(_args: Args) -> anyhow::Result<Outcome> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -24,7 +24,7 @@ pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{wire}").context("writing to stdout")?;
     stdout.flush().context("writing to stdout")?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
 /// The JSON object `punie parse` prints.

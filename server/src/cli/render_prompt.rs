@@ -7,10 +7,10 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::cli::Outcome;
 use crate::prompt::{self, GenericConfig, Message, Profile, Role};
 
 #[derive(Debug, clap::Args)]
@@ -23,7 +23,7 @@ pub struct Args {
     chat_template: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut profile = Profile::parse(&args.profile)?;
     if let Some(path) = &args.chat_template {
         let Profile::Generic(config) = &mut profile else {
@@ -53,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .write_all(rendered.text.as_bytes())
         .context("writing to stdout")?;
     stdout.flush().context("writing to stdout")?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
 /// Parses the request; errors name the message and field that is wrong.

@@ -4,11 +4,11 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 
 use crate::cancel::CancelFlag;
+use crate::cli::Outcome;
 use crate::jail;
 use crate::sandbox::{
     CommandLimits, DiskToolHost, Ruling, Sandbox, SandboxLimits, SandboxResult, ToolHost,
@@ -98,10 +98,10 @@ impl ToolHost for SandboxHost {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.explain {
         print!("{}", jail::explain(&args.access.access()?));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::Success);
     }
     let workspace = args
         .workspace
@@ -138,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let res = sandbox.execute(&code, &host, &CancelFlag::default(), &mut |_| {});
     println!("{}", result_json(&res));
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
 /// The §3 result object.
@@ -177,9 +177,9 @@ pub struct WorkerArgs {
     memory_mb: u64,
 }
 
-pub fn run_worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+pub fn run_worker(args: WorkerArgs) -> anyhow::Result<Outcome> {
     crate::sandbox::worker::run_worker(crate::sandbox::worker::WorkerOptions {
         memory_mb: args.memory_mb,
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }

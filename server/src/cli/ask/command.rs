@@ -4,13 +4,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
 use crate::agent::{self, Conversation, RunStatus};
 use crate::cancel::CancelFlag;
+use crate::cli::Outcome;
 use crate::engine::{EngineConfig, EngineHandle, EngineSpec};
 use crate::features::{
     self, Ask, DocumentSnapshot, Instruction, RunInput, RunResources, Selection, Settings,
@@ -21,9 +21,6 @@ use crate::prompt::Profile;
 use crate::tools::{PermissionClass, Tool};
 
 use super::front_end::TerminalFrontEnd;
-
-/// Exit status of a cancelled run (Ctrl-C), as shells report a SIGINT death.
-const EXIT_CANCELLED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -100,7 +97,7 @@ impl Args {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let setup = Setup::from_args(&args)?;
     let engine = EngineHandle::spawn(setup.settings.engine.clone(), engine_config()?);
     let terminal = std::io::stderr().is_terminal();
@@ -156,8 +153,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     stdout.flush()?;
     match &outcome.status {
-        RunStatus::Done | RunStatus::Truncated(_) => Ok(ExitCode::SUCCESS),
-        RunStatus::Cancelled => Ok(ExitCode::from(EXIT_CANCELLED)),
+        RunStatus::Done | RunStatus::Truncated(_) => Ok(Outcome::Success),
+        RunStatus::Cancelled => Ok(Outcome::Cancelled),
         RunStatus::Failed(reason) => bail!("the run failed: {reason}"),
     }
 }
