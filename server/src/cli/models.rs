@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::cli::Outcome;
-use crate::models::{self, Manifest, fetch, gguf, parity, quantize};
+use crate::engine::llama::{parity, quantize};
+use crate::models::{self, Manifest, fetch, gguf};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,7 +1,9 @@
 //! The llama.cpp engine: a GGUF model run in-process through `llama-cpp-2`.
 //!
-//! This module and its submodules are the only importers of `llama_cpp_2`: `context.rs` calls
-//! llama.cpp's context, batch and sampler directly. The model and its context live on the
+//! This module and its submodules under `engine/llama/` are the only code that imports llama.cpp
+//! (`llama_cpp_2`, and `llama_cpp_sys_2` where the safe crate has no wrapper): `context.rs`
+//! calls llama.cpp's context, batch and sampler directly; [`parity`] and [`quantize`] are the
+//! tools of `punie models` that need llama.cpp. The model and its context live on the
 //! engine thread (see `handle.rs`): the context borrows the model and is not `Sync`, so
 //! [`run`] loads both on that thread and serves requests until the handle is dropped.
 //!
@@ -33,6 +35,8 @@
 
 mod context;
 mod lookup;
+pub mod parity;
+pub mod quantize;
 mod threads;
 
 use std::path::{Path, PathBuf};

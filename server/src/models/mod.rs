@@ -1,6 +1,10 @@
 //! Model files: the manifest of known models, where they live on disk, installing the default
 //! model, and inspecting GGUF files.
 //!
+//! Below the engine: nothing here runs llama.cpp (the engine finds the default model and checks
+//! a GGUF's header here; `models quantize` and `models parity`, which need llama.cpp, live in
+//! `engine/llama/`).
+//!
 //! The manifest (`models/manifest.toml`) is compiled into the binary so `punie` works from any
 //! directory. The model directory is `PUNIE_MODEL_DIR` if set, else the per-user data directory
 //! (`$XDG_DATA_HOME/punie/models`, `~/.local/share/punie/models`; on macOS
@@ -9,8 +13,6 @@
 pub mod fetch;
 pub mod gguf;
 mod manifest;
-pub mod parity;
-pub mod quantize;
 
 use std::path::{Path, PathBuf};
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::engine::llama::GgufTokenizer;
+use super::GgufTokenizer;
 
 /// Texts compared when the user gives none: code, prose, chat markup, digits, unicode.
 pub const SAMPLE_TEXTS: &[&str] = &[
@@ -145,3 +145,4 @@ pub fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
         Ok(vec![content])
     }
 }
+

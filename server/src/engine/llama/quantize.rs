@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use super::gguf;
+use crate::models::gguf;
 
 /// Quantizes the GGUF at `input` to `output` with the type named `type_name` (e.g. `q5_k_m`).
 /// The output is written to a temporary file and renamed into place only on success.
@@ -41,7 +41,7 @@ pub fn quantize(
         .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
     let c_input = path_to_cstring(input)?;
     let c_temp = path_to_cstring(temp.path())?;
-    super::super::engine::llama::init_backend();
+    super::init_backend();
     // SAFETY: plain C calls on valid NUL-terminated paths and a params struct initialised by
     // llama.cpp itself; nothing is retained after the call returns.
     let status = unsafe {
