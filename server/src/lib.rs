@@ -3,7 +3,8 @@
 //! See `ARCHITECTURE.md` at the repository root for the codemap and the invariants.
 //! The pure modules (`toolcall`, `prompt`, `policy`, `tools`) do no IO; the others own one
 //! kind of IO each (`engine`: llama.cpp and HTTP, `sandbox`: the worker process, `workspace`:
-//! files and commands, `jail`: the containment of commands, `lsp`: the JSON-RPC stream, `models`: model files on disk).
+//! files and commands, `jail`: the containment of commands, `lsp`: the JSON-RPC stream,
+//! `models`: model files on disk).
 
 // The CLI's output is its product, so it alone may print.
 #[allow(clippy::print_stdout, clippy::print_stderr)]
@@ -24,4 +25,5 @@ pub mod sandbox;
 pub mod toolcall;
 pub mod tools;
 pub mod typed;
+mod uri;
 pub mod workspace;

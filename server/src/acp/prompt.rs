@@ -115,30 +115,10 @@ fn attachment(uri: &str, text: Option<String>) -> Attachment {
     };
     Attachment {
         uri: uri.to_owned(),
-        path: file_path(base),
+        path: crate::uri::to_path(base).filter(|path| path.is_absolute()),
         lines: fragment.and_then(line_range),
         text,
     }
-}
-
-/// The path of a `file://` URI, percent-decoded.
-fn file_path(uri: &str) -> Option<PathBuf> {
-    let rest = uri.strip_prefix("file://")?;
-    let path = rest.strip_prefix("localhost").unwrap_or(rest);
-    let bytes = path.as_bytes();
-    let mut res = Vec::with_capacity(bytes.len());
-    let mut idx = 0;
-    while idx < bytes.len() {
-        if bytes[idx] == b'%' {
-            res.push(u8::from_str_radix(path.get(idx + 1..idx + 3)?, 16).ok()?);
-            idx += 3;
-        } else {
-            res.push(bytes[idx]);
-            idx += 1;
-        }
-    }
-    let path = PathBuf::from(String::from_utf8(res).ok()?);
-    path.is_absolute().then_some(path)
 }
 
 /// `L10`, `L10-20`, `L10:20`, `L10-L20` → 1-based (first, last).
@@ -267,11 +247,12 @@ mod tests {
 
     #[test]
     fn uris_name_files_and_lines() {
+        let path = |uri: &str| attachment(uri, None).path;
         assert_eq!(
-            file_path("file:///w/a%20b.py"),
+            path("file:///w/a%20b.py#L2"),
             Some(PathBuf::from("/w/a b.py"))
         );
-        assert_eq!(file_path("zed:///x"), None);
+        assert_eq!(path("zed:///x"), None);
         assert_eq!(line_range("L10"), Some((10, 10)));
         assert_eq!(line_range("L10-20"), Some((10, 20)));
         assert_eq!(line_range("L10:20"), Some((10, 20)));

@@ -1,74 +1,12 @@
-//! `file://` URIs to paths and back (lsp-types 0.97's `Uri` has no file-path conversions).
+//! `file://` URIs as lsp-types' [`Uri`]: the conversions themselves are [`crate::uri`]'s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lsp_types::Uri;
 
-/// The path of a `file://` URI, percent-decoded; `None` for other schemes.
-pub(crate) fn to_path(uri: &str) -> Option<PathBuf> {
-    let rest = uri.strip_prefix("file://")?;
-    // `file:///x` has an empty authority; `file://localhost/x` names this host.
-    let path = rest.strip_prefix("localhost").unwrap_or(rest);
-    if !path.starts_with('/') {
-        return None;
-    }
-    let decoded = percent_decode(path)?;
-    // `file:///C:/x` on Windows.
-    #[cfg(windows)]
-    let decoded = decoded
-        .strip_prefix('/')
-        .filter(|p| p.as_bytes().get(1) == Some(&b':'))
-        .unwrap_or(&decoded)
-        .to_owned();
-    Some(PathBuf::from(decoded))
-}
+pub(crate) use crate::uri::to_path;
 
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut res = Vec::with_capacity(bytes.len());
-    let mut idx = 0;
-    while idx < bytes.len() {
-        if bytes[idx] == b'%' {
-            let hex = text.get(idx + 1..idx + 3)?;
-            res.push(u8::from_str_radix(hex, 16).ok()?);
-            idx += 3;
-        } else {
-            res.push(bytes[idx]);
-            idx += 1;
-        }
-    }
-    String::from_utf8(res).ok()
-}
-
-/// A `file://` URI for an absolute path, percent-encoding what RFC 3986 does not allow in a path.
+/// A `file://` URI for an absolute path (see [`crate::uri::from_path`]).
 pub(crate) fn from_path(path: &Path) -> Option<Uri> {
-    let text = path.to_str()?;
-    let mut res = String::from("file://");
-    if !text.starts_with('/') {
-        res.push('/');
-    }
-    for byte in text.bytes() {
-        let keep = byte.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&byte);
-        if keep {
-            res.push(byte as char);
-        } else {
-            res.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    res.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trips_paths_with_odd_characters() {
-        let path = Path::new("/tmp/a b/é#1.py");
-        let uri = from_path(path).unwrap();
-        assert_eq!(uri.as_str(), "file:///tmp/a%20b/%C3%A9%231.py");
-        assert_eq!(to_path(uri.as_str()).unwrap(), path);
-        assert_eq!(to_path("untitled:Untitled-1"), None);
-        assert_eq!(to_path("file://localhost/x").unwrap(), Path::new("/x"));
-    }
+    crate::uri::from_path(path)?.parse().ok()
 }

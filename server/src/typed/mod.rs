@@ -36,9 +36,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::cancel::CancelFlag;
-use crate::sandbox::ToolHost;
 use crate::tools::{Program, Tool, Typed};
-use crate::workspace::{self, CommandOutput, ToolError};
+use crate::workspace::{self, CommandOutput, ToolError, ToolHost};
 
 pub use navigation::stop_language_servers;
 

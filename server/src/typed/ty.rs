@@ -127,7 +127,7 @@ pub(super) fn parse(
         let file = location
             .map(|loc| {
                 let uri = &loc.physical.artifact.uri;
-                match crate::lsp::uri::to_path(uri) {
+                match crate::uri::to_path(uri) {
                     Some(path) => relative(&path),
                     None => uri.clone(),
                 }

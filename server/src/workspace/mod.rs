@@ -10,9 +10,11 @@
 //! symlink is refused. What is opened is the resolved path, never the text the snippet gave.
 
 mod command;
+mod host;
 mod path;
 
 pub use command::{CommandLimits, CommandOutput, run_command, split_command};
+pub use host::ToolHost;
 pub use path::{ResolvedPath, display_path, resolve, resolve_target};
 
 use std::fmt;
