@@ -2,7 +2,7 @@
 
 Usage: python compare.py MLX_DEQ_DIR MLX_5BIT_DIR F16.gguf Q5_K_M.gguf VALID.jsonl LOGITS.json
 
-LOGITS.json comes from the e2e tool test `micro::dump_logits` (llama.cpp through Punie's own
+LOGITS.json comes from the hidden `punie models logits` (llama.cpp through Punie's own
 llama-cpp-2 build), run by run.sh on the prompts this script writes with `--prompts`:
     python compare.py --prompts VALID.jsonl PROMPTS.json
 The prompts are the first assistant turn of validation rows (system + user + assistant header):

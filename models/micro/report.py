@@ -1,4 +1,4 @@
-"""Summarise micro-Punie's greedy first turns on the validation prompts (from `micro::dump_validation`).
+"""Summarise micro-Punie's greedy first turns on the validation prompts (from `punie models first-turns`).
 
 Usage: python report.py VALIDATION_OUT.jsonl
 

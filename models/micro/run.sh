@@ -16,7 +16,7 @@
 #   SEED (0)          build and training seed
 #   MICRO_CACHE       venv and work directory (default ~/.cache/punie-micro; never inside the repo)
 #   FROM_STAGE        skip the stages before this one (build, train, quantize, lora, convert, figures)
-#   DATA              phase22 data directory (default ../shared/fixtures/punie/phase22_merged)
+#   DATA              phase22 data directory (default tests/fixtures/punie/phase22_merged)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +24,7 @@ repo=$(cd "$here/../.." && pwd)
 cache=${MICRO_CACHE:-$HOME/.cache/punie-micro}
 venv=$cache/venv
 work=$cache/work
-data=${DATA:-$repo/../shared/fixtures/punie/phase22_merged}
+data=${DATA:-$repo/tests/fixtures/punie/phase22_merged}
 steps=${STEPS:-120}
 out=$here/micro-punie-q5_k_m.gguf
 stages=(build train quantize lora convert figures)
@@ -109,12 +109,10 @@ if runs figures; then
     "$py" "$here/compare.py" --prompts "$data/valid.jsonl" "$work/prompts.json"
     printf '{"ggufs": ["%s", "%s"], "prompts": %s}' "$work/micro-punie-f16.gguf" "$out" \
         "$(cat "$work/prompts.json")" > "$work/logits-in.json"
-    (cd "$repo" && PUNIE_MICRO_LOGITS_IN=$work/logits-in.json PUNIE_MICRO_LOGITS_OUT=$work/logits.json \
-        cargo test -q -p punie --test e2e micro::dump_logits -- --exact)
+    "$PUNIE" models logits "$work/logits-in.json" > "$work/logits.json"
     "$py" "$here/compare.py" "$work/convert/dequantized" "$work/m3_fused" "$work/micro-punie-f16.gguf" "$out" \
         "$data/valid.jsonl" "$work/logits.json" | tee "$work/logits.md"
-    (cd "$repo" && PUNIE_MICRO_VALID_IN=$data/valid.jsonl PUNIE_MICRO_VALID_OUT=$work/validation.jsonl \
-        PUNIE_MICRO_GGUF=$out cargo test -q -p punie --test e2e micro::dump_validation -- --exact)
+    "$PUNIE" models first-turns --gguf "$out" "$data/valid.jsonl" > "$work/validation.jsonl"
     "$py" "$here/report.py" "$work/validation.jsonl" | tee "$work/validation.md"
 fi
 # The manifest entry must describe the file the tests load (tests/e2e/micro.rs checks both).

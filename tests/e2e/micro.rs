@@ -4,10 +4,6 @@
 //! download; they exercise what SmolLM2 cannot: Qwen's special tokens, the `punie-phase22`
 //! prompt, and llama.cpp generating a real `<tool_call>` that the parser reads and the sandbox
 //! runs. Its code is usually nonsense: the tests assert structure, never content.
-//!
-//! Two tests are also tools of `models/micro/run.sh`: `dump_logits` and `dump_validation` write
-//! figures for docs/benchmarks.md when their environment variables are set, and do nothing
-//! (saying so) otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -32,17 +28,6 @@ fn gguf() -> PathBuf {
     path
 }
 
-/// `../shared/fixtures/punie/phase22_merged` next to the repository, if this checkout has it.
-fn training_data() -> Option<PathBuf> {
-    let dir = repo().join("../shared/fixtures/punie/phase22_merged");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("{} is absent: using the built-in samples", dir.display());
-        None
-    }
-}
-
 fn punie(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_punie"))
         .env_remove("PUNIE_ENGINE")
@@ -62,24 +47,6 @@ fn text_of(output: &Output) -> String {
 
 /// The prompt of the first assistant turn of a training row: its system and user turns and the
 /// assistant header, exactly as the model saw them in training.
-fn first_turn_prompt(row: &str) -> String {
-    let header = "<|im_start|>assistant\n";
-    let end = row.find(header).expect("a row with an assistant turn") + header.len();
-    row[..end].to_owned()
-}
-
-fn rows(file: &Path) -> Vec<String> {
-    std::fs::read_to_string(file)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let value: Value = serde_json::from_str(l).unwrap();
-            value["text"].as_str().unwrap().to_owned()
-        })
-        .collect()
-}
-
 fn sha256_hex(path: &Path) -> String {
     use sha2::Digest;
     let bytes = std::fs::read(path).unwrap();
@@ -162,20 +129,16 @@ fn tokenizer_parity_on_every_training_row() {
         "--gguf".into(),
         gguf.display().to_string(),
     ];
-    let data = training_data();
-    if let Some(dir) = &data {
-        for file in ["train.jsonl", "valid.jsonl"] {
-            args.extend(["--texts".into(), dir.join(file).display().to_string()]);
-        }
+    let dir = crate::support::punie_fixtures().join("phase22_merged");
+    for file in ["train.jsonl", "valid.jsonl"] {
+        args.extend(["--texts".into(), dir.join(file).display().to_string()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = punie(&args);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", text_of(&output));
     assert!(stdout.contains(": OK"), "{stdout}");
-    if data.is_some() {
-        assert!(stdout.contains("635/635 texts identical"), "{stdout}");
-    }
+    assert!(stdout.contains("635/635 texts identical"), "{stdout}");
 }
 
 /// Greedy generation from the first turn of a training row ends on the model's own
@@ -271,118 +234,62 @@ fn ask_runs_the_models_tool_call_and_answers() {
     }
 }
 
-/// Tool for `models/micro/run.sh`: for each GGUF and prompt in `$PUNIE_MICRO_LOGITS_IN`
-/// (`{"ggufs": [...], "prompts": [...]}`), the prompt's token ids and the logits at its last
-/// position, written as JSON to `$PUNIE_MICRO_LOGITS_OUT`. Uses llama.cpp directly (not the
-/// engine, which never exposes logits), so it must run alone: `cargo test -p punie --test e2e
-/// micro::dump_logits -- --exact`.
+/// The figures `models/micro/run.sh` records come from two hidden commands: the logits at a
+/// prompt's last position (one per vocabulary entry, after the prompt's own token ids) and
+/// greedy first turns as JSON lines with the parsed calls.
 #[test]
-fn dump_logits() {
-    use llama_cpp_2::context::params::LlamaContextParams;
-    use llama_cpp_2::llama_backend::LlamaBackend;
-    use llama_cpp_2::llama_batch::LlamaBatch;
-    use llama_cpp_2::model::LlamaModel;
-    use llama_cpp_2::model::params::LlamaModelParams;
+fn the_figure_tools_of_run_sh_write_their_data() {
+    let _model = crate::support::real_model_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let row = std::fs::read_to_string(
+        crate::support::punie_fixtures().join("phase22_merged/valid.jsonl"),
+    )
+    .unwrap()
+    .lines()
+    .next()
+    .unwrap()
+    .to_owned();
+    let data = dir.path().join("one.jsonl");
+    std::fs::write(&data, format!("{row}\n")).unwrap();
+    let request = dir.path().join("logits-in.json");
+    let gguf = gguf();
+    std::fs::write(
+        &request,
+        json!({"ggufs": [gguf], "prompts": ["<|im_start|>user\nhi<|im_end|>"]}).to_string(),
+    )
+    .unwrap();
 
-    let (Ok(input), Ok(output)) = (
-        std::env::var("PUNIE_MICRO_LOGITS_IN"),
-        std::env::var("PUNIE_MICRO_LOGITS_OUT"),
-    ) else {
-        eprintln!("PUNIE_MICRO_LOGITS_IN/OUT not set: nothing to do");
-        return;
-    };
-    let request: Value = serde_json::from_str(&std::fs::read_to_string(input).unwrap()).unwrap();
-    let backend = LlamaBackend::init().unwrap();
-    let mut results = Vec::new();
-    for gguf in request["ggufs"].as_array().unwrap() {
-        let gguf = gguf.as_str().unwrap();
-        let model =
-            LlamaModel::load_from_file(&backend, gguf, &LlamaModelParams::default()).unwrap();
-        for prompt in request["prompts"].as_array().unwrap() {
-            let tokens = model
-                .vocab()
-                .tokenize(prompt.as_str().unwrap().as_bytes(), false, true);
-            let params = LlamaContextParams::default()
-                .with_n_ctx(std::num::NonZeroU32::new(2048))
-                .with_n_batch(2048)
-                .with_n_ubatch(2048);
-            let mut context = model.new_context(&backend, params).unwrap();
-            let mut batch = LlamaBatch::new(2048, 1);
-            for (i, t) in tokens.iter().enumerate() {
-                batch
-                    .add(*t, i as i32, &[0], i + 1 == tokens.len())
-                    .unwrap();
-            }
-            context.decode(&mut batch).unwrap();
-            let logits = context.get_logits_ith(tokens.len() as i32 - 1).to_vec();
-            results.push(serde_json::json!({
-                "gguf": gguf,
-                "ids": tokens.iter().map(|t| t.0).collect::<Vec<_>>(),
-                "logits": logits,
-            }));
-        }
-    }
-    std::fs::write(output, serde_json::to_vec(&results).unwrap()).unwrap();
-}
+    let output = punie(&["models", "logits", request.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text_of(&output));
+    let logits: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let ids: Vec<i64> = serde_json::from_value(logits[0]["ids"].clone()).unwrap();
+    let expected = GgufTokenizer::load(&gguf)
+        .unwrap()
+        .encode("<|im_start|>user\nhi<|im_end|>");
+    assert_eq!(ids, expected.into_iter().map(i64::from).collect::<Vec<_>>());
+    assert!(logits[0]["logits"].as_array().unwrap().len() > 150_000);
 
-/// Tool for `models/micro/run.sh`: greedy first turns of every row of `$PUNIE_MICRO_VALID_IN`
-/// (a phase22 `.jsonl`) on `$PUNIE_MICRO_GGUF` (default: the committed file), one JSON line each
-/// to `$PUNIE_MICRO_VALID_OUT`: whether the data expects a call, the text, and the parsed calls.
-/// One llama.cpp thread: on a busy 2-core machine two threads spin in ggml's barrier and run
-/// many times slower.
-#[test]
-fn dump_validation() {
-    let (Ok(input), Ok(output)) = (
-        std::env::var("PUNIE_MICRO_VALID_IN"),
-        std::env::var("PUNIE_MICRO_VALID_OUT"),
-    ) else {
-        eprintln!("PUNIE_MICRO_VALID_IN/OUT not set: nothing to do");
-        return;
-    };
-    let path = std::env::var("PUNIE_MICRO_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| gguf());
-    let config = EngineConfig {
-        n_ctx: Some(4096),
-        threads: Some(1),
-        ..EngineConfig::default()
-    };
-    let model = load_model(&path, &config).unwrap();
-    let mut engine = LlamaEngine::new(&model, &path, &config).unwrap();
-    let mut lines = String::new();
-    for row in rows(Path::new(&input)) {
-        let prompt = first_turn_prompt(&row);
-        let expected = &row[prompt.len()..];
-        let expected = &expected[..expected.find("<|im_end|>").unwrap_or(expected.len())];
-        let request = GenerateRequest {
-            prompt,
-            turn: 0,
-            sampling: Sampling {
-                max_tokens: 300,
-                ..Sampling::default()
-            },
-        };
-        let generation = engine
-            .generate(&request, &CancelFlag::default(), &mut |_| {})
-            .unwrap();
-        let parsed = punie::toolcall::parse(&generation.text);
-        let calls: Vec<Value> = parsed
-            .calls
-            .iter()
-            .map(|c| serde_json::json!({"name": c.name, "code": c.code()}))
-            .collect();
-        let line = serde_json::json!({
-            "expects_call": expected.contains("<tool_call>"),
-            "emitted_tool_call_tag": generation.text.contains("<tool_call>"),
-            "finish": format!("{:?}", generation.finish),
-            "hard_errors": parsed.hard_errors().count(),
-            "calls": calls,
-            "text": generation.text,
-        });
-        lines.push_str(&line.to_string());
-        lines.push('\n');
-    }
-    std::fs::write(output, lines).unwrap();
+    let output = punie(&[
+        "models",
+        "first-turns",
+        "--gguf",
+        gguf.to_str().unwrap(),
+        data.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text_of(&output));
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0]["expects_call"].is_boolean(), "{}", lines[0]);
+    assert!(lines[0]["calls"].is_array(), "{}", lines[0]);
+    assert!(
+        !lines[0]["text"].as_str().unwrap().is_empty(),
+        "{}",
+        lines[0]
+    );
 }
 
 /// The same run through `punie lsp`, driven as an editor would (the harness of `lsp_client.rs`):

@@ -1,4 +1,7 @@
-//! `punie models`: list, fetch, check, quantize, parity.
+//! `punie models`: list, fetch, check, quantize, parity (and, hidden, the figures of
+//! `models/micro/run.sh`: `figures.rs`).
+
+mod figures;
 
 use std::path::PathBuf;
 
@@ -50,6 +53,18 @@ enum ModelsCommand {
         #[arg(long, value_name = "FILE")]
         texts: Vec<PathBuf>,
     },
+    /// For `models/micro/run.sh`: the logits at the last position of each prompt of REQUEST
+    /// (`{"ggufs": [...], "prompts": [...]}`) on each GGUF, as JSON.
+    #[command(hide = true)]
+    Logits { request: PathBuf },
+    /// For `models/micro/run.sh`: greedy first turns of each row of DATA on the GGUF, one JSON
+    /// line each.
+    #[command(hide = true)]
+    FirstTurns {
+        data: PathBuf,
+        #[arg(long, value_name = "F")]
+        gguf: PathBuf,
+    },
 }
 
 /// Tokens whose presence `check` reports: Code Mode needs them to be single tokens.
@@ -87,6 +102,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             gguf,
             texts,
         } => parity_check(&tokenizer, &gguf, &texts),
+        ModelsCommand::Logits { request } => figures::logits(&request),
+        ModelsCommand::FirstTurns { data, gguf } => figures::first_turns(&data, &gguf),
     }
 }
 

@@ -5,10 +5,16 @@
 //! fine-tune. This compares, text by text, the ids from the `tokenizers` crate (the reference
 //! implementation of `tokenizer.json`) with the ids llama.cpp gets from the GGUF vocabulary,
 //! and checks that every special token is a single, identical id in both.
+//!
+//! [`last_logits`] goes one step further for a converted model: the logits llama.cpp computes,
+//! for `models/micro/run.sh` to compare with the model it was converted from.
 
 use std::path::Path;
 
 use anyhow::Context;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
 
 use super::GgufTokenizer;
 
@@ -146,3 +152,30 @@ pub fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
     }
 }
 
+/// The token ids of `prompt` (special tokens parsed) in `model`'s vocabulary, and the logits
+/// llama.cpp computes at the prompt's last position. The engine never exposes logits, so this
+/// drives llama.cpp itself, with its default context settings, on a context of its own.
+pub fn last_logits(
+    model: &super::LlamaModel,
+    prompt: &str,
+) -> anyhow::Result<(Vec<i32>, Vec<f32>)> {
+    const N_CTX: u32 = 2048;
+    let tokens = model.vocab().tokenize(prompt.as_bytes(), false, true);
+    anyhow::ensure!(
+        !tokens.is_empty() && tokens.len() <= N_CTX as usize,
+        "the prompt is {} tokens; 1 to {N_CTX} fit",
+        tokens.len()
+    );
+    let params = LlamaContextParams::default()
+        .with_n_ctx(std::num::NonZeroU32::new(N_CTX))
+        .with_n_batch(N_CTX)
+        .with_n_ubatch(N_CTX);
+    let mut context = model.new_context(super::init_backend(), params)?;
+    let mut batch = LlamaBatch::new(N_CTX as usize, 1);
+    for (i, token) in tokens.iter().enumerate() {
+        batch.add(*token, i as i32, &[0], i + 1 == tokens.len())?;
+    }
+    context.decode(&mut batch)?;
+    let logits = context.get_logits_ith(tokens.len() as i32 - 1).to_vec();
+    Ok((tokens.iter().map(|t| t.0).collect(), logits))
+}
