@@ -215,11 +215,15 @@ fn rss_mb() -> f64 {
 
 #[cfg(test)]
 mod tests {
+    /// The bench completes: every code action is answered while the run generates, and the
+    /// cancel ends the run (`bench` fails if a response or the `end` does not come). How fast
+    /// is the bench's figure, not a test's.
     #[test]
-    fn bench_runs_and_gives_sane_figures() {
+    fn bench_answers_every_code_action_and_sees_the_cancelled_end() {
         let figures = super::bench(50).unwrap();
         assert_eq!(figures.code_actions, 50);
-        assert!(figures.code_action_p50_ms <= figures.code_action_p99_ms);
-        assert!(figures.cancel_to_end_ms < 5_000.0, "{figures:?}");
+        if cfg!(target_os = "linux") {
+            assert!(figures.rss_mb > 0.0, "{figures:?}");
+        }
     }
 }
