@@ -1,4 +1,5 @@
-//! End-to-end tests: each module drives the built `punie` binary as a user or editor would.
+//! End-to-end tests: each module drives the built `punie` binary as a user or editor would;
+//! `tidy` checks the repository's own rules on its source.
 
 // Tests say on stderr why they took a path (a fixture that is absent, a server not configured).
 #![allow(clippy::print_stderr)]
@@ -26,4 +27,5 @@ mod sandbox;
 mod sandbox_channel;
 mod sandbox_grammar;
 mod support;
+mod tidy;
 mod typed;
