@@ -17,6 +17,7 @@ pub mod engine;
 pub mod eval;
 pub mod features;
 pub mod jail;
+mod jsonrpc;
 pub mod lsp;
 pub mod models;
 pub mod policy;

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use lsp_server::{Message, Notification, Request, RequestId, Response};
 use serde_json::{Value, json};
 
-use super::transport::{Incoming, Outgoing};
+use crate::jsonrpc::{Incoming, Outgoing};
 
 /// What [`bench`] measured, in milliseconds and megabytes.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,7 +19,7 @@ use super::main_loop::Task;
 use super::progress::Progress;
 use super::scheduling::Run;
 use super::settings::SettingsStore;
-use super::transport::Outgoing;
+use crate::jsonrpc::Outgoing;
 
 /// How long a request to the client is remembered without an answer.
 const PENDING_TTL: Duration = Duration::from_secs(300);

@@ -19,8 +19,8 @@ use serde_json::Value;
 use crate::agent::{RunEvent, RunStatus};
 
 use super::global_state::{Handled, HandlerError, Pending};
-use super::transport::{Incoming, Outgoing};
 use super::{ServerExit, handlers};
+use crate::jsonrpc::{Incoming, Outgoing};
 
 pub(crate) use super::global_state::{ClientCaps, Server};
 

@@ -19,8 +19,8 @@
 //!   runtime. Nothing here needs tokio.
 //!
 //! We do not use `lsp-server`'s stdio transport: its reader thread ends on the first malformed
-//! frame, after which the server can no longer hear `exit`. `transport` reads frames itself and
-//! answers bad ones with JSON-RPC errors. `lsp-server` 0.7.9 is the newest release and builds
+//! frame, after which the server can no longer hear `exit`. `crate::jsonrpc` reads frames itself
+//! and we answer bad ones with JSON-RPC errors. `lsp-server` 0.7.9 is the newest release and builds
 //! with rustc 1.95.
 //!
 //! # Shape
@@ -54,14 +54,14 @@ mod progress;
 mod run;
 mod scheduling;
 mod settings;
-pub(crate) mod transport;
 pub(crate) mod uri;
 
 use std::io::{BufReader, BufWriter};
 
 use crossbeam_channel::{Receiver, Sender};
 
-pub use transport::{Incoming, Outgoing};
+use crate::jsonrpc as transport;
+pub use crate::jsonrpc::{Incoming, Outgoing};
 
 /// How the server ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Punie as the client of a Python language server (`ty server`) running in the jail
 //! ([`jail::Session`]): JSON-RPC frames as our own server reads and writes them
-//! (`lsp::transport`), requests bounded by the caller's deadline and cancel flag, answers to
+//! (`crate::jsonrpc`), requests bounded by the caller's deadline and cancel flag, answers to
 //! the server's own requests, and the notifications that keep its view of the workspace
 //! current (it does not watch the disk itself: the client tells it which files changed).
 
@@ -23,7 +23,7 @@ use lsp_types::{
 
 use crate::cancel::CancelFlag;
 use crate::jail::{self, Session, SessionEnd};
-use crate::lsp::transport::{self, Incoming, Outgoing};
+use crate::jsonrpc::{self as transport, Incoming, Outgoing};
 
 /// The most a server may write before the client reads it (a response, notifications).
 const OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
@@ -284,7 +284,8 @@ impl Client {
 }
 
 fn uri_of(path: &Path) -> Result<Uri, ClientError> {
-    crate::lsp::uri::from_path(path)
+    crate::uri::from_path(path)
+        .and_then(|uri| uri.parse().ok())
         .ok_or_else(|| ClientError::Refused(format!("{} has no file URI", path.display())))
 }
 

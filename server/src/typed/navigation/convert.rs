@@ -94,7 +94,7 @@ impl<'a> Lines<'a> {
 }
 
 fn path_of(uri: &lsp_types::Uri) -> Option<PathBuf> {
-    crate::lsp::uri::to_path(uri.as_str())
+    crate::uri::to_path(uri.as_str())
 }
 
 /// A file as results show it; the server's copy of the standard library's stubs (in its

@@ -1,4 +1,6 @@
-//! JSON-RPC framing over byte streams: `Content-Length` headers in, [`Incoming`] out.
+//! JSON-RPC framing over byte streams: `Content-Length` headers in, [`Incoming`] out. Our
+//! LSP server (`lsp/`) and our client of a Python language server (`typed/navigation/`) both
+//! frame messages here, below either of them.
 //!
 //! `lsp-server`'s own stdio transport ends its reader thread on the first malformed frame
 //! (bad header, invalid UTF-8, invalid JSON, a JSON value that is not a message), after which
