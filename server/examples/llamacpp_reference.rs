@@ -37,7 +37,7 @@ struct Options {
     repetitions: usize,
     repack: bool,
     flash_attn: bool,
-    /// KV cache type: `f16` or `q8_0`.
+    /// KV cache type: `f16`, `q8_0` or `bf16` (as `punie bench` reports its own).
     cache_type: String,
 }
 
@@ -123,7 +123,8 @@ fn run(options: &Options) -> Result<String, String> {
         let cache_type = match options.cache_type.as_str() {
             "f16" => sys::GGML_TYPE_F16,
             "q8_0" => sys::GGML_TYPE_Q8_0,
-            other => return Err(format!("--cache-type {other}: expected f16 or q8_0")),
+            "bf16" => sys::GGML_TYPE_BF16,
+            other => return Err(format!("--cache-type {other}: expected f16, q8_0 or bf16")),
         };
         ctx_params.type_k = cache_type;
         ctx_params.type_v = cache_type;

@@ -8,11 +8,13 @@
 //! `sandbox::overhead_bench`), `lsp` (codeAction latency while a run generates, cancel to
 //! `end`, RSS: `lsp::bench`), and `strategies` (Code Mode vs tool-per-turn on the Task 9
 //! multi-step queries: token counts, a latency model at the production model's M1 Max rates,
-//! and replayed wall time on the engine; `--chart` writes the per-turn latency SVG). With no
-//! `--only`, every section runs, so one command gives every figure of docs/benchmarks.md;
-//! `--report` writes them into that file as a generated section (`report.rs`), with the llama.cpp
-//! reference's figures from `bench/compare_llamacpp.sh` when `--reference` names them.
-//! `bench/report.sh` runs both.
+//! and replayed wall time on the engine; `--chart` writes the per-turn latency SVG), `rewrite`
+//! (prompt-lookup decoding against plain decoding, `rewrite.rs`), `followup` (a follow-up's time
+//! to first token through `punie lsp`, `followup.rs`); `--contention` adds decode with one busy
+//! process to the engine section (`contention.rs`). With no `--only`, every section runs, so one
+//! command gives every figure of docs/benchmarks.md; `--report` writes them into that file as a
+//! generated section (`report.rs`), with the llama.cpp anchors' figures from
+//! `bench/compare_llamacpp.sh` when `--reference` names them. `bench/report.sh` runs both.
 
 mod contention;
 mod figures;
@@ -80,8 +82,8 @@ pub struct Args {
     /// replacing the section a previous run wrote there.
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
-    /// With --report: the llama.cpp reference's figures, as `bench/compare_llamacpp.sh` writes
-    /// them (its fourth argument).
+    /// With --report: the llama.cpp anchors' figures (same version, and the older build), as
+    /// `bench/compare_llamacpp.sh` writes them (its fourth argument).
     #[arg(long, value_name = "JSON", requires = "report")]
     reference: Option<PathBuf>,
 }
@@ -408,7 +410,7 @@ fn print_table(report: &Value) {
             println!("  {key:<22} {}", engine[key]);
         }
     }
-    for section in ["sandbox", "lsp"] {
+    for section in ["sandbox", "lsp", "rewrite", "followup"] {
         if let Some(Value::Object(figures)) = report.get(section) {
             println!("{section}:");
             for (key, value) in figures {

@@ -115,6 +115,12 @@ pub(super) fn render(report: &Value, reference: Option<&Value>, context: &Report
             format!("{} MB", lsp["rss_mb"]),
         );
     }
+    if let Some(rewrite) = report.get("rewrite") {
+        render_rewrite(&mut out, rewrite);
+    }
+    if let Some(followup) = report.get("followup") {
+        render_followup(&mut out, followup);
+    }
     if let Some(strategies) = report.get("strategies") {
         render_strategies(&mut out, strategies);
     }
@@ -123,10 +129,12 @@ pub(super) fn render(report: &Value, reference: Option<&Value>, context: &Report
 
 fn render_engine(out: &mut String, engine: &Value, reference: Option<&Value>) {
     out.push_str(&format!(
-        "\n### Engine\n\nModel `{}`; weights repacked: {}; flash attention: {}. Workload: INTERFACES.md §4, medians of {} repetitions.\n\n",
+        "\n### Engine\n\nModel `{}`; weights repacked: {}; flash attention: {}; KV cache: {}; decode threads: {}. Workload: INTERFACES.md §4, medians of {} repetitions.\n\n",
         text(&engine["model"]),
         engine["repack_weights"],
         text(&engine["flash_attention"]),
+        text(&engine["cache_type"]),
+        text(&engine["decode_threads"]),
         engine["workload"]["repetitions"],
     ));
     out.push_str("| figure | value |\n|---|---|\n");
@@ -150,33 +158,181 @@ fn render_engine(out: &mut String, engine: &Value, reference: Option<&Value>) {
             percent(&engine["ttft_warm_ms"], &engine["ttft_cold_ms"])
         ),
     );
-    let Some(reference) = reference else {
-        return;
-    };
+    if let Some(contention) = engine.get("contention") {
+        render_contention(out, contention);
+    }
+    if let Some(reference) = reference {
+        render_anchors(out, reference);
+    }
+}
+
+/// Punie against llama.cpp of the same version (the anchor the goal is judged on) and the older
+/// llama-cpp-python build (history), per condition, as `bench/compare_llamacpp.sh` summarizes
+/// them.
+fn render_anchors(out: &mut String, reference: &Value) {
     out.push_str(&format!(
-        "\nAgainst llama.cpp's reference (`bench/compare_llamacpp.sh`, {} interleaved rounds, medians; {}):\n\n",
+        "\nAgainst llama.cpp (`bench/compare_llamacpp.sh`, {} interleaved rounds, medians): the same-version anchor is {} through its C API with Punie's settings (flash attention {}, KV cache {}) and {} threads; Punie threads: {}.\n",
         reference["rounds"],
-        text(&reference["reference"]["engine"]),
+        text(&reference["same_version_engine"]),
+        text(&reference["settings"]["flash_attention"]),
+        text(&reference["settings"]["cache_type"]),
+        reference["anchor_threads"],
+        text(&reference["threads"]),
     ));
-    out.push_str("| | prefill tok/s | decode tok/s | ratio prefill | ratio decode |\n|---|---|---|---|---|\n");
-    let reference_figures = &reference["reference"];
-    for (key, label) in [
-        ("punie", "Punie, defaults"),
-        ("punie_no_repack", "Punie, `PUNIE_REPACK_WEIGHTS=0`"),
+    for (condition, title) in [
+        ("quiet", "quiet machine"),
+        ("busy", "one competing busy process"),
     ] {
-        let figures = &reference[key];
+        let Some(figures) = reference.get(condition) else {
+            continue;
+        };
         out.push_str(&format!(
-            "| {label} | {} | {} | {} | {} |\n",
-            figures["prefill"],
-            figures["decode"],
-            ratio(&figures["prefill"], &reference_figures["prefill"]),
-            ratio(&figures["decode"], &reference_figures["decode"]),
+            "\n{title}:\n\n| | prefill tok/s | decode tok/s | ratio prefill | ratio decode |\n|---|---|---|---|---|\n"
+        ));
+        for (punie, anchor, label, anchor_label) in [
+            (
+                "punie",
+                "same_version",
+                "Punie, defaults",
+                "llama.cpp same version, weights repacked",
+            ),
+            (
+                "punie_no_repack",
+                "same_version_no_repack",
+                "Punie, `PUNIE_REPACK_WEIGHTS=0`",
+                "llama.cpp same version, not repacked",
+            ),
+        ] {
+            let (punie, anchor) = (&figures[punie], &figures[anchor]);
+            out.push_str(&format!(
+                "| {label} | {} | {} | {} | {} |\n| {anchor_label} | {} | {} | | |\n",
+                punie["prefill"],
+                punie["decode"],
+                ratio(&punie["prefill"], &anchor["prefill"]),
+                ratio(&punie["decode"], &anchor["decode"]),
+                anchor["prefill"],
+                anchor["decode"],
+            ));
+        }
+        if let Some(history) = figures.get("reference") {
+            out.push_str(&format!(
+                "| {} (history: older llama.cpp, its default attention, not repacked); Punie defaults / it | {} | {} | {} | {} |\n",
+                text(&reference["reference_engine"]),
+                history["prefill"],
+                history["decode"],
+                ratio(&figures["punie"]["prefill"], &history["prefill"]),
+                ratio(&figures["punie"]["decode"], &history["decode"]),
+            ));
+        }
+    }
+}
+
+/// Decode with the default thread choice against every fixed count, quiet and busy
+/// (`punie bench --contention`).
+fn render_contention(out: &mut String, contention: &Value) {
+    let fixed: Vec<String> = contention["quiet"]
+        .as_object()
+        .into_iter()
+        .flat_map(|figures| figures.keys())
+        .filter_map(|key| key.strip_suffix("_decode_tok_s")?.strip_prefix("threads_"))
+        .map(str::to_owned)
+        .collect();
+    out.push_str(&format!(
+        "\nDecode under contention (`--contention`): decode tok/s with the default thread choice and with each fixed count, on a quiet machine and with {} competing busy process started by the benchmark, medians of {} interleaved rounds.\n\n| condition | default (threads it settled on) |",
+        contention["busy_processes"], contention["rounds"],
+    ));
+    for n in &fixed {
+        out.push_str(&format!(" {n} thread{} |", if n == "1" { "" } else { "s" }));
+    }
+    out.push_str(" default / best fixed |\n|---|---|");
+    out.push_str(&"---|".repeat(fixed.len() + 1));
+    out.push('\n');
+    for condition in ["quiet", "busy"] {
+        let figures = &contention[condition];
+        let settled: Vec<String> = figures["default_settled_threads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(Value::to_string)
+            .collect();
+        out.push_str(&format!(
+            "| {condition} | {} ({}) |",
+            figures["default_decode_tok_s"],
+            settled.join(", ")
+        ));
+        for n in &fixed {
+            out.push_str(&format!(
+                " {} |",
+                figures[format!("threads_{n}_decode_tok_s")]
+            ));
+        }
+        out.push_str(&format!(" {} |\n", figures["default_vs_best_fixed"]));
+    }
+}
+
+/// Prompt-lookup decoding against plain greedy decoding (`--only rewrite`).
+fn render_rewrite(out: &mut String, rewrite: &Value) {
+    let control = &rewrite["no_overlap"];
+    out.push_str(&format!(
+        "\n### Prompt-lookup decoding\n\nModel `{}`, KV cache {}; {} Fix/Refactor tasks over `bench/rewrite/` and {} questions with no overlap, each greedy with and without prompt lookup, interleaved, medians of {} repetitions; lookup active: {}; output identical both ways: **{}**.\n\n",
+        text(&rewrite["model"]),
+        text(&rewrite["cache_type"]),
+        rewrite["tasks"],
+        control["tasks"],
+        rewrite["repetitions"],
+        rewrite["lookup_active"],
+        rewrite["identical"],
+    ));
+    out.push_str("| workload | plain decode tok/s | lookup decode tok/s | speedup | acceptance (accepted / drafted) | drafts | tokens generated |\n|---|---|---|---|---|---|---|\n");
+    for (label, figures) in [("rewrite", rewrite), ("no overlap", control)] {
+        out.push_str(&format!(
+            "| {label} | {} | {} | **{}** | {} ({} drafted) | {} | {} |\n",
+            figures["plain_decode_tok_s"],
+            figures["lookup_decode_tok_s"],
+            figures["speedup"],
+            figures["acceptance"],
+            figures["drafted_tokens"],
+            figures["drafts"],
+            figures["generated_tokens"],
         ));
     }
+}
+
+/// Time to first token of a follow-up over LSP (`--only followup`).
+fn render_followup(out: &mut String, followup: &Value) {
     out.push_str(&format!(
-        "| llama.cpp reference | {} | {} | | |\n",
-        reference_figures["prefill"], reference_figures["decode"]
+        "\n### Follow-up time to first token (language server)\n\n`punie lsp` driven over stdio, {} fresh servers: after a warm-up question, \"Ask Punie…\" on a whole file of `bench/rewrite/`, then a follow-up in the same conversation; client: from `punie.ask` to the first `$/progress` with text (50 ms ticks); engine: the transcript's time to first token.\n\n| | first question | follow-up | ratio |\n|---|---|---|---|\n",
+        followup["rounds"],
     ));
+    row(
+        out,
+        "prompt tokens evaluated (of the prompt)",
+        format!(
+            "{} of {} | {} of {} | |",
+            followup["first_tokens_evaluated"],
+            followup["first_prompt_tokens"],
+            followup["followup_tokens_evaluated"],
+            followup["followup_prompt_tokens"],
+        ),
+    );
+    row(
+        out,
+        "time to first token, engine",
+        format!(
+            "{} ms | {} ms | **{}**",
+            followup["engine_first_ttft_ms"],
+            followup["engine_followup_ttft_ms"],
+            followup["engine_ratio"],
+        ),
+    );
+    row(
+        out,
+        "time to first token, client",
+        format!(
+            "{} ms | {} ms | {}",
+            followup["first_ttft_ms"], followup["followup_ttft_ms"], followup["ratio"],
+        ),
+    );
 }
 
 fn render_strategies(out: &mut String, strategies: &Value) {
@@ -293,8 +449,13 @@ mod tests {
                        "warm_tokens_evaluated": 50, "workload": {"repetitions": 5}},
             "sandbox": {"overhead_p50_ms": 0.07, "overhead_p99_ms": 0.24, "tool_snippet_p50_ms": 0.4, "tool_snippet_p99_ms": 0.7},
         });
-        let reference = json!({"rounds": 3, "reference": {"engine": "llama-cpp-python 0.3.36", "prefill": 250.0, "decode": 50.0},
-                               "punie": {"prefill": 500.0, "decode": 100.0}, "punie_no_repack": {"prefill": 200.0, "decode": 75.0}});
+        let reference = json!({"rounds": 3, "threads": "default", "anchor_threads": 2,
+                               "settings": {"flash_attention": "on", "cache_type": "q8_0"},
+                               "same_version_engine": "llama.cpp of llama-cpp-sys-2 0.1.160",
+                               "reference_engine": "llama-cpp-python 0.3.36",
+                               "quiet": {"punie": {"prefill": 500.0, "decode": 100.0}, "punie_no_repack": {"prefill": 200.0, "decode": 75.0},
+                                         "same_version": {"prefill": 500.0, "decode": 50.0}, "same_version_no_repack": {"prefill": 250.0, "decode": 75.0},
+                                         "reference": {"prefill": 250.0, "decode": 40.0}}});
         let context = ReportContext {
             command: "punie bench",
             date: "2026-11-26",
@@ -305,10 +466,61 @@ mod tests {
         assert!(markdown.contains(
             "| time to first token, warm (50 new tokens evaluated) | 150.0 ms (15% of cold) |"
         ));
-        assert!(markdown.contains("| Punie, defaults | 500.0 | 100.0 | 2.00 | 2.00 |"));
+        assert!(markdown.contains("| Punie, defaults | 500.0 | 100.0 | 1.00 | 2.00 |"));
+        assert!(
+            markdown.contains("| Punie, `PUNIE_REPACK_WEIGHTS=0` | 200.0 | 75.0 | 0.80 | 1.00 |")
+        );
+        assert!(markdown.contains("Punie defaults / it | 250.0 | 40.0 | 2.00 | 2.50 |"));
+        assert!(!markdown.contains("one competing busy process:"));
         assert!(
             markdown.contains("| trivial snippet on a warm worker, p50 / p99 | 0.07 / 0.24 ms |")
         );
         assert!(!markdown.contains("### Language server"));
+    }
+
+    #[test]
+    fn render_has_contention_rewrite_and_followup_tables() {
+        let condition = |default: f64, settled: u64| {
+            json!({"default_decode_tok_s": default, "threads_1_decode_tok_s": 80.0, "threads_2_decode_tok_s": 120.0,
+                   "default_vs_best_fixed": default / 120.0, "default_settled_threads": [settled, settled]})
+        };
+        let report = json!({
+            "machine": {"cpu": "Test CPU", "threads": 2, "os": "linux x86_64", "build": "native (AVX2+FMA)"},
+            "engine": {"model": "m.gguf", "workload": {"repetitions": 5},
+                       "contention": {"quiet": condition(120.0, 2), "busy": condition(80.0, 1), "busy_processes": 1, "rounds": 3}},
+            "rewrite": {"model": "m.gguf", "cache_type": "q8_0", "tasks": 4, "repetitions": 5, "lookup_active": true, "identical": true,
+                        "plain_decode_tok_s": 100.0, "lookup_decode_tok_s": 200.0, "speedup": 2.0, "acceptance": 0.8,
+                        "drafts": 10, "drafted_tokens": 50, "generated_tokens": 400,
+                        "no_overlap": {"tasks": 2, "plain_decode_tok_s": 100.0, "lookup_decode_tok_s": 99.0, "speedup": 0.99,
+                                       "acceptance": 0.0, "drafts": 0, "drafted_tokens": 0, "generated_tokens": 300}},
+            "followup": {"rounds": 3, "first_ttft_ms": 900.0, "followup_ttft_ms": 120.0, "ratio": 0.133,
+                         "engine_first_ttft_ms": 850.0, "engine_followup_ttft_ms": 70.0, "engine_ratio": 0.082,
+                         "first_prompt_tokens": 700, "first_tokens_evaluated": 500,
+                         "followup_prompt_tokens": 900, "followup_tokens_evaluated": 30},
+        });
+        let context = ReportContext {
+            command: "punie bench",
+            date: "2026-12-06",
+            commit: None,
+        };
+        let markdown = render(&report, None, &context);
+        assert!(markdown.contains(
+            "| condition | default (threads it settled on) | 1 thread | 2 threads | default / best fixed |\n|---|---|---|---|---|\n"
+        ), "{markdown}");
+        assert!(
+            markdown.contains("| busy | 80.0 (1, 1) | 80.0 | 120.0 | "),
+            "{markdown}"
+        );
+        assert!(
+            markdown
+                .contains("| rewrite | 100.0 | 200.0 | **2.0** | 0.8 (50 drafted) | 10 | 400 |")
+        );
+        assert!(
+            markdown.contains("| time to first token, engine | 850.0 ms | 70.0 ms | **0.082** |")
+        );
+        assert!(
+            markdown
+                .contains("| prompt tokens evaluated (of the prompt) | 500 of 700 | 30 of 900 | |")
+        );
     }
 }
