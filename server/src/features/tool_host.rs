@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use crate::cancel::CancelFlag;
+use crate::policy::{Action, Before};
 use crate::sandbox::{Ruling, ToolError, ToolHost, ToolRequest};
+use crate::tools::Tool;
 
 use super::approvals::SessionApprovals;
 use super::edits::{EditOutcome, ExistingFile, FileChange, write_to_disk};
@@ -25,6 +27,42 @@ impl FeatureToolHost<'_> {
     /// What is at `path`: the editor's buffer, else the file on disk.
     pub(crate) fn existing(&self, path: &Path) -> ExistingFile {
         existing_file(self.front_end, path)
+    }
+
+    /// Whether the edit an answer implies may be made. The user asked for it, so an ordinary
+    /// file is not asked about again; a protected path inside the workspace is judged exactly
+    /// as a `write_file` there would be (refused, or asked where the user's own settings say
+    /// so), since the text is the model's all the same. `Err` says why not.
+    pub(crate) fn permit_answer_edit(&self, change: &FileChange) -> Result<(), String> {
+        let Some(path) = change.path().filter(|path| path.starts_with(self.root)) else {
+            return Ok(());
+        };
+        let Ok(resolved) = crate::workspace::resolve_target(self.root, &path.to_string_lossy())
+        else {
+            // Not confined to the workspace after all (a symlink out): not the workspace's
+            // file to protect, and the editor shows the buffer it changes.
+            return Ok(());
+        };
+        if crate::policy::protected_rule(&resolved.target).is_none() {
+            return Ok(());
+        }
+        let before = match change {
+            FileChange::Replace { before, .. } => Before::Text(before.to_string()),
+            FileChange::Create { .. } => Before::Missing,
+        };
+        let request = ToolRequest {
+            tool: Tool::by_name("write_file").expect("write_file is a core tool"),
+            action: Action::Write {
+                target: resolved.target,
+                before,
+                after: change.after(),
+            },
+        };
+        let ruling = self.permit(&request, self.cancel);
+        match ruling.refusal_message() {
+            None => Ok(()),
+            Some(message) => Err(message),
+        }
     }
 
     /// Makes `change` through the editor, or on disk when the front end cannot.
