@@ -37,7 +37,8 @@ export interface CancelResult {
 }
 
 /** Notification sent when a run ends, only to clients that declare `experimental.punieAnswer`. */
-export type RunStatus = "done" | "cancelled" | "failed";
+/** `truncated`: the answer was cut (token cap or context); the panel offers to continue. */
+export type RunStatus = "done" | "truncated" | "cancelled" | "failed";
 export interface AnswerParams {
   runId: string;
   uri: string;
@@ -107,3 +108,4 @@ export const PROGRESS_TITLE = "Punie";
 export const END_DONE = "done";
 export const END_CANCELLED = "cancelled";
 export const END_FAILED_PREFIX = "failed: ";
+export const END_TRUNCATED_PREFIX = "truncated: ";

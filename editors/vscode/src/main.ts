@@ -9,7 +9,7 @@ import * as ext from "./lsp_ext";
 import { AnswerPanel } from "./panel";
 import { askPermission } from "./permission";
 import { PERMISSION_SCHEME, PermissionTexts, VscodePermissionUi } from "./permission_ui";
-import { followUpQuestion, RunStore, type Run } from "./runs";
+import { CONTINUE_QUESTION, followUpQuestion, RunStore, type Run } from "./runs";
 import { CANCEL_CLIENT_COMMAND, SHOW_PANEL_COMMAND, StatusBar } from "./status";
 
 export const COMMANDS = {
@@ -48,6 +48,7 @@ export class Punie implements vscode.Disposable, PunieApi {
   constructor(private ctx: vscode.ExtensionContext) {
     this.panel = new AnswerPanel(this.store, {
       followUp: () => void this.followUp(),
+      continueAnswer: (run) => void this.continueAnswer(run),
       newConversation: () => this.newConversation(),
     });
     this.status = new StatusBar(this.store);
@@ -300,6 +301,15 @@ export class Punie implements vscode.Disposable, PunieApi {
     if (!q || q.trim() === "") return undefined;
     const question = followUpQuestion(this.panel.shown, q.trim());
     return this.startRun({ uri: last.args.uri, range: last.args.range, instruction: "ask", question }, { title: q.trim(), question: q.trim() });
+  }
+
+  /** "Continue" on an answer that was cut: a follow-up that asks for the rest. */
+  private continueAnswer(run: Run): Promise<Run | undefined> {
+    const question = followUpQuestion(this.panel.shown, CONTINUE_QUESTION);
+    return this.startRun(
+      { uri: run.args.uri, range: run.args.range, instruction: "ask", question },
+      { title: `Continue: ${run.title}`, question: "Continue" },
+    );
   }
 
   private newConversation(): void {

@@ -5,6 +5,8 @@ import type { Run, RunStore } from "./runs";
 
 export interface PanelActions {
   followUp(): void;
+  /** Continues the answer of `run`, which was cut short. */
+  continueAnswer(run: Run): void;
   newConversation(): void;
 }
 
@@ -80,6 +82,11 @@ export class AnswerPanel implements vscode.Disposable {
           await vscode.env.clipboard.writeText(text);
           void vscode.window.setStatusBarMessage("Punie: answer copied", 2000);
         }
+        break;
+      }
+      case "continue": {
+        const run = m.index !== undefined ? this.shown[m.index] : undefined;
+        if (run?.state === "truncated") this.actions.continueAnswer(run);
         break;
       }
       case "followup":

@@ -35,6 +35,7 @@ const STATE_LABEL: Record<string, string> = {
   done: "done",
   cancelled: "cancelled",
   failed: "failed",
+  truncated: "cut short",
 };
 
 export function renderRun(run: Run, index: number): string {
@@ -59,9 +60,13 @@ export function renderRun(run: Run, index: number): string {
       ? `<blockquote class="question">${escapeHtml(run.question)}</blockquote>`
       : "";
   const copy = run.markdown ? `<button class="copy" data-index="${index}" title="Copy the answer as markdown">Copy</button>` : "";
+  const cut =
+    run.state === "truncated"
+      ? `<div class="cut"><span>${escapeHtml(run.endMessage ?? "The answer was cut short.")}</span> <button class="continue" data-index="${index}" title="Ask Punie to continue the answer">Continue</button></div>`
+      : "";
   return `<section class="run run-${run.state}" data-run-id="${escapeHtml(run.runId ?? "")}">
 <header><h2>${escapeHtml(run.title)}</h2><span class="state state-${run.state}">${STATE_LABEL[run.state] ?? run.state}</span>${copy}</header>
-${question}${tools}${body}</section>`;
+${question}${tools}${body}${cut}</section>`;
 }
 
 export function renderBody(runs: readonly Run[]): string {
@@ -84,7 +89,8 @@ body { font-family: var(--vscode-font-family); font-size: var(--vscode-font-size
 .run h2 { font-size: 1.1em; margin: 6px 0; flex: 1; }
 .state { font-size: 0.85em; opacity: 0.8; }
 .state-failed { color: var(--vscode-errorForeground); }
-.state-cancelled { color: var(--vscode-editorWarning-foreground); }
+.state-cancelled, .state-truncated, .cut { color: var(--vscode-editorWarning-foreground); }
+.cut { margin: 6px 0; }
 blockquote.question { margin: 4px 0; padding: 2px 8px; border-left: 3px solid var(--vscode-textBlockQuote-border); background: var(--vscode-textBlockQuote-background); white-space: pre-wrap; }
 .tools { margin: 6px 0; font-size: 0.92em; }
 .tools ul { margin: 4px 0; padding-left: 18px; }
@@ -118,7 +124,8 @@ window.addEventListener('message', (e) => {
 document.addEventListener('click', (e) => {
   const t = e.target;
   if (!(t instanceof HTMLElement)) return;
-  if (t.classList.contains('copy')) vscode.postMessage({ type: 'copy', index: Number(t.dataset.index) });
+  if (t.classList.contains('continue')) vscode.postMessage({ type: 'continue', index: Number(t.dataset.index) });
+  else if (t.classList.contains('copy')) vscode.postMessage({ type: 'copy', index: Number(t.dataset.index) });
   else if (t.id === 'copy-last') vscode.postMessage({ type: 'copy', index: -1 });
   else if (t.id === 'followup') vscode.postMessage({ type: 'followup' });
   else if (t.id === 'new') vscode.postMessage({ type: 'new' });

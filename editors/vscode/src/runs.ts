@@ -1,7 +1,7 @@
 // Run bookkeeping, free of the vscode API so that it is unit-tested directly: each run the client
 // starts gets its own progress token; $/progress values and punie/answer notifications update it.
 import type { AnswerParams, AskArgs, RunStatus } from "./lsp_ext";
-import { END_CANCELLED, END_DONE, END_FAILED_PREFIX } from "./lsp_ext";
+import { END_CANCELLED, END_DONE, END_FAILED_PREFIX, END_TRUNCATED_PREFIX } from "./lsp_ext";
 
 /** Sandbox functions the model may call; a progress report starting with one is a tool call. */
 export const TOOL_NAMES = new Set([
@@ -79,6 +79,7 @@ export interface ProgressValue {
 export function statusFromEnd(message: string | undefined): RunStatus {
   if (message === END_CANCELLED) return "cancelled";
   if (message !== undefined && message.startsWith(END_FAILED_PREFIX)) return "failed";
+  if (message !== undefined && message.startsWith(END_TRUNCATED_PREFIX)) return "truncated";
   if (message === END_DONE) return "done";
   return "done";
 }
@@ -227,18 +228,22 @@ export function statusText(active: readonly Run[], lastEnded?: Run): { text: str
     };
   }
   if (lastEnded) {
-    const icon = lastEnded.state === "done" ? "$(check)" : lastEnded.state === "cancelled" ? "$(circle-slash)" : "$(error)";
+    const icons: Record<string, string> = { done: "$(check)", cancelled: "$(circle-slash)", truncated: "$(warning)" };
+    const icon = icons[lastEnded.state] ?? "$(error)";
     return { text: `${icon} Punie: ${lastEnded.endMessage ?? lastEnded.state}`, tooltip: `"${lastEnded.title}" ended. Click to show the answer.` };
   }
   return undefined;
 }
+
+/** What "Continue" asks after an answer that was cut. */
+export const CONTINUE_QUESTION = "Your last answer was cut off. Continue it from where it stopped.";
 
 /** The question of a follow-up: the previous exchanges (latest last, shortened) and the new question. */
 export function followUpQuestion(history: readonly Run[], question: string, maxChars = 6000): string {
   const parts: string[] = [];
   let used = 0;
   for (const r of [...history].reverse()) {
-    if (r.state !== "done" && r.state !== "cancelled") continue;
+    if (r.state !== "done" && r.state !== "truncated" && r.state !== "cancelled") continue;
     const q = r.question ?? `${INSTRUCTION_TITLES[r.args.instruction] ?? r.args.instruction} the selection`;
     const block = `Q: ${q}\nA: ${r.markdown}`;
     if (used + block.length > maxChars) break;

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { followUpQuestion, parseToolReport, RunStore, runTitle, statusFromEnd, statusText } from "../../src/runs";
+import { CONTINUE_QUESTION, followUpQuestion, parseToolReport, RunStore, runTitle, statusFromEnd, statusText } from "../../src/runs";
 import type { AskArgs } from "../../src/lsp_ext";
 
 const args = (instruction: AskArgs["instruction"], question?: string): AskArgs => ({
@@ -25,6 +25,7 @@ describe("runs: progress reports", () => {
     assert.equal(statusFromEnd("done"), "done");
     assert.equal(statusFromEnd("cancelled"), "cancelled");
     assert.equal(statusFromEnd("failed: model not installed: run punie models fetch"), "failed");
+    assert.equal(statusFromEnd("truncated: the answer was cut at the limit of 512 tokens per model turn"), "truncated");
   });
 
   it("titles runs by instruction, or by the question", () => {
@@ -137,5 +138,9 @@ describe("runs: follow-up questions", () => {
     assert.match(q, /Q: What does f do\?\nA: It adds\./);
     assert.match(q, /Follow-up question: And g\?$/);
     assert.equal(followUpQuestion([], "And g?"), "And g?");
+    const cut = s.start(args("ask", "List them all"));
+    s.started(cut, "q2");
+    s.answer({ runId: "q2", uri: "", range: cut.args.range, markdown: "One, two,", status: "truncated" });
+    assert.match(followUpQuestion([r, cut], CONTINUE_QUESTION), /Q: List them all\nA: One, two,\n\nFollow-up question: Your last answer was cut off/);
   });
 });

@@ -31,10 +31,33 @@ describe("render", () => {
 describe("answer panel", () => {
   beforeEach(() => stub.reset());
 
+  it("offers Continue under an answer that was cut, and only there", async () => {
+    const store = new RunStore();
+    const continued: string[] = [];
+    const panel = new AnswerPanel(store, { followUp: () => undefined, continueAnswer: (r) => continued.push(r.runId ?? ""), newConversation: () => undefined });
+    const done = store.start(args);
+    const cut = store.start(args);
+    panel.show(done);
+    panel.show(cut);
+    store.started(done, "d1");
+    store.started(cut, "c1");
+    store.answer({ runId: "d1", uri: args.uri, range: args.range, markdown: "Complete.", status: "done" });
+    store.progress(cut.token, { kind: "end", message: "truncated: the answer was cut at the limit of 512 tokens per model turn" });
+    store.answer({ runId: "c1", uri: args.uri, range: args.range, markdown: "It starts with", status: "truncated" });
+    await tick();
+    const body = (stub.panels[0].webview.posted.at(-1) as { body: string }).body;
+    assert.equal(body.match(/class="continue"/g)?.length, 1);
+    assert.match(body, /cut at the limit of 512 tokens[^<]*<\/span> <button class="continue" data-index="1"/);
+    assert.match(body, /cut short/);
+    stub.panels[0].webview.receive({ type: "continue", index: 0 });
+    stub.panels[0].webview.receive({ type: "continue", index: 1 });
+    assert.deepEqual(continued, ["c1"]);
+  });
+
   it("opens beside the editor, streams the run and shows the answer", async () => {
     const store = new RunStore();
     const actions = { followUps: 0, news: 0 };
-    const panel = new AnswerPanel(store, { followUp: () => actions.followUps++, newConversation: () => actions.news++ });
+    const panel = new AnswerPanel(store, { followUp: () => actions.followUps++, continueAnswer: () => assert.fail("not cut"), newConversation: () => actions.news++ });
     const run = store.start(args);
     panel.show(run);
     assert.equal(stub.panels.length, 1);
