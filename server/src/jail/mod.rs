@@ -241,10 +241,24 @@ fn path_installations(path: &str, home: Option<&Path>) -> Vec<PathBuf> {
 /// How far [`protected_in`] looks, breadth first: nested repositories and project folders sit
 /// a few levels down, and a huge tree (`node_modules`) must not cost every command a full walk.
 const PROTECTED_SEARCH_DEPTH: usize = 4;
-const PROTECTED_SEARCH_DIRS: usize = 1000;
+const PROTECTED_SEARCH_DIRS: usize = 300;
+/// Directories [`protected_in`] does not descend into: dependencies and build output that
+/// tools regenerate, where thousands of directories would cost every command milliseconds
+/// and nobody keeps a repository or editor settings of their own.
+const PROTECTED_SEARCH_SKIPPED: &[&str] = &[
+    "node_modules",
+    "target",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".tox",
+    ".nox",
+];
 
 /// The protected paths (`policy::PROTECTED`) that exist in `workspace`, down to
-/// [`PROTECTED_SEARCH_DEPTH`] levels and within [`PROTECTED_SEARCH_DIRS`] directories read:
+/// [`PROTECTED_SEARCH_DEPTH`] levels and within [`PROTECTED_SEARCH_DIRS`] directories read
+/// (not inside [`PROTECTED_SEARCH_SKIPPED`]):
 /// what a command must not change even though it may write the workspace (a nested
 /// repository's hooks as much as the top one's). Symlinks are not followed (a link that is
 /// itself protected is listed; its target is resolved when it is mounted). Rules about a
@@ -293,7 +307,10 @@ pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
                 }
             }
             let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
-            if is_dir && depth + 1 < PROTECTED_SEARCH_DEPTH {
+            if is_dir
+                && depth + 1 < PROTECTED_SEARCH_DEPTH
+                && !PROTECTED_SEARCH_SKIPPED.contains(&name.as_str())
+            {
                 queue.push_back((entry.path(), depth + 1));
             }
         }
