@@ -12,6 +12,7 @@ pub mod cli;
 
 pub mod acp;
 pub mod agent;
+mod atomic_file;
 pub mod cancel;
 pub mod engine;
 pub mod eval;

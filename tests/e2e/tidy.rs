@@ -68,6 +68,7 @@ const PRINT_MACROS: &[&str] = &["print", "println", "eprint", "eprintln", "dbg"]
 /// `crate::`, `super::` and `use` paths into another top-level module must be listed here,
 /// and the listed graph must stay acyclic, so a dependency goes one way only.
 const LAYERS: &[(&str, &[&str])] = &[
+    ("atomic_file", &[]),
     ("cancel", &[]),
     ("uri", &[]),
     ("jsonrpc", &[]),
@@ -76,9 +77,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("policy", &["tools"]),
     ("prompt", &["toolcall", "tools"]),
     ("jail", &["cancel", "policy"]),
-    ("workspace", &["cancel", "jail", "policy", "tools"]),
-    ("models", &[]),
-    ("engine", &["cancel", "models"]),
+    (
+        "workspace",
+        &["atomic_file", "cancel", "jail", "policy", "tools"],
+    ),
+    ("models", &["atomic_file"]),
+    ("engine", &["atomic_file", "cancel", "models"]),
     (
         "typed",
         &["cancel", "jail", "jsonrpc", "tools", "uri", "workspace"],
@@ -90,7 +94,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "agent",
         &[
-            "cancel", "engine", "models", "policy", "prompt", "sandbox", "toolcall", "tools",
+            "atomic_file",
+            "cancel",
+            "engine",
+            "models",
+            "policy",
+            "prompt",
+            "sandbox",
+            "toolcall",
+            "tools",
         ],
     ),
     (
@@ -210,6 +222,7 @@ fn tidy() {
         )
     });
     problems.extend(check_layers_acyclic());
+    problems.extend(check_every_module_layered(&src));
     assert!(
         problems.is_empty(),
         "tidy found {} problem(s) (rules: ARCHITECTURE.md, \"Invariants\"):\n{}",
@@ -341,6 +354,31 @@ fn module_path(relative: &str) -> Vec<String> {
 /// The top-level module of this crate that `path` (named in the file of `module`) reaches
 /// into, if any: `crate::engine::…` → `engine`, `super::super::engine` from `models::quantize`
 /// → `engine`.
+/// Every top-level module of the crate has a row in `LAYERS`: an unlisted one would be named
+/// from anywhere without a check.
+fn check_every_module_layered(src: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = match path.file_stem().and_then(|name| name.to_str()) {
+            Some(name) if path.is_dir() || path.extension().is_some_and(|ext| ext == "rs") => {
+                name.to_owned()
+            }
+            _ => continue,
+        };
+        if !["lib", "main"].contains(&name.as_str())
+            && !LAYERS.iter().any(|(layer, _)| *layer == name)
+        {
+            problems.push(format!(
+                "server/src/{}: the module `{name}` has no row in LAYERS (tests/e2e/tidy.rs)",
+                path.file_name().unwrap().to_string_lossy()
+            ));
+        }
+    }
+    problems.sort();
+    problems
+}
+
 fn crate_module(module: &[String], path: &[String]) -> Option<String> {
     match path.first().map(String::as_str) {
         Some("crate") => path.get(1).cloned(),

@@ -5,6 +5,7 @@
 //! The profile is stored because a conversation rendered with another profile would not match
 //! what the model saw; loading with a different profile is the caller's decision.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -26,7 +27,7 @@ pub struct SavedSession {
     pub profile: String,
 }
 
-/// Writes the session atomically (temp file + rename), creating the directory.
+/// Writes the session atomically (`crate::atomic_file`), creating the directory.
 pub fn save_session(path: &Path, conversation: &Conversation, profile: &str) -> anyhow::Result<()> {
     let messages: Vec<Value> = conversation
         .messages()
@@ -39,11 +40,9 @@ pub fn save_session(path: &Path, conversation: &Conversation, profile: &str) -> 
         super::workspace_state::create_dir(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let temp = path.with_extension("json.tmp");
-    std::fs::write(&temp, serde_json::to_vec_pretty(&body)?)
-        .with_context(|| format!("cannot write {}", temp.display()))?;
-    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    let bytes = serde_json::to_vec_pretty(&body)?;
+    crate::atomic_file::replace(path, |file| file.write_all(&bytes))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Reads a session written by [`save_session`]; `Ok(None)` when there is none.

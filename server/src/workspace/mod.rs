@@ -113,8 +113,8 @@ pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
     })
 }
 
-/// Writes `content` atomically: a temporary file in the same directory, then a rename, so
-/// that a reader never sees half a file. Creates missing parent directories.
+/// Writes `content` atomically (`crate::atomic_file`: a reader never sees half a file, and a
+/// replaced file loses its execute bits). Creates missing parent directories.
 pub fn write_atomic(path: &Path, content: &str) -> Result<(), ToolError> {
     let shown = path.display().to_string();
     if path.is_dir() {
@@ -127,64 +127,15 @@ pub fn write_atomic(path: &Path, content: &str) -> Result<(), ToolError> {
         .parent()
         .ok_or_else(|| ToolError::permission(format!("cannot write to '{shown}'")))?;
     fs::create_dir_all(parent).map_err(|err| io_error(&err, &shown))?;
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy())
-        .unwrap_or_default();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n_tmp = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = parent.join(format!(
-        ".{file_name}.punie-{}-{n_tmp}.tmp",
-        std::process::id()
-    ));
-    let res = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        file.write_all(content.as_bytes())?;
-        file.sync_all()?;
-        // Keep the mode of the file being replaced, less its execute bits: model-written
-        // content never becomes the next `./build.sh`.
-        if let Ok(meta) = fs::metadata(path) {
-            fs::set_permissions(&tmp, without_exec_bits(meta.permissions()))?;
-        }
-        fs::rename(&tmp, path)
-    })();
-    if let Err(err) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error(&err, &shown));
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn without_exec_bits(permissions: fs::Permissions) -> fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    fs::Permissions::from_mode(permissions.mode() & !0o111)
-}
-
-#[cfg(not(unix))]
-fn without_exec_bits(permissions: fs::Permissions) -> fs::Permissions {
-    permissions
+    crate::atomic_file::replace(path, |file| file.write_all(content.as_bytes()))
+        .map_err(|err| io_error(&err, &shown))
 }
 
 /// Clears the execute bits of an existing file before a tool replaces its content through an
 /// editor (which writes in place and keeps the mode). A missing file is fine.
 pub fn clear_exec_bits(path: &Path) -> Result<(), ToolError> {
-    let shown = path.display().to_string();
-    match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {
-            let permissions = without_exec_bits(meta.permissions());
-            if permissions != meta.permissions() {
-                fs::set_permissions(path, permissions).map_err(|err| io_error(&err, &shown))?;
-            }
-            Ok(())
-        }
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(io_error(&err, &shown)),
-    }
+    crate::atomic_file::clear_exec_bits(path)
+        .map_err(|err| io_error(&err, &path.display().to_string()))
 }
 
 /// Maps an IO error to the Python exception CPython would raise for it.

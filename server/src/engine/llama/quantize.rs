@@ -30,36 +30,29 @@ pub fn quantize(
     };
     // Check the input ourselves first: llama.cpp aborts on some malformed files.
     gguf::read_header(input)?;
-    let out_dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let temp = tempfile::Builder::new()
-        .prefix(".punie-quantize-")
-        .suffix(".gguf")
-        .tempfile_in(out_dir)
-        .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
     let c_input = path_to_cstring(input)?;
-    let c_temp = path_to_cstring(temp.path())?;
     super::init_backend();
-    // SAFETY: plain C calls on valid NUL-terminated paths and a params struct initialised by
-    // llama.cpp itself; nothing is retained after the call returns.
-    let status = unsafe {
-        let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
-        params.ftype = ftype as llama_cpp_sys_2::llama_ftype;
-        params.nthread = threads.unwrap_or(0);
-        params.allow_requantize = allow_requantize;
-        llama_cpp_sys_2::llama_model_quantize(c_input.as_ptr(), c_temp.as_ptr(), &params)
-    };
-    if status != 0 {
-        bail!(
-            "llama.cpp could not quantize {} (status {status}); see the log above",
-            input.display()
-        );
-    }
-    temp.persist(output)
-        .with_context(|| format!("moving the result to {}", output.display()))?;
-    Ok(())
+    // llama.cpp writes the temporary file by its path.
+    crate::atomic_file::replace(output, |temp| {
+        let c_temp = path_to_cstring(temp.path())?;
+        // SAFETY: plain C calls on valid NUL-terminated paths and a params struct initialised
+        // by llama.cpp itself; nothing is retained after the call returns.
+        let status = unsafe {
+            let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
+            params.ftype = ftype as llama_cpp_sys_2::llama_ftype;
+            params.nthread = threads.unwrap_or(0);
+            params.allow_requantize = allow_requantize;
+            llama_cpp_sys_2::llama_model_quantize(c_input.as_ptr(), c_temp.as_ptr(), &params)
+        };
+        if status != 0 {
+            bail!(
+                "llama.cpp could not quantize {} (status {status}); see the log above",
+                input.display()
+            );
+        }
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", output.display()))
 }
 
 fn path_to_cstring(path: &Path) -> anyhow::Result<CString> {

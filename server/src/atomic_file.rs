@@ -1,0 +1,156 @@
+//! The one way Punie replaces a file the user keeps: workspace writes, saved sessions, a
+//! fetched model, a quantized model. The content goes to a temporary file in the same
+//! directory (from `tempfile`, so two writers never share a name), is flushed to disk, gets
+//! its mode, and is renamed over the target; the directory is flushed after. A reader sees
+//! the old file or the new one, never half of either, and a failed write leaves no temporary
+//! file behind.
+//!
+//! Mode: a replaced file keeps its permissions less the execute bits (model-written content
+//! never becomes the next `./build.sh`); a new file gets `0o666` less the umask, as `open`
+//! would give it, not `tempfile`'s private `0o600`.
+
+use std::fs::{self, File, Permissions};
+use std::io;
+use std::path::Path;
+
+use tempfile::NamedTempFile;
+
+/// Replaces `path` with what `write` puts into the temporary file it is given (through its
+/// `Write` impl, or by path for a writer such as llama.cpp's quantizer). The parent directory
+/// must exist. An error from `write` leaves `path` as it was.
+pub(crate) fn replace<E: From<io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&mut NamedTempFile) -> Result<(), E>,
+) -> Result<(), E> {
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.punie-");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(Permissions::from_mode(0o666));
+    }
+    let mut temp = builder.tempfile_in(dir)?;
+    write(&mut temp)?;
+    temp.as_file().sync_all()?;
+    if let Ok(meta) = fs::metadata(path) {
+        fs::set_permissions(temp.path(), without_exec_bits(meta.permissions()))?;
+    }
+    temp.persist(path).map_err(|err| E::from(err.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Clears the execute bits of an existing file before its content is replaced in place (an
+/// editor's write keeps the mode). A missing file or a directory is left alone.
+pub(crate) fn clear_exec_bits(path: &Path) -> io::Result<()> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {
+            let permissions = without_exec_bits(meta.permissions());
+            if permissions != meta.permissions() {
+                fs::set_permissions(path, permissions)?;
+            }
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(unix)]
+fn without_exec_bits(permissions: Permissions) -> Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    Permissions::from_mode(permissions.mode() & !0o111)
+}
+
+/// Makes the rename itself durable. Best effort: the file is already in place, and some file
+/// systems refuse to sync a directory.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) {
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+}
+
+#[cfg(not(unix))]
+fn without_exec_bits(permissions: Permissions) -> Permissions {
+    permissions
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) {}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_new_file_is_readable_as_open_would_make_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.py");
+        replace(&path, |file| file.write_all(b"x = 1\n")).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "x = 1\n");
+        // 0o666 less a umask, which never takes the owner's read and write.
+        assert_eq!(mode(&path) & 0o600, 0o600);
+        assert_eq!(mode(&path) & 0o111, 0);
+        assert_eq!(names(dir.path()), ["new.py"]);
+    }
+
+    #[test]
+    fn a_replaced_file_keeps_its_mode_less_the_execute_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("build.sh");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, Permissions::from_mode(0o751)).unwrap();
+        replace(&path, |file| file.write_all(b"new")).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(mode(&path), 0o640);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keep.txt");
+        fs::write(&path, "old").unwrap();
+        let res = replace(&path, |file| {
+            file.write_all(b"half")?;
+            Err(io::Error::other("refused"))
+        });
+        assert_eq!(res.unwrap_err().to_string(), "refused");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old");
+        assert_eq!(names(dir.path()), ["keep.txt"]);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent/file.txt");
+        assert!(replace(&path, |file| file.write_all(b"x")).is_err());
+        assert!(!path.exists());
+    }
+}
