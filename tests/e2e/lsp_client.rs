@@ -1,15 +1,15 @@
-//! The fake editor of the `punie lsp` tests: starts the built binary in a temporary workspace,
-//! frames LSP messages over its stdio and answers the server's requests. Tests wait on messages
+//! The fake editor of the `punie lsp` tests: starts the built binary in a temporary workspace
+//! (through the library's one client of `punie lsp`, `LspProcess`, which frames the messages)
+//! and answers the server's requests. Tests wait on messages
 //! (progress `end`, `punie/answer`), never on sleeps; every wait has a generous deadline so a
 //! broken server fails instead of hanging.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use punie::cli::bench::lsp_client::LspProcess;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -79,9 +79,7 @@ impl Default for Launch {
 }
 
 pub(crate) struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    messages: Receiver<Value>,
+    process: LspProcess,
     /// Messages received and not yet consumed by a `wait_for`.
     unseen: VecDeque<Value>,
     /// Every message received, for failure reports.
@@ -109,11 +107,7 @@ impl Client {
     ) -> Client {
         let root = launch.workspace.path().canonicalize().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
-        command
-            .arg("lsp")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        command.arg("lsp").stderr(Stdio::inherit());
         // The server must not depend on its working directory for the workspace root.
         command.current_dir(std::env::temp_dir());
         for (key, value) in launch.env {
@@ -122,22 +116,8 @@ impl Client {
         for key in launch.env_remove {
             command.env_remove(key);
         }
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, messages) = crossbeam_channel::unbounded();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            while let Some(message) = read_message(&mut reader) {
-                if sender.send(message).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
         let mut client = Client {
-            child,
-            stdin,
-            messages,
+            process: LspProcess::spawn(command).unwrap(),
             unseen: VecDeque::new(),
             log: Vec::new(),
             next_id: 0,
@@ -168,14 +148,11 @@ impl Client {
     }
 
     fn send(&mut self, message: Value) {
-        let body = serde_json::to_string(&message).unwrap();
-        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+        self.process.send(&message).unwrap();
     }
 
     pub(crate) fn send_raw(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(bytes).unwrap();
-        stdin.flush().unwrap();
+        self.process.send_raw(bytes).unwrap();
     }
 
     pub(crate) fn notify(&mut self, method: &str, params: Value) {
@@ -226,16 +203,20 @@ impl Client {
     /// The next message from the server; server requests are answered on the way.
     fn next(&mut self, what: &str, deadline: Instant) -> Value {
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let message = self.messages.recv_timeout(timeout).unwrap_or_else(|_| {
-            panic!(
-                "timed out waiting for {what}; messages so far:\n{}",
-                self.log
-                    .iter()
-                    .map(|m| m.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        });
+        let (_, message) = self
+            .process
+            .messages()
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| {
+                panic!(
+                    "timed out waiting for {what}; messages so far:\n{}",
+                    self.log
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            });
         self.log.push(message.clone());
         self.answer_server_request(&message);
         message
@@ -349,44 +330,20 @@ impl Client {
     }
 
     pub(crate) fn wait_exit(&mut self) -> i32 {
-        drop(self.stdin.take());
+        self.process.close_stdin();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.process.try_wait().unwrap() {
                 return status.code().unwrap_or(-1);
             }
             assert!(Instant::now() < deadline, "the server did not exit");
             // Draining stdout doubles as the wait: it returns as soon as the server writes or exits.
-            let _ = self.messages.recv_timeout(Duration::from_millis(20));
+            let _ = self
+                .process
+                .messages()
+                .recv_timeout(Duration::from_millis(20));
         }
     }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_message(reader: &mut dyn BufRead) -> Option<Value> {
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(value) = line.strip_prefix("Content-Length: ") {
-            length = value.parse::<usize>().ok();
-        }
-    }
-    let mut body = vec![0; length?];
-    reader.read_exact(&mut body).ok()?;
-    serde_json::from_slice(&body).ok()
 }
 
 pub(crate) fn range(l0: u32, c0: u32, l1: u32, c1: u32) -> Value {

@@ -19,7 +19,7 @@
 mod contention;
 mod figures;
 mod followup;
-mod lsp_client;
+pub mod lsp_client;
 mod report;
 mod rewrite;
 mod strategies;

@@ -1,38 +1,39 @@
-//! A minimal LSP client for benchmarks that measure the server from the outside: it starts
-//! `punie lsp` as a child process, frames JSON-RPC over its stdio, timestamps every message the
-//! server sends, and answers the server's own requests as a passive editor would (no
-//! configuration, edits not applied, permissions denied).
+//! `punie lsp` as a child process, driven from the outside: [`LspProcess`] starts it, frames
+//! JSON-RPC over its stdio and timestamps every message it sends; the benchmarks' passive
+//! editor ([`LspClient`]: no configuration, edits not applied, permissions denied) and the e2e
+//! tests' fake editor (`tests/e2e/lsp_client.rs`) are built on it, so there is one client-side
+//! framing. It reads raw JSON values, not `lsp_server` types (`crate::jsonrpc` is the server's
+//! reader), so a test sees exactly what the server wrote.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::{Value, json};
 
-pub(super) struct LspClient {
+/// A started `punie lsp` (or any LSP server): its stdin, and its stdout read on a thread into
+/// a channel of messages with the time each arrived. Dropping it kills the process.
+pub struct LspProcess {
     child: Child,
-    stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     messages: Receiver<(Instant, Value)>,
-    next_id: i64,
 }
 
-impl LspClient {
-    /// Starts `punie lsp` (this executable) in `workspace` with `env` added, and initializes it.
-    pub(super) fn start(workspace: &Path, env: &[(&str, &str)]) -> anyhow::Result<LspClient> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("lsp")
-            .current_dir(workspace)
-            .envs(env.iter().copied())
+impl LspProcess {
+    /// Spawns `command` with piped stdin and stdout (its other settings are the caller's).
+    pub fn spawn(mut command: Command) -> io::Result<LspProcess> {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting punie lsp")?;
-        let stdin = child.stdin.take().context("the server's stdin")?;
-        let stdout = child.stdout.take().context("the server's stdout")?;
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
         let (sender, messages) = crossbeam_channel::unbounded();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -42,10 +43,68 @@ impl LspClient {
                 }
             }
         });
-        let mut client = LspClient {
+        Ok(LspProcess {
             child,
             stdin,
             messages,
+        })
+    }
+
+    /// Frames and sends one message.
+    pub fn send(&mut self, message: &Value) -> io::Result<()> {
+        let body = message.to_string();
+        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes())
+    }
+
+    /// Sends bytes as they are (broken frames, garbage).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the server's stdin is closed"))?;
+        stdin.write_all(bytes)?;
+        stdin.flush()
+    }
+
+    /// The server's messages, each with when it arrived; disconnected once its stdout closes.
+    pub fn messages(&self) -> &Receiver<(Instant, Value)> {
+        &self.messages
+    }
+
+    /// Closes the server's stdin: the end of input.
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+}
+
+impl Drop for LspProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(super) struct LspClient {
+    process: LspProcess,
+    next_id: i64,
+}
+
+impl LspClient {
+    /// Starts `punie lsp` (this executable) in `workspace` with `env` added, and initializes it.
+    pub(super) fn start(workspace: &Path, env: &[(&str, &str)]) -> anyhow::Result<LspClient> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .arg("lsp")
+            .current_dir(workspace)
+            .envs(env.iter().copied())
+            .stderr(Stdio::null());
+        let process = LspProcess::spawn(command).context("starting punie lsp")?;
+        let mut client = LspClient {
+            process,
             next_id: 0,
         };
         let root = url(workspace);
@@ -88,7 +147,8 @@ impl LspClient {
         let deadline = Instant::now() + timeout;
         loop {
             let (at, message) = match self
-                .messages
+                .process
+                .messages()
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             {
                 Ok(item) => item,
@@ -115,17 +175,7 @@ impl LspClient {
     }
 
     fn send(&mut self, message: &Value) -> anyhow::Result<()> {
-        let body = message.to_string();
-        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len())
-            .and_then(|()| self.stdin.flush())
-            .context("writing to the server")
-    }
-}
-
-impl Drop for LspClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.send(message).context("writing to the server")
     }
 }
 
