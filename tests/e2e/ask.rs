@@ -893,20 +893,61 @@ fn explain_changes_nothing_and_write_tests_creates_the_test_file() {
     assert!(extended.contains("def test_add_again"), "{extended}");
 }
 
+/// A file that is not UTF-8 (Latin-1 here) can be fixed: the lines the fix does not replace
+/// keep their bytes, and so does a test file the tests are added to.
+#[test]
+fn files_that_are_not_utf8_keep_their_bytes() {
+    let ws = tempfile::tempdir().unwrap();
+    let file = ws.path().join("calc.py");
+    let latin1 = |text: &str| -> Vec<u8> { text.chars().map(|c| c as u8).collect() };
+    let source = "# coding: latin-1\n# café\ndef add(a, b):\n    return a - b\n";
+    std::fs::write(&file, latin1(source)).unwrap();
+    let fix = "```python\ndef add(a, b):\n    return a + b  # déjà\n```";
+    let target = format!("{}:3-4", file.display());
+    let (out, output) = ask_instruction(ws.path(), "--fix", &target, fix);
+    assert!(output.status.success(), "{out}");
+    let fixed = source.replace("a - b", "a + b  # déjà");
+    assert_eq!(std::fs::read(&file).unwrap(), latin1(&fixed), "{out}");
+    let question = transcript(&out)[0]["question"].as_str().unwrap().to_owned();
+    assert!(question.contains("return a - b"), "{question}");
+
+    // A character Latin-1 cannot hold is refused, and the file stays as it was.
+    let arrow = "```python\ndef add(a, b):\n    return a + b  # →\n```";
+    let (out, _) = ask_instruction(ws.path(), "--fix", &target, arrow);
+    assert_eq!(std::fs::read(&file).unwrap(), latin1(&fixed), "{out}");
+    assert!(
+        out["answer"].as_str().unwrap().contains("not UTF-8"),
+        "{out}"
+    );
+
+    std::fs::create_dir(ws.path().join("tests")).unwrap();
+    let old_tests = latin1("# café\ndef test_old(): pass\n");
+    std::fs::write(ws.path().join("tests/test_calc.py"), &old_tests).unwrap();
+    let tests = "```python\ndef test_add():\n    assert True\n```";
+    let (out, output) = ask_instruction(ws.path(), "--tests", &file.display().to_string(), tests);
+    assert!(output.status.success(), "{out}");
+    let extended = std::fs::read(ws.path().join("tests/test_calc.py")).unwrap();
+    assert!(extended.starts_with(&old_tests), "{out}");
+    assert!(
+        extended.ends_with(b"def test_add():\n    assert True\n"),
+        "{out}"
+    );
+}
+
 #[test]
 fn write_tests_leaves_an_unreadable_test_file_alone() {
     let ws = tempfile::tempdir().unwrap();
     let file = ws.path().join("calc.py");
     std::fs::write(&file, CALC).unwrap();
     std::fs::create_dir(ws.path().join("tests")).unwrap();
-    let latin1 = b"# caf\xe9\ndef test_old(): pass\n".to_vec();
-    std::fs::write(ws.path().join("tests/test_calc.py"), &latin1).unwrap();
+    let binary = b"\xff\xfe#\x00 \x00o\x00l\x00d\x00\n\x00".to_vec();
+    std::fs::write(ws.path().join("tests/test_calc.py"), &binary).unwrap();
     let tests = "```python\ndef test_add():\n    assert True\n```";
     let (out, output) = ask_instruction(ws.path(), "--tests", &file.display().to_string(), tests);
     assert!(output.status.success(), "{out}");
     assert_eq!(
         std::fs::read(ws.path().join("tests/test_calc.py")).unwrap(),
-        latin1
+        binary
     );
     assert_eq!(
         std::fs::read_to_string(ws.path().join("tests/test_calc_punie.py")).unwrap(),

@@ -1,6 +1,6 @@
 //! End-to-end tests of what a run changes, over `punie lsp` with the scripted engine: an edit
 //! follows the user's typing or is refused when its code changed meanwhile, files keep their
-//! byte-order mark, ranges that split a character, documents outside the workspace folders,
+//! byte-order mark (and files that are not UTF-8 their bytes), ranges that split a character, documents outside the workspace folders,
 //! folders added later, and `exit` during a run.
 
 use std::path::{Path, PathBuf};
@@ -108,6 +108,34 @@ fn a_file_with_a_byte_order_mark_keeps_it_and_its_columns() {
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         format!("\u{feff}{}", SOURCE.replace("a - b", "a + b"))
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
+/// An unopened file that is not UTF-8 is fixed on disk by the server, never through an
+/// editor that would decode and save it as UTF-8: every byte the fix does not replace stays.
+#[test]
+fn an_unopened_latin1_file_is_fixed_on_disk_keeping_its_bytes() {
+    let scripts = tempfile::tempdir().unwrap();
+    let mut client = Client::start(&engine(scripts.path(), &[FIX], 0), caps(), json!({}));
+    let path = client.root.join("calc.py");
+    let latin1 = |text: &str| -> Vec<u8> { text.chars().map(|c| c as u8).collect() };
+    let source = format!("# café\n{}", &SOURCE[SOURCE.find('\n').unwrap() + 1..]);
+    std::fs::write(&path, latin1(&source)).unwrap();
+    let started = client.ask(&file_uri(&path), range(1, 0, 3, 0), "fix");
+    let answer = client.wait_answer(&started["runId"]);
+    assert_eq!(answer["status"], "done", "{answer}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        latin1(&source.replace("a - b", "a + b")),
+        "{answer}"
+    );
+    assert!(
+        !client
+            .log
+            .iter()
+            .any(|m| m["method"] == "workspace/applyEdit"),
+        "the editor was asked to apply the edit"
     );
     assert_eq!(client.shutdown(), 0);
 }

@@ -188,7 +188,7 @@ fn write_report(
         commit,
     };
     let section = report::render(figures, reference.as_ref(), &context);
-    crate::workspace::write_atomic(path, &report::splice(&existing, &section))
+    crate::workspace::write_atomic(path, report::splice(&existing, &section))
         .map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))
 }
 

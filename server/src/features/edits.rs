@@ -73,17 +73,18 @@ pub enum EditOutcome {
 ///
 /// The file may have changed since the run read it: a replacement is carried through that
 /// change ([`text::rebase`]) or, when the change touched the replaced code, refused. A file
-/// that starts with a byte-order mark keeps it.
+/// keeps its encoding: a byte-order mark stays, a file that is not UTF-8 keeps every byte the
+/// change does not replace ([`text::Encoding`]).
 pub fn write_to_disk(change: &FileChange) -> EditOutcome {
     let Some(path) = change.path() else {
         return EditOutcome::Failed("the document is not a file on disk".to_owned());
     };
     let on_disk = std::fs::read(path)
         .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok());
-    let (bom, current) = match &on_disk {
-        Some(text) => text::strip_bom(text),
-        None => (false, ""),
+        .and_then(|bytes| text::decode(&bytes));
+    let (current, encoding) = match &on_disk {
+        Some((text, encoding)) => (text.as_str(), *encoding),
+        None => ("", text::Encoding::Utf8 { bom: false }),
     };
     let after = match change {
         FileChange::Replace {
@@ -103,10 +104,10 @@ pub fn write_to_disk(change: &FileChange) -> EditOutcome {
         }
         _ => change.after(),
     };
-    let content = if bom && !after.starts_with(text::BOM) {
-        format!("{}{after}", text::BOM)
-    } else {
-        after
+    let Ok(content) = text::encode(&after, encoding) else {
+        return EditOutcome::Failed(
+            "the file is not UTF-8 and the change has characters it cannot hold".to_owned(),
+        );
     };
     match crate::workspace::write_atomic(path, &content) {
         Ok(()) => EditOutcome::Applied,

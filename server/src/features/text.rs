@@ -62,6 +62,56 @@ pub fn diff_edit(before: &str, after: &str) -> ByteEdit {
     }
 }
 
+/// How a file's bytes map to the text the features work on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8; `bom`: the file starts with a byte-order mark, which the text leaves out (editors
+    /// do not count it in positions) and a write puts back.
+    Utf8 { bom: bool },
+    /// Bytes that are not UTF-8, one character per byte (ISO-8859-1). The view is lossless:
+    /// every byte is a character and back, so what an edit does not touch is written back byte
+    /// for byte, whatever 8-bit encoding the file really uses.
+    Latin1,
+}
+
+/// The text of a file's bytes and how to write it back; `None` for a binary file (a NUL
+/// byte: UTF-16 and data files), which is not text to edit.
+pub fn decode(bytes: &[u8]) -> Option<(String, Encoding)> {
+    if bytes.contains(&0) {
+        return None;
+    }
+    Some(match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            let (bom, text) = strip_bom(text);
+            (text.to_owned(), Encoding::Utf8 { bom })
+        }
+        Err(_) => (
+            bytes.iter().map(|&b| char::from(b)).collect(),
+            Encoding::Latin1,
+        ),
+    })
+}
+
+/// The bytes of `text` in `encoding`; `Err` names the first character a Latin-1 file cannot
+/// hold.
+pub fn encode(text: &str, encoding: Encoding) -> Result<Vec<u8>, char> {
+    match encoding {
+        Encoding::Utf8 { bom } => {
+            let text = text.strip_prefix(BOM).unwrap_or(text);
+            let mut res = Vec::with_capacity(text.len() + 3);
+            if bom {
+                res.extend_from_slice("\u{feff}".as_bytes());
+            }
+            res.extend_from_slice(text.as_bytes());
+            Ok(res)
+        }
+        Encoding::Latin1 => text
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).map_err(|_| c))
+            .collect(),
+    }
+}
+
 /// `text` without a leading byte-order mark, and whether it had one.
 pub fn strip_bom(text: &str) -> (bool, &str) {
     match text.strip_prefix(BOM) {
@@ -175,5 +225,23 @@ mod tests {
             }
         );
         assert_eq!(strip_bom("\u{feff}x"), (true, "x"));
+    }
+
+    #[test]
+    fn files_decode_losslessly_and_keep_their_encoding() {
+        let bom = Encoding::Utf8 { bom: true };
+        assert_eq!(
+            decode("\u{feff}café".as_bytes()),
+            Some(("café".to_owned(), bom))
+        );
+        assert_eq!(encode("café", bom).unwrap(), "\u{feff}café".as_bytes());
+        // Not UTF-8: one character per byte, and every byte comes back as it was.
+        let bytes = b"# caf\xe9 \x93quoted\x94\n".to_vec();
+        let (text, encoding) = decode(&bytes).unwrap();
+        assert_eq!(encoding, Encoding::Latin1);
+        assert!(text.starts_with("# café"));
+        assert_eq!(encode(&text, encoding).unwrap(), bytes);
+        assert_eq!(encode("x = '→'", Encoding::Latin1), Err('→'));
+        assert_eq!(decode(b"\xff\xfeh\x00i\x00"), None, "UTF-16 is binary here");
     }
 }

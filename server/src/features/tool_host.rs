@@ -85,14 +85,14 @@ pub(crate) fn existing_file(front_end: &dyn FrontEnd, path: &Path) -> ExistingFi
     // Bounded and never blocking: a FIFO or a huge file is unreadable, not a hang.
     let shown = path.display().to_string();
     match crate::workspace::read_bounded(path, &shown, crate::workspace::MAX_READ_BYTES) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            // Without its byte-order mark, as editors show it; a write to disk puts it back.
-            Ok(text) => ExistingFile::Text {
+        // Without its byte-order mark, as editors show it; a write to disk keeps the encoding.
+        Ok(bytes) => match super::text::decode(&bytes) {
+            Some((text, _)) => ExistingFile::Text {
                 id: None,
-                text: std::sync::Arc::new(super::text::strip_bom(&text).1.to_owned()),
+                text: std::sync::Arc::new(text),
                 version: None,
             },
-            Err(_) => ExistingFile::Unreadable("not UTF-8 text".to_owned()),
+            None => ExistingFile::Unreadable("a binary file".to_owned()),
         },
         Err(err) if err.type_name == "FileNotFoundError" => ExistingFile::Missing,
         Err(err) => ExistingFile::Unreadable(err.message),

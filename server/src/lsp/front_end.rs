@@ -44,6 +44,20 @@ pub(crate) struct LspFrontEnd {
 }
 
 impl LspFrontEnd {
+    /// An editor decodes a file it has not opened its own way (UTF-8, by default) and saves it
+    /// so: a file that is not UTF-8 and not open is written by the server instead, keeping
+    /// every byte the change does not replace.
+    fn unopened_and_not_utf8(&self, change: &FileChange) -> bool {
+        let Some(path) = change.path() else {
+            return false;
+        };
+        self.open_document(path).is_none()
+            && std::fs::read(path)
+                .ok()
+                .and_then(|bytes| text::decode(&bytes))
+                .is_some_and(|(_, encoding)| encoding == text::Encoding::Latin1)
+    }
+
     /// Asks with `punie/permission`, which carries what a rich client shows before the
     /// answer: the diff's two texts, the whole text of a cut message.
     fn ask_punie_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer {
@@ -150,7 +164,7 @@ impl FrontEnd for LspFrontEnd {
     }
 
     fn apply_change(&self, change: &FileChange, cancel: &CancelFlag) -> Option<EditOutcome> {
-        if !self.caps.apply_edit {
+        if !self.caps.apply_edit || self.unopened_and_not_utf8(change) {
             return None;
         }
         let change = match self.current(change) {
@@ -234,13 +248,9 @@ impl LspFrontEnd {
                 let Some(path) = path else {
                     return Ok(change.clone());
                 };
-                let Some(disk) = std::fs::read(path)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                else {
+                let Some((now, _)) = std::fs::read(path).ok().and_then(|b| text::decode(&b)) else {
                     return Ok(change.clone());
                 };
-                let now = text::strip_bom(&disk).1.to_owned();
                 let range = carried(before, &now, range, whole)?;
                 (range, Arc::new(now), None)
             }

@@ -115,7 +115,7 @@ pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
 
 /// Writes `content` atomically (`crate::atomic_file`: a reader never sees half a file, and a
 /// replaced file loses its execute bits). Creates missing parent directories.
-pub fn write_atomic(path: &Path, content: &str) -> Result<(), ToolError> {
+pub fn write_atomic(path: &Path, content: impl AsRef<[u8]>) -> Result<(), ToolError> {
     let shown = path.display().to_string();
     if path.is_dir() {
         return Err(ToolError::new(
@@ -127,7 +127,7 @@ pub fn write_atomic(path: &Path, content: &str) -> Result<(), ToolError> {
         .parent()
         .ok_or_else(|| ToolError::permission(format!("cannot write to '{shown}'")))?;
     fs::create_dir_all(parent).map_err(|err| io_error(&err, &shown))?;
-    crate::atomic_file::replace(path, |file| file.write_all(content.as_bytes()))
+    crate::atomic_file::replace(path, |file| file.write_all(content.as_ref()))
         .map_err(|err| io_error(&err, &shown))
 }
 

@@ -285,8 +285,10 @@ fn selection(workspace: &Path, target: &str) -> anyhow::Result<Selection> {
             workspace.display()
         );
     }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{file}: cannot read it as UTF-8 text"))?;
+    let bytes = std::fs::read(&path).with_context(|| format!("{file}: cannot read it"))?;
+    // Not UTF-8: one character per byte, and the edit keeps the file's bytes.
+    let (text, _) = crate::features::text::decode(&bytes)
+        .with_context(|| format!("{file}: a binary file, not text"))?;
     let (start, end) = match lines {
         None => (0, text.len()),
         Some(lines) => line_range(&text, lines).with_context(|| {

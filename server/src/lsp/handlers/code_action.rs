@@ -89,14 +89,15 @@ fn action(instruction: Instruction, kind: CodeActionKind, uri: &str, range: Rang
 }
 
 /// The file behind a document the client did not open, as an editor would show it: without a
-/// byte-order mark, which editors do not count in positions (a disk write puts it back). Small
-/// files only: this runs on the main loop.
+/// byte-order mark, which editors do not count in positions, and one character per byte when
+/// it is not UTF-8 (a disk write keeps the encoding). Small files only: this runs on the main
+/// loop.
 pub(crate) fn read_small_file(uri: &str) -> Option<String> {
     let path = crate::lsp::uri::to_path(uri)?;
     let metadata = std::fs::metadata(&path).ok()?;
     if !metadata.is_file() || metadata.len() > 16 * 1024 * 1024 {
         return None;
     }
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(crate::features::text::strip_bom(&text).1.to_owned())
+    let bytes = std::fs::read(path).ok()?;
+    crate::features::text::decode(&bytes).map(|(text, _)| text)
 }
