@@ -71,7 +71,8 @@ fn is_plain(ch: char) -> bool {
 
 /// One word as bash's `printf %q` would show it: plain words as they are, words with spaces
 /// or shell syntax in single quotes, words with hidden characters or quotes in `$'…'` with
-/// escapes. Pasting the result into a shell gives back exactly `word`.
+/// escapes. Pasting the result into a shell gives back exactly `word`. Not `shlex`'s quoting,
+/// which leaves hidden characters (U+202E, escapes) raw inside its quotes.
 pub fn shell_word(word: &str) -> String {
     if !word.is_empty() && word.chars().all(is_plain) {
         return word.to_owned();

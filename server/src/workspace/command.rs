@@ -112,7 +112,12 @@ pub fn split_command(command: &str, args: Option<&[String]>) -> Result<Vec<Strin
     Ok(res)
 }
 
-/// Python's `shlex.split(text)` (POSIX mode, no comments).
+/// Python's `shlex.split(text)` (POSIX mode, no comments), which the original Punie's
+/// `run_command` used and the model learned to write for; checked on every training call
+/// (`tests/fixtures/punie/run_command_splits.json`). Not the `shlex` crate: it reads an
+/// unquoted `#` as a comment (`grep -rn # .` would lose its pattern and path), honours
+/// `\$` and `` \` `` inside double quotes, and drops a backslash-newline, where Python keeps
+/// them all.
 fn split_posix(text: &str) -> Result<Vec<String>, &'static str> {
     let mut res = Vec::new();
     let mut word = String::new();
@@ -266,6 +271,27 @@ mod tests {
             &["echo", "a|b", ";", "rm", "-rf", "x"],
         );
         check_split(r#"echo "a\"b" c\ d"#, &["echo", "a\"b", "c d"]);
+    }
+
+    #[test]
+    fn splits_every_training_call_as_python_did() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/punie/run_command_splits.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let splits: std::collections::BTreeMap<String, Vec<String>> =
+            serde_json::from_str(&text).unwrap();
+        assert!(splits.len() > 200, "{} commands in {path}", splits.len());
+        for (command, python) in &splits {
+            assert_eq!(&split_command(command, None).unwrap(), python, "{command}");
+        }
+    }
+
+    #[test]
+    fn an_unquoted_hash_is_a_word_not_a_comment() {
+        check_split("grep -rn # .", &["grep", "-rn", "#", "."]);
+        check_split("echo a\\\nb", &["echo", "a\nb"]);
     }
 
     #[test]
