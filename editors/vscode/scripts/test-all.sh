@@ -21,7 +21,7 @@ step "unit tests"
 npm test --silent
 step "package"
 rm -f punie.vsix
-npx --no-install vsce package --no-dependencies --out punie.vsix >/dev/null
+npx --no-install vsce package --no-dependencies --no-rewrite-relative-links --out punie.vsix >/dev/null
 ls -l punie.vsix
 
 case "${PUNIE_E2E:-real}" in
