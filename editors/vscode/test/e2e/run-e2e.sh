@@ -3,7 +3,9 @@
 # built .vsix installed and the real `punie lsp` on the scripted engine.
 #   run-e2e.sh [--mock]     PUNIE_BIN=/path/to/punie (default: <repo>/target/debug/punie)
 # --mock uses test/e2e/mock-punie.mjs instead of the real server (to check the harness itself).
-# Prints `N passed, M failed`; exits non-zero when a check fails. Screenshots go to images/.
+# Prints `N passed, M failed`; exits non-zero when a check fails. Screenshots go to the temporary
+# folder; PUNIE_E2E_IMAGES=<dir> (e.g. editors/vscode/images, the README's) copies them there after
+# a run that passed.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 EXT="$(cd "$HERE/../.." && pwd)"
@@ -19,7 +21,7 @@ CS="$CACHE/cs/node_modules/.bin/code-server"
 
 D="$(mktemp -d /tmp/punie-e2e.XXXXXX)"
 WS="$D/ws"
-mkdir -p "$D/ud/User" "$WS/src" "$WS/.vscode" "$D/turns"
+mkdir -p "$D/ud/User" "$WS/src" "$WS/.vscode" "$D/turns" "$D/images"
 # What decides the program, the engine and the tool policy is a user setting (machine and
 # application scope): the harness sets them for the user, and the workspace below tries to
 # override them as a cloned repository would.
@@ -70,7 +72,7 @@ trap cleanup EXIT
 for _ in $(seq 1 120); do curl -sf "127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.5; done
 rc=0
 "$CACHE/pwenv/bin/python" "$HERE/ui_test.py" --url "http://127.0.0.1:$PORT/?folder=$WS" --ws "$WS" --turns "$D/turns" \
-  --orig "$D/calc.orig.py" --images "$EXT/images" --logs "$D" --user-settings "$D/ud/User/settings.json" \
+  --orig "$D/calc.orig.py" --images "$D/images" --logs "$D" --user-settings "$D/ud/User/settings.json" \
   --marker "$D/evil-server-ran" || rc=$?
 
 # Restricted Mode: the same workspace opened with workspace trust on and left untrusted, the user
@@ -86,10 +88,12 @@ CSA2=(--config "$D/c.yaml" --user-data-dir "$D/ud2" --extensions-dir "$D/ext")
 CSPID=$!
 for _ in $(seq 1 120); do curl -sf "127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.5; done
 "$CACHE/pwenv/bin/python" "$HERE/ui_test.py" --url "http://127.0.0.1:$PORT/?folder=$WS" --ws "$WS" --turns "$D/turns" \
-  --orig "$D/calc.orig.py" --images "$EXT/images" --logs "$D" --user-settings "$D/ud2/User/settings.json" \
+  --orig "$D/calc.orig.py" --images "$D/images" --logs "$D" --user-settings "$D/ud2/User/settings.json" \
   --marker "$D/evil-server-ran" --untrusted || rc=$?
 if [ $rc -ne 0 ]; then
   echo "--- code-server log (tail) ---" >&2; tail -20 "$D/cs.log" >&2
   find "$D/ud/logs" -name '*Punie*' -exec sh -c 'echo "--- $1 (tail)"; tail -40 "$1"' _ {} \; >&2 2>/dev/null || true
+elif [ -n "${PUNIE_E2E_IMAGES:-}" ]; then
+  mkdir -p "$PUNIE_E2E_IMAGES" && cp "$D/images"/*.png "$PUNIE_E2E_IMAGES/"
 fi
 exit $rc
