@@ -120,7 +120,7 @@ fn render_prompt_errors_are_one_line() {
     check_error(
         &["render-prompt", "--profile", "qwen"],
         &request,
-        "expected one of punie-phase22, generic",
+        "expected one of punie-phase22, punie-typed, generic",
     );
     check_error(
         &["render-prompt", "--profile", "punie-phase22"],

@@ -103,6 +103,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sandbox",
             "toolcall",
             "tools",
+            "typed",
         ],
     ),
     (

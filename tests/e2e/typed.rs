@@ -1,5 +1,5 @@
-//! The typed tools end to end through `punie sandbox`, against the real ruff, ty, pytest and
-//! git (`scripts/bootstrap.sh` installs the first three into `.venv/`; a missing one fails
+//! The typed tools end to end through `punie sandbox`, against the real ruff, ty, mypy, pytest
+//! and git (`scripts/bootstrap.sh` installs all but git into `.venv/`; a missing one fails
 //! these tests). The fixture workspace `tests/fixtures/typed` has a lint error, a type error,
 //! a passing and a failing test and a class used across files; each test copies it, makes it
 //! a git repository and leaves an uncommitted change.
@@ -17,7 +17,7 @@ fn repo_root() -> PathBuf {
 /// `PATH` with the set-up's `.venv/bin` first; fails when ruff, ty or pytest is missing.
 fn tools_path() -> OsString {
     let bin = repo_root().join(".venv/bin");
-    for tool in ["ruff", "ty", "pytest"] {
+    for tool in ["ruff", "ty", "mypy", "pytest"] {
         assert!(
             bin.join(tool).is_file(),
             "{tool} is not installed in {}: run scripts/bootstrap.sh",
@@ -124,6 +124,7 @@ print(json.dumps({
              [[v.file, v.line, v.column, v.code, v.message, v.fixable] for v in r.violations]],
     "ty": [t.success, t.error_count, t.warning_count, t.parse_error,
            [[e.file, e.line, e.column, e.severity, e.code, e.message] for e in t.errors]],
+    "checker": t.checker,
     "pytest": [p.success, p.passed, p.failed, p.errors, p.skipped,
                [[c.name, c.outcome, c.message] for c in p.tests]],
     "status": [s.success, s.clean, s.file_count, [[f.file, f.status, f.staged] for f in s.files]],
@@ -204,6 +205,7 @@ print(json.dumps({
     );
     assert_eq!(expected[0][4], json!("invalid-assignment"));
     assert_eq!(got["ty"], json!([false, 1, 0, null, expected]));
+    assert_eq!(got["checker"], json!("ty"));
 
     // pytest: the fixture's one passing and one failing test.
     let pytest = &got["pytest"];
@@ -602,6 +604,92 @@ fn every_docstring_example_runs() {
     assert_eq!(ran, punie::tools::Tool::all().count() - 3);
 }
 
+/// A directory of links to the set-up's programs named in `programs`, and a `ty` that fails
+/// when `failing_ty`; as `PATH` with the system's directories after it (git). `.venv` itself
+/// is on it too, where no program is, so that the jail lets commands read the links' targets
+/// (it grants the installations on `PATH`).
+fn path_with(programs: &[&str], failing_ty: bool) -> (tempfile::TempDir, OsString) {
+    let bin = tempfile::tempdir().unwrap();
+    let venv = repo_root().join(".venv/bin");
+    for program in programs {
+        std::os::unix::fs::symlink(venv.join(program), bin.path().join(program)).unwrap();
+    }
+    if failing_ty {
+        let ty = bin.path().join("ty");
+        std::fs::write(&ty, "#!/bin/sh\necho 'ty: broken' >&2\nexit 2\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ty, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = std::env::join_paths([
+        bin.path(),
+        &repo_root().join(".venv"),
+        Path::new("/usr/bin"),
+        Path::new("/bin"),
+    ])
+    .unwrap();
+    (bin, path)
+}
+
+/// Without ty, or with a ty that fails, mypy checks and the result says so; its report is
+/// mypy's own, the fixture's one type error, columns 1-based like ty's. Nothing of mypy's
+/// cache is left in the workspace.
+#[test]
+fn typecheck_falls_back_to_mypy() {
+    let ws = fixture_repository();
+    let root = ws.path();
+    let code = "t = typecheck('src/')\nprint(json.dumps([t.checker, t.success, t.error_count, t.parse_error, [[e.file, e.line, e.column, e.severity, e.code] for e in t.errors]]))\n";
+    let report = run(
+        "mypy",
+        &["-O", "json", "--cache-dir=/dev/null", "src/"],
+        root,
+    );
+    let diag: Value = serde_json::from_str(report.lines().next().unwrap()).unwrap();
+    let expected = json!([
+        "mypy",
+        false,
+        1,
+        null,
+        [[
+            diag["file"],
+            diag["line"],
+            diag["column"].as_i64().unwrap() + 1,
+            "error",
+            "assignment"
+        ]]
+    ]);
+    for failing_ty in [false, true] {
+        let (_bin, path) = path_with(&["mypy"], failing_ty);
+        let res = sandbox(root, code, &path);
+        assert_eq!(printed(&res), expected, "ty failing: {failing_ty}");
+    }
+    assert!(!root.join(".mypy_cache").exists());
+    assert_eq!(
+        run("git", &["status", "--porcelain=v1"], root),
+        " M src/geometry/report.py\n?? notes.txt\n"
+    );
+}
+
+/// `punie render-prompt --profile NAME` of one question with `PATH`.
+fn rendered_prompt(profile: &str, path: &OsString) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
+        .args(["render-prompt", "--profile", profile])
+        .env("PATH", path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"messages": [{"role": "user", "content": "Q"}]}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Without ruff on `PATH`, `ruff_check` raises a clear error and is not offered.
 #[test]
 fn a_missing_program_is_a_clear_error() {
@@ -619,4 +707,23 @@ fn a_missing_program_is_a_clear_error() {
         "ruff is not installed (pip install ruff)"
     );
     assert!(!ws.path().join(".ruff_cache").exists());
+    // What the model is shown: every tool whose program is installed, none whose is not.
+    let (_bin, without_ruff) = path_with(&["ty", "pytest"], false);
+    let generic = rendered_prompt("generic", &without_ruff);
+    assert!(!generic.contains("def ruff_check("), "{generic}");
+    for shown in [
+        "def typecheck(",
+        "def pytest_run(",
+        "def git_status(",
+        "def hover(",
+    ] {
+        assert!(generic.contains(shown), "{shown}: {generic}");
+    }
+    assert!(rendered_prompt("generic", &tools_path()).contains("def ruff_check("));
+    let typed = rendered_prompt("punie-typed", &without_ruff);
+    assert!(
+        typed.contains("Available tools: read_file, write_file, run_command, typecheck, pytest_run, goto_definition"),
+        "{typed}"
+    );
+    assert!(!typed.contains("ruff_check"), "{typed}");
 }

@@ -57,7 +57,7 @@ pub use conversation::{Conversation, new_run_id, role_from_name, role_name};
 pub use event::{RunEvent, TurnStats};
 pub use executor::{CodeResult, CodeRunner, ToolActivity};
 pub use feedback::tool_response;
-pub use profile::resolve_profile;
+pub use profile::{resolve_profile, show_offered_tools};
 pub use run::{run, run_with_strategy};
 pub use session::{SavedSession, default_session_path, load_session, save_session};
 pub use transcript::{default_transcript_dir, ruling_json};

@@ -3,7 +3,9 @@
 //! The profile comes from `--profile`/the `profile` setting, else from the model's manifest entry
 //! (`punie-phase22` for the fine-tune, `generic` for everything else; scripted turns are written
 //! in the fine-tune's format). `generic` renders the model's own chat template, read here from the
-//! GGUF header, with the stubs of the tools the sandbox implements.
+//! GGUF header, with the stubs of the tools offered here; `punie-typed` names those tools.
+//! The tools offered are every registered tool that can run on this machine
+//! (`typed::offered`: ruff's is not offered where ruff is not installed).
 
 use std::path::{Path, PathBuf};
 
@@ -25,11 +27,30 @@ pub fn resolve_profile(
         Some(name) => name.to_owned(),
         None => default_profile_name(spec),
     };
-    match Profile::parse(&name)? {
-        Profile::Generic(_) => Ok(Profile::Generic(generic_config(
-            model_file(spec, default_model).as_deref(),
-        )?)),
-        profile => Ok(profile),
+    let mut profile = match Profile::parse(&name)? {
+        Profile::Generic(_) => {
+            Profile::Generic(generic_config(model_file(spec, default_model).as_deref())?)
+        }
+        profile => profile,
+    };
+    show_offered_tools(&mut profile);
+    Ok(profile)
+}
+
+/// Makes `profile` show the model the tools offered on this machine (`typed::offered`).
+pub fn show_offered_tools(profile: &mut Profile) {
+    show_tools(profile, &crate::typed::offered());
+}
+
+/// Makes `profile` show the model `tools`: `generic`'s stubs, `punie-typed`'s list of names.
+/// `punie-phase22` shows none: its model was trained on the core tools without stubs.
+fn show_tools(profile: &mut Profile, tools: &[Tool]) {
+    match profile {
+        Profile::PuniePhase22 => {}
+        Profile::PunieTyped { tools: names } => {
+            *names = tools.iter().map(|tool| tool.name().to_owned()).collect();
+        }
+        Profile::Generic(config) => config.stubs = tools::stubs_text(tools),
     }
 }
 
@@ -59,14 +80,9 @@ fn model_file(spec: &EngineSpec, default_model: Option<&Path>) -> Option<PathBuf
 }
 
 /// The chat template and special tokens of the GGUF at `model` (ChatML when there is no file or
-/// no template), and the stubs of the core tools: the typed tools have no implementation in
-/// the sandbox, so showing them would invite calls that can only fail.
+/// no template); the stubs come from [`show_tools`].
 fn generic_config(model: Option<&Path>) -> anyhow::Result<GenericConfig> {
-    let core_tools: Vec<Tool> = Tool::core().collect();
-    let mut config = GenericConfig {
-        stubs: tools::stubs_text(&core_tools),
-        ..GenericConfig::default()
-    };
+    let mut config = GenericConfig::default();
     let Some(model) = model.filter(|m| m.is_file()) else {
         // A missing model is reported by the engine when the run starts, with the fix.
         return Ok(config);
@@ -109,8 +125,9 @@ mod tests {
             config.stubs
         );
         assert!(
-            !config.stubs.contains("def ruff_check"),
-            "typed tools are not offered"
+            config.stubs.contains("def cst_rename("),
+            "tools that need no program are always offered: {}",
+            config.stubs
         );
         let production = EngineSpec::Llama {
             path: "/m/punie-phase22-q5_k_m.gguf".into(),
@@ -119,6 +136,27 @@ mod tests {
             resolve_profile(&production, None, None).unwrap(),
             Profile::PuniePhase22
         );
+    }
+
+    /// What each profile shows the model, where every program is installed and where none
+    /// is (then ruff_check, typecheck, pytest_run and the git tools are left out).
+    #[test]
+    fn each_profile_shows_the_tools_offered() {
+        let everything = tools::offered(|_| true);
+        let nothing = tools::offered(|_| false);
+        assert_eq!(everything.len(), Tool::all().count());
+        let question = [crate::prompt::Message::user("Q")];
+        for (installed, offered) in [("all_installed", &everything), ("none_installed", &nothing)] {
+            for name in Profile::NAMES {
+                let mut profile = Profile::parse(name).unwrap();
+                show_tools(&mut profile, offered);
+                let shown = match &profile {
+                    Profile::Generic(config) => config.stubs.clone(),
+                    profile => crate::prompt::render(profile, &question),
+                };
+                insta::assert_snapshot!(format!("{name}_{installed}"), shown);
+            }
+        }
     }
 
     /// Qwen3's chat template (from micro-Punie's GGUF, the production architecture) renders a

@@ -10,7 +10,7 @@ pub struct Args {
     /// the model selector (default: the installed models).
     #[arg(long, value_name = "SPEC", env = "PUNIE_ENGINE")]
     pub engine: Option<String>,
-    /// Prompt profile (punie-phase22, generic); default: the model's own.
+    /// Prompt profile (punie-phase22, punie-typed, generic); default: the model's own.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 }

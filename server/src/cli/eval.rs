@@ -29,7 +29,7 @@ pub struct Args {
     /// runs each query on `DIR/<query id>.json`.
     #[arg(long, value_name = "SPEC", env = "PUNIE_ENGINE")]
     engine: Option<String>,
-    /// Prompt profile (punie-phase22, generic); default: the model's manifest entry.
+    /// Prompt profile (punie-phase22, punie-typed, generic); default: the model's manifest entry.
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
     /// How the model calls tools: code-mode (one snippet, many tools) or tool-per-turn (one

@@ -2,8 +2,8 @@
 //!
 //! The bytes are what the engine would tokenize for the next assistant turn, generation prompt
 //! included, with no newline added. `--chat-template FILE` gives `generic` a model's template;
-//! without one `generic` renders ChatML. The `generic` system prompt carries the stubs of every
-//! registered tool, as in a real run.
+//! without one `generic` renders ChatML. The tools shown (`generic`'s stubs, `punie-typed`'s
+//! names) are those offered on this machine, as in a real run.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::cli::Outcome;
-use crate::prompt::{self, GenericConfig, Message, Profile, Role};
+use crate::prompt::{self, Message, Profile, Role};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Prompt profile: punie-phase22 or generic.
+    /// Prompt profile: punie-phase22, punie-typed or generic.
     #[arg(long)]
     profile: String,
     /// A Jinja chat template for the generic profile (as in GGUF `tokenizer.chat_template`).
@@ -33,12 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             .with_context(|| format!("reading chat template {}", path.display()))?;
         config.chat_template = Some(template);
     }
-    if let Profile::Generic(config) = &mut profile {
-        *config = GenericConfig {
-            stubs: registry_stubs(),
-            ..config.clone()
-        };
-    }
+    crate::agent::show_offered_tools(&mut profile);
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -86,10 +81,4 @@ pub fn messages_from_json(input: &str) -> anyhow::Result<Vec<Message>> {
             })
         })
         .collect()
-}
-
-/// The stubs of every registered tool, as the agent shows them to a generic model.
-fn registry_stubs() -> String {
-    let tools: Vec<crate::tools::Tool> = crate::tools::Tool::all().collect();
-    crate::tools::stubs_text(&tools)
 }

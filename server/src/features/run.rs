@@ -9,7 +9,6 @@ use crate::cancel::CancelFlag;
 use crate::engine::{EngineHandle, Sampling};
 use crate::prompt::{GenericConfig, Profile};
 use crate::sandbox::Sandbox;
-use crate::tools::Tool;
 
 use super::approvals::SessionApprovals;
 use super::conversations::Conversations;
@@ -176,11 +175,9 @@ pub fn profile_for(settings: &Settings) -> Profile {
     agent::resolve_profile(&settings.engine, None, settings.profile.as_deref()).unwrap_or_else(
         |err| {
             tracing::warn!("prompt profile: {err:#}");
-            let tools: Vec<Tool> = Tool::core().collect();
-            Profile::Generic(GenericConfig {
-                stubs: crate::tools::stubs_text(&tools),
-                ..GenericConfig::default()
-            })
+            let mut profile = Profile::Generic(GenericConfig::default());
+            agent::show_offered_tools(&mut profile);
+            profile
         },
     )
 }

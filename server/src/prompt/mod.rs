@@ -1,11 +1,14 @@
 //! Typed messages → the prompt text the engine tokenizes for the next assistant turn.
 //!
-//! Two profiles ([`Profile`]):
+//! Three profiles ([`Profile`]):
 //!
 //! - `punie-phase22` reproduces the Punie fine-tune's training text byte for byte (see
 //!   [`phase22`]): ChatML turns joined by exactly one `\n`, tool results as a *user* turn
 //!   `<tool_response>\n…\n</tool_response>`, then `\n<|im_start|>assistant\n`. Golden tests compare
-//!   it with every row of the training data.
+//!   it with every row of the training data. Its prompt names no tools: the model was trained
+//!   on the three core tools without stubs.
+//! - `punie-typed` is for Punie's later phases, trained on the typed tools: the same text, with
+//!   the system prompt Punie evaluated them with (Phase 33), which names the tools offered.
 //! - `generic` is for any other model (see [`generic`]): the model's own chat template from its
 //!   GGUF metadata, rendered with minijinja, falling back to ChatML; the system prompt carries the
 //!   Code Mode instructions and the typed stubs of the registered tools.
@@ -95,6 +98,9 @@ impl Message {
 pub enum Profile {
     /// The Punie fine-tune's training format, byte for byte.
     PuniePhase22,
+    /// Punie's later phases: the Phase 22 format, with a system prompt naming `tools`, the
+    /// tools offered (from the tool registry and what is installed; none by default).
+    PunieTyped { tools: Vec<String> },
     /// Any other model: its own chat template (or ChatML) with Code Mode in the system prompt.
     Generic(GenericConfig),
 }
@@ -115,20 +121,23 @@ pub struct GenericConfig {
 
 impl Profile {
     /// Every profile name, in the order error messages list them.
-    pub const NAMES: [&'static str; 2] = ["punie-phase22", "generic"];
+    pub const NAMES: [&'static str; 3] = ["punie-phase22", "punie-typed", "generic"];
 
     /// The name used in settings, manifests and `--profile`.
     pub fn name(&self) -> &'static str {
         match self {
             Profile::PuniePhase22 => Profile::NAMES[0],
-            Profile::Generic(_) => Profile::NAMES[1],
+            Profile::PunieTyped { .. } => Profile::NAMES[1],
+            Profile::Generic(_) => Profile::NAMES[2],
         }
     }
 
-    /// The profile called `name`; `generic` comes with [`GenericConfig::default`].
+    /// The profile called `name`; `generic` comes with [`GenericConfig::default`],
+    /// `punie-typed` with no tools.
     pub fn parse(name: &str) -> Result<Profile, UnknownProfile> {
         match name {
             "punie-phase22" => Ok(Profile::PuniePhase22),
+            "punie-typed" => Ok(Profile::PunieTyped { tools: Vec::new() }),
             "generic" => Ok(Profile::Generic(GenericConfig::default())),
             _ => Err(UnknownProfile {
                 name: name.to_owned(),
@@ -176,21 +185,23 @@ pub fn render_prompt(profile: &Profile, messages: &[Message]) -> Prompt {
             text: phase22::render(messages),
             fallback_reason: None,
         },
+        Profile::PunieTyped { tools } => Prompt {
+            text: phase22::render_with_system(messages, &phase22::typed_system_prompt(tools)),
+            fallback_reason: None,
+        },
         Profile::Generic(config) => generic::render(messages, config),
     }
 }
 
-/// The system message a new conversation starts with. Both profiles also supply it when the
+/// The system message a new conversation starts with. Every profile also supplies it when the
 /// conversation has none; `generic` adds the Code Mode instructions to whatever system prompt it
 /// gets, so they are never stored in the conversation.
 pub fn system_prompt(profile: &Profile) -> Option<String> {
-    Some(
-        match profile {
-            Profile::PuniePhase22 => phase22::DEFAULT_SYSTEM_PROMPT,
-            Profile::Generic(_) => generic::DEFAULT_SYSTEM_PROMPT,
-        }
-        .to_owned(),
-    )
+    Some(match profile {
+        Profile::PuniePhase22 => phase22::DEFAULT_SYSTEM_PROMPT.to_owned(),
+        Profile::PunieTyped { tools } => phase22::typed_system_prompt(tools),
+        Profile::Generic(_) => generic::DEFAULT_SYSTEM_PROMPT.to_owned(),
+    })
 }
 
 /// The text to append to `render(before)` to get `render(before ++ new)`, or `None` when the

@@ -16,14 +16,31 @@ pub const DEFAULT_SYSTEM_PROMPT: &str =
 
 const GENERATION_PROMPT: &str = "\n<|im_start|>assistant\n";
 
+/// The system prompt Punie evaluated its later phases with (Phase 33, `tool_signatures.json`
+/// → `system_prompts.phase33_eval`), naming `tools`; without tools, only its first sentences.
+pub fn typed_system_prompt(tools: &[String]) -> String {
+    const INTRO: &str =
+        "You are Punie, an AI coding assistant. Use execute_code(code) to call tools.";
+    if tools.is_empty() {
+        INTRO.to_owned()
+    } else {
+        format!("{INTRO} Available tools: {}.", tools.join(", "))
+    }
+}
+
 /// The prompt for the assistant turn after `messages`.
 pub fn render(messages: &[Message]) -> String {
+    render_with_system(messages, DEFAULT_SYSTEM_PROMPT)
+}
+
+/// [`render`] with `system` as the system prompt when `messages` bring none.
+pub fn render_with_system(messages: &[Message], system: &str) -> String {
     let mut res = String::new();
     if messages
         .first()
         .is_none_or(|first| first.role != Role::System)
     {
-        push_turn(&mut res, "system", DEFAULT_SYSTEM_PROMPT);
+        push_turn(&mut res, "system", system);
     }
     for message in messages {
         if !res.is_empty() {

@@ -214,7 +214,7 @@ fn profile_names() {
     );
     assert_eq!(
         Profile::parse("qwen").unwrap_err().to_string(),
-        "unknown prompt profile `qwen`: expected one of punie-phase22, generic"
+        "unknown prompt profile `qwen`: expected one of punie-phase22, punie-typed, generic"
     );
 }
 

@@ -120,14 +120,16 @@ pub enum Typed {
 }
 
 impl Typed {
-    /// The program the tool runs, if any. A tool whose program is not installed raises
-    /// `FileNotFoundError` and is left out of the stubs the model sees.
-    pub fn program(self) -> Option<Program> {
+    /// The programs the tool runs, in the order it tries them (`typecheck` falls back to mypy
+    /// when ty is missing or fails); empty for tools answered in-process. A tool none of whose
+    /// programs is installed raises `FileNotFoundError` and is left out of the stubs the model
+    /// sees.
+    pub fn programs(self) -> &'static [Program] {
         match self {
-            Typed::Typecheck => Some(Program::Ty),
-            Typed::Ruff => Some(Program::Ruff),
-            Typed::Pytest => Some(Program::Pytest),
-            Typed::GitStatus | Typed::GitDiff | Typed::GitLog => Some(Program::Git),
+            Typed::Typecheck => &[Program::Ty, Program::Mypy],
+            Typed::Ruff => &[Program::Ruff],
+            Typed::Pytest => &[Program::Pytest],
+            Typed::GitStatus | Typed::GitDiff | Typed::GitLog => &[Program::Git],
             Typed::GotoDefinition
             | Typed::FindReferences
             | Typed::Hover
@@ -137,7 +139,7 @@ impl Typed {
             | Typed::CstRename
             | Typed::CstAddImport
             | Typed::ValidateComponent
-            | Typed::ValidateEscapeContext => None,
+            | Typed::ValidateEscapeContext => &[],
         }
     }
 }
@@ -147,18 +149,27 @@ impl Typed {
 pub enum Program {
     Ruff,
     Ty,
+    /// `typecheck`'s fallback when ty is not installed or fails.
+    Mypy,
     Pytest,
     Git,
 }
 
 impl Program {
-    pub const ALL: [Program; 4] = [Program::Ruff, Program::Ty, Program::Pytest, Program::Git];
+    pub const ALL: [Program; 5] = [
+        Program::Ruff,
+        Program::Ty,
+        Program::Mypy,
+        Program::Pytest,
+        Program::Git,
+    ];
 
     /// The command looked up on `PATH`.
     pub fn command(self) -> &'static str {
         match self {
             Program::Ruff => "ruff",
             Program::Ty => "ty",
+            Program::Mypy => "mypy",
             Program::Pytest => "pytest",
             Program::Git => "git",
         }
@@ -169,6 +180,7 @@ impl Program {
         match self {
             Program::Ruff => "pip install ruff",
             Program::Ty => "pip install ty",
+            Program::Mypy => "pip install mypy",
             Program::Pytest => "pip install pytest",
             Program::Git => "install git with the system's package manager",
         }
@@ -242,11 +254,12 @@ impl Tool {
         self.0.backend
     }
 
-    /// The program this tool runs, if it runs one.
-    pub fn program(self) -> Option<Program> {
+    /// The programs this tool runs, in the order it tries them; empty when it runs none of
+    /// its own (`run_command` runs whatever the model names).
+    pub fn programs(self) -> &'static [Program] {
         match self.0.backend {
-            Backend::Typed(typed) => typed.program(),
-            Backend::ReadFile | Backend::WriteFile | Backend::RunCommand => None,
+            Backend::Typed(typed) => typed.programs(),
+            Backend::ReadFile | Backend::WriteFile | Backend::RunCommand => &[],
         }
     }
 
@@ -314,13 +327,12 @@ impl Tool {
     }
 }
 
-/// `tools` without those whose program `installed` says is missing: what a model is shown
-/// in a workspace where some of ruff, ty, pytest or git are not installed.
-pub fn installed_only(tools: &[Tool], installed: impl Fn(Program) -> bool) -> Vec<Tool> {
-    tools
-        .iter()
-        .copied()
-        .filter(|tool| tool.program().is_none_or(&installed))
+/// Every tool that can run where `installed` says which programs are: those that run no
+/// program of their own, and those one of whose programs is installed. What the `generic`
+/// and `punie-typed` profiles show the model.
+pub fn offered(installed: impl Fn(Program) -> bool) -> Vec<Tool> {
+    Tool::all()
+        .filter(|tool| tool.programs().is_empty() || tool.programs().iter().any(|p| installed(*p)))
         .collect()
 }
 

@@ -42,8 +42,9 @@ use crate::workspace::{self, CommandOutput, ToolError, ToolHost};
 pub use navigation::stop_language_servers;
 
 /// Fields our results add to Punie's result types (`answered_by`: which back end answered a
-/// navigation call), readable in the sandbox like Punie's own.
-pub const ADDED_RESULT_FIELDS: &[&str] = &["answered_by"];
+/// navigation call; `checker`: which type checker ran), readable in the sandbox like Punie's
+/// own.
+pub const ADDED_RESULT_FIELDS: &[&str] = &["answered_by", "checker"];
 
 /// Carries out one typed call whose permission was granted.
 pub(crate) fn call(
@@ -100,9 +101,9 @@ pub fn installed(program: Program) -> bool {
     find_on_path(program.command()).is_some()
 }
 
-/// The tools of `tools` that can run here: those whose program is installed.
-pub fn runnable(tools: &[Tool]) -> Vec<Tool> {
-    crate::tools::installed_only(tools, installed)
+/// The tools offered on this machine: every registered tool that can run here.
+pub fn offered() -> Vec<Tool> {
+    crate::tools::offered(installed)
 }
 
 /// The start of a program's argv. pytest runs as `python3 -B -m pytest` with the Python its
@@ -112,7 +113,7 @@ fn interpreter_argv(program: Program) -> Vec<String> {
         Program::Pytest => find_on_path(program.command())
             .and_then(|script| script.parent().map(|dir| dir.join("python3")))
             .filter(|python| is_executable(python)),
-        Program::Ruff | Program::Ty | Program::Git => None,
+        Program::Ruff | Program::Ty | Program::Mypy | Program::Git => None,
     };
     match python {
         Some(python) => vec![

@@ -61,6 +61,41 @@ fn ty_sarif_becomes_errors() {
     );
 }
 
+/// mypy's JSON lines, the fallback checker's report (captured from mypy 2.4.1).
+#[test]
+fn mypy_json_becomes_errors() {
+    let stdout = concat!(
+        r#"{"file": "src/geometry/report.py", "line": 14, "column": 17, "end_line": 14, "end_column": 25, "message": "Incompatible types in assignment (expression has type \"str\", variable has type \"int\")", "hint": null, "code": "assignment", "severity": "error"}"#,
+        "\n",
+        r#"{"file": "src/a.py", "line": 2, "column": -1, "end_line": 2, "end_column": -1, "message": "Revealed type is \"int\"", "hint": "See the docs", "code": null, "severity": "note"}"#,
+        "\n",
+    );
+    let res = super::ty::parse_mypy(stdout).unwrap();
+    assert_eq!(
+        (res.error_count, res.warning_count, res.success, res.checker),
+        (1, 0, false, "mypy")
+    );
+    let error = &res.errors[0];
+    assert_eq!(
+        (
+            error.file.as_str(),
+            error.line,
+            error.column,
+            error.severity.as_str(),
+            error.code.as_str()
+        ),
+        ("src/geometry/report.py", 14, 18, "error", "assignment")
+    );
+    let note = &res.errors[1];
+    assert_eq!(
+        (note.column, note.severity.as_str(), note.code.as_str()),
+        (0, "info", "unknown")
+    );
+    assert_eq!(note.message, "Revealed type is \"int\"\nSee the docs");
+    assert!(super::ty::parse_mypy("").unwrap().success);
+    assert!(super::ty::parse_mypy("mypy: can't read file").is_err());
+}
+
 #[test]
 fn junit_xml_becomes_test_cases() {
     let xml = r#"<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" errors="0" failures="1" skipped="1" tests="3" time="0.031"><testcase classname="tests.test_a" name="test_ok" file="tests/test_a.py" line="4" time="0.001" /><testcase classname="tests.test_a.TestB" name="test_bad" file="tests/test_a.py" line="8" time="0.002"><failure message="assert 5 == 6&#10; +  where 5 = f()">def test_bad():

@@ -1,6 +1,11 @@
 //! `typecheck(path)` → `TypeCheckResult`, from `ty check --output-format sarif`: ty's
 //! standard machine-readable report, whose `level` keeps ty's own severity (`error`,
 //! `warning`, `note`) where the GitLab format maps it onto another scale.
+//!
+//! When ty is not installed, or fails (a non-zero exit despite `--exit-zero`: a crash, a
+//! configuration it rejects; a report that is not SARIF), mypy checks instead, with its JSON
+//! lines (`-O json`) and no cache (`--cache-dir=/dev/null`: nothing written in the workspace).
+//! The result's `checker` says which ran.
 
 use std::path::Path;
 
@@ -28,10 +33,64 @@ pub(super) struct TypeCheckResult {
     pub(super) warning_count: usize,
     pub(super) errors: Vec<TypeCheckError>,
     pub(super) parse_error: Option<String>,
+    /// The checker that ran: `ty`, or `mypy` (the fallback).
+    pub(super) checker: &'static str,
+}
+
+impl TypeCheckResult {
+    fn unreadable(program: Program, why: String) -> TypeCheckResult {
+        TypeCheckResult {
+            success: false,
+            error_count: 0,
+            warning_count: 0,
+            errors: Vec::new(),
+            parse_error: Some(why),
+            checker: program.command(),
+        }
+    }
+
+    fn from_errors(errors: Vec<TypeCheckError>, checker: Program) -> TypeCheckResult {
+        let count = |severity: &str| errors.iter().filter(|e| e.severity == severity).count();
+        let error_count = count("error");
+        TypeCheckResult {
+            success: error_count == 0,
+            error_count,
+            warning_count: count("warning"),
+            errors,
+            parse_error: None,
+            checker: checker.command(),
+        }
+    }
 }
 
 pub(super) fn typecheck(ctx: &Context<'_>, raw: &str) -> Result<Value, ToolError> {
     let target = ctx.existing(raw)?;
+    let res = if super::installed(Program::Ty) {
+        match run_ty(ctx, &target)? {
+            Ok(res) => res,
+            Err(why) if super::installed(Program::Mypy) => {
+                tracing::warn!("typecheck: ty failed, mypy checks instead: {why}");
+                run_mypy(ctx, &target)?
+            }
+            Err(why) => TypeCheckResult::unreadable(Program::Ty, why),
+        }
+    } else if super::installed(Program::Mypy) {
+        run_mypy(ctx, &target)?
+    } else {
+        return Err(ToolError::new(
+            "FileNotFoundError",
+            format!(
+                "ty is not installed ({}), nor is mypy ({})",
+                Program::Ty.install_hint(),
+                Program::Mypy.install_hint()
+            ),
+        ));
+    };
+    Ok(serde_json::to_value(res).unwrap_or_default())
+}
+
+/// ty's report, or why it cannot be had.
+fn run_ty(ctx: &Context<'_>, target: &Path) -> Result<Result<TypeCheckResult, String>, ToolError> {
     let args = [
         "check",
         "--output-format",
@@ -44,21 +103,43 @@ pub(super) fn typecheck(ctx: &Context<'_>, raw: &str) -> Result<Value, ToolError
     ]
     .into_iter()
     .map(str::to_owned)
-    .chain([ctx.program_arg(&target)])
+    .chain([ctx.program_arg(target)])
     .collect::<Vec<_>>();
     let out = ctx.run(Program::Ty, &args, ctx.root())?;
     let parsed = match out.exit_code {
         Some(0) => parse(&out.stdout, &|path| ctx.shown(path)),
         code => Err(format!("exit code {code:?}")),
     };
-    let res = parsed.unwrap_or_else(|why| TypeCheckResult {
-        success: false,
-        error_count: 0,
-        warning_count: 0,
-        errors: Vec::new(),
-        parse_error: Some(super::unreadable_output(Program::Ty, &out, &why)),
-    });
-    Ok(serde_json::to_value(res).unwrap_or_default())
+    Ok(parsed.map_err(|why| super::unreadable_output(Program::Ty, &out, &why)))
+}
+
+/// mypy's report: exit code 0 (clean) or 1 (errors found) with JSON lines; 2 is a failure.
+fn run_mypy(ctx: &Context<'_>, target: &Path) -> Result<TypeCheckResult, ToolError> {
+    let args = [
+        "-O",
+        "json",
+        "--cache-dir=/dev/null",
+        "--no-error-summary",
+        "--hide-error-context",
+        "--no-pretty",
+        "--no-color-output",
+        "--",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([ctx.program_arg(target)])
+    .collect::<Vec<_>>();
+    let out = ctx.run(Program::Mypy, &args, ctx.root())?;
+    let parsed = match out.exit_code {
+        Some(0 | 1) => parse_mypy(&out.stdout),
+        code => Err(format!("exit code {code:?}")),
+    };
+    Ok(parsed.unwrap_or_else(|why| {
+        TypeCheckResult::unreadable(
+            Program::Mypy,
+            super::unreadable_output(Program::Mypy, &out, &why),
+        )
+    }))
 }
 
 #[derive(Deserialize)]
@@ -147,13 +228,43 @@ pub(super) fn parse(
             message: result.message.text,
         });
     }
-    let count = |severity: &str| errors.iter().filter(|e| e.severity == severity).count();
-    let error_count = count("error");
-    Ok(TypeCheckResult {
-        success: error_count == 0,
-        error_count,
-        warning_count: count("warning"),
-        errors,
-        parse_error: None,
-    })
+    Ok(TypeCheckResult::from_errors(errors, Program::Ty))
+}
+
+/// One line of mypy's `-O json` report.
+#[derive(Deserialize)]
+struct MypyLine {
+    file: String,
+    line: i64,
+    /// 0-based; -1 when mypy has none.
+    column: i64,
+    message: String,
+    hint: Option<String>,
+    code: Option<String>,
+    severity: String,
+}
+
+/// Parses mypy's JSON lines (paths are already relative to the workspace, where it runs).
+/// Columns become 1-based like ty's; a hint joins its message; mypy's `note` is `info`.
+pub(super) fn parse_mypy(stdout: &str) -> Result<TypeCheckResult, String> {
+    let mut errors = Vec::new();
+    for line in stdout.lines().filter(|line| !line.trim().is_empty()) {
+        let item: MypyLine =
+            serde_json::from_str(line).map_err(|err| format!("not mypy's JSON report: {err}"))?;
+        errors.push(TypeCheckError {
+            file: item.file,
+            line: u64::try_from(item.line).unwrap_or(0),
+            column: u64::try_from(item.column + 1).unwrap_or(0),
+            severity: match item.severity.as_str() {
+                "note" => "info".to_owned(),
+                other => other.to_owned(),
+            },
+            code: item.code.unwrap_or_else(|| "unknown".to_owned()),
+            message: match item.hint {
+                Some(hint) if !hint.is_empty() => format!("{}\n{hint}", item.message),
+                _ => item.message,
+            },
+        });
+    }
+    Ok(TypeCheckResult::from_errors(errors, Program::Mypy))
 }

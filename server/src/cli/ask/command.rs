@@ -31,7 +31,7 @@ pub struct Args {
     /// installed default model).
     #[arg(long, value_name = "SPEC", env = "PUNIE_ENGINE")]
     pub engine: Option<String>,
-    /// Prompt profile (punie-phase22, generic); default: the model's manifest entry.
+    /// Prompt profile (punie-phase22, punie-typed, generic); default: the model's manifest entry.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Print one JSON object instead of the markdown answer.
