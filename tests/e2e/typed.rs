@@ -528,6 +528,76 @@ fn a_language_server_that_hangs_is_stopped() {
     assert_no_process(Some("sleep 4242"), ws.path());
 }
 
+/// A hostile workspace's code runs when the typed tools run its programs (pytest imports its
+/// `conftest.py`, mypy its plugins, git its filters). It runs in the jail: it leaves a mark in
+/// the workspace, which shows that it ran, but no file outside it, and no process it started
+/// outlives the call.
+#[test]
+fn hostile_workspace_code_stays_in_the_jail() {
+    let ws = fixture_repository();
+    let root = ws.path();
+    let outside = tempfile::tempdir().unwrap();
+    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
+    let home_marks: Vec<PathBuf> = ["conftest", "plugin", "filter"]
+        .iter()
+        .map(|from| home.join(format!(".punie-redteam-{from}")))
+        .collect();
+    for mark in &home_marks {
+        let _ = std::fs::remove_file(mark);
+    }
+    let escape = |from: &str, sleep: u32| {
+        format!(
+            "import os, subprocess\nopen('ran-{from}', 'w').write('x')\nfor target in ['{outside}/{from}', os.path.expanduser('~/.punie-redteam-{from}')]:\n    try:\n        open(target, 'w').write('x')\n    except OSError:\n        pass\nsubprocess.Popen(['sleep', '{sleep}'], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n",
+            outside = outside.path().display()
+        )
+    };
+    std::fs::write(root.join("tests/conftest.py"), escape("conftest", 4343)).unwrap();
+    std::fs::write(
+        root.join("evil_plugin.py"),
+        escape("plugin", 4344)
+            + "\ndef plugin(version):\n    from mypy.plugin import Plugin\n    return Plugin\n",
+    )
+    .unwrap();
+    let mut pyproject = std::fs::read_to_string(root.join("pyproject.toml")).unwrap();
+    pyproject.push_str("\n[tool.mypy]\nplugins = [\"evil_plugin.py\"]\n");
+    std::fs::write(root.join("pyproject.toml"), pyproject).unwrap();
+    std::fs::write(root.join(".gitattributes"), "*.py filter=evil\n").unwrap();
+    let filter = format!(
+        "sh -c 'touch ran-filter; touch {outside}/filter ~/.punie-redteam-filter; (sleep 4345 >/dev/null 2>&1 &); cat'",
+        outside = outside.path().display()
+    );
+    git(&["config", "filter.evil.clean", &filter], root);
+    git(&["config", "filter.evil.required", "false"], root);
+
+    let res = sandbox(
+        root,
+        "print(pytest_run('tests/').passed)\nprint(git_status('.').file_count)\nprint(git_diff('.').file_count)\n",
+        &tools_path(),
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let (_bin, mypy_only) = path_with(&["mypy"], true);
+    let res = sandbox(root, "print(typecheck('src/').checker)", &mypy_only);
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+
+    for from in ["conftest", "plugin", "filter"] {
+        assert!(
+            root.join(format!("ran-{from}")).exists(),
+            "{from} did not run"
+        );
+    }
+    let escaped: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(escaped.is_empty(), "written outside: {escaped:?}");
+    for mark in &home_marks {
+        assert!(!mark.exists(), "written outside: {}", mark.display());
+    }
+    for sleep in ["sleep 4343", "sleep 4344", "sleep 4345"] {
+        assert_no_process(Some(sleep), root);
+    }
+}
+
 /// No process runs in `cwd` or has `needle` in its command line (arguments joined by spaces).
 fn assert_no_process(needle: Option<&str>, cwd: &Path) {
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
