@@ -726,6 +726,41 @@ fn permission_allowed_sends_the_write_as_an_apply_edit() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// A generic client that supports change annotations is asked to show the write itself
+/// (its preview has the diff the dialog could only summarise) before making it.
+#[test]
+fn an_allowed_write_needs_the_editors_confirmation_where_it_can_show_it() {
+    let answers = Answers {
+        permission: Some("Allow"),
+        ..Answers::default()
+    };
+    let mut caps = full_caps();
+    caps["workspace"]["workspaceEdit"]["changeAnnotationSupport"] = json!({});
+    let mut client = Client::start_with(
+        &fixture("write_file.json"),
+        caps,
+        json!({}),
+        Launch {
+            answers,
+            ..Launch::default()
+        },
+    );
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    let edit = client.wait_for("applyEdit", |m| m["method"] == "workspace/applyEdit");
+    let edit = &edit["params"]["edit"];
+    let annotations = edit["changeAnnotations"].as_object().expect("annotations");
+    assert_eq!(annotations.len(), 1, "{edit}");
+    let (id, annotation) = annotations.iter().next().unwrap();
+    assert_eq!(annotation["needsConfirmation"], true, "{edit}");
+    let changes = &edit["documentChanges"];
+    assert_eq!(changes[0]["annotationId"], id.as_str());
+    assert_eq!(changes[1]["edits"][0]["annotationId"], id.as_str());
+    assert_eq!(changes[1]["edits"][0]["newText"], "hello from punie\n");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    assert_eq!(client.shutdown(), 0);
+}
+
 #[test]
 fn a_rejected_edit_is_a_permission_error_for_the_model() {
     let answers = Answers {

@@ -266,7 +266,12 @@ impl FrontEnd for AcpFrontEnd {
         }
     }
 
-    fn apply_change(&self, change: &FileChange, _cancel: &CancelFlag) -> Option<EditOutcome> {
+    fn apply_change(
+        &self,
+        change: &FileChange,
+        _confirm: bool,
+        _cancel: &CancelFlag,
+    ) -> Option<EditOutcome> {
         let id = self.call_for_change(change);
         let path = change.path()?.display().to_string();
         let old_text = match change {

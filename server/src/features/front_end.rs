@@ -26,8 +26,15 @@ pub trait FrontEnd: Sync {
     fn ask_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer;
 
     /// Makes `change` through the editor, so the user sees it and one undo reverts it.
-    /// `None` when this front end cannot: the change is then written to disk atomically.
-    fn apply_change(&self, change: &FileChange, cancel: &CancelFlag) -> Option<EditOutcome>;
+    /// `confirm`: the change is a tool's write that the policy asks about; an editor that can
+    /// show a change for confirmation before making it should. `None` when this front end
+    /// cannot make it: the change is then written to disk atomically.
+    fn apply_change(
+        &self,
+        change: &FileChange,
+        confirm: bool,
+        cancel: &CancelFlag,
+    ) -> Option<EditOutcome>;
 
     /// A step of the run (progress, streamed text, tool calls), in order.
     fn on_event(&self, event: RunEvent);

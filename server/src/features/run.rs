@@ -150,7 +150,7 @@ fn apply_answer_edit(ask: &Ask, host: &FeatureToolHost<'_>, answer: &str) -> Opt
             shown,
         } => match host
             .permit_answer_edit(&change)
-            .map(|()| host.apply(&change))
+            .map(|()| host.apply(&change, false))
         {
             Err(refusal) => Some(format!(
                 "_Nothing was changed: {refusal}. The code is in the answer above._"

@@ -65,10 +65,11 @@ impl FeatureToolHost<'_> {
         }
     }
 
-    /// Makes `change` through the editor, or on disk when the front end cannot.
-    pub(crate) fn apply(&self, change: &FileChange) -> EditOutcome {
+    /// Makes `change` through the editor (asking it to show the change for confirmation when
+    /// `confirm`), or on disk when the front end cannot.
+    pub(crate) fn apply(&self, change: &FileChange, confirm: bool) -> EditOutcome {
         self.front_end
-            .apply_change(change, self.cancel)
+            .apply_change(change, confirm, self.cancel)
             .unwrap_or_else(|| write_to_disk(change))
     }
 }
@@ -128,7 +129,12 @@ impl ToolHost for FeatureToolHost<'_> {
             // so this one is written on disk.
             ExistingFile::Unreadable(_) => return crate::workspace::write_atomic(path, content),
         };
-        match self.apply(&change) {
+        // A write the policy asks about is shown again where the editor can show the change
+        // itself (a dialog's text can only summarise it).
+        let write_file = Tool::by_name("write_file").expect("write_file is a core tool");
+        let confirm = crate::policy::check(&self.settings.policy_settings().tools, write_file)
+            != crate::policy::Decision::Allow;
+        match self.apply(&change, confirm) {
             EditOutcome::Applied => Ok(()),
             EditOutcome::Rejected => Err(ToolError::permission("edit rejected by the editor")),
             EditOutcome::Failed(reason) => Err(ToolError::new("OSError", reason)),

@@ -163,7 +163,12 @@ impl FrontEnd for LspFrontEnd {
         }
     }
 
-    fn apply_change(&self, change: &FileChange, cancel: &CancelFlag) -> Option<EditOutcome> {
+    fn apply_change(
+        &self,
+        change: &FileChange,
+        confirm: bool,
+        cancel: &CancelFlag,
+    ) -> Option<EditOutcome> {
         if !self.caps.apply_edit || self.unopened_and_not_utf8(change) {
             return None;
         }
@@ -171,7 +176,7 @@ impl FrontEnd for LspFrontEnd {
             Ok(change) => change,
             Err(reason) => return Some(EditOutcome::Failed(reason.to_owned())),
         };
-        let edit = super::edits::workspace_edit(&change, &self.caps)?;
+        let edit = super::edits::workspace_edit(&change, &self.caps, confirm)?;
         let params = json!({"label": "Punie", "edit": edit});
         let outcome = match client_request(
             &self.tasks,

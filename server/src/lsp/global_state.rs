@@ -32,6 +32,8 @@ pub(crate) struct ClientCaps {
     pub apply_edit: bool,
     pub document_changes: bool,
     pub create_files: bool,
+    /// `workspace.workspaceEdit.changeAnnotationSupport`: edits can ask for confirmation.
+    pub change_annotations: bool,
     pub configuration: bool,
     pub punie_answer: bool,
     /// `experimental.puniePermission`: permission questions go as `punie/permission`.

@@ -100,7 +100,12 @@ impl FrontEnd for TerminalFrontEnd {
         }
     }
 
-    fn apply_change(&self, _change: &FileChange, _cancel: &CancelFlag) -> Option<EditOutcome> {
+    fn apply_change(
+        &self,
+        _change: &FileChange,
+        _confirm: bool,
+        _cancel: &CancelFlag,
+    ) -> Option<EditOutcome> {
         None
     }
 

@@ -44,6 +44,7 @@ pub(crate) fn handle_initialize(server: &mut Server, params: Value) -> HandlerRe
         create_files: edit["resourceOperations"]
             .as_array()
             .is_some_and(|ops| ops.iter().any(|op| op == "create")),
+        change_annotations: edit["changeAnnotationSupport"].is_object(),
         configuration: flag(&caps["workspace"]["configuration"]),
         punie_answer: flag(&caps["experimental"][ANSWER_CAPABILITY]),
         punie_permission: flag(&caps["experimental"][PERMISSION_CAPABILITY]),
