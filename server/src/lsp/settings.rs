@@ -493,4 +493,67 @@ mod tests {
             |settings| assert_eq!(settings.command_access, crate::jail::Access::default()),
         );
     }
+
+    /// `editors/vscode/settings.decl.json` declares the settings VS Code offers (and generates
+    /// its `package.json` from): its defaults and bounds are the server's, key by key.
+    #[test]
+    fn the_editor_declaration_agrees_with_the_server() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../editors/vscode/settings.decl.json"
+        );
+        let decl: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let entries = decl["settings"].as_array().unwrap();
+        // A client that vouches for its settings, as VS Code does for user settings.
+        let server_side = entries.iter().filter(|entry| entry["client"] != true);
+        let mut seen = Vec::new();
+        for entry in server_side {
+            let key = entry["key"].as_str().unwrap();
+            seen.push(key);
+            // `sandbox.timeoutMs` is `{"sandbox": {"timeoutMs": …}}` on the wire.
+            let source = |value: &Value| match key.split_once('.') {
+                Some((outer, inner)) => json!({ outer: { inner: value } }),
+                None => json!({ key: value }),
+            };
+            let accepted = |value: Value| {
+                let problems = users_store().apply(&source(&value));
+                assert!(problems.is_empty(), "{key} = {value}: {problems:?}");
+            };
+            let refused = |value: Value| {
+                let problems = users_store().apply(&source(&value));
+                assert!(
+                    problems.len() == 1 && problems[0].starts_with(key),
+                    "{key} = {value}: {problems:?}"
+                );
+            };
+            accepted(entry["default"].clone());
+            if let Some(values) = entry["enum"].as_array() {
+                values.iter().cloned().for_each(&accepted);
+                refused(json!("not-one-of-them"));
+            }
+            if entry["type"] == "integer" {
+                let default = entry["default"].as_u64().unwrap();
+                let server_default = match key {
+                    "maxTurns" => Settings::default().max_turns as u64,
+                    "sandbox.timeoutMs" => Settings::default().sandbox_timeout_ms,
+                    "sandbox.memoryMb" => Settings::default().sandbox_memory_mb,
+                    "sandbox.outputKb" => Settings::default().sandbox_output_kb,
+                    other => panic!("{other}: an integer setting this test does not know"),
+                };
+                assert_eq!(default, server_default, "{key}: the default");
+                let min = entry["minimum"].as_u64().unwrap();
+                accepted(json!(min));
+                refused(json!(min - 1));
+                let max = entry["maximum"]
+                    .as_u64()
+                    .expect("every integer has a maximum");
+                accepted(json!(max));
+                refused(json!(max + 1));
+            }
+        }
+        assert!(
+            seen.contains(&"sandbox.memoryMb") && seen.len() >= 8,
+            "{seen:?}"
+        );
+    }
 }
