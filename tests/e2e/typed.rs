@@ -79,12 +79,23 @@ fn sandbox(workspace: &Path, code: &str, path: &OsString) -> Value {
 }
 
 fn sandbox_with_timeout(workspace: &Path, code: &str, path: &OsString, timeout_ms: u64) -> Value {
+    let timeout_ms = timeout_ms.to_string();
+    let args = [
+        "sandbox",
+        "--allow-commands",
+        "--timeout-ms",
+        &timeout_ms,
+        "--workspace",
+        workspace.to_str().unwrap(),
+    ];
+    serde_json::from_slice(&punie(&args, code, path).stdout).unwrap()
+}
+
+/// `punie ARGS` with `input` on stdin and `PATH`; what it printed and how it ended.
+fn punie(args: &[&str], input: &str, path: &OsString) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
-        .args(["sandbox", "--allow-commands", "--timeout-ms"])
-        .arg(timeout_ms.to_string())
-        .arg("--workspace")
-        .arg(workspace)
+        .args(args)
         .env("PATH", path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -94,10 +105,9 @@ fn sandbox_with_timeout(workspace: &Path, code: &str, path: &OsString, timeout_m
         .stdin
         .take()
         .unwrap()
-        .write_all(code.as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
+    child.wait_with_output().unwrap()
 }
 
 /// The snippet's printed JSON, after checking that it ran.
@@ -741,21 +751,11 @@ fn typecheck_falls_back_to_mypy() {
 
 /// `punie render-prompt --profile NAME` of one question with `PATH`.
 fn rendered_prompt(profile: &str, path: &OsString) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
-        .args(["render-prompt", "--profile", profile])
-        .env("PATH", path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"messages": [{"role": "user", "content": "Q"}]}"#)
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = punie(
+        &["render-prompt", "--profile", profile],
+        r#"{"messages": [{"role": "user", "content": "Q"}]}"#,
+        path,
+    );
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
 }
