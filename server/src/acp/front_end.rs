@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use serde_json::{Value, json};
 
 use crate::agent::RunEvent;
@@ -127,21 +127,8 @@ impl AcpFrontEnd {
                 reply,
             })
             .ok()?;
-        let deadline = std::time::Instant::now() + request_timeout();
-        loop {
-            if self.cancel.is_cancelled() {
-                return None;
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            match answer.recv_timeout((deadline - now).min(Duration::from_millis(10))) {
-                Ok(result) => return Some(result),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return None,
-            }
-        }
+        self.cancel
+            .recv(&answer, std::time::Instant::now() + request_timeout())
     }
 
     /// The tool call a file operation belongs to: the running tool's, or a new `edit` call

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use serde_json::{Value, json};
 
 use crate::agent::RunEvent;
@@ -304,19 +304,5 @@ fn client_request(
             reply,
         })
         .ok()?;
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if cancel.is_cancelled() {
-            return None;
-        }
-        let now = std::time::Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        match answer.recv_timeout((deadline - now).min(Duration::from_millis(10))) {
-            Ok(result) => return Some(result),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return None,
-        }
-    }
+    cancel.recv(&answer, std::time::Instant::now() + timeout)
 }
