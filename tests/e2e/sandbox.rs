@@ -950,9 +950,11 @@ fn training_snippets_are_runnable() {
     assert!(!report.names_read.contains_key("type"), "{report}");
 }
 
-/// A host that answers every call with plausible text and allows everything.
+/// A host that answers every call with plausible text, allows everything, and counts the
+/// calls that reached it, by tool.
 struct PlausibleTools {
     root: PathBuf,
+    calls: Mutex<std::collections::BTreeMap<&'static str, usize>>,
 }
 
 impl ToolHost for PlausibleTools {
@@ -961,6 +963,12 @@ impl ToolHost for PlausibleTools {
     }
 
     fn permit(&self, request: &ToolRequest, _cancel: &CancelFlag) -> Ruling {
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(request.tool.name())
+            .or_default() += 1;
         punie::policy::rule(
             request,
             &punie::policy::Verdict::Allow { session: None },
@@ -984,7 +992,9 @@ impl ToolHost for PlausibleTools {
 }
 
 /// Every distinct training snippet runs, with tools that answer plausibly: none meets a
-/// sandbox rule (a refused name, attribute, import or syntax) at run time either.
+/// sandbox rule (a refused name, attribute, import or syntax) at run time either. A tool
+/// counts as provided only when a call to it ran: every registered tool the snippets name
+/// was called through the host.
 #[test]
 fn training_snippets_run() {
     let rows = punie::sandbox::coverage::training_rows(
@@ -997,6 +1007,7 @@ fn training_snippets_run() {
     let root = tempfile::tempdir().unwrap();
     let host = PlausibleTools {
         root: root.path().to_path_buf(),
+        calls: Mutex::default(),
     };
     let mut sandbox = sandbox(SandboxLimits::default());
     let mut refused = Vec::new();
@@ -1029,6 +1040,22 @@ fn training_snippets_run() {
         refused.len()
     );
     assert!(refused.is_empty(), "{}", refused.join("\n"));
+    let calls = host.calls.into_inner().unwrap();
+    let report =
+        punie::sandbox::coverage::report(&crate::support::punie_fixtures().join("phase22_merged"))
+            .unwrap();
+    let named: Vec<&String> = report
+        .names_read
+        .keys()
+        .filter(|name| Tool::by_name(name).is_some())
+        .collect();
+    eprintln!("tool calls that ran: {calls:?}");
+    for name in named {
+        assert!(
+            calls.get(name.as_str()).is_some_and(|&n| n > 0),
+            "{name} is named by the training snippets but no call to it ran: {calls:?}"
+        );
+    }
 }
 
 /// The attribute allowlist's tool-result fields are exactly the fields of Punie's result types.
