@@ -182,14 +182,35 @@ fn write_report(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
+    let places = machine_places();
     let context = report::ReportContext {
         command: &command,
         date: &report::utc_date(now),
         commit,
+        places: &places,
     };
     let section = report::render(figures, reference.as_ref(), &context);
     crate::workspace::write_atomic(path, report::splice(&existing, &section))
         .map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))
+}
+
+/// The directories a report names portably, longest first: the repository (where the bench
+/// runs) becomes relative, the home directory `~`, the temporary directory `$TMPDIR`.
+fn machine_places() -> Vec<(String, String)> {
+    let dir = |path: std::path::PathBuf| {
+        let text = path.to_string_lossy().trim_end_matches('/').to_owned();
+        format!("{text}/")
+    };
+    let mut places = Vec::new();
+    if let Ok(repo) = std::env::current_dir() {
+        places.push((dir(repo), String::new()));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        places.push((dir(home.into()), "~/".to_owned()));
+    }
+    places.push((dir(std::env::temp_dir()), "$TMPDIR/".to_owned()));
+    places.sort_by_key(|(dir, _)| std::cmp::Reverse(dir.len()));
+    places
 }
 
 /// The checked-out commit of this repository (`-dirty` with uncommitted changes), when git can

@@ -15,6 +15,19 @@ pub(super) struct ReportContext<'a> {
     pub date: &'a str,
     /// The commit, when known.
     pub commit: Option<&'a str>,
+    /// Machine-specific directories and how the report names them (`/root/` → `~/`), longest
+    /// first: the report says where things are without saying whose machine it was.
+    pub places: &'a [(String, String)],
+}
+
+/// `text` with each place's directory written its portable way.
+fn portable_paths(text: &str, places: &[(String, String)]) -> String {
+    places
+        .iter()
+        .filter(|(dir, _)| !dir.is_empty() && dir != "/")
+        .fold(text.to_owned(), |text, (dir, shown)| {
+            text.replace(dir.as_str(), shown)
+        })
 }
 
 /// `document` with the block between the markers replaced by `section` (markers kept), or with
@@ -45,6 +58,10 @@ pub(super) fn splice(document: &str, section: &str) -> String {
 /// The Markdown section for a `punie bench` report (its JSON form), with the llama.cpp
 /// reference's figures from `bench/compare_llamacpp.sh` when given.
 pub(super) fn render(report: &Value, reference: Option<&Value>, context: &ReportContext) -> String {
+    portable_paths(&render_figures(report, reference, context), context.places)
+}
+
+fn render_figures(report: &Value, reference: Option<&Value>, context: &ReportContext) -> String {
     let machine = &report["machine"];
     let mut out = String::from("## Latest `punie bench` run\n\n");
     out.push_str(&format!(
@@ -460,6 +477,7 @@ mod tests {
             command: "punie bench",
             date: "2026-11-26",
             commit: Some("abc1234"),
+            places: &[],
         };
         let markdown = render(&report, Some(&reference), &context);
         assert!(markdown.contains("Command: `punie bench`, 2026-11-26, commit abc1234."));
@@ -502,6 +520,7 @@ mod tests {
             command: "punie bench",
             date: "2026-12-06",
             commit: None,
+            places: &[],
         };
         let markdown = render(&report, None, &context);
         assert!(markdown.contains(
@@ -521,6 +540,20 @@ mod tests {
         assert!(
             markdown
                 .contains("| prompt tokens evaluated (of the prompt) | 500 of 700 | 30 of 900 | |")
+        );
+    }
+
+    #[test]
+    fn machine_specific_paths_are_written_portably() {
+        let places = [
+            ("/root/src/punie/".to_owned(), String::new()),
+            ("/root/".to_owned(), "~/".to_owned()),
+            ("/tmp/".to_owned(), "$TMPDIR/".to_owned()),
+        ];
+        let text = "`punie bench --reference /tmp/t.json`; Model `/root/.local/m.gguf`; `/root/src/punie/models/micro/x.gguf`";
+        assert_eq!(
+            portable_paths(text, &places),
+            "`punie bench --reference $TMPDIR/t.json`; Model `~/.local/m.gguf`; `models/micro/x.gguf`"
         );
     }
 }
