@@ -128,16 +128,16 @@ fn an_answer_cut_by_the_token_cap_is_truncated() {
 fn an_answer_cut_by_the_context_says_so_and_can_be_continued() {
     let _model = real_model_lock();
     let workspace = fixture_workspace();
-    // The system prompt and the question take about 520 of the 768 tokens (llama.cpp rounds
+    // The system prompt and the question take about 900 of the 1280 tokens (llama.cpp rounds
     // the context up to a multiple of 256).
     let (out, stderr) = punie_ask_status(
         workspace.path(),
-        768,
+        1280,
         &["Write a long essay about the history of Rome."],
     );
     assert_eq!(
         out["status"],
-        "truncated: the answer was cut where the model's context of 768 tokens ran out",
+        "truncated: the answer was cut where the model's context of 1280 tokens ran out",
         "{out}"
     );
     assert!(!out["answer"].as_str().unwrap().is_empty(), "{out}");

@@ -777,12 +777,18 @@ fn a_missing_program_is_a_clear_error() {
         "ruff is not installed (pip install ruff)"
     );
     assert!(!ws.path().join(".ruff_cache").exists());
-    // What the model is shown: `punie-typed` names every tool whose program is installed,
-    // none whose is not; `generic` shows the core tools only.
+    // What the model is shown: every tool whose program is installed, none whose is not
+    // (`generic`: the core tools' stubs, the others' signatures).
     let (_bin, without_ruff) = path_with(&["ty", "pytest"], false);
-    let generic = rendered_prompt("generic", &tools_path());
+    let generic = rendered_prompt("generic", &without_ruff);
     assert!(generic.contains("def run_command("), "{generic}");
-    assert!(!generic.contains("def ruff_check("), "{generic}");
+    assert!(!generic.contains("ruff_check("), "{generic}");
+    for shown in ["\ntypecheck(", "\npytest_run(", "\ngit_status(", "\nhover("] {
+        assert!(generic.contains(shown), "{shown}: {generic}");
+    }
+    assert!(
+        rendered_prompt("generic", &tools_path()).contains("\nruff_check(path: str) -> RuffResult")
+    );
     let typed = rendered_prompt("punie-typed", &without_ruff);
     assert!(
         typed.contains("Available tools: read_file, write_file, run_command, typecheck, pytest_run, goto_definition"),

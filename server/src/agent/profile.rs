@@ -42,21 +42,17 @@ pub fn show_offered_tools(profile: &mut Profile) {
     show_tools(profile, &crate::typed::offered());
 }
 
-/// Makes `profile` show the model `tools`: `punie-typed`'s list of names; `generic`'s stubs of
-/// the core tools. `punie-phase22` shows none: its model was trained on the core tools without
-/// stubs. The typed tools' stubs cost about 2,800 prompt tokens (11 s of prefill for the
-/// default model on two cores, and more than a small context holds) that a model not trained
-/// on them does not repay, so `generic` leaves them out; any profile may still call them.
+/// Makes `profile` show the model `tools`: `punie-typed`'s list of names; `generic`'s stubs,
+/// the core tools' in full and the others' signatures (`tools::compact_stubs_text`: their full
+/// stubs would cost about 2,800 prompt tokens, 11 s of prefill for the default model on two
+/// cores). `punie-phase22` shows none: its model was trained on the core tools without stubs.
 fn show_tools(profile: &mut Profile, tools: &[Tool]) {
     match profile {
         Profile::PuniePhase22 => {}
         Profile::PunieTyped { tools: names } => {
             *names = tools.iter().map(|tool| tool.name().to_owned()).collect();
         }
-        Profile::Generic(config) => {
-            let core: Vec<Tool> = tools.iter().copied().filter(|t| t.spec().core).collect();
-            config.stubs = tools::stubs_text(&core);
-        }
+        Profile::Generic(config) => config.stubs = tools::compact_stubs_text(tools),
     }
 }
 
@@ -131,8 +127,8 @@ mod tests {
             config.stubs
         );
         assert!(
-            !config.stubs.contains("def cst_rename("),
-            "generic shows the core tools only: {}",
+            config.stubs.contains("\ncst_rename(") && !config.stubs.contains("def cst_rename("),
+            "tools that need no program are always offered, by signature: {}",
             config.stubs
         );
         let production = EngineSpec::Llama {

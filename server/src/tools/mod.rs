@@ -350,6 +350,30 @@ pub fn stubs_text(tools: &[Tool]) -> String {
     res
 }
 
+/// The stub block with the core tools in full and every other tool as its signature alone:
+/// what a model not trained on the typed tools is shown of them. Their full stubs cost about
+/// 2,800 prompt tokens; the signatures name each call and its result type for a tenth of it.
+pub fn compact_stubs_text(tools: &[Tool]) -> String {
+    let (core, typed): (Vec<Tool>, Vec<Tool>) = tools.iter().partition(|tool| tool.spec().core);
+    let mut res = stubs_text(&core);
+    if !typed.is_empty() {
+        res.push_str(
+            "# Also available (results have the fields their type names)
+
+",
+        );
+        for tool in typed {
+            res.push_str(
+                tool.signature()
+                    .trim_start_matches("def ")
+                    .trim_end_matches(':'),
+            );
+            res.push('\n');
+        }
+    }
+    res
+}
+
 /// Punie's Code Mode instructions around the stub block for `tools`, byte for byte the
 /// fine-tune's `instructions_text` (`fixtures/punie/tool_signatures.json`).
 pub fn code_mode_instructions(tools: &[Tool]) -> String {
