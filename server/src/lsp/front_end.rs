@@ -44,20 +44,6 @@ pub(crate) struct LspFrontEnd {
 }
 
 impl LspFrontEnd {
-    /// An editor decodes a file it has not opened its own way (UTF-8, by default) and saves it
-    /// so: a file that is not UTF-8 and not open is written by the server instead, keeping
-    /// every byte the change does not replace.
-    fn unopened_and_not_utf8(&self, change: &FileChange) -> bool {
-        let Some(path) = change.path() else {
-            return false;
-        };
-        self.open_document(path).is_none()
-            && std::fs::read(path)
-                .ok()
-                .and_then(|bytes| text::decode(&bytes))
-                .is_some_and(|(_, encoding)| encoding == text::Encoding::Latin1)
-    }
-
     /// Asks with `punie/permission`, which carries what a rich client shows before the
     /// answer: the diff's two texts, the whole text of a cut message.
     fn ask_punie_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer {
@@ -169,11 +155,12 @@ impl FrontEnd for LspFrontEnd {
         confirm: bool,
         cancel: &CancelFlag,
     ) -> Option<EditOutcome> {
-        if !self.caps.apply_edit || self.unopened_and_not_utf8(change) {
+        if !self.caps.apply_edit {
             return None;
         }
         let change = match self.current(change) {
-            Ok(change) => change,
+            Ok(Some(change)) => change,
+            Ok(None) => return None,
             Err(reason) => return Some(EditOutcome::Failed(reason.to_owned())),
         };
         let edit = super::edits::workspace_edit(&change, &self.caps, confirm)?;
@@ -213,8 +200,11 @@ impl FrontEnd for LspFrontEnd {
 
 impl LspFrontEnd {
     /// `change` carried to the document as the editor has it now: the user may have typed
-    /// while the run worked. A replacement whose code was itself edited is refused.
-    fn current(&self, change: &FileChange) -> Result<FileChange, &'static str> {
+    /// while the run worked. A replacement whose code was itself edited is refused. `None`:
+    /// the server writes the change itself, because the file is not open and not UTF-8 (an
+    /// editor would decode it its own way and save it as UTF-8; the server keeps every byte
+    /// the change does not replace).
+    fn current(&self, change: &FileChange) -> Result<Option<FileChange>, &'static str> {
         let FileChange::Replace {
             id,
             path,
@@ -224,7 +214,7 @@ impl LspFrontEnd {
             text,
         } = change
         else {
-            return Ok(change.clone());
+            return Ok(Some(change.clone()));
         };
         let whole = *range == (0..before.len());
         let open = match id {
@@ -251,23 +241,27 @@ impl LspFrontEnd {
             // Not open: the client reads the file from disk to apply the edit.
             (None, _) => {
                 let Some(path) = path else {
-                    return Ok(change.clone());
+                    return Ok(Some(change.clone()));
                 };
-                let Some((now, _)) = std::fs::read(path).ok().and_then(|b| text::decode(&b)) else {
-                    return Ok(change.clone());
+                let Some((now, encoding)) = std::fs::read(path).ok().and_then(|b| text::decode(&b))
+                else {
+                    return Ok(Some(change.clone()));
                 };
+                if encoding == text::Encoding::Latin1 {
+                    return Ok(None);
+                }
                 let range = carried(before, &now, range, whole)?;
                 (range, Arc::new(now), None)
             }
         };
-        Ok(FileChange::Replace {
+        Ok(Some(FileChange::Replace {
             id: open.or_else(|| id.clone()),
             path: path.clone(),
             before: now,
             version: now_version,
             range,
             text: text.clone(),
-        })
+        }))
     }
 }
 
