@@ -73,8 +73,8 @@ pub(crate) fn workspace_edit(
 /// The annotation of a change the user confirms in the editor.
 const CONFIRM_ANNOTATION: &str = "punie.write";
 
-/// `edit` with every change annotated [`CONFIRM_ANNOTATION`], which needs confirmation.
-/// Annotations live in `documentChanges`: plain `changes` become one there.
+/// `edit` (in `documentChanges` form) with every change annotated [`CONFIRM_ANNOTATION`],
+/// which needs confirmation.
 fn needing_confirmation(edit: WorkspaceEdit) -> WorkspaceEdit {
     let id = || Some(CONFIRM_ANNOTATION.to_owned());
     let annotated = |edits: Vec<OneOf<TextEdit, AnnotatedTextEdit>>| {
@@ -96,12 +96,16 @@ fn needing_confirmation(edit: WorkspaceEdit) -> WorkspaceEdit {
         edits: annotated(document.edits),
         ..document
     };
-    let operations: Vec<DocumentChangeOperation> = match edit.document_changes {
-        Some(DocumentChanges::Edits(edits)) => edits
+    // Annotations live in `documentChanges`, which the caller checked the client takes.
+    let Some(document_changes) = edit.document_changes else {
+        return edit;
+    };
+    let operations: Vec<DocumentChangeOperation> = match document_changes {
+        DocumentChanges::Edits(edits) => edits
             .into_iter()
             .map(|document| DocumentChangeOperation::Edit(annotated_document(document)))
             .collect(),
-        Some(DocumentChanges::Operations(operations)) => operations
+        DocumentChanges::Operations(operations) => operations
             .into_iter()
             .map(|operation| match operation {
                 DocumentChangeOperation::Edit(document) => {
@@ -114,17 +118,6 @@ fn needing_confirmation(edit: WorkspaceEdit) -> WorkspaceEdit {
                     }))
                 }
                 other => other,
-            })
-            .collect(),
-        None => edit
-            .changes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(uri, edits)| {
-                DocumentChangeOperation::Edit(annotated_document(TextDocumentEdit {
-                    text_document: OptionalVersionedTextDocumentIdentifier { uri, version: None },
-                    edits: edits.into_iter().map(OneOf::Left).collect(),
-                }))
             })
             .collect(),
     };
