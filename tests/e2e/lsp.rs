@@ -1,7 +1,7 @@
 //! End-to-end tests of `punie lsp`: the built binary over stdio, driven as an editor would
 //! (the harness in `lsp_client.rs`), with the scripted engine.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -700,42 +700,13 @@ fn permission_denied_reaches_the_model_and_leaves_the_file_untouched() {
     assert_eq!(client.shutdown(), 0);
 }
 
-#[test]
-fn permission_allowed_sends_the_write_as_an_apply_edit() {
+/// Runs the `write_file` fixture with the dialog answered `Allow` for a client with `caps`;
+/// returns the `WorkspaceEdit` the server sent and the workspace root. The run ends `done`.
+fn allowed_write_edit(caps: Value) -> (Value, PathBuf) {
     let answers = Answers {
         permission: Some("Allow"),
         ..Answers::default()
     };
-    let mut client = Client::start_with(
-        &fixture("write_file.json"),
-        full_caps(),
-        json!({}),
-        Launch {
-            answers,
-            ..Launch::default()
-        },
-    );
-    let uri = client.open("src/calc.py", CALC);
-    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
-    let edit = client.wait_for("applyEdit", |m| m["method"] == "workspace/applyEdit");
-    let changes = &edit["params"]["edit"]["documentChanges"];
-    assert_eq!(changes[0]["kind"], "create");
-    assert_eq!(changes[0]["uri"], file_uri(&client.root.join("notes.txt")));
-    assert_eq!(changes[1]["edits"][0]["newText"], "hello from punie\n");
-    assert_eq!(client.wait_end(&started["token"]), "done");
-    assert_eq!(client.shutdown(), 0);
-}
-
-/// A generic client that supports change annotations is asked to show the write itself
-/// (its preview has the diff the dialog could only summarise) before making it.
-#[test]
-fn an_allowed_write_needs_the_editors_confirmation_where_it_can_show_it() {
-    let answers = Answers {
-        permission: Some("Allow"),
-        ..Answers::default()
-    };
-    let mut caps = full_caps();
-    caps["workspace"]["workspaceEdit"]["changeAnnotationSupport"] = json!({});
     let mut client = Client::start_with(
         &fixture("write_file.json"),
         caps,
@@ -748,7 +719,29 @@ fn an_allowed_write_needs_the_editors_confirmation_where_it_can_show_it() {
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
     let edit = client.wait_for("applyEdit", |m| m["method"] == "workspace/applyEdit");
-    let edit = &edit["params"]["edit"];
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    let root = client.root.clone();
+    assert_eq!(client.shutdown(), 0);
+    (edit["params"]["edit"].clone(), root)
+}
+
+#[test]
+fn permission_allowed_sends_the_write_as_an_apply_edit() {
+    let (edit, root) = allowed_write_edit(full_caps());
+    let changes = &edit["documentChanges"];
+    assert_eq!(changes[0]["kind"], "create");
+    assert_eq!(changes[0]["uri"], file_uri(&root.join("notes.txt")));
+    assert_eq!(changes[1]["edits"][0]["newText"], "hello from punie\n");
+    assert!(edit.get("changeAnnotations").is_none(), "{edit}");
+}
+
+/// A generic client that supports change annotations is asked to show the write itself
+/// (its preview has the diff the dialog could only summarise) before making it.
+#[test]
+fn an_allowed_write_needs_the_editors_confirmation_where_it_can_show_it() {
+    let mut caps = full_caps();
+    caps["workspace"]["workspaceEdit"]["changeAnnotationSupport"] = json!({});
+    let (edit, _) = allowed_write_edit(caps);
     let annotations = edit["changeAnnotations"].as_object().expect("annotations");
     assert_eq!(annotations.len(), 1, "{edit}");
     let (id, annotation) = annotations.iter().next().unwrap();
@@ -757,8 +750,6 @@ fn an_allowed_write_needs_the_editors_confirmation_where_it_can_show_it() {
     assert_eq!(changes[0]["annotationId"], id.as_str());
     assert_eq!(changes[1]["edits"][0]["annotationId"], id.as_str());
     assert_eq!(changes[1]["edits"][0]["newText"], "hello from punie\n");
-    assert_eq!(client.wait_end(&started["token"]), "done");
-    assert_eq!(client.shutdown(), 0);
 }
 
 #[test]
