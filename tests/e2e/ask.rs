@@ -826,6 +826,37 @@ fn fix_never_changes_a_protected_file() {
     assert_eq!(mode & 0o777, 0o755);
 }
 
+/// A test file that is a symlink out of the workspace is neither written through nor
+/// replaced: the tests stay in the answer.
+#[cfg(unix)]
+#[test]
+fn write_tests_never_follows_a_link_out_of_the_workspace() {
+    let ws = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("bashrc");
+    std::fs::write(&secret, "export SECRET=1\n").unwrap();
+    let file = ws.path().join("calc.py");
+    std::fs::write(&file, CALC).unwrap();
+    std::fs::create_dir(ws.path().join("tests")).unwrap();
+    let link = ws.path().join("tests/test_calc.py");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let tests = "```python\ndef test_add():\n    assert True\n```";
+    let (out, output) = ask_instruction(ws.path(), "--tests", &file.display().to_string(), tests);
+    assert!(output.status.success(), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "export SECRET=1\n"
+    );
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        secret,
+        "the link was replaced"
+    );
+    let answer = out["answer"].as_str().unwrap();
+    assert!(answer.contains("Nothing was changed"), "{answer}");
+    assert!(!answer.contains("SECRET"), "{answer}");
+}
+
 #[test]
 fn a_cut_answer_never_replaces_the_code() {
     let ws = tempfile::tempdir().unwrap();

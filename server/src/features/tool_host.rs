@@ -32,17 +32,16 @@ impl FeatureToolHost<'_> {
     /// Whether the edit an answer implies may be made. The user asked for it, so an ordinary
     /// file is not asked about again; a protected path inside the workspace is judged exactly
     /// as a `write_file` there would be (refused, or asked where the user's own settings say
-    /// so), since the text is the model's all the same. `Err` says why not.
+    /// so), since the text is the model's all the same; a path that leads out of the
+    /// workspace is refused. `Err` says why not.
     pub(crate) fn permit_answer_edit(&self, change: &FileChange) -> Result<(), String> {
         let Some(path) = change.path().filter(|path| path.starts_with(self.root)) else {
             return Ok(());
         };
-        let Ok(resolved) = crate::workspace::resolve_target(self.root, &path.to_string_lossy())
-        else {
-            // Not confined to the workspace after all (a symlink out): not the workspace's
-            // file to protect, and the editor shows the buffer it changes.
-            return Ok(());
-        };
+        // A path in the workspace that resolves out of it (a symlink to `~/.bashrc`) or to
+        // nothing is not one Punie writes: an editor would write through the link.
+        let resolved = crate::workspace::resolve_target(self.root, &path.to_string_lossy())
+            .map_err(|err| format!("{}: {}", err.type_name, err.message))?;
         if crate::policy::protected_rule(&resolved.target).is_none() {
             return Ok(());
         }
