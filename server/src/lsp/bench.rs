@@ -32,9 +32,13 @@ pub struct LspFigures {
 /// streams its answer, then one cancel.
 pub fn bench(n_code_actions: usize) -> anyhow::Result<LspFigures> {
     let dir = std::env::temp_dir().join(format!("punie-lsp-bench-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("src")).context("creating the bench workspace")?;
+    // The script sits beside the workspace, not in it: the server refuses a `scripted:` engine
+    // from inside a workspace folder (a cloned repository must not choose the model) and
+    // would load the default model instead, which is not what this measures.
+    let workspace = dir.join("workspace");
+    std::fs::create_dir_all(workspace.join("src")).context("creating the bench workspace")?;
     let source = "def add(a, b):\n    return a - b\n".repeat(50);
-    std::fs::write(dir.join("src/app.py"), &source).context("writing the bench source")?;
+    std::fs::write(workspace.join("src/app.py"), &source).context("writing the bench source")?;
     let turn = "Streaming a long answer so that the run keeps generating. ".repeat(2000);
     let script = dir.join("script.json");
     std::fs::write(
@@ -42,7 +46,7 @@ pub fn bench(n_code_actions: usize) -> anyhow::Result<LspFigures> {
         json!({"turns": [turn], "chunk_delay_ms": 1}).to_string(),
     )
     .context("writing the bench script")?;
-    let res = measure(&dir, &script, n_code_actions.max(1));
+    let res = measure(&workspace, &script, n_code_actions.max(1));
     let _ = std::fs::remove_dir_all(&dir);
     res
 }
@@ -90,6 +94,14 @@ impl BenchClient {
             let Outgoing::Message(message) = outgoing else {
                 continue;
             };
+            // An error shown to the user (a refused engine, bad settings) means the figures
+            // would not be the ones this bench claims.
+            if let Message::Notification(note) = &message
+                && note.method == "window/showMessage"
+                && note.params["type"] == 1
+            {
+                anyhow::bail!("the server reported an error: {}", note.params["message"]);
+            }
             if let Message::Request(request) = &message {
                 self.send(Message::Response(Response::new_ok(
                     request.id.clone(),
