@@ -5,7 +5,7 @@
 //! (warm = the same ~500-token prefix plus 50 new tokens, served from the KV cache).
 //!
 //! The other sections: `sandbox` (overhead of a snippet on a warm worker,
-//! `sandbox::overhead_bench`), `lsp` (codeAction latency while a run generates, cancel to
+//! `sandbox::overhead_bench`; cancel to a snippet's end, `sandbox::cancel_bench`), `lsp` (codeAction latency while a run generates, cancel to
 //! `end`, RSS: `lsp::bench`), and `strategies` (Code Mode vs tool-per-turn on the Task 9
 //! multi-step queries: token counts, a latency model at the production model's M1 Max rates,
 //! and replayed wall time on the engine; `--chart` writes the per-turn latency SVG), `rewrite`
@@ -93,6 +93,8 @@ const SANDBOX_ITERATIONS: usize = 200;
 const LSP_CODE_ACTIONS: usize = 200;
 /// Commands per jail start-up measurement (`true`, jailed and plain).
 const COMMAND_ITERATIONS: usize = 100;
+/// Cancelled snippets per kind (each costs a worker start).
+const CANCEL_ITERATIONS: usize = 10;
 
 /// Workload sizes fixed by INTERFACES.md §4.
 const WORKLOAD_PROMPT_TOKENS: usize = 512;
@@ -326,6 +328,7 @@ fn bench_sandbox() -> anyhow::Result<Value> {
         .context("cannot start the sandbox")?;
     let figures = crate::sandbox::overhead_bench(&mut sandbox, SANDBOX_ITERATIONS)?;
     let command = crate::jail::startup_bench(COMMAND_ITERATIONS)?;
+    let cancel = crate::sandbox::cancel_bench(&mut sandbox, CANCEL_ITERATIONS)?;
     Ok(json!({
         "overhead_p50_ms": round2(figures.trivial_p50_ms),
         "overhead_p99_ms": round2(figures.trivial_p99_ms),
@@ -336,6 +339,11 @@ fn bench_sandbox() -> anyhow::Result<Value> {
         "command_jailed_p99_ms": round2(command.jailed_p99_ms),
         "command_unconfined_p50_ms": round2(command.unconfined_p50_ms),
         "command_iterations": command.iterations,
+        "cancel_compute_p50_ms": round2(cancel.compute_p50_ms),
+        "cancel_compute_max_ms": round2(cancel.compute_max_ms),
+        "cancel_command_p50_ms": round2(cancel.command_p50_ms),
+        "cancel_command_max_ms": round2(cancel.command_max_ms),
+        "cancel_iterations": cancel.iterations,
     }))
 }
 

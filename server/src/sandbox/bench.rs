@@ -1,12 +1,13 @@
 //! [`overhead_bench`]: what [`Sandbox::execute`] costs on a warm worker, and what the
-//! pre-warmed worker saves a run's first snippet. For `punie bench` and the figures in
-//! `docs/sandbox.md`.
+//! pre-warmed worker saves a run's first snippet. [`cancel_bench`]: how long `execute` takes
+//! to return once its run is cancelled. For `punie bench` and the figures in
+//! `docs/sandbox.md` and `docs/benchmarks.md`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{DiskToolHost, Sandbox};
+use super::{DiskToolHost, Sandbox, ToolEvent};
 use crate::cancel::CancelFlag;
 
 /// Overhead figures of [`Sandbox::execute`], in milliseconds.
@@ -99,6 +100,92 @@ pub fn overhead_bench(sandbox: &mut Sandbox, iterations: usize) -> anyhow::Resul
         cold_first_snippet_p50_ms: percentile(&cold, 0.5),
         second_run_first_snippet_p50_ms: percentile(&second, 0.5),
         start_runs: START_RUNS,
+    })
+}
+
+/// Cancel to `execute` returned, in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancelFigures {
+    /// A snippet that computes: `while True: pass` (the worker is killed).
+    pub compute_p50_ms: f64,
+    pub compute_max_ms: f64,
+    /// A snippet waiting on a command: `run_command("sleep", args=["60"])` (the jailed
+    /// command and the worker are stopped).
+    pub command_p50_ms: f64,
+    pub command_max_ms: f64,
+    pub iterations: usize,
+}
+
+/// How long a snippet runs before it is cancelled: long enough that it is inside its loop,
+/// or its command has started.
+const RUNNING_FOR: Duration = Duration::from_millis(300);
+
+/// Cancels `iterations` computing snippets and as many snippets waiting on a command, each
+/// [`RUNNING_FOR`] after it began (after its tool call began, for the command), and times
+/// cancel → `execute` returned.
+pub fn cancel_bench(sandbox: &mut Sandbox, iterations: usize) -> anyhow::Result<CancelFigures> {
+    let dir = tempfile::Builder::new()
+        .prefix("punie-bench-")
+        .tempdir()
+        .context("creating the bench workspace")?;
+    let host = DiskToolHost {
+        root: dir.path().to_path_buf(),
+        allow_commands: true,
+    };
+    let mut timed = |code: &str, waits_on_tool: bool| -> anyhow::Result<f64> {
+        // A ready worker, so the clock starts with the snippet itself.
+        let warm = sandbox.execute("x = 1", &host, &CancelFlag::default(), &mut |_| {});
+        anyhow::ensure!(warm.ok, "warm-up snippet failed: {:?}", warm.error);
+        let cancel = CancelFlag::default();
+        let (started_sender, started) = crossbeam_channel::bounded::<()>(1);
+        let canceller = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                let _ = started.recv();
+                std::thread::sleep(RUNNING_FOR);
+                let at = Instant::now();
+                cancel.cancel();
+                at
+            })
+        };
+        if !waits_on_tool {
+            let _ = started_sender.send(());
+        }
+        let out = sandbox.execute(code, &host, &cancel, &mut |event| {
+            if matches!(event, ToolEvent::Started { .. }) {
+                let _ = started_sender.try_send(());
+            }
+        });
+        let returned = Instant::now();
+        drop(started_sender);
+        let cancelled_at = canceller
+            .join()
+            .map_err(|_| anyhow::anyhow!("the canceller panicked"))?;
+        anyhow::ensure!(
+            out.error
+                .as_ref()
+                .is_some_and(|err| err.type_name == "KeyboardInterrupt"),
+            "the snippet was not cancelled: {out:?}"
+        );
+        Ok(returned
+            .saturating_duration_since(cancelled_at)
+            .as_secs_f64()
+            * 1000.0)
+    };
+    let compute = (0..iterations.max(1))
+        .map(|_| timed("while True:\n    pass", false))
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    let command = (0..iterations.max(1))
+        .map(|_| timed("run_command('sleep', args=['60'])", true))
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    let compute = sorted(compute);
+    let command = sorted(command);
+    Ok(CancelFigures {
+        compute_p50_ms: percentile(&compute, 0.5),
+        compute_max_ms: compute[compute.len() - 1],
+        command_p50_ms: percentile(&command, 0.5),
+        command_max_ms: command[command.len() - 1],
+        iterations: compute.len(),
     })
 }
 

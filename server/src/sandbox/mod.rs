@@ -89,7 +89,7 @@ use crate::tools::PermissionClass;
 pub use crate::tools::Tool;
 pub use crate::workspace::{CommandLimits, ToolError, ToolHost};
 
-pub use bench::{OverheadFigures, overhead_bench};
+pub use bench::{CancelFigures, OverheadFigures, cancel_bench, overhead_bench};
 pub use limits::SandboxLimits;
 use limits::SnippetClock;
 use process::{Incoming, WorkerProcess};

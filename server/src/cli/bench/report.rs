@@ -110,6 +110,24 @@ fn render_figures(report: &Value, reference: Option<&Value>, context: &ReportCon
                 ),
             );
         }
+        if sandbox.get("cancel_compute_p50_ms").is_some() {
+            row(
+                &mut out,
+                "cancel → snippet returned: `while True: pass`, p50 / max",
+                format!(
+                    "{} / {} ms",
+                    sandbox["cancel_compute_p50_ms"], sandbox["cancel_compute_max_ms"]
+                ),
+            );
+            row(
+                &mut out,
+                "cancel → snippet returned: `run_command('sleep', args=['60'])`, p50 / max",
+                format!(
+                    "{} / {} ms",
+                    sandbox["cancel_command_p50_ms"], sandbox["cancel_command_max_ms"]
+                ),
+            );
+        }
     }
     if let Some(lsp) = report.get("lsp") {
         out.push_str("\n### Language server\n\n| figure | value |\n|---|---|\n");
