@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The `openai` engine against a real OpenAI-compatible server: llama-cpp-python's server on the
-# default model, on loopback. Runs tests/e2e/openai.rs (streaming, stop strings, cancellation)
-# and one `punie ask` through the server. The server's venv is cached under ~/.cache/punie-bench.
+# default model, on loopback. Runs server/examples/openai_check.rs (streaming, stop strings,
+# cancellation) and one `punie ask` through the server. The server's venv is cached under ~/.cache/punie-bench.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +41,7 @@ if [ "$server_up" != true ]; then
 fi
 
 export PUNIE_OPENAI_URL="http://127.0.0.1:$port/v1#smollm2"
-cargo test --test e2e -- openai:: --nocapture
+cargo run --quiet --example openai_check -- "$PUNIE_OPENAI_URL"
 workspace="$(mktemp -d)"
 cp -R tests/fixtures/workspace/. "$workspace/"
 target/debug/punie ask --engine "openai:$PUNIE_OPENAI_URL" --workspace "$workspace" --max-turns 2 "What is in README.md?"

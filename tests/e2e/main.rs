@@ -19,7 +19,6 @@ mod lsp_client;
 mod lsp_edits;
 mod micro;
 mod models;
-mod openai;
 mod parse_prompt;
 mod permissions;
 mod redteam;
