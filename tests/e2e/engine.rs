@@ -172,11 +172,10 @@ fn cancel_mid_generation_is_prompt_and_the_engine_stays_usable() {
     let latency = cancelled_at.elapsed();
     assert_eq!(generation.finish, FinishReason::Cancelled);
     assert!(generation.n_generated < 400);
-    // One decode step of a 135M model takes milliseconds; allow for a loaded CI machine.
-    assert!(
-        latency < Duration::from_millis(500),
-        "cancel took {latency:?}"
-    );
+    // The flag is seen within one decode step (milliseconds on a 135M model). The bound is
+    // generous for a loaded two-core CI machine; what it catches is a cancel seen only at the
+    // end (400 tokens take seconds), or not at all (then `n_generated` is 400).
+    assert!(latency < Duration::from_secs(2), "cancel took {latency:?}");
 
     let next = generate(
         &engine,

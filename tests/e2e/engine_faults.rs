@@ -157,8 +157,10 @@ fn ctrl_c_during_a_stalled_stream_closes_the_connection_at_once() {
         .expect("the connection was closed");
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130));
+    // Generous for a loaded CI machine: what it catches is a run that waits for the stalled
+    // server (the idle timeout, two minutes) before it lets the process end.
     assert!(
-        closed_at.saturating_duration_since(sent) < Duration::from_millis(500),
+        closed_at.saturating_duration_since(sent) < Duration::from_secs(3),
         "the socket closed {:?} after the cancel",
         closed_at.saturating_duration_since(sent)
     );
@@ -219,13 +221,22 @@ fn dropping_an_engine_while_its_model_loads_returns_at_once() {
         default_model: Some(crate::support::installed_default_model()),
         ..punie::engine::EngineConfig::default()
     };
+    // A whole load first, on this machine and under its current load, as the yardstick.
+    let started = Instant::now();
+    let loaded =
+        punie::engine::EngineHandle::spawn(punie::engine::EngineSpec::Default, config.clone());
+    loaded.wait_ready().unwrap();
+    let full_load = started.elapsed();
+    drop(loaded);
+
     let engine = punie::engine::EngineHandle::spawn(punie::engine::EngineSpec::Default, config);
     assert!(engine.load_state().is_none(), "still loading");
     let started = Instant::now();
     drop(engine);
+    // A drop that waited for the load would take about a whole load.
     assert!(
-        started.elapsed() < Duration::from_millis(50),
-        "{:?}",
+        started.elapsed() < full_load / 2,
+        "dropping took {:?}; a whole load takes {full_load:?}",
         started.elapsed()
     );
 }

@@ -611,7 +611,9 @@ mod tests {
             (generation.finish, generation.text.as_str()),
             (FinishReason::Cancelled, "a")
         );
-        assert!(latency < Duration::from_millis(100), "{latency:?}");
+        // Generous for a loaded machine; what it catches is waiting out the stall (the idle
+        // timeout, two minutes).
+        assert!(latency < Duration::from_secs(2), "{latency:?}");
         // The server saw the connection close.
         server.join().unwrap();
     }
