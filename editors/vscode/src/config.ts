@@ -1,12 +1,11 @@
 // Builds the server settings (initializationOptions, workspace/configuration section `punie`,
-// didChangeConfiguration) from the declaration in settings.decl.json.
+// didChangeConfiguration) from VS Code's, as settings.decl.json says (generated, with package.json's
+// configuration, from the server's declaration of its settings).
 import decl from "../settings.decl.json";
 
 export interface SettingDecl {
   key: string;
   client?: boolean;
-  type: string;
-  default: unknown;
   omitEmpty?: boolean;
 }
 

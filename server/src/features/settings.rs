@@ -3,6 +3,7 @@
 //! (`lsp::settings`); ACP and the CLI fill them from flags.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use crate::engine::EngineSpec;
 use crate::policy::{Decision, PolicySettings, check};
@@ -58,6 +59,13 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The values each number accepts; any other is a bad setting, never silently clamped.
+    /// The sandbox's own caps are the upper bounds of its limits.
+    pub const MAX_TURNS: RangeInclusive<u64> = 1..=10_000;
+    pub const SANDBOX_TIMEOUT_MS: RangeInclusive<u64> = 1..=SandboxLimits::MAX_TIMEOUT_MS;
+    pub const SANDBOX_MEMORY_MB: RangeInclusive<u64> = 16..=SandboxLimits::MAX_MEMORY_MB;
+    pub const SANDBOX_OUTPUT_KB: RangeInclusive<u64> = 1..=SandboxLimits::MAX_OUTPUT_KB;
+
     /// The permission policy in force: the user's policy file, then `tool_policy` over it
     /// (only where it tightens, unless it is the user's).
     pub fn policy_settings(&self) -> PolicySettings {

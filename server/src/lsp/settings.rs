@@ -5,6 +5,11 @@
 //! (`toolPolicy` and `sandbox` one level deeper); `null` changes nothing. A bad value is
 //! reported once, naming its key (`sandbox.timeoutMs`), and that key falls back to its default.
 
+#[cfg(test)]
+mod declaration;
+#[cfg(test)]
+mod sourcegen;
+
 use serde_json::{Map, Value};
 
 use crate::engine::EngineSpec;
@@ -209,11 +214,13 @@ fn validate(raw: &mut Map<String, Value>) -> (Settings, Vec<String>) {
                     bad_keys.push(key.clone());
                 }
             },
-            "maxTurns" => match value.as_u64().filter(|n| (1..=10_000).contains(n)) {
+            "maxTurns" => match value.as_u64().filter(|n| Settings::MAX_TURNS.contains(n)) {
                 Some(n) => res.max_turns = n as usize,
                 None => {
                     problems.push(format!(
-                        "maxTurns: expected an integer from 1 to 10000, got {value}"
+                        "maxTurns: expected an integer from {} to {}, got {value}",
+                        Settings::MAX_TURNS.start(),
+                        Settings::MAX_TURNS.end()
                     ));
                     bad_keys.push(key.clone());
                 }
@@ -261,9 +268,11 @@ fn validate(raw: &mut Map<String, Value>) -> (Settings, Vec<String>) {
                             continue;
                         }
                         let (target, range) = match limit.as_str() {
-                            "timeoutMs" => (&mut res.sandbox_timeout_ms, 1..=3_600_000),
-                            "memoryMb" => (&mut res.sandbox_memory_mb, 16..=65_536),
-                            "outputKb" => (&mut res.sandbox_output_kb, 1..=65_536),
+                            "timeoutMs" => {
+                                (&mut res.sandbox_timeout_ms, Settings::SANDBOX_TIMEOUT_MS)
+                            }
+                            "memoryMb" => (&mut res.sandbox_memory_mb, Settings::SANDBOX_MEMORY_MB),
+                            "outputKb" => (&mut res.sandbox_output_kb, Settings::SANDBOX_OUTPUT_KB),
                             _ => {
                                 problems.push(format!(
                                     "sandbox.{limit}: unknown key (expected timeoutMs, memoryMb, outputKb, network or readable)"
@@ -442,7 +451,7 @@ mod tests {
             &[
                 "engine: engine SPEC `gguf:x`: expected llama:PATH.gguf, openai:URL#MODEL or scripted:FILE.json",
                 "maxTurns: expected an integer from 1 to 10000, got 0",
-                "sandbox.memoryMb: expected an integer from 16 to 65536, got \"lots\"",
+                "sandbox.memoryMb: expected an integer from 16 to 16384, got \"lots\"",
                 "toolPolicy.run_command: expected \"allow\", \"ask\" or \"deny\", got \"maybe\"",
             ],
             |settings| {
@@ -494,27 +503,25 @@ mod tests {
         );
     }
 
-    /// `editors/vscode/settings.decl.json` declares the settings VS Code offers (and generates
-    /// its `package.json` from): its defaults and bounds are the server's, key by key.
+    /// The declaration that the editors' settings and the docs are generated from
+    /// (`declaration.rs`): the server accepts each setting's default, choices and bounds, and
+    /// refuses what lies just outside them, naming the key.
     #[test]
-    fn the_editor_declaration_agrees_with_the_server() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../editors/vscode/settings.decl.json"
-        );
-        let decl: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let entries = decl["settings"].as_array().unwrap();
-        // A client that vouches for its settings, as VS Code does for user settings.
-        let server_side = entries.iter().filter(|entry| entry["client"] != true);
+    fn the_declaration_agrees_with_the_server() {
+        use declaration::Kind;
         let mut seen = Vec::new();
-        for entry in server_side {
-            let key = entry["key"].as_str().unwrap();
+        for declaration in declaration::declarations() {
+            if !declaration.server {
+                continue;
+            }
+            let key = declaration.key;
             seen.push(key);
             // `sandbox.timeoutMs` is `{"sandbox": {"timeoutMs": …}}` on the wire.
             let source = |value: &Value| match key.split_once('.') {
                 Some((outer, inner)) => json!({ outer: { inner: value } }),
                 None => json!({ key: value }),
             };
+            // A client that vouches for its settings, as VS Code does for user settings.
             let accepted = |value: Value| {
                 let problems = users_store().apply(&source(&value));
                 assert!(problems.is_empty(), "{key} = {value}: {problems:?}");
@@ -526,34 +533,48 @@ mod tests {
                     "{key} = {value}: {problems:?}"
                 );
             };
-            accepted(entry["default"].clone());
-            if let Some(values) = entry["enum"].as_array() {
-                values.iter().cloned().for_each(&accepted);
-                refused(json!("not-one-of-them"));
-            }
-            if entry["type"] == "integer" {
-                let default = entry["default"].as_u64().unwrap();
-                let server_default = match key {
-                    "maxTurns" => Settings::default().max_turns as u64,
-                    "sandbox.timeoutMs" => Settings::default().sandbox_timeout_ms,
-                    "sandbox.memoryMb" => Settings::default().sandbox_memory_mb,
-                    "sandbox.outputKb" => Settings::default().sandbox_output_kb,
-                    other => panic!("{other}: an integer setting this test does not know"),
-                };
-                assert_eq!(default, server_default, "{key}: the default");
-                let min = entry["minimum"].as_u64().unwrap();
-                accepted(json!(min));
-                refused(json!(min - 1));
-                let max = entry["maximum"]
-                    .as_u64()
-                    .expect("every integer has a maximum");
-                accepted(json!(max));
-                refused(json!(max + 1));
+            match declaration.kind {
+                // Empty is not sent: it means the default.
+                Kind::Text { default } => assert_eq!(default, "", "{key}"),
+                Kind::Choice { choices, .. } => {
+                    for choice in choices.iter().filter(|choice| !choice.value.is_empty()) {
+                        accepted(json!(choice.value));
+                    }
+                    refused(json!("not-one-of-them"));
+                }
+                Kind::Integer { default, range } => {
+                    accepted(json!(default));
+                    accepted(json!(range.start()));
+                    refused(json!(range.start() - 1));
+                    accepted(json!(range.end()));
+                    refused(json!(range.end() + 1));
+                }
+                Kind::Boolean { default } => {
+                    accepted(json!(default));
+                    refused(json!("yes"));
+                }
+                Kind::Paths { .. } => {
+                    accepted(json!(crate::jail::DEFAULT_READABLE));
+                    refused(json!("/usr"));
+                }
             }
         }
-        assert!(
-            seen.contains(&"sandbox.memoryMb") && seen.len() >= 8,
-            "{seen:?}"
+        assert_eq!(
+            seen,
+            [
+                "engine",
+                "profile",
+                "maxTurns",
+                "toolPolicy.read_file",
+                "toolPolicy.write_file",
+                "toolPolicy.run_command",
+                "sandbox.timeoutMs",
+                "sandbox.memoryMb",
+                "sandbox.outputKb",
+                "sandbox.network",
+                "sandbox.readable",
+                "untrustedWorkspace",
+            ]
         );
     }
 }

@@ -44,10 +44,6 @@ impl Default for SandboxLimits {
     }
 }
 
-/// The most any setting can ask for.
-const MAX_TIMEOUT_MS: u64 = 3_600_000;
-const MAX_MEMORY_MB: u64 = 16 * 1024;
-const MAX_OUTPUT_KB: u64 = 4 * 1024;
 const MAX_TOOL_CALLS: usize = 1_000;
 
 /// How much longer than its limit a snippet may run while the host waits for permission
@@ -55,12 +51,17 @@ const MAX_TOOL_CALLS: usize = 1_000;
 pub(crate) const MAX_PERMISSION_PAUSE: Duration = Duration::from_secs(300);
 
 impl SandboxLimits {
+    /// The most any setting can ask for (the settings' upper bounds, `features::Settings`).
+    pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+    pub const MAX_MEMORY_MB: u64 = 16 * 1024;
+    pub const MAX_OUTPUT_KB: u64 = 4 * 1024;
+
     /// These limits within the sandbox's own caps (and each at least 1).
     pub fn capped(&self) -> SandboxLimits {
         SandboxLimits {
-            timeout_ms: self.timeout_ms.clamp(1, MAX_TIMEOUT_MS),
-            memory_mb: self.memory_mb.clamp(1, MAX_MEMORY_MB),
-            output_kb: self.output_kb.clamp(1, MAX_OUTPUT_KB),
+            timeout_ms: self.timeout_ms.clamp(1, Self::MAX_TIMEOUT_MS),
+            memory_mb: self.memory_mb.clamp(1, Self::MAX_MEMORY_MB),
+            output_kb: self.output_kb.clamp(1, Self::MAX_OUTPUT_KB),
             max_tool_calls: self.max_tool_calls.clamp(1, MAX_TOOL_CALLS),
         }
     }
@@ -159,9 +160,9 @@ mod tests {
             max_tool_calls: usize::MAX,
         };
         let capped = wild.capped();
-        assert_eq!(capped.timeout_ms, MAX_TIMEOUT_MS);
+        assert_eq!(capped.timeout_ms, SandboxLimits::MAX_TIMEOUT_MS);
         assert_eq!(capped.memory_mb, 1);
-        assert_eq!(capped.output_kb, MAX_OUTPUT_KB);
+        assert_eq!(capped.output_kb, SandboxLimits::MAX_OUTPUT_KB);
         assert_eq!(capped.max_tool_calls, MAX_TOOL_CALLS);
         assert_eq!(SandboxLimits::default().capped(), SandboxLimits::default());
     }

@@ -1,7 +1,6 @@
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { SERVER_KEYS, serverSettings, needsRestart } from "../../src/config";
+import { SERVER_KEYS, SETTINGS, serverSettings, needsRestart } from "../../src/config";
 
 describe("config", () => {
   it("builds the nested initializationOptions of INTERFACES §2 from the defaults", () => {
@@ -9,16 +8,21 @@ describe("config", () => {
     const props = pkg.contributes.configuration.properties;
     const s = serverSettings((k) => props[`punie.${k}`]?.default);
     assert.deepEqual(s, {
-      profile: "punie-phase22",
       maxTurns: 8,
       toolPolicy: { read_file: "allow", write_file: "ask", run_command: "ask" },
       sandbox: { timeoutMs: 10000, memoryMb: 256, outputKb: 256 },
     });
   });
 
-  it("passes the engine when set and leaves out unset values", () => {
-    const s = serverSettings((k) => ({ engine: " scripted:/tmp/t.json ", maxTurns: 3 } as Record<string, unknown>)[k]);
-    assert.deepEqual(s, { engine: "scripted:/tmp/t.json", maxTurns: 3 });
+  it("passes the engine and profile when set and leaves out unset values", () => {
+    const s = serverSettings((k) => ({ engine: " scripted:/tmp/t.json ", profile: "generic", maxTurns: 3 } as Record<string, unknown>)[k]);
+    assert.deepEqual(s, { engine: "scripted:/tmp/t.json", profile: "generic", maxTurns: 3 });
+  });
+
+  it("leaves the profile to the model unless one is chosen", () => {
+    const props = JSON.parse(readFileSync("package.json", "utf8")).contributes.configuration.properties;
+    assert.equal(props["punie.profile"].default, "");
+    assert.deepEqual(props["punie.profile"].enum, ["", "punie-phase22", "punie-typed", "generic"]);
   });
 
   it("never sends the client-only settings", () => {
@@ -53,8 +57,9 @@ describe("config", () => {
     assert.equal(needsRestart((s) => s === "punie.engine"), false);
   });
 
-  it("package.json settings are generated from settings.decl.json", () => {
-    execFileSync(process.execPath, ["scripts/gen-config.mjs", "--check"]);
+  it("declares every setting of package.json, and only those", () => {
+    const props = JSON.parse(readFileSync("package.json", "utf8")).contributes.configuration.properties;
+    assert.deepEqual(SETTINGS.map((s) => `punie.${s.key}`), Object.keys(props));
   });
 
   it("contributes every setting the issue names, each with a description", () => {
