@@ -37,7 +37,8 @@ struct Options {
     repetitions: usize,
     repack: bool,
     flash_attn: bool,
-    /// KV cache type: `f16`, `q8_0` or `bf16` (as `punie bench` reports its own).
+    /// KV cache type as `punie bench` reports its own: `f16`, `q8_0` or `bf16` for keys and
+    /// values alike, or `KEYS/VALUES` (`q8_0/f16`).
     cache_type: String,
 }
 
@@ -66,7 +67,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         repetitions: 5,
         repack: true,
         flash_attn: true,
-        cache_type: "q8_0".to_owned(),
+        cache_type: "q8_0/f16".to_owned(),
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -90,6 +91,20 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         return Err("--model and --prompt are required".to_owned());
     }
     Ok(options)
+}
+
+/// The ggml types of keys and values a `--cache-type` names.
+fn cache_types(name: &str) -> Result<(sys::ggml_type, sys::ggml_type), String> {
+    let ggml_type = |name: &str| match name {
+        "f16" => Ok(sys::GGML_TYPE_F16),
+        "q8_0" => Ok(sys::GGML_TYPE_Q8_0),
+        "bf16" => Ok(sys::GGML_TYPE_BF16),
+        other => Err(format!(
+            "--cache-type {other}: expected f16, q8_0 or bf16, or KEYS/VALUES"
+        )),
+    };
+    let (keys, values) = name.split_once('/').unwrap_or((name, name));
+    Ok((ggml_type(keys)?, ggml_type(values)?))
 }
 
 fn run(options: &Options) -> Result<String, String> {
@@ -120,14 +135,7 @@ fn run(options: &Options) -> Result<String, String> {
         } else {
             sys::LLAMA_FLASH_ATTN_TYPE_DISABLED
         };
-        let cache_type = match options.cache_type.as_str() {
-            "f16" => sys::GGML_TYPE_F16,
-            "q8_0" => sys::GGML_TYPE_Q8_0,
-            "bf16" => sys::GGML_TYPE_BF16,
-            other => return Err(format!("--cache-type {other}: expected f16, q8_0 or bf16")),
-        };
-        ctx_params.type_k = cache_type;
-        ctx_params.type_v = cache_type;
+        (ctx_params.type_k, ctx_params.type_v) = cache_types(&options.cache_type)?;
         let ctx = NonNull::new(sys::llama_init_from_model(model.as_ptr(), ctx_params))
             .ok_or("cannot create the context")?;
 

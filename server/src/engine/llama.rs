@@ -21,7 +21,7 @@
 //! **CPU choices**, measured in docs/benchmarks.md and switchable through [`EngineConfig`]:
 //! llama.cpp repacks weights into CPU-specific layouts (its default; see [`load_model`]), and
 //! flash attention is on except where llama.cpp runs AMX kernels ([`FlashAttention`]), with an
-//! 8-bit KV cache where it is on ([`cache_type`]).
+//! 8-bit keys in the KV cache where it is on ([`cache_type`]).
 //! Generation steps choose their thread count from measured step times (`threads.rs`), so a
 //! busy machine does not make ggml's threads wait for each other.
 //!
@@ -202,40 +202,38 @@ fn context_params(
 }
 
 /// How the KV cache stores keys and values. Where flash attention is on (llama.cpp needs it
-/// for a quantized cache): 8-bit blocks (`q8_0`) if the model's head sizes allow, else bfloat16.
-/// Half the memory of f16 for `q8_0`, decode as fast (docs/benchmarks.md), and llama.cpp's CPU
-/// flash attention then computes every query row with one kernel whether it comes alone or in a
-/// batch; with f16 it splits a single token's attention over 512 or more cached positions across
-/// threads and sums in another order, so a batch's logits differ from single steps' (by up to
-/// 1.0 on SmolLM2) and prompt lookup could not promise plain decoding's output. Elsewhere f16,
-/// llama.cpp's default.
+/// for a quantized cache): keys in 8-bit blocks (`q8_0`) and values in f16 if the model's key
+/// heads allow, else bfloat16. The key type decides the kernel: llama.cpp's CPU flash attention
+/// splits a single token's attention over 512 or more cached positions across threads (and
+/// tiles batches of 64 rows or more) only when keys are f16 or f32, summing in another order,
+/// so a batch's logits would differ from single steps' (by up to 1.0 on SmolLM2) and prompt
+/// lookup could not promise plain decoding's output. With `q8_0` keys every query row goes
+/// through one kernel whether it comes alone or in a batch. The values' type only changes that
+/// kernel's inner loop: f16 values are added as they are, where `q8_0` ones are first converted
+/// row by row, which made a lookup batch of 17 tokens over 1,500 cached ones 20% cheaper at
+/// the same single-step speed (docs/benchmarks.md). Elsewhere f16, llama.cpp's default.
 pub fn cache_type(model: &LlamaModel, config: &EngineConfig) -> CacheType {
     if FlashAttention::for_config(config) != FlashAttention::On {
         return CacheType::F16;
     }
-    let (key, value) = head_sizes(model);
-    if key % 32 == 0 && value % 32 == 0 {
-        CacheType::Q8_0
+    if key_head_size(model) % 32 == 0 {
+        CacheType::Q8_0KeysF16Values
     } else {
         CacheType::Bf16
     }
 }
 
-/// The sizes of the model's attention heads for keys and values: the GGUF's
-/// `<arch>.attention.key_length` and `value_length`, else the embedding size over the heads.
-fn head_sizes(model: &LlamaModel) -> (i64, i64) {
-    let default = i64::from(model.n_embd()) / i64::from(model.n_head().max(1));
+/// The size of the model's key heads: the GGUF's `<arch>.attention.key_length`, else the
+/// embedding size over the heads.
+fn key_head_size(model: &LlamaModel) -> i64 {
     let arch = model
         .meta_val_str("general.architecture")
         .unwrap_or_default();
-    let size = |what: &str| {
-        model
-            .meta_val_str(&format!("{arch}.attention.{what}_length"))
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or(default)
-    };
-    (size("key"), size("value"))
+    model
+        .meta_val_str(&format!("{arch}.attention.key_length"))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or_else(|| i64::from(model.n_embd()) / i64::from(model.n_head().max(1)))
 }
 
 /// Whether llama.cpp's kernels compute a batch's rows exactly as single steps on any context

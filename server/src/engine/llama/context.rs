@@ -37,26 +37,29 @@ pub(super) struct ContextParams {
 pub enum CacheType {
     /// llama.cpp's default.
     F16,
-    /// 8-bit blocks of 32; needs flash attention, and head sizes that are multiples of 32.
-    Q8_0,
+    /// Keys in 8-bit blocks of 32, values in f16; needs flash attention, and key heads whose
+    /// size is a multiple of 32.
+    Q8_0KeysF16Values,
     /// bfloat16; needs flash attention to be worth it.
     Bf16,
 }
 
 impl CacheType {
+    /// `f16`, `bf16`, or `KEYS/VALUES` where they differ.
     pub fn name(self) -> &'static str {
         match self {
             CacheType::F16 => "f16",
-            CacheType::Q8_0 => "q8_0",
+            CacheType::Q8_0KeysF16Values => "q8_0/f16",
             CacheType::Bf16 => "bf16",
         }
     }
 
-    fn ggml_type(self) -> sys::ggml_type {
+    /// The ggml types of keys and values.
+    fn ggml_types(self) -> (sys::ggml_type, sys::ggml_type) {
         match self {
-            CacheType::F16 => sys::GGML_TYPE_F16,
-            CacheType::Q8_0 => sys::GGML_TYPE_Q8_0,
-            CacheType::Bf16 => sys::GGML_TYPE_BF16,
+            CacheType::F16 => (sys::GGML_TYPE_F16, sys::GGML_TYPE_F16),
+            CacheType::Q8_0KeysF16Values => (sys::GGML_TYPE_Q8_0, sys::GGML_TYPE_F16),
+            CacheType::Bf16 => (sys::GGML_TYPE_BF16, sys::GGML_TYPE_BF16),
         }
     }
 }
@@ -77,8 +80,7 @@ impl<'m> Context<'m> {
         raw_params.n_threads = params.threads;
         raw_params.n_threads_batch = params.threads;
         raw_params.flash_attn_type = params.flash_attention.policy();
-        raw_params.type_k = params.cache.ggml_type();
-        raw_params.type_v = params.cache.ggml_type();
+        (raw_params.type_k, raw_params.type_v) = params.cache.ggml_types();
         // SAFETY: the model pointer is valid for 'm (see `model_ptr`); the context keeps a
         // pointer to it, which `PhantomData<&'m LlamaModel>` keeps alive.
         let raw = unsafe { sys::llama_init_from_model(model_ptr(model), raw_params) };
