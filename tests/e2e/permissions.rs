@@ -88,6 +88,9 @@ const PROTECTED_WRITES: &[(&str, &str)] = &[
     (".pre-commit-config.yaml", "pre_commit"),
     (".envrc", "autorun"),
     (".venv/lib/python3.11/site-packages/x.pth", "autorun"),
+    (".cargo/config.toml", "build_config"),
+    ("web/.npmrc", "build_config"),
+    ("gradle/wrapper/gradle-wrapper.properties", "build_config"),
     (".bashrc", "shell_startup"),
     ("build.sh", "executable"),
 ];

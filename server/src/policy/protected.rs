@@ -136,6 +136,28 @@ pub static PROTECTED: &[ProtectedRule] = &[
         ],
     },
     ProtectedRule {
+        id: "build_config",
+        reason: "build tool configuration that runs programs",
+        patterns: &[
+            // Cargo runs `build.rustc-wrapper` and `target.*.runner` on every build.
+            Components(&[".cargo", "config.toml"]),
+            Components(&[".cargo", "config"]),
+            // npm's `node-options = --require …` and `script-shell`, Yarn's `yarnPath`.
+            Component(".npmrc"),
+            Component(".yarnrc"),
+            Component(".yarnrc.yml"),
+            // pdb runs `.pdbrc` from the current directory when it starts.
+            Component(".pdbrc"),
+            // Bazel's `--run_under`; Maven's and Gradle's wrappers download and run a
+            // distribution from the URL they name; sbt's and the JVM's options load agents.
+            Component(".bazelrc"),
+            Component(".mvn"),
+            Components(&["gradle", "wrapper"]),
+            Component(".jvmopts"),
+            Component(".sbtopts"),
+        ],
+    },
+    ProtectedRule {
         id: "shell_startup",
         reason: "shell start-up file",
         patterns: &[

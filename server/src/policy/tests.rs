@@ -567,7 +567,7 @@ fn the_user_policy_file() {
     assert!(!settings.ask_protected.contains("vcs"));
     insta::assert_snapshot!(problems.join("\n"), @r#"
     [extra]: unknown section; expected [tools] or [protected]
-    protected.nope: no such rule; the rules are vcs, editor, git_hooks, pre_commit, ci, autorun, shell_startup, executable, hard_link
+    protected.nope: no such rule; the rules are vcs, editor, git_hooks, pre_commit, ci, autorun, build_config, shell_startup, executable, hard_link
     tools.write_file: expected "allow", "ask" or "deny", got "sometimes"
     "#);
     let (_, problems) = parse_user_policy("[tools\n");
