@@ -194,6 +194,7 @@ pub fn run_command(
     let program = argv
         .first()
         .ok_or_else(|| ToolError::new("ValueError", "empty command"))?;
+    let protected_before = super::quarantine::protected_before(workspace);
     let started = Instant::now();
     let run_limits = jail::RunLimits {
         deadline: started + limits.timeout,
@@ -210,21 +211,43 @@ pub fn run_command(
             }
         },
     )?;
+    // Everything the command started is gone: nothing can create another one now.
+    let moved_aside = super::quarantine::sweep(workspace, &protected_before);
+    let with_note = |mut error: ToolError| {
+        if let Some(note) = &moved_aside {
+            error.message = format!("{}\n{note}", error.message);
+        }
+        error
+    };
     let exit_code = match finished.end {
         jail::End::Exited(code) => Some(code),
         jail::End::Signalled(_) | jail::End::OutputLimit => None,
         // A flag whose own deadline passed is the caller's time limit (the snippet's time
         // running out), not the user cancelling.
         jail::End::Cancelled if !cancel.deadline_passed() => {
-            return Err(ToolError::new("KeyboardInterrupt", "the run was cancelled"));
+            return Err(with_note(ToolError::new(
+                "KeyboardInterrupt",
+                "the run was cancelled",
+            )));
         }
         jail::End::TimedOut | jail::End::Cancelled => {
-            return Err(timed_out(argv, limits.timeout.min(started.elapsed())));
+            return Err(with_note(timed_out(
+                argv,
+                limits.timeout.min(started.elapsed()),
+            )));
         }
     };
+    let mut stderr = String::from_utf8_lossy(&finished.stderr).into_owned();
+    if let Some(note) = moved_aside {
+        if !stderr.is_empty() && !stderr.ends_with('\n') {
+            stderr.push('\n');
+        }
+        stderr.push_str(&note);
+        stderr.push('\n');
+    }
     Ok(CommandOutput {
         stdout: String::from_utf8_lossy(&finished.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&finished.stderr).into_owned(),
+        stderr,
         exit_code,
         truncated: finished.end == jail::End::OutputLimit,
     })

@@ -12,6 +12,7 @@
 mod command;
 mod host;
 mod path;
+mod quarantine;
 
 pub use command::{CommandLimits, CommandOutput, run_command, split_command};
 pub use host::ToolHost;

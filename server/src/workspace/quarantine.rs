@@ -1,0 +1,215 @@
+//! Protected paths a command created: moved aside when it ends.
+//!
+//! The jail mounts the protected paths that exist when a command starts read-only, but it
+//! cannot stop a command from creating one that does not exist yet (a mount needs a place,
+//! and Landlock grants the workspace as a whole). A new `.cargo/config.toml` would run its
+//! `rustc-wrapper` at the user's next build, a new `.git/hooks/pre-commit` at the next commit,
+//! outside the jail. So once the command and everything it started are gone, the protected
+//! paths are looked for again; each that was not there before is moved (never deleted: a
+//! user's editor may have made it meanwhile) into `.punie/quarantine/<time>/`, and the
+//! command's output says so. Moved files lose their execute bits.
+//!
+//! A path is moved by renaming the first symlink on its way, or else the path itself, so a
+//! link such as `.cargo -> ~/.cargo` moves as a link and nothing outside the workspace is
+//! touched. Punie's own `.punie` is left out: the server writes there while commands run.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::jail;
+
+/// Where moved paths go, under the workspace root.
+const QUARANTINE_DIR: &str = ".punie/quarantine";
+
+/// The protected paths present in `workspace` now: taken before a command starts.
+pub(super) fn protected_before(workspace: &Path) -> HashSet<PathBuf> {
+    jail::protected_in(workspace).into_iter().collect()
+}
+
+/// Moves the protected paths that appeared since `before` into the quarantine. Returns the
+/// line for the command's stderr, or `None` when nothing appeared.
+pub(super) fn sweep(workspace: &Path, before: &HashSet<PathBuf>) -> Option<String> {
+    let appeared: Vec<PathBuf> = jail::protected_in(workspace)
+        .into_iter()
+        .filter(|path| !before.contains(path))
+        .filter_map(|path| path.strip_prefix(workspace).ok().map(Path::to_path_buf))
+        .filter(|rel| !rel.starts_with(".punie"))
+        .collect();
+    if appeared.is_empty() {
+        return None;
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    let quarantine = workspace.join(QUARANTINE_DIR).join(stamp.to_string());
+    let mut moved = Vec::new();
+    let mut failed = Vec::new();
+    for rel in appeared {
+        let entry = first_link_or_whole(workspace, &rel);
+        if moved.contains(&entry) {
+            continue;
+        }
+        match move_into(workspace, &entry, &quarantine) {
+            Ok(()) => moved.push(entry),
+            Err(err) => failed.push(format!("{} ({err})", entry.display())),
+        }
+    }
+    let mut line = String::new();
+    if !moved.is_empty() {
+        let names: Vec<String> = moved.iter().map(|rel| rel.display().to_string()).collect();
+        line.push_str(&format!(
+            "punie: the command created protected paths, moved to {}/{stamp}/: {}",
+            QUARANTINE_DIR,
+            names.join(", ")
+        ));
+    }
+    if !failed.is_empty() {
+        if !line.is_empty() {
+            line.push('\n');
+        }
+        line.push_str(&format!(
+            "punie: the command created protected paths that could not be moved aside: {}",
+            failed.join(", ")
+        ));
+    }
+    tracing::warn!("{line}");
+    Some(line)
+}
+
+/// `rel` cut after its first component that is a symlink, or `rel` itself when none is.
+fn first_link_or_whole(workspace: &Path, rel: &Path) -> PathBuf {
+    let mut prefix = PathBuf::new();
+    for component in rel.components() {
+        prefix.push(component);
+        let is_link = std::fs::symlink_metadata(workspace.join(&prefix))
+            .is_ok_and(|meta| meta.file_type().is_symlink());
+        if is_link {
+            return prefix;
+        }
+    }
+    prefix
+}
+
+/// Renames `workspace/rel` to `quarantine/rel` (a rename never follows a final symlink).
+fn move_into(workspace: &Path, rel: &Path, quarantine: &Path) -> std::io::Result<()> {
+    let to = quarantine.join(rel);
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    // Git leaves everything in the quarantine alone.
+    let ignore = workspace.join(QUARANTINE_DIR).join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "*\n")?;
+    }
+    std::fs::rename(workspace.join(rel), &to)?;
+    make_inert(&to);
+    Ok(())
+}
+
+/// At most this many entries of a moved tree lose their execute bits (a command's `git init`
+/// makes about 30).
+const MAX_INERT_ENTRIES: usize = 10_000;
+
+/// Clears the execute bits of the files in a moved tree (links are not followed), so nothing
+/// in the quarantine runs by a slip of the hand.
+fn make_inert(root: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut stack = vec![root.to_path_buf()];
+        let mut seen = 0;
+        while let Some(path) = stack.pop() {
+            seen += 1;
+            if seen > MAX_INERT_ENTRIES {
+                return;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if let Ok(entries) = std::fs::read_dir(&path) {
+                    stack.extend(entries.flatten().map(|entry| entry.path()));
+                }
+            } else if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                let mode = meta.permissions().mode() & !0o111;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = root;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_appeared_is_moved_and_what_was_there_stays() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join(".vscode")).unwrap();
+        std::fs::write(root.join(".vscode/settings.json"), "{}").unwrap();
+        let before = protected_before(&root);
+
+        std::fs::create_dir_all(root.join("sub/.git/hooks")).unwrap();
+        std::fs::write(root.join("sub/.git/hooks/pre-commit"), "#!/bin/sh\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let hook = root.join("sub/.git/hooks/pre-commit");
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::create_dir_all(root.join(".cargo")).unwrap();
+        std::fs::write(
+            root.join(".cargo/config.toml"),
+            "[build]\nrustc-wrapper = \"x\"\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("app.py"), "print(1)\n").unwrap();
+        let line = sweep(&root, &before).unwrap();
+
+        assert!(line.contains(".cargo/config.toml"), "{line}");
+        assert!(line.contains("sub/.git"), "{line}");
+        assert!(!root.join("sub/.git").exists());
+        assert!(!root.join(".cargo/config.toml").exists());
+        assert!(root.join(".vscode/settings.json").exists());
+        assert!(root.join("app.py").exists());
+        let stamp_dir = std::fs::read_dir(root.join(QUARANTINE_DIR))
+            .unwrap()
+            .flatten()
+            .find(|entry| entry.file_type().unwrap().is_dir())
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(stamp_dir.path().join(".cargo/config.toml")).unwrap(),
+            "[build]\nrustc-wrapper = \"x\"\n"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let hook = stamp_dir.path().join("sub/.git/hooks/pre-commit");
+            let mode = std::fs::metadata(hook).unwrap().permissions().mode();
+            assert_eq!(mode & 0o111, 0, "{mode:o}");
+        }
+        assert_eq!(sweep(&root, &protected_before(&root)), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_is_moved_as_a_link_and_its_target_is_untouched() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("config.toml"), "mine\n").unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path().canonicalize().unwrap();
+        let before = protected_before(&root);
+
+        std::os::unix::fs::symlink(outside.path(), root.join(".cargo")).unwrap();
+        sweep(&root, &before).unwrap();
+
+        assert!(std::fs::symlink_metadata(root.join(".cargo")).is_err());
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("config.toml")).unwrap(),
+            "mine\n"
+        );
+    }
+}
