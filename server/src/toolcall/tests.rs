@@ -402,21 +402,29 @@ fn text_around_calls_is_kept() {
     );
 }
 
+/// Every assistant turn of the Phase 22 data with a call in it parses as trained: all 439
+/// `<tool_call>`s cleanly, with the code as written and the tool the prose names called in
+/// it; of the 7 legacy ```json fences, the 5 that are JSON. The snapshot lists each call on
+/// one line (`file:row.turn form name arg=value`, a newline in a value shown as ` ⏎ `).
 #[test]
 fn every_training_call_parses() {
-    // All 439 `<tool_call>`s in the Phase 22 data parse cleanly, with the code as written.
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/punie/phase22_merged");
+    let mut listing = String::new();
+    let mut shapes: BTreeMap<String, usize> = BTreeMap::new();
     let mut n_calls = 0;
     let mut n_fences = 0;
     for file in ["train.jsonl", "valid.jsonl"] {
         // Test-only IO: the fixtures are data files outside the crate.
         let data = std::fs::read_to_string(dir.join(file)).unwrap();
-        for line in data.lines() {
-            let row: serde_json::Value = serde_json::from_str(line).unwrap();
-            let text = row["text"].as_str().unwrap();
-            for turn in text.split("<|im_start|>assistant\n").skip(1) {
-                let output = &turn[..turn.find("<|im_end|>").unwrap()];
+        for (row, line) in data.lines().enumerate() {
+            let row_value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = row_value["text"].as_str().unwrap();
+            for (turn, rest) in text.split("<|im_start|>assistant\n").skip(1).enumerate() {
+                let output = &rest[..rest.find("<|im_end|>").unwrap()];
                 let parsed = parse(output);
                 assert_covers_input(output, &parsed);
                 let expected_calls = output.matches("<tool_call>").count();
@@ -432,10 +440,65 @@ fn every_training_call_parses() {
                     }
                     assert!(!parsed.text.contains("<tool_call>"));
                 }
+                // "I'll use the read_file tool." is followed by a call to it (where the call
+                // parses at all).
+                if let Some(tool) = parsed
+                    .text
+                    .strip_prefix("I'll use the ")
+                    .and_then(|prose| prose.split_once(" tool."))
+                    .map(|(tool, _)| tool)
+                    .filter(|_| !parsed.calls.is_empty())
+                {
+                    assert!(
+                        parsed
+                            .calls
+                            .iter()
+                            .any(|call| call.code().map_or(call.name == tool, |code| code
+                                .contains(&format!("{tool}(")))),
+                        "{file}:{}: the prose names {tool}: {output}",
+                        row + 1
+                    );
+                }
+                let at = format!(
+                    "{}:{}.{}",
+                    file.trim_end_matches(".jsonl"),
+                    row + 1,
+                    turn + 1
+                );
+                for call in &parsed.calls {
+                    let names: Vec<&str> = call.arguments.keys().map(String::as_str).collect();
+                    *shapes
+                        .entry(format!(
+                            "{:?} {}({})",
+                            call.form,
+                            call.name,
+                            names.join(", ")
+                        ))
+                        .or_default() += 1;
+                    let _ = write!(listing, "{at} {:?} {}", call.form, call.name);
+                    for (name, value) in &call.arguments {
+                        let value = value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_owned);
+                        let _ = write!(listing, " {name}={}", value.replace('\n', " ⏎ "));
+                    }
+                    listing.push('\n');
+                }
+                for problem in &parsed.errors {
+                    let _ = writeln!(listing, "{at} {:?}: {}", problem.severity, problem.message);
+                }
                 n_calls += parsed.calls.len();
             }
         }
     }
     // 439 Code Mode calls plus the 5 legacy fences that are valid JSON.
     assert_eq!((n_calls, n_fences), (444, 7));
+    let summary: Vec<String> = shapes
+        .iter()
+        .map(|(shape, n)| format!("{n} {shape}"))
+        .collect();
+    insta::assert_snapshot!(
+        "training_calls",
+        format!("{}\n\n{listing}", summary.join("\n"))
+    );
 }
