@@ -206,6 +206,37 @@ fn appending_keeps_the_prefix() {
     );
 }
 
+/// What each profile renders for a conversation with every kind of turn (question, tool call,
+/// its result, answer, follow-up): the texts that must not drift. Phase 22 is also checked byte
+/// for byte against the training rows below; the other two have no training text to match.
+#[test]
+fn renders_per_profile() {
+    let conversation = [
+        Message::user("What does calc.py define?"),
+        Message::assistant(
+            "I'll use the read_file tool.\n\n<tool_call><function=execute_code>\n<parameter=code>\nprint(read_file(\"calc.py\"))\n</parameter>\n</function></tool_call>",
+        ),
+        Message::tool("def add(a, b):\n    return a + b\n"),
+        Message::assistant("`calc.py` defines `add`."),
+        Message::user("And tests?"),
+    ];
+    let stubs = "def read_file(path: str) -> str: ...";
+    for profile in [
+        Profile::PuniePhase22,
+        Profile::PunieTyped {
+            tools: vec!["read_file".to_owned(), "run_command".to_owned()],
+        },
+        Profile::Generic(GenericConfig {
+            stubs: stubs.to_owned(),
+            ..GenericConfig::default()
+        }),
+    ] {
+        let prompt = render_prompt(&profile, &conversation);
+        assert_eq!(prompt.fallback_reason, None);
+        insta::assert_snapshot!(format!("render_{}", profile.name()), prompt.text);
+    }
+}
+
 #[test]
 fn profile_names() {
     assert_eq!(
