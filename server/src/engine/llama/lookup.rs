@@ -20,8 +20,8 @@ use llama_cpp_2::token::LlamaToken;
 /// The longest and shortest n-gram looked up; a match of one token is too often a coincidence.
 const MAX_NGRAM: usize = 4;
 const MIN_NGRAM: usize = 2;
-/// Longest draft.
-const MAX_DRAFT: usize = 16;
+/// Longest draft: past it, a further token adds more cost than it is likely to save.
+const MAX_DRAFT: usize = 32;
 /// How far back a match's agreement with the current output is measured.
 const MAX_MATCH_LEN: usize = 32;
 /// Match lengths (at least) that start a bucket of acceptance statistics, and each bucket's
@@ -38,16 +38,17 @@ const MIN_GAIN: f64 = 1.05;
 const EXPLORE_EVERY: usize = 16;
 
 /// The cost of a decode call of `n` tokens relative to one of a single token, as measured on
-/// the CPU of docs/benchmarks.md (SmolLM2, 2 threads, 500 to 1100 cached tokens): two tokens
-/// cost two steps, each further token about 0.6 of one, since llama.cpp's CPU kernels for
-/// quantized weights do the dequantizing work again for every row. A fixed curve rather than the
-/// step times of the moment keeps the drafts, and so the engine's work, a function of the
-/// tokens alone: the same prompt gives the same drafts on a busy machine and in tests.
+/// the CPU of docs/benchmarks.md (SmolLM2, 2 threads, 1,500 cached tokens, `q8_0` keys and f16
+/// values): two tokens cost 1.9 steps, each further token about 0.47 of one, since llama.cpp's
+/// CPU kernels for quantized weights do the dequantizing work again for every row, and its
+/// flash attention goes over the whole cache for every row. A fixed curve rather than the step
+/// times of the moment keeps the drafts, and so the engine's work, a function of the tokens
+/// alone: the same prompt gives the same drafts on a busy machine and in tests.
 fn step_cost(n: usize) -> f64 {
     if n <= 1 {
         1.0
     } else {
-        1.35 + 0.62 * (n - 1) as f64
+        1.42 + 0.466 * (n - 1) as f64
     }
 }
 
@@ -140,9 +141,11 @@ impl PromptLookup {
     }
 }
 
-/// What followed the latest earlier occurrence of the longest suffix of `history` (2 to 4
-/// tokens), and how many tokens before that occurrence agree with the history (the match
-/// length, at most [`MAX_MATCH_LEN`]).
+/// What followed the earlier occurrence of the longest suffix of `history` (2 to 4 tokens)
+/// that agrees with the history furthest back, and how far (the match length, at most
+/// [`MAX_MATCH_LEN`]); of equals, the latest. The furthest agreement, not the latest occurrence:
+/// code repeats short runs of tokens (indentation, `self.`), and the latest of them is more often
+/// a coincidence than the copied stretch an answer is following.
 fn find_match(history: &[LlamaToken]) -> Option<(&[LlamaToken], usize)> {
     let len = history.len();
     for n in (MIN_NGRAM..=MAX_NGRAM).rev() {
@@ -150,22 +153,30 @@ fn find_match(history: &[LlamaToken]) -> Option<(&[LlamaToken], usize)> {
             continue;
         }
         let suffix = &history[len - n..];
-        // The latest occurrence that ends before the history does.
-        let Some(start) = (0..len - n)
-            .rev()
-            .find(|&start| &history[start..start + n] == suffix)
-        else {
-            continue;
-        };
-        let end = start + n;
-        let match_len = history[..end]
-            .iter()
-            .rev()
-            .zip(history.iter().rev())
-            .take(MAX_MATCH_LEN)
-            .take_while(|(a, b)| a == b)
-            .count();
-        return Some((&history[end..], match_len));
+        let mut best: Option<(usize, usize)> = None;
+        // Occurrences that end before the history does, latest first.
+        for start in (0..len - n).rev() {
+            if &history[start..start + n] != suffix {
+                continue;
+            }
+            let end = start + n;
+            let match_len = history[..end]
+                .iter()
+                .rev()
+                .zip(history.iter().rev())
+                .take(MAX_MATCH_LEN)
+                .take_while(|(a, b)| a == b)
+                .count();
+            if best.is_none_or(|(_, longest)| match_len > longest) {
+                best = Some((end, match_len));
+            }
+            if match_len == MAX_MATCH_LEN {
+                break;
+            }
+        }
+        if let Some((end, match_len)) = best {
+            return Some((&history[end..], match_len));
+        }
     }
     None
 }
@@ -179,7 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_what_followed_the_latest_match_of_the_longest_suffix() {
+    fn finds_what_followed_a_match_of_the_longest_suffix() {
         // "1 2 3 4 5 6 … 9 2 3": the suffix "2 3" occurred at 1; "4 5 6 …" followed.
         let history = tokens(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 2, 3]);
         let (continuation, match_len) = find_match(&history).unwrap();
@@ -190,6 +201,20 @@ mod tests {
         let (continuation, match_len) = find_match(&history).unwrap();
         assert_eq!(&continuation[..2], tokens(&[40, 41]).as_slice());
         assert_eq!(match_len, 3);
+    }
+
+    #[test]
+    fn the_occurrence_that_agrees_furthest_back_wins_over_the_latest() {
+        // "1 2 3 4" follows "10 11 12" first and "20 21" later; the history ends as the first.
+        let history = tokens(&[
+            10, 11, 12, 1, 2, 3, 4, 50, 20, 21, 1, 2, 3, 4, 60, 10, 11, 12, 1, 2, 3, 4,
+        ]);
+        let (continuation, match_len) = find_match(&history).unwrap();
+        assert_eq!(continuation[0], LlamaToken(50));
+        assert_eq!(match_len, 7);
+        // Of equal agreement, the latest.
+        let history = tokens(&[9, 1, 2, 3, 4, 50, 8, 1, 2, 3, 4, 60, 7, 1, 2, 3, 4]);
+        assert_eq!(find_match(&history).unwrap().0[0], LlamaToken(60));
     }
 
     #[test]
