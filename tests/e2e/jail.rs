@@ -565,6 +565,60 @@ fn protected_paths_in_the_workspace_are_kept_with_namespaces() {
     }
 }
 
+/// A protected path that did not exist when a command started cannot be mounted read-only;
+/// the one a command creates is moved into `.punie/quarantine` when it ends, with or without
+/// namespaces and as any user.
+#[test]
+fn protected_paths_a_command_creates_are_moved_aside() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let ws = scenario.workspace();
+        if identity == Identity::Unprivileged {
+            let (uid, gid) = test_user();
+            chown_tree(&ws, uid, gid);
+        }
+        let run = scenario.sandbox(
+            &attempts(&[
+                &[
+                    "sh",
+                    "-c",
+                    "mkdir -p .cargo && echo '[build]' > .cargo/config.toml",
+                ],
+                &[
+                    "sh",
+                    "-c",
+                    "mkdir -p pkg/.vscode && echo '{}' > pkg/.vscode/tasks.json",
+                ],
+                &["sh", "-c", "echo fine > src-file.txt && cat src-file.txt"],
+            ]),
+            &[],
+        );
+        assert!(
+            !ws.join(".cargo/config.toml").exists(),
+            "{identity:?}: {}",
+            run.output
+        );
+        assert!(!ws.join("pkg/.vscode").exists(), "{identity:?}");
+        run.assert_printed("moved to .punie/quarantine/");
+        run.assert_printed("fine");
+        let kept: Vec<PathBuf> = std::fs::read_dir(ws.join(".punie/quarantine"))
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir())
+            .collect();
+        assert!(
+            kept.iter()
+                .any(|dir| dir.join(".cargo/config.toml").is_file()),
+            "{identity:?}: {kept:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(ws.join("src-file.txt")).unwrap(),
+            "fine\n"
+        );
+    }
+}
+
 /// Landlock does not cover metadata; the read-only mounts do (where there are namespaces).
 #[test]
 fn metadata_outside_the_workspace_is_kept_with_namespaces() {
