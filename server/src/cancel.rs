@@ -1,9 +1,20 @@
 //! [`CancelFlag`]: how a run tells the engine, the sandbox and commands to stop.
 //!
-//! Code that computes polls the flag between steps; code that waits for a message waits in
-//! [`CancelFlag::recv`], which wakes the moment the flag is set (as rust-analyzer's workers
-//! `select!` their work with cancellation) instead of checking it every few milliseconds.
+//! Code that computes polls the flag between steps (the engine between decode steps, the
+//! sandbox worker is killed instead). Code that waits never polls it on a timer, as
+//! rust-analyzer's workers `select!` their work with cancellation:
+//! - a wait for a message is [`CancelFlag::wait`] (or [`CancelFlag::recv`]), a crossbeam
+//!   `Select` over the work and a channel that the flag disconnects when it is set;
+//! - a wait in `poll(2)` on descriptors (the jail's pipes) adds [`CancelFlag::poll_wakers`],
+//!   pipes whose write ends the flag closes when it is set.
+//!
+//! Either way the waiter wakes the moment the flag is set, and an idle wait does not wake at
+//! all until its own deadline.
 
+#[cfg(unix)]
+use std::os::fd::{AsFd, BorrowedFd};
+#[cfg(unix)]
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -25,10 +36,22 @@ struct Inner {
     set: AtomicBool,
     joined: Vec<CancelFlag>,
     deadline: Option<Instant>,
-    /// Never sent on: dropped by `cancel`, which disconnects `woken` and so wakes every
-    /// waiter at once.
-    wake: Mutex<Option<Sender<()>>>,
+    /// Dropped by `cancel`, which wakes every waiter at once.
+    wake: Mutex<Wake>,
     woken: Receiver<()>,
+    /// The read end of the pipe whose write end is in `wake`, made on first use.
+    #[cfg(unix)]
+    hangup: OnceLock<std::io::PipeReader>,
+}
+
+/// What `cancel` drops. Both are `None` once the flag is set.
+#[derive(Debug)]
+struct Wake {
+    /// Never sent on: dropping it disconnects `Inner::woken`.
+    channel: Option<Sender<()>>,
+    /// Never written: dropping it hangs up `Inner::hangup`.
+    #[cfg(unix)]
+    pipe: Option<std::io::PipeWriter>,
 }
 
 impl Default for Inner {
@@ -38,10 +61,27 @@ impl Default for Inner {
             set: AtomicBool::new(false),
             joined: Vec::new(),
             deadline: None,
-            wake: Mutex::new(Some(wake)),
+            wake: Mutex::new(Wake {
+                channel: Some(wake),
+                #[cfg(unix)]
+                pipe: None,
+            }),
             woken,
+            #[cfg(unix)]
+            hangup: OnceLock::new(),
         }
     }
+}
+
+/// Why [`CancelFlag::wait`] returned without a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The flag, or one it joins, is set, or the flag's own deadline passed.
+    Cancelled,
+    /// The caller's deadline passed.
+    TimedOut,
+    /// Every sender is gone.
+    Disconnected,
 }
 
 impl CancelFlag {
@@ -58,49 +98,108 @@ impl CancelFlag {
     pub fn cancel(&self) {
         self.0.set.store(true, Ordering::Release);
         // After the store, so a woken waiter sees the flag set.
-        let wake = self
-            .0
+        let mut wake = self.wake();
+        wake.channel = None;
+        #[cfg(unix)]
+        {
+            wake.pipe = None;
+        }
+    }
+
+    fn wake(&self) -> std::sync::MutexGuard<'_, Wake> {
+        self.0
             .wake
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        drop(wake);
     }
 
     /// Waits for a message on `rx` until `deadline`. `None` when the deadline (or the flag's
     /// own) passes, the flag is set (waking at once), or every sender is gone.
     pub fn recv<T>(&self, rx: &Receiver<T>, deadline: Instant) -> Option<T> {
+        self.wait(rx, Some(deadline)).ok()
+    }
+
+    /// Waits for a message on `rx` until `deadline` (`None`: no deadline but the flag's own),
+    /// waking at once when the flag is set; says why when no message came.
+    pub fn wait<T>(&self, rx: &Receiver<T>, deadline: Option<Instant>) -> Result<T, Interrupted> {
         let mut woken = Vec::new();
-        let mut deadline = deadline;
-        self.wakers(&mut woken, &mut deadline);
+        let mut until = deadline;
+        self.visit(&mut |flag| {
+            woken.push(flag.0.woken.clone());
+            until = earliest(until, flag.0.deadline);
+        });
         if self.is_cancelled() {
-            return None;
+            return Err(Interrupted::Cancelled);
         }
         let mut select = Select::new();
         let work = select.recv(rx);
         for flag in &woken {
             select.recv(flag);
         }
-        let op = select.select_deadline(deadline).ok()?;
-        let index = op.index();
-        if index == work {
-            op.recv(rx).ok()
-        } else {
-            // A flag was cancelled: its channel is disconnected.
-            let _ = op.recv(&woken[index - 1]);
-            None
+        let op = match until {
+            Some(until) => select.select_deadline(until),
+            None => Ok(select.select()),
+        };
+        match op {
+            Ok(op) if op.index() == work => op.recv(rx).map_err(|_| Interrupted::Disconnected),
+            Ok(op) => {
+                // A flag was cancelled: its channel is disconnected.
+                let index = op.index();
+                let _ = op.recv(&woken[index - 1]);
+                Err(Interrupted::Cancelled)
+            }
+            Err(_) if self.is_cancelled() => Err(Interrupted::Cancelled),
+            Err(_) => Err(Interrupted::TimedOut),
         }
     }
 
-    /// The channels that wake a waiter on this flag and the flags it joins, and the earliest
-    /// of their deadlines.
-    fn wakers(&self, woken: &mut Vec<Receiver<()>>, deadline: &mut Instant) {
-        woken.push(self.0.woken.clone());
-        if let Some(own) = self.0.deadline {
-            *deadline = (*deadline).min(own);
+    /// For a `poll(2)` on descriptors of the caller's: descriptors that hang up (so `poll`
+    /// returns) once this flag or one it joins is set, to add to the set with `POLLIN`, and
+    /// the earliest of their deadlines, to bound the timeout by. Each flag makes its pipe on
+    /// first use and keeps it while it lives (close-on-exec, so no command inherits it).
+    #[cfg(unix)]
+    pub fn poll_wakers(&self) -> std::io::Result<(Vec<BorrowedFd<'_>>, Option<Instant>)> {
+        let mut fds = Vec::new();
+        let mut deadline = None;
+        let mut failed = None;
+        self.visit(&mut |flag| {
+            deadline = earliest(deadline, flag.0.deadline);
+            match flag.hangup() {
+                Ok(fd) => fds.push(fd),
+                Err(err) => failed = Some(err),
+            }
+        });
+        match failed {
+            Some(err) => Err(err),
+            None => Ok((fds, deadline)),
         }
+    }
+
+    /// This flag's own pipe (not a joined flag's), made on first use: hung up already when
+    /// the flag is set.
+    #[cfg(unix)]
+    fn hangup(&self) -> std::io::Result<BorrowedFd<'_>> {
+        if let Some(reader) = self.0.hangup.get() {
+            return Ok(reader.as_fd());
+        }
+        // Under the lock `cancel` takes, so a cancel either sees the writer or happened before.
+        let mut wake = self.wake();
+        if self.0.hangup.get().is_none() {
+            let (reader, writer) = std::io::pipe()?;
+            if wake.channel.is_some() {
+                wake.pipe = Some(writer);
+            }
+            let _ = self.0.hangup.set(reader);
+        }
+        drop(wake);
+        Ok(self.0.hangup.get().expect("set above").as_fd())
+    }
+
+    /// Calls `each` with this flag and every flag it joins, however deep.
+    fn visit<'a>(&'a self, each: &mut dyn FnMut(&'a CancelFlag)) {
+        each(self);
         for flag in &self.0.joined {
-            flag.wakers(woken, deadline);
+            flag.visit(each);
         }
     }
 
@@ -115,6 +214,13 @@ impl CancelFlag {
         self.0
             .deadline
             .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -142,18 +248,22 @@ mod tests {
         assert!(past.is_cancelled() && past.deadline_passed());
     }
 
+    /// A bound on waits that must end by a cancel: far enough never to pass on a loaded
+    /// machine, near enough that a wait that was not woken fails the test instead of hanging it.
+    const NOT_WOKEN: Duration = Duration::from_secs(60);
+
     #[test]
     fn a_waiter_wakes_when_a_joined_flag_is_cancelled() {
         let run = CancelFlag::default();
         let joined = CancelFlag::joined(&[&run], None);
         let (_keep, rx) = crossbeam_channel::unbounded::<u32>();
-        let far = Instant::now() + Duration::from_secs(3600);
+        let deadline = Instant::now() + NOT_WOKEN;
         let canceller = {
             let run = run.clone();
             std::thread::spawn(move || run.cancel())
         };
-        // Returns only because the cancel woke it: the deadline is an hour away.
-        assert_eq!(joined.recv(&rx, far), None);
+        assert_eq!(joined.recv(&rx, deadline), None);
+        assert!(Instant::now() < deadline, "woken by the cancel");
         canceller.join().unwrap();
     }
 
@@ -173,5 +283,91 @@ mod tests {
         );
         drop(tx);
         assert_eq!(flag.recv(&rx, far), None, "no sender is left");
+    }
+
+    #[test]
+    fn a_wait_says_why_it_ended() {
+        let flag = CancelFlag::default();
+        let (tx, rx) = crossbeam_channel::unbounded::<u32>();
+        let now = Instant::now();
+        assert_eq!(flag.wait(&rx, Some(now)), Err(Interrupted::TimedOut));
+        let expired = CancelFlag::joined(&[&flag], Some(now));
+        assert_eq!(expired.wait(&rx, None), Err(Interrupted::Cancelled));
+        drop(tx);
+        assert_eq!(flag.wait(&rx, None), Err(Interrupted::Disconnected));
+        flag.cancel();
+        assert_eq!(flag.wait(&rx, None), Err(Interrupted::Cancelled));
+    }
+
+    #[test]
+    fn a_wait_without_a_deadline_of_its_own_wakes_on_cancel() {
+        let run = CancelFlag::default();
+        let deadline = Instant::now() + NOT_WOKEN;
+        let joined = CancelFlag::joined(&[&run], Some(deadline));
+        let (_keep, rx) = crossbeam_channel::unbounded::<u32>();
+        let canceller = {
+            let run = run.clone();
+            std::thread::spawn(move || run.cancel())
+        };
+        assert_eq!(joined.wait(&rx, None), Err(Interrupted::Cancelled));
+        assert!(Instant::now() < deadline, "woken by the cancel");
+        canceller.join().unwrap();
+    }
+
+    /// `poll(2)` on `fds`, which must wake it within [`NOT_WOKEN`]; the revents of each.
+    #[cfg(unix)]
+    fn poll_woken(fds: &[BorrowedFd<'_>]) -> Vec<libc::c_short> {
+        use std::os::fd::AsRawFd;
+        let mut set: Vec<libc::pollfd> = fds
+            .iter()
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: a valid array of pollfd structs.
+        let ready = unsafe {
+            libc::poll(
+                set.as_mut_ptr(),
+                set.len() as libc::nfds_t,
+                NOT_WOKEN.as_millis() as i32,
+            )
+        };
+        assert!(ready > 0, "not woken: {}", std::io::Error::last_os_error());
+        set.iter().map(|fd| fd.revents).collect()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_poll_wakes_when_a_joined_flag_is_cancelled() {
+        let run = CancelFlag::default();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let joined = CancelFlag::joined(&[&run], Some(far));
+        let (fds, deadline) = joined.poll_wakers().unwrap();
+        assert_eq!(fds.len(), 2, "the joined flag's pipe and the run's");
+        assert_eq!(deadline, Some(far));
+        let canceller = {
+            let run = run.clone();
+            std::thread::spawn(move || run.cancel())
+        };
+        let revents = poll_woken(&fds);
+        assert_eq!(revents[0], 0, "the joined flag itself was not cancelled");
+        assert_ne!(revents[1], 0);
+        canceller.join().unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_flag_set_before_its_pipe_is_made_hangs_up_at_once() {
+        let flag = CancelFlag::default();
+        flag.cancel();
+        let (fds, deadline) = flag.poll_wakers().unwrap();
+        assert_eq!(deadline, None);
+        assert_ne!(poll_woken(&fds)[0], 0);
+        // The same pipe on the next call.
+        let (again, _) = flag.poll_wakers().unwrap();
+        use std::os::fd::AsRawFd;
+        assert_eq!(again[0].as_raw_fd(), fds[0].as_raw_fd());
     }
 }

@@ -773,34 +773,59 @@ fn tool_events_and_records() {
     assert_eq!(res.tool_calls[0].args, serde_json::json!({"path": "a.txt"}));
 }
 
+/// A cancel stops a snippet wherever it is: computing (the worker is killed) or waiting on a
+/// command (the command and what it started are stopped, none is left). The time limit is two
+/// minutes away, so a snippet that returns well before it was stopped by the cancel.
 #[test]
 fn cancel_stops_a_running_snippet() {
     let ws = workspace();
     let host = DiskToolHost {
         root: ws.root.path().to_path_buf(),
-        allow_commands: false,
+        allow_commands: true,
     };
+    let time_limit = Duration::from_secs(120);
     let mut sandbox = sandbox(SandboxLimits {
-        timeout_ms: 10_000,
+        timeout_ms: time_limit.as_millis() as u64,
         ..quick_limits()
     });
-    let cancel = CancelFlag::default();
-    let canceller = cancel.clone();
-    let start = Instant::now();
-    let res = std::thread::scope(|scope| {
-        scope.spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
-            canceller.cancel();
+    for (code, command) in [
+        ("while True:\n    pass", None),
+        (
+            "run_command('sh', args=['-c', 'setsid sleep 86561 & sleep 86562'])",
+            Some("sleep 8656"),
+        ),
+    ] {
+        let cancel = CancelFlag::default();
+        let start = Instant::now();
+        let res = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                // Once the snippet runs: for a command, once its processes are there.
+                std::thread::sleep(Duration::from_millis(200));
+                while command.is_some_and(|needle| {
+                    crate::jail::processes_matching(needle).is_empty()
+                        && start.elapsed() < time_limit / 2
+                }) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                cancel.cancel();
+            });
+            sandbox.execute(code, &host, &cancel, &mut |_| {})
         });
-        sandbox.execute("while True:\n    pass", &host, &cancel, &mut |_| {})
-    });
-    check_error(&res, &["KeyboardInterrupt"]);
-    assert!(
-        start.elapsed() < Duration::from_millis(200 + 100 + 50),
-        "{:?}",
-        start.elapsed()
-    );
-    check_recovers(&mut sandbox, &host);
+        check_error(&res, &["KeyboardInterrupt"]);
+        assert!(
+            start.elapsed() < time_limit / 2,
+            "{code}: {:?}",
+            start.elapsed()
+        );
+        if let Some(needle) = command {
+            assert_eq!(res.tool_calls.len(), 1, "{code}");
+            assert_eq!(
+                crate::jail::processes_matching(needle),
+                Vec::<String>::new()
+            );
+        }
+        check_recovers(&mut sandbox, &host);
+    }
 }
 
 /// Arbitrary bytes and token soup as snippets never panic or hang the host.

@@ -80,9 +80,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::RecvTimeoutError;
 
-use crate::cancel::CancelFlag;
+use crate::cancel::{CancelFlag, Interrupted};
 use crate::policy::{self, Answer, Decision, PolicySettings, SessionApprovals};
 pub use crate::policy::{Ruling, ToolRequest};
 use crate::tools::PermissionClass;
@@ -208,8 +207,6 @@ impl ToolHost for DiskToolHost {
 const WORKER_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// A worker is replaced after this many snippets, to bound fragmentation and leaks.
 const MAX_RUNS_PER_WORKER: u32 = 200;
-/// How often a waiting parent looks at the cancel flag.
-const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// Room for the `[output truncated: …]` marker the worker adds to capped output.
 const OUTPUT_MARKER_BYTES: usize = 128;
 
@@ -232,6 +229,11 @@ impl std::fmt::Debug for Sandbox {
 fn next_exec_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The snippet's error when its run was cancelled.
+fn cancelled() -> PyError {
+    PyError::new("KeyboardInterrupt", "the run was cancelled")
 }
 
 /// The snippet's error when its worker broke the protocol.
@@ -291,8 +293,8 @@ impl Sandbox {
     }
 
     /// Runs `code`, carrying its tool calls out through `host`. Stops when the time limit
-    /// passes or `cancel` is set (within ~10 ms), killing the worker; the next call gets a
-    /// fresh one.
+    /// passes or `cancel` is set (the wait for the worker wakes at once), killing the worker;
+    /// the next call gets a fresh one.
     pub fn execute(
         &mut self,
         code: &str,
@@ -434,31 +436,23 @@ impl Sandbox {
     }
 
     fn wait_ready(&self, worker: &mut WorkerProcess, cancel: &CancelFlag) -> Result<(), PyError> {
-        let deadline = Instant::now() + WORKER_START_TIMEOUT;
-        while !worker.ready {
-            if cancel.is_cancelled() {
-                return Err(PyError::new("KeyboardInterrupt", "the run was cancelled"));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(PyError::new(
-                    "SystemError",
-                    "the sandbox worker did not start in time",
-                ));
-            }
-            match worker
-                .incoming
-                .recv_timeout((deadline - now).min(CANCEL_POLL))
-            {
-                Ok(Incoming::Message(FromWorker::Ready {})) => worker.ready = true,
-                Ok(_) => return Err(broken("it spoke before it was ready")),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(worker.death_error(&self.limits));
-                }
-            }
+        if worker.ready {
+            return Ok(());
         }
-        Ok(())
+        let deadline = Instant::now() + WORKER_START_TIMEOUT;
+        match cancel.wait(&worker.incoming, Some(deadline)) {
+            Ok(Incoming::Message(FromWorker::Ready {})) => {
+                worker.ready = true;
+                Ok(())
+            }
+            Ok(_) => Err(broken("it spoke before it was ready")),
+            Err(Interrupted::Cancelled) => Err(cancelled()),
+            Err(Interrupted::TimedOut) => Err(PyError::new(
+                "SystemError",
+                "the sandbox worker did not start in time",
+            )),
+            Err(Interrupted::Disconnected) => Err(worker.death_error(&self.limits)),
+        }
     }
 
     fn drive(
@@ -485,21 +479,9 @@ impl Sandbox {
         );
         let mut calls: u32 = 0;
         loop {
-            if cancel.is_cancelled() {
-                return Err(PyError::new("KeyboardInterrupt", "the run was cancelled"));
-            }
-            let left = clock.left();
-            if left.is_zero() {
-                return Err(PyError::new(
-                    "TimeoutError",
-                    format!(
-                        "the snippet ran longer than its {} ms time limit (tool calls included) \
-                         and was stopped",
-                        self.limits.timeout_ms
-                    ),
-                ));
-            }
-            let msg = match worker.incoming.recv_timeout(left.min(CANCEL_POLL)) {
+            // The deadline moves only while a tool call waits for a permission answer, which
+            // happens between these waits.
+            let msg = match cancel.wait(&worker.incoming, Some(clock.deadline())) {
                 Ok(Incoming::Message(msg)) => msg,
                 Ok(Incoming::Malformed(start)) => {
                     return Err(broken(format!("a line that is not a message: {start:?}")));
@@ -507,8 +489,18 @@ impl Sandbox {
                 Ok(Incoming::Oversized { limit }) => {
                     return Err(broken(format!("a line longer than {limit} bytes")));
                 }
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return Err(worker.death_error(&self.limits)),
+                Err(Interrupted::Cancelled) => return Err(cancelled()),
+                Err(Interrupted::TimedOut) => {
+                    return Err(PyError::new(
+                        "TimeoutError",
+                        format!(
+                            "the snippet ran longer than its {} ms time limit (tool calls \
+                             included) and was stopped",
+                            self.limits.timeout_ms
+                        ),
+                    ));
+                }
+                Err(Interrupted::Disconnected) => return Err(worker.death_error(&self.limits)),
             };
             match msg {
                 FromWorker::Tool {
@@ -520,7 +512,7 @@ impl Sandbox {
                     calls = call;
                     let reply = self.tool_call(call, &tool, args, host, &clock, on_event, res)?;
                     if cancel.is_cancelled() {
-                        return Err(PyError::new("KeyboardInterrupt", "the run was cancelled"));
+                        return Err(cancelled());
                     }
                     worker.send(&reply)?;
                 }
