@@ -358,7 +358,7 @@ fn attempts(argvs: &[&[&str]]) -> String {
 }
 
 /// Processes whose command line contains `needle` (other than this test process).
-fn processes_matching(needle: &str) -> Vec<String> {
+pub(crate) fn processes_matching(needle: &str) -> Vec<String> {
     let me = std::process::id().to_string();
     std::fs::read_dir("/proc")
         .unwrap()
@@ -1108,6 +1108,19 @@ mod library {
         args.iter().map(|arg| (*arg).to_owned()).collect()
     }
 
+    /// A flag that a thread sets after `delay` (join it at the end).
+    fn cancelled_after(delay: Duration) -> (CancelFlag, std::thread::JoinHandle<()>) {
+        let cancel = CancelFlag::default();
+        let canceller = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                cancel.cancel();
+            })
+        };
+        (cancel, canceller)
+    }
+
     #[test]
     fn a_command_past_its_deadline_is_stopped_with_everything_it_started() {
         let ws = tempfile::tempdir().unwrap();
@@ -1144,14 +1157,7 @@ mod library {
     fn cancel_stops_a_command_and_its_descendants() {
         let ws = tempfile::tempdir().unwrap();
         let limits = limits(Duration::from_secs(60));
-        let cancel = CancelFlag::default();
-        let canceller = {
-            let cancel = cancel.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(300));
-                cancel.cancel();
-            })
-        };
+        let (cancel, canceller) = cancelled_after(Duration::from_millis(300));
         let start = Instant::now();
         let err = run_command(
             &argv(&["sh", "-c", "setsid sleep 86511 & sleep 86512"]),
@@ -1169,6 +1175,35 @@ mod library {
             start.elapsed()
         );
         assert!(processes_matching("sleep 8651").is_empty());
+    }
+
+    /// A session's wait for output wakes on a cancel (its deadline is a minute away) and
+    /// dropping the session leaves no process.
+    #[test]
+    fn a_cancelled_session_wait_returns_and_leaves_nothing() {
+        use punie::jail::{Access, Session, SessionEnd};
+        let ws = tempfile::tempdir().unwrap();
+        punie::jail::use_helper_executable(punie_exe());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut session = Session::start(
+            &argv(&["sh", "-c", "setsid sleep 86571 & sleep 86572"]),
+            ws.path(),
+            ws.path(),
+            &Access::default(),
+            1024,
+            deadline,
+            &CancelFlag::default(),
+        )
+        .unwrap();
+        let (cancel, canceller) = cancelled_after(Duration::from_millis(300));
+        assert_eq!(
+            session.wait_output(deadline, &cancel),
+            Err(SessionEnd::Cancelled)
+        );
+        assert!(Instant::now() < deadline, "woken by the cancel");
+        canceller.join().unwrap();
+        drop(session);
+        assert_eq!(processes_matching("sleep 8657"), Vec::<String>::new());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! that reads the command's output and the helper's reports until everything has ended or
 //! the deadline passed. Nothing here blocks: every wait is a `poll` bounded by the deadline
 //! (or, once the command is being stopped, by a short grace period), so a descendant that
-//! holds the output pipes open can never hold the run.
+//! holds the output pipes open can never hold the run. The cancel flag's pipes are in the
+//! same `poll` ([`poll_until`]), so a cancel wakes it at once and a quiet command costs no
+//! wake-ups before its deadline.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -15,8 +17,9 @@ use std::time::{Duration, Instant};
 use super::{Access, Host, Layers, Plan, Report};
 use crate::cancel::CancelFlag;
 
-/// How often a running command looks at the cancel flag.
-pub(super) const CANCEL_POLL: Duration = Duration::from_millis(10);
+/// How often a wait looks at the cancel flag when the flag cannot make its pipes (the
+/// process is out of descriptors).
+const FALLBACK_CANCEL_POLL: Duration = Duration::from_millis(10);
 /// How long a command being stopped may take to be gone before its helper is killed.
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The longest report line kept from the helper.
@@ -267,32 +270,22 @@ fn drain(
         if open.iter().all(Option::is_none) {
             break;
         }
-        let wait = match grace_until {
+        // While it runs, the wait ends at the deadline or a cancel; once it is being stopped,
+        // only at the end of the grace period.
+        let (until, woken_by) = match grace_until {
             Some(until) if now >= until => {
                 res.helper_overdue = true;
                 break;
             }
-            Some(until) => until - now,
-            None => limits
-                .deadline
-                .saturating_duration_since(now)
-                .min(CANCEL_POLL),
+            Some(until) => (until, None),
+            None => (limits.deadline, Some(cancel)),
         };
         let mut fds: Vec<libc::pollfd> = open
             .iter()
             .flatten()
-            .map(|fd| libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|fd| poll_for(fd.as_raw_fd(), libc::POLLIN))
             .collect();
-        let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX).max(1);
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if ready <= 0 {
-            continue;
-        }
+        poll_until(&mut fds, until, woken_by);
         for pollfd in fds.iter().filter(|pollfd| pollfd.revents != 0) {
             let Some(idx) = open
                 .iter()
@@ -325,6 +318,43 @@ fn drain(
         }
     }
     res
+}
+
+pub(super) fn poll_for(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// Waits in `poll(2)` until one of `fds` is ready (its `revents` set), `until` passes, or
+/// `cancel` is set: the flag's pipes are polled with `fds`, so a cancel wakes the wait at
+/// once and a quiet wait does not wake before `until` (or the flag's own deadline).
+pub(super) fn poll_until(fds: &mut [libc::pollfd], until: Instant, cancel: Option<&CancelFlag>) {
+    let mut set = fds.to_vec();
+    let mut until = until;
+    let wakers = cancel.map(CancelFlag::poll_wakers);
+    match &wakers {
+        Some(Ok((wakers, flag_deadline))) => {
+            set.extend(
+                wakers
+                    .iter()
+                    .map(|fd| poll_for(fd.as_raw_fd(), libc::POLLIN)),
+            );
+            until = flag_deadline.map_or(until, |deadline| deadline.min(until));
+        }
+        Some(Err(_)) => until = until.min(Instant::now() + FALLBACK_CANCEL_POLL),
+        None => {}
+    }
+    let wait = until.saturating_duration_since(Instant::now());
+    // Rounded up, so that a wait does not end just short of its deadline and spin.
+    let timeout_ms = i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX);
+    // SAFETY: `set` is a valid array of `set.len()` pollfd structs.
+    let ready = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, timeout_ms) };
+    for (fd, polled) in fds.iter_mut().zip(&set) {
+        fd.revents = if ready > 0 { polled.revents } else { 0 };
+    }
 }
 
 pub(super) enum ReadResult {
@@ -370,13 +400,26 @@ pub(super) fn take_reports(line: &mut Vec<u8>, data: &[u8], reports: &mut Vec<Re
     }
 }
 
+/// Waits up to [`STOP_GRACE`] for the helper to exit, then kills it.
 pub(super) fn wait_helper(helper: &mut Child) {
     let until = Instant::now() + STOP_GRACE;
+    #[cfg(target_os = "linux")]
+    let exited = super::linux::pidfd_open(helper.id() as libc::pid_t);
+    #[cfg(not(target_os = "linux"))]
+    let exited: Option<OwnedFd> = None;
     while Instant::now() < until {
         if let Ok(Some(_)) = helper.try_wait() {
             return;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        match &exited {
+            Some(pidfd) => poll_until(
+                &mut [poll_for(pidfd.as_raw_fd(), libc::POLLIN)],
+                until,
+                None,
+            ),
+            // Nothing to wait on (macOS, Linux before 5.3): look again every millisecond.
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
     }
     stop_helper(helper);
 }

@@ -19,8 +19,8 @@ use std::process::Child;
 use std::time::Instant;
 
 use super::run::{
-    CANCEL_POLL, Helper, ReadResult, read_some, remove_private, set_nonblocking, start_helper,
-    take_reports, wait_helper,
+    Helper, ReadResult, poll_for, poll_until, read_some, remove_private, set_nonblocking,
+    start_helper, take_reports, wait_helper,
 };
 use super::{Access, Failure, Layers, Report};
 use crate::cancel::CancelFlag;
@@ -182,8 +182,8 @@ impl Session {
         self.ended.get_or_insert(end).clone()
     }
 
-    /// One `poll` (at most [`CANCEL_POLL`]): writes what it can, reads what there is.
-    /// `Ok(true)` when stdout grew.
+    /// One `poll` (until something is ready, the deadline or a cancel): writes what it can,
+    /// reads what there is. `Ok(true)` when stdout grew.
     fn round(&mut self, deadline: Instant, cancel: &CancelFlag) -> Result<bool, SessionEnd> {
         if let Some(end) = &self.ended {
             return Err(end.clone());
@@ -207,13 +207,7 @@ impl Session {
             fds.push((3, poll_for(stdin.as_raw_fd(), libc::POLLOUT)));
         }
         let mut raw: Vec<libc::pollfd> = fds.iter().map(|(_, fd)| *fd).collect();
-        let wait = deadline.saturating_duration_since(now).min(CANCEL_POLL);
-        let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX).max(1);
-        // SAFETY: `raw` is a valid array of `raw.len()` pollfd structs.
-        let ready = unsafe { libc::poll(raw.as_mut_ptr(), raw.len() as libc::nfds_t, timeout_ms) };
-        if ready <= 0 {
-            return Ok(false);
-        }
+        poll_until(&mut raw, deadline, Some(cancel));
         let mut grew = false;
         for ((idx, _), polled) in fds.iter().zip(&raw) {
             if polled.revents == 0 {
@@ -353,14 +347,6 @@ impl Drop for Session {
         if let Some(private) = self.private.take() {
             remove_private(private);
         }
-    }
-}
-
-fn poll_for(fd: i32, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
     }
 }
 

@@ -311,12 +311,7 @@ fn watch_init(init: libc::pid_t, control: &UnixStream) {
 /// Blocks until `child` has ended (not reaped) or the control socket reaches end-of-file.
 /// Returns true when the child ended.
 fn wait_for_child_or_stop(child: libc::pid_t, control: &UnixStream) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) };
-    let pidfd = (raw >= 0).then(|| {
-        // SAFETY: a fresh descriptor nothing else owns.
-        unsafe { OwnedFd::from_raw_fd(raw as i32) }
-    });
+    let pidfd = pidfd_open(child);
     let mut sink = [0u8; 256];
     loop {
         let mut fds = vec![libc::pollfd {
@@ -357,6 +352,17 @@ fn wait_for_child_or_stop(child: libc::pid_t, control: &UnixStream) -> bool {
             return true;
         }
     }
+}
+
+/// A descriptor that becomes readable when `child` (ours, not yet reaped) exits; `None`
+/// before Linux 5.3.
+pub(super) fn pidfd_open(child: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) };
+    (raw >= 0).then(|| {
+        // SAFETY: a fresh descriptor nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(raw as i32) }
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -591,6 +597,8 @@ fn sweep() {
             break;
         }
         if !reaped_any {
+            // Not a blocking `waitpid`: the `children` file can miss a process that is being
+            // reparented to us, which nothing has killed, so look again every millisecond.
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
