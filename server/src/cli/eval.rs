@@ -113,9 +113,7 @@ fn options_from_args(args: &Args) -> anyhow::Result<EvalOptions> {
         Strategy::CodeMode => agent::DEFAULT_MAX_TURNS,
         Strategy::ToolPerTurn => TOOL_PER_TURN_MAX_TURNS,
     });
-    if !(1..=10_000).contains(&max_turns) {
-        bail!("--max-turns {max_turns}: expected a number from 1 to 10000");
-    }
+    super::check_max_turns(max_turns)?;
     if let Some(dir) = &args.transcript_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--transcript-dir {}", dir.display()))?;

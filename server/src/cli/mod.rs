@@ -25,3 +25,16 @@ pub enum Outcome {
     /// The user cancelled it with Ctrl-C (exit code 130, as shells report a death by SIGINT).
     Cancelled,
 }
+
+/// `--max-turns N` within what the `maxTurns` setting accepts.
+fn check_max_turns(max_turns: usize) -> anyhow::Result<()> {
+    let range = crate::features::Settings::MAX_TURNS;
+    if !range.contains(&(max_turns as u64)) {
+        anyhow::bail!(
+            "--max-turns {max_turns}: expected a number from {} to {}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(())
+}

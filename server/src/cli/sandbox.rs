@@ -26,13 +26,13 @@ pub struct Args {
     explain: bool,
     /// Wall-clock limit of everything the snippet does, its tool calls included, in
     /// milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = SandboxLimits::default().timeout_ms)]
     timeout_ms: u64,
     /// Memory limit of the worker, in MB.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = SandboxLimits::default().memory_mb)]
     memory_mb: u64,
     /// Output kept, in KB.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = SandboxLimits::default().output_kb)]
     output_kb: u64,
     /// Let `run_command` run without asking (the terminal has no permission dialog).
     #[arg(long)]
@@ -173,7 +173,7 @@ pub fn result_json(res: &SandboxResult) -> serde_json::Value {
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
     /// Memory the snippet may add to the worker's address space, in MB.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = SandboxLimits::default().memory_mb)]
     memory_mb: u64,
 }
 

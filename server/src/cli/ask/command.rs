@@ -53,7 +53,7 @@ pub struct Args {
     /// Continue the workspace's last conversation instead of starting a new one.
     #[arg(long = "continue")]
     pub continue_session: bool,
-    /// Model turns at most (1..=10000).
+    /// Model turns at most (1 to 10000, as the `maxTurns` setting).
     #[arg(long, value_name = "N", default_value_t = agent::DEFAULT_MAX_TURNS)]
     pub max_turns: usize,
     /// Tokens the model may write in one turn (1..=1000000); a longer answer ends `truncated`.
@@ -178,12 +178,7 @@ impl Setup {
                  or name code with --explain, --fix, --tests or --refactor FILE[:LINES]"
             );
         }
-        if !(1..=10_000).contains(&args.max_turns) {
-            bail!(
-                "--max-turns {}: expected a number from 1 to 10000",
-                args.max_turns
-            );
-        }
+        crate::cli::check_max_turns(args.max_turns)?;
         if !(1..=1_000_000).contains(&args.max_tokens) {
             bail!(
                 "--max-tokens {}: expected a number from 1 to 1000000",
