@@ -959,6 +959,64 @@ fn cli_prints_the_result_object() {
     assert!(res["output"].as_str().unwrap().contains("a.txt"));
 }
 
+/// With the home folder as the workspace (an editor opened on `~`), the secrets the command
+/// jail never shows are not handed over by the tools either: not read, in any spelling or
+/// through a link, and not written.
+#[test]
+fn secrets_in_a_home_workspace_are_never_read_or_written() {
+    use std::io::Write;
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path();
+    std::fs::create_dir_all(root.join(".ssh")).unwrap();
+    std::fs::create_dir_all(root.join(".aws")).unwrap();
+    std::fs::write(root.join(".ssh/id_rsa"), "SSH-KEY-d41d8cd9\n").unwrap();
+    std::fs::write(root.join(".aws/credentials"), "AWS-SECRET-8f00b204\n").unwrap();
+    std::fs::write(root.join("notes.txt"), "ordinary\n").unwrap();
+    std::os::unix::fs::symlink(root.join(".ssh/id_rsa"), root.join("key-link")).unwrap();
+    let absolute = root.join(".aws/credentials");
+    let code = format!(
+        "for p in ['.ssh/id_rsa', './.ssh/../.ssh/id_rsa', 'key-link', {absolute:?}, '.SSH/id_rsa']:\n    try:\n        print(read_file(p))\n    except PermissionError:\n        print('PermissionError')\n    except FileNotFoundError:\n        print('FileNotFoundError')\ntry:\n    write_file('.ssh/authorized_keys', 'ssh-ed25519 AAAA attacker')\nexcept PermissionError:\n    print('PermissionError')\nprint(read_file('notes.txt'))",
+        absolute = absolute.display().to_string()
+    );
+    let mut child = std::process::Command::new(punie_exe())
+        .arg("sandbox")
+        .arg("--workspace")
+        .arg(root)
+        .env("HOME", root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(code.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!printed.contains("SSH-KEY-d41d8cd9"), "{printed}");
+    assert!(!printed.contains("AWS-SECRET-8f00b204"), "{printed}");
+    let res: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let output = res["output"].as_str().unwrap();
+    // `.SSH` is another directory on Linux (it does not exist): not found, not read.
+    assert_eq!(
+        output
+            .lines()
+            .filter(|line| *line == "PermissionError")
+            .count(),
+        5,
+        "{res}"
+    );
+    assert!(output.contains("ordinary"), "{output}");
+    assert!(!root.join(".ssh/authorized_keys").exists());
+}
+
 /// Coverage over the training snippets (figures in docs/sandbox.md): every one passes the
 /// allowlist and compiles; none relies on a variable an earlier snippet set (so running each
 /// snippet fresh is what the model was trained on); none uses `type`.

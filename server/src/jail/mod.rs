@@ -203,6 +203,21 @@ pub fn check_readable_entry(entry: &str) -> Result<(), String> {
 
 /// `entry` with `~` replaced by `home`; `None` for a `~` entry when there is no home, or an
 /// entry that is neither absolute nor under `~`.
+/// The [`SECRETS`] entry that `path` (absolute, symlinks resolved) is or lies under, with the
+/// home as `HOME` names it and as it resolves. Tool reads and writes refuse these too, so a
+/// workspace that holds them (the home folder opened in an editor) does not hand them over.
+pub fn secret_at(path: &Path) -> Option<&'static str> {
+    let home = Host::current().home;
+    let resolved_home = home.as_deref().and_then(|home| home.canonicalize().ok());
+    SECRETS.iter().copied().find(|entry| {
+        [home.as_deref(), resolved_home.as_deref()]
+            .into_iter()
+            .filter_map(|home| expand(entry, home))
+            .chain(Path::new(entry).is_absolute().then(|| PathBuf::from(entry)))
+            .any(|secret| path.starts_with(secret))
+    })
+}
+
 fn expand(entry: &str, home: Option<&Path>) -> Option<PathBuf> {
     if entry == "~" {
         return home.map(Path::to_path_buf);

@@ -1,4 +1,5 @@
-//! Path confinement: a tool path becomes a canonical path inside the workspace, or an error;
+//! Path confinement: a tool path becomes a canonical path inside the workspace that is not a
+//! secret (`jail::SECRETS`, for the home folder opened as a workspace), or an error;
 //! [`resolve_target`] adds what the policy judges it by (its workspace-relative form, whether
 //! it exists, is executable, has other hard links).
 
@@ -141,6 +142,11 @@ pub fn resolve(root: &Path, raw: &str) -> Result<PathBuf, ToolError> {
     }
     if !res.starts_with(&root) {
         return Err(escape(raw));
+    }
+    if let Some(secret) = crate::jail::secret_at(&res) {
+        return Err(ToolError::permission(format!(
+            "'{raw}' is a secret ({secret}): Punie never reads or writes it"
+        )));
     }
     Ok(res)
 }

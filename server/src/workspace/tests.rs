@@ -184,3 +184,12 @@ fn model_written_files_are_never_executable() {
     let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
     assert_eq!(mode & 0o111, 0);
 }
+
+#[test]
+fn secrets_are_refused_even_inside_the_workspace() {
+    // `/` as the workspace holds `/etc/shadow`; the message names the secret's entry.
+    let err = resolve(Path::new("/"), "etc/shadow").unwrap_err();
+    assert_eq!(err.type_name, "PermissionError");
+    assert!(err.message.contains("is a secret (/etc/shadow)"), "{err:?}");
+    assert!(resolve(Path::new("/"), "etc/hostname").is_ok());
+}
