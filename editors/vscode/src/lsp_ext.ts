@@ -9,6 +9,12 @@ export const ASK_COMMAND = "punie.ask";
 export const CANCEL_COMMAND = "punie.cancel";
 /** Forget the server's conversations: the next free-form question starts afresh. */
 export const NEW_CONVERSATION_COMMAND = "punie.newConversation";
+/**
+ * The change annotation (needsConfirmation) on writes that clients without
+ * `experimental.puniePermission` must confirm. This client declares that capability, so it
+ * never receives one; the name is listed so the contract's names all live here.
+ */
+export const WRITE_ANNOTATION = "punie.write";
 
 /** The `instruction` of a `punie.ask` argument. */
 export type Instruction = "explain" | "fix" | "tests" | "refactor" | "ask";
