@@ -34,8 +34,11 @@ const MEMORY: f64 = 48.0;
 /// A draft must promise this much more output per unit of cost than a plain step.
 const MIN_GAIN: f64 = 1.05;
 /// After this many matches of a bucket went undrafted as not worth it, one is drafted anyway:
-/// a rate learnt on one stretch of the answer must not stop the lookup for the rest of it.
+/// a rate learnt on one stretch of the answer must not stop the lookup for the rest of it. Each
+/// such probe that is rejected doubles the wait, up to [`MAX_EXPLORE_EVERY`], so prose full of
+/// two-token coincidences ("of the") pays for a probe rarely; one that is accepted resets it.
 const EXPLORE_EVERY: usize = 16;
+const MAX_EXPLORE_EVERY: usize = 256;
 
 /// The cost of a decode call of `n` tokens relative to one of a single token, as measured on
 /// the CPU of docs/benchmarks.md (SmolLM2, 2 threads, 1,500 cached tokens, `q8_0` keys and f16
@@ -58,10 +61,18 @@ pub(crate) struct PromptLookup {
     /// first rejected one).
     accepted: [f64; BUCKETS.len()],
     examined: [f64; BUCKETS.len()],
-    /// Per bucket: matches not drafted since the last draft.
+    /// Per bucket: matches not drafted since the last draft, and how many make a probe due.
     skipped: [usize; BUCKETS.len()],
-    /// The bucket of the draft awaiting feedback.
-    pending: Option<usize>,
+    explore_every: [usize; BUCKETS.len()],
+    /// The draft awaiting feedback.
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pending {
+    bucket: usize,
+    /// Drafted only to re-measure the bucket's rate, not because it was expected to pay.
+    probe: bool,
 }
 
 /// How a generation's drafts fared.
@@ -80,6 +91,7 @@ impl Default for PromptLookup {
             accepted: BUCKETS.map(|(_, prior)| prior * PRIOR_WEIGHT),
             examined: [PRIOR_WEIGHT; BUCKETS.len()],
             skipped: [0; BUCKETS.len()],
+            explore_every: [EXPLORE_EVERY; BUCKETS.len()],
             pending: None,
         }
     }
@@ -115,12 +127,13 @@ impl PromptLookup {
                 best = (k, gain);
             }
         }
-        if best.1 < MIN_GAIN && self.skipped[bucket] < EXPLORE_EVERY {
+        let probe = best.1 < MIN_GAIN;
+        if probe && self.skipped[bucket] < self.explore_every[bucket] {
             self.skipped[bucket] += 1;
             return &[];
         }
         self.skipped[bucket] = 0;
-        self.pending = Some(bucket);
+        self.pending = Some(Pending { bucket, probe });
         // A draft that is not worth its cost is a probe: as short as still tells something.
         let len = if best.0 == 0 { max_len.min(2) } else { best.0 };
         &continuation[..len]
@@ -128,9 +141,16 @@ impl PromptLookup {
 
     /// What became of the last draft: `accepted` of its `drafted` tokens matched.
     pub(crate) fn feedback(&mut self, drafted: usize, accepted: usize) {
-        let Some(bucket) = self.pending.take() else {
+        let Some(Pending { bucket, probe }) = self.pending.take() else {
             return;
         };
+        if probe {
+            self.explore_every[bucket] = if accepted == drafted {
+                EXPLORE_EVERY
+            } else {
+                (self.explore_every[bucket] * 2).min(MAX_EXPLORE_EVERY)
+            };
+        }
         let examined = accepted + usize::from(accepted < drafted);
         self.accepted[bucket] += accepted as f64;
         self.examined[bucket] += examined as f64;
@@ -270,7 +290,19 @@ mod tests {
             .take_while(|_| lookup.draft(&copied, 64).is_empty())
             .count();
         assert!(skipped < EXPLORE_EVERY);
-        assert_eq!(lookup.pending, Some(BUCKETS.len() - 1));
+        assert_eq!(
+            lookup.pending,
+            Some(Pending {
+                bucket: BUCKETS.len() - 1,
+                probe: true
+            })
+        );
+        // A rejected probe doubles the wait for the next one.
+        lookup.feedback(2, 0);
+        let skipped = (0..100)
+            .take_while(|_| lookup.draft(&copied, 64).is_empty())
+            .count();
+        assert_eq!(skipped, 2 * EXPLORE_EVERY);
 
         let mut lookup = PromptLookup::default();
         for _ in 0..10 {
