@@ -12,7 +12,8 @@
 //! ([`EngineConfig::deadline`]); the engine sees one [`CancelFlag`] that is set by the run's
 //! cancel, the handle's drop or the deadline, and polls it between decode steps or reads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,6 +27,7 @@ use super::{
     CancelFlag, ContextWindow, Engine, EngineError, EngineSpec, FinishReason, GenerateRequest,
     Generation, TokenCounter,
 };
+use crate::cancel::Interrupted;
 
 /// How long one generation may take when the configuration does not say.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(15 * 60);
@@ -179,14 +181,16 @@ pub struct EngineHandle {
     jobs: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
-    load_done: Receiver<()>,
+    /// Never sent on: the thread drops its sender once the load has finished (or failed), which
+    /// wakes every waiter at once.
+    load_done: Receiver<Infallible>,
 }
 
 impl EngineHandle {
     /// Starts the engine thread; loading happens there, in the background.
     pub fn spawn(spec: EngineSpec, config: EngineConfig) -> EngineHandle {
         let (job_sender, job_receiver) = crossbeam_channel::unbounded::<Job>();
-        let (load_done_sender, load_done) = crossbeam_channel::bounded::<()>(1);
+        let (load_done_sender, load_done) = crossbeam_channel::bounded::<Infallible>(0);
         let shared = Arc::new(Shared::default());
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -194,6 +198,7 @@ impl EngineHandle {
             .spawn(move || {
                 let shared = thread_shared;
                 let deadline = config.deadline.unwrap_or(DEFAULT_DEADLINE);
+                let load_done_sender = Cell::new(Some(load_done_sender));
                 // The description arrives when the engine has loaded; the rest of what the
                 // callers learn (the context) when serving begins, and only then are they told.
                 let description = RefCell::new(String::new());
@@ -211,7 +216,7 @@ impl EngineHandle {
                         description: description.take(),
                         context,
                     }));
-                    let _ = load_done_sender.send(());
+                    drop(load_done_sender.take());
                     serve(engine, &job_receiver, &shared, deadline);
                 };
                 let outcome = match &spec {
@@ -238,7 +243,7 @@ impl EngineHandle {
                         tracing::error!("engine failed to load: {err}");
                     }
                     shared.set_load_state(Err(err.clone()));
-                    let _ = load_done_sender.send(());
+                    drop(load_done_sender.take());
                     fail_all(&err, &job_receiver, &shared.pending);
                 }
             })
@@ -260,17 +265,17 @@ impl EngineHandle {
         self.load_state().unwrap_or(Err(EngineError::Stopped))
     }
 
-    /// [`EngineHandle::wait_ready`] that gives up when `cancel` is set (checked every 10 ms):
-    /// `None` then.
+    /// [`EngineHandle::wait_ready`] that gives up the moment `cancel` is set: `None` then.
     pub fn wait_ready_unless(&self, cancel: &CancelFlag) -> Option<Result<String, EngineError>> {
-        loop {
-            if let Some(state) = self.load_state() {
-                return Some(state);
+        if let Some(state) = self.load_state() {
+            return Some(state);
+        }
+        match cancel.wait(&self.load_done, None) {
+            Err(Interrupted::Disconnected) => {
+                Some(self.load_state().unwrap_or(Err(EngineError::Stopped)))
             }
-            if cancel.is_cancelled() {
-                return None;
-            }
-            let _ = self.load_done.recv_timeout(Duration::from_millis(10));
+            // A flag that has a deadline of its own reports it as a cancel.
+            Err(Interrupted::Cancelled | Interrupted::TimedOut) => None,
         }
     }
 

@@ -177,16 +177,10 @@ fn cut_at_tokens(text: &str, max_tokens: usize) -> Option<&str> {
     Some(&text[..end])
 }
 
-/// Sleeps in short slices so a cancel is seen within a few milliseconds.
+/// Sleeps for `total`, or until `cancel` is set: that wakes it at once.
 fn sleep_unless_cancelled(total: Duration, cancel: &CancelFlag) {
-    let deadline = Instant::now() + total;
-    while !cancel.is_cancelled() {
-        let now = Instant::now();
-        if now >= deadline {
-            return;
-        }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
-    }
+    let never = crossbeam_channel::never::<()>();
+    let _ = cancel.wait(&never, Some(Instant::now() + total));
 }
 
 #[cfg(test)]
