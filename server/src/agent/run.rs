@@ -8,10 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
 use serde_json::json;
 
-use crate::cancel::CancelFlag;
+use crate::cancel::{CancelFlag, Interrupted};
 use crate::engine::{
     ContextWindow, EngineHandle, FinishReason, GenerateRequest, Generation, Sampling, StreamEvent,
     TokenCounter,
@@ -29,8 +28,6 @@ use super::types::{
     RunOutcome, RunRequest, RunStatus, Strategy, ToolCallRecord, ToolUse, Truncation,
 };
 
-/// How often a waiting run looks at its cancel flag: well inside the 100 ms promise.
-const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// A tool output's cap when the engine does not say how large its context is (an
 /// OpenAI-compatible server without `PUNIE_CTX_SIZE`): 64 KiB of text, by the estimate.
 const OUTPUT_CAP_WITHOUT_CONTEXT: usize = 16 * 1024;
@@ -351,10 +348,7 @@ impl RunState {
         loop {
             // The engine thread sees the same flag and stops within a decode step, but the
             // run does not wait for it: a queued job may sit behind another run's generation.
-            if cancel.is_cancelled() {
-                return Generated::Cancelled(partial);
-            }
-            match stream.receiver().recv_timeout(CANCEL_POLL) {
+            match cancel.wait(stream.receiver(), None) {
                 Ok(StreamEvent::Text(text)) => {
                     if self.outcome.timings.first_token.is_none() {
                         self.outcome.timings.first_token = Some(self.started.elapsed());
@@ -369,8 +363,11 @@ impl RunState {
                     return Generated::Done(generation);
                 }
                 Ok(StreamEvent::Done(Err(err))) => return Generated::Failed(err.to_string()),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
+                // No deadline was given: only a cancel interrupts the wait.
+                Err(Interrupted::Cancelled | Interrupted::TimedOut) => {
+                    return Generated::Cancelled(partial);
+                }
+                Err(Interrupted::Disconnected) => {
                     return Generated::Failed(crate::engine::EngineError::Stopped.to_string());
                 }
             }
