@@ -366,21 +366,42 @@ fn engine_config() -> anyhow::Result<EngineConfig> {
 
 /// Ctrl-C cancels the run instead of killing the process, so the transcript gets its `end` line.
 mod interrupt {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    use std::sync::atomic::{AtomicI32, Ordering};
 
     use crate::cancel::CancelFlag;
 
-    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    /// The write end of the pipe the handler wakes the watcher thread through; -1 before.
+    static WAKE: AtomicI32 = AtomicI32::new(-1);
 
     extern "C" fn on_sigint(_signal: libc::c_int) {
-        // Only an atomic store: nothing else is async-signal-safe.
-        INTERRUPTED.store(true, Ordering::SeqCst);
+        // Only an atomic load and write(2): nothing else is async-signal-safe.
+        let fd = WAKE.load(Ordering::SeqCst);
+        if fd >= 0 {
+            // SAFETY: writes one byte from a valid buffer; the pipe does not block (a full
+            // pipe has woken the watcher already).
+            unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+        }
     }
 
     pub(super) fn cancel_on_ctrl_c(cancel: &CancelFlag) {
+        let (mut woken, wake) = match std::io::pipe() {
+            Ok(pipe) => pipe,
+            Err(err) => {
+                tracing::warn!("Ctrl-C will stop punie without an end line: {err}");
+                return;
+            }
+        };
+        // SAFETY: fcntl on a descriptor we own, with integer arguments.
+        unsafe {
+            let flags = libc::fcntl(wake.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(wake.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        // Kept open for the life of the process: the handler may run at any time.
+        WAKE.store(wake.into_raw_fd(), Ordering::SeqCst);
         let handler = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        // SAFETY: installs a handler that only stores to an atomic.
+        // SAFETY: installs a handler that only loads an atomic and writes to a pipe.
         unsafe {
             libc::signal(libc::SIGINT, handler);
         }
@@ -388,12 +409,9 @@ mod interrupt {
         let _ = std::thread::Builder::new()
             .name("punie-ctrl-c".to_owned())
             .spawn(move || {
-                loop {
-                    if INTERRUPTED.load(Ordering::SeqCst) {
-                        cancel.cancel();
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
+                // Blocks until the handler writes (`read_exact` retries an interrupted read).
+                if woken.read_exact(&mut [0u8]).is_ok() {
+                    cancel.cancel();
                 }
             });
     }
