@@ -466,8 +466,9 @@ impl Agent {
             run.cancel.cancel();
         }
         let deadline = Instant::now() + EXIT_GRACE;
+        // Only a task changes what is left to wait for, so each wait is for the next task.
         while self.runs.values().any(|run| run.thread.is_some()) && Instant::now() < deadline {
-            match tasks.recv_timeout(Duration::from_millis(50)) {
+            match tasks.recv_deadline(deadline) {
                 Ok(Task::ClientRequest { reply, .. }) => {
                     let _ = reply.send(Err(
                         json!({"code": INTERNAL_ERROR, "message": "the agent is exiting"}),

@@ -17,7 +17,7 @@ use crate::cancel::CancelFlag;
 
 use super::ext::AnswerParams;
 use super::global_state::{Pending, Server};
-use super::main_loop::{RunFinished, TICK, Task};
+use super::main_loop::{RunFinished, Task};
 use super::progress::Progress;
 use super::run::{RunContext, RunSpec};
 
@@ -367,8 +367,9 @@ impl Server {
         // Cancelled runs stop within 100 ms; while they wind down they may still ask the loop
         // for things (a client request), so keep serving their tasks until each has ended.
         let deadline = Instant::now() + EXIT_GRACE;
+        // Only a task changes what is left to wait for, so each wait is for the next task.
         while self.runs.values().any(|run| run.thread.is_some()) && Instant::now() < deadline {
-            match tasks.recv_timeout(TICK) {
+            match tasks.recv_deadline(deadline) {
                 Ok(Task::ClientRequest { reply, .. }) => {
                     let _ = reply.send(Err(ResponseError {
                         code: ErrorCode::RequestCanceled as i32,
