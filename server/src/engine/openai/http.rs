@@ -15,7 +15,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::cancel::CancelFlag;
+use crate::cancel::{CancelFlag, Interrupted};
 
 /// The longest a socket operation blocks before the flag and the clocks are looked at again.
 const POLL: Duration = Duration::from_millis(20);
@@ -275,16 +275,12 @@ fn connect(authority: &str, stop: &CancelFlag, timeout: Duration) -> Result<TcpS
             let _ = sender.send(connect_blocking(&authority_owned, timeout));
         })
         .map_err(|err| format!("cannot start a connection thread: {err}"))?;
-    loop {
-        if stop.is_cancelled() {
-            return Err(HttpError::Stopped);
-        }
-        match receiver.recv_timeout(POLL) {
-            Ok(result) => return result.map_err(HttpError::Failed),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                return Err(HttpError::Failed("the connection thread ended".to_owned()));
-            }
+    match stop.wait(&receiver, None) {
+        Ok(result) => result.map_err(HttpError::Failed),
+        // No deadline was given: the connect timeout is the thread's.
+        Err(Interrupted::Cancelled | Interrupted::TimedOut) => Err(HttpError::Stopped),
+        Err(Interrupted::Disconnected) => {
+            Err(HttpError::Failed("the connection thread ended".to_owned()))
         }
     }
 }
