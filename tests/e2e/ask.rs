@@ -682,6 +682,16 @@ fn bad_arguments_get_one_clear_line() {
             "--max-turns 0",
         ),
         (
+            vec![
+                "--engine".into(),
+                engine.clone(),
+                "--timeout-ms".into(),
+                "0".into(),
+                "q".into(),
+            ],
+            "--timeout-ms 0: expected a number from 1 to 3600000",
+        ),
+        (
             vec!["--engine".into(), engine, " ".into()],
             "the question is empty",
         ),

@@ -957,6 +957,21 @@ fn cli_prints_the_result_object() {
     assert_eq!(res["error"]["type"], "PermissionError");
     let res = run_cli("print(run_command('ls'))", &["--allow-commands"]);
     assert!(res["output"].as_str().unwrap().contains("a.txt"));
+    // A limit past the sandbox's own cap is refused, not quietly lowered.
+    let out = std::process::Command::new(punie_exe())
+        .arg("sandbox")
+        .arg("--workspace")
+        .arg(ws.root.path())
+        .args(["--memory-mb", "65536"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--memory-mb 65536: expected a number from 1 to 16384"),
+        "{stderr}"
+    );
 }
 
 /// With the home folder as the workspace (an editor opened on `~`), the secrets the command

@@ -61,6 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let options = options_from_args(&args)?;
     let mut limits = SandboxLimits::default();
     if let Some(ms) = args.timeout_ms {
+        super::check_range("--timeout-ms", ms, 1..=SandboxLimits::MAX_TIMEOUT_MS)?;
         limits.timeout_ms = ms;
     }
     let mut sandbox = Sandbox::new(limits).context("cannot start the sandbox")?;

@@ -28,10 +28,19 @@ pub enum Outcome {
 
 /// `--max-turns N` within what the `maxTurns` setting accepts.
 fn check_max_turns(max_turns: usize) -> anyhow::Result<()> {
-    let range = crate::features::Settings::MAX_TURNS;
-    if !range.contains(&(max_turns as u64)) {
+    check_range(
+        "--max-turns",
+        max_turns as u64,
+        crate::features::Settings::MAX_TURNS,
+    )
+}
+
+/// `value` of `flag` within `range` (the settings' and the sandbox's own bounds, never a
+/// silent clamp), or one clear line saying what is expected.
+fn check_range(flag: &str, value: u64, range: std::ops::RangeInclusive<u64>) -> anyhow::Result<()> {
+    if !range.contains(&value) {
         anyhow::bail!(
-            "--max-turns {max_turns}: expected a number from {} to {}",
+            "{flag} {value}: expected a number from {} to {}",
             range.start(),
             range.end()
         );

@@ -122,6 +122,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     std::io::stdin()
         .read_to_string(&mut code)
         .context("reading the snippet from stdin (it must be UTF-8)")?;
+    super::check_range(
+        "--timeout-ms",
+        args.timeout_ms,
+        1..=SandboxLimits::MAX_TIMEOUT_MS,
+    )?;
+    super::check_range(
+        "--memory-mb",
+        args.memory_mb,
+        1..=SandboxLimits::MAX_MEMORY_MB,
+    )?;
+    super::check_range(
+        "--output-kb",
+        args.output_kb,
+        1..=SandboxLimits::MAX_OUTPUT_KB,
+    )?;
     let limits = SandboxLimits {
         timeout_ms: args.timeout_ms,
         memory_mb: args.memory_mb,

@@ -228,6 +228,11 @@ impl Setup {
             ..Settings::default()
         };
         if let Some(ms) = args.timeout_ms {
+            crate::cli::check_range(
+                "--timeout-ms",
+                ms,
+                1..=crate::sandbox::SandboxLimits::MAX_TIMEOUT_MS,
+            )?;
             settings.sandbox_timeout_ms = ms;
         }
         for (allowed, class) in [
