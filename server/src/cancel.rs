@@ -5,19 +5,19 @@
 //! rust-analyzer's workers `select!` their work with cancellation:
 //! - a wait for a message is [`CancelFlag::wait`] (or [`CancelFlag::recv`]), a crossbeam
 //!   `Select` over the work and a channel that the flag disconnects when it is set;
-//! - a wait in `poll(2)` on descriptors (the jail's pipes) adds [`CancelFlag::poll_wakers`],
-//!   pipes whose write ends the flag closes when it is set.
+//! - a wait in `poll(2)` on descriptors (the jail's pipes, a socket) is [`poll_until`], which
+//!   polls them with pipes whose write ends the flag closes when it is set.
 //!
 //! Either way the waiter wakes the moment the flag is set, and an idle wait does not wake at
 //! all until its own deadline.
 
 #[cfg(unix)]
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 #[cfg(unix)]
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender};
 
@@ -158,7 +158,7 @@ impl CancelFlag {
     /// the earliest of their deadlines, to bound the timeout by. Each flag makes its pipe on
     /// first use and keeps it while it lives (close-on-exec, so no command inherits it).
     #[cfg(unix)]
-    pub fn poll_wakers(&self) -> std::io::Result<(Vec<BorrowedFd<'_>>, Option<Instant>)> {
+    fn poll_wakers(&self) -> std::io::Result<(Vec<BorrowedFd<'_>>, Option<Instant>)> {
         let mut fds = Vec::new();
         let mut deadline = None;
         let mut failed = None;
@@ -214,6 +214,50 @@ impl CancelFlag {
         self.0
             .deadline
             .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+}
+
+/// How often a wait looks at the flag when the flag cannot make its pipe (the process is out
+/// of descriptors).
+#[cfg(unix)]
+const FALLBACK_POLL: Duration = Duration::from_millis(10);
+
+/// A `pollfd` for `fd` and `events`.
+#[cfg(unix)]
+pub fn poll_for(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// Waits in `poll(2)` until one of `fds` is ready (its `revents` set), `until` passes, or
+/// `cancel` is set: the flag's pipes are polled with `fds`, so a cancel wakes the wait at
+/// once and a quiet wait does not wake before `until` (or the flag's own deadline).
+#[cfg(unix)]
+pub fn poll_until(fds: &mut [libc::pollfd], until: Instant, cancel: Option<&CancelFlag>) {
+    let mut set = fds.to_vec();
+    let mut until = until;
+    match cancel.map(CancelFlag::poll_wakers) {
+        Some(Ok((wakers, flag_deadline))) => {
+            set.extend(
+                wakers
+                    .iter()
+                    .map(|fd| poll_for(fd.as_raw_fd(), libc::POLLIN)),
+            );
+            until = earliest(Some(until), flag_deadline).unwrap_or(until);
+        }
+        Some(Err(_)) => until = until.min(Instant::now() + FALLBACK_POLL),
+        None => {}
+    }
+    let wait = until.saturating_duration_since(Instant::now());
+    // Rounded up, so that a wait does not end just short of its deadline and spin.
+    let timeout_ms = i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX);
+    // SAFETY: `set` is a valid array of `set.len()` pollfd structs.
+    let ready = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, timeout_ms) };
+    for (fd, polled) in fds.iter_mut().zip(&set) {
+        fd.revents = if ready > 0 { polled.revents } else { 0 };
     }
 }
 
@@ -317,7 +361,6 @@ mod tests {
     /// `poll(2)` on `fds`, which must wake it within [`NOT_WOKEN`]; the revents of each.
     #[cfg(unix)]
     fn poll_woken(fds: &[BorrowedFd<'_>]) -> Vec<libc::c_short> {
-        use std::os::fd::AsRawFd;
         let mut set: Vec<libc::pollfd> = fds
             .iter()
             .map(|fd| libc::pollfd {
@@ -359,6 +402,24 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn a_quiet_poll_until_wakes_on_cancel() {
+        let (quiet, _never_written) = std::io::pipe().unwrap();
+        let run = CancelFlag::default();
+        let joined = CancelFlag::joined(&[&run], None);
+        let until = Instant::now() + NOT_WOKEN;
+        let canceller = {
+            let run = run.clone();
+            std::thread::spawn(move || run.cancel())
+        };
+        let mut fds = [poll_for(quiet.as_raw_fd(), libc::POLLIN)];
+        poll_until(&mut fds, until, Some(&joined));
+        assert!(Instant::now() < until, "woken by the cancel");
+        assert_eq!(fds[0].revents, 0, "only the flag's pipe was ready");
+        canceller.join().unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn a_flag_set_before_its_pipe_is_made_hangs_up_at_once() {
         let flag = CancelFlag::default();
         flag.cancel();
@@ -367,7 +428,6 @@ mod tests {
         assert_ne!(poll_woken(&fds)[0], 0);
         // The same pipe on the next call.
         let (again, _) = flag.poll_wakers().unwrap();
-        use std::os::fd::AsRawFd;
         assert_eq!(again[0].as_raw_fd(), fds[0].as_raw_fd());
     }
 }

@@ -15,11 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{Access, Host, Layers, Plan, Report};
-use crate::cancel::CancelFlag;
+use crate::cancel::{CancelFlag, poll_for, poll_until};
 
-/// How often a wait looks at the cancel flag when the flag cannot make its pipes (the
-/// process is out of descriptors).
-const FALLBACK_CANCEL_POLL: Duration = Duration::from_millis(10);
 /// How long a command being stopped may take to be gone before its helper is killed.
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The longest report line kept from the helper.
@@ -318,43 +315,6 @@ fn drain(
         }
     }
     res
-}
-
-pub(super) fn poll_for(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
-}
-
-/// Waits in `poll(2)` until one of `fds` is ready (its `revents` set), `until` passes, or
-/// `cancel` is set: the flag's pipes are polled with `fds`, so a cancel wakes the wait at
-/// once and a quiet wait does not wake before `until` (or the flag's own deadline).
-pub(super) fn poll_until(fds: &mut [libc::pollfd], until: Instant, cancel: Option<&CancelFlag>) {
-    let mut set = fds.to_vec();
-    let mut until = until;
-    let wakers = cancel.map(CancelFlag::poll_wakers);
-    match &wakers {
-        Some(Ok((wakers, flag_deadline))) => {
-            set.extend(
-                wakers
-                    .iter()
-                    .map(|fd| poll_for(fd.as_raw_fd(), libc::POLLIN)),
-            );
-            until = flag_deadline.map_or(until, |deadline| deadline.min(until));
-        }
-        Some(Err(_)) => until = until.min(Instant::now() + FALLBACK_CANCEL_POLL),
-        None => {}
-    }
-    let wait = until.saturating_duration_since(Instant::now());
-    // Rounded up, so that a wait does not end just short of its deadline and spin.
-    let timeout_ms = i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX);
-    // SAFETY: `set` is a valid array of `set.len()` pollfd structs.
-    let ready = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, timeout_ms) };
-    for (fd, polled) in fds.iter_mut().zip(&set) {
-        fd.revents = if ready > 0 { polled.revents } else { 0 };
-    }
 }
 
 pub(super) enum ReadResult {

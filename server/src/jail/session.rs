@@ -19,11 +19,11 @@ use std::process::Child;
 use std::time::Instant;
 
 use super::run::{
-    Helper, ReadResult, poll_for, poll_until, read_some, remove_private, set_nonblocking,
-    start_helper, take_reports, wait_helper,
+    Helper, ReadResult, read_some, remove_private, set_nonblocking, start_helper, take_reports,
+    wait_helper,
 };
 use super::{Access, Failure, Layers, Report};
-use crate::cancel::CancelFlag;
+use crate::cancel::{CancelFlag, poll_for, poll_until};
 
 /// The bytes of stderr kept (the last ones), for the error a caller shows.
 const STDERR_TAIL_BYTES: usize = 16 * 1024;
