@@ -3,22 +3,22 @@
 //!
 //! Why not an HTTP library: a blocking client (ureq, which this replaced) sits in `read` until
 //! the next byte or its read timeout, so a cancelled run waited on a stalled server, and it
-//! buffered a body without newlines without bound. Here every socket operation waits at most
-//! [`POLL`], then looks at the flag (the run's cancel, the engine's shutdown and its deadline
-//! joined into one), at how long the server has been silent, and at byte budgets for the
-//! headers, each line and the whole body. Dropping the [`Response`] closes the socket, which is
+//! buffered a body without newlines without bound. Here the socket does not block: each wait
+//! is a `poll` on it and on the flag (the run's cancel, the engine's shutdown and its deadline
+//! joined into one), which wakes the moment the flag is set, and lasts at most until the
+//! server has been silent too long; byte budgets bound the headers, each line and the whole
+//! body. Dropping the [`Response`] closes the socket, which is
 //! also how a server learns that the generation is no longer wanted. The subset spoken is what
 //! `/completions` servers use: HTTP/1.1, `Connection: close`, bodies sized by
 //! `Content-Length`, chunked or ended by the close. There is no TLS: `openai:` URLs are `http://`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::cancel::{CancelFlag, Interrupted};
+use crate::cancel::{CancelFlag, Interrupted, poll_for, poll_until};
 
-/// The longest a socket operation blocks before the flag and the clocks are looked at again.
-const POLL: Duration = Duration::from_millis(20);
 /// Status line and headers together.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// A chunk-size line.
@@ -117,8 +117,7 @@ pub(super) fn post_json(
 ) -> Result<Response, HttpError> {
     let stream = connect(&url.authority, stop, limits.connect_timeout)?;
     stream
-        .set_read_timeout(Some(POLL))
-        .and_then(|()| stream.set_write_timeout(Some(POLL)))
+        .set_nonblocking(true)
         .and_then(|()| stream.set_nodelay(true))
         .map_err(|err| format!("socket: {err}"))?;
     let mut socket = Socket {
@@ -300,7 +299,7 @@ fn connect_blocking(authority: &str, timeout: Duration) -> Result<TcpStream, Str
     Err(last_error)
 }
 
-/// The socket with the rules of the module doc: short waits, the flag, the idle clock.
+/// The socket with the rules of the module doc: waits that the flag wakes, the idle clock.
 struct Socket {
     stream: TcpStream,
     stop: CancelFlag,
@@ -309,6 +308,18 @@ struct Socket {
 }
 
 impl Socket {
+    /// Waits until the socket is ready for `events`, the flag is set or the server has been
+    /// idle too long; then [`Socket::check`].
+    fn wait(&self, events: libc::c_short, doing: &str) -> Result<(), HttpError> {
+        let mut fds = [poll_for(self.stream.as_raw_fd(), events)];
+        poll_until(
+            &mut fds,
+            self.last_progress + self.idle_timeout,
+            Some(&self.stop),
+        );
+        self.check(doing)
+    }
+
     /// After a wait that moved nothing: stop if asked to or if the server has been idle too long.
     fn check(&self, doing: &str) -> Result<(), HttpError> {
         if self.stop.is_cancelled() {
@@ -332,7 +343,9 @@ impl Socket {
                     bytes = &bytes[n..];
                     self.last_progress = Instant::now();
                 }
-                Err(err) if is_wait(&err) => self.check("took no more of the request")?,
+                Err(err) if is_wait(&err) => {
+                    self.wait(libc::POLLOUT, "took no more of the request")?;
+                }
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => return Err(format!("sending the request: {err}").into()),
             }
@@ -348,7 +361,7 @@ impl Socket {
                     self.last_progress = Instant::now();
                     return Ok(n);
                 }
-                Err(err) if is_wait(&err) => self.check("sent nothing")?,
+                Err(err) if is_wait(&err) => self.wait(libc::POLLIN, "sent nothing")?,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => return Err(format!("reading the response: {err}").into()),
             }
