@@ -1032,6 +1032,45 @@ fn secrets_in_a_home_workspace_are_never_read_or_written() {
     assert!(!root.join(".ssh/authorized_keys").exists());
 }
 
+/// A command that fills the disk is stopped long before its deadline, with an error saying
+/// so. The workspace is a 64 MiB tmpfs in a mount namespace of its own (`unshare`), so
+/// the test fills nothing real and needs no root.
+#[test]
+fn a_command_that_fills_the_disk_is_stopped() {
+    let ws = tempfile::tempdir().unwrap();
+    let snippet = ws.path().join("snippet.py");
+    std::fs::write(
+        &snippet,
+        "print(run_command('sh', args=['-c', 'while true; do head -c 1048576 /dev/zero >> big; done']))",
+    )
+    .unwrap();
+    let root = ws.path().join("small-disk");
+    std::fs::create_dir(&root).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=64m tmpfs {root} && {punie} sandbox --workspace {root} --allow-commands --timeout-ms 60000 < {snippet}",
+        root = root.display(),
+        punie = punie_exe().display(),
+        snippet = snippet.display(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-Urm", "sh", "-c", &script])
+        .output()
+        .expect("unshare runs (util-linux, installed by scripts/bootstrap.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Without the guard the loop runs to the 60 s limit: a TimeoutError.
+    assert_eq!(res["error"]["type"], "OSError", "{res}");
+    let message = res["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the command was stopped: it took"),
+        "{message}"
+    );
+}
+
 /// Coverage over the training snippets (figures in docs/sandbox.md): every one passes the
 /// allowlist and compiles; none relies on a variable an earlier snippet set (so running each
 /// snippet fresh is what the model was trained on); none uses `type`.

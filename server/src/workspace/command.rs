@@ -200,17 +200,28 @@ pub fn run_command(
         deadline: started + limits.timeout,
         output_bytes: limits.output_bytes,
     };
-    let finished = jail::run(argv, cwd, workspace, &limits.access, &run_limits, cancel).map_err(
-        |failure| match failure {
-            jail::Failure::NotFound(message) => ToolError::new("FileNotFoundError", message),
-            jail::Failure::NotPermitted(message) | jail::Failure::Refused(message) => {
-                ToolError::permission(message)
-            }
-            jail::Failure::Helper(message) => {
-                ToolError::new("OSError", format!("cannot run '{program}': {message}"))
-            }
-        },
-    )?;
+    // The command's own flag: the caller's, or the disk guard's when it fills the disk.
+    let command_cancel = CancelFlag::joined(&[cancel], None);
+    let disk_guard = super::disk_guard::DiskGuard::watch(workspace, &command_cancel);
+    let ran = jail::run(
+        argv,
+        cwd,
+        workspace,
+        &limits.access,
+        &run_limits,
+        &command_cancel,
+    );
+    let filled_the_disk = disk_guard.stopped_because();
+    drop(disk_guard);
+    let finished = ran.map_err(|failure| match failure {
+        jail::Failure::NotFound(message) => ToolError::new("FileNotFoundError", message),
+        jail::Failure::NotPermitted(message) | jail::Failure::Refused(message) => {
+            ToolError::permission(message)
+        }
+        jail::Failure::Helper(message) => {
+            ToolError::new("OSError", format!("cannot run '{program}': {message}"))
+        }
+    })?;
     // Everything the command started is gone: nothing can create another one now.
     let moved_aside = super::quarantine::sweep(workspace, &protected_before);
     let with_note = |mut error: ToolError| {
@@ -220,6 +231,9 @@ pub fn run_command(
         error
     };
     let exit_code = match finished.end {
+        jail::End::Cancelled if let Some(why) = filled_the_disk => {
+            return Err(with_note(ToolError::new("OSError", why)));
+        }
         jail::End::Exited(code) => Some(code),
         jail::End::Signalled(_) | jail::End::OutputLimit => None,
         // A flag whose own deadline passed is the caller's time limit (the snippet's time

@@ -10,6 +10,7 @@
 //! symlink is refused. What is opened is the resolved path, never the text the snippet gave.
 
 mod command;
+mod disk_guard;
 mod host;
 mod path;
 mod quarantine;
