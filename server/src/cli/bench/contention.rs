@@ -15,8 +15,10 @@ use serde_json::{Map, Value, json};
 use crate::engine::EngineConfig;
 use crate::engine::llama::{self, LlamaModel};
 
-/// Interleaved rounds per condition; each round measures every thread choice once.
-const ROUNDS: usize = 3;
+/// Interleaved rounds per condition; each round measures every thread choice once. With a busy
+/// process, one thread's decode speed varies by ±8% from round to round here, so fewer rounds
+/// make the ratio a matter of luck.
+const ROUNDS: usize = 5;
 
 /// A process that keeps one core busy until dropped.
 struct BusyProcess(Child);

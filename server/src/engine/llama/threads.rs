@@ -9,7 +9,9 @@
 //! fewer (a probe), and moves to the probed count when its steps were clearly faster.
 //!
 //! Probes get rarer while they keep losing (16, 32, … 256 steps apart), so a quiet machine pays
-//! one slower step in a hundred or more; a step that suddenly takes much longer than the best
+//! one slower step in a hundred or more; a probe that cost many steps (two threads beside a busy
+//! process) ends after one step and waits long enough (up to 2048 steps) to keep its cost near
+//! 2% of decode time; a step that suddenly takes much longer than the best
 //! seen for its kind (someone started a build) brings the next probe forward. Steps are compared
 //! only with steps of the same batch size, since a verification batch of 9 tokens costs more
 //! than a single token. Pure logic: the engine passes in what it measured.
@@ -28,6 +30,16 @@ const PROBE_MAX_STEPS: usize = 8;
 const SWITCH_MARGIN: f64 = 0.05;
 /// A recent median this many times the best seen means the machine changed: probe now.
 const SLOWDOWN: f64 = 1.5;
+/// A probe step this many times slower than the current count's steps ends the probe at once.
+/// On a quiet machine a probe step is at most about 1.3 times slower; with a busy process on a
+/// 2-core machine, the first two-thread step after single-thread ones took 8 to 30 single steps
+/// (docs/benchmarks.md): the second thread waits for the busy one's time slice.
+const HOPELESS: f64 = 3.0;
+/// After a losing probe, the next waits until the steps decoded since cover its extra cost
+/// this many times over (at most [`MAX_COSTLY_INTERVAL`] steps), so probing costs at most
+/// about 2% of decode time however expensive a probe turned out.
+const PROBE_COST_COVER: f64 = 50.0;
+const MAX_COSTLY_INTERVAL: usize = 2048;
 /// Step times remembered per (threads, batch size).
 const WINDOW: usize = 5;
 
@@ -106,7 +118,11 @@ impl ThreadTuner {
                         .push(elapsed.as_secs_f64() / baseline.as_secs_f64());
                 }
                 remember(&mut self.recent, (threads, batch_size), elapsed);
-                if probe.ratios.len() >= PROBE_COMPARISONS || probe.steps >= PROBE_MAX_STEPS {
+                let hopeless = probe.ratios.last().is_some_and(|&ratio| ratio >= HOPELESS);
+                if hopeless
+                    || probe.ratios.len() >= PROBE_COMPARISONS
+                    || probe.steps >= PROBE_MAX_STEPS
+                {
                     self.finish_probe();
                 }
             }
@@ -123,9 +139,12 @@ impl ThreadTuner {
         {
             let best = self.best.entry(key).or_insert(now);
             if now.as_secs_f64() > SLOWDOWN * best.as_secs_f64() {
-                // Much slower than this kind of step has been: the machine got busier.
-                self.steps_to_probe = 0;
-                self.interval = MIN_INTERVAL;
+                // Much slower than this kind of step has been: the machine got busier. Unless
+                // the last probe was hopeless: more load will not make it less so.
+                if self.interval <= MAX_INTERVAL {
+                    self.steps_to_probe = 0;
+                    self.interval = MIN_INTERVAL;
+                }
                 *best = now;
             } else if now < *best {
                 *best = now;
@@ -171,7 +190,14 @@ impl ThreadTuner {
             self.current = probe.threads;
             self.interval = MIN_INTERVAL;
         } else {
-            self.interval = (self.interval * 2).min(MAX_INTERVAL);
+            // The steps the probe cost beyond what the current count would have taken.
+            let extra: f64 = probe
+                .ratios
+                .iter()
+                .map(|ratio| (ratio - 1.0).max(0.0))
+                .sum();
+            let covered = ((extra * PROBE_COST_COVER) as usize).min(MAX_COSTLY_INTERVAL);
+            self.interval = (self.interval * 2).min(MAX_INTERVAL).max(covered);
         }
         self.steps_to_probe = self.interval;
     }
@@ -250,6 +276,20 @@ mod tests {
             if n == 2 { 10 } else { 14 }
         });
         assert_eq!(tuner.settled(), 2);
+    }
+
+    #[test]
+    fn a_probe_that_costs_many_steps_ends_at_once_and_comes_back_late() {
+        let mut tuner = ThreadTuner::adaptive(2);
+        // One busy process on two cores: a two-thread step waits for its time slice.
+        let used = simulate(&mut tuner, 2000, |n| if n == 2 { 150 } else { 10 });
+        assert_eq!(tuner.settled(), 1);
+        let slow_steps = used.iter().filter(|&&n| n == 2).count();
+        // The first steps before the first probe, then one step per probe.
+        assert!(
+            slow_steps <= MIN_INTERVAL + 4,
+            "{slow_steps} slow steps in 2000"
+        );
     }
 
     #[test]
