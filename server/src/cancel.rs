@@ -1,8 +1,8 @@
 //! [`CancelFlag`]: how a run tells the engine, the sandbox and commands to stop.
 //!
-//! Code that computes polls the flag between steps (the engine between decode steps, the
-//! sandbox worker is killed instead). Code that waits never polls it on a timer, as
-//! rust-analyzer's workers `select!` their work with cancellation:
+//! Code that computes checks the flag between steps (the engine between decode steps; a
+//! computing snippet is not asked, its worker is killed). Code that waits never looks at it on
+//! a timer, as rust-analyzer's workers `select!` their work with cancellation:
 //! - a wait for a message is [`CancelFlag::wait`] (or [`CancelFlag::recv`]), a crossbeam
 //!   `Select` over the work and a channel that the flag disconnects when it is set;
 //! - a wait in `poll(2)` on descriptors (the jail's pipes, a socket) is [`poll_until`], which

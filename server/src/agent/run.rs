@@ -35,8 +35,8 @@ const OUTPUT_CAP_WITHOUT_CONTEXT: usize = 16 * 1024;
 const MIN_OUTPUT_CAP: usize = 160;
 
 /// Runs one question to its end. Never panics on model output; engine failures end the run
-/// with [`RunStatus::Failed`], cancellation (checked at least every 10 ms while waiting on the
-/// engine, and by the sandbox while a snippet runs) with [`RunStatus::Cancelled`], a turn cut
+/// with [`RunStatus::Failed`], cancellation (which wakes the wait on the engine at once, and
+/// is seen by the sandbox while a snippet runs) with [`RunStatus::Cancelled`], a turn cut
 /// by the token cap or the context with [`RunStatus::Truncated`]. The last event is always
 /// `Answer` (done), `Truncated`, `Cancelled` or `Failed`.
 pub fn run(
