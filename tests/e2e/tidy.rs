@@ -1,7 +1,8 @@
 //! The repository checks its own rules (as rust-analyzer's `xtask/src/tidy.rs`): every Rust
 //! file opens with a `//!` doc, and the invariants ARCHITECTURE.md states as absences hold
 //! (pure modules do no IO, one owner per foreign library, modules depend one way, exit codes
-//! and stdout belong to the command line). Each failure names the file and line.
+//! and stdout belong to the command line, no wait polls a cancel flag). Each failure names the
+//! file and line.
 //!
 //! The checks read the source, not the compiler's view of it: comments and the contents of
 //! literals are blanked first, then every path the code names (`use` trees flattened) is
@@ -58,6 +59,23 @@ const OWNERS: &[(&str, &[&str])] = &[
         "std::process::ExitCode",
         &["main.rs", "jail/mod.rs", "jail/helper.rs"],
     ),
+];
+
+/// Timed waits and the only places (as in [`OWNERS`]) that make them, none of them for a
+/// cancel (ARCHITECTURE.md, "No wait polls a cancel flag"): a worker's stderr drained after it
+/// died, the LSP writer flushed at exit, a child without a pidfd, the helper's sweep of killed
+/// processes, and the benchmarks.
+const TIMED_WAITS: &[(&str, &[&str])] = &[
+    (
+        "recv_timeout",
+        &[
+            "sandbox/process.rs",
+            "lsp/mod.rs",
+            "lsp/bench.rs",
+            "cli/bench/",
+        ],
+    ),
+    ("sleep", &["jail/run.rs", "jail/linux/", "sandbox/bench.rs"]),
 ];
 
 /// Macros that write to stdout or stderr, which only the command line uses (`cli/`, and
@@ -273,6 +291,20 @@ fn check_file(relative: &str, code: &str, report: &mut dyn FnMut(usize, String))
                 format!(
                     "`{top}` may not depend on `{target}` (the module graph in tests/e2e/tidy.rs, \
                      LAYERS, goes one way)"
+                ),
+            );
+        }
+    }
+    for (line, name) in calls(code) {
+        if let Some((_, places)) = TIMED_WAITS.iter().find(|(wait, _)| *wait == name)
+            && !places.iter().any(|place| in_place(place))
+        {
+            report(
+                line,
+                format!(
+                    "`{name}` outside {}: wait in `CancelFlag::wait` or `cancel::poll_until`, \
+                     which wake on a cancel, not on a timer",
+                    places.join(", ")
                 ),
             );
         }
@@ -744,6 +776,18 @@ fn macro_calls(code: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// The names called as functions or methods (`name(`), with their lines.
+fn calls(code: &str) -> Vec<(usize, String)> {
+    let tokens = tokens(code);
+    tokens
+        .windows(2)
+        .filter_map(|pair| match pair {
+            [(line, Token::Ident(name)), (_, Token::Punct('('))] => Some((*line, name.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The checks themselves, on small inputs: a rule that cannot fail checks nothing.
 #[test]
 fn tidy_finds_what_it_forbids() {
@@ -790,4 +834,15 @@ fn tidy_finds_what_it_forbids() {
         ],
     );
     check("cli/ask.rs", "fn f() { println!(\"answer\"); }", &[]);
+    check(
+        "agent/run.rs",
+        "fn f() {\n    std::thread::sleep(d);\n    rx.recv_timeout(d);\n    sleep_until(d);\n}",
+        &[
+            "2: `sleep` outside jail/run.rs, jail/linux/, sandbox/bench.rs: wait in \
+             `CancelFlag::wait` or `cancel::poll_until`, which wake on a cancel, not on a timer",
+            "3: `recv_timeout` outside sandbox/process.rs, lsp/mod.rs, lsp/bench.rs, cli/bench/: \
+             wait in `CancelFlag::wait` or `cancel::poll_until`, which wake on a cancel, not on a \
+             timer",
+        ],
+    );
 }
