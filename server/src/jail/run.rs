@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,9 @@ pub struct Finished {
     pub end: End,
     /// The layers it ran under (absent if it was stopped before the helper reported).
     pub layers: Option<Layers>,
+    /// The protected paths that existed when it started, mounted read-only
+    /// ([`super::protected_in`]): what it found, so that what it created can be told apart.
+    pub protected_at_start: Vec<PathBuf>,
 }
 
 /// A command that did not run.
@@ -92,6 +95,7 @@ pub fn run(
         stdout,
         stderr,
         private,
+        read_only,
     } = start_helper(argv, cwd, workspace, access, None)?;
     let drained = drain([stdout, stderr], control, limits, cancel);
     if drained.helper_overdue {
@@ -100,7 +104,9 @@ pub fn run(
         wait_helper(&mut child);
     }
     remove_private(private);
-    outcome(drained, access.network)
+    let mut finished = outcome(drained, access.network)?;
+    finished.protected_at_start = read_only;
+    Ok(finished)
 }
 
 /// A started helper that has its plan: the command's output pipes, the control socket and
@@ -111,6 +117,8 @@ pub(super) struct Helper {
     pub(super) stdout: OwnedFd,
     pub(super) stderr: OwnedFd,
     pub(super) private: tempfile::TempDir,
+    /// The protected paths mounted read-only (the plan's `read_only`).
+    pub(super) read_only: Vec<PathBuf>,
 }
 
 /// Makes the private directory, starts `punie jail-exec` and hands it the plan for `argv`.
@@ -189,6 +197,7 @@ pub(super) fn start_helper(
         stdout: OwnedFd::from(stdout),
         stderr: OwnedFd::from(stderr),
         private,
+        read_only: plan.read_only,
     })
 }
 
@@ -436,5 +445,6 @@ fn outcome(drained: Drained, network_allowed: bool) -> Result<Finished, Failure>
         stderr,
         end,
         layers,
+        protected_at_start: Vec::new(),
     })
 }

@@ -95,6 +95,7 @@ impl Session {
             stdout,
             stderr,
             private,
+            read_only: _,
         } = start_helper(argv, cwd, workspace, access, Some(&read_end))?;
         drop(read_end);
         let control_fd = control

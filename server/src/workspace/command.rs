@@ -194,7 +194,6 @@ pub fn run_command(
     let program = argv
         .first()
         .ok_or_else(|| ToolError::new("ValueError", "empty command"))?;
-    let protected_before = super::quarantine::protected_before(workspace);
     let started = Instant::now();
     let run_limits = jail::RunLimits {
         deadline: started + limits.timeout,
@@ -223,7 +222,7 @@ pub fn run_command(
         }
     })?;
     // Everything the command started is gone: nothing can create another one now.
-    let moved_aside = super::quarantine::sweep(workspace, &protected_before);
+    let moved_aside = super::quarantine::sweep(workspace, &finished.protected_at_start);
     let with_note = |mut error: ToolError| {
         if let Some(note) = &moved_aside {
             error.message = format!("{}\n{note}", error.message);

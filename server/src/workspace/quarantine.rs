@@ -21,14 +21,11 @@ use crate::jail;
 /// Where moved paths go, under the workspace root.
 const QUARANTINE_DIR: &str = ".punie/quarantine";
 
-/// The protected paths present in `workspace` now: taken before a command starts.
-pub(super) fn protected_before(workspace: &Path) -> HashSet<PathBuf> {
-    jail::protected_in(workspace).into_iter().collect()
-}
-
-/// Moves the protected paths that appeared since `before` into the quarantine. Returns the
+/// Moves the protected paths that appeared since `before` (what the jail found when the
+/// command started: `jail::Finished::protected_at_start`) into the quarantine. Returns the
 /// line for the command's stderr, or `None` when nothing appeared.
-pub(super) fn sweep(workspace: &Path, before: &HashSet<PathBuf>) -> Option<String> {
+pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
+    let before: HashSet<&PathBuf> = before.iter().collect();
     let appeared: Vec<PathBuf> = jail::protected_in(workspace)
         .into_iter()
         .filter(|path| !before.contains(path))
@@ -150,7 +147,7 @@ mod tests {
         let root = ws.path().canonicalize().unwrap();
         std::fs::create_dir_all(root.join(".vscode")).unwrap();
         std::fs::write(root.join(".vscode/settings.json"), "{}").unwrap();
-        let before = protected_before(&root);
+        let before = jail::protected_in(&root);
 
         std::fs::create_dir_all(root.join("sub/.git/hooks")).unwrap();
         std::fs::write(root.join("sub/.git/hooks/pre-commit"), "#!/bin/sh\n").unwrap();
@@ -191,7 +188,7 @@ mod tests {
             let mode = std::fs::metadata(hook).unwrap().permissions().mode();
             assert_eq!(mode & 0o111, 0, "{mode:o}");
         }
-        assert_eq!(sweep(&root, &protected_before(&root)), None);
+        assert_eq!(sweep(&root, &jail::protected_in(&root)), None);
     }
 
     #[cfg(unix)]
@@ -201,7 +198,7 @@ mod tests {
         std::fs::write(outside.path().join("config.toml"), "mine\n").unwrap();
         let ws = tempfile::tempdir().unwrap();
         let root = ws.path().canonicalize().unwrap();
-        let before = protected_before(&root);
+        let before = jail::protected_in(&root);
 
         std::os::unix::fs::symlink(outside.path(), root.join(".cargo")).unwrap();
         sweep(&root, &before).unwrap();
