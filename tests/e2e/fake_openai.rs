@@ -85,7 +85,7 @@ impl FakeOpenAi {
         format!("openai:{}#fake", self.url)
     }
 
-    /// Waits for a request to arrive.
+    /// Waits for a request to arrive (for [`Reply::StallAfter`], and its pieces to be sent).
     pub(crate) fn wait_request(&self) {
         self.requests
             .recv_timeout(HOLD)
@@ -124,7 +124,11 @@ impl Connection {
         if !self.read_request() {
             return;
         }
-        let _ = self.requests.send(());
+        // A stalling reply tells of the request once its pieces are sent (a test that waits
+        // for it then cancels during the stall, not before the server has written).
+        if !matches!(self.reply, Reply::StallAfter(_)) {
+            let _ = self.requests.send(());
+        }
         let stream = &mut self.stream;
         let _ = match &self.reply {
             Reply::Stream(pieces) => {
@@ -154,6 +158,7 @@ impl Connection {
                 let sent = stream
                     .write_all(head)
                     .and_then(|()| stream.write_all(events.as_bytes()));
+                let _ = self.requests.send(());
                 if sent.is_ok() {
                     self.hold_until_closed();
                 }
