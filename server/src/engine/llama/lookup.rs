@@ -7,8 +7,8 @@
 //! the longest agreeing prefix (see `LlamaEngine::generate`): each accepted token is one decode
 //! call saved, and the output is exactly what plain greedy decoding gives.
 //!
-//! A guess is not free: on a CPU a batch of two tokens costs about twice one token, each further
-//! token about half (docs/benchmarks.md). So [`PromptLookup`] drafts only when it expects to
+//! A guess is not free: on a CPU a batch of two tokens costs about 1.9 single steps, each
+//! further token about half of one (docs/benchmarks.md), since attention runs row by row. So [`PromptLookup`] drafts only when it expects to
 //! win: it estimates how likely each guessed token is to be accepted from how long the current
 //! match is (the tokens before a 20-token match agreeing is strong evidence of copying; a 2-token
 //! match is often a coincidence), learning those rates from its own drafts, and picks the draft
