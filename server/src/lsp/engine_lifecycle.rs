@@ -123,6 +123,11 @@ impl Server {
         }
     }
 
+    /// A model is loading and its outcome is not handled yet ([`Self::poll_engine_load`]).
+    pub(crate) fn engine_loading(&self) -> bool {
+        self.engine.as_ref().is_some_and(|engine| !engine.settled)
+    }
+
     pub(crate) fn poll_engine_load(&mut self) {
         let Some(engine) = self.engine.as_mut() else {
             return;

@@ -3,7 +3,8 @@
 //!
 //! Everything that can wake the server is an [`Event`]: a message from the client, a [`Task`]
 //! from a run thread (a progress step, a request it needs sent to the client, its end), or a
-//! tick (model-load polling, throttled text streaming, deadlines). State changes happen only
+//! tick (model-load polling, throttled text streaming, deadlines), armed only while one of
+//! those is under way, so an idle server sleeps until a message comes. State changes happen only
 //! here, so a run that starts after a `didChange` always sees the change. The state itself is
 //! [`Server`] (`global_state`); runs are scheduled in `scheduling`, the engine is started and
 //! watched in `engine_lifecycle`.
@@ -66,8 +67,10 @@ pub(crate) struct RunFinished {
 pub(crate) fn main_loop(incoming: Receiver<Incoming>, sender: Sender<Outgoing>) -> ServerExit {
     let (task_sender, task_receiver) = crossbeam_channel::unbounded::<Task>();
     let ticker = crossbeam_channel::tick(TICK);
+    let idle = crossbeam_channel::never();
     let mut server = Server::new(sender, task_sender);
     loop {
+        let tick = if server.needs_tick() { &ticker } else { &idle };
         let event = select! {
             recv(incoming) -> message => match message {
                 Ok(message) => Event::Lsp(message),
@@ -78,7 +81,7 @@ pub(crate) fn main_loop(incoming: Receiver<Incoming>, sender: Sender<Outgoing>) 
                 // The server holds a sender, so this cannot happen; treat it as a tick.
                 Err(_) => Event::Tick,
             },
-            recv(ticker) -> _ => Event::Tick,
+            recv(tick) -> _ => Event::Tick,
         };
         if let Some(exit) = server.handle_event(event) {
             server.stop(&task_receiver);
@@ -277,6 +280,15 @@ impl Server {
             }
             Task::Finished(finished) => self.on_run_finished(finished),
         }
+    }
+
+    /// Whether anything waits on the clock: a model loading, a run (streamed text is sent at
+    /// most every `TEXT_REPORT_INTERVAL`), a shutdown's grace period, a request to the client.
+    fn needs_tick(&self) -> bool {
+        self.engine_loading()
+            || !self.runs.is_empty()
+            || self.shutdown.is_some()
+            || !self.pending.is_empty()
     }
 
     fn on_tick(&mut self) {
