@@ -72,9 +72,10 @@ impl Ask {
     /// [`Ask::question`] for a conversation that already holds `earlier`: a code block that an
     /// earlier user turn showed verbatim is not shown again, only named. A follow-up about the
     /// same selection then costs the engine only its new words (the block is in its KV cache as
-    /// part of the earlier turn), not the selection and its surroundings once more. Should the
-    /// agent later drop that earlier turn to fit the context, the `File:` line still says where
-    /// the code is, and the model can read it with its tools.
+    /// part of the earlier turn), not the selection and its surroundings once more; when the
+    /// file, lines and code are all as an earlier turn showed them, one short line names them.
+    /// Should the agent later drop that earlier turn to fit the context, that line (or the
+    /// `File:` line) still says where the code is, and the model can read it with its tools.
     pub fn question_after(&self, earlier: &[Message]) -> String {
         let shown_before = |block: &str| {
             earlier.iter().any(|message| {
@@ -114,28 +115,40 @@ impl Ask {
                 _ => selected.trim().to_owned(),
             },
         };
-        let mut res = request;
-        res.push_str(&format!(
-            "\n\nFile: {shown_path} (lines {first_line}-{last_line}, {fence_lang})\n"
-        ));
-        let mut show = |label: &str, code: &str| {
-            let block = format!(
+        let file_line =
+            format!("File: {shown_path} (lines {first_line}-{last_line}, {fence_lang})");
+        let block = |label: &str, code: &str| {
+            format!(
                 "{label}:\n```{fence_lang}\n{}\n```\n",
                 code.trim_end_matches('\n')
+            )
+        };
+        let mut blocks = Vec::new();
+        if !selected.trim().is_empty() {
+            blocks.push(("Selection", block("Selection", selected)));
+        }
+        let context =
+            surrounding_lines(&document.text, selection.start, selection.end).replace("\r\n", "\n");
+        if !context.trim().is_empty() && context.trim() != selected.trim() {
+            blocks.push(("Surrounding code", block("Surrounding code", &context)));
+        }
+        // The same file, lines and code as an earlier turn: one short line names them, so the
+        // follow-up's prompt is little more than its question.
+        if !blocks.is_empty()
+            && shown_before(&file_line)
+            && blocks.iter().all(|(_, block)| shown_before(block))
+        {
+            return format!(
+                "{request}\n\n(The same code as above: {shown_path}, lines {first_line}-{last_line}.)"
             );
+        }
+        let mut res = format!("{request}\n\n{file_line}\n");
+        for (label, block) in blocks {
             if shown_before(&block) {
                 res.push_str(&format!("{label}: as shown above.\n"));
             } else {
                 res.push_str(&block);
             }
-        };
-        if !selected.trim().is_empty() {
-            show("Selection", selected);
-        }
-        let context =
-            surrounding_lines(&document.text, selection.start, selection.end).replace("\r\n", "\n");
-        if !context.trim().is_empty() && context.trim() != selected.trim() {
-            show("Surrounding code", &context);
         }
         res.trim_end().to_owned()
     }
@@ -257,8 +270,21 @@ mod tests {
         ];
         assert_eq!(
             ask("Why?").question_after(&earlier),
+            "Why?\n\n(The same code as above: src/app.py, lines 3-5.)"
+        );
+        // The file changed around the selection: the new surroundings are shown, the
+        // selection only named.
+        let edited = Ask {
+            selection: Some(selection(
+                "import sys\n\ndef add(a, b):\n    return a - b\n",
+                "def add(a, b):\n    return a - b\n",
+            )),
+            ..ask("Why?")
+        };
+        assert_eq!(
+            edited.question_after(&earlier),
             "Why?\n\nFile: src/app.py (lines 3-5, python)\nSelection: as shown above.\n\
-             Surrounding code: as shown above."
+             Surrounding code:\n```python\nimport sys\n\ndef add(a, b):\n    return a - b\n```"
         );
         // Only a user turn counts, and only the very same text.
         let quoted = [Message::new(Role::Assistant, first)];
