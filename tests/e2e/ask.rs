@@ -754,7 +754,11 @@ fn ask_on_the_real_default_model() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let out: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(out["status"], "done", "{out}");
+    // What the 135M model says is not under test: with the tools this machine offers in its
+    // prompt it may repeat itself until the token cap, and then the answer is cut
+    // (`truncated: …`). Either way the run ends with an answer and a whole transcript.
+    let status = out["status"].as_str().unwrap_or_default();
+    assert!(status == "done" || status.starts_with("truncated"), "{out}");
     assert!(!out["answer"].as_str().unwrap().trim().is_empty(), "{out}");
     let lines = transcript(&out);
     assert_eq!(lines.last().unwrap()["event"], "end", "{lines:?}");

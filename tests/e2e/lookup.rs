@@ -61,12 +61,24 @@ fn fix_prompt() -> String {
         }),
         root: path.parent().unwrap().to_owned(),
     };
-    let profile = punie::agent::resolve_profile(
+    let mut profile = punie::agent::resolve_profile(
         &punie::engine::EngineSpec::Default,
         Some(&installed_default_model()),
         None,
     )
     .unwrap();
+    // A fixed set of tools (the core ones, pytest and git), not what this machine has on
+    // PATH: the stubs are part of the prompt, and the drafts this test needs (some accepted,
+    // some rejected) depend on every token of it.
+    if let Profile::Generic(config) = &mut profile {
+        let tools = punie::tools::offered(|program| {
+            matches!(
+                program,
+                punie::tools::Program::Pytest | punie::tools::Program::Git
+            )
+        });
+        config.stubs = punie::tools::compact_stubs_text(&tools);
+    }
     render(&profile, &ask.question())
 }
 
