@@ -916,28 +916,43 @@ fn fuzz_snippets_never_hang_or_panic() {
     check_recovers(&mut sandbox, &host);
 }
 
+/// `punie sandbox --workspace WORKSPACE EXTRA…` with `code` on stdin (and `HOME`, when
+/// given): its whole output.
+fn sandbox_cli(
+    workspace: &Path,
+    code: &str,
+    extra: &[&str],
+    home: Option<&Path>,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut command = std::process::Command::new(punie_exe());
+    command
+        .arg("sandbox")
+        .arg("--workspace")
+        .arg(workspace)
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(home) = home {
+        command.env("HOME", home);
+    }
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(code.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// `punie sandbox` prints the §3 object and exits 0 whether the snippet succeeded or not.
 #[test]
 fn cli_prints_the_result_object() {
     let ws = workspace();
     let run_cli = |code: &str, extra: &[&str]| -> Value {
-        use std::io::Write;
-        let mut child = std::process::Command::new(punie_exe())
-            .arg("sandbox")
-            .arg("--workspace")
-            .arg(ws.root.path())
-            .args(extra)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(code.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = sandbox_cli(ws.root.path(), code, extra, None);
         assert!(out.status.success());
         serde_json::from_slice(&out.stdout).unwrap()
     };
@@ -958,14 +973,7 @@ fn cli_prints_the_result_object() {
     let res = run_cli("print(run_command('ls'))", &["--allow-commands"]);
     assert!(res["output"].as_str().unwrap().contains("a.txt"));
     // A limit past the sandbox's own cap is refused, not quietly lowered.
-    let out = std::process::Command::new(punie_exe())
-        .arg("sandbox")
-        .arg("--workspace")
-        .arg(ws.root.path())
-        .args(["--memory-mb", "65536"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = sandbox_cli(ws.root.path(), "", &["--memory-mb", "65536"], None);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -979,7 +987,6 @@ fn cli_prints_the_result_object() {
 /// through a link, and not written.
 #[test]
 fn secrets_in_a_home_workspace_are_never_read_or_written() {
-    use std::io::Write;
     let home = tempfile::tempdir().unwrap();
     let root = home.path();
     std::fs::create_dir_all(root.join(".ssh")).unwrap();
@@ -993,23 +1000,7 @@ fn secrets_in_a_home_workspace_are_never_read_or_written() {
         "for p in ['.ssh/id_rsa', './.ssh/../.ssh/id_rsa', 'key-link', {absolute:?}, '.SSH/id_rsa']:\n    try:\n        print(read_file(p))\n    except PermissionError:\n        print('PermissionError')\n    except FileNotFoundError:\n        print('FileNotFoundError')\ntry:\n    write_file('.ssh/authorized_keys', 'ssh-ed25519 AAAA attacker')\nexcept PermissionError:\n    print('PermissionError')\nprint(read_file('notes.txt'))",
         absolute = absolute.display().to_string()
     );
-    let mut child = std::process::Command::new(punie_exe())
-        .arg("sandbox")
-        .arg("--workspace")
-        .arg(root)
-        .env("HOME", root)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(code.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = sandbox_cli(root, &code, &[], Some(root));
     let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
