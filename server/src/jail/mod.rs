@@ -212,8 +212,8 @@ pub fn secret_at(path: &Path) -> Option<&'static str> {
     SECRETS.iter().copied().find(|entry| {
         [home.as_deref(), resolved_home.as_deref()]
             .into_iter()
+            // An absolute entry expands to itself whatever the home is.
             .filter_map(|home| expand(entry, home))
-            .chain(Path::new(entry).is_absolute().then(|| PathBuf::from(entry)))
             .any(|secret| path.starts_with(secret))
     })
 }
