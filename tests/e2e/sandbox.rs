@@ -1025,7 +1025,8 @@ fn secrets_in_a_home_workspace_are_never_read_or_written() {
 
 /// A command that fills the disk is stopped long before its deadline, with an error saying
 /// so. The workspace is a 64 MiB tmpfs in a mount namespace of its own (`unshare`), so
-/// the test fills nothing real and needs no root.
+/// the test fills nothing real and needs no root (Linux: `unshare` and tmpfs).
+#[cfg(target_os = "linux")]
 #[test]
 fn a_command_that_fills_the_disk_is_stopped() {
     let ws = tempfile::tempdir().unwrap();
