@@ -1,7 +1,7 @@
 //! End-to-end tests: each module drives the built `punie` binary as a user or editor would;
 //! `tidy` checks the repository's own rules on its source.
 
-// Tests say on stderr why they took a path (a fixture that is absent, a server not configured).
+// Tests say on stderr what they saw beside their assertions (deliberate deviations, counts).
 #![allow(clippy::print_stderr)]
 
 mod acp;
