@@ -36,10 +36,48 @@ pub(crate) struct Run {
     pub cancel: CancelFlag,
     pub progress: Option<Progress>,
     pub thread: Option<JoinHandle<()>>,
-    /// Streamed text not yet reported, and when the last text report went out.
-    pub text_tail: String,
-    pub text_dirty: bool,
-    pub last_text_report: Option<Instant>,
+    pub streamed: StreamedText,
+}
+
+/// The tail of a run's streamed text, reported as `generating: …` at once when the last report
+/// is older than `TEXT_REPORT_INTERVAL` (so the first words show as soon as the model writes
+/// them) and otherwise at the next tick.
+#[derive(Default)]
+pub(crate) struct StreamedText {
+    tail: String,
+    unreported: bool,
+    last_report: Option<Instant>,
+}
+
+impl StreamedText {
+    /// Characters of the tail a report shows.
+    const SHOWN_CHARS: usize = 60;
+
+    fn push(&mut self, text: &str) {
+        self.tail.push_str(text);
+        let keep_from = self
+            .tail
+            .char_indices()
+            .rev()
+            .nth(Self::SHOWN_CHARS - 1)
+            .map_or(0, |(idx, _)| idx);
+        self.tail.drain(..keep_from);
+        self.unreported = true;
+    }
+
+    /// The report due at `now`, if any.
+    fn report_due(&mut self, now: Instant) -> Option<String> {
+        let due = self
+            .last_report
+            .is_none_or(|last| now.duration_since(last) >= TEXT_REPORT_INTERVAL);
+        if !(self.unreported && due) {
+            return None;
+        }
+        self.unreported = false;
+        self.last_report = Some(now);
+        let snippet = self.tail.split_whitespace().collect::<Vec<_>>().join(" ");
+        Some(format!("generating: …{snippet}"))
+    }
 }
 
 impl Server {
@@ -77,9 +115,7 @@ impl Server {
                 cancel: CancelFlag::default(),
                 progress,
                 thread: None,
-                text_tail: String::new(),
-                text_dirty: false,
-                last_text_report: None,
+                streamed: StreamedText::default(),
             },
         );
         if let Some(begin) = begin_notification {
@@ -286,17 +322,12 @@ impl Server {
 
     pub(crate) fn on_run_event(&mut self, run_id: &str, event: RunEvent) {
         if let RunEvent::Text { text, .. } = &event {
-            if let Some(run) = self.runs.get_mut(run_id) {
-                run.text_tail.push_str(text);
-                let keep_from = run
-                    .text_tail
-                    .char_indices()
-                    .rev()
-                    .nth(59)
-                    .map(|(idx, _)| idx)
-                    .unwrap_or(0);
-                run.text_tail.drain(..keep_from);
-                run.text_dirty = true;
+            let report = self.runs.get_mut(run_id).and_then(|run| {
+                run.streamed.push(text);
+                run.streamed.report_due(Instant::now())
+            });
+            if let Some(message) = report {
+                self.report(run_id, &message);
             }
             return;
         }
@@ -305,26 +336,14 @@ impl Server {
         }
     }
 
-    /// Streamed text goes out as a `generating: …` report, at most every
-    /// `TEXT_REPORT_INTERVAL` per run.
+    /// Streamed text held back by `TEXT_REPORT_INTERVAL` goes out once it is due.
     pub(crate) fn flush_streamed_text(&mut self) {
         let now = Instant::now();
-        let mut reports = Vec::new();
-        for (run_id, run) in &mut self.runs {
-            let due = run
-                .last_text_report
-                .is_none_or(|last| now.duration_since(last) >= TEXT_REPORT_INTERVAL);
-            if run.text_dirty && due {
-                run.text_dirty = false;
-                run.last_text_report = Some(now);
-                let snippet: String = run
-                    .text_tail
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                reports.push((run_id.clone(), format!("generating: …{snippet}")));
-            }
-        }
+        let reports: Vec<(String, String)> = self
+            .runs
+            .iter_mut()
+            .filter_map(|(run_id, run)| Some((run_id.clone(), run.streamed.report_due(now)?)))
+            .collect();
         for (run_id, message) in reports {
             self.report(&run_id, &message);
         }
@@ -398,4 +417,47 @@ fn run_id_prefix() -> String {
         .map(|elapsed| elapsed.as_millis())
         .unwrap_or(0);
     format!("{millis:x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_words_are_reported_at_once_and_later_ones_at_most_every_interval() {
+        let start = Instant::now();
+        let mut streamed = StreamedText::default();
+        assert_eq!(streamed.report_due(start), None, "nothing written yet");
+        streamed.push("Hello");
+        assert_eq!(
+            streamed.report_due(start).as_deref(),
+            Some("generating: …Hello")
+        );
+        streamed.push(" world");
+        let soon = start + TEXT_REPORT_INTERVAL / 2;
+        assert_eq!(streamed.report_due(soon), None);
+        let later = start + TEXT_REPORT_INTERVAL;
+        assert_eq!(
+            streamed.report_due(later).as_deref(),
+            Some("generating: …Hello world")
+        );
+        assert_eq!(
+            streamed.report_due(later + TEXT_REPORT_INTERVAL),
+            None,
+            "nothing new"
+        );
+    }
+
+    #[test]
+    fn a_report_shows_the_last_characters_on_one_line() {
+        let mut streamed = StreamedText::default();
+        streamed.push(&"é".repeat(100));
+        streamed.push("\nend  of\tline");
+        let report = streamed.report_due(Instant::now()).unwrap();
+        // The last 60 characters: 47 of the é, then "\nend  of\tline" with its spaces as one.
+        assert_eq!(
+            report,
+            format!("generating: …{} end of line", "é".repeat(47))
+        );
+    }
 }
