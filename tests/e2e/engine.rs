@@ -146,6 +146,36 @@ fn a_shared_prefix_is_not_evaluated_again() {
 }
 
 #[test]
+fn the_next_turn_prepared_while_idle_is_not_evaluated_again() {
+    let _model = crate::support::real_model_lock();
+    let engine = engine();
+    let sampling = Sampling {
+        max_tokens: 96,
+        ..Sampling::default()
+    };
+    let first_prompt = chat("Name three colours.");
+    let first = generate(&engine, &first_prompt, sampling.clone());
+    assert_eq!(first.finish, FinishReason::Stop, "{:?}", first.text);
+    let opening = format!("{first_prompt}{}<|im_end|>\n<|im_start|>user\n", first.text);
+    let follow_up = format!("{opening}And a fourth one?<|im_end|>\n<|im_start|>assistant\n");
+    let plain = generate(&engine, &follow_up, sampling.clone());
+
+    // Back to the first answer, then the opening of the next turn prepared: the follow-up
+    // evaluates only its own words and gives the same answer. A guess that does not extend the
+    // cache is not evaluated, and cuts nothing from it.
+    assert_eq!(
+        generate(&engine, &first_prompt, sampling.clone()).text,
+        first.text
+    );
+    engine.prepare(chat("Something else entirely."));
+    engine.prepare(opening);
+    let prepared = generate(&engine, &follow_up, sampling);
+    assert_eq!(prepared.text, plain.text);
+    // `<|im_end|>`, `\n`, `<|im_start|>`, `user`, `\n`.
+    assert_eq!(prepared.n_evaluated + 5, plain.n_evaluated);
+}
+
+#[test]
 fn cancel_mid_generation_is_prompt_and_the_engine_stays_usable() {
     let _model = crate::support::real_model_lock();
     let engine = engine();

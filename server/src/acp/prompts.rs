@@ -57,6 +57,7 @@ impl Agent {
             profile: features::profile_for(&settings),
             conversation: session.conversation.clone(),
             remember_as: None,
+            follow_ups: true,
             transcript_dir: Some(agent::default_transcript_dir(&session.cwd)),
             ask,
             settings,

@@ -150,6 +150,9 @@ enum Job {
         text: String,
         reply: Sender<Result<usize, EngineError>>,
     },
+    Prepare {
+        prompt_start: String,
+    },
 }
 
 /// What a finished load left: the engine's description and its context, or the error.
@@ -333,6 +336,15 @@ impl EngineHandle {
         reply.recv().unwrap_or(Err(EngineError::Stopped))
     }
 
+    /// Queues [`Engine::prepare`] of `prompt_start`: the opening of the prompt the caller
+    /// expects next (a follow-up's), evaluated while the user reads the answer. Not counted in
+    /// [`EngineHandle::pending`]: nothing waits for it, and it is a few tokens.
+    pub fn prepare(&self, prompt_start: String) {
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job::Prepare { prompt_start });
+        }
+    }
+
     fn send(&self, job: Job, on_closed: impl FnOnce()) {
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
         let sent = self
@@ -426,6 +438,14 @@ fn serve(engine: &mut dyn Engine, jobs: &Receiver<Job>, shared: &Shared, deadlin
                 let _ = reply.send(result);
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
             }
+            Job::Prepare { prompt_start } => {
+                match engine.prepare(&prompt_start, &shared.shutdown) {
+                    Ok(n_evaluated) => {
+                        tracing::debug!("prepared the next prompt: {n_evaluated} tokens")
+                    }
+                    Err(err) => tracing::debug!("preparing the next prompt failed: {err}"),
+                }
+            }
         }
     }
 }
@@ -481,6 +501,7 @@ fn fail_all(err: &EngineError, jobs: &Receiver<Job>, pending: &AtomicUsize) {
                 pending.fetch_sub(1, Ordering::AcqRel);
                 let _ = reply.send(Err(err.clone()));
             }
+            Job::Prepare { .. } => {}
         }
     }
 }

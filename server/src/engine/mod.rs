@@ -181,6 +181,14 @@ pub trait Engine {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generation, EngineError>;
 
+    /// Evaluates `prompt_start`, the opening of a prompt likely to come next, into the KV cache
+    /// while the engine would otherwise sit idle, so that prompt pays only for what follows.
+    /// Only appends to what the cache holds, and only a few tokens; engines without a cache do
+    /// nothing. Returns how many tokens were evaluated.
+    fn prepare(&mut self, _prompt_start: &str, _cancel: &CancelFlag) -> Result<usize, EngineError> {
+        Ok(0)
+    }
+
     /// Number of tokens `text` tokenizes to (special tokens parsed), for reports.
     /// Engines without a tokenizer estimate.
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError>;

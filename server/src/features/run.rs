@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::agent::{self, Conversation, RunOutcome, RunRequest, RunStatus};
 use crate::cancel::CancelFlag;
 use crate::engine::{EngineHandle, Sampling};
-use crate::prompt::{GenericConfig, Profile};
+use crate::prompt::{self, GenericConfig, Profile};
 use crate::sandbox::Sandbox;
 
 use super::approvals::SessionApprovals;
@@ -50,6 +50,10 @@ pub struct RunInput {
     pub conversation: Conversation,
     /// When the run ends with an answer, its conversation is kept under this key.
     pub remember_as: Option<String>,
+    /// Whether a follow-up may come to the same engine (the editor front ends, which keep
+    /// serving). Then, once the run has answered, the engine evaluates the opening of the next
+    /// user turn while the user reads the answer, and the follow-up starts sooner.
+    pub follow_ups: bool,
     /// Where the transcript goes; `None` writes none.
     pub transcript_dir: Option<PathBuf>,
 }
@@ -118,6 +122,12 @@ pub fn execute(
     };
     let mut markdown = outcome.answer.clone();
     if outcome.status == RunStatus::Done {
+        if input.follow_ups
+            && let Some(start) =
+                prompt::next_user_turn_start(&input.profile, outcome.conversation.messages())
+        {
+            engine.prepare(start);
+        }
         if let Some(key) = &input.remember_as {
             resources
                 .conversations

@@ -90,6 +90,7 @@ fn execute_inner(context: &RunContext) -> RunFinished {
             .conversations
             .for_run(&conversation_key, spec.ask.instruction),
         remember_as: Some(conversation_key),
+        follow_ups: true,
         transcript_dir: Some(agent::default_transcript_dir(root)),
     };
     let finished = features::execute(

@@ -206,6 +206,42 @@ fn appending_keeps_the_prefix() {
     );
 }
 
+#[test]
+fn a_new_user_turn_starts_with_its_opening() {
+    let conversation = [
+        Message::system("S"),
+        Message::user("Q"),
+        Message::assistant("One."),
+    ];
+    let smollm2 = Profile::Generic(GenericConfig {
+        chat_template: Some(SMOLLM2_TEMPLATE.to_owned()),
+        ..GenericConfig::default()
+    });
+    for profile in [
+        Profile::PuniePhase22,
+        Profile::parse("generic").unwrap(),
+        smollm2,
+    ] {
+        let start = next_user_turn_start(&profile, &conversation).unwrap();
+        let mut follow_up = conversation.to_vec();
+        follow_up.push(Message::user("Why?"));
+        let prompt = render(&profile, &follow_up);
+        assert!(
+            prompt.starts_with(&start),
+            "{profile}: {start:?} does not start {prompt:?}"
+        );
+        assert_eq!(
+            &prompt[start.len()..],
+            "Why?<|im_end|>\n<|im_start|>assistant\n",
+            "{profile}"
+        );
+        assert!(
+            start.ends_with("One.<|im_end|>\n<|im_start|>user\n"),
+            "{profile}: {start:?}"
+        );
+    }
+}
+
 /// What each profile renders for a conversation with every kind of turn (question, tool call,
 /// its result, answer, follow-up): the texts that must not drift. Phase 22 is also checked byte
 /// for byte against the training rows below; the other two have no training text to match.

@@ -116,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         profile: setup.profile.clone(),
         conversation: setup.conversation.clone(),
         remember_as: None,
+        follow_ups: false,
         transcript_dir: Some(
             args.transcript_dir
                 .clone()
