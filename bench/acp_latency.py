@@ -6,7 +6,7 @@
 For each round, a fresh agent on a copy of tests/fixtures/workspace: a warm-up question in a
 session of its own loads the model (its time to first token is the cold one), then in a new session
 - a first question about an attached file (like Explain on a selection: most of its prompt is new
-  to the engine) and a short follow-up: time to the first token
+  to the engine) and, a second later (READING_TIME_S), a short follow-up: time to the first token
   (`_meta.punie.firstTokenMs` of the response) and the prompt tokens the engine evaluated
   (the rest came from the KV cache), so the follow-up's reuse shows;
 - the gap between the model's first token and the first `agent_message_chunk` the client reads
@@ -28,6 +28,9 @@ import threading
 import queue
 import time
 
+# Between an answer and its follow-up a person reads the answer and types the next question, which
+# never takes less; the agent may use the time, as it would in an editor.
+READING_TIME_S = 1.0
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -106,7 +109,7 @@ def main():
         workspace = tempfile.mkdtemp()
         sessions = tempfile.mkdtemp()
         shutil.copytree(os.path.join(REPO, "tests/fixtures/workspace"), workspace, dirs_exist_ok=True)
-        env = dict(os.environ, PUNIE_SESSION_DIR=sessions, PUNIE_LOG="warn")
+        env = dict(os.environ, PUNIE_SESSION_DIR=sessions, PUNIE_LOG=os.environ.get("PUNIE_LOG", "warn"))
         env.pop("PUNIE_ENGINE", None)
         agent = Agent(args.punie, args.engine, env)
         agent.request("initialize", {"protocolVersion": 1, "clientCapabilities": {}})
@@ -118,6 +121,8 @@ def main():
         attached = os.path.join(workspace, "src/inventory/models.py")
         for name, text, attach in [("first", "Explain this code in two sentences.", attached),
                                    ("follow_up", "Which class is the most important? One word.", None)]:
+            if name == "follow_up":
+                time.sleep(READING_TIME_S)
             run = agent.prompt(session, text, attach=attach)
             meta = (run["result"] or {}).get("_meta", {}).get("punie", {})
             first_token_ms = meta.get("firstTokenMs")
@@ -144,6 +149,7 @@ def main():
 
     summary = {
         "rounds": len(rounds),
+        "reading_time_ms": READING_TIME_S * 1e3,
         "cold_ttft_ms": median(r["cold_first_token_ms"] for r in rounds),
         "first_ttft_ms": median(r["first"]["first_token_ms"] for r in rounds),
         "follow_up_ttft_ms": median(r["follow_up"]["first_token_ms"] for r in rounds),

@@ -5,7 +5,7 @@
 //! Each round starts a fresh server on a copy of `bench/rewrite/`, lets it load the model and
 //! answer an unrelated question (a server in use: the system prompt is in the KV cache), starts
 //! a new conversation, asks "Ask Punie…" about a whole file and waits for the answer, then asks a
-//! follow-up in the same conversation. Time to first token is from sending `punie.ask` to the
+//! follow-up in the same conversation a second later ([`READING_TIME`]). Time to first token is from sending `punie.ask` to the
 //! first `$/progress` report that carries generated text (the server reports text every 50 ms
 //! tick at most, so this is what an editor sees); the run transcripts add the engine's own
 //! figure and how many prompt tokens it evaluated rather than took from the cache.
@@ -23,6 +23,9 @@ use super::lsp_client::{LspClient, url};
 const FILE: &str = "inventory.py";
 const FIRST_QUESTION: &str = "What does this class do?";
 const FOLLOW_UP: &str = "Which of its methods can raise an error?";
+/// Between the answer and the follow-up: a person reads the answer and types the next question,
+/// which never takes less. The server may use the time, as it would in an editor.
+const READING_TIME: Duration = Duration::from_secs(1);
 /// Longest wait for one answer (a 1024-token answer on a slow, busy machine).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -62,6 +65,7 @@ pub(super) fn run(workload: &Path, rounds: usize) -> anyhow::Result<Value> {
     let (engine_first, engine_follow_up) = (median(&first, &engine), median(&follow_up, &engine));
     Ok(json!({
         "rounds": first.len(),
+        "reading_time_ms": READING_TIME.as_millis(),
         "first_ttft_ms": round1(client_first),
         "followup_ttft_ms": round1(client_follow_up),
         "ratio": ratio(client_follow_up, client_first),
@@ -124,6 +128,7 @@ fn round(workload: &Path) -> anyhow::Result<(Asked, Asked)> {
         Ok((run_id, ttft))
     };
     let (first_id, first_ttft) = answered(FIRST_QUESTION, &["done"])?;
+    std::thread::sleep(READING_TIME);
     let (second_id, second_ttft) = answered(FOLLOW_UP, &["done", "truncated"])?;
     drop(client);
 
