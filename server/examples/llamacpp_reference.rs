@@ -14,6 +14,12 @@
 //! cargo run --example llamacpp_reference -- --model M.gguf --prompt bench/prompt.txt \
 //!     [--threads 2] [--repetitions 5] [--repack 1] [--flash-attn 1] [--cache-type q8_0]
 //! ```
+//!
+//! `--batch-cost N` measures something else: what a decode call of 1, 2, 4, … 32 tokens with
+//! logits at every position (a prompt-lookup verification batch) costs after N cached tokens of
+//! the prompt file, against a single-token call. Each batch is removed from the cache again.
+//! Prints the medians and the ratios: how a model's quantization and the KV cache settings
+//! price a draft, whatever the model answers.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -40,7 +46,12 @@ struct Options {
     /// KV cache type as `punie bench` reports its own: `f16`, `q8_0` or `bf16` for keys and
     /// values alike, or `KEYS/VALUES` (`q8_0/f16`).
     cache_type: String,
+    /// `--batch-cost`: the cached tokens to measure verification batches over.
+    batch_cost_after: Option<usize>,
 }
+
+/// The batch sizes `--batch-cost` measures.
+const COST_BATCHES: [usize; 6] = [1, 2, 4, 8, 16, 32];
 
 fn main() {
     let options = match parse_options(std::env::args().skip(1)) {
@@ -68,6 +79,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         repack: true,
         flash_attn: true,
         cache_type: "q8_0/f16".to_owned(),
+        batch_cost_after: None,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -84,6 +96,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
             "--repack" => options.repack = number()? != 0,
             "--flash-attn" => options.flash_attn = number()? != 0,
             "--cache-type" => options.cache_type = value.clone(),
+            "--batch-cost" => options.batch_cost_after = Some(number()?),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -152,7 +165,18 @@ fn run(options: &Options) -> Result<String, String> {
         if n_tokens < 0 {
             return Err("cannot tokenize the prompt".to_owned());
         }
-        tokens.truncate((n_tokens as usize).min(N_PROMPT));
+        tokens.truncate(n_tokens as usize);
+        if let Some(cached) = options.batch_cost_after {
+            let largest = COST_BATCHES[COST_BATCHES.len() - 1];
+            if cached + largest > tokens.len() || cached + largest > N_CTX as usize {
+                return Err(format!(
+                    "--batch-cost {cached}: the prompt file has {} tokens and the context {N_CTX}; {largest} more are needed",
+                    tokens.len()
+                ));
+            }
+        } else {
+            tokens.truncate(N_PROMPT);
+        }
 
         let mut batch = sys::llama_batch_init(N_CTX as i32, 0, 1);
         let set_batch = |batch: &mut sys::llama_batch, items: &[(i32, i32, bool)]| {
@@ -170,6 +194,58 @@ fn run(options: &Options) -> Result<String, String> {
         let prompt_items: Vec<(i32, i32, bool)> = (0..tokens.len())
             .map(|i| (tokens[i], i as i32, i + 1 == tokens.len()))
             .collect();
+
+        if let Some(cached) = options.batch_cost_after {
+            let cached_items: Vec<(i32, i32, bool)> =
+                (0..cached).map(|i| (tokens[i], i as i32, false)).collect();
+            set_batch(&mut batch, &cached_items);
+            if sys::llama_decode(ctx.as_ptr(), batch) != 0 {
+                return Err("llama_decode failed on the cached tokens".to_owned());
+            }
+            let mut medians = Vec::new();
+            for n in COST_BATCHES {
+                let items: Vec<(i32, i32, bool)> = (cached..cached + n)
+                    .map(|i| (tokens[i], i as i32, true))
+                    .collect();
+                let mut times = Vec::new();
+                for rep in 0..=options.repetitions {
+                    set_batch(&mut batch, &items);
+                    let started = Instant::now();
+                    if sys::llama_decode(ctx.as_ptr(), batch) != 0 {
+                        return Err(format!("llama_decode failed on a batch of {n}"));
+                    }
+                    let elapsed = started.elapsed();
+                    sys::llama_memory_seq_rm(memory, 0, cached as i32, -1);
+                    // Repetition 0 is the warm-up.
+                    if rep > 0 {
+                        times.push(elapsed);
+                    }
+                }
+                medians.push(median(&mut times).as_secs_f64() * 1e3);
+            }
+            let figures: Vec<String> = COST_BATCHES
+                .iter()
+                .zip(&medians)
+                .map(|(n, ms)| {
+                    format!(
+                        "{{\"tokens\": {n}, \"ms\": {ms:.2}, \"steps\": {:.2}}}",
+                        ms / medians[0]
+                    )
+                })
+                .collect();
+            sys::llama_sampler_free(sampler);
+            sys::llama_batch_free(batch);
+            sys::llama_free(ctx.as_ptr());
+            sys::llama_model_free(model.as_ptr());
+            return Ok(format!(
+                "{{\"engine\": \"{LLAMA_CPP}\", \"threads\": {}, \"repack_weights\": {}, \"flash_attention\": {}, \"cache_type\": \"{}\", \"cached_tokens\": {cached}, \"batches\": [{}]}}",
+                options.threads,
+                options.repack,
+                options.flash_attn,
+                options.cache_type,
+                figures.join(", ")
+            ));
+        }
 
         let mut prefill_times = Vec::new();
         let mut decode_times = Vec::new();
