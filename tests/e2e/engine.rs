@@ -167,12 +167,40 @@ fn the_next_turn_prepared_while_idle_is_not_evaluated_again() {
         generate(&engine, &first_prompt, sampling.clone()).text,
         first.text
     );
-    engine.prepare(chat("Something else entirely."));
-    engine.prepare(opening);
-    let prepared = generate(&engine, &follow_up, sampling);
-    assert_eq!(prepared.text, plain.text);
+    let prepared = |text: String| engine.prepare(text).recv().unwrap().unwrap();
+    assert_eq!(prepared(chat("Something else entirely.")), 0);
     // `<|im_end|>`, `\n`, `<|im_start|>`, `user`, `\n`.
-    assert_eq!(prepared.n_evaluated + 5, plain.n_evaluated);
+    assert_eq!(prepared(opening), 5);
+    let after = generate(&engine, &follow_up, sampling);
+    assert_eq!(after.text, plain.text);
+    assert_eq!(after.n_evaluated + 5, plain.n_evaluated);
+}
+
+#[test]
+fn a_request_goes_before_a_preparation_and_gets_the_same_answer() {
+    let _model = crate::support::real_model_lock();
+    let sampling = Sampling {
+        max_tokens: 24,
+        ..Sampling::default()
+    };
+    let long_text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/prompt.txt"))
+            .unwrap();
+    let system = format!("<|im_start|>system\n{}<|im_end|>\n", &long_text[..4000]);
+    let prompt = format!("{system}<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n");
+    let plain = generate(&engine(), &prompt, sampling.clone());
+
+    // About a thousand tokens to prepare; the request sent right after stops the preparation
+    // (or finds it not started) and answers as a fresh engine does, from a cache that holds
+    // exactly what was evaluated.
+    let engine = engine();
+    let preparing = engine.prepare(format!("{system}<|im_start|>user\n"));
+    let answered = generate(&engine, &prompt, sampling.clone());
+    assert_eq!(answered.text, plain.text);
+    let prepared = preparing.recv().unwrap().unwrap();
+    assert_eq!(answered.n_evaluated + prepared, answered.n_prompt);
+    // Served from the cache now.
+    assert!(generate(&engine, &prompt, sampling).n_evaluated <= 1);
 }
 
 #[test]

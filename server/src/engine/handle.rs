@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -152,6 +152,7 @@ enum Job {
     },
     Prepare {
         prompt_start: String,
+        done: Sender<Result<usize, EngineError>>,
     },
 }
 
@@ -170,6 +171,8 @@ struct Shared {
     load_state: Mutex<Option<Result<Loaded, EngineError>>>,
     /// Set when the handle is dropped: the job in progress stops, the rest fail fast.
     shutdown: CancelFlag,
+    /// The stop flag of the [`Job::Prepare`] in progress: a generation sent meanwhile sets it.
+    preparing: Mutex<Option<CancelFlag>>,
 }
 
 impl Shared {
@@ -307,7 +310,8 @@ impl EngineHandle {
         self.shared.pending.load(Ordering::Acquire)
     }
 
-    /// Queues a generation; events arrive on the returned stream.
+    /// Queues a generation; events arrive on the returned stream. A preparation in progress
+    /// stops for it.
     pub fn generate(&self, request: GenerateRequest, cancel: CancelFlag) -> GenerationStream {
         let (events_sender, events) = crossbeam_channel::unbounded();
         self.send(
@@ -320,6 +324,10 @@ impl EngineHandle {
                 let _ = events_sender.send(StreamEvent::Done(Err(EngineError::Stopped)));
             },
         );
+        // After the send: a preparation that starts later sees the job waiting (`serve`).
+        if let Some(preparing) = lock(&self.shared.preparing).take() {
+            preparing.cancel();
+        }
         GenerationStream { events }
     }
 
@@ -337,12 +345,17 @@ impl EngineHandle {
     }
 
     /// Queues [`Engine::prepare`] of `prompt_start`: the opening of the prompt the caller
-    /// expects next (a follow-up's), evaluated while the user reads the answer. Not counted in
-    /// [`EngineHandle::pending`]: nothing waits for it, and it is a few tokens.
-    pub fn prepare(&self, prompt_start: String) {
+    /// expects next (a new conversation's system prompt, a follow-up's turn markers), evaluated
+    /// while the engine would sit idle. A generation sent meanwhile goes first: the preparation
+    /// is skipped if it has not started, and stops after its decode call in progress if it has.
+    /// Not counted in [`EngineHandle::pending`]. The receiver gets how many tokens were
+    /// evaluated; nobody needs to wait for it.
+    pub fn prepare(&self, prompt_start: String) -> Receiver<Result<usize, EngineError>> {
+        let (done, receiver) = crossbeam_channel::bounded(1);
         if let Some(jobs) = &self.jobs {
-            let _ = jobs.send(Job::Prepare { prompt_start });
+            let _ = jobs.send(Job::Prepare { prompt_start, done });
         }
+        receiver
     }
 
     fn send(&self, job: Job, on_closed: impl FnOnce()) {
@@ -438,13 +451,24 @@ fn serve(engine: &mut dyn Engine, jobs: &Receiver<Job>, shared: &Shared, deadlin
                 let _ = reply.send(result);
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
             }
-            Job::Prepare { prompt_start } => {
-                match engine.prepare(&prompt_start, &shared.shutdown) {
+            Job::Prepare { prompt_start, done } => {
+                let stop = CancelFlag::joined(&[&shared.shutdown], None);
+                *lock(&shared.preparing) = Some(stop.clone());
+                // After publishing the flag: a generation sent before this is seen here, one
+                // sent after it sets the flag.
+                let result = if jobs.is_empty() {
+                    engine.prepare(&prompt_start, &stop)
+                } else {
+                    Ok(0)
+                };
+                lock(&shared.preparing).take();
+                match &result {
                     Ok(n_evaluated) => {
                         tracing::debug!("prepared the next prompt: {n_evaluated} tokens")
                     }
                     Err(err) => tracing::debug!("preparing the next prompt failed: {err}"),
                 }
+                let _ = done.send(result);
             }
         }
     }
@@ -489,6 +513,12 @@ fn generate(
     }
 }
 
+/// The mutex's value, also after a panic elsewhere left it poisoned (nothing it guards can be
+/// left half-changed).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// After a failed load: answer every job with the load error, fast.
 fn fail_all(err: &EngineError, jobs: &Receiver<Job>, pending: &AtomicUsize) {
     for job in jobs.iter() {
@@ -501,7 +531,9 @@ fn fail_all(err: &EngineError, jobs: &Receiver<Job>, pending: &AtomicUsize) {
                 pending.fetch_sub(1, Ordering::AcqRel);
                 let _ = reply.send(Err(err.clone()));
             }
-            Job::Prepare { .. } => {}
+            Job::Prepare { done, .. } => {
+                let _ = done.send(Err(err.clone()));
+            }
         }
     }
 }

@@ -65,10 +65,10 @@ const DEFAULT_MAX_CTX: u32 = 8192;
 /// Tokens per prompt-evaluation call: large enough for full-speed matrix products, small enough
 /// that a cancel is seen within about a second on a 2-core CPU.
 const PREFILL_CHUNK: usize = 256;
-/// Most tokens [`Engine::prepare`] evaluates. The opening of a conversation's next turn is a
-/// handful; more means the next prompt is not the one the cache leads to, and evaluating it on
-/// speculation could hold up the request that does come.
-const PREPARE_MAX_TOKENS: usize = 64;
+/// Tokens per [`Engine::prepare`] call into llama.cpp: a request that arrives meanwhile stops the
+/// preparation after the call in progress, so it waits at most this many tokens' evaluation
+/// (about 0.2 s for the default model on two cores).
+const PREPARE_CHUNK: usize = 64;
 /// Batch capacity: the largest prompt chunk a single decode call may take.
 const MAX_BATCH: u32 = 2048;
 /// What the engine evaluates to check that a batch computes each position exactly as a single
@@ -742,16 +742,19 @@ impl Engine for LlamaEngine<'_> {
         let tokens = self.tokenize_prompt(prompt_start);
         // Only an extension of what the cache holds: cutting the cache for a guess could throw
         // away what the next request needs.
-        if !tokens.starts_with(&self.cached) || cancel.is_cancelled() {
-            return Ok(0);
-        }
-        let new = &tokens[self.cached.len()..];
-        if new.is_empty() || new.len() > PREPARE_MAX_TOKENS || tokens.len() >= self.n_ctx() {
+        if !tokens.starts_with(&self.cached) || tokens.len() >= self.n_ctx() {
             return Ok(0);
         }
         self.context.set_threads(self.threads as i32);
-        self.decode(new, Logits::None)?;
-        Ok(new.len())
+        let mut evaluated = 0;
+        for chunk in tokens[self.cached.len()..].chunks(PREPARE_CHUNK) {
+            if cancel.is_cancelled() {
+                break;
+            }
+            self.decode(chunk, Logits::None)?;
+            evaluated += chunk.len();
+        }
+        Ok(evaluated)
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {

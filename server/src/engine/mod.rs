@@ -183,8 +183,9 @@ pub trait Engine {
 
     /// Evaluates `prompt_start`, the opening of a prompt likely to come next, into the KV cache
     /// while the engine would otherwise sit idle, so that prompt pays only for what follows.
-    /// Only appends to what the cache holds, and only a few tokens; engines without a cache do
-    /// nothing. Returns how many tokens were evaluated.
+    /// Only appends to what the cache holds, and stops between decode calls once `cancel` is
+    /// set (a request arrived), keeping what it evaluated; engines without a cache do nothing.
+    /// Returns how many tokens were evaluated.
     fn prepare(&mut self, _prompt_start: &str, _cancel: &CancelFlag) -> Result<usize, EngineError> {
         Ok(0)
     }
