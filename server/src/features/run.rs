@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::agent::{self, Conversation, RunOutcome, RunRequest, RunStatus};
 use crate::cancel::CancelFlag;
 use crate::engine::{EngineHandle, Sampling};
-use crate::prompt::{self, GenericConfig, Profile};
+use crate::prompt::{self, GenericConfig, Message, Profile};
 use crate::sandbox::Sandbox;
 
 use super::approvals::SessionApprovals;
@@ -141,6 +141,19 @@ pub fn execute(
         }
     }
     Finished { outcome, markdown }
+}
+
+/// Has `engine` evaluate what every new conversation with `profile` starts with (its system
+/// prompt and the opening of the first user turn) while the user is still choosing what to ask:
+/// the first question then pays only for its own words.
+pub fn prepare_new_conversation(engine: &EngineHandle, profile: &Profile) {
+    let system: Vec<Message> = prompt::system_prompt(profile)
+        .map(Message::system)
+        .into_iter()
+        .collect();
+    if let Some(start) = prompt::next_user_turn_start(profile, &system) {
+        engine.prepare(start);
+    }
 }
 
 /// The outcome of a run that failed before the agent started.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use lsp_types::{MessageType, NumberOrString};
 
 use crate::engine::{EngineConfig, EngineError, EngineHandle, EngineSpec};
+use crate::features;
 
 use super::global_state::{Pending, Server};
 use super::progress::Progress;
@@ -61,6 +62,11 @@ impl Server {
             EngineConfig::default()
         });
         let handle = Arc::new(EngineHandle::spawn(spec.clone(), config));
+        // Served once the model has loaded, while the user picks code and types the question.
+        features::prepare_new_conversation(
+            &handle,
+            &features::profile_for(self.settings.settings()),
+        );
         let old = self.engine.replace(EngineState {
             handle,
             spec,
