@@ -77,13 +77,34 @@ impl Ask {
     /// Should the agent later drop that earlier turn to fit the context, that line (or the
     /// `File:` line) still says where the code is, and the model can read it with its tools.
     pub fn question_after(&self, earlier: &[Message]) -> String {
+        self.question_with(self.question.as_deref(), earlier)
+    }
+
+    /// How a follow-up question on the same selection would start, once `earlier` holds this
+    /// run's turns: the line naming the code, before the words the user has yet to type. Empty
+    /// when such a follow-up would show the code again (then its question comes first).
+    pub fn follow_up_opening(&self, earlier: &[Message]) -> String {
+        // A private-use character, which the user's words cannot hold.
+        const MARK: &str = "\u{E000}";
+        let follow_up = Ask {
+            instruction: Instruction::Ask,
+            ..self.clone()
+        };
+        let question = follow_up.question_with(Some(MARK), earlier);
+        question
+            .find(MARK)
+            .map(|at| question[..at].to_owned())
+            .unwrap_or_default()
+    }
+
+    fn question_with(&self, question: Option<&str>, earlier: &[Message]) -> String {
         let shown_before = |block: &str| {
             earlier.iter().any(|message| {
                 message.role == Role::User && message.content.contains(block.trim_end())
             })
         };
         let Some(selection) = &self.selection else {
-            return self.question.as_deref().unwrap_or("").trim().to_owned();
+            return question.unwrap_or("").trim().to_owned();
         };
         let document = &selection.document;
         // The model sees `\n` line breaks whatever the file uses; edits made from its answer
@@ -110,7 +131,7 @@ impl Ask {
                                       short explanation and the new code in one fenced code block that replaces the \
                                       selection exactly."
                 .to_owned(),
-            Instruction::Ask => match &self.question {
+            Instruction::Ask => match question {
                 Some(question) if !question.trim().is_empty() => question.trim().to_owned(),
                 _ => selected.trim().to_owned(),
             },
@@ -135,14 +156,13 @@ impl Ask {
         // The same file, lines and code as an earlier turn: one short line names them, so the
         // follow-up's prompt is little more than its question (each token of it costs the
         // follow-up's first token about 4 ms on two cores; `path:first-last` is the shortest
-        // way editors and compilers name lines).
+        // way editors and compilers name lines). The line comes first, so that the engine can
+        // evaluate it before the question is known ([`Ask::follow_up_opening`]).
         if !blocks.is_empty()
             && shown_before(&file_line)
             && blocks.iter().all(|(_, block)| shown_before(block))
         {
-            return format!(
-                "{request}\n(Same code as above: {shown_path}:{first_line}-{last_line}.)"
-            );
+            return format!("(Same code: {shown_path}:{first_line}-{last_line}.)\n{request}");
         }
         let mut res = format!("{request}\n\n{file_line}\n");
         for (label, block) in blocks {
@@ -272,8 +292,19 @@ mod tests {
         ];
         assert_eq!(
             ask("Why?").question_after(&earlier),
-            "Why?\n(Same code as above: src/app.py:3-5.)"
+            "(Same code: src/app.py:3-5.)\nWhy?"
         );
+        // What the engine can evaluate before the follow-up is typed: the line, whatever the
+        // first run's instruction; nothing before the code has been shown.
+        let fix = Ask {
+            instruction: Instruction::Fix,
+            ..ask("")
+        };
+        assert_eq!(
+            fix.follow_up_opening(&[Message::new(Role::User, fix.question())]),
+            "(Same code: src/app.py:3-5.)\n"
+        );
+        assert_eq!(ask("What does add do?").follow_up_opening(&[]), "");
         // The file changed around the selection: the new surroundings are shown, the
         // selection only named.
         let edited = Ask {

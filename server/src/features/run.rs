@@ -122,11 +122,8 @@ pub fn execute(
     };
     let mut markdown = outcome.answer.clone();
     if outcome.status == RunStatus::Done {
-        if input.follow_ups
-            && let Some(start) =
-                prompt::next_user_turn_start(&input.profile, outcome.conversation.messages())
-        {
-            engine.prepare(start);
+        if input.follow_ups {
+            prepare_follow_up(engine, &input, outcome.conversation.messages());
         }
         if let Some(key) = &input.remember_as {
             resources
@@ -141,6 +138,16 @@ pub fn execute(
         }
     }
     Finished { outcome, markdown }
+}
+
+/// Has `engine` evaluate how a follow-up to the conversation `messages` is most likely to start
+/// (the next user turn's opening, then the line naming the same code) while the user reads the
+/// answer. A follow-up about other code shares only the opening; the rest of the guess costs
+/// idle time and nothing else (the engine drops what a request does not share).
+fn prepare_follow_up(engine: &EngineHandle, input: &RunInput, messages: &[Message]) {
+    if let Some(start) = prompt::next_user_turn_start(&input.profile, messages) {
+        engine.prepare(start + &input.ask.follow_up_opening(messages));
+    }
 }
 
 /// Has `engine` evaluate what every new conversation with `profile` starts with (its system
