@@ -2,12 +2,13 @@
 //! server, against the conversation's first question, measured from the outside through the
 //! `punie lsp` binary as an editor drives it.
 //!
-//! Each round starts a fresh server on a copy of `bench/rewrite/`, lets it load the model and
-//! answer an unrelated question (a server in use: the system prompt is in the KV cache), starts
-//! a new conversation, asks "Ask Punie…" about a whole file and waits for the answer, then asks a
-//! follow-up in the same conversation a second later ([`READING_TIME`]). Time to first token is from sending `punie.ask` to the
-//! first `$/progress` report that carries generated text (the server reports text every 50 ms
-//! tick at most, so this is what an editor sees); the run transcripts add the engine's own
+//! Each round starts a fresh server on a copy of `bench/rewrite/` and, a few seconds later
+//! ([`FIRST_QUESTION_AFTER`]), asks it an unrelated question, whose time to first token is the
+//! server's first (`start_ttft_ms`). That leaves a server in use, the system prompt in its KV
+//! cache. Then it starts a new conversation, asks "Ask Punie…" about a whole file, waits for the
+//! answer, and asks a follow-up in the same conversation a second later ([`READING_TIME`]).
+//! Time to first token is from sending `punie.ask` to the first `$/progress` report that
+//! carries generated text (what an editor sees); the run transcripts add the engine's own
 //! figure and how many prompt tokens it evaluated rather than took from the cache.
 
 use std::path::Path;
@@ -23,6 +24,10 @@ use super::lsp_client::{LspClient, url};
 const FILE: &str = "inventory.py";
 const FIRST_QUESTION: &str = "What does this class do?";
 const FOLLOW_UP: &str = "Which of its methods can raise an error?";
+/// Between the server's start and its first question: a person opens a file, selects code and
+/// types the question, which takes longer. The server loads the model and evaluates the system
+/// prompt meanwhile.
+const FIRST_QUESTION_AFTER: Duration = Duration::from_secs(5);
 /// Between the answer and the follow-up: a person reads the answer and types the next question,
 /// which never takes less. The server may use the time, as it would in an editor.
 const READING_TIME: Duration = Duration::from_secs(1);
@@ -41,10 +46,12 @@ struct Asked {
 }
 
 pub(super) fn run(workload: &Path, rounds: usize) -> anyhow::Result<Value> {
+    let mut after_start = Vec::new();
     let mut first = Vec::new();
     let mut follow_up = Vec::new();
     for _ in 0..rounds.max(1) {
-        let (one, two) = round(workload)?;
+        let (start, one, two) = round(workload)?;
+        after_start.push(start.as_secs_f64() * 1e3);
         first.push(one);
         follow_up.push(two);
     }
@@ -65,6 +72,8 @@ pub(super) fn run(workload: &Path, rounds: usize) -> anyhow::Result<Value> {
     let (engine_first, engine_follow_up) = (median(&first, &engine), median(&follow_up, &engine));
     Ok(json!({
         "rounds": first.len(),
+        "start_ttft_ms": round1(figures::median(&mut after_start)),
+        "start_wait_ms": FIRST_QUESTION_AFTER.as_millis(),
         "reading_time_ms": READING_TIME.as_millis(),
         "first_ttft_ms": round1(client_first),
         "followup_ttft_ms": round1(client_follow_up),
@@ -79,8 +88,10 @@ pub(super) fn run(workload: &Path, rounds: usize) -> anyhow::Result<Value> {
     }))
 }
 
-/// One fresh server: the first question and its follow-up.
-fn round(workload: &Path) -> anyhow::Result<(Asked, Asked)> {
+/// One fresh server: the time to first token of its first question (asked
+/// [`FIRST_QUESTION_AFTER`] its start), then a new conversation's first question and its
+/// follow-up.
+fn round(workload: &Path) -> anyhow::Result<(Duration, Asked, Asked)> {
     let workspace = tempfile::tempdir().context("creating the bench workspace")?;
     for entry in std::fs::read_dir(workload)? {
         let path = entry?.path();
@@ -104,6 +115,7 @@ fn round(workload: &Path) -> anyhow::Result<(Asked, Asked)> {
     });
 
     // A server in use: the model loaded, the system prompt cached by an unrelated question.
+    std::thread::sleep(FIRST_QUESTION_AFTER);
     let warm_up = ask(&mut client, &file, &whole_file, "Say hello.")?;
     client.request(
         "workspace/executeCommand",
@@ -134,6 +146,7 @@ fn round(workload: &Path) -> anyhow::Result<(Asked, Asked)> {
 
     let transcripts = workspace.path().join(".punie/transcripts");
     Ok((
+        warm_up.1,
         asked(&transcripts, &first_id, first_ttft)?,
         asked(&transcripts, &second_id, second_ttft)?,
     ))
