@@ -8,7 +8,7 @@ use std::sync::Arc;
 use lsp_types::{MessageType, NumberOrString};
 
 use crate::engine::{EngineConfig, EngineError, EngineHandle, EngineSpec};
-use crate::features;
+use crate::features::{self, Settings};
 
 use super::global_state::{Pending, Server};
 use super::progress::Progress;
@@ -62,11 +62,6 @@ impl Server {
             EngineConfig::default()
         });
         let handle = Arc::new(EngineHandle::spawn(spec.clone(), config));
-        // Served once the model has loaded, while the user picks code and types the question.
-        features::prepare_new_conversation(
-            &handle,
-            &features::profile_for(self.settings.settings()),
-        );
         let old = self.engine.replace(EngineState {
             handle,
             spec,
@@ -81,6 +76,11 @@ impl Server {
         {
             self.send_notification(end);
         }
+        // Served once the model has loaded, while the user picks code and types the question.
+        features::prepare_new_conversation(
+            &self.engine.as_ref().expect("just started").handle,
+            &features::profile_for(&self.run_settings()),
+        );
         // The old engine's handle lives on in any run still using it and is dropped (its
         // thread joined) with the last of them. Progress waits for `initialized`: the server
         // may not send requests before the client has the `initialize` response.
@@ -127,6 +127,17 @@ impl Server {
         for notification in progress.created(accepted) {
             self.send_notification(notification);
         }
+    }
+
+    /// The settings a run goes by: the user's, with the engine that actually runs. A project's
+    /// engine that was refused must not pick the prompt profile either: its GGUF's chat template
+    /// would shape every prompt the default model sees.
+    pub(crate) fn run_settings(&self) -> Settings {
+        let mut settings = self.settings.settings().clone();
+        if let Some(engine) = &self.engine {
+            settings.engine = engine.spec.clone();
+        }
+        settings
     }
 
     /// A model is loading and its outcome is not handled yet ([`Self::poll_engine_load`]).

@@ -168,13 +168,14 @@ impl Server {
             self.finish_without_thread(run_id, RunStatus::Failed(reason));
             return;
         };
+        let settings = self.run_settings();
         let Some(run) = self.runs.get_mut(run_id) else {
             return;
         };
         let context = RunContext {
             spec: run.spec.clone(),
             engine,
-            settings: self.settings.settings().clone(),
+            settings,
             caps: self.caps.clone(),
             documents: self.documents.clone(),
             tasks: self.task_sender.clone(),
