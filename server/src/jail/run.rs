@@ -104,9 +104,7 @@ pub fn run(
         wait_helper(&mut child);
     }
     remove_private(private);
-    let mut finished = outcome(drained, access.network)?;
-    finished.protected_at_start = read_only;
-    Ok(finished)
+    outcome(drained, access.network, read_only)
 }
 
 /// A started helper that has its plan: the command's output pipes, the control socket and
@@ -400,7 +398,11 @@ pub(super) fn stop_helper(helper: &mut Child) {
     let _ = helper.wait();
 }
 
-fn outcome(drained: Drained, network_allowed: bool) -> Result<Finished, Failure> {
+fn outcome(
+    drained: Drained,
+    network_allowed: bool,
+    protected_at_start: Vec<PathBuf>,
+) -> Result<Finished, Failure> {
     let Drained {
         output: [stdout, stderr],
         reports,
@@ -445,6 +447,6 @@ fn outcome(drained: Drained, network_allowed: bool) -> Result<Finished, Failure>
         stderr,
         end,
         layers,
-        protected_at_start: Vec::new(),
+        protected_at_start,
     })
 }

@@ -166,6 +166,18 @@ fn generic_system_prompt_keeps_the_callers_and_adds_code_mode() {
     );
 }
 
+/// The profiles that render ChatML: Phase 22, `generic` without a template and with SmolLM2's.
+fn chatml_profiles() -> [Profile; 3] {
+    [
+        Profile::PuniePhase22,
+        Profile::parse("generic").unwrap(),
+        Profile::Generic(GenericConfig {
+            chat_template: Some(SMOLLM2_TEMPLATE.to_owned()),
+            ..GenericConfig::default()
+        }),
+    ]
+}
+
 #[test]
 fn appending_keeps_the_prefix() {
     let conversation = [
@@ -174,15 +186,7 @@ fn appending_keeps_the_prefix() {
         Message::tool("1"),
         Message::assistant("One."),
     ];
-    let smollm2 = Profile::Generic(GenericConfig {
-        chat_template: Some(SMOLLM2_TEMPLATE.to_owned()),
-        ..GenericConfig::default()
-    });
-    for profile in [
-        Profile::PuniePhase22,
-        Profile::parse("generic").unwrap(),
-        smollm2,
-    ] {
+    for profile in chatml_profiles() {
         // After each prompt the model's reply and the tool result are appended, never re-rendered.
         for split in [1, 3] {
             let appended =
@@ -213,15 +217,7 @@ fn a_new_user_turn_starts_with_its_opening() {
         Message::user("Q"),
         Message::assistant("One."),
     ];
-    let smollm2 = Profile::Generic(GenericConfig {
-        chat_template: Some(SMOLLM2_TEMPLATE.to_owned()),
-        ..GenericConfig::default()
-    });
-    for profile in [
-        Profile::PuniePhase22,
-        Profile::parse("generic").unwrap(),
-        smollm2,
-    ] {
+    for profile in chatml_profiles() {
         let start = next_user_turn_start(&profile, &conversation).unwrap();
         let mut follow_up = conversation.to_vec();
         follow_up.push(Message::user("Why?"));

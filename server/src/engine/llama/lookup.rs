@@ -8,8 +8,8 @@
 //! call saved, and the output is exactly what plain greedy decoding gives.
 //!
 //! A guess is not free: on a CPU a batch of two tokens costs about 1.9 single steps, each
-//! further token about half of one (docs/benchmarks.md), since attention runs row by row. So [`PromptLookup`] drafts only when it expects to
-//! win: it estimates how likely each guessed token is to be accepted from how long the current
+//! further token about half of one (docs/benchmarks.md), since attention runs row by row. So
+//! [`PromptLookup`] drafts only when it expects to win: it estimates how likely each guessed token is to be accepted from how long the current
 //! match is (the tokens before a 20-token match agreeing is strong evidence of copying; a 2-token
 //! match is often a coincidence), learning those rates from its own drafts, and picks the draft
 //! length that maximises expected tokens per unit of step cost ([`step_cost`]). An answer with
