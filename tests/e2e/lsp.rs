@@ -812,3 +812,79 @@ fn a_run_on_the_real_default_model() {
     );
     assert_eq!(client.shutdown(), 0);
 }
+
+/// A project's settings naming a model file of the workspace are refused, and that file's chat
+/// template (text the project controls) must not shape the prompt the default model sees
+/// instead: the same question renders the same prompt as without the setting.
+#[test]
+fn a_refused_model_file_does_not_shape_the_prompt() {
+    let _model = crate::support::real_model_lock();
+    crate::support::installed_default_model();
+    let mut client = Client::start("", full_caps(), json!({"maxTurns": 1}));
+    let evil = client.root.join("evil.gguf");
+    std::fs::write(
+        &evil,
+        gguf_with_chat_template(
+            "{% for message in messages %}{{ message.content }}{% endfor %}INJECTED BY THE PROJECT",
+        ),
+    )
+    .unwrap();
+    let uri = client.open("src/calc.py", CALC);
+    let prompt_chars = |client: &mut Client| {
+        let started = client.ask(&uri, range(0, 0, 2, 0), "explain");
+        client.wait_end(&started["token"]);
+        let run_id = started["runId"].as_str().unwrap();
+        let transcript = std::fs::read_to_string(
+            client
+                .root
+                .join(".punie/transcripts")
+                .join(format!("{run_id}.jsonl")),
+        )
+        .unwrap();
+        let first_prompt = transcript
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .find(|line| line["event"] == "prompt")
+            .unwrap_or_else(|| panic!("a prompt line in {transcript}"));
+        first_prompt["chars"].as_u64().unwrap()
+    };
+    let plain = prompt_chars(&mut client);
+    client.request(
+        "workspace/executeCommand",
+        json!({"command": "punie.newConversation"}),
+    );
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"punie": {"maxTurns": 1, "engine": format!("llama:{}", evil.display())}}}),
+    );
+    client.wait_for("the refused model file", |m| {
+        m["method"] == "window/showMessage"
+            && m["params"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("is a file of the workspace"))
+    });
+    assert_eq!(prompt_chars(&mut client), plain);
+    assert_eq!(client.shutdown(), 0);
+}
+
+/// A GGUF with no tensors whose metadata is an architecture and `template`, the chat template.
+fn gguf_with_chat_template(template: &str) -> Vec<u8> {
+    const STRING: u32 = 8;
+    let string = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // tensors
+    out.extend_from_slice(&2u64.to_le_bytes()); // metadata
+    for (key, value) in [
+        ("general.architecture", "llama"),
+        ("tokenizer.chat_template", template),
+    ] {
+        string(&mut out, key);
+        out.extend_from_slice(&STRING.to_le_bytes());
+        string(&mut out, value);
+    }
+    out
+}
