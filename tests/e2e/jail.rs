@@ -619,6 +619,88 @@ fn protected_paths_a_command_creates_are_moved_aside() {
     }
 }
 
+/// A helper that dies mid-command (the out-of-memory killer, a stray signal) sends no report,
+/// so the run fails; what its command created is still moved aside, and nothing is left
+/// running. With namespaces only: without them the helper is the subreaper that tracks the
+/// command's descendants, and they outlive it (docs/sandbox.md).
+#[test]
+fn protected_paths_are_moved_aside_when_the_helper_dies() {
+    let with_namespaces = identities()
+        .into_iter()
+        .filter(|identity| *identity != Identity::NoNamespaces);
+    for (round, identity) in with_namespaces.enumerate() {
+        let scenario = Scenario::new(identity);
+        let ws = scenario.workspace();
+        let tag = format!("{}", 86_400 + round);
+        let killer = {
+            let tag = tag.clone();
+            std::thread::spawn(move || kill_the_helper_of(&format!("sleep {tag}")))
+        };
+        let run = scenario.sandbox(
+            &attempts(&[&[
+                "sh",
+                "-c",
+                "mkdir -p .cargo && echo '[build]' > .cargo/config.toml && sleep $0",
+                &tag,
+            ]]),
+            &[],
+        );
+        assert!(
+            killer.join().unwrap(),
+            "{identity:?}: no helper found: {}",
+            run.text
+        );
+        run.assert_printed("raised");
+        assert!(
+            !ws.join(".cargo/config.toml").exists(),
+            "{identity:?}: {}",
+            run.text
+        );
+        run.assert_printed("moved to .punie/quarantine/");
+        let left = processes_matching(&format!("sleep {tag}"));
+        assert!(left.is_empty(), "{identity:?}: left behind: {left:?}");
+    }
+}
+
+/// Waits (at most 30 s) for a process whose command line contains `needle`, then kills the
+/// outermost `punie jail-exec` above it with SIGKILL. Whether it found one.
+fn kill_the_helper_of(needle: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let found = processes_matching(needle);
+        if let Some(pid) = found.first().and_then(|line| line.split(':').next()) {
+            let mut helper = None;
+            let mut pid: i32 = pid.parse().unwrap();
+            while let Some(parent) = parent_of(pid) {
+                let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains("jail-exec") {
+                    helper = Some(parent);
+                }
+                pid = parent;
+            }
+            if let Some(helper) = helper {
+                // SAFETY: kill has no memory effects.
+                unsafe { libc::kill(helper, libc::SIGKILL) };
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The parent of `pid` as `/proc` says, if it is not init.
+fn parent_of(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let ppid: i32 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("PPid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (ppid > 1).then_some(ppid)
+}
+
 /// Landlock does not cover metadata; the read-only mounts do (where there are namespaces).
 #[test]
 fn metadata_outside_the_workspace_is_kept_with_namespaces() {

@@ -29,10 +29,12 @@ pub fn startup_bench(iterations: usize) -> anyhow::Result<StartupFigures> {
             deadline: Instant::now() + Duration::from_secs(30),
             output_bytes: 4096,
         };
+        // The walk for protected paths is part of every command's start.
         run(
             &argv,
             workspace.path(),
             workspace.path(),
+            &super::protected_in(workspace.path()),
             &access,
             &limits,
             &cancel,

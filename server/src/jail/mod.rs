@@ -672,6 +672,7 @@ pub fn explain(access: &Access) -> String {
                 &["true".to_owned()],
                 dir.path(),
                 dir.path(),
+                &protected_in(dir.path()),
                 access,
                 &limits,
                 &crate::cancel::CancelFlag::default(),

@@ -51,9 +51,6 @@ pub struct Finished {
     pub end: End,
     /// The layers it ran under (absent if it was stopped before the helper reported).
     pub layers: Option<Layers>,
-    /// The protected paths that existed when it started, mounted read-only
-    /// ([`super::protected_in`]): what it found, so that what it created can be told apart.
-    pub protected_at_start: Vec<PathBuf>,
 }
 
 /// A command that did not run.
@@ -81,10 +78,17 @@ impl std::fmt::Display for Failure {
 /// Runs `argv` in `cwd` (inside `workspace`) under the jail, and waits until it and every
 /// process it started have ended, or `limits.deadline` passes, or `cancel` is set; then
 /// nothing it started is left. The one way a program runs on behalf of the model.
+///
+/// `protected` are the workspace's protected paths as the caller found them just before
+/// ([`super::protected_in`]); they are mounted read-only. The jail cannot stop the command
+/// from creating others, so the caller looks again afterwards, whatever the outcome (a helper
+/// that dies reports nothing, but its command may have written), and moves aside what
+/// appeared.
 pub fn run(
     argv: &[String],
     cwd: &Path,
     workspace: &Path,
+    protected: &[PathBuf],
     access: &Access,
     limits: &RunLimits,
     cancel: &CancelFlag,
@@ -95,8 +99,7 @@ pub fn run(
         stdout,
         stderr,
         private,
-        read_only,
-    } = start_helper(argv, cwd, workspace, access, None)?;
+    } = start_helper(argv, cwd, workspace, protected.to_vec(), access, None)?;
     let drained = drain([stdout, stderr], control, limits, cancel);
     if drained.helper_overdue {
         stop_helper(&mut child);
@@ -104,7 +107,7 @@ pub fn run(
         wait_helper(&mut child);
     }
     remove_private(private);
-    outcome(drained, access.network, read_only)
+    outcome(drained, access.network)
 }
 
 /// A started helper that has its plan: the command's output pipes, the control socket and
@@ -115,16 +118,16 @@ pub(super) struct Helper {
     pub(super) stdout: OwnedFd,
     pub(super) stderr: OwnedFd,
     pub(super) private: tempfile::TempDir,
-    /// The protected paths mounted read-only (the plan's `read_only`).
-    pub(super) read_only: Vec<PathBuf>,
 }
 
-/// Makes the private directory, starts `punie jail-exec` and hands it the plan for `argv`.
-/// `stdin` becomes the command's standard input (else `/dev/null`).
+/// Makes the private directory, starts `punie jail-exec` and hands it the plan for `argv`,
+/// with the paths of `read_only` mounted read-only. `stdin` becomes the command's standard
+/// input (else `/dev/null`).
 pub(super) fn start_helper(
     argv: &[String],
     cwd: &Path,
     workspace: &Path,
+    read_only: Vec<PathBuf>,
     access: &Access,
     stdin: Option<&OwnedFd>,
 ) -> Result<Helper, Failure> {
@@ -141,7 +144,7 @@ pub(super) fn start_helper(
         .canonicalize()
         .unwrap_or_else(|_| private.path().to_path_buf());
     let mut plan = Plan::new(argv, cwd, workspace, access, &Host::current(), &private_dir);
-    plan.read_only = super::protected_in(workspace);
+    plan.read_only = read_only;
     plan.stdin_fd = stdin.map(AsRawFd::as_raw_fd);
     let exe = super::punie_executable()
         .map_err(|err| Failure::Helper(format!("cannot find the punie executable: {err}")))?;
@@ -195,7 +198,6 @@ pub(super) fn start_helper(
         stdout: OwnedFd::from(stdout),
         stderr: OwnedFd::from(stderr),
         private,
-        read_only: plan.read_only,
     })
 }
 
@@ -398,11 +400,7 @@ pub(super) fn stop_helper(helper: &mut Child) {
     let _ = helper.wait();
 }
 
-fn outcome(
-    drained: Drained,
-    network_allowed: bool,
-    protected_at_start: Vec<PathBuf>,
-) -> Result<Finished, Failure> {
+fn outcome(drained: Drained, network_allowed: bool) -> Result<Finished, Failure> {
     let Drained {
         output: [stdout, stderr],
         reports,
@@ -447,6 +445,5 @@ fn outcome(
         stderr,
         end,
         layers,
-        protected_at_start,
     })
 }

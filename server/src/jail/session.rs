@@ -95,8 +95,14 @@ impl Session {
             stdout,
             stderr,
             private,
-            read_only: _,
-        } = start_helper(argv, cwd, workspace, access, Some(&read_end))?;
+        } = start_helper(
+            argv,
+            cwd,
+            workspace,
+            super::protected_in(workspace),
+            access,
+            Some(&read_end),
+        )?;
         drop(read_end);
         let control_fd = control
             .try_clone()

@@ -202,33 +202,39 @@ pub fn run_command(
     // The command's own flag: the caller's, or the disk guard's when it fills the disk.
     let command_cancel = CancelFlag::joined(&[cancel], None);
     let disk_guard = super::disk_guard::DiskGuard::watch(workspace, &command_cancel);
+    let protected_at_start = jail::protected_in(workspace);
     let ran = jail::run(
         argv,
         cwd,
         workspace,
+        &protected_at_start,
         &limits.access,
         &run_limits,
         &command_cancel,
     );
     let filled_the_disk = disk_guard.stopped_because();
     drop(disk_guard);
-    let finished = ran.map_err(|failure| match failure {
-        jail::Failure::NotFound(message) => ToolError::new("FileNotFoundError", message),
-        jail::Failure::NotPermitted(message) | jail::Failure::Refused(message) => {
-            ToolError::permission(message)
-        }
-        jail::Failure::Helper(message) => {
-            ToolError::new("OSError", format!("cannot run '{program}': {message}"))
-        }
-    })?;
-    // Everything the command started is gone: nothing can create another one now.
-    let moved_aside = super::quarantine::sweep(workspace, &finished.protected_at_start);
+    // Everything the command started is gone (a helper that died took its namespace with it):
+    // nothing can create another one now. A failed run is swept too: its command may have
+    // written before the helper died.
+    let moved_aside = super::quarantine::sweep(workspace, &protected_at_start);
     let with_note = |mut error: ToolError| {
         if let Some(note) = &moved_aside {
             error.message = format!("{}\n{note}", error.message);
         }
         error
     };
+    let finished = ran.map_err(|failure| {
+        with_note(match failure {
+            jail::Failure::NotFound(message) => ToolError::new("FileNotFoundError", message),
+            jail::Failure::NotPermitted(message) | jail::Failure::Refused(message) => {
+                ToolError::permission(message)
+            }
+            jail::Failure::Helper(message) => {
+                ToolError::new("OSError", format!("cannot run '{program}': {message}"))
+            }
+        })
+    })?;
     let exit_code = match finished.end {
         jail::End::Cancelled if let Some(why) = filled_the_disk => {
             return Err(with_note(ToolError::new("OSError", why)));

@@ -21,9 +21,9 @@ use crate::jail;
 /// Where moved paths go, under the workspace root.
 const QUARANTINE_DIR: &str = ".punie/quarantine";
 
-/// Moves the protected paths that appeared since `before` (what the jail found when the
-/// command started: `jail::Finished::protected_at_start`) into the quarantine. Returns the
-/// line for the command's stderr, or `None` when nothing appeared.
+/// Moves the protected paths that appeared since `before` (those found just before the
+/// command started, which the jail mounted read-only) into the quarantine. Returns the line
+/// for the command's stderr, or `None` when nothing appeared.
 pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
     let before: HashSet<&PathBuf> = before.iter().collect();
     let appeared: Vec<PathBuf> = jail::protected_in(workspace)
