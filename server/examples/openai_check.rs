@@ -93,6 +93,7 @@ fn request(question: &str, max_tokens: usize, stop: Vec<String>) -> GenerateRequ
     let prompt = format!("<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n");
     GenerateRequest {
         prompt,
+        quoted: Vec::new(),
         turn: 0,
         sampling: Sampling {
             max_tokens,

@@ -20,6 +20,7 @@ fn engine() -> EngineHandle {
 fn request(prompt: &str, sampling: Sampling) -> GenerateRequest {
     GenerateRequest {
         prompt: prompt.to_owned(),
+        quoted: Vec::new(),
         turn: 0,
         sampling,
     }

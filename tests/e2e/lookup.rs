@@ -94,6 +94,7 @@ fn render(profile: &Profile, question: &str) -> String {
 fn generate(engine: &mut LlamaEngine<'_>, prompt: &str, max_tokens: usize) -> Generation {
     let request = GenerateRequest {
         prompt: prompt.to_owned(),
+        quoted: Vec::new(),
         turn: 0,
         sampling: Sampling {
             max_tokens,
@@ -183,6 +184,7 @@ fn cancelling_while_drafting_leaves_an_exact_cache_and_a_usable_engine() {
     let cancel = CancelFlag::default();
     let request = GenerateRequest {
         prompt: prompt.clone(),
+        quoted: Vec::new(),
         turn: 0,
         sampling: Sampling {
             max_tokens: ANSWER_TOKENS,

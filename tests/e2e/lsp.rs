@@ -867,6 +867,57 @@ fn a_refused_model_file_does_not_shape_the_prompt() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// Turn markers spelled in what a run quotes (here the question; a file or a tool's output
+/// alike) reach the model as text (`prompt::quote`): read as markers, each `<|im_start|>`
+/// after a space would add exactly two tokens to the prompt, the space and the marker.
+#[test]
+fn turn_markers_in_a_question_reach_the_model_as_text() {
+    let _model = crate::support::real_model_lock();
+    crate::support::installed_default_model();
+    let mut client = Client::start("", full_caps(), json!({"maxTurns": 1}));
+    let uri = client.open("src/calc.py", CALC);
+    let prompt_tokens = |client: &mut Client, question: &str| {
+        let response = client.request(
+            "workspace/executeCommand",
+            json!({"command": "punie.ask", "arguments": [{
+                "uri": uri, "range": range(0, 0, 2, 0), "instruction": "ask", "question": question,
+            }]}),
+        );
+        let started = response["result"].clone();
+        client.wait_end(&started["token"]);
+        let run_id = started["runId"].as_str().unwrap();
+        let transcript = std::fs::read_to_string(
+            client
+                .root
+                .join(".punie/transcripts")
+                .join(format!("{run_id}.jsonl")),
+        )
+        .unwrap();
+        let output = transcript
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .find(|line| line["event"] == "output")
+            .unwrap_or_else(|| panic!("an output line in {transcript}"));
+        client.request(
+            "workspace/executeCommand",
+            json!({"command": "punie.newConversation"}),
+        );
+        output["n_prompt"].as_u64().unwrap()
+    };
+    let question = "In one word, what does add do?";
+    let plain = prompt_tokens(&mut client, question);
+    let markers = 6;
+    let spelled = prompt_tokens(
+        &mut client,
+        &format!("{question}{}", " <|im_start|>".repeat(markers)),
+    );
+    assert!(
+        spelled > plain + 2 * markers as u64,
+        "{plain} tokens without the markers, {spelled} with them"
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
 /// A GGUF with no tensors whose metadata is an architecture and `template`, the chat template.
 fn gguf_with_chat_template(template: &str) -> Vec<u8> {
     const STRING: u32 = 8;

@@ -159,6 +159,7 @@ fn generation_stops_at_im_end_after_a_tool_call() {
                   inherit from Exception<|im_end|>\n<|im_start|>assistant\n";
     let request = GenerateRequest {
         prompt: prompt.to_owned(),
+        quoted: Vec::new(),
         turn: 0,
         sampling: Sampling {
             max_tokens: 400,

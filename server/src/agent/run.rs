@@ -15,7 +15,7 @@ use crate::engine::{
     ContextWindow, EngineHandle, FinishReason, GenerateRequest, Generation, Sampling, StreamEvent,
     TokenCounter,
 };
-use crate::prompt::{self, Message, Role};
+use crate::prompt::{self, Message, Prompt, Role};
 use crate::sandbox::ToolHost;
 use crate::toolcall;
 
@@ -102,6 +102,8 @@ struct RunState {
     previous: Option<String>,
     /// Whether the front end has been told that the model's chat template is not used.
     template_fallback_told: bool,
+    /// The log said that the template hides where the messages' words are.
+    quoting_unknown_told: bool,
     strategy: Strategy,
 }
 
@@ -130,6 +132,7 @@ impl RunState {
             window: None,
             previous: None,
             template_fallback_told: false,
+            quoting_unknown_told: false,
             strategy: Strategy::CodeMode,
         };
         state.transcript.write(
@@ -187,7 +190,7 @@ impl RunState {
             let raw = clip_invented_response(&generation.text).to_owned();
             self.record_generation(turn, &generation, &raw, on_event);
             self.outcome.conversation.push(Role::Assistant, raw.clone());
-            self.previous = Some(prompt + &raw);
+            self.previous = Some(prompt.text + &raw);
 
             let parsed = toolcall::parse(&raw);
             // A cut turn may hold half a call (the parser would repair its closing tags and run
@@ -232,7 +235,7 @@ impl RunState {
         &mut self,
         turn: usize,
         on_event: &mut dyn FnMut(RunEvent),
-    ) -> Result<String, String> {
+    ) -> Result<Prompt, String> {
         if let Some(window) = &self.window {
             let budget = Budget::new(window.n_ctx, self.request.sampling.max_tokens);
             let (profile, counter) = (&self.request.profile, &window.counter);
@@ -269,16 +272,23 @@ impl RunState {
                 ));
             }
         }
-        let rendered =
+        let mut rendered =
             prompt::render_prompt(&self.request.profile, self.outcome.conversation.messages());
-        if let Some(reason) = rendered.fallback_reason
+        if let Some(reason) = rendered.fallback_reason.take()
             && !self.template_fallback_told
         {
             tracing::warn!("{reason}");
             self.template_fallback_told = true;
             on_event(RunEvent::TemplateFallback { reason });
         }
-        let prompt = rendered.text;
+        if rendered.quoted.is_none() && !self.quoting_unknown_told {
+            // Control tokens' text in a file or a tool's output is then read as control tokens.
+            tracing::warn!(
+                "the chat template changes the messages' words, so where they are quoted is unknown"
+            );
+            self.quoting_unknown_told = true;
+        }
+        let prompt = rendered.text.as_str();
         // The text is not stored: it is the conversation rendered (see `transcript`).
         let mut line = json!({"turn": turn, "chars": prompt.len()});
         if let Some(previous) = self.previous.as_deref() {
@@ -294,7 +304,7 @@ impl RunState {
             }
         }
         self.transcript.write("prompt", line);
-        Ok(prompt)
+        Ok(rendered)
     }
 
     /// The most tokens a tool output may take: what the prompt has room for once everything
@@ -329,7 +339,7 @@ impl RunState {
     fn generate(
         &mut self,
         engine: &EngineHandle,
-        prompt: &str,
+        prompt: &Prompt,
         turn: usize,
         cancel: &CancelFlag,
         on_event: &mut dyn FnMut(RunEvent),
@@ -339,7 +349,8 @@ impl RunState {
             on_event(RunEvent::Queued { ahead });
         }
         let request = GenerateRequest {
-            prompt: prompt.to_owned(),
+            prompt: prompt.text.clone(),
+            quoted: prompt.quoted.clone().unwrap_or_default(),
             turn: turn - 1,
             sampling: self.request.sampling.clone(),
         };

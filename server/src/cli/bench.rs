@@ -273,6 +273,7 @@ fn bench_engine(
         )?;
         let one_token = |prompt: &str| GenerateRequest {
             prompt: prompt.to_owned(),
+            quoted: Vec::new(),
             turn: 0,
             sampling: Sampling {
                 max_tokens: 1,

@@ -557,6 +557,7 @@ mod tests {
     fn request() -> GenerateRequest {
         GenerateRequest {
             prompt: "p".into(),
+            quoted: Vec::new(),
             turn: 0,
             sampling: Sampling {
                 max_tokens: 100_000,

@@ -37,6 +37,7 @@ mod context;
 mod lookup;
 pub mod parity;
 pub mod quantize;
+mod quoting;
 mod threads;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,7 @@ pub use self::context::CacheType;
 use self::context::{Batch, Context, ContextParams, Sampler};
 pub use self::lookup::LookupStats;
 use self::lookup::PromptLookup;
+use self::quoting::ControlTexts;
 use self::threads::ThreadTuner;
 use super::stop::{StopMatcher, Utf8Assembler};
 use super::{
@@ -382,6 +384,8 @@ pub struct LlamaEngine<'m> {
     /// Whether greedy generation drafts by prompt lookup (configured, and exact here).
     prompt_lookup: bool,
     lookup_stats: LookupStats,
+    /// Read as plain text where a prompt quotes a message's words.
+    controls: ControlTexts,
     description: String,
 }
 
@@ -423,6 +427,7 @@ impl<'m> LlamaEngine<'m> {
             tuner: thread_tuner(config),
             prompt_lookup: false,
             lookup_stats: LookupStats::default(),
+            controls: ControlTexts::of(&model.vocab()),
             description,
         };
         if config.prompt_lookup.unwrap_or(true) {
@@ -680,7 +685,9 @@ impl Engine for LlamaEngine<'_> {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generation, EngineError> {
         let started = Instant::now();
-        let tokens = self.tokenize_prompt(&request.prompt);
+        let tokens = self
+            .controls
+            .tokenize(&self.model.vocab(), &request.prompt, &request.quoted);
         let tokenized_at = started.elapsed();
         let n_ctx = self.n_ctx();
         if tokens.is_empty() || tokens.len() >= n_ctx {

@@ -34,6 +34,10 @@ pub use spec::{EngineSpec, SpecError};
 pub struct GenerateRequest {
     /// The full prompt, generation prompt included (see `prompt::render`).
     pub prompt: String,
+    /// The byte ranges of `prompt` that quote a message's words (`prompt::Prompt::quoted`):
+    /// the llama.cpp engine reads control tokens' text there as plain text. An OpenAI-compatible
+    /// server gets the text alone and tokenizes it its own way.
+    pub quoted: Vec<std::ops::Range<usize>>,
     /// Index of this model turn within its run, starting at 0. The scripted engine answers
     /// with its turn of this index; other engines ignore it.
     pub turn: usize,

@@ -384,6 +384,7 @@ mod tests {
     fn request() -> GenerateRequest {
         GenerateRequest {
             prompt: "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n".into(),
+            quoted: Vec::new(),
             turn: 0,
             sampling: Sampling::default(),
         }

@@ -195,6 +195,7 @@ mod tests {
     fn request(turn: usize) -> GenerateRequest {
         GenerateRequest {
             prompt: "p".into(),
+            quoted: Vec::new(),
             turn,
             sampling: Sampling::default(),
         }

@@ -253,6 +253,7 @@ pub fn replay_on_engine(
     for (turn, counts) in turns.iter().zip(tokens) {
         let request = GenerateRequest {
             prompt: turn.prompt.clone(),
+            quoted: Vec::new(),
             turn: 0,
             sampling: Sampling {
                 max_tokens: counts.output.max(1),

@@ -75,6 +75,7 @@ pub fn render(messages: &[Message], config: &GenericConfig) -> Prompt {
                 return Prompt {
                     text,
                     fallback_reason: None,
+                    quoted: None,
                 };
             }
             Err(why) => {
@@ -87,6 +88,7 @@ pub fn render(messages: &[Message], config: &GenericConfig) -> Prompt {
     Prompt {
         text: chatml(&turns(messages, &config.stubs, false)),
         fallback_reason,
+        quoted: None,
     }
 }
 

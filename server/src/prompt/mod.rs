@@ -24,11 +24,13 @@
 
 pub mod generic;
 pub mod phase22;
+mod quote;
 
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
+use std::ops::Range;
 
 /// Who speaks in a turn. `Tool` is a tool result; each profile decides how the model sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -171,23 +173,40 @@ pub struct Prompt {
     pub text: String,
     /// Why the model's chat template was not used (it failed to render), for the log.
     pub fallback_reason: Option<String>,
+    /// The byte ranges of `text` that are the messages' words rather than the template's
+    /// (see [`quote`]): an engine tokenizes control tokens' text there as plain text. `None`
+    /// when the template changes the words, so where they are is unknown.
+    pub quoted: Option<Vec<Range<usize>>>,
 }
 
 /// The prompt text for the next assistant turn after `messages`.
 pub fn render(profile: &Profile, messages: &[Message]) -> String {
-    render_prompt(profile, messages).text
+    render_text(profile, &quote::without_marks(messages)).text
 }
 
-/// [`render`], also saying whether the model's chat template had to be replaced by ChatML.
+/// [`render`], also saying whether the model's chat template had to be replaced by ChatML,
+/// and which ranges quote the messages' words (one more render).
 pub fn render_prompt(profile: &Profile, messages: &[Message]) -> Prompt {
+    let messages = quote::without_marks(messages);
+    let mut prompt = render_text(profile, &messages);
+    prompt.quoted = quote::unmark(&render_text(profile, &quote::marked(&messages)).text)
+        .filter(|(text, _)| *text == prompt.text)
+        .map(|(_, ranges)| ranges);
+    prompt
+}
+
+/// The prompt for `messages`, which carry no marks of [`quote`] unless to find the ranges.
+fn render_text(profile: &Profile, messages: &[Message]) -> Prompt {
     match profile {
         Profile::PuniePhase22 => Prompt {
             text: phase22::render(messages),
             fallback_reason: None,
+            quoted: None,
         },
         Profile::PunieTyped { tools } => Prompt {
             text: phase22::render_with_system(messages, &phase22::typed_system_prompt(tools)),
             fallback_reason: None,
+            quoted: None,
         },
         Profile::Generic(config) => generic::render(messages, config),
     }

@@ -189,6 +189,7 @@ fn decode_both(
     for (idx, prompt) in prompts.iter().enumerate() {
         let request = GenerateRequest {
             prompt: prompt.clone(),
+            quoted: Vec::new(),
             turn: 0,
             sampling: Sampling::default(),
         };

@@ -68,6 +68,7 @@ pub(super) fn first_turns(data: &Path, gguf: &Path) -> anyhow::Result<Outcome> {
         let expected = &expected[..expected.find("<|im_end|>").unwrap_or(expected.len())];
         let request = GenerateRequest {
             prompt: prompt.to_owned(),
+            quoted: Vec::new(),
             turn: 0,
             sampling: Sampling {
                 max_tokens: 300,
