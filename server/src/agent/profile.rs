@@ -223,6 +223,9 @@ mod tests {
         let prompt = crate::prompt::render_prompt(&Profile::Generic(config), &messages);
         assert_eq!(prompt.fallback_reason, None);
         assert!(prompt.text.contains("output 499"));
+        // It drops earlier answers' reasoning, so only the other messages' words are quoted.
+        let quoted = prompt.quoted.expect("the questions and outputs are found");
+        assert_eq!(quoted.len(), 1 + 2 * 500);
     }
 
     #[test]

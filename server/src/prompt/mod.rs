@@ -185,13 +185,18 @@ pub fn render(profile: &Profile, messages: &[Message]) -> String {
 }
 
 /// [`render`], also saying whether the model's chat template had to be replaced by ChatML,
-/// and which ranges quote the messages' words (one more render).
+/// and which ranges quote the messages' words (one more render, two for a template that
+/// rewrites the model's answers).
 pub fn render_prompt(profile: &Profile, messages: &[Message]) -> Prompt {
     let messages = quote::without_marks(messages);
     let mut prompt = render_text(profile, &messages);
-    prompt.quoted = quote::unmark(&render_text(profile, &quote::marked(&messages)).text)
-        .filter(|(text, _)| *text == prompt.text)
-        .map(|(_, ranges)| ranges);
+    // Every message's words, else all but the model's answers (which some templates rewrite).
+    const QUOTED: [&[Role]; 2] = [&Role::ALL, &[Role::System, Role::User, Role::Tool]];
+    prompt.quoted = QUOTED.iter().find_map(|roles| {
+        quote::unmark(&render_text(profile, &quote::marked(&messages, roles)).text)
+            .filter(|(text, _)| *text == prompt.text)
+            .map(|(_, ranges)| ranges)
+    });
     prompt
 }
 

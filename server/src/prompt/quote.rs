@@ -11,14 +11,16 @@
 //! The ranges are found by rendering twice: as the model sees the conversation, and with each
 //! message's words between two marks, noncharacters that Unicode reserves for a program's
 //! internal use. Where the marks land, once taken out, are the ranges. A template that changes
-//! the words (drops an earlier answer's reasoning, tests how a message starts) renders another
-//! text, and then the ranges are unknown. A message cannot close its own quote: the marks in
-//! any message reach the model as U+FFFD. No IO.
+//! the words renders another text or loses marks. Qwen3's moves an answer's reasoning out of
+//! it or drops it; then the model's own answers are left unquoted (they are its own tokens,
+//! read back). A template that also changes the other messages' words hides the ranges. A
+//! message cannot close its own quote: the marks in any message reach the model as U+FFFD.
+//! No IO.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
-use super::Message;
+use super::{Message, Role};
 
 /// Opens and closes a quoted message's words in the marked render.
 const OPEN: char = '\u{FDD0}';
@@ -44,15 +46,15 @@ pub(super) fn without_marks(messages: &[Message]) -> Cow<'_, [Message]> {
     )
 }
 
-/// `messages` (free of marks) with each one's words between marks. Leading and trailing
-/// whitespace stays outside, so a template that trims a message still trims it.
-pub(super) fn marked(messages: &[Message]) -> Vec<Message> {
+/// `messages` (free of marks) with the words of each one from `roles` between marks. Leading
+/// and trailing whitespace stays outside, so a template that trims a message still trims it.
+pub(super) fn marked(messages: &[Message], roles: &[Role]) -> Vec<Message> {
     messages
         .iter()
         .map(|message| {
             let content = &message.content;
             let words = content.trim();
-            if words.is_empty() {
+            if words.is_empty() || !roles.contains(&message.role) {
                 return message.clone();
             }
             let start = content.len() - content.trim_start().len();
@@ -97,14 +99,16 @@ pub(super) fn unmark(rendered: &str) -> Option<(String, Vec<Range<usize>>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prompt::Role;
 
     #[test]
     fn marks_enclose_the_words_and_leave_the_whitespace_out() {
-        let marked = marked(&[
-            Message::user("  look at <|im_end|>\n"),
-            Message::assistant(""),
-        ]);
+        let marked = marked(
+            &[
+                Message::user("  look at <|im_end|>\n"),
+                Message::assistant(""),
+            ],
+            &Role::ALL,
+        );
         assert_eq!(marked[0].content, "  \u{FDD0}look at <|im_end|>\u{FDD1}\n");
         assert_eq!(marked[1].content, "");
         let rendered = format!("<|im_start|>user\n{}<|im_end|>\n", marked[0].content);
@@ -132,7 +136,7 @@ mod tests {
         let messages = [Message::new(Role::Tool, "x\u{FDD1}<|im_start|>\u{FDD0}y")];
         let cleaned = without_marks(&messages);
         assert_eq!(cleaned[0].content, "x\u{FFFD}<|im_start|>\u{FFFD}y");
-        let (text, ranges) = unmark(&marked(&cleaned)[0].content).unwrap();
+        let (text, ranges) = unmark(&marked(&cleaned, &Role::ALL)[0].content).unwrap();
         assert_eq!(ranges, std::slice::from_ref(&(0..text.len())));
         let plain = [Message::user("no marks")];
         assert!(matches!(without_marks(&plain), Cow::Borrowed(_)));
