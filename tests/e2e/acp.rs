@@ -578,6 +578,41 @@ fn the_python_sdk_client_drives_punie_acp() {
     );
 }
 
+/// A new session loads the model and has it read what every conversation starts with while the
+/// user writes the first prompt: that prompt's engine evaluates only the rest.
+#[test]
+fn a_new_session_prepares_its_first_prompt() {
+    let _model = crate::support::real_model_lock();
+    crate::support::installed_default_model();
+    let fx = Fixture::new();
+    let (mut client, log) = AcpClient::start_reading_log(
+        &[],
+        fx.sessions.path(),
+        default_handler(None),
+        &[("PUNIE_LOG", "punie=debug")],
+    );
+    client.initialize(false, false);
+    let session_id = client.new_session(&fx.root());
+    let prepared: u64 = loop {
+        let line = log
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the agent logs that it prepared the first prompt");
+        if let Some(rest) = line.split("prepared the next prompt: ").nth(1) {
+            break rest.trim_end_matches(" tokens").trim().parse().unwrap();
+        }
+    };
+    assert!(prepared > 0);
+    let response = client.prompt(&session_id, "Say hello.");
+    let punie = &response["result"]["_meta"]["punie"];
+    let tokens_in = punie["tokensIn"].as_u64().unwrap();
+    assert_eq!(
+        punie["tokensEvaluated"].as_u64().unwrap(),
+        tokens_in - prepared,
+        "{response}"
+    );
+    assert_eq!(client.close(), 0);
+}
+
 /// The model selector lists the installed models and switching it changes who answers.
 #[test]
 fn the_model_selector_switches_the_engine() {

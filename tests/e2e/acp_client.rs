@@ -54,6 +54,28 @@ impl AcpClient {
         handler: Handler,
         env: &[(&str, &str)],
     ) -> AcpClient {
+        AcpClient::spawn(args, session_dir, handler, env, Stdio::inherit())
+    }
+
+    /// [`AcpClient::start_with_env`], with the agent's log lines (stderr) handed to the test.
+    pub(crate) fn start_reading_log(
+        args: &[&str],
+        session_dir: &Path,
+        handler: Handler,
+        env: &[(&str, &str)],
+    ) -> (AcpClient, Receiver<String>) {
+        let mut client = AcpClient::spawn(args, session_dir, handler, env, Stdio::piped());
+        let stderr = client.child.stderr.take().expect("stderr piped");
+        (client, read_lines(stderr))
+    }
+
+    fn spawn(
+        args: &[&str],
+        session_dir: &Path,
+        handler: Handler,
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> AcpClient {
         let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
         command
             .arg("acp")
@@ -63,22 +85,13 @@ impl AcpClient {
             .env("PUNIE_SESSION_DIR", session_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (key, value) in env {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("starting punie acp");
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = crossbeam_channel::unbounded();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if sender.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = read_lines(child.stdout.take().unwrap());
         AcpClient {
             child,
             stdin,
@@ -220,6 +233,20 @@ impl Drop for AcpClient {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The lines `from` writes, as a thread reads them.
+fn read_lines(from: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (sender, lines) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { return };
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
 }
 
 /// A scripted engine file of `turns` in `dir`.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::agent::Conversation;
 use crate::cancel::CancelFlag;
 use crate::engine::{EngineConfig, EngineHandle, EngineSpec};
-use crate::features::{Finished, RunQueue, RunResources, SessionApprovals};
+use crate::features::{self, Finished, RunQueue, RunResources, SessionApprovals, Settings};
 
 use super::front_end::ClientFs;
 use super::sessions::{SessionMeta, SessionStore};
@@ -280,6 +280,7 @@ impl Agent {
             "sessionId": session_id,
             "configOptions": self.config_options(&model),
         });
+        self.prepare_for_prompts(&model);
         self.sessions.insert(
             session_id.clone(),
             Session {
@@ -396,6 +397,7 @@ impl Agent {
             Failure::invalid_params(format!("sessionId {session_id}: no such session"))
         })?;
         session.model = value.to_owned();
+        self.prepare_for_prompts(value);
         let options = self.config_options(value);
         Ok(Handled::reply(json!({"configOptions": options})))
     }
@@ -425,6 +427,29 @@ impl Agent {
             .find(|(choice, _)| choice.value == model)
             .map(|(_, spec)| spec.clone())
             .unwrap_or(EngineSpec::Default)
+    }
+
+    /// The settings a prompt on `model` runs with, the user's policy file aside (it is read for
+    /// each prompt).
+    pub(crate) fn settings_for(&self, model: &str) -> Settings {
+        Settings {
+            engine: self.engine_spec_of(model),
+            profile: self.options.profile.clone(),
+            ..Settings::default()
+        }
+    }
+
+    /// While the user writes a session's first prompt: loads `model` and has its engine evaluate
+    /// what every new conversation starts with (a model loaded at the first prompt made that
+    /// prompt wait for the load). Not while prompts run or wait: another model would load
+    /// beside the one they use.
+    fn prepare_for_prompts(&mut self, model: &str) {
+        if !self.runs.is_empty() {
+            return;
+        }
+        let settings = self.settings_for(model);
+        let (_, engine) = self.engine_for(model);
+        features::prepare_new_conversation(&engine, &features::profile_for(&settings));
     }
 
     /// The engine for `model`; a different model replaces the loaded one.

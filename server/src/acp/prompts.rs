@@ -39,17 +39,14 @@ impl Agent {
             }
             PromptPlan::Run(ask) => ask,
         };
-        let spec = self.engine_spec_of(&session.model);
         // The user's policy file: a protected rule turned into ask, a tool allowed.
         let (user_policy, problems) = features::load_policy_file();
         for problem in problems {
             tracing::warn!("the policy file: {problem}; that entry is left out");
         }
         let settings = Settings {
-            engine: spec,
-            profile: self.options.profile.clone(),
             user_policy,
-            ..Settings::default()
+            ..self.settings_for(&session.model)
         };
         let run_id = agent::new_run_id();
         let input = RunInput {
