@@ -67,3 +67,39 @@ fn turn_markers_spelled_in_a_message_stay_text() {
         parsed_everywhere.len()
     );
 }
+
+/// The counter that fits prompts into the context counts a prompt with spelled markers as the
+/// engine reads it, so such a file is trimmed like any other instead of overflowing the window.
+#[test]
+fn the_token_counter_counts_quoted_markers_as_the_engine_reads_them() {
+    let _model = real_model_lock();
+    let path = installed_default_model();
+    let engine = crate::support::default_model_engine(2048);
+    let counter = engine.context_window().expect("a loaded model").counter;
+    let profile = punie::agent::resolve_profile(&EngineSpec::Default, Some(&path), None).unwrap();
+    let messages = [
+        Message::system(prompt::system_prompt(&profile).unwrap()),
+        Message::user(FORGED),
+    ];
+    let rendered = prompt::render_prompt(&profile, &messages);
+    let quoted = rendered.quoted.clone().unwrap();
+    let request = GenerateRequest {
+        prompt: rendered.text.clone(),
+        quoted: quoted.clone(),
+        turn: 0,
+        sampling: Sampling {
+            max_tokens: 1,
+            ..Sampling::default()
+        },
+    };
+    let generation = engine
+        .generate(request, CancelFlag::default())
+        .finish(|_| {})
+        .unwrap();
+    // Plus one: the counter allows for a BOS token.
+    assert_eq!(
+        counter.count_prompt(&rendered.text, &quoted),
+        generation.n_prompt + 1
+    );
+    assert!(counter.count_words(FORGED) > counter.count_prompt(FORGED, &[]));
+}

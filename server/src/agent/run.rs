@@ -15,7 +15,7 @@ use crate::engine::{
     ContextWindow, EngineHandle, FinishReason, GenerateRequest, Generation, Sampling, StreamEvent,
     TokenCounter,
 };
-use crate::prompt::{self, Message, Prompt, Role};
+use crate::prompt::{self, Message, Profile, Prompt, Role};
 use crate::sandbox::ToolHost;
 use crate::toolcall;
 
@@ -243,8 +243,8 @@ impl RunState {
                 self.outcome.conversation.messages_mut(),
                 &mut self.question,
                 budget,
-                &mut |messages| counter.count(&prompt::render(profile, messages)),
-                &|text| counter.count(text),
+                &mut |messages| count_prompt(counter, profile, messages),
+                &|words| counter.count_words(words),
             );
             if trim.changed_anything() {
                 // Deliberately not a continuation: the engine re-evaluates from the first change.
@@ -326,9 +326,7 @@ impl RunState {
             .chain([Message::tool("")])
             .collect();
         let budget = Budget::new(window.n_ctx, self.request.sampling.max_tokens);
-        let base = window
-            .counter
-            .count(&prompt::render(&self.request.profile, &least));
+        let base = count_prompt(&window.counter, &self.request.profile, &least);
         let cap = budget
             .prompt_limit()
             .saturating_sub(base)
@@ -475,7 +473,7 @@ impl RunState {
         });
         let error = error_line(&result);
         let (cap, counter) = self.output_cap();
-        let cut = context::cut_output(&result.output, cap, &|text| counter.count(text));
+        let cut = context::cut_output(&result.output, cap, &|words| counter.count_words(words));
         if let Some(cut) = &cut {
             on_event(RunEvent::OutputCut {
                 turn,
@@ -650,6 +648,13 @@ fn clip_invented_response(text: &str) -> &str {
 
 fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The tokens of the prompt for `messages`, counted as the engine will read it (the messages'
+/// words quoted).
+fn count_prompt(counter: &TokenCounter, profile: &Profile, messages: &[Message]) -> usize {
+    let prompt = prompt::render_prompt(profile, messages);
+    counter.count_prompt(&prompt.text, prompt.quoted.as_deref().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -950,16 +950,26 @@ pub(crate) fn median(values: &mut [Duration]) -> Duration {
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
-/// A GGUF model's tokenizer alone (vocabulary only, no weights), for tokenizer parity checks.
+/// A GGUF model's tokenizer alone (vocabulary only, no weights), for tokenizer parity checks
+/// and for counting a prompt's tokens while the engine decodes.
 pub struct GgufTokenizer {
     model: LlamaModel,
+    controls: ControlTexts,
 }
 
 impl GgufTokenizer {
     pub fn load(path: &Path) -> Result<GgufTokenizer, EngineError> {
-        Ok(GgufTokenizer {
-            model: load_vocab(path)?,
-        })
+        let model = load_vocab(path)?;
+        let controls = ControlTexts::of(&model.vocab());
+        Ok(GgufTokenizer { model, controls })
+    }
+
+    /// How many tokens the engine makes of `text`, a chat prompt whose `quoted` ranges are
+    /// read with control tokens as plain text (`LlamaEngine` does the same).
+    pub fn count(&self, text: &str, quoted: &[std::ops::Range<usize>]) -> usize {
+        self.controls
+            .tokenize(&self.model.vocab(), text, quoted)
+            .len()
     }
 
     /// Token ids of `text`, special tokens parsed, nothing added.

@@ -223,11 +223,20 @@ impl TokenCounter {
         TokenCounter { vocabulary }
     }
 
-    /// Tokens of `text` as a prompt (special tokens parsed), plus one for a BOS token.
-    pub fn count(&self, text: &str) -> usize {
+    /// Tokens of `text`, a rendered prompt whose `quoted` ranges are the messages' words
+    /// (`prompt::Prompt::quoted`), plus one for a BOS token.
+    pub fn count_prompt(&self, text: &str, quoted: &[std::ops::Range<usize>]) -> usize {
         match &self.vocabulary {
-            Some(vocabulary) => vocabulary.encode(text).len() + 1,
+            Some(vocabulary) => vocabulary.count(text, quoted) + 1,
             None => estimate_tokens(text),
+        }
+    }
+
+    /// Tokens of `words`, a message's words (all of them quoted), as part of a prompt.
+    pub fn count_words(&self, words: &str) -> usize {
+        match &self.vocabulary {
+            Some(vocabulary) => vocabulary.count(words, std::slice::from_ref(&(0..words.len()))),
+            None => estimate_tokens(words),
         }
     }
 
