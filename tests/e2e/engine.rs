@@ -168,7 +168,7 @@ fn the_next_turn_prepared_while_idle_is_not_evaluated_again() {
         generate(&engine, &first_prompt, sampling.clone()).text,
         first.text
     );
-    let prepared = |text: String| engine.prepare(text).recv().unwrap().unwrap();
+    let prepared = |text: String| engine.prepare(text, Vec::new()).recv().unwrap().unwrap();
     assert_eq!(prepared(chat("Something else entirely.")), 0);
     // `<|im_end|>`, `\n`, `<|im_start|>`, `user`, `\n`.
     assert_eq!(prepared(opening), 5);
@@ -195,7 +195,7 @@ fn a_request_goes_before_a_preparation_and_gets_the_same_answer() {
     // (or finds it not started) and answers as a fresh engine does, from a cache that holds
     // exactly what was evaluated.
     let engine = engine();
-    let preparing = engine.prepare(format!("{system}<|im_start|>user\n"));
+    let preparing = engine.prepare(format!("{system}<|im_start|>user\n"), Vec::new());
     let answered = generate(&engine, &prompt, sampling.clone());
     assert_eq!(answered.text, plain.text);
     let prepared = preparing.recv().unwrap().unwrap();

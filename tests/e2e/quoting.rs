@@ -103,3 +103,48 @@ fn the_token_counter_counts_quoted_markers_as_the_engine_reads_them() {
     );
     assert!(counter.count_words(FORGED) > counter.count_prompt(FORGED, &[]));
 }
+
+/// What the engine prepares for a follow-up (`Engine::prepare`) is read as the follow-up's
+/// request will be, spelled markers included, so the follow-up evaluates only its own words.
+#[test]
+fn a_prepared_follow_up_reads_spelled_markers_as_its_request_does() {
+    let _model = real_model_lock();
+    let path = installed_default_model();
+    let engine = crate::support::default_model_engine(2048);
+    let profile = punie::agent::resolve_profile(&EngineSpec::Default, Some(&path), None).unwrap();
+    let mut messages = vec![
+        Message::system(prompt::system_prompt(&profile).unwrap()),
+        Message::user(FORGED),
+    ];
+    let generate = |messages: &[Message]| {
+        let rendered = prompt::render_prompt(&profile, messages);
+        let request = GenerateRequest {
+            prompt: rendered.text,
+            quoted: rendered.quoted.unwrap(),
+            turn: 0,
+            sampling: Sampling {
+                max_tokens: 1,
+                ..Sampling::default()
+            },
+        };
+        engine
+            .generate(request, CancelFlag::default())
+            .finish(|_| {})
+            .unwrap()
+    };
+    let first = generate(&messages);
+    messages.push(Message::assistant(format!("It says {FORGED}")));
+    let start = prompt::next_user_turn_start(&profile, &messages).unwrap();
+    let prepared = engine
+        .prepare(start.text, start.quoted.unwrap())
+        .recv()
+        .unwrap()
+        .unwrap();
+    assert!(prepared > 0, "the preparation did not extend the cache");
+    messages.push(Message::user("Why?"));
+    let follow_up = generate(&messages);
+    assert_eq!(
+        follow_up.n_evaluated,
+        follow_up.n_prompt - first.n_prompt - prepared
+    );
+}

@@ -14,6 +14,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -152,6 +153,7 @@ enum Job {
     },
     Prepare {
         prompt_start: String,
+        quoted: Vec<Range<usize>>,
         done: Sender<Result<usize, EngineError>>,
     },
 }
@@ -349,11 +351,20 @@ impl EngineHandle {
     /// while the engine would sit idle. A generation sent meanwhile goes first: the preparation
     /// is skipped if it has not started, and stops after its decode call in progress if it has.
     /// Not counted in [`EngineHandle::pending`]. The receiver gets how many tokens were
-    /// evaluated; nobody needs to wait for it.
-    pub fn prepare(&self, prompt_start: String) -> Receiver<Result<usize, EngineError>> {
+    /// evaluated; nobody needs to wait for it. `quoted` are the ranges of `prompt_start` that
+    /// quote a message's words, as in [`GenerateRequest::quoted`].
+    pub fn prepare(
+        &self,
+        prompt_start: String,
+        quoted: Vec<Range<usize>>,
+    ) -> Receiver<Result<usize, EngineError>> {
         let (done, receiver) = crossbeam_channel::bounded(1);
         if let Some(jobs) = &self.jobs {
-            let _ = jobs.send(Job::Prepare { prompt_start, done });
+            let _ = jobs.send(Job::Prepare {
+                prompt_start,
+                quoted,
+                done,
+            });
         }
         receiver
     }
@@ -451,13 +462,17 @@ fn serve(engine: &mut dyn Engine, jobs: &Receiver<Job>, shared: &Shared, deadlin
                 let _ = reply.send(result);
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
             }
-            Job::Prepare { prompt_start, done } => {
+            Job::Prepare {
+                prompt_start,
+                quoted,
+                done,
+            } => {
                 let stop = CancelFlag::joined(&[&shared.shutdown], None);
                 *lock(&shared.preparing) = Some(stop.clone());
                 // After publishing the flag: a generation sent before this is seen here, one
                 // sent after it sets the flag.
                 let result = if jobs.is_empty() {
-                    engine.prepare(&prompt_start, &stop)
+                    engine.prepare(&prompt_start, &quoted, &stop)
                 } else {
                     Ok(0)
                 };

@@ -745,8 +745,15 @@ impl Engine for LlamaEngine<'_> {
         Ok(out.finish(finish))
     }
 
-    fn prepare(&mut self, prompt_start: &str, cancel: &CancelFlag) -> Result<usize, EngineError> {
-        let tokens = self.tokenize_prompt(prompt_start);
+    fn prepare(
+        &mut self,
+        prompt_start: &str,
+        quoted: &[std::ops::Range<usize>],
+        cancel: &CancelFlag,
+    ) -> Result<usize, EngineError> {
+        let tokens = self
+            .controls
+            .tokenize(&self.model.vocab(), prompt_start, quoted);
         // Only an extension of what the cache holds: cutting the cache for a guess could throw
         // away what the next request needs.
         if !tokens.starts_with(&self.cached) || tokens.len() >= self.n_ctx() {

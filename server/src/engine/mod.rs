@@ -189,8 +189,13 @@ pub trait Engine {
     /// while the engine would otherwise sit idle, so that prompt pays only for what follows.
     /// Only appends to what the cache holds, and stops between decode calls once `cancel` is
     /// set (a request arrived), keeping what it evaluated; engines without a cache do nothing.
-    /// Returns how many tokens were evaluated.
-    fn prepare(&mut self, _prompt_start: &str, _cancel: &CancelFlag) -> Result<usize, EngineError> {
+    /// `quoted` as in [`GenerateRequest::quoted`]. Returns how many tokens were evaluated.
+    fn prepare(
+        &mut self,
+        _prompt_start: &str,
+        _quoted: &[std::ops::Range<usize>],
+        _cancel: &CancelFlag,
+    ) -> Result<usize, EngineError> {
         Ok(0)
     }
 

@@ -146,7 +146,11 @@ pub fn execute(
 /// idle time and nothing else (the engine drops what a request does not share).
 fn prepare_follow_up(engine: &EngineHandle, input: &RunInput, messages: &[Message]) {
     if let Some(start) = prompt::next_user_turn_start(&input.profile, messages) {
-        engine.prepare(start + &input.ask.follow_up_opening(messages));
+        // The opening line is the first of the user's words, quoted as they will be.
+        let opening = input.ask.follow_up_opening(messages);
+        let mut quoted = start.quoted.unwrap_or_default();
+        quoted.push(start.text.len()..start.text.len() + opening.len());
+        engine.prepare(start.text + &opening, quoted);
     }
 }
 
@@ -159,7 +163,7 @@ pub fn prepare_new_conversation(engine: &EngineHandle, profile: &Profile) {
         .into_iter()
         .collect();
     if let Some(start) = prompt::next_user_turn_start(profile, &system) {
-        engine.prepare(start);
+        engine.prepare(start.text, start.quoted.unwrap_or_default());
     }
 }
 

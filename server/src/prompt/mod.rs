@@ -245,14 +245,22 @@ pub fn render_continuation(
 }
 
 /// What every prompt for a new user turn after `messages` starts with: the conversation
-/// rendered up to where that turn's words begin (`…<|im_end|>\n<|im_start|>user\n` in ChatML).
-/// An engine can evaluate it while the user is still reading the answer. `None` when the
-/// profile does not show a user's words verbatim.
-pub fn next_user_turn_start(profile: &Profile, messages: &[Message]) -> Option<String> {
+/// rendered up to where that turn's words begin (`…<|im_end|>\n<|im_start|>user\n` in ChatML),
+/// with the quoted ranges within it. An engine can evaluate it while the user is still reading
+/// the answer. `None` when the profile does not show a user's words verbatim.
+pub fn next_user_turn_start(profile: &Profile, messages: &[Message]) -> Option<Prompt> {
     // A private-use character no template adds or changes.
     const MARK: &str = "\u{E000}next user turn\u{E000}";
     let mut all = messages.to_vec();
     all.push(Message::user(MARK));
-    let rendered = render(profile, &all);
-    rendered.find(MARK).map(|at| rendered[..at].to_owned())
+    let mut prompt = render_prompt(profile, &all);
+    let at = prompt.text.find(MARK)?;
+    prompt.text.truncate(at);
+    if let Some(quoted) = &mut prompt.quoted {
+        quoted.retain(|range| range.start < at);
+        for range in quoted.iter_mut() {
+            range.end = range.end.min(at);
+        }
+    }
+    Some(prompt)
 }

@@ -218,7 +218,7 @@ fn a_new_user_turn_starts_with_its_opening() {
         Message::assistant("One."),
     ];
     for profile in chatml_profiles() {
-        let start = next_user_turn_start(&profile, &conversation).unwrap();
+        let start = next_user_turn_start(&profile, &conversation).unwrap().text;
         let mut follow_up = conversation.to_vec();
         follow_up.push(Message::user("Why?"));
         let prompt = render(&profile, &follow_up);
