@@ -578,38 +578,60 @@ fn the_python_sdk_client_drives_punie_acp() {
     );
 }
 
-/// A new session loads the model and has it read what every conversation starts with while the
-/// user writes the first prompt: that prompt's engine evaluates only the rest.
+/// A new session, and a saved one reopened after a restart, load the model and have it read the
+/// conversation so far while the user writes the next prompt: that prompt's engine evaluates
+/// only the rest.
 #[test]
-fn a_new_session_prepares_its_first_prompt() {
+fn new_and_reopened_sessions_prepare_their_next_prompt() {
     let _model = crate::support::real_model_lock();
     crate::support::installed_default_model();
     let fx = Fixture::new();
-    let (mut client, log) = AcpClient::start_reading_log(
-        &[],
-        fx.sessions.path(),
-        default_handler(None),
-        &[("PUNIE_LOG", "punie=debug")],
-    );
-    client.initialize(false, false);
-    let session_id = client.new_session(&fx.root());
-    let prepared: u64 = loop {
-        let line = log
-            .recv_timeout(std::time::Duration::from_secs(120))
-            .expect("the agent logs that it prepared the first prompt");
-        if let Some(rest) = line.split("prepared the next prompt: ").nth(1) {
-            break rest.trim_end_matches(" tokens").trim().parse().unwrap();
+    let start = || {
+        AcpClient::start_reading_log(
+            &[],
+            fx.sessions.path(),
+            default_handler(None),
+            &[("PUNIE_LOG", "punie=debug")],
+        )
+    };
+    // The number of tokens the agent next logs it prepared.
+    let prepared = |log: &crossbeam_channel::Receiver<String>| -> u64 {
+        loop {
+            let line = log
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .expect("the agent logs that it prepared the next prompt");
+            if let Some(rest) = line.split("prepared the next prompt: ").nth(1) {
+                break rest.trim_end_matches(" tokens").trim().parse().unwrap();
+            }
         }
     };
-    assert!(prepared > 0);
-    let response = client.prompt(&session_id, "Say hello.");
-    let punie = &response["result"]["_meta"]["punie"];
-    let tokens_in = punie["tokensIn"].as_u64().unwrap();
-    assert_eq!(
-        punie["tokensEvaluated"].as_u64().unwrap(),
-        tokens_in - prepared,
-        "{response}"
+    let check = |client: &mut AcpClient, session_id: &str, prepared: u64| {
+        assert!(prepared > 0);
+        let response = client.prompt(session_id, "Say hello.");
+        let punie = &response["result"]["_meta"]["punie"];
+        let tokens_in = punie["tokensIn"].as_u64().unwrap();
+        assert_eq!(
+            punie["tokensEvaluated"].as_u64().unwrap(),
+            tokens_in - prepared,
+            "{response}"
+        );
+    };
+    let session_id = {
+        let (mut client, log) = start();
+        client.initialize(false, false);
+        let session_id = client.new_session(&fx.root());
+        check(&mut client, &session_id, prepared(&log));
+        assert_eq!(client.close(), 0);
+        session_id
+    };
+    let (mut client, log) = start();
+    client.initialize(false, false);
+    let loaded = client.request(
+        "session/load",
+        json!({"sessionId": session_id, "cwd": fx.root(), "mcpServers": []}),
     );
+    assert!(loaded["result"].is_object(), "{loaded}");
+    check(&mut client, &session_id, prepared(&log));
     assert_eq!(client.close(), 0);
 }
 

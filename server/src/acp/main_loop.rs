@@ -337,6 +337,13 @@ impl Agent {
             self.default_model()
         };
         let result = json!({"configOptions": self.config_options(&model)});
+        if let Some(engine) = self.engine_for_preparing(&model) {
+            features::prepare_continuation(
+                &engine,
+                &features::profile_for(&self.settings_for(&model)),
+                saved.conversation.messages(),
+            );
+        }
         self.sessions.insert(
             session_id.clone(),
             Session {
@@ -441,15 +448,20 @@ impl Agent {
 
     /// While the user writes a session's first prompt: loads `model` and has its engine evaluate
     /// what every new conversation starts with (a model loaded at the first prompt made that
-    /// prompt wait for the load). Not while prompts run or wait: another model would load
-    /// beside the one they use.
+    /// prompt wait for the load).
     fn prepare_for_prompts(&mut self, model: &str) {
-        if !self.runs.is_empty() {
-            return;
+        if let Some(engine) = self.engine_for_preparing(model) {
+            features::prepare_new_conversation(
+                &engine,
+                &features::profile_for(&self.settings_for(model)),
+            );
         }
-        let settings = self.settings_for(model);
-        let (_, engine) = self.engine_for(model);
-        features::prepare_new_conversation(&engine, &features::profile_for(&settings));
+    }
+
+    /// The engine for `model`, to prepare the next prompt on; `None` while prompts run or wait:
+    /// another model would load beside the one they use.
+    fn engine_for_preparing(&mut self, model: &str) -> Option<Arc<EngineHandle>> {
+        self.runs.is_empty().then(|| self.engine_for(model).1)
     }
 
     /// The engine for `model`; a different model replaces the loaded one.

@@ -48,5 +48,8 @@ pub use policy_file::{load_policy_file, policy_file_path};
 pub use prose::ProseStream;
 pub use question::{Ask, DocumentSnapshot, Selection, language_from_path, shown_path};
 pub use queue::RunQueue;
-pub use run::{Finished, RunInput, RunResources, execute, prepare_new_conversation, profile_for};
+pub use run::{
+    Finished, RunInput, RunResources, execute, prepare_continuation, prepare_new_conversation,
+    profile_for,
+};
 pub use settings::Settings;

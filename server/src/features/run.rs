@@ -162,7 +162,14 @@ pub fn prepare_new_conversation(engine: &EngineHandle, profile: &Profile) {
         .map(Message::system)
         .into_iter()
         .collect();
-    if let Some(start) = prompt::next_user_turn_start(profile, &system) {
+    prepare_continuation(engine, profile, &system);
+}
+
+/// Has `engine` evaluate the conversation `messages` and the opening of its next user turn (a
+/// reopened session) while the user reads it and writes: the next prompt then pays only for
+/// its own words. Nothing is evaluated unless it extends what the engine's cache holds.
+pub fn prepare_continuation(engine: &EngineHandle, profile: &Profile, messages: &[Message]) {
+    if let Some(start) = prompt::next_user_turn_start(profile, messages) {
         engine.prepare(start.text, start.quoted.unwrap_or_default());
     }
 }
