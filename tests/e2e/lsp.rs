@@ -622,14 +622,7 @@ fn a_tool_call_reports_its_label_and_reads_the_unsaved_buffer() {
         "{progress:?}"
     );
     // The transcript shows what the tool returned to the model: the edited buffer.
-    let run_id = started["runId"].as_str().unwrap();
-    let transcript = std::fs::read_to_string(
-        client
-            .root
-            .join(".punie/transcripts")
-            .join(format!("{run_id}.jsonl")),
-    )
-    .unwrap();
+    let transcript = client.transcript(&started["runId"]);
     assert!(transcript.contains("# 😀 unsaved"), "{transcript}");
     assert_eq!(client.shutdown(), 0);
 }
@@ -688,14 +681,7 @@ fn permission_denied_reaches_the_model_and_leaves_the_file_untouched() {
             .iter()
             .all(|m| m["method"] != "workspace/applyEdit")
     );
-    let run_id = started["runId"].as_str().unwrap();
-    let transcript = std::fs::read_to_string(
-        client
-            .root
-            .join(".punie/transcripts")
-            .join(format!("{run_id}.jsonl")),
-    )
-    .unwrap();
+    let transcript = client.transcript(&started["runId"]);
     assert!(transcript.contains("PermissionError"), "{transcript}");
     assert_eq!(client.shutdown(), 0);
 }
@@ -771,14 +757,7 @@ fn a_rejected_edit_is_a_permission_error_for_the_model() {
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
     assert_eq!(client.wait_end(&started["token"]), "done");
-    let run_id = started["runId"].as_str().unwrap();
-    let transcript = std::fs::read_to_string(
-        client
-            .root
-            .join(".punie/transcripts")
-            .join(format!("{run_id}.jsonl")),
-    )
-    .unwrap();
+    let transcript = client.transcript(&started["runId"]);
     assert!(
         transcript.contains("edit rejected by the editor"),
         "{transcript}"
@@ -833,20 +812,9 @@ fn a_refused_model_file_does_not_shape_the_prompt() {
     let prompt_chars = |client: &mut Client| {
         let started = client.ask(&uri, range(0, 0, 2, 0), "explain");
         client.wait_end(&started["token"]);
-        let run_id = started["runId"].as_str().unwrap();
-        let transcript = std::fs::read_to_string(
-            client
-                .root
-                .join(".punie/transcripts")
-                .join(format!("{run_id}.jsonl")),
-        )
-        .unwrap();
-        let first_prompt = transcript
-            .lines()
-            .map(|line| serde_json::from_str::<Value>(line).unwrap())
-            .find(|line| line["event"] == "prompt")
-            .unwrap_or_else(|| panic!("a prompt line in {transcript}"));
-        first_prompt["chars"].as_u64().unwrap()
+        client.transcript_event(&started["runId"], "prompt")["chars"]
+            .as_u64()
+            .unwrap()
     };
     let plain = prompt_chars(&mut client);
     client.request(
@@ -885,19 +853,7 @@ fn turn_markers_in_a_question_reach_the_model_as_text() {
         );
         let started = response["result"].clone();
         client.wait_end(&started["token"]);
-        let run_id = started["runId"].as_str().unwrap();
-        let transcript = std::fs::read_to_string(
-            client
-                .root
-                .join(".punie/transcripts")
-                .join(format!("{run_id}.jsonl")),
-        )
-        .unwrap();
-        let output = transcript
-            .lines()
-            .map(|line| serde_json::from_str::<Value>(line).unwrap())
-            .find(|line| line["event"] == "output")
-            .unwrap_or_else(|| panic!("an output line in {transcript}"));
+        let output = client.transcript_event(&started["runId"], "output");
         client.request(
             "workspace/executeCommand",
             json!({"command": "punie.newConversation"}),

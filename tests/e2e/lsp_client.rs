@@ -311,6 +311,25 @@ impl Client {
             .to_owned()
     }
 
+    /// The transcript of run `run_id` as written (`.punie/transcripts/<id>.jsonl`).
+    pub(crate) fn transcript(&self, run_id: &Value) -> String {
+        let path = self
+            .root
+            .join(".punie/transcripts")
+            .join(format!("{}.jsonl", run_id.as_str().unwrap()));
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+    }
+
+    /// The first line of run `run_id`'s transcript whose event is `event`.
+    pub(crate) fn transcript_event(&self, run_id: &Value, event: &str) -> Value {
+        let transcript = self.transcript(run_id);
+        transcript
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .find(|line| line["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} line in {transcript}"))
+    }
+
     pub(crate) fn wait_answer(&mut self, run_id: &Value) -> Value {
         let answer = self.wait_for("punie/answer", |m| {
             m["method"] == "punie/answer" && &m["params"]["runId"] == run_id
