@@ -37,6 +37,7 @@ use super::{
     DocumentSymbolsResult, FindReferencesResult, GotoDefinitionResult, HoverResult,
     WorkspaceSymbolsResult,
 };
+use crate::cancel::CancelFlag;
 use crate::jail::Access;
 use crate::tools::Program;
 use crate::typed::source::SourceFile;
@@ -139,7 +140,7 @@ fn with_client<T>(
                 }
                 Err(ClientError::Cancelled) => {
                     *state = State::NotStarted;
-                    return Err(cancelled());
+                    return Err(cancelled(ctx.cancel));
                 }
                 Err(err) => {
                     tracing::warn!(
@@ -162,7 +163,7 @@ fn with_client<T>(
         }
         Err(ClientError::Cancelled) => {
             *state = State::NotStarted;
-            Err(cancelled())
+            Err(cancelled(ctx.cancel))
         }
         Err(ClientError::Broken(why)) => {
             tracing::warn!("navigation: ty server stopped, the parser answers: {why}");
@@ -172,8 +173,18 @@ fn with_client<T>(
     }
 }
 
-fn cancelled() -> ToolError {
-    ToolError::new("KeyboardInterrupt", "the run was cancelled")
+/// The run cancelled, or the snippet's time running out (a flag whose own deadline passed),
+/// as `run_command` tells them apart: a time limit that ends the wait is a `TimeoutError`
+/// whichever of the tool and the sandbox notices it first.
+fn cancelled(cancel: &CancelFlag) -> ToolError {
+    if cancel.deadline_passed() {
+        ToolError::new(
+            "TimeoutError",
+            "the language server did not answer within the snippet's time limit",
+        )
+    } else {
+        ToolError::new("KeyboardInterrupt", "the run was cancelled")
+    }
 }
 
 /// Workspace files for conversions: read through the host (the editor's buffer first), only
