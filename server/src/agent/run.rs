@@ -15,7 +15,7 @@ use crate::engine::{
     ContextWindow, EngineHandle, FinishReason, GenerateRequest, Generation, Sampling, StreamEvent,
     TokenCounter,
 };
-use crate::prompt::{self, Message, Profile, Prompt, Role};
+use crate::prompt::{self, Message, Prompt, Role};
 use crate::sandbox::ToolHost;
 use crate::toolcall;
 
@@ -236,6 +236,8 @@ impl RunState {
         turn: usize,
         on_event: &mut dyn FnMut(RunEvent),
     ) -> Result<Prompt, String> {
+        // The prompt fitting the context measured, when that is the conversation as it stands.
+        let mut measured = None;
         if let Some(window) = &self.window {
             let budget = Budget::new(window.n_ctx, self.request.sampling.max_tokens);
             let (profile, counter) = (&self.request.profile, &window.counter);
@@ -243,10 +245,16 @@ impl RunState {
                 self.outcome.conversation.messages_mut(),
                 &mut self.question,
                 budget,
-                &mut |messages| count_prompt(counter, profile, messages),
+                &mut |messages| {
+                    let prompt = prompt::render_prompt(profile, messages);
+                    let tokens = count_rendered(counter, &prompt);
+                    measured = Some(prompt);
+                    tokens
+                },
                 &|words| counter.count_words(words),
             );
             if trim.changed_anything() {
+                measured = None;
                 // Deliberately not a continuation: the engine re-evaluates from the first change.
                 self.previous = None;
                 self.transcript.write(
@@ -272,8 +280,9 @@ impl RunState {
                 ));
             }
         }
-        let mut rendered =
-            prompt::render_prompt(&self.request.profile, self.outcome.conversation.messages());
+        let mut rendered = measured.unwrap_or_else(|| {
+            prompt::render_prompt(&self.request.profile, self.outcome.conversation.messages())
+        });
         if let Some(reason) = rendered.fallback_reason.take()
             && !self.template_fallback_told
         {
@@ -326,7 +335,10 @@ impl RunState {
             .chain([Message::tool("")])
             .collect();
         let budget = Budget::new(window.n_ctx, self.request.sampling.max_tokens);
-        let base = count_prompt(&window.counter, &self.request.profile, &least);
+        let base = count_rendered(
+            &window.counter,
+            &prompt::render_prompt(&self.request.profile, &least),
+        );
         let cap = budget
             .prompt_limit()
             .saturating_sub(base)
@@ -650,10 +662,8 @@ fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// The tokens of the prompt for `messages`, counted as the engine will read it (the messages'
-/// words quoted).
-fn count_prompt(counter: &TokenCounter, profile: &Profile, messages: &[Message]) -> usize {
-    let prompt = prompt::render_prompt(profile, messages);
+/// The tokens of `prompt`, counted as the engine will read it (the messages' words quoted).
+fn count_rendered(counter: &TokenCounter, prompt: &Prompt) -> usize {
     counter.count_prompt(&prompt.text, prompt.quoted.as_deref().unwrap_or_default())
 }
 
