@@ -12,6 +12,7 @@
 //! all until its own deadline.
 
 #[cfg(unix)]
+use crate::sync;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 #[cfg(unix)]
 use std::sync::OnceLock;
@@ -107,10 +108,7 @@ impl CancelFlag {
     }
 
     fn wake(&self) -> std::sync::MutexGuard<'_, Wake> {
-        self.0
-            .wake
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        sync::lock(&self.0.wake)
     }
 
     /// Waits for a message on `rx` until `deadline`. `None` when the deadline (or the flag's

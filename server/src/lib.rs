@@ -24,6 +24,7 @@ pub mod models;
 pub mod policy;
 pub mod prompt;
 pub mod sandbox;
+mod sync;
 pub mod toolcall;
 pub mod tools;
 pub mod typed;

@@ -95,27 +95,44 @@ const PRINT_MACROS: &[&str] = &["print", "println", "eprint", "eprintln", "dbg"]
 /// and the listed graph must stay acyclic, so a dependency goes one way only.
 const LAYERS: &[(&str, &[&str])] = &[
     ("atomic_file", &[]),
-    ("cancel", &[]),
+    ("sync", &[]),
+    ("cancel", &["sync"]),
     ("uri", &[]),
     ("jsonrpc", &[]),
     ("toolcall", &[]),
     ("tools", &[]),
-    ("policy", &["tools"]),
+    ("policy", &["sync", "tools"]),
     ("prompt", &["toolcall", "tools"]),
-    ("jail", &["cancel", "policy"]),
+    ("jail", &["cancel", "policy", "sync"]),
     (
         "workspace",
         &["atomic_file", "cancel", "jail", "policy", "tools"],
     ),
     ("models", &["atomic_file"]),
-    ("engine", &["atomic_file", "cancel", "models"]),
+    ("engine", &["atomic_file", "cancel", "models", "sync"]),
     (
         "typed",
-        &["cancel", "jail", "jsonrpc", "tools", "uri", "workspace"],
+        &[
+            "cancel",
+            "jail",
+            "jsonrpc",
+            "sync",
+            "tools",
+            "uri",
+            "workspace",
+        ],
     ),
     (
         "sandbox",
-        &["cancel", "jail", "policy", "tools", "typed", "workspace"],
+        &[
+            "cancel",
+            "jail",
+            "policy",
+            "sync",
+            "tools",
+            "typed",
+            "workspace",
+        ],
     ),
     (
         "agent",
@@ -127,6 +144,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "policy",
             "prompt",
             "sandbox",
+            "sync",
             "toolcall",
             "tools",
             "typed",
@@ -146,6 +164,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "policy",
             "prompt",
             "sandbox",
+            "sync",
             "toolcall",
             "tools",
             "workspace",
@@ -177,6 +196,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "models",
             "policy",
             "prompt",
+            "sync",
             "toolcall",
             "tools",
             "uri",
@@ -198,6 +218,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "policy",
             "prompt",
             "sandbox",
+            "sync",
             "toolcall",
             "tools",
             "workspace",
@@ -314,6 +335,16 @@ fn check_file(relative: &str, code: &str, report: &mut dyn FnMut(usize, String))
                      which wake on a cancel, not on a timer",
                     places.join(", ")
                 ),
+            );
+        }
+    }
+    if relative != "sync.rs" {
+        for line in poisoning_locks(code) {
+            report(
+                line,
+                "a lock taken outside sync.rs: use `sync::lock`, `sync::read` or `sync::write`, \
+                 which a panic elsewhere does not turn into a panic here"
+                    .to_owned(),
             );
         }
     }
@@ -784,6 +815,36 @@ fn macro_calls(code: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Where a lock is taken by hand (ARCHITECTURE.md, "No panic spreads through a lock"): a
+/// poisoned lock recovered (`into_inner`), or `lock()`, `read()` or `write()` unwrapped.
+fn poisoning_locks(code: &str) -> Vec<usize> {
+    let tokens = tokens(code);
+    let ident = |token: &Token, names: &[&str]| matches!(token, Token::Ident(name) if names.contains(&name.as_str()));
+    let mut lines: Vec<usize> = tokens
+        .windows(5)
+        .filter_map(|window| match window {
+            [
+                (line, taken),
+                (_, Token::Punct('(')),
+                (_, Token::Punct(')')),
+                (_, Token::Punct('.')),
+                (_, then),
+            ] if ident(taken, &["lock", "read", "write"]) && ident(then, &["unwrap", "expect"]) => {
+                Some(*line)
+            }
+            _ => None,
+        })
+        .collect();
+    lines.extend(
+        calls(code)
+            .into_iter()
+            .filter(|(_, name)| name == "into_inner")
+            .map(|(line, _)| line),
+    );
+    lines.sort_unstable();
+    lines
+}
+
 /// The names called as functions or methods (`name(`), with their lines.
 fn calls(code: &str) -> Vec<(usize, String)> {
     let tokens = tokens(code);
@@ -842,6 +903,23 @@ fn tidy_finds_what_it_forbids() {
         ],
     );
     check("cli/ask.rs", "fn f() { println!(\"answer\"); }", &[]);
+    let by_hand = "a lock taken outside sync.rs: use `sync::lock`, `sync::read` or `sync::write`, \
+                   which a panic elsewhere does not turn into a panic here";
+    check(
+        "features/run.rs",
+        "fn f() {\n    m.lock().unwrap();\n    m.lock().unwrap_or_else(|p| p.into_inner());\n    \
+         r.write().expect(\"x\");\n    sync::lock(&m);\n    stdin.lock();\n}",
+        &[
+            &format!("2: {by_hand}"),
+            &format!("3: {by_hand}"),
+            &format!("4: {by_hand}"),
+        ],
+    );
+    check(
+        "sync.rs",
+        "fn f() { m.lock().unwrap_or_else(|p| p.into_inner()); }",
+        &[],
+    );
     check(
         "agent/run.rs",
         "fn f() {\n    std::thread::sleep(d);\n    rx.recv_timeout(d);\n    sleep_until(d);\n}",

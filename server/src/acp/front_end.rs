@@ -5,6 +5,7 @@
 //! services are used where it offers them: `fs/read_text_file` (unsaved buffers),
 //! `fs/write_text_file` (edits the editor shows and can undo), `session/request_permission`.
 
+use crate::sync;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,7 +93,7 @@ impl AcpFrontEnd {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StreamState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        sync::lock(&self.state)
     }
 
     fn new_call_id(&self, state: &mut StreamState) -> String {

@@ -7,6 +7,7 @@
 //! The tools offered are every registered tool that can run on this machine
 //! (`typed::offered`: ruff's is not offered where ruff is not installed).
 
+use crate::sync;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -95,7 +96,7 @@ fn generic_config(model: Option<&Path>) -> anyhow::Result<GenericConfig> {
         return Ok(GenericConfig::default());
     };
     let version = FileVersion::of(model);
-    let mut last_read = LAST_READ.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last_read = sync::lock(&LAST_READ);
     if let (Some(version), Some((seen, config))) = (&version, last_read.as_ref())
         && version == seen
     {

@@ -12,12 +12,13 @@
 //! ([`EngineConfig::deadline`]); the engine sees one [`CancelFlag`] that is set by the run's
 //! cancel, the handle's drop or the deadline, and polls it between decode steps or reads.
 
+use crate::sync;
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -179,7 +180,7 @@ struct Shared {
 
 impl Shared {
     fn set_load_state(&self, state: Result<Loaded, EngineError>) {
-        *self.load_state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        *sync::lock(&self.load_state) = Some(state);
     }
 }
 
@@ -300,11 +301,7 @@ impl EngineHandle {
     }
 
     fn loaded(&self) -> Option<Result<Loaded, EngineError>> {
-        self.shared
-            .load_state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        sync::lock(&self.shared.load_state).clone()
     }
 
     /// Jobs waiting or running on the engine.
@@ -327,7 +324,7 @@ impl EngineHandle {
             },
         );
         // After the send: a preparation that starts later sees the job waiting (`serve`).
-        if let Some(preparing) = lock(&self.shared.preparing).take() {
+        if let Some(preparing) = sync::lock(&self.shared.preparing).take() {
             preparing.cancel();
         }
         GenerationStream { events }
@@ -468,7 +465,7 @@ fn serve(engine: &mut dyn Engine, jobs: &Receiver<Job>, shared: &Shared, deadlin
                 done,
             } => {
                 let stop = CancelFlag::joined(&[&shared.shutdown], None);
-                *lock(&shared.preparing) = Some(stop.clone());
+                *sync::lock(&shared.preparing) = Some(stop.clone());
                 // After publishing the flag: a generation sent before this is seen here, one
                 // sent after it sets the flag.
                 let result = if jobs.is_empty() {
@@ -476,7 +473,7 @@ fn serve(engine: &mut dyn Engine, jobs: &Receiver<Job>, shared: &Shared, deadlin
                 } else {
                     Ok(0)
                 };
-                lock(&shared.preparing).take();
+                sync::lock(&shared.preparing).take();
                 match &result {
                     Ok(n_evaluated) => {
                         tracing::debug!("prepared the next prompt: {n_evaluated} tokens")
@@ -526,12 +523,6 @@ fn generate(
         }
         other => other,
     }
-}
-
-/// The mutex's value, also after a panic elsewhere left it poisoned (nothing it guards can be
-/// left half-changed).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// After a failed load: answer every job with the load error, fast.

@@ -2,6 +2,7 @@
 //! runs of one server (or one ACP session) until the policy setting changes. What one answer
 //! covers is the policy's business (`policy::Scope`: a command prefix, a file, never a tool).
 
+use crate::sync;
 use std::sync::{Arc, Mutex};
 
 /// The session's remembered answers. Cheap to clone (shared).
@@ -15,6 +16,6 @@ impl SessionApprovals {
     }
 
     pub fn clear(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        sync::lock(&self.0).clear();
     }
 }

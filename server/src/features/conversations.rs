@@ -2,6 +2,7 @@
 //! end chooses (the LSP server: the workspace folder; ACP: the session), so a follow-up
 //! question can refer to the previous answer.
 
+use crate::sync;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -41,6 +42,6 @@ impl Conversations {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conversation>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        sync::lock(&self.0)
     }
 }

@@ -1,6 +1,7 @@
 //! One run, the same in every front end: the question built from the [`Ask`], the agent with
 //! the shared pre-warmed sandbox and the front end's tools, then the edits the answer implies.
 
+use crate::sync;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -95,7 +96,7 @@ pub fn execute(
         transcript_dir: input.transcript_dir.clone(),
     };
     let outcome = {
-        let mut sandbox_slot = resources.sandbox.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sandbox_slot = sync::lock(&resources.sandbox);
         let limits = input.settings.sandbox_limits();
         let sandbox = match sandbox_slot.as_mut() {
             Some(sandbox) => {

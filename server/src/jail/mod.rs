@@ -61,6 +61,7 @@ pub use bench::{StartupFigures, startup_bench};
 pub use run::{End, Failure, Finished, RunLimits, run};
 pub use session::{Session, SessionEnd};
 
+use crate::sync;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -543,10 +544,7 @@ fn note_layers(layers: &Layers, network_allowed: bool) {
     if gaps.is_empty() {
         return;
     }
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
+    let mut seen = sync::lock(SEEN.get_or_init(Default::default));
     if seen.insert(gaps.clone()) {
         tracing::warn!(
             "commands run with weaker containment on this machine: {} (punie sandbox --explain)",
@@ -582,11 +580,7 @@ enum Report {
 /// replaced or deleted (an upgrade while the server runs), so helper and server always speak
 /// the same protocol.
 pub fn punie_executable() -> std::io::Result<PathBuf> {
-    if let Some(exe) = HELPER
-        .read()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .clone()
-    {
+    if let Some(exe) = sync::read(&HELPER).clone() {
         return Ok(exe);
     }
     if let Some(exe) = std::env::var_os("PUNIE_SANDBOX_WORKER") {
@@ -604,7 +598,7 @@ static HELPER: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None)
 /// Makes `exe` the helper of every later command in this process (the sandbox calls it with
 /// its worker binary, so that tests which link Punie run commands through the real binary).
 pub fn use_helper_executable(exe: &Path) {
-    *HELPER.write().unwrap_or_else(|poison| poison.into_inner()) = Some(exe.to_path_buf());
+    *sync::write(&HELPER) = Some(exe.to_path_buf());
 }
 
 /// When [`close_descriptors_from`] closes a descriptor.

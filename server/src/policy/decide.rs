@@ -14,6 +14,7 @@
 //!
 //! A tool's setting defaults to its class's ([`default_for`]): read allow, write ask, execute ask.
 
+use crate::sync;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
@@ -277,7 +278,7 @@ pub fn permit(
     ask: &mut dyn FnMut(&Prompt) -> Answer,
 ) -> Ruling {
     let verdict = {
-        let approvals = approvals.lock().unwrap_or_else(|err| err.into_inner());
+        let approvals = sync::lock(approvals);
         decide(request, settings, &approvals)
     };
     let answer = match &verdict {
@@ -286,10 +287,7 @@ pub fn permit(
     };
     let ruling = rule(request, &verdict, answer);
     if let (Some(scope), Verdict::Ask(_)) = (&ruling.scope, &verdict) {
-        approvals
-            .lock()
-            .unwrap_or_else(|err| err.into_inner())
-            .remember(scope.clone(), ruling.allowed);
+        sync::lock(approvals).remember(scope.clone(), ruling.allowed);
     }
     ruling
 }

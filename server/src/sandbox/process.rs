@@ -15,6 +15,7 @@
 //! * The worker leads its own process group, and the whole group is killed, so nothing it
 //!   might start (it cannot: seccomp and `RLIMIT_NPROC`) outlives it.
 
+use crate::sync;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -136,10 +137,7 @@ impl WorkerProcess {
         let status = self.child.wait().ok();
         // The whole of stderr, unless something still holds it open.
         let _ = self.stderr_done.recv_timeout(STDERR_DRAIN);
-        let tail = self
-            .stderr_tail
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let tail = sync::lock(&self.stderr_tail);
         classify_death(&String::from_utf8_lossy(&tail), status, limits)
     }
 }
@@ -218,7 +216,7 @@ fn spawn_from_long_lived_thread(command: Command) -> std::io::Result<Child> {
     type Job = (Command, Sender<std::io::Result<Child>>);
     static SPAWNER: Mutex<Option<Sender<Job>>> = Mutex::new(None);
     let jobs = {
-        let mut spawner = SPAWNER.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut spawner = sync::lock(&SPAWNER);
         match spawner.as_ref() {
             Some(jobs) => jobs.clone(),
             None => {
@@ -306,7 +304,7 @@ fn keep_tail(mut stderr: impl Read, tail: &Mutex<Vec<u8>>) {
         match stderr.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n_read) => {
-                let mut tail = tail.lock().unwrap_or_else(|poison| poison.into_inner());
+                let mut tail = sync::lock(tail);
                 tail.extend_from_slice(&buf[..n_read]);
                 if tail.len() > STDERR_TAIL_BYTES {
                     let cut = tail.len() - STDERR_TAIL_BYTES;

@@ -5,6 +5,7 @@
 //! are both terminals; otherwise nobody can answer, and writes and commands are refused
 //! unless `--allow-writes` / `--allow-commands` allowed them before the run.
 
+use crate::sync;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
@@ -77,7 +78,7 @@ impl TerminalFrontEnd {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
-        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+        sync::lock(&self.progress)
     }
 }
 

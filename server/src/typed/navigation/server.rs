@@ -19,8 +19,9 @@
 //! ty reads the workspace without running its code, and it runs in the same jail as every
 //! command (no network, no secrets, writes only in the workspace and its private directory).
 
+use crate::sync;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lsp_types::request::{
@@ -72,13 +73,9 @@ enum State {
 
 static SERVERS: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
-}
-
 /// The state of `root`'s server, made when missing; stops idle and surplus servers.
 fn slot(root: &Path, access: &Access) -> Arc<Mutex<State>> {
-    let mut servers = lock(&SERVERS);
+    let mut servers = sync::lock(&SERVERS);
     let now = Instant::now();
     servers.retain(|slot| now.duration_since(slot.used) < IDLE);
     if let Some(slot) = servers
@@ -108,7 +105,7 @@ fn slot(root: &Path, access: &Access) -> Arc<Mutex<State>> {
 }
 
 pub(super) fn stop_all() {
-    let stopped: Vec<Slot> = std::mem::take(&mut *lock(&SERVERS));
+    let stopped: Vec<Slot> = std::mem::take(&mut *sync::lock(&SERVERS));
     drop(stopped);
 }
 
@@ -124,7 +121,7 @@ fn with_client<T>(
     let limits = ctx.host.command_limits();
     let deadline = Instant::now() + limits.timeout;
     let state = slot(ctx.root(), &limits.access);
-    let mut state = lock(&state);
+    let mut state = sync::lock(&state);
     let client = match &mut *state {
         State::Running(client) if client.is_running() => client,
         State::Failed { retry_at } if Instant::now() < *retry_at => return Ok(None),
