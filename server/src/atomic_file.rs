@@ -5,9 +5,11 @@
 //! the old file or the new one, never half of either, and a failed write leaves no temporary
 //! file behind.
 //!
-//! Mode: a replaced file keeps its permissions less the execute bits (model-written content
-//! never becomes the next `./build.sh`); a new file gets `0o666` less the umask, as `open`
-//! would give it, not `tempfile`'s private `0o600`.
+//! Mode: a replaced file keeps its read and write permissions only: no execute bits
+//! (model-written content never becomes the next `./build.sh`) and no setuid, setgid or
+//! sticky bit (a `rwSr-Sr--` file would otherwise turn into a setuid program with one
+//! `chmod +x`, and rename keeps whatever mode the temporary file has, even for root); a new
+//! file gets `0o666` less the umask, as `open` would give it, not `tempfile`'s private `0o600`.
 
 use std::fs::{self, File, Permissions};
 use std::io;
@@ -42,19 +44,20 @@ pub(crate) fn replace<E: From<io::Error>>(
     write(&mut temp)?;
     temp.as_file().sync_all()?;
     if let Ok(meta) = fs::metadata(path) {
-        fs::set_permissions(temp.path(), without_exec_bits(meta.permissions()))?;
+        fs::set_permissions(temp.path(), inert(meta.permissions()))?;
     }
     temp.persist(path).map_err(|err| E::from(err.error))?;
     sync_dir(dir);
     Ok(())
 }
 
-/// Clears the execute bits of an existing file before its content is replaced in place (an
-/// editor's write keeps the mode). A missing file or a directory is left alone.
+/// Clears the execute, setuid, setgid and sticky bits of an existing file before its content
+/// is replaced in place (an editor's write keeps the mode). A missing file or a directory is
+/// left alone.
 pub(crate) fn clear_exec_bits(path: &Path) -> io::Result<()> {
     match fs::metadata(path) {
         Ok(meta) if meta.is_file() => {
-            let permissions = without_exec_bits(meta.permissions());
+            let permissions = inert(meta.permissions());
             if permissions != meta.permissions() {
                 fs::set_permissions(path, permissions)?;
             }
@@ -66,10 +69,11 @@ pub(crate) fn clear_exec_bits(path: &Path) -> io::Result<()> {
     }
 }
 
+/// `permissions` with read and write bits only: no execute, setuid, setgid or sticky bit.
 #[cfg(unix)]
-fn without_exec_bits(permissions: Permissions) -> Permissions {
+fn inert(permissions: Permissions) -> Permissions {
     use std::os::unix::fs::PermissionsExt;
-    Permissions::from_mode(permissions.mode() & !0o111)
+    Permissions::from_mode(permissions.mode() & 0o666)
 }
 
 /// Makes the rename itself durable. Best effort: the file is already in place, and some file
@@ -82,7 +86,7 @@ fn sync_dir(dir: &Path) {
 }
 
 #[cfg(not(unix))]
-fn without_exec_bits(permissions: Permissions) -> Permissions {
+fn inert(permissions: Permissions) -> Permissions {
     permissions
 }
 
@@ -130,6 +134,28 @@ mod tests {
         replace(&path, |file| file.write_all(b"new")).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "new");
         assert_eq!(mode(&path), 0o640);
+    }
+
+    #[test]
+    fn a_replaced_file_loses_its_setuid_setgid_and_sticky_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tool");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, Permissions::from_mode(0o7644)).unwrap();
+        replace(&path, |file| file.write_all(b"new")).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644, "{mode:o}");
+    }
+
+    #[test]
+    fn clearing_exec_bits_also_clears_setuid_setgid_and_sticky() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tool");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, Permissions::from_mode(0o7755)).unwrap();
+        clear_exec_bits(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644, "{mode:o}");
     }
 
     #[test]
