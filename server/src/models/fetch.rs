@@ -80,18 +80,28 @@ fn describe_source(source: &ModelSource) -> String {
     }
 }
 
-/// The Python interpreter used for pip: `PUNIE_PYTHON`, else `python3`.
-fn python() -> String {
-    std::env::var("PUNIE_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "python3".to_owned())
+/// The Python interpreter used for pip: `PUNIE_PYTHON`, else `python3`. A relative path
+/// (`venv/bin/python`) is made absolute here: pip runs from another directory.
+fn python() -> PathBuf {
+    match std::env::var_os("PUNIE_PYTHON").filter(|p| !p.is_empty()) {
+        Some(python) if Path::new(&python).components().count() > 1 => {
+            std::path::absolute(&python).unwrap_or_else(|_| PathBuf::from(python))
+        }
+        Some(python) => PathBuf::from(python),
+        None => PathBuf::from("python3"),
+    }
 }
 
+/// Runs `python -I -m pip download` into `dir`, from `dir`: isolated mode puts neither the
+/// current directory nor `PYTHON*` variables on the way, so a repository's own `pip/` package
+/// (or `.python-version`, for pyenv's shim) in the folder the user ran Punie from is never
+/// what runs. `dir` is the empty directory Punie just made.
 fn pip_download(package: &str, version: &str, dir: &Path) -> anyhow::Result<()> {
     let python = python();
     let output = Command::new(&python)
+        .current_dir(dir)
         .args([
+            "-I",
             "-m",
             "pip",
             "download",
@@ -99,12 +109,15 @@ fn pip_download(package: &str, version: &str, dir: &Path) -> anyhow::Result<()> 
             "--disable-pip-version-check",
             "--quiet",
             "-d",
+            ".",
         ])
-        .arg(dir)
         .arg(format!("{package}=={version}"))
         .output()
         .with_context(|| {
-            format!("running `{python} -m pip` (install Python 3 with pip, or set PUNIE_PYTHON)")
+            format!(
+                "running `{} -I -m pip` (install Python 3 with pip, or set PUNIE_PYTHON)",
+                python.display()
+            )
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
