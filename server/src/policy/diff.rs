@@ -119,6 +119,8 @@ pub(crate) fn diff(path: &str, before: &Before, after: &str) -> Diff {
     }
     let mut unified = String::new();
     if stat.insertions + stat.deletions > 0 {
+        // The path comes from the model: a newline in it would forge header and hunk lines.
+        let path = escape(path);
         let old_name = if new_file {
             "/dev/null".to_owned()
         } else {

@@ -404,6 +404,27 @@ fn write_details_show_the_diff() {
     insta::assert_snapshot!("binary_details", ask_prompt(&binary).details());
 }
 
+/// A path that spells a diff header and a hunk cannot make the diff show another file's change.
+#[test]
+fn a_path_cannot_forge_the_diff_it_heads() {
+    let forged = "b\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 3\u{1b}[8m.py";
+    let details = ask_prompt(&create(forged, "EVIL\n")).details();
+    let diff_lines: Vec<&str> = details
+        .lines()
+        .skip_while(|line| !line.starts_with("--- "))
+        .collect();
+    assert_eq!(
+        diff_lines,
+        [
+            "--- /dev/null",
+            "+++ b/b<U+000A>+++ b/a.py<U+000A>@@ -1 +1 @@<U+000A>-x = 1<U+000A>+x = 3<U+001B>[8m.py",
+            "@@ -0,0 +1 @@",
+            "+EVIL",
+        ],
+        "{details}"
+    );
+}
+
 #[test]
 fn permit_remembers_session_approvals_but_never_for_protected_paths() {
     let approvals = Mutex::new(SessionApprovals::default());
