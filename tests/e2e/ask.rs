@@ -1054,3 +1054,83 @@ fn instruction_targets_are_checked() {
         CALC
     );
 }
+
+/// The model's escape sequences never act on the user's terminal: not in the answer printed
+/// on a terminal (here a pseudo-terminal), nor in a failure's progress line on stderr. An OSC
+/// 52 sequence would set the clipboard, `ESC[2J` clear the screen, `ESC[8m` conceal the
+/// permission question that follows.
+#[test]
+fn the_models_escape_sequences_never_reach_the_terminal() {
+    let ws = workspace();
+    let scripts = tempfile::tempdir().unwrap();
+    let turns = vec![
+        call("raise ValueError('\\x1b]0;TITLE\\x07\\x1b[8m')"),
+        "Done.\u{1b}]52;c;SGVsbG8=\u{7}\u{1b}[2J\u{9b}31m\nbye".to_owned(),
+    ];
+    let script = write_script(scripts.path(), "escapes.json", Value::from(turns));
+    let (mut controller, terminal) = pseudo_terminal();
+    let mut child = punie()
+        .arg("ask")
+        .arg("--workspace")
+        .arg(ws.path())
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("question")
+        .stdin(Stdio::null())
+        .stdout(terminal)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The terminal's other end stays open only in the child, so reading ends when it exits.
+    let shown = std::thread::spawn(move || {
+        let mut shown = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut controller, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            shown.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&shown).into_owned()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(child.wait().unwrap().success(), "{stderr}");
+    let shown = shown.join().unwrap();
+    for (name, text) in [("the terminal", &shown), ("stderr", &stderr)] {
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+            "a control character reached {name}: {text:?}"
+        );
+    }
+    assert!(
+        shown.contains("Done.<U+001B>]52;c;SGVsbG8=<U+0007><U+001B>[2J<U+009B>31m\r\nbye"),
+        "{shown:?}"
+    );
+    assert!(
+        stderr.contains("code failed: ValueError: <U+001B>]0;TITLE<U+0007><U+001B>[8m"),
+        "{stderr}"
+    );
+}
+
+/// A pseudo-terminal: its controlling side, and the terminal side for a child's stdio.
+fn pseudo_terminal() -> (std::fs::File, Stdio) {
+    use std::os::fd::FromRawFd;
+    let (mut controller, mut terminal) = (0, 0);
+    let res = unsafe {
+        libc::openpty(
+            &mut controller,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(res, 0, "openpty: {}", std::io::Error::last_os_error());
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(controller),
+            Stdio::from(std::fs::File::from_raw_fd(terminal)),
+        )
+    }
+}

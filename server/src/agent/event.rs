@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::types::Truncation;
+use crate::policy;
 
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +104,13 @@ impl RunEvent {
     /// The short progress wording of INTERFACES.md §2 (`generating`, `read_file README.md`,
     /// `read_file failed: FileNotFoundError: …`), or `None` for events that are not progress
     /// (streamed text, the answer, the end).
+    /// Escaped for a line of its own (`policy::one_line`): errors quote what the model wrote.
     pub fn progress_message(&self) -> Option<String> {
+        self.progress_wording()
+            .map(|wording| policy::one_line(&wording))
+    }
+
+    fn progress_wording(&self) -> Option<String> {
         match self {
             RunEvent::Started { .. } => Some("starting".to_owned()),
             RunEvent::LoadingModel => Some("loading the model".to_owned()),

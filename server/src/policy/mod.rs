@@ -34,7 +34,7 @@ pub use prompt::{Change, DIALOG_SUBJECT_CHARS, Prompt, PromptKind};
 pub use protected::{PROTECTED, Pattern, ProtectedRule, protected_rule, rule_by_id};
 pub use request::{Action, Target, ToolRequest};
 pub use scope::{Scope, SessionApprovals};
-pub use show::{Shown, cut, escape, shell_line, shell_word};
+pub use show::{Shown, cut, escape, escape_lines, one_line, shell_line, shell_word};
 pub use user::parse_user_policy;
 
 use std::collections::HashMap;

@@ -53,9 +53,26 @@ fn push_escape(res: &mut String, ch: char) {
 /// that holds the literal text `<U+202E>` looks the same as one that holds the character,
 /// which hides nothing.
 pub fn escape(text: &str) -> String {
+    escape_except(text, &['\t'])
+}
+
+/// `text` for a line of its own (a status bar, a progress line): [`escape`], and tabs written
+/// as `\t`, so a run of them cannot push the rest out of sight.
+pub fn one_line(text: &str) -> String {
+    escape(text).replace('\t', "\\t")
+}
+
+/// `text` as it may reach a terminal (`punie ask`'s answer on a TTY): [`escape`], keeping line
+/// breaks. An escape sequence in a model's answer would otherwise act on the terminal: set
+/// its title or clipboard (OSC 52), move the cursor over earlier lines, or conceal what follows.
+pub fn escape_lines(text: &str) -> String {
+    escape_except(text, &['\t', '\n'])
+}
+
+fn escape_except(text: &str, kept: &[char]) -> String {
     let mut res = String::with_capacity(text.len());
     for ch in text.chars() {
-        if ch != '\t' && is_hidden(ch) {
+        if !kept.contains(&ch) && is_hidden(ch) {
             let _ = write!(res, "<U+{:04X}>", ch as u32);
         } else {
             res.push(ch);

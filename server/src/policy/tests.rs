@@ -510,6 +510,18 @@ fn shell_words_read_like_printf_q() {
 }
 
 #[test]
+fn lines_for_a_terminal_keep_breaks_and_escape_the_rest() {
+    assert_eq!(
+        escape_lines("a\tb\n\u{1b}]52;c;eA==\u{7}\r\u{9b}2J\u{202E}"),
+        "a\tb\n<U+001B>]52;c;eA==<U+0007><U+000D><U+009B>2J<U+202E>"
+    );
+    assert_eq!(
+        one_line("failed:\t\u{1b}[8mhidden\nline"),
+        "failed:\\t<U+001B>[8mhidden<U+000A>line"
+    );
+}
+
+#[test]
 fn free_text_escapes_keep_code_readable() {
     assert_eq!(escape("print(\"a\\n\")\t# x"), "print(\"a\\n\")\t# x");
     assert_eq!(

@@ -42,7 +42,7 @@ pub(crate) fn call(
         return (record, Err(err));
     };
     // Status bars show the label: hidden and bidi characters are made visible there too.
-    let label = policy::escape(&tool.label(&args)).replace('\t', "\\t");
+    let label = policy::one_line(&tool.label(&args));
     on_event(ToolEvent::Started {
         tool: name.to_owned(),
         label: label.clone(),

@@ -16,7 +16,7 @@ use crate::features::{
     self, Ask, DocumentSnapshot, Instruction, RunInput, RunResources, Selection, Settings,
     language_from_path, text,
 };
-use crate::policy::Decision;
+use crate::policy::{self, Decision};
 use crate::prompt::Profile;
 use crate::tools::{PermissionClass, Tool};
 
@@ -150,7 +150,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         )?;
         writeln!(stdout)?;
     } else if !finished.markdown.is_empty() {
-        writeln!(stdout, "{}", finished.markdown)?;
+        // On a terminal the model's escape sequences would act (set the title or clipboard,
+        // move the cursor, conceal text); into a pipe the answer goes as it is.
+        if stdout.is_terminal() {
+            writeln!(stdout, "{}", policy::escape_lines(&finished.markdown))?;
+        } else {
+            writeln!(stdout, "{}", finished.markdown)?;
+        }
     }
     stdout.flush()?;
     match &outcome.status {

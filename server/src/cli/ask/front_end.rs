@@ -17,7 +17,7 @@ use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
 use crate::engine::EngineSpec;
 use crate::features::{EditOutcome, FileChange, FrontEnd, OpenDocument};
-use crate::policy::{Answer, Prompt};
+use crate::policy::{self, Answer, Prompt};
 
 use super::prompt;
 
@@ -68,9 +68,11 @@ impl TerminalFrontEnd {
         }
     }
 
+    /// Shows one line of progress, escaped: a failure's reason can quote the model's words.
     fn say(&self, message: &str) {
+        let message = policy::one_line(message);
         match &*self.lock() {
-            Progress::Terminal(bar) => bar.set_message(message.to_owned()),
+            Progress::Terminal(bar) => bar.set_message(message),
             Progress::Lines => {
                 let _ = writeln!(std::io::stderr().lock(), "punie: {message}");
             }
