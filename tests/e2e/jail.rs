@@ -730,6 +730,95 @@ fn metadata_outside_the_workspace_is_kept_with_namespaces() {
     }
 }
 
+/// A setuid or setgid file a command leaves in the workspace runs with its owner's ids for
+/// whoever starts it later: root's, when the server runs as root. No way of setting those
+/// bits works, and no file capability can be set either.
+#[test]
+fn no_setuid_or_setgid_file_is_left_in_the_workspace() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let ws = scenario.workspace();
+        let run = scenario.sandbox(
+            &attempts(&[
+                &["sh", "-c", "cp /bin/true suid && chmod 4755 suid"],
+                &["sh", "-c", "cp /bin/true sgid && chmod g+s sgid"],
+                &["sh", "-c", "cp /bin/true plain && chmod 755 plain"],
+                &["install", "-m", "4755", "/bin/true", "installed"],
+                &["install", "-m", "2755", "/bin/true", "installed-g"],
+                &[
+                    "sh",
+                    "-c",
+                    "cp -p \"$(find /usr/bin /bin -perm -4000 -type f | head -n 1)\" copied",
+                ],
+                &[
+                    "python3",
+                    "-c",
+                    "import os\nos.close(os.open('created', os.O_CREAT | os.O_WRONLY, 0o4755))",
+                ],
+                &[
+                    "python3",
+                    "-c",
+                    "import ctypes, os\nfd = os.open('.', os.O_TMPFILE | os.O_WRONLY, 0o6755)\nctypes.CDLL(None).linkat(-100, b'/proc/self/fd/%d' % fd, -100, b'tmpfile', 0x400)",
+                ],
+                &["python3", "-c", "import os\nos.mknod('node', 0o100000 | 0o4755)"],
+                &[
+                    "python3",
+                    "-c",
+                    "import io, tarfile\nwith tarfile.open('s.tar', 'w') as t:\n    i = tarfile.TarInfo('untarred')\n    i.mode = 0o4755\n    t.addfile(i, io.BytesIO(b''))",
+                ],
+                &["tar", "xpf", "s.tar"],
+                // A file capability (version 2: CAP_SETUID permitted and effective).
+                &[
+                    "python3",
+                    "-c",
+                    "import os, struct\nos.setxattr('plain', 'security.capability', struct.pack('<IIIII', 0x02000001, 1 << 7, 0, 0, 0))",
+                ],
+            ]),
+            &[],
+        );
+        let mut marked = Vec::new();
+        for entry in std::fs::read_dir(&ws).unwrap().flatten() {
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            if meta.permissions().mode() & 0o6000 != 0 {
+                marked.push(format!(
+                    "{:o} {:?}",
+                    meta.permissions().mode(),
+                    entry.path()
+                ));
+            }
+            let path =
+                std::ffi::CString::new(entry.path().into_os_string().into_encoded_bytes()).unwrap();
+            // SAFETY: NUL-terminated strings; a null buffer of size 0 asks for the size.
+            let cap = unsafe {
+                libc::lgetxattr(
+                    path.as_ptr(),
+                    c"security.capability".as_ptr(),
+                    std::ptr::null_mut(),
+                    0,
+                )
+            };
+            if cap >= 0 {
+                marked.push(format!("capability on {:?}", entry.path()));
+            }
+        }
+        assert!(
+            marked.is_empty(),
+            "{identity:?}: {marked:?}\n{}",
+            run.output
+        );
+        // The attempts ran, and modes without those bits are set as usual.
+        for name in ["suid", "sgid", "untarred"] {
+            assert!(
+                ws.join(name).exists(),
+                "{identity:?}: no {name}: {}",
+                run.output
+            );
+        }
+        let plain = std::fs::metadata(ws.join("plain")).unwrap();
+        assert_eq!(plain.permissions().mode() & 0o7777, 0o755, "{identity:?}");
+    }
+}
+
 #[test]
 fn commands_stay_off_the_network_unless_allowed() {
     use std::net::{TcpListener, UdpSocket};

@@ -17,7 +17,9 @@
 //!    read, traced or signalled;
 //! 4. a secret outside the workspace is read (`~/.ssh`, cloud and registry credentials,
 //!    browser profiles: [`SECRETS`]);
-//! 5. a process outlives its run, or the run outlives its deadline.
+//! 5. a process outlives its run, or the run outlives its deadline;
+//! 6. a file the command leaves behind runs with more privileges than whoever starts it later
+//!    (setuid or setgid bits, file capabilities: root's ids, when the server runs as root).
 //!
 //! **Which layer stops what** on Linux (the program runs under `punie jail-exec`, a helper
 //! that applies them between `fork` and `exec`; macOS: `seatbelt`):
@@ -28,6 +30,7 @@
 //! | 2 network | an empty network namespace | seccomp: no `socket` (Unix ones included; `socketpair` stays); Landlock: no TCP | seccomp |
 //! | 3 processes | a PID namespace with its own `/proc` | Landlock: no ptrace or signals outside the sandbox; seccomp: no `ptrace`, `process_vm_*`, `pidfd_getfd` | Landlock |
 //! | 5 descendants | the PID namespace: when its init exits the kernel kills the rest | the server's deadline closes the helper's control socket | `PR_SET_CHILD_SUBREAPER` and a sweep of every descendant |
+//! | 6 privileged files | seccomp: no `chmod`, `open` (creating), `mknod` with `S_ISUID`/`S_ISGID` | no `CAP_SETFCAP` (capabilities dropped) | — |
 //! | environment | an allowlist: `PATH`, `LANG`, and `HOME`/`TMPDIR` in the private directory | — | — |
 //! | descriptors | the helper marks all but stdin, stdout and stderr close-on-exec (an editor's leaks included) | — | — |
 //!

@@ -1,6 +1,16 @@
 //! The seccomp filter of a command: system calls that reach other processes, the kernel's
-//! configuration or the network fail with `EPERM`/`EACCES`; everything else is allowed.
+//! configuration or the network fail with `EPERM`/`EACCES`, and so does any call that would
+//! give a file the setuid or setgid bit; everything else is allowed.
 //! The program is built before `fork`; installing it is one `prctl`.
+//!
+//! Why setuid and setgid bits: a command may write the workspace, and an owner may mark its
+//! own file setuid without any capability. A setuid file left in the workspace runs with its
+//! owner's ids for whoever starts it later (root's, when the server runs as root; the user's
+//! or their group's, for another local user). Every way to set a mode goes through a call
+//! whose mode argument the filter can read (`chmod`, `open` with `O_CREAT`, `mknod`, …; `cp
+//! -p`, `install -m`, `tar x` all end there), except `openat2`, whose mode sits in a struct:
+//! it fails with `ENOSYS`, and the C library falls back to `openat`. File capabilities
+//! (`security.capability`) need `CAP_SETFCAP`, which the command does not have.
 
 /// The filter, ready to install.
 #[derive(Debug, Clone)]
@@ -66,6 +76,69 @@ fn denied_calls() -> Vec<libc::c_long> {
     res
 }
 
+/// Calls that fail with `ENOSYS`, as if this kernel had none, so that programs fall back to
+/// an older call the filter can inspect: `openat2` passes its mode inside a struct.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const UNAVAILABLE_CALLS: [libc::c_long; 1] = [libc::SYS_openat2];
+
+/// `fchmodat2` (Linux 6.6), numbered alike on every architecture; not in `libc` for aarch64.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SYS_FCHMODAT2: libc::c_long = 452;
+
+/// A call that sets a file's mode, and where its arguments are.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[derive(Debug, Clone, Copy)]
+struct ModeCall {
+    nr: libc::c_long,
+    /// The index of the argument that holds the mode.
+    mode: u32,
+    /// The index of the `open` flags, for a call that sets the mode only when it creates the
+    /// file (`O_CREAT`, `O_TMPFILE`); `None`: always.
+    flags: Option<u32>,
+}
+
+/// The mode bits no command may set: the file would run with its owner's ids, or group's.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const PRIVILEGE_BITS: u32 = libc::S_ISUID | libc::S_ISGID;
+
+/// The `open` flags that create a file, and so set its mode (`O_TMPFILE` without the
+/// `O_DIRECTORY` it includes).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const CREATING_FLAGS: u32 = (libc::O_CREAT | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u32;
+
+/// Every call that sets a file's mode: aarch64 has only the `*at` forms.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn mode_calls() -> Vec<ModeCall> {
+    let always = |nr, mode| ModeCall {
+        nr,
+        mode,
+        flags: None,
+    };
+    let mut res = vec![
+        always(libc::SYS_fchmod, 1),
+        always(libc::SYS_fchmodat, 2),
+        always(SYS_FCHMODAT2, 2),
+        always(libc::SYS_mknodat, 2),
+        ModeCall {
+            nr: libc::SYS_openat,
+            mode: 3,
+            flags: Some(2),
+        },
+    ];
+    #[cfg(target_arch = "x86_64")]
+    res.extend([
+        always(libc::SYS_chmod, 1),
+        always(libc::SYS_creat, 1),
+        always(libc::SYS_mknod, 1),
+        ModeCall {
+            nr: libc::SYS_open,
+            mode: 2,
+            flags: Some(1),
+        },
+    ]);
+    res
+}
+
 /// `socket` domains a command may open when the network is allowed. Unix-domain sockets are
 /// never allowed (they reach local services: the Docker daemon, SSH and GPG agents, D-Bus);
 /// `socketpair` stays allowed, it connects a process only with itself.
@@ -124,6 +197,9 @@ fn program(denied: &[libc::c_long], network: bool) -> Vec<libc::sock_filter> {
     const NR: u32 = 0;
     const ARCH: u32 = 4;
     const ARG0: u32 = 16;
+    // The low 32 bits of an argument (both architectures are little-endian); modes and flags
+    // are ints, so those decide.
+    let arg = |index: u32| ARG0 + 8 * index;
     let load = |offset: u32| libc::sock_filter {
         code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
         jt: 0,
@@ -173,6 +249,36 @@ fn program(denied: &[libc::c_long], network: bool) -> Vec<libc::sock_filter> {
         res.push(skip_unless(*nr as u32));
         res.push(ret(eperm));
     }
+    for nr in UNAVAILABLE_CALLS {
+        res.push(skip_unless(nr as u32));
+        res.push(ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    }
+    // Jumps to the instruction `n` ahead when the accumulator has none of the bits `k`.
+    let unless_any = |k: u32, n: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: n,
+        k,
+    };
+    for call in mode_calls() {
+        let mut block = Vec::new();
+        if let Some(flags) = call.flags {
+            block.push(load(arg(flags)));
+            // Not creating: to the final allow.
+            block.push(unless_any(CREATING_FLAGS, 3));
+        }
+        block.push(load(arg(call.mode)));
+        block.push(unless_any(PRIVILEGE_BITS, 1));
+        block.push(ret(eperm));
+        block.push(ret(libc::SECCOMP_RET_ALLOW));
+        res.push(libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: block.len() as u8,
+            k: call.nr as u32,
+        });
+        res.extend(block);
+    }
     // socket(domain, …): the domain is an int, so its low 32 bits decide.
     let allowed_domains: &[u32] = if network { &NETWORK_DOMAINS } else { &[] };
     res.push(libc::sock_filter {
@@ -197,7 +303,7 @@ mod tests {
 
     /// Runs the BPF program on one system call, as the kernel would (only the instructions
     /// `program` emits).
-    fn verdict(program: &[libc::sock_filter], arch: u32, nr: u32, arg0: u32) -> u32 {
+    fn verdict(program: &[libc::sock_filter], arch: u32, nr: libc::c_long, args: &[u32]) -> u32 {
         let mut acc = 0u32;
         let mut pc = 0usize;
         loop {
@@ -205,9 +311,11 @@ mod tests {
             let code = u32::from(ins.code);
             if code == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS {
                 acc = match ins.k {
-                    0 => nr,
+                    0 => nr as u32,
                     4 => arch,
-                    16 => arg0,
+                    offset @ 16.. if offset % 8 == 0 => {
+                        args.get((offset as usize - 16) / 8).copied().unwrap_or(0)
+                    }
                     other => panic!("load of offset {other}"),
                 };
                 pc += 1;
@@ -218,6 +326,8 @@ mod tests {
                     acc == ins.k
                 } else if code == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K {
                     acc >= ins.k
+                } else if code == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K {
+                    acc & ins.k != 0
                 } else {
                     panic!("instruction {code:#x}");
                 };
@@ -226,40 +336,81 @@ mod tests {
         }
     }
 
+    const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+    const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+
     #[test]
     fn network_and_process_calls_are_refused() {
-        let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
         let eacces = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
         let offline = program(&denied_calls(), false);
         let online = program(&denied_calls(), true);
-        let socket = libc::SYS_socket as u32;
+        let socket = libc::SYS_socket;
         let inet = libc::AF_INET as u32;
         let unix = libc::AF_UNIX as u32;
-        assert_eq!(verdict(&offline, AUDIT_ARCH, socket, inet), eacces);
-        assert_eq!(verdict(&offline, AUDIT_ARCH, socket, unix), eacces);
-        assert_eq!(
-            verdict(&online, AUDIT_ARCH, socket, inet),
-            libc::SECCOMP_RET_ALLOW
-        );
-        assert_eq!(verdict(&online, AUDIT_ARCH, socket, unix), eacces);
+        assert_eq!(verdict(&offline, AUDIT_ARCH, socket, &[inet]), eacces);
+        assert_eq!(verdict(&offline, AUDIT_ARCH, socket, &[unix]), eacces);
+        assert_eq!(verdict(&online, AUDIT_ARCH, socket, &[inet]), ALLOW);
+        assert_eq!(verdict(&online, AUDIT_ARCH, socket, &[unix]), eacces);
         for program in [&offline, &online] {
-            let ptrace = libc::SYS_ptrace as u32;
-            assert_eq!(verdict(program, AUDIT_ARCH, ptrace, 0), eperm);
-            let socketpair = libc::SYS_socketpair as u32;
-            assert_eq!(
-                verdict(program, AUDIT_ARCH, socketpair, unix),
-                libc::SECCOMP_RET_ALLOW
-            );
-            let read = libc::SYS_read as u32;
-            assert_eq!(
-                verdict(program, AUDIT_ARCH, read, 0),
-                libc::SECCOMP_RET_ALLOW
-            );
+            assert_eq!(verdict(program, AUDIT_ARCH, libc::SYS_ptrace, &[]), EPERM);
+            let socketpair = libc::SYS_socketpair;
+            assert_eq!(verdict(program, AUDIT_ARCH, socketpair, &[unix]), ALLOW);
+            assert_eq!(verdict(program, AUDIT_ARCH, libc::SYS_read, &[]), ALLOW);
             // i386 numbers on x86_64 (or any foreign architecture) get nothing.
             assert_eq!(
-                verdict(program, 0x4000_0003, read, 0),
+                verdict(program, 0x4000_0003, libc::SYS_read, &[]),
                 libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
             );
+        }
+    }
+
+    #[test]
+    fn no_call_sets_the_setuid_or_setgid_bit() {
+        let program = program(&denied_calls(), false);
+        let verdict = |nr, args: &[u32]| verdict(&program, AUDIT_ARCH, nr, args);
+        let setuid = libc::S_ISUID | 0o755;
+        let setgid = libc::S_ISGID | 0o755;
+        // fchmod(fd, mode), as `cp -p` and `tar x` call it (with the file type bits).
+        assert_eq!(
+            verdict(libc::SYS_fchmod, &[3, libc::S_IFREG | setuid]),
+            EPERM
+        );
+        assert_eq!(verdict(libc::SYS_fchmod, &[3, 0o755]), ALLOW);
+        // fchmodat(dirfd, path, mode), as `chmod` and `install -m` call it.
+        let at = libc::AT_FDCWD as u32;
+        for fchmodat in [libc::SYS_fchmodat, SYS_FCHMODAT2] {
+            assert_eq!(verdict(fchmodat, &[at, 0, setgid]), EPERM);
+            assert_eq!(verdict(fchmodat, &[at, 0, 0o1777]), ALLOW);
+        }
+        // openat(dirfd, path, flags, mode): the mode counts only when the file is created.
+        let creat = (libc::O_CREAT | libc::O_WRONLY) as u32;
+        let tmpfile = (libc::O_TMPFILE | libc::O_WRONLY) as u32;
+        let openat = libc::SYS_openat;
+        assert_eq!(verdict(openat, &[at, 0, creat, setuid]), EPERM);
+        assert_eq!(verdict(openat, &[at, 0, tmpfile, setgid]), EPERM);
+        assert_eq!(verdict(openat, &[at, 0, creat, 0o644]), ALLOW);
+        let directory = (libc::O_DIRECTORY | libc::O_RDONLY) as u32;
+        assert_eq!(verdict(openat, &[at, 0, directory, setuid]), ALLOW);
+        // mknodat(dirfd, path, mode, dev) of a regular file needs no capability.
+        let mknodat = libc::SYS_mknodat;
+        assert_eq!(verdict(mknodat, &[at, 0, libc::S_IFREG | setuid]), EPERM);
+        assert_eq!(verdict(mknodat, &[at, 0, libc::S_IFIFO | 0o600]), ALLOW);
+        // openat2 hides its mode in a struct: "not implemented", so libc uses openat.
+        assert_eq!(
+            verdict(libc::SYS_openat2, &[at, 0, 0, 24]),
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(verdict(libc::SYS_chmod, &[0, setuid]), EPERM);
+            assert_eq!(verdict(libc::SYS_creat, &[0, setgid]), EPERM);
+            assert_eq!(verdict(libc::SYS_creat, &[0, 0o755]), ALLOW);
+            assert_eq!(
+                verdict(libc::SYS_mknod, &[0, libc::S_IFREG | setuid]),
+                EPERM
+            );
+            assert_eq!(verdict(libc::SYS_open, &[0, creat, setuid]), EPERM);
+            assert_eq!(verdict(libc::SYS_open, &[0, 0, setuid]), ALLOW);
         }
     }
 }
