@@ -52,6 +52,16 @@ impl Conversation {
         });
     }
 
+    /// Makes `system` the one system message, first; `None` leaves none. A conversation
+    /// restored from a file (`.punie/session.json` is in the workspace, where a repository can
+    /// ship one) keeps its turns but never chooses its own system prompt.
+    pub(crate) fn set_system_prompt(&mut self, system: Option<String>) {
+        self.messages.retain(|message| message.role != Role::System);
+        if let Some(system) = system {
+            self.messages.insert(0, Message::new(Role::System, system));
+        }
+    }
+
     /// The messages, for context management to drop and condense earlier ones.
     pub(crate) fn messages_mut(&mut self) -> &mut Vec<Message> {
         &mut self.messages

@@ -112,11 +112,7 @@ impl RunState {
         let transcript = Transcript::open(request.transcript_dir.as_deref(), &request.run_id);
         let mut conversation = request.conversation.clone();
         let continued_messages = conversation.messages().len();
-        if conversation.is_empty()
-            && let Some(system) = prompt::system_prompt(&request.profile)
-        {
-            conversation.push(Role::System, system);
-        }
+        conversation.set_system_prompt(prompt::system_prompt(&request.profile));
         let question = conversation.messages().len();
         conversation.push(Role::User, request.question.clone());
         let outcome = RunOutcome {
