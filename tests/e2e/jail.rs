@@ -971,6 +971,92 @@ fn the_server_and_other_processes_are_out_of_reach() {
     }
 }
 
+/// SysV IPC objects belong to the kernel, not to a process: a command that reached the
+/// host's could read another process's shared memory of the same user, and what it made
+/// would stay after the run, beyond the out-of-memory killer's reach.
+#[test]
+fn sysv_ipc_neither_reaches_other_processes_nor_outlives_the_run() {
+    const IPC_SECRET: &str = "PUNIE-SHM-SECRET-3f9a";
+    const READ_AND_MAKE: &str = "import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+key, host_id, base = (int(arg) for arg in sys.argv[1:])
+for shm_id in [libc.shmget(key, 0, 0), host_id]:
+    addr = libc.shmat(shm_id, None, 0)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        print('no segment', shm_id, ctypes.get_errno())
+        continue
+    print('read', ctypes.string_at(addr, 64))
+    ctypes.memmove(addr, b'OVERWRITTEN', 11)
+IPC_CREAT = 0o1000
+print('made', libc.shmget(base + 2, 1 << 20, IPC_CREAT | 0o600), libc.msgget(base + 3, IPC_CREAT | 0o600), libc.semget(base + 4, 1, IPC_CREAT | 0o600))";
+    for (round, identity) in identities().into_iter().enumerate() {
+        let scenario = Scenario::new(identity);
+        let base =
+            0x5000_0000 | ((std::process::id() as i32 & 0xf_ffff) << 8) | (round as i32) << 4;
+        // Another process's segment, readable by its owner only (the user punie runs as).
+        // SAFETY: System V calls with plain arguments; the segment is mapped only here.
+        let host_id = unsafe {
+            let id = libc::shmget(base + 1, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+            assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+            let addr = libc::shmat(id, std::ptr::null(), 0);
+            std::ptr::copy_nonoverlapping(IPC_SECRET.as_ptr(), addr.cast(), IPC_SECRET.len());
+            libc::shmdt(addr);
+            if identity == Identity::Unprivileged {
+                let (uid, gid) = test_user();
+                let mut ds: libc::shmid_ds = std::mem::zeroed();
+                libc::shmctl(id, libc::IPC_STAT, &mut ds);
+                ds.shm_perm.uid = uid;
+                ds.shm_perm.gid = gid;
+                assert_eq!(libc::shmctl(id, libc::IPC_SET, &mut ds), 0);
+            }
+            id
+        };
+        let args = [base + 1, host_id, base].map(|n| n.to_string());
+        let run = scenario.sandbox(
+            &attempts(&[&["python3", "-c", READ_AND_MAKE, &args[0], &args[1], &args[2]]]),
+            &[],
+        );
+        // SAFETY: as above; every object is looked up by key and removed.
+        let (kept, left) = unsafe {
+            let addr = libc::shmat(host_id, std::ptr::null(), 0);
+            let kept = std::slice::from_raw_parts(addr.cast::<u8>(), IPC_SECRET.len()).to_vec();
+            libc::shmdt(addr);
+            libc::shmctl(host_id, libc::IPC_RMID, std::ptr::null_mut());
+            let mut left = Vec::new();
+            let shm = libc::shmget(base + 2, 0, 0);
+            if shm >= 0 {
+                left.push("shared memory");
+                libc::shmctl(shm, libc::IPC_RMID, std::ptr::null_mut());
+            }
+            let msg = libc::msgget(base + 3, 0);
+            if msg >= 0 {
+                left.push("message queue");
+                libc::msgctl(msg, libc::IPC_RMID, std::ptr::null_mut());
+            }
+            let sem = libc::semget(base + 4, 0, 0);
+            if sem >= 0 {
+                left.push("semaphore set");
+                libc::semctl(sem, 0, libc::IPC_RMID);
+            }
+            (kept, left)
+        };
+        run.assert_no(IPC_SECRET);
+        assert_eq!(
+            String::from_utf8_lossy(&kept),
+            IPC_SECRET,
+            "{identity:?}: the host's segment was changed:\n{}",
+            run.output
+        );
+        assert!(
+            left.is_empty(),
+            "{identity:?}: left after the run: {left:?}\n{}",
+            run.output
+        );
+        run.assert_printed("made");
+    }
+}
+
 #[test]
 fn descendants_that_escape_die_with_the_run() {
     for (round, identity) in identities().into_iter().enumerate() {

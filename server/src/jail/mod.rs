@@ -14,10 +14,10 @@
 //!    one inside it (`policy::PROTECTED`: a git hook, an editor setting runs outside the jail);
 //! 2. a packet leaves through the network, unless the user allowed it (`sandbox.network`);
 //! 3. the server's process is read (its environment holds API keys), or any other process is
-//!    read, traced or signalled;
+//!    read, traced or signalled, its memory included (System V shared memory);
 //! 4. a secret outside the workspace is read (`~/.ssh`, cloud and registry credentials,
 //!    browser profiles: [`SECRETS`]);
-//! 5. a process outlives its run, or the run outlives its deadline;
+//! 5. a process or a System V IPC object outlives its run, or the run outlives its deadline;
 //! 6. a file the command leaves behind runs with more privileges than whoever starts it later
 //!    (setuid or setgid bits, file capabilities: root's ids, when the server runs as root).
 //!
@@ -28,8 +28,8 @@
 //! |---|---|---|---|
 //! | 1 writes, 4 secrets | Landlock: reads only [`Access::readable`] minus [`SECRETS`], writes only the workspace and the private directory | every mount read-only but those two; protected paths re-mounted read-only inside them | refused: no command runs |
 //! | 2 network | an empty network namespace | seccomp: no `socket` (Unix ones included; `socketpair` stays); Landlock: no TCP | seccomp |
-//! | 3 processes | a PID namespace with its own `/proc` | Landlock: no ptrace or signals outside the sandbox; seccomp: no `ptrace`, `process_vm_*`, `pidfd_getfd` | Landlock |
-//! | 5 descendants | the PID namespace: when its init exits the kernel kills the rest | the server's deadline closes the helper's control socket | `PR_SET_CHILD_SUBREAPER` and a sweep of every descendant |
+//! | 3 processes | a PID namespace with its own `/proc`, an IPC namespace | Landlock: no ptrace or signals outside the sandbox; seccomp: no `ptrace`, `process_vm_*`, `pidfd_getfd` | Landlock; seccomp: no System V IPC |
+//! | 5 descendants | the PID namespace: when its init exits the kernel kills the rest (and the IPC namespace its objects) | the server's deadline closes the helper's control socket | `PR_SET_CHILD_SUBREAPER` and a sweep of every descendant; seccomp: no System V IPC |
 //! | 6 privileged files | seccomp: no `chmod`, `open` (creating), `mknod` with `S_ISUID`/`S_ISGID` | no `CAP_SETFCAP` (capabilities dropped) | — |
 //! | environment | an allowlist: `PATH`, `LANG`, and `HOME`/`TMPDIR` in the private directory | — | — |
 //! | descriptors | the helper marks all but stdin, stdout and stderr close-on-exec (an editor's leaks included) | — | — |
@@ -512,7 +512,7 @@ impl Layers {
         }
         if !self.seccomp {
             res.push(
-                "no seccomp filter: ptrace, io_uring and Unix sockets are not blocked by it"
+                "no seccomp filter: ptrace, io_uring, Unix sockets and setuid bits are not blocked by it"
                     .to_owned(),
             );
         }
@@ -520,7 +520,7 @@ impl Layers {
             res.push("read-only mounts could not be made (Linux < 5.12): Landlock alone stops writes, the metadata of files outside the workspace (mode, times) is not protected, and neither are protected paths inside it (.git, .vscode, …)".to_owned());
         }
         if !self.pid_namespace {
-            res.push("no namespaces (unavailable, or turned off with PUNIE_JAIL_NAMESPACES=0): descendants are tracked with PR_SET_CHILD_SUBREAPER and swept; other processes stay visible in /proc (their memory and environment are not readable); the metadata of files outside the workspace (mode, times) is not protected, and neither are protected paths inside it (.git, .vscode, …)".to_owned());
+            res.push("no namespaces (unavailable, or turned off with PUNIE_JAIL_NAMESPACES=0): descendants are tracked with PR_SET_CHILD_SUBREAPER and swept; System V IPC is refused (with no seccomp filter, it would reach other processes' objects and outlive the command); other processes stay visible in /proc (their memory and environment are not readable); the metadata of files outside the workspace (mode, times) is not protected, and neither are protected paths inside it (.git, .vscode, …)".to_owned());
         } else if !self.private_proc {
             res.push(
                 "a private /proc could not be mounted: other processes stay visible in /proc"

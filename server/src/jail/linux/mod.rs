@@ -108,19 +108,22 @@ pub(super) fn contain(plan: &Plan, control: &UnixStream) {
 }
 
 struct Namespaces {
-    /// New mount, PID and (without network) network namespaces.
+    /// New mount, PID, IPC and (without network) network namespaces.
     entered: bool,
     /// Through a user namespace (not root).
     user: bool,
 }
 
-/// Unshares mount, PID and network namespaces (through a user namespace that maps our own
-/// ids when we are not root). All or nothing: on failure we stay where we are.
+/// Unshares mount, PID, IPC and network namespaces (through a user namespace that maps our
+/// own ids when we are not root). All or nothing: on failure we stay where we are.
+/// The IPC namespace keeps System V shared memory, message queues and semaphores (and POSIX
+/// message queues) of other processes out of reach, and the kernel frees those the command
+/// made when the namespace ends with it.
 fn enter_namespaces(network: bool) -> Namespaces {
     // SAFETY: getters without arguments.
     let (uid, gid, euid) = unsafe { (libc::getuid(), libc::getgid(), libc::geteuid()) };
     let user = euid != 0;
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
     if !network {
         flags |= libc::CLONE_NEWNET;
     }
@@ -388,7 +391,9 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
             return;
         }
     };
-    let filter = layers.seccomp.then(|| seccomp::Filter::new(plan.network));
+    let filter = layers
+        .seccomp
+        .then(|| seccomp::Filter::new(plan.network, layers.pid_namespace));
     // In our own user namespace the count is of the sandbox's processes alone; outside one it
     // would count all of the user's (and root is exempt).
     let max_processes = layers.user_namespace.then_some(MAX_PROCESSES);

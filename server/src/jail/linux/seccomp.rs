@@ -1,6 +1,7 @@
 //! The seccomp filter of a command: system calls that reach other processes, the kernel's
 //! configuration or the network fail with `EPERM`/`EACCES`, and so does any call that would
-//! give a file the setuid or setgid bit; everything else is allowed.
+//! give a file the setuid or setgid bit, and System V IPC where the command has no IPC
+//! namespace; everything else is allowed.
 //! The program is built before `fork`; installing it is one `prctl`.
 //!
 //! Why setuid and setgid bits: a command may write the workspace, and an owner may mark its
@@ -139,6 +140,26 @@ fn mode_calls() -> Vec<ModeCall> {
     res
 }
 
+/// System V IPC: shared memory, message queues and semaphores live in the kernel, not in a
+/// process. Outside an IPC namespace of its own a command would reach other processes'
+/// objects (by key, or by an id it guesses) and leave its own behind after the run, where
+/// the out-of-memory killer cannot free them: refused there.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SYSV_IPC_CALLS: [libc::c_long; 12] = [
+    libc::SYS_shmget,
+    libc::SYS_shmat,
+    libc::SYS_shmdt,
+    libc::SYS_shmctl,
+    libc::SYS_msgget,
+    libc::SYS_msgsnd,
+    libc::SYS_msgrcv,
+    libc::SYS_msgctl,
+    libc::SYS_semget,
+    libc::SYS_semop,
+    libc::SYS_semtimedop,
+    libc::SYS_semctl,
+];
+
 /// `socket` domains a command may open when the network is allowed. Unix-domain sockets are
 /// never allowed (they reach local services: the Docker daemon, SSH and GPG agents, D-Bus);
 /// `socketpair` stays allowed, it connects a process only with itself.
@@ -150,17 +171,22 @@ const NETWORK_DOMAINS: [u32; 3] = [
 ];
 
 impl Filter {
-    /// The filter of a command; `network` lets it open Internet sockets.
-    pub(crate) fn new(network: bool) -> Filter {
+    /// The filter of a command; `network` lets it open Internet sockets; `ipc_namespace`
+    /// (the command has an IPC namespace of its own) lets it use System V IPC.
+    pub(crate) fn new(network: bool, ipc_namespace: bool) -> Filter {
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         {
+            let mut denied = denied_calls();
+            if !ipc_namespace {
+                denied.extend(SYSV_IPC_CALLS);
+            }
             Filter {
-                program: program(&denied_calls(), network),
+                program: program(&denied, network),
             }
         }
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         {
-            let _ = network;
+            let _ = (network, ipc_namespace);
             Filter {
                 program: Vec::new(),
             }
@@ -361,6 +387,23 @@ mod tests {
                 verdict(program, 0x4000_0003, libc::SYS_read, &[]),
                 libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
             );
+        }
+    }
+
+    #[test]
+    fn sysv_ipc_is_refused_without_an_ipc_namespace() {
+        let mut denied = denied_calls();
+        let own = program(&denied, false);
+        denied.extend(SYSV_IPC_CALLS);
+        let shared = program(&denied, false);
+        for nr in [
+            libc::SYS_shmget,
+            libc::SYS_shmat,
+            libc::SYS_msgget,
+            libc::SYS_semop,
+        ] {
+            assert_eq!(verdict(&own, AUDIT_ARCH, nr, &[]), ALLOW);
+            assert_eq!(verdict(&shared, AUDIT_ARCH, nr, &[]), EPERM);
         }
     }
 
