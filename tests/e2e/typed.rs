@@ -589,12 +589,14 @@ fn hostile_workspace_code_stays_in_the_jail() {
     let res = sandbox(root, "print(typecheck('src/').checker)", &mypy_only);
     assert_eq!(res["ok"], json!(true), "{res:#}");
 
-    for from in ["conftest", "plugin", "filter"] {
+    for from in ["conftest", "plugin"] {
         assert!(
             root.join(format!("ran-{from}")).exists(),
             "{from} did not run"
         );
     }
+    // The git tools run no program the repository configures, not even jailed.
+    assert!(!root.join("ran-filter").exists(), "git ran the filter");
     let escaped: Vec<_> = std::fs::read_dir(outside.path())
         .unwrap()
         .flatten()
@@ -606,6 +608,134 @@ fn hostile_workspace_code_stays_in_the_jail() {
     for sleep in ["sleep 4343", "sleep 4344", "sleep 4345"] {
         assert_no_process(Some(sleep), root);
     }
+}
+
+/// A repository's configuration cannot make `git_status`, `git_diff` or `git_log` run a
+/// program, not even in the jail: a required filter on a file changed without changing its
+/// size (so `status` must read it), a submodule whose own configuration has such a filter, and
+/// `log.showSignature` with a `gpg.program` over a signed commit. Each program would leave a
+/// marker in the workspace, where the jail lets it write.
+#[test]
+fn git_tools_run_no_program_the_repository_configures() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    let sub = root.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    for (repo, file, driver) in [(&root, "a.txt", "evil"), (&sub, "s.txt", "subevil")] {
+        git(&["init", "-q", "-b", "main"], repo);
+        std::fs::write(repo.join(file), "hello\n").unwrap();
+        std::fs::write(
+            repo.join(".gitattributes"),
+            format!("{file} filter={driver}\n"),
+        )
+        .unwrap();
+        git(&["add", file, ".gitattributes"], repo);
+        git(&["commit", "-q", "-m", file], repo);
+    }
+    git(&["add", "sub"], &root);
+    git(&["commit", "-q", "-m", "sub"], &root);
+    // A signed commit that changes something (the signature need not verify: git asks
+    // gpg.program to): a commit, remade with a signature.
+    std::fs::write(root.join("b.txt"), "b\n").unwrap();
+    git(&["add", "b.txt"], &root);
+    git(&["commit", "-q", "-m", "b.txt"], &root);
+    let parent = git_output(&["rev-parse", "HEAD^"], &root, "");
+    let tree = git_output(&["rev-parse", "HEAD^{tree}"], &root, "");
+    let commit = format!(
+        "tree {tree}\nparent {parent}\nauthor A <a@b> 1 +0000\ncommitter A <a@b> 1 +0000\n\
+         gpgsig -----BEGIN PGP SIGNATURE-----\n \n abc\n -----END PGP SIGNATURE-----\n\nsigned\n"
+    );
+    let signed = git_output(
+        &["hash-object", "-t", "commit", "-w", "--stdin"],
+        &root,
+        &commit,
+    );
+    git(&["update-ref", "refs/heads/main", &signed], &root);
+
+    let bin = root.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let program = |name: &str, then: &str| {
+        let path = bin.join(name);
+        let marker = root.join(format!("ran-{name}"));
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\ntouch '{}'\n{then}\n", marker.display()),
+        )
+        .unwrap();
+        let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&path, executable).unwrap();
+        path.display().to_string()
+    };
+    let filter = program("filter", "cat");
+    let sub_filter = program("sub-filter", "cat");
+    let gpg = program("gpg", "exit 1");
+    git(&["config", "filter.evil.clean", &filter], &root);
+    git(&["config", "filter.evil.required", "true"], &root);
+    git(&["config", "log.showSignature", "true"], &root);
+    git(&["config", "gpg.program", &gpg], &root);
+    git(&["config", "filter.subevil.clean", &sub_filter], &sub);
+    // Same sizes: only the content tells, so git must read both files.
+    std::fs::write(root.join("a.txt"), "jello\n").unwrap();
+    std::fs::write(sub.join("s.txt"), "jello\n").unwrap();
+
+    let res = sandbox(
+        &root,
+        r#"
+s = git_status(".")
+d = git_diff(".")
+l = git_log(".", count=5)
+print(json.dumps({
+    "status": [s.success, s.parse_error, [[f.file, f.status] for f in s.files]],
+    "diff": [d.success, d.parse_error, [f.file for f in d.files]],
+    "log": [l.success, l.parse_error, [c.message for c in l.commits]],
+}))
+"#,
+        &system_path(),
+    );
+    let got = printed(&res);
+
+    for name in ["filter", "sub-filter", "gpg"] {
+        assert!(
+            !root.join(format!("ran-{name}")).exists(),
+            "git ran the repository's {name} program: {got:#}"
+        );
+    }
+    assert_eq!(
+        got["status"],
+        json!([
+            true,
+            null,
+            [
+                ["a.txt", "modified"],
+                ["bin/filter", "untracked"],
+                ["bin/gpg", "untracked"],
+                ["bin/sub-filter", "untracked"]
+            ]
+        ])
+    );
+    assert_eq!(got["diff"], json!([true, null, ["a.txt"]]));
+    assert_eq!(got["log"], json!([true, null, ["signed", "sub", "a.txt"]]));
+}
+
+/// `git ARGS` in `cwd` with `input` on stdin; its stdout, trimmed.
+fn git_output(args: &[&str], cwd: &Path, input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("git is installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// No process runs in `cwd` or has `needle` in its command line (arguments joined by spaces).

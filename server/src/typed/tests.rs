@@ -121,6 +121,30 @@ fn junit_xml_becomes_test_cases() {
 }
 
 #[test]
+fn every_configured_filter_driver_is_blanked() {
+    let options = super::git::filter_overrides(
+        "filter.lfs.clean\0filter.lfs.process\0filter.Evil.Name.clean\0filter.lfs.required\0",
+    )
+    .unwrap();
+    let expected: Vec<String> = ["Evil.Name", "lfs"]
+        .iter()
+        .flat_map(|driver| {
+            [
+                format!("filter.{driver}.clean="),
+                format!("filter.{driver}.smudge="),
+                format!("filter.{driver}.process="),
+                format!("filter.{driver}.required=false"),
+            ]
+        })
+        .flat_map(|option| ["-c".to_owned(), option])
+        .collect();
+    assert_eq!(options, expected);
+    assert_eq!(super::git::filter_overrides(""), Ok(Vec::new()));
+    let err = super::git::filter_overrides("filter.a=b.clean\0").unwrap_err();
+    assert!(err.contains("cannot be switched off"), "{err}");
+}
+
+#[test]
 fn git_formats_become_results() {
     let status =
         super::git::parse_status(" M src/a.py\0R  new.py\0old.py\0?? notes.txt\0A  b.py\0");
