@@ -216,10 +216,15 @@ pub(crate) fn project_may_not_choose(spec: &EngineSpec, roots: &[PathBuf]) -> Op
             (!loopback).then(|| format!("it would send your code to {host}"))
         }
         EngineSpec::Llama { path } | EngineSpec::Scripted { path } => {
+            // Both sides as the file system resolves them: a root the client names through a
+            // symlink (`/tmp` on macOS, a linked home or project) holds the same files.
             let path = path.canonicalize().unwrap_or_else(|_| path.clone());
             roots
                 .iter()
-                .any(|root| path.starts_with(root))
+                .any(|root| {
+                    path.starts_with(root)
+                        || root.canonicalize().is_ok_and(|root| path.starts_with(root))
+                })
                 .then(|| format!("{} is a file of the workspace", path.display()))
         }
         EngineSpec::Default => None,
@@ -263,5 +268,22 @@ mod tests {
         check("llama:/models/qwen.gguf", false);
         check("llama:/work/project/evil.gguf", true);
         check("scripted:/work/project/turns.json", true);
+    }
+
+    #[test]
+    fn a_root_named_through_a_symlink_holds_the_same_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("turns.json"), "[]").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        for named in [&real, &link] {
+            let spec = EngineSpec::Scripted {
+                path: named.join("turns.json"),
+            };
+            let reason = project_may_not_choose(&spec, std::slice::from_ref(&link));
+            assert!(reason.is_some(), "{}", named.display());
+        }
     }
 }
