@@ -93,10 +93,16 @@ fn sandbox_with_timeout(workspace: &Path, code: &str, path: &OsString, timeout_m
 
 /// `punie ARGS` with `input` on stdin and `PATH`; what it printed and how it ended.
 fn punie(args: &[&str], input: &str, path: &OsString) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    command.args(args).env("PATH", path);
+    output(command, input)
+}
+
+/// Runs `command` with `input` on stdin; what it printed (stdout, and stderr unless the
+/// command sends it elsewhere) and how it ended.
+fn output(mut command: Command, input: &str) -> std::process::Output {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
-        .args(args)
-        .env("PATH", path)
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -511,6 +517,123 @@ print(json.dumps({{
     );
     assert_eq!(got["escape"], json!([false, ["no-fstring-in-html"]]));
 }
+
+/// Navigation reads only what `read_file` may. A cloned repository's links out of the
+/// workspace (a module linked to the credentials in the home, a package linked to another
+/// project) are no definition: their text is in nothing printed. Links to `/proc` files that
+/// never end or block, and to a FIFO, are no definition either, not a read: the snippet ends
+/// within its limit, the server stays within a capped address space (a read that grows past
+/// it fails the run instead of the machine), and a definition inside the workspace is still
+/// found after them.
+#[test]
+fn navigation_reads_nothing_a_link_leads_to() {
+    use std::os::unix::fs::symlink;
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = "SECRET7c41b2d9e0";
+    let other = "OTHERPROJ5a8e3f";
+    let aws = outside.path().join("home/.aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        format!("aws_secret_access_key = \"{secret}\"\n"),
+    )
+    .unwrap();
+    let project = outside.path().join("otherproj");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("settings.py"), format!("X = \"{other}\"\n")).unwrap();
+    symlink(aws.join("credentials"), root.join("aws_cfg.py")).unwrap();
+    symlink(&project, root.join("pkg")).unwrap();
+    symlink("/proc/self/pagemap", root.join("pm.py")).unwrap();
+    symlink("/proc/kmsg", root.join("kmsg.py")).unwrap();
+    let fifo = std::ffi::CString::new(root.join("pipe").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    symlink("pipe", root.join("fifo.py")).unwrap();
+    std::fs::write(
+        root.join("app.py"),
+        "from aws_cfg import aws_secret_access_key\nfrom pkg.settings import X\nfrom pm import pages\nfrom kmsg import k\nfrom fifo import data\n\ndef local():\n    return 1\n",
+    )
+    .unwrap();
+    // Where each import's name is spelled in app.py: line, column, name.
+    let secrets = [(1, 21, "aws_secret_access_key"), (2, 26, "X")];
+    let specials = [(3, 16, "pages"), (4, 18, "k"), (5, 18, "data")];
+    for (names, markers) in [
+        (&secrets[..], &[secret, other][..]),
+        (&specials[..], &[][..]),
+    ] {
+        let calls: Vec<String> = names
+            .iter()
+            .map(|(line, column, name)| format!("({line}, {column}, {name:?})"))
+            .collect();
+        let code = format!(
+            r#"
+for line, column, name in [{}]:
+    g = goto_definition("app.py", line, column, name)
+    h = hover("app.py", line, column, name)
+    print(json.dumps([name, g.success, [l.file for l in g.locations], h.success, h.content]))
+print(goto_definition("app.py", 7, 5, "local").success)
+"#,
+            calls.join(", ")
+        );
+        let started = std::time::Instant::now();
+        let (res, printed) = sandbox_in_bounds(root, &code);
+        for marker in markers {
+            assert!(!printed.contains(marker), "{marker} leaked: {printed}");
+        }
+        // A guard against a hang (the snippet's own limit is 5 s), not a benchmark.
+        assert!(started.elapsed().as_secs() < 60, "{res:#}");
+        assert_eq!(res["ok"], json!(true), "{res:#}");
+        let mut lines: Vec<&str> = res["output"].as_str().unwrap().lines().collect();
+        assert_eq!(lines.pop(), Some("True"), "{res:#}");
+        let found: Vec<Value> = lines
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let nothing: Vec<Value> = names
+            .iter()
+            .map(|(_, _, name)| json!([name, false, [], false, null]))
+            .collect();
+        assert_eq!(found, nothing, "{res:#}");
+    }
+}
+
+/// `punie sandbox` with the system's `PATH` (the parser answers), at most
+/// [`MAX_ADDRESS_SPACE`] of memory and two minutes: its result, and everything it printed.
+fn sandbox_in_bounds(workspace: &Path, code: &str) -> (Value, String) {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new("timeout");
+    command
+        .args(["120", env!("CARGO_BIN_EXE_punie")])
+        .args(["sandbox", "--timeout-ms", "5000", "--workspace"])
+        .arg(workspace)
+        .env("PATH", system_path())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit only reads the struct; it is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: MAX_ADDRESS_SPACE,
+                rlim_max: MAX_ADDRESS_SPACE,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let out = output(command, code);
+    let printed = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{:?}: {printed}", out.status);
+    (serde_json::from_slice(&out.stdout).unwrap(), printed)
+}
+
+/// The address space `punie sandbox` may map in [`sandbox_in_bounds`]:
+/// far above what it uses, far below what reading `/proc/self/pagemap` to its end takes.
+const MAX_ADDRESS_SPACE: libc::rlim_t = 4 << 30;
 
 /// A language server that never answers is stopped with the snippet, and nothing it started
 /// is left.

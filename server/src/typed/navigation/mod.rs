@@ -19,11 +19,13 @@ mod convert;
 mod parser;
 mod server;
 
+use std::path::Path;
+
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{Context, Position};
-use crate::workspace::ToolError;
+use crate::workspace::{self, ToolError};
 
 pub(super) fn goto_definition(ctx: &Context<'_>, pos: &Position<'_>) -> Result<Value, ToolError> {
     match server::goto_definition(ctx, pos)? {
@@ -68,6 +70,26 @@ pub fn stop_language_servers() {
 
 /// Results a workspace-wide search returns at most.
 const MAX_RESULTS: usize = 200;
+/// The largest file navigation reads on its own.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The text of a file navigation reads on its own (an import's target, each file a search
+/// walks, a location the language server names), reached as the read tools reach a path:
+/// resolved by `workspace::resolve` (canonical, inside the workspace, not a secret), the
+/// editor's buffer first, else read by `workspace::read_bounded` (a regular file, opened
+/// without blocking, at most [`MAX_FILE_BYTES`] read). `None` for anything else: a link out
+/// of the workspace (a cloned repository can ship `settings.py -> ~/.aws/credentials`), a
+/// secret, a FIFO, a `/proc` file, a file too large or not UTF-8. These reads ask nobody:
+/// navigation is in the read class, so only what `read_file` may read is read.
+fn workspace_text(ctx: &Context<'_>, path: &Path) -> Option<String> {
+    let shown = path.to_str()?;
+    let resolved = workspace::resolve(ctx.root(), shown).ok()?;
+    if let Some(text) = ctx.host.read_document(&resolved) {
+        return Some(text);
+    }
+    let bytes = workspace::read_bounded(&resolved, shown, MAX_FILE_BYTES).ok()?;
+    String::from_utf8(bytes).ok()
+}
 
 fn to_value(res: impl Serialize) -> Result<Value, ToolError> {
     Ok(serde_json::to_value(res).unwrap_or_default())

@@ -20,16 +20,15 @@ use serde_json::Value;
 use super::{
     Context, DefinitionLocation, DocumentSymbolsResult, FindReferencesResult, GotoDefinitionResult,
     HoverResult, MAX_RESULTS, Position, ReferenceLocation, SymbolInfo, WorkspaceSymbol,
-    WorkspaceSymbolsResult, to_value,
+    WorkspaceSymbolsResult, to_value, workspace_text,
 };
 use crate::typed::source::SourceFile;
 use crate::workspace::ToolError;
 
 /// Who answered, as results report it.
 pub(super) const ANSWERED_BY: &str = "punie-parser";
-/// Files a workspace-wide search reads at most, and their largest size.
+/// Files a workspace-wide search reads at most.
 const MAX_FILES: usize = 5000;
-pub(super) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 // LSP `SymbolKind` numbers, as Punie's results carry them.
 const KIND_CLASS: u32 = 5;
@@ -209,19 +208,10 @@ pub(super) fn python_files(root: &Path) -> Vec<PathBuf> {
     res
 }
 
-/// A workspace file parsed, read through the host (the editor's buffer when it has one).
+/// A workspace file parsed, read as [`workspace_text`] reads it: `None` for a link out of the
+/// workspace, a secret, or anything but a small regular file.
 fn parse_path(ctx: &Context<'_>, path: &Path) -> Option<SourceFile> {
-    let text = match ctx.host.read_document(path) {
-        Some(text) => text,
-        None => {
-            let meta = std::fs::metadata(path).ok()?;
-            if meta.len() > MAX_FILE_BYTES {
-                return None;
-            }
-            std::fs::read_to_string(path).ok()?
-        }
-    };
-    SourceFile::parse(text).ok()
+    SourceFile::parse(workspace_text(ctx, path)?).ok()
 }
 
 pub(super) fn workspace_symbols(ctx: &Context<'_>, query: &str) -> Result<Value, ToolError> {
@@ -416,8 +406,9 @@ fn imported_from(file: &SourceFile, name: &str) -> Option<(String, String)> {
     })
 }
 
-/// The workspace file of `module` imported from `from`: relative to the importing file's
-/// package for `.module`, else from the workspace root or its `src/`.
+/// The file of `module` imported from `from`: relative to the importing file's package for
+/// `.module`, else from the workspace root or its `src/`. Only its name: whether it may be
+/// read (a link can lead anywhere) is [`parse_path`]'s to decide.
 fn module_file(root: &Path, from: &Path, module: &str) -> Option<PathBuf> {
     let level = module.chars().take_while(|ch| *ch == '.').count();
     let dotted = &module[level..];
@@ -435,7 +426,7 @@ fn module_file(root: &Path, from: &Path, module: &str) -> Option<PathBuf> {
         let dir = base.join(&rel);
         [dir.with_extension("py"), dir.join("__init__.py")]
             .into_iter()
-            .find(|candidate| candidate.is_file() && candidate.starts_with(root))
+            .find(|candidate| candidate.is_file())
     })
 }
 

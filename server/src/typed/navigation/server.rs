@@ -184,24 +184,12 @@ fn cancelled(cancel: &CancelFlag) -> ToolError {
     }
 }
 
-/// Workspace files for conversions: read through the host (the editor's buffer first), only
-/// inside the workspace, at most [`super::parser::MAX_FILE_BYTES`].
+/// Workspace files for conversions, read as [`super::workspace_text`] reads them.
 struct HostFiles<'a, 'b>(&'a Context<'b>);
 
 impl Files for HostFiles<'_, '_> {
     fn text(&self, path: &Path) -> Option<String> {
-        let root = self.0.root();
-        let path = path.canonicalize().ok()?;
-        if !path.starts_with(root.canonicalize().ok()?) {
-            return None;
-        }
-        if let Some(text) = self.0.host.read_document(&path) {
-            return Some(text);
-        }
-        if std::fs::metadata(&path).ok()?.len() > super::parser::MAX_FILE_BYTES {
-            return None;
-        }
-        std::fs::read_to_string(&path).ok()
+        super::workspace_text(self.0, path)
     }
 
     fn shown(&self, path: &Path) -> String {
