@@ -15,6 +15,11 @@ const MAX_STRING_LEN: u64 = 64 << 20;
 const MAX_ARRAY_LEN: u64 = 16 << 20;
 const MAX_TENSORS: u64 = 1 << 20;
 const MAX_KV: u64 = 1 << 16;
+/// The arrays whose items are kept. A model file may come from anywhere: an array of 16M bytes
+/// under any other key would otherwise take 128 MB as integers, eight times its size on disk.
+const KEPT_ARRAYS: [&str; 2] = ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type"];
+/// Tensors reserved for before they are read: the count is the file's word.
+const TENSORS_RESERVED: u64 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
@@ -36,8 +41,8 @@ pub enum GgufError {
     },
 }
 
-/// A metadata value. Arrays of strings and integers keep their items (vocabulary, merges,
-/// token types); other arrays keep only their length, which is all we report.
+/// A metadata value. The arrays Punie reads ([`KEPT_ARRAYS`]: the vocabulary and the token
+/// types) keep their items; every other array keeps only its length, which is all we report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Uint(u64),
@@ -185,11 +190,11 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
         let key = reader.string().map_err(corrupt)?;
         let value_type = reader.u32().map_err(corrupt)?;
         let value = reader
-            .value(value_type)
+            .value(value_type, KEPT_ARRAYS.contains(&key.as_str()))
             .map_err(|reason| corrupt(format!("key {key}: {reason}")))?;
         metadata.insert(key, value);
     }
-    let mut tensors = Vec::with_capacity(n_tensors as usize);
+    let mut tensors = Vec::with_capacity(n_tensors.min(TENSORS_RESERVED) as usize);
     for _ in 0..n_tensors {
         let name = reader.string().map_err(corrupt)?;
         let n_dims = reader.u32().map_err(corrupt)?;
@@ -279,11 +284,16 @@ impl<R: Read> HeaderReader<R> {
         self.bytes::<8>().map(u64::from_le_bytes)
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string_len(&mut self) -> Result<u64, String> {
         let len = self.u64()?;
         if len > MAX_STRING_LEN {
             return Err(format!("a string of {len} bytes at byte {}", self.position));
         }
+        Ok(len)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        let len = self.string_len()?;
         let mut buf = vec![0u8; len as usize];
         self.inner
             .read_exact(&mut buf)
@@ -305,7 +315,8 @@ impl<R: Read> HeaderReader<R> {
         Ok(())
     }
 
-    fn value(&mut self, value_type: u32) -> Result<Value, String> {
+    /// One value of `value_type`; an array's items only when `keep_items`.
+    fn value(&mut self, value_type: u32, keep_items: bool) -> Result<Value, String> {
         Ok(match value_type {
             0 => Value::Uint(self.bytes::<1>()?[0].into()),
             1 => Value::Int(i8::from_le_bytes(self.bytes::<1>()?).into()),
@@ -323,10 +334,17 @@ impl<R: Read> HeaderReader<R> {
                     return Err(format!("an array of {len} items"));
                 }
                 match item_type {
+                    8 if !keep_items => {
+                        for _ in 0..len {
+                            let n_bytes = self.string_len()?;
+                            self.skip(n_bytes)?;
+                        }
+                        Value::Array { len }
+                    }
                     8 => Value::Strings((0..len).map(|_| self.string()).collect::<Result<_, _>>()?),
-                    0..=5 | 10 | 11 => Value::Ints(
+                    0..=5 | 10 | 11 if keep_items => Value::Ints(
                         (0..len)
-                            .map(|_| match self.value(item_type)? {
+                            .map(|_| match self.value(item_type, false)? {
                                 Value::Uint(n) => Ok(n as i64),
                                 Value::Int(n) => Ok(n),
                                 _ => Err("unreachable integer type".to_owned()),
@@ -508,6 +526,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no such file"), "{err}");
+    }
+
+    /// Only the arrays Punie reads keep their items; the others are skipped, counted.
+    #[test]
+    fn only_the_tokenizers_arrays_keep_their_items() {
+        let mut bytes = b"GGUF".to_vec();
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(&4u64.to_le_bytes());
+        let mut array = |key: &str, item_type: u32, items: &[&[u8]]| {
+            bytes.extend_from_slice(&(key.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(key.as_bytes());
+            bytes.extend_from_slice(&9u32.to_le_bytes());
+            bytes.extend_from_slice(&item_type.to_le_bytes());
+            bytes.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            for item in items {
+                if item_type == 8 {
+                    bytes.extend_from_slice(&(item.len() as u64).to_le_bytes());
+                }
+                bytes.extend_from_slice(item);
+            }
+        };
+        array("tokenizer.ggml.tokens", 8, &[b"a", b"<|im_end|>"]);
+        array(
+            "tokenizer.ggml.token_type",
+            5,
+            &[&1i32.to_le_bytes(), &3i32.to_le_bytes()],
+        );
+        array("padding.bytes", 0, &[&[7u8][..]; 1000]);
+        array("padding.strings", 8, &[&b"xyz"[..]; 100]);
+        let header = read_header(write_temp(&bytes).path()).unwrap();
+        assert_eq!(header.vocabulary(), ["a", "<|im_end|>"]);
+        assert_eq!(header.token_types(), [1, 3]);
+        assert_eq!(header.metadata["padding.bytes"], Value::Array { len: 1000 });
+        assert_eq!(
+            header.metadata["padding.strings"],
+            Value::Array { len: 100 }
+        );
     }
 
     #[test]
