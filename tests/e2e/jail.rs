@@ -198,8 +198,8 @@ impl Scenario {
             (
                 "PATH",
                 format!(
-                    "{}/.cargo/bin:/usr/local/bin:/usr/bin:/bin",
-                    self.home().display()
+                    "{home}/.local/bin:{home}/.docker/bin:{home}/.cargo/bin:/usr/local/bin:/usr/bin:/bin",
+                    home = self.home().display()
                 ),
             ),
             ("PUNIE_SERVER_TOKEN", SERVER_TOKEN.to_owned()),
@@ -1185,6 +1185,111 @@ fn a_fork_bomb_is_bounded() {
         .unwrap_or_else(|| panic!("{identity:?}: {}", run.output));
     assert!(forked < 1024, "{identity:?}: {forked} processes");
     assert!(processes_matching("86777").is_empty());
+}
+
+/// Installations in the home on `PATH` (`~/.local/bin`, Docker Desktop's `~/.docker/bin`)
+/// run, but what else their prefix holds stays unreadable: password files, keys, histories.
+#[test]
+fn home_installations_on_path_run_but_their_prefix_stays_unreadable() {
+    const PREFIX_SECRETS: &[&str] = &[
+        ".local/share/python_keyring/keyring_pass.cfg",
+        ".local/state/bash/history",
+        ".local/share/pipx/logs/cmd.log",
+        ".docker/contexts/tls/a1b2/docker/key.pem",
+    ];
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let home = scenario.home();
+        let write = |rel: &str, text: &str, mode: u32| {
+            let path = home.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        for rel in PREFIX_SECRETS {
+            write(rel, &format!("{SECRET} {rel}\n"), 0o600);
+        }
+        // pip --user: a script in ~/.local/bin that uses ~/.local/lib.
+        write(
+            ".local/bin/local-tool",
+            "#!/bin/sh\n. \"$(dirname \"$0\")/../lib/local-tool/helper.sh\"\n",
+            0o755,
+        );
+        write(
+            ".local/lib/local-tool/helper.sh",
+            "echo local-tool-runs\n",
+            0o644,
+        );
+        write(
+            ".docker/bin/docker-tool",
+            "#!/bin/sh\necho docker-tool-runs\n",
+            0o755,
+        );
+        // pipx: a link in ~/.local/bin to a script in a virtual environment that imports a
+        // module from its site-packages (Python reads the venv's pyvenv.cfg to find them).
+        let venv = home.join(".local/share/pipx/venvs/tool");
+        let made = Command::new("/usr/bin/python3")
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(made.success(), "python3 -m venv failed");
+        let site_packages = std::fs::read_dir(venv.join("lib"))
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path()
+            .join("site-packages");
+        std::fs::write(
+            site_packages.join("venv_tool.py"),
+            "def main():\n    print('pipx-tool-runs')\n",
+        )
+        .unwrap();
+        let script = venv.join("bin/tool");
+        std::fs::write(
+            &script,
+            format!(
+                "#!{}\nimport venv_tool\nvenv_tool.main()\n",
+                venv.join("bin/python").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(&script, home.join(".local/bin/pipx-tool")).unwrap();
+        if identity == Identity::Unprivileged {
+            let (uid, gid) = test_user();
+            chown_tree(&home, uid, gid);
+        }
+        let run = scenario.sandbox(
+            &attempts(&[
+                &["cat", "H$/.local/share/python_keyring/keyring_pass.cfg"],
+                &["cat", "H$/.local/state/bash/history"],
+                &["cat", "H$/.local/share/pipx/logs/cmd.log"],
+                &[
+                    "sh",
+                    "-c",
+                    "cat \"$0\"/.docker/contexts/tls/*/docker/key.pem",
+                    "H$",
+                ],
+                &[
+                    "grep",
+                    "-r",
+                    "PUNIE-FAKE-SE[C]RET",
+                    "H$/.local",
+                    "H$/.docker",
+                ],
+                &["local-tool"],
+                &["docker-tool"],
+                &["pipx-tool"],
+            ]),
+            &[],
+        );
+        run.assert_no(SECRET);
+        run.assert_printed("local-tool-runs");
+        run.assert_printed("docker-tool-runs");
+        run.assert_printed("pipx-tool-runs");
+    }
 }
 
 /// Python with pytest, git (with the user's configuration; reading only, as `.git` is

@@ -234,27 +234,84 @@ fn expand(entry: &str, home: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// The installations on `PATH`, readable so that the programs the user runs work in the
-/// jail too: for an entry `X/bin`, the prefix `X` (a virtual environment, an npm prefix, a
-/// toolchain's home, whose libraries sit beside `bin`); for another directory, the directory.
-/// Never `/`, the home or one of its ancestors (`~/bin` is granted as itself); relative
-/// entries are skipped.
-fn path_installations(path: &str, home: Option<&Path>) -> Vec<PathBuf> {
-    let too_wide =
-        |dir: &Path| dir.parent().is_none() || home.is_some_and(|home| home.starts_with(dir));
+/// jail too: [`installation`] of each absolute entry (relative entries are skipped). `homes`
+/// are the home as `HOME` names it and as it resolves.
+fn path_installations(path: &str, homes: &[PathBuf]) -> Vec<PathBuf> {
     path.split(':')
         .map(Path::new)
         .filter(|dir| dir.is_absolute())
-        .filter_map(|dir| {
-            let prefix = dir
-                .parent()
-                .filter(|_| dir.file_name().is_some_and(|name| name == "bin"))
-                .filter(|prefix| !too_wide(prefix));
-            match prefix {
-                Some(prefix) => Some(prefix.to_path_buf()),
-                None => (!too_wide(dir)).then(|| dir.to_path_buf()),
-            }
-        })
+        .flat_map(|dir| installation(dir, homes))
         .collect()
+}
+
+/// What running the programs of the directory `dir` needs. For `X/bin` outside the home,
+/// the prefix `X` (a virtual environment, an npm prefix, a toolchain's home, whose libraries
+/// sit beside `bin`). Inside the home only the parts of `X` that programs run from: a prefix
+/// there is often a place of its own (`~/.local` holds `share/` and `state/`: keyrings,
+/// histories; `~/.docker` holds keys), so `X/bin`, `X/lib`, `X/lib64`, `X/libexec`, and
+/// `X/pyvenv.cfg` (Python finds a virtual environment's packages through it). For another
+/// directory, the directory. Never `/`, the home or one of its ancestors (`~/bin` is granted
+/// as itself).
+fn installation(dir: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
+    let too_wide =
+        |dir: &Path| dir.parent().is_none() || homes.iter().any(|home| home.starts_with(dir));
+    let prefix = dir
+        .parent()
+        .filter(|_| dir.file_name().is_some_and(|name| name == "bin"))
+        .filter(|prefix| !too_wide(prefix));
+    match prefix {
+        Some(prefix) if homes.iter().any(|home| prefix.starts_with(home)) => runnable_parts(prefix),
+        Some(prefix) => vec![prefix.to_path_buf()],
+        None if too_wide(dir) => Vec::new(),
+        None => vec![dir.to_path_buf()],
+    }
+}
+
+/// The parts of an installation's prefix that its programs run from.
+fn runnable_parts(prefix: &Path) -> Vec<PathBuf> {
+    ["bin", "lib", "lib64", "libexec", "pyvenv.cfg"]
+        .iter()
+        .map(|part| prefix.join(part))
+        .collect()
+}
+
+/// The most entries of one directory on `PATH` whose links [`linked_installations`] follows.
+const LINKS_READ_PER_DIR: usize = 1000;
+
+/// Where the links in the home's directories on `PATH` lead, readable too: `~/.local/bin/black`
+/// is a link into the virtual environment pipx made for it (`~/.local/share/pipx/venvs/black`),
+/// whose [`runnable_parts`] it needs (wherever it is: a link never grants a whole prefix); a
+/// link to a program outside a `bin` directory needs only that file. Reads the directories
+/// (at most [`LINKS_READ_PER_DIR`] entries each).
+fn linked_installations(path: &str, homes: &[PathBuf]) -> Vec<PathBuf> {
+    let in_home = |dir: &Path| homes.iter().any(|home| dir.starts_with(home));
+    let mut res = Vec::new();
+    for dir in path
+        .split(':')
+        .map(Path::new)
+        .filter(|dir| dir.is_absolute())
+    {
+        let Some(entries) = in_home(dir).then(|| std::fs::read_dir(dir).ok()).flatten() else {
+            continue;
+        };
+        for entry in entries.flatten().take(LINKS_READ_PER_DIR) {
+            if !entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
+                continue;
+            }
+            let Ok(target) = entry.path().canonicalize() else {
+                continue;
+            };
+            let prefix = target
+                .parent()
+                .filter(|dir| dir.file_name().is_some_and(|name| name == "bin"))
+                .and_then(Path::parent);
+            match prefix {
+                Some(prefix) => res.extend(runnable_parts(prefix)),
+                None => res.push(target),
+            }
+        }
+    }
+    res
 }
 
 /// How far [`protected_in`] looks, breadth first: nested repositories and project folders sit
@@ -363,8 +420,9 @@ impl Host {
     }
 }
 
-/// Everything the helper needs to run one command: computed by the server (pure), applied by
-/// the helper. Paths are absolute; `~` is already expanded.
+/// Everything the helper needs to run one command: computed by the server (from the
+/// settings and the host; it reads only the home's directories on `PATH`, for their links),
+/// applied by the helper. Paths are absolute; `~` is already expanded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub argv: Vec<String>,
@@ -442,8 +500,17 @@ impl Plan {
             .filter_map(|entry| expand(entry, home))
             .collect();
         if let Some(path) = &host.path {
-            readable.extend(path_installations(path, home));
+            // Both spellings of the home: a PATH entry or a link may use either.
+            let homes: Vec<PathBuf> = home
+                .into_iter()
+                .flat_map(|home| [Some(home.to_path_buf()), home.canonicalize().ok()])
+                .flatten()
+                .collect();
+            readable.extend(path_installations(path, &homes));
+            readable.extend(linked_installations(path, &homes));
         }
+        readable.sort();
+        readable.dedup();
         Plan {
             argv: argv.to_vec(),
             cwd: cwd.to_path_buf(),

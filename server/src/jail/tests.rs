@@ -134,19 +134,68 @@ fn a_weaker_machine_is_told_what_it_lacks() {
 
 #[test]
 fn installations_on_path_are_readable_but_never_the_home_or_the_root() {
-    let home = Path::new("/home/dev");
-    let path = "/work/repo/.venv/bin:/home/dev/bin:/home/dev/.npm-global/bin:/usr/local/bin:/bin:/home/dev:relative/bin:/opt/tool";
+    let homes = [PathBuf::from("/home/dev"), PathBuf::from("/var/home/dev")];
+    let path = "/work/repo/.venv/bin:/home/dev/bin:/usr/local/bin:/bin:/home/dev:relative/bin:/opt/tool:/home/dev/.pyenv/shims";
     assert_eq!(
-        path_installations(path, Some(home)),
+        path_installations(path, &homes),
         [
             PathBuf::from("/work/repo/.venv"),
             PathBuf::from("/home/dev/bin"),
-            PathBuf::from("/home/dev/.npm-global"),
             PathBuf::from("/usr/local"),
             PathBuf::from("/bin"),
             PathBuf::from("/opt/tool"),
+            PathBuf::from("/home/dev/.pyenv/shims"),
         ]
     );
+}
+
+/// `~/.local/bin` would make all of `~/.local` readable: keyrings and histories in `share/`
+/// and `state/`; `~/.docker/bin` Docker's TLS keys. In the home a prefix gives only what its
+/// programs run from, under either spelling of the home.
+#[test]
+fn an_installation_in_the_home_gives_only_what_its_programs_run_from() {
+    let homes = [PathBuf::from("/home/dev"), PathBuf::from("/var/home/dev")];
+    let parts = |prefix: &str| {
+        ["bin", "lib", "lib64", "libexec", "pyvenv.cfg"].map(|part| Path::new(prefix).join(part))
+    };
+    for prefix in [
+        "/home/dev/.local",
+        "/var/home/dev/.docker",
+        "/home/dev/proj/.venv",
+    ] {
+        assert_eq!(
+            path_installations(&format!("{prefix}/bin"), &homes),
+            parts(prefix),
+        );
+    }
+}
+
+/// pipx links `~/.local/bin/black` into a virtual environment of its own; the link's
+/// environment is readable, its neighbours and the rest of `~/.local/share` are not.
+#[test]
+fn links_on_path_in_the_home_give_what_their_targets_run_from() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path().canonicalize().unwrap();
+    let venv = home.join(".local/share/pipx/venvs/black");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::write(venv.join("bin/black"), "").unwrap();
+    std::fs::create_dir_all(home.join("tools")).unwrap();
+    std::fs::write(home.join("tools/run.sh"), "").unwrap();
+    let bin = home.join(".local/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(venv.join("bin/black"), bin.join("black")).unwrap();
+    std::os::unix::fs::symlink(home.join("tools/run.sh"), bin.join("run")).unwrap();
+    std::os::unix::fs::symlink(home.join("missing"), bin.join("dangling")).unwrap();
+    std::fs::write(bin.join("plain"), "").unwrap();
+    let path = format!("{}:/usr/bin", bin.display());
+    let mut found = linked_installations(&path, std::slice::from_ref(&home));
+    found.sort();
+    let mut expected = ["bin", "lib", "lib64", "libexec", "pyvenv.cfg"]
+        .map(|part| venv.join(part))
+        .to_vec();
+    expected.push(home.join("tools/run.sh"));
+    expected.sort();
+    assert_eq!(found, expected);
 }
 
 #[test]
