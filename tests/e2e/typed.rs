@@ -1049,3 +1049,88 @@ fn a_missing_program_is_a_clear_error() {
     );
     assert!(!typed.contains("ruff_check"), "{typed}");
 }
+
+/// A workspace of Python files nested far deeper than CPython accepts (the red team's three
+/// shapes, each of which overflowed the server's stack and aborted it) beside an ordinary one.
+fn deeply_nested_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let parens = format!("x = {}1{}\n", "(".repeat(5000), ")".repeat(5000));
+    std::fs::write(root.join("parens.py"), parens).unwrap();
+    std::fs::write(
+        root.join("minus.py"),
+        format!("x = {}1\n", "-".repeat(500_000)),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("sum.py"),
+        format!("x = 1{}\n", " + 1".repeat(200_000)),
+    )
+    .unwrap();
+    std::fs::write(root.join("ok.py"), "x = 1\n\n\nclass Fine:\n    pass\n").unwrap();
+    dir
+}
+
+/// The scripted turn that runs `code`.
+fn code_turn(code: &str) -> String {
+    format!(
+        "<tool_call><function=execute_code>\n<parameter=code>\n{code}\n</parameter>\n</function></tool_call>"
+    )
+}
+
+/// Deeply nested files are refused before they are parsed: each navigation call ends with a
+/// parse error (or skips them), `punie ask` ends normally, and the next snippet still runs.
+#[test]
+fn deeply_nested_python_does_not_abort_the_server() {
+    let ws = deeply_nested_workspace();
+    let first = r#"for name in ["parens.py", "minus.py", "sum.py"]:
+    print(name, document_symbols(name).parse_error)
+    print(name, goto_definition(name, 1, 1, "x").parse_error)
+    print(name, cst_find_pattern(name, "Name").parse_error)
+found = workspace_symbols("x")
+print("workspace_symbols", [symbol.file for symbol in found.symbols])"#;
+    let second = r#"print("then", document_symbols("ok.py").symbol_count)"#;
+    let script = ws.path().join("script.json");
+    let turns = json!([code_turn(first), code_turn(second), "Done."]);
+    std::fs::write(&script, turns.to_string()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+        .args(["ask", "--json", "--workspace"])
+        .arg(ws.path())
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("Where is x defined?")
+        .env("PATH", system_path())
+        .env_remove("PUNIE_ENGINE")
+        .env("PUNIE_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["status"], "done", "{out:#}");
+    let responses: Vec<&str> = out["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|call| call["response"].as_str().unwrap())
+        .collect();
+    assert_eq!(responses.len(), 2, "{out:#}");
+    for expected in [
+        "parens.py too many nested parentheses (more than 200)",
+        "minus.py expression too deeply nested (more than 3000 levels)",
+        "sum.py expression too deeply nested (more than 3000 levels)",
+    ] {
+        assert_eq!(
+            responses[0].matches(expected).count(),
+            3,
+            "{expected}: {}",
+            responses[0]
+        );
+    }
+    assert!(
+        responses[0].contains("workspace_symbols ['ok.py']"),
+        "{}",
+        responses[0]
+    );
+    assert!(responses[1].contains("then 2"), "{}", responses[1]);
+}

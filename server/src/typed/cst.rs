@@ -365,8 +365,10 @@ fn imports_of(stmt: &Stmt) -> Option<Vec<Imported>> {
 /// joins an existing `from module import …` of the same module, anything else becomes a
 /// new statement after the last top-level import (after the docstring when there is none).
 fn add_import_to(text: String, import_stmt: &str) -> Result<(String, bool), String> {
-    let wanted = ruff_python_parser::parse_module(import_stmt.trim())
+    let stmt = import_stmt.trim();
+    let wanted = super::nesting::check(stmt)
         .ok()
+        .and_then(|()| ruff_python_parser::parse_module(stmt).ok())
         .and_then(|parsed| match parsed.syntax().body.as_slice() {
             [stmt] => imports_of(stmt),
             _ => None,

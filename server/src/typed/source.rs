@@ -1,6 +1,10 @@
 //! A Python file parsed losslessly: its text, ruff's syntax tree (RustPython's parser) with a
 //! byte range on every node, and line/column conversion. The tree is only read; edits are
 //! byte-range replacements on the text, so formatting and comments are kept exactly.
+//!
+//! A source that nests deeper than CPython accepts is refused before it is parsed
+//! (`nesting.rs`): the parser, the visitors and the tree's `Drop` recurse, and only that bound
+//! keeps them within the stack of the thread `typed::call` parses on.
 
 use ruff_python_ast::ModModule;
 use ruff_python_parser::Parsed;
@@ -14,8 +18,10 @@ pub(super) struct SourceFile {
 }
 
 impl SourceFile {
-    /// Parses `text`; the error is the parser's message with its 1-based line and column.
+    /// Parses `text`; the error is the parser's message with its 1-based line and column, or
+    /// why it nests too deeply to be parsed.
     pub(super) fn parse(text: String) -> Result<SourceFile, String> {
+        super::nesting::check(&text)?;
         let line_starts: Vec<usize> = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(idx, _)| idx + 1))
             .collect();

@@ -183,3 +183,51 @@ fn git_formats_become_results() {
     assert_eq!(log.commits[0].message, "init | first");
     assert_eq!(log.commits[0].author.as_deref(), Some("Ann"));
 }
+
+/// A host for calls that ask no permission (in-process tools) over a directory.
+struct DirectoryHost(std::path::PathBuf);
+
+impl crate::workspace::ToolHost for DirectoryHost {
+    fn workspace_root(&self) -> &Path {
+        &self.0
+    }
+
+    fn permit(
+        &self,
+        _request: &crate::policy::ToolRequest,
+        _cancel: &crate::cancel::CancelFlag,
+    ) -> crate::policy::Ruling {
+        unreachable!("a typed call asks no permission itself")
+    }
+}
+
+/// The deepest source `nesting::check` accepts needs more stack than an LSP or ACP run thread
+/// has (2 MB); parsing it from such a thread works, because the parse has a thread of its own.
+#[test]
+fn python_is_parsed_on_a_stack_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks: String = (0..super::nesting::MAX_INDENT_LEVELS)
+        .map(|level| format!("{}if x:\n", " ".repeat(level)))
+        .collect();
+    let fields = super::nesting::MAX_BRACKETS;
+    let deepest = format!(
+        "{blocks}{}x = {}{}1{}\n",
+        " ".repeat(super::nesting::MAX_INDENT_LEVELS),
+        "f\"{".repeat(fields),
+        "-".repeat(super::nesting::MAX_EXPRESSION_DEPTH - fields - 1),
+        "}\"".repeat(fields),
+    );
+    std::fs::write(dir.path().join("deep.py"), deepest).unwrap();
+    let host = DirectoryHost(dir.path().to_path_buf());
+    let run_thread = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || {
+            let args = serde_json::json!({"file_path": "deep.py", "pattern": "Name"});
+            let cancel = crate::cancel::CancelFlag::default();
+            super::call(&host, crate::tools::Typed::CstFindPattern, &args, &cancel)
+        })
+        .unwrap();
+    let res = run_thread.join().unwrap().unwrap();
+    assert_eq!(res["parse_error"], serde_json::Value::Null, "{res}");
+    assert_eq!(res["match_count"], 100);
+}
