@@ -21,6 +21,7 @@ mod micro;
 mod models;
 mod parse_prompt;
 mod permissions;
+mod protected;
 mod quoting;
 mod redteam;
 mod sandbox;

@@ -336,11 +336,12 @@ const PROTECTED_SEARCH_SKIPPED: &[&str] = &[
 /// [`PROTECTED_SEARCH_DEPTH`] levels and within [`PROTECTED_SEARCH_DIRS`] directories read
 /// (not inside [`PROTECTED_SEARCH_SKIPPED`]):
 /// what a command must not change even though it may write the workspace (a nested
-/// repository's hooks as much as the top one's). Symlinks are not followed (a link that is
-/// itself protected is listed; its target is resolved when it is mounted). Rules about a
-/// file's facts (executables, hard links) are the permission prompt's, not the jail's.
+/// repository's hooks as much as the top one's, a Python environment whatever its name).
+/// Symlinks are not followed (a link that is itself protected is listed; its target is
+/// resolved when it is mounted). Rules about a file's facts (executables, hard links) are the
+/// permission prompt's, not the jail's.
 pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
-    use crate::policy::{PROTECTED, Pattern};
+    use crate::policy::{PROTECTED, Pattern, VIRTUAL_ENV_MARKERS};
     let folded = |name: &std::ffi::OsStr| {
         name.to_string_lossy()
             .trim_end_matches(['.', ' '])
@@ -360,9 +361,16 @@ pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
         };
         for entry in entries.flatten() {
             let name = folded(&entry.file_name());
+            let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
             let whole = patterns().any(|pattern| match pattern {
                 Pattern::Component(protected) => name == *protected,
                 Pattern::Suffix(suffix) => name.ends_with(suffix),
+                Pattern::VirtualEnv => {
+                    is_dir
+                        && VIRTUAL_ENV_MARKERS.iter().any(|marker| {
+                            std::fs::symlink_metadata(entry.path().join(marker)).is_ok()
+                        })
+                }
                 _ => false,
             });
             if whole {
@@ -382,7 +390,6 @@ pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
                     );
                 }
             }
-            let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
             if is_dir
                 && depth + 1 < PROTECTED_SEARCH_DEPTH
                 && !PROTECTED_SEARCH_SKIPPED.contains(&name.as_str())

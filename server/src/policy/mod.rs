@@ -31,7 +31,9 @@ mod user;
 pub use decide::{Answer, PolicySettings, Refusal, RuledBy, Ruling, Verdict, decide, permit, rule};
 pub use diff::{Before, Diff, DiffStat, MAX_DIFF_LINES};
 pub use prompt::{Change, DIALOG_SUBJECT_CHARS, Prompt, PromptKind};
-pub use protected::{PROTECTED, Pattern, ProtectedRule, protected_rule, rule_by_id};
+pub use protected::{
+    PROTECTED, Pattern, ProtectedRule, VIRTUAL_ENV_MARKERS, protected_rule, rule_by_id,
+};
 pub use request::{Action, Target, ToolRequest};
 pub use scope::{Scope, SessionApprovals};
 pub use show::{Shown, cut, escape, escape_lines, one_line, shell_line, shell_word};

@@ -37,7 +37,16 @@ pub enum Pattern {
     Executable,
     /// An existing file with other hard links: writing it changes files the prompt cannot name.
     HardLinked,
+    /// A directory that holds one of [`VIRTUAL_ENV_MARKERS`] (a Python environment, whatever
+    /// its name), and everything under it: its `bin/activate`, `bin/python` and
+    /// `site-packages/*.pth` run whenever the user's editor or shell uses it. The workspace's
+    /// root itself is not one.
+    VirtualEnv,
 }
+
+/// What makes a directory a Python environment: `pyvenv.cfg` (venv, virtualenv, uv) or
+/// `conda-meta` (conda).
+pub const VIRTUAL_ENV_MARKERS: &[&str] = &["pyvenv.cfg", "conda-meta"];
 
 use Pattern::{Component, Components, HardLinked, Suffix};
 
@@ -133,6 +142,8 @@ pub static PROTECTED: &[ProtectedRule] = &[
             Component("sitecustomize.py"),
             Component("usercustomize.py"),
             Component(".venv"),
+            Pattern::VirtualEnv,
+            Component("pyvenv.cfg"),
         ],
     },
     ProtectedRule {
@@ -212,6 +223,7 @@ impl Pattern {
             Suffix(suffix) => components.last().is_some_and(|name| name.ends_with(suffix)),
             Pattern::Executable => target.exists && !target.is_dir && target.executable,
             HardLinked => target.exists && !target.is_dir && target.hard_links > 1,
+            Pattern::VirtualEnv => target.in_virtual_env,
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct Target {
     pub executable: bool,
     /// Links to the existing file (1 for a plain file).
     pub hard_links: u64,
+    /// Beneath a directory of the workspace (not its root) that is a Python environment
+    /// (`protected::VIRTUAL_ENV_MARKERS`).
+    pub in_virtual_env: bool,
 }
 
 impl Target {
@@ -35,6 +38,7 @@ impl Target {
             is_dir: false,
             executable: false,
             hard_links: 0,
+            in_virtual_env: false,
         }
     }
 

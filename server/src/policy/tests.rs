@@ -248,6 +248,28 @@ fn protected_paths_are_refused_naming_the_rule() {
 }
 
 #[test]
+fn a_python_environment_is_protected_whatever_its_name() {
+    let in_env = |rel: &str| Target {
+        in_virtual_env: true,
+        ..Target::existing_file(rel)
+    };
+    for target in [
+        in_env("venv/bin/activate"),
+        in_env("env/lib/python3.11/site-packages/pkg/__init__.py"),
+        Target::new_file("venv/lib/python3.11/site-packages/zz_evil.pth"),
+        Target::new_file("a/b/c/d/e/f/site-packages/deep.pth"),
+        Target::new_file("venv/pyvenv.cfg"),
+    ] {
+        let rule = protected_rule(&target).map(|rule| rule.id);
+        assert_eq!(rule, Some("autorun"), "{}", target.rel);
+    }
+    assert_eq!(
+        protected_rule(&Target::existing_file("venv/bin/activate")),
+        None
+    );
+}
+
+#[test]
 fn a_protected_rule_turned_to_ask_asks_every_time() {
     check_table(
         "protected_ask",
@@ -555,7 +577,7 @@ fn protected_rules_are_well_formed() {
             let names: &[&str] = match pattern {
                 Pattern::Component(name) | Pattern::Suffix(name) => &[name],
                 Pattern::Components(names) => names,
-                Pattern::Executable | Pattern::HardLinked => &[],
+                Pattern::Executable | Pattern::HardLinked | Pattern::VirtualEnv => &[],
             };
             for name in names {
                 assert_eq!(

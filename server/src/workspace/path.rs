@@ -1,7 +1,7 @@
 //! Path confinement: a tool path becomes a canonical path inside the workspace that is not a
 //! secret (`jail::SECRETS`, for the home folder opened as a workspace), or an error;
 //! [`resolve_target`] adds what the policy judges it by (its workspace-relative form, whether
-//! it exists, is executable, has other hard links).
+//! it exists, is executable, has other hard links, lies in a Python environment).
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -33,8 +33,21 @@ pub fn resolve_target(root: &Path, raw: &str) -> Result<ResolvedPath, ToolError>
         is_dir: meta.as_ref().is_some_and(fs::Metadata::is_dir),
         executable: meta.as_ref().is_some_and(is_executable),
         hard_links: meta.as_ref().map_or(0, hard_links),
+        in_virtual_env: in_virtual_env(&canonical_root, &path),
     };
     Ok(ResolvedPath { path, target })
+}
+
+/// Whether a directory between `root` (excluded) and `path` (both canonical) is a Python
+/// environment: holds `pyvenv.cfg` or `conda-meta`, whatever its name.
+fn in_virtual_env(root: &Path, path: &Path) -> bool {
+    path.ancestors()
+        .take_while(|dir| *dir != root && dir.starts_with(root))
+        .any(|dir| {
+            crate::policy::VIRTUAL_ENV_MARKERS
+                .iter()
+                .any(|marker| fs::symlink_metadata(dir.join(marker)).is_ok())
+        })
 }
 
 /// `path` (inside `root`, both canonical) as a `/`-separated relative path; `.` for the root.

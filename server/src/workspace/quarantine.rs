@@ -191,6 +191,24 @@ mod tests {
         assert_eq!(sweep(&root, &jail::protected_in(&root)), None);
     }
 
+    #[test]
+    fn a_python_environment_is_protected_whatever_its_name() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("venv/lib/python3.11/site-packages")).unwrap();
+        std::fs::write(root.join("venv/pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        std::fs::create_dir_all(root.join("lib/python3.11/site-packages")).unwrap();
+        let before = jail::protected_in(&root);
+        assert_eq!(before, [root.join("venv")]);
+
+        std::fs::create_dir_all(root.join("tools/env/conda-meta")).unwrap();
+        std::fs::write(root.join("tools/env/evil.pth"), "import os\n").unwrap();
+        let line = sweep(&root, &before).unwrap();
+        assert!(line.contains("tools/env"), "{line}");
+        assert!(!root.join("tools/env").exists());
+        assert!(root.join("venv/pyvenv.cfg").exists());
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_link_is_moved_as_a_link_and_its_target_is_untouched() {

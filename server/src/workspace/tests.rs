@@ -112,6 +112,25 @@ fn check_target(root: &Path, raw: &str, expect_rel: &str) -> crate::policy::Targ
     resolved.target
 }
 
+#[test]
+fn a_python_environment_is_known_by_its_marker_not_its_name() {
+    let (root, _outside) = workspace();
+    let root = root.path();
+    std::fs::create_dir_all(root.join("venv/bin")).unwrap();
+    std::fs::write(root.join("venv/pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+    std::fs::write(root.join("venv/bin/activate"), "# activate\n").unwrap();
+    std::fs::create_dir_all(root.join("envs/conda/conda-meta")).unwrap();
+    std::fs::create_dir_all(root.join("envs/conda/lib/python3.11/site-packages")).unwrap();
+    assert!(check_target(root, "venv/bin/activate", "venv/bin/activate").in_virtual_env);
+    assert!(check_target(root, "venv/pyvenv.cfg", "venv/pyvenv.cfg").in_virtual_env);
+    let pth = "envs/conda/lib/python3.11/site-packages/x.pth";
+    assert!(check_target(root, pth, pth).in_virtual_env);
+    assert!(!check_target(root, "src/main.py", "src/main.py").in_virtual_env);
+    // A workspace that is itself an environment is not protected as a whole.
+    std::fs::write(root.join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+    assert!(!check_target(root, "src/main.py", "src/main.py").in_virtual_env);
+}
+
 #[cfg(unix)]
 #[test]
 fn targets_are_judged_as_resolved_whatever_the_spelling() {
