@@ -11,9 +11,13 @@
 //! **A template is code from a model file**, which may come from anywhere. It renders with an
 //! instruction budget ([`template_fuel`]: many times what real templates take, so a template
 //! that loops without end stops within a fraction of a second), minijinja's recursion limit and
-//! range cap, and a bound on what it may output. Not bounded: memory a template builds up with
-//! few instructions (a string doubled in a loop); minijinja has no allocation limit, so a model
-//! file is trusted that far, as llama.cpp trusts it with its weights.
+//! range cap, and a bound on what it may output. The Python methods Punie adds
+//! ([`MethodBudget`]) compute the size of what they would build first, and refuse a string
+//! longer than the template may output, or more than [`METHOD_BUDGET_FACTOR`] times that in all
+//! (`s.replace("", s)` twice asked for 7.9 GB and aborted the process). Not bounded: memory a
+//! template builds with minijinja's own operators in few instructions (`ns.s ~ ns.s` doubled in
+//! a loop, inside a `set`, so a cap on the output does not see it); minijinja has no allocation
+//! limit, so a model file is trusted that far, as llama.cpp trusts it with its weights.
 //!
 //! Tool results: when the template mentions the `tool` role it gets `role: tool` messages and
 //! wraps them itself (Qwen's templates do); otherwise, as in ChatML, a tool result becomes a user
@@ -23,6 +27,8 @@
 //! The system prompt is the caller's (or [`DEFAULT_SYSTEM_PROMPT`]), a blank line, then
 //! [`code_mode_instructions`] with the stubs. It is prepended to the caller's system message, so
 //! a caller's system prompt never loses the tool instructions.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use minijinja::value::Value;
 use minijinja::{Environment, Error, ErrorKind, State, context};
@@ -189,7 +195,10 @@ fn render_with_minijinja(
     // Hugging Face compiles chat templates with both on; templates are written for it.
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
-    env.set_unknown_method_callback(python_method);
+    let budget = MethodBudget::new(output_limit(turns));
+    env.set_unknown_method_callback(move |state, value, method, args| {
+        python_method(state, value, method, args, &budget)
+    });
     env.add_function(
         "raise_exception",
         |message: String| -> Result<Value, Error> {
@@ -209,23 +218,84 @@ fn render_with_minijinja(
     })
 }
 
+/// What the Python methods of one render may build, in bytes, as a multiple of what the
+/// template may output.
+const METHOD_BUDGET_FACTOR: usize = 8;
+
+/// The bytes the Python methods may still build in one render: no one string longer than the
+/// template may output, and [`METHOD_BUDGET_FACTOR`] times that in all. Each method charges the
+/// size of its result before building it.
+struct MethodBudget {
+    largest: usize,
+    left: AtomicUsize,
+}
+
+impl MethodBudget {
+    fn new(output_limit: usize) -> MethodBudget {
+        MethodBudget {
+            largest: output_limit,
+            left: AtomicUsize::new(output_limit.saturating_mul(METHOD_BUDGET_FACTOR)),
+        }
+    }
+
+    /// Takes `bytes` (`None`: more than a `usize`) for the result of `method`, or refuses.
+    fn charge(&self, method: &str, bytes: Option<usize>) -> Result<(), Error> {
+        let refused = |why: String| Err(Error::new(ErrorKind::InvalidOperation, why));
+        let Some(bytes) = bytes.filter(|&bytes| bytes <= self.largest) else {
+            return refused(format!(
+                "{method}() would build a string longer than the {} bytes the template may write",
+                self.largest
+            ));
+        };
+        let taken = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(bytes)
+            });
+        if taken.is_err() {
+            return refused(format!(
+                "{method}() would build more than the {} bytes the template's methods may build in all",
+                self.largest.saturating_mul(METHOD_BUDGET_FACTOR)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The length of `text` with each of `count` occurrences of `from` replaced by `to`.
+fn replaced_len(text: &str, from: &str, to: &str, count: usize) -> Option<usize> {
+    text.len()
+        .checked_sub(count.checked_mul(from.len())?)?
+        .checked_add(count.checked_mul(to.len())?)
+}
+
 /// The Python methods chat templates call most (Jinja2 runs in Python, minijinja does not).
 fn python_method(
     state: &State<'_, '_>,
     value: &Value,
     method: &str,
     args: &[Value],
+    budget: &MethodBudget,
 ) -> Result<Value, Error> {
     let arg_str = |idx: usize| args.get(idx).and_then(Value::as_str);
     if let Some(text) = value.as_str() {
         let chars = arg_str(0);
         let is_stripped = |c: char| chars.map_or(c.is_whitespace(), |chars| chars.contains(c));
+        let part = |part: &str| -> Result<Value, Error> {
+            budget.charge(method, Some(part.len()))?;
+            Ok(Value::from(part))
+        };
+        // A character's upper or lower case is at most three times its UTF-8 length.
+        let recased = |recase: fn(&str) -> String| -> Result<Value, Error> {
+            budget.charge(method, text.len().checked_mul(3))?;
+            Ok(Value::from(recase(text)))
+        };
         return Ok(match method {
-            "strip" => Value::from(text.trim_matches(is_stripped)),
-            "lstrip" => Value::from(text.trim_start_matches(is_stripped)),
-            "rstrip" => Value::from(text.trim_end_matches(is_stripped)),
-            "upper" => Value::from(text.to_uppercase()),
-            "lower" => Value::from(text.to_lowercase()),
+            "strip" => part(text.trim_matches(is_stripped))?,
+            "lstrip" => part(text.trim_start_matches(is_stripped))?,
+            "rstrip" => part(text.trim_end_matches(is_stripped))?,
+            "upper" => recased(str::to_uppercase)?,
+            "lower" => recased(str::to_lowercase)?,
             "startswith" | "endswith" => {
                 let test = |affix: &str| {
                     if method == "startswith" {
@@ -249,16 +319,29 @@ fn python_method(
                 }
             }
             "split" => {
-                let parts: Vec<String> = match arg_str(0) {
-                    Some(separator) if !separator.is_empty() => {
-                        text.split(separator).map(str::to_owned).collect()
-                    }
-                    _ => text.split_whitespace().map(str::to_owned).collect(),
+                let separator = arg_str(0).filter(|separator| !separator.is_empty());
+                let count = match separator {
+                    Some(separator) => text.matches(separator).count() + 1,
+                    None => text.split_whitespace().count(),
+                };
+                // Each part is a value of its own besides its text.
+                let size = count
+                    .checked_mul(std::mem::size_of::<Value>())
+                    .and_then(|values| values.checked_add(text.len()));
+                budget.charge(method, size)?;
+                let parts: Vec<String> = match separator {
+                    Some(separator) => text.split(separator).map(str::to_owned).collect(),
+                    None => text.split_whitespace().map(str::to_owned).collect(),
                 };
                 Value::from(parts)
             }
             "replace" => match (arg_str(0), arg_str(1)) {
-                (Some(from), Some(to)) => Value::from(text.replace(from, to)),
+                (Some(from), Some(to)) => {
+                    // An empty `from` matches around every character, as in Python.
+                    let count = text.matches(from).count();
+                    budget.charge(method, replaced_len(text, from, to, count))?;
+                    Value::from(text.replace(from, to))
+                }
                 _ => {
                     return Err(Error::new(
                         ErrorKind::MissingArgument,

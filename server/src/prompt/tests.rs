@@ -127,6 +127,16 @@ fn unusable_templates_fall_back_to_chatml() {
             "it rendered nothing".to_owned(),
         ),
         ("{{ messages[0].content * 1000 }}", "it wrote ".to_owned()),
+        // The red team's: without a bound, the second replace asked for terabytes and the
+        // failed allocation aborted the process.
+        (
+            "{% set s = messages[0].content %}{% set b = s.replace('', s) %}{% set c = b.replace('', b) %}{{ c }}",
+            "invalid operation: replace() would build a string longer than the ".to_owned(),
+        ),
+        (
+            "{% set s = messages[0].content %}{% for i in range(1000) %}{% set u = s.upper() %}{% set p = s.split(' ') %}{% endfor %}{{ s }}",
+            "invalid operation: upper() would build more than the ".to_owned(),
+        ),
     ] {
         let started = std::time::Instant::now();
         let config = GenericConfig {
