@@ -1,9 +1,13 @@
 //! Text as the features see it: lines as LSP counts them (`\n`, `\r\n` and `\r` each end a
 //! line) in byte offsets, shared by the question builder and the LSP position conversions; and
 //! edits made to a document while a run worked, through which a selection is carried
-//! ([`rebase`]) so the run's edit lands on the code it was about, or not at all.
+//! ([`rebase`]) so the run's edit lands on the code it was about, or not at all; and files as
+//! text ([`decode`], [`encode`], [`read_file`]).
 
 use std::ops::Range;
+use std::path::Path;
+
+use crate::workspace::{self, ToolError};
 
 /// The byte-order mark some editors write at the start of UTF-8 files.
 pub const BOM: char = '\u{feff}';
@@ -90,6 +94,17 @@ pub fn decode(bytes: &[u8]) -> Option<(String, Encoding)> {
             Encoding::Latin1,
         ),
     })
+}
+
+/// The text of the file at `path` as an editor shows it ([`decode`]), read by
+/// `workspace::read_bounded`: a regular file only, opened without blocking, at most `max`
+/// bytes read, so `/dev/zero`, a FIFO or a `/proc` file cannot hang or swell the caller.
+/// `shown` names the file in errors; a binary file is a `UnicodeDecodeError`.
+pub fn read_file(path: &Path, shown: &str, max: u64) -> Result<String, ToolError> {
+    let bytes = workspace::read_bounded(path, shown, max)?;
+    decode(&bytes)
+        .map(|(text, _)| text)
+        .ok_or_else(|| ToolError::new("UnicodeDecodeError", "a binary file"))
 }
 
 /// The bytes of `text` in `encoding`; `Err` names the first character a Latin-1 file cannot

@@ -84,15 +84,12 @@ pub(crate) fn existing_file(front_end: &dyn FrontEnd, path: &Path) -> ExistingFi
     }
     // Bounded and never blocking: a FIFO or a huge file is unreadable, not a hang.
     let shown = path.display().to_string();
-    match crate::workspace::read_bounded(path, &shown, crate::workspace::MAX_READ_BYTES) {
-        // Without its byte-order mark, as editors show it; a write to disk keeps the encoding.
-        Ok(bytes) => match super::text::decode(&bytes) {
-            Some((text, _)) => ExistingFile::Text {
-                id: None,
-                text: std::sync::Arc::new(text),
-                version: None,
-            },
-            None => ExistingFile::Unreadable("a binary file".to_owned()),
+    // Without its byte-order mark, as editors show it; a write to disk keeps the encoding.
+    match super::text::read_file(path, &shown, crate::workspace::MAX_READ_BYTES) {
+        Ok(text) => ExistingFile::Text {
+            id: None,
+            text: std::sync::Arc::new(text),
+            version: None,
         },
         Err(err) if err.type_name == "FileNotFoundError" => ExistingFile::Missing,
         Err(err) => ExistingFile::Unreadable(err.message),

@@ -90,14 +90,9 @@ fn action(instruction: Instruction, kind: CodeActionKind, uri: &str, range: Rang
 
 /// The file behind a document the client did not open, as an editor would show it: without a
 /// byte-order mark, which editors do not count in positions, and one character per byte when
-/// it is not UTF-8 (a disk write keeps the encoding). Small files only: this runs on the main
-/// loop.
+/// it is not UTF-8 (a disk write keeps the encoding). Small regular files only, opened without
+/// blocking: this runs on the main loop.
 pub(crate) fn read_small_file(uri: &str) -> Option<String> {
     let path = crate::lsp::uri::to_path(uri)?;
-    let metadata = std::fs::metadata(&path).ok()?;
-    if !metadata.is_file() || metadata.len() > 16 * 1024 * 1024 {
-        return None;
-    }
-    let bytes = std::fs::read(path).ok()?;
-    crate::features::text::decode(&bytes).map(|(text, _)| text)
+    crate::features::text::read_file(&path, uri, 16 * 1024 * 1024).ok()
 }
