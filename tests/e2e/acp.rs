@@ -333,6 +333,113 @@ fn a_slash_command_on_an_attached_selection_edits_that_file() {
     );
 }
 
+/// Attachments Punie may not read are refused, never read: `/dev/zero` (by its URI and through
+/// a link in the workspace), a FIFO, a link out of the workspace to credentials, and a secret
+/// inside a workspace that is the home. Each prompt, whether the file is its selection or
+/// context, answers with an error that names why; the agent keeps serving (`session/list`,
+/// then a prompt with a workspace file attached), its memory stays small (its address space
+/// is capped, so an unbounded read fails the test, not the machine), and the credentials are
+/// in no message, saved session or transcript.
+#[test]
+fn attachments_punie_may_not_read_are_refused_and_the_agent_keeps_serving() {
+    use std::os::unix::fs::symlink;
+    let fx = Fixture::new();
+    let root = fx.root();
+    let outside = tempfile::tempdir().unwrap();
+    let marker = "SECRETacp5e1f0c9d";
+    let credentials = format!("[default]\naws_secret_access_key = {marker}\n");
+    std::fs::write(outside.path().join("credentials"), &credentials).unwrap();
+    symlink(outside.path().join("credentials"), root.join("notes.txt")).unwrap();
+    std::fs::create_dir_all(root.join(".aws")).unwrap();
+    std::fs::write(root.join(".aws/credentials"), &credentials).unwrap();
+    symlink("/dev/zero", root.join("zero.txt")).unwrap();
+    let fifo = std::ffi::CString::new(root.join("pipe.txt").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+
+    let engine = fx.engine(&["It is an inventory.".to_owned()], 0);
+    let home = root.to_str().unwrap();
+    let mut client = AcpClient::start_with_env(
+        &[&engine],
+        fx.sessions.path(),
+        default_handler(None),
+        &[("HOME", home)],
+    );
+    client.limit_address_space(4 << 30);
+    client.initialize(false, false);
+    let session_id = client.new_session(&root);
+    let link = |uri: String| json!({"type": "resource_link", "uri": uri, "name": "attached"});
+    let file_link = |path: &Path| link(format!("file://{}", path.display()));
+    let question = json!({"type": "text", "text": "What is in it?"});
+    for refused in [
+        Path::new("/dev/zero").to_path_buf(),
+        root.join("zero.txt"),
+        root.join("pipe.txt"),
+        root.join("notes.txt"),
+        root.join(".aws/credentials"),
+    ] {
+        // As the selection, and as context after a file Punie may read.
+        for prompt in [
+            json!([question, file_link(&refused)]),
+            json!([
+                question,
+                file_link(&root.join("README.md")),
+                file_link(&refused)
+            ]),
+        ] {
+            let response = client.request(
+                "session/prompt",
+                json!({"sessionId": session_id, "prompt": prompt}),
+            );
+            let message = response["error"]["message"].as_str().unwrap_or("");
+            assert!(
+                message.starts_with("prompt: cannot attach file://"),
+                "{}: {response}",
+                refused.display()
+            );
+            let list = client.request("session/list", json!({"cwd": root}));
+            assert!(list["result"]["sessions"].is_array(), "{list}");
+        }
+    }
+    let response = client.request(
+        "session/prompt",
+        json!({"sessionId": session_id, "prompt": [question, file_link(&root.join("README.md"))]}),
+    );
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    let peak = client.peak_memory();
+    assert!(
+        peak < 512 << 20,
+        "the agent's memory peaked at {peak} bytes"
+    );
+    assert_eq!(client.close(), 0);
+
+    let messages = serde_json::to_string(&client.log).unwrap();
+    assert!(!messages.contains(marker), "{messages}");
+    let mut kept = Vec::new();
+    for dir in [fx.sessions.path().to_path_buf(), root.join(".punie")] {
+        let mut dirs = vec![dir];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    kept.push(path);
+                }
+            }
+        }
+    }
+    assert!(
+        kept.iter()
+            .any(|path| path.starts_with(root.join(".punie"))),
+        "the last prompt left a transcript: {kept:?}"
+    );
+    for path in kept {
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        assert!(!text.contains(marker), "{}: {text}", path.display());
+    }
+}
+
 #[test]
 fn cancel_stops_the_prompt_and_the_session_stays_usable() {
     let fx = Fixture::new();

@@ -102,6 +102,36 @@ impl AcpClient {
         }
     }
 
+    /// Caps the agent's address space at `bytes`: an unbounded read fails the agent (and the
+    /// test) instead of filling the machine's memory.
+    pub(crate) fn limit_address_space(&self, bytes: u64) {
+        let limit = libc::rlimit {
+            rlim_cur: bytes,
+            rlim_max: bytes,
+        };
+        // SAFETY: prlimit reads the struct we pass and changes only the agent's limit.
+        let res = unsafe {
+            libc::prlimit(
+                self.child.id() as libc::pid_t,
+                libc::RLIMIT_AS,
+                &limit,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(res, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
+    /// The agent's resident-memory high-water mark (`VmHWM`), in bytes.
+    pub(crate) fn peak_memory(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .unwrap();
+        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kb * 1024
+    }
+
     pub(crate) fn send_raw(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         stdin.write_all(line.as_bytes()).unwrap();

@@ -3,6 +3,13 @@
 //! (`resource_link` to a file, or an embedded `resource`, with an optional `#L10-20` line range)
 //! is the selection, so Fix and Refactor can edit it. Further attachments go into the question as
 //! context.
+//!
+//! A link's file is read as `read_file` reads one ([`read_attached`]): inside the session's
+//! `cwd` once links are followed, not a secret, a regular file, bounded, opened without
+//! blocking. This runs on the main loop, and a link is only a name: `file:///dev/zero`, a FIFO,
+//! or a cloned repository's `notes.txt -> ~/.aws/credentials` is refused with an error the
+//! user sees, never read. An embedded `resource`'s text is the client's own choice and is used
+//! as sent.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +17,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::features::{Ask, DocumentSnapshot, Instruction, Selection, language_from_path, text};
+use crate::workspace::{self, ToolError};
 
 /// Attached text beyond this goes to the model as a note to read the file instead.
 const MAX_CONTEXT_BYTES: usize = 64 * 1024;
@@ -75,7 +83,7 @@ pub(crate) fn plan(root: &Path, blocks: &Value) -> Result<PromptPlan, String> {
         .transpose()?;
     let mut question = question.trim().to_owned();
     for extra in attachments {
-        question.push_str(&context_block(root, &extra));
+        question.push_str(&context_block(root, &extra)?);
     }
     if selection.is_none() && instruction != Instruction::Ask {
         return Ok(PromptPlan::Reply(format!(
@@ -132,17 +140,19 @@ fn line_range(fragment: &str) -> Option<(usize, usize)> {
     (first >= 1 && last >= first).then_some((first, last))
 }
 
-/// The attachment as the run's selection: the real file where it is one inside the workspace
-/// (and an embedded excerpt matches it), so edits can land there; else the text alone.
+/// The attachment as the run's selection: the real file where it is one Punie may read (and an
+/// embedded excerpt matches it), so edits can land there; else the embedded text alone.
 fn selection(root: &Path, attachment: Attachment) -> Result<Selection, String> {
-    let inside = attachment
-        .path
-        .as_ref()
-        .and_then(|path| path.canonicalize().ok())
-        .filter(|path| path.starts_with(root) && path.is_file());
-    if let Some(path) = inside
-        && let Ok(file_text) = std::fs::read_to_string(&path)
-    {
+    let file = match &attachment.path {
+        Some(path) => match read_attached(root, path, workspace::MAX_READ_BYTES) {
+            Ok(file) => Some(file),
+            // The client's own text stands in for a file Punie may not or cannot read.
+            Err(_) if attachment.text.is_some() => None,
+            Err(err) => return Err(cannot_attach(&attachment.uri, &err)),
+        },
+        None => None,
+    };
+    if let Some((path, file_text)) = file {
         let (start, end) = match attachment.lines {
             Some((first, last)) => byte_range(&file_text, first, last)
                 .ok_or_else(|| format!("prompt: {} names lines past the end", attachment.uri))?,
@@ -166,17 +176,9 @@ fn selection(root: &Path, attachment: Attachment) -> Result<Selection, String> {
             });
         }
     }
-    let text = match attachment.text {
-        Some(text) => text,
-        None => {
-            let path = attachment
-                .path
-                .as_ref()
-                .ok_or_else(|| format!("prompt: cannot read {}", attachment.uri))?;
-            std::fs::read_to_string(path)
-                .map_err(|err| format!("prompt: cannot read {}: {err}", path.display()))?
-        }
-    };
+    let text = attachment
+        .text
+        .ok_or_else(|| format!("prompt: cannot read {}", attachment.uri))?;
     let end = text.len();
     Ok(Selection {
         document: DocumentSnapshot {
@@ -191,6 +193,21 @@ fn selection(root: &Path, attachment: Attachment) -> Result<Selection, String> {
     })
 }
 
+/// The canonical path and text of an attached file, reached as `read_file` reaches one:
+/// `workspace::resolve` (inside `root` once links are followed, not a secret), then
+/// `text::read_file` (a regular file, opened without blocking, at most `max` bytes read).
+fn read_attached(root: &Path, path: &Path, max: u64) -> Result<(PathBuf, String), ToolError> {
+    let shown = path.to_string_lossy();
+    let resolved = workspace::resolve(root, &shown)?;
+    let text = text::read_file(&resolved, &shown, max)?;
+    Ok((resolved, text))
+}
+
+/// The error of a prompt whose attachment Punie will not read.
+fn cannot_attach(uri: &str, err: &ToolError) -> String {
+    format!("prompt: cannot attach {uri}: {}", err.message)
+}
+
 /// Byte offsets of 1-based lines `first..=last`, the last line's break included.
 fn byte_range(text: &str, first: usize, last: usize) -> Option<(usize, usize)> {
     let starts = text::line_starts(text);
@@ -201,32 +218,38 @@ fn byte_range(text: &str, first: usize, last: usize) -> Option<(usize, usize)> {
     Some((start, starts.get(last).copied().unwrap_or(text.len())))
 }
 
-/// A further attachment as context in the question.
-fn context_block(root: &Path, attachment: &Attachment) -> String {
+/// A further attachment as context in the question; `Err` when Punie will not read its file.
+fn context_block(root: &Path, attachment: &Attachment) -> Result<String, String> {
     let shown = match &attachment.path {
         Some(path) => crate::features::shown_path(root, path),
         None => attachment.uri.clone(),
     };
-    let text = attachment.text.clone().or_else(|| {
-        attachment
-            .path
-            .as_ref()
-            .and_then(|path| std::fs::read_to_string(path).ok())
-    });
-    match text {
-        Some(text) if text.len() <= MAX_CONTEXT_BYTES => {
+    let text = match (&attachment.text, &attachment.path) {
+        (Some(text), _) => Ok(text.clone()),
+        // Read whole (bounded) so a long file is named for the model with its size.
+        (None, Some(path)) => {
+            read_attached(root, path, workspace::MAX_READ_BYTES).map(|(_, text)| text)
+        }
+        (None, None) => Err(ToolError::new("ValueError", "not a file")),
+    };
+    Ok(match text {
+        Ok(text) if text.len() <= MAX_CONTEXT_BYTES => {
             let language = language_from_path(attachment.path.as_deref());
             format!(
                 "\n\nAttached: {shown}\n```{language}\n{}\n```",
                 text.trim_end_matches('\n')
             )
         }
-        Some(text) => format!(
+        Ok(text) => format!(
             "\n\nAttached: {shown} ({} bytes, too long to include: read it with read_file)",
             text.len()
         ),
-        None => format!("\n\nAttached: {shown} (not readable as text)"),
-    }
+        // Outside the workspace, a secret, not a regular file: refused, not described.
+        Err(err) if err.type_name == "PermissionError" => {
+            return Err(cannot_attach(&attachment.uri, &err));
+        }
+        Err(err) => format!("\n\nAttached: {shown} (not included: {})", err.message),
+    })
 }
 
 #[cfg(test)]
@@ -283,6 +306,27 @@ mod tests {
         let selection = ask.selection.unwrap();
         assert_eq!(selection.document.path, Some(root.join("calc.py")));
         assert_eq!(selection.text(), "def add(a, b):\n    return a - b\n");
+
+        // A link out of the workspace is refused; the same file embedded by the client is
+        // its own text, used as sent, and never read.
+        let outside = tempfile::tempdir().unwrap();
+        let elsewhere = outside.path().join("calc.py");
+        std::fs::write(&elsewhere, "ON DISK\n").unwrap();
+        let uri = format!("file://{}", elsewhere.display());
+        let linked =
+            json!([{"type": "text", "text": "/fix"}, {"type": "resource_link", "uri": uri}]);
+        let err = plan(&root, &linked).unwrap_err();
+        assert!(err.contains("outside the workspace"), "{err}");
+        let embedded = json!([
+            {"type": "text", "text": "/fix"},
+            {"type": "resource", "resource": {"uri": uri, "text": "EMBEDDED\n"}},
+        ]);
+        let PromptPlan::Run(ask) = plan(&root, &embedded).unwrap() else {
+            panic!("expected a run")
+        };
+        let selection = ask.selection.unwrap();
+        assert_eq!(selection.document.path, None);
+        assert_eq!(selection.text(), "EMBEDDED\n");
 
         let bare = json!([{"type": "text", "text": "/refactor"}]);
         assert!(matches!(plan(&root, &bare).unwrap(), PromptPlan::Reply(_)));
