@@ -1,7 +1,9 @@
 //! Protected paths the red team reached from inside the workspace: a Python environment not
-//! named `.venv`, whose `.pth` files and `bin/activate` run outside the jail. Each test runs
-//! the real jail through `punie sandbox --allow-commands` and asserts the effect did not
-//! happen: the files are as they were, nothing new exists.
+//! named `.venv`, whose `.pth` files and `bin/activate` run outside the jail, and Punie's own
+//! `.punie` made a symbolic link out of the workspace by a command. Each test runs the real
+//! jail through `punie sandbox --allow-commands` (and `punie ask` with a scripted model, which
+//! writes its transcript and session there) and asserts the effect did not happen: the files
+//! are as they were, nothing is written outside.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -72,4 +74,99 @@ for path in ['venv/bin/activate', site + '/zz_evil.pth']:
     assert!(!output.contains("written"), "{output}");
     assert_eq!(output.matches("refused").count(), 2, "{output}");
     assert!(!root.join(".punie/quarantine").exists(), "{output}");
+}
+
+/// Files written beneath `dir`, for the failure message.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+            found.push(entry.path().display().to_string());
+        }
+    }
+    found
+}
+
+/// `punie ask` with a model that answers at once: it writes a transcript and saves the
+/// session in the workspace's `.punie`.
+fn ask(workspace: &Path) -> std::process::Output {
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), r#"["The answer."]"#).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_punie"))
+        .args(["ask", "--json", "--workspace"])
+        .arg(workspace)
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.path().display()))
+        .arg("What is this?")
+        .output()
+        .unwrap()
+}
+
+/// A command that makes `.punie` a link out of the workspace before Punie first made it, and
+/// creates a protected path in the same breath: the quarantine moves the link aside before
+/// anything else (it would have moved `.cargo/config.toml` out through it), and the server's
+/// later transcript and session stay in the workspace.
+#[cfg(unix)]
+#[test]
+fn a_punie_link_a_command_made_is_moved_aside() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let script = format!(
+        "ln -s '{}' .punie && mkdir .cargo && echo evil > .cargo/config.toml",
+        outside.path().display()
+    );
+    let res = sandbox(
+        &root,
+        &format!("print(run_command('sh', args=['-c', {script:?}]))"),
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let output = res["output"].as_str().unwrap();
+    let output_ask = ask(&root);
+
+    assert!(
+        files_in(outside.path()).is_empty(),
+        "written outside: {:?}\n{output}",
+        files_in(outside.path())
+    );
+    let state = std::fs::symlink_metadata(root.join(".punie")).unwrap();
+    assert!(state.is_dir(), "{output}");
+    assert!(!root.join(".cargo/config.toml").exists(), "{output}");
+    assert!(output.contains(".punie, .cargo"), "{output}");
+    assert!(
+        output_ask.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output_ask.stderr)
+    );
+    assert!(root.join(".punie/session.json").exists());
+}
+
+/// A `.punie` that is a link out of the workspace when the server starts (a command made it
+/// where the quarantine could not run, or before it existed) is never written through: the
+/// question is still answered, without a transcript or a saved session, and the link is as
+/// it was.
+#[cfg(unix)]
+#[test]
+fn the_server_never_writes_through_a_punie_link() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join(".punie")).unwrap();
+
+    let output = ask(&root);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(
+        files_in(outside.path()).is_empty(),
+        "written outside: {:?}\n{stderr}",
+        files_in(outside.path())
+    );
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["answer"], json!("The answer."), "{answer:#}");
 }

@@ -65,10 +65,12 @@ impl Transcript {
         let path = dir.join(format!("{run_id}.jsonl"));
         let opened = workspace_state::create_dir(dir).and_then(|()| {
             prune(dir, SystemTime::now());
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            // A link in place of the file is not followed.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+            options.open(&path)
         });
         match opened {
             Ok(file) => {

@@ -3,6 +3,12 @@
 //! end up in a commit: the directory carries its own `.gitignore` that ignores everything in
 //! it, itself included, written whenever Punie creates something there. A `.gitignore` the
 //! user already has there is left as it is.
+//!
+//! A command may write the workspace, so `.punie`, or a directory in it, can be a symbolic
+//! link a command made (`ln -s ~ .punie`) before Punie first created it. Punie never follows
+//! one there: it refuses with an error that says so (the transcript is then not written, a
+//! session not saved), and the quarantine moves such a link aside after the command
+//! (`workspace/quarantine.rs`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,16 +25,37 @@ pub fn state_dir(workspace_root: &Path) -> PathBuf {
 }
 
 /// Creates `dir` and its parents; when `dir` is inside a `.punie` directory (or is one), that
-/// directory gets its `.gitignore`.
+/// directory gets its `.gitignore`, and neither it nor a directory between it and `dir` may be
+/// a symbolic link, before or after.
 pub fn create_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    if let Some(state) = dir
+    let state = dir
         .ancestors()
-        .find(|a| a.file_name().is_some_and(|n| n == STATE_DIR))
-    {
+        .find(|a| a.file_name().is_some_and(|n| n == STATE_DIR));
+    if let Some(state) = state {
+        refuse_links(state, dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    if let Some(state) = state {
+        refuse_links(state, dir)?;
         ignore_in_git(state)?;
     }
     Ok(())
+}
+
+/// An error when `state` or a directory between it and `dir` is a symbolic link.
+fn refuse_links(state: &Path, dir: &Path) -> std::io::Result<()> {
+    let link = dir
+        .ancestors()
+        .take_while(|path| path.starts_with(state))
+        .find(|path| std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_symlink()));
+    match link {
+        Some(link) => Err(std::io::Error::other(format!(
+            "{} is a symbolic link, and Punie never follows one in its state directory \
+             (a command may have made it); remove it",
+            link.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn ignore_in_git(state: &Path) -> std::io::Result<()> {
@@ -60,5 +87,24 @@ mod tests {
         create_dir(&root.path().join("logs")).unwrap();
         assert!(!root.path().join("logs/.gitignore").exists());
         assert!(!root.path().join(".gitignore").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_in_the_state_directory_is_never_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), state_dir(root.path())).unwrap();
+        let err = create_dir(&state_dir(root.path()).join("transcripts")).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+
+        std::fs::remove_file(state_dir(root.path())).unwrap();
+        std::fs::create_dir(state_dir(root.path())).unwrap();
+        std::os::unix::fs::symlink(outside.path(), state_dir(root.path()).join("answers")).unwrap();
+        let err = create_dir(&state_dir(root.path()).join("answers")).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+
+        let written: Vec<_> = std::fs::read_dir(outside.path()).unwrap().collect();
+        assert!(written.is_empty(), "written outside: {written:?}");
     }
 }

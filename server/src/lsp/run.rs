@@ -126,10 +126,13 @@ fn execute_inner(context: &RunContext) -> RunFinished {
 
 /// `.punie/answers/<runId>.md`, for clients that can show it.
 fn write_answer_file(root: &Path, run_id: &str, markdown: &str) -> Option<PathBuf> {
-    let path = root
-        .join(".punie")
-        .join("answers")
-        .join(format!("{run_id}.md"));
+    let answers = agent::state_dir(root).join("answers");
+    let path = answers.join(format!("{run_id}.md"));
+    // Made by the state directory's code, which follows no link a command left there.
+    if let Err(err) = agent::create_state_dir(&answers) {
+        tracing::warn!("cannot write {}: {err}", path.display());
+        return None;
+    }
     match crate::workspace::write_atomic(&path, markdown) {
         Ok(()) => Some(path),
         Err(err) => {

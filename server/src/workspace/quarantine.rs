@@ -11,13 +11,21 @@
 //!
 //! A path is moved by renaming the first symlink on its way, or else the path itself, so a
 //! link such as `.cargo -> ~/.cargo` moves as a link and nothing outside the workspace is
-//! touched. Punie's own `.punie` is left out: the server writes there while commands run.
+//! touched. What is inside Punie's own `.punie` is left out: the server writes there while
+//! commands run. `.punie` itself is not, when it is a symbolic link or was not there before
+//! the command: the server and the quarantine would write through a `.punie -> ~` link, or
+//! through links a command left inside a `.punie` it made. It moves into the quarantine (as
+//! `<time>/.punie`) by way of a fresh `.punie` the sweep makes itself, before anything else
+//! moves. (A `.punie` the server itself made while the command ran, for another run, moves
+//! too; its open transcripts keep being written there.)
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::jail;
 
+/// Punie's own directory in the workspace.
+const STATE_DIR: &str = ".punie";
 /// Where moved paths go, under the workspace root.
 const QUARANTINE_DIR: &str = ".punie/quarantine";
 
@@ -26,13 +34,16 @@ const QUARANTINE_DIR: &str = ".punie/quarantine";
 /// for the command's stderr, or `None` when nothing appeared.
 pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
     let before: HashSet<&PathBuf> = before.iter().collect();
+    let state = workspace.join(STATE_DIR);
+    let state_is_foreign = std::fs::symlink_metadata(&state)
+        .is_ok_and(|meta| meta.is_symlink() || !before.contains(&state));
     let appeared: Vec<PathBuf> = jail::protected_in(workspace)
         .into_iter()
         .filter(|path| !before.contains(path))
         .filter_map(|path| path.strip_prefix(workspace).ok().map(Path::to_path_buf))
-        .filter(|rel| !rel.starts_with(".punie"))
+        .filter(|rel| !rel.starts_with(STATE_DIR))
         .collect();
-    if appeared.is_empty() {
+    if appeared.is_empty() && !state_is_foreign {
         return None;
     }
     let stamp = std::time::SystemTime::now()
@@ -41,6 +52,17 @@ pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
     let quarantine = workspace.join(QUARANTINE_DIR).join(stamp.to_string());
     let mut moved = Vec::new();
     let mut failed = Vec::new();
+    if state_is_foreign {
+        match move_state_dir_aside(workspace, &quarantine) {
+            Ok(()) => moved.push(PathBuf::from(STATE_DIR)),
+            Err(err) => {
+                // Nothing can go into the quarantine without writing through it.
+                failed.push(format!("{STATE_DIR} ({err})"));
+                failed.extend(appeared.iter().map(|rel| rel.display().to_string()));
+                return Some(report(&moved, &failed, stamp));
+            }
+        }
+    }
     for rel in appeared {
         let entry = first_link_or_whole(workspace, &rel);
         if moved.contains(&entry) {
@@ -51,6 +73,11 @@ pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
             Err(err) => failed.push(format!("{} ({err})", entry.display())),
         }
     }
+    Some(report(&moved, &failed, stamp))
+}
+
+/// The line for the command's stderr (and the log) about what was moved and what could not be.
+fn report(moved: &[PathBuf], failed: &[String], stamp: u128) -> String {
     let mut line = String::new();
     if !moved.is_empty() {
         let names: Vec<String> = moved.iter().map(|rel| rel.display().to_string()).collect();
@@ -70,7 +97,35 @@ pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
         ));
     }
     tracing::warn!("{line}");
-    Some(line)
+    line
+}
+
+/// Moves the `.punie` a command made (a link, or a directory it could fill with links) to
+/// `quarantine/.punie`, by way of a fresh `.punie` made here, so nothing is written through it.
+fn move_state_dir_aside(workspace: &Path, quarantine: &Path) -> std::io::Result<()> {
+    let state = workspace.join(STATE_DIR);
+    let stamp = quarantine
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = workspace.join(format!("{STATE_DIR}.{stamp}.aside"));
+    std::fs::rename(&state, &aside)?;
+    std::fs::create_dir(&state)?;
+    std::fs::create_dir_all(quarantine)?;
+    ignore_in_git(workspace)?;
+    let to = quarantine.join(STATE_DIR);
+    std::fs::rename(&aside, &to)?;
+    make_inert(&to);
+    Ok(())
+}
+
+/// Git leaves everything in the quarantine alone.
+fn ignore_in_git(workspace: &Path) -> std::io::Result<()> {
+    let ignore = workspace.join(QUARANTINE_DIR).join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "*\n")?;
+    }
+    Ok(())
 }
 
 /// `rel` cut after its first component that is a symlink, or `rel` itself when none is.
@@ -93,11 +148,7 @@ fn move_into(workspace: &Path, rel: &Path, quarantine: &Path) -> std::io::Result
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    // Git leaves everything in the quarantine alone.
-    let ignore = workspace.join(QUARANTINE_DIR).join(".gitignore");
-    if !ignore.exists() {
-        std::fs::write(&ignore, "*\n")?;
-    }
+    ignore_in_git(workspace)?;
     std::fs::rename(workspace.join(rel), &to)?;
     make_inert(&to);
     Ok(())
@@ -226,5 +277,33 @@ mod tests {
             std::fs::read_to_string(outside.path().join("config.toml")).unwrap(),
             "mine\n"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_punie_link_is_moved_even_alone_and_nothing_is_written_through_it() {
+        let outside = tempfile::tempdir().unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path().canonicalize().unwrap();
+        let before = jail::protected_in(&root);
+
+        std::os::unix::fs::symlink(outside.path(), root.join(STATE_DIR)).unwrap();
+        let line = sweep(&root, &before).unwrap();
+
+        assert!(line.contains(": .punie"), "{line}");
+        assert!(
+            std::fs::symlink_metadata(root.join(STATE_DIR))
+                .unwrap()
+                .is_dir()
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        let stamp_dir = std::fs::read_dir(root.join(QUARANTINE_DIR))
+            .unwrap()
+            .flatten()
+            .find(|entry| entry.file_type().unwrap().is_dir())
+            .unwrap();
+        let moved = std::fs::symlink_metadata(stamp_dir.path().join(STATE_DIR)).unwrap();
+        assert!(moved.is_symlink());
+        assert_eq!(sweep(&root, &jail::protected_in(&root)), None);
     }
 }
