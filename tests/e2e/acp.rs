@@ -340,6 +340,7 @@ fn a_slash_command_on_an_attached_selection_edits_that_file() {
 /// then a prompt with a workspace file attached), its memory stays small (its address space
 /// is capped, so an unbounded read fails the test, not the machine), and the credentials are
 /// in no message, saved session or transcript.
+#[cfg(target_os = "linux")]
 #[test]
 fn attachments_punie_may_not_read_are_refused_and_the_agent_keeps_serving() {
     use std::os::unix::fs::symlink;

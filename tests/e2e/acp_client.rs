@@ -104,6 +104,7 @@ impl AcpClient {
 
     /// Caps the agent's address space at `bytes`: an unbounded read fails the agent (and the
     /// test) instead of filling the machine's memory.
+    #[cfg(target_os = "linux")]
     pub(crate) fn limit_address_space(&self, bytes: u64) {
         let limit = libc::rlimit {
             rlim_cur: bytes,
@@ -122,6 +123,7 @@ impl AcpClient {
     }
 
     /// The agent's resident-memory high-water mark (`VmHWM`), in bytes.
+    #[cfg(target_os = "linux")]
     pub(crate) fn peak_memory(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status

@@ -525,6 +525,7 @@ print(json.dumps({{
 /// within its limit, the server stays within a capped address space (a read that grows past
 /// it fails the run instead of the machine), and a definition inside the workspace is still
 /// found after them.
+#[cfg(target_os = "linux")]
 #[test]
 fn navigation_reads_nothing_a_link_leads_to() {
     use std::os::unix::fs::symlink;
@@ -601,6 +602,7 @@ print(goto_definition("app.py", 7, 5, "local").success)
 
 /// `punie sandbox` with the system's `PATH` (the parser answers), at most
 /// [`MAX_ADDRESS_SPACE`] of memory and two minutes: its result, and everything it printed.
+#[cfg(target_os = "linux")]
 fn sandbox_in_bounds(workspace: &Path, code: &str) -> (Value, String) {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new("timeout");
@@ -633,6 +635,7 @@ fn sandbox_in_bounds(workspace: &Path, code: &str) -> (Value, String) {
 
 /// The address space `punie sandbox` may map in [`sandbox_in_bounds`]:
 /// far above what it uses, far below what reading `/proc/self/pagemap` to its end takes.
+#[cfg(target_os = "linux")]
 const MAX_ADDRESS_SPACE: libc::rlim_t = 4 << 30;
 
 /// A language server that never answers is stopped with the snippet, and nothing it started
