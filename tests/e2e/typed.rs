@@ -1137,3 +1137,39 @@ print("workspace_symbols", [symbol.file for symbol in found.symbols])"#;
     );
     assert!(responses[1].contains("then 2"), "{}", responses[1]);
 }
+
+/// A search through many large files stops at the snippet's time limit, not when it has read
+/// them all: 2,000 links to one 1 MB file kept `workspace_symbols` going for 98 s under a
+/// 1 s limit.
+#[test]
+fn a_workspace_search_stops_at_the_time_limit() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut big = String::new();
+    for idx in 0.. {
+        if big.len() > 1000 * 1024 {
+            break;
+        }
+        big.push_str(&format!("def f_{idx}(x):\n    return x + 1\n"));
+    }
+    let original = ws.path().join("big.py");
+    std::fs::write(&original, big).unwrap();
+    let pkg = ws.path().join("pkg");
+    std::fs::create_dir(&pkg).unwrap();
+    for idx in 0..2000 {
+        std::fs::hard_link(&original, pkg.join(format!("m{idx}.py"))).unwrap();
+    }
+    let code = "print(workspace_symbols('zzzz_nothing'))";
+    let res = sandbox_with_timeout(ws.path(), code, &system_path(), 1000);
+    assert!(res["elapsed_ms"].as_u64().unwrap() < 10_000, "{res:#}");
+    let call = &res["tool_calls"][0];
+    assert_eq!(call["tool"], "workspace_symbols", "{res:#}");
+    // The time limit ends it, or on a machine fast enough to parse 32 MB first, the cap on
+    // what one search reads, which says so.
+    let timed_out = call["error"]
+        .as_str()
+        .is_some_and(|err| err.starts_with("TimeoutError: the search of the workspace's files"));
+    let capped = res["output"]
+        .as_str()
+        .is_some_and(|out| out.contains("files were not read"));
+    assert!(timed_out || capped, "{res:#}");
+}

@@ -231,3 +231,43 @@ fn python_is_parsed_on_a_stack_of_its_own() {
     assert_eq!(res["parse_error"], serde_json::Value::Null, "{res}");
     assert_eq!(res["match_count"], 100);
 }
+
+/// A workspace-wide search stops when the snippet's time is up or the run is cancelled: it
+/// looks at the flag before each file, and says which of the two ended it.
+#[test]
+fn searches_stop_at_the_deadline_and_on_cancel() {
+    use crate::cancel::CancelFlag;
+    use crate::tools::Typed;
+    let dir = tempfile::tempdir().unwrap();
+    for idx in 0..3 {
+        let text = format!("def used_{idx}():\n    return helper()\n");
+        std::fs::write(dir.path().join(format!("m{idx}.py")), text).unwrap();
+    }
+    let host = DirectoryHost(dir.path().to_path_buf());
+    let timed_out = CancelFlag::joined(&[], Some(std::time::Instant::now()));
+    let cancelled = CancelFlag::default();
+    cancelled.cancel();
+    let at_helper =
+        serde_json::json!({"file_path": "m0.py", "line": 2, "column": 12, "symbol": "helper"});
+    let calls = [
+        (
+            Typed::WorkspaceSymbols,
+            serde_json::json!({"query": "used"}),
+        ),
+        (Typed::FindReferences, at_helper.clone()),
+        (Typed::GotoDefinition, at_helper.clone()),
+        (Typed::Hover, at_helper),
+    ];
+    for (typed, args) in calls {
+        let fresh = CancelFlag::default();
+        let answered = super::call(&host, typed, &args, &fresh);
+        assert!(answered.is_ok(), "{typed:?}: {answered:?}");
+        for (flag, expected) in [
+            (&timed_out, "TimeoutError"),
+            (&cancelled, "KeyboardInterrupt"),
+        ] {
+            let err = super::call(&host, typed, &args, flag).expect_err("stopped");
+            assert_eq!(err.type_name, expected, "{typed:?}: {}", err.message);
+        }
+    }
+}

@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Context, Position};
+use crate::cancel::CancelFlag;
 use crate::workspace::{self, ToolError};
 
 pub(super) fn goto_definition(ctx: &Context<'_>, pos: &Position<'_>) -> Result<Value, ToolError> {
@@ -89,6 +90,20 @@ fn workspace_text(ctx: &Context<'_>, path: &Path) -> Option<String> {
     }
     let bytes = workspace::read_bounded(&resolved, shown, MAX_FILE_BYTES).ok()?;
     String::from_utf8(bytes).ok()
+}
+
+/// The run cancelled, or the snippet's time running out (a flag whose own deadline passed), as
+/// `run_command` tells them apart: a time limit that ends the wait is a `TimeoutError`
+/// whichever of the tool and the sandbox notices it first. `what` did not finish in time.
+fn interrupted(cancel: &CancelFlag, what: &str) -> ToolError {
+    if cancel.deadline_passed() {
+        ToolError::new(
+            "TimeoutError",
+            format!("{what} within the snippet's time limit"),
+        )
+    } else {
+        ToolError::new("KeyboardInterrupt", "the run was cancelled")
+    }
 }
 
 fn to_value(res: impl Serialize) -> Result<Value, ToolError> {

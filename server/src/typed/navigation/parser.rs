@@ -29,6 +29,13 @@ use crate::workspace::ToolError;
 pub(super) const ANSWERED_BY: &str = "punie-parser";
 /// Files a workspace-wide search reads at most.
 const MAX_FILES: usize = 5000;
+/// Directories, and directory entries, the walk for them looks at at most.
+const MAX_DIRS: usize = 10_000;
+const MAX_ENTRIES: usize = 200_000;
+/// Bytes of Python a workspace-wide search parses at most (a file is at most
+/// `MAX_FILE_BYTES`). The parser takes about 50 ms a megabyte in a debug build: 2,000 links
+/// to one 1 MB file kept a search going for 98 s.
+const MAX_SEARCH_BYTES: usize = 32 * 1024 * 1024;
 
 // LSP `SymbolKind` numbers, as Punie's results carry them.
 const KIND_CLASS: u32 = 5;
@@ -168,7 +175,8 @@ pub(super) fn document_symbols(ctx: &Context<'_>, raw: &str) -> Result<Value, To
 }
 
 /// The Python files of the workspace, skipping hidden directories, virtual environments and
-/// caches; at most [`MAX_FILES`], in a stable order.
+/// caches; at most [`MAX_FILES`], from at most [`MAX_DIRS`] directories and [`MAX_ENTRIES`]
+/// entries, in a stable order.
 pub(super) fn python_files(root: &Path) -> Vec<PathBuf> {
     const SKIP: &[&str] = &[
         "__pycache__",
@@ -180,11 +188,17 @@ pub(super) fn python_files(root: &Path) -> Vec<PathBuf> {
     ];
     let mut res = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
+    let (mut dirs_read, mut entries_left) = (0, MAX_ENTRIES);
     while let Some(dir) = dirs.pop() {
+        if dirs_read == MAX_DIRS || entries_left == 0 {
+            break;
+        }
+        dirs_read += 1;
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+        let mut entries: Vec<_> = entries.take(entries_left).filter_map(Result::ok).collect();
+        entries_left -= entries.len();
         entries.sort_by_key(std::fs::DirEntry::file_name);
         for entry in entries.into_iter().rev() {
             let name = entry.file_name();
@@ -214,13 +228,70 @@ fn parse_path(ctx: &Context<'_>, path: &Path) -> Option<SourceFile> {
     SourceFile::parse(workspace_text(ctx, path)?).ok()
 }
 
+/// The workspace's Python files, parsed one by one for a workspace-wide search, while the
+/// call may go on: an `Err` when the run is cancelled or the snippet's time is up (checked
+/// before each file), and no more files once [`MAX_SEARCH_BYTES`] were parsed. Files that do
+/// not parse are skipped.
+struct Search<'c, 'a> {
+    ctx: &'c Context<'a>,
+    files: std::vec::IntoIter<PathBuf>,
+    parsed_bytes: usize,
+    /// Files left unread when the byte budget ran out.
+    unread: usize,
+}
+
+impl<'c, 'a> Search<'c, 'a> {
+    fn new(ctx: &'c Context<'a>) -> Search<'c, 'a> {
+        Search {
+            ctx,
+            files: python_files(ctx.root()).into_iter(),
+            parsed_bytes: 0,
+            unread: 0,
+        }
+    }
+
+    /// What the result says when not every file was searched.
+    fn note(&self) -> Option<String> {
+        (self.unread > 0).then(|| {
+            format!(
+                "searched {} MB of Python files, the most one search reads; {} files were not read",
+                MAX_SEARCH_BYTES / (1024 * 1024),
+                self.unread
+            )
+        })
+    }
+}
+
+impl Iterator for Search<'_, '_> {
+    type Item = Result<(PathBuf, SourceFile), ToolError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.ctx.cancel.is_cancelled() {
+                return Some(Err(super::interrupted(
+                    self.ctx.cancel,
+                    "the search of the workspace's files did not finish",
+                )));
+            }
+            if self.parsed_bytes >= MAX_SEARCH_BYTES {
+                self.unread = self.files.len();
+                return None;
+            }
+            let path = self.files.next()?;
+            if let Some(file) = parse_path(self.ctx, &path) {
+                self.parsed_bytes += file.text.len();
+                return Some(Ok((path, file)));
+            }
+        }
+    }
+}
+
 pub(super) fn workspace_symbols(ctx: &Context<'_>, query: &str) -> Result<Value, ToolError> {
     let wanted = query.to_lowercase();
     let mut symbols = Vec::new();
-    'files: for path in python_files(ctx.root()) {
-        let Some(file) = parse_path(ctx, &path) else {
-            continue;
-        };
+    let mut search = Search::new(ctx);
+    'files: for found in &mut search {
+        let (path, file) = found?;
         let shown = ctx.shown(&path);
         let mut stack: Vec<(Option<String>, &Definition)> = Vec::new();
         let defs = definitions(file.body(), false);
@@ -251,7 +322,7 @@ pub(super) fn workspace_symbols(ctx: &Context<'_>, query: &str) -> Result<Value,
         query: query.to_owned(),
         symbol_count: symbols.len(),
         symbols,
-        parse_error: None,
+        parse_error: search.note(),
         answered_by: ANSWERED_BY,
     })
 }
@@ -339,12 +410,12 @@ fn find_definitions(
     path: &Path,
     file: &SourceFile,
     name: &str,
-) -> Vec<(PathBuf, Definition, DefinitionLocation)> {
+) -> Result<Vec<(PathBuf, Definition, DefinitionLocation)>, ToolError> {
     let mut local: Vec<Definition> = Vec::new();
     collect_named(definitions(file.body(), false), name, &mut local);
     if let Some(def) = local.into_iter().next() {
         let loc = location(ctx, path, file, def.name_range);
-        return vec![(path.to_path_buf(), def, loc)];
+        return Ok(vec![(path.to_path_buf(), def, loc)]);
     }
     if let Some(module) = imported_from(file, name)
         && let Some(target) = module_file(ctx.root(), path, &module.0)
@@ -358,14 +429,12 @@ fn find_definitions(
         );
         if let Some(def) = found.into_iter().next() {
             let loc = location(ctx, &target, &target_file, def.name_range);
-            return vec![(target, def, loc)];
+            return Ok(vec![(target, def, loc)]);
         }
     }
     let mut res = Vec::new();
-    for other in python_files(ctx.root()) {
-        let Some(other_file) = parse_path(ctx, &other) else {
-            continue;
-        };
+    for searched in Search::new(ctx) {
+        let (other, other_file) = searched?;
         let mut found = Vec::new();
         collect_named(definitions(other_file.body(), false), name, &mut found);
         for def in found {
@@ -376,7 +445,7 @@ fn find_definitions(
             break;
         }
     }
-    res
+    Ok(res)
 }
 
 fn collect_named(defs: Vec<Definition>, name: &str, out: &mut Vec<Definition>) {
@@ -443,7 +512,7 @@ pub(super) fn goto_definition(ctx: &Context<'_>, pos: &Position<'_>) -> Result<V
     let res = match position_file(ctx, pos)? {
         Ok((path, file)) => {
             let name = name_at(&file, pos);
-            let locations: Vec<DefinitionLocation> = find_definitions(ctx, &path, &file, &name)
+            let locations: Vec<DefinitionLocation> = find_definitions(ctx, &path, &file, &name)?
                 .into_iter()
                 .map(|(_, _, loc)| loc)
                 .collect();
@@ -471,10 +540,9 @@ pub(super) fn find_references(ctx: &Context<'_>, pos: &Position<'_>) -> Result<V
         Ok((_, file)) => {
             let name = name_at(&file, pos);
             let mut references = Vec::new();
-            'files: for path in python_files(ctx.root()) {
-                let Some(other) = parse_path(ctx, &path) else {
-                    continue;
-                };
+            let mut search = Search::new(ctx);
+            'files: for searched in &mut search {
+                let (path, other) = searched?;
                 for (range, found) in name_occurrences(&other) {
                     if found != name {
                         continue;
@@ -496,7 +564,7 @@ pub(super) fn find_references(ctx: &Context<'_>, pos: &Position<'_>) -> Result<V
                 symbol: pos.symbol.to_owned(),
                 reference_count: references.len(),
                 references,
-                parse_error: None,
+                parse_error: search.note(),
                 answered_by: ANSWERED_BY,
             }
         }
@@ -516,7 +584,7 @@ pub(super) fn hover(ctx: &Context<'_>, pos: &Position<'_>) -> Result<Value, Tool
     let res = match position_file(ctx, pos)? {
         Ok((path, file)) => {
             let name = name_at(&file, pos);
-            let content = find_definitions(ctx, &path, &file, &name)
+            let content = find_definitions(ctx, &path, &file, &name)?
                 .into_iter()
                 .next()
                 .and_then(|(def_path, def, _)| {

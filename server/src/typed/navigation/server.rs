@@ -38,7 +38,6 @@ use super::{
     DocumentSymbolsResult, FindReferencesResult, GotoDefinitionResult, HoverResult,
     WorkspaceSymbolsResult,
 };
-use crate::cancel::CancelFlag;
 use crate::jail::Access;
 use crate::tools::Program;
 use crate::typed::source::SourceFile;
@@ -137,7 +136,10 @@ fn with_client<T>(
                 }
                 Err(ClientError::Cancelled) => {
                     *state = State::NotStarted;
-                    return Err(cancelled(ctx.cancel));
+                    return Err(super::interrupted(
+                        ctx.cancel,
+                        "the language server did not answer",
+                    ));
                 }
                 Err(err) => {
                     tracing::warn!(
@@ -160,27 +162,16 @@ fn with_client<T>(
         }
         Err(ClientError::Cancelled) => {
             *state = State::NotStarted;
-            Err(cancelled(ctx.cancel))
+            Err(super::interrupted(
+                ctx.cancel,
+                "the language server did not answer",
+            ))
         }
         Err(ClientError::Broken(why)) => {
             tracing::warn!("navigation: ty server stopped, the parser answers: {why}");
             *state = State::NotStarted;
             Ok(None)
         }
-    }
-}
-
-/// The run cancelled, or the snippet's time running out (a flag whose own deadline passed),
-/// as `run_command` tells them apart: a time limit that ends the wait is a `TimeoutError`
-/// whichever of the tool and the sandbox notices it first.
-fn cancelled(cancel: &CancelFlag) -> ToolError {
-    if cancel.deadline_passed() {
-        ToolError::new(
-            "TimeoutError",
-            "the language server did not answer within the snippet's time limit",
-        )
-    } else {
-        ToolError::new("KeyboardInterrupt", "the run was cancelled")
     }
 }
 
