@@ -6,27 +6,17 @@
 //! are as they were, nothing is written outside.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
 /// Runs `code` with `punie sandbox --allow-commands` in `workspace`; its result object.
 fn sandbox(workspace: &Path, code: &str) -> Value {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    command
         .args(["sandbox", "--allow-commands", "--workspace"])
-        .arg(workspace)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(code.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .arg(workspace);
+    let out = crate::support::output_with_input(command, code);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

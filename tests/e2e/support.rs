@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end modules.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
 /// Tests that run a real model take this lock, so they run one at a time: llama.cpp's threads
@@ -25,6 +26,24 @@ pub(crate) fn punie_fixtures() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/punie");
     assert!(dir.is_dir(), "{} is committed", dir.display());
     dir
+}
+
+/// Runs `command` with `input` on stdin; what it printed (stdout, and stderr unless the
+/// command sends it elsewhere) and how it ended.
+pub(crate) fn output_with_input(mut command: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{command:?} could not run: {err}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 pub(crate) fn copy_dir(from: &Path, to: &Path) {

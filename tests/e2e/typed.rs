@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+use crate::support::output_with_input;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -95,25 +97,7 @@ fn sandbox_with_timeout(workspace: &Path, code: &str, path: &OsString, timeout_m
 fn punie(args: &[&str], input: &str, path: &OsString) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
     command.args(args).env("PATH", path);
-    output(command, input)
-}
-
-/// Runs `command` with `input` on stdin; what it printed (stdout, and stderr unless the
-/// command sends it elsewhere) and how it ended.
-fn output(mut command: Command, input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    output_with_input(command, input)
 }
 
 /// The snippet's printed JSON, after checking that it ran.
@@ -623,7 +607,7 @@ fn sandbox_in_bounds(workspace: &Path, code: &str) -> (Value, String) {
             Ok(())
         });
     }
-    let out = output(command, code);
+    let out = output_with_input(command, code);
     let printed = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -845,21 +829,9 @@ print(json.dumps({
 
 /// `git ARGS` in `cwd` with `input` on stdin; its stdout, trimmed.
 fn git_output(args: &[&str], cwd: &Path, input: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("git")
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("git is installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut command = Command::new("git");
+    command.args(args).current_dir(cwd);
+    let out = output_with_input(command, input);
     assert!(out.status.success(), "git {args:?} failed");
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
