@@ -1145,3 +1145,54 @@ fn a_workspace_search_stops_at_the_time_limit() {
         .is_some_and(|out| out.contains("files were not read"));
     assert!(timed_out || capped, "{res:#}");
 }
+
+/// The same over LSP, whose runs have threads of 2 MB of stack: the hostile files are
+/// refused, the deepest file accepted (which needs more than 2 MB to parse) is parsed, and
+/// the server answers a second run and shuts down cleanly.
+#[test]
+fn deeply_nested_python_over_lsp_leaves_the_server_serving() {
+    use crate::lsp_client::{Client, Launch, range};
+    let launch = Launch {
+        workspace: deeply_nested_workspace(),
+        env: vec![("PATH", "/usr/local/bin:/usr/bin:/bin")],
+        ..Launch::default()
+    };
+    let blocks: String = (0..99)
+        .map(|level| format!("{}if x:\n", " ".repeat(level)))
+        .collect();
+    let deepest = format!(
+        "{blocks}{}x = {}{}1{}\n",
+        " ".repeat(99),
+        "f\"{".repeat(200),
+        "-".repeat(2799),
+        "}\"".repeat(200),
+    );
+    std::fs::write(launch.workspace.path().join("deepest.py"), deepest).unwrap();
+    let snippet = r#"for name in ["parens.py", "minus.py", "sum.py", "deepest.py"]:
+    print(name, document_symbols(name).parse_error, cst_find_pattern(name, "Name").match_count)
+print("workspace_symbols", sorted(symbol.file for symbol in workspace_symbols("x").symbols))"#;
+    // Outside the workspace: a project may not choose the engine.
+    let scripts = tempfile::tempdir().unwrap();
+    let script = scripts.path().join("script.json");
+    std::fs::write(&script, json!([code_turn(snippet), "Done."]).to_string()).unwrap();
+    let engine = format!("scripted:{}", script.display());
+    let caps = json!({"window": {"workDoneProgress": true}, "experimental": {"punieAnswer": true}});
+    let mut client = Client::start_with(&engine, caps, json!({}), launch);
+    let uri = client.open("ok.py", "x = 1\n");
+    for _ in 0..2 {
+        let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+        let ended = client.wait_end(&started["token"]);
+        let transcript = client.transcript(&started["runId"]);
+        assert_eq!(ended, "done", "{transcript}");
+        for expected in [
+            "parens.py too many nested parentheses (more than 200) 0",
+            "minus.py expression too deeply nested (more than 3000 levels) 0",
+            "sum.py expression too deeply nested (more than 3000 levels) 0",
+            "deepest.py None 100",
+            "workspace_symbols ['deepest.py', 'ok.py']",
+        ] {
+            assert!(transcript.contains(expected), "{expected}: {transcript}");
+        }
+    }
+    assert_eq!(client.shutdown(), 0);
+}
