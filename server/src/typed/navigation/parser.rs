@@ -32,9 +32,9 @@ const MAX_FILES: usize = 5000;
 /// Directories, and directory entries, the walk for them looks at at most.
 const MAX_DIRS: usize = 10_000;
 const MAX_ENTRIES: usize = 200_000;
-/// Bytes of Python a workspace-wide search parses at most (a file is at most
+/// Bytes of Python a workspace-wide search reads at most (a file is at most
 /// `MAX_FILE_BYTES`). The parser takes about 50 ms a megabyte in a debug build: 2,000 links
-/// to one 1 MB file kept a search going for 98 s.
+/// to one 1 MB file kept a search going for 94 s.
 const MAX_SEARCH_BYTES: usize = 32 * 1024 * 1024;
 
 // LSP `SymbolKind` numbers, as Punie's results carry them.
@@ -230,14 +230,18 @@ fn parse_path(ctx: &Context<'_>, path: &Path) -> Option<SourceFile> {
 
 /// The workspace's Python files, parsed one by one for a workspace-wide search, while the
 /// call may go on: an `Err` when the run is cancelled or the snippet's time is up (checked
-/// before each file), and no more files once [`MAX_SEARCH_BYTES`] were parsed. Files that do
-/// not parse are skipped.
+/// before each file), and no more files once [`MAX_SEARCH_BYTES`] were read. Files that do
+/// not parse (a syntax error, or nested deeper than CPython accepts) are skipped, and the
+/// result says so.
 struct Search<'c, 'a> {
     ctx: &'c Context<'a>,
     files: std::vec::IntoIter<PathBuf>,
-    parsed_bytes: usize,
+    read_bytes: usize,
     /// Files left unread when the byte budget ran out.
     unread: usize,
+    /// Files that did not parse, and the first one's error.
+    unparsed: usize,
+    first_unparsed: Option<String>,
 }
 
 impl<'c, 'a> Search<'c, 'a> {
@@ -245,20 +249,30 @@ impl<'c, 'a> Search<'c, 'a> {
         Search {
             ctx,
             files: python_files(ctx.root()).into_iter(),
-            parsed_bytes: 0,
+            read_bytes: 0,
             unread: 0,
+            unparsed: 0,
+            first_unparsed: None,
         }
     }
 
     /// What the result says when not every file was searched.
     fn note(&self) -> Option<String> {
-        (self.unread > 0).then(|| {
+        let skipped = self.first_unparsed.as_ref().map(|first| {
+            format!(
+                "skipped {} files that do not parse (the first, {first})",
+                self.unparsed
+            )
+        });
+        let unread = (self.unread > 0).then(|| {
             format!(
                 "searched {} MB of Python files, the most one search reads; {} files were not read",
                 MAX_SEARCH_BYTES / (1024 * 1024),
                 self.unread
             )
-        })
+        });
+        let notes: Vec<String> = skipped.into_iter().chain(unread).collect();
+        (!notes.is_empty()).then(|| notes.join("; "))
     }
 }
 
@@ -273,14 +287,23 @@ impl Iterator for Search<'_, '_> {
                     "the search of the workspace's files did not finish",
                 )));
             }
-            if self.parsed_bytes >= MAX_SEARCH_BYTES {
+            if self.read_bytes >= MAX_SEARCH_BYTES {
                 self.unread = self.files.len();
                 return None;
             }
             let path = self.files.next()?;
-            if let Some(file) = parse_path(self.ctx, &path) {
-                self.parsed_bytes += file.text.len();
-                return Some(Ok((path, file)));
+            let Some(text) = super::workspace_text(self.ctx, &path) else {
+                continue;
+            };
+            self.read_bytes += text.len();
+            match SourceFile::parse(text) {
+                Ok(file) => return Some(Ok((path, file))),
+                Err(why) => {
+                    self.unparsed += 1;
+                    if self.first_unparsed.is_none() {
+                        self.first_unparsed = Some(format!("{}: {why}", self.ctx.shown(&path)));
+                    }
+                }
             }
         }
     }
