@@ -1063,7 +1063,8 @@ fn deeply_nested_python_does_not_abort_the_server() {
     print(name, goto_definition(name, 1, 1, "x").parse_error)
     print(name, cst_find_pattern(name, "Name").parse_error)
 found = workspace_symbols("x")
-print("workspace_symbols", [symbol.file for symbol in found.symbols], found.parse_error)"#;
+print("workspace_symbols", [symbol.file for symbol in found.symbols], found.parse_error)
+print("import", cst_add_import("ok.py", "(" * 100000 + ")" * 100000).parse_error[:30])"#;
     let second = r#"print("then", document_symbols("ok.py").symbol_count)"#;
     let script = ws.path().join("script.json");
     let turns = json!([code_turn(first), code_turn(second), "Done."]);
@@ -1105,6 +1106,8 @@ print("workspace_symbols", [symbol.file for symbol in found.symbols], found.pars
     let skipped = "workspace_symbols ['ok.py'] skipped 3 files that do not parse (the first, \
         minus.py: expression too deeply nested (more than 3000 levels))";
     assert!(responses[0].contains(skipped), "{}", responses[0]);
+    let refused_import = "import Import must be one 'import";
+    assert!(responses[0].contains(refused_import), "{}", responses[0]);
     assert!(responses[1].contains("then 2"), "{}", responses[1]);
 }
 
