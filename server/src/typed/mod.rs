@@ -61,33 +61,12 @@ pub(crate) fn call(
     args: &Value,
     cancel: &CancelFlag,
 ) -> Result<Value, ToolError> {
-    if parses_python(typed) {
+    // The tools answered in-process (navigation, CST, the validators) all parse Python;
+    // navigation parses the file of a position even when a language server answers.
+    if typed.programs().is_empty() {
         on_parse_stack(|| call_here(host, typed, args, cancel))
     } else {
         call_here(host, typed, args, cancel)
-    }
-}
-
-/// Whether the call parses Python in this process (navigation parses the file of a position
-/// even when a language server answers).
-fn parses_python(typed: Typed) -> bool {
-    match typed {
-        Typed::Typecheck
-        | Typed::Ruff
-        | Typed::Pytest
-        | Typed::GitStatus
-        | Typed::GitDiff
-        | Typed::GitLog => false,
-        Typed::GotoDefinition
-        | Typed::FindReferences
-        | Typed::Hover
-        | Typed::DocumentSymbols
-        | Typed::WorkspaceSymbols
-        | Typed::CstFindPattern
-        | Typed::CstRename
-        | Typed::CstAddImport
-        | Typed::ValidateComponent
-        | Typed::ValidateEscapeContext => true,
     }
 }
 
