@@ -17,7 +17,11 @@ const MAX_TENSORS: u64 = 1 << 20;
 const MAX_KV: u64 = 1 << 16;
 /// The arrays whose items are kept. A model file may come from anywhere: an array of 16M bytes
 /// under any other key would otherwise take 128 MB as integers, eight times its size on disk.
-const KEPT_ARRAYS: [&str; 2] = ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type"];
+const KEPT_ARRAYS: [&str; 3] = [
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.token_type",
+    "tokenizer.ggml.merges",
+];
 /// Tensors reserved for before they are read: the count is the file's word.
 const TENSORS_RESERVED: u64 = 4096;
 
@@ -41,8 +45,8 @@ pub enum GgufError {
     },
 }
 
-/// A metadata value. The arrays Punie reads ([`KEPT_ARRAYS`]: the vocabulary and the token
-/// types) keep their items; every other array keeps only its length, which is all we report.
+/// A metadata value. The arrays Punie reads ([`KEPT_ARRAYS`]: the vocabulary, its token types
+/// and merges) keep their items; every other array keeps only its length, which is all we report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Uint(u64),
