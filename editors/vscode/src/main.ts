@@ -11,6 +11,7 @@ import { askPermission } from "./permission";
 import { PERMISSION_SCHEME, PermissionTexts, VscodePermissionUi } from "./permission_ui";
 import { CONTINUE_QUESTION, followUpQuestion, RunStore, type Run } from "./runs";
 import { CANCEL_CLIENT_COMMAND, SHOW_PANEL_COMMAND, StatusBar } from "./status";
+import { unlinked } from "./unlinked";
 
 export const COMMANDS = {
   ask: "punie.client.ask",
@@ -100,7 +101,7 @@ export class Punie implements vscode.Disposable, PunieApi {
     } catch (e) {
       const msg = e instanceof BootstrapError ? e.message : `Punie: could not start the server: ${String(e)}`;
       this.output.appendLine(msg);
-      void vscode.window.showErrorMessage(msg, "Open Settings", "Show Log").then((pick) => {
+      void vscode.window.showErrorMessage(unlinked(msg), "Open Settings", "Show Log").then((pick) => {
         if (pick === "Open Settings") void vscode.commands.executeCommand("workbench.action.openSettings", "punie.serverPath");
         if (pick === "Show Log") this.output.show(true);
       });
@@ -162,6 +163,9 @@ export class Punie implements vscode.Disposable, PunieApi {
     client.onRequest(ext.permission, async (p) => ({ answer: await askPermission(p, permissionUi) }));
     // Permission questions (Allow / Allow for this session / Deny) are modal; others stay notifications.
     client.onRequest(lc.ShowMessageRequest.type, (p) => this.showMessageRequest(p));
+    // The client's own handler would show the text as it came; the server's messages quote
+    // paths and setting values, which a cloned repository chooses.
+    client.onNotification(lc.ShowMessageNotification.type, (p) => this.showMessage(p));
     this.lc = client;
     await client.start();
   }
@@ -236,7 +240,7 @@ export class Punie implements vscode.Disposable, PunieApi {
       const msg = e instanceof lc.ResponseError ? e.message : e instanceof Error ? e.message : String(e);
       this.store.rejected(run, msg);
       this.dropProgress(run);
-      void vscode.window.showErrorMessage(`Punie: ${msg}`);
+      void vscode.window.showErrorMessage(unlinked(`Punie: ${msg}`));
     }
     return run;
   }
@@ -265,7 +269,7 @@ export class Punie implements vscode.Disposable, PunieApi {
     if (!run) return;
     this.panel.show(run);
     if (p.status === "failed") {
-      void vscode.window.showErrorMessage(`Punie: ${run.title}: ${p.markdown.split("\n")[0]}`, "Show Log").then((pick) => {
+      void vscode.window.showErrorMessage(unlinked(`Punie: ${run.title}: ${p.markdown.split("\n")[0]}`), "Show Log").then((pick) => {
         if (pick) this.output.show(true);
       });
     }
@@ -353,20 +357,19 @@ export class Punie implements vscode.Disposable, PunieApi {
     }
   }
 
+  private showMessage(p: lc.ShowMessageParams): void {
+    void showerOf(p.type)(unlinked(p.message));
+  }
+
   private async showMessageRequest(p: lc.ShowMessageRequestParams): Promise<lc.MessageActionItem | null> {
     const actions = p.actions ?? [];
     const titles = actions.map((a) => a.title);
     const permission = ext.PERMISSION_ACTIONS.every((t) => titles.includes(t));
-    const show =
-      p.type === lc.MessageType.Error
-        ? vscode.window.showErrorMessage
-        : p.type === lc.MessageType.Warning || permission
-          ? vscode.window.showWarningMessage
-          : vscode.window.showInformationMessage;
+    const show = showerOf(permission && p.type !== lc.MessageType.Error ? lc.MessageType.Warning : p.type);
     // In a modal dialog VS Code adds its own Cancel button: that answer (undefined) means Deny.
     const pick = permission
       ? await show(p.message, { modal: true, detail: "Deny (or Cancel) makes the tool raise PermissionError; the run goes on." }, ...actions)
-      : await show(p.message, ...actions);
+      : await show(unlinked(p.message), ...actions);
     return pick ?? null;
   }
 
@@ -374,4 +377,11 @@ export class Punie implements vscode.Disposable, PunieApi {
     await this.stop();
     for (const s of this.subs) s.dispose();
   }
+}
+
+/** How VS Code shows a message of LSP type `type`. */
+function showerOf(type: lc.MessageType): typeof vscode.window.showInformationMessage {
+  if (type === lc.MessageType.Error) return vscode.window.showErrorMessage;
+  if (type === lc.MessageType.Warning) return vscode.window.showWarningMessage;
+  return vscode.window.showInformationMessage;
 }

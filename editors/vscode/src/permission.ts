@@ -4,6 +4,7 @@
 // the client adds nothing and leaves nothing out. Free of the vscode API (see `PermissionUi`)
 // so that the flow is unit-tested directly.
 import type { PermissionAnswer, PermissionParams } from "./lsp_ext";
+import { unlinked } from "./unlinked";
 
 export const SHOW_DIFF = "Show diff";
 export const SHOW_DETAILS = "Show details";
@@ -15,7 +16,10 @@ export const DENY = "Deny";
 export interface PermissionUi {
   /** A modal dialog: `title` with `detail` under it, the buttons; undefined when dismissed. */
   modal(title: string, detail: string, buttons: string[]): Thenable<string | undefined>;
-  /** A notification that stays while the user reads what was opened; undefined when closed. */
+  /**
+   * A notification that stays while the user reads what was opened; undefined when closed.
+   * VS Code makes links of `[label](command:…)` in it: `message` has been through `unlinked`.
+   */
   notify(message: string, buttons: string[]): Thenable<string | undefined>;
   /** Opens the diff editor: `before` (empty for a new file) against `after`, for `uri`. */
   showDiff(uri: string, before: string, after: string, title: string): Thenable<void>;
@@ -50,7 +54,9 @@ export function answerOf(pick: string | undefined, p: PermissionParams): Permiss
 
 /**
  * Asks `p`: a modal dialog first; "Show diff" or "Show details" opens what they name and asks
- * again in a notification, so that the user can scroll what was opened before answering.
+ * again in a notification, so that the user can scroll what was opened before answering (a
+ * modal dialog would block the editor). The title names a model-chosen path or command, so the
+ * notification's text is `unlinked`.
  */
 export async function askPermission(p: PermissionParams, ui: PermissionUi): Promise<PermissionAnswer> {
   const buttons = buttonsOf(p);
@@ -61,7 +67,7 @@ export async function askPermission(p: PermissionParams, ui: PermissionUi): Prom
     } else {
       await ui.showText(p.details, p.title);
     }
-    pick = await ui.notify(`${p.title}: allow it?`, buttons);
+    pick = await ui.notify(unlinked(`${p.title}: allow it?`), buttons);
   }
   return answerOf(pick, p);
 }

@@ -3,6 +3,11 @@
 import * as assert from "node:assert/strict";
 import { ALLOW, ALLOW_SESSION, DENY, SHOW_DETAILS, SHOW_DIFF, askPermission, buttonsOf, detailOf, type PermissionUi } from "../../src/permission";
 import type { PermissionParams } from "../../src/lsp_ext";
+import { unlinked } from "../../src/unlinked";
+
+/** VS Code's link pattern for notifications (`LINK_REGEX` in src/vs/base/common/linkedText.ts). */
+const VSCODE_LINK = /\[([^\]]+)\]\(((?:https?:\/\/|command:|file:)[^\)\s]+)(?: (["'])(.+?)(\3))?\)/gi;
+const links = (text: string) => [...text.matchAll(VSCODE_LINK)].map((m) => m[0]);
 
 const write: PermissionParams = {
   runId: "run-1",
@@ -80,5 +85,25 @@ describe("permission", () => {
     assert.equal(await askPermission(command, fakeUi([ALLOW_SESSION]).ui), "deny");
     assert.equal(await askPermission(write, fakeUi([undefined]).ui), "deny");
     assert.equal(await askPermission(write, fakeUi([SHOW_DIFF, undefined]).ui), "deny");
+  });
+
+  it("asks again in a notification with no link a model's path could plant", async () => {
+    // A model-chosen file name, quoted by the server as a shell word.
+    const planted = `'notes [Allow](command:workbench.extensions.installExtension?%22evil.pub%22 "Allow this call").txt'`;
+    const p: PermissionParams = { ...write, title: `Punie wants to write ${planted}`, message: `Punie wants to write ${planted}` };
+    assert.equal(links(p.title).length, 1, "the pattern finds the planted link");
+    const { ui, seen } = fakeUi([SHOW_DIFF, DENY]);
+    assert.equal(await askPermission(p, ui), "deny");
+    const notified = seen.filter((s) => s.startsWith("notify "));
+    assert.equal(notified.length, 1);
+    assert.deepEqual(links(notified[0]), []);
+    assert.ok(notified[0].includes("[Allow]\\(command:workbench.extensions.installExtension"), notified[0]);
+  });
+
+  it("unlinked leaves no link of any form VS Code parses", () => {
+    for (const text of ["[a](command:x)", "[a](https://e.example)", "[[a]](file:/etc/passwd 'x')", "[a]](command:x)", "[a]\\(command:x)"]) {
+      assert.deepEqual(links(unlinked(text)), [], text);
+    }
+    assert.equal(unlinked("plain (text) [x] y"), "plain (text) [x] y");
   });
 });
