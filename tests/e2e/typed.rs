@@ -722,7 +722,8 @@ fn hostile_workspace_code_stays_in_the_jail() {
 
 /// A repository's configuration cannot make `git_status`, `git_diff` or `git_log` run a
 /// program, not even in the jail: a required filter on a file changed without changing its
-/// size (so `status` must read it), a submodule whose own configuration has such a filter, and
+/// size (so `status` must read it), a submodule whose own configuration has such a filter,
+/// submodules whose own text conversion and external diff `diff.submodule=diff` would run, and
 /// `log.showSignature` with a `gpg.program` over a signed commit. Each program would leave a
 /// marker in the workspace, where the jail lets it write.
 #[test]
@@ -730,8 +731,14 @@ fn git_tools_run_no_program_the_repository_configures() {
     let ws = tempfile::tempdir().unwrap();
     let root = ws.path().canonicalize().unwrap();
     let sub = root.join("sub");
+    let sub2 = root.join("sub2");
     std::fs::create_dir(&sub).unwrap();
-    for (repo, file, driver) in [(&root, "a.txt", "evil"), (&sub, "s.txt", "subevil")] {
+    std::fs::create_dir(&sub2).unwrap();
+    for (repo, file, driver) in [
+        (&sub2, "s2.txt", "sub2evil"),
+        (&root, "a.txt", "evil"),
+        (&sub, "s.txt", "subevil"),
+    ] {
         git(&["init", "-q", "-b", "main"], repo);
         std::fs::write(repo.join(file), "hello\n").unwrap();
         std::fs::write(
@@ -742,8 +749,16 @@ fn git_tools_run_no_program_the_repository_configures() {
         git(&["add", file, ".gitattributes"], repo);
         git(&["commit", "-q", "-m", file], repo);
     }
-    git(&["add", "sub"], &root);
+    git(&["add", "sub", "sub2"], &root);
     git(&["commit", "-q", "-m", "sub"], &root);
+    // Both submodules move on a commit, which `diff.submodule=diff` would show by running
+    // `git diff` inside each, under its own text conversion or external diff.
+    for repo in [&sub, &sub2] {
+        std::fs::write(repo.join("t.txt"), "t\n").unwrap();
+        std::fs::write(repo.join(".gitattributes"), "* diff=x\n").unwrap();
+        git(&["add", "t.txt", ".gitattributes"], repo);
+        git(&["commit", "-q", "-m", "t.txt"], repo);
+    }
     // A signed commit that changes something (the signature need not verify: git asks
     // gpg.program to): a commit, remade with a signature.
     std::fs::write(root.join("b.txt"), "b\n").unwrap();
@@ -784,6 +799,11 @@ fn git_tools_run_no_program_the_repository_configures() {
     git(&["config", "log.showSignature", "true"], &root);
     git(&["config", "gpg.program", &gpg], &root);
     git(&["config", "filter.subevil.clean", &sub_filter], &sub);
+    let textconv = program("textconv", "cat \"$1\"");
+    let external = program("external", "exit 0");
+    git(&["config", "diff.submodule", "diff"], &root);
+    git(&["config", "diff.x.textconv", &textconv], &sub);
+    git(&["config", "diff.external", &external], &sub2);
     // Same sizes: only the content tells, so git must read both files.
     std::fs::write(root.join("a.txt"), "jello\n").unwrap();
     std::fs::write(sub.join("s.txt"), "jello\n").unwrap();
@@ -804,7 +824,7 @@ print(json.dumps({
     );
     let got = printed(&res);
 
-    for name in ["filter", "sub-filter", "gpg"] {
+    for name in ["filter", "sub-filter", "gpg", "textconv", "external"] {
         assert!(
             !root.join(format!("ran-{name}")).exists(),
             "git ran the repository's {name} program: {got:#}"
@@ -817,13 +837,17 @@ print(json.dumps({
             null,
             [
                 ["a.txt", "modified"],
+                ["sub", "modified"],
+                ["sub2", "modified"],
+                ["bin/external", "untracked"],
                 ["bin/filter", "untracked"],
                 ["bin/gpg", "untracked"],
-                ["bin/sub-filter", "untracked"]
+                ["bin/sub-filter", "untracked"],
+                ["bin/textconv", "untracked"]
             ]
         ])
     );
-    assert_eq!(got["diff"], json!([true, null, ["a.txt"]]));
+    assert_eq!(got["diff"], json!([true, null, ["a.txt", "sub", "sub2"]]));
     assert_eq!(got["log"], json!([true, null, ["signed", "sub", "a.txt"]]));
 }
 

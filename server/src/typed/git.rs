@@ -16,9 +16,12 @@
 //! one's `clean`, `smudge` and `process` commands (a `.gitattributes` line `a.txt filter=x`
 //! with `filter.x.clean` runs it on every status of a changed `a.txt`), and do not look inside
 //! submodules' work trees (`--ignore-submodules=dirty`: a submodule's own `git status` would
-//! read its own configuration). So a submodule is listed when its commit changed, not when
-//! only its work tree did, and a file under a filter (Git LFS) whose timestamp changed may
-//! show as modified.
+//! read its own configuration). No call starts git inside a submodule: a diff shows a
+//! submodule's change as its two commits (`--submodule=short`, `-c diff.submodule=short`),
+//! where `diff.submodule=diff` would run `git diff` in the submodule under the submodule's own
+//! `diff.external` and text conversions (`-c diff.external=` makes such a child fail, should
+//! one start). So a submodule is listed when its commit changed, not when only its work tree
+//! did, and a file under a filter (Git LFS) whose timestamp changed may show as modified.
 
 use std::path::{Path, PathBuf};
 
@@ -97,6 +100,16 @@ const SAFE_CONFIG: &[&str] = &[
     "core.quotepath=off",
     "-c",
     "color.ui=never",
+    // A submodule's own `git diff`, which `diff.submodule=diff` starts, reads the submodule's
+    // configuration and gets none of the options here but these `-c`s (git hands them on).
+    "-c",
+    "diff.submodule=short",
+    "-c",
+    "diff.external=",
+    "-c",
+    "status.submoduleSummary=false",
+    "-c",
+    "submodule.recurse=false",
 ];
 
 /// What a git command reads: files of the work tree go through their filters, history does not.
@@ -285,6 +298,7 @@ pub(super) fn diff(ctx: &Context<'_>, raw: &str, staged: bool) -> Result<Value, 
         "--no-ext-diff",
         "--no-textconv",
         "--ignore-submodules=dirty",
+        "--submodule=short",
         "--src-prefix=a/",
         "--dst-prefix=b/",
         "--unified=3",
