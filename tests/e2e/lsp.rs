@@ -333,6 +333,86 @@ fn bad_settings_are_reported_by_key_and_defaults_used() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// The links VS Code's notifications make of `text`: what `LINK_REGEX` in VS Code's
+/// src/vs/base/common/linkedText.ts matches,
+/// `\[([^\]]+)\]\(((?:https?:\/\/|command:|file:)[^\)\s]+)(?: (["'])(.+?)(\3))?\)` (flags `gi`).
+fn vscode_links(text: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    let mut from = 0;
+    while let Some(open) = text[from..].find('[').map(|at| from + at) {
+        from = open + 1;
+        // The label runs to the first `]`, and `(` must follow it at once.
+        let Some(close) = text[open..].find(']').map(|at| open + at) else {
+            break;
+        };
+        if close == open + 1 || !text[close + 1..].starts_with('(') {
+            continue;
+        }
+        let href = &text[close + 2..];
+        let lower = href.to_ascii_lowercase();
+        let Some(scheme) = ["http://", "https://", "command:", "file:"]
+            .iter()
+            .find(|scheme| lower.starts_with(*scheme))
+        else {
+            continue;
+        };
+        let end = href
+            .find(|ch: char| ch == ')' || ch.is_whitespace())
+            .unwrap_or(href.len());
+        if end == scheme.len() {
+            continue;
+        }
+        let rest = &href[end..];
+        let titled = |quote: char| {
+            let Some(title) = rest.strip_prefix(' ').and_then(|r| r.strip_prefix(quote)) else {
+                return false;
+            };
+            // `(.+?)(\3)\)`: one character at least, on one line, then the quote and `)`.
+            let line = title.split('\n').next().unwrap_or_default();
+            let end = format!("{quote})");
+            line.char_indices()
+                .skip(1)
+                .any(|(at, _)| line[at..].starts_with(&end))
+        };
+        if rest.starts_with(')') || titled('"') || titled('\'') {
+            links.push(text[open..close + 2 + end].to_owned());
+            from = close + 2 + end;
+        }
+    }
+    links
+}
+
+#[test]
+fn messages_that_quote_a_setting_hold_no_command_link() {
+    // A project's settings choose the value; VS Code would show it in a notification.
+    let planted =
+        r#"[Allow](command:workbench.extensions.installExtension?%22evil.pub%22 "Allow")"#;
+    assert_eq!(
+        vscode_links(planted).len(),
+        1,
+        "the matcher finds the planted link"
+    );
+    let mut client = Client::start(&fixture("fix.json"), full_caps(), json!({}));
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"punie": {"profile": planted}}}),
+    );
+    let message = client.wait_for("profile", |m| {
+        m["method"] == "window/showMessage"
+            && m["params"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("profile"))
+    });
+    let text = message["params"]["message"].as_str().unwrap();
+    assert!(text.contains("[Allow]"), "the value is still shown: {text}");
+    assert_eq!(vscode_links(text), Vec::<String>::new(), "{text}");
+    // The server still answers.
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    assert_eq!(client.shutdown(), 0);
+}
+
 #[test]
 fn a_model_that_fails_to_load_fails_runs_fast_and_the_server_keeps_serving() {
     let mut client = Client::start("scripted:/nonexistent/script.json", full_caps(), json!({}));

@@ -126,7 +126,8 @@ impl FrontEnd for LspFrontEnd {
         actions.push(json!({"title": PERMISSION_DENY}));
         let params = json!({
             "type": 3,
-            "message": prompt.message(DIALOG_SUBJECT_CHARS),
+            // A client may show it as a notification, which makes links of `[…](command:…)`.
+            "message": crate::policy::unlinked(&prompt.message(DIALOG_SUBJECT_CHARS)),
             "actions": actions,
         });
         let answer = client_request(

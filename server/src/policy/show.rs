@@ -1,5 +1,6 @@
 //! Text that a permission prompt shows: escaped so that it cannot lie, quoted as a shell
-//! would show it, and cut only with a note that says how much is missing.
+//! would show it, and cut only with a note that says how much is missing; an editor's
+//! message holds no link syntax ([`unlinked`]).
 //!
 //! What a prompt shows comes from the model, so it is hostile: a tab run or a bidi override
 //! can make `rm -rf ~` look like `ls`, a newline can forge a second line of the dialog. Every
@@ -170,6 +171,16 @@ pub fn cut(text: &str, max_chars: usize) -> Shown {
         text: text[..end].to_owned(),
         hidden_chars: total - n_kept,
     }
+}
+
+/// `text` for an editor's message (LSP `window/showMessage`, `showMessageRequest`), with no
+/// link a client can make of it. VS Code's notifications turn `[label](command:ID?ARGS)` into
+/// a link that runs any command, and the text quotes what a model or a cloned repository
+/// chose (a file name, a setting's value, an answer). VS Code's parser (`parseLinkedText`)
+/// honours no escapes and needs `](` with nothing between: a backslash put between them
+/// leaves no link, stays visible, and markdown renders `]\(` as `](`.
+pub fn unlinked(text: &str) -> String {
+    text.replace("](", "]\\(")
 }
 
 /// The length in bytes of the escape at the start of `text` (which starts with `\`); the
