@@ -1187,6 +1187,43 @@ fn a_fork_bomb_is_bounded() {
     assert!(processes_matching("86777").is_empty());
 }
 
+/// An empty or relative entry on the server's `PATH` (a stray `:`, `.`) is not a way to run
+/// the workspace's own programs: `run_command("pytest")` the user approved, and `ruff_check`
+/// when ruff is not installed, never run an executable `./pytest` or `./ruff` of the
+/// repository.
+#[test]
+fn an_empty_or_relative_path_entry_runs_no_workspace_program() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    for program in ["pytest", "ruff"] {
+        let script = root.join(program);
+        std::fs::write(&script, format!("#!/bin/sh\ntouch ran-{program}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut command = Command::new(punie_exe());
+    command
+        .args(["sandbox", "--allow-commands", "--workspace"])
+        .arg(&root)
+        .current_dir(&root)
+        .env("PATH", ":/usr/local/bin:.:/usr/bin:/bin:");
+    let code = r#"
+for call in [lambda: run_command('pytest', args=['-q']), lambda: ruff_check('.')]:
+    try:
+        print(call())
+    except Exception as err:
+        print('raised', err)
+"#;
+    let out = crate::support::output_with_input(command, code);
+    let res: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(res["ok"], Value::Bool(true), "{res:#}");
+    for program in ["pytest", "ruff"] {
+        assert!(!root.join(format!("ran-{program}")).exists(), "{res:#}");
+    }
+    // The server's own lookup skips `./ruff` too: ruff is not installed on the system's path.
+    let output = res["output"].as_str().unwrap();
+    assert!(output.contains("raised ruff is not installed"), "{output}");
+}
+
 /// Installations in the home on `PATH` (`~/.local/bin`, Docker Desktop's `~/.docker/bin`)
 /// run, but what else their prefix holds stays unreadable: password files, keys, histories.
 #[test]

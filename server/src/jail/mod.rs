@@ -31,7 +31,7 @@
 //! | 3 processes | a PID namespace with its own `/proc`, an IPC namespace | Landlock: no ptrace or signals outside the sandbox; seccomp: no `ptrace`, `process_vm_*`, `pidfd_getfd` | Landlock; seccomp: no System V IPC |
 //! | 5 descendants | the PID namespace: when its init exits the kernel kills the rest (and the IPC namespace its objects) | the server's deadline closes the helper's control socket | `PR_SET_CHILD_SUBREAPER` and a sweep of every descendant; seccomp: no System V IPC |
 //! | 6 privileged files | seccomp: no `chmod`, `open` (creating), `mknod` with `S_ISUID`/`S_ISGID` | no `CAP_SETFCAP` (capabilities dropped) | — |
-//! | environment | an allowlist: `PATH`, `LANG`, and `HOME`/`TMPDIR` in the private directory | — | — |
+//! | environment | an allowlist: `PATH` (its absolute entries), `LANG`, and `HOME`/`TMPDIR` in the private directory | — | — |
 //! | descriptors | the helper marks all but stdin, stdout and stderr close-on-exec (an editor's leaks included) | — | — |
 //!
 //! Every command also runs with `no_new_privs`, no capabilities (root's are dropped), a new
@@ -231,6 +231,17 @@ fn expand(entry: &str, home: Option<&Path>) -> Option<PathBuf> {
     }
     let path = Path::new(entry);
     path.is_absolute().then(|| path.to_path_buf())
+}
+
+/// The absolute entries of a `PATH`, in order; `None` when none is left. An empty or relative
+/// entry (`:/usr/bin`, `.`, `bin`) names a directory of the command's working directory, so
+/// `pytest` the user approved would run the workspace's own `./pytest`.
+fn absolute_entries(path: &str) -> Option<String> {
+    let kept: Vec<&str> = path
+        .split(':')
+        .filter(|dir| Path::new(dir).is_absolute())
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(":"))
 }
 
 /// The installations on `PATH`, readable so that the programs the user runs work in the
@@ -476,8 +487,8 @@ impl Plan {
             (
                 "PATH".to_owned(),
                 host.path
-                    .clone()
-                    .filter(|path| !path.is_empty())
+                    .as_deref()
+                    .and_then(absolute_entries)
                     .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_owned()),
             ),
             ("HOME".to_owned(), private_home.display().to_string()),

@@ -56,6 +56,32 @@ fn the_plan_keeps_only_the_allowlisted_environment() {
 }
 
 #[test]
+fn the_command_path_keeps_only_absolute_entries() {
+    let path_of = |path: &str| {
+        let host = Host {
+            path: Some(path.to_owned()),
+            ..host()
+        };
+        let argv = ["pytest".to_owned()];
+        let plan = Plan::new(
+            &argv,
+            Path::new("/w"),
+            Path::new("/w"),
+            &Access::default(),
+            &host,
+            Path::new("/p"),
+        );
+        plan.env
+            .into_iter()
+            .find(|(name, _)| name == "PATH")
+            .unwrap()
+            .1
+    };
+    assert_eq!(path_of(":/usr/bin::.:bin:./x:/bin:"), "/usr/bin:/bin");
+    assert_eq!(path_of(".:"), "/usr/local/bin:/usr/bin:/bin");
+}
+
+#[test]
 fn readable_entries_are_absolute_or_under_home() {
     assert!(check_readable_entry("/opt/tools").is_ok());
     assert!(check_readable_entry("~/.cargo").is_ok());

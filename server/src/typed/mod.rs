@@ -136,8 +136,9 @@ fn call_here(
     }
 }
 
-/// Whether `program` is installed: an executable file of that name on `PATH`, the same
-/// lookup `run_command` makes.
+/// Whether `program` is installed: an executable file of that name in an absolute directory
+/// on `PATH`, the same lookup `run_command` makes (an empty or relative entry would find the
+/// workspace's own `./ruff`).
 pub fn installed(program: Program) -> bool {
     find_on_path(program.command()).is_some()
 }
@@ -170,6 +171,7 @@ fn interpreter_argv(program: Program) -> Vec<String> {
 fn find_on_path(command: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
+        .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join(command))
         .find(|candidate| is_executable(candidate))
 }
