@@ -58,7 +58,7 @@ pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
             Err(err) => {
                 // Nothing can go into the quarantine without writing through it.
                 failed.push(format!("{STATE_DIR} ({err})"));
-                failed.extend(appeared.iter().map(|rel| rel.display().to_string()));
+                failed.extend(appeared.iter().map(|rel| shown(rel)));
                 return Some(report(&moved, &failed, stamp));
             }
         }
@@ -70,17 +70,19 @@ pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
         }
         match move_into(workspace, &entry, &quarantine) {
             Ok(()) => moved.push(entry),
-            Err(err) => failed.push(format!("{} ({err})", entry.display())),
+            Err(err) => failed.push(format!("{} ({err})", shown(&entry))),
         }
     }
     Some(report(&moved, &failed, stamp))
 }
 
-/// The line for the command's stderr (and the log) about what was moved and what could not be.
+/// The lines for the command's stderr (and the log) about what was moved and what could not
+/// be. The command chose the names: each is one shell word ([`shown`]), so none can break a
+/// line of its own and pass for the server's.
 fn report(moved: &[PathBuf], failed: &[String], stamp: u128) -> String {
     let mut line = String::new();
     if !moved.is_empty() {
-        let names: Vec<String> = moved.iter().map(|rel| rel.display().to_string()).collect();
+        let names: Vec<String> = moved.iter().map(|rel| shown(rel)).collect();
         line.push_str(&format!(
             "punie: the command created protected paths, moved to {}/{stamp}/: {}",
             QUARANTINE_DIR,
@@ -96,8 +98,16 @@ fn report(moved: &[PathBuf], failed: &[String], stamp: u128) -> String {
             failed.join(", ")
         ));
     }
-    tracing::warn!("{line}");
+    for part in line.lines() {
+        tracing::warn!("{part}");
+    }
     line
+}
+
+/// A path the command named, as one shell word: a newline or an escape in a file name is
+/// written as `$'\n'`, never as itself.
+fn shown(rel: &Path) -> String {
+    crate::policy::shell_word(&rel.to_string_lossy())
 }
 
 /// Moves the `.punie` a command made (a link, or a directory it could fill with links) to
@@ -258,6 +268,31 @@ mod tests {
         assert!(line.contains("tools/env"), "{line}");
         assert!(!root.join("tools/env").exists());
         assert!(root.join("venv/pyvenv.cfg").exists());
+    }
+
+    #[test]
+    fn a_name_the_command_chose_cannot_forge_a_line() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path().canonicalize().unwrap();
+        let before = jail::protected_in(&root);
+
+        let name = "env\npunie: ALL GOOD \u{1b}[2K\u{7}x";
+        std::fs::create_dir_all(root.join(name).join("conda-meta")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        let line = sweep(&root, &before).unwrap();
+
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            !line.contains('\u{1b}') && !line.contains('\u{7}'),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(": .git, $'env\\npunie: ALL GOOD \\x1b[2K\\x07x'"),
+            "{line}"
+        );
+        assert!(!root.join(name).exists());
+        let failed = report(&[], &[shown(Path::new("a\nb"))], 1);
+        assert_eq!(failed.lines().count(), 1, "{failed}");
     }
 
     #[cfg(unix)]
