@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::cancel::CancelFlag;
-use crate::policy::{Action, Before};
+use crate::policy::{Action, Before, Prompt, Verdict};
 use crate::sandbox::{Ruling, ToolError, ToolHost, ToolRequest};
 use crate::tools::Tool;
 
@@ -14,6 +14,9 @@ use super::approvals::SessionApprovals;
 use super::edits::{EditOutcome, ExistingFile, FileChange, write_to_disk};
 use super::front_end::FrontEnd;
 use super::settings::Settings;
+
+/// Said in the question about an answer's edit to a file outside every workspace folder.
+const OUTSIDE_NOTE: &str = "This file is outside every workspace folder, so Punie asks each time.";
 
 pub(crate) struct FeatureToolHost<'a> {
     pub(crate) root: &'a Path,
@@ -30,19 +33,35 @@ impl FeatureToolHost<'_> {
     }
 
     /// Whether the edit an answer implies may be made. The user asked for it, so an ordinary
-    /// file is not asked about again; a protected path inside the workspace is judged exactly
-    /// as a `write_file` there would be (refused, or asked where the user's own settings say
-    /// so), since the text is the model's all the same; a path that leads out of the
-    /// workspace is refused. `Err` says why not.
+    /// file in the workspace is not asked about again; a protected path is judged exactly as a
+    /// `write_file` there would be (refused, or asked where the user's own settings say so),
+    /// since the text is the model's all the same; a path in the workspace that leads out of
+    /// it, or any path to a secret, is refused. A document outside every folder (opened on its
+    /// own: the run's root is a scratch directory) is judged where it resolves, its whole path
+    /// matched against the protected rules, and the user is asked every time, with no session
+    /// answer: nothing the user opened vouches for the rest of that directory. `Err` says why
+    /// not.
     pub(crate) fn permit_answer_edit(&self, change: &FileChange) -> Result<(), String> {
-        let Some(path) = change.path().filter(|path| path.starts_with(self.root)) else {
+        let Some(path) = change.path() else {
+            // An untitled buffer: only the editor holds it.
             return Ok(());
         };
-        // A path in the workspace that resolves out of it (a symlink to `~/.bashrc`) or to
-        // nothing is not one Punie writes: an editor would write through the link.
-        let resolved = crate::workspace::resolve_target(self.root, &path.to_string_lossy())
+        let inside = path.starts_with(self.root);
+        // Outside, the file system's root stands for the workspace: the path still resolves
+        // through its links (the file an editor would write) and secrets are still refused.
+        let base = if inside {
+            self.root
+        } else {
+            path.ancestors().last().unwrap_or(path)
+        };
+        let resolved = crate::workspace::resolve_target(base, &path.to_string_lossy())
             .map_err(|err| format!("{}: {}", err.type_name, err.message))?;
-        if crate::policy::protected_rule(&resolved.target).is_none() {
+        let mut target = resolved.target;
+        if !inside {
+            target.rel = resolved.path.to_string_lossy().into_owned();
+        }
+        let protected = crate::policy::protected_rule(&target).is_some();
+        if inside && !protected {
             return Ok(());
         }
         let before = match change {
@@ -52,12 +71,18 @@ impl FeatureToolHost<'_> {
         let request = ToolRequest {
             tool: Tool::by_name("write_file").expect("write_file is a core tool"),
             action: Action::Write {
-                target: resolved.target,
+                target,
                 before,
                 after: change.after(),
             },
         };
-        let ruling = self.permit(&request, self.cancel);
+        let ruling = if protected {
+            self.permit(&request, self.cancel)
+        } else {
+            let prompt = Prompt::new(&request, None, vec![OUTSIDE_NOTE.to_owned()]);
+            let answer = self.front_end.ask_permission(&prompt, self.cancel);
+            crate::policy::rule(&request, &Verdict::Ask(Box::new(prompt)), Some(answer))
+        };
         match ruling.refusal_message() {
             None => Ok(()),
             Some(message) => Err(message),
