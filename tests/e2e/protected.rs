@@ -1,6 +1,7 @@
 //! Protected paths the red team reached from inside the workspace: a Python environment not
-//! named `.venv`, whose `.pth` files and `bin/activate` run outside the jail, and Punie's own
-//! `.punie` made a symbolic link out of the workspace by a command. Each test runs the real
+//! named `.venv`, whose `.pth` files and `bin/activate` run outside the jail, git directories
+//! not named `.git`, whose hooks and config run at the user's next git command, and Punie's
+//! own `.punie` made a symbolic link out of the workspace by a command. Each test runs the real
 //! jail through `punie sandbox --allow-commands` (and `punie ask` with a scripted model, which
 //! writes its transcript and session there) and asserts the effect did not happen: the files
 //! are as they were, nothing is written outside.
@@ -9,6 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
+
+use crate::support::git;
 
 /// Runs `code` with `punie sandbox --allow-commands` in `workspace`; its result object.
 fn sandbox(workspace: &Path, code: &str) -> Value {
@@ -89,6 +92,100 @@ for env in {envs:?}:
         "{output}"
     );
     assert!(!root.join(".punie/quarantine").exists(), "{output}");
+}
+
+/// Git directories not named `.git` are version control internals too: the common worktree
+/// layout (a bare `.bare/` that the workspace's `.git` file names, a worktree `main/` whose
+/// `.git` file names `.bare/worktrees/main`), and a bare `repo.git` deeper than the jail's
+/// search reaches, found through its worktree's `.git` file. Commands cannot add a hook or
+/// change a config in either, and `write_file` refuses both.
+#[test]
+fn a_git_directory_of_any_name_stays_as_it_is() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    git(&["init", "-q", "-b", "main"], source.path());
+    std::fs::write(source.path().join("a.py"), "a = 1\n").unwrap();
+    git(&["add", "a.py"], source.path());
+    git(&["commit", "-q", "-m", "a"], source.path());
+    let deep = "deep/a/b/c/d/repo.git";
+    let url = source.path().to_str().unwrap();
+    for (git_dir, worktree) in [(".bare", "main"), (deep, "wt")] {
+        git(&["clone", "-q", "--bare", url, git_dir], &root);
+        let dir = format!("--git-dir={git_dir}");
+        git(&[&dir, "worktree", "add", "-q", worktree, "main"], &root);
+    }
+    std::fs::write(root.join(".git"), "gitdir: ./.bare\n").unwrap();
+    let configs = [
+        ".bare/config".to_owned(),
+        ".bare/worktrees/main/HEAD".to_owned(),
+        format!("{deep}/config"),
+        format!("{deep}/worktrees/wt/HEAD"),
+    ];
+    let before: Vec<String> = configs
+        .iter()
+        .map(|rel| std::fs::read_to_string(root.join(rel)).unwrap())
+        .collect();
+
+    let hook = r#"printf '#!/bin/sh\necho HOOK\n' > {dir}/hooks/pre-commit && chmod 755 {dir}/hooks/pre-commit"#;
+    let mut scripts = Vec::new();
+    for dir in [".bare", deep] {
+        scripts.push(hook.replace("{dir}", dir));
+        scripts.push(format!("git config -f {dir}/config core.pager 'sh -c pwn'"));
+    }
+    for worktree in [".bare/worktrees/main", &format!("{deep}/worktrees/wt")] {
+        scripts.push(format!(
+            "echo '[core] fsmonitor = pwn' > {worktree}/config.worktree"
+        ));
+        scripts.push(format!("echo 0000 > {worktree}/HEAD"));
+    }
+    // A `.git` file a command writes, naming a worktree's git directory: the quarantine takes
+    // the new `.git`, never the git directory it names.
+    scripts.push(format!(
+        "mkdir evil && echo 'gitdir: ../{deep}/worktrees/wt' > evil/.git"
+    ));
+    let writes = [
+        ".bare/config".to_owned(),
+        ".bare/hooks/post-checkout".to_owned(),
+        ".bare/worktrees/main/config.worktree".to_owned(),
+        format!("{deep}/config"),
+        format!("{deep}/worktrees/wt/config.worktree"),
+    ];
+    let res = sandbox(
+        &root,
+        &format!(
+            r#"
+for script in {scripts:?}:
+    print(run_command('sh', args=['-c', script]))
+for path in {writes:?}:
+    try:
+        write_file(path, '[core]\n\tfsmonitor = pwn\n')
+        print('written', path)
+    except PermissionError as err:
+        print('refused', err)
+"#
+        ),
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let output = res["output"].as_str().unwrap();
+
+    for (rel, before) in configs.iter().zip(&before) {
+        let now = std::fs::read_to_string(root.join(rel)).unwrap();
+        assert_eq!(&now, before, "{rel} changed: {output}");
+    }
+    for dir in [".bare", deep] {
+        for hook in ["pre-commit", "post-checkout"] {
+            let path = root.join(dir).join("hooks").join(hook);
+            assert!(!path.exists(), "{} exists: {output}", path.display());
+        }
+    }
+    for worktree in [".bare/worktrees/main", &format!("{deep}/worktrees/wt")] {
+        let path = root.join(worktree).join("config.worktree");
+        assert!(!path.exists(), "{} exists: {output}", path.display());
+    }
+    assert!(!output.contains("written"), "{output}");
+    assert_eq!(output.matches("refused").count(), writes.len(), "{output}");
+    assert!(!root.join("evil/.git").exists(), "{output}");
 }
 
 /// Files written beneath `dir`, for the failure message.

@@ -46,6 +46,23 @@ pub(crate) fn output_with_input(mut command: Command, input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `git ARGS` in `cwd` as a test user, which must succeed.
+pub(crate) fn git(args: &[&str], cwd: &Path) {
+    let status = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Punie Test",
+            "-c",
+            "user.email=test@punie.invalid",
+        ])
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git is installed");
+    assert!(status.success(), "git {args:?} failed");
+}
+
 pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::output_with_input;
+use crate::support::{git, output_with_input};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -41,22 +41,6 @@ fn run(program: &str, args: &[&str], cwd: &Path) -> String {
         .output()
         .unwrap_or_else(|err| panic!("{program} could not run: {err}"));
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn git(args: &[&str], cwd: &Path) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Punie Test",
-            "-c",
-            "user.email=test@punie.invalid",
-        ])
-        .args(args)
-        .current_dir(cwd)
-        .stdout(Stdio::null())
-        .status()
-        .expect("git is installed");
-    assert!(status.success(), "git {args:?} failed");
 }
 
 /// A copy of the fixture workspace as a git repository with one commit, then a line added

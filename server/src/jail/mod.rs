@@ -348,7 +348,8 @@ const PROTECTED_SEARCH_SKIPPED: &[&str] = &[
 /// [`PROTECTED_SEARCH_DEPTH`] levels and within [`PROTECTED_SEARCH_DIRS`] directories read
 /// (not inside [`PROTECTED_SEARCH_SKIPPED`]):
 /// what a command must not change even though it may write the workspace (a nested
-/// repository's hooks as much as the top one's, a Python environment whatever its name).
+/// repository's hooks as much as the top one's, a Python environment or a git directory
+/// whatever its name, the git directory a `.git` file names).
 /// Symlinks are not followed (a link that is itself protected is listed; its target is
 /// resolved when it is mounted). Rules about a file's facts (executables, hard links) are the
 /// permission prompt's, not the jail's.
@@ -383,8 +384,13 @@ pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
                             std::fs::symlink_metadata(entry.path().join(marker)).is_ok()
                         })
                 }
+                Pattern::GitDir => is_dir && crate::workspace::is_git_dir(&entry.path()),
                 _ => false,
             });
+            if name == ".git" {
+                // A worktree's or submodule's git directory, however deep or named.
+                res.extend(crate::workspace::linked_git_dirs(workspace, &entry.path()));
+            }
             if whole {
                 res.push(entry.path());
                 continue;

@@ -42,6 +42,10 @@ pub enum Pattern {
     /// `site-packages/*.pth` run whenever the user's editor or shell uses it. The workspace's
     /// root itself is not one.
     VirtualEnv,
+    /// A directory that looks like a git directory whatever its name (a bare repository, a
+    /// linked worktree's), and everything under it: its `config` and `hooks/` run programs at
+    /// the user's next git command. The workspace's root itself is not one.
+    GitDir,
 }
 
 /// What makes a directory a Python environment: `pyvenv.cfg` (venv, virtualenv, uv) or
@@ -63,6 +67,7 @@ pub static PROTECTED: &[ProtectedRule] = &[
             Component("_darcs"),
             Component(".jj"),
             Component(".gitconfig"),
+            Pattern::GitDir,
         ],
     },
     ProtectedRule {
@@ -224,6 +229,7 @@ impl Pattern {
             Pattern::Executable => target.exists && !target.is_dir && target.executable,
             HardLinked => target.exists && !target.is_dir && target.hard_links > 1,
             Pattern::VirtualEnv => target.in_virtual_env,
+            Pattern::GitDir => target.in_git_dir,
         }
     }
 }

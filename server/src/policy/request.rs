@@ -26,6 +26,9 @@ pub struct Target {
     /// Beneath a directory of the workspace (not its root) that is a Python environment
     /// (`protected::VIRTUAL_ENV_MARKERS`).
     pub in_virtual_env: bool,
+    /// Beneath a directory of the workspace (not its root) that looks like a git directory,
+    /// whatever its name (`workspace::is_git_dir`).
+    pub in_git_dir: bool,
 }
 
 impl Target {
@@ -39,6 +42,7 @@ impl Target {
             executable: false,
             hard_links: 0,
             in_virtual_env: false,
+            in_git_dir: false,
         }
     }
 

@@ -270,6 +270,26 @@ fn a_python_environment_is_protected_whatever_its_name() {
 }
 
 #[test]
+fn a_git_directory_is_protected_whatever_its_name() {
+    for rel in [
+        ".bare/config",
+        ".bare/hooks/pre-commit",
+        "repo.git/worktrees/main/HEAD",
+    ] {
+        let target = Target {
+            in_git_dir: true,
+            ..Target::new_file(rel)
+        };
+        assert_eq!(
+            protected_rule(&target).map(|rule| rule.id),
+            Some("vcs"),
+            "{rel}"
+        );
+    }
+    assert_eq!(protected_rule(&Target::new_file(".bare/config")), None);
+}
+
+#[test]
 fn a_protected_rule_turned_to_ask_asks_every_time() {
     check_table(
         "protected_ask",
@@ -587,7 +607,10 @@ fn protected_rules_are_well_formed() {
             let names: &[&str] = match pattern {
                 Pattern::Component(name) | Pattern::Suffix(name) => &[name],
                 Pattern::Components(names) => names,
-                Pattern::Executable | Pattern::HardLinked | Pattern::VirtualEnv => &[],
+                Pattern::Executable
+                | Pattern::HardLinked
+                | Pattern::VirtualEnv
+                | Pattern::GitDir => &[],
             };
             for name in names {
                 assert_eq!(

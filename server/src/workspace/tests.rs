@@ -131,6 +131,52 @@ fn a_python_environment_is_known_by_its_marker_not_its_name() {
     assert!(!check_target(root, "src/main.py", "src/main.py").in_virtual_env);
 }
 
+#[test]
+fn a_git_directory_is_known_by_its_layout_not_its_name() {
+    let (root, _outside) = workspace();
+    let root = root.path();
+    for dir in [
+        ".bare/objects",
+        ".bare/refs",
+        ".bare/hooks",
+        ".bare/worktrees/main",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join(".bare/HEAD"), "ref: refs/heads/main\n").unwrap();
+    std::fs::write(
+        root.join(".bare/worktrees/main/HEAD"),
+        "ref: refs/heads/main\n",
+    )
+    .unwrap();
+    std::fs::write(root.join(".bare/worktrees/main/commondir"), "../..\n").unwrap();
+    std::fs::create_dir_all(root.join("main")).unwrap();
+    let pointer = format!("gitdir: {}\n", root.join(".bare/worktrees/main").display());
+    std::fs::write(root.join("main/.git"), pointer).unwrap();
+    std::fs::write(root.join("src/.git"), "gitdir: ../main\n").unwrap();
+    std::fs::create_dir_all(root.join("refs")).unwrap();
+    std::fs::create_dir_all(root.join("objects")).unwrap();
+
+    assert!(check_target(root, ".bare/config", ".bare/config").in_git_dir);
+    assert!(check_target(root, ".bare/hooks/pre-commit", ".bare/hooks/pre-commit").in_git_dir);
+    let worktree = ".bare/worktrees/main/config.worktree";
+    assert!(check_target(root, worktree, worktree).in_git_dir);
+    assert!(!check_target(root, "main/a.py", "main/a.py").in_git_dir);
+    // A workspace that is itself one (a `HEAD` added) is not protected as a whole.
+    std::fs::write(root.join("HEAD"), "x\n").unwrap();
+    assert!(!check_target(root, "src/main.py", "src/main.py").in_git_dir);
+
+    assert_eq!(
+        linked_git_dirs(root, &root.join("main/.git")),
+        [root.join(".bare")]
+    );
+    // Not a git directory, the workspace itself, or a `.git` directory: nothing.
+    assert!(linked_git_dirs(root, &root.join("src/.git")).is_empty());
+    std::fs::write(root.join("src/.git"), "gitdir: ..\n").unwrap();
+    assert!(linked_git_dirs(root, &root.join("src/.git")).is_empty());
+    assert!(linked_git_dirs(root, &root.join(".bare")).is_empty());
+}
+
 #[cfg(unix)]
 #[test]
 fn targets_are_judged_as_resolved_whatever_the_spelling() {
