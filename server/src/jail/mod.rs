@@ -52,6 +52,7 @@ mod bench;
 mod helper;
 mod run;
 mod session;
+mod special_dirs;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -63,6 +64,7 @@ mod seatbelt;
 pub use bench::{StartupFigures, startup_bench};
 pub use run::{End, Failure, Finished, RunLimits, run};
 pub use session::{Session, SessionEnd};
+pub use special_dirs::{is_git_dir, is_virtual_env, linked_git_dirs};
 
 use crate::sync;
 use std::path::{Path, PathBuf};
@@ -354,7 +356,7 @@ const PROTECTED_SEARCH_SKIPPED: &[&str] = &[
 /// resolved when it is mounted). Rules about a file's facts (executables, hard links) are the
 /// permission prompt's, not the jail's.
 pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
-    use crate::policy::{PROTECTED, Pattern, VIRTUAL_ENV_MARKERS};
+    use crate::policy::{PROTECTED, Pattern};
     let folded = |name: &std::ffi::OsStr| {
         name.to_string_lossy()
             .trim_end_matches(['.', ' '])
@@ -378,18 +380,13 @@ pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
             let whole = patterns().any(|pattern| match pattern {
                 Pattern::Component(protected) => name == *protected,
                 Pattern::Suffix(suffix) => name.ends_with(suffix),
-                Pattern::VirtualEnv => {
-                    is_dir
-                        && VIRTUAL_ENV_MARKERS.iter().any(|marker| {
-                            std::fs::symlink_metadata(entry.path().join(marker)).is_ok()
-                        })
-                }
-                Pattern::GitDir => is_dir && crate::workspace::is_git_dir(&entry.path()),
+                Pattern::VirtualEnv => is_dir && is_virtual_env(&entry.path()),
+                Pattern::GitDir => is_dir && is_git_dir(&entry.path()),
                 _ => false,
             });
             if name == ".git" {
                 // A worktree's or submodule's git directory, however deep or named.
-                res.extend(crate::workspace::linked_git_dirs(workspace, &entry.path()));
+                res.extend(linked_git_dirs(workspace, &entry.path()));
             }
             if whole {
                 res.push(entry.path());

@@ -27,7 +27,7 @@ pub struct Target {
     /// (`protected::VIRTUAL_ENV_MARKERS`).
     pub in_virtual_env: bool,
     /// Beneath a directory of the workspace (not its root) that looks like a git directory,
-    /// whatever its name (`workspace::is_git_dir`).
+    /// whatever its name (`jail::is_git_dir`).
     pub in_git_dir: bool,
 }
 

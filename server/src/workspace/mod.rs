@@ -17,7 +17,7 @@ mod quarantine;
 
 pub use command::{CommandLimits, CommandOutput, run_command, split_command};
 pub use host::ToolHost;
-pub use path::{ResolvedPath, display_path, is_git_dir, linked_git_dirs, resolve, resolve_target};
+pub use path::{ResolvedPath, display_path, resolve, resolve_target};
 
 use std::fmt;
 use std::fs;

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use super::ToolError;
+use crate::jail;
 use crate::policy::Target;
 
 /// A tool path resolved: the canonical path that will be opened, and the policy's view of it.
@@ -34,8 +35,8 @@ pub fn resolve_target(root: &Path, raw: &str) -> Result<ResolvedPath, ToolError>
         is_dir: meta.as_ref().is_some_and(fs::Metadata::is_dir),
         executable: meta.as_ref().is_some_and(is_executable),
         hard_links: meta.as_ref().map_or(0, hard_links),
-        in_virtual_env: beneath(&canonical_root, &path, is_virtual_env),
-        in_git_dir: beneath(&canonical_root, &path, is_git_dir),
+        in_virtual_env: beneath(&canonical_root, &path, jail::is_virtual_env),
+        in_git_dir: beneath(&canonical_root, &path, jail::is_git_dir),
     };
     Ok(ResolvedPath { path, target })
 }
@@ -45,70 +46,6 @@ fn beneath(root: &Path, path: &Path, kind: fn(&Path) -> bool) -> bool {
     path.ancestors()
         .take_while(|dir| *dir != root && dir.starts_with(root))
         .any(kind)
-}
-
-/// Whether `dir` is a Python environment: holds `pyvenv.cfg` or `conda-meta`, whatever its
-/// name.
-fn is_virtual_env(dir: &Path) -> bool {
-    crate::policy::VIRTUAL_ENV_MARKERS
-        .iter()
-        .any(|marker| fs::symlink_metadata(dir.join(marker)).is_ok())
-}
-
-/// Whether `dir` may be a git directory, whatever its name (a bare `.bare/`, `repo.git/`, a
-/// linked worktree's `worktrees/<name>/`): git's own test (`is_git_directory`) wants a
-/// `HEAD`, and `objects/` and `refs/` there or in the directory its `commondir` file names.
-/// Its `config` and `hooks/` run programs at the user's next git command.
-pub fn is_git_dir(dir: &Path) -> bool {
-    let has = |name: &str| fs::symlink_metadata(dir.join(name)).is_ok();
-    has("HEAD") && (has("commondir") || (has("objects") && has("refs")))
-}
-
-/// The git directories inside `workspace` (not the workspace itself) that the `.git` file
-/// `dot_git` leads to: its `gitdir:` line's, and that one's `commondir` (where a linked
-/// worktree's hooks and config live), each as the outermost git directory that holds it
-/// (`.bare` for `.bare/worktrees/main`, `.git` for a submodule's `.git/modules/sub`), spelled
-/// under `workspace` as given. So what a `.git` file names is the same entry as the one a
-/// walk finds, and a `.git` file a command writes never makes part of a git directory look
-/// new. Empty for a `.git` directory or anything else.
-pub fn linked_git_dirs(workspace: &Path, dot_git: &Path) -> Vec<PathBuf> {
-    // Longer than any path a `.git` file holds: a huge file is not read whole.
-    const MAX_POINTER_BYTES: u64 = 4096;
-    let read_pointer = |file: &Path, prefix: &str| -> Option<PathBuf> {
-        use std::io::Read;
-        let mut text = String::new();
-        fs::File::open(file)
-            .ok()?
-            .take(MAX_POINTER_BYTES)
-            .read_to_string(&mut text)
-            .ok()?;
-        let named = text.lines().next()?.strip_prefix(prefix)?.trim();
-        file.parent()?.join(named).canonicalize().ok()
-    };
-    let Ok(canonical) = workspace.canonicalize() else {
-        return Vec::new();
-    };
-    if !fs::symlink_metadata(dot_git).is_ok_and(|meta| meta.is_file()) {
-        return Vec::new();
-    }
-    let Some(git_dir) = read_pointer(dot_git, "gitdir:") else {
-        return Vec::new();
-    };
-    let common = read_pointer(&git_dir.join("commondir"), "");
-    let mut dirs: Vec<PathBuf> = [Some(git_dir), common]
-        .into_iter()
-        .flatten()
-        .filter_map(|dir| {
-            let outermost = dir
-                .ancestors()
-                .take_while(|dir| *dir != canonical && dir.starts_with(&canonical))
-                .filter(|dir| is_git_dir(dir))
-                .last()?;
-            Some(workspace.join(outermost.strip_prefix(&canonical).ok()?))
-        })
-        .collect();
-    dirs.dedup();
-    dirs
 }
 
 /// `path` (inside `root`, both canonical) as a `/`-separated relative path; `.` for the root.

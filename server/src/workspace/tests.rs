@@ -1,6 +1,7 @@
 //! Tests of path confinement, reads and atomic writes.
 
 use super::*;
+use crate::jail::linked_git_dirs;
 
 fn workspace() -> (tempfile::TempDir, tempfile::TempDir) {
     let root = tempfile::tempdir().unwrap();
