@@ -1,5 +1,6 @@
 //! The `punie` binary: routes subcommands, sets up logging to stderr, decides exit codes.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -67,19 +68,32 @@ fn main() -> ExitCode {
     // Language servers started for navigation end with the process anyway; stopping them
     // here also removes their private directories.
     punie::typed::stop_language_servers();
-    match result {
-        Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
-        Ok(cli::Outcome::Failure) => ExitCode::FAILURE,
-        Ok(cli::Outcome::Cancelled) => ExitCode::from(130),
+    let code = match result {
+        Ok(cli::Outcome::Success) => 0,
+        Ok(cli::Outcome::Failure) => 1,
+        Ok(cli::Outcome::Cancelled) => 130,
         Err(err) => {
             // One line: what failed and why (the anyhow chain), as INTERFACES.md §1 asks.
             #[allow(clippy::print_stderr)]
             {
                 eprintln!("punie: {err:#}");
             }
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    exit_now(code)
+}
+
+/// Ends the process at once, without the C and C++ exit handlers. A dropped `EngineHandle`
+/// does not wait for its thread (ARCHITECTURE.md, "Nobody waits on an engine but its own
+/// job's caller"), so an engine may still be decoding, preparing the next prompt, when the
+/// front end is done; llama.cpp's global objects destroyed under it crashed `punie acp` with
+/// a signal at exit on a loaded machine. Everything Punie keeps is written before this.
+fn exit_now(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` only ends the process; the streams were flushed above.
+    unsafe { libc::_exit(code) }
 }
 
 /// Logs go to stderr only: stdout belongs to the LSP stream and to JSON output.

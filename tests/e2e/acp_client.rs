@@ -249,7 +249,11 @@ impl AcpClient {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
+                // A signal that ended the agent shows as its negated number.
+                use std::os::unix::process::ExitStatusExt;
+                return status
+                    .code()
+                    .unwrap_or_else(|| -status.signal().unwrap_or(0));
             }
             assert!(
                 Instant::now() < deadline,

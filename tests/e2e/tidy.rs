@@ -41,8 +41,12 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("ruff_python_parser", &["typed/"]),
     ("ruff_python_ast", &["typed/"]),
     ("ruff_text_size", &["typed/"]),
-    // The process's own standard streams are the protocol's (LSP frames, ACP lines, `--json`).
-    ("std::io::stdout", &["cli/", "lsp/mod.rs", "acp/mod.rs"]),
+    // The process's own standard streams are the protocol's (LSP frames, ACP lines, `--json`);
+    // `main.rs` flushes stdout as the process ends.
+    (
+        "std::io::stdout",
+        &["cli/", "lsp/mod.rs", "acp/mod.rs", "main.rs"],
+    ),
     ("std::io::stdin", &["cli/", "lsp/mod.rs", "acp/mod.rs"]),
     // How a process ends is decided by `main.rs`, except in the two processes Punie starts
     // itself, which have their own entry points: the sandbox worker and the jail helper.
@@ -55,6 +59,8 @@ const OWNERS: &[(&str, &[&str])] = &[
             "jail/linux/",
         ],
     ),
+    // Without exit handlers: only `main.rs`, once everything is written (`exit_now`).
+    ("libc::_exit", &["main.rs"]),
     (
         "std::process::ExitCode",
         &["main.rs", "jail/mod.rs", "jail/helper.rs"],
