@@ -18,12 +18,13 @@ export const SERVER_KEYS: readonly string[] = SETTINGS.filter((s) => !s.client).
  * The nested settings object for the server. `get(key)` returns the effective value of
  * `punie.<key>` (VS Code's getConfiguration('punie').get). Undefined and null values are left out;
  * so is an empty string for keys marked omitEmpty (e.g. engine: empty means "the default model").
- * `trusted`: VS Code's workspace trust; an untrusted workspace adds `untrustedWorkspace: true`.
+ * `trusted`: VS Code's workspace trust, always sent as `untrustedWorkspace`: the server merges
+ * settings key by key, so once trust is granted `false` must replace the earlier `true`.
  */
 export function serverSettings(get: (key: string) => unknown, trusted = true): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   // Restricted Mode: every write and command asks, whatever the tool policy allows.
-  if (!trusted) out.untrustedWorkspace = true;
+  out.untrustedWorkspace = !trusted;
   for (const s of SETTINGS) {
     if (s.client) continue;
     let v = get(s.key);

@@ -8,6 +8,7 @@ describe("config", () => {
     const props = pkg.contributes.configuration.properties;
     const s = serverSettings((k) => props[`punie.${k}`]?.default);
     assert.deepEqual(s, {
+      untrustedWorkspace: false,
       maxTurns: 8,
       toolPolicy: { read_file: "allow", write_file: "ask", run_command: "ask" },
       sandbox: { timeoutMs: 10000, memoryMb: 256, outputKb: 256 },
@@ -16,7 +17,7 @@ describe("config", () => {
 
   it("passes the engine and profile when set and leaves out unset values", () => {
     const s = serverSettings((k) => ({ engine: " scripted:/tmp/t.json ", profile: "generic", maxTurns: 3 } as Record<string, unknown>)[k]);
-    assert.deepEqual(s, { engine: "scripted:/tmp/t.json", profile: "generic", maxTurns: 3 });
+    assert.deepEqual(s, { untrustedWorkspace: false, engine: "scripted:/tmp/t.json", profile: "generic", maxTurns: 3 });
   });
 
   it("leaves the profile to the model unless one is chosen", () => {
@@ -29,12 +30,13 @@ describe("config", () => {
     assert.ok(!SERVER_KEYS.includes("serverPath"));
     assert.ok(!SERVER_KEYS.includes("trace.server"));
     const s = serverSettings((k) => (k === "serverPath" ? "/x/punie" : undefined));
-    assert.deepEqual(s, {});
+    assert.deepEqual(s, { untrustedWorkspace: false });
   });
 
   it("an untrusted workspace asks the server for every write and command", () => {
     assert.deepEqual(serverSettings((k) => (k === "maxTurns" ? 3 : undefined), false), { untrustedWorkspace: true, maxTurns: 3 });
-    assert.deepEqual(serverSettings(() => undefined, true), {});
+    // Sent when trusted too: the server merges key by key, so trust granted later clears it.
+    assert.deepEqual(serverSettings(() => undefined, true), { untrustedWorkspace: false });
   });
 
   it("what decides the program, the engine and the tool policy is the user's, not a workspace's", () => {
