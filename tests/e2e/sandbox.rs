@@ -478,6 +478,46 @@ fn resource_bombs_are_stopped() {
     }
 }
 
+/// The nesting limits are CPython's (200 brackets, f-strings' fields included; 99 blocks; an
+/// expression 3,000 deep), checked on the tokens before any parser recurses: the deepest
+/// snippet they accept runs, one level more is a `SyntaxError` that names the limit, and the
+/// worker never overflows its stack.
+#[test]
+fn snippets_nest_as_deep_as_cpython_allows() {
+    let ws = workspace();
+    let host = DiskToolHost {
+        root: ws.root.path().to_path_buf(),
+        allow_commands: false,
+    };
+    let mut sandbox = sandbox(quick_limits());
+    let snippet = |blocks: usize, fields: usize, minuses: usize| {
+        let nested: String = (0..blocks)
+            .map(|level| format!("{}if True:\n", " ".repeat(level)))
+            .collect();
+        format!(
+            "{nested}{}print({}{}1{})\n",
+            " ".repeat(blocks),
+            "f\"{".repeat(fields),
+            "-".repeat(minuses),
+            "}\"".repeat(fields),
+        )
+    };
+    let deepest = run(&mut sandbox, &host, &snippet(99, 199, 2_800 - 199));
+    assert!(deepest.ok, "{:?}", deepest.error);
+    assert_eq!(deepest.output, "-1\n");
+    for (code, limit) in [
+        (snippet(100, 1, 1), "too many levels of indentation"),
+        (snippet(0, 200, 1), "too many nested parentheses"),
+        (snippet(0, 1, 3_000), "expression too deeply nested"),
+    ] {
+        let res = run(&mut sandbox, &host, &code);
+        let error = res.error.expect("refused");
+        assert_eq!(error.type_name, "SyntaxError");
+        assert!(error.message.starts_with(limit), "{}", error.message);
+        check_recovers(&mut sandbox, &host);
+    }
+}
+
 #[test]
 fn output_and_tool_calls_are_capped() {
     let ws = workspace();

@@ -1,6 +1,6 @@
-//! Checks on a snippet before it runs. First size and nesting pre-checks on the raw text
-//! (cheap, no parser: the parser and compiler recurse, and 100k nested brackets overflow the
-//! native stack); then the parsed AST against an allowlist:
+//! Checks on a snippet before it runs. First size and nesting pre-checks on its tokens (the
+//! parser and compiler recurse, and 100k nested brackets overflow the native stack); then the
+//! parsed AST against an allowlist:
 //!
 //! * **syntax**: statements and expressions a snippet needs (assignments, loops, `if`,
 //!   `try`, functions and lambdas, comprehensions, f-strings, `import json`); no classes,
@@ -26,22 +26,18 @@ use super::allowlist;
 
 /// Largest snippet accepted (bytes). The longest training snippet is a few KB.
 pub(crate) const MAX_SOURCE_BYTES: usize = 512 * 1024;
-/// Deepest bracket nesting accepted (CPython's parser stops at 200).
-pub(crate) const MAX_BRACKET_DEPTH: usize = 100;
-/// Deepest indentation accepted, in levels (CPython stops at 100).
-pub(crate) const MAX_INDENT_LEVELS: usize = 100;
-/// Most operators in one logical line: a long `a+a+...` chain nests as deep as it is long.
-pub(crate) const MAX_LINE_OPERATORS: usize = 5_000;
 
-fn syntax_error(message: String, line: usize) -> PyError {
+fn syntax_error(message: String, line: Option<u32>) -> PyError {
     PyError {
         type_name: "SyntaxError".to_owned(),
         message,
-        line: u32::try_from(line).ok(),
+        line,
     }
 }
 
-/// Size and depth checks on the raw source, outside string literals and comments.
+/// The size check, then the nesting CPython itself accepts, measured on the tokens of ruff's
+/// lexer, which RustPython's parser is built on (`typed::check_python_nesting`; the snippet as
+/// a whole is refused, so the error names no line).
 pub(crate) fn precheck(code: &str) -> Result<(), PyError> {
     if code.len() > MAX_SOURCE_BYTES {
         return Err(syntax_error(
@@ -49,103 +45,10 @@ pub(crate) fn precheck(code: &str) -> Result<(), PyError> {
                 "snippet too large: {} bytes (limit {MAX_SOURCE_BYTES})",
                 code.len()
             ),
-            1,
+            None,
         ));
     }
-    let bytes = code.as_bytes();
-    let mut depth = 0usize;
-    let mut line = 1usize;
-    let mut operators = 0usize;
-    let mut at_line_start = true;
-    let mut indent = 0usize;
-    let mut i = 0usize;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        if at_line_start {
-            match byte {
-                b' ' => {
-                    indent += 1;
-                    i += 1;
-                    continue;
-                }
-                b'\t' => {
-                    indent += 8;
-                    i += 1;
-                    continue;
-                }
-                _ => {
-                    // A tab or 4 spaces per level is generous; CPython counts levels.
-                    if depth == 0 && indent / 2 > MAX_INDENT_LEVELS * 2 {
-                        return Err(syntax_error(
-                            "too many levels of indentation".to_owned(),
-                            line,
-                        ));
-                    }
-                    at_line_start = false;
-                }
-            }
-        }
-        match byte {
-            b'\n' => {
-                line += 1;
-                if depth == 0 {
-                    operators = 0;
-                }
-                at_line_start = true;
-                indent = 0;
-            }
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'\'' | b'"' => {
-                let triple = i + 2 < bytes.len() && bytes[i + 1] == byte && bytes[i + 2] == byte;
-                i += if triple { 3 } else { 1 };
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\' => i += 1,
-                        b'\n' => line += 1,
-                        quote if quote == byte => {
-                            if !triple {
-                                break;
-                            }
-                            if i + 2 < bytes.len() && bytes[i + 1] == byte && bytes[i + 2] == byte {
-                                i += 2;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    if !triple && i < bytes.len() && bytes[i] == b'\n' {
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_BRACKET_DEPTH {
-                    return Err(syntax_error("too many nested parentheses".to_owned(), line));
-                }
-            }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            b'+' | b'-' | b'*' | b'/' | b'%' | b'@' | b'&' | b'|' | b'^' | b'~' | b'<' | b'>'
-            | b'.' | b',' => {
-                operators += 1;
-                if operators > MAX_LINE_OPERATORS {
-                    return Err(syntax_error(
-                        "expression too long or too deeply nested".to_owned(),
-                        line,
-                    ));
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    Ok(())
+    crate::typed::check_python_nesting(code).map_err(|message| syntax_error(message, None))
 }
 
 /// The names a snippet reads without binding them and the names it binds (scopes are not
@@ -519,7 +422,7 @@ mod tests {
     fn check(code: &str, expect: Option<&str>) {
         let res = precheck(code).and_then(|()| {
             let parsed = rustpython_vm::compiler::parser::parse_module(code)
-                .map_err(|err| syntax_error(err.to_string(), 1))?;
+                .map_err(|err| syntax_error(err.to_string(), Some(1)))?;
             validate_module(parsed.syntax(), code)
         });
         match (res, expect) {
@@ -616,5 +519,15 @@ mod tests {
             Some("SyntaxError"),
         );
         check(&"x".repeat(MAX_SOURCE_BYTES + 1), Some("SyntaxError"));
+        // Brackets inside f-strings' replacement fields nest too: a scan that skipped strings
+        // let them through to the parser.
+        check(
+            &format!("x = f\"{{{}1{}}}\"", "(".repeat(5_000), ")".repeat(5_000)),
+            Some("SyntaxError"),
+        );
+        check(
+            &format!("x = f\"{{{}1}}\"", "-".repeat(5_000)),
+            Some("SyntaxError"),
+        );
     }
 }

@@ -41,6 +41,7 @@ use crate::tools::{Program, Tool, Typed};
 use crate::workspace::{self, CommandOutput, ToolError, ToolHost};
 
 pub use navigation::stop_language_servers;
+pub use nesting::check as check_python_nesting;
 
 /// Fields our results add to Punie's result types (`answered_by`: which back end answered a
 /// navigation call; `checker`: which type checker ran), readable in the sandbox like Punie's

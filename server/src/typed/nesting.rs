@@ -8,7 +8,8 @@
 //! 3,000 nested expressions (3 × the recursion limit: Python 3.11 parses 2,000 nested `-`,
 //! `+`, `.b`, `[0]` or `not` and refuses 3,000). [`check`] enforces the same limits on an
 //! over-estimate of the depth, so what it lets through is bounded, and `typed::call` parses on
-//! a thread whose stack is sized for that bound.
+//! a thread whose stack is sized for that bound. The sandbox checks snippets with the same
+//! function (`check_python_nesting`) before RustPython, which uses the same parser, sees them.
 //!
 //! The tokens come from ruff's own lexer (iterative, and exactly what the parser will see:
 //! strings, comments and nested f-strings cannot hide a bracket from it). The expression depth
@@ -63,7 +64,7 @@ impl Depth {
 
 /// Refuses `text` when its brackets, indentation or expressions nest deeper than CPython
 /// accepts; the error is CPython's message.
-pub(super) fn check(text: &str) -> Result<(), String> {
+pub fn check(text: &str) -> Result<(), String> {
     let mut lexer = lexer::lex(text, Mode::Module);
     let mut depth = Depth {
         levels: vec![0],
