@@ -4,11 +4,26 @@
 
 use std::path::{Path, PathBuf};
 
-/// The path of a `file://` URI, percent-decoded; `None` for other schemes.
+/// Whether `uri` names a file (the `file` scheme, in any case): such a document is on some
+/// file system even when [`to_path`] cannot say where, so it is never treated as a buffer only
+/// the editor holds.
+pub(crate) fn is_file_uri(uri: &str) -> bool {
+    uri.get(..5)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("file:"))
+}
+
+/// The local path of a `file://` URI, percent-decoded; `None` for other schemes, and for a
+/// file URI that names another host or a path that is not UTF-8 (see [`is_file_uri`]).
 pub(crate) fn to_path(uri: &str) -> Option<PathBuf> {
-    let rest = uri.strip_prefix("file://")?;
+    if !is_file_uri(uri) {
+        return None;
+    }
+    let rest = uri[5..].strip_prefix("//")?;
     // `file:///x` has an empty authority; `file://localhost/x` names this host.
-    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    let path = match rest.get(..9) {
+        Some(host) if host.eq_ignore_ascii_case("localhost") => &rest[9..],
+        _ => rest,
+    };
     if !path.starts_with('/') {
         return None;
     }
@@ -70,5 +85,23 @@ mod tests {
         assert_eq!(to_path(&uri).unwrap(), path);
         assert_eq!(to_path("untitled:Untitled-1"), None);
         assert_eq!(to_path("file://localhost/x").unwrap(), Path::new("/x"));
+    }
+
+    /// The scheme and `localhost` are case-insensitive; another host is a file Punie cannot
+    /// reach, not an editor-only buffer.
+    #[test]
+    fn file_uris_are_told_from_paths_punie_can_reach() {
+        assert_eq!(to_path("FILE:///x").unwrap(), Path::new("/x"));
+        assert_eq!(to_path("File://LocalHost/x").unwrap(), Path::new("/x"));
+        for unreachable in [
+            "file://localhost.localdomain/x/.git/config",
+            "file://server/share/x",
+            "file:///x/%FF",
+        ] {
+            assert_eq!(to_path(unreachable), None, "{unreachable}");
+            assert!(is_file_uri(unreachable), "{unreachable}");
+        }
+        assert!(!is_file_uri("untitled:Untitled-1"));
+        assert!(!is_file_uri("fil"));
     }
 }

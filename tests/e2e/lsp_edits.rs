@@ -388,3 +388,44 @@ fn a_fix_outside_every_folder_is_asked_about_each_time() {
     );
     assert_eq!(requests(&log, "workspace/applyEdit").len(), 2);
 }
+
+/// A file URI the server cannot turn into a local path (another host) is no editor-only
+/// buffer: a Fix of it is refused before the model runs, so no edit reaches a file that may be
+/// the workspace's `.git/config`. An upper-case scheme is still a file, judged by its path.
+#[test]
+fn a_fix_of_a_file_on_another_host_is_refused() {
+    let scripts = tempfile::tempdir().unwrap();
+    let mut client = Client::start(
+        &engine(scripts.path(), &[HOSTILE_FIX], 0),
+        caps(),
+        json!({}),
+    );
+    let config = client.root.join(".git/config");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let original = "[core]\n\tbare = false\n\tfilemode = true\n";
+    std::fs::write(&config, original).unwrap();
+    let path = file_uri(&config);
+    let local = path.strip_prefix("file://").unwrap();
+    let on_another_host = format!("file://localhost.localdomain{local}");
+    let upper_case = format!("FILE://{local}");
+    for uri in [&on_another_host, &upper_case] {
+        client.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "ini", "version": 1, "text": original}}),
+        );
+    }
+    let refused = client.request(
+        "workspace/executeCommand",
+        json!({"command": "punie.ask", "arguments": [{"uri": on_another_host, "range": range(1, 0, 3, 0), "instruction": "fix"}]}),
+    );
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("only on local files"), "{refused}");
+    let started = client.ask(&upper_case, range(1, 0, 3, 0), "fix");
+    let answer = client.wait_answer(&started["runId"]);
+    let markdown = answer["markdown"].as_str().unwrap();
+    assert!(markdown.contains("is protected"), "{markdown}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), original);
+    let log = client.log.clone();
+    assert_eq!(client.shutdown(), 0, "the server still answers");
+    assert_eq!(requests(&log, "workspace/applyEdit"), Vec::<&Value>::new());
+}

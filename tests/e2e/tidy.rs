@@ -173,6 +173,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sync",
             "toolcall",
             "tools",
+            "uri",
             "workspace",
         ],
     ),

@@ -43,8 +43,13 @@ impl FeatureToolHost<'_> {
     /// not.
     pub(crate) fn permit_answer_edit(&self, change: &FileChange) -> Result<(), String> {
         let Some(path) = change.path() else {
-            // An untitled buffer: only the editor holds it.
-            return Ok(());
+            return match change {
+                FileChange::Replace { id: Some(id), .. } if crate::uri::is_file_uri(id) => Err(
+                    format!("{id} names a file Punie cannot reach as a local path"),
+                ),
+                // An untitled buffer: only the editor holds it.
+                _ => Ok(()),
+            };
         };
         let inside = path.starts_with(self.root);
         // Outside, the file system's root stands for the workspace: the path still resolves

@@ -133,6 +133,13 @@ fn validate(server: &mut Server, arguments: &[Value]) -> Result<RunSpec, Handler
         return Err(invalid("question: missing, and the selection is empty"));
     }
     let path = crate::lsp::uri::to_path(uri);
+    if path.is_none() && crate::uri::is_file_uri(uri) {
+        // Treated as an editor-only buffer, its edits would skip every file check.
+        return Err(invalid(format!(
+            "uri: {uri} names a file that is not on this machine's file system as a UTF-8 \
+             path (another host?); Punie works only on local files"
+        )));
+    }
     let root = match root_for(&server.roots, path.as_deref()) {
         Some(root) => root,
         None => server
