@@ -32,6 +32,8 @@ pub(crate) struct Answers {
     pub(crate) permission_for: Option<fn(&str) -> Option<&'static str>>,
     /// `applied` of `workspace/applyEdit`.
     pub(crate) apply_edit: bool,
+    /// Leave `workspace/applyEdit` unanswered (a preview the user is still reading).
+    pub(crate) ignore_apply_edit: bool,
     /// Never answer anything (a client that ignores server requests).
     pub(crate) silent: bool,
 }
@@ -43,6 +45,7 @@ impl Default for Answers {
             permission: Some("Deny"),
             permission_for: None,
             apply_edit: true,
+            ignore_apply_edit: false,
             silent: false,
         }
     }
@@ -226,7 +229,9 @@ impl Client {
         let (Some(method), Some(id)) = (message["method"].as_str(), message.get("id")) else {
             return;
         };
-        if self.answers.silent {
+        if self.answers.silent
+            || (self.answers.ignore_apply_edit && method == "workspace/applyEdit")
+        {
             return;
         }
         let result = match method {

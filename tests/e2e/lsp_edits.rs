@@ -429,3 +429,36 @@ fn a_fix_of_a_file_on_another_host_is_refused() {
     assert_eq!(client.shutdown(), 0, "the server still answers");
     assert_eq!(requests(&log, "workspace/applyEdit"), Vec::<&Value>::new());
 }
+
+/// An edit the editor has not answered in time may still be made (VS Code's refactor preview
+/// waits for the user): the answer says so, never that the file was not changed.
+#[test]
+fn an_unanswered_edit_is_not_reported_as_not_made() {
+    let scripts = tempfile::tempdir().unwrap();
+    let launch = Launch {
+        answers: Answers {
+            ignore_apply_edit: true,
+            ..Answers::default()
+        },
+        env: vec![("PUNIE_LSP_REQUEST_TIMEOUT_MS", "300")],
+        ..Launch::default()
+    };
+    let fix = "Fixed.\n\n```python\n    return a + b\n```\n";
+    let mut client = Client::start_with(
+        &engine(scripts.path(), &[fix], 0),
+        caps(),
+        json!({}),
+        launch,
+    );
+    let uri = client.open("src/calc.py", "def add(a, b):\n    return a - b\n");
+    let started = client.ask(&uri, range(1, 0, 1, 16), "fix");
+    let answer = client.wait_answer(&started["runId"]);
+    let markdown = answer["markdown"].as_str().unwrap();
+    assert!(markdown.contains("may still make it"), "{markdown}");
+    assert!(!markdown.contains("could not be changed"), "{markdown}");
+    assert_eq!(
+        requests(&client.log.clone(), "workspace/applyEdit").len(),
+        1
+    );
+    assert_eq!(client.shutdown(), 0, "the server still answers");
+}

@@ -281,7 +281,7 @@ impl FrontEnd for AcpFrontEnd {
                     "the editor answered: {}",
                     error["message"].as_str().unwrap_or("an error")
                 )),
-                None => EditOutcome::Failed("the editor did not answer the write".to_owned()),
+                None => EditOutcome::Unanswered,
             })
         } else {
             None

@@ -67,6 +67,9 @@ pub enum EditOutcome {
     /// The editor refused it (`applied: false`), e.g. the buffer changed meanwhile.
     Rejected,
     Failed(String),
+    /// The editor has not answered the edit request in time. It may still apply the edit
+    /// (a preview the user is reading), so nobody may be told that nothing changed.
+    Unanswered,
 }
 
 /// Writes a change to disk atomically (a temporary file in the same directory, renamed).

@@ -205,6 +205,9 @@ fn apply_answer_edit(ask: &Ask, host: &FeatureToolHost<'_>, answer: &str) -> Opt
                 EditOutcome::Failed(reason) => {
                     Some(format!("_`{shown}` could not be changed: {reason}._"))
                 }
+                EditOutcome::Unanswered => Some(format!(
+                    "_The editor has not confirmed the edit of `{shown}`; it may still make it._"
+                )),
             },
         },
     }

@@ -164,6 +164,12 @@ impl ToolHost for FeatureToolHost<'_> {
             EditOutcome::Applied => Ok(()),
             EditOutcome::Rejected => Err(ToolError::permission("edit rejected by the editor")),
             EditOutcome::Failed(reason) => Err(ToolError::new("OSError", reason)),
+            EditOutcome::Unanswered => Err(ToolError::new(
+                "TimeoutError",
+                "the editor has not answered the edit request; it may still make the change \
+                 (for example once the user confirms its preview), so do not write this file \
+                 again",
+            )),
         }
     }
 

@@ -186,7 +186,7 @@ impl FrontEnd for LspFrontEnd {
             None if cancel.is_cancelled() => {
                 EditOutcome::Failed("the run was cancelled".to_owned())
             }
-            None => EditOutcome::Failed("the editor did not answer the edit request".to_owned()),
+            None => EditOutcome::Unanswered,
         };
         Some(outcome)
     }
