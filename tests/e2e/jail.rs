@@ -565,6 +565,48 @@ fn protected_paths_in_the_workspace_are_kept_with_namespaces() {
     }
 }
 
+/// Paths are bytes: a protected file with a name that is not UTF-8 (as a clone can bring) is
+/// mounted read-only like any other, and a `cwd` reached through a directory a command made
+/// with such a name works; neither stops commands from running.
+#[test]
+fn protected_paths_and_a_cwd_that_are_not_utf8_work() {
+    use std::os::unix::ffi::OsStrExt;
+    for identity in identities()
+        .into_iter()
+        .filter(|identity| *identity != Identity::NoNamespaces)
+    {
+        let scenario = Scenario::new(identity);
+        let ws = scenario.workspace();
+        let odd = ws.join(std::ffi::OsStr::from_bytes(b"a\xff.code-workspace"));
+        std::fs::create_dir_all(ws.join(".git")).unwrap();
+        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
+        std::fs::write(&odd, "{}\n").unwrap();
+        if identity == Identity::Unprivileged {
+            let (uid, gid) = test_user();
+            chown_tree(&ws, uid, gid);
+        }
+        let run = scenario.sandbox(
+            r#"
+print(run_command("sh", args=["-c", "echo '{\"tasks\": 1}' > \"$(printf 'a\\377.code-workspace')\"; echo first-ran"]))
+print(run_command("sh", args=["-c", "mkdir \"$(printf 'x\\377')\" && ln -s \"$(printf 'x\\377')\" d"]))
+print(run_command("pwd", cwd="d"))
+"#,
+            &[],
+        );
+        run.assert_printed("first-ran");
+        assert_eq!(
+            std::fs::read_to_string(&odd).unwrap(),
+            "{}\n",
+            "{identity:?}"
+        );
+        assert!(
+            run.output.contains("x\u{fffd}") || run.output.contains("x\\xff"),
+            "{identity:?}: the command did not run in the directory: {}",
+            run.output
+        );
+    }
+}
+
 /// A protected path that did not exist when a command started cannot be mounted read-only;
 /// the one a command creates is moved into `.punie/quarantine` when it ends, with or without
 /// namespaces and as any user.

@@ -105,7 +105,7 @@ fn find_program(program: &str, plan: &Plan) -> Option<PathBuf> {
         .env
         .iter()
         .find(|(name, _)| name == "PATH")
-        .map(|(_, value)| value.as_str())
+        .and_then(|(_, value)| value.to_str())
         .unwrap_or("/usr/bin:/bin");
     path.split(':')
         .map(|dir| Path::new(dir).join(program))

@@ -50,6 +50,7 @@
 
 mod bench;
 mod helper;
+mod os_bytes;
 mod run;
 mod session;
 mod special_dirs;
@@ -67,6 +68,8 @@ pub use session::{Session, SessionEnd};
 pub use special_dirs::{is_git_dir, is_virtual_env, linked_git_dirs};
 
 use crate::sync;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -444,29 +447,39 @@ impl Host {
 
 /// Everything the helper needs to run one command: computed by the server (from the
 /// settings and the host; it reads only the home's directories on `PATH`, for their links),
-/// applied by the helper. Paths are absolute; `~` is already expanded.
+/// applied by the helper. Paths are absolute; `~` is already expanded. Paths and
+/// environment values travel as bytes ([`os_bytes`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub argv: Vec<String>,
+    #[serde(with = "os_bytes::path")]
     pub cwd: PathBuf,
-    pub env: Vec<(String, String)>,
+    #[serde(with = "os_bytes::env")]
+    pub env: Vec<(String, OsString)>,
     /// Read and execute beneath these: the readable entries and the installations on `PATH`.
+    #[serde(with = "os_bytes::paths")]
     pub readable: Vec<PathBuf>,
     /// Every right beneath these: the workspace and the private directory.
+    #[serde(with = "os_bytes::paths")]
     pub writable: Vec<PathBuf>,
     /// Never granted, even beneath a readable or writable path.
+    #[serde(with = "os_bytes::paths")]
     pub secrets: Vec<PathBuf>,
     /// The run's private directory (created and removed by the server): `home/` and `tmp/`
     /// are made inside it; `home/` gets a link to each readable entry under the real home.
+    #[serde(with = "os_bytes::path")]
     pub private_dir: PathBuf,
+    #[serde(with = "os_bytes::optional_path")]
     pub real_home: Option<PathBuf>,
     /// Home-relative readable entries (`.cargo`, `.local/bin`) to link into `home/`.
+    #[serde(with = "os_bytes::paths")]
     pub home_links: Vec<PathBuf>,
     pub network: bool,
     /// Use namespaces where the kernel allows them.
     pub namespaces: bool,
     /// Protected paths in the workspace (`policy::PROTECTED`: `.git`, `.vscode`, `.envrc`, …)
     /// that exist: mounted read-only where there is a mount namespace.
+    #[serde(with = "os_bytes::paths")]
     pub read_only: Vec<PathBuf>,
     /// The helper's descriptor that becomes the command's standard input (a pipe from the
     /// server, for a [`Session`]); `None`: `/dev/null`.
@@ -486,24 +499,28 @@ impl Plan {
         let home = host.home.as_deref();
         let private_home = private_dir.join("home");
         let private_tmp = private_dir.join("tmp");
-        let mut env = vec![
+        let mut env: Vec<(String, OsString)> = vec![
             (
                 "PATH".to_owned(),
                 host.path
                     .as_deref()
                     .and_then(absolute_entries)
-                    .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_owned()),
+                    .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_owned())
+                    .into(),
             ),
-            ("HOME".to_owned(), private_home.display().to_string()),
-            ("TMPDIR".to_owned(), private_tmp.display().to_string()),
+            ("HOME".to_owned(), private_home.into_os_string()),
+            ("TMPDIR".to_owned(), private_tmp.into_os_string()),
             (
                 "LANG".to_owned(),
-                host.lang.clone().unwrap_or_else(|| "C.UTF-8".to_owned()),
+                host.lang
+                    .clone()
+                    .unwrap_or_else(|| "C.UTF-8".to_owned())
+                    .into(),
             ),
-            ("TERM".to_owned(), "dumb".to_owned()),
-            ("NO_COLOR".to_owned(), "1".to_owned()),
+            ("TERM".to_owned(), "dumb".into()),
+            ("NO_COLOR".to_owned(), "1".into()),
         ];
-        env.retain(|(_, value)| !value.contains('\0'));
+        env.retain(|(_, value)| !value.as_bytes().contains(&0));
         let home_links = access
             .readable
             .iter()

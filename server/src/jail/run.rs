@@ -93,14 +93,16 @@ pub fn run(
     limits: &RunLimits,
     cancel: &CancelFlag,
 ) -> Result<Finished, Failure> {
+    let (helper, control_fd) =
+        start_helper(argv, cwd, workspace, protected.to_vec(), access, None)?.watch_control()?;
     let Helper {
         mut child,
         control,
         stdout,
         stderr,
         private,
-    } = start_helper(argv, cwd, workspace, protected.to_vec(), access, None)?;
-    let drained = drain([stdout, stderr], control, limits, cancel);
+    } = helper;
+    let drained = drain([stdout, stderr], control, control_fd, limits, cancel);
     if drained.helper_overdue {
         stop_helper(&mut child);
     } else {
@@ -118,6 +120,23 @@ pub(super) struct Helper {
     pub(super) stdout: OwnedFd,
     pub(super) stderr: OwnedFd,
     pub(super) private: tempfile::TempDir,
+}
+
+impl Helper {
+    /// The helper and a second descriptor of its control socket, for `poll`; when there is
+    /// none, the helper is stopped (and reaped) and its private directory removed.
+    pub(super) fn watch_control(mut self) -> Result<(Helper, OwnedFd), Failure> {
+        match self.control.try_clone() {
+            Ok(control) => Ok((self, OwnedFd::from(control))),
+            Err(err) => {
+                stop_helper(&mut self.child);
+                remove_private(self.private);
+                Err(Failure::Helper(format!(
+                    "cannot watch the control socket: {err}"
+                )))
+            }
+        }
+    }
 }
 
 /// Makes the private directory, starts `punie jail-exec` and hands it the plan for `argv`,
@@ -146,6 +165,10 @@ pub(super) fn start_helper(
     let mut plan = Plan::new(argv, cwd, workspace, access, &Host::current(), &private_dir);
     plan.read_only = read_only;
     plan.stdin_fd = stdin.map(AsRawFd::as_raw_fd);
+    // Before the helper starts, so that a plan that cannot be handed over leaves no process.
+    let mut line = serde_json::to_vec(&plan)
+        .map_err(|err| Failure::Helper(format!("cannot write the command's plan: {err}")))?;
+    line.push(b'\n');
     let exe = super::punie_executable()
         .map_err(|err| Failure::Helper(format!("cannot find the punie executable: {err}")))?;
     let (control, helper_end) = UnixStream::pair()
@@ -179,8 +202,6 @@ pub(super) fn start_helper(
             exe.display()
         ))
     })?;
-    let mut line = serde_json::to_vec(&plan).expect("a plan serializes");
-    line.push(b'\n');
     let mut control = control;
     if let Err(err) = control.write_all(&line) {
         stop_helper(&mut child);
@@ -240,6 +261,7 @@ struct Drained {
 fn drain(
     pipes: [OwnedFd; 2],
     control: UnixStream,
+    control_fd: OwnedFd,
     limits: &RunLimits,
     cancel: &CancelFlag,
 ) -> Drained {
@@ -250,7 +272,6 @@ fn drain(
         helper_overdue: false,
     };
     let [stdout, stderr] = pipes;
-    let control_fd = OwnedFd::from(control.try_clone().expect("dup of the control socket"));
     // Index 0 and 1: stdout and stderr; 2: the control socket.
     let mut open: [Option<OwnedFd>; 3] = [Some(stdout), Some(stderr), Some(control_fd)];
     for fd in open.iter().flatten() {

@@ -89,25 +89,23 @@ impl Session {
     ) -> Result<Session, Failure> {
         let (read_end, write_end) = pipe()
             .map_err(|err| Failure::Helper(format!("cannot create the stdin pipe: {err}")))?;
-        let Helper {
-            child,
-            control,
-            stdout,
-            stderr,
-            private,
-        } = start_helper(
+        let (helper, control_fd) = start_helper(
             argv,
             cwd,
             workspace,
             super::protected_in(workspace),
             access,
             Some(&read_end),
-        )?;
+        )?
+        .watch_control()?;
         drop(read_end);
-        let control_fd = control
-            .try_clone()
-            .map(OwnedFd::from)
-            .map_err(|err| Failure::Helper(format!("cannot watch the control socket: {err}")))?;
+        let Helper {
+            child,
+            control,
+            stdout,
+            stderr,
+            private,
+        } = helper;
         for fd in [&stdout, &stderr, &control_fd, &write_end] {
             set_nonblocking(fd.as_raw_fd());
         }

@@ -34,7 +34,7 @@ fn the_plan_keeps_only_the_allowlisted_environment() {
         plan.env
             .iter()
             .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            .and_then(|(_, value)| value.to_str())
     };
     assert_eq!(env("PATH"), Some("/home/dev/.cargo/bin:/usr/bin"));
     assert_eq!(env("HOME"), Some("/tmp/punie-run-1/home"));
@@ -53,6 +53,36 @@ fn the_plan_keeps_only_the_allowlisted_environment() {
     assert!(plan.secrets.contains(&PathBuf::from("/etc/shadow")));
     assert!(plan.home_links.contains(&PathBuf::from(".local/bin")));
     assert!(!plan.network);
+}
+
+/// A path is bytes: a plan whose paths are not UTF-8 (a cloned `a\xff.code-workspace`, a
+/// `cwd` through a directory a command made) reaches the helper byte for byte.
+#[test]
+fn a_plan_carries_paths_that_are_not_utf8_exactly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let odd = |path: &[u8]| PathBuf::from(OsStr::from_bytes(path));
+    let mut plan = Plan::new(
+        &["ls".to_owned()],
+        &odd(b"/w/x\xff"),
+        Path::new("/w"),
+        &Access::default(),
+        &Host {
+            home: Some(odd(b"/home/\xfe")),
+            ..host()
+        },
+        &odd(b"/tmp/punie-run-\x80"),
+    );
+    plan.read_only = vec![odd(b"/w/a\xff.code-workspace"), PathBuf::from("/w/.git")];
+    let line = serde_json::to_vec(&plan).unwrap();
+    let back: Plan = serde_json::from_slice(&line).unwrap();
+    assert_eq!(back, plan);
+    assert_eq!(
+        back.read_only[0].as_os_str().as_bytes(),
+        b"/w/a\xff.code-workspace"
+    );
+    let home = back.env.iter().find(|(name, _)| name == "HOME").unwrap();
+    assert_eq!(home.1.as_bytes(), b"/tmp/punie-run-\x80/home");
 }
 
 #[test]
