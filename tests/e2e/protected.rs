@@ -1,7 +1,8 @@
 //! Protected paths the red team reached from inside the workspace: a Python environment not
 //! named `.venv`, whose `.pth` files and `bin/activate` run outside the jail, git directories
 //! not named `.git`, whose hooks and config run at the user's next git command, and Punie's
-//! own `.punie` made a symbolic link out of the workspace by a command. Each test runs the real
+//! own `.punie` made a symbolic link out of the workspace by a command; and `write_file`
+//! building such a git directory or environment piece by piece. Each test runs the real
 //! jail through `punie sandbox --allow-commands` (and `punie ask` with a scripted model, which
 //! writes its transcript and session there) and asserts the effect did not happen: the files
 //! are as they were, nothing is written outside.
@@ -281,4 +282,128 @@ fn the_server_never_writes_through_a_punie_link() {
     assert!(stderr.contains("symbolic link"), "{stderr}");
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(answer["answer"], json!("The answer."), "{answer:#}");
+}
+
+/// `punie ask --json --allow-writes` in `workspace` with a scripted model whose one snippet is
+/// `code`, with the environment `env` (the user's `HOME`, policy file); its `--json` result.
+fn ask_to_write(workspace: &Path, env: &[(&str, &Path)], code: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.json");
+    let call = format!(
+        "<tool_call><function=execute_code>\n<parameter=code>\n{code}\n</parameter>\n</function></tool_call>"
+    );
+    std::fs::write(
+        &script,
+        serde_json::to_string(&[call, "done".into()]).unwrap(),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    command
+        .env("PUNIE_POLICY_FILE", dir.path().join("no-policy.toml"))
+        .env_remove("XDG_CONFIG_HOME")
+        .envs(env.iter().copied())
+        .args(["ask", "--json", "--allow-writes", "--workspace"])
+        .arg(workspace)
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("tidy up");
+    let output = command.output().unwrap();
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{err}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// A snippet that writes each `(path, content)` of `writes`, going on after a refusal.
+fn writing(writes: &[(&str, &str)]) -> String {
+    let writes = serde_json::to_string(writes).unwrap();
+    format!(
+        "for path, text in {writes}:\n    try:\n        write_file(path, text)\n        print('written', path)\n    except PermissionError as err:\n        print('refused', err)"
+    )
+}
+
+/// `write_file` builds a git directory piece by piece (F1 of red-team round 3): `config` with
+/// an alias that runs a program, `objects/`, `refs/`, then `HEAD`, in a folder of a repository
+/// and at the root of a workspace that is none. Each write alone made no git directory, so
+/// each was allowed, and git run there took the folder for a bare repository and ran the
+/// model's config. Now the write that would complete one is refused: git finds no repository
+/// there and runs nothing.
+#[test]
+fn write_file_never_builds_a_git_directory_piece_by_piece() {
+    let outside = tempfile::tempdir().unwrap();
+    let marker = outside.path().join("ran");
+    let config = format!("[alias]\n\tpwn = !touch '{}'\n", marker.display());
+    let pieces = |dir: &str| -> Vec<(String, String)> {
+        [
+            ("config", config.as_str()),
+            ("objects/info/x", "x"),
+            ("refs/heads/x", "x"),
+            ("HEAD", "ref: refs/heads/main\n"),
+            ("commondir", ".\n"),
+        ]
+        .into_iter()
+        .map(|(name, text)| (format!("{dir}{name}"), text.to_owned()))
+        .collect()
+    };
+    let repo = tempfile::tempdir().unwrap();
+    let repo_root = repo.path().canonicalize().unwrap();
+    git(&["init", "-q"], &repo_root);
+    let plain = tempfile::tempdir().unwrap();
+    let plain_root = plain.path().canonicalize().unwrap();
+
+    for (root, dir) in [(&repo_root, "src/"), (&plain_root, "")] {
+        let writes = pieces(dir);
+        let writes: Vec<(&str, &str)> = writes
+            .iter()
+            .map(|(path, text)| (path.as_str(), text.as_str()))
+            .collect();
+        let out = ask_to_write(root, &[], &writing(&writes));
+        let git_dir = root.join(dir);
+        let ceiling = root.parent().unwrap();
+        let ran = Command::new("git")
+            .arg("pwn")
+            .current_dir(&git_dir)
+            .env("GIT_CEILING_DIRECTORIES", ceiling)
+            .output()
+            .unwrap();
+        assert!(!ran.status.success(), "{out:#}");
+        assert!(!marker.exists(), "git ran the model's alias: {out:#}");
+        let is_repo = Command::new("git")
+            .args(["rev-parse", "--absolute-git-dir"])
+            .current_dir(&git_dir)
+            .env("GIT_CEILING_DIRECTORIES", ceiling)
+            .output()
+            .unwrap();
+        let found = String::from_utf8_lossy(&is_repo.stdout);
+        assert_ne!(
+            found.trim(),
+            git_dir.to_str().unwrap().trim_end_matches('/'),
+            "{out:#}"
+        );
+        assert_eq!(out["refused"][0]["rule"], "vcs", "{out:#}");
+    }
+}
+
+/// The same for a conda environment (F1): an activation script, then `conda-meta/` that would
+/// make the folder an environment, whose `activate.d` scripts run at `conda activate`.
+#[test]
+fn write_file_never_builds_a_python_environment_piece_by_piece() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    let out = ask_to_write(
+        &root,
+        &[],
+        &writing(&[
+            ("env/etc/conda/activate.d/x.sh", "touch /tmp/pwned\n"),
+            ("env/conda-meta/history", ""),
+            ("conda-meta/history", ""),
+        ]),
+    );
+    assert!(!root.join("env/conda-meta").exists(), "{out:#}");
+    assert!(!root.join("conda-meta").exists(), "{out:#}");
+    assert_eq!(out["refused"][0]["rule"], "autorun", "{out:#}");
+    assert_eq!(out["refused"][1]["rule"], "autorun", "{out:#}");
 }

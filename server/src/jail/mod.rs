@@ -65,7 +65,9 @@ mod seatbelt;
 pub use bench::{StartupFigures, startup_bench};
 pub use run::{End, Failure, Finished, RunLimits, run};
 pub use session::{Session, SessionEnd};
-pub use special_dirs::{is_git_dir, is_virtual_env, linked_git_dirs};
+pub use special_dirs::{
+    becomes_git_dir, becomes_virtual_env, is_git_dir, is_virtual_env, linked_git_dirs,
+};
 
 use crate::sync;
 use std::ffi::OsString;

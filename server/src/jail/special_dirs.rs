@@ -2,17 +2,25 @@
 //! `.pth` files and `bin/activate` run outside the jail at the next `python`) and a git
 //! directory (its `config` and `hooks/` run at the next git command). The write tools'
 //! policy (`workspace::resolve_target`) and the commands' read-only mounts ([`super::protected_in`])
-//! ask the same questions here.
+//! ask the same questions here; the write tools also ask what a directory becomes once the
+//! write adds its name, so that none is built piece by piece.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Whether `dir` is a Python environment: holds `pyvenv.cfg` or `conda-meta`, whatever its
 /// name.
 pub fn is_virtual_env(dir: &Path) -> bool {
+    becomes_virtual_env(dir, None)
+}
+
+/// Whether `dir` is a Python environment once it also holds `added` (a name a write is about
+/// to create in it): a write is judged by what its directories will be after it.
+pub fn becomes_virtual_env(dir: &Path, added: Option<&OsStr>) -> bool {
     crate::policy::VIRTUAL_ENV_MARKERS
         .iter()
-        .any(|marker| fs::symlink_metadata(dir.join(marker)).is_ok())
+        .any(|marker| holds(dir, marker, added))
 }
 
 /// Whether `dir` may be a git directory, whatever its name (a bare `.bare/`, `repo.git/`, a
@@ -20,8 +28,23 @@ pub fn is_virtual_env(dir: &Path) -> bool {
 /// `HEAD`, and `objects/` and `refs/` there or in the directory its `commondir` file names.
 /// Its `config` and `hooks/` run programs at the user's next git command.
 pub fn is_git_dir(dir: &Path) -> bool {
-    let has = |name: &str| fs::symlink_metadata(dir.join(name)).is_ok();
+    becomes_git_dir(dir, None)
+}
+
+/// Whether `dir` may be a git directory once it also holds `added` (a name a write is about
+/// to create in it): `config`, `objects/` and `refs/` written one by one are no git
+/// directory until the last of them and `HEAD` are there.
+pub fn becomes_git_dir(dir: &Path, added: Option<&OsStr>) -> bool {
+    let has = |name: &str| holds(dir, name, added);
     has("HEAD") && (has("commondir") || (has("objects") && has("refs")))
+}
+
+/// Whether `dir` holds `name`, or will once `added` is made in it. `added` compares without
+/// regard to ASCII case, as `HEAD` does on the file systems (macOS, Windows) where `head` is
+/// the same name.
+fn holds(dir: &Path, name: &str, added: Option<&OsStr>) -> bool {
+    added.is_some_and(|added| added.eq_ignore_ascii_case(name))
+        || fs::symlink_metadata(dir.join(name)).is_ok()
 }
 
 /// The git directories inside `workspace` (not the workspace itself) that the `.git` file

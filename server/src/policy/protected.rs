@@ -39,12 +39,15 @@ pub enum Pattern {
     HardLinked,
     /// A directory that holds one of [`VIRTUAL_ENV_MARKERS`] (a Python environment, whatever
     /// its name), and everything under it: its `bin/activate`, `bin/python` and
-    /// `site-packages/*.pth` run whenever the user's editor or shell uses it. The workspace's
-    /// root itself is not one.
+    /// `site-packages/*.pth` run whenever the user's editor or shell uses it. A write that
+    /// would make a directory on its way one (`env/conda-meta/history`) is judged as inside
+    /// it; the workspace's root only counts when it is not one already.
     VirtualEnv,
     /// A directory that looks like a git directory whatever its name (a bare repository, a
     /// linked worktree's), and everything under it: its `config` and `hooks/` run programs at
-    /// the user's next git command. The workspace's root itself is not one.
+    /// the user's next git command. A write that would make a directory on its way one
+    /// (`src/HEAD` after `src/objects/` and `src/refs/`) is judged as inside it; the
+    /// workspace's root only counts when it is not one already.
     GitDir,
 }
 

@@ -23,11 +23,13 @@ pub struct Target {
     pub executable: bool,
     /// Links to the existing file (1 for a plain file).
     pub hard_links: u64,
-    /// Beneath a directory of the workspace (not its root) that is a Python environment
-    /// (`protected::VIRTUAL_ENV_MARKERS`).
+    /// Beneath a directory of the workspace that is a Python environment
+    /// (`protected::VIRTUAL_ENV_MARKERS`), or will be once the path exists; the root only
+    /// when the write would make it one.
     pub in_virtual_env: bool,
-    /// Beneath a directory of the workspace (not its root) that looks like a git directory,
-    /// whatever its name (`jail::is_git_dir`).
+    /// Beneath a directory of the workspace that looks like a git directory, whatever its
+    /// name (`jail::is_git_dir`), or will once the path exists; the root only when the write
+    /// would make it one.
     pub in_git_dir: bool,
 }
 

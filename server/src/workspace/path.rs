@@ -2,8 +2,9 @@
 //! secret (`jail::SECRETS`, for the home folder opened as a workspace), or an error;
 //! [`resolve_target`] adds what the policy judges it by (its workspace-relative form, whether
 //! it exists, is executable, has other hard links, lies in a Python environment or a git
-//! directory).
+//! directory, or makes one).
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -35,17 +36,32 @@ pub fn resolve_target(root: &Path, raw: &str) -> Result<ResolvedPath, ToolError>
         is_dir: meta.as_ref().is_some_and(fs::Metadata::is_dir),
         executable: meta.as_ref().is_some_and(is_executable),
         hard_links: meta.as_ref().map_or(0, hard_links),
-        in_virtual_env: beneath(&canonical_root, &path, jail::is_virtual_env),
-        in_git_dir: beneath(&canonical_root, &path, jail::is_git_dir),
+        in_virtual_env: on_the_way(&canonical_root, &path, jail::becomes_virtual_env),
+        in_git_dir: on_the_way(&canonical_root, &path, jail::becomes_git_dir),
     };
     Ok(ResolvedPath { path, target })
 }
 
-/// Whether `path` or a directory above it, up to `root` (excluded; both canonical), is `kind`.
-fn beneath(root: &Path, path: &Path, kind: fn(&Path) -> bool) -> bool {
+/// Whether `path` or a directory on the way to it from `root` (both canonical) is `kind`
+/// once `path` is written: the write makes each missing name on the way, so each directory
+/// is judged with the next name added (`src/HEAD` written last makes `src/` a git directory,
+/// `env/conda-meta/history` makes `env/` an environment). The root counts only when the
+/// write would make it one: a workspace that already is one was opened so.
+fn on_the_way(root: &Path, path: &Path, kind: fn(&Path, Option<&OsStr>) -> bool) -> bool {
     path.ancestors()
-        .take_while(|dir| *dir != root && dir.starts_with(root))
-        .any(kind)
+        .take_while(|dir| dir.starts_with(root))
+        .any(|dir| {
+            let added = path
+                .strip_prefix(dir)
+                .ok()
+                .and_then(|rest| rest.components().next())
+                .map(Component::as_os_str);
+            if dir == root {
+                added.is_some() && !kind(dir, None) && kind(dir, added)
+            } else {
+                kind(dir, added)
+            }
+        })
 }
 
 /// `path` (inside `root`, both canonical) as a `/`-separated relative path; `.` for the root.

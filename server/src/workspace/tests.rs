@@ -132,6 +132,36 @@ fn a_python_environment_is_known_by_its_marker_not_its_name() {
     assert!(!check_target(root, "src/main.py", "src/main.py").in_virtual_env);
 }
 
+/// `config`, `objects/`, `refs/` and `HEAD` written one by one (F1 of red-team round 3): the
+/// write that completes the layout is judged inside the git directory it makes, whichever
+/// comes last, and so is the one that completes an environment; at the root too.
+#[test]
+fn a_write_is_judged_by_what_it_makes_of_its_directories() {
+    let (root, _outside) = workspace();
+    let root = root.path();
+    std::fs::create_dir_all(root.join("src/objects/info")).unwrap();
+    std::fs::create_dir_all(root.join("src/refs/heads")).unwrap();
+    std::fs::write(root.join("src/config"), "[core]\n").unwrap();
+    assert!(!check_target(root, "src/config", "src/config").in_git_dir);
+    assert!(check_target(root, "src/HEAD", "src/HEAD").in_git_dir);
+    std::fs::remove_dir_all(root.join("src/refs")).unwrap();
+    std::fs::write(root.join("src/HEAD"), "ref: refs/heads/main\n").unwrap();
+    assert!(check_target(root, "src/refs/heads/x", "src/refs/heads/x").in_git_dir);
+    assert!(check_target(root, "src/commondir", "src/commondir").in_git_dir);
+    assert!(!check_target(root, "src/other/x", "src/other/x").in_git_dir);
+    // At the root: `HEAD` where `objects/` and `refs/` are.
+    std::fs::create_dir_all(root.join("objects")).unwrap();
+    std::fs::create_dir_all(root.join("refs")).unwrap();
+    assert!(check_target(root, "HEAD", "HEAD").in_git_dir);
+    assert!(!check_target(root, "README.md", "README.md").in_git_dir);
+
+    std::fs::create_dir_all(root.join("env/etc/conda/activate.d")).unwrap();
+    let history = "env/conda-meta/history";
+    assert!(check_target(root, history, history).in_virtual_env);
+    assert!(check_target(root, "conda-meta/history", "conda-meta/history").in_virtual_env);
+    assert!(!check_target(root, "env/etc/x.sh", "env/etc/x.sh").in_virtual_env);
+}
+
 #[test]
 fn a_git_directory_is_known_by_its_layout_not_its_name() {
     let (root, _outside) = workspace();
