@@ -37,6 +37,18 @@ fn engine(dir: &Path, turns: &[&str], delay_ms: u64) -> String {
 /// Asks a Fix of lines 2-3 with a slowly streamed answer, applies `change` to the buffer once
 /// the model is generating, and returns the run's answer and the edits the server sent.
 fn fix_while_typing(change: Value) -> (Value, Vec<Value>) {
+    fix_while(|client, uri| {
+        client.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [change]}),
+        );
+    })
+}
+
+/// Asks a Fix of lines 2-3 of `src/calc.py` (open at version 1) with a slowly streamed answer,
+/// lets `meanwhile` talk to the server once the model is generating, and returns the run's
+/// answer and the edits the server sent.
+fn fix_while(meanwhile: impl FnOnce(&mut Client, &str)) -> (Value, Vec<Value>) {
     let scripts = tempfile::tempdir().unwrap();
     let mut client = Client::start(&engine(scripts.path(), &[FIX], 40), caps(), json!({}));
     let uri = client.open("src/calc.py", SOURCE);
@@ -49,10 +61,7 @@ fn fix_while_typing(change: Value) -> (Value, Vec<Value>) {
                 .as_str()
                 .is_some_and(|text| text.starts_with("generating"))
     });
-    client.notify(
-        "textDocument/didChange",
-        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [change]}),
-    );
+    meanwhile(&mut client, &uri);
     let answer = client.wait_answer(&started["runId"]);
     let edits = client
         .log
@@ -79,6 +88,28 @@ fn a_fix_follows_typing_above_the_selection() {
         document_edit["edits"][0]["newText"],
         "def add(a, b):\n    return a + b\n"
     );
+}
+
+/// A buffer closed and opened again numbers its versions afresh (VS Code starts at 1 again):
+/// the run's version 1 is not the new version 1, so the edit is placed by comparing texts.
+#[test]
+fn a_fix_finds_its_code_in_a_buffer_opened_again() {
+    let (answer, edits) = fix_while(|client, uri| {
+        client.notify(
+            "textDocument/didClose",
+            json!({"textDocument": {"uri": uri}}),
+        );
+        client.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                "text": format!("# a header added on disk\n{SOURCE}")}}),
+        );
+    });
+    assert_eq!(answer["status"], "done", "{answer}");
+    assert_eq!(edits.len(), 1, "{answer}");
+    let document_edit = &edits[0]["documentChanges"][0];
+    assert_eq!(document_edit["textDocument"]["version"], 1);
+    assert_eq!(document_edit["edits"][0]["range"], range(2, 0, 4, 0));
 }
 
 #[test]

@@ -68,6 +68,10 @@ pub(crate) struct Document {
     pub(crate) edits: VecDeque<(i32, ByteEdit)>,
     /// The version before the oldest edit kept.
     pub(crate) edits_since: i32,
+    /// Which `didOpen` of its URI this is ([`DocumentStore::open`] numbers them): a client
+    /// numbers versions afresh when a document is opened again, so a version is only
+    /// comparable within one opening.
+    pub(crate) opening: u64,
 }
 
 impl Document {
@@ -78,6 +82,7 @@ impl Document {
             language_id,
             edits: VecDeque::new(),
             edits_since: version,
+            opening: 0,
         }
     }
 }
@@ -89,10 +94,14 @@ const MAX_EDITS: usize = 4096;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DocumentStore {
     documents: Arc<DashMap<String, Document>>,
+    openings: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DocumentStore {
-    pub(crate) fn open(&self, uri: &str, document: Document) {
+    pub(crate) fn open(&self, uri: &str, mut document: Document) {
+        document.opening = 1 + self
+            .openings
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.documents.insert(uri.to_owned(), document);
     }
 
@@ -164,17 +173,19 @@ impl DocumentStore {
         true
     }
 
-    /// `range` of the document as it was at `version`, carried through the edits made since:
-    /// the range in today's text, that text and its version. `None` when an edit touched the
-    /// range itself, or the edits since `version` are no longer known.
+    /// `range` of the document as it was at `version` of its `opening`, carried through the
+    /// edits made since: the range in today's text, that text and its version. `None` when an
+    /// edit touched the range itself, the edits since `version` are no longer known, or the
+    /// document was opened again since (its versions started afresh).
     pub(crate) fn rebase(
         &self,
         uri: &str,
+        opening: u64,
         version: i32,
         range: std::ops::Range<usize>,
     ) -> Option<(std::ops::Range<usize>, Arc<String>, i32)> {
         let document = self.documents.get(uri)?;
-        if version < document.edits_since {
+        if document.opening != opening || version < document.edits_since {
             return None;
         }
         let edits: Vec<ByteEdit> = document

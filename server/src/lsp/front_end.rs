@@ -3,8 +3,9 @@
 //! questions are `window/showMessageRequest` dialogs, and the run's events go to the main
 //! loop, which turns them into `$/progress`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
@@ -41,6 +42,10 @@ pub(crate) struct LspFrontEnd {
     pub(crate) documents: DocumentStore,
     pub(crate) caps: ClientCaps,
     pub(crate) tasks: Sender<Task>,
+    /// The opening of each buffer version the run has read ([`Document::opening`]), the first
+    /// one seen for a version: an edit is carried through the buffer's own edits only when the
+    /// buffer is still that opening, and by comparing texts otherwise.
+    pub(crate) openings: Mutex<HashMap<(String, i32), u64>>,
 }
 
 impl LspFrontEnd {
@@ -107,6 +112,7 @@ impl FrontEnd for LspFrontEnd {
                 return None;
             }
             let document = self.documents.get(&uri)?;
+            self.saw_opening(&uri, document.version, document.opening);
             Some(OpenDocument {
                 id: uri,
                 text: document.text,
@@ -200,6 +206,12 @@ impl FrontEnd for LspFrontEnd {
 }
 
 impl LspFrontEnd {
+    pub(crate) fn saw_opening(&self, uri: &str, version: i32, opening: u64) {
+        crate::sync::lock(&self.openings)
+            .entry((uri.to_owned(), version))
+            .or_insert(opening);
+    }
+
     /// `change` carried to the document as the editor has it now: the user may have typed
     /// while the run worked. A replacement whose code was itself edited is refused. `None`:
     /// the server writes the change itself, because the file is not open and not UTF-8 (an
@@ -225,22 +237,35 @@ impl LspFrontEnd {
                 .and_then(|path| self.open_document(path))
                 .map(|document| document.id),
         };
-        let (range, now, now_version) = match (&open, version) {
+        // The opening the change's version belongs to, if the buffer is still that one.
+        let opening = match (&open, version) {
+            (Some(uri), Some(version)) => crate::sync::lock(&self.openings)
+                .get(&(uri.clone(), *version))
+                .copied()
+                .filter(|&opening| {
+                    self.documents
+                        .get(uri)
+                        .is_some_and(|document| document.opening == opening)
+                }),
+            _ => None,
+        };
+        let (range, now, now_version) = match (&open, version, opening) {
             // The buffer's own edits since the run's snapshot say where the code went.
-            (Some(uri), Some(version)) if !whole => {
+            (Some(uri), Some(version), Some(opening)) if !whole => {
                 let (range, now, now_version) = self
                     .documents
-                    .rebase(uri, *version, range.clone())
+                    .rebase(uri, opening, *version, range.clone())
                     .ok_or(CHANGED_MEANWHILE)?;
                 (range, now, Some(now_version))
             }
-            (Some(uri), _) => {
+            // A buffer opened again since (or never read by this run): its texts say it.
+            (Some(uri), _, _) => {
                 let document = self.documents.get(uri).ok_or(CHANGED_MEANWHILE)?;
                 let range = carried(before, &document.text, range, whole)?;
                 (range, document.text, Some(document.version))
             }
             // Not open: the client reads the file from disk to apply the edit.
-            (None, _) => {
+            (None, _, _) => {
                 let Some(path) = path else {
                     return Ok(Some(change.clone()));
                 };

@@ -29,6 +29,8 @@ pub(crate) struct RunSpec {
     /// The request's range, echoed in `punie/answer`.
     pub range: Range,
     pub ask: Ask,
+    /// Which opening of the buffer the selection's version belongs to, when it is open.
+    pub opening: Option<u64>,
 }
 
 /// Everything the run thread needs.
@@ -77,7 +79,15 @@ fn execute_inner(context: &RunContext) -> RunFinished {
         documents: context.documents.clone(),
         caps: context.caps.clone(),
         tasks: context.tasks.clone(),
+        openings: Default::default(),
     };
+    let selection = spec.ask.selection.as_ref();
+    if let (Some(opening), Some(version)) = (
+        spec.opening,
+        selection.and_then(|selection| selection.document.version),
+    ) {
+        front_end.saw_opening(&spec.uri, version, opening);
+    }
     let root = &spec.ask.root;
     let conversation_key = root.display().to_string();
     let input = RunInput {

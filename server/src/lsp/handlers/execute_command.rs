@@ -110,6 +110,7 @@ fn validate(server: &mut Server, arguments: &[Value]) -> Result<RunSpec, Handler
         _ => return Err(invalid("question: expected a string")),
     };
     let open = server.documents.get(uri);
+    let opening = open.as_ref().map(|doc| doc.opening);
     let (text, version, language_id) = match open {
         Some(doc) => (doc.text, Some(doc.version), doc.language_id),
         None => match super::code_action::read_small_file(uri) {
@@ -162,6 +163,7 @@ fn validate(server: &mut Server, arguments: &[Value]) -> Result<RunSpec, Handler
         run_id: String::new(),
         uri: uri.to_owned(),
         range,
+        opening,
         ask: Ask {
             instruction,
             question,
