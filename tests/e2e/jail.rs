@@ -34,6 +34,22 @@ enum Identity {
     Unprivileged,
     /// This process's user with `PUNIE_JAIL_NAMESPACES=0`: Landlock, seccomp and a subreaper.
     NoNamespaces,
+    /// The unprivileged user with `PUNIE_JAIL_NAMESPACES=0` (only when this process is root;
+    /// not in [`identities`]: for the cases where root and a user differ without namespaces).
+    UnprivilegedNoNamespaces,
+}
+
+impl Identity {
+    fn unprivileged(self) -> bool {
+        matches!(
+            self,
+            Identity::Unprivileged | Identity::UnprivilegedNoNamespaces
+        )
+    }
+
+    fn namespaces(self) -> bool {
+        matches!(self, Identity::Current | Identity::Unprivileged)
+    }
 }
 
 fn is_root() -> bool {
@@ -164,7 +180,7 @@ impl Scenario {
         std::fs::write(res.workspace().join("a.txt"), "alpha\n").unwrap();
         std::fs::create_dir_all(res.outside()).unwrap();
         std::fs::write(res.outside().join("existing.txt"), "original\n").unwrap();
-        if identity == Identity::Unprivileged {
+        if identity.unprivileged() {
             let (uid, gid) = test_user();
             chown_tree(res.dir.path(), uid, gid);
         }
@@ -205,12 +221,7 @@ impl Scenario {
             ("PUNIE_SERVER_TOKEN", SERVER_TOKEN.to_owned()),
             (
                 "PUNIE_JAIL_NAMESPACES",
-                if self.identity == Identity::NoNamespaces {
-                    "0"
-                } else {
-                    "1"
-                }
-                .to_owned(),
+                if self.identity.namespaces() { "1" } else { "0" }.to_owned(),
             ),
         ];
         let mut command = match self.identity {
@@ -219,7 +230,7 @@ impl Scenario {
                 command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
                 command
             }
-            Identity::Unprivileged => {
+            Identity::Unprivileged | Identity::UnprivilegedNoNamespaces => {
                 let mut command = Command::new("runuser");
                 command
                     .args(["-u", TEST_USER, "--", "env", "-i"])
@@ -770,6 +781,97 @@ fn metadata_outside_the_workspace_is_kept_with_namespaces() {
         );
         assert_eq!(after.modified().unwrap(), before.modified().unwrap());
     }
+}
+
+/// Without namespaces no mount keeps metadata outside the workspace: seccomp refuses owners
+/// and extended attributes by path and sends modes and times by path to the helper, which
+/// sets them only inside the workspace. As root and as a user (who owns every file here, so
+/// only the jail stops the change); `chmod +x`, `touch`, `cp -p` and `git init` still work.
+#[test]
+fn metadata_outside_the_workspace_is_kept_without_namespaces() {
+    let mut who = vec![Identity::NoNamespaces];
+    if is_root() {
+        who.push(Identity::UnprivilegedNoNamespaces);
+    }
+    for identity in who {
+        let scenario = Scenario::new(identity);
+        let existing = scenario.outside().join("existing.txt");
+        let key = scenario.home().join(".ssh/id_ed25519");
+        let targets = [
+            existing.clone(),
+            key.clone(),
+            scenario.home().join(".ssh"),
+            scenario.home(),
+            scenario.outside(),
+        ];
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let before: Vec<_> = targets
+            .iter()
+            .map(|path| std::fs::metadata(path).unwrap())
+            .collect();
+        let run = scenario.sandbox(
+            &format!(
+                "{}{}",
+                attempts(&[
+                    &["chmod", "777", "O$/existing.txt", "H$/.ssh", "H$", "O$"],
+                    &["chmod", "644", "H$/.ssh/id_ed25519"],
+                    &["touch", "-c", "-d", "2001-01-01", "O$/existing.txt", "H$/.ssh"],
+                    &["chown", "-h", "--reference=O$/existing.txt", "H$/.ssh"],
+                    &["sh", "-c", "ln -s O$/existing.txt link; chmod 666 link"],
+                    &[
+                        "python3",
+                        "-c",
+                        "import os, sys\nfor p in sys.argv[1:]:\n    try: os.setxattr(p, 'user.punie', b'x')\n    except OSError as e: print(e)\n    try: os.utime(p, (0, 0))\n    except OSError as e: print(e)\n    try: os.chmod(p, 0o777)\n    except OSError as e: print(e)",
+                        "O$/existing.txt",
+                        "H$/.ssh",
+                    ],
+                    // Inside the workspace: all as usual.
+                    &["sh", "-c", "printf '#!/bin/sh\\necho script-ran\\n' > s.sh && chmod +x s.sh && ./s.sh"],
+                    &["sh", "-c", "touch -d 2001-01-01 a.txt && cp -p a.txt b.txt && ls -l --time-style=+%Y b.txt"],
+                    &["sh", "-c", "git init -q repo && git -C repo config user.name Jailed && git -C repo config user.name"],
+                ]),
+                "\n",
+            ),
+            &[],
+        );
+        for (path, before) in targets.iter().zip(&before) {
+            let after = std::fs::symlink_metadata(path).unwrap();
+            assert_eq!(
+                after.permissions().mode(),
+                before.permissions().mode(),
+                "{identity:?}: the mode of {path:?} changed:\n{}",
+                run.output
+            );
+            assert_eq!(
+                after.modified().unwrap(),
+                before.modified().unwrap(),
+                "{identity:?}: the times of {path:?} changed:\n{}",
+                run.output
+            );
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+            assert!(
+                xattr_names(path).is_empty(),
+                "{identity:?}: an attribute on {path:?}"
+            );
+        }
+        run.assert_printed("script-ran");
+        run.assert_printed(" 2001 b.txt");
+        run.assert_printed("Jailed");
+        let script = std::fs::metadata(scenario.workspace().join("s.sh")).unwrap();
+        assert_eq!(script.permissions().mode() & 0o111, 0o111, "{identity:?}");
+    }
+}
+
+/// The names of the extended attributes of `path` (not following a link).
+fn xattr_names(path: &Path) -> Vec<u8> {
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut names = vec![0u8; 4096];
+    // SAFETY: a NUL-terminated path and a buffer of the given length.
+    let len = unsafe { libc::llistxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    names.truncate(len.max(0) as usize);
+    names
 }
 
 /// A setuid or setgid file a command leaves in the workspace runs with its owner's ids for

@@ -625,10 +625,10 @@ impl Layers {
             );
         }
         if self.pid_namespace && !self.read_only_mounts {
-            res.push("read-only mounts could not be made (Linux < 5.12): Landlock alone stops writes, the metadata of files outside the workspace (mode, times) is not protected, and neither are protected paths inside it (.git, .vscode, …)".to_owned());
+            res.push("read-only mounts could not be made (Linux < 5.12): Landlock alone stops writes, and seccomp refuses changing a file's mode, times or owner by path, inside the workspace too (`chmod +x`, `git init` and pip's scripts fail); protected paths inside the workspace (.git, .vscode, …) are not protected".to_owned());
         }
         if !self.pid_namespace {
-            res.push("no namespaces (unavailable, or turned off with PUNIE_JAIL_NAMESPACES=0): descendants are tracked with PR_SET_CHILD_SUBREAPER and swept; System V IPC is refused (with no seccomp filter, it would reach other processes' objects and outlive the command); other processes stay visible in /proc (their memory and environment are not readable); the metadata of files outside the workspace (mode, times) is not protected, and neither are protected paths inside it (.git, .vscode, …)".to_owned());
+            res.push("no namespaces (unavailable, or turned off with PUNIE_JAIL_NAMESPACES=0): descendants are tracked with PR_SET_CHILD_SUBREAPER and swept; System V IPC is refused (with no seccomp filter, it would reach other processes' objects and outlive the command); other processes stay visible in /proc (their memory and environment are not readable); a mode or times set by path are set by the helper only inside the workspace and the private dir (seccomp sends it those calls; owners by path and extended attributes are refused), but a file outside that the command owns and may read (the readable entries) can still get its mode (never writable by others), times or group changed through a descriptor; protected paths inside the workspace (.git, .vscode, …) are not protected".to_owned());
         } else if !self.private_proc {
             res.push(
                 "a private /proc could not be mounted: other processes stay visible in /proc"

@@ -10,11 +10,12 @@
 //! does after its own `fork` (in `confine`) is a system call.
 
 mod landlock;
+mod metadata;
 mod seccomp;
 
 use std::ffi::{CStr, CString};
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -303,7 +304,7 @@ fn loopback_up() {
 /// The helper outside the namespace: waits for init to end, or for the server to stop the
 /// command (end-of-file on the control socket), then kills init.
 fn watch_init(init: libc::pid_t, control: &UnixStream) {
-    wait_for_child_or_stop(init, control);
+    wait_for_child_or_stop(init, control, None);
     // SAFETY: signals and reaps our own child.
     unsafe {
         libc::kill(init, libc::SIGKILL);
@@ -311,9 +312,14 @@ fn watch_init(init: libc::pid_t, control: &UnixStream) {
     }
 }
 
-/// Blocks until `child` has ended (not reaped) or the control socket reaches end-of-file.
+/// Blocks until `child` has ended (not reaped) or the control socket reaches end-of-file,
+/// answering the calls the command's filter sends to `listener` meanwhile.
 /// Returns true when the child ended.
-fn wait_for_child_or_stop(child: libc::pid_t, control: &UnixStream) -> bool {
+fn wait_for_child_or_stop(
+    child: libc::pid_t,
+    control: &UnixStream,
+    mut listener: Option<&metadata::Listener>,
+) -> bool {
     let pidfd = pidfd_open(child);
     let mut sink = [0u8; 256];
     loop {
@@ -329,6 +335,13 @@ fn wait_for_child_or_stop(child: libc::pid_t, control: &UnixStream) -> bool {
                 revents: 0,
             });
         }
+        if let Some(listener) = listener {
+            fds.push(libc::pollfd {
+                fd: listener.raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         // Without a pidfd (Linux < 5.3) look at the child every 10 ms.
         let timeout = if pidfd.is_some() { -1 } else { 10 };
         // SAFETY: a valid array of pollfd structs.
@@ -338,6 +351,17 @@ fn wait_for_child_or_stop(child: libc::pid_t, control: &UnixStream) -> bool {
                 Ok(0) => return false,
                 Err(err) if err.kind() != io::ErrorKind::Interrupted => return false,
                 _ => {}
+            }
+        }
+        if let Some(current) = listener {
+            let revents = fds.last().map_or(0, |fd| fd.revents);
+            // Hung up: no process uses the filter any more.
+            if revents & libc::POLLIN != 0 {
+                if !current.answer_one() {
+                    listener = None;
+                }
+            } else if revents != 0 {
+                listener = None;
             }
         }
         // SAFETY: WNOWAIT leaves the child to be reaped by the caller.
@@ -391,9 +415,38 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
             return;
         }
     };
+    // Metadata outside: read-only mounts keep it; without, the helper decides modes and
+    // times set by path, where it can listen (as a subreaper; init waits on its children).
+    let metadata = if layers.read_only_mounts {
+        seccomp::Metadata::ReadOnlyMounts
+    } else if tracking == Tracking::Subreaper {
+        seccomp::Metadata::Helper
+    } else {
+        seccomp::Metadata::Refused
+    };
     let filter = layers
         .seccomp
-        .then(|| seccomp::Filter::new(plan.network, layers.pid_namespace));
+        .then(|| seccomp::Filter::new(plan.network, layers.pid_namespace, metadata));
+    // The command hands the filter's listener to us over this pair, then closes its copy.
+    let handoff = match filter
+        .as_ref()
+        .filter(|_| metadata == seccomp::Metadata::Helper)
+    {
+        Some(_) => match UnixStream::pair() {
+            Ok(pair) => Some(pair),
+            Err(err) => {
+                send(
+                    control,
+                    &Report::Refused {
+                        message: format!("cannot start the command: {err}"),
+                    },
+                );
+                return;
+            }
+        },
+        None => None,
+    };
+    let handoff_fd = handoff.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
     // In our own user namespace the count is of the sandbox's processes alone; outside one it
     // would count all of the user's (and root is exempt).
     let max_processes = layers.user_namespace.then_some(MAX_PROCESSES);
@@ -406,7 +459,7 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
         .current_dir(&plan.cwd);
     // SAFETY: `confine` makes only system calls (no allocation, no locks).
     unsafe {
-        command.pre_exec(move || confine(&ruleset, filter.as_ref(), max_processes));
+        command.pre_exec(move || confine(&ruleset, filter.as_ref(), max_processes, handoff_fd));
     }
     let child = match command.spawn() {
         Ok(child) => child,
@@ -415,6 +468,15 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
             return;
         }
     };
+    // The command has run `confine`: the listener waits in the pair (without it, the calls
+    // that would come to us fail with ENOSYS).
+    let listener = handoff.and_then(|(ours, _)| {
+        let listener = receive_fd(&ours).map(|fd| metadata::Listener::new(fd, &plan.writable));
+        if listener.is_none() {
+            tracing::debug!("jail: no seccomp listener came from the command");
+        }
+        listener
+    });
     send(
         control,
         &Report::Started {
@@ -439,7 +501,7 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
             }
         }
         Tracking::Subreaper => {
-            if wait_for_child_or_stop(pid, control) {
+            if wait_for_child_or_stop(pid, control, listener.as_ref()) {
                 let mut status = 0;
                 // SAFETY: reaps our own child, which has ended.
                 unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -461,6 +523,7 @@ fn confine(
     ruleset: &landlock::Ruleset,
     filter: Option<&seccomp::Filter>,
     max_processes: Option<u64>,
+    handoff: Option<RawFd>,
 ) -> io::Result<()> {
     // SAFETY: each call takes plain integers or pointers to locals.
     unsafe {
@@ -493,10 +556,76 @@ fn confine(
         drop_capabilities()?;
     }
     ruleset.restrict_self()?;
-    if let Some(filter) = filter {
-        filter.install()?;
+    if let Some(filter) = filter
+        && let Some(listener) = filter.install()?
+    {
+        // The command must not keep the listener: it would answer its own calls.
+        let sent = handoff.map_or(Ok(()), |socket| send_fd(socket, listener));
+        // SAFETY: closes the descriptor the kernel just gave us.
+        unsafe { libc::close(listener) };
+        sent?;
     }
     Ok(())
+}
+
+/// Sends `fd` over the Unix socket `socket` (`SCM_RIGHTS`). System calls only.
+fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
+    // Room for one descriptor's control message, aligned as `cmsghdr`.
+    let mut control = [0u64; 4];
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: zeroed plain data; every pointer set below is to a local that outlives the
+    // call, and CMSG_* compute offsets within `control`.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<RawFd>(), fd);
+        if libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The descriptor waiting in `socket` (sent by [`send_fd`]), without blocking.
+fn receive_fd(socket: &UnixStream) -> Option<OwnedFd> {
+    let mut control = [0u64; 4];
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: as in `send_fd`; the kernel fills `control` with at most its length.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        let flags = libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC;
+        if libc::recvmsg(socket.as_raw_fd(), &mut msg, flags) < 1 {
+            return None;
+        }
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        if header.is_null()
+            || (*header).cmsg_level != libc::SOL_SOCKET
+            || (*header).cmsg_type != libc::SCM_RIGHTS
+        {
+            return None;
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<RawFd>());
+        Some(OwnedFd::from_raw_fd(fd))
+    }
 }
 
 /// Empties the bounding, ambient, effective, permitted and inheritable capability sets, so

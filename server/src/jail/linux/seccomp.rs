@@ -1,7 +1,8 @@
 //! The seccomp filter of a command: system calls that reach other processes, the kernel's
 //! configuration or the network fail with `EPERM`/`EACCES`, and so does any call that would
-//! give a file the setuid or setgid bit, and System V IPC where the command has no IPC
-//! namespace; everything else is allowed.
+//! give a file the setuid or setgid bit, System V IPC where the command has no IPC
+//! namespace, and changing a file's metadata by path where no read-only mounts keep the
+//! files outside the workspace; everything else is allowed.
 //! The program is built before `fork`; installing it is one `prctl`.
 //!
 //! Why setuid and setgid bits: a command may write the workspace, and an owner may mark its
@@ -12,11 +13,38 @@
 //! -p`, `install -m`, `tar x` all end there), except `openat2`, whose mode sits in a struct:
 //! it fails with `ENOSYS`, and the C library falls back to `openat`. File capabilities
 //! (`security.capability`) need `CAP_SETFCAP`, which the command does not have.
+//!
+//! Why metadata by path: Landlock confines what a command opens, creates, renames and
+//! removes, but not `chmod`, `chown`, `utimes` or extended attributes. With namespaces, every
+//! mount but the workspace's is read-only, which stops those; without (user namespaces
+//! unavailable), a command could make the user's `~/.ssh` world-writable or backdate a file.
+//! The filter cannot see paths, so there a mode or times set by path go to the helper (a
+//! seccomp user notification), which sets them itself only on a file inside the writable
+//! paths ([`super::metadata`]): `chmod +x script`, `git init` and pip keep working. Owners
+//! by path are refused. A call on a descriptor reaches only a file the command could open,
+//! and Landlock lets it open outside the workspace only the readable entries, for reading;
+//! `fchmod`, `fchown` and `futimens` there need the file to be the command's own, and
+//! `fchmod` may never make a file writable by others. Extended attributes (ACLs too) fail
+//! as on a file system without them, by descriptor too: no ordinary command needs them.
 
 /// The filter, ready to install.
 #[derive(Debug, Clone)]
 pub(crate) struct Filter {
     program: Vec<libc::sock_filter>,
+    /// Some calls go to the helper: installing gives a listener.
+    notifies: bool,
+}
+
+/// What keeps the metadata (mode, times, owner) of files outside the workspace, which
+/// Landlock does not cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Metadata {
+    /// Every mount outside the workspace is read-only: the filter need not.
+    ReadOnlyMounts,
+    /// Modes and times set by path go to the helper, which sets them only inside.
+    Helper,
+    /// Modes and times set by path are refused (no helper listens).
+    Refused,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -84,7 +112,59 @@ const UNAVAILABLE_CALLS: [libc::c_long; 1] = [libc::SYS_openat2];
 
 /// `fchmodat2` (Linux 6.6), numbered alike on every architecture; not in `libc` for aarch64.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-const SYS_FCHMODAT2: libc::c_long = 452;
+pub(super) const SYS_FCHMODAT2: libc::c_long = 452;
+
+/// Calls that change a file's owner by path, refused where no read-only mount protects the
+/// files outside the workspace (the filter cannot tell a path inside the workspace from one
+/// outside); modes and times by path go to the helper instead ([`MODE_CALLS_BY_PATH`],
+/// `utimensat`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn metadata_calls() -> Vec<libc::c_long> {
+    let mut res = vec![libc::SYS_fchownat];
+    #[cfg(target_arch = "x86_64")]
+    res.extend([
+        libc::SYS_chown,
+        libc::SYS_lchown,
+        // The C library sets times through utimensat; these older calls have no users.
+        libc::SYS_utime,
+        libc::SYS_utimes,
+        libc::SYS_futimesat,
+    ]);
+    res
+}
+
+/// Calls that set extended attributes, by path or by descriptor (a read-only one is enough
+/// for a file one owns), where no read-only mount protects the files outside the workspace.
+/// They fail as on a file system without extended attributes (`EOPNOTSUPP`), so that `cp
+/// -p`, whose ACL falls back to `fchmod` then, keeps working.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const XATTR_CALLS: [libc::c_long; 9] = [
+    libc::SYS_setxattr,
+    libc::SYS_lsetxattr,
+    libc::SYS_fsetxattr,
+    libc::SYS_removexattr,
+    libc::SYS_lremovexattr,
+    libc::SYS_fremovexattr,
+    SYS_SETXATTRAT,
+    SYS_REMOVEXATTRAT,
+    SYS_FILE_SETATTR,
+];
+
+/// The calls that set a mode by path: the helper decides them where no mount does.
+#[cfg(target_arch = "x86_64")]
+pub(super) const MODE_CALLS_BY_PATH: [libc::c_long; 3] =
+    [libc::SYS_chmod, libc::SYS_fchmodat, SYS_FCHMODAT2];
+#[cfg(target_arch = "aarch64")]
+pub(super) const MODE_CALLS_BY_PATH: [libc::c_long; 2] = [libc::SYS_fchmodat, SYS_FCHMODAT2];
+
+/// `setxattrat`, `removexattrat` (Linux 6.13) and `file_setattr` (6.17), numbered alike on
+/// every architecture.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SYS_SETXATTRAT: libc::c_long = 463;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SYS_REMOVEXATTRAT: libc::c_long = 466;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SYS_FILE_SETATTR: libc::c_long = 469;
 
 /// A call that sets a file's mode, and where its arguments are.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -172,30 +252,43 @@ const NETWORK_DOMAINS: [u32; 3] = [
 
 impl Filter {
     /// The filter of a command; `network` lets it open Internet sockets; `ipc_namespace`
-    /// (the command has an IPC namespace of its own) lets it use System V IPC.
-    pub(crate) fn new(network: bool, ipc_namespace: bool) -> Filter {
+    /// (the command has an IPC namespace of its own) lets it use System V IPC;
+    /// `metadata` says what keeps files outside the workspace.
+    pub(crate) fn new(network: bool, ipc_namespace: bool, metadata: Metadata) -> Filter {
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         {
             let mut denied = denied_calls();
             if !ipc_namespace {
                 denied.extend(SYSV_IPC_CALLS);
             }
+            let by_path = match metadata {
+                Metadata::ReadOnlyMounts => None,
+                Metadata::Helper => Some(libc::SECCOMP_RET_USER_NOTIF),
+                Metadata::Refused => Some(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+            };
+            if by_path.is_some() {
+                denied.extend(metadata_calls());
+            }
             Filter {
-                program: program(&denied, network),
+                program: program(&denied, network, by_path),
+                notifies: metadata == Metadata::Helper,
             }
         }
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         {
-            let _ = (network, ipc_namespace);
+            let _ = (network, ipc_namespace, metadata);
             Filter {
                 program: Vec::new(),
+                notifies: false,
             }
         }
     }
 
     /// Installs the filter on the calling thread (it is inherited and survives `exec`).
-    /// Needs `no_new_privs`. Only a system call: safe after `fork`.
-    pub(crate) fn install(&self) -> std::io::Result<()> {
+    /// Needs `no_new_privs`. Only a system call: safe after `fork`. Returns the listener of
+    /// the calls that go to the helper, if any (the caller hands it over and closes it: the
+    /// command must not answer its own calls).
+    pub(crate) fn install(&self) -> std::io::Result<Option<std::os::fd::RawFd>> {
         if self.program.is_empty() {
             return Err(std::io::Error::from(std::io::ErrorKind::Unsupported));
         }
@@ -203,23 +296,32 @@ impl Filter {
             len: self.program.len() as u16,
             filter: self.program.as_ptr().cast_mut(),
         };
+        let flags = if self.notifies {
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+        } else {
+            0
+        };
         // SAFETY: the kernel copies the program during the call; `self` outlives it.
         let res = unsafe {
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
                 &prog as *const libc::sock_fprog,
             )
         };
-        if res != 0 {
+        if res < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(())
+        Ok(self.notifies.then_some(res as std::os::fd::RawFd))
     }
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn program(denied: &[libc::c_long], network: bool) -> Vec<libc::sock_filter> {
+/// The BPF program: `denied` fail with `EPERM`; with `by_path` (no read-only mounts outside
+/// the workspace), modes and times set by path get that verdict (the helper, or refused),
+/// and `fchmod` to a mode writable by others is refused.
+fn program(denied: &[libc::c_long], network: bool, by_path: Option<u32>) -> Vec<libc::sock_filter> {
     const NR: u32 = 0;
     const ARCH: u32 = 4;
     const ARG0: u32 = 16;
@@ -286,7 +388,52 @@ fn program(denied: &[libc::c_long], network: bool) -> Vec<libc::sock_filter> {
         jf: n,
         k,
     };
+    if by_path.is_some() {
+        for nr in XATTR_CALLS {
+            res.push(skip_unless(nr as u32));
+            res.push(ret(libc::SECCOMP_RET_ERRNO | libc::EOPNOTSUPP as u32));
+        }
+    }
+    if let Some(by_path) = by_path {
+        // utimensat(dirfd, path, times, flags): by descriptor (a null path: both halves of
+        // the pointer zero) as usual; by path, to the helper.
+        res.extend([
+            libc::sock_filter {
+                code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 6,
+                k: libc::SYS_utimensat as u32,
+            },
+            load(arg(1)),
+            libc::sock_filter {
+                code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 2,
+                k: 0,
+            },
+            load(arg(1) + 4),
+            libc::sock_filter {
+                code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                jt: 1,
+                jf: 0,
+                k: 0,
+            },
+            ret(by_path),
+            ret(libc::SECCOMP_RET_ALLOW),
+        ]);
+    }
     for call in mode_calls() {
+        // A file outside the workspace the command owns and may read: never writable by
+        // others (`~/.cargo/bin/cargo` made world-writable is anyone's to replace).
+        let forbidden = if by_path.is_some() && call.nr == libc::SYS_fchmod {
+            PRIVILEGE_BITS | libc::S_IWOTH
+        } else {
+            PRIVILEGE_BITS
+        };
+        let allowed = match by_path {
+            Some(by_path) if MODE_CALLS_BY_PATH.contains(&call.nr) => by_path,
+            _ => libc::SECCOMP_RET_ALLOW,
+        };
         let mut block = Vec::new();
         if let Some(flags) = call.flags {
             block.push(load(arg(flags)));
@@ -294,9 +441,9 @@ fn program(denied: &[libc::c_long], network: bool) -> Vec<libc::sock_filter> {
             block.push(unless_any(CREATING_FLAGS, 3));
         }
         block.push(load(arg(call.mode)));
-        block.push(unless_any(PRIVILEGE_BITS, 1));
+        block.push(unless_any(forbidden, 1));
         block.push(ret(eperm));
-        block.push(ret(libc::SECCOMP_RET_ALLOW));
+        block.push(ret(allowed));
         res.push(libc::sock_filter {
             code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
             jt: 0,
@@ -330,6 +477,17 @@ mod tests {
     /// Runs the BPF program on one system call, as the kernel would (only the instructions
     /// `program` emits).
     fn verdict(program: &[libc::sock_filter], arch: u32, nr: libc::c_long, args: &[u32]) -> u32 {
+        let args: Vec<u64> = args.iter().map(|arg| u64::from(*arg)).collect();
+        verdict_wide(program, arch, nr, &args)
+    }
+
+    /// [`verdict`] with 64-bit arguments (pointers).
+    fn verdict_wide(
+        program: &[libc::sock_filter],
+        arch: u32,
+        nr: libc::c_long,
+        args: &[u64],
+    ) -> u32 {
         let mut acc = 0u32;
         let mut pc = 0usize;
         loop {
@@ -339,8 +497,14 @@ mod tests {
                 acc = match ins.k {
                     0 => nr as u32,
                     4 => arch,
-                    offset @ 16.. if offset % 8 == 0 => {
-                        args.get((offset as usize - 16) / 8).copied().unwrap_or(0)
+                    offset @ 16.. if offset % 4 == 0 => {
+                        let arg = args.get((offset as usize - 16) / 8).copied().unwrap_or(0);
+                        // Little-endian: the low half first.
+                        if offset % 8 == 0 {
+                            arg as u32
+                        } else {
+                            (arg >> 32) as u32
+                        }
                     }
                     other => panic!("load of offset {other}"),
                 };
@@ -368,8 +532,8 @@ mod tests {
     #[test]
     fn network_and_process_calls_are_refused() {
         let eacces = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
-        let offline = program(&denied_calls(), false);
-        let online = program(&denied_calls(), true);
+        let offline = program(&denied_calls(), false, None);
+        let online = program(&denied_calls(), true, None);
         let socket = libc::SYS_socket;
         let inet = libc::AF_INET as u32;
         let unix = libc::AF_UNIX as u32;
@@ -393,9 +557,9 @@ mod tests {
     #[test]
     fn sysv_ipc_is_refused_without_an_ipc_namespace() {
         let mut denied = denied_calls();
-        let own = program(&denied, false);
+        let own = program(&denied, false, None);
         denied.extend(SYSV_IPC_CALLS);
-        let shared = program(&denied, false);
+        let shared = program(&denied, false, None);
         for nr in [
             libc::SYS_shmget,
             libc::SYS_shmat,
@@ -409,7 +573,7 @@ mod tests {
 
     #[test]
     fn no_call_sets_the_setuid_or_setgid_bit() {
-        let program = program(&denied_calls(), false);
+        let program = program(&denied_calls(), false, None);
         let verdict = |nr, args: &[u32]| verdict(&program, AUDIT_ARCH, nr, args);
         let setuid = libc::S_ISUID | 0o755;
         let setgid = libc::S_ISGID | 0o755;
@@ -454,6 +618,80 @@ mod tests {
             );
             assert_eq!(verdict(libc::SYS_open, &[0, creat, setuid]), EPERM);
             assert_eq!(verdict(libc::SYS_open, &[0, 0, setuid]), ALLOW);
+        }
+    }
+
+    #[test]
+    fn metadata_by_path_goes_to_the_helper_without_read_only_mounts() {
+        const NOTIFY: u32 = libc::SECCOMP_RET_USER_NOTIF;
+        let mut denied = denied_calls();
+        let mounted = program(&denied, false, None);
+        denied.extend(metadata_calls());
+        let guarded = program(&denied, false, Some(NOTIFY));
+        let at = libc::AT_FDCWD as u32;
+        let path = 0x7fff_1234_5678_u64;
+        // fchmodat(AT_FDCWD, path, 0777): what `chmod 777 ~/.ssh` calls: the helper decides;
+        // a setuid bit is refused before it.
+        for nr in [libc::SYS_fchmodat, SYS_FCHMODAT2] {
+            assert_eq!(verdict(&mounted, AUDIT_ARCH, nr, &[at, 1, 0o777]), ALLOW);
+            assert_eq!(verdict(&guarded, AUDIT_ARCH, nr, &[at, 1, 0o777]), NOTIFY);
+            let setuid = libc::S_ISUID | 0o755;
+            assert_eq!(verdict(&guarded, AUDIT_ARCH, nr, &[at, 1, setuid]), EPERM);
+        }
+        assert_eq!(
+            verdict(&mounted, AUDIT_ARCH, libc::SYS_fchownat, &[at, 1]),
+            ALLOW
+        );
+        assert_eq!(
+            verdict(&guarded, AUDIT_ARCH, libc::SYS_fchownat, &[at, 1]),
+            EPERM
+        );
+        // Extended attributes (ACLs too): as on a file system without them.
+        let unsupported = libc::SECCOMP_RET_ERRNO | libc::EOPNOTSUPP as u32;
+        for nr in XATTR_CALLS {
+            assert_eq!(verdict(&mounted, AUDIT_ARCH, nr, &[3]), ALLOW);
+            assert_eq!(verdict(&guarded, AUDIT_ARCH, nr, &[3]), unsupported);
+        }
+        // utimensat with a path (`touch -d` on a file it cannot open), whatever half of the
+        // pointer is set: the helper; with none (futimens, as `touch` calls it on its own
+        // descriptor): allowed.
+        let utimensat = libc::SYS_utimensat;
+        for pointer in [path, path << 32, path & 0xffff_ffff] {
+            let args = [u64::from(at), pointer, 0, 0];
+            assert_eq!(verdict_wide(&mounted, AUDIT_ARCH, utimensat, &args), ALLOW);
+            assert_eq!(verdict_wide(&guarded, AUDIT_ARCH, utimensat, &args), NOTIFY);
+        }
+        assert_eq!(
+            verdict(&guarded, AUDIT_ARCH, utimensat, &[3, 0, 0, 0]),
+            ALLOW
+        );
+        // fchmod on a descriptor: as usual, but never writable by others.
+        let fchmod = libc::SYS_fchmod;
+        assert_eq!(verdict(&guarded, AUDIT_ARCH, fchmod, &[3, 0o755]), ALLOW);
+        assert_eq!(verdict(&guarded, AUDIT_ARCH, fchmod, &[3, 0o664]), ALLOW);
+        assert_eq!(verdict(&guarded, AUDIT_ARCH, fchmod, &[3, 0o666]), EPERM);
+        assert_eq!(verdict(&mounted, AUDIT_ARCH, fchmod, &[3, 0o666]), ALLOW);
+        // Creating a file with 0666 (the umask takes the rest) stays allowed.
+        let creat = (libc::O_CREAT | libc::O_WRONLY) as u32;
+        let openat = libc::SYS_openat;
+        assert_eq!(
+            verdict(&guarded, AUDIT_ARCH, openat, &[at, 1, creat, 0o666]),
+            ALLOW
+        );
+        assert_eq!(
+            verdict(&guarded, AUDIT_ARCH, libc::SYS_fchown, &[3, 0]),
+            ALLOW
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(
+                verdict(&guarded, AUDIT_ARCH, libc::SYS_chmod, &[1, 0o644]),
+                NOTIFY
+            );
+            for nr in [libc::SYS_lchown, libc::SYS_utimes] {
+                assert_eq!(verdict(&mounted, AUDIT_ARCH, nr, &[1, 0o644]), ALLOW);
+                assert_eq!(verdict(&guarded, AUDIT_ARCH, nr, &[1, 0o644]), EPERM);
+            }
         }
     }
 }
