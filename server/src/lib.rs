@@ -21,6 +21,7 @@ pub mod jail;
 mod jsonrpc;
 pub mod lsp;
 pub mod models;
+mod own_dirs;
 pub mod policy;
 pub mod prompt;
 pub mod sandbox;

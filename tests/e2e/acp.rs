@@ -546,6 +546,53 @@ fn sessions_are_listed_and_loaded_after_a_restart() {
     }
 }
 
+/// A command that could write the session store (the home opened as the workspace) plants a
+/// FIFO, links (to `/dev/zero`, to another session) and a huge file among the saved sessions:
+/// the agent skips them in `session/list`, refuses to load them, and keeps answering
+/// (`session/new` included), its memory capped.
+#[test]
+fn what_is_planted_in_the_session_store_is_skipped_and_the_agent_keeps_serving() {
+    use std::os::unix::ffi::OsStrExt;
+    let fx = Fixture::new();
+    let dir = fx.sessions.path();
+    let real = json!({
+        "session_id": "real", "cwd": fx.root(), "title": "Real", "model": "scripted",
+        "updated_at": "2026-12-07T10:00:00Z",
+    });
+    std::fs::write(dir.join("real.meta.json"), real.to_string()).unwrap();
+    for name in ["fifo.meta.json", "fifo.json"] {
+        let path = std::ffi::CString::new(dir.join(name).as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    }
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.meta.json")).unwrap();
+    std::os::unix::fs::symlink(dir.join("real.meta.json"), dir.join("link.meta.json")).unwrap();
+    let huge = std::fs::File::create(dir.join("huge.meta.json")).unwrap();
+    huge.set_len(1 << 30).unwrap();
+
+    let mut client = fx.start(&["Unused.".to_owned()], default_handler(None));
+    client.limit_address_space(4 << 30);
+    client.initialize(false, false);
+    let list = client.request("session/list", json!({"cwd": fx.root()}));
+    let ids: Vec<&Value> = list["result"]["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|session| &session["sessionId"])
+        .collect();
+    assert_eq!(ids, [&json!("real")], "{list}");
+    for planted in ["fifo", "zero"] {
+        let response = client.request(
+            "session/load",
+            json!({"sessionId": planted, "cwd": fx.root(), "mcpServers": []}),
+        );
+        assert!(response["error"].is_object(), "{response}");
+    }
+    let session_id = client.new_session(&fx.root());
+    assert!(!session_id.is_empty());
+    assert_eq!(client.close(), 0);
+}
+
 #[test]
 fn bad_input_gets_errors_and_the_agent_keeps_serving() {
     let fx = Fixture::new();

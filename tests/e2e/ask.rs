@@ -591,6 +591,68 @@ fn continue_follows_up_on_the_last_conversation() {
     assert_ne!(out3["session_id"], out2["session_id"]);
 }
 
+/// A cloned repository may commit `.punie/session.json` as a link to `/dev/zero`, or a command
+/// make it a FIFO: `--continue` refuses it with one clear error, at once and with its memory
+/// capped, instead of reading without end or waiting for a writer.
+#[test]
+fn continue_refuses_a_saved_session_that_is_no_plain_file() {
+    use std::os::unix::process::CommandExt;
+    let ws = workspace();
+    let scripts = tempfile::tempdir().unwrap();
+    let script = write_script(scripts.path(), "s.json", Value::from(vec!["Paris."]));
+    std::fs::create_dir_all(ws.path().join(".punie")).unwrap();
+    let session = ws.path().join(".punie/session.json");
+    let fifo = || {
+        let path = std::ffi::CString::new(session.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    };
+    let link = || std::os::unix::fs::symlink("/dev/zero", &session).unwrap();
+    for plant in [&link as &dyn Fn(), &fifo] {
+        let _ = std::fs::remove_file(&session);
+        plant();
+        let mut command = punie();
+        command
+            .arg("ask")
+            .arg("--workspace")
+            .arg(ws.path())
+            .arg("--engine")
+            .arg(format!("scripted:{}", script.display()))
+            .args(["--continue", "And then?"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: setrlimit only changes the child's own limit.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1 << 30,
+                    rlim_max: 1 << 30,
+                };
+                libc::setrlimit(libc::RLIMIT_DATA, &limit);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("punie ask --continue hangs on a planted session file");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(status.code(), Some(1), "{status:?}: {stderr}");
+        assert!(stderr.contains("session.json"), "{stderr}");
+    }
+}
+
 #[test]
 fn ctrl_c_cancels_a_running_snippet() {
     let ws = workspace();

@@ -203,6 +203,11 @@ impl Scenario {
     /// a token in the server's environment; `H`, `O` and `W` in the snippet are the home, the
     /// outside directory and the workspace.
     fn sandbox(&self, code: &str, flags: &[&str]) -> Run {
+        self.sandbox_in(&self.workspace(), code, flags)
+    }
+
+    /// [`Scenario::sandbox`] with another directory as the workspace.
+    fn sandbox_in(&self, workspace: &Path, code: &str, flags: &[&str]) -> Run {
         let code = format!(
             "H = {:?}\nO = {:?}\nW = {:?}\n{code}",
             self.home().display().to_string(),
@@ -254,7 +259,7 @@ impl Scenario {
         command
             .arg("sandbox")
             .arg("--workspace")
-            .arg(self.workspace())
+            .arg(workspace)
             .arg("--allow-commands")
             .args(flags)
             .stdin(Stdio::piped())
@@ -615,6 +620,68 @@ print(run_command("pwd", cwd="d"))
             "{identity:?}: the command did not run in the directory: {}",
             run.output
         );
+    }
+}
+
+/// Punie's data directory (its saved sessions and models) stays out of reach when the
+/// workspace holds it (the home opened as the workspace): a command cannot plant a FIFO
+/// among the saved sessions or replace a model, and the tools neither write nor read it.
+#[test]
+fn punies_data_directory_is_out_of_reach_in_a_workspace_that_holds_it() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let home = scenario.home();
+        let data = home.join(".local/share/punie");
+        for dir in ["sessions", "models"] {
+            std::fs::create_dir_all(data.join(dir)).unwrap();
+        }
+        std::fs::write(data.join("sessions/s.meta.json"), "{}\n").unwrap();
+        std::fs::write(data.join("models/m.gguf"), "GGUF\n").unwrap();
+        if identity == Identity::Unprivileged {
+            let (uid, gid) = test_user();
+            chown_tree(&home, uid, gid);
+        }
+        let code = format!(
+            "{}\n{}",
+            attempts(&[
+                &["mkfifo", ".local/share/punie/sessions/x.meta.json"],
+                &[
+                    "sh",
+                    "-c",
+                    "echo evil > .local/share/punie/sessions/s.meta.json"
+                ],
+                &["sh", "-c", "echo evil > .local/share/punie/models/m.gguf"],
+                &["mv", ".local/share/punie", "moved"],
+                &["cat", ".local/share/punie/sessions/s.meta.json"],
+                &["echo", "still-runs"],
+            ]),
+            r#"
+for name in [".local/share/punie/sessions/y.meta.json", ".local/share/punie/models/m.gguf"]:
+    try:
+        write_file(name, "evil")
+        print("WROTE", name)
+    except Exception as err:
+        print("refused", err)
+"#
+        );
+        let run = scenario.sandbox_in(&home, &code, &[]);
+        run.assert_printed("still-runs");
+        run.assert_no("WROTE");
+        let mut names: Vec<String> = std::fs::read_dir(data.join("sessions"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["s.meta.json"], "{identity:?}: {}", run.output);
+        assert_eq!(
+            std::fs::read_to_string(data.join("sessions/s.meta.json")).unwrap(),
+            "{}\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(data.join("models/m.gguf")).unwrap(),
+            "GGUF\n"
+        );
+        assert!(!home.join("moved").exists(), "{identity:?}");
     }
 }
 

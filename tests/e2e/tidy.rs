@@ -101,6 +101,7 @@ const PRINT_MACROS: &[&str] = &["print", "println", "eprint", "eprintln", "dbg"]
 /// and the listed graph must stay acyclic, so a dependency goes one way only.
 const LAYERS: &[(&str, &[&str])] = &[
     ("atomic_file", &[]),
+    ("own_dirs", &[]),
     ("sync", &[]),
     ("cancel", &["sync"]),
     ("uri", &[]),
@@ -109,12 +110,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tools", &[]),
     ("policy", &["sync", "tools"]),
     ("prompt", &["toolcall", "tools"]),
-    ("jail", &["cancel", "policy", "sync"]),
+    ("jail", &["cancel", "own_dirs", "policy", "sync"]),
     (
         "workspace",
         &["atomic_file", "cancel", "jail", "policy", "tools"],
     ),
-    ("models", &["atomic_file"]),
+    ("models", &["atomic_file", "own_dirs"]),
     ("engine", &["atomic_file", "cancel", "models", "sync"]),
     (
         "typed",
@@ -201,6 +202,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "engine",
             "features",
             "models",
+            "own_dirs",
             "policy",
             "prompt",
             "sync",

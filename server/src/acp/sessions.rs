@@ -30,11 +30,9 @@ pub(crate) struct SessionStore {
 
 impl SessionStore {
     pub(crate) fn open() -> anyhow::Result<SessionStore> {
-        let dir = match std::env::var_os("PUNIE_SESSION_DIR").filter(|d| !d.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => crate::models::data_dir()?.join("sessions"),
-        };
-        Ok(SessionStore { dir })
+        Ok(SessionStore {
+            dir: crate::own_dirs::session_dir()?,
+        })
     }
 
     /// Saves the conversation, then its metadata (the list shows only complete sessions).
@@ -74,7 +72,13 @@ impl SessionStore {
         let mut res: Vec<SessionMeta> = entries
             .filter_map(Result::ok)
             .filter(|entry| entry.file_name().to_string_lossy().ends_with(".meta.json"))
-            .filter_map(|entry| read_meta(&entry.path()).ok().flatten())
+            .filter_map(|entry| match read_meta(&entry.path()) {
+                Ok(meta) => meta,
+                Err(err) => {
+                    tracing::warn!("a saved session is left out of the list: {err:#}");
+                    None
+                }
+            })
             .filter(|meta| cwd.is_none_or(|cwd| meta.cwd == cwd))
             .collect();
         res.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
@@ -99,16 +103,16 @@ impl SessionStore {
     }
 }
 
+/// The largest metadata file read: a few hundred bytes in practice.
+const MAX_META_BYTES: u64 = 64 * 1024;
+
 fn read_meta(path: &Path) -> anyhow::Result<Option<SessionMeta>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            Ok(Some(serde_json::from_str(&text).with_context(|| {
-                format!("{} is damaged", path.display())
-            })?))
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-    }
+    let Some(bytes) = agent::read_stored(path, MAX_META_BYTES)? else {
+        return Ok(None);
+    };
+    let meta =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display()))?;
+    Ok(Some(meta))
 }
 
 /// A session's title: the first line of its first question, shortened.

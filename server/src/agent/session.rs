@@ -5,7 +5,8 @@
 //! The profile is stored because a conversation rendered with another profile would not match
 //! what the model saw; loading with a different profile is the caller's decision.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -45,12 +46,13 @@ pub fn save_session(path: &Path, conversation: &Conversation, profile: &str) -> 
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The largest saved session read back: far beyond any conversation a context window holds.
+const MAX_SESSION_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Reads a session written by [`save_session`]; `Ok(None)` when there is none.
 pub fn load_session(path: &Path) -> anyhow::Result<Option<SavedSession>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    let Some(bytes) = read_stored(path, MAX_SESSION_BYTES)? else {
+        return Ok(None);
     };
     let bad = || {
         format!(
@@ -58,7 +60,7 @@ pub fn load_session(path: &Path) -> anyhow::Result<Option<SavedSession>> {
             path.display()
         )
     };
-    let value: Value = serde_json::from_str(&text).with_context(bad)?;
+    let value: Value = serde_json::from_slice(&bytes).with_context(bad)?;
     let session_id = value["session_id"].as_str().with_context(bad)?.to_owned();
     let profile = value["profile"].as_str().with_context(bad)?.to_owned();
     let messages = value["messages"]
@@ -76,4 +78,43 @@ pub fn load_session(path: &Path) -> anyhow::Result<Option<SavedSession>> {
         conversation: Conversation::from_parts(session_id, messages),
         profile,
     }))
+}
+
+/// The bytes of one of Punie's stored files (a saved session, a session's metadata), or
+/// `Ok(None)` when there is none. A command, or a cloned repository's `.punie/`, may have put
+/// anything there, so what is not a plain file is refused rather than followed or waited on:
+/// the file is opened following no link (`session.json -> /dev/zero`) and without blocking
+/// (a FIFO), must be a regular file, and is read up to `max` bytes.
+pub fn read_stored(path: &Path, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => anyhow::bail!(
+            "{} is a symbolic link, and Punie never follows one to its stored state \
+             (a command or a repository may have made it); remove it",
+            path.display()
+        ),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("{} is not a regular file; remove it", path.display());
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!(
+            "{} is larger than {max} bytes, more than Punie ever stores; remove it",
+            path.display()
+        );
+    }
+    Ok(Some(bytes))
 }

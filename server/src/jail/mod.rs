@@ -217,15 +217,25 @@ pub fn check_readable_entry(entry: &str) -> Result<(), String> {
 /// The [`SECRETS`] entry that `path` (absolute, symlinks resolved) is or lies under, with the
 /// home as `HOME` names it and as it resolves. Tool reads and writes refuse these too, so a
 /// workspace that holds them (the home folder opened in an editor) does not hand them over.
+///
+/// Punie's own directories (`crate::own_dirs`: its models, its saved sessions) are refused the
+/// same way, as "Punie's data directory".
 pub fn secret_at(path: &Path) -> Option<&'static str> {
-    let home = Host::current().home;
+    let host = Host::current();
+    let home = host.home;
     let resolved_home = home.as_deref().and_then(|home| home.canonicalize().ok());
-    SECRETS.iter().copied().find(|entry| {
+    let secret = SECRETS.iter().copied().find(|entry| {
         [home.as_deref(), resolved_home.as_deref()]
             .into_iter()
             // An absolute entry expands to itself whatever the home is.
             .filter_map(|home| expand(entry, home))
             .any(|secret| path.starts_with(secret))
+    });
+    secret.or_else(|| {
+        host.own_dirs
+            .iter()
+            .any(|dir| path.starts_with(dir))
+            .then_some("Punie's data directory")
     })
 }
 
@@ -431,6 +441,9 @@ pub struct Host {
     pub lang: Option<String>,
     /// Try namespaces (`PUNIE_JAIL_NAMESPACES=0` turns them off, to see the fallback).
     pub namespaces: bool,
+    /// Punie's own directories (data, models, saved sessions: `crate::own_dirs`), secrets
+    /// to commands and tools alike.
+    pub own_dirs: Vec<PathBuf>,
 }
 
 impl Host {
@@ -443,6 +456,7 @@ impl Host {
             path: std::env::var("PATH").ok(),
             lang: std::env::var("LANG").ok(),
             namespaces: std::env::var_os("PUNIE_JAIL_NAMESPACES").is_none_or(|value| value != "0"),
+            own_dirs: crate::own_dirs::protected(),
         }
     }
 }
@@ -561,6 +575,13 @@ impl Plan {
             secrets: SECRETS
                 .iter()
                 .filter_map(|entry| expand(entry, home))
+                // Not one that holds the workspace: nothing in it could be granted.
+                .chain(
+                    host.own_dirs
+                        .iter()
+                        .filter(|dir| !workspace.starts_with(dir))
+                        .cloned(),
+                )
                 .collect(),
             private_dir: private_dir.to_path_buf(),
             real_home: home.map(Path::to_path_buf),
@@ -810,6 +831,9 @@ pub fn explain(access: &Access) -> String {
     res.push_str("\nNever readable, even inside those or the workspace:\n");
     for entry in SECRETS {
         res.push_str(&format!("  {entry}\n"));
+    }
+    for dir in Host::current().own_dirs {
+        res.push_str(&format!("  {} (Punie's own data)\n", dir.display()));
     }
     res.push_str(
         "\nWritable: the workspace and the run's private directory (HOME and TMPDIR point into it).\n\

@@ -12,6 +12,7 @@ fn host() -> Host {
         path: Some("/home/dev/.cargo/bin:/usr/bin".to_owned()),
         lang: None,
         namespaces: true,
+        own_dirs: vec![PathBuf::from("/home/dev/.local/share/punie")],
     }
 }
 
@@ -83,6 +84,29 @@ fn a_plan_carries_paths_that_are_not_utf8_exactly() {
     );
     let home = back.env.iter().find(|(name, _)| name == "HOME").unwrap();
     assert_eq!(home.1.as_bytes(), b"/tmp/punie-run-\x80/home");
+}
+
+#[test]
+fn punies_own_data_is_a_secret_unless_it_holds_the_workspace() {
+    let plan_in = |workspace: &str| {
+        Plan::new(
+            &["ls".to_owned()],
+            Path::new(workspace),
+            Path::new(workspace),
+            &Access::default(),
+            &host(),
+            Path::new("/p"),
+        )
+    };
+    let own = PathBuf::from("/home/dev/.local/share/punie");
+    assert!(plan_in("/home/dev").secrets.contains(&own));
+    assert!(plan_in("/").secrets.contains(&own));
+    assert!(plan_in("/work/repo").secrets.contains(&own));
+    assert!(
+        !plan_in("/home/dev/.local/share/punie/sessions")
+            .secrets
+            .contains(&own)
+    );
 }
 
 #[test]

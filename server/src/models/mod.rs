@@ -18,35 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{Manifest, ModelEntry, ModelSource};
 
-/// The model directory (see the module doc).
-pub fn model_dir() -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("PUNIE_MODEL_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    Ok(data_dir()?.join("models"))
-}
-
-/// Punie's per-user data directory: `$XDG_DATA_HOME/punie`, `~/.local/share/punie`; on macOS
-/// `~/Library/Application Support/punie`. Models and saved ACP sessions live under it.
-pub fn data_dir() -> anyhow::Result<PathBuf> {
-    let data_home = if cfg!(target_os = "macos") {
-        home_dir()?.join("Library/Application Support")
-    } else if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        PathBuf::from(xdg)
-    } else {
-        home_dir()?.join(".local/share")
-    };
-    Ok(data_home.join("punie"))
-}
-
-fn home_dir() -> anyhow::Result<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            anyhow::anyhow!("HOME is not set: set PUNIE_MODEL_DIR to choose the model directory")
-        })
-}
+pub use crate::own_dirs::{data_dir, model_dir};
 
 /// Where the default model's GGUF is (or will be, once fetched).
 pub fn default_model_path() -> anyhow::Result<PathBuf> {

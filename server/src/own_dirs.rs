@@ -1,0 +1,70 @@
+//! Punie's own per-user directories: the data directory (`$XDG_DATA_HOME/punie`,
+//! `~/.local/share/punie`; on macOS `~/Library/Application Support/punie`), the model
+//! directory (`PUNIE_MODEL_DIR`, else `<data dir>/models`) and the ACP session store
+//! (`PUNIE_SESSION_DIR`, else `<data dir>/sessions`).
+//!
+//! Below everything that names them: `models` finds models here, `acp` its session store,
+//! and the jail keeps all of them out of reach of commands and tools ([`protected`]), for a
+//! workspace that holds them (the home folder, or `/`, opened as the workspace): a command
+//! that planted a FIFO among the saved sessions would hang the agent at its next start, one
+//! that replaced a model would choose what the model says.
+
+use std::path::PathBuf;
+
+/// Punie's per-user data directory (see the module doc).
+pub fn data_dir() -> anyhow::Result<PathBuf> {
+    let data_home = if cfg!(target_os = "macos") {
+        home_dir()?.join("Library/Application Support")
+    } else if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        PathBuf::from(xdg)
+    } else {
+        home_dir()?.join(".local/share")
+    };
+    Ok(data_home.join("punie"))
+}
+
+/// The model directory: `PUNIE_MODEL_DIR`, else `<data dir>/models`.
+pub fn model_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("PUNIE_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    Ok(data_dir()?.join("models"))
+}
+
+/// The ACP session store: `PUNIE_SESSION_DIR`, else `<data dir>/sessions`.
+pub(crate) fn session_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("PUNIE_SESSION_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    Ok(data_dir()?.join("sessions"))
+}
+
+/// Every directory above that this process would use, absolute, as spelled and as resolved
+/// (where it exists): what neither a command nor a tool may touch.
+pub(crate) fn protected() -> Vec<PathBuf> {
+    let mut res: Vec<PathBuf> = [data_dir(), model_dir(), session_dir()]
+        .into_iter()
+        .flatten()
+        .filter(|dir| dir.is_absolute())
+        .flat_map(|dir| {
+            let resolved = dir.canonicalize().ok();
+            [Some(dir), resolved]
+        })
+        .flatten()
+        .collect();
+    res.sort();
+    res.dedup();
+    res
+}
+
+fn home_dir() -> anyhow::Result<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "HOME is not set: set PUNIE_MODEL_DIR (and for ACP PUNIE_SESSION_DIR) to choose \
+                 where Punie keeps its data"
+            )
+        })
+}
