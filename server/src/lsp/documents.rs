@@ -140,6 +140,7 @@ impl DocumentStore {
         let Some(mut document) = self.documents.get_mut(uri) else {
             return false;
         };
+        let mut lines = LineStarts::new();
         for change in changes {
             let edit = match change.range {
                 None => {
@@ -149,12 +150,16 @@ impl DocumentStore {
                         new_len: change.text.len(),
                     };
                     document.text = Arc::new(change.text.clone());
+                    lines = LineStarts::new();
                     edit
                 }
                 Some(range) => {
-                    let start = offset_clamped(&document.text, range.start, encoding);
-                    let end = offset_clamped(&document.text, range.end, encoding).max(start);
+                    let start = lines.offset_clamped(&document.text, range.start, encoding);
+                    let end = lines
+                        .offset_clamped(&document.text, range.end, encoding)
+                        .max(start);
                     Arc::make_mut(&mut document.text).replace_range(start..end, &change.text);
+                    lines.edited_from(start);
                     ByteEdit {
                         start,
                         end,
@@ -247,25 +252,75 @@ pub(crate) fn offset_strict(
     (units == position.character).then_some(end)
 }
 
-/// Byte offset of `position`, clamped as LSP asks: a character past the line's end means the
-/// end of the line, a line past the last means the end of the document, and a position in the
-/// middle of a character snaps to its start.
-pub(crate) fn offset_clamped(text: &str, position: Position, encoding: PositionEncoding) -> usize {
-    let starts = line_starts(text);
-    let line = position.line as usize;
-    if line >= starts.len() {
-        return text.len();
-    }
-    let (start, end) = line_content(text, &starts, line);
-    let mut units = 0u32;
-    for (idx, ch) in text[start..end].char_indices() {
-        let next = units + encoding.units(ch);
-        if next > position.character {
-            return start + idx;
+/// The starts of a text's lines as far as they have been needed, for the changes of one
+/// `didChange`, applied in turn: a multi-cursor edit sends thousands of them, and rescanning
+/// the whole text for each kept the main loop busy for seconds. An edit keeps the starts
+/// before it; lines after it are scanned again only when a later change needs them, so
+/// changes in either order cost about one scan of the text in all.
+struct LineStarts {
+    /// Starts of the lines found so far; the first is 0.
+    starts: Vec<usize>,
+    /// The bytes before this offset have been scanned for line breaks.
+    scanned: usize,
+}
+
+impl LineStarts {
+    fn new() -> LineStarts {
+        LineStarts {
+            starts: vec![0],
+            scanned: 0,
         }
-        units = next;
     }
-    end
+
+    /// The start of `line` (breaks as [`line_starts`] counts them), or `None` past the last.
+    fn start(&mut self, text: &str, line: usize) -> Option<usize> {
+        let bytes = text.as_bytes();
+        while self.starts.len() <= line && self.scanned < bytes.len() {
+            let idx = self.scanned;
+            self.scanned += 1;
+            match bytes[idx] {
+                b'\n' => self.starts.push(idx + 1),
+                b'\r' if bytes.get(idx + 1) == Some(&b'\n') => {
+                    self.starts.push(idx + 2);
+                    self.scanned += 1;
+                }
+                b'\r' => self.starts.push(idx + 1),
+                _ => {}
+            }
+        }
+        self.starts.get(line).copied()
+    }
+
+    /// Forgets what an edit of the text from byte `from` on may have changed: the lines that
+    /// start at or after it (a `\r` just before `from` may have become half of a `\r\n`).
+    fn edited_from(&mut self, from: usize) {
+        let kept = self.starts.partition_point(|&start| start < from).max(1);
+        self.starts.truncate(kept);
+        self.scanned = self.starts[kept - 1];
+    }
+
+    /// Byte offset of `position`, clamped as LSP asks: a character past the line's end means
+    /// the end of the line, a line past the last means the end of the document, and a
+    /// position in the middle of a character snaps to its start.
+    fn offset_clamped(
+        &mut self,
+        text: &str,
+        position: Position,
+        encoding: PositionEncoding,
+    ) -> usize {
+        let Some(start) = self.start(text, position.line as usize) else {
+            return text.len();
+        };
+        let mut units = 0u32;
+        for (idx, ch) in text[start..].char_indices() {
+            let next = units + encoding.units(ch);
+            if ch == '\n' || ch == '\r' || next > position.character {
+                return start + idx;
+            }
+            units = next;
+        }
+        text.len()
+    }
 }
 
 /// The position of byte `offset` (which must be on a char boundary).
@@ -300,6 +355,77 @@ pub(crate) fn line_range(text: &str, line: u32, encoding: PositionEncoding) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The offset as one full scan of the text finds it: what [`LineStarts`] must agree with.
+    fn offset_clamped(text: &str, position: Position, encoding: PositionEncoding) -> usize {
+        let starts = line_starts(text);
+        let line = position.line as usize;
+        if line >= starts.len() {
+            return text.len();
+        }
+        let (start, end) = line_content(text, &starts, line);
+        let mut units = 0u32;
+        for (idx, ch) in text[start..end].char_indices() {
+            let next = units + encoding.units(ch);
+            if next > position.character {
+                return start + idx;
+            }
+            units = next;
+        }
+        end
+    }
+
+    /// Many changes in one `didChange`, in every order and over every kind of line break and
+    /// character, land exactly where changes applied one full scan at a time land.
+    #[test]
+    fn changes_land_where_a_full_scan_puts_them() {
+        let pieces = ["a", "é", "😀", "\n", "\r\n", "\r", "\t", "", "xyz\r"];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |bound: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % bound as u64) as usize
+        };
+        for encoding in [
+            PositionEncoding::Utf8,
+            PositionEncoding::Utf16,
+            PositionEncoding::Utf32,
+        ] {
+            for _ in 0..200 {
+                let text: String = (0..next(40)).map(|_| pieces[next(pieces.len())]).collect();
+                let changes: Vec<TextDocumentContentChangeEvent> = (0..next(12))
+                    .map(|_| {
+                        let (a, b) = (
+                            pos(next(8) as u32, next(6) as u32),
+                            pos(next(8) as u32, next(6) as u32),
+                        );
+                        let (start, end) = if (a.line, a.character) <= (b.line, b.character) {
+                            (a, b)
+                        } else {
+                            (b, a)
+                        };
+                        TextDocumentContentChangeEvent {
+                            range: Some(Range { start, end }),
+                            range_length: None,
+                            text: (0..next(3)).map(|_| pieces[next(pieces.len())]).collect(),
+                        }
+                    })
+                    .collect();
+                let mut expect = text.clone();
+                for change in &changes {
+                    let range = change.range.unwrap();
+                    let start = offset_clamped(&expect, range.start, encoding);
+                    let end = offset_clamped(&expect, range.end, encoding).max(start);
+                    expect.replace_range(start..end, &change.text);
+                }
+                let store = DocumentStore::default();
+                store.open("file:///a", Document::new(text, 1, String::new()));
+                assert!(store.apply_changes("file:///a", 2, &changes, encoding));
+                assert_eq!(store.get_text("file:///a").unwrap().as_str(), expect);
+            }
+        }
+    }
 
     fn pos(line: u32, character: u32) -> Position {
         Position { line, character }
