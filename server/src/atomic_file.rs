@@ -10,6 +10,10 @@
 //! sticky bit (a `rwSr-Sr--` file would otherwise turn into a setuid program with one
 //! `chmod +x`, and rename keeps whatever mode the temporary file has, even for root); a new
 //! file gets `0o666` less the umask, as `open` would give it, not `tempfile`'s private `0o600`.
+//!
+//! [`replace_at`] does the same relative to a directory already opened (a workspace write:
+//! `workspace::no_follow` opened it without following a link), so nothing after the open
+//! goes by name through the path again.
 
 use std::fs::{self, File, Permissions};
 use std::io;
@@ -51,22 +55,89 @@ pub(crate) fn replace<E: From<io::Error>>(
     Ok(())
 }
 
-/// Clears the execute, setuid, setgid and sticky bits of an existing file before its content
-/// is replaced in place (an editor's write keeps the mode). A missing file or a directory is
-/// left alone.
-pub(crate) fn clear_exec_bits(path: &Path) -> io::Result<()> {
-    match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {
-            let permissions = inert(meta.permissions());
-            if permissions != meta.permissions() {
-                fs::set_permissions(path, permissions)?;
-            }
-            Ok(())
-        }
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(err),
+/// Replaces the entry `name` of the open directory `dir` with `content`, as [`replace`]
+/// does: the temporary file is made with `O_EXCL | O_NOFOLLOW` in `dir`, renamed with
+/// `renameat` in `dir`, and the mode comes from what `name` is (not what a link there points
+/// to). A directory at `name` is `EISDIR`.
+#[cfg(unix)]
+pub(crate) fn replace_at(
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+    content: &[u8],
+) -> io::Result<()> {
+    use std::io::Write;
+
+    use rustix::fs::{AtFlags, FileType, Mode};
+
+    let existing = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
+    let kind = existing.map(|stat| FileType::from_raw_mode(stat.st_mode));
+    if kind == Some(FileType::Directory) {
+        return Err(io::ErrorKind::IsADirectory.into());
     }
+    let kept_mode = match (existing, kind) {
+        (Some(stat), Some(FileType::RegularFile)) => {
+            Some(Mode::from_raw_mode(stat.st_mode) & Mode::from_raw_mode(0o666))
+        }
+        _ => None,
+    };
+    let (temp_name, temp) = create_temp_at(dir, name)?;
+    let mut file = File::from(temp);
+    let written = file
+        .write_all(content)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| match kept_mode {
+            Some(mode) => Ok(rustix::fs::fchmod(&file, mode)?),
+            None => Ok(()),
+        })
+        .and_then(|()| Ok(rustix::fs::renameat(dir, &temp_name, dir, name)?));
+    if written.is_err() {
+        let _ = rustix::fs::unlinkat(dir, &temp_name, AtFlags::empty());
+    }
+    written?;
+    // Best effort, as `sync_dir`.
+    let _ = rustix::fs::fsync(dir);
+    Ok(())
+}
+
+/// A new file `.<name>.punie-<random>.tmp` in `dir`, `0o666` less the umask.
+#[cfg(unix)]
+fn create_temp_at(
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+) -> io::Result<(std::ffi::OsString, std::os::fd::OwnedFd)> {
+    use std::hash::BuildHasher;
+
+    use rustix::fs::{Mode, OFlags};
+
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+    let random = std::collections::hash_map::RandomState::new();
+    let mut tries = 0u32;
+    loop {
+        let tag = random.hash_one((std::process::id(), tries));
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".punie-{tag:016x}.tmp"));
+        let mode = Mode::from_raw_mode(0o666);
+        match rustix::fs::openat(dir, &temp_name, flags | OFlags::CLOEXEC, mode) {
+            Ok(fd) => return Ok((temp_name, fd)),
+            Err(rustix::io::Errno::EXIST) if tries < 16 => tries += 1,
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Clears the execute, setuid, setgid and sticky bits of an open file before its content is
+/// replaced in place (an editor's write keeps the mode). Anything but a regular file is left
+/// alone.
+pub(crate) fn clear_exec_bits(file: &File) -> io::Result<()> {
+    let meta = file.metadata()?;
+    if meta.is_file() {
+        let permissions = inert(meta.permissions());
+        if permissions != meta.permissions() {
+            file.set_permissions(permissions)?;
+        }
+    }
+    Ok(())
 }
 
 /// `permissions` with read and write bits only: no execute, setuid, setgid or sticky bit.
@@ -153,7 +224,7 @@ mod tests {
         let path = dir.path().join("tool");
         fs::write(&path, "old").unwrap();
         fs::set_permissions(&path, Permissions::from_mode(0o7755)).unwrap();
-        clear_exec_bits(&path).unwrap();
+        clear_exec_bits(&File::open(&path).unwrap()).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o644, "{mode:o}");
     }

@@ -45,7 +45,7 @@ impl SessionStore {
         let (conversation_path, meta_path) = self.paths(&meta.session_id)?;
         agent::save_session(&conversation_path, conversation, profile)?;
         let body = serde_json::to_string_pretty(meta)?;
-        crate::workspace::write_atomic(&meta_path, &body)
+        crate::workspace::write_atomic(&crate::workspace::follow_user_links(&meta_path), &body)
             .map_err(|err| anyhow::anyhow!("cannot write {}: {}", meta_path.display(), err.message))
     }
 

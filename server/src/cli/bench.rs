@@ -193,7 +193,8 @@ fn write_report(
         places: &places,
     };
     let section = report::render(figures, reference.as_ref(), &context);
-    crate::workspace::write_atomic(path, report::splice(&existing, &section))
+    let path = crate::workspace::follow_user_links(path);
+    crate::workspace::write_atomic(&path, report::splice(&existing, &section))
         .map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))
 }
 

@@ -7,11 +7,15 @@
 //! that climbs above the root is refused), then every existing prefix is resolved through
 //! the file system (`canonicalize`) and must stay inside the canonical root. The part that
 //! does not exist yet is never taken raw: a component that exists only as a dangling
-//! symlink is refused. What is opened is the resolved path, never the text the snippet gave.
+//! symlink is refused. What is opened is the resolved path, never the text the snippet gave,
+//! and it is written following no link ([`no_follow`]): a directory swapped for a link after
+//! the path was judged makes the write fail, never reach where the link points.
 
 mod command;
 mod disk_guard;
 mod host;
+#[cfg(unix)]
+mod no_follow;
 mod path;
 mod quarantine;
 
@@ -21,8 +25,7 @@ pub use path::{ResolvedPath, display_path, resolve, resolve_target};
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A tool failure, named after the Python exception the snippet sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +106,19 @@ pub fn read_bounded(path: &Path, shown: &str, max: u64) -> Result<Vec<u8>, ToolE
     Ok(bytes)
 }
 
+/// Opens a canonical `path` to read, without blocking and following no link.
+#[cfg(unix)]
+fn open_read(path: &Path) -> std::io::Result<fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+    no_follow::open(path, flags, Mode::empty()).map(fs::File::from)
+}
+
+#[cfg(not(unix))]
+fn open_read(path: &Path) -> std::io::Result<fs::File> {
+    fs::File::open(path)
+}
+
 /// Reads a resolved path as UTF-8 text. `shown` is the path as the snippet wrote it.
 pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
     let bytes = read_bounded(path, shown, MAX_READ_BYTES)?;
@@ -116,33 +132,83 @@ pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
 }
 
 /// Writes `content` atomically (`crate::atomic_file`: a reader never sees half a file, and a
-/// replaced file loses its execute bits). Creates missing parent directories.
+/// replaced file loses its execute bits). Creates missing parent directories. Follows no
+/// link: `path` is canonical (resolved and judged), so a link on it now means it changed
+/// since, and the write is refused rather than landing where the link points.
 pub fn write_atomic(path: &Path, content: impl AsRef<[u8]>) -> Result<(), ToolError> {
     let shown = path.display().to_string();
-    if path.is_dir() {
-        return Err(ToolError::new(
-            "IsADirectoryError",
-            format!("Is a directory: '{shown}'"),
-        ));
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(ToolError::permission(format!("cannot write to '{shown}'")));
+    };
+    replace_in(parent, name, content.as_ref()).map_err(|err| match err.kind() {
+        std::io::ErrorKind::IsADirectory => {
+            ToolError::new("IsADirectoryError", format!("Is a directory: '{shown}'"))
+        }
+        _ => io_error(&err, &shown),
+    })
+}
+
+#[cfg(unix)]
+fn replace_in(parent: &Path, name: &std::ffi::OsStr, content: &[u8]) -> std::io::Result<()> {
+    let dir = no_follow::create_dir_all(parent)?;
+    crate::atomic_file::replace_at(&dir, name, content)
+}
+
+#[cfg(not(unix))]
+fn replace_in(parent: &Path, name: &std::ffi::OsStr, content: &[u8]) -> std::io::Result<()> {
+    if parent.join(name).is_dir() {
+        return Err(std::io::ErrorKind::IsADirectory.into());
     }
-    let parent = path
-        .parent()
-        .ok_or_else(|| ToolError::permission(format!("cannot write to '{shown}'")))?;
-    fs::create_dir_all(parent).map_err(|err| io_error(&err, &shown))?;
-    crate::atomic_file::replace(path, |file| file.write_all(content.as_ref()))
-        .map_err(|err| io_error(&err, &shown))
+    fs::create_dir_all(parent)?;
+    crate::atomic_file::replace(&parent.join(name), |file| file.write_all(content))
+}
+
+/// `path` with the links of its existing part followed, for a path the user named (a
+/// command-line argument, a document the editor opened, Punie's data directory) before
+/// [`read_bounded`] or [`write_atomic`], which follow none. Never for a tool's path: that
+/// one is resolved and judged by [`resolve`], and what was judged is what is opened.
+pub fn follow_user_links(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(mut canonical) = existing.canonicalize() {
+            canonical.extend(missing.iter().rev());
+            return canonical;
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name.to_owned());
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// Clears the execute bits of an existing file before a tool replaces its content through an
-/// editor (which writes in place and keeps the mode). A missing file is fine.
+/// editor (which writes in place and keeps the mode). A missing file is fine; the file is
+/// opened following no link, as [`read_bounded`] opens one.
 pub fn clear_exec_bits(path: &Path) -> Result<(), ToolError> {
-    crate::atomic_file::clear_exec_bits(path)
-        .map_err(|err| io_error(&err, &path.display().to_string()))
+    let shown = path.display().to_string();
+    match open_read(path) {
+        Ok(file) => {
+            crate::atomic_file::clear_exec_bits(&file).map_err(|err| io_error(&err, &shown))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(io_error(&err, &shown)),
+    }
 }
 
 /// Maps an IO error to the Python exception CPython would raise for it.
 pub fn io_error(err: &std::io::Error, shown: &str) -> ToolError {
     use std::io::ErrorKind;
+    #[cfg(unix)]
+    if no_follow::is_link_on_path(err) {
+        return ToolError::permission(format!(
+            "'{shown}' changed after it was checked (a symbolic link appeared on its path): \
+             not followed"
+        ));
+    }
     let type_name = match err.kind() {
         ErrorKind::NotFound => "FileNotFoundError",
         ErrorKind::PermissionDenied => "PermissionError",

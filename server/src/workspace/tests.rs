@@ -289,3 +289,72 @@ fn secrets_are_refused_even_inside_the_workspace() {
     assert!(err.message.contains("is a secret (/etc/shadow)"), "{err:?}");
     assert!(resolve(Path::new("/"), "etc/hostname").is_ok());
 }
+
+/// A path resolved and judged while `src` is a directory; then `src` is swapped for a link
+/// to `to`, as a concurrent writer of the workspace would do between the check and the open.
+#[cfg(unix)]
+fn judged_then_swapped(root: &Path, raw: &str, to: &Path) -> std::path::PathBuf {
+    let path = resolve(root, raw).unwrap();
+    std::fs::rename(root.join("src"), root.join("src.moved")).unwrap();
+    std::os::unix::fs::symlink(to, root.join("src")).unwrap();
+    path
+}
+
+#[cfg(unix)]
+#[test]
+fn a_write_never_follows_a_link_swapped_in_after_the_check() {
+    let (root, outside) = workspace();
+    let git = root.path().join(".git");
+    std::fs::create_dir(&git).unwrap();
+    std::fs::write(git.join("config"), "[core]\n").unwrap();
+    std::fs::write(root.path().join("src/config"), "x").unwrap();
+
+    // Into a protected directory of the workspace: `.git/config` stays as it was.
+    let path = judged_then_swapped(root.path(), "src/config", &git);
+    let err = write_atomic(&path, "[core]\n\tfsmonitor = ./pwn\n").unwrap_err();
+    assert_eq!(err.type_name, "PermissionError", "{err}");
+    assert_eq!(
+        std::fs::read_to_string(git.join("config")).unwrap(),
+        "[core]\n"
+    );
+    assert_eq!(entries(&git), ["config"]);
+
+    // Out of the workspace, through missing directories too: nothing is made there.
+    std::fs::remove_file(root.path().join("src")).unwrap();
+    std::fs::rename(root.path().join("src.moved"), root.path().join("src")).unwrap();
+    for raw in ["src/new.txt", "src/a/b/new.txt"] {
+        let path = resolve(root.path(), raw).unwrap();
+        std::fs::rename(root.path().join("src"), root.path().join("src.moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("src")).unwrap();
+        let err = write_atomic(&path, "RACED").unwrap_err();
+        assert_eq!(err.type_name, "PermissionError", "{raw}: {err}");
+        assert_eq!(entries(outside.path()), ["secret.txt"], "{raw}");
+        std::fs::remove_file(root.path().join("src")).unwrap();
+        std::fs::rename(root.path().join("src.moved"), root.path().join("src")).unwrap();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn clearing_exec_bits_never_follows_a_link_swapped_in_after_the_check() {
+    use std::os::unix::fs::PermissionsExt;
+    let (root, outside) = workspace();
+    let tool = outside.path().join("tool");
+    std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(root.path().join("src/tool"), "x").unwrap();
+    let path = judged_then_swapped(root.path(), "src/tool", outside.path());
+    assert!(clear_exec_bits(&path).is_err());
+    let mode = std::fs::metadata(&tool).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+}
+
+#[cfg(unix)]
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
