@@ -8,8 +8,8 @@
 //! the file system (`canonicalize`) and must stay inside the canonical root. The part that
 //! does not exist yet is never taken raw: a component that exists only as a dangling
 //! symlink is refused. What is opened is the resolved path, never the text the snippet gave,
-//! and it is written following no link ([`no_follow`]): a directory swapped for a link after
-//! the path was judged makes the write fail, never reach where the link points.
+//! and it is opened following no link ([`no_follow`]): a directory swapped for a link after
+//! the path was judged makes the read or write fail, never reach where the link points.
 
 mod command;
 mod disk_guard;
@@ -69,17 +69,12 @@ pub fn too_large(shown: &str, bytes: u64) -> ToolError {
 
 /// The bytes of a regular file, at most `max` of them: the limit holds on what is read, not
 /// on what `stat` said (the file may grow, or be swapped for a FIFO, in between). Opened
-/// without blocking, so a FIFO or device is refused instead of hanging the server.
+/// without blocking, so a FIFO or device is refused instead of hanging the server, and
+/// following no link: `path` is canonical (resolved and judged), so a link on it now means it
+/// changed since, and the read is refused.
 pub fn read_bounded(path: &Path, shown: &str, max: u64) -> Result<Vec<u8>, ToolError> {
     use std::io::Read;
-    let mut options = fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    }
-    let file = options.open(path).map_err(|err| io_error(&err, shown))?;
+    let file = open_read(path).map_err(|err| io_error(&err, shown))?;
     let meta = file.metadata().map_err(|err| io_error(&err, shown))?;
     if meta.is_dir() {
         return Err(ToolError::new(

@@ -302,6 +302,20 @@ fn judged_then_swapped(root: &Path, raw: &str, to: &Path) -> std::path::PathBuf 
 
 #[cfg(unix)]
 #[test]
+fn a_read_never_follows_a_link_swapped_in_after_the_check() {
+    let (root, outside) = workspace();
+    std::fs::write(outside.path().join("id_rsa"), "PRIVATE KEY").unwrap();
+    std::fs::write(root.path().join("src/id_rsa"), "decoy").unwrap();
+    let path = judged_then_swapped(root.path(), "src/id_rsa", outside.path());
+    let read = read_bounded(&path, "src/id_rsa", MAX_READ_BYTES);
+    assert!(!format!("{read:?}").contains("PRIVATE"), "{read:?}");
+    assert_eq!(read.unwrap_err().type_name, "PermissionError");
+    let read = read_text(&path, "src/id_rsa");
+    assert!(!format!("{read:?}").contains("PRIVATE"), "{read:?}");
+}
+
+#[cfg(unix)]
+#[test]
 fn a_write_never_follows_a_link_swapped_in_after_the_check() {
     let (root, outside) = workspace();
     let git = root.path().join(".git");

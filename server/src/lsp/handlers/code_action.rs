@@ -93,6 +93,6 @@ fn action(instruction: Instruction, kind: CodeActionKind, uri: &str, range: Rang
 /// it is not UTF-8 (a disk write keeps the encoding). Small regular files only, opened without
 /// blocking: this runs on the main loop.
 pub(crate) fn read_small_file(uri: &str) -> Option<String> {
-    let path = crate::lsp::uri::to_path(uri)?;
+    let path = crate::workspace::follow_user_links(&crate::lsp::uri::to_path(uri)?);
     crate::features::text::read_file(&path, uri, 16 * 1024 * 1024).ok()
 }
