@@ -653,6 +653,44 @@ fn continue_refuses_a_saved_session_that_is_no_plain_file() {
     }
 }
 
+/// A cloned repository that ships `.punie/.gitignore` (and one further down) letting
+/// everything through: what Punie writes there (the transcript with the question, the saved
+/// session) still never shows up to be committed.
+#[test]
+fn transcripts_and_sessions_are_never_committable() {
+    let ws = workspace();
+    let root = ws.path();
+    for (dir, content) in [(".punie", "!*\n"), (".punie/transcripts", "!*\n")] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+        std::fs::write(root.join(dir).join(".gitignore"), content).unwrap();
+    }
+    crate::support::git(&["init", "-q", "."], root);
+    crate::support::git(&["add", "-A"], root);
+    crate::support::git(&["commit", "-q", "-m", "clone"], root);
+    let scripts = tempfile::tempdir().unwrap();
+    let script = write_script(scripts.path(), "s.json", Value::from(vec!["Noted."]));
+    let (out, output) = ask_json(root, &script, &[], "The launch code is 0000. Remember it.");
+    assert!(output.status.success(), "{out}");
+    assert!(
+        std::fs::read_dir(root.join(".punie/transcripts"))
+            .unwrap()
+            .count()
+            > 1
+    );
+    assert!(root.join(".punie/session.json").is_file());
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !status.contains("transcripts/") && !status.contains("session.json"),
+        "committable: {status}"
+    );
+}
+
 #[test]
 fn ctrl_c_cancels_a_running_snippet() {
     let ws = workspace();

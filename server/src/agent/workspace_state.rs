@@ -1,8 +1,11 @@
 //! `<workspace>/.punie/`: what Punie keeps in a workspace (transcripts, the last session,
 //! answers). They hold the user's code, tool outputs and the model's words, so they must not
 //! end up in a commit: the directory carries its own `.gitignore` that ignores everything in
-//! it, itself included, written whenever Punie creates something there. A `.gitignore` the
-//! user already has there is left as it is.
+//! it, itself included, written whenever Punie creates something there. Punie owns that file:
+//! one with other content (a cloned repository's `!*`, which would make every transcript
+//! committable) is replaced. Being the `.gitignore` nearest to what Punie writes, it wins over
+//! every other one, and since it excludes the directories in `.punie`, git never reads one
+//! further down.
 //!
 //! A command may write the workspace, so `.punie`, or a directory in it, can be a symbolic
 //! link a command made (`ln -s ~ .punie`) before Punie first created it. Punie never follows
@@ -58,16 +61,17 @@ fn refuse_links(state: &Path, dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Makes `state/.gitignore` Punie's, unless it already is (read as any stored file: a link or
+/// a FIFO there is replaced, never followed or waited on).
 fn ignore_in_git(state: &Path) -> std::io::Result<()> {
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(state.join(".gitignore"))
-    {
-        Ok(mut file) => file.write_all(GITIGNORE.as_bytes()),
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(err) => Err(err),
+    let path = state.join(".gitignore");
+    let current = super::session::read_stored(&path, GITIGNORE.len() as u64)
+        .ok()
+        .flatten();
+    if current.as_deref() == Some(GITIGNORE.as_bytes()) {
+        return Ok(());
     }
+    crate::atomic_file::replace(&path, |file| file.write_all(GITIGNORE.as_bytes()))
 }
 
 #[cfg(test)]
@@ -75,14 +79,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_state_directory_ignores_itself_and_keeps_a_users_gitignore() {
+    fn the_state_directory_ignores_itself_whatever_was_there() {
         let root = tempfile::tempdir().unwrap();
         create_dir(&state_dir(root.path()).join("transcripts")).unwrap();
         let ignore = state_dir(root.path()).join(".gitignore");
         assert_eq!(std::fs::read_to_string(&ignore).unwrap(), GITIGNORE);
-        std::fs::write(&ignore, "mine\n").unwrap();
+        std::fs::write(&ignore, "!*\n").unwrap();
         create_dir(&state_dir(root.path()).join("answers")).unwrap();
-        assert_eq!(std::fs::read_to_string(&ignore).unwrap(), "mine\n");
+        assert_eq!(std::fs::read_to_string(&ignore).unwrap(), GITIGNORE);
         // Elsewhere nothing is added.
         create_dir(&root.path().join("logs")).unwrap();
         assert!(!root.path().join("logs/.gitignore").exists());
