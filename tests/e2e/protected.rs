@@ -284,9 +284,16 @@ fn the_server_never_writes_through_a_punie_link() {
     assert_eq!(answer["answer"], json!("The answer."), "{answer:#}");
 }
 
-/// `punie ask --json --allow-writes` in `workspace` with a scripted model whose one snippet is
-/// `code`, with the environment `env` (the user's `HOME`, policy file); its `--json` result.
-fn ask_to_write(workspace: &Path, env: &[(&str, &Path)], code: &str) -> Value {
+/// `punie ask --json` in `workspace` with `flags` and a scripted model whose one snippet is
+/// `code`, for a user whose home is `home` and whose environment adds `env` (where the policy
+/// file is); its `--json` result.
+fn ask_as(
+    home: &Path,
+    env: &[(&str, &Path)],
+    flags: &[&str],
+    workspace: &Path,
+    code: &str,
+) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("script.json");
     let call = format!(
@@ -299,14 +306,18 @@ fn ask_to_write(workspace: &Path, env: &[(&str, &Path)], code: &str) -> Value {
     .unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
     command
-        .env("PUNIE_POLICY_FILE", dir.path().join("no-policy.toml"))
+        .env_remove("PUNIE_POLICY_FILE")
         .env_remove("XDG_CONFIG_HOME")
+        .env("HOME", home)
         .envs(env.iter().copied())
-        .args(["ask", "--json", "--allow-writes", "--workspace"])
+        .args(["ask", "--json"])
+        .args(flags)
+        .arg("--workspace")
         .arg(workspace)
         .arg("--engine")
         .arg(format!("scripted:{}", script.display()))
-        .arg("tidy up");
+        .arg("tidy up")
+        .stdin(std::process::Stdio::null());
     let output = command.output().unwrap();
     serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
         panic!(
@@ -315,6 +326,12 @@ fn ask_to_write(workspace: &Path, env: &[(&str, &Path)], code: &str) -> Value {
             String::from_utf8_lossy(&output.stderr)
         )
     })
+}
+
+/// [`ask_as`] with `--allow-writes`, for a user with an empty home.
+fn ask_to_write(workspace: &Path, code: &str) -> Value {
+    let home = tempfile::tempdir().unwrap();
+    ask_as(home.path(), &[], &["--allow-writes"], workspace, code)
 }
 
 /// A snippet that writes each `(path, content)` of `writes`, going on after a refusal.
@@ -360,7 +377,7 @@ fn write_file_never_builds_a_git_directory_piece_by_piece() {
             .iter()
             .map(|(path, text)| (path.as_str(), text.as_str()))
             .collect();
-        let out = ask_to_write(root, &[], &writing(&writes));
+        let out = ask_to_write(root, &writing(&writes));
         let git_dir = root.join(dir);
         let ceiling = root.parent().unwrap();
         let ran = Command::new("git")
@@ -395,7 +412,6 @@ fn write_file_never_builds_a_python_environment_piece_by_piece() {
     let root = ws.path().canonicalize().unwrap();
     let out = ask_to_write(
         &root,
-        &[],
         &writing(&[
             ("env/etc/conda/activate.d/x.sh", "touch /tmp/pwned\n"),
             ("env/conda-meta/history", ""),
@@ -406,4 +422,61 @@ fn write_file_never_builds_a_python_environment_piece_by_piece() {
     assert!(!root.join("conda-meta").exists(), "{out:#}");
     assert_eq!(out["refused"][0]["rule"], "autorun", "{out:#}");
     assert_eq!(out["refused"][1]["rule"], "autorun", "{out:#}");
+}
+
+/// The user's policy file inside the workspace (F3 of red-team round 3), wherever it lies: a
+/// dotfiles setup (`~/.config/punie` a link to `~/dotfiles/punie`, the workspace
+/// `~/dotfiles`), `XDG_CONFIG_HOME` or `PUNIE_POLICY_FILE` in the workspace. Neither
+/// `write_file` nor a command (both allowed by the user) changes or creates it, so the next
+/// run still refuses `run_command` without a terminal to ask on.
+#[cfg(unix)]
+#[test]
+fn the_policy_file_stays_as_it_is_wherever_it_lies() {
+    let loose = "[tools]\nrun_command = \"allow\"\n";
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path().canonicalize().unwrap();
+    let dotfiles = home.join("dotfiles");
+    std::fs::create_dir_all(dotfiles.join("punie")).unwrap();
+    std::fs::write(dotfiles.join("punie/policy.toml"), "# mine\n").unwrap();
+    std::fs::create_dir_all(home.join(".config")).unwrap();
+    std::os::unix::fs::symlink(dotfiles.join("punie"), home.join(".config/punie")).unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let ws = ws.path().canonicalize().unwrap();
+    let config_home = ws.join("config");
+    let named = ws.join("policy.toml");
+
+    for (workspace, env, rel, before) in [
+        (&dotfiles, vec![], "punie/policy.toml", Some("# mine\n")),
+        (
+            &ws,
+            vec![("XDG_CONFIG_HOME", config_home.as_path())],
+            "config/punie/policy.toml",
+            None,
+        ),
+        (
+            &ws,
+            vec![("PUNIE_POLICY_FILE", named.as_path())],
+            "policy.toml",
+            None,
+        ),
+    ] {
+        let command = format!("mkdir -p \"$(dirname {rel})\" && printf '{loose}' > {rel}");
+        let code = format!(
+            "{}\nprint(run_command('sh', args=['-c', {command:?}]))",
+            writing(&[(rel, loose)])
+        );
+        let flags = ["--allow-writes", "--allow-commands"];
+        let out = ask_as(&home, &env, &flags, workspace, &code);
+        let file = workspace.join(rel);
+        assert_eq!(
+            std::fs::read_to_string(&file).ok().as_deref(),
+            before,
+            "{rel}: {out:#}"
+        );
+        assert_eq!(out["refused"][0]["rule"], "user_config", "{rel}: {out:#}");
+
+        let next = ask_as(&home, &env, &[], workspace, "print(run_command('id'))");
+        assert_eq!(next["refused"][0]["tool"], "run_command", "{rel}: {next:#}");
+        assert!(!next.to_string().contains("uid="), "{rel}: {next:#}");
+    }
 }

@@ -3,23 +3,11 @@
 //!
 //! `PUNIE_POLICY_FILE` names it; else `$XDG_CONFIG_HOME/punie/policy.toml`; else
 //! `~/.config/punie/policy.toml` (on every OS, so that one path is documented). A missing file
-//! is the default policy.
+//! is the default policy. Where it is (`jail::policy_file_path`) is the jail's to know too: the
+//! file is protected wherever it resolves, from the write tools and commands alike.
 
-use std::path::PathBuf;
-
+pub use crate::jail::policy_file_path;
 use crate::policy::{PolicySettings, parse_user_policy};
-
-/// Where the policy file is looked for; `None` without a home directory.
-pub fn policy_file_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("PUNIE_POLICY_FILE") {
-        return Some(PathBuf::from(path));
-    }
-    let config = match std::env::var_os("XDG_CONFIG_HOME") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
-    };
-    Some(config.join("punie").join("policy.toml"))
-}
 
 /// The user's policy and its problems, each naming the file and the key.
 pub fn load_policy_file() -> (PolicySettings, Vec<String>) {

@@ -54,6 +54,7 @@ mod os_bytes;
 mod run;
 mod session;
 mod special_dirs;
+mod user_config;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -68,6 +69,7 @@ pub use session::{Session, SessionEnd};
 pub use special_dirs::{
     becomes_git_dir, becomes_virtual_env, is_git_dir, is_virtual_env, linked_git_dirs,
 };
+pub use user_config::{policy_file_path, user_config_in};
 
 use crate::sync;
 use std::ffi::OsString;
@@ -366,7 +368,8 @@ const PROTECTED_SEARCH_SKIPPED: &[&str] = &[
 /// (not inside [`PROTECTED_SEARCH_SKIPPED`]):
 /// what a command must not change even though it may write the workspace (a nested
 /// repository's hooks as much as the top one's, a Python environment or a git directory
-/// whatever its name, the git directory a `.git` file names).
+/// whatever its name, the git directory a `.git` file names, the user's own configuration
+/// wherever it lies: [`user_config_in`]).
 /// Symlinks are not followed (a link that is itself protected is listed; its target is
 /// resolved when it is mounted). Rules about a file's facts (executables, hard links) are the
 /// permission prompt's, not the jail's.
@@ -428,6 +431,12 @@ pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
             }
         }
     }
+    // The user's own configuration, wherever it lies: by what it is, not by its name.
+    res.extend(
+        user_config_in(workspace)
+            .into_iter()
+            .filter(|path| path.exists()),
+    );
     res.sort();
     res.dedup();
     res

@@ -49,6 +49,9 @@ pub enum Pattern {
     /// (`src/HEAD` after `src/objects/` and `src/refs/`) is judged as inside it; the
     /// workspace's root only counts when it is not one already.
     GitDir,
+    /// The user's own configuration, known by what it is wherever it lies (a workspace may
+    /// hold it): Punie's policy file, which says what runs without asking.
+    UserConfig,
 }
 
 /// What makes a directory a Python environment: `pyvenv.cfg` (venv, virtualenv, uv) or
@@ -199,6 +202,11 @@ pub static PROTECTED: &[ProtectedRule] = &[
         ],
     },
     ProtectedRule {
+        id: "user_config",
+        reason: "the user's own configuration",
+        patterns: &[Pattern::UserConfig],
+    },
+    ProtectedRule {
         id: "executable",
         reason: "existing executable",
         patterns: &[Pattern::Executable],
@@ -233,6 +241,7 @@ impl Pattern {
             HardLinked => target.exists && !target.is_dir && target.hard_links > 1,
             Pattern::VirtualEnv => target.in_virtual_env,
             Pattern::GitDir => target.in_git_dir,
+            Pattern::UserConfig => target.user_config,
         }
     }
 }

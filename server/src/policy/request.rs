@@ -31,6 +31,8 @@ pub struct Target {
     /// name (`jail::is_git_dir`), or will once the path exists; the root only when the write
     /// would make it one.
     pub in_git_dir: bool,
+    /// The user's own configuration or beneath it, wherever it lies (`jail::user_config_in`).
+    pub user_config: bool,
 }
 
 impl Target {
@@ -45,6 +47,7 @@ impl Target {
             hard_links: 0,
             in_virtual_env: false,
             in_git_dir: false,
+            user_config: false,
         }
     }
 

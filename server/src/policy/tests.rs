@@ -610,7 +610,8 @@ fn protected_rules_are_well_formed() {
                 Pattern::Executable
                 | Pattern::HardLinked
                 | Pattern::VirtualEnv
-                | Pattern::GitDir => &[],
+                | Pattern::GitDir
+                | Pattern::UserConfig => &[],
             };
             for name in names {
                 assert_eq!(
@@ -655,7 +656,7 @@ fn the_user_policy_file() {
     assert!(!settings.ask_protected.contains("vcs"));
     insta::assert_snapshot!(problems.join("\n"), @r#"
     [extra]: unknown section; expected [tools] or [protected]
-    protected.nope: no such rule; the rules are vcs, editor, git_hooks, pre_commit, ci, autorun, build_config, shell_startup, executable, hard_link
+    protected.nope: no such rule; the rules are vcs, editor, git_hooks, pre_commit, ci, autorun, build_config, shell_startup, user_config, executable, hard_link
     tools.write_file: expected "allow", "ask" or "deny", got "sometimes"
     "#);
     let (_, problems) = parse_user_policy("[tools\n");

@@ -2,7 +2,7 @@
 //! secret (`jail::SECRETS`, for the home folder opened as a workspace), or an error;
 //! [`resolve_target`] adds what the policy judges it by (its workspace-relative form, whether
 //! it exists, is executable, has other hard links, lies in a Python environment or a git
-//! directory, or makes one).
+//! directory, or makes one, is the user's own configuration).
 
 use std::ffi::OsStr;
 use std::fs;
@@ -38,6 +38,9 @@ pub fn resolve_target(root: &Path, raw: &str) -> Result<ResolvedPath, ToolError>
         hard_links: meta.as_ref().map_or(0, hard_links),
         in_virtual_env: on_the_way(&canonical_root, &path, jail::becomes_virtual_env),
         in_git_dir: on_the_way(&canonical_root, &path, jail::becomes_git_dir),
+        user_config: jail::user_config_in(&canonical_root)
+            .iter()
+            .any(|config| path.starts_with(config)),
     };
     Ok(ResolvedPath { path, target })
 }
