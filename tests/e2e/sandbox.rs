@@ -1069,20 +1069,69 @@ fn secrets_in_a_home_workspace_are_never_read_or_written() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_command_that_fills_the_disk_is_stopped() {
-    let ws = tempfile::tempdir().unwrap();
-    let snippet = ws.path().join("snippet.py");
-    std::fs::write(
-        &snippet,
+    let res = sandbox_with_a_small_disk(
         "print(run_command('sh', args=['-c', 'while true; do head -c 1048576 /dev/zero >> big; done']))",
-    )
-    .unwrap();
-    let root = ws.path().join("small-disk");
-    std::fs::create_dir(&root).unwrap();
+        |small, snippet| {
+            format!(
+                "{punie} sandbox --workspace {small} --allow-commands --timeout-ms 60000 < {snippet}",
+                punie = punie_exe().display(),
+            )
+        },
+    );
+    // Without the guard the loop runs to the 60 s limit: a TimeoutError.
+    assert_eq!(res["error"]["type"], "OSError", "{res}");
+    let message = res["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the command was stopped: it took"),
+        "{message}"
+    );
+}
+
+/// The run's private directory (`TMPDIR`, `HOME`) is made in the server's temporary
+/// directory, often a tmpfs (memory): a command that fills it is stopped like one that fills
+/// the workspace, before the file system is full. Here that directory is a 64 MiB tmpfs
+/// and the workspace is elsewhere; the command leaves a mark there if a write ever fails for
+/// want of space, and then waits for its deadline.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_command_that_fills_its_temporary_directory_is_stopped() {
+    let ws = tempfile::tempdir().unwrap();
+    let res = sandbox_with_a_small_disk(
+        "print(run_command('sh', args=['-c', 'while head -c 1048576 /dev/zero >> \"$TMPDIR/big\"; do :; done; echo > tmpdir-full; sleep 60']))",
+        |small, snippet| {
+            format!(
+                "TMPDIR={small} {punie} sandbox --workspace {ws} --allow-commands --timeout-ms 20000 < {snippet}",
+                punie = punie_exe().display(),
+                ws = ws.path().display(),
+            )
+        },
+    );
+    // Without the guard: the file system fills, then a TimeoutError at 20 s.
+    assert!(!ws.path().join("tmpdir-full").exists(), "{res}");
+    assert_eq!(res["error"]["type"], "OSError", "{res}");
+    let message = res["error"]["message"].as_str().unwrap();
+    let taken: u64 = message
+        .strip_prefix("the command was stopped: it took ")
+        .and_then(|rest| rest.split_once(" MiB of space in its temporary directory"))
+        .and_then(|(taken, _)| taken.parse().ok())
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(taken < 64, "the file system filled: {message}");
+}
+
+/// Runs `code` through the shell line `command(small, snippet)` in a mount namespace of its
+/// own (`unshare`) where `small` is a fresh 64 MiB tmpfs; the result object `punie sandbox`
+/// printed.
+#[cfg(target_os = "linux")]
+fn sandbox_with_a_small_disk(code: &str, command: impl Fn(&str, &str) -> String) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let snippet = dir.path().join("snippet.py");
+    std::fs::write(&snippet, code).unwrap();
+    let small = dir.path().join("small-disk");
+    std::fs::create_dir(&small).unwrap();
+    let small = small.display().to_string();
     let script = format!(
-        "mount -t tmpfs -o size=64m tmpfs {root} && {punie} sandbox --workspace {root} --allow-commands --timeout-ms 60000 < {snippet}",
-        root = root.display(),
-        punie = punie_exe().display(),
-        snippet = snippet.display(),
+        "mount -t tmpfs -o size=64m tmpfs {small} && {}",
+        command(&small, &snippet.display().to_string())
     );
     let out = std::process::Command::new("unshare")
         .args(["-Urm", "sh", "-c", &script])
@@ -1093,14 +1142,7 @@ fn a_command_that_fills_the_disk_is_stopped() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let res: Value = serde_json::from_slice(&out.stdout).unwrap();
-    // Without the guard the loop runs to the 60 s limit: a TimeoutError.
-    assert_eq!(res["error"]["type"], "OSError", "{res}");
-    let message = res["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("the command was stopped: it took"),
-        "{message}"
-    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Coverage over the training snippets (figures in docs/sandbox.md): every one passes the
