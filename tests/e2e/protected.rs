@@ -480,3 +480,103 @@ fn the_policy_file_stays_as_it_is_wherever_it_lies() {
         assert!(!next.to_string().contains("uid="), "{rel}: {next:#}");
     }
 }
+
+/// Plants a `pre-commit` hook and a `core.fsmonitor` in the git directory `git_dir` (relative
+/// to the workspace), as the red team did: the hook runs at the user's next commit there,
+/// the fsmonitor at the next `git status`, both outside the jail.
+fn plant_in_repository(git_dir: &str) -> String {
+    format!(
+        r#"printf '#!/bin/sh\necho HOOK\n' > {git_dir}/hooks/pre-commit; chmod 755 {git_dir}/hooks/pre-commit; printf '[core]\n\tfsmonitor = touch pwned\n' >> {git_dir}/config"#
+    )
+}
+
+/// Nested repositories the search for protected paths once did not reach: one six levels
+/// down (it stopped at four) and one behind 400 sibling directories (it stopped after 300).
+/// Commands cannot plant a hook or change the config in either.
+#[test]
+fn a_nested_repository_however_deep_or_far_keeps_its_hooks() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    git(&["init", "-q"], &root);
+    for i in 1..=400 {
+        std::fs::create_dir_all(root.join(format!("d{i}/sub"))).unwrap();
+    }
+    let repos = ["vendor/a/b/c/d/lib", "d400/sub/repo"];
+    for repo in repos {
+        std::fs::create_dir_all(root.join(repo)).unwrap();
+        git(&["init", "-q"], &root.join(repo));
+    }
+    let configs: Vec<String> = repos
+        .iter()
+        .map(|repo| std::fs::read_to_string(root.join(repo).join(".git/config")).unwrap())
+        .collect();
+
+    let scripts: Vec<String> = repos
+        .iter()
+        .map(|repo| plant_in_repository(&format!("{repo}/.git")))
+        .collect();
+    let res = sandbox(
+        &root,
+        &format!("for script in {scripts:?}:\n    print(run_command('sh', args=['-c', script]))\n"),
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let output = res["output"].as_str().unwrap();
+
+    for (repo, config) in repos.iter().zip(&configs) {
+        let git_dir = root.join(repo).join(".git");
+        assert!(
+            !git_dir.join("hooks/pre-commit").exists(),
+            "{repo}: {output}"
+        );
+        assert_eq!(
+            &std::fs::read_to_string(git_dir.join("config")).unwrap(),
+            config,
+            "{repo}: {output}"
+        );
+    }
+    assert!(output.contains("Read-only file system"), "{output}");
+}
+
+/// A command that floods the workspace with more directories than the search reads before a
+/// command (the red team made 3000, past the 300 it once read, then wrote the hooks of a
+/// nested repository the search no longer reached): the next command is refused, saying
+/// why, and the nested repository keeps its hooks.
+#[test]
+fn a_flood_of_directories_refuses_the_next_command() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    git(&["init", "-q"], &root);
+    std::fs::create_dir_all(root.join("lib/vendored")).unwrap();
+    git(&["init", "-q"], &root.join("lib/vendored"));
+    let config = std::fs::read_to_string(root.join("lib/vendored/.git/config")).unwrap();
+
+    let flood = "seq 1 20001 | sed 's/^/j/' | xargs mkdir && echo flooded";
+    let plant = plant_in_repository("lib/vendored/.git");
+    let res = sandbox(
+        &root,
+        &format!(
+            r#"
+print(run_command('sh', args=['-c', {flood:?}]))
+try:
+    print(run_command('sh', args=['-c', {plant:?}]))
+except PermissionError as err:
+    print('refused:', err)
+"#
+        ),
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let output = res["output"].as_str().unwrap();
+
+    let git_dir = root.join("lib/vendored/.git");
+    assert!(!git_dir.join("hooks/pre-commit").exists(), "{output}");
+    assert_eq!(
+        std::fs::read_to_string(git_dir.join("config")).unwrap(),
+        config,
+        "{output}"
+    );
+    assert!(output.contains("flooded"), "{output}");
+    assert!(
+        output.contains("refused: cannot run 'sh': the workspace has more than 20000 directories"),
+        "{output}"
+    );
+}

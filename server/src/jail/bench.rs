@@ -30,17 +30,20 @@ pub fn startup_bench(iterations: usize) -> anyhow::Result<StartupFigures> {
             output_bytes: 4096,
         };
         // The walk for protected paths is part of every command's start.
-        run(
-            &argv,
-            workspace.path(),
-            workspace.path(),
-            &super::protected_in(workspace.path()),
-            &access,
-            &limits,
-            &cancel,
-        )
-        .map(drop)
-        .map_err(|err| anyhow::anyhow!("the jail could not run `true`: {err}"))
+        super::protected_for_command(workspace.path())
+            .and_then(|protected| {
+                run(
+                    &argv,
+                    workspace.path(),
+                    workspace.path(),
+                    &protected,
+                    &access,
+                    &limits,
+                    &cancel,
+                )
+            })
+            .map(drop)
+            .map_err(|err| anyhow::anyhow!("the jail could not run `true`: {err}"))
     })?;
     let unconfined = measure(iterations, || {
         Command::new("true")

@@ -51,6 +51,7 @@
 mod bench;
 mod helper;
 mod os_bytes;
+mod protected;
 mod run;
 mod session;
 mod special_dirs;
@@ -64,6 +65,9 @@ mod macos;
 mod seatbelt;
 
 pub use bench::{StartupFigures, startup_bench};
+pub use protected::{
+    DIRS_AFTER_COMMAND, DIRS_BEFORE_COMMAND, Found, protected_for_command, protected_in,
+};
 pub use run::{End, Failure, Finished, RunLimits, run};
 pub use session::{Session, SessionEnd};
 pub use special_dirs::{
@@ -341,104 +345,6 @@ fn linked_installations(path: &str, homes: &[PathBuf]) -> Vec<PathBuf> {
             }
         }
     }
-    res
-}
-
-/// How far [`protected_in`] looks, breadth first: nested repositories and project folders sit
-/// a few levels down, and a huge tree (`node_modules`) must not cost every command a full walk.
-const PROTECTED_SEARCH_DEPTH: usize = 4;
-const PROTECTED_SEARCH_DIRS: usize = 300;
-/// Directories [`protected_in`] does not descend into: dependencies, build output and caches
-/// that tools regenerate, where thousands of directories would cost every command
-/// milliseconds and nobody keeps a repository, editor settings or a Python environment. Not
-/// `.tox` or `.nox`: they hold real environments (`.tox/py311/pyvenv.cfg`) whose `.pth` files
-/// and `bin/activate` run later, outside the jail; an environment is listed whole and never
-/// entered, so they cost a few directories.
-const PROTECTED_SEARCH_SKIPPED: &[&str] = &[
-    "node_modules",
-    "target",
-    "__pycache__",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-];
-
-/// The protected paths (`policy::PROTECTED`) that exist in `workspace`, down to
-/// [`PROTECTED_SEARCH_DEPTH`] levels and within [`PROTECTED_SEARCH_DIRS`] directories read
-/// (not inside [`PROTECTED_SEARCH_SKIPPED`]):
-/// what a command must not change even though it may write the workspace (a nested
-/// repository's hooks as much as the top one's, a Python environment or a git directory
-/// whatever its name, the git directory a `.git` file names, the user's own configuration
-/// wherever it lies: [`user_config_in`]).
-/// Symlinks are not followed (a link that is itself protected is listed; its target is
-/// resolved when it is mounted). Rules about a file's facts (executables, hard links) are the
-/// permission prompt's, not the jail's.
-pub fn protected_in(workspace: &Path) -> Vec<PathBuf> {
-    use crate::policy::{PROTECTED, Pattern};
-    let folded = |name: &std::ffi::OsStr| {
-        name.to_string_lossy()
-            .trim_end_matches(['.', ' '])
-            .to_ascii_lowercase()
-    };
-    let patterns = || PROTECTED.iter().flat_map(|rule| rule.patterns);
-    let mut res = Vec::new();
-    let mut queue = std::collections::VecDeque::from([(workspace.to_path_buf(), 0)]);
-    let mut dirs_read = 0;
-    while let Some((dir, depth)) = queue.pop_front() {
-        if dirs_read == PROTECTED_SEARCH_DIRS {
-            break;
-        }
-        dirs_read += 1;
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = folded(&entry.file_name());
-            let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
-            let whole = patterns().any(|pattern| match pattern {
-                Pattern::Component(protected) => name == *protected,
-                Pattern::Suffix(suffix) => name.ends_with(suffix),
-                Pattern::VirtualEnv => is_dir && is_virtual_env(&entry.path()),
-                Pattern::GitDir => is_dir && is_git_dir(&entry.path()),
-                _ => false,
-            });
-            if name == ".git" {
-                // A worktree's or submodule's git directory, however deep or named.
-                res.extend(linked_git_dirs(workspace, &entry.path()));
-            }
-            if whole {
-                res.push(entry.path());
-                continue;
-            }
-            for pattern in patterns() {
-                if let Pattern::Components([first, second, ..]) = pattern
-                    && name == *first
-                    && let Ok(children) = std::fs::read_dir(entry.path())
-                {
-                    res.extend(
-                        children
-                            .flatten()
-                            .filter(|child| folded(&child.file_name()) == *second)
-                            .map(|child| child.path()),
-                    );
-                }
-            }
-            if is_dir
-                && depth + 1 < PROTECTED_SEARCH_DEPTH
-                && !PROTECTED_SEARCH_SKIPPED.contains(&name.as_str())
-            {
-                queue.push_back((entry.path(), depth + 1));
-            }
-        }
-    }
-    // The user's own configuration, wherever it lies: by what it is, not by its name.
-    res.extend(
-        user_config_in(workspace)
-            .into_iter()
-            .filter(|path| path.exists()),
-    );
-    res.sort();
-    res.dedup();
     res
 }
 
@@ -803,16 +709,19 @@ pub fn explain(access: &Access) -> String {
                 deadline: std::time::Instant::now() + std::time::Duration::from_secs(10),
                 output_bytes: 4096,
             };
-            run(
-                &["true".to_owned()],
-                dir.path(),
-                dir.path(),
-                &protected_in(dir.path()),
-                access,
-                &limits,
-                &crate::cancel::CancelFlag::default(),
-            )
-            .map(|finished| finished.layers)
+            protected_for_command(dir.path())
+                .and_then(|protected| {
+                    run(
+                        &["true".to_owned()],
+                        dir.path(),
+                        dir.path(),
+                        &protected,
+                        access,
+                        &limits,
+                        &crate::cancel::CancelFlag::default(),
+                    )
+                })
+                .map(|finished| finished.layers)
         }
         Err(err) => Err(Failure::Helper(format!(
             "cannot make a scratch workspace: {err}"

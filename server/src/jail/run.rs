@@ -80,10 +80,10 @@ impl std::fmt::Display for Failure {
 /// nothing it started is left. The one way a program runs on behalf of the model.
 ///
 /// `protected` are the workspace's protected paths as the caller found them just before
-/// ([`super::protected_in`]); they are mounted read-only. The jail cannot stop the command
-/// from creating others, so the caller looks again afterwards, whatever the outcome (a helper
-/// that dies reports nothing, but its command may have written), and moves aside what
-/// appeared.
+/// ([`super::protected_for_command`]); they are mounted read-only. The jail cannot stop the
+/// command from creating others, so the caller looks again afterwards, whatever the outcome
+/// (a helper that dies reports nothing, but its command may have written), and moves aside
+/// what appeared.
 pub fn run(
     argv: &[String],
     cwd: &Path,

@@ -93,7 +93,7 @@ impl Session {
             argv,
             cwd,
             workspace,
-            super::protected_in(workspace),
+            super::protected_for_command(workspace)?,
             access,
             Some(&read_end),
         )?

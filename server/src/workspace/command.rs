@@ -199,10 +199,12 @@ pub fn run_command(
         deadline: started + limits.timeout,
         output_bytes: limits.output_bytes,
     };
+    // Nothing runs where the protected paths cannot all be found.
+    let protected_at_start = jail::protected_for_command(workspace)
+        .map_err(|failure| ToolError::permission(format!("cannot run '{program}': {failure}")))?;
     // The command's own flag: the caller's, or the disk guard's when it fills the disk.
     let command_cancel = CancelFlag::joined(&[cancel], None);
     let disk_guard = super::disk_guard::DiskGuard::watch(workspace, &command_cancel);
-    let protected_at_start = jail::protected_in(workspace);
     let ran = jail::run(
         argv,
         cwd,

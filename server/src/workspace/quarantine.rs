@@ -33,18 +33,26 @@ const QUARANTINE_DIR: &str = ".punie/quarantine";
 /// command started, which the jail mounted read-only) into the quarantine. Returns the line
 /// for the command's stderr, or `None` when nothing appeared.
 pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
+    sweep_reading(workspace, before, jail::DIRS_AFTER_COMMAND)
+}
+
+/// [`sweep`], reading at most `max_dirs` directories of the workspace.
+fn sweep_reading(workspace: &Path, before: &[PathBuf], max_dirs: usize) -> Option<String> {
     let before: HashSet<&PathBuf> = before.iter().collect();
     let state = workspace.join(STATE_DIR);
     let state_is_foreign = std::fs::symlink_metadata(&state)
         .is_ok_and(|meta| meta.is_symlink() || !before.contains(&state));
-    let appeared: Vec<PathBuf> = jail::protected_in(workspace)
+    let found = jail::protected_in(workspace, max_dirs);
+    let unswept = (!found.complete).then(|| unswept_note(max_dirs));
+    let appeared: Vec<PathBuf> = found
+        .paths
         .into_iter()
         .filter(|path| !before.contains(path))
         .filter_map(|path| path.strip_prefix(workspace).ok().map(Path::to_path_buf))
         .filter(|rel| !rel.starts_with(STATE_DIR))
         .collect();
     if appeared.is_empty() && !state_is_foreign {
-        return None;
+        return unswept;
     }
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -59,7 +67,7 @@ pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
                 // Nothing can go into the quarantine without writing through it.
                 failed.push(format!("{STATE_DIR} ({err})"));
                 failed.extend(appeared.iter().map(|rel| shown(rel)));
-                return Some(report(&moved, &failed, stamp));
+                return Some(report(&moved, &failed, stamp, unswept));
             }
         }
     }
@@ -73,13 +81,26 @@ pub(super) fn sweep(workspace: &Path, before: &[PathBuf]) -> Option<String> {
             Err(err) => failed.push(format!("{} ({err})", shown(&entry))),
         }
     }
-    Some(report(&moved, &failed, stamp))
+    Some(report(&moved, &failed, stamp, unswept))
+}
+
+/// The line for a sweep that could not read the whole workspace: what lies beyond was not
+/// looked at, and nothing runs until the workspace is smaller again.
+fn unswept_note(max_dirs: usize) -> String {
+    let line = format!(
+        "punie: the workspace now has more than {max_dirs} directories; protected paths the \
+         command may have made beyond them (a nested .git, .vscode) were not looked for, and \
+         no command runs until it has fewer than {}",
+        jail::DIRS_BEFORE_COMMAND
+    );
+    tracing::warn!("{line}");
+    line
 }
 
 /// The lines for the command's stderr (and the log) about what was moved and what could not
 /// be. The command chose the names: each is one shell word ([`shown`]), so none can break a
 /// line of its own and pass for the server's.
-fn report(moved: &[PathBuf], failed: &[String], stamp: u128) -> String {
+fn report(moved: &[PathBuf], failed: &[String], stamp: u128, unswept: Option<String>) -> String {
     let mut line = String::new();
     if !moved.is_empty() {
         let names: Vec<String> = moved.iter().map(|rel| shown(rel)).collect();
@@ -100,6 +121,12 @@ fn report(moved: &[PathBuf], failed: &[String], stamp: u128) -> String {
     }
     for part in line.lines() {
         tracing::warn!("{part}");
+    }
+    if let Some(unswept) = unswept {
+        if !line.is_empty() {
+            line.push('\n');
+        }
+        line.push_str(&unswept);
     }
     line
 }
@@ -208,7 +235,7 @@ mod tests {
         let root = ws.path().canonicalize().unwrap();
         std::fs::create_dir_all(root.join(".vscode")).unwrap();
         std::fs::write(root.join(".vscode/settings.json"), "{}").unwrap();
-        let before = jail::protected_in(&root);
+        let before = jail::protected_for_command(&root).unwrap();
 
         std::fs::create_dir_all(root.join("sub/.git/hooks")).unwrap();
         std::fs::write(root.join("sub/.git/hooks/pre-commit"), "#!/bin/sh\n").unwrap();
@@ -249,7 +276,35 @@ mod tests {
             let mode = std::fs::metadata(hook).unwrap().permissions().mode();
             assert_eq!(mode & 0o111, 0, "{mode:o}");
         }
-        assert_eq!(sweep(&root, &jail::protected_in(&root)), None);
+        assert_eq!(
+            sweep(&root, &jail::protected_for_command(&root).unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_sweep_that_cannot_read_the_whole_workspace_says_so() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path().canonicalize().unwrap();
+        let before = jail::protected_for_command(&root).unwrap();
+
+        std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+        std::fs::create_dir_all(root.join(".vscode")).unwrap();
+        // The root, `a` and `a/b` are read; `a/b/c` is not.
+        let line = sweep_reading(&root, &before, 3).unwrap();
+
+        assert_eq!(line.lines().count(), 2, "{line}");
+        assert!(line.contains(": .vscode\n"), "{line}");
+        assert!(
+            line.ends_with(
+                "more than 3 directories; protected paths the command may have made beyond \
+                 them (a nested .git, .vscode) were not looked for, and no command runs until \
+                 it has fewer than 20000"
+            ),
+            "{line}"
+        );
+        let after = jail::protected_for_command(&root).unwrap();
+        assert_eq!(sweep_reading(&root, &after, 3), Some(unswept_note(3)));
     }
 
     #[test]
@@ -259,7 +314,7 @@ mod tests {
         std::fs::create_dir_all(root.join("venv/lib/python3.11/site-packages")).unwrap();
         std::fs::write(root.join("venv/pyvenv.cfg"), "home = /usr/bin\n").unwrap();
         std::fs::create_dir_all(root.join("lib/python3.11/site-packages")).unwrap();
-        let before = jail::protected_in(&root);
+        let before = jail::protected_for_command(&root).unwrap();
         assert_eq!(before, [root.join("venv")]);
 
         std::fs::create_dir_all(root.join("tools/env/conda-meta")).unwrap();
@@ -274,7 +329,7 @@ mod tests {
     fn a_name_the_command_chose_cannot_forge_a_line() {
         let ws = tempfile::tempdir().unwrap();
         let root = ws.path().canonicalize().unwrap();
-        let before = jail::protected_in(&root);
+        let before = jail::protected_for_command(&root).unwrap();
 
         let name = "env\npunie: ALL GOOD \u{1b}[2K\u{7}x";
         std::fs::create_dir_all(root.join(name).join("conda-meta")).unwrap();
@@ -291,7 +346,7 @@ mod tests {
             "{line}"
         );
         assert!(!root.join(name).exists());
-        let failed = report(&[], &[shown(Path::new("a\nb"))], 1);
+        let failed = report(&[], &[shown(Path::new("a\nb"))], 1, None);
         assert_eq!(failed.lines().count(), 1, "{failed}");
     }
 
@@ -302,7 +357,7 @@ mod tests {
         std::fs::write(outside.path().join("config.toml"), "mine\n").unwrap();
         let ws = tempfile::tempdir().unwrap();
         let root = ws.path().canonicalize().unwrap();
-        let before = jail::protected_in(&root);
+        let before = jail::protected_for_command(&root).unwrap();
 
         std::os::unix::fs::symlink(outside.path(), root.join(".cargo")).unwrap();
         sweep(&root, &before).unwrap();
@@ -320,7 +375,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let ws = tempfile::tempdir().unwrap();
         let root = ws.path().canonicalize().unwrap();
-        let before = jail::protected_in(&root);
+        let before = jail::protected_for_command(&root).unwrap();
 
         std::os::unix::fs::symlink(outside.path(), root.join(STATE_DIR)).unwrap();
         let line = sweep(&root, &before).unwrap();
@@ -339,6 +394,9 @@ mod tests {
             .unwrap();
         let moved = std::fs::symlink_metadata(stamp_dir.path().join(STATE_DIR)).unwrap();
         assert!(moved.is_symlink());
-        assert_eq!(sweep(&root, &jail::protected_in(&root)), None);
+        assert_eq!(
+            sweep(&root, &jail::protected_for_command(&root).unwrap()),
+            None
+        );
     }
 }
