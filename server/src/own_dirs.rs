@@ -7,9 +7,11 @@
 //! and the jail keeps all of them out of reach of commands and tools ([`protected`]), for a
 //! workspace that holds them (the home folder, or `/`, opened as the workspace): a command
 //! that planted a FIFO among the saved sessions would hang the agent at its next start, one
-//! that replaced a model would choose what the model says.
+//! that replaced a model would choose what the model says. They are created private
+//! ([`create`]): another local user reads none of it.
 
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 
 /// Punie's per-user data directory (see the module doc).
 pub fn data_dir() -> anyhow::Result<PathBuf> {
@@ -57,6 +59,16 @@ pub(crate) fn protected() -> Vec<PathBuf> {
     res
 }
 
+/// Creates `dir` and its missing parents for Punie's own data (the directories above, a
+/// workspace's `.punie`): `0o700`, since what they hold (prompts, file contents, answers) is
+/// the user's alone. A directory that exists is left as it is.
+pub(crate) fn create(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 fn home_dir() -> anyhow::Result<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -67,4 +79,22 @@ fn home_dir() -> anyhow::Result<PathBuf> {
                  where Punie keeps its data"
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn punies_directories_are_made_private_whatever_the_umask() {
+        let root = tempfile::tempdir().unwrap();
+        let store = root.path().join("share/punie/sessions");
+        create(&store).unwrap();
+        for dir in [root.path().join("share/punie"), store] {
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
+    }
 }

@@ -490,6 +490,15 @@ fn sessions_are_listed_and_loaded_after_a_restart() {
         assert_eq!(client.close(), 0);
         session_id
     };
+    // The saved conversation and its metadata are the user's alone.
+    for name in [
+        format!("{session_id}.json"),
+        format!("{session_id}.meta.json"),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(fx.sessions.path().join(&name)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+    }
     let mut client = AcpClient::start(&[&engine], fx.sessions.path(), default_handler(None));
     client.initialize(false, false);
     let list = client.request("session/list", json!({"cwd": fx.root()}));

@@ -691,6 +691,40 @@ fn transcripts_and_sessions_are_never_committable() {
     );
 }
 
+/// What Punie keeps in a workspace holds the user's prompts and the files the model read:
+/// another local user reads none of it, whatever the umask, and a `.punie` made readable
+/// before is made private again.
+#[test]
+fn punies_state_in_the_workspace_is_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let scripts = tempfile::tempdir().unwrap();
+    let script = write_script(scripts.path(), "s.json", Value::from(vec!["Noted."]));
+    for made_before in [false, true] {
+        let ws = workspace();
+        let state = ws.path().join(".punie");
+        if made_before {
+            std::fs::create_dir(&state).unwrap();
+            std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let (out, output) = ask_json(ws.path(), &script, &[], "My password is hunter2.");
+        assert!(output.status.success(), "{out}");
+        assert_eq!(mode(&state), 0o700, "made before: {made_before}");
+        let transcripts = state.join("transcripts");
+        assert_eq!(mode(&transcripts), 0o700);
+        let mut files = 0;
+        for entry in std::fs::read_dir(&transcripts).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|ext| ext == "jsonl") {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                files += 1;
+            }
+        }
+        assert_eq!(files, 1);
+        assert_eq!(mode(&state.join("session.json")), 0o600);
+    }
+}
+
 #[test]
 fn ctrl_c_cancels_a_running_snippet() {
     let ws = workspace();

@@ -148,6 +148,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cancel",
             "engine",
             "models",
+            "own_dirs",
             "policy",
             "prompt",
             "sandbox",

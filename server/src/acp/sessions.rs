@@ -44,9 +44,7 @@ impl SessionStore {
     ) -> anyhow::Result<()> {
         let (conversation_path, meta_path) = self.paths(&meta.session_id)?;
         agent::save_session(&conversation_path, conversation, profile)?;
-        let body = serde_json::to_string_pretty(meta)?;
-        crate::workspace::write_atomic(&crate::workspace::follow_user_links(&meta_path), &body)
-            .map_err(|err| anyhow::anyhow!("cannot write {}: {}", meta_path.display(), err.message))
+        agent::write_stored(&meta_path, &serde_json::to_vec_pretty(meta)?)
     }
 
     /// The saved session `session_id`, or `None` when there is none.

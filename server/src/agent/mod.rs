@@ -59,7 +59,9 @@ pub use executor::{CodeResult, CodeRunner, ToolActivity};
 pub use feedback::tool_response;
 pub use profile::{resolve_profile, show_offered_tools};
 pub use run::{run, run_with_strategy};
-pub use session::{SavedSession, default_session_path, load_session, read_stored, save_session};
+pub use session::{
+    SavedSession, default_session_path, load_session, read_stored, save_session, write_stored,
+};
 pub use transcript::{default_transcript_dir, ruling_json};
 pub use types::{
     DEFAULT_MAX_TURNS, RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord,

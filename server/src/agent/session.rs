@@ -28,7 +28,7 @@ pub struct SavedSession {
     pub profile: String,
 }
 
-/// Writes the session atomically (`crate::atomic_file`), creating the directory.
+/// Writes the session ([`write_stored`]).
 pub fn save_session(path: &Path, conversation: &Conversation, profile: &str) -> anyhow::Result<()> {
     let messages: Vec<Value> = conversation
         .messages()
@@ -37,13 +37,24 @@ pub fn save_session(path: &Path, conversation: &Conversation, profile: &str) -> 
         .collect();
     let body =
         json!({"session_id": conversation.session_id(), "profile": profile, "messages": messages});
+    write_stored(path, &serde_json::to_vec_pretty(&body)?)
+}
+
+/// Writes one of Punie's stored files (a saved session, a session's metadata)
+/// atomically (`crate::atomic_file`), creating its directory (`0o700`, `.punie`'s rules). A
+/// new file is the user's alone (`0o600`); a replaced one keeps its mode.
+pub fn write_stored(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         super::workspace_state::create_dir(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let bytes = serde_json::to_vec_pretty(&body)?;
-    crate::atomic_file::replace(path, |file| file.write_all(&bytes))
-        .with_context(|| format!("cannot write {}", path.display()))
+    crate::atomic_file::replace(path, |file| {
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)
+    })
+    .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The largest saved session read back: far beyond any conversation a context window holds.

@@ -67,9 +67,12 @@ impl Transcript {
             prune(dir, SystemTime::now());
             let mut options = std::fs::OpenOptions::new();
             options.create(true).append(true);
-            // A link in place of the file is not followed.
+            // A link in place of the file is not followed; the user's words are theirs alone.
             #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+            }
             options.open(&path)
         });
         match opened {

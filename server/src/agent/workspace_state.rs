@@ -1,6 +1,7 @@
 //! `<workspace>/.punie/`: what Punie keeps in a workspace (transcripts, the last session,
-//! answers). They hold the user's code, tool outputs and the model's words, so they must not
-//! end up in a commit: the directory carries its own `.gitignore` that ignores everything in
+//! answers). They hold the user's code, tool outputs and the model's words, so no other local
+//! user may read them (the directory is `0o700`, its files `0o600`), and they must not end up
+//! in a commit: the directory carries its own `.gitignore` that ignores everything in
 //! it, itself included, written whenever Punie creates something there. Punie owns that file:
 //! one with other content (a cloned repository's `!*`, which would make every transcript
 //! committable) is replaced. Being the `.gitignore` nearest to what Punie writes, it wins over
@@ -37,12 +38,30 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     if let Some(state) = state {
         refuse_links(state, dir)?;
     }
-    std::fs::create_dir_all(dir)?;
+    crate::own_dirs::create(dir)?;
     if let Some(state) = state {
         refuse_links(state, dir)?;
+        keep_private(state);
         ignore_in_git(state)?;
     }
     Ok(())
+}
+
+/// Takes the group's and others' access from `state` (made `0o755` by an earlier version or
+/// a `mkdir`): what it holds is the user's alone. Best effort: a directory someone else owns
+/// is logged and used as it is.
+fn keep_private(state: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(state) else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    if meta.is_dir() && mode & 0o077 != 0 {
+        let private = std::fs::Permissions::from_mode(mode & 0o700);
+        if let Err(err) = std::fs::set_permissions(state, private) {
+            tracing::warn!("cannot make {} private: {err}", state.display());
+        }
+    }
 }
 
 /// An error when `state` or a directory between it and `dir` is a symbolic link.

@@ -51,7 +51,7 @@ pub fn fetch(
         }
         progress("the installed file does not match the manifest; installing it again");
     }
-    std::fs::create_dir_all(model_dir)
+    crate::own_dirs::create(model_dir)
         .with_context(|| format!("creating the model directory {}", model_dir.display()))?;
     let download_dir = tempfile::Builder::new()
         .prefix(".punie-download-")
