@@ -199,9 +199,10 @@ pub fn io_error(err: &std::io::Error, shown: &str) -> ToolError {
     use std::io::ErrorKind;
     #[cfg(unix)]
     if no_follow::is_link_on_path(err) {
+        // A judged path holds no link: one there appeared after the check (or the caller
+        // never resolved the path). Either way, where it leads was never judged.
         return ToolError::permission(format!(
-            "'{shown}' changed after it was checked (a symbolic link appeared on its path): \
-             not followed"
+            "'{shown}' goes through a symbolic link, which is not followed here"
         ));
     }
     let type_name = match err.kind() {
