@@ -840,3 +840,121 @@ fn lsp_punie_permission_carries_the_diff_for_a_rich_client() {
     );
     assert_eq!(client.shutdown(), 0);
 }
+
+/// Files whose name marks a secret, each planted in a workspace with a marker in it.
+const SECRET_FILES: &[&str] = &[
+    ".env",
+    ".env.local",
+    "app/.env",
+    ".envrc",
+    "id_ed25519",
+    "certs/server.pem",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    ".aws/credentials",
+    ".kube/config",
+    ".ssh/id_rsa",
+];
+
+/// Every file under `dir` but the planted secrets that holds `marker`.
+fn files_holding(dir: &Path, marker: &str, planted: &[PathBuf]) -> Vec<PathBuf> {
+    let mut res = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return res;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            res.extend(files_holding(&path, marker, planted));
+        } else if !planted.contains(&path)
+            && std::fs::read(&path)
+                .is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(marker))
+        {
+            res.push(path);
+        }
+    }
+    res
+}
+
+/// With no one to ask, no read tool hands over a file named like a secret, even with every
+/// `--yes`: its content is in no tool result, no output, no transcript and no saved session.
+/// The harmless variants are read as before.
+#[test]
+fn files_named_like_secrets_are_read_only_when_the_user_answers() {
+    use std::io::Write;
+    let ws = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let marker = "SECRETMARKER7f3a";
+    let mut planted = Vec::new();
+    for rel in SECRET_FILES {
+        let path = ws.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("API_TOKEN = \"{marker}\"\n")).unwrap();
+        planted.push(path);
+    }
+    std::fs::write(ws.path().join(".env.example"), "API_TOKEN = \"fill me\"\n").unwrap();
+    std::fs::write(ws.path().join("id_ed25519.pub"), "ssh-ed25519 AAAA dev\n").unwrap();
+    let names = serde_json::to_string(SECRET_FILES).unwrap();
+    let code = format!(
+        "for p in {names} + ['.env.example', 'id_ed25519.pub']:\n    try:\n        print(p, 'READ', read_file(p))\n    except PermissionError as e:\n        print(p, 'REFUSED', e)\nfor p in ['.env', 'app/.env']:\n    for call in [lambda: document_symbols(p), lambda: cst_find_pattern(p, 'Assign')]:\n        try:\n            print(p, 'TYPED', call())\n        except PermissionError as e:\n            print(p, 'REFUSED', e)"
+    );
+    let script = script_for(ws.path(), &code);
+    let ask = punie()
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .arg("ask")
+        .arg("--workspace")
+        .arg(ws.path())
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .args(["--json", "--yes", "go"])
+        .output()
+        .unwrap();
+    assert!(ask.status.success(), "{}", text_of(&ask));
+    let sandbox = punie()
+        .env("HOME", home.path())
+        .args(["sandbox", "--allow-commands", "--workspace"])
+        .arg(ws.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    sandbox
+        .stdin
+        .as_ref()
+        .unwrap()
+        .write_all(code.as_bytes())
+        .unwrap();
+    let sandbox = sandbox.wait_with_output().unwrap();
+    for (front_end, output) in [("ask", &ask), ("sandbox", &sandbox)] {
+        let text = text_of(output);
+        assert!(!text.contains(marker), "{front_end}: {text}");
+        for rel in SECRET_FILES {
+            assert!(
+                text.contains(&format!("{rel} REFUSED")),
+                "{front_end}: {rel}"
+            );
+        }
+        assert!(text.contains(".env.example READ API_TOKEN"), "{front_end}");
+        assert!(
+            text.contains("id_ed25519.pub READ ssh-ed25519"),
+            "{front_end}"
+        );
+    }
+    let out: Value = serde_json::from_slice(&ask.stdout).unwrap();
+    let refused = out["refused"][0]["message"].as_str().unwrap();
+    assert!(
+        refused.starts_with("read_file: not allowed, no terminal to ask on"),
+        "{refused}"
+    );
+    // The transcript and the saved session (under `.punie/`) and Punie's data directory.
+    assert_eq!(
+        files_holding(ws.path(), marker, &planted),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(
+        files_holding(home.path(), marker, &[]),
+        Vec::<PathBuf>::new()
+    );
+}

@@ -1050,13 +1050,14 @@ fn secrets_in_a_home_workspace_are_never_read_or_written() {
     assert!(!printed.contains("AWS-SECRET-8f00b204"), "{printed}");
     let res: Value = serde_json::from_slice(&out.stdout).unwrap();
     let output = res["output"].as_str().unwrap();
-    // `.SSH` is another directory on Linux (it does not exist): not found, not read.
+    // `.SSH` is another directory on Linux (it does not exist), but its name marks a secret
+    // (names compare without case): refused before anyone looks whether it exists.
     assert_eq!(
         output
             .lines()
             .filter(|line| *line == "PermissionError")
             .count(),
-        5,
+        6,
         "{res}"
     );
     assert!(output.contains("ordinary"), "{output}");

@@ -53,6 +53,7 @@ mod helper;
 mod os_bytes;
 mod protected;
 mod run;
+mod secret_names;
 mod session;
 mod special_dirs;
 mod user_config;
@@ -69,6 +70,7 @@ pub use protected::{
     DIRS_AFTER_COMMAND, DIRS_BEFORE_COMMAND, Found, protected_for_command, protected_in,
 };
 pub use run::{End, Failure, Finished, RunLimits, run};
+pub use secret_names::secret_name;
 pub use session::{Session, SessionEnd};
 pub use special_dirs::{
     becomes_git_dir, becomes_virtual_env, is_git_dir, is_virtual_env, linked_git_dirs,

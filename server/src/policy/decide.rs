@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | 1 | the tool's setting is `deny` | deny (setting) |
 //! | 2 | a write's target is a protected path ([`PROTECTED`]) | deny (rule), or ask every time when the user turned the rule to `ask` |
+//! | 2b | a read's target is named like a secret ([`Target::secret`](super::Target::secret): `.env`, a private key, `.aws/…`) | ask every time, never for the session: with no one to ask, deny |
 //! | 3 | the tool's setting is `allow` | allow (setting) |
 //! | 4 | a session approval covers the call | allow (that approval) |
 //! | 5 | otherwise | ask, offering a session approval of [`Scope::of`] the call |
@@ -206,6 +207,16 @@ pub fn decide(
                 .push("It will not stay executable: Punie never writes an execute bit.".to_owned());
         }
         return Verdict::Ask(Box::new(Prompt::new(request, None, notes)));
+    }
+    if let Action::Read { target } = &request.action
+        && let Some(secret) = target.secret
+    {
+        // A file the user keeps out of the model's reach: no setting or session approval
+        // reads it without the user seeing this one read.
+        let note = format!(
+            "Its name marks a secret ({secret}): Punie asks before every read of such a file."
+        );
+        return Verdict::Ask(Box::new(Prompt::new(request, None, vec![note])));
     }
     if setting == Decision::Allow {
         return Verdict::Allow { session: None };

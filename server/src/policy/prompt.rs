@@ -56,8 +56,11 @@ pub struct Prompt {
     pub notes: Vec<String>,
     pub change: Option<Change>,
     /// What "Allow for this session" covers; `None` when it is not offered (a protected path
-    /// that the user's settings turned to ask-every-time).
+    /// that the user's settings turned to ask-every-time, a file named like a secret).
     pub session: Option<Scope>,
+    /// What marks the file a read is about as a secret (`.env`): no setting allows this read,
+    /// so a front end with no one to ask says so instead of naming a flag.
+    pub secret: Option<&'static str>,
 }
 
 /// How much of the subject a dialog shows by default.
@@ -75,11 +78,13 @@ impl Prompt {
             notes: Vec::new(),
             change: None,
             session,
+            secret: None,
         };
         match &request.action {
             Action::Read { target } => {
                 prompt.kind = PromptKind::Read;
                 prompt.subject = shell_word(&target.rel);
+                prompt.secret = target.secret;
                 prompt.notes.extend(spelling_note(target));
             }
             Action::Write {

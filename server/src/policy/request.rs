@@ -33,6 +33,9 @@ pub struct Target {
     pub in_git_dir: bool,
     /// The user's own configuration or beneath it, wherever it lies (`jail::user_config_in`).
     pub user_config: bool,
+    /// What marks the file as a secret by its name (`.env`, a private key, `.aws/…`:
+    /// `jail::secret_name`); a read of it asks every time.
+    pub secret: Option<&'static str>,
 }
 
 impl Target {
@@ -48,6 +51,7 @@ impl Target {
             in_virtual_env: false,
             in_git_dir: false,
             user_config: false,
+            secret: None,
         }
     }
 

@@ -684,3 +684,60 @@ fn a_workspace_source_only_tightens() {
     vouched.override_tools(&from_editor);
     assert_eq!(check(&vouched.tools, tool("write_file")), Decision::Allow);
 }
+
+#[test]
+fn a_file_named_like_a_secret_is_read_only_when_the_user_answers_each_time() {
+    let env = ToolRequest {
+        tool: tool("read_file"),
+        action: Action::Read {
+            target: Target {
+                secret: Some(".env"),
+                ..Target::existing_file("app/.env")
+            },
+        },
+    };
+    let mut prompts = Vec::new();
+    let mut answer = |prompt: &Prompt| {
+        prompts.push(prompt.clone());
+        Answer::AllowForSession
+    };
+    // Reads are allowed without asking by default; this one asks, and twice is twice.
+    let approvals = Mutex::new(SessionApprovals::default());
+    let settings = PolicySettings::default();
+    for _ in 0..2 {
+        let ruling = permit(&env, &settings, &approvals, &mut answer);
+        assert!(ruling.allowed);
+        assert_eq!(ruling.scope, None, "never remembered for the session");
+    }
+    // A session approval of the file (read_file turned to ask) does not cover it either.
+    let mut ask_reads = PolicySettings::default();
+    ask_reads.tools.set("read_file", Decision::Ask);
+    let approved = Mutex::new(SessionApprovals::default());
+    permit(&read("app/.env"), &ask_reads, &approved, &mut answer);
+    permit(&env, &ask_reads, &approved, &mut answer);
+    assert_eq!(prompts.len(), 4);
+    let prompt = &prompts[3];
+    assert_eq!(
+        (prompt.session.as_ref(), prompt.secret),
+        (None, Some(".env"))
+    );
+    assert!(
+        prompt
+            .notes
+            .iter()
+            .any(|note| note.contains("secret (.env)"))
+    );
+
+    // No one to ask: refused, and the setting `deny` refuses without asking.
+    let unavailable = |_: &Prompt| Answer::Unavailable("there is no one to ask".to_owned());
+    let ruling = permit(&env, &settings, &approvals, &mut { unavailable });
+    assert!(!ruling.allowed);
+    assert_eq!(
+        ruling.refusal_message().unwrap(),
+        "read_file: not allowed, there is no one to ask: app/.env"
+    );
+    let mut deny = PolicySettings::default();
+    deny.tools.set("read_file", Decision::Deny);
+    let ruling = permit(&env, &deny, &approvals, &mut |_| panic!("asked"));
+    assert!(!ruling.allowed);
+}

@@ -82,7 +82,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cancel::{CancelFlag, Interrupted};
-use crate::policy::{self, Answer, Decision, PolicySettings, SessionApprovals};
+use crate::policy::{self, Answer, Decision, PolicySettings, PromptKind, SessionApprovals};
 pub use crate::policy::{Ruling, ToolRequest};
 use crate::tools::PermissionClass;
 pub use crate::tools::Tool;
@@ -197,8 +197,13 @@ impl ToolHost for DiskToolHost {
 
     fn permit(&self, request: &ToolRequest, _cancel: &CancelFlag) -> Ruling {
         let approvals = Mutex::new(SessionApprovals::default());
-        policy::permit(request, &self.settings(), &approvals, &mut |_prompt| {
-            Answer::Unavailable("there is no one to ask; pass --allow-commands".to_owned())
+        policy::permit(request, &self.settings(), &approvals, &mut |prompt| {
+            Answer::Unavailable(match prompt.kind {
+                PromptKind::Execute | PromptKind::Call => {
+                    "there is no one to ask; pass --allow-commands".to_owned()
+                }
+                PromptKind::Read | PromptKind::Write => "there is no one to ask".to_owned(),
+            })
         })
     }
 }

@@ -227,9 +227,16 @@ impl Context<'_> {
         workspace::display_path(self.root(), path)
     }
 
-    /// The text of a workspace file: the editor's buffer when it has one, else the disk.
+    /// The text of a workspace file: the editor's buffer when it has one, else the disk. A
+    /// file named like a secret is refused: only `read_file`, which asks the user, reads one.
     fn read(&self, raw: &str) -> Result<(PathBuf, String), ToolError> {
         let path = self.existing(raw)?;
+        if let Some(secret) = crate::jail::secret_name(&self.shown(&path)) {
+            return Err(ToolError::permission(format!(
+                "'{raw}' is named like a secret ({secret}): only read_file reads it, once the \
+                 user agrees"
+            )));
+        }
         let text = match self.host.read_document(&path) {
             Some(text) => text,
             None => workspace::read_text(&path, raw)?,

@@ -29,6 +29,7 @@ pub fn resolve_target(root: &Path, raw: &str) -> Result<ResolvedPath, ToolError>
     let rel = relative(&canonical_root, &path);
     // `path` is canonical: no symlink left to follow, so this is the file itself.
     let meta = fs::metadata(&path).ok();
+    let secret = jail::secret_name(&rel);
     let target = Target {
         rel,
         spelled: raw.to_owned(),
@@ -41,6 +42,7 @@ pub fn resolve_target(root: &Path, raw: &str) -> Result<ResolvedPath, ToolError>
         user_config: jail::user_config_in(&canonical_root)
             .iter()
             .any(|config| path.starts_with(config)),
+        secret,
     };
     Ok(ResolvedPath { path, target })
 }

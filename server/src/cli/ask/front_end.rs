@@ -91,6 +91,13 @@ impl FrontEnd for TerminalFrontEnd {
 
     fn ask_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer {
         if !self.interactive {
+            if prompt.secret.is_some() {
+                return Answer::Unavailable(
+                    "no terminal to ask on, and a file named like a secret is read only when \
+                     you answer"
+                        .to_owned(),
+                );
+            }
             return Answer::Unavailable(format!(
                 "no terminal to ask on; pass {}",
                 prompt::flag_for(prompt)

@@ -80,11 +80,15 @@ const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// editor's buffer first, else read by `workspace::read_bounded` (a regular file, opened
 /// without blocking, at most [`MAX_FILE_BYTES`] read). `None` for anything else: a link out
 /// of the workspace (a cloned repository can ship `settings.py -> ~/.aws/credentials`), a
-/// secret, a FIFO, a `/proc` file, a file too large or not UTF-8. These reads ask nobody:
-/// navigation is in the read class, so only what `read_file` may read is read.
+/// secret, a file named like one (`.env`: `read_file` asks before reading it, and these
+/// reads ask nobody), a FIFO, a `/proc` file, a file too large or not UTF-8. Navigation is in
+/// the read class, so only what `read_file` may read without asking is read.
 fn workspace_text(ctx: &Context<'_>, path: &Path) -> Option<String> {
     let shown = path.to_str()?;
     let resolved = workspace::resolve(ctx.root(), shown).ok()?;
+    if crate::jail::secret_name(&ctx.shown(&resolved)).is_some() {
+        return None;
+    }
     if let Some(text) = ctx.host.read_document(&resolved) {
         return Some(text);
     }
