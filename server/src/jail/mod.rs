@@ -75,7 +75,7 @@ pub use session::{Session, SessionEnd};
 pub use special_dirs::{
     becomes_git_dir, becomes_virtual_env, is_git_dir, is_virtual_env, linked_git_dirs,
 };
-pub use user_config::{policy_file_path, user_config_in};
+pub use user_config::{is_user_config, policy_file_path, user_config_in};
 
 use crate::sync;
 use std::ffi::OsString;

@@ -39,9 +39,7 @@ pub fn resolve_target(root: &Path, raw: &str) -> Result<ResolvedPath, ToolError>
         hard_links: meta.as_ref().map_or(0, hard_links),
         in_virtual_env: on_the_way(&canonical_root, &path, jail::becomes_virtual_env),
         in_git_dir: on_the_way(&canonical_root, &path, jail::becomes_git_dir),
-        user_config: jail::user_config_in(&canonical_root)
-            .iter()
-            .any(|config| path.starts_with(config)),
+        user_config: jail::is_user_config(&canonical_root, &path),
         secret,
     };
     Ok(ResolvedPath { path, target })
