@@ -236,6 +236,62 @@ fn permission_outcomes_decide_and_always_is_remembered() {
     assert!(file.exists());
 }
 
+/// A command's tool call title shows its argv quoted exactly as the permission dialog does:
+/// `run_command("echo hi; touch PWN")` runs `echo` with three words, and a title reading
+/// `echo hi; touch PWN` would show two commands.
+#[test]
+fn a_commands_title_is_quoted_as_its_dialog() {
+    let fx = Fixture::new();
+    let turns = [
+        call(
+            "print(run_command('echo hi; touch PWN'))
+print(run_command('printf', args=['%s', 'a\\nb', '$(id)']))",
+        ),
+        "Done.".to_owned(),
+    ];
+    let dialogs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = dialogs.clone();
+    let handler: crate::acp_client::Handler = Box::new(move |method, params| match method {
+        "session/request_permission" => {
+            let title = params["toolCall"]["title"].as_str().unwrap().to_owned();
+            seen.lock().unwrap().push(title);
+            Ok(json!({"outcome": {"outcome": "selected", "optionId": "allow_once"}}))
+        }
+        _ => Err(json!({"code": -32601, "message": "no"})),
+    });
+    let mut client = fx.start(&turns, handler);
+    client.initialize(false, false);
+    let session_id = client.new_session(&fx.root());
+    let response = client.prompt(&session_id, "go");
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    let titles: Vec<String> = client
+        .updates(&session_id, 0)
+        .iter()
+        .filter(|u| u["sessionUpdate"] == "tool_call")
+        .filter_map(|u| u["title"].as_str())
+        .filter(|title| title.starts_with("run_command"))
+        .map(str::to_owned)
+        .collect();
+    let shown: Vec<String> = dialogs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|title| {
+            let argv = title.strip_prefix("Punie wants to run: ").unwrap();
+            format!("run_command {argv}")
+        })
+        .collect();
+    assert_eq!(titles, shown);
+    assert_eq!(
+        titles,
+        [
+            "run_command echo 'hi;' touch PWN",
+            "run_command printf %s $'a\\nb' '$(id)'"
+        ]
+    );
+    assert!(!fx.root().join("PWN").exists());
+}
+
 #[test]
 fn writes_go_through_the_client_as_diffs() {
     let fx = Fixture::new();

@@ -42,7 +42,7 @@ pub(crate) fn call(
         return (record, Err(err));
     };
     // Status bars show the label: hidden and bidi characters are made visible there too.
-    let label = policy::one_line(&tool.label(&args));
+    let label = policy::one_line(&label(tool, &args));
     on_event(ToolEvent::Started {
         tool: name.to_owned(),
         label: label.clone(),
@@ -88,6 +88,24 @@ struct Resolved {
     request: ToolRequest,
     /// The canonical file (read, write) or working directory (command).
     path: Option<PathBuf>,
+}
+
+/// The progress label (an ACP client's tool call title). A command's shows its argv quoted
+/// as the permission dialog shows it: `run_command("echo hi; touch PWN")` runs `echo` with
+/// the words `hi;`, `touch` and `PWN`, so `run_command echo 'hi;' touch PWN`, never a line
+/// that reads as two commands. A command that cannot be split (it will not run) shows what
+/// the model wrote, as one quoted word.
+fn label(tool: Tool, args: &Value) -> String {
+    if tool.backend() != Backend::RunCommand {
+        return tool.label(args);
+    }
+    let command = args.get("command").and_then(Value::as_str).unwrap_or("");
+    let shown =
+        match argv_tail(args).and_then(|tail| workspace::split_command(command, tail.as_deref())) {
+            Ok(argv) => policy::shell_line(&argv),
+            Err(_) => policy::shell_word(command),
+        };
+    tool.label_showing(&shown)
 }
 
 fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {

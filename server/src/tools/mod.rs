@@ -298,26 +298,22 @@ impl Tool {
         )
     }
 
-    /// The progress label, e.g. `read_file README.md` or `run_command pytest -q`, from the
-    /// call's named arguments (a JSON object). Kept short: the editor shows it in a status bar.
+    /// The progress label, e.g. `read_file README.md`, from the call's named arguments (a
+    /// JSON object): the tool's name and its label argument. A command's label is built from
+    /// its argv where the call is resolved (`sandbox::dispatch`), with [`Tool::label_showing`].
     pub fn label(self, args: &serde_json::Value) -> String {
-        const MAX_CHARS: usize = 80;
-        let mut shown = match args.get(self.0.label_arg) {
+        let shown = match args.get(self.0.label_arg) {
             Some(serde_json::Value::String(text)) => text.clone(),
             Some(other) if !other.is_null() => other.to_string(),
             _ => String::new(),
         };
-        if self.0.backend == Backend::RunCommand
-            && let Some(serde_json::Value::Array(argv)) = args.get("args")
-        {
-            for arg in argv {
-                shown.push(' ');
-                match arg {
-                    serde_json::Value::String(text) => shown.push_str(text),
-                    other => shown.push_str(&other.to_string()),
-                }
-            }
-        }
+        self.label_showing(&shown)
+    }
+
+    /// The progress label with `shown` after the tool's name, kept short: the editor shows it
+    /// in a status bar.
+    pub fn label_showing(self, shown: &str) -> String {
+        const MAX_CHARS: usize = 80;
         let shown = shown.replace(['\n', '\r'], " ");
         let mut label = format!("{} {}", self.0.name, shown.trim());
         if label.chars().count() > MAX_CHARS {

@@ -43,10 +43,7 @@ fn labels_are_short_and_name_the_argument() {
         "read_file README.md"
     );
     let run = Tool::by_name("run_command").unwrap();
-    assert_eq!(
-        run.label(&serde_json::json!({"command": "pytest", "args": ["-q"]})),
-        "run_command pytest -q"
-    );
+    assert_eq!(run.label_showing("pytest -q"), "run_command pytest -q");
     let long = "x".repeat(500);
     assert!(
         read.label(&serde_json::json!({ "path": long }))
