@@ -69,6 +69,23 @@ pub(crate) fn create(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
+/// Takes the group's and others' access from `dir` (made `0o755` by an earlier version or a
+/// `mkdir`): what it holds is the user's alone. Best effort: a directory someone else owns is
+/// logged and used as it is; a link is left alone.
+pub(crate) fn keep_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    if meta.is_dir() && mode & 0o077 != 0 {
+        let private = std::fs::Permissions::from_mode(mode & 0o700);
+        if let Err(err) = std::fs::set_permissions(dir, private) {
+            tracing::warn!("cannot make {} private: {err}", dir.display());
+        }
+    }
+}
+
 fn home_dir() -> anyhow::Result<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())

@@ -537,6 +537,12 @@ fn sessions_are_listed_and_loaded_after_a_restart() {
         "Twenty bytes.".to_owned(),
     ];
     let engine = fx.engine(&turns, 0);
+    // As an earlier version left it: readable to others.
+    std::fs::set_permissions(
+        fx.sessions.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let session_id = {
         let mut client = AcpClient::start(&[&engine], fx.sessions.path(), default_handler(None));
         client.initialize(false, false);
@@ -546,7 +552,12 @@ fn sessions_are_listed_and_loaded_after_a_restart() {
         assert_eq!(client.close(), 0);
         session_id
     };
-    // The saved conversation and its metadata are the user's alone.
+    // The store, the saved conversation and its metadata are the user's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(fx.sessions.path()).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    }
     for name in [
         format!("{session_id}.json"),
         format!("{session_id}.meta.json"),

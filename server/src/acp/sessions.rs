@@ -44,6 +44,8 @@ impl SessionStore {
     ) -> anyhow::Result<()> {
         let (conversation_path, meta_path) = self.paths(&meta.session_id)?;
         agent::save_session(&conversation_path, conversation, profile)?;
+        // A store an earlier version made readable to others becomes the user's alone.
+        crate::own_dirs::keep_private(&self.dir);
         agent::write_stored(&meta_path, &serde_json::to_vec_pretty(meta)?)
     }
 

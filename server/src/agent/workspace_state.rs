@@ -41,27 +41,10 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     crate::own_dirs::create(dir)?;
     if let Some(state) = state {
         refuse_links(state, dir)?;
-        keep_private(state);
+        crate::own_dirs::keep_private(state);
         ignore_in_git(state)?;
     }
     Ok(())
-}
-
-/// Takes the group's and others' access from `state` (made `0o755` by an earlier version or
-/// a `mkdir`): what it holds is the user's alone. Best effort: a directory someone else owns
-/// is logged and used as it is.
-fn keep_private(state: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::symlink_metadata(state) else {
-        return;
-    };
-    let mode = meta.permissions().mode();
-    if meta.is_dir() && mode & 0o077 != 0 {
-        let private = std::fs::Permissions::from_mode(mode & 0o700);
-        if let Err(err) = std::fs::set_permissions(state, private) {
-            tracing::warn!("cannot make {} private: {err}", state.display());
-        }
-    }
 }
 
 /// An error when `state` or a directory between it and `dir` is a symbolic link.
