@@ -95,6 +95,8 @@ pub static PROTECTED: &[ProtectedRule] = &[
             Component(".exrc"),
             Component(".nvimrc"),
             Component(".nvim.lua"),
+            // LazyVim runs a project's `.lazy.lua` as a plugin spec when Neovim opens there.
+            Component(".lazy.lua"),
         ],
     },
     ProtectedRule {
@@ -143,11 +145,19 @@ pub static PROTECTED: &[ProtectedRule] = &[
         id: "autorun",
         reason: "runs by itself",
         patterns: &[
-            // direnv and mise run these on `cd`.
+            // direnv and mise (formerly rtx) run these on `cd`: their `[env]` `_.source`, hooks
+            // and tool plugins run programs.
             Component(".envrc"),
             Component("mise.toml"),
             Component(".mise.toml"),
+            Component("mise.local.toml"),
+            Component(".mise.local.toml"),
+            Component(".mise"),
+            Components(&["mise", "config.toml"]),
             Components(&[".config", "mise"]),
+            Components(&[".config", "mise.toml"]),
+            Component(".rtx.toml"),
+            Component(".rtx.local.toml"),
             // Python runs these at every start when they sit in site-packages.
             Suffix(".pth"),
             Component("sitecustomize.py"),
@@ -168,8 +178,15 @@ pub static PROTECTED: &[ProtectedRule] = &[
             Component(".npmrc"),
             Component(".yarnrc"),
             Component(".yarnrc.yml"),
-            // pdb runs `.pdbrc` from the current directory when it starts.
+            // Debuggers' start-up files: pdb runs `.pdbrc` from the current directory, pdb++
+            // `.pdbrc.py`; gdb and lldb run `.gdbinit` and `.lldbinit` there where the user's
+            // settings allow it (`auto-load safe-path`, `target.load-cwd-lldbinit`); IPython
+            // before 8 loads `ipython_config.py` (its `exec_lines`) from there.
             Component(".pdbrc"),
+            Component(".pdbrc.py"),
+            Component(".gdbinit"),
+            Component(".lldbinit"),
+            Component("ipython_config.py"),
             // Bazel's `--run_under`; Maven's and Gradle's wrappers download and run a
             // distribution from the URL they name; sbt's and the JVM's options load agents.
             Component(".bazelrc"),

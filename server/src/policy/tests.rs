@@ -741,3 +741,27 @@ fn a_file_named_like_a_secret_is_read_only_when_the_user_answers_each_time() {
     let ruling = permit(&env, &deny, &approvals, &mut |_| panic!("asked"));
     assert!(!ruling.allowed);
 }
+
+/// Files that run by themselves the red team found unprotected (round 3): mise's and rtx's
+/// other config names, LazyVim's project spec, debuggers' and IPython's start-up files.
+#[test]
+fn every_autorun_name_is_protected() {
+    for (path, rule) in [
+        ("mise.local.toml", "autorun"),
+        (".mise.local.toml", "autorun"),
+        (".mise/config.toml", "autorun"),
+        ("mise/config.toml", "autorun"),
+        (".config/mise.toml", "autorun"),
+        (".rtx.toml", "autorun"),
+        ("sub/.rtx.local.toml", "autorun"),
+        (".lazy.lua", "editor"),
+        (".gdbinit", "build_config"),
+        (".lldbinit", "build_config"),
+        (".pdbrc.py", "build_config"),
+        ("ipython_config.py", "build_config"),
+    ] {
+        let found = protected_rule(&Target::new_file(path)).map(|found| found.id);
+        assert_eq!(found, Some(rule), "{path}");
+    }
+    assert_eq!(protected_rule(&Target::new_file("src/mise.py")), None);
+}
