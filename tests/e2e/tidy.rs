@@ -190,6 +190,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "jsonrpc",
             "policy",
             "prompt",
+            "sync",
             "tools",
             "uri",
             "workspace",
