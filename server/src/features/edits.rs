@@ -77,11 +77,13 @@ pub enum EditOutcome {
 /// The file may have changed since the run read it: a replacement is carried through that
 /// change ([`text::rebase`]) or, when the change touched the replaced code, refused. A file
 /// keeps its encoding: a byte-order mark stays, a file that is not UTF-8 keeps every byte the
-/// change does not replace ([`text::Encoding`]).
-pub fn write_to_disk(change: &FileChange) -> EditOutcome {
+/// change does not replace ([`text::Encoding`]). Beneath `root` (the workspace root as the
+/// client names it), no link is followed (`workspace::follow_root_links`).
+pub fn write_to_disk(root: &Path, change: &FileChange) -> EditOutcome {
     let Some(path) = change.path() else {
         return EditOutcome::Failed("the document is not a file on disk".to_owned());
     };
+    let path = &crate::workspace::follow_root_links(root, path);
     let on_disk = std::fs::read(path)
         .ok()
         .and_then(|bytes| text::decode(&bytes));

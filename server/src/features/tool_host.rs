@@ -29,7 +29,7 @@ pub(crate) struct FeatureToolHost<'a> {
 impl FeatureToolHost<'_> {
     /// What is at `path`: the editor's buffer, else the file on disk.
     pub(crate) fn existing(&self, path: &Path) -> ExistingFile {
-        existing_file(self.front_end, path)
+        existing_file(self.front_end, self.root, path)
     }
 
     /// Whether the edit an answer implies may be made. The user asked for it, so an ordinary
@@ -99,12 +99,13 @@ impl FeatureToolHost<'_> {
     pub(crate) fn apply(&self, change: &FileChange, confirm: bool) -> EditOutcome {
         self.front_end
             .apply_change(change, confirm, self.cancel)
-            .unwrap_or_else(|| write_to_disk(change))
+            .unwrap_or_else(|| write_to_disk(self.root, change))
     }
 }
 
-/// What is at `path`: the editor's buffer, else the file on disk.
-pub(crate) fn existing_file(front_end: &dyn FrontEnd, path: &Path) -> ExistingFile {
+/// What is at `path`: the editor's buffer, else the file on disk (beneath `root`, the
+/// workspace root as the client names it, following no link: `workspace::follow_root_links`).
+pub(crate) fn existing_file(front_end: &dyn FrontEnd, root: &Path, path: &Path) -> ExistingFile {
     if let Some(document) = front_end.open_document(path) {
         return ExistingFile::Text {
             id: Some(document.id),
@@ -115,7 +116,8 @@ pub(crate) fn existing_file(front_end: &dyn FrontEnd, path: &Path) -> ExistingFi
     // Bounded and never blocking: a FIFO or a huge file is unreadable, not a hang.
     let shown = path.display().to_string();
     // Without its byte-order mark, as editors show it; a write to disk keeps the encoding.
-    match super::text::read_file(path, &shown, crate::workspace::MAX_READ_BYTES) {
+    let on_disk = crate::workspace::follow_root_links(root, path);
+    match super::text::read_file(&on_disk, &shown, crate::workspace::MAX_READ_BYTES) {
         Ok(text) => ExistingFile::Text {
             id: None,
             text: std::sync::Arc::new(text),

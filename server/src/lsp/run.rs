@@ -136,7 +136,8 @@ fn execute_inner(context: &RunContext) -> RunFinished {
 
 /// `.punie/answers/<runId>.md`, for clients that can show it.
 fn write_answer_file(root: &Path, run_id: &str, markdown: &str) -> Option<PathBuf> {
-    let answers = agent::state_dir(root).join("answers");
+    // The root as the client names it may go through a link; nothing below it is followed.
+    let answers = agent::state_dir(&crate::workspace::follow_user_links(root)).join("answers");
     let path = answers.join(format!("{run_id}.md"));
     // Made by the state directory's code, which follows no link a command left there.
     if let Err(err) = agent::create_state_dir(&answers) {

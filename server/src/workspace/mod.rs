@@ -180,6 +180,18 @@ pub fn follow_user_links(path: &Path) -> PathBuf {
     }
 }
 
+/// `path` with the links of `root` followed and none below it: a client may name the
+/// workspace root through a link (`/tmp` on macOS, a linked project), and a path it derives
+/// from that root is read and written as [`read_bounded`] and [`write_atomic`] do, following
+/// no link beneath. A path outside `root` is returned as it is.
+pub fn follow_root_links(root: &Path, path: &Path) -> PathBuf {
+    match path.strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => follow_user_links(root),
+        Ok(rel) => follow_user_links(root).join(rel),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
 /// Clears the execute bits of an existing file before a tool replaces its content through an
 /// editor (which writes in place and keeps the mode). A missing file is fine; the file is
 /// opened following no link, as [`read_bounded`] opens one.

@@ -372,3 +372,33 @@ fn entries(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A client may name the workspace root through a link; below it, nothing is followed.
+#[cfg(unix)]
+#[test]
+fn the_root_may_be_named_through_a_link_but_nothing_below_it_is_followed() {
+    let (root, outside) = workspace();
+    let names = tempfile::tempdir().unwrap();
+    let linked_root = names.path().join("project");
+    std::os::unix::fs::symlink(root.path(), &linked_root).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
+    let readme = follow_root_links(&linked_root, &linked_root.join("README.md"));
+    assert_eq!(read_text(&readme, "README.md").unwrap(), "hello");
+    write_atomic(
+        &follow_root_links(&linked_root, &linked_root.join("src/new.py")),
+        "x",
+    )
+    .unwrap();
+    assert!(root.path().join("src/new.py").exists());
+    let through = follow_root_links(&linked_root, &linked_root.join("out/secret.txt"));
+    assert_eq!(
+        read_text(&through, "out/secret.txt").unwrap_err().type_name,
+        "PermissionError"
+    );
+    let err = write_atomic(
+        &follow_root_links(&linked_root, &linked_root.join("out/x")),
+        "x",
+    );
+    assert_eq!(err.unwrap_err().type_name, "PermissionError");
+    assert_eq!(entries(outside.path()), ["secret.txt"]);
+}
