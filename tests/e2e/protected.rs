@@ -676,3 +676,36 @@ fn the_homes_dot_entries_stay_as_they_are() {
     );
     assert_eq!(out["refused"][1]["rule"], "user_config", "{out:#}");
 }
+
+/// A command that makes the root of a workspace that is no repository a git directory
+/// (`HEAD`, `objects/`, `refs/` and a `config` with an alias that runs a program) or a conda
+/// environment: what makes it one is moved aside when the command ends, so git finds no
+/// repository there and runs nothing.
+#[test]
+fn a_command_never_makes_the_root_a_git_directory() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let marker = outside.path().join("ran");
+    let script = format!(
+        "mkdir -p objects/info refs/heads conda-meta && printf 'ref: refs/heads/main\\n' > HEAD \
+         && printf '[alias]\\n\\tpwn = !touch {}\\n' > config",
+        marker.display()
+    );
+    let res = sandbox(
+        &root,
+        &format!("print(run_command('sh', args=['-c', {script:?}]))"),
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let output = res["output"].as_str().unwrap();
+    assert!(!root.join("HEAD").exists(), "{output}");
+    assert!(!root.join("conda-meta").exists(), "{output}");
+    let ran = Command::new("git")
+        .arg("pwn")
+        .current_dir(&root)
+        .env("GIT_CEILING_DIRECTORIES", root.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(!ran.status.success(), "{output}");
+    assert!(!marker.exists(), "git ran the command's alias: {output}");
+}

@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Failure, is_git_dir, is_virtual_env, linked_git_dirs, user_config_in};
+use super::{Failure, is_git_dir, is_virtual_env, linked_git_dirs, root_markers, user_config_in};
 
 /// The most directories read before a command starts; a workspace with more runs no command.
 pub const DIRS_BEFORE_COMMAND: usize = 20_000;
@@ -139,6 +139,8 @@ pub fn protected_in(workspace: &Path, max_dirs: usize) -> Found {
             .into_iter()
             .filter(|path| path.exists()),
     );
+    // What makes the root itself a git directory or an environment.
+    paths.extend(root_markers(workspace));
     paths.sort();
     paths.dedup();
     Found {

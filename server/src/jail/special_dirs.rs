@@ -47,6 +47,26 @@ fn holds(dir: &Path, name: &str, added: Option<&OsStr>) -> bool {
         || fs::symlink_metadata(dir.join(name)).is_ok()
 }
 
+/// The entries that make the workspace's root a git directory or a Python environment, when
+/// it is one: its `HEAD` (or `commondir`), `pyvenv.cfg` or `conda-meta`. The root cannot be
+/// kept read-only as a whole; a command that makes it one (a `HEAD` beside `objects/` and
+/// `refs/`, a `conda-meta/`) leaves these as new protected paths, moved aside after it, and
+/// the root is none again. Not `config` or `hooks/`: a project's own `config/` would move.
+pub fn root_markers(workspace: &Path) -> Vec<PathBuf> {
+    let mut names: Vec<&str> = Vec::new();
+    if is_git_dir(workspace) {
+        names.extend(["HEAD", "commondir"]);
+    }
+    if is_virtual_env(workspace) {
+        names.extend(crate::policy::VIRTUAL_ENV_MARKERS);
+    }
+    names
+        .into_iter()
+        .map(|name| workspace.join(name))
+        .filter(|path| fs::symlink_metadata(path).is_ok())
+        .collect()
+}
+
 /// The git directories inside `workspace` (not the workspace itself) that the `.git` file
 /// `dot_git` leads to: its `gitdir:` line's, and that one's `commondir` (where a linked
 /// worktree's hooks and config live), each as the outermost git directory that holds it
