@@ -709,3 +709,43 @@ fn a_command_never_makes_the_root_a_git_directory() {
     assert!(!ran.status.success(), "{output}");
     assert!(!marker.exists(), "git ran the command's alias: {output}");
 }
+
+/// A git directory whose `commondir` is a FIFO (a command can leave one) does not hang the
+/// next command: the search for protected paths reads only regular files, without blocking.
+#[test]
+fn a_fifo_in_a_git_directory_hangs_no_command() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    for dir in ["sub/objects", "sub/refs"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join("sub/HEAD"), "ref: refs/heads/main\n").unwrap();
+    std::fs::write(root.join(".git"), "gitdir: sub\n").unwrap();
+    let fifo = std::ffi::CString::new(
+        root.join("sub/commondir")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    // `timeout` ends a hang as a failure instead of leaving the test waiting.
+    let mut command = Command::new("timeout");
+    command
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_punie"))
+        .args(["sandbox", "--allow-commands", "--workspace"])
+        .arg(&root);
+    let out = crate::support::output_with_input(
+        command,
+        "print(run_command('sh', args=['-c', 'echo x > sub/HEAD; echo rc=$?']))",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let res: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(res["ok"], true, "{res}");
+    // The git directory the `.git` file names is still protected.
+    assert!(!res["output"].as_str().unwrap().contains("rc=0"), "{res}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("sub/HEAD")).unwrap(),
+        "ref: refs/heads/main\n"
+    );
+}

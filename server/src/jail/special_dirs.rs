@@ -79,9 +79,19 @@ pub fn linked_git_dirs(workspace: &Path, dot_git: &Path) -> Vec<PathBuf> {
     const MAX_POINTER_BYTES: u64 = 4096;
     let read_pointer = |file: &Path, prefix: &str| -> Option<PathBuf> {
         use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        // A regular file only, opened without blocking: a command may leave a FIFO here, and
+        // every later command's walk reads it.
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(file)
+            .ok()?;
+        if !opened.metadata().ok()?.is_file() {
+            return None;
+        }
         let mut text = String::new();
-        fs::File::open(file)
-            .ok()?
+        opened
             .take(MAX_POINTER_BYTES)
             .read_to_string(&mut text)
             .ok()?;
