@@ -25,6 +25,13 @@ pub fn tool_response(output: &str, error: Option<&str>) -> String {
     }
 }
 
+/// Whether a tool response (from [`tool_response`] or [`rejected_call_response`]) says its
+/// call failed: an `Error:` line. Output the snippet printed may hold one too, so a
+/// success can read as a failure, never the other way round.
+pub(crate) fn response_says_failed(response: &str) -> bool {
+    response.starts_with("Error: ") || response.contains("\nError: ")
+}
+
 /// The tool response for a call the agent could not run, so the model can fix its call: the
 /// problem, then an example of a call the run's strategy accepts.
 pub(crate) fn rejected_call_response(problem: &str, strategy: Strategy) -> String {
@@ -204,6 +211,16 @@ mod tests {
             tool_response("a\n", Some("ZeroDivisionError: division by zero")),
             "a\nError: ZeroDivisionError: division by zero"
         );
+        for failed in [
+            tool_response("", Some("NameError: x")),
+            tool_response("a\n", Some("OSError: y")),
+            rejected_call_response("unknown function `x`", Strategy::CodeMode),
+        ] {
+            assert!(response_says_failed(&failed), "{failed}");
+        }
+        for succeeded in ["hello", "(no output)", "no Error: here"] {
+            assert!(!response_says_failed(&tool_response(succeeded, None)));
+        }
     }
 
     /// The example in a rejection is a call the same strategy runs: the model can copy it.

@@ -57,6 +57,7 @@ pub use conversation::{Conversation, new_run_id, role_from_name, role_name};
 pub use event::{RunEvent, TurnStats};
 pub use executor::{CodeResult, CodeRunner, ToolActivity};
 pub use feedback::tool_response;
+pub(crate) use feedback::{code_for_call, response_says_failed};
 pub use profile::{resolve_profile, show_offered_tools};
 pub use run::{run, run_with_strategy};
 pub use session::{
