@@ -958,3 +958,32 @@ fn files_named_like_secrets_are_read_only_when_the_user_answers() {
         Vec::<PathBuf>::new()
     );
 }
+
+/// On a terminal, each read of a file named like a secret is asked about, without an
+/// "always" answer: allowed once, it is read once; the next read asks again.
+#[test]
+fn each_read_of_a_file_named_like_a_secret_is_asked_on_a_terminal() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join(".env"), "TOKEN=7c1e\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let code = "for _ in range(2):\n    try:\n        print('READ', read_file('.env'))\n    except PermissionError as e:\n        print('REFUSED', e)";
+    let script = script_for(dir.path(), code);
+    let shown = ask_on_terminal(ws.path(), &script, "y\nn\n", &[]);
+    assert_eq!(
+        shown.matches("Punie wants to read .env").count(),
+        2,
+        "{shown}"
+    );
+    assert_eq!(
+        shown.matches("Allow? [y]es once, [n]o").count(),
+        2,
+        "{shown}"
+    );
+    assert!(!shown.contains("[a]lways"), "{shown}");
+    assert!(shown.contains("Its name marks a secret (.env)"), "{shown}");
+    let answers: Vec<Value> = rulings(ws.path())
+        .iter()
+        .map(|r| r["answer"].clone())
+        .collect();
+    assert_eq!(answers, ["allow_once", "deny"]);
+}
