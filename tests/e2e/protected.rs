@@ -342,6 +342,19 @@ fn writing(writes: &[(&str, &str)]) -> String {
     )
 }
 
+/// Whether `git pwn` (an alias a planted config defines) succeeds in `dir`, with git looking
+/// for a repository no higher than `dir`'s parent.
+fn git_alias_runs(dir: &Path) -> bool {
+    Command::new("git")
+        .arg("pwn")
+        .current_dir(dir)
+        .env("GIT_CEILING_DIRECTORIES", dir.parent().unwrap())
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
 /// `write_file` builds a git directory piece by piece (F1 of red-team round 3): `config` with
 /// an alias that runs a program, `objects/`, `refs/`, then `HEAD`, in a folder of a repository
 /// and at the root of a workspace that is none. Each write alone made no git directory, so
@@ -380,13 +393,7 @@ fn write_file_never_builds_a_git_directory_piece_by_piece() {
         let out = ask_to_write(root, &writing(&writes));
         let git_dir = root.join(dir);
         let ceiling = root.parent().unwrap();
-        let ran = Command::new("git")
-            .arg("pwn")
-            .current_dir(&git_dir)
-            .env("GIT_CEILING_DIRECTORIES", ceiling)
-            .output()
-            .unwrap();
-        assert!(!ran.status.success(), "{out:#}");
+        assert!(!git_alias_runs(&git_dir), "{out:#}");
         assert!(!marker.exists(), "git ran the model's alias: {out:#}");
         let is_repo = Command::new("git")
             .args(["rev-parse", "--absolute-git-dir"])
@@ -700,13 +707,7 @@ fn a_command_never_makes_the_root_a_git_directory() {
     let output = res["output"].as_str().unwrap();
     assert!(!root.join("HEAD").exists(), "{output}");
     assert!(!root.join("conda-meta").exists(), "{output}");
-    let ran = Command::new("git")
-        .arg("pwn")
-        .current_dir(&root)
-        .env("GIT_CEILING_DIRECTORIES", root.parent().unwrap())
-        .output()
-        .unwrap();
-    assert!(!ran.status.success(), "{output}");
+    assert!(!git_alias_runs(&root), "{output}");
     assert!(!marker.exists(), "git ran the command's alias: {output}");
 }
 
