@@ -568,27 +568,54 @@ fn confine(
     Ok(())
 }
 
+/// Room for one descriptor's control message, aligned as `cmsghdr`, and the one byte of
+/// data a message needs.
+struct FdMessage {
+    control: [u64; 4],
+    byte: [u8; 1],
+    iov: libc::iovec,
+}
+
+impl FdMessage {
+    fn new() -> FdMessage {
+        FdMessage {
+            control: [0; 4],
+            byte: [0],
+            iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            },
+        }
+    }
+
+    /// The header over this buffer, with `control_len` bytes of control room. No
+    /// allocation: usable between `fork` and `exec`.
+    fn header(&mut self, control_len: usize) -> libc::msghdr {
+        self.iov = libc::iovec {
+            iov_base: self.byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        // SAFETY: zeroed plain data, its pointers then set to fields of `self`.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut self.iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = self.control.as_mut_ptr().cast();
+        msg.msg_controllen = control_len.min(std::mem::size_of_val(&self.control));
+        msg
+    }
+}
+
 /// Sends `fd` over the Unix socket `socket` (`SCM_RIGHTS`). System calls only.
 fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
-    // Room for one descriptor's control message, aligned as `cmsghdr`.
-    let mut control = [0u64; 4];
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: zeroed plain data; every pointer set below is to a local that outlives the
-    // call, and CMSG_* compute offsets within `control`.
+    let mut buffer = FdMessage::new();
+    let size = std::mem::size_of::<RawFd>() as u32;
+    // SAFETY: CMSG_* compute offsets within the buffer, which outlives the call.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let msg = buffer.header(libc::CMSG_SPACE(size) as usize);
         let header = libc::CMSG_FIRSTHDR(&msg);
         (*header).cmsg_level = libc::SOL_SOCKET;
         (*header).cmsg_type = libc::SCM_RIGHTS;
-        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        (*header).cmsg_len = libc::CMSG_LEN(size) as usize;
         std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<RawFd>(), fd);
         if libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) < 0 {
             return Err(io::Error::last_os_error());
@@ -599,19 +626,10 @@ fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
 
 /// The descriptor waiting in `socket` (sent by [`send_fd`]), without blocking.
 fn receive_fd(socket: &UnixStream) -> Option<OwnedFd> {
-    let mut control = [0u64; 4];
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: as in `send_fd`; the kernel fills `control` with at most its length.
+    let mut buffer = FdMessage::new();
+    // SAFETY: as in `send_fd`; the kernel fills the control room with at most its length.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
+        let mut msg = buffer.header(usize::MAX);
         let flags = libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC;
         if libc::recvmsg(socket.as_raw_fd(), &mut msg, flags) < 1 {
             return None;
