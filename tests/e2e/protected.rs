@@ -7,7 +7,7 @@
 //! writes its transcript and session there) and asserts the effect did not happen: the files
 //! are as they were, nothing is written outside.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -748,5 +748,52 @@ fn a_fifo_in_a_git_directory_hangs_no_command() {
     assert_eq!(
         std::fs::read_to_string(root.join("sub/HEAD")).unwrap(),
         "ref: refs/heads/main\n"
+    );
+}
+
+/// A protected path that is a symbolic link (`.git -> ../gitdir`, as `repo` checkouts and
+/// `git init --separate-git-dir` make): the jail mounts only its target read-only, so a
+/// command removed the link and made a real `.git` with a hook in its place. The link is put
+/// back as it was, what the command left there is in the quarantine, and the user's next
+/// commit runs no hook.
+#[test]
+fn a_protected_link_the_command_replaced_is_put_back() {
+    let outside = tempfile::tempdir().unwrap();
+    let git_dir = outside.path().join("gitdir");
+    let marker = outside.path().join("hook-ran");
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    let separate = format!("--separate-git-dir={}", git_dir.display());
+    git(&["init", "-q", &separate, "."], &root);
+    std::fs::remove_file(root.join(".git")).unwrap();
+    std::os::unix::fs::symlink(&git_dir, root.join(".git")).unwrap();
+
+    let script = format!(
+        r#"echo x > .git/hooks/pre-commit; rm .git && mkdir -p .git/hooks .git/objects .git/refs && printf '[core]\n\trepositoryformatversion = 0\n' > .git/config && echo 'ref: refs/heads/master' > .git/HEAD && printf '#!/bin/sh\ntouch {}\n' > .git/hooks/pre-commit && chmod 755 .git/hooks/pre-commit && echo replaced"#,
+        marker.display()
+    );
+    let res = sandbox(
+        &root,
+        &format!("print(run_command('sh', args=['-c', {script:?}]))"),
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let output = res["output"].as_str().unwrap();
+    git(&["commit", "-q", "--allow-empty", "-m", "after"], &root);
+
+    assert!(!marker.exists(), "the hook ran: {output}");
+    assert!(!root.join(".git/hooks/pre-commit").exists(), "{output}");
+    assert!(!git_dir.join("hooks/pre-commit").exists(), "{output}");
+    assert_eq!(std::fs::read_link(root.join(".git")).unwrap(), git_dir);
+    assert!(output.contains("replaced"), "{output}");
+    let kept: Vec<PathBuf> = std::fs::read_dir(root.join(".punie/quarantine"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path().join(".git/hooks/pre-commit"))
+        .filter(|hook| hook.is_file())
+        .collect();
+    assert_eq!(kept.len(), 1, "{output}");
+    assert!(
+        output.contains("punie: the command replaced protected links, put back as they were"),
+        "{output}"
     );
 }

@@ -201,6 +201,7 @@ pub fn run_command(
     };
     // Nothing runs where the protected paths cannot all be found.
     let protected_at_start = jail::protected_for_command(workspace)
+        .map(super::quarantine::Before::new)
         .map_err(|failure| ToolError::permission(format!("cannot run '{program}': {failure}")))?;
     // The command's own flag: the caller's, or the disk guard's when it fills the disk.
     let command_cancel = CancelFlag::joined(&[cancel], None);
@@ -209,7 +210,7 @@ pub fn run_command(
         argv,
         cwd,
         workspace,
-        &protected_at_start,
+        protected_at_start.paths(),
         &limits.access,
         &run_limits,
         &command_cancel,
