@@ -12,9 +12,9 @@
 //! command made would otherwise have its hooks writable. After a command the sweep reads up
 //! to [`DIRS_AFTER_COMMAND`], and says in the command's stderr when even that was not enough.
 //!
-//! Cost: 1–5 µs per directory read (debug build, AMD EPYC: `bench/protected_walk.sh`,
-//! docs/sandbox.md "Start-up cost"), so the limit before a command costs 20–100 ms a walk,
-//! paid only by a workspace that large.
+//! Cost: about eight system calls per directory read, 1–20 µs on an AMD EPYC as busy as it
+//! was (debug build, `bench/protected_walk.sh`, docs/sandbox.md "Start-up cost"), so the
+//! limit before a command costs 25–400 ms a walk, paid only by a workspace that large.
 
 use std::path::{Path, PathBuf};
 
