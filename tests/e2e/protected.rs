@@ -797,3 +797,28 @@ fn a_protected_link_the_command_replaced_is_put_back() {
         "{output}"
     );
 }
+
+/// A nested repository's directory cannot be moved aside for a look-alike: the command cannot
+/// rename `sub/` (its `.git` with it) and build a `sub/.git` with a hook of its own, and the
+/// user's repository stays where it was.
+#[test]
+fn a_nested_repository_is_not_swapped_for_a_look_alike() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    git(&["init", "-q", "-b", "main"], &root.join("sub"));
+    let head = std::fs::read_to_string(root.join("sub/.git/HEAD")).unwrap();
+    let script = "mv sub sub2; mkdir -p sub/.git/hooks && echo evil > sub/.git/hooks/pre-commit; \
+                  rm -rf sub; echo done";
+    let res = sandbox(
+        &root,
+        &format!("print(run_command('sh', args=['-c', {script:?}]))"),
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    assert!(!root.join("sub2").exists(), "{res:#}");
+    assert!(!root.join("sub/.git/hooks/pre-commit").exists(), "{res:#}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("sub/.git/HEAD")).unwrap(),
+        head
+    );
+}

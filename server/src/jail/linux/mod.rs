@@ -208,54 +208,56 @@ fn read_only_except(writable: &[PathBuf]) -> bool {
     if !set_read_only(c"/", true) {
         return false;
     }
-    writable.iter().all(|path| {
-        let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-            return false;
-        };
-        // SAFETY: mount(2) binding a NUL-terminated path onto itself.
-        let bound = unsafe {
-            libc::mount(
-                c_path.as_ptr(),
-                c_path.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND | libc::MS_REC,
-                std::ptr::null(),
-            ) == 0
-        };
-        bound && set_read_only(&c_path, false)
-    })
+    writable.iter().all(|path| bind_onto_itself(path, false))
 }
 
 /// Binds each protected path of the workspace onto itself read-only (after the workspace's
 /// own read-write bind, so that it wins). A path that resolves outside the writable paths is
 /// read-only already.
+///
+/// First each directory between a writable root and a protected path is bound onto itself
+/// read-write: a mount point cannot be renamed or removed (`EBUSY`), so a command cannot move
+/// `sub/` (its `.git` with it) aside and build a `sub/.git` of its own in its place.
 fn protect(read_only: &[PathBuf], writable: &[PathBuf]) -> bool {
     let writable: Vec<PathBuf> = writable
         .iter()
         .filter_map(|root| root.canonicalize().ok())
         .collect();
-    read_only.iter().all(|path| {
-        let Ok(path) = path.canonicalize() else {
-            return true;
-        };
-        if !writable.iter().any(|root| path.starts_with(root)) {
-            return true;
-        }
-        let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-            return false;
-        };
-        // SAFETY: mount(2) binding a NUL-terminated path onto itself.
-        let bound = unsafe {
-            libc::mount(
-                c_path.as_ptr(),
-                c_path.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND | libc::MS_REC,
-                std::ptr::null(),
-            ) == 0
-        };
-        bound && set_read_only(&c_path, true)
-    })
+    let protected: Vec<PathBuf> = read_only
+        .iter()
+        .filter_map(|path| path.canonicalize().ok())
+        .filter(|path| writable.iter().any(|root| path.starts_with(root)))
+        .collect();
+    let mut parents: Vec<&Path> = protected
+        .iter()
+        .flat_map(|path| {
+            path.ancestors()
+                .skip(1)
+                .take_while(|dir| !writable.iter().any(|root| dir == root))
+        })
+        .collect();
+    // Outermost first, so that each bind carries the ones made inside it before.
+    parents.sort_by_key(|dir| (dir.components().count(), *dir));
+    parents.dedup();
+    parents.iter().all(|dir| bind_onto_itself(dir, false))
+        && protected.iter().all(|path| bind_onto_itself(path, true))
+}
+
+fn bind_onto_itself(path: &Path, read_only: bool) -> bool {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: mount(2) binding a NUL-terminated path onto itself.
+    let bound = unsafe {
+        libc::mount(
+            c_path.as_ptr(),
+            c_path.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ) == 0
+    };
+    bound && set_read_only(&c_path, read_only)
 }
 
 /// Mounts a `/proc` that shows only this namespace's processes.
