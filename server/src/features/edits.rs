@@ -72,6 +72,10 @@ pub enum EditOutcome {
     Unanswered,
 }
 
+/// The largest file an edit reads back to carry itself through changes made meanwhile: as
+/// large as a file the editor has not opened may be to be asked about.
+pub const MAX_EDITED_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Writes a change to disk atomically (a temporary file in the same directory, renamed).
 ///
 /// The file may have changed since the run read it: a replacement is carried through that
@@ -84,9 +88,16 @@ pub fn write_to_disk(root: &Path, change: &FileChange) -> EditOutcome {
         return EditOutcome::Failed("the document is not a file on disk".to_owned());
     };
     let path = &crate::workspace::follow_root_links(root, path);
-    let on_disk = std::fs::read(path)
-        .ok()
-        .and_then(|bytes| text::decode(&bytes));
+    // Bounded and without blocking: a command may have left a FIFO where the file was.
+    let on_disk = match crate::workspace::read_bounded(
+        path,
+        &path.display().to_string(),
+        MAX_EDITED_FILE_BYTES,
+    ) {
+        Ok(bytes) => text::decode(&bytes),
+        Err(err) if err.type_name == "FileNotFoundError" => None,
+        Err(err) => return EditOutcome::Failed(err.message),
+    };
     let (current, encoding) = match &on_disk {
         Some((text, encoding)) => (text.as_str(), *encoding),
         None => ("", text::Encoding::Utf8 { bom: false }),
@@ -393,6 +404,30 @@ fn beside(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO where the edited file was (a command can leave one) is refused, not waited on.
+    #[test]
+    fn an_edit_of_a_fifo_fails_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let path = root.join("calc.py");
+        let fifo = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let change = FileChange::Replace {
+            id: None,
+            path: Some(path),
+            before: Arc::new("x = 1\n".to_owned()),
+            version: None,
+            range: 0..5,
+            text: "x = 2".to_owned(),
+        };
+        let outcome = write_to_disk(&root, &change);
+        assert!(
+            matches!(&outcome, EditOutcome::Failed(reason) if reason.contains("not a regular file")),
+            "{outcome:?}"
+        );
+    }
 
     #[test]
     fn first_code_block_takes_the_first_complete_fence() {

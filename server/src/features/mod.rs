@@ -39,8 +39,8 @@ mod tool_host;
 pub use approvals::SessionApprovals;
 pub use conversations::Conversations;
 pub use edits::{
-    AnswerEdit, CHANGED_MEANWHILE, EditOutcome, ExistingFile, FileChange, answer_edit,
-    first_code_block, test_file_for, write_to_disk,
+    AnswerEdit, CHANGED_MEANWHILE, EditOutcome, ExistingFile, FileChange, MAX_EDITED_FILE_BYTES,
+    answer_edit, first_code_block, test_file_for, write_to_disk,
 };
 pub use front_end::{FrontEnd, OpenDocument};
 pub use instruction::Instruction;

@@ -269,8 +269,13 @@ impl LspFrontEnd {
                 let Some(path) = path else {
                     return Ok(Some(change.clone()));
                 };
-                let Some((now, encoding)) = std::fs::read(path).ok().and_then(|b| text::decode(&b))
-                else {
+                // Bounded and without blocking: a command may have left a FIFO there.
+                let read = crate::workspace::read_bounded(
+                    &crate::workspace::follow_root_links(&self.root, path),
+                    "",
+                    crate::features::MAX_EDITED_FILE_BYTES,
+                );
+                let Some((now, encoding)) = read.ok().and_then(|bytes| text::decode(&bytes)) else {
                     return Ok(Some(change.clone()));
                 };
                 if encoding == text::Encoding::Latin1 {

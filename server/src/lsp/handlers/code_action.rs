@@ -94,5 +94,5 @@ fn action(instruction: Instruction, kind: CodeActionKind, uri: &str, range: Rang
 /// blocking: this runs on the main loop.
 pub(crate) fn read_small_file(uri: &str) -> Option<String> {
     let path = crate::workspace::follow_user_links(&crate::lsp::uri::to_path(uri)?);
-    crate::features::text::read_file(&path, uri, 16 * 1024 * 1024).ok()
+    crate::features::text::read_file(&path, uri, crate::features::MAX_EDITED_FILE_BYTES).ok()
 }
