@@ -135,24 +135,62 @@ pub fn strip_bom(text: &str) -> (bool, &str) {
     }
 }
 
-/// Byte offsets of the start of each line; the first is always 0.
+/// Byte offsets of the start of each line; the first is always 0. A line ends at `\n`,
+/// `\r\n` or a lone `\r`, as LSP counts lines.
 pub fn line_starts(text: &str) -> Vec<usize> {
-    let mut res = vec![0];
-    let bytes = text.as_bytes();
-    let mut idx = 0;
-    while idx < bytes.len() {
-        match bytes[idx] {
-            b'\n' => res.push(idx + 1),
-            b'\r' if bytes.get(idx + 1) == Some(&b'\n') => {
-                res.push(idx + 2);
-                idx += 1;
-            }
-            b'\r' => res.push(idx + 1),
-            _ => {}
+    let mut lines = LineStarts::default();
+    lines.start(text, usize::MAX);
+    lines.starts
+}
+
+/// The starts of a text's lines as far as they have been needed, for a text edited in place:
+/// a multi-cursor edit sends thousands of changes in one `didChange`, and rescanning the whole
+/// text for each kept the language server's main loop busy for seconds. An edit keeps the
+/// starts before it; lines after it are scanned again only when a later change needs them,
+/// so changes in either order cost about one scan of the text in all.
+pub struct LineStarts {
+    /// Starts of the lines found so far; the first is 0.
+    starts: Vec<usize>,
+    /// The bytes before this offset have been scanned for line breaks.
+    scanned: usize,
+}
+
+impl Default for LineStarts {
+    fn default() -> LineStarts {
+        LineStarts {
+            starts: vec![0],
+            scanned: 0,
         }
-        idx += 1;
     }
-    res
+}
+
+impl LineStarts {
+    /// The start of `line`, or `None` past the last.
+    pub fn start(&mut self, text: &str, line: usize) -> Option<usize> {
+        let bytes = text.as_bytes();
+        while self.starts.len() <= line && self.scanned < bytes.len() {
+            let idx = self.scanned;
+            self.scanned += 1;
+            match bytes[idx] {
+                b'\n' => self.starts.push(idx + 1),
+                b'\r' if bytes.get(idx + 1) == Some(&b'\n') => {
+                    self.starts.push(idx + 2);
+                    self.scanned += 1;
+                }
+                b'\r' => self.starts.push(idx + 1),
+                _ => {}
+            }
+        }
+        self.starts.get(line).copied()
+    }
+
+    /// Forgets what an edit of the text from byte `from` on may have changed: the lines that
+    /// start at or after it (a `\r` just before `from` may have become half of a `\r\n`).
+    pub fn edited_from(&mut self, from: usize) {
+        let kept = self.starts.partition_point(|&start| start < from).max(1);
+        self.starts.truncate(kept);
+        self.scanned = self.starts[kept - 1];
+    }
 }
 
 /// The 0-based line that byte `offset` lies on.

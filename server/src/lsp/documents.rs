@@ -16,7 +16,7 @@ use dashmap::DashMap;
 use lsp_types::{Position, PositionEncodingKind, Range, TextDocumentContentChangeEvent};
 
 use crate::features;
-use crate::features::text::{ByteEdit, line_starts};
+use crate::features::text::{ByteEdit, LineStarts, line_starts};
 
 /// The unit of `Position::character`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,7 +140,7 @@ impl DocumentStore {
         let Some(mut document) = self.documents.get_mut(uri) else {
             return false;
         };
-        let mut lines = LineStarts::new();
+        let mut lines = LineStarts::default();
         for change in changes {
             let edit = match change.range {
                 None => {
@@ -150,14 +150,13 @@ impl DocumentStore {
                         new_len: change.text.len(),
                     };
                     document.text = Arc::new(change.text.clone());
-                    lines = LineStarts::new();
+                    lines = LineStarts::default();
                     edit
                 }
                 Some(range) => {
-                    let start = lines.offset_clamped(&document.text, range.start, encoding);
-                    let end = lines
-                        .offset_clamped(&document.text, range.end, encoding)
-                        .max(start);
+                    let start = offset_clamped(&mut lines, &document.text, range.start, encoding);
+                    let end =
+                        offset_clamped(&mut lines, &document.text, range.end, encoding).max(start);
                     Arc::make_mut(&mut document.text).replace_range(start..end, &change.text);
                     lines.edited_from(start);
                     ByteEdit {
@@ -252,75 +251,28 @@ pub(crate) fn offset_strict(
     (units == position.character).then_some(end)
 }
 
-/// The starts of a text's lines as far as they have been needed, for the changes of one
-/// `didChange`, applied in turn: a multi-cursor edit sends thousands of them, and rescanning
-/// the whole text for each kept the main loop busy for seconds. An edit keeps the starts
-/// before it; lines after it are scanned again only when a later change needs them, so
-/// changes in either order cost about one scan of the text in all.
-struct LineStarts {
-    /// Starts of the lines found so far; the first is 0.
-    starts: Vec<usize>,
-    /// The bytes before this offset have been scanned for line breaks.
-    scanned: usize,
-}
-
-impl LineStarts {
-    fn new() -> LineStarts {
-        LineStarts {
-            starts: vec![0],
-            scanned: 0,
+/// Byte offset of `position`, clamped as LSP asks: a character past the line's end means the
+/// end of the line, a line past the last means the end of the document, and a position in the
+/// middle of a character snaps to its start. `lines` are `text`'s, kept across the changes of
+/// one `didChange`.
+fn offset_clamped(
+    lines: &mut LineStarts,
+    text: &str,
+    position: Position,
+    encoding: PositionEncoding,
+) -> usize {
+    let Some(start) = lines.start(text, position.line as usize) else {
+        return text.len();
+    };
+    let mut units = 0u32;
+    for (idx, ch) in text[start..].char_indices() {
+        let next = units + encoding.units(ch);
+        if ch == '\n' || ch == '\r' || next > position.character {
+            return start + idx;
         }
+        units = next;
     }
-
-    /// The start of `line` (breaks as [`line_starts`] counts them), or `None` past the last.
-    fn start(&mut self, text: &str, line: usize) -> Option<usize> {
-        let bytes = text.as_bytes();
-        while self.starts.len() <= line && self.scanned < bytes.len() {
-            let idx = self.scanned;
-            self.scanned += 1;
-            match bytes[idx] {
-                b'\n' => self.starts.push(idx + 1),
-                b'\r' if bytes.get(idx + 1) == Some(&b'\n') => {
-                    self.starts.push(idx + 2);
-                    self.scanned += 1;
-                }
-                b'\r' => self.starts.push(idx + 1),
-                _ => {}
-            }
-        }
-        self.starts.get(line).copied()
-    }
-
-    /// Forgets what an edit of the text from byte `from` on may have changed: the lines that
-    /// start at or after it (a `\r` just before `from` may have become half of a `\r\n`).
-    fn edited_from(&mut self, from: usize) {
-        let kept = self.starts.partition_point(|&start| start < from).max(1);
-        self.starts.truncate(kept);
-        self.scanned = self.starts[kept - 1];
-    }
-
-    /// Byte offset of `position`, clamped as LSP asks: a character past the line's end means
-    /// the end of the line, a line past the last means the end of the document, and a
-    /// position in the middle of a character snaps to its start.
-    fn offset_clamped(
-        &mut self,
-        text: &str,
-        position: Position,
-        encoding: PositionEncoding,
-    ) -> usize {
-        let Some(start) = self.start(text, position.line as usize) else {
-            return text.len();
-        };
-        let mut units = 0u32;
-        for (idx, ch) in text[start..].char_indices() {
-            let next = units + encoding.units(ch);
-            if ch == '\n' || ch == '\r' || next > position.character {
-                return start + idx;
-            }
-            units = next;
-        }
-        text.len()
-    }
+    text.len()
 }
 
 /// The position of byte `offset` (which must be on a char boundary).
@@ -357,7 +309,7 @@ mod tests {
     use super::*;
 
     /// The offset as one full scan of the text finds it: what [`LineStarts`] must agree with.
-    fn offset_clamped(text: &str, position: Position, encoding: PositionEncoding) -> usize {
+    fn offset_by_full_scan(text: &str, position: Position, encoding: PositionEncoding) -> usize {
         let starts = line_starts(text);
         let line = position.line as usize;
         if line >= starts.len() {
@@ -415,8 +367,8 @@ mod tests {
                 let mut expect = text.clone();
                 for change in &changes {
                     let range = change.range.unwrap();
-                    let start = offset_clamped(&expect, range.start, encoding);
-                    let end = offset_clamped(&expect, range.end, encoding).max(start);
+                    let start = offset_by_full_scan(&expect, range.start, encoding);
+                    let end = offset_by_full_scan(&expect, range.end, encoding).max(start);
                     expect.replace_range(start..end, &change.text);
                 }
                 let store = DocumentStore::default();
