@@ -22,6 +22,7 @@ mod jsonrpc;
 pub mod lsp;
 pub mod models;
 mod own_dirs;
+mod plain_file;
 pub mod policy;
 pub mod prompt;
 pub mod sandbox;

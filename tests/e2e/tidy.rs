@@ -102,6 +102,7 @@ const PRINT_MACROS: &[&str] = &["print", "println", "eprint", "eprintln", "dbg"]
 const LAYERS: &[(&str, &[&str])] = &[
     ("atomic_file", &[]),
     ("own_dirs", &[]),
+    ("plain_file", &[]),
     ("sync", &[]),
     ("cancel", &["sync"]),
     ("uri", &[]),
@@ -110,10 +111,20 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tools", &[]),
     ("policy", &["sync", "tools"]),
     ("prompt", &["toolcall", "tools"]),
-    ("jail", &["cancel", "own_dirs", "policy", "sync"]),
+    (
+        "jail",
+        &["cancel", "own_dirs", "plain_file", "policy", "sync"],
+    ),
     (
         "workspace",
-        &["atomic_file", "cancel", "jail", "policy", "tools"],
+        &[
+            "atomic_file",
+            "cancel",
+            "jail",
+            "plain_file",
+            "policy",
+            "tools",
+        ],
     ),
     ("models", &["atomic_file", "own_dirs"]),
     ("engine", &["atomic_file", "cancel", "models", "sync"]),
@@ -149,6 +160,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "engine",
             "models",
             "own_dirs",
+            "plain_file",
             "policy",
             "prompt",
             "sandbox",

@@ -5,8 +5,7 @@
 //! The profile is stored because a conversation rendered with another profile would not match
 //! what the model saw; loading with a different profile is the caller's decision.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -95,13 +94,10 @@ pub fn load_session(path: &Path) -> anyhow::Result<Option<SavedSession>> {
 /// `Ok(None)` when there is none. A command, or a cloned repository's `.punie/`, may have put
 /// anything there, so what is not a plain file is refused rather than followed or waited on:
 /// the file is opened following no link (`session.json -> /dev/zero`) and without blocking
-/// (a FIFO), must be a regular file, and is read up to `max` bytes.
+/// (a FIFO), must be a regular file, and is read up to `max` bytes (`crate::plain_file`).
 pub fn read_stored(path: &Path, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path);
-    let file = match opened {
+    use crate::plain_file::{IfLonger, Refusal};
+    let file = match crate::plain_file::open_no_follow(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) if err.raw_os_error() == Some(libc::ELOOP) => anyhow::bail!(
@@ -111,21 +107,17 @@ pub fn read_stored(path: &Path, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
         ),
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if !meta.is_file() {
-        anyhow::bail!("{} is not a regular file; remove it", path.display());
+    match crate::plain_file::read(file, max, IfLonger::Refuse) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) => match crate::plain_file::refusal(&err) {
+            Some(Refusal::Directory | Refusal::NotRegular) => {
+                anyhow::bail!("{} is not a regular file; remove it", path.display())
+            }
+            Some(Refusal::TooLarge { .. }) => anyhow::bail!(
+                "{} is larger than {max} bytes, more than Punie ever stores; remove it",
+                path.display()
+            ),
+            None => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        },
     }
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.len() as u64 > max {
-        anyhow::bail!(
-            "{} is larger than {max} bytes, more than Punie ever stores; remove it",
-            path.display()
-        );
-    }
-    Ok(Some(bytes))
 }

@@ -78,23 +78,12 @@ pub fn linked_git_dirs(workspace: &Path, dot_git: &Path) -> Vec<PathBuf> {
     // Longer than any path a `.git` file holds: a huge file is not read whole.
     const MAX_POINTER_BYTES: u64 = 4096;
     let read_pointer = |file: &Path, prefix: &str| -> Option<PathBuf> {
-        use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
+        use crate::plain_file::IfLonger;
         // A regular file only, opened without blocking: a command may leave a FIFO here, and
         // every later command's walk reads it.
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-            .open(file)
-            .ok()?;
-        if !opened.metadata().ok()?.is_file() {
-            return None;
-        }
-        let mut text = String::new();
-        opened
-            .take(MAX_POINTER_BYTES)
-            .read_to_string(&mut text)
-            .ok()?;
+        let opened = crate::plain_file::open_no_follow(file).ok()?;
+        let bytes = crate::plain_file::read(opened, MAX_POINTER_BYTES, IfLonger::Cut).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
         let named = text.lines().next()?.strip_prefix(prefix)?.trim();
         file.parent()?.join(named).canonicalize().ok()
     };

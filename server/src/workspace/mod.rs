@@ -67,46 +67,33 @@ pub fn too_large(shown: &str, bytes: u64) -> ToolError {
     )
 }
 
-/// The bytes of a regular file, at most `max` of them: the limit holds on what is read, not
-/// on what `stat` said (the file may grow, or be swapped for a FIFO, in between). Opened
-/// without blocking, so a FIFO or device is refused instead of hanging the server, and
-/// following no link: `path` is canonical (resolved and judged), so a link on it now means it
-/// changed since, and the read is refused.
+/// The bytes of a regular file, at most `max` of them (`crate::plain_file`: the limit holds on
+/// what is read, not on what `stat` said; opened without blocking, so a FIFO or device is
+/// refused instead of hanging the server), following no link: `path` is canonical (resolved
+/// and judged), so a link on it now means it changed since, and the read is refused.
 pub fn read_bounded(path: &Path, shown: &str, max: u64) -> Result<Vec<u8>, ToolError> {
-    use std::io::Read;
+    use crate::plain_file::{IfLonger, Refusal};
     let file = open_read(path).map_err(|err| io_error(&err, shown))?;
-    let meta = file.metadata().map_err(|err| io_error(&err, shown))?;
-    if meta.is_dir() {
-        return Err(ToolError::new(
-            "IsADirectoryError",
-            format!("Is a directory: '{shown}'"),
-        ));
-    }
-    if !meta.is_file() {
-        // FIFOs and devices would block or never end.
-        return Err(ToolError::permission(format!(
-            "not a regular file: '{shown}'"
-        )));
-    }
-    if meta.len() > max {
-        return Err(too_large(shown, meta.len()));
-    }
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| io_error(&err, shown))?;
-    if bytes.len() as u64 > max {
-        return Err(too_large(shown, bytes.len() as u64));
-    }
-    Ok(bytes)
+    crate::plain_file::read(file, max, IfLonger::Refuse).map_err(|err| {
+        match crate::plain_file::refusal(&err) {
+            Some(Refusal::Directory) => {
+                ToolError::new("IsADirectoryError", format!("Is a directory: '{shown}'"))
+            }
+            Some(Refusal::NotRegular) => {
+                ToolError::permission(format!("not a regular file: '{shown}'"))
+            }
+            Some(Refusal::TooLarge { bytes }) => too_large(shown, bytes),
+            None => io_error(&err, shown),
+        }
+    })
 }
 
-/// Opens a canonical `path` to read, without blocking and following no link.
+/// Opens a canonical `path` to read ([`crate::plain_file::OPEN_FLAGS`]: without blocking),
+/// following no link.
 #[cfg(unix)]
 fn open_read(path: &Path) -> std::io::Result<fs::File> {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
-    no_follow::open(path, flags, Mode::empty()).map(fs::File::from)
+    use rustix::fs::Mode;
+    no_follow::open(path, crate::plain_file::OPEN_FLAGS, Mode::empty()).map(fs::File::from)
 }
 
 #[cfg(not(unix))]

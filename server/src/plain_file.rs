@@ -1,0 +1,200 @@
+//! The one way Punie reads a file that something else may have put in place of the one it
+//! expects (a command it ran, a cloned repository, another local user): a workspace file a
+//! tool reads, Punie's stored state, a `.git` file's pointer. What is there may be a FIFO
+//! (whose `open` waits for a writer and whose `read` never ends), a device (`/dev/zero`) or a
+//! file of any size, so the file is opened without blocking ([`OPEN_FLAGS`]), taken only when
+//! it is a regular file, and read at most to a bound ([`read`]); a FIFO is refused at once,
+//! never waited on.
+//!
+//! Which links may be followed on the way is the caller's rule, not this module's: a
+//! workspace read follows none on the whole path (`workspace::no_follow` opens with these
+//! flags), stored state and pointers none at the last component ([`open_no_follow`]).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+#[cfg(unix)]
+use std::path::Path;
+
+/// How a file is opened to be read by [`read`]: read only, without blocking (a FIFO opens at
+/// once instead of waiting for a writer) and without becoming the controlling terminal.
+#[cfg(unix)]
+pub(crate) const OPEN_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::NONBLOCK)
+    .union(rustix::fs::OFlags::NOCTTY);
+
+/// Opens `path` with [`OPEN_FLAGS`], following no link at its last component: a link there is
+/// `ELOOP`. Links on the directories above are followed.
+#[cfg(unix)]
+pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
+    use rustix::fs::{CWD, Mode, OFlags};
+    let flags = OPEN_FLAGS | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::openat(
+        CWD,
+        path,
+        flags,
+        Mode::empty(),
+    )?))
+}
+
+/// What [`read`] does with a file longer than its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfLonger {
+    /// The file is refused ([`Refusal::TooLarge`]): a part of it would be wrong.
+    Refuse,
+    /// Its first bytes are read: all that is wanted is near the start.
+    Cut,
+}
+
+/// Why [`read`] refused a file it could open, carried in the `io::Error` it returns (see
+/// [`refusal`]) so that each caller says it in its own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Directory,
+    /// A FIFO, a device, a socket: reading it would block or never end.
+    NotRegular,
+    /// The file has `bytes` bytes or more (what `stat` said, or what was read before the
+    /// bound was passed), more than the bound.
+    TooLarge {
+        bytes: u64,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Directory => f.write_str("is a directory"),
+            Refusal::NotRegular => f.write_str("not a regular file"),
+            Refusal::TooLarge { bytes } => write!(f, "too large ({bytes} bytes)"),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl From<Refusal> for io::Error {
+    fn from(refusal: Refusal) -> io::Error {
+        let kind = match refusal {
+            Refusal::Directory => io::ErrorKind::IsADirectory,
+            Refusal::NotRegular => io::ErrorKind::InvalidInput,
+            Refusal::TooLarge { .. } => io::ErrorKind::FileTooLarge,
+        };
+        io::Error::new(kind, refusal)
+    }
+}
+
+/// The [`Refusal`] in an error from [`read`], if the file was refused rather than unreadable.
+pub(crate) fn refusal(err: &io::Error) -> Option<Refusal> {
+    err.get_ref()?.downcast_ref::<Refusal>().copied()
+}
+
+/// The bytes of `file`, opened as [`OPEN_FLAGS`] say, when it is a regular file: at most
+/// `max` of them. The bound holds on what is read, not only on what `stat` said (the file may
+/// grow meanwhile).
+pub(crate) fn read(file: File, max: u64, if_longer: IfLonger) -> io::Result<Vec<u8>> {
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(Refusal::Directory.into());
+    }
+    if !meta.is_file() {
+        return Err(Refusal::NotRegular.into());
+    }
+    let limit = match if_longer {
+        IfLonger::Cut => max,
+        IfLonger::Refuse if meta.len() > max => {
+            return Err(Refusal::TooLarge { bytes: meta.len() }.into());
+        }
+        // One byte more tells a file that grew past the bound from one that ends at it.
+        IfLonger::Refuse => max.saturating_add(1),
+    };
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(Refusal::TooLarge {
+            bytes: bytes.len() as u64,
+        }
+        .into());
+    }
+    Ok(bytes)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn open_and_read(path: &Path, max: u64, if_longer: IfLonger) -> io::Result<Vec<u8>> {
+        read(open_no_follow(path)?, max, if_longer)
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        // No writer ever comes: a blocking open or read would hang this test.
+        for if_longer in [IfLonger::Refuse, IfLonger::Cut] {
+            let err = open_and_read(&path, 10, if_longer).unwrap_err();
+            assert_eq!(refusal(&err), Some(Refusal::NotRegular), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_device_is_refused() {
+        let err = open_and_read(Path::new("/dev/zero"), 10, IfLonger::Cut).unwrap_err();
+        assert_eq!(refusal(&err), Some(Refusal::NotRegular), "{err}");
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open_and_read(dir.path(), 10, IfLonger::Refuse).unwrap_err();
+        assert_eq!(refusal(&err), Some(Refusal::Directory), "{err}");
+        assert_eq!(err.kind(), io::ErrorKind::IsADirectory);
+    }
+
+    #[test]
+    fn a_file_past_the_bound_is_refused_or_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "0123456789").unwrap();
+        assert_eq!(
+            open_and_read(&path, 10, IfLonger::Refuse).unwrap(),
+            b"0123456789"
+        );
+        let err = open_and_read(&path, 9, IfLonger::Refuse).unwrap_err();
+        assert_eq!(
+            refusal(&err),
+            Some(Refusal::TooLarge { bytes: 10 }),
+            "{err}"
+        );
+        assert_eq!(open_and_read(&path, 4, IfLonger::Cut).unwrap(), b"0123");
+    }
+
+    /// `/proc` files say they are empty and are not: the bound holds on what is read.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_bound_holds_on_what_is_read_not_on_what_stat_said() {
+        let path = Path::new("/proc/self/status");
+        assert_eq!(std::fs::metadata(path).unwrap().len(), 0);
+        let err = open_and_read(path, 7, IfLonger::Refuse).unwrap_err();
+        assert_eq!(refusal(&err), Some(Refusal::TooLarge { bytes: 8 }), "{err}");
+        assert_eq!(open_and_read(path, 5, IfLonger::Cut).unwrap(), b"Name:");
+    }
+
+    #[test]
+    fn a_link_at_the_last_component_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("target"), "secret").unwrap();
+        symlink(dir.path().join("target"), dir.path().join("link")).unwrap();
+        let err = open_no_follow(&dir.path().join("link")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+        // Above the last component, links are the caller's rule: here they are followed.
+        symlink(dir.path(), dir.path().join("dir_link")).unwrap();
+        let bytes = open_and_read(&dir.path().join("dir_link/target"), 10, IfLonger::Refuse);
+        assert_eq!(bytes.unwrap(), b"secret");
+    }
+}
