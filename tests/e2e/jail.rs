@@ -740,9 +740,12 @@ fn protected_paths_a_command_creates_are_moved_aside() {
 }
 
 /// A helper that dies mid-command (the out-of-memory killer, a stray signal) sends no report,
-/// so the run fails; what its command created is still moved aside, and nothing is left
-/// running. With namespaces only: without them the helper is the subreaper that tracks the
-/// command's descendants, and they outlive it (docs/sandbox.md).
+/// so the run fails; what was made in the workspace meanwhile is still moved aside, and
+/// nothing is left running. A command that makes a protected path is stopped at once, so what
+/// is made here is made from outside just before the kill, as a command would have made it
+/// (owned by the workspace's owner): the watcher's stop and the kill may come in either order,
+/// and the outcome is the same. With namespaces only: without them the helper is the
+/// subreaper that tracks the command's descendants, and they outlive it (docs/sandbox.md).
 #[test]
 fn protected_paths_are_moved_aside_when_the_helper_dies() {
     let with_namespaces = identities()
@@ -753,18 +756,22 @@ fn protected_paths_are_moved_aside_when_the_helper_dies() {
         let ws = scenario.workspace();
         let tag = format!("{}", 86_400 + round);
         let killer = {
-            let tag = tag.clone();
-            std::thread::spawn(move || kill_the_helper_of(&format!("sleep {tag}")))
+            let (tag, ws) = (tag.clone(), ws.to_path_buf());
+            std::thread::spawn(move || {
+                kill_the_helper_of(&format!("sleep {tag}"), || {
+                    use std::os::unix::fs::MetadataExt;
+                    let owner = std::fs::metadata(&ws).unwrap();
+                    let cargo = ws.join(".cargo");
+                    std::fs::create_dir(&cargo).unwrap();
+                    std::fs::write(cargo.join("config.toml"), "[build]\n").unwrap();
+                    for path in [cargo.clone(), cargo.join("config.toml")] {
+                        std::os::unix::fs::lchown(&path, Some(owner.uid()), Some(owner.gid()))
+                            .unwrap();
+                    }
+                })
+            })
         };
-        let run = scenario.sandbox(
-            &attempts(&[&[
-                "sh",
-                "-c",
-                "mkdir -p .cargo && echo '[build]' > .cargo/config.toml && sleep $0",
-                &tag,
-            ]]),
-            &[],
-        );
+        let run = scenario.sandbox(&attempts(&[&["sleep", &tag]]), &[]);
         assert!(
             killer.join().unwrap(),
             "{identity:?}: no helper found: {}",
@@ -782,9 +789,9 @@ fn protected_paths_are_moved_aside_when_the_helper_dies() {
     }
 }
 
-/// Waits (at most 30 s) for a process whose command line contains `needle`, then kills the
-/// outermost `punie jail-exec` above it with SIGKILL. Whether it found one.
-fn kill_the_helper_of(needle: &str) -> bool {
+/// Waits (at most 30 s) for a process whose command line contains `needle`, runs `first`,
+/// then kills the outermost `punie jail-exec` above it with SIGKILL. Whether it found one.
+fn kill_the_helper_of(needle: &str, first: impl FnOnce()) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let found = processes_matching(needle);
@@ -799,6 +806,7 @@ fn kill_the_helper_of(needle: &str) -> bool {
                 pid = parent;
             }
             if let Some(helper) = helper {
+                first();
                 // SAFETY: kill has no memory effects.
                 unsafe { libc::kill(helper, libc::SIGKILL) };
                 return true;
@@ -896,7 +904,9 @@ fn metadata_outside_the_workspace_is_kept_without_namespaces() {
                     // Inside the workspace: all as usual.
                     &["sh", "-c", "printf '#!/bin/sh\\necho script-ran\\n' > s.sh && chmod +x s.sh && ./s.sh"],
                     &["sh", "-c", "touch -d 2001-01-01 a.txt && cp -p a.txt b.txt && ls -l --time-style=+%Y b.txt"],
-                    &["sh", "-c", "git init -q repo && git -C repo config user.name Jailed && git -C repo config user.name"],
+                    // A new repository is a protected path in the workspace (the command would be
+                    // stopped): its private directory has the same metadata calls.
+                    &["sh", "-c", "git init -q \"$TMPDIR/repo\" && git -C \"$TMPDIR/repo\" config user.name Jailed && git -C \"$TMPDIR/repo\" config user.name"],
                 ]),
                 "\n",
             ),

@@ -24,6 +24,15 @@ fn sandbox(workspace: &Path, code: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A snippet that runs `sh -c script` and prints its output, or `stopped: ` and the error of
+/// a command stopped for making a protected path.
+fn shell_catching(script: &str) -> String {
+    format!(
+        "try:\n    print(run_command('sh', args=['-c', {script:?}]))\n\
+         except PermissionError as err:\n    print('stopped:', err)\n"
+    )
+}
+
 /// A virtual environment named `venv` (the name `python -m venv venv` gives) is a Python
 /// environment as much as `.venv`: commands cannot add a `.pth` to its site-packages (Python
 /// runs it at every start) or change `bin/activate`, and `write_file` refuses both.
@@ -157,7 +166,10 @@ fn a_git_directory_of_any_name_stays_as_it_is() {
         &format!(
             r#"
 for script in {scripts:?}:
-    print(run_command('sh', args=['-c', script]))
+    try:
+        print(run_command('sh', args=['-c', script]))
+    except PermissionError as err:
+        print('stopped:', err)
 for path in {writes:?}:
     try:
         write_file(path, '[core]\n\tfsmonitor = pwn\n')
@@ -187,6 +199,10 @@ for path in {writes:?}:
     assert!(!output.contains("written"), "{output}");
     assert_eq!(output.matches("refused").count(), writes.len(), "{output}");
     assert!(!root.join("evil/.git").exists(), "{output}");
+    assert!(
+        output.contains("stopped: the command was stopped: it made the protected path evil/.git"),
+        "{output}"
+    );
 }
 
 /// Files written beneath `dir`, for the failure message.
@@ -233,10 +249,7 @@ fn a_punie_link_a_command_made_is_moved_aside() {
         "ln -s '{}' .punie && mkdir .cargo && echo evil > .cargo/config.toml",
         outside.path().display()
     );
-    let res = sandbox(
-        &root,
-        &format!("print(run_command('sh', args=['-c', {script:?}]))"),
-    );
+    let res = sandbox(&root, &shell_catching(&script));
     assert_eq!(res["ok"], json!(true), "{res:#}");
     let output = res["output"].as_str().unwrap();
     let output_ask = ask(&root);
@@ -250,6 +263,10 @@ fn a_punie_link_a_command_made_is_moved_aside() {
     assert!(state.is_dir(), "{output}");
     assert!(!root.join(".cargo/config.toml").exists(), "{output}");
     assert!(output.contains(".punie, .cargo"), "{output}");
+    assert!(
+        output.starts_with("stopped: the command was stopped"),
+        "{output}"
+    );
     assert!(
         output_ask.status.success(),
         "{}",
@@ -699,16 +716,17 @@ fn a_command_never_makes_the_root_a_git_directory() {
          && printf '[alias]\\n\\tpwn = !touch {}\\n' > config",
         marker.display()
     );
-    let res = sandbox(
-        &root,
-        &format!("print(run_command('sh', args=['-c', {script:?}]))"),
-    );
+    let res = sandbox(&root, &shell_catching(&script));
     assert_eq!(res["ok"], json!(true), "{res:#}");
     let output = res["output"].as_str().unwrap();
     assert!(!root.join("HEAD").exists(), "{output}");
     assert!(!root.join("conda-meta").exists(), "{output}");
     assert!(!git_alias_runs(&root), "{output}");
     assert!(!marker.exists(), "git ran the command's alias: {output}");
+    assert!(
+        output.starts_with("stopped: the command was stopped: it made the protected path"),
+        "{output}"
+    );
 }
 
 /// A git directory whose `commondir` is a FIFO (a command can leave one) does not hang the
@@ -772,10 +790,7 @@ fn a_protected_link_the_command_replaced_is_put_back() {
         r#"echo x > .git/hooks/pre-commit; rm .git && mkdir -p .git/hooks .git/objects .git/refs && printf '[core]\n\trepositoryformatversion = 0\n' > .git/config && echo 'ref: refs/heads/master' > .git/HEAD && printf '#!/bin/sh\ntouch {}\n' > .git/hooks/pre-commit && chmod 755 .git/hooks/pre-commit && echo replaced"#,
         marker.display()
     );
-    let res = sandbox(
-        &root,
-        &format!("print(run_command('sh', args=['-c', {script:?}]))"),
-    );
+    let res = sandbox(&root, &shell_catching(&script));
     assert_eq!(res["ok"], json!(true), "{res:#}");
     let output = res["output"].as_str().unwrap();
     git(&["commit", "-q", "--allow-empty", "-m", "after"], &root);
@@ -784,12 +799,16 @@ fn a_protected_link_the_command_replaced_is_put_back() {
     assert!(!root.join(".git/hooks/pre-commit").exists(), "{output}");
     assert!(!git_dir.join("hooks/pre-commit").exists(), "{output}");
     assert_eq!(std::fs::read_link(root.join(".git")).unwrap(), git_dir);
-    assert!(output.contains("replaced"), "{output}");
+    assert!(
+        output.starts_with("stopped: the command was stopped: it replaced the protected link .git"),
+        "{output}"
+    );
+    // What it made in the link's place, stopped however far it got.
     let kept: Vec<PathBuf> = std::fs::read_dir(root.join(".punie/quarantine"))
         .unwrap()
         .flatten()
-        .map(|entry| entry.path().join(".git/hooks/pre-commit"))
-        .filter(|hook| hook.is_file())
+        .map(|entry| entry.path().join(".git"))
+        .filter(|made| made.is_dir())
         .collect();
     assert_eq!(kept.len(), 1, "{output}");
     assert!(
@@ -821,4 +840,71 @@ fn a_nested_repository_is_not_swapped_for_a_look_alike() {
         std::fs::read_to_string(root.join("sub/.git/HEAD")).unwrap(),
         head
     );
+}
+
+/// A protected path a command makes works until the sweep after the command moves it aside:
+/// a nested repository whose `core.fsmonitor` runs a program, made by a command that then
+/// waits out its time limit, ran that program at every `git status` the user's editor made
+/// meanwhile, outside the jail. Now the command is stopped as soon as it makes one, however it
+/// does: a deep `mkdir -p` faster than a watch can be set, a tree prepared where nothing is
+/// watched (`node_modules`) and moved in, a folder made a git directory by its entries. Each
+/// command below would wait for ever with its repository in place; each is stopped instead
+/// (not timed out), and the repository is not in the workspace.
+#[test]
+fn a_command_is_stopped_as_soon_as_it_makes_a_protected_path() {
+    let wait_for_ever = "while true; do sleep 0.05; done";
+    for (made, script) in [
+        (
+            "sub/deep/.git",
+            "mkdir -p sub/deep && cd sub/deep && git init -q .",
+        ),
+        ("a/b/c/d/e/.git", "mkdir -p a/b/c/d/e/.git/hooks"),
+        (
+            "vendored/.git",
+            "mkdir -p node_modules/p/.git/hooks && mv node_modules/p vendored",
+        ),
+        (
+            "src",
+            "mkdir -p src/objects src/refs && echo 'ref: refs/heads/main' > src/HEAD",
+        ),
+    ] {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path().canonicalize().unwrap();
+        let script = format!("{script} && {wait_for_ever}");
+        let res = sandbox(
+            &root,
+            &format!(
+                "try:\n    print(run_command('sh', args=['-c', {script:?}]))\n\
+                 except PermissionError as err:\n    print('PermissionError', err)\n"
+            ),
+        );
+        assert_eq!(res["ok"], json!(true), "{res:#}");
+        let output = res["output"].as_str().unwrap();
+        assert!(
+            output
+                .starts_with("PermissionError the command was stopped: it made the protected path"),
+            "{script}: {output}"
+        );
+        assert!(output.contains(made), "{script}: {output}");
+        let git_dir = if made == "src" { "src/HEAD" } else { made };
+        assert!(!root.join(git_dir).exists(), "{script}: {output}");
+    }
+}
+
+/// A command that makes ordinary directories and files, however many and however deep, runs
+/// to its end: the watcher stops only what makes a protected path.
+#[test]
+fn a_command_that_makes_ordinary_trees_is_not_stopped() {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    let script = "mkdir -p build/a/b/c node_modules/x/lib && for i in 1 2 3 4 5; do \
+                  mkdir -p tree$i/src && echo x > tree$i/src/f.py; done && \
+                  mv tree1 moved && echo finished";
+    let res = sandbox(
+        &root,
+        &format!("print(run_command('sh', args=['-c', {script:?}]))"),
+    );
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    assert_eq!(res["output"], json!("finished\n\n"), "{res:#}");
+    assert!(root.join("moved/src/f.py").exists());
 }

@@ -36,7 +36,7 @@ pub fn startup_bench(iterations: usize) -> anyhow::Result<StartupFigures> {
                     &argv,
                     workspace.path(),
                     workspace.path(),
-                    &protected,
+                    &protected.paths,
                     &access,
                     &limits,
                     &cancel,

@@ -67,7 +67,8 @@ mod seatbelt;
 
 pub use bench::{StartupFigures, startup_bench};
 pub use protected::{
-    DIRS_AFTER_COMMAND, DIRS_BEFORE_COMMAND, Found, protected_for_command, protected_in,
+    DIRS_AFTER_COMMAND, DIRS_BEFORE_COMMAND, Found, Judged, judge_entry, protected_for_command,
+    protected_in, root_protected,
 };
 pub use run::{End, Failure, Finished, RunLimits, run};
 pub use secret_names::secret_name;
@@ -717,7 +718,7 @@ pub fn explain(access: &Access) -> String {
                         &["true".to_owned()],
                         dir.path(),
                         dir.path(),
-                        &protected,
+                        &protected.paths,
                         access,
                         &limits,
                         &crate::cancel::CancelFlag::default(),

@@ -46,6 +46,8 @@ const SKIPPED: &[&str] = &[
 pub struct Found {
     /// Sorted, each once.
     pub paths: Vec<PathBuf>,
+    /// The directories read, the root first: where a protected path could appear next.
+    pub dirs: Vec<PathBuf>,
     /// Every directory was read; `false` when the walk stopped at its limit with directories
     /// left unread (what lies there is not in `paths`).
     pub complete: bool,
@@ -54,7 +56,7 @@ pub struct Found {
 /// The protected paths of `workspace` before a command starts, for the jail to mount
 /// read-only; refused when the workspace has more than [`DIRS_BEFORE_COMMAND`] directories
 /// to read, since a protected path the walk did not reach would be writable.
-pub fn protected_for_command(workspace: &Path) -> Result<Vec<PathBuf>, Failure> {
+pub fn protected_for_command(workspace: &Path) -> Result<Found, Failure> {
     let found = protected_in(workspace, DIRS_BEFORE_COMMAND);
     if !found.complete {
         return Err(Failure::Refused(format!(
@@ -66,7 +68,7 @@ pub fn protected_for_command(workspace: &Path) -> Result<Vec<PathBuf>, Failure> 
             SKIPPED.join(", ")
         )));
     }
-    Ok(found.paths)
+    Ok(found)
 }
 
 /// The protected paths that exist in `workspace` (not inside [`SKIPPED`] directories), reading
@@ -78,6 +80,53 @@ pub fn protected_for_command(workspace: &Path) -> Result<Vec<PathBuf>, Failure> 
 /// resolved when it is mounted). Rules about a file's facts (executables, hard links) are the
 /// permission prompt's, not the jail's.
 pub fn protected_in(workspace: &Path, max_dirs: usize) -> Found {
+    let mut paths = Vec::new();
+    let mut dirs = Vec::new();
+    let mut queue = std::collections::VecDeque::from([workspace.to_path_buf()]);
+    while let Some(dir) = queue.pop_front() {
+        if dirs.len() == max_dirs {
+            queue.push_front(dir);
+            break;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            dirs.push(dir);
+            continue;
+        };
+        for entry in entries.flatten() {
+            let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+            let judged = judge_entry(workspace, &entry.path(), is_dir);
+            paths.extend(judged.protected);
+            if judged.walk_into {
+                queue.push_back(entry.path());
+            }
+        }
+        dirs.push(dir);
+    }
+    paths.extend(root_protected(workspace));
+    paths.sort();
+    paths.dedup();
+    Found {
+        paths,
+        dirs,
+        complete: queue.is_empty(),
+    }
+}
+
+/// What the walk makes of one entry of a directory it reads.
+#[derive(Debug, Default)]
+pub struct Judged {
+    /// The protected paths the entry is or holds directly: itself when protected whole, the
+    /// children a two-part rule names (`.github/workflows`), the git directories a `.git`
+    /// file leads to.
+    pub protected: Vec<PathBuf>,
+    /// The walk reads it too: a directory that is neither protected whole nor [`SKIPPED`].
+    pub walk_into: bool,
+}
+
+/// Judges `path`, an entry of a directory under `workspace` (`is_dir` as the directory
+/// listing says, links not followed), as [`protected_in`] does for every entry it reads; so
+/// a watcher that learns of one new entry judges it exactly as the next walk would.
+pub fn judge_entry(workspace: &Path, path: &Path, is_dir: bool) -> Judged {
     use crate::policy::{PROTECTED, Pattern};
     let folded = |name: &std::ffi::OsStr| {
         name.to_string_lossy()
@@ -85,68 +134,57 @@ pub fn protected_in(workspace: &Path, max_dirs: usize) -> Found {
             .to_ascii_lowercase()
     };
     let patterns = || PROTECTED.iter().flat_map(|rule| rule.patterns);
-    let mut paths = Vec::new();
-    let mut queue = std::collections::VecDeque::from([workspace.to_path_buf()]);
-    let mut dirs_read = 0;
-    while let Some(dir) = queue.pop_front() {
-        if dirs_read == max_dirs {
-            queue.push_front(dir);
-            break;
-        }
-        dirs_read += 1;
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+    let Some(name) = path.file_name().map(folded) else {
+        return Judged::default();
+    };
+    let mut protected = Vec::new();
+    let whole = patterns().any(|pattern| match pattern {
+        Pattern::Component(name_protected) => name == *name_protected,
+        Pattern::Suffix(suffix) => name.ends_with(suffix),
+        Pattern::VirtualEnv => is_dir && is_virtual_env(path),
+        Pattern::GitDir => is_dir && is_git_dir(path),
+        _ => false,
+    });
+    if name == ".git" {
+        // A worktree's or submodule's git directory, however deep or named.
+        protected.extend(linked_git_dirs(workspace, path));
+    }
+    if whole {
+        protected.push(path.to_path_buf());
+        return Judged {
+            protected,
+            walk_into: false,
         };
-        for entry in entries.flatten() {
-            let name = folded(&entry.file_name());
-            let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
-            let whole = patterns().any(|pattern| match pattern {
-                Pattern::Component(protected) => name == *protected,
-                Pattern::Suffix(suffix) => name.ends_with(suffix),
-                Pattern::VirtualEnv => is_dir && is_virtual_env(&entry.path()),
-                Pattern::GitDir => is_dir && is_git_dir(&entry.path()),
-                _ => false,
-            });
-            if name == ".git" {
-                // A worktree's or submodule's git directory, however deep or named.
-                paths.extend(linked_git_dirs(workspace, &entry.path()));
-            }
-            if whole {
-                paths.push(entry.path());
-                continue;
-            }
-            for pattern in patterns() {
-                if let Pattern::Components([first, second, ..]) = pattern
-                    && name == *first
-                    && let Ok(children) = std::fs::read_dir(entry.path())
-                {
-                    paths.extend(
-                        children
-                            .flatten()
-                            .filter(|child| folded(&child.file_name()) == *second)
-                            .map(|child| child.path()),
-                    );
-                }
-            }
-            if is_dir && !SKIPPED.contains(&name.as_str()) {
-                queue.push_back(entry.path());
-            }
+    }
+    for pattern in patterns() {
+        if let Pattern::Components([first, second, ..]) = pattern
+            && name == *first
+            && let Ok(children) = std::fs::read_dir(path)
+        {
+            protected.extend(
+                children
+                    .flatten()
+                    .filter(|child| folded(&child.file_name()) == *second)
+                    .map(|child| child.path()),
+            );
         }
     }
-    // The user's own configuration, wherever it lies: by what it is, not by its name.
-    paths.extend(
-        user_config_in(workspace)
-            .into_iter()
-            .filter(|path| path.exists()),
-    );
-    // What makes the root itself a git directory or an environment.
-    paths.extend(root_markers(workspace));
-    paths.sort();
-    paths.dedup();
-    Found {
-        paths,
-        complete: queue.is_empty(),
+    Judged {
+        protected,
+        walk_into: is_dir && !SKIPPED.contains(&name.as_str()),
     }
+}
+
+/// The protected paths that are about the workspace's root rather than one entry: the user's
+/// own configuration, wherever it lies (by what it is, not by its name), and what makes the
+/// root itself a git directory or an environment.
+pub fn root_protected(workspace: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = user_config_in(workspace)
+        .into_iter()
+        .filter(|path| path.exists())
+        .collect();
+    paths.extend(root_markers(workspace));
+    paths
 }
 
 #[cfg(test)]

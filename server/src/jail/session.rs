@@ -93,7 +93,7 @@ impl Session {
             argv,
             cwd,
             workspace,
-            super::protected_for_command(workspace)?,
+            super::protected_for_command(workspace)?.paths,
             access,
             Some(&read_end),
         )?

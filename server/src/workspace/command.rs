@@ -200,11 +200,19 @@ pub fn run_command(
         output_bytes: limits.output_bytes,
     };
     // Nothing runs where the protected paths cannot all be found.
-    let protected_at_start = jail::protected_for_command(workspace)
-        .map(super::quarantine::Before::new)
+    let found = jail::protected_for_command(workspace)
         .map_err(|failure| ToolError::permission(format!("cannot run '{program}': {failure}")))?;
-    // The command's own flag: the caller's, or the disk guard's when it fills the disk.
+    // The command's own flag: the caller's, or a watcher's when it fills the disk or makes a
+    // protected path.
     let command_cancel = CancelFlag::joined(&[cancel], None);
+    let protected_watch = super::protected_watch::ProtectedWatch::start(
+        workspace,
+        &found.dirs,
+        &found.paths,
+        &command_cancel,
+    )
+    .map_err(|why| ToolError::permission(format!("cannot run '{program}': {why}")))?;
+    let protected_at_start = super::quarantine::Before::new(found.paths);
     let disk_guard = super::disk_guard::DiskGuard::watch(workspace, &command_cancel);
     let ran = jail::run(
         argv,
@@ -217,6 +225,8 @@ pub fn run_command(
     );
     let filled_the_disk = disk_guard.stopped_because();
     drop(disk_guard);
+    // After the run: every process is gone, so every event it caused is queued.
+    let made_protected = protected_watch.finish();
     // Everything the command started is gone (a helper that died took its namespace with it):
     // nothing can create another one now. A failed run is swept too: its command may have
     // written before the helper died.
@@ -238,6 +248,10 @@ pub fn run_command(
             }
         })
     })?;
+    // However it ended, stopped or first: what it did is the same.
+    if let Some(why) = made_protected {
+        return Err(with_note(ToolError::permission(why)));
+    }
     let exit_code = match finished.end {
         jail::End::Cancelled if let Some(why) = filled_the_disk => {
             return Err(with_note(ToolError::new("OSError", why)));

@@ -17,6 +17,7 @@ mod host;
 #[cfg(unix)]
 mod no_follow;
 mod path;
+mod protected_watch;
 mod quarantine;
 
 pub use command::{CommandLimits, CommandOutput, run_command, split_command};

@@ -320,7 +320,7 @@ mod tests {
     use super::*;
 
     fn found_before(root: &Path) -> Before {
-        Before::new(jail::protected_for_command(root).unwrap())
+        Before::new(jail::protected_for_command(root).unwrap().paths)
     }
 
     #[test]
