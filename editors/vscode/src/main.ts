@@ -4,7 +4,7 @@ import * as vscode from "vscode";
 import * as lc from "vscode-languageclient/node";
 import { askArgsOf, prepareAsk } from "./ask";
 import { BootstrapError, checkVersion, findServer, realEnv } from "./bootstrap";
-import { needsRestart, serverSettings } from "./config";
+import { needsRestart, serverSettings, SettingsReader } from "./config";
 import * as ext from "./lsp_ext";
 import { AnswerPanel } from "./panel";
 import { askPermission } from "./permission";
@@ -33,7 +33,9 @@ export interface PunieApi {
   startRun(args: ext.AskArgs, display?: { title?: string; question?: string }): Promise<Run | undefined>;
 }
 
-const cfg = (scope?: vscode.ConfigurationScope) => vscode.workspace.getConfiguration(ext.CONFIG_SECTION, scope);
+/** Punie's settings, as the user's alone where a workspace may not choose (config.ts). */
+const settings = (scope?: vscode.ConfigurationScope) =>
+  new SettingsReader((k) => vscode.workspace.getConfiguration(ext.CONFIG_SECTION, scope).inspect(k), vscode.workspace.isTrusted);
 
 export class Punie implements vscode.Disposable, PunieApi {
   readonly store = new RunStore();
@@ -45,6 +47,8 @@ export class Punie implements vscode.Disposable, PunieApi {
   private progressSubs = new Map<Run, vscode.Disposable[]>();
   private subs: vscode.Disposable[] = [];
   private permissionTexts = new PermissionTexts();
+  /** Settings whose workspace value this window has already said it ignores. */
+  private warnedIgnored = new Set<string>();
 
   constructor(private ctx: vscode.ExtensionContext) {
     this.panel = new AnswerPanel(this.store, {
@@ -70,6 +74,7 @@ export class Punie implements vscode.Disposable, PunieApi {
     reg(COMMANDS.showAnswers, () => this.panel.reveal());
     this.subs.push(
       vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration(ext.CONFIG_SECTION)) this.warnIgnoredWorkspaceSettings();
         if (needsRestart((s) => e.affectsConfiguration(s))) void this.restart();
       }),
       vscode.workspace.registerTextDocumentContentProvider(PERMISSION_SCHEME, this.permissionTexts),
@@ -95,8 +100,10 @@ export class Punie implements vscode.Disposable, PunieApi {
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
     let binary: string;
     let version: string;
+    this.warnIgnoredWorkspaceSettings();
     try {
-      binary = findServer(cfg().get<string>("serverPath"), this.ctx.extensionPath, realEnv(), folder);
+      const serverPath = settings().get("serverPath");
+      binary = findServer(typeof serverPath === "string" ? serverPath : undefined, this.ctx.extensionPath, realEnv(), folder);
       version = await checkVersion(binary);
     } catch (e) {
       const msg = e instanceof BootstrapError ? e.message : `Punie: could not start the server: ${String(e)}`;
@@ -114,8 +121,7 @@ export class Punie implements vscode.Disposable, PunieApi {
       args: ["lsp"],
       options: { cwd: folder },
     };
-    const settingsFor = (scope?: vscode.ConfigurationScope) =>
-      serverSettings((k) => cfg(scope).get(k), vscode.workspace.isTrusted);
+    const settingsFor = (scope?: vscode.ConfigurationScope) => serverSettings(settings(scope));
     const clientOptions: lc.LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       outputChannel: this.output,
@@ -133,9 +139,9 @@ export class Punie implements vscode.Disposable, PunieApi {
               return settingsFor(scope);
             });
           },
-          didChangeConfiguration: async (sections, next) => {
-            if (!this.lc) return next(sections);
-            await this.lc.sendNotification(lc.DidChangeConfigurationNotification.type, {
+          // Never `next`: it would send getConfiguration('punie') as it is, a workspace's values too.
+          didChangeConfiguration: async () => {
+            await client.sendNotification(lc.DidChangeConfigurationNotification.type, {
               settings: { [ext.CONFIG_SECTION]: settingsFor() },
             });
           },
@@ -149,8 +155,9 @@ export class Punie implements vscode.Disposable, PunieApi {
           ...(caps.experimental as object | undefined),
           [ext.ANSWER_CAPABILITY]: true,
           [ext.PERMISSION_CAPABILITY]: true,
-          // serverPath, engine and toolPolicy have machine or application scope: a workspace's
-          // settings cannot set them, so the server may let toolPolicy loosen its policy.
+          // serverPath, engine and toolPolicy have machine or application scope, and every read
+          // of them takes the user's value only (SettingsReader): a workspace's settings cannot
+          // set them, so the server may let toolPolicy loosen its policy.
           [ext.USER_SETTINGS_CAPABILITY]: true,
         };
       },
@@ -201,8 +208,22 @@ export class Punie implements vscode.Disposable, PunieApi {
     const client = this.lc;
     if (!client?.isRunning()) return;
     await client.sendNotification(lc.DidChangeConfigurationNotification.type, {
-      settings: { [ext.CONFIG_SECTION]: serverSettings((k) => cfg().get(k), vscode.workspace.isTrusted) },
+      settings: { [ext.CONFIG_SECTION]: serverSettings(settings()) },
     });
+  }
+
+  /** Says once per setting that the workspace's value of a user-only setting is ignored. */
+  private warnIgnoredWorkspaceSettings(): void {
+    const fresh = [...settings().readAll().ignored].filter((k) => !this.warnedIgnored.has(k));
+    if (fresh.length === 0) return;
+    for (const k of fresh) this.warnedIgnored.add(k);
+    const keys = fresh.map((k) => `punie.${k}`).join(", ");
+    const why = vscode.workspace.isTrusted
+      ? "only your user settings choose Punie's program, engine and tool policy"
+      : "only your user settings choose Punie's program, engine and tool policy, and in Restricted Mode its limits";
+    const msg = `Punie: ignored this workspace's ${keys}: ${why}.`;
+    this.output.appendLine(msg);
+    void vscode.window.showWarningMessage(msg);
   }
 
   // ---------- runs ----------

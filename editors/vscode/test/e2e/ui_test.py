@@ -21,6 +21,7 @@ ap.add_argument("--images", required=True)
 ap.add_argument("--logs", required=True)
 ap.add_argument("--user-settings", required=True, help="the user settings file (serverPath, engine, toolPolicy live there)")
 ap.add_argument("--marker", required=True, help="a file the workspace's own serverPath would create")
+ap.add_argument("--server-log", required=True, help="what the client sent the user's server (its stdin)")
 ap.add_argument("--untrusted", action="store_true", help="check Restricted Mode only (workspace trust on, answered No)")
 a = ap.parse_args()
 CALC = os.path.join(a.ws, "src", "calc.py")
@@ -105,6 +106,19 @@ def wait_for_menu():
             time.sleep(1)
 
 
+def assert_server_got_only_users_settings():
+    """The workspace's nested and dotted serverPath, engine and toolPolicy reached nothing: its
+    program never ran, and the user's server got the user's engine, never the workspace's
+    engine or its `allow` (initializationOptions, workspace/configuration, didChangeConfiguration)."""
+    assert not os.path.exists(a.marker), "the workspace's serverPath was started"
+    sent = open(a.server_log).read()
+    assert '"initializationOptions"' in sent and "explain.json" in sent, "the user's engine never reached the server"
+    assert "evil.json" not in sent, "the server received the workspace's engine"
+    assert '"run_command":"allow"' not in sent, "the server received the workspace's toolPolicy"
+    if not a.untrusted:  # the Restricted Mode run's user allows writes
+        assert '"write_file":"allow"' not in sent, "the server received the workspace's toolPolicy"
+
+
 def finish():
     passed = sum(1 for _, ok in results if ok)
     failed = len(results) - passed
@@ -153,10 +167,21 @@ with sync_playwright() as pw:
             dialog.get_by_role("button", name="Deny").click()
             expect(status_item(r"Punie: done")).to_be_visible(timeout=T)
             assert open(CALC).read() == ORIG, "src/calc.py changed on disk"
-            assert not os.path.exists(a.marker), "the workspace's serverPath was started"
+            assert_server_got_only_users_settings()
 
         browser.close()
         finish()
+
+    @check("settings: a warning says the workspace's serverPath, engine and toolPolicy are ignored")
+    def _():
+        toasts = page.locator(".notifications-toasts")
+        expect(toasts).to_contain_text("ignored this workspace's punie.serverPath, punie.engine", timeout=60_000)
+        expect(toasts).to_contain_text("punie.toolPolicy.run_command")
+        page.keyboard.press("F1")
+        page.keyboard.type("Notifications: Clear All Notifications")
+        page.wait_for_selector(".quick-input-list .monaco-list-row", timeout=T)
+        page.keyboard.press("Enter")
+        expect(toasts).not_to_contain_text("ignored this workspace's", timeout=T)
 
     @check("code actions: the Ask Punie actions appear in the Ctrl+. menu on a selection")
     def _():
@@ -192,10 +217,10 @@ with sync_playwright() as pw:
         expect(frame.locator("#copy-last")).to_be_visible()
         page.screenshot(path=os.path.join(a.images, "answer-panel.png"))
 
-    @check("settings: a workspace's settings choose neither the server nor the engine")
+    @check("settings: a workspace's settings, dotted or nested, choose neither the server, the engine nor the policy")
     def _():
-        assert not os.path.exists(a.marker), "the workspace's serverPath was started"
         assert "EVIL ENGINE" not in answers().inner_text(timeout=T), "the workspace's engine answered"
+        assert_server_got_only_users_settings()
 
     @check("Ask Punie…: asks for the question with an input box")
     def _():
