@@ -1,29 +1,59 @@
 // HTML of the answer panel, free of the vscode API (unit-tested). Markdown goes through `marked`
-// with raw HTML escaped, so an answer can never inject markup or script into the webview.
-import { Marked } from "marked";
+// with every text a token carries escaped, raw HTML included, so an answer can never inject markup
+// or script into the webview.
+import { Marked, type RendererObject } from "marked";
 import type { Run } from "./runs";
 
+const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** Escapes every character that is markup in HTML text or in a quoted attribute. */
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
-const md = new Marked({
-  gfm: true,
-  breaks: false,
-  renderer: {
-    html(token) {
-      return escapeHtml(token.text);
-    },
-    link(token) {
-      const text = this.parser.parseInline(token.tokens);
-      const href = /^(https?:|mailto:)/i.test(token.href) ? token.href : "#";
-      return `<a href="${escapeHtml(href)}" title="${escapeHtml(token.title ?? "")}">${text}</a>`;
-    },
-    image(token) {
-      return escapeHtml(`![${token.text}](${token.href})`);
-    },
+/**
+ * Escapes text for an element's content, leaving character references (`&amp;`, `&#58;`) as they
+ * are: in content they are only text, and marked's text tokens may already hold some
+ * (`&` next to a numeric reference arrives as `&amp;`).
+ */
+function escapeText(s: string): string {
+  return s.replace(/&(?!(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]*);)|[<>"']/gi, (c) => ESCAPES[c]);
+}
+
+/**
+ * The renderers of every token that carries text of its own; marked's others only wrap the
+ * output of these in fixed tags. Each escapes whatever the token says: marked passes raw HTML
+ * through `html` tokens, and marks as `escaped` (to be output as it is) the text after an inline
+ * `<pre>`, `<code>`, `<kbd>` or `<script>`, so that an unfinished `<img …` there would reach the
+ * page as an element.
+ */
+export const RENDERER: RendererObject = {
+  html(token) {
+    return escapeHtml(token.text);
   },
-});
+  text(token) {
+    return "tokens" in token && token.tokens ? this.parser.parseInline(token.tokens) : escapeText(token.text);
+  },
+  code(token) {
+    // A language name, or no class: what follows ``` is the model's too.
+    const lang = /^[\w+#.-]+(?=\s|$)/.exec(token.lang ?? "")?.[0];
+    const body = token.text ? token.text.replace(/\n$/, "") + "\n" : "";
+    return `<pre><code${lang ? ` class="language-${lang}"` : ""}>${escapeHtml(body)}</code></pre>\n`;
+  },
+  codespan(token) {
+    return `<code>${escapeHtml(token.text)}</code>`;
+  },
+  link(token) {
+    const text = this.parser.parseInline(token.tokens);
+    const href = /^(https?:|mailto:)/i.test(token.href) ? token.href : "#";
+    return `<a href="${escapeHtml(href)}" title="${escapeHtml(token.title ?? "")}">${text}</a>`;
+  },
+  image(token) {
+    return escapeHtml(`![${token.text}](${token.href})`);
+  },
+};
+
+const md = new Marked({ gfm: true, breaks: false, renderer: RENDERER });
 
 export function renderMarkdown(text: string): string {
   return md.parse(text, { async: false }) as string;
@@ -79,7 +109,7 @@ export function renderBody(runs: readonly Run[]): string {
 export function panelHtml(nonce: string, cspSource: string, body: string): string {
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src ${cspSource} https: data:;">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}';">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>Punie</title>
 <style nonce="${nonce}">

