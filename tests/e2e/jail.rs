@@ -1192,6 +1192,117 @@ fn the_server_and_other_processes_are_out_of_reach() {
     }
 }
 
+/// What a command could change of another process without signalling it: its limits
+/// (`RLIMIT_CPU` of one second makes the kernel kill it), its priority, scheduling policy, CPUs
+/// and I/O priority. None of it may change, for a process of the same user outside the jail
+/// (root's, when punie runs as root) and for the server itself, which must keep answering.
+#[test]
+fn other_processes_limits_and_scheduling_are_out_of_reach() {
+    const MEDDLE: &str = r#"import ctypes, os, resource, sys
+libc = ctypes.CDLL(None, use_errno=True)
+IOPRIO_SET = {'x86_64': 251, 'aarch64': 30}[os.uname().machine]
+helper = os.getppid()
+server = int(open('/proc/%d/stat' % helper).read().rsplit(')', 1)[1].split()[1])
+victim = int(sys.argv[1])
+for target in [victim, server]:
+    for name, call in [
+        ('cpu', lambda: resource.prlimit(target, resource.RLIMIT_CPU, (1, 1))),
+        ('as', lambda: resource.prlimit(target, resource.RLIMIT_AS, (1 << 20, 1 << 20))),
+        ('core', lambda: resource.prlimit(target, resource.RLIMIT_CORE, (0, 0))),
+        ('nice', lambda: os.setpriority(os.PRIO_PROCESS, target, 19)),
+        ('pgrp', lambda: os.setpriority(os.PRIO_PGRP, os.getpgid(target), 19)),
+        ('affinity', lambda: os.sched_setaffinity(target, {0})),
+        ('policy', lambda: os.sched_setscheduler(target, os.SCHED_IDLE, os.sched_param(0))),
+        ('ioprio', lambda: print(libc.syscall(IOPRIO_SET, 1, target, 3 << 13), ctypes.get_errno())),
+    ]:
+        try:
+            call()
+            print(name, target, 'done')
+        except OSError as e:
+            print(name, target, e)
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+os.nice(1)
+os.sched_setaffinity(0, os.sched_getaffinity(0))
+print('own limits and priority set')"#;
+    let mut who = identities();
+    if is_root() {
+        who.push(Identity::UnprivilegedNoNamespaces);
+    }
+    for identity in who {
+        let scenario = Scenario::new(identity);
+        let mut victim = Command::new("sleep");
+        victim.arg("86398").env_clear();
+        {
+            use std::os::unix::process::CommandExt;
+            // Its own process group, so that the group's priority is the victim's alone.
+            victim.process_group(0);
+            if identity.unprivileged() {
+                let (uid, gid) = test_user();
+                victim.uid(uid).gid(gid);
+            }
+        }
+        let mut victim = Reaped(victim.spawn().unwrap());
+        let pid = victim.0.id() as i32;
+        let before = process_settings(pid);
+        let run = scenario.sandbox(
+            &format!(
+                "{}print(run_command('true'))\nprint('server survived')\n",
+                attempts(&[&["python3", "-c", MEDDLE, &pid.to_string()]])
+            ),
+            &[],
+        );
+        let after = process_settings(pid);
+        let alive = victim.0.try_wait().unwrap().is_none();
+        drop(victim);
+        assert!(alive, "{identity:?}: the victim died:\n{}", run.output);
+        assert_eq!(
+            before, after,
+            "{identity:?}: the victim changed:\n{}",
+            run.output
+        );
+        run.assert_printed("own limits and priority set");
+        run.assert_printed("server survived");
+    }
+}
+
+/// A process started by a test, killed and reaped when the test ends, a failed one too (it
+/// would hold the test's output open).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What another process could change of `pid`: its limits, its nice value and scheduling
+/// policy, the CPUs it may run on, its I/O priority.
+fn process_settings(pid: i32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<String> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    // SAFETY: ioprio_get takes integers.
+    let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid) };
+    vec![
+        std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap(),
+        // Fields 19 (nice) and 41 (policy), counted from 3 after the name.
+        format!("nice {} policy {}", fields[16], fields[38]),
+        status
+            .lines()
+            .find(|line| line.starts_with("Cpus_allowed_list"))
+            .unwrap()
+            .to_owned(),
+        format!("ioprio {ioprio}"),
+    ]
+}
+
 /// SysV IPC objects belong to the kernel, not to a process: a command that reached the
 /// host's could read another process's shared memory of the same user, and what it made
 /// would stay after the run, beyond the out-of-memory killer's reach.

@@ -1,9 +1,20 @@
 //! The seccomp filter of a command: system calls that reach other processes, the kernel's
 //! configuration or the network fail with `EPERM`/`EACCES`, and so does any call that would
 //! give a file the setuid or setgid bit, System V IPC where the command has no IPC
-//! namespace, and changing a file's metadata by path where no read-only mounts keep the
-//! files outside the workspace; everything else is allowed.
+//! namespace, another process's limits or scheduling where it has no PID namespace, and
+//! changing a file's metadata by path where no read-only mounts keep the files outside the
+//! workspace; everything else is allowed.
 //! The program is built before `fork`; installing it is one `prctl`.
+//!
+//! Why limits and scheduling: `prlimit`, `setpriority`, `sched_setscheduler`,
+//! `sched_setaffinity` and `ioprio_set` reach any process of the same user (root: of root)
+//! with no capability, and Landlock has no hook for them (it scopes `ptrace` and signals,
+//! not these). `RLIMIT_CPU` of one second makes the kernel kill the target, `RLIMIT_AS` makes
+//! the server abort, `RLIMIT_NOFILE` of 0 keeps the helper from finding the command's
+//! descendants. In a PID namespace no pid names a process outside, so the filter need not;
+//! without one these calls may name only the caller (pid 0, as `setrlimit`, `nice` and
+//! `sched_setaffinity(0, …)` do) and fail with `EPERM` for any other pid: the filter cannot
+//! tell the caller's own pid from another.
 //!
 //! Why setuid and setgid bits: a command may write the workspace, and an owner may mark its
 //! own file setuid without any capability. A setuid file left in the workspace runs with its
@@ -104,6 +115,71 @@ fn denied_calls() -> Vec<libc::c_long> {
     res.extend([libc::SYS_iopl, libc::SYS_ioperm]);
     res
 }
+
+/// A call that changes a process's limits or scheduling, allowed only on the caller itself
+/// where its pids may name processes outside the sandbox (no PID namespace).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[derive(Debug, Clone, Copy)]
+struct OwnProcessCall {
+    nr: libc::c_long,
+    /// The index of the argument that names the process (0: the caller).
+    pid: u32,
+    /// For a call that first says what `pid` names (a process, a group, a user): its index,
+    /// and the kinds for which a pid of 0 is the caller or its process group.
+    which: Option<(u32, &'static [u32])>,
+    /// For a call that only reads when this pointer is null (`prlimit64`'s new limits): its
+    /// index. Reading another process's limits changes nothing.
+    unless_null: Option<u32>,
+}
+
+/// `PRIO_PROCESS` and `PRIO_PGRP` (not `PRIO_USER`: 0 there is every process of the user).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const OWN_PRIORITY_TARGETS: [u32; 2] = [libc::PRIO_PROCESS, libc::PRIO_PGRP];
+
+/// `IOPRIO_WHO_PROCESS` and `IOPRIO_WHO_PGRP` (not `IOPRIO_WHO_USER`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const OWN_IOPRIO_TARGETS: [u32; 2] = [1, 2];
+
+/// Every call that changes another process's limits, scheduling or memory placement by pid.
+/// The command's process group and session are its own (`setsid` before it runs), so a pid
+/// of 0 with `PRIO_PGRP` stays inside.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn own_process_calls() -> Vec<OwnProcessCall> {
+    let by_pid = |nr| OwnProcessCall {
+        nr,
+        pid: 0,
+        which: None,
+        unless_null: None,
+    };
+    vec![
+        OwnProcessCall {
+            unless_null: Some(2),
+            ..by_pid(libc::SYS_prlimit64)
+        },
+        OwnProcessCall {
+            pid: 1,
+            which: Some((0, &OWN_PRIORITY_TARGETS)),
+            ..by_pid(libc::SYS_setpriority)
+        },
+        OwnProcessCall {
+            pid: 1,
+            which: Some((0, &OWN_IOPRIO_TARGETS)),
+            ..by_pid(libc::SYS_ioprio_set)
+        },
+        by_pid(libc::SYS_sched_setscheduler),
+        by_pid(libc::SYS_sched_setparam),
+        by_pid(libc::SYS_sched_setaffinity),
+        by_pid(libc::SYS_sched_setattr),
+        by_pid(libc::SYS_migrate_pages),
+        by_pid(libc::SYS_move_pages),
+    ]
+}
+
+/// Calls that act on another process through a pidfd, which the filter cannot judge:
+/// refused where there is no PID namespace (Landlock's ptrace rule covers `process_madvise`
+/// too; `process_mrelease` frees a dying process's memory).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const PIDFD_CALLS: [libc::c_long; 2] = [libc::SYS_process_madvise, libc::SYS_process_mrelease];
 
 /// Calls that fail with `ENOSYS`, as if this kernel had none, so that programs fall back to
 /// an older call the filter can inspect: `openat2` passes its mode inside a struct.
@@ -251,16 +327,20 @@ const NETWORK_DOMAINS: [u32; 3] = [
 ];
 
 impl Filter {
-    /// The filter of a command; `network` lets it open Internet sockets; `ipc_namespace`
-    /// (the command has an IPC namespace of its own) lets it use System V IPC;
-    /// `metadata` says what keeps files outside the workspace.
-    pub(crate) fn new(network: bool, ipc_namespace: bool, metadata: Metadata) -> Filter {
+    /// The filter of a command; `network` lets it open Internet sockets; `namespaces` (the
+    /// command has PID and IPC namespaces of its own) lets it use System V IPC and name
+    /// other processes by pid; `metadata` says what keeps files outside the workspace.
+    pub(crate) fn new(network: bool, namespaces: bool, metadata: Metadata) -> Filter {
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         {
             let mut denied = denied_calls();
-            if !ipc_namespace {
+            let own_process = if namespaces {
+                Vec::new()
+            } else {
                 denied.extend(SYSV_IPC_CALLS);
-            }
+                denied.extend(PIDFD_CALLS);
+                own_process_calls()
+            };
             let by_path = match metadata {
                 Metadata::ReadOnlyMounts => None,
                 Metadata::Helper => Some(libc::SECCOMP_RET_USER_NOTIF),
@@ -270,13 +350,13 @@ impl Filter {
                 denied.extend(metadata_calls());
             }
             Filter {
-                program: program(&denied, network, by_path),
+                program: program(&denied, &own_process, network, by_path),
                 notifies: metadata == Metadata::Helper,
             }
         }
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         {
-            let _ = (network, ipc_namespace, metadata);
+            let _ = (network, namespaces, metadata);
             Filter {
                 program: Vec::new(),
                 notifies: false,
@@ -318,10 +398,16 @@ impl Filter {
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-/// The BPF program: `denied` fail with `EPERM`; with `by_path` (no read-only mounts outside
-/// the workspace), modes and times set by path get that verdict (the helper, or refused),
-/// and `fchmod` to a mode writable by others is refused.
-fn program(denied: &[libc::c_long], network: bool, by_path: Option<u32>) -> Vec<libc::sock_filter> {
+/// The BPF program: `denied` fail with `EPERM`, and so do `own_process` calls on any
+/// process but the caller; with `by_path` (no read-only mounts outside the workspace), modes
+/// and times set by path get that verdict (the helper, or refused), and `fchmod` to a mode
+/// writable by others is refused.
+fn program(
+    denied: &[libc::c_long],
+    own_process: &[OwnProcessCall],
+    network: bool,
+    by_path: Option<u32>,
+) -> Vec<libc::sock_filter> {
     const NR: u32 = 0;
     const ARCH: u32 = 4;
     const ARG0: u32 = 16;
@@ -380,6 +466,40 @@ fn program(denied: &[libc::c_long], network: bool, by_path: Option<u32>) -> Vec<
     for nr in UNAVAILABLE_CALLS {
         res.push(skip_unless(nr as u32));
         res.push(ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    }
+    // Jumps `jt` ahead when the accumulator equals `k`, `jf` ahead when not.
+    let jump_if = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    for call in own_process {
+        let mut block = Vec::new();
+        if let Some((which, kinds)) = call.which {
+            // One of `kinds`: on to the pid; none: refused.
+            block.push(load(arg(which)));
+            for (index, kind) in kinds.iter().enumerate() {
+                block.push(jump_if(*kind, (kinds.len() - index) as u8, 0));
+            }
+            block.push(ret(eperm));
+        }
+        block.push(load(arg(call.pid)));
+        block.push(jump_if(0, 0, 1));
+        block.push(ret(libc::SECCOMP_RET_ALLOW));
+        if let Some(pointer) = call.unless_null {
+            // Another process: only to read (a null pointer, both halves zero).
+            block.extend([
+                load(arg(pointer)),
+                jump_if(0, 0, 3),
+                load(arg(pointer) + 4),
+                jump_if(0, 0, 1),
+                ret(libc::SECCOMP_RET_ALLOW),
+            ]);
+        }
+        block.push(ret(eperm));
+        res.push(jump_if(call.nr as u32, 0, block.len() as u8));
+        res.extend(block);
     }
     // Jumps to the instruction `n` ahead when the accumulator has none of the bits `k`.
     let unless_any = |k: u32, n: u8| libc::sock_filter {
@@ -532,8 +652,8 @@ mod tests {
     #[test]
     fn network_and_process_calls_are_refused() {
         let eacces = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
-        let offline = program(&denied_calls(), false, None);
-        let online = program(&denied_calls(), true, None);
+        let offline = program(&denied_calls(), &[], false, None);
+        let online = program(&denied_calls(), &[], true, None);
         let socket = libc::SYS_socket;
         let inet = libc::AF_INET as u32;
         let unix = libc::AF_UNIX as u32;
@@ -557,9 +677,9 @@ mod tests {
     #[test]
     fn sysv_ipc_is_refused_without_an_ipc_namespace() {
         let mut denied = denied_calls();
-        let own = program(&denied, false, None);
+        let own = program(&denied, &[], false, None);
         denied.extend(SYSV_IPC_CALLS);
-        let shared = program(&denied, false, None);
+        let shared = program(&denied, &[], false, None);
         for nr in [
             libc::SYS_shmget,
             libc::SYS_shmat,
@@ -572,8 +692,59 @@ mod tests {
     }
 
     #[test]
+    fn other_processes_limits_and_scheduling_are_refused_without_a_pid_namespace() {
+        let own = program(&denied_calls(), &[], false, None);
+        let shared = program(&denied_calls(), &own_process_calls(), false, None);
+        let other = 4242;
+        let limits = 0x7fff_1234_5678_u64;
+        for (nr, args) in [
+            // prlimit(pid, RLIMIT_CPU, &new, NULL): what kills a process of the same user.
+            (libc::SYS_prlimit64, [other, 0, limits, 0]),
+            (libc::SYS_prlimit64, [other, 0, limits << 32, 0]),
+            (
+                libc::SYS_setpriority,
+                [libc::PRIO_PROCESS as u64, other, 19, 0],
+            ),
+            // PRIO_USER with 0: every process of the caller's user.
+            (libc::SYS_setpriority, [libc::PRIO_USER as u64, 0, 19, 0]),
+            (libc::SYS_ioprio_set, [1, other, 3 << 13, 0]),
+            (libc::SYS_ioprio_set, [3, 0, 3 << 13, 0]),
+            (libc::SYS_sched_setscheduler, [other, 5, limits, 0]),
+            (libc::SYS_sched_setparam, [other, limits, 0, 0]),
+            (libc::SYS_sched_setaffinity, [other, 128, limits, 0]),
+            (libc::SYS_sched_setattr, [other, limits, 0, 0]),
+            (libc::SYS_migrate_pages, [other, 64, limits, limits]),
+            (libc::SYS_move_pages, [other, 1, limits, limits]),
+            // A pid whose upper half is set is still that pid to the kernel (an int).
+            (
+                libc::SYS_sched_setaffinity,
+                [other | 1 << 32, 128, limits, 0],
+            ),
+        ] {
+            assert_eq!(verdict_wide(&own, AUDIT_ARCH, nr, &args), ALLOW, "{nr}");
+            assert_eq!(verdict_wide(&shared, AUDIT_ARCH, nr, &args), EPERM, "{nr}");
+        }
+        // The caller itself (pid 0: setrlimit, nice, sched_setaffinity(0, …)), its own
+        // process group, and reading another's limits stay allowed.
+        for (nr, args) in [
+            (libc::SYS_prlimit64, [0, 7, limits, limits]),
+            (libc::SYS_prlimit64, [other, 7, 0, limits]),
+            (libc::SYS_setpriority, [libc::PRIO_PROCESS as u64, 0, 10, 0]),
+            (libc::SYS_setpriority, [libc::PRIO_PGRP as u64, 0, 10, 0]),
+            (libc::SYS_ioprio_set, [1, 0, 3 << 13, 0]),
+            (libc::SYS_ioprio_set, [2, 0, 3 << 13, 0]),
+            (libc::SYS_sched_setaffinity, [0, 128, limits, 0]),
+            (libc::SYS_sched_setscheduler, [0, 5, limits, 0]),
+            (libc::SYS_sched_setattr, [0, limits, 0, 0]),
+            (libc::SYS_getpriority, [libc::PRIO_USER as u64, 0, 0, 0]),
+        ] {
+            assert_eq!(verdict_wide(&shared, AUDIT_ARCH, nr, &args), ALLOW, "{nr}");
+        }
+    }
+
+    #[test]
     fn no_call_sets_the_setuid_or_setgid_bit() {
-        let program = program(&denied_calls(), false, None);
+        let program = program(&denied_calls(), &[], false, None);
         let verdict = |nr, args: &[u32]| verdict(&program, AUDIT_ARCH, nr, args);
         let setuid = libc::S_ISUID | 0o755;
         let setgid = libc::S_ISGID | 0o755;
@@ -625,9 +796,9 @@ mod tests {
     fn metadata_by_path_goes_to_the_helper_without_read_only_mounts() {
         const NOTIFY: u32 = libc::SECCOMP_RET_USER_NOTIF;
         let mut denied = denied_calls();
-        let mounted = program(&denied, false, None);
+        let mounted = program(&denied, &[], false, None);
         denied.extend(metadata_calls());
-        let guarded = program(&denied, false, Some(NOTIFY));
+        let guarded = program(&denied, &[], false, Some(NOTIFY));
         let at = libc::AT_FDCWD as u32;
         let path = 0x7fff_1234_5678_u64;
         // fchmodat(AT_FDCWD, path, 0777): what `chmod 777 ~/.ssh` calls: the helper decides;
