@@ -1443,6 +1443,85 @@ fn descendants_that_escape_die_with_the_run() {
     }
 }
 
+/// Without namespaces the helper finds the command's descendants through the kernel's list
+/// of its children: one that can no longer open files (a command once lowered the helper's
+/// `RLIMIT_NOFILE` to 0 with `prlimit`; here the test does) still finds and kills a daemon
+/// the command left, and does not report the run as ended before it has.
+#[test]
+fn descendants_die_with_the_run_when_the_helper_cannot_open_files() {
+    const DAEMONIZE: &str = "import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execvp('sleep', ['sleep', sys.argv[1]])
+    os._exit(0)
+deadline = time.time() + 30
+while not os.path.exists('go') and time.time() < deadline:
+    time.sleep(0.01)
+print('released')";
+    let mut who = vec![Identity::NoNamespaces];
+    if is_root() {
+        who.push(Identity::UnprivilegedNoNamespaces);
+    }
+    for (round, identity) in who.into_iter().enumerate() {
+        let scenario = Scenario::new(identity);
+        let tag = format!("{}", 86_290 + round);
+        let crippler = {
+            let tag = tag.clone();
+            let go = scenario.workspace().join("go");
+            std::thread::spawn(move || {
+                let crippled = limit_the_files_of_the_helper_of(&format!("sleep {tag}"), identity);
+                std::fs::write(go, "").unwrap();
+                crippled
+            })
+        };
+        let run = scenario.sandbox(&attempts(&[&["python3", "-c", DAEMONIZE, &tag]]), &[]);
+        let crippled = crippler.join().unwrap();
+        let left = processes_matching(&format!("sleep {tag}"));
+        for line in &left {
+            let pid: i32 = line.split(':').next().unwrap().parse().unwrap();
+            // SAFETY: kill has no memory effects.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        assert!(crippled, "{identity:?}: no helper found: {}", run.text);
+        assert!(
+            left.is_empty(),
+            "{identity:?}: left behind: {left:?}\n{}",
+            run.text
+        );
+        run.assert_printed("released");
+    }
+}
+
+/// Waits (at most 30 s) for a process whose command line contains `needle`, then sets the
+/// `RLIMIT_NOFILE` of the `punie jail-exec` above it to 0, as `identity`'s user (root may
+/// lack `CAP_SYS_RESOURCE`, in a container). Whether it found one and could.
+fn limit_the_files_of_the_helper_of(needle: &str, identity: Identity) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let found = processes_matching(needle);
+        if let Some(pid) = found.first().and_then(|line| line.split(':').next()) {
+            let mut pid: i32 = pid.parse().unwrap();
+            while let Some(parent) = parent_of(pid) {
+                let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains("jail-exec") {
+                    let mut prlimit = Command::new("prlimit");
+                    prlimit.arg(format!("--pid={parent}")).arg("--nofile=0:0");
+                    if identity.unprivileged() {
+                        use std::os::unix::process::CommandExt;
+                        let (uid, gid) = test_user();
+                        prlimit.uid(uid).gid(gid);
+                    }
+                    return prlimit.status().expect("prlimit runs").success();
+                }
+                pid = parent;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 #[test]
 fn a_command_stopped_at_the_snippets_limit_is_a_timeout() {
     let scenario = Scenario::new(Identity::Current);

@@ -449,6 +449,11 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
         None => None,
     };
     let handoff_fd = handoff.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
+    // Opened before the command starts, so that the sweep needs no new descriptor.
+    let children = match tracking {
+        Tracking::Subreaper => Children::open(),
+        Tracking::PidNamespace => None,
+    };
     // In our own user namespace the count is of the sandbox's processes alone; outside one it
     // would count all of the user's (and root is exempt).
     let max_processes = layers.user_namespace.then_some(MAX_PROCESSES);
@@ -503,13 +508,30 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
             }
         }
         Tracking::Subreaper => {
-            if wait_for_child_or_stop(pid, control, listener.as_ref()) {
+            let ended = wait_for_child_or_stop(pid, control, listener.as_ref()).then(|| {
                 let mut status = 0;
                 // SAFETY: reaps our own child, which has ended.
                 unsafe { libc::waitpid(pid, &mut status, 0) };
-                send(control, &exit_report(status));
+                status
+            });
+            // The report comes after the sweep: a run whose descendants may live on is
+            // never reported as having ended.
+            match sweep(children.as_ref(), pid) {
+                Ok(()) => {
+                    if let Some(status) = ended {
+                        send(control, &exit_report(status));
+                    }
+                }
+                Err(err) => send(
+                    control,
+                    &Report::Failed {
+                        message: format!(
+                            "cannot make sure that everything the command started has stopped \
+                             (its process group was killed): {err}"
+                        ),
+                    },
+                ),
             }
-            sweep();
         }
     }
 }
@@ -729,11 +751,24 @@ fn exit_report(status: i32) -> Report {
 
 /// Kills every descendant: as a subreaper, each orphaned descendant is our child, so killing
 /// our children until none is left reaches them all, however they left their process group.
-fn sweep() {
-    // SAFETY: getpid has no arguments.
-    let me = unsafe { libc::getpid() };
+/// Fails closed: when our children cannot be listed, kills `command`'s process group (its
+/// session's first, `setsid` made them one) and says why, so that the run is not reported
+/// as ended.
+fn sweep(children: Option<&Children>, command: libc::pid_t) -> io::Result<()> {
     loop {
-        for pid in children_of(me) {
+        let listed = match children {
+            Some(children) => children.list(),
+            None => children_by_scan(),
+        };
+        let pids = match listed {
+            Ok(pids) => pids,
+            Err(err) => {
+                // SAFETY: signals the command's process group, which we made.
+                unsafe { libc::kill(-command, libc::SIGKILL) };
+                return Err(err);
+            }
+        };
+        for pid in pids {
             // SAFETY: signals a process that is our child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -746,7 +781,7 @@ fn sweep() {
                 continue;
             }
             if reaped < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
-                return;
+                return Ok(());
             }
             break;
         }
@@ -758,29 +793,60 @@ fn sweep() {
     }
 }
 
-/// The pids whose parent is `parent` (this single-threaded process): its `children` file
-/// where the kernel has one (CONFIG_PROC_CHILDREN), else every `/proc/<pid>/stat`.
-fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
-    if let Ok(children) = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
-    {
-        return children
+/// This single-threaded process's `children` file, where the kernel has one
+/// (CONFIG_PROC_CHILDREN): opened once and read again from the start each time.
+struct Children(std::fs::File);
+
+impl Children {
+    fn open() -> Option<Children> {
+        // SAFETY: getpid has no arguments.
+        let me = unsafe { libc::getpid() };
+        std::fs::File::open(format!("/proc/{me}/task/{me}/children"))
+            .ok()
+            .map(Children)
+    }
+
+    fn list(&self) -> io::Result<Vec<libc::pid_t>> {
+        use std::os::unix::fs::FileExt;
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.0.read_at(&mut chunk, text.len() as u64)? {
+                0 => break,
+                n_read => text.extend_from_slice(&chunk[..n_read]),
+            }
+        }
+        Ok(String::from_utf8_lossy(&text)
             .split_whitespace()
             .filter_map(|pid| pid.parse().ok())
-            .collect();
+            .collect())
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| parent_pid(&stat))
-                == Some(parent)
-        })
-        .collect()
+}
+
+/// The pids whose parent is this process, from every `/proc/<pid>/stat` (a kernel without
+/// `children` files).
+fn children_by_scan() -> io::Result<Vec<libc::pid_t>> {
+    // SAFETY: getpid has no arguments.
+    let me = unsafe { libc::getpid() };
+    let mut res = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) if parent_pid(&stat) == Some(me) => res.push(pid),
+            Ok(_) => {}
+            // Gone meanwhile.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(res)
 }
 
 /// The fourth field of `/proc/<pid>/stat`; the second (the name, in parentheses) may hold
