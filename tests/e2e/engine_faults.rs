@@ -96,6 +96,14 @@ fn a_body_without_line_breaks_is_refused_at_the_line_limit() {
 }
 
 #[test]
+fn chunk_framing_that_dwarfs_the_body_is_refused_at_the_wire_limit() {
+    check_failed(
+        Reply::PaddedChunks,
+        &["the response is larger than 32 MiB with its headers and chunk framing"],
+    );
+}
+
+#[test]
 fn a_stalled_stream_is_given_up_on_after_the_idle_timeout() {
     let server = FakeOpenAi::start(Reply::StallAfter(vec!["Hel".into()]));
     let workspace = fixture_workspace();

@@ -28,6 +28,9 @@ pub(crate) enum Reply {
     WrongType(&'static str),
     /// An event stream that never sends a line break (8 MiB of `x`).
     NoNewlines,
+    /// A chunked event stream that spends 1 KiB of chunk-size line (an extension) on each byte
+    /// of body: 48 MiB on the wire for 48 KiB of blank lines.
+    PaddedChunks,
     /// These text pieces, then silence with the connection open until the client closes it.
     StallAfter(Vec<String>),
 }
@@ -151,6 +154,15 @@ impl Connection {
                 .and_then(|()| {
                     let block = vec![b'x'; 64 * 1024];
                     (0..128).try_for_each(|_| stream.write_all(&block))
+                }),
+            Reply::PaddedChunks => stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .and_then(|()| {
+                    let mut chunk = b"1;".to_vec();
+                    chunk.resize(1020, b'e');
+                    chunk.extend_from_slice(b"\r\n\n\r\n");
+                    let block = chunk.repeat(1024);
+                    (0..48).try_for_each(|_| stream.write_all(&block))
                 }),
             Reply::StallAfter(pieces) => {
                 let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";

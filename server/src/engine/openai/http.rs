@@ -6,8 +6,9 @@
 //! buffered a body without newlines without bound. Here the socket does not block: each wait
 //! is a `poll` on it and on the flag (the run's cancel, the engine's shutdown and its deadline
 //! joined into one), which wakes the moment the flag is set, and lasts at most until the
-//! server has been silent too long; byte budgets bound the headers, each line and the whole
-//! body. Dropping the [`Response`] closes the socket, which is
+//! server has been silent too long; byte budgets bound the headers, each line, the whole body
+//! and all that the server sends (chunk framing included), and the buffers hold at most an
+//! unfinished line and one read. Dropping the [`Response`] closes the socket, which is
 //! also how a server learns that the generation is no longer wanted. The subset spoken is what
 //! `/completions` servers use: HTTP/1.1, `Connection: close`, bodies sized by
 //! `Content-Length`, chunked or ended by the close. There is no TLS: `openai:` URLs are `http://`.
@@ -23,6 +24,8 @@ use crate::cancel::{CancelFlag, Interrupted, poll_for, poll_until};
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// A chunk-size line.
 const MAX_CHUNK_LINE: usize = 1024;
+/// What one read from the socket takes at most.
+const READ_SIZE: usize = 16 * 1024;
 
 /// Where to send requests: `http://host[:port][/base]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +76,8 @@ pub(super) struct Limits {
     pub idle_timeout: Duration,
     /// The longest line of the body.
     pub max_line: usize,
-    /// The whole body, after chunked decoding.
+    /// The whole body, after chunked decoding. The response as sent, with its headers and
+    /// chunk framing, may be twice as long.
     pub max_body: usize,
 }
 
@@ -139,6 +143,8 @@ pub(super) fn post_json(
         socket,
         buffer: Vec::new(),
         start: 0,
+        received: 0,
+        max_received: limits.max_body.saturating_mul(2),
     };
     let status_line = reader
         .line(MAX_HEADER_BYTES)?
@@ -378,17 +384,30 @@ struct Reader {
     socket: Socket,
     buffer: Vec<u8>,
     start: usize,
+    /// Every byte read so far, against `max_received`: the decoded body has its own budget,
+    /// but a chunk-size line can carry a kilobyte of extension for each byte of body.
+    received: usize,
+    max_received: usize,
 }
 
 impl Reader {
     /// More bytes into the buffer; false at the end of the stream.
     fn fill(&mut self) -> Result<bool, HttpError> {
-        if self.start > 0 && self.start == self.buffer.len() {
-            self.buffer.clear();
-            self.start = 0;
-        }
-        let mut chunk = [0u8; 16 * 1024];
+        // Only `line` and `take` fill, and only when the unread bytes are an unfinished line (at
+        // most its limit) or nothing: dropping what was read keeps the buffer to that plus one
+        // read, however the reads fall across the lines.
+        self.buffer.drain(..self.start);
+        self.start = 0;
+        let mut chunk = [0u8; READ_SIZE];
         let n = self.socket.read(&mut chunk)?;
+        self.received += n;
+        if self.received > self.max_received {
+            return Err(format!(
+                "the response is larger than {} MiB with its headers and chunk framing",
+                self.max_received / (1024 * 1024)
+            )
+            .into());
+        }
         self.buffer.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
     }
@@ -481,10 +500,9 @@ impl Body {
 
     /// Decodes more of the body into `decoded`; false at its end.
     fn fill(&mut self) -> Result<bool, HttpError> {
-        if self.start == self.decoded.len() {
-            self.decoded.clear();
-            self.start = 0;
-        }
+        // As in `Reader::fill`: what is left is at most an unfinished line.
+        self.decoded.drain(..self.start);
+        self.start = 0;
         if self.done {
             return Ok(false);
         }
@@ -553,7 +571,94 @@ fn next_chunk_size(reader: &mut Reader) -> Result<usize, HttpError> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::TcpListener;
+
     use super::*;
+
+    /// A chunk of one body byte whose chunk-size line carries 1 KiB of extension: 1 KiB on the
+    /// wire per byte of body, so a 16 KiB read nearly always ends inside a chunk-size line.
+    fn padded_chunk(body_byte: u8) -> Vec<u8> {
+        let mut chunk = b"1;".to_vec();
+        chunk.resize(MAX_CHUNK_LINE - 2, b'e');
+        chunk.extend_from_slice(b"\r\n");
+        chunk.push(body_byte);
+        chunk.extend_from_slice(b"\r\n");
+        chunk
+    }
+
+    /// A server on loopback that reads one request, lets `respond` write to the socket, and
+    /// closes it.
+    fn serve_once(
+        respond: impl FnOnce(&mut TcpStream) + Send + 'static,
+    ) -> (Url, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/v1", listener.local_addr().unwrap())).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then the two bytes of the `{}` body.
+            while !request.windows(6).any(|window| window == b"\r\n\r\n{}") {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the client sent no request");
+                request.extend_from_slice(&buf[..n]);
+            }
+            respond(&mut stream);
+        });
+        (url, server)
+    }
+
+    const CHUNKED_HEAD: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    fn limits(max_body: usize) -> Limits {
+        Limits {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_line: 1024,
+            max_body,
+        }
+    }
+
+    #[test]
+    fn chunk_framing_is_bounded_in_memory_and_on_the_wire() {
+        let limits = limits(1024 * 1024);
+        let (url, server) = serve_once(move |stream| {
+            let mut block = Vec::new();
+            for i in 0..64 {
+                block.extend(padded_chunk(if i == 63 { b'\n' } else { b':' }));
+            }
+            // 8 MiB, four times the budget of twice `max_body`, for 8 KiB of body; the client
+            // hangs up once it has had enough, which fails a write and ends the flood.
+            let _ = stream.write_all(CHUNKED_HEAD).and_then(|()| {
+                (0..8 * limits.max_body / block.len()).try_for_each(|_| stream.write_all(&block))
+            });
+        });
+        let mut response =
+            post_json(&url, "/completions", b"{}", &CancelFlag::default(), limits).unwrap();
+        let mut most_held = 0;
+        let outcome = loop {
+            let line = response.line(limits.max_line);
+            most_held = most_held.max(response.body.reader.buffer.capacity());
+            match line {
+                Ok(Some(_)) => {}
+                other => break other,
+            }
+        };
+        drop(response);
+        server.join().unwrap();
+        // An unfinished chunk-size line and one read (Vec doubles its capacity as it grows).
+        assert!(
+            most_held <= 2 * (MAX_CHUNK_LINE + READ_SIZE),
+            "the reader held {most_held} bytes"
+        );
+        assert_eq!(
+            outcome,
+            Err(HttpError::Failed(
+                "the response is larger than 2 MiB with its headers and chunk framing".to_owned()
+            ))
+        );
+    }
 
     #[test]
     fn urls() {
