@@ -535,8 +535,7 @@ impl Body {
                     }
                     *left_in_chunk -= bytes.len();
                     if *left_in_chunk == 0 {
-                        // The CRLF after the chunk's data.
-                        self.reader.line(MAX_CHUNK_LINE)?;
+                        end_of_chunk(&mut self.reader)?;
                     }
                     bytes
                 }
@@ -556,6 +555,19 @@ impl Body {
         }
         self.decoded.extend_from_slice(&bytes);
         Ok(true)
+    }
+}
+
+/// Reads the line break after a chunk's data, which is all that may be there.
+fn end_of_chunk(reader: &mut Reader) -> Result<(), HttpError> {
+    match reader.line("\r\n".len())? {
+        Some(line) if line.trim_end_matches(['\r', '\n']).is_empty() => Ok(()),
+        Some(line) => Err(format!(
+            "chunk data followed by {} instead of a line break",
+            printable(&line, 20)
+        )
+        .into()),
+        None => Err("the connection closed inside a chunk".into()),
     }
 }
 
@@ -618,6 +630,32 @@ mod tests {
             max_line: 1024,
             max_body,
         }
+    }
+
+    /// The body's lines until the first error or its end.
+    fn read_lines(response: &mut Response) -> Result<Vec<String>, HttpError> {
+        let mut lines = Vec::new();
+        while let Some(line) = response.line(1024)? {
+            lines.push(line);
+        }
+        Ok(lines)
+    }
+
+    #[test]
+    fn only_a_line_break_may_follow_chunk_data() {
+        let (url, server) = serve_once(|stream| {
+            let body = b"4\r\nHey\nXX\r\n0\r\n\r\n";
+            let _ = stream.write_all(&[CHUNKED_HEAD, body].concat());
+        });
+        let mut response =
+            post_json(&url, "/x", b"{}", &CancelFlag::default(), limits(1024)).unwrap();
+        assert_eq!(
+            read_lines(&mut response),
+            Err(HttpError::Failed(
+                "chunk data followed by `XX\\r\\n` instead of a line break".to_owned()
+            ))
+        );
+        server.join().unwrap();
     }
 
     #[test]
