@@ -95,14 +95,12 @@ mod linux {
     use std::os::fd::{AsRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
     use std::path::{Path, PathBuf};
-    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 
     use crate::cancel::{CancelFlag, poll_for, poll_until};
     use crate::jail;
-    use crate::sync;
 
     /// Punie's own directory in the workspace: the server writes there while commands run,
     /// and the sweep judges it on its own terms.
@@ -121,8 +119,8 @@ mod linux {
     /// The watcher thread of one command.
     pub(super) struct Running {
         done: CancelFlag,
-        stopped_because: Arc<Mutex<Option<String>>>,
-        thread: Option<std::thread::JoinHandle<()>>,
+        /// Returns why the command must fail, if it must.
+        thread: Option<std::thread::JoinHandle<Option<String>>>,
     }
 
     impl Running {
@@ -147,43 +145,38 @@ mod linux {
                     .map_err(|why| format!("cannot run the command: {why}"))?;
             }
             let done = CancelFlag::default();
-            let stopped_because = Arc::new(Mutex::new(None));
             let thread = {
-                let (done, stopped_because, command) =
-                    (done.clone(), stopped_because.clone(), command.clone());
+                let (done, command) = (done.clone(), command.clone());
                 std::thread::Builder::new()
                     .name("punie-protected-watch".to_owned())
                     .spawn(move || {
-                        if let Some(why) = watcher.follow(&done) {
-                            *sync::lock(&stopped_because) = Some(why);
+                        let why = watcher.follow(&done);
+                        if why.is_some() {
                             command.cancel();
                         }
+                        why
                     })
                     .map_err(|err| format!("cannot start the protected-path watcher: {err}"))?
             };
             Ok(Running {
                 done,
-                stopped_because,
                 thread: Some(thread),
             })
         }
 
         pub(super) fn finish(mut self) -> Option<String> {
-            self.stop();
-            sync::lock(&self.stopped_because).take()
+            self.stop()
         }
 
-        fn stop(&mut self) {
+        fn stop(&mut self) -> Option<String> {
             self.done.cancel();
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
-            }
+            self.thread.take()?.join().ok().flatten()
         }
     }
 
     impl Drop for Running {
         fn drop(&mut self) {
-            self.stop();
+            let _ = self.stop();
         }
     }
 
@@ -412,10 +405,9 @@ mod tests {
     /// Waits until the watcher stopped `command` (a minute at most: a hang guard, not a
     /// timing); its reason.
     fn stop_reason(watch: ProtectedWatch, command: &CancelFlag) -> String {
-        let give_up = Instant::now() + Duration::from_secs(60);
-        while !command.is_cancelled() && Instant::now() < give_up {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // Never sent on: the wait ends when the watcher cancels `command`.
+        let (_keep, never) = crossbeam_channel::bounded::<()>(0);
+        let _ = command.wait(&never, Some(Instant::now() + Duration::from_secs(60)));
         watch.finish().unwrap_or_default()
     }
 
