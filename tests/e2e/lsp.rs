@@ -301,6 +301,89 @@ fn a_project_cannot_send_code_away_or_load_its_own_model() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// Nor can a project's settings raise the limits past the defaults: a huge `sandbox.timeoutMs`
+/// still stops a snippet that runs past the default limit, at that limit, and a huge
+/// `maxTurns` still ends the run at the default number of turns. Each refusal is named once.
+#[test]
+fn a_project_cannot_raise_the_limits_of_snippets_or_turns() {
+    let defaults = punie::features::Settings::default();
+    let dir = tempfile::tempdir().unwrap();
+    // The command sleeps past the default limit, well within the one asked for.
+    let sleep = defaults.sandbox_timeout_ms / 1000 + 5;
+    let mut turns = vec![crate::acp_client::call(&format!(
+        "run_command('sleep', args=['{sleep}'])\nprint('slept', 'through')"
+    ))];
+    // One more snippet than the default number of turns lets the model write.
+    turns.extend(
+        (1..=defaults.max_turns)
+            .map(|turn| crate::acp_client::call(&format!("print('turn', {turn})"))),
+    );
+    turns.push("done".to_owned());
+    let script = dir.path().join("turns.json");
+    std::fs::write(&script, serde_json::to_string(&turns).unwrap()).unwrap();
+    let mut client = Client::start_with(
+        &format!("scripted:{}", script.display()),
+        full_caps(),
+        json!({"maxTurns": 10_000, "sandbox": {"timeoutMs": 3_600_000}}),
+        Launch {
+            answers: Answers {
+                permission: Some("Allow"),
+                ..Answers::default()
+            },
+            env: vec![("PUNIE_POLICY_FILE", "/nonexistent/punie-policy.toml")],
+            ..Launch::default()
+        },
+    );
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    let responses: Vec<String> = client
+        .transcript(&started["runId"])
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["event"] == "tool_result")
+        .map(|line| line["response"].to_string())
+        .collect();
+    assert!(
+        responses[0].contains(&format!(
+            "TimeoutError: the snippet ran longer than its {} ms time limit",
+            defaults.sandbox_timeout_ms
+        )),
+        "{responses:?}"
+    );
+    assert!(
+        responses.iter().all(|r| !r.contains("slept through")),
+        "{responses:?}"
+    );
+    assert_eq!(responses.len(), defaults.max_turns, "{responses:?}");
+    let answer = client.wait_answer(&started["runId"]);
+    assert!(
+        answer["markdown"].as_str().unwrap().contains(&format!(
+            "the turn limit (maxTurns = {})",
+            defaults.max_turns
+        )),
+        "{answer}"
+    );
+    // Sent while the server read the settings, before the run began.
+    let refusals: Vec<&str> = client
+        .log
+        .iter()
+        .filter(|m| m["method"] == "window/showMessage")
+        .filter_map(|m| m["params"]["message"].as_str())
+        .filter(|m| m.contains("a project's settings could send it, and they may only lower it"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(
+        refusals[0].contains("maxTurns: 10000 is ignored"),
+        "{refusals:?}"
+    );
+    assert!(
+        refusals[1].contains("sandbox.timeoutMs: 3600000 is ignored"),
+        "{refusals:?}"
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
 #[test]
 fn bad_settings_are_reported_by_key_and_defaults_used() {
     let mut client = Client::start(

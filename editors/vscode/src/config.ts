@@ -28,7 +28,7 @@ export interface Inspected {
 
 const PROPERTIES: Record<string, { scope?: string }> = contributes.configuration.properties;
 
-/** Keys only the user's settings may set (machine or application scope): the program, the engine, the tool policy. */
+/** Keys only the user's settings may set (machine or application scope): the program, the engine, the tool policy, the limits. */
 export const USER_ONLY_KEYS: readonly string[] = SETTINGS.map((s) => s.key).filter((k) => {
   const scope = PROPERTIES[`punie.${k}`]?.scope;
   return scope === "machine" || scope === "application";

@@ -59,7 +59,8 @@ export const ANSWER_CAPABILITY = "punieAnswer";
 
 /**
  * Client capability `experimental.punieUserSettings = true`: the settings this client sends are
- * the user's alone (toolPolicy has `application` scope), so the server lets them loosen the policy.
+ * the user's alone (toolPolicy, maxTurns and the sandbox's limits have `application` scope), so the
+ * server lets them loosen the policy and raise the limits past their defaults.
  */
 export const USER_SETTINGS_CAPABILITY = "punieUserSettings";
 

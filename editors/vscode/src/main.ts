@@ -155,9 +155,10 @@ export class Punie implements vscode.Disposable, PunieApi {
           ...(caps.experimental as object | undefined),
           [ext.ANSWER_CAPABILITY]: true,
           [ext.PERMISSION_CAPABILITY]: true,
-          // serverPath, engine and toolPolicy have machine or application scope, and every read
-          // of them takes the user's value only (SettingsReader): a workspace's settings cannot
-          // set them, so the server may let toolPolicy loosen its policy.
+          // serverPath, engine, toolPolicy, maxTurns and the sandbox's limits have machine or
+          // application scope, and every read of them takes the user's value only
+          // (SettingsReader): a workspace's settings cannot set them, so the server may let
+          // toolPolicy loosen its policy and the limits go past their defaults.
           [ext.USER_SETTINGS_CAPABILITY]: true,
         };
       },
@@ -219,8 +220,8 @@ export class Punie implements vscode.Disposable, PunieApi {
     for (const k of fresh) this.warnedIgnored.add(k);
     const keys = fresh.map((k) => `punie.${k}`).join(", ");
     const why = vscode.workspace.isTrusted
-      ? "only your user settings choose Punie's program, engine and tool policy"
-      : "only your user settings choose Punie's program, engine and tool policy, and in Restricted Mode its limits";
+      ? "only your user settings choose Punie's program, engine, tool policy and limits"
+      : "only your user settings choose Punie's program, engine, tool policy and limits, and in Restricted Mode its profile";
     const msg = `Punie: ignored this workspace's ${keys}: ${why}.`;
     this.output.appendLine(msg);
     void vscode.window.showWarningMessage(msg);

@@ -27,8 +27,9 @@ pub const COMMANDS: &[&str] = &[ASK_COMMAND, CANCEL_COMMAND, NEW_CONVERSATION_CO
 pub const ANSWER_NOTIFICATION: &str = "punie/answer";
 pub const ANSWER_CAPABILITY: &str = "punieAnswer";
 /// The client vouches that the settings it sends are the user's alone (VS Code: `application`
-/// and `machine` scope), so a `toolPolicy` that loosens the policy is honoured. Without it a
-/// project's settings could send the same keys, and only what tightens counts.
+/// and `machine` scope), so a `toolPolicy` that loosens the policy, and limits or command access
+/// beyond the defaults, are honoured. Without it a project's settings could send the same keys,
+/// and only what tightens, lowers or narrows counts.
 pub const USER_SETTINGS_CAPABILITY: &str = "punieUserSettings";
 pub const CONFIG_SECTION: &str = "punie";
 

@@ -4,6 +4,9 @@
 //! or `didChangeConfiguration` payload. Each is merged into the previous values key by key
 //! (`toolPolicy` and `sandbox` one level deeper); `null` changes nothing. A bad value is
 //! reported once, naming its key (`sandbox.timeoutMs`), and that key falls back to its default.
+//! Unless the client vouches that its settings are the user's alone, they may be a project's
+//! (Zed merges `.zed/settings.json` in): then they may tighten the policy, lower the limits and
+//! narrow what commands reach, never the reverse, and a value that would is reported the same way.
 
 #[cfg(test)]
 mod declaration;
@@ -77,41 +80,104 @@ impl SettingsStore {
             ));
         }
         if !self.users_settings {
-            bad.extend(self.keep_command_access_within_defaults(&mut settings));
+            bad.extend(self.keep_within_defaults(&mut settings));
         }
         self.settings = settings;
         problems.append(&mut bad);
         problems
     }
 
-    /// What commands may reach can be narrowed from any source, but widened (network, more
-    /// readable paths) only from the user's own: a project's settings arrive the same way.
-    /// The ignored values are named once and dropped.
-    fn keep_command_access_within_defaults(&mut self, settings: &mut Settings) -> Vec<String> {
-        let (access, dropped) = settings
-            .command_access
-            .within(&crate::jail::Access::default());
-        if dropped.is_empty() {
-            return Vec::new();
-        }
-        if let Some(Value::Object(sandbox)) = self.raw.get_mut("sandbox") {
-            if !access.network {
-                sandbox.remove("network");
+    /// A project's settings arrive the same way as the user's, so from a client that does not
+    /// vouch for its settings every limit may only be lowered and what commands reach only
+    /// narrowed: a cloned repository must not make Punie run snippets longer, larger or for
+    /// more turns, nor commands with more access, than the user's defaults. A value beyond
+    /// them is dropped (its key falls back to the default) and named once, with its key.
+    fn keep_within_defaults(&mut self, settings: &mut Settings) -> Vec<String> {
+        let defaults = Settings::default();
+        // Each: the key, what was asked, what such a source may do with it, and where else
+        // the user can go past the default.
+        let mut beyond: Vec<(&str, String, String, String)> = Vec::new();
+        const VOUCHING: &str =
+            "client that vouches for its settings (experimental.punieUserSettings)";
+        let mut max_turns = settings.max_turns as u64;
+        for (key, value, default) in [
+            ("maxTurns", &mut max_turns, defaults.max_turns as u64),
+            (
+                "sandbox.timeoutMs",
+                &mut settings.sandbox_timeout_ms,
+                defaults.sandbox_timeout_ms,
+            ),
+            (
+                "sandbox.memoryMb",
+                &mut settings.sandbox_memory_mb,
+                defaults.sandbox_memory_mb,
+            ),
+            (
+                "sandbox.outputKb",
+                &mut settings.sandbox_output_kb,
+                defaults.sandbox_output_kb,
+            ),
+        ] {
+            if *value > default {
+                beyond.push((
+                    key,
+                    value.to_string(),
+                    format!("lower it (the default is {default})"),
+                    format!("in VS Code's user settings or another {VOUCHING}"),
+                ));
+                *value = default;
             }
-            sandbox.insert("readable".to_owned(), Value::from(access.readable.clone()));
+        }
+        settings.max_turns = max_turns as usize;
+        let (access, dropped) = settings.command_access.within(&defaults.command_access);
+        let (network, readable): (Vec<String>, Vec<String>) =
+            dropped.into_iter().partition(|what| what == "network");
+        if !network.is_empty() {
+            beyond.push((
+                "sandbox.network",
+                "true".to_owned(),
+                "turn it off".to_owned(),
+                format!("with punie ask --allow-network, or in a {VOUCHING}"),
+            ));
+        }
+        if !readable.is_empty() {
+            let entries = readable.iter().map(|entry| format!("`{entry}`"));
+            beyond.push((
+                "sandbox.readable",
+                entries.collect::<Vec<_>>().join(", "),
+                "leave entries of the default list out".to_owned(),
+                format!("with punie ask --readable, or in a {VOUCHING}"),
+            ));
         }
         settings.command_access = access;
-        vec![format!(
-            "sandbox: {} ignored: a project's settings could send it, and they may only narrow what \
-             commands reach; use punie ask --allow-network / --readable, or a client that vouches \
-             for its settings (experimental.punieUserSettings)",
-            dropped
-                .iter()
-                .map(|what| format!("`{what}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )]
+        beyond
+            .into_iter()
+            .map(|(key, asked, narrow, elsewhere)| {
+                let kept = (key == "sandbox.readable")
+                    .then(|| Value::from(settings.command_access.readable.clone()));
+                set_raw(&mut self.raw, key, kept);
+                format!(
+                    "{key}: {asked} is ignored: a project's settings could send it, and they may \
+                     only {narrow}; set it {elsewhere}"
+                )
+            })
+            .collect()
     }
+}
+
+/// Sets the raw value of a dotted `key` (`sandbox.timeoutMs`) to `value`, or removes it.
+fn set_raw(raw: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    let (object, leaf) = match key.split_once('.') {
+        None => (raw, key),
+        Some((outer, inner)) => match raw.get_mut(outer) {
+            Some(Value::Object(object)) => (object, inner),
+            _ => return,
+        },
+    };
+    match value {
+        Some(value) => object.insert(leaf.to_owned(), value),
+        None => object.remove(leaf),
+    };
 }
 
 /// `sandbox.network` (a boolean) and `sandbox.readable` (absolute or `~/…` paths, replacing
@@ -483,10 +549,14 @@ mod tests {
         // From a source a project could write, only what narrows counts, and that is said once.
         let mut store = SettingsStore::default();
         let problems =
-            store.apply(&json!({"sandbox": {"network": true, "readable": ["/usr", "~"]}}));
-        assert_eq!(problems.len(), 1, "{problems:?}");
+            store.apply(&json!({"sandbox": {"network": true, "readable": ["/usr", "~", "/data"]}}));
+        assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(
-            problems[0].contains("`network`, `~` ignored"),
+            problems[0].starts_with("sandbox.network: true is ignored: a project's settings could send it, and they may only turn it off;"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("sandbox.readable: `~`, `/data` is ignored"),
             "{problems:?}"
         );
         assert!(!store.settings().command_access.network);
@@ -501,6 +571,70 @@ mod tests {
             ],
             |settings| assert_eq!(settings.command_access, crate::jail::Access::default()),
         );
+    }
+
+    #[test]
+    fn a_client_that_does_not_vouch_can_only_lower_the_limits() {
+        let defaults = Settings::default();
+        let raised = json!({"maxTurns": 10_000, "sandbox": {"timeoutMs": 3_600_000, "memoryMb": 16_384, "outputKb": 4_096}});
+        let mut store = SettingsStore::default();
+        let problems = store.apply(&raised);
+        let keys: Vec<&str> = problems
+            .iter()
+            .map(|problem| problem.split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "maxTurns",
+                "sandbox.timeoutMs",
+                "sandbox.memoryMb",
+                "sandbox.outputKb"
+            ]
+        );
+        assert_eq!(
+            problems[1],
+            "sandbox.timeoutMs: 3600000 is ignored: a project's settings could send it, and they \
+             may only lower it (the default is 10000); set it in VS Code's user settings or \
+             another client that vouches for its settings (experimental.punieUserSettings)"
+        );
+        assert_eq!(store.settings(), &defaults);
+        // Said once: a later source that does not name them changes nothing and says nothing.
+        assert!(store.apply(&json!({"profile": "generic"})).is_empty());
+        assert_eq!(
+            store.settings().sandbox_timeout_ms,
+            defaults.sandbox_timeout_ms
+        );
+        // The defaults themselves and anything lower count.
+        let lowered =
+            json!({"maxTurns": 2, "sandbox": {"timeoutMs": 500, "memoryMb": 64, "outputKb": 256}});
+        assert!(store.apply(&lowered).is_empty());
+        let settings = store.settings();
+        assert_eq!(
+            (
+                settings.max_turns,
+                settings.sandbox_timeout_ms,
+                settings.sandbox_memory_mb,
+                settings.sandbox_output_kb
+            ),
+            (2, 500, 64, 256)
+        );
+        // A raise after a lowering is refused too, and its key falls back to the default.
+        let problems = store.apply(&json!({"sandbox": {"timeoutMs": 10_001}}));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("sandbox.timeoutMs: 10001 is ignored"));
+        assert_eq!(
+            store.settings().sandbox_timeout_ms,
+            defaults.sandbox_timeout_ms
+        );
+        assert_eq!(store.settings().sandbox_memory_mb, 64);
+        // The user's own settings may raise them.
+        check_with(users_store(), &[raised], &[], |settings| {
+            assert_eq!(settings.max_turns, 10_000);
+            assert_eq!(settings.sandbox_timeout_ms, 3_600_000);
+            assert_eq!(settings.sandbox_memory_mb, 16_384);
+            assert_eq!(settings.sandbox_output_kb, 4_096);
+        });
     }
 
     /// The declaration that the editors' settings and the docs are generated from

@@ -61,8 +61,9 @@ pub(crate) struct Choice {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct VsCode {
-    /// VS Code's configuration scope: what decides which program runs, where code goes and
-    /// what runs without asking is `machine` or `application`, so a workspace cannot set it.
+    /// VS Code's configuration scope: what decides which program runs, where code goes, what
+    /// runs without asking and how much of the machine a run may use is `machine` or
+    /// `application`, so a workspace cannot set it (the extension vouches for its settings).
     pub(crate) scope: &'static str,
     /// Appended to the description in VS Code (what the scope means for the user).
     pub(crate) note: &'static str,
@@ -166,10 +167,10 @@ pub(crate) fn declarations() -> Vec<Declaration> {
             },
             server: true,
             vscode: Some(VsCode {
-                scope: "resource",
-                note: "",
+                scope: "application",
+                note: "A user setting: a workspace's settings cannot change it.",
             }),
-            description: "Most model turns in one run. A run that reaches it ends with an answer that says so.",
+            description: "Most model turns in one run. A run that reaches it ends with an answer that says so. From a client that does not vouch for its settings (`experimental.punieUserSettings`), only a value up to the default counts.",
         },
         tool_policy(
             "toolPolicy.read_file",
@@ -194,10 +195,10 @@ pub(crate) fn declarations() -> Vec<Declaration> {
             },
             server: true,
             vscode: Some(VsCode {
-                scope: "resource",
-                note: "",
+                scope: "application",
+                note: "A user setting: a workspace's settings cannot change it.",
             }),
-            description: "Wall-clock limit of one Code Mode snippet and its tool calls, in milliseconds.",
+            description: "Wall-clock limit of one Code Mode snippet and its tool calls, in milliseconds. From a client that does not vouch for its settings, only a value up to the default counts.",
         },
         Declaration {
             key: "sandbox.memoryMb",
@@ -207,10 +208,10 @@ pub(crate) fn declarations() -> Vec<Declaration> {
             },
             server: true,
             vscode: Some(VsCode {
-                scope: "resource",
-                note: "",
+                scope: "application",
+                note: "A user setting: a workspace's settings cannot change it.",
             }),
-            description: "Memory limit of one Code Mode snippet, in MiB.",
+            description: "Memory limit of one Code Mode snippet, in MiB. From a client that does not vouch for its settings, only a value up to the default counts.",
         },
         Declaration {
             key: "sandbox.outputKb",
@@ -220,10 +221,10 @@ pub(crate) fn declarations() -> Vec<Declaration> {
             },
             server: true,
             vscode: Some(VsCode {
-                scope: "resource",
-                note: "",
+                scope: "application",
+                note: "A user setting: a workspace's settings cannot change it.",
             }),
-            description: "Most output one snippet may print, in KiB; the rest is cut.",
+            description: "Most output one snippet may print, in KiB; the rest is cut. From a client that does not vouch for its settings, only a value up to the default counts.",
         },
         Declaration {
             key: "sandbox.network",
