@@ -519,6 +519,30 @@ fn a_model_that_fails_to_load_fails_runs_fast_and_the_server_keeps_serving() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// A project's settings may name any file outside the workspace as a script: one that never
+/// ends (`/dev/zero`) is refused, not read until the memory is full, and the server keeps serving.
+#[cfg(unix)]
+#[test]
+fn a_script_that_is_not_a_regular_file_is_refused_not_read() {
+    let mut client = Client::start("scripted:/dev/zero", full_caps(), json!({}));
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    let end = client.wait_end(&started["token"]);
+    assert!(
+        end.starts_with("failed: ") && end.contains("/dev/zero: not a regular file"),
+        "{end}"
+    );
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": range(0, 0, 1, 0), "context": {"diagnostics": []}}),
+    );
+    assert!(
+        actions["result"].as_array().is_some_and(|a| !a.is_empty()),
+        "{actions}"
+    );
+    assert_eq!(client.shutdown(), 0);
+}
+
 #[test]
 fn a_missing_model_says_how_to_install_it() {
     let mut client = Client::start("llama:/nonexistent/model.gguf", full_caps(), json!({}));

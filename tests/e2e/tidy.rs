@@ -127,7 +127,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("models", &["atomic_file", "own_dirs"]),
-    ("engine", &["atomic_file", "cancel", "models", "sync"]),
+    (
+        "engine",
+        &["atomic_file", "cancel", "models", "plain_file", "sync"],
+    ),
     (
         "typed",
         &[

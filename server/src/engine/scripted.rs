@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::plain_file;
+
 use super::{
     CancelFlag, Engine, EngineError, FinishReason, GenerateRequest, Generation, Timings,
     estimate_tokens,
@@ -22,6 +24,43 @@ use super::{
 
 /// Characters per streamed chunk: small enough that a turn arrives in many pieces.
 const CHUNK_CHARS: usize = 8;
+
+/// The largest script read; the test suites' are a few KiB.
+const MAX_SCRIPT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The text of a script. A project's settings may name it (Zed merges `.zed/settings.json`
+/// in), so it is read as [`plain_file`] reads a planted file, at most [`MAX_SCRIPT_BYTES`]:
+/// `/dev/zero` would fill the memory, a FIFO or the server's own stdin would block or steal
+/// its input.
+fn read_script(path: &Path) -> Result<String, String> {
+    // Judged before it is opened too: opening some devices acts on them.
+    let meta = std::fs::metadata(path).map_err(|err| err.to_string())?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(plain_file::Refusal::NotRegular.to_string());
+    }
+    let file = open(path).map_err(|err| err.to_string())?;
+    let bytes = plain_file::read(file, MAX_SCRIPT_BYTES, plain_file::IfLonger::Refuse)
+        .map_err(|err| err.to_string())?;
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
+}
+
+/// Opens a script as [`plain_file::read`] wants it, following links: the path is the user's
+/// (or a project's) choice of file, judged once open.
+#[cfg(unix)]
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = plain_file::OPEN_FLAGS | OFlags::CLOEXEC;
+    Ok(std::fs::File::from(rustix::fs::open(
+        path,
+        flags,
+        Mode::empty(),
+    )?))
+}
+
+#[cfg(not(unix))]
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
 
 pub struct ScriptedEngine {
     path: PathBuf,
@@ -46,8 +85,8 @@ enum ScriptFile {
 impl ScriptedEngine {
     /// Reads and validates the script. A relative path is resolved against the working directory.
     pub fn load(path: &Path) -> Result<ScriptedEngine, EngineError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| EngineError::Script(format!("cannot read {}: {err}", path.display())))?;
+        let text = read_script(path)
+            .map_err(|why| EngineError::Script(format!("cannot read {}: {why}", path.display())))?;
         ScriptedEngine::from_json(path, &text)
     }
 
@@ -212,6 +251,33 @@ mod tests {
             .unwrap();
         assert_eq!(generation.text, expect);
         assert_eq!(streamed, expect);
+    }
+
+    /// A script a project's settings named may be anything: what is not a regular file, or is
+    /// larger than any script, is refused without being read to its end or waited on.
+    #[cfg(unix)]
+    #[test]
+    fn only_a_regular_file_of_bounded_size_is_read() {
+        let refused = |path: &Path, why: &str| match ScriptedEngine::load(path) {
+            Err(EngineError::Script(message)) => assert!(message.ends_with(why), "{message}"),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("{} was read", path.display()),
+        };
+        refused(Path::new("/dev/zero"), "not a regular file");
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        refused(&fifo, "not a regular file");
+        refused(dir.path(), "is a directory");
+        let big = dir.path().join("big.json");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(MAX_SCRIPT_BYTES + 1).unwrap();
+        refused(&big, &format!("too large ({} bytes)", MAX_SCRIPT_BYTES + 1));
+        let script = dir.path().join("turns.json");
+        std::fs::write(&script, r#"["one"]"#).unwrap();
+        assert_eq!(ScriptedEngine::load(&script).unwrap().turns, ["one"]);
     }
 
     #[test]
