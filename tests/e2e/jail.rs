@@ -941,6 +941,67 @@ fn metadata_outside_the_workspace_is_kept_without_namespaces() {
     }
 }
 
+/// The home opened as the workspace, without namespaces: the helper that sets modes and
+/// times by path keeps to what Landlock grants, so a secret in the workspace, the directory
+/// that holds it and the home itself keep theirs, while the home's other files may change.
+#[test]
+fn secrets_in_the_workspace_keep_their_metadata_without_namespaces() {
+    let mut who = vec![Identity::NoNamespaces];
+    if is_root() {
+        who.push(Identity::UnprivilegedNoNamespaces);
+    }
+    for identity in who {
+        let scenario = Scenario::new(identity);
+        let home = scenario.home();
+        let key = home.join(".ssh/id_ed25519");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(home.join(".ssh"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        let kept = [key.clone(), home.join(".ssh"), home.clone()];
+        let before: Vec<_> = kept
+            .iter()
+            .map(|path| std::fs::metadata(path).unwrap())
+            .collect();
+        let run = scenario.sandbox_in(
+            &home,
+            &attempts(&[
+                &["chmod", "0644", ".ssh/id_ed25519"],
+                &["chmod", "0777", ".ssh", "."],
+                &["touch", "-c", "-d", "2001-01-01", ".ssh/id_ed25519", ".ssh", "."],
+                &[
+                    "python3",
+                    "-c",
+                    "import os\nfor p in ['.ssh/id_ed25519', '.ssh', '.']:\n    try: os.chmod(p, 0o777)\n    except OSError as e: print(e)",
+                ],
+                &["chmod", "600", ".gitconfig"],
+            ]),
+            &[],
+        );
+        for (path, before) in kept.iter().zip(&before) {
+            let after = std::fs::metadata(path).unwrap();
+            assert_eq!(
+                after.permissions().mode(),
+                before.permissions().mode(),
+                "{identity:?}: the mode of {path:?} changed:\n{}",
+                run.output
+            );
+            assert_eq!(
+                after.modified().unwrap(),
+                before.modified().unwrap(),
+                "{identity:?}: the times of {path:?} changed:\n{}",
+                run.output
+            );
+        }
+        let gitconfig = std::fs::metadata(home.join(".gitconfig")).unwrap();
+        assert_eq!(
+            gitconfig.permissions().mode() & 0o777,
+            0o600,
+            "{identity:?}: {}",
+            run.output
+        );
+    }
+}
+
 /// The names of the extended attributes of `path` (not following a link).
 fn xattr_names(path: &Path) -> Vec<u8> {
     let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();

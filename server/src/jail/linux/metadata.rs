@@ -10,13 +10,17 @@
 //! that file is, and sets the mode or times through that descriptor: a link swapped later
 //! changes nothing. Landlock keeps a command from moving or hard-linking a file between
 //! outside and the workspace, so a file found inside is the workspace's.
+//!
+//! Inside means what Landlock grants: beneath a writable path, but neither a secret, nor
+//! beneath one, nor a directory that holds one (the home opened as the workspace: `~/.ssh`
+//! and `~` itself keep their modes, as their contents stay unreadable).
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::seccomp::{MODE_CALLS_BY_PATH, SYS_FCHMODAT2};
 
@@ -24,6 +28,8 @@ use super::seccomp::{MODE_CALLS_BY_PATH, SYS_FCHMODAT2};
 pub(super) struct Listener {
     fd: OwnedFd,
     roots: Vec<PathBuf>,
+    /// As listed and where each resolves, as the Landlock rules have them.
+    secrets: Vec<PathBuf>,
 }
 
 /// What the command asked for, decoded from the notification.
@@ -42,15 +48,32 @@ enum Change {
 }
 
 impl Listener {
-    /// `writable`: the workspace and the private directory.
-    pub(super) fn new(fd: OwnedFd, writable: &[PathBuf]) -> Listener {
+    /// `writable`: the workspace and the private directory; `secrets`: the plan's, never
+    /// changed even beneath those.
+    pub(super) fn new(fd: OwnedFd, writable: &[PathBuf], secrets: &[PathBuf]) -> Listener {
         Listener {
             fd,
             roots: writable
                 .iter()
                 .filter_map(|root| root.canonicalize().ok())
                 .collect(),
+            secrets: secrets
+                .iter()
+                .flat_map(|secret| {
+                    std::iter::once(secret.clone()).chain(secret.canonicalize().ok())
+                })
+                .collect(),
         }
+    }
+
+    /// Whether Landlock grants the command `location` (canonical): beneath a writable path,
+    /// and neither at or beneath a secret nor above one.
+    fn may_change(&self, location: &Path) -> bool {
+        self.roots.iter().any(|root| location.starts_with(root))
+            && !self
+                .secrets
+                .iter()
+                .any(|secret| location.starts_with(secret) || secret.starts_with(location))
     }
 
     pub(super) fn raw_fd(&self) -> RawFd {
@@ -106,7 +129,7 @@ impl Listener {
         let target = open_target(base.as_ref(), &path, call.flags)?;
         let location =
             std::fs::read_link(format!("/proc/self/fd/{}", target.as_raw_fd())).map_err(errno)?;
-        if !self.roots.iter().any(|root| location.starts_with(root)) {
+        if !self.may_change(&location) {
             return Err(libc::EPERM);
         }
         match call.change {

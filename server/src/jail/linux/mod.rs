@@ -478,7 +478,8 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
     // The command has run `confine`: the listener waits in the pair (without it, the calls
     // that would come to us fail with ENOSYS).
     let listener = handoff.and_then(|(ours, _)| {
-        let listener = receive_fd(&ours).map(|fd| metadata::Listener::new(fd, &plan.writable));
+        let listener =
+            receive_fd(&ours).map(|fd| metadata::Listener::new(fd, &plan.writable, &plan.secrets));
         if listener.is_none() {
             tracing::debug!("jail: no seccomp listener came from the command");
         }
