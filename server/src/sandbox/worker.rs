@@ -401,9 +401,41 @@ fn describe_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> PyError 
     }
 }
 
+/// The bytes of a call's text arguments, known without copying them: no more than what the
+/// call would send.
+fn text_argument_bytes(args: &FuncArgs) -> usize {
+    args.args
+        .iter()
+        .chain(args.kwargs.values())
+        .filter_map(|value| value.downcast_ref::<PyStr>())
+        .map(|text| text.byte_len())
+        .sum()
+}
+
+/// The error of a call whose arguments are `bytes` (`at_least` that many) as sent.
+fn too_large(
+    spec: &ToolSpec,
+    at_least: &str,
+    bytes: usize,
+    vm: &VirtualMachine,
+) -> PyBaseExceptionRef {
+    vm.new_value_error(format!(
+        "{}(): the arguments are {at_least}{bytes} bytes as sent, more than the sandbox allows \
+         for one call ({} bytes)",
+        spec.name,
+        protocol::MAX_TOOL_LINE_BYTES
+    ))
+}
+
 /// Binds a tool call's arguments by the registry's parameters, asks the server to carry it
 /// out, and turns the answer into Python objects (JSON objects become attribute objects).
 fn call_tool(spec: &'static ToolSpec, args: FuncArgs, vm: &VirtualMachine) -> PyResult {
+    // Refused before anything is copied: converting and encoding a 40 MB argument takes
+    // seconds of a snippet's time in a debug build, and the answer would be the same.
+    let text_bytes = text_argument_bytes(&args);
+    if text_bytes > protocol::MAX_TOOL_LINE_BYTES {
+        return Err(too_large(spec, "at least ", text_bytes, vm));
+    }
     let named = bind_args(spec, args, vm)?;
     let (exec, call) = STATE.with(|state| {
         let mut state = state.borrow_mut();
@@ -420,13 +452,7 @@ fn call_tool(spec: &'static ToolSpec, args: FuncArgs, vm: &VirtualMachine) -> Py
     if line.len() > protocol::MAX_TOOL_LINE_BYTES {
         // Not sent: the call number is free again.
         STATE.with(|state| state.borrow_mut().calls -= 1);
-        return Err(vm.new_value_error(format!(
-            "{}(): the arguments are {} bytes as sent, more than the sandbox allows for one \
-             call ({} bytes)",
-            spec.name,
-            line.len(),
-            protocol::MAX_TOOL_LINE_BYTES
-        )));
+        return Err(too_large(spec, "", line.len(), vm));
     }
     line.push('\n');
     send_line(&line);
