@@ -28,7 +28,8 @@ pub(crate) struct Answers {
     pub(crate) progress: bool,
     /// The button pressed in `window/showMessageRequest`; `None` dismisses it.
     pub(crate) permission: Option<&'static str>,
-    /// When set, chooses the button from the dialog's message instead of `permission`.
+    /// When set, chooses the button from the dialog's message (as a Markdown client shows
+    /// it) instead of `permission`.
     pub(crate) permission_for: Option<fn(&str) -> Option<&'static str>>,
     /// `applied` of `workspace/applyEdit`.
     pub(crate) apply_edit: bool,
@@ -244,7 +245,9 @@ impl Client {
             }
             "window/showMessageRequest" => {
                 let chosen = match self.answers.permission_for {
-                    Some(choose) => choose(message["params"]["message"].as_str().unwrap_or("")),
+                    Some(choose) => choose(
+                        &as_markdown_shows(message["params"]["message"].as_str().unwrap_or("")).0,
+                    ),
                     None => self.answers.permission,
                 };
                 match chosen {
@@ -368,6 +371,39 @@ impl Client {
                 .recv_timeout(Duration::from_millis(20));
         }
     }
+}
+
+/// What a Markdown client (Zed parses messages with pulldown-cmark, every extension it has on)
+/// shows of `markdown`: its text and code, a soft break as a space, a hard one as a new line,
+/// Punie's own quotes that smart punctuation curled put back; and every other element, a link
+/// above all, and a URL in text, which Zed makes a link of.
+pub(crate) fn as_markdown_shows(markdown: &str) -> (String, Vec<String>) {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let mut text = String::new();
+    let mut other = Vec::new();
+    let mut in_code_block = false;
+    for event in Parser::new_ext(markdown, Options::all()) {
+        match event {
+            Event::Text(words) if in_code_block => text.push_str(&words),
+            Event::Text(words) if words.contains("://") => {
+                other.push(format!("a URL in text: {words:?}"));
+            }
+            Event::Text(words) => {
+                text.push_str(&words.replace(['“', '”'], "\"").replace(['‘', '’'], "'"));
+            }
+            Event::Code(words) => text.push_str(&words),
+            Event::HardBreak => text.push('\n'),
+            Event::SoftBreak => text.push(' '),
+            Event::Start(Tag::CodeBlock(_)) => in_code_block = true,
+            Event::End(TagEnd::CodeBlock) => in_code_block = false,
+            Event::Start(Tag::Paragraph) => {}
+            Event::End(TagEnd::Paragraph) => text.push('\n'),
+            event => other.push(format!("{event:?}")),
+        }
+    }
+    // A code block's text and a paragraph both end with a line break.
+    text.pop();
+    (text, other)
 }
 
 pub(crate) fn range(l0: u32, c0: u32, l1: u32, c1: u32) -> Value {

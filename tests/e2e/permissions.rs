@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::lsp_client::{Answers, Client, Launch};
+use crate::lsp_client::{Answers, Client, Launch, as_markdown_shows};
 
 /// One model turn that runs `code` in Code Mode.
 fn call(code: &str) -> String {
@@ -482,7 +482,8 @@ fn scripted(dir: &Path, code: &str) -> String {
     format!("scripted:{}", script_for(dir, code).display())
 }
 
-/// Runs an Explain on `src/app.py` and waits for its end; returns the dialogs' messages.
+/// Runs an Explain on `src/app.py` and waits for its end; returns the dialogs' parameters,
+/// each `message` as a Markdown client (Zed) shows it, which holds no link or other element.
 fn run_explain(client: &mut Client) -> Vec<Value> {
     let uri = client.open("src/app.py", "def main():\n    return 1\n");
     let started = client.ask(
@@ -495,7 +496,13 @@ fn run_explain(client: &mut Client) -> Vec<Value> {
         .log
         .iter()
         .filter(|m| m["method"] == "window/showMessageRequest")
-        .map(|m| m["params"].clone())
+        .map(|m| {
+            let mut params = m["params"].clone();
+            let (shown, other) = as_markdown_shows(params["message"].as_str().unwrap());
+            assert_eq!(other, Vec::<String>::new(), "{params}");
+            params["message"] = json!(shown);
+            params
+        })
         .collect()
 }
 

@@ -132,8 +132,9 @@ impl FrontEnd for LspFrontEnd {
         actions.push(json!({"title": PERMISSION_DENY}));
         let params = json!({
             "type": 3,
-            // A client may show it as a notification, which makes links of `[…](command:…)`.
-            "message": crate::policy::unlinked(&prompt.message(DIALOG_SUBJECT_CHARS)),
+            // Zed renders it as Markdown; VS Code's notifications make links of
+            // `[…](command:…)`: what the request chose is shown literally by both.
+            "message": prompt.markdown_message(DIALOG_SUBJECT_CHARS),
             "actions": actions,
         });
         let answer = client_request(

@@ -167,12 +167,12 @@ impl Server {
         self.send(Message::Response(Response::new_err(id, code, message)).into());
     }
 
-    /// Shows `message`, which may quote a path, a setting's value or an answer: unlinked, so
-    /// that a client cannot make a command link of it.
+    /// Shows `message`, which may quote a path, a setting's value or an answer: as code, so
+    /// that a client that renders it as Markdown shows it as it is and makes no link of it.
     pub(crate) fn show_message(&self, kind: MessageType, message: &str) {
         let params = ShowMessageParams {
             typ: kind,
-            message: crate::policy::unlinked(message),
+            message: crate::policy::markdown_literal(message),
         };
         self.send_notification(Notification::new("window/showMessage".to_owned(), params));
     }

@@ -36,7 +36,9 @@ pub use protected::{
 };
 pub use request::{Action, Target, ToolRequest};
 pub use scope::{Scope, SessionApprovals};
-pub use show::{Shown, cut, escape, escape_lines, one_line, shell_line, shell_word, unlinked};
+pub use show::{
+    Shown, cut, escape, escape_lines, markdown_literal, one_line, shell_line, shell_word,
+};
 pub use user::parse_user_policy;
 
 use std::collections::HashMap;

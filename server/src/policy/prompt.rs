@@ -5,7 +5,9 @@
 //! Every text in it is escaped (see `show`) and states the truth: the resolved
 //! workspace-relative path (and the spelling the snippet used, when it differs), the whole argv
 //! quoted as a shell would show it, the change a write makes, and what "Allow for this
-//! session" would cover. A message that has to be short says how much it left out.
+//! session" would cover. A message that has to be short says how much it left out. For a
+//! client that may render it as Markdown ([`Prompt::markdown_message`]) every part the request
+//! chose is code, so none of it is read as Markdown, and Punie's own words stay as they are.
 
 use super::diff::{self, Before, Diff};
 use super::request::{Action, Target, ToolRequest};
@@ -52,7 +54,10 @@ pub struct Prompt {
     pub subject: String,
     /// The working directory of a command, escaped.
     pub cwd: Option<String>,
-    /// Facts the user must read before answering, one sentence each.
+    /// How the snippet spelled the path, escaped, when that differs from the resolved one.
+    pub spelled: Option<String>,
+    /// Facts the user must read before answering, one sentence each, in Punie's own words:
+    /// nothing in them comes from the request.
     pub notes: Vec<String>,
     pub change: Option<Change>,
     /// What "Allow for this session" covers; `None` when it is not offered (a protected path
@@ -75,6 +80,7 @@ impl Prompt {
             kind: PromptKind::Call,
             subject: String::new(),
             cwd: None,
+            spelled: None,
             notes: Vec::new(),
             change: None,
             session,
@@ -85,7 +91,7 @@ impl Prompt {
                 prompt.kind = PromptKind::Read;
                 prompt.subject = shell_word(&target.rel);
                 prompt.secret = target.secret;
-                prompt.notes.extend(spelling_note(target));
+                prompt.spelled = spelling(target);
             }
             Action::Write {
                 target,
@@ -94,7 +100,7 @@ impl Prompt {
             } => {
                 prompt.kind = PromptKind::Write;
                 prompt.subject = shell_word(&target.rel);
-                prompt.notes.extend(spelling_note(target));
+                prompt.spelled = spelling(target);
                 prompt.change = Some(Change {
                     path: target.rel.clone(),
                     before: before.clone(),
@@ -111,14 +117,18 @@ impl Prompt {
                 prompt.subject = call_text(tool, args);
             }
         }
-        prompt.notes.extend(notes);
+        prompt.notes = notes;
         prompt
     }
 
     /// The first line: `Punie wants to write src/app.py`, with the subject cut to
     /// `max_subject_chars` and a note of what was cut.
     pub fn headline(&self, max_subject_chars: usize) -> String {
-        let subject = show::cut(&self.subject, max_subject_chars).with_note();
+        self.headline_in(Markup::Plain, max_subject_chars)
+    }
+
+    fn headline_in(&self, markup: Markup, max_subject_chars: usize) -> String {
+        let subject = markup.cut(&self.subject, max_subject_chars);
         match self.kind {
             PromptKind::Read => format!("Punie wants to read {subject}"),
             PromptKind::Write => match &self.change {
@@ -144,16 +154,37 @@ impl Prompt {
     /// A dialog's text: the headline, the working directory, the diffstat, the notes, and what
     /// a session approval covers. The diff itself is in [`Prompt::details`].
     pub fn message(&self, max_subject_chars: usize) -> String {
-        let mut lines = vec![self.headline(max_subject_chars)];
+        self.message_in(Markup::Plain, max_subject_chars)
+    }
+
+    /// [`Prompt::message`] for a client that may render it as Markdown (LSP's
+    /// `window/showMessageRequest`: Zed does): what the request chose is code
+    /// ([`show::markdown_literal`]), and each line ends with a hard line break, which a
+    /// Markdown client shows as one and a plain client does not see.
+    pub fn markdown_message(&self, max_subject_chars: usize) -> String {
+        self.message_in(Markup::Markdown, max_subject_chars)
+    }
+
+    fn message_in(&self, markup: Markup, max_subject_chars: usize) -> String {
+        let mut lines = vec![self.headline_in(markup, max_subject_chars)];
         if let Some(cwd) = &self.cwd {
-            lines.push(format!("Working directory: {cwd}"));
+            lines.push(format!("Working directory: {}", markup.quote(cwd)));
         }
         if let Some(change) = &self.change {
             lines.push(format!("Change: {}", change.diff.summary));
         }
+        if let Some(spelled) = &self.spelled {
+            lines.push(format!("The snippet wrote {}.", markup.quote(spelled)));
+        }
         lines.extend(self.notes.iter().cloned());
-        lines.push(self.session_line(max_subject_chars));
-        lines.join("\n")
+        lines.push(match &self.session {
+            Some(scope) => format!(
+                "\"Allow for this session\" covers {}",
+                markup.cut(&scope.describe(), max_subject_chars)
+            ),
+            None => "Only this call can be allowed; it is not remembered.".to_owned(),
+        });
+        lines.join(markup.line_break())
     }
 
     /// Everything, nothing cut: the message with the whole subject, then the whole diff.
@@ -169,22 +200,43 @@ impl Prompt {
         }
         res
     }
+}
 
-    fn session_line(&self, max_subject_chars: usize) -> String {
-        match &self.session {
-            Some(scope) => format!(
-                "\"Allow for this session\" covers {}",
-                show::cut(&scope.describe(), max_subject_chars).with_note()
-            ),
-            None => "Only this call can be allowed; it is not remembered.".to_owned(),
+/// How a message writes what the request chose: as it is, or for a client that may render
+/// Markdown.
+#[derive(Clone, Copy)]
+enum Markup {
+    Plain,
+    Markdown,
+}
+
+impl Markup {
+    fn quote(self, text: &str) -> String {
+        match self {
+            Markup::Plain => text.to_owned(),
+            Markup::Markdown => show::markdown_literal(text),
+        }
+    }
+
+    /// `text` cut to `max_chars`, quoted, then the note on what was cut, in Punie's words.
+    fn cut(self, text: &str, max_chars: usize) -> String {
+        let shown = show::cut(text, max_chars);
+        format!("{}{}", self.quote(&shown.text), shown.note())
+    }
+
+    fn line_break(self) -> &'static str {
+        match self {
+            Markup::Plain => "\n",
+            Markup::Markdown => "  \n",
         }
     }
 }
 
-/// `The snippet wrote src/../.git/config.` when the spelling differs from the resolved path.
-fn spelling_note(target: &Target) -> Option<String> {
+/// How the snippet spelled the path (`src/../.git/config`), when that differs from the
+/// resolved path.
+fn spelling(target: &Target) -> Option<String> {
     let spelled = target.spelled.trim_start_matches("./");
-    (spelled != target.rel).then(|| format!("The snippet wrote {}.", shell_word(&target.spelled)))
+    (spelled != target.rel).then(|| shell_word(&target.spelled))
 }
 
 /// `ruff_check(path='src/')`: a typed tool's call with its arguments.

@@ -552,16 +552,6 @@ fn shell_words_read_like_printf_q() {
 }
 
 #[test]
-fn unlinked_text_keeps_no_link_syntax() {
-    assert_eq!(
-        unlinked("write 'notes [Allow](command:x?%22a%22 \"t\").txt'"),
-        "write 'notes [Allow]\\(command:x?%22a%22 \"t\").txt'"
-    );
-    assert_eq!(unlinked("[a]](b)](c)"), "[a]]\\(b)]\\(c)");
-    assert_eq!(unlinked("plain (text) [x] y"), "plain (text) [x] y");
-}
-
-#[test]
 fn lines_for_a_terminal_keep_breaks_and_escape_the_rest() {
     assert_eq!(
         escape_lines("a\tb\n\u{1b}]52;c;eA==\u{7}\r\u{9b}2J\u{202E}"),
