@@ -1002,6 +1002,48 @@ fn secrets_in_the_workspace_keep_their_metadata_without_namespaces() {
     }
 }
 
+/// Without namespaces the helper sets modes and times by path itself; as root it holds
+/// capabilities the command gave up, so it changes only files the command owns: a file in
+/// the workspace that belongs to another user keeps its mode and times, as it would for the
+/// command's own `fchmod`.
+#[test]
+fn others_files_in_the_workspace_keep_their_metadata_without_namespaces() {
+    if !is_root() {
+        return;
+    }
+    for identity in [Identity::NoNamespaces, Identity::UnprivilegedNoNamespaces] {
+        let scenario = Scenario::new(identity);
+        let others = scenario.workspace().join("others.txt");
+        std::fs::write(&others, "theirs\n").unwrap();
+        std::fs::set_permissions(&others, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // nobody's.
+        std::os::unix::fs::lchown(&others, Some(65534), Some(65534)).unwrap();
+        let before = std::fs::metadata(&others).unwrap();
+        let run = scenario.sandbox(
+            &attempts(&[
+                &["chmod", "0666", "others.txt"],
+                &["touch", "-c", "-d", "2001-01-01", "others.txt"],
+                &["python3", "-c", "import os\nos.chmod('others.txt', 0o644)"],
+                &[
+                    "sh",
+                    "-c",
+                    "touch mine.txt && chmod 0640 mine.txt && stat -c %a mine.txt",
+                ],
+            ]),
+            &[],
+        );
+        let after = std::fs::metadata(&others).unwrap();
+        assert_eq!(
+            after.permissions().mode(),
+            before.permissions().mode(),
+            "{identity:?}: {}",
+            run.output
+        );
+        assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+        run.assert_printed("640");
+    }
+}
+
 /// The names of the extended attributes of `path` (not following a link).
 fn xattr_names(path: &Path) -> Vec<u8> {
     let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();

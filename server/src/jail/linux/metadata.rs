@@ -13,7 +13,9 @@
 //!
 //! Inside means what Landlock grants: beneath a writable path, but neither a secret, nor
 //! beneath one, nor a directory that holds one (the home opened as the workspace: `~/.ssh`
-//! and `~` itself keep their modes, as their contents stay unreadable).
+//! and `~` itself keep their modes, as their contents stay unreadable). And only a file the
+//! caller owns: the command has no capabilities, but a helper running as root has
+//! `CAP_FOWNER`, which would let it change anyone's file.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -122,6 +124,7 @@ impl Listener {
             }
         };
         // The pid is the caller's only while the call waits: check after reading by it.
+        let fsuid = caller_fsuid(notif.pid)?;
         let base = caller_dir(notif.pid, call.dirfd, &path)?;
         if !self.still_waiting(notif.id) {
             return Err(libc::ENOENT);
@@ -130,6 +133,11 @@ impl Listener {
         let location =
             std::fs::read_link(format!("/proc/self/fd/{}", target.as_raw_fd())).map_err(errno)?;
         if !self.may_change(&location) {
+            return Err(libc::EPERM);
+        }
+        // We may hold capabilities the command does not (root's CAP_FOWNER): only the file's
+        // owner may change its mode or set its times, as the kernel would judge the caller.
+        if owner(&target)? != fsuid {
             return Err(libc::EPERM);
         }
         match call.change {
@@ -142,6 +150,26 @@ impl Listener {
         // SAFETY: an ioctl on our listener with a pointer to a local.
         unsafe { libc::ioctl(self.raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
     }
+}
+
+/// The caller's file-system uid: the fourth id on the `Uid:` line of its status.
+fn caller_fsuid(pid: u32) -> Result<u32, i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(errno)?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(3))
+        .and_then(|id| id.parse().ok())
+        .ok_or(libc::EPERM)
+}
+
+fn owner(target: &OwnedFd) -> Result<u32, i32> {
+    // SAFETY: zeroed plain data, filled by fstat on our descriptor.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(target.as_raw_fd(), &mut stat) } != 0 {
+        return Err(errno(io::Error::last_os_error()));
+    }
+    Ok(stat.st_uid)
 }
 
 fn errno(err: io::Error) -> i32 {
