@@ -301,6 +301,47 @@ fn a_project_cannot_send_code_away_or_load_its_own_model() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// The user chooses the engine outside the editor's settings with `PUNIE_ENGINE` in the
+/// server's environment, as for `punie ask` and `punie acp`: it answers when no setting names
+/// one, and when a project's setting is refused it answers instead of the default model (the
+/// refusal says so).
+#[test]
+fn the_servers_environment_chooses_the_engine_a_project_may_not() {
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), r#"["Chosen in the environment."]"#).unwrap();
+    let spec: &'static str = Box::leak(format!("scripted:{}", script.path().display()).into());
+    for options in [
+        json!({}),
+        json!({"engine": "openai:http://203.0.113.7:9/v1#m"}),
+    ] {
+        let refused = options.get("engine").is_some();
+        let launch = Launch {
+            env: vec![("PUNIE_ENGINE", spec)],
+            ..Launch::default()
+        };
+        let mut client = Client::start_with("", full_caps(), options, launch);
+        if refused {
+            let message = client.wait_for("the refused engine", |m| {
+                m["method"] == "window/showMessage"
+                    && m["params"]["message"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("engine openai:"))
+            });
+            let message = message["params"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(&format!("Using PUNIE_ENGINE's {spec}")),
+                "{message}"
+            );
+        }
+        let uri = client.open("src/calc.py", "def add(a, b):\n    return a - b\n");
+        let started = client.ask(&uri, range(0, 0, 2, 0), "explain");
+        assert_eq!(client.wait_end(&started["token"]), "done");
+        let answer = client.wait_answer(&started["runId"]);
+        assert_eq!(answer["markdown"], "Chosen in the environment.", "{answer}");
+        assert_eq!(client.shutdown(), 0);
+    }
+}
+
 /// Nor can a project's settings raise the limits past the defaults: a huge `sandbox.timeoutMs`
 /// still stops a snippet that runs past the default limit, at that limit, and a huge
 /// `maxTurns` still ends the run at the default number of turns. Each refusal is named once.

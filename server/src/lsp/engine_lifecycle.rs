@@ -27,10 +27,39 @@ pub(crate) struct EngineState {
 }
 
 impl Server {
+    /// `PUNIE_ENGINE`, as `punie ask` and `punie acp` read it; the default model when unset.
+    /// A SPEC that does not parse is said once.
+    fn engine_from_environment(&mut self) -> EngineSpec {
+        let Some(text) = std::env::var("PUNIE_ENGINE")
+            .ok()
+            .filter(|text| !text.is_empty())
+        else {
+            return EngineSpec::Default;
+        };
+        match EngineSpec::parse(&text) {
+            Ok(spec) => spec,
+            Err(err) => {
+                if !self.environment_engine_refused {
+                    self.environment_engine_refused = true;
+                    self.show_message(
+                        MessageType::ERROR,
+                        &format!("PUNIE_ENGINE={text} is ignored: {err}. Using the default model."),
+                    );
+                }
+                EngineSpec::Default
+            }
+        }
+    }
+
     /// Starts (or restarts, when the SPEC changed) the engine; the model loads in the background.
     pub(crate) fn ensure_engine(&mut self) {
+        // The user's own choice outside the editor's settings: the environment the editor
+        // starts the server with. The `engine` setting, when there is one, comes first.
+        let users = self.engine_from_environment();
         let mut spec = self.settings.settings().engine.clone();
-        if !self.settings.users_settings()
+        if spec == EngineSpec::Default {
+            spec = users;
+        } else if !self.settings.users_settings()
             && let Some(reason) = project_may_not_choose(&spec, &self.roots)
         {
             // Said once per refused SPEC, not on every settings change.
@@ -39,13 +68,18 @@ impl Server {
                     MessageType::ERROR,
                     &format!(
                         "Punie settings: engine {spec} is ignored: {reason}. A project's settings \
-                         could have sent it; set it with PUNIE_ENGINE or in a client that vouches \
-                         for its settings (VS Code's user settings). Using the default model."
+                         could have sent it; set it with PUNIE_ENGINE in the server's environment \
+                         or in a client that vouches for its settings (VS Code's user settings). \
+                         Using {}.",
+                        match &users {
+                            EngineSpec::Default => "the default model".to_owned(),
+                            users => format!("PUNIE_ENGINE's {users}"),
+                        }
                     ),
                 );
                 self.refused_engine = Some(spec.clone());
             }
-            spec = EngineSpec::Default;
+            spec = users;
         }
         if self
             .engine

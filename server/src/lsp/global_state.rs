@@ -64,6 +64,8 @@ pub(crate) struct Server {
     pub(crate) engine_generation: u64,
     /// The last engine SPEC refused because a project's settings could have sent it.
     pub(crate) refused_engine: Option<crate::engine::EngineSpec>,
+    /// `PUNIE_ENGINE` did not parse, and the user was told.
+    pub(crate) environment_engine_refused: bool,
     pub(crate) runs: HashMap<String, Run>,
     pub(crate) queue: RunQueue,
     /// Requests to the client awaiting its answer, with when they went out.
@@ -97,6 +99,7 @@ impl Server {
             engine: None,
             engine_generation: 0,
             refused_engine: None,
+            environment_engine_refused: false,
             runs: HashMap::new(),
             queue: RunQueue::default(),
             pending: HashMap::new(),
