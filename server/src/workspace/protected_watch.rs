@@ -370,6 +370,13 @@ mod linux {
                         queue.push_back(path);
                     }
                 }
+                // What it held before its watch was set may make it protected: `.cargo` with
+                // a `config.toml` made before the watch, a `HEAD` beside `objects/`.
+                if dir != self.workspace
+                    && let Some(why) = self.judge_dir(&dir)
+                {
+                    return Some(why);
+                }
             }
             if top == self.workspace {
                 return self.first_new(&jail::root_protected(&self.workspace));
