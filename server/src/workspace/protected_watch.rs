@@ -102,9 +102,9 @@ mod linux {
     use crate::cancel::{CancelFlag, poll_for, poll_until};
     use crate::jail;
 
-    /// Punie's own directory in the workspace: the server writes there while commands run,
-    /// and the sweep judges it on its own terms.
-    const STATE_DIR: &str = ".punie";
+    /// Punie's own directory: the server writes there while commands run, and the sweep
+    /// judges it on its own terms.
+    use super::super::quarantine::STATE_DIR;
 
     /// The events that can make a protected path: a name made, or moved in. What a protected
     /// path is depends only on which names exist, never on what files hold.
@@ -137,12 +137,9 @@ mod linux {
                 workspace: workspace.to_path_buf(),
                 dirs: HashMap::new(),
                 before: before.iter().cloned().collect(),
-                root_was_special: !jail::root_markers(workspace).is_empty(),
             };
             for dir in dirs {
-                watcher
-                    .watch(dir)
-                    .map_err(|why| format!("cannot run the command: {why}"))?;
+                watcher.watch(dir)?;
             }
             let done = CancelFlag::default();
             let thread = {
@@ -194,8 +191,6 @@ mod linux {
         /// keeps its watch; it is watched again under its new name when the move is seen.
         dirs: HashMap<i32, PathBuf>,
         before: HashSet<PathBuf>,
-        /// The root was a git directory or an environment before the command.
-        root_was_special: bool,
     }
 
     impl Watcher {
@@ -308,11 +303,9 @@ mod linux {
             {
                 let made = if dir != self.workspace {
                     vec![dir.clone()]
-                } else if self.root_was_special {
-                    // What makes the root one was there, and protected, before.
-                    Vec::new()
                 } else {
-                    // What the sweep will move aside; the name itself when it is gone again.
+                    // What the sweep will move aside (protected before, and so not new, when
+                    // the root already was one); the name itself when it is gone again.
                     let markers = jail::root_markers(&self.workspace);
                     if markers.is_empty() {
                         vec![path.clone()]
@@ -409,6 +402,14 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
+    /// A watch of `root` as it is now, as before a command, and the command's flag.
+    fn watching(root: &Path) -> (ProtectedWatch, CancelFlag) {
+        let found = crate::jail::protected_in(root, 100);
+        let command = CancelFlag::default();
+        let watch = ProtectedWatch::start(root, &found.dirs, &found.paths, &command).unwrap();
+        (watch, command)
+    }
+
     /// Waits until the watcher stopped `command` (a minute at most: a hang guard, not a
     /// timing); its reason.
     fn stop_reason(watch: ProtectedWatch, command: &CancelFlag) -> String {
@@ -423,9 +424,7 @@ mod tests {
         let ws = tempfile::tempdir().unwrap();
         let root = ws.path();
         std::fs::create_dir_all(root.join("old/.git")).unwrap();
-        let found = crate::jail::protected_in(root, 100);
-        let command = CancelFlag::default();
-        let watch = ProtectedWatch::start(root, &found.dirs, &found.paths, &command).unwrap();
+        let (watch, command) = watching(root);
         // Ordinary names first, in watched and new directories: the events come in order, so
         // a stop for any of them would be the reason below.
         std::fs::create_dir_all(root.join("src/pkg/deep")).unwrap();
@@ -446,9 +445,7 @@ mod tests {
         let root = ws.path();
         std::fs::create_dir_all(root.join("lib/objects")).unwrap();
         std::fs::create_dir_all(root.join("lib/refs")).unwrap();
-        let found = crate::jail::protected_in(root, 100);
-        let command = CancelFlag::default();
-        let watch = ProtectedWatch::start(root, &found.dirs, &found.paths, &command).unwrap();
+        let (watch, command) = watching(root);
         std::fs::write(root.join("lib/HEAD"), "ref: refs/heads/main\n").unwrap();
         let reason = stop_reason(watch, &command);
         assert!(
@@ -463,9 +460,7 @@ mod tests {
         let root = ws.path();
         // Made where nothing is watched, then moved where everything is.
         std::fs::create_dir_all(root.join("target/stage/a/b/.envrc")).unwrap();
-        let found = crate::jail::protected_in(root, 100);
-        let command = CancelFlag::default();
-        let watch = ProtectedWatch::start(root, &found.dirs, &found.paths, &command).unwrap();
+        let (watch, command) = watching(root);
         std::fs::rename(root.join("target/stage"), root.join("vendored")).unwrap();
         let reason = stop_reason(watch, &command);
         assert!(

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use crate::jail;
 
 /// Punie's own directory in the workspace.
-const STATE_DIR: &str = ".punie";
+pub(super) const STATE_DIR: &str = ".punie";
 /// Where moved paths go, under the workspace root.
 const QUARANTINE_DIR: &str = ".punie/quarantine";
 
