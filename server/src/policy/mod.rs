@@ -157,5 +157,23 @@ impl PolicySettings {
     }
 }
 
+/// The dialog [`decide`] asks `action` of `tool` with under the default policy and no
+/// session approvals, for tests of how dialogs read.
+#[cfg(test)]
+pub(crate) fn default_prompt(action: Action, tool: &str) -> Prompt {
+    let request = ToolRequest {
+        tool: Tool::by_name(tool).unwrap(),
+        action,
+    };
+    match decide(
+        &request,
+        &PolicySettings::default(),
+        &SessionApprovals::default(),
+    ) {
+        Verdict::Ask(prompt) => *prompt,
+        other => panic!("expected ask, got {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -415,14 +415,7 @@ fn details_hold_the_whole_text() {
 }
 
 fn ask_prompt(request: &ToolRequest) -> Prompt {
-    match decide(
-        request,
-        &PolicySettings::default(),
-        &SessionApprovals::default(),
-    ) {
-        Verdict::Ask(prompt) => *prompt,
-        other => panic!("expected ask, got {other:?}"),
-    }
+    super::default_prompt(request.action.clone(), request.tool.name())
 }
 
 #[test]

@@ -141,30 +141,12 @@ fn read_line(cancel: &CancelFlag) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{
-        Action, Before, PolicySettings, SessionApprovals, Target, ToolRequest, Verdict, decide,
-    };
-    use crate::tools::Tool;
-
-    fn prompt_for(action: Action, tool: &str) -> Prompt {
-        let request = ToolRequest {
-            tool: Tool::by_name(tool).unwrap(),
-            action,
-        };
-        match decide(
-            &request,
-            &PolicySettings::default(),
-            &SessionApprovals::default(),
-        ) {
-            Verdict::Ask(prompt) => *prompt,
-            other => panic!("{other:?}"),
-        }
-    }
+    use crate::policy::{Action, Before, Target, default_prompt};
 
     #[test]
     fn the_question_shows_the_change_and_the_choices() {
         let old: String = (1..=100).map(|n| format!("line {n}\n")).collect();
-        let prompt = prompt_for(
+        let prompt = default_prompt(
             Action::Write {
                 target: Target::existing_file("notes.txt"),
                 before: Before::Text(old),
@@ -181,7 +163,7 @@ mod tests {
         ));
         assert_eq!(flag_for(&prompt), "--allow-writes");
 
-        let command = prompt_for(
+        let command = default_prompt(
             Action::Execute {
                 argv: vec!["pytest".into(), "-q".into()],
                 cwd: ".".into(),
@@ -196,7 +178,7 @@ mod tests {
 
     #[test]
     fn answers() {
-        let prompt = prompt_for(
+        let prompt = default_prompt(
             Action::Execute {
                 argv: vec!["ls".into()],
                 cwd: ".".into(),
