@@ -847,14 +847,7 @@ fn metadata_outside_the_workspace_is_kept_with_namespaces() {
             ]),
             &[],
         );
-        let after = std::fs::metadata(&existing).unwrap();
-        assert_eq!(
-            after.permissions().mode(),
-            before.permissions().mode(),
-            "{identity:?}: {}",
-            run.output
-        );
-        assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+        assert_mode_and_times_kept(identity, &existing, &before, &run.output);
     }
 }
 
@@ -913,19 +906,8 @@ fn metadata_outside_the_workspace_is_kept_without_namespaces() {
             &[],
         );
         for (path, before) in targets.iter().zip(&before) {
+            assert_mode_and_times_kept(identity, path, before, &run.output);
             let after = std::fs::symlink_metadata(path).unwrap();
-            assert_eq!(
-                after.permissions().mode(),
-                before.permissions().mode(),
-                "{identity:?}: the mode of {path:?} changed:\n{}",
-                run.output
-            );
-            assert_eq!(
-                after.modified().unwrap(),
-                before.modified().unwrap(),
-                "{identity:?}: the times of {path:?} changed:\n{}",
-                run.output
-            );
             use std::os::unix::fs::MetadataExt;
             assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
             assert!(
@@ -978,19 +960,7 @@ fn secrets_in_the_workspace_keep_their_metadata_without_namespaces() {
             &[],
         );
         for (path, before) in kept.iter().zip(&before) {
-            let after = std::fs::metadata(path).unwrap();
-            assert_eq!(
-                after.permissions().mode(),
-                before.permissions().mode(),
-                "{identity:?}: the mode of {path:?} changed:\n{}",
-                run.output
-            );
-            assert_eq!(
-                after.modified().unwrap(),
-                before.modified().unwrap(),
-                "{identity:?}: the times of {path:?} changed:\n{}",
-                run.output
-            );
+            assert_mode_and_times_kept(identity, path, before, &run.output);
         }
         let gitconfig = std::fs::metadata(home.join(".gitconfig")).unwrap();
         assert_eq!(
@@ -1032,16 +1002,31 @@ fn others_files_in_the_workspace_keep_their_metadata_without_namespaces() {
             ]),
             &[],
         );
-        let after = std::fs::metadata(&others).unwrap();
-        assert_eq!(
-            after.permissions().mode(),
-            before.permissions().mode(),
-            "{identity:?}: {}",
-            run.output
-        );
-        assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+        assert_mode_and_times_kept(identity, &others, &before, &run.output);
         run.assert_printed("640");
     }
+}
+
+/// Asserts that `path` (not following a link) has the mode and modification time of
+/// `before`, naming the path, the identity and the run's output when not.
+#[track_caller]
+fn assert_mode_and_times_kept(
+    identity: Identity,
+    path: &Path,
+    before: &std::fs::Metadata,
+    output: &str,
+) {
+    let after = std::fs::symlink_metadata(path).unwrap();
+    assert_eq!(
+        after.permissions().mode(),
+        before.permissions().mode(),
+        "{identity:?}: the mode of {path:?} changed:\n{output}"
+    );
+    assert_eq!(
+        after.modified().unwrap(),
+        before.modified().unwrap(),
+        "{identity:?}: the times of {path:?} changed:\n{output}"
+    );
 }
 
 /// The names of the extended attributes of `path` (not following a link).
