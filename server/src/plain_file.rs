@@ -8,12 +8,14 @@
 //!
 //! Which links may be followed on the way is the caller's rule, not this module's: a
 //! workspace read follows none on the whole path (`workspace::no_follow` opens with these
-//! flags), stored state and pointers none at the last component ([`open_no_follow`]).
+//! flags), stored state and pointers none at the last component ([`open_no_follow`]), a file a
+//! setting names (a model, a script) all of them ([`open_named`]). A caller that reads a file
+//! as a stream rather than whole (the GGUF header reader) judges it with [`regular`] and bounds
+//! its own reads.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
-#[cfg(unix)]
 use std::path::Path;
 
 /// How a file is opened to be read by [`read`]: read only, without blocking (a FIFO opens at
@@ -35,6 +37,30 @@ pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
         flags,
         Mode::empty(),
     )?))
+}
+
+/// Opens the file a setting names (a model, a script: the user's choice, or a project's where
+/// its settings may name one) with [`OPEN_FLAGS`], following links, which are the setting's
+/// choice. It is judged before it is opened too, as [`regular`] judges it: opening some
+/// devices acts on them. A directory opens, for [`regular`] or [`read`] to refuse by name.
+pub(crate) fn open_named(path: &Path) -> io::Result<File> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(Refusal::NotRegular.into());
+    }
+    open_following_links(path)
+}
+
+#[cfg(unix)]
+fn open_following_links(path: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OPEN_FLAGS | OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
+}
+
+#[cfg(not(unix))]
+fn open_following_links(path: &Path) -> io::Result<File> {
+    File::open(path)
 }
 
 /// What [`read`] does with a file longer than its bound.
@@ -88,10 +114,9 @@ pub(crate) fn refusal(err: &io::Error) -> Option<Refusal> {
     err.get_ref()?.downcast_ref::<Refusal>().copied()
 }
 
-/// The bytes of `file`, opened as [`OPEN_FLAGS`] say, when it is a regular file: at most
-/// `max` of them. The bound holds on what is read, not only on what `stat` said (the file may
-/// grow meanwhile).
-pub(crate) fn read(file: File, max: u64, if_longer: IfLonger) -> io::Result<Vec<u8>> {
+/// The metadata of `file` when it is a regular file, else its [`Refusal`]: what the file
+/// opened is, whatever its path named when it was judged.
+pub(crate) fn regular(file: &File) -> io::Result<Metadata> {
     let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(Refusal::Directory.into());
@@ -99,6 +124,14 @@ pub(crate) fn read(file: File, max: u64, if_longer: IfLonger) -> io::Result<Vec<
     if !meta.is_file() {
         return Err(Refusal::NotRegular.into());
     }
+    Ok(meta)
+}
+
+/// The bytes of `file`, opened as [`OPEN_FLAGS`] say, when it is a regular file: at most
+/// `max` of them. The bound holds on what is read, not only on what `stat` said (the file may
+/// grow meanwhile).
+pub(crate) fn read(file: File, max: u64, if_longer: IfLonger) -> io::Result<Vec<u8>> {
+    let meta = regular(&file)?;
     let limit = match if_longer {
         IfLonger::Cut => max,
         IfLonger::Refuse if meta.len() > max => {

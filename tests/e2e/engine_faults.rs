@@ -1,16 +1,18 @@
 //! The `openai` engine against servers that misbehave (`fake_openai.rs`), through the built
 //! binary: a protocol fault is a clear failure, never an empty `done`; a stalled stream is
 //! given up on after the idle timeout, and a cancel closes the connection at once; switching
-//! engines in the language server never waits on the old one.
+//! engines in the language server never waits on the old one. The `llama` engine given a path
+//! that holds no model file (a FIFO, a device) fails at once instead of waiting on it.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::fake_openai::{FakeOpenAi, Reply};
-use crate::lsp_client::{Client, range};
+use crate::lsp_client::{Client, Launch, range};
 use crate::support::fixture_workspace;
 
 fn punie_ask(server: &FakeOpenAi) -> Command {
@@ -247,4 +249,95 @@ fn dropping_an_engine_while_its_model_loads_returns_at_once() {
         "dropping took {:?}; a whole load takes {full_load:?}",
         started.elapsed()
     );
+}
+
+/// What a `llama:` path may name that is no model file: a FIFO no writer opens (a plain `open`
+/// would wait for one for ever) and `/dev/zero` (which never ends).
+fn model_paths_that_are_no_file(dir: &Path) -> [PathBuf; 2] {
+    let fifo = dir.join("model.gguf");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    [fifo, PathBuf::from("/dev/zero")]
+}
+
+/// How long a run on a path that is no model file may take: it fails before any model work,
+/// so this only tells a hang from an answer on a loaded machine.
+const NO_MODEL_WAIT: Duration = Duration::from_secs(60);
+
+/// `punie ask` judges the path before the run (the engine judges the file it opens again, for
+/// one swapped in meanwhile).
+#[test]
+fn ask_with_a_model_path_that_is_no_file_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = fixture_workspace();
+    for path in model_paths_that_are_no_file(dir.path()) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
+            .env_remove("PUNIE_ENGINE")
+            .env("PUNIE_LOG", "warn")
+            .arg("ask")
+            .arg("--engine")
+            .arg(format!("llama:{}", path.display()))
+            .arg("--workspace")
+            .arg(workspace.path())
+            .arg("Say hello.")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + NO_MODEL_WAIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("punie ask waits on {}", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{} is not a file", path.display())),
+            "{stderr}"
+        );
+    }
+}
+
+/// The language server's run on such a path fails at once, says why, and the server goes on
+/// answering (a second run fails the same way) and exits when asked.
+#[test]
+fn the_language_server_fails_a_run_on_a_model_path_that_is_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for path in model_paths_that_are_no_file(dir.path()) {
+        let spec: &'static str = Box::leak(format!("llama:{}", path.display()).into());
+        let launch = Launch {
+            env: vec![("PUNIE_ENGINE", spec)],
+            ..Launch::default()
+        };
+        let mut client = Client::start_with(
+            "",
+            json!({"window": {"workDoneProgress": true}}),
+            json!({}),
+            launch,
+        );
+        let uri = client.open("src/calc.py", "def add(a, b):\n    return a - b\n");
+        for _ in 0..2 {
+            let run = client.ask(&uri, range(0, 0, 1, 16), "explain");
+            let end = client.wait_end_within(&run["token"], NO_MODEL_WAIT);
+            assert!(end.starts_with("failed: "), "{end}");
+            let refused = format!("{}: not a regular file", path.display());
+            assert!(end.contains(&refused), "{end}");
+        }
+        assert_eq!(client.shutdown(), 0);
+    }
 }

@@ -278,10 +278,21 @@ impl Client {
 
     /// Waits for a message matching `pred`, keeping the others for later waits.
     pub(crate) fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_within(what, WAIT, pred)
+    }
+
+    /// [`Client::wait_for`] with a deadline of its own, for what must come at once (a run that
+    /// fails before any model work): a hang fails the test without waiting [`WAIT`] out.
+    pub(crate) fn wait_for_within(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(idx) = self.unseen.iter().position(&pred) {
             return self.unseen.remove(idx).unwrap();
         }
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + within;
         loop {
             let message = self.next(what, deadline);
             if pred(&message) {
@@ -308,7 +319,12 @@ impl Client {
     }
 
     pub(crate) fn wait_end(&mut self, token: &Value) -> String {
-        let end = self.wait_for("progress end", |m| {
+        self.wait_end_within(token, WAIT)
+    }
+
+    /// [`Client::wait_end`] with a deadline of its own ([`Client::wait_for_within`]).
+    pub(crate) fn wait_end_within(&mut self, token: &Value, within: Duration) -> String {
+        let end = self.wait_for_within("progress end", within, |m| {
             m["method"] == "$/progress"
                 && &m["params"]["token"] == token
                 && m["params"]["value"]["kind"] == "end"

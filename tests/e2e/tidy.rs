@@ -126,7 +126,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tools",
         ],
     ),
-    ("models", &["atomic_file", "own_dirs"]),
+    ("models", &["atomic_file", "own_dirs", "plain_file"]),
     (
         "engine",
         &["atomic_file", "cancel", "models", "plain_file", "sync"],

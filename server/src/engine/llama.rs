@@ -282,8 +282,8 @@ fn load_checked(
     cancel: Option<&CancelFlag>,
 ) -> Result<LlamaModel, EngineError> {
     let path_str = path.display().to_string();
-    match gguf::read_header(path) {
-        Ok(_) => {}
+    let (checked, header) = match gguf::open(path) {
+        Ok(opened) => opened,
         Err(gguf::GgufError::Missing { .. }) => {
             return Err(EngineError::ModelMissing { path: path_str });
         }
@@ -293,13 +293,40 @@ fn load_checked(
                 reason: err.to_string(),
             });
         }
-    }
-    load_with_llama_cpp(path, vocab_only, repack_weights, cancel).map_err(|reason| {
-        EngineError::ModelInvalid {
-            path: path_str,
-            reason: format!("{reason}; run with PUNIE_LOG=debug for llama.cpp's log"),
-        }
+    };
+    let loaded = load_with_llama_cpp(
+        &path_of_checked(path, &checked, &header),
+        vocab_only,
+        repack_weights,
+        cancel,
+    );
+    // Open until llama.cpp has opened it again through `/proc/self/fd`.
+    drop(checked);
+    loaded.map_err(|reason| EngineError::ModelInvalid {
+        path: path_str,
+        reason: format!("{reason}; run with PUNIE_LOG=debug for llama.cpp's log"),
     })
+}
+
+/// The path llama.cpp is to open for the model `checked` at `path`: on Linux the checked file
+/// itself (`/proc/self/fd/N` opens the very file the descriptor holds), so that a FIFO or a
+/// device put at `path` after the check is never what llama.cpp opens and waits on. A model
+/// split in parts is opened by its path: llama.cpp finds the other parts by the first one's name.
+#[cfg(target_os = "linux")]
+fn path_of_checked(path: &Path, checked: &std::fs::File, header: &gguf::GgufHeader) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    if header
+        .get_uint("split.count")
+        .is_some_and(|parts| parts > 1)
+    {
+        return path.to_owned();
+    }
+    PathBuf::from(format!("/proc/self/fd/{}", checked.as_raw_fd()))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn path_of_checked(path: &Path, _checked: &std::fs::File, _header: &gguf::GgufHeader) -> PathBuf {
+    path.to_owned()
 }
 
 /// Loads a model with llama.cpp's default parameters plus our two choices.
@@ -987,5 +1014,41 @@ impl GgufTokenizer {
             .into_iter()
             .map(|t| t.0)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The model is swapped for a FIFO between the check and llama.cpp's open: llama.cpp opens
+    /// the checked file, and never waits on the FIFO for a writer.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn llama_cpp_loads_the_checked_file_not_what_replaced_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.gguf");
+        let micro =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/micro/micro-punie-q5_k_m.gguf");
+        std::fs::copy(micro, &path).unwrap();
+        let (checked, header) = gguf::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let loaded_path = path_of_checked(&path, &checked, &header);
+        let (sender, loaded) = crossbeam_channel::bounded(1);
+        // On a thread of its own, so that a load waiting on the FIFO fails the test instead of
+        // hanging it.
+        std::thread::spawn(move || {
+            let model = load_with_llama_cpp(&loaded_path, true, false, None);
+            let _ = sender.send(model.map(|model| model.n_vocab()));
+        });
+        let n_vocab = loaded
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("llama.cpp waits on the FIFO")
+            .unwrap();
+        assert!(n_vocab > 0);
+        drop(checked);
     }
 }

@@ -33,33 +33,10 @@ const MAX_SCRIPT_BYTES: u64 = 16 * 1024 * 1024;
 /// `/dev/zero` would fill the memory, a FIFO or the server's own stdin would block or steal
 /// its input.
 fn read_script(path: &Path) -> Result<String, String> {
-    // Judged before it is opened too: opening some devices acts on them.
-    let meta = std::fs::metadata(path).map_err(|err| err.to_string())?;
-    if !meta.is_file() && !meta.is_dir() {
-        return Err(plain_file::Refusal::NotRegular.to_string());
-    }
-    let file = open(path).map_err(|err| err.to_string())?;
+    let file = plain_file::open_named(path).map_err(|err| err.to_string())?;
     let bytes = plain_file::read(file, MAX_SCRIPT_BYTES, plain_file::IfLonger::Refuse)
         .map_err(|err| err.to_string())?;
     String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
-}
-
-/// Opens a script as [`plain_file::read`] wants it, following links: the path is the user's
-/// (or a project's) choice of file, judged once open.
-#[cfg(unix)]
-fn open(path: &Path) -> std::io::Result<std::fs::File> {
-    use rustix::fs::{Mode, OFlags};
-    let flags = plain_file::OPEN_FLAGS | OFlags::CLOEXEC;
-    Ok(std::fs::File::from(rustix::fs::open(
-        path,
-        flags,
-        Mode::empty(),
-    )?))
-}
-
-#[cfg(not(unix))]
-fn open(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::open(path)
 }
 
 pub struct ScriptedEngine {

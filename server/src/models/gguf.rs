@@ -3,13 +3,25 @@
 //! Two jobs: `punie models check` reports what a file is, and the llama engine checks a file
 //! here before handing it to llama.cpp, so a truncated or foreign file becomes a clear error
 //! instead of an abort inside C++. Only the header is read; tensor data is checked by size.
+//!
+//! The path is a setting's (the user's, `PUNIE_ENGINE`, the command line): what is there may
+//! be a FIFO, a device or a file of any size, so it is opened and judged as
+//! [`crate::plain_file`] does (without blocking, a regular file only) and at most
+//! [`MAX_HEADER_BYTES`] of it are read, whatever the counts and lengths in the header say.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Take};
 use std::path::Path;
 
+use crate::plain_file;
+
 const MAGIC: &[u8; 4] = b"GGUF";
+/// The most of a file read as its header. The counts and lengths below each bound one item;
+/// together they would allow petabytes (65536 arrays of 16M strings of 64 MiB), so the whole
+/// header has its own bound. The largest headers are vocabularies: about 10 MB for 256k tokens
+/// with their merges, types and scores.
+pub const MAX_HEADER_BYTES: u64 = 64 << 20;
 /// Refuse absurd counts and lengths before allocating: a corrupt header must not exhaust memory.
 const MAX_STRING_LEN: u64 = 64 << 20;
 const MAX_ARRAY_LEN: u64 = 16 << 20;
@@ -29,6 +41,9 @@ const TENSORS_RESERVED: u64 = 4096;
 pub enum GgufError {
     #[error("{path}: no such file")]
     Missing { path: String },
+    /// A directory, a FIFO, a device: what [`plain_file::regular`] refuses.
+    #[error("{path}: {refusal}; a model is a GGUF file")]
+    NotAFile { path: String, refusal: String },
     #[error("{path}: cannot read: {reason}")]
     Io { path: String, reason: String },
     #[error("{path}: not a GGUF file (it starts with {found:?}, a GGUF file starts with \"GGUF\")")]
@@ -135,31 +150,37 @@ impl GgufHeader {
 
 /// Reads and validates the header of the GGUF file at `path`.
 pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
+    open(path).map(|(_, header)| header)
+}
+
+/// Opens the GGUF file at `path` and reads and validates its header; the file stays open, so
+/// that what is loaded next can be the file that was checked rather than whatever the path
+/// names by then.
+pub fn open(path: &Path) -> Result<(File, GgufHeader), GgufError> {
     let path_str = path.display().to_string();
-    let file = File::open(path).map_err(|err| match err.kind() {
-        std::io::ErrorKind::NotFound => GgufError::Missing {
+    let cannot_read = |err: std::io::Error| match plain_file::refusal(&err) {
+        Some(refusal) => GgufError::NotAFile {
+            path: path_str.clone(),
+            refusal: refusal.to_string(),
+        },
+        None if err.kind() == std::io::ErrorKind::NotFound => GgufError::Missing {
             path: path_str.clone(),
         },
-        _ => GgufError::Io {
+        None => GgufError::Io {
             path: path_str.clone(),
             reason: err.to_string(),
         },
-    })?;
-    let file_size = file
-        .metadata()
-        .map_err(|err| GgufError::Io {
-            path: path_str.clone(),
-            reason: err.to_string(),
-        })?
-        .len();
-    if file_size == 0 || path.is_dir() {
+    };
+    let file = plain_file::open_named(path).map_err(cannot_read)?;
+    let file_size = plain_file::regular(&file).map_err(cannot_read)?.len();
+    if file_size == 0 {
         return Err(GgufError::NotGguf {
             path: path_str,
             found: String::new(),
         });
     }
     let mut reader = HeaderReader {
-        inner: BufReader::new(file),
+        inner: BufReader::new((&file).take(MAX_HEADER_BYTES)),
         position: 0,
     };
     let corrupt = |reason: String| GgufError::Corrupt {
@@ -232,7 +253,7 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
         needed,
         actual,
     })?;
-    Ok(header)
+    Ok((file, header))
 }
 
 /// The tensor data starts after the header, aligned; every tensor must fit in the file.
@@ -262,20 +283,27 @@ fn check_data_size(header: &GgufHeader, header_end: u64) -> Result<(), (u64, u64
     }
 }
 
+/// Reads at most [`MAX_HEADER_BYTES`] of the file, counting them.
 struct HeaderReader<R> {
-    inner: R,
+    inner: BufReader<Take<R>>,
     position: u64,
 }
 
 impl<R: Read> HeaderReader<R> {
+    /// Why a read of `what` came short at byte `at`: the file ended, or the bound was reached.
+    fn ended(&self, what: &str, at: u64) -> String {
+        if self.inner.get_ref().limit() == 0 && self.inner.buffer().is_empty() {
+            format!("the header goes on past {MAX_HEADER_BYTES} bytes, more than a model's")
+        } else {
+            format!("the file ends inside {what} (at byte {at})")
+        }
+    }
+
     fn bytes<const N: usize>(&mut self) -> Result<[u8; N], String> {
         let mut buf = [0u8; N];
-        self.inner.read_exact(&mut buf).map_err(|_| {
-            format!(
-                "the file ends inside the header (at byte {})",
-                self.position
-            )
-        })?;
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|_| self.ended("the header", self.position))?;
         self.position += N as u64;
         Ok(buf)
     }
@@ -298,10 +326,15 @@ impl<R: Read> HeaderReader<R> {
 
     fn string(&mut self) -> Result<String, String> {
         let len = self.string_len()?;
-        let mut buf = vec![0u8; len as usize];
-        self.inner
-            .read_exact(&mut buf)
-            .map_err(|_| format!("the file ends inside a string (at byte {})", self.position))?;
+        // Grown as it is read, not allocated at the length the header claims.
+        let mut buf = Vec::new();
+        (&mut self.inner)
+            .take(len)
+            .read_to_end(&mut buf)
+            .map_err(|err| err.to_string())?;
+        if buf.len() as u64 != len {
+            return Err(self.ended("a string", self.position));
+        }
         self.position += len;
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
@@ -310,10 +343,7 @@ impl<R: Read> HeaderReader<R> {
         let copied = std::io::copy(&mut (&mut self.inner).take(n_bytes), &mut std::io::sink())
             .map_err(|err| err.to_string())?;
         if copied != n_bytes {
-            return Err(format!(
-                "the file ends inside an array (at byte {})",
-                self.position + copied
-            ));
+            return Err(self.ended("an array", self.position + copied));
         }
         self.position += n_bytes;
         Ok(())
@@ -567,6 +597,63 @@ mod tests {
         assert_eq!(
             header.metadata["padding.strings"],
             Value::Array { len: 100 }
+        );
+    }
+
+    /// What is at a model's path may be anything: a FIFO no writer opens would block a plain
+    /// `open` for ever, `/dev/zero` never ends; both are refused at once.
+    #[test]
+    fn a_fifo_a_device_and_a_directory_are_refused_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("model.gguf");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        for (path, expected) in [
+            (fifo.as_path(), "not a regular file"),
+            (Path::new("/dev/zero"), "not a regular file"),
+            (dir.path(), "is a directory"),
+        ] {
+            let err = read_header(path).unwrap_err();
+            assert!(matches!(err, GgufError::NotAFile { .. }), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+
+    /// Each count and length is within its bound, together they are not: a string array of
+    /// 64 MiB strings in a sparse file. The reader stops at [`MAX_HEADER_BYTES`].
+    #[test]
+    fn a_header_longer_than_the_bound_is_refused_there() {
+        let strings = 4u64;
+        let mut bytes = b"GGUF".to_vec();
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(&0u64.to_le_bytes()); // tensors
+        bytes.extend_from_slice(&1u64.to_le_bytes()); // kv
+        bytes.extend_from_slice(&7u64.to_le_bytes());
+        bytes.extend_from_slice(b"padding");
+        bytes.extend_from_slice(&9u32.to_le_bytes());
+        bytes.extend_from_slice(&8u32.to_le_bytes());
+        bytes.extend_from_slice(&strings.to_le_bytes());
+        let file = write_temp(&bytes);
+        let mut position = bytes.len() as u64;
+        for _ in 0..strings {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(file.path())
+                .and_then(|mut out| {
+                    use std::io::{Seek, SeekFrom};
+                    out.seek(SeekFrom::Start(position))?;
+                    out.write_all(&MAX_STRING_LEN.to_le_bytes())
+                })
+                .unwrap();
+            position += 8 + MAX_STRING_LEN;
+        }
+        // Sparse: the strings' bytes are holes, read as zeros.
+        file.as_file().set_len(position).unwrap();
+        let err = read_header(file.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("goes on past {MAX_HEADER_BYTES} bytes")),
+            "{err}"
         );
     }
 
