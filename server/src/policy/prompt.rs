@@ -142,6 +142,23 @@ impl Prompt {
         }
     }
 
+    /// A title in Punie's own words that names nothing the request chose (`Punie wants to run
+    /// a command`), for a client that shows a title beside the whole text and may render it
+    /// in ways no quoting survives: Zed renders an ACP tool call's title as Markdown, as
+    /// escaped Markdown or as text with every URL made a link, by the call's kind.
+    pub fn title(&self) -> String {
+        let what = match self.kind {
+            PromptKind::Read => "read a file",
+            PromptKind::Write => match &self.change {
+                Some(change) if change.before == Before::Missing => "create a file",
+                _ => "write a file",
+            },
+            PromptKind::Execute => "run a command",
+            PromptKind::Call => return format!("Punie wants to call {}", self.tool),
+        };
+        format!("Punie wants to {what}")
+    }
+
     /// True when [`Prompt::message`] at this size leaves something out, so that a front end
     /// offers the whole text ([`Prompt::details`]).
     pub fn is_cut(&self, max_subject_chars: usize) -> bool {
@@ -189,14 +206,25 @@ impl Prompt {
 
     /// Everything, nothing cut: the message with the whole subject, then the whole diff.
     pub fn details(&self) -> String {
-        let mut res = self.message(usize::MAX);
+        self.details_in(Markup::Plain)
+    }
+
+    /// [`Prompt::details`] for a client that renders it as Markdown (ACP's tool call content:
+    /// the spec says a client should, Zed does): [`Prompt::markdown_message`], then the diff as
+    /// a fenced code block.
+    pub fn markdown_details(&self) -> String {
+        self.details_in(Markup::Markdown)
+    }
+
+    fn details_in(&self, markup: Markup) -> String {
+        let mut res = self.message_in(markup, usize::MAX);
         if let Some(diff) = self
             .change
             .as_ref()
             .and_then(|change| change.diff.unified.as_ref())
         {
             res.push_str("\n\n");
-            res.push_str(diff);
+            res.push_str(&markup.quote(diff));
         }
         res
     }
