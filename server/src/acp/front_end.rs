@@ -4,6 +4,26 @@
 //! `tool_call` with `tool_call_update`s, writes as `diff` content — and the client's own
 //! services are used where it offers them: `fs/read_text_file` (unsaved buffers),
 //! `fs/write_text_file` (edits the editor shows and can undo), `session/request_permission`.
+//!
+//! How a client shows what it is sent decides how Punie quotes there what a request chose.
+//! ACP v1's schema says of a text content block "Clients SHOULD render this text as Markdown";
+//! of a tool call's `title`, a permission option's `name` and a plan entry only that they are
+//! human-readable. Zed, the reference client, renders (zed-industries/zed,
+//! `crates/acp_thread/src/acp_thread.rs` at 00293ca7, `crates/agent_ui/src/acp/thread_view.rs`):
+//! - a tool call's `title` by its `kind` (`ToolCall::from_acp`, `update_fields`): `execute`
+//!   as text in which every URL is made a link (`Markdown::new_text`, the markdown crate's
+//!   `parse_links_only`), `edit` as Markdown after `util::markdown::MarkdownEscaped` (URLs in
+//!   text still made links), any other kind as Markdown, its first line only; the card's header
+//!   shows the file name instead when the call has one location;
+//! - `content` text blocks, and so the permission request's, as Markdown (`ContentBlock::append`,
+//!   `create_markdown_block`; `render_tool_call_content` → `render_markdown_output`), open
+//!   under the title while the request waits (`is_open = needs_confirmation || …`); a `diff` in
+//!   a diff editor (`Diff::finalized`); `locations` as file names;
+//! - a permission option's `name` as a button's label (`render_permission_buttons`);
+//! - `rawInput`, and `rawOutput` when there is no content, as Markdown: a string as it is, an
+//!   object as pretty JSON in a fenced block (`markdown_for_raw_output`), where no JSON string
+//!   can end the fence;
+//! - `agent_message_chunk` and `agent_thought_chunk`, and plan entries, as Markdown.
 
 use crate::sync;
 use std::path::{Path, PathBuf};
