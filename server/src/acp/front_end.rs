@@ -24,6 +24,12 @@
 //!   object as pretty JSON in a fenced block (`markdown_for_raw_output`), where no JSON string
 //!   can end the fence;
 //! - `agent_message_chunk` and `agent_thought_chunk`, and plan entries, as Markdown.
+//!
+//! No quoting survives all three ways of rendering a title, so a title is Punie's own words
+//! (the tool's name, `Punie wants to run a command`); what the request, the model or a file
+//! chose (the question, the call as the model wrote it, what a snippet printed) is content, in
+//! Markdown code (`Prompt::markdown_details`, `wire::literal_content`), and paths are
+//! `locations` and diffs. The model's answer stays Markdown: it is the answer.
 
 use crate::sync;
 use std::path::{Path, PathBuf};
@@ -36,7 +42,7 @@ use serde_json::{Value, json};
 use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
 use crate::features::{EditOutcome, FileChange, Finished, FrontEnd, OpenDocument, ProseStream};
-use crate::policy::{Answer, Before, DIALOG_SUBJECT_CHARS, Prompt, PromptKind};
+use crate::policy::{self, Answer, Before, Prompt, PromptKind};
 use crate::tools::Tool;
 
 use super::main_loop::Task;
@@ -165,10 +171,11 @@ impl AcpFrontEnd {
             .path()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        // The path is in `locations` and the diff, which no client renders as Markdown.
         self.send_update(json!({
             "sessionUpdate": "tool_call",
             "toolCallId": id,
-            "title": format!("Edit {path}"),
+            "title": "Edit a file",
             "kind": "edit",
             "status": "in_progress",
             "locations": [{"path": path}],
@@ -217,10 +224,12 @@ impl FrontEnd for AcpFrontEnd {
             PromptKind::Execute => "execute",
             PromptKind::Call => "other",
         };
-        // The whole truth in the call's content (the client shows it under the title); a
-        // write's change as a diff the client renders.
-        let mut content =
-            vec![json!({"type": "content", "content": {"type": "text", "text": prompt.details()}})];
+        // The whole truth in the call's content, which the client renders as Markdown under
+        // the title; a write's change also as a diff the client renders.
+        let mut content: Vec<Value> = wire::text_content(&prompt.markdown_details())
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if let Some(change) = &prompt.change {
             let old_text = match &change.before {
                 Before::Text(text) => Some(text.clone()),
@@ -250,7 +259,7 @@ impl FrontEnd for AcpFrontEnd {
             "sessionId": self.session_id,
             "toolCall": {
                 "toolCallId": tool_call_id,
-                "title": prompt.headline(DIALOG_SUBJECT_CHARS),
+                "title": prompt.title(),
                 "kind": kind,
                 "status": "pending",
                 "content": content,
@@ -352,12 +361,14 @@ impl FrontEnd for AcpFrontEnd {
                 let tool = Tool::by_name(&tool);
                 state.tool_call = Some((id.clone(), tool));
                 drop(state);
+                // The call as the model wrote it is content; the title is the tool's name.
                 self.send_update(json!({
                     "sessionUpdate": "tool_call",
                     "toolCallId": id,
-                    "title": label,
+                    "title": tool.map_or("Tool call", Tool::name),
                     "kind": wire::tool_kind(tool),
                     "status": "in_progress",
+                    "content": wire::literal_content(&label),
                     "rawInput": {"call": label},
                 }));
             }
@@ -393,7 +404,7 @@ impl FrontEnd for AcpFrontEnd {
                         "toolCallId": id,
                         "status": if ok { "completed" } else { "failed" },
                         "rawOutput": {"output": output, "error": error},
-                        "content": [{"type": "content", "content": {"type": "text", "text": shown}}],
+                        "content": wire::literal_content(&shown),
                     }));
                 }
             }
@@ -402,7 +413,8 @@ impl FrontEnd for AcpFrontEnd {
             RunEvent::ContextTrimmed { .. } | RunEvent::TemplateFallback { .. } => {
                 drop(state);
                 if let Some(message) = event.progress_message() {
-                    self.send_update(wire::agent_text(&format!("_({message})_\n\n")));
+                    let note = policy::markdown_literal(&message);
+                    self.send_update(wire::agent_text(&format!("_({note})_\n\n")));
                 }
             }
             // A detail of what the model was shown: a thought, not the answer.

@@ -78,7 +78,7 @@ pub(crate) fn replay(conversation: &Conversation) -> Vec<Value> {
                         "toolCallId": call.id,
                         "status": status,
                         "rawOutput": {"output": shown},
-                        "content": [{"type": "content", "content": {"type": "text", "text": shown}}],
+                        "content": wire::literal_content(&shown),
                     }));
                 }
             }

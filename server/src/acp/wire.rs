@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::agent::RunStatus;
 use crate::features::Instruction;
+use crate::policy;
 use crate::tools::{PermissionClass, Tool};
 
 pub(crate) const PROTOCOL_VERSION: u64 = 1;
@@ -49,6 +50,18 @@ pub(crate) fn agent_thought(text: &str) -> Value {
 
 pub(crate) fn user_text(text: &str) -> Value {
     json!({"sessionUpdate": "user_message_chunk", "content": {"type": "text", "text": text}})
+}
+
+/// A tool call's `content` of one text block, which a client renders as Markdown (the spec says
+/// it should; Zed does).
+pub(crate) fn text_content(markdown: &str) -> Value {
+    json!([{"type": "content", "content": {"type": "text", "text": markdown}}])
+}
+
+/// A tool call's `content` that shows `text` (what a snippet printed, a tool's call as the
+/// model wrote it) as it is: hidden characters escaped, the rest Markdown code.
+pub(crate) fn literal_content(text: &str) -> Value {
+    text_content(&policy::markdown_literal(&policy::escape_lines(text)))
 }
 
 /// The slash commands: the code actions' instructions.
