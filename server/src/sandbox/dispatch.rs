@@ -240,7 +240,11 @@ fn carry_out(
         Action::Read { target } => {
             let text = match host.read_document(&path) {
                 Some(text) if text.len() as u64 > workspace::MAX_READ_BYTES => {
-                    return Err(workspace::too_large(&target.spelled, text.len() as u64));
+                    return Err(workspace::too_large(
+                        &target.spelled,
+                        text.len() as u64,
+                        workspace::MAX_READ_BYTES,
+                    ));
                 }
                 Some(text) => text,
                 None => workspace::read_text(&path, &target.spelled)?,

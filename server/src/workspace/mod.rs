@@ -60,11 +60,11 @@ impl std::error::Error for ToolError {}
 /// The largest file `read_file` hands to the snippet; the worker's memory is small.
 pub const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The error for a file of `bytes` bytes, more than [`MAX_READ_BYTES`].
-pub fn too_large(shown: &str, bytes: u64) -> ToolError {
+/// The error for a file of `bytes` bytes, more than the `limit` its reader holds to.
+pub fn too_large(shown: &str, bytes: u64, limit: u64) -> ToolError {
     ToolError::new(
         "OSError",
-        format!("file too large to read: '{shown}' is {bytes} bytes (limit {MAX_READ_BYTES})"),
+        format!("file too large to read: '{shown}' is {bytes} bytes (limit {limit})"),
     )
 }
 
@@ -83,7 +83,7 @@ pub fn read_bounded(path: &Path, shown: &str, max: u64) -> Result<Vec<u8>, ToolE
             Some(Refusal::NotRegular) => {
                 ToolError::permission(format!("not a regular file: '{shown}'"))
             }
-            Some(Refusal::TooLarge { bytes }) => too_large(shown, bytes),
+            Some(Refusal::TooLarge { bytes }) => too_large(shown, bytes, max),
             None => io_error(&err, shown),
         }
     })

@@ -90,6 +90,20 @@ fn reads_map_errors_to_python_exceptions() {
     );
 }
 
+/// The message names the bound the caller read with (the edit read-back's is not `read_file`'s).
+#[test]
+fn a_file_past_the_bound_is_refused_naming_that_bound() {
+    let (root, _outside) = workspace();
+    std::fs::write(root.path().join("big.txt"), "0123456789").unwrap();
+    let path = resolve(root.path(), "big.txt").unwrap();
+    let err = read_bounded(&path, "big.txt", 9).unwrap_err();
+    assert_eq!(err.type_name, "OSError");
+    assert_eq!(
+        err.message,
+        "file too large to read: 'big.txt' is 10 bytes (limit 9)"
+    );
+}
+
 #[test]
 fn writes_are_atomic_and_create_parents() {
     let (root, _outside) = workspace();
