@@ -976,11 +976,20 @@ fn secrets_in_the_workspace_keep_their_metadata_without_namespaces() {
 /// capabilities the command gave up, so it changes only files the command owns: a file in
 /// the workspace that belongs to another user keeps its mode and times, as it would for the
 /// command's own `fchmod`.
+///
+/// The scenario exists only as root, so the test fails elsewhere instead of passing by
+/// skipping (CI runs the tests as root): only root can give a file to another user, and only
+/// root's helper holds a capability the check is there to keep from use. A user namespace
+/// does not stand in for it: it maps only the user's own id, so a root-owned file bound into
+/// the workspace belongs to an unmapped owner, over whom no capability of the namespace
+/// counts, and the kernel would refuse the change with the helper's check removed.
 #[test]
 fn others_files_in_the_workspace_keep_their_metadata_without_namespaces() {
-    if !is_root() {
-        return;
-    }
+    assert!(
+        is_root(),
+        "this test needs root, as CI runs it: a file of another user in the workspace and a \
+         helper with capabilities over it exist only there"
+    );
     for identity in [Identity::NoNamespaces, Identity::UnprivilegedNoNamespaces] {
         let scenario = Scenario::new(identity);
         let others = scenario.workspace().join("others.txt");
