@@ -550,6 +550,51 @@ fn lsp_refuses_every_protected_path_without_a_dialog() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// A bare repository opened as the folder (F1 of red-team round 5): its `config` and `hooks/`
+/// are the root's own files, and the write was asked about like any other, with "Allow for
+/// this session" on offer; once allowed, a `core.fsmonitor` ran at the next git command.
+/// Now each write there is refused as protected without a dialog, and nothing changes.
+#[cfg(unix)]
+#[test]
+fn lsp_refuses_writes_in_a_bare_repository_opened_as_the_folder_without_a_dialog() {
+    let ws = tempfile::tempdir().unwrap();
+    crate::support::git(&["init", "-q", "--bare", "."], ws.path());
+    std::fs::create_dir_all(ws.path().join("src")).unwrap();
+    std::fs::write(ws.path().join("src/app.py"), "def main():\n    return 1\n").unwrap();
+    let before = tree(ws.path());
+    let dir = tempfile::tempdir().unwrap();
+    let answers = Answers {
+        permission: Some("Allow for this session"),
+        ..Answers::default()
+    };
+    let code = "for p in ['config', 'hooks/post-checkout', 'src/app.py']:\n    try:\n        write_file(p, '[core]\\n\\tfsmonitor = pwn\\n')\n        print('WROTE', p)\n    except PermissionError as e:\n        print('PermissionError', e)";
+    let mut client = Client::start_with(
+        &scripted(dir.path(), code),
+        disk_caps(),
+        json!({}),
+        launch(ws, answers, Vec::new()),
+    );
+    let dialogs = run_explain(&mut client);
+    assert!(
+        dialogs.is_empty(),
+        "no dialog for a protected path: {dialogs:?}"
+    );
+    assert!(
+        client
+            .log
+            .iter()
+            .all(|m| m["method"] != "workspace/applyEdit")
+    );
+    let root = client.root.clone();
+    assert_unchanged(&before, &root);
+    let rules: Vec<String> = rulings(&root)
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(rules, ["vcs", "vcs", "vcs"]);
+    assert_eq!(client.shutdown(), 0);
+}
+
 #[test]
 fn lsp_dialogs_escape_and_say_what_they_cut() {
     let dir = tempfile::tempdir().unwrap();

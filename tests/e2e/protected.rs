@@ -205,6 +205,88 @@ for path in {writes:?}:
     );
 }
 
+/// A protected folder opened as the workspace itself (F1 of red-team round 5): a bare
+/// repository (`git init --bare`), a repository's `.github` and `.vscode`, and a Python
+/// environment (`python3 -m venv`). The rules were matched below the root only, so each
+/// write here was allowed (a `core.fsmonitor` in the bare repository's `config` ran at the
+/// user's next git command). Now the folder's own path counts: every write is refused as
+/// protected, before anyone is asked, and each file keeps its bytes. A file the same rules
+/// leave alone in a repository (`.github/dependabot.yml`) is written as it would be there.
+#[test]
+fn a_protected_folder_opened_as_the_workspace_keeps_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().canonicalize().unwrap();
+    git(&["init", "-q", "--bare", "bare.git"], &top);
+    git(&["init", "-q", "repo"], &top);
+    for (path, text) in [
+        ("repo/.github/workflows/ci.yml", "on: push\n"),
+        ("repo/.vscode/settings.json", "{}\n"),
+    ] {
+        std::fs::create_dir_all(top.join(path).parent().unwrap()).unwrap();
+        std::fs::write(top.join(path), text).unwrap();
+    }
+    let venv = Command::new("python3")
+        .args(["-m", "venv", "--without-pip", "venv"])
+        .current_dir(&top)
+        .status()
+        .expect("python3 is installed");
+    assert!(venv.success());
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "bare.git",
+            &["config", "hooks/pre-commit", "hooks/post-checkout", "HEAD"],
+            "version control internals",
+        ),
+        (
+            "repo/.github",
+            &["workflows/ci.yml", "actions/x/action.yml"],
+            "CI workflow",
+        ),
+        (
+            "repo/.github/workflows",
+            &["ci.yml", "new.yml"],
+            "CI workflow",
+        ),
+        (
+            "repo/.vscode",
+            &["settings.json", "tasks.json"],
+            "editor and agent configuration",
+        ),
+        ("venv", &["bin/activate", "lib/x.py"], "runs by itself"),
+    ];
+    for (root, paths, reason) in cases {
+        let root = top.join(root);
+        let before: Vec<Option<Vec<u8>>> = paths
+            .iter()
+            .map(|path| std::fs::read(root.join(path)).ok())
+            .collect();
+        let res = sandbox(
+            &root,
+            &format!(
+                "for path in {paths:?}:\n    try:\n        write_file(path, '[core]\\n\\tfsmonitor = pwn\\n')\n        print('written', path)\n    except PermissionError as err:\n        print('refused PermissionError', err)\n"
+            ),
+        );
+        assert_eq!(res["ok"], json!(true), "{res:#}");
+        let output = res["output"].as_str().unwrap();
+        for (path, before) in paths.iter().zip(&before) {
+            let now = std::fs::read(root.join(path)).ok();
+            assert_eq!(&now, before, "{}/{path} changed: {output}", root.display());
+            assert!(
+                output.contains(&format!(
+                    "refused PermissionError write_file: {path} is protected ({reason})"
+                )),
+                "{output}"
+            );
+        }
+    }
+
+    let res = sandbox(
+        &top.join("repo/.github"),
+        "write_file('dependabot.yml', 'version: 2\\n')\nprint('written')",
+    );
+    assert_eq!(res["output"], json!("written\n"), "{res:#}");
+}
+
 /// Files written beneath `dir`, for the failure message.
 fn files_in(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();

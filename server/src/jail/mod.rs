@@ -74,7 +74,8 @@ pub use run::{End, Failure, Finished, RunLimits, run};
 pub use secret_names::secret_name;
 pub use session::{Session, SessionEnd};
 pub use special_dirs::{
-    becomes_git_dir, becomes_virtual_env, is_git_dir, is_virtual_env, linked_git_dirs, root_markers,
+    becomes_git_dir, becomes_virtual_env, in_git_dir, in_virtual_env, is_git_dir, is_virtual_env,
+    linked_git_dirs, root_markers,
 };
 pub use user_config::{is_user_config, policy_file_path, user_config_in};
 

@@ -2,8 +2,9 @@
 //! `.pth` files and `bin/activate` run outside the jail at the next `python`) and a git
 //! directory (its `config` and `hooks/` run at the next git command). The write tools'
 //! policy (`workspace::resolve_target`) and the commands' read-only mounts ([`super::protected_in`])
-//! ask the same questions here; the write tools also ask what a directory becomes once the
-//! write adds its name, so that none is built piece by piece.
+//! ask the same questions here, of the workspace's root and the folders above it too
+//! ([`in_git_dir`], [`in_virtual_env`]); the write tools also ask what a directory becomes
+//! once the write adds its name, so that none is built piece by piece.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -37,6 +38,45 @@ pub fn is_git_dir(dir: &Path) -> bool {
 pub fn becomes_git_dir(dir: &Path, added: Option<&OsStr>) -> bool {
     let has = |name: &str| holds(dir, name, added);
     has("HEAD") && (has("commondir") || (has("objects") && has("refs")))
+}
+
+/// Whether `path` (canonical, it may not exist yet) lies in a git directory once it is
+/// written: it or a directory above it is one, or becomes one with the next name on the way
+/// added ([`becomes_git_dir`]: `src/HEAD` written last makes `src/` one), up to the file
+/// system's root, so a workspace `root` that is or lies in one protects all it holds. One
+/// exception, above `root`: a git directory whose work tree holds `root` (a directory on the
+/// way, `root` included, holds `.git`: a linked worktree made inside a bare repository,
+/// `repo.git/main`) is the work tree's, where git runs nothing from.
+pub fn in_git_dir(root: &Path, path: &Path) -> bool {
+    let in_work_tree = |dir: &Path| {
+        root.ancestors()
+            .take_while(|between| *between != dir)
+            .any(|between| fs::symlink_metadata(between.join(".git")).is_ok())
+    };
+    on_the_way(path, |dir, added| {
+        becomes_git_dir(dir, added) && (dir.starts_with(root) || !in_work_tree(dir))
+    })
+}
+
+/// Whether `path` (canonical, it may not exist yet) lies in a Python environment once it is
+/// written: it or a directory above it is one, or becomes one with the next name on the way
+/// added ([`becomes_virtual_env`]), up to the file system's root.
+pub fn in_virtual_env(path: &Path) -> bool {
+    on_the_way(path, becomes_virtual_env)
+}
+
+/// Whether `path` or a directory above it is `kind` once `path` is written: the write makes
+/// each missing name on the way, so each directory is judged with the next name added.
+/// A few `stat`s per directory, most of them of names that are not there.
+fn on_the_way(path: &Path, kind: impl Fn(&Path, Option<&OsStr>) -> bool) -> bool {
+    path.ancestors().any(|dir| {
+        let added = path
+            .strip_prefix(dir)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .map(std::path::Component::as_os_str);
+        kind(dir, added)
+    })
 }
 
 /// Whether `dir` holds `name`, or will once `added` is made in it. `added` compares without

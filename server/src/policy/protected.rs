@@ -7,7 +7,11 @@
 //!
 //! Paths are judged as the workspace resolved them (normalised, symlinks followed), so no
 //! spelling (`src/./../.git/config`, a symlink, `README.md/../.git`) reaches a protected file
-//! unjudged. Names compare without regard to ASCII case and without trailing dots and
+//! unjudged. They are judged whole, the workspace's root and the folders above it included
+//! (the canonical path, as an answer's edit to a file outside every folder is): a workspace
+//! opened at a bare repository, a `.github`, a `.vscode` or a Python environment, or inside
+//! one, has every path in it protected, so a write there is refused, and commands get the
+//! root read-only (`jail::protected_in`). Names compare without regard to ASCII case and without trailing dots and
 //! spaces, so `.GIT/config` and `.git./config` are `.git/config` on the file systems (macOS,
 //! Windows) where they are; on Linux that refuses a few odd names too, which costs nothing.
 
@@ -41,13 +45,15 @@ pub enum Pattern {
     /// its name), and everything under it: its `bin/activate`, `bin/python` and
     /// `site-packages/*.pth` run whenever the user's editor or shell uses it. A write that
     /// would make a directory on its way one (`env/conda-meta/history`) is judged as inside
-    /// it; the workspace's root only counts when it is not one already.
+    /// it; the workspace's root and the folders above it count too (a venv opened as the
+    /// folder).
     VirtualEnv,
     /// A directory that looks like a git directory whatever its name (a bare repository, a
     /// linked worktree's), and everything under it: its `config` and `hooks/` run programs at
     /// the user's next git command. A write that would make a directory on its way one
     /// (`src/HEAD` after `src/objects/` and `src/refs/`) is judged as inside it; the
-    /// workspace's root only counts when it is not one already.
+    /// workspace's root and the folders above it count too (a bare repository opened as the
+    /// folder), but for a bare repository above a root that is its worktree (`repo.git/main`).
     GitDir,
     /// The user's own configuration, known by what it is wherever it lies (a workspace may
     /// hold it): Punie's policy file, which says what runs without asking.
@@ -263,11 +269,14 @@ impl Pattern {
     }
 }
 
-/// The first protected rule that `target` falls under.
+/// The first protected rule that `target` falls under, its workspace's root and the folders
+/// above it included: a write in a `.github` or a bare repository opened as the workspace is
+/// a write in CI workflows or a git directory all the same.
 pub fn protected_rule(target: &Target) -> Option<&'static ProtectedRule> {
     let components: Vec<String> = target
-        .rel
+        .root
         .split('/')
+        .chain(target.rel.split('/'))
         .filter(|name| !name.is_empty() && *name != ".")
         .map(folded)
         .collect();

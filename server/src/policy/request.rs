@@ -13,6 +13,11 @@ use super::diff::Before;
 /// judges it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The workspace root `rel` is relative to: canonical, absolute; empty where there is no
+    /// file system (tests). The protected rules match the two together, so a root that is or
+    /// lies in a protected path (a `.github`, a `.vscode` opened as the folder) protects
+    /// everything in it.
+    pub root: String,
     /// Relative to the workspace root, `/`-separated, without `.` or `..`; `.` for the root.
     pub rel: String,
     /// The path as the snippet wrote it (shown when it differs from `rel`).
@@ -23,13 +28,14 @@ pub struct Target {
     pub executable: bool,
     /// Links to the existing file (1 for a plain file).
     pub hard_links: u64,
-    /// Beneath a directory of the workspace that is a Python environment
-    /// (`protected::VIRTUAL_ENV_MARKERS`), or will be once the path exists; the root only
-    /// when the write would make it one.
+    /// Beneath a directory that is a Python environment (`protected::VIRTUAL_ENV_MARKERS`),
+    /// or will be once the path exists: one of the workspace, the root or one above it
+    /// (`jail::in_virtual_env`).
     pub in_virtual_env: bool,
-    /// Beneath a directory of the workspace that looks like a git directory, whatever its
-    /// name (`jail::is_git_dir`), or will once the path exists; the root only when the write
-    /// would make it one.
+    /// Beneath a directory that looks like a git directory, whatever its name
+    /// (`jail::is_git_dir`), or will once the path exists: one of the workspace, the root or
+    /// one above it, but for the bare repository a root worktree lies in
+    /// (`jail::in_git_dir`).
     pub in_git_dir: bool,
     /// The user's own configuration or beneath it, wherever it lies (`jail::user_config_in`).
     pub user_config: bool,
@@ -42,6 +48,7 @@ impl Target {
     /// A path that does not exist yet (tests and callers without a file system).
     pub fn new_file(rel: &str) -> Target {
         Target {
+            root: String::new(),
             rel: rel.to_owned(),
             spelled: rel.to_owned(),
             exists: false,

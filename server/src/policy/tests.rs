@@ -289,6 +289,29 @@ fn a_git_directory_is_protected_whatever_its_name() {
     assert_eq!(protected_rule(&Target::new_file(".bare/config")), None);
 }
 
+/// The rules match the workspace's root too: a write in a `.github/workflows`, `.vscode` or
+/// `.git` opened as the folder is protected, one in an ordinary folder is not.
+#[test]
+fn a_root_in_a_protected_folder_protects_what_it_holds() {
+    let in_root = |root: &str, rel: &str| Target {
+        root: root.to_owned(),
+        ..Target::new_file(rel)
+    };
+    for (root, rel, id) in [
+        ("/home/dev/proj/.github", "workflows/ci.yml", Some("ci")),
+        ("/home/dev/proj/.github/workflows", "ci.yml", Some("ci")),
+        ("/home/dev/proj/.github", "dependabot.yml", None),
+        ("/home/dev/proj/.vscode", "settings.json", Some("editor")),
+        ("/home/dev/proj/.git", "config", Some("vcs")),
+        ("/home/dev/proj/.git/hooks", "pre-commit", Some("vcs")),
+        ("/home/dev/proj", "src/main.py", None),
+        ("/", "home/dev/proj/.git/config", Some("vcs")),
+    ] {
+        let rule = protected_rule(&in_root(root, rel)).map(|rule| rule.id);
+        assert_eq!(rule, id, "{root} {rel}");
+    }
+}
+
 #[test]
 fn a_protected_rule_turned_to_ask_asks_every_time() {
     check_table(

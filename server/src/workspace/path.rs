@@ -1,10 +1,10 @@
 //! Path confinement: a tool path becomes a canonical path inside the workspace that is not a
 //! secret (`jail::SECRETS`, for the home folder opened as a workspace), or an error;
-//! [`resolve_target`] adds what the policy judges it by (its workspace-relative form, whether
-//! it exists, is executable, has other hard links, lies in a Python environment or a git
-//! directory, or makes one, is the user's own configuration).
+//! [`resolve_target`] adds what the policy judges it by (its workspace-relative form and the
+//! root it is relative to, whether it exists, is executable, has other hard links, lies in a
+//! Python environment or a git directory, or makes one, the root's own or above it included,
+//! is the user's own configuration).
 
-use std::ffi::OsStr;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -31,40 +31,19 @@ pub fn resolve_target(root: &Path, raw: &str) -> Result<ResolvedPath, ToolError>
     let meta = fs::metadata(&path).ok();
     let secret = jail::secret_name(&rel);
     let target = Target {
+        root: canonical_root.to_string_lossy().into_owned(),
         rel,
         spelled: raw.to_owned(),
         exists: meta.is_some(),
         is_dir: meta.as_ref().is_some_and(fs::Metadata::is_dir),
         executable: meta.as_ref().is_some_and(is_executable),
         hard_links: meta.as_ref().map_or(0, hard_links),
-        in_virtual_env: on_the_way(&canonical_root, &path, jail::becomes_virtual_env),
-        in_git_dir: on_the_way(&canonical_root, &path, jail::becomes_git_dir),
+        in_virtual_env: jail::in_virtual_env(&path),
+        in_git_dir: jail::in_git_dir(&canonical_root, &path),
         user_config: jail::is_user_config(&canonical_root, &path),
         secret,
     };
     Ok(ResolvedPath { path, target })
-}
-
-/// Whether `path` or a directory on the way to it from `root` (both canonical) is `kind`
-/// once `path` is written: the write makes each missing name on the way, so each directory
-/// is judged with the next name added (`src/HEAD` written last makes `src/` a git directory,
-/// `env/conda-meta/history` makes `env/` an environment). The root counts only when the
-/// write would make it one: a workspace that already is one was opened so.
-fn on_the_way(root: &Path, path: &Path, kind: fn(&Path, Option<&OsStr>) -> bool) -> bool {
-    path.ancestors()
-        .take_while(|dir| dir.starts_with(root))
-        .any(|dir| {
-            let added = path
-                .strip_prefix(dir)
-                .ok()
-                .and_then(|rest| rest.components().next())
-                .map(Component::as_os_str);
-            if dir == root {
-                added.is_some() && !kind(dir, None) && kind(dir, added)
-            } else {
-                kind(dir, added)
-            }
-        })
 }
 
 /// `path` (inside `root`, both canonical) as a `/`-separated relative path; `.` for the root.

@@ -141,9 +141,11 @@ fn a_python_environment_is_known_by_its_marker_not_its_name() {
     let pth = "envs/conda/lib/python3.11/site-packages/x.pth";
     assert!(check_target(root, pth, pth).in_virtual_env);
     assert!(!check_target(root, "src/main.py", "src/main.py").in_virtual_env);
-    // A workspace that is itself an environment is not protected as a whole.
+    // A workspace that is, or lies in, an environment is protected as a whole (F1 of red-team
+    // round 5): its `bin/activate` runs all the same.
+    assert!(check_target(&root.join("venv/bin"), "activate", "activate").in_virtual_env);
     std::fs::write(root.join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
-    assert!(!check_target(root, "src/main.py", "src/main.py").in_virtual_env);
+    assert!(check_target(root, "src/main.py", "src/main.py").in_virtual_env);
 }
 
 /// `config`, `objects/`, `refs/` and `HEAD` written one by one (F1 of red-team round 3): the
@@ -207,9 +209,17 @@ fn a_git_directory_is_known_by_its_layout_not_its_name() {
     let worktree = ".bare/worktrees/main/config.worktree";
     assert!(check_target(root, worktree, worktree).in_git_dir);
     assert!(!check_target(root, "main/a.py", "main/a.py").in_git_dir);
-    // A workspace that is itself one (a `HEAD` added) is not protected as a whole.
+    // A workspace that is itself one (a `HEAD` added) is protected as a whole (F1 of red-team
+    // round 5: a bare repository opened as the folder), and so is one inside it, but for a
+    // worktree there (a directory that holds `.git`): only its git directory is protected.
     std::fs::write(root.join("HEAD"), "x\n").unwrap();
-    assert!(!check_target(root, "src/main.py", "src/main.py").in_git_dir);
+    assert!(check_target(root, "src/main.py", "src/main.py").in_git_dir);
+    assert!(check_target(&root.join(".bare/hooks"), "pre-commit", "pre-commit").in_git_dir);
+    let in_hooks = check_target(&root.join(".bare/hooks"), ".", ".");
+    assert!(in_hooks.in_git_dir && in_hooks.root.ends_with("/.bare/hooks"));
+    assert!(!check_target(&root.join("main"), "a.py", "a.py").in_git_dir);
+    let pointer = check_target(&root.join("main"), ".git", ".git");
+    assert!(crate::policy::protected_rule(&pointer).is_some());
 
     assert_eq!(
         linked_git_dirs(root, &root.join("main/.git")),
