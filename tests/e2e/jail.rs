@@ -581,6 +581,60 @@ fn protected_paths_in_the_workspace_are_kept_with_namespaces() {
     }
 }
 
+/// A bare repository opened as the workspace (F1 of red-team round 5): its root is a git
+/// directory, so its `config` and `hooks/` are the workspace's own files, and a command once
+/// made an executable `hooks/post-checkout` there that the user's next `git worktree add`
+/// ran outside the jail. Such a root is read-only to commands as a whole, with namespaces
+/// and without (Landlock grants no write there): nothing in it changes, and the command's
+/// output says why.
+#[test]
+fn a_bare_repository_opened_as_the_workspace_stays_as_it_is() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let bare = scenario.dir.path().join("bare.git");
+        crate::support::git(&["init", "-q", "--bare", "bare.git"], scenario.dir.path());
+        if identity.unprivileged() {
+            let (uid, gid) = test_user();
+            chown_tree(&bare, uid, gid);
+        }
+        let config = std::fs::read(bare.join("config")).unwrap();
+        let hook = "printf '#!/bin/sh\\ntouch ran\\n' > hooks/post-checkout; \
+                    chmod 755 hooks/post-checkout";
+        let run = scenario.sandbox_in(
+            &bare,
+            &attempts(&[
+                &["sh", "-c", hook],
+                &["git", "config", "core.fsmonitor", "touch ran"],
+                &["sh", "-c", "echo x > new-file"],
+                &["sh", "-c", "cat HEAD"],
+            ]),
+            &[],
+        );
+        assert!(
+            !bare.join("hooks/post-checkout").exists(),
+            "{identity:?}: {}",
+            run.output
+        );
+        assert_eq!(
+            std::fs::read(bare.join("config")).unwrap(),
+            config,
+            "{identity:?}: {}",
+            run.output
+        );
+        assert!(
+            !bare.join("new-file").exists(),
+            "{identity:?}: {}",
+            run.output
+        );
+        // Reads still work.
+        run.assert_printed("ref: refs/heads/");
+        run.assert_printed(
+            "[the workspace folder is protected (version control internals): commands may read \
+             it, not change it]",
+        );
+    }
+}
+
 /// Paths are bytes: a protected file with a name that is not UTF-8 (as a clone can bring) is
 /// mounted read-only like any other, and a `cwd` reached through a directory a command made
 /// with such a name works; neither stops commands from running.

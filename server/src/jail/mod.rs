@@ -26,7 +26,7 @@
 //!
 //! | outcome | first layer | second layer | without the first |
 //! |---|---|---|---|
-//! | 1 writes, 4 secrets | Landlock: reads only [`Access::readable`] minus [`SECRETS`], writes only the workspace and the private directory | every mount read-only but those two; protected paths re-mounted read-only inside them | refused: no command runs |
+//! | 1 writes, 4 secrets | Landlock: reads only [`Access::readable`] minus [`SECRETS`], writes only the workspace (not when its root is protected: [`root_rule`]) and the private directory | every mount read-only but those two; protected paths re-mounted read-only inside them | refused: no command runs |
 //! | 2 network | an empty network namespace | seccomp: no `socket` (Unix ones included; `socketpair` stays); Landlock: no TCP | seccomp |
 //! | 3 processes | a PID namespace with its own `/proc`, an IPC namespace | Landlock: no ptrace or signals outside the sandbox; seccomp: no `ptrace`, `process_vm_*`, `pidfd_getfd` | Landlock; seccomp: no System V IPC, no other process's limits or scheduling (`prlimit`, `setpriority`, `sched_set*`, `ioprio_set` only on the caller) |
 //! | 5 descendants | the PID namespace: when its init exits the kernel kills the rest (and the IPC namespace its objects) | the server's deadline closes the helper's control socket | `PR_SET_CHILD_SUBREAPER` and a sweep of every descendant; seccomp: no System V IPC |
@@ -68,7 +68,7 @@ mod seatbelt;
 pub use bench::{StartupFigures, startup_bench};
 pub use protected::{
     DIRS_AFTER_COMMAND, DIRS_BEFORE_COMMAND, Found, Judged, judge_entry, protected_for_command,
-    protected_in, root_protected,
+    protected_in, root_protected, root_rule,
 };
 pub use run::{End, Failure, Finished, RunLimits, run};
 pub use secret_names::secret_name;
@@ -510,6 +510,27 @@ impl Plan {
             read_only: Vec::new(),
             stdin_fd: None,
         }
+    }
+}
+
+impl Plan {
+    /// Sets the protected paths to keep read-only. A writable path that is or lies in one (the
+    /// workspace, when its root is protected: `protected::root_rule`) becomes readable only,
+    /// so that every layer keeps it as it is: the mounts (it is not bound read-write),
+    /// Landlock (no write right beneath it, namespaces or not) and the metadata the helper
+    /// sets by path. Never the private directory: the command's `HOME` and `TMPDIR`.
+    pub fn protect(&mut self, read_only: Vec<PathBuf>) {
+        let (kept, demoted): (Vec<PathBuf>, Vec<PathBuf>) = std::mem::take(&mut self.writable)
+            .into_iter()
+            .partition(|path| {
+                *path == self.private_dir
+                    || !read_only
+                        .iter()
+                        .any(|protected| path.starts_with(protected))
+            });
+        self.writable = kept;
+        self.readable.extend(demoted);
+        self.read_only = read_only;
     }
 }
 

@@ -18,7 +18,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Failure, is_git_dir, is_virtual_env, linked_git_dirs, root_markers, user_config_in};
+use super::{
+    Failure, in_git_dir, in_virtual_env, is_git_dir, is_virtual_env, linked_git_dirs, root_markers,
+    user_config_in,
+};
+use crate::policy::ProtectedRule;
 
 /// The most directories read before a command starts; a workspace with more runs no command.
 pub const DIRS_BEFORE_COMMAND: usize = 20_000;
@@ -44,8 +48,11 @@ const SKIPPED: &[&str] = &[
 /// What one walk found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    /// Sorted, each once.
+    /// Sorted, each once; the workspace itself when it is protected ([`root_rule`]).
     pub paths: Vec<PathBuf>,
+    /// The rule that protects the workspace's root itself, if one does: then `paths` holds
+    /// the workspace, and commands get all of it read-only.
+    pub root_rule: Option<&'static ProtectedRule>,
     /// The directories read, the root first: where a protected path could appear next.
     pub dirs: Vec<PathBuf>,
     /// Every directory was read; `false` when the walk stopped at its limit with directories
@@ -103,13 +110,43 @@ pub fn protected_in(workspace: &Path, max_dirs: usize) -> Found {
         dirs.push(dir);
     }
     paths.extend(root_protected(workspace));
+    let root_rule = root_rule(workspace);
+    if root_rule.is_some() {
+        paths.push(workspace.to_path_buf());
+    }
     paths.sort();
     paths.dedup();
     Found {
         paths,
+        root_rule,
         dirs,
         complete: queue.is_empty(),
     }
+}
+
+/// The protected rule the workspace's root itself falls under, as the write tools judge it
+/// (`policy::protected_rule` of the root, the folders above it included): its canonical path
+/// names a protected folder (`.git`, `.github/workflows`, `.vscode`, `.venv`: it is or lies
+/// in one), or it or a folder above it is a git directory or a Python environment
+/// ([`in_git_dir`], [`in_virtual_env`]). A few `stat`s per folder above it.
+///
+/// Such a root is not mounted read-only piece by piece but whole: the jail's plan then takes
+/// the workspace from the writable paths to the readable ones (`Plan::protect`), so that
+/// mounts, Landlock and the helper's metadata checks all leave it as it is. Commands still
+/// run (`git log` in a bare repository, ruff on a `.github` folder); what they try to write
+/// there fails with a read-only file system or a permission error. Refusing them instead
+/// would refuse the typed tools and navigation too, which only read.
+pub fn root_rule(workspace: &Path) -> Option<&'static ProtectedRule> {
+    let root = workspace.canonicalize().ok()?;
+    let target = crate::policy::Target {
+        root: root.to_string_lossy().into_owned(),
+        exists: true,
+        is_dir: true,
+        in_virtual_env: in_virtual_env(&root),
+        in_git_dir: in_git_dir(&root, &root),
+        ..crate::policy::Target::new_file(".")
+    };
+    crate::policy::protected_rule(&target)
 }
 
 /// What the walk makes of one entry of a directory it reads.

@@ -163,7 +163,7 @@ pub(super) fn start_helper(
         .canonicalize()
         .unwrap_or_else(|_| private.path().to_path_buf());
     let mut plan = Plan::new(argv, cwd, workspace, access, &Host::current(), &private_dir);
-    plan.read_only = read_only;
+    plan.protect(read_only);
     plan.stdin_fd = stdin.map(AsRawFd::as_raw_fd);
     // Before the helper starts, so that a plan that cannot be handed over leaves no process.
     let mut line = serde_json::to_vec(&plan)

@@ -88,10 +88,11 @@ fn holds(dir: &Path, name: &str, added: Option<&OsStr>) -> bool {
 }
 
 /// The entries that make the workspace's root a git directory or a Python environment, when
-/// it is one: its `HEAD` (or `commondir`), `pyvenv.cfg` or `conda-meta`. The root cannot be
-/// kept read-only as a whole; a command that makes it one (a `HEAD` beside `objects/` and
-/// `refs/`, a `conda-meta/`) leaves these as new protected paths, moved aside after it, and
-/// the root is none again. Not `config` or `hooks/`: a project's own `config/` would move.
+/// it is one: its `HEAD` (or `commondir`), `pyvenv.cfg` or `conda-meta`. A root that already
+/// is one is read-only to commands as a whole (`protected::root_rule`); a command that makes
+/// an ordinary root one (a `HEAD` beside `objects/` and `refs/`, a `conda-meta/`) leaves
+/// these as new protected paths, moved aside after it, and the root is none again. Not
+/// `config` or `hooks/`: a project's own `config/` would move.
 pub fn root_markers(workspace: &Path) -> Vec<PathBuf> {
     let mut names: Vec<&str> = Vec::new();
     if is_git_dir(workspace) {

@@ -56,6 +56,74 @@ fn the_plan_keeps_only_the_allowlisted_environment() {
     assert!(!plan.network);
 }
 
+/// A workspace whose root is protected (`protected::root_rule`) is handed to the helper as
+/// readable, not writable: every layer then keeps it as it is. An ordinary one stays
+/// writable with its protected paths read-only; the private directory is always writable.
+#[test]
+fn a_protected_root_is_readable_not_writable() {
+    let plan = |read_only: &[&str]| {
+        let mut plan = Plan::new(
+            &["git".to_owned()],
+            Path::new("/work/repo.git"),
+            Path::new("/work/repo.git"),
+            &Access::default(),
+            &host(),
+            Path::new("/tmp/punie-run-1"),
+        );
+        plan.protect(read_only.iter().map(PathBuf::from).collect());
+        plan
+    };
+    let ordinary = plan(&["/work/repo.git/.git"]);
+    assert_eq!(ordinary.writable[0], PathBuf::from("/work/repo.git"));
+    assert!(!ordinary.readable.contains(&PathBuf::from("/work/repo.git")));
+    for read_only in [&["/work/repo.git"][..], &["/work"], &["/"]] {
+        let protected = plan(read_only);
+        assert_eq!(protected.writable, [PathBuf::from("/tmp/punie-run-1")]);
+        assert!(
+            protected
+                .readable
+                .contains(&PathBuf::from("/work/repo.git"))
+        );
+    }
+}
+
+/// The root's own rule: its name, a folder above it, or what it holds.
+#[test]
+fn a_root_that_is_or_lies_in_a_protected_folder_is_protected() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().canonicalize().unwrap();
+    for made in [
+        "proj/src",
+        "proj/.github/workflows/x",
+        "bare.git/objects",
+        "bare.git/refs",
+    ] {
+        std::fs::create_dir_all(top.join(made)).unwrap();
+    }
+    std::fs::write(top.join("bare.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    std::fs::create_dir_all(top.join("bare.git/main")).unwrap();
+    std::fs::write(top.join("bare.git/main/.git"), "gitdir: ..\n").unwrap();
+    let rule = |rel: &str| root_rule(&top.join(rel)).map(|rule| rule.id);
+    assert_eq!(rule("proj"), None);
+    assert_eq!(rule("proj/src"), None);
+    assert_eq!(rule("proj/.github"), None);
+    assert_eq!(rule("proj/.github/workflows"), Some("ci"));
+    assert_eq!(rule("proj/.github/workflows/x"), Some("ci"));
+    assert_eq!(rule("bare.git"), Some("vcs"));
+    assert_eq!(rule("bare.git/refs"), Some("vcs"));
+    // A worktree made inside a bare repository is the work tree's.
+    assert_eq!(rule("bare.git/main"), None);
+
+    let found = protected_in(&top.join("bare.git"), DIRS_BEFORE_COMMAND);
+    assert_eq!(found.root_rule.map(|rule| rule.id), Some("vcs"));
+    assert!(found.paths.contains(&top.join("bare.git")));
+    assert!(
+        !protected_in(&top.join("proj"), DIRS_BEFORE_COMMAND)
+            .paths
+            .contains(&top.join("proj"))
+    );
+}
+
 /// A path is bytes: a plan whose paths are not UTF-8 (a cloned `a\xff.code-workspace`, a
 /// `cwd` through a directory a command made) reaches the helper byte for byte.
 #[test]

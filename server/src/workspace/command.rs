@@ -1,5 +1,12 @@
 //! `run_command`: one program, argv only (never a shell), in a confined working directory,
 //! inside the jail (`crate::jail`), with its own deadline and output cap.
+//!
+//! A workspace whose root is itself protected (a bare repository, a `.github` or `.vscode`
+//! folder, a Python environment opened as the folder, or one inside such: `jail::root_rule`)
+//! is read-only to commands as a whole, rather than refusing them: `git log`, ruff, pytest
+//! and navigation's language server only read, and a write fails in the command with the
+//! reason noted on its stderr. Protected paths in an ordinary workspace stay read-only one
+//! by one, the rest writable.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -212,6 +219,7 @@ pub fn run_command(
         &command_cancel,
     )
     .map_err(|why| ToolError::permission(format!("cannot run '{program}': {why}")))?;
+    let read_only_root = found.root_rule;
     let protected_at_start = super::quarantine::Before::new(found.paths);
     let disk_guard = super::disk_guard::DiskGuard::watch(workspace, &command_cancel);
     let ran = jail::run(
@@ -274,6 +282,18 @@ pub fn run_command(
         }
     };
     let mut stderr = String::from_utf8_lossy(&finished.stderr).into_owned();
+    if let Some(rule) = read_only_root
+        && exit_code != Some(0)
+    {
+        // What a write there said (`Read-only file system`) does not say why.
+        if !stderr.is_empty() && !stderr.ends_with('\n') {
+            stderr.push('\n');
+        }
+        stderr.push_str(&format!(
+            "[the workspace folder is protected ({}): commands may read it, not change it]\n",
+            rule.reason
+        ));
+    }
     if let Some(note) = moved_aside {
         if !stderr.is_empty() && !stderr.ends_with('\n') {
             stderr.push('\n');

@@ -100,7 +100,9 @@ fn sweep_reading(workspace: &Path, before: &Before, max_dirs: usize) -> Option<S
         .into_iter()
         .filter(|path| !paths_before.contains(path))
         .filter_map(|path| path.strip_prefix(workspace).ok().map(Path::to_path_buf))
-        .filter(|rel| !rel.starts_with(STATE_DIR))
+        // Not the root itself: it can turn protected only as a git directory or an environment
+        // a command made of it, and then what made it one (`jail::root_markers`) moves.
+        .filter(|rel| !rel.starts_with(STATE_DIR) && !rel.as_os_str().is_empty())
         .collect();
     if appeared.is_empty() && changed_links.is_empty() && !state_is_foreign {
         return unswept;
