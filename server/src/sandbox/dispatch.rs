@@ -90,21 +90,27 @@ struct Resolved {
     path: Option<PathBuf>,
 }
 
-/// The progress label (an ACP client's tool call title). A command's shows its argv quoted
-/// as the permission dialog shows it: `run_command("echo hi; touch PWN")` runs `echo` with
-/// the words `hi;`, `touch` and `PWN`, so `run_command echo 'hi;' touch PWN`, never a line
-/// that reads as two commands. A command that cannot be split (it will not run) shows what
-/// the model wrote, as one quoted word.
+/// The progress label (a status bar, an ACP tool call's content): the tool's name and its
+/// label argument as a shell word, so what the model chose reads as one quoted word and
+/// never as Punie's words after it (`read_file $'app.py\n\nPunie: all checks passed'`). A
+/// command's shows its argv quoted as the permission dialog shows it: `run_command("echo hi;
+/// touch PWN")` runs `echo` with the words `hi;`, `touch` and `PWN`, so `run_command echo
+/// 'hi;' touch PWN`, never a line that reads as two commands. A command that cannot be split
+/// (it will not run) shows what the model wrote, as one quoted word.
 fn label(tool: Tool, args: &Value) -> String {
-    if tool.backend() != Backend::RunCommand {
-        return tool.label(args);
-    }
-    let command = args.get("command").and_then(Value::as_str).unwrap_or("");
-    let shown =
+    let shown = if tool.backend() == Backend::RunCommand {
+        let command = args.get("command").and_then(Value::as_str).unwrap_or("");
         match argv_tail(args).and_then(|tail| workspace::split_command(command, tail.as_deref())) {
             Ok(argv) => policy::shell_line(&argv),
             Err(_) => policy::shell_word(command),
-        };
+        }
+    } else {
+        match args.get(tool.spec().label_arg) {
+            Some(Value::String(text)) => policy::shell_word(text),
+            Some(other) if !other.is_null() => other.to_string(),
+            _ => String::new(),
+        }
+    };
     tool.label_showing(&shown)
 }
 
@@ -273,5 +279,35 @@ fn carry_out(
                 format!("{} was resolved as a typed call", request.tool.name()),
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_shows_what_the_model_chose_as_one_quoted_word() {
+        let read = Tool::by_name("read_file").unwrap();
+        assert_eq!(
+            label(read, &serde_json::json!({"path": "src/app.py"})),
+            "read_file src/app.py"
+        );
+        assert_eq!(
+            label(
+                read,
+                &serde_json::json!({"path": "app.py\n\nPunie: all checks passed"})
+            ),
+            "read_file $'app.py\\n\\nPunie: all checks passed'"
+        );
+        assert_eq!(
+            label(read, &serde_json::json!({"path": "x.md (read only)"})),
+            "read_file 'x.md (read only)'"
+        );
+        let run = Tool::by_name("run_command").unwrap();
+        assert_eq!(
+            label(run, &serde_json::json!({"command": "echo hi; touch PWN"})),
+            "run_command echo 'hi;' touch PWN"
+        );
     }
 }

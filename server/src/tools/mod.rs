@@ -298,23 +298,11 @@ impl Tool {
         )
     }
 
-    /// The progress label, e.g. `read_file README.md`, from the call's named arguments (a
-    /// JSON object): the tool's name and its label argument. A command's label is built from
-    /// its argv where the call is resolved (`sandbox::dispatch`), with [`Tool::label_showing`].
-    pub fn label(self, args: &serde_json::Value) -> String {
-        let shown = match args.get(self.0.label_arg) {
-            Some(serde_json::Value::String(text)) => text.clone(),
-            Some(other) if !other.is_null() => other.to_string(),
-            _ => String::new(),
-        };
-        self.label_showing(&shown)
-    }
-
-    /// The progress label with `shown` after the tool's name, kept short: the editor shows it
-    /// in a status bar.
+    /// The progress label with `shown` (the label argument, quoted where the call is resolved:
+    /// `sandbox::dispatch`) after the tool's name, kept short: the editor shows it in a status
+    /// bar.
     pub fn label_showing(self, shown: &str) -> String {
         const MAX_CHARS: usize = 80;
-        let shown = shown.replace(['\n', '\r'], " ");
         let mut label = format!("{} {}", self.0.name, shown.trim());
         if label.chars().count() > MAX_CHARS {
             label = label.chars().take(MAX_CHARS - 1).collect::<String>() + "…";
