@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::markdown_view::as_markdown_shows;
 use crate::support::fixture_workspace as workspace;
 
 fn punie() -> Command {
@@ -1028,6 +1029,34 @@ fn a_cut_answer_never_replaces_the_code() {
             .contains("nothing was changed"),
         "{out}"
     );
+}
+
+/// A file name is the repository's choice: the note saying where the tests went quotes it
+/// as Markdown code whatever backticks it holds, so the answer shows it whole and links
+/// nothing.
+#[test]
+fn a_note_shows_a_file_name_whole_and_links_nothing() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ws.path().join("src")).unwrap();
+    let name = "calc`[docs](www.evil.example)`";
+    let file = ws.path().join(format!("src/{name}.py"));
+    std::fs::write(&file, CALC).unwrap();
+    let tests = "```python\ndef test_add():\n    assert 1 + 2 == 3\n```";
+    let (out, output) = ask_instruction(ws.path(), "--tests", &file.display().to_string(), tests);
+    assert!(output.status.success(), "{out}");
+    let test_file = format!("tests/test_{name}.py");
+    assert!(ws.path().join(&test_file).is_file(), "{out}");
+    let answer = out["answer"].as_str().unwrap();
+    let (shown, elements) = as_markdown_shows(answer);
+    assert!(
+        shown.contains(&format!("Tests written to {test_file}.")),
+        "{shown:?}"
+    );
+    let links: Vec<&String> = elements
+        .iter()
+        .filter(|element| !element.contains("Emphasis"))
+        .collect();
+    assert!(links.is_empty(), "{links:?} in {answer:?}");
 }
 
 #[test]

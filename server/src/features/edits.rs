@@ -10,6 +10,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::policy::markdown_literal;
+
 use super::question::{Ask, Selection, shown_path};
 use super::text;
 
@@ -339,15 +341,19 @@ fn write_tests(
     let conventional = test_file_for(&ask.root, &source, &document.language_id);
     // A test file Punie cannot read is never replaced or prepended to: the tests go beside it.
     let mut candidates = vec![conventional.clone(), beside(&conventional)];
-    let mut unreadable = Vec::new();
+    let mut unreadable: Vec<String> = Vec::new();
     for path in candidates.drain(..) {
         let shown = shown_path(&ask.root, &path);
+        // File names a repository chose, and the reason quoting them: Markdown code, so none
+        // of it becomes a link or formatting in the answer.
         let note = if unreadable.is_empty() {
-            format!("_Tests written to `{shown}`._")
+            format!("_Tests written to {}._", markdown_literal(&shown))
         } else {
             format!(
-                "_Tests written to `{shown}`: `{}` exists but is not text Punie can read ({}), so it was left alone._",
-                unreadable[0], unreadable[1]
+                "_Tests written to {}: {} exists but is not text Punie can read ({}), so it was left alone._",
+                markdown_literal(&shown),
+                markdown_literal(&unreadable[0]),
+                markdown_literal(&unreadable[1])
             )
         };
         match existing(&path) {
@@ -385,9 +391,10 @@ fn write_tests(
         }
     }
     AnswerEdit::Refused(format!(
-        "_`{}` exists but is not text Punie can read ({}), and so does the file beside it; nothing was \
+        "_{} exists but is not text Punie can read ({}), and so does the file beside it; nothing was \
          changed (the tests are in the answer above)._",
-        unreadable[0], unreadable[1]
+        markdown_literal(&unreadable[0]),
+        markdown_literal(&unreadable[1])
     ))
 }
 

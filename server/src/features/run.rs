@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::agent::{self, Conversation, RunOutcome, RunRequest, RunStatus};
 use crate::cancel::CancelFlag;
 use crate::engine::{EngineHandle, Sampling};
+use crate::policy::markdown_literal;
 use crate::prompt::{self, GenericConfig, Message, Profile};
 use crate::sandbox::Sandbox;
 
@@ -190,26 +191,33 @@ fn apply_answer_edit(ask: &Ask, host: &FeatureToolHost<'_>, answer: &str) -> Opt
             change,
             done_note,
             shown,
-        } => match host
-            .permit_answer_edit(&change)
-            .map(|()| host.apply(&change, false))
-        {
-            Err(refusal) => Some(format!(
-                "_Nothing was changed: {refusal}. The code is in the answer above._"
-            )),
-            Ok(outcome) => match outcome {
-                EditOutcome::Applied => done_note,
-                EditOutcome::Rejected => Some(format!(
-                    "_The editor rejected the edit; `{shown}` was not changed._"
+        } => {
+            // A file name a repository chose, a refusal or the editor's reason quoting it:
+            // Markdown code, so none of it becomes a link or formatting in the answer.
+            let shown = markdown_literal(&shown);
+            match host
+                .permit_answer_edit(&change)
+                .map(|()| host.apply(&change, false))
+            {
+                Err(refusal) => Some(format!(
+                    "_Nothing was changed: {}. The code is in the answer above._",
+                    markdown_literal(&refusal)
                 )),
-                EditOutcome::Failed(reason) => {
-                    Some(format!("_`{shown}` could not be changed: {reason}._"))
-                }
-                EditOutcome::Unanswered => Some(format!(
-                    "_The editor has not confirmed the edit of `{shown}`; it may still make it._"
-                )),
-            },
-        },
+                Ok(outcome) => match outcome {
+                    EditOutcome::Applied => done_note,
+                    EditOutcome::Rejected => Some(format!(
+                        "_The editor rejected the edit; {shown} was not changed._"
+                    )),
+                    EditOutcome::Failed(reason) => Some(format!(
+                        "_{shown} could not be changed: {}._",
+                        markdown_literal(&reason)
+                    )),
+                    EditOutcome::Unanswered => Some(format!(
+                        "_The editor has not confirmed the edit of {shown}; it may still make it._"
+                    )),
+                },
+            }
+        }
     }
 }
 
