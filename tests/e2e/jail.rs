@@ -798,8 +798,9 @@ fn protected_paths_a_command_creates_are_moved_aside() {
 /// nothing is left running. A command that makes a protected path is stopped at once, so what
 /// is made here is made from outside just before the kill, as a command would have made it
 /// (owned by the workspace's owner): the watcher's stop and the kill may come in either order,
-/// and the outcome is the same. With namespaces only: without them the helper is the
-/// subreaper that tracks the command's descendants, and they outlive it (docs/sandbox.md).
+/// and the outcome is the same. With namespaces only: without them the process killed here
+/// is the keeper, and the helper below it carries on
+/// (`descendants_die_with_the_run_when_the_helper_is_killed`).
 #[test]
 fn protected_paths_are_moved_aside_when_the_helper_dies() {
     let with_namespaces = identities()
@@ -1666,6 +1667,113 @@ fn limit_the_files_of_the_helper_of(needle: &str, identity: Identity) -> bool {
                     return prlimit.status().expect("prlimit runs").success();
                 }
                 pid = parent;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Without namespaces the helper is the subreaper that holds the command's descendants, so
+/// a helper killed from outside (the out-of-memory killer; the server, when the helper is
+/// late) must not set them free: a daemon the command started (`setsid`, double fork) dies
+/// with the run all the same, and the server goes on. Each `punie jail-exec` above the daemon
+/// is killed in turn: the nearest (the subreaper that holds it) and the outermost (the
+/// server's child).
+#[test]
+fn descendants_die_with_the_run_when_the_helper_is_killed() {
+    const DAEMONIZE: &str = "import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execvp('sleep', ['sleep', sys.argv[1]])
+    os._exit(0)
+deadline = time.time() + 30
+while not os.path.exists('go') and time.time() < deadline:
+    time.sleep(0.01)
+print('released')";
+    let mut who = vec![Identity::NoNamespaces];
+    if is_root() {
+        who.push(Identity::UnprivilegedNoNamespaces);
+    }
+    let mut round = 0;
+    for identity in who {
+        for nearest in [true, false] {
+            let scenario = Scenario::new(identity);
+            let tag = format!("{}", 86_270 + round);
+            round += 1;
+            let killer = {
+                let tag = tag.clone();
+                let go = scenario.workspace().join("go");
+                std::thread::spawn(move || {
+                    let killed = kill_a_helper_above(&format!("sleep {tag}"), nearest);
+                    std::fs::write(go, "").unwrap();
+                    killed
+                })
+            };
+            let run = scenario.sandbox(
+                &attempts(&[
+                    &["python3", "-c", DAEMONIZE, &tag],
+                    &["echo", "still-answers"],
+                ]),
+                &[],
+            );
+            let killed = killer.join().unwrap();
+            // The effect, not a message: no daemon, a moment after the run at most.
+            let until = Instant::now() + Duration::from_secs(3);
+            let mut left = processes_matching(&format!("sleep {tag}"));
+            while !left.is_empty() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+                left = processes_matching(&format!("sleep {tag}"));
+            }
+            for line in &left {
+                let pid: i32 = line.split(':').next().unwrap().parse().unwrap();
+                // SAFETY: kill has no memory effects.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            assert!(killed, "{identity:?}: no helper found: {}", run.text);
+            assert!(
+                left.is_empty(),
+                "{identity:?}, nearest {nearest}: left behind: {left:?}\n{}",
+                run.text
+            );
+            if nearest {
+                // Its helper gone, the command cannot have ended as it would have.
+                run.assert_printed("raised");
+            } else {
+                // The keeper gone, the helper carries on.
+                run.assert_printed("released");
+            }
+            run.assert_printed("still-answers");
+        }
+    }
+}
+
+/// Waits (at most 30 s) for a process whose command line contains `needle`, then kills the
+/// nearest or the outermost `punie jail-exec` above it with SIGKILL. Whether it found one.
+fn kill_a_helper_above(needle: &str, nearest: bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let found = processes_matching(needle);
+        if let Some(pid) = found.first().and_then(|line| line.split(':').next()) {
+            let mut helpers = Vec::new();
+            let mut pid: i32 = pid.parse().unwrap();
+            while let Some(parent) = parent_of(pid) {
+                let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains("jail-exec") {
+                    helpers.push(parent);
+                }
+                pid = parent;
+            }
+            let helper = if nearest {
+                helpers.first()
+            } else {
+                helpers.last()
+            };
+            if let Some(&helper) = helper {
+                // SAFETY: kill has no memory effects.
+                unsafe { libc::kill(helper, libc::SIGKILL) };
+                return true;
             }
         }
         std::thread::sleep(Duration::from_millis(20));

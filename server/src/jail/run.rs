@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use super::{Access, Host, Layers, Plan, Report};
 use crate::cancel::{CancelFlag, poll_for, poll_until};
 
-/// How long a command being stopped may take to be gone before its helper is killed.
+/// How long a command being stopped may take to be gone before the server gives up on its
+/// helper ([`give_up_on_helper`]).
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The longest report line kept from the helper.
 const MAX_REPORT_BYTES: usize = 64 * 1024;
@@ -103,10 +104,14 @@ pub fn run(
         private,
     } = helper;
     let drained = drain([stdout, stderr], control, control_fd, limits, cancel);
+    let keeper = is_keeper(drained.reports.iter().find_map(|report| match report {
+        Report::Started { layers } => Some(layers),
+        _ => None,
+    }));
     if drained.helper_overdue {
-        stop_helper(&mut child);
+        give_up_on_helper(&mut child, keeper);
     } else {
-        wait_helper(&mut child);
+        wait_helper(&mut child, keeper);
     }
     remove_private(private);
     outcome(drained, access.network)
@@ -390,8 +395,9 @@ pub(super) fn take_reports(line: &mut Vec<u8>, data: &[u8], reports: &mut Vec<Re
     }
 }
 
-/// Waits up to [`STOP_GRACE`] for the helper to exit, then kills it.
-pub(super) fn wait_helper(helper: &mut Child) {
+/// Waits up to [`STOP_GRACE`] for the helper to exit, then gives up on it
+/// ([`give_up_on_helper`]).
+pub(super) fn wait_helper(helper: &mut Child, keeper: bool) {
     let until = Instant::now() + STOP_GRACE;
     #[cfg(target_os = "linux")]
     let exited = super::linux::pidfd_open(helper.id() as libc::pid_t);
@@ -411,11 +417,43 @@ pub(super) fn wait_helper(helper: &mut Child) {
             None => std::thread::sleep(Duration::from_millis(1)),
         }
     }
-    stop_helper(helper);
+    give_up_on_helper(helper, keeper);
+}
+
+/// Whether the helper that reported `layers` is a keeper (`linux/subreaper.rs`): Linux without
+/// a PID namespace. Not known before it reported.
+pub(super) fn is_keeper(layers: Option<&Layers>) -> bool {
+    layers.is_some_and(|layers| layers.platform == "linux" && !layers.pid_namespace)
+}
+
+/// Stops waiting for a helper that did not end in time. With a PID namespace (or before the
+/// helper said how it contains the command) it is killed, and its init dies with it: the
+/// kernel kills the rest. A keeper is not: its death would set the command's descendants
+/// free, and it never blocks (it kills what is left until nothing is, and a helper that is
+/// late); it is left to finish, and a thread of its own reaps it.
+pub(super) fn give_up_on_helper(helper: &mut Child, keeper: bool) {
+    if !keeper {
+        stop_helper(helper);
+        return;
+    }
+    tracing::warn!(
+        "a command's helper did not end in time; it is left to stop what the command started"
+    );
+    let pid = helper.id() as libc::pid_t;
+    let reaper = std::thread::Builder::new()
+        .name("jail-keeper-reaper".to_owned())
+        .spawn(move || {
+            // SAFETY: waits for our own child, which nothing else waits for from now on.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        });
+    if reaper.is_err() {
+        stop_helper(helper);
+    }
 }
 
 /// Kills the helper. With a PID namespace its init dies with it (parent-death signal) and
-/// the kernel kills the rest.
+/// the kernel kills the rest; without one, only before its command runs
+/// ([`give_up_on_helper`]).
 pub(super) fn stop_helper(helper: &mut Child) {
     let _ = helper.kill();
     let _ = helper.wait();

@@ -19,8 +19,8 @@ use std::process::Child;
 use std::time::Instant;
 
 use super::run::{
-    Helper, ReadResult, read_some, remove_private, set_nonblocking, start_helper, take_reports,
-    wait_helper,
+    Helper, ReadResult, is_keeper, read_some, remove_private, set_nonblocking, start_helper,
+    take_reports, wait_helper,
 };
 use super::{Access, Failure, Layers, Report};
 use crate::cancel::{CancelFlag, poll_for, poll_until};
@@ -348,7 +348,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.stdin = None;
         let _ = self.control.shutdown(std::net::Shutdown::Write);
-        wait_helper(&mut self.child);
+        wait_helper(&mut self.child, is_keeper(self.layers.as_ref()));
         if let Some(private) = self.private.take() {
             remove_private(private);
         }

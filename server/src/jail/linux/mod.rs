@@ -1,9 +1,11 @@
 //! The helper on Linux: namespaces where the kernel lets us make them, then an init that
 //! starts the command under Landlock and seccomp and ends the namespace with it; without
-//! namespaces, the helper itself tracks every descendant as a child subreaper.
+//! namespaces, the helper itself tracks every descendant as a child subreaper, under a keeper
+//! that takes over should the helper die ([`subreaper`]).
 //!
 //! Processes: `punie jail-exec` (the helper, outside) → init (PID 1 of the new PID
-//! namespace) → the command (PID 2) and its descendants. The helper waits for init or for
+//! namespace) → the command (PID 2) and its descendants; without namespaces `punie jail-exec`
+//! (the keeper) → its fork (the helper) → the command and its descendants. The helper waits for init or for
 //! end-of-file on the control socket (the server stopping the command, or the server gone)
 //! and then kills init; init's death makes the kernel kill every process in the namespace.
 //! The helper is single-threaded, so `fork` is safe here; everything the command's side
@@ -12,6 +14,7 @@
 mod landlock;
 mod metadata;
 mod seccomp;
+mod subreaper;
 
 use std::ffi::{CStr, CString};
 use std::io::{self, Read};
@@ -70,9 +73,11 @@ pub(super) fn contain(plan: &Plan, control: &UnixStream) {
         return;
     }
     if !namespaces.entered {
-        // SAFETY: plain prctl flag: orphaned descendants become our children.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        supervise(plan, &layers, control, Tracking::Subreaper);
+        subreaper::keep(control, || {
+            // SAFETY: plain prctl flag: orphaned descendants become our children.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+            supervise(plan, &layers, control, Tracking::Subreaper);
+        });
         return;
     }
     // SAFETY: this process is single-threaded (the helper starts no threads).
@@ -451,7 +456,7 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
     let handoff_fd = handoff.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
     // Opened before the command starts, so that the sweep needs no new descriptor.
     let children = match tracking {
-        Tracking::Subreaper => Children::open(),
+        Tracking::Subreaper => subreaper::Children::open(),
         Tracking::PidNamespace => None,
     };
     // In our own user namespace the count is of the sandbox's processes alone; outside one it
@@ -517,7 +522,7 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
             });
             // The report comes after the sweep: a run whose descendants may live on is
             // never reported as having ended.
-            match sweep(children.as_ref(), pid) {
+            match subreaper::sweep(children.as_ref(), Some(pid)) {
                 Ok(()) => {
                     if let Some(status) = ended {
                         send(control, &exit_report(status));
@@ -750,117 +755,6 @@ fn exit_report(status: i32) -> Report {
     }
 }
 
-/// Kills every descendant: as a subreaper, each orphaned descendant is our child, so killing
-/// our children until none is left reaches them all, however they left their process group.
-/// Fails closed: when our children cannot be listed, kills `command`'s process group (its
-/// session's first, `setsid` made them one) and says why, so that the run is not reported
-/// as ended.
-fn sweep(children: Option<&Children>, command: libc::pid_t) -> io::Result<()> {
-    loop {
-        let listed = match children {
-            Some(children) => children.list(),
-            None => children_by_scan(),
-        };
-        let pids = match listed {
-            Ok(pids) => pids,
-            Err(err) => {
-                // SAFETY: signals the command's process group, which we made.
-                unsafe { libc::kill(-command, libc::SIGKILL) };
-                return Err(err);
-            }
-        };
-        for pid in pids {
-            // SAFETY: signals a process that is our child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        let mut reaped_any = false;
-        loop {
-            // SAFETY: reaps any child of ours without blocking.
-            let reaped = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
-            if reaped > 0 {
-                reaped_any = true;
-                continue;
-            }
-            if reaped < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
-                return Ok(());
-            }
-            break;
-        }
-        if !reaped_any {
-            // Not a blocking `waitpid`: the `children` file can miss a process that is being
-            // reparented to us, which nothing has killed, so look again every millisecond.
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    }
-}
-
-/// This single-threaded process's `children` file, where the kernel has one
-/// (CONFIG_PROC_CHILDREN): opened once and read again from the start each time.
-struct Children(std::fs::File);
-
-impl Children {
-    fn open() -> Option<Children> {
-        // SAFETY: getpid has no arguments.
-        let me = unsafe { libc::getpid() };
-        std::fs::File::open(format!("/proc/{me}/task/{me}/children"))
-            .ok()
-            .map(Children)
-    }
-
-    fn list(&self) -> io::Result<Vec<libc::pid_t>> {
-        use std::os::unix::fs::FileExt;
-        let mut text = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            match self.0.read_at(&mut chunk, text.len() as u64)? {
-                0 => break,
-                n_read => text.extend_from_slice(&chunk[..n_read]),
-            }
-        }
-        Ok(String::from_utf8_lossy(&text)
-            .split_whitespace()
-            .filter_map(|pid| pid.parse().ok())
-            .collect())
-    }
-}
-
-/// The pids whose parent is this process, from every `/proc/<pid>/stat` (a kernel without
-/// `children` files).
-fn children_by_scan() -> io::Result<Vec<libc::pid_t>> {
-    // SAFETY: getpid has no arguments.
-    let me = unsafe { libc::getpid() };
-    let mut res = Vec::new();
-    for entry in std::fs::read_dir("/proc")? {
-        let Some(pid) = entry?
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) if parent_pid(&stat) == Some(me) => res.push(pid),
-            Ok(_) => {}
-            // Gone meanwhile.
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(res)
-}
-
-/// The fourth field of `/proc/<pid>/stat`; the second (the name, in parentheses) may hold
-/// spaces and parentheses, so the fields are counted after the last `)`.
-fn parent_pid(stat: &str) -> Option<libc::pid_t> {
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// The command's Landlock ruleset: read and execute beneath the readable paths, every right
 /// beneath the writable ones, never a secret; `/proc` readable (with a PID namespace it shows
 /// only the sandbox), and the harmless devices.
@@ -951,16 +845,4 @@ fn grant_canonical(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parent_pid_survives_odd_process_names() {
-        assert_eq!(parent_pid("42 (sh) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(parent_pid("42 (a) b (c)) R 9 1 1"), Some(9));
-        assert_eq!(parent_pid("garbage"), None);
-    }
 }
