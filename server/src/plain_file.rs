@@ -4,7 +4,10 @@
 //! (whose `open` waits for a writer and whose `read` never ends), a device (`/dev/zero`) or a
 //! file of any size, so the file is opened without blocking ([`OPEN_FLAGS`]), taken only when
 //! it is a regular file, and read at most to a bound ([`read`]); a FIFO is refused at once,
-//! never waited on.
+//! never waited on. A regular file on a pseudo file system (`/proc`, `/sys`, …) is refused
+//! too ([`refuse_pseudo`]): the kernel makes its bytes up from its own state (a process's
+//! environment, its memory map), which is no project's file, and a workspace at `/` reaches
+//! it.
 //!
 //! Which links may be followed on the way is the caller's rule, not this module's: a
 //! workspace read follows none on the whole path (`workspace::no_follow` opens with these
@@ -16,6 +19,8 @@
 use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
+#[cfg(unix)]
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// How a file is opened to be read by [`read`]: read only, without blocking (a FIFO opens at
@@ -84,6 +89,10 @@ pub(crate) enum Refusal {
     TooLarge {
         bytes: u64,
     },
+    /// A file the kernel makes up, on the file system `name` ([`refuse_pseudo`]).
+    PseudoFileSystem {
+        name: &'static str,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -92,6 +101,9 @@ impl fmt::Display for Refusal {
             Refusal::Directory => f.write_str("is a directory"),
             Refusal::NotRegular => f.write_str("not a regular file"),
             Refusal::TooLarge { bytes } => write!(f, "too large ({bytes} bytes)"),
+            Refusal::PseudoFileSystem { name } => {
+                write!(f, "is on a pseudo file system ({name})")
+            }
         }
     }
 }
@@ -104,6 +116,7 @@ impl From<Refusal> for io::Error {
             Refusal::Directory => io::ErrorKind::IsADirectory,
             Refusal::NotRegular => io::ErrorKind::InvalidInput,
             Refusal::TooLarge { .. } => io::ErrorKind::FileTooLarge,
+            Refusal::PseudoFileSystem { .. } => io::ErrorKind::PermissionDenied,
         };
         io::Error::new(kind, refusal)
     }
@@ -114,9 +127,110 @@ pub(crate) fn refusal(err: &io::Error) -> Option<Refusal> {
     err.get_ref()?.downcast_ref::<Refusal>().copied()
 }
 
-/// The metadata of `file` when it is a regular file, else its [`Refusal`]: what the file
-/// opened is, whatever its path named when it was judged.
+/// The pseudo file systems, by the magic number `statfs` gives (`linux/magic.h`) and the name
+/// `/proc/filesystems` gives: the kernel makes their files up from its state, or they are
+/// its controls. A denylist, not an allowlist of real file systems: those are an open set
+/// (every disk format the kernel has a driver for, network file systems, FUSE, ZFS, 9p,
+/// virtiofs), and an allowlist would make a project on one it misses unreadable with no way
+/// around; these are the kernel's own, few, and listed here whole but for the ones no path
+/// reaches (pipes, sockets, anonymous inodes: only through `/proc`'s magic links, which no
+/// open here follows).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const PSEUDO_FILE_SYSTEMS: &[(u32, &str)] = &[
+    (libc::PROC_SUPER_MAGIC as u32, "proc"),
+    (libc::SYSFS_MAGIC as u32, "sysfs"),
+    (libc::DEBUGFS_MAGIC as u32, "debugfs"),
+    (libc::TRACEFS_MAGIC as u32, "tracefs"),
+    (libc::SECURITYFS_MAGIC as u32, "securityfs"),
+    (libc::CGROUP_SUPER_MAGIC as u32, "cgroup"),
+    (libc::CGROUP2_SUPER_MAGIC as u32, "cgroup2"),
+    (libc::BPF_FS_MAGIC as u32, "bpf"),
+    (libc::DEVPTS_SUPER_MAGIC as u32, "devpts"),
+    (libc::SELINUX_MAGIC as u32, "selinuxfs"),
+    (libc::SMACK_MAGIC as u32, "smackfs"),
+    (libc::RDTGROUP_SUPER_MAGIC as u32, "resctrl"),
+    (libc::NSFS_MAGIC as u32, "nsfs"),
+    (libc::XENFS_SUPER_MAGIC as u32, "xenfs"),
+    (libc::BINDERFS_SUPER_MAGIC as u32, "binder"),
+    (libc::OPENPROM_SUPER_MAGIC as u32, "openpromfs"),
+    (libc::USBDEVICE_SUPER_MAGIC as u32, "usbfs"),
+    // Not in the `libc` crate: `linux/magic.h` (the first four) and the kernel's sources.
+    (0x6165_676c, "pstore"),
+    (0xde5e_81e4, "efivarfs"),
+    (0x4249_4e4d, "binfmt_misc"),
+    (0x5a3c_69f0, "apparmorfs"),
+    (0x6265_6570, "configfs"),
+    (0x1980_0202, "mqueue"),
+    (0x6573_5543, "fusectl"),
+];
+
+/// The name of the pseudo file system `stat` describes, if it is one.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn pseudo_name(stat: &rustix::fs::StatFs) -> Option<&'static str> {
+    // Magic numbers are 32 bits; `f_type` is wider on some targets and signed on others.
+    let kind = stat.f_type as u32;
+    PSEUDO_FILE_SYSTEMS
+        .iter()
+        .find(|(magic, _)| *magic == kind)
+        .map(|(_, name)| *name)
+}
+
+/// macOS names its file systems: `devfs` (`/dev`) and `fdesc` (`/dev/fd`: the server's own
+/// descriptors) are its pseudo file systems a path reaches.
+#[cfg(target_os = "macos")]
+fn pseudo_name(stat: &rustix::fs::StatFs) -> Option<&'static str> {
+    let name: Vec<u8> = stat
+        .f_fstypename
+        .iter()
+        .take_while(|byte| **byte != 0)
+        .map(|byte| *byte as u8)
+        .collect();
+    ["devfs", "fdesc"]
+        .into_iter()
+        .find(|pseudo| pseudo.as_bytes() == name)
+}
+
+/// Refuses `fd` ([`Refusal::PseudoFileSystem`]) when it lies on a pseudo file system.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos"))]
+pub(crate) fn refuse_pseudo(fd: impl AsFd) -> io::Result<()> {
+    match pseudo_name(&rustix::fs::fstatfs(fd)?) {
+        Some(name) => Err(Refusal::PseudoFileSystem { name }.into()),
+        None => Ok(()),
+    }
+}
+
+/// [`refuse_pseudo`] by path, for a path judged before anything is opened (the existing part
+/// of a tool's path) and a directory a walk would enter.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos"))]
+pub(crate) fn refuse_pseudo_at(path: &Path) -> io::Result<()> {
+    match pseudo_name(&rustix::fs::statfs(path)?) {
+        Some(name) => Err(Refusal::PseudoFileSystem { name }.into()),
+        None => Ok(()),
+    }
+}
+
+/// Other systems: no pseudo file system is listed for them.
+#[cfg(all(
+    unix,
+    not(any(target_os = "linux", target_os = "android", target_os = "macos"))
+))]
+pub(crate) fn refuse_pseudo(_fd: impl AsFd) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(all(
+    unix,
+    not(any(target_os = "linux", target_os = "android", target_os = "macos"))
+))]
+pub(crate) fn refuse_pseudo_at(_path: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// The metadata of `file` when it is a regular file not on a pseudo file system, else its
+/// [`Refusal`]: what the file opened is, whatever its path named when it was judged.
 pub(crate) fn regular(file: &File) -> io::Result<Metadata> {
+    #[cfg(unix)]
+    refuse_pseudo(file)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(Refusal::Directory.into());
@@ -127,9 +241,9 @@ pub(crate) fn regular(file: &File) -> io::Result<Metadata> {
     Ok(meta)
 }
 
-/// The bytes of `file`, opened as [`OPEN_FLAGS`] say, when it is a regular file: at most
-/// `max` of them. The bound holds on what is read, not only on what `stat` said (the file may
-/// grow meanwhile).
+/// The bytes of `file`, opened as [`OPEN_FLAGS`] say, when it is a regular file not on a
+/// pseudo file system ([`regular`]): at most `max` of them. The bound holds on what is read,
+/// not only on what `stat` said (the file may grow meanwhile).
 pub(crate) fn read(file: File, max: u64, if_longer: IfLonger) -> io::Result<Vec<u8>> {
     let meta = regular(&file)?;
     let limit = match if_longer {
@@ -207,15 +321,46 @@ mod tests {
         assert_eq!(open_and_read(&path, 4, IfLonger::Cut).unwrap(), b"0123");
     }
 
-    /// `/proc` files say they are empty and are not: the bound holds on what is read.
+    /// What the kernel makes up is no file to read, though `stat` calls it a regular one: a
+    /// process's environment (`GITHUB_TOKEN=…`), its memory map, the machine's state.
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_bound_holds_on_what_is_read_not_on_what_stat_said() {
-        let path = Path::new("/proc/self/status");
-        assert_eq!(std::fs::metadata(path).unwrap().len(), 0);
-        let err = open_and_read(path, 7, IfLonger::Refuse).unwrap_err();
-        assert_eq!(refusal(&err), Some(Refusal::TooLarge { bytes: 8 }), "{err}");
-        assert_eq!(open_and_read(path, 5, IfLonger::Cut).unwrap(), b"Name:");
+    fn files_of_pseudo_file_systems_are_refused() {
+        for (path, name) in [
+            ("/proc/self/environ", "proc"),
+            ("/proc/self/status", "proc"),
+            ("/sys/kernel/address_bits", "sysfs"),
+        ] {
+            let path = Path::new(path).canonicalize().unwrap();
+            assert!(std::fs::metadata(&path).unwrap().is_file(), "{path:?}");
+            for if_longer in [IfLonger::Refuse, IfLonger::Cut] {
+                let err = open_and_read(&path, 1 << 20, if_longer).unwrap_err();
+                assert_eq!(
+                    refusal(&err),
+                    Some(Refusal::PseudoFileSystem { name }),
+                    "{path:?}: {err}"
+                );
+                assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+                assert_eq!(
+                    err.to_string(),
+                    format!("is on a pseudo file system ({name})")
+                );
+            }
+        }
+        // By path too, directories included; a real file system passes.
+        let err = refuse_pseudo_at(Path::new("/proc/self")).unwrap_err();
+        assert_eq!(
+            refusal(&err),
+            Some(Refusal::PseudoFileSystem { name: "proc" })
+        );
+        let err = refuse_pseudo_at(Path::new("/sys")).unwrap_err();
+        assert_eq!(
+            refusal(&err),
+            Some(Refusal::PseudoFileSystem { name: "sysfs" })
+        );
+        let dir = tempfile::tempdir().unwrap();
+        refuse_pseudo_at(dir.path()).unwrap();
+        refuse_pseudo(File::open(dir.path()).unwrap()).unwrap();
     }
 
     #[test]

@@ -1067,6 +1067,71 @@ fn secrets_in_a_home_workspace_are_never_read_or_written() {
     assert!(!root.join(".ssh/authorized_keys").exists());
 }
 
+/// With `/` as the workspace (ACP allows it), `/proc` and `/sys` lie inside it, and their
+/// files are the kernel's view of every process: the server's environment (the editor's
+/// tokens), its memory map. No tool reads them and none writes there, with an error that says
+/// why; the server's own environment appears in nothing the run prints.
+#[cfg(target_os = "linux")]
+#[test]
+fn files_of_pseudo_file_systems_are_never_read_or_written() {
+    use std::io::Write;
+    let marker = format!("ghp_PUNIE_MARKER_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let note = dir.path().canonicalize().unwrap().join("note.txt");
+    std::fs::write(&note, "ordinary\n").unwrap();
+    let note = note.strip_prefix("/").unwrap().display().to_string();
+    let code = format!(
+        "for p in ['proc/self/environ', '/proc/self/environ', 'proc/thread-self/environ', \
+         'proc/1/environ', 'proc/self/maps', 'sys/kernel/address_bits']:\n    \
+         try:\n        print(read_file(p))\n    except PermissionError as e:\n        \
+         print('refused', e)\nfor p in ['proc/self/punie-probe', 'sys/kernel/punie-probe/x']:\n    \
+         try:\n        write_file(p, 'x')\n    except PermissionError as e:\n        \
+         print('refused', e)\nprint(read_file({note:?}))"
+    );
+    let mut child = std::process::Command::new(punie_exe())
+        .args(["sandbox", "--workspace", "/"])
+        .env("PUNIE_TEST_MARKER", &marker)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(code.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!printed.contains(&marker), "{printed}");
+    assert!(out.status.success(), "{printed}");
+    let res: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let output = res["output"].as_str().unwrap();
+    let refused: Vec<&str> = output
+        .lines()
+        .filter(|line| line.starts_with("refused"))
+        .collect();
+    assert_eq!(refused.len(), 8, "{output}");
+    for line in &refused[..5] {
+        assert!(line.contains("is on a pseudo file system (proc)"), "{line}");
+    }
+    for line in [refused[5], refused[7]] {
+        assert!(
+            line.contains("is on a pseudo file system (sysfs)"),
+            "{line}"
+        );
+    }
+    assert!(
+        refused[6].contains("is on a pseudo file system (proc)"),
+        "{output}"
+    );
+    // The workspace itself is readable: the refusals are the file systems', not the root's.
+    assert!(output.ends_with("ordinary\n\n"), "{output}");
+    assert!(!Path::new("/sys/kernel/punie-probe").exists());
+}
+
 /// A command that fills the disk is stopped long before its deadline, with an error saying
 /// so. The workspace is a 64 MiB tmpfs in a mount namespace of its own (`unshare`), so
 /// the test fills nothing real and needs no root (Linux: `unshare` and tmpfs).

@@ -137,6 +137,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cancel",
             "jail",
             "jsonrpc",
+            "plain_file",
             "sync",
             "tools",
             "uri",

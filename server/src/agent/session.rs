@@ -117,6 +117,9 @@ pub fn read_stored(path: &Path, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
                 "{} is larger than {max} bytes, more than Punie ever stores; remove it",
                 path.display()
             ),
+            Some(refusal @ Refusal::PseudoFileSystem { .. }) => {
+                anyhow::bail!("{} {refusal}, where Punie stores nothing", path.display())
+            }
             None => Err(err).with_context(|| format!("cannot read {}", path.display())),
         },
     }

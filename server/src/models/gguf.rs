@@ -41,7 +41,7 @@ const TENSORS_RESERVED: u64 = 4096;
 pub enum GgufError {
     #[error("{path}: no such file")]
     Missing { path: String },
-    /// A directory, a FIFO, a device: what [`plain_file::regular`] refuses.
+    /// A directory, a FIFO, a device, a file under `/proc`: what [`plain_file::regular`] refuses.
     #[error("{path}: {refusal}; a model is a GGUF file")]
     NotAFile { path: String, refusal: String },
     #[error("{path}: cannot read: {reason}")]

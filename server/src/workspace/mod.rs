@@ -84,9 +84,19 @@ pub fn read_bounded(path: &Path, shown: &str, max: u64) -> Result<Vec<u8>, ToolE
                 ToolError::permission(format!("not a regular file: '{shown}'"))
             }
             Some(Refusal::TooLarge { bytes }) => too_large(shown, bytes, max),
-            None => io_error(&err, shown),
+            Some(Refusal::PseudoFileSystem { .. }) | None => io_error(&err, shown),
         }
     })
+}
+
+/// The error for a path on the pseudo file system `name` (`crate::plain_file::refuse_pseudo`):
+/// a workspace at `/` holds `/proc` and `/sys`, whose files are the kernel's view of every
+/// process (their environment, their memory) and its controls, never a project's.
+fn pseudo_file_system(shown: &str, name: &str) -> ToolError {
+    ToolError::permission(format!(
+        "'{shown}' is on a pseudo file system ({name}), whose files the kernel makes up from \
+         its own state: Punie never reads or writes it"
+    ))
 }
 
 /// Opens a canonical `path` to read ([`crate::plain_file::OPEN_FLAGS`]: without blocking),
@@ -115,7 +125,8 @@ pub fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
 }
 
 /// Writes `content` atomically (`crate::atomic_file`: a reader never sees half a file, and a
-/// replaced file loses its execute bits). Creates missing parent directories. Follows no
+/// replaced file loses its execute bits). Creates missing parent directories, never on a
+/// pseudo file system (a directory made in a cgroup file system is a new cgroup). Follows no
 /// link: `path` is canonical (resolved and judged), so a link on it now means it changed
 /// since, and the write is refused rather than landing where the link points.
 pub fn write_atomic(path: &Path, content: impl AsRef<[u8]>) -> Result<(), ToolError> {
@@ -187,6 +198,8 @@ pub fn clear_exec_bits(path: &Path) -> Result<(), ToolError> {
     let shown = path.display().to_string();
     match open_read(path) {
         Ok(file) => {
+            #[cfg(unix)]
+            crate::plain_file::refuse_pseudo(&file).map_err(|err| io_error(&err, &shown))?;
             crate::atomic_file::clear_exec_bits(&file).map_err(|err| io_error(&err, &shown))
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -197,6 +210,11 @@ pub fn clear_exec_bits(path: &Path) -> Result<(), ToolError> {
 /// Maps an IO error to the Python exception CPython would raise for it.
 pub fn io_error(err: &std::io::Error, shown: &str) -> ToolError {
     use std::io::ErrorKind;
+    if let Some(crate::plain_file::Refusal::PseudoFileSystem { name }) =
+        crate::plain_file::refusal(err)
+    {
+        return pseudo_file_system(shown, name);
+    }
     #[cfg(unix)]
     if no_follow::is_link_on_path(err) {
         // A judged path holds no link: one there appeared after the check (or the caller

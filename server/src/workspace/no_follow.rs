@@ -39,12 +39,19 @@ pub(crate) fn open(path: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd
 }
 
 /// Opens the directory `dir` for the `*at` calls, creating it and its missing parents one
-/// by one (`mkdirat`, then an `O_NOFOLLOW` open of what was made), following no link.
+/// by one (`mkdirat`, then an `O_NOFOLLOW` open of what was made), following no link. A
+/// directory on a pseudo file system is refused before anything is made in it
+/// (`crate::plain_file::refuse_pseudo`): there a new directory is a kernel object (a cgroup,
+/// a trace instance, a configfs item).
 pub(crate) fn create_dir_all(dir: &Path) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY;
     match open(dir, flags, Mode::empty()) {
+        Ok(fd) => {
+            crate::plain_file::refuse_pseudo(&fd)?;
+            return Ok(fd);
+        }
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        other => return other,
+        Err(err) => return Err(err),
     }
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
         return Err(io::ErrorKind::NotFound.into());

@@ -1,9 +1,10 @@
 //! Path confinement: a tool path becomes a canonical path inside the workspace that is not a
-//! secret (`jail::SECRETS`, for the home folder opened as a workspace), or an error;
-//! [`resolve_target`] adds what the policy judges it by (its workspace-relative form and the
-//! root it is relative to, whether it exists, is executable, has other hard links, lies in a
-//! Python environment or a git directory, or makes one, the root's own or above it included,
-//! is the user's own configuration).
+//! secret (`jail::SECRETS`, for the home folder opened as a workspace) nor on a pseudo file
+//! system (`/proc`, `/sys`, for a workspace at `/`), or an error; [`resolve_target`] adds what
+//! the policy judges it by (its workspace-relative form and the root it is relative to,
+//! whether it exists, is executable, has other hard links, lies in a Python environment or a
+//! git directory, or makes one, the root's own or above it included, is the user's own
+//! configuration).
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -140,7 +141,7 @@ pub fn resolve(root: &Path, raw: &str) -> Result<PathBuf, ToolError> {
             },
         }
     };
-    let mut res = canonical;
+    let mut res = canonical.clone();
     for name in missing.iter().rev() {
         res.push(name);
         if fs::symlink_metadata(&res).is_ok() {
@@ -156,6 +157,15 @@ pub fn resolve(root: &Path, raw: &str) -> Result<PathBuf, ToolError> {
         return Err(ToolError::permission(format!(
             "'{raw}' is a secret ({secret}): Punie never reads or writes it"
         )));
+    }
+    // Judged on the part that exists: what is missing would be made on its file system. The
+    // read or write checks the file it opens again.
+    #[cfg(unix)]
+    if let Err(err) = crate::plain_file::refuse_pseudo_at(&canonical)
+        && let Some(crate::plain_file::Refusal::PseudoFileSystem { name }) =
+            crate::plain_file::refusal(&err)
+    {
+        return Err(super::pseudo_file_system(raw, name));
     }
     Ok(res)
 }

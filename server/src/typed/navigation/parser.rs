@@ -174,9 +174,10 @@ pub(super) fn document_symbols(ctx: &Context<'_>, raw: &str) -> Result<Value, To
     to_value(res)
 }
 
-/// The Python files of the workspace, skipping hidden directories, virtual environments and
-/// caches; at most [`MAX_FILES`], from at most [`MAX_DIRS`] directories and [`MAX_ENTRIES`]
-/// entries, in a stable order.
+/// The Python files of the workspace, skipping hidden directories, virtual environments,
+/// caches and pseudo file systems (`/proc` and `/sys` of a workspace at `/`, whose files are
+/// never read: `crate::plain_file::refuse_pseudo`); at most [`MAX_FILES`], from at most
+/// [`MAX_DIRS`] directories and [`MAX_ENTRIES`] entries, in a stable order.
 pub(super) fn python_files(root: &Path) -> Vec<PathBuf> {
     const SKIP: &[&str] = &[
         "__pycache__",
@@ -192,6 +193,10 @@ pub(super) fn python_files(root: &Path) -> Vec<PathBuf> {
     while let Some(dir) = dirs.pop() {
         if dirs_read == MAX_DIRS || entries_left == 0 {
             break;
+        }
+        #[cfg(unix)]
+        if crate::plain_file::refuse_pseudo_at(&dir).is_err() {
+            continue;
         }
         dirs_read += 1;
         let Ok(entries) = std::fs::read_dir(&dir) else {
