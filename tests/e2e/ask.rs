@@ -1223,6 +1223,57 @@ fn instruction_targets_are_checked() {
     );
 }
 
+/// A repository may ship a FIFO or a huge file under the name the user passes to `--fix`: it
+/// is refused at once with a clear error, as a tool's read refuses it, never waited on (a
+/// FIFO's `open` and `read` wait for a writer that never comes) nor read whole.
+#[test]
+fn instruction_targets_that_are_no_plain_file_are_refused_at_once() {
+    let ws = tempfile::tempdir().unwrap();
+    let scripts = tempfile::tempdir().unwrap();
+    let script = write_script(scripts.path(), "s.json", serde_json::json!(["ok"]));
+    let fifo = ws.path().join("main.py");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    let huge = ws.path().join("huge.py");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(8 * 1024 * 1024 + 1)
+        .unwrap();
+    for (target, expect) in [(&fifo, "not a regular file"), (&huge, "too large")] {
+        let mut child = punie()
+            .arg("ask")
+            .arg("--workspace")
+            .arg(ws.path())
+            .arg("--engine")
+            .arg(format!("scripted:{}", script.display()))
+            .arg("--fix")
+            .arg(target)
+            .arg("fix")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("punie ask --fix hangs on {}", target.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(status.code(), Some(1), "{status:?}: {stderr}");
+        assert!(stderr.contains(expect), "{stderr}");
+    }
+}
+
 /// The model's escape sequences never act on the user's terminal: not in the answer printed
 /// on a terminal (here a pseudo-terminal), nor in a failure's progress line on stderr. An OSC
 /// 52 sequence would set the clipboard, `ESC[2J` clear the screen, `ESC[8m` conceal the

@@ -264,8 +264,9 @@ impl Setup {
     }
 }
 
-/// The code `FILE[:LINES]` names: a file inside the workspace, all of it or lines `N` or
-/// `N-M` (1-based, inclusive, whole lines).
+/// The code `FILE[:LINES]` names: a regular file inside the workspace, at most
+/// `workspace::MAX_READ_BYTES`, all of it or lines `N` or `N-M` (1-based, inclusive, whole
+/// lines).
 fn selection(workspace: &Path, target: &str) -> anyhow::Result<Selection> {
     let (file, lines) = match target.rsplit_once(':') {
         Some((file, lines))
@@ -292,7 +293,10 @@ fn selection(workspace: &Path, target: &str) -> anyhow::Result<Selection> {
             workspace.display()
         );
     }
-    let bytes = std::fs::read(&path).with_context(|| format!("{file}: cannot read it"))?;
+    // As a tool reads it: a repository may ship a FIFO, a device or a huge file by that name,
+    // and a read that waits for a writer or never ends would hang the command.
+    let bytes = crate::workspace::read_bounded(&path, file, crate::workspace::MAX_READ_BYTES)
+        .map_err(|err| anyhow::anyhow!("{}", err.message))?;
     // Not UTF-8: one character per byte, and the edit keeps the file's bytes.
     let (text, _) = crate::features::text::decode(&bytes)
         .with_context(|| format!("{file}: a binary file, not text"))?;
