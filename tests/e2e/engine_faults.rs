@@ -183,7 +183,9 @@ fn ctrl_c_during_a_stalled_stream_closes_the_connection_at_once() {
 #[test]
 fn the_language_server_never_waits_on_a_stalled_engine() {
     let server = FakeOpenAi::start(Reply::StallAfter(vec!["Thinking".into()]));
-    let mut client = Client::start(&server.spec(), json!({}), json!({}));
+    // A client that vouches for its settings: a project's may not choose an `openai:` engine.
+    let vouching = json!({"experimental": {"punieUserSettings": true}});
+    let mut client = Client::start(&server.spec(), vouching, json!({}));
     let uri = client.open("src/calc.py", "def add(a, b):\n    return a - b\n");
     let run = client.ask(&uri, range(0, 0, 1, 16), "explain");
     server.wait_request();

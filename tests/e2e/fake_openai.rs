@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ pub(crate) struct FakeOpenAi {
     pub(crate) url: String,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
     /// One message per request received.
     requests: Receiver<()>,
     /// One message per connection the client closed while the server held it open.
@@ -55,12 +57,15 @@ impl FakeOpenAi {
         let (request_sender, requests) = crossbeam_channel::unbounded();
         let (closed_sender, closed) = crossbeam_channel::unbounded();
         let thread_stop = stop.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let thread_accepted = accepted.clone();
         let thread = std::thread::spawn(move || {
             let mut served = 0;
             while !thread_stop.load(Ordering::Acquire) && served < MAX_CONNECTIONS {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         served += 1;
+                        thread_accepted.fetch_add(1, Ordering::AcqRel);
                         let connection = Connection {
                             stream,
                             reply: reply.clone(),
@@ -78,6 +83,7 @@ impl FakeOpenAi {
             url,
             stop,
             thread: Some(thread),
+            accepted,
             requests,
             closed,
         }
@@ -86,6 +92,11 @@ impl FakeOpenAi {
     /// The engine SPEC that points at this server.
     pub(crate) fn spec(&self) -> String {
         format!("openai:{}#fake", self.url)
+    }
+
+    /// How many connections were made to the server so far.
+    pub(crate) fn connections(&self) -> usize {
+        self.accepted.load(Ordering::Acquire)
     }
 
     /// Waits for a request to arrive (for [`Reply::StallAfter`], and its pieces to be sent).

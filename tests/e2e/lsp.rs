@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::fake_openai::{FakeOpenAi, Reply};
 use crate::lsp_client::{Answers, Client, Launch, file_uri, range};
 use crate::markdown_view::as_markdown_shows;
 
@@ -341,6 +342,50 @@ fn the_servers_environment_chooses_the_engine_a_project_may_not() {
         assert_eq!(answer["markdown"], "Chosen in the environment.", "{answer}");
         assert_eq!(client.shutdown(), 0);
     }
+}
+
+/// Nor a server on this machine: on a shared one, a port on `localhost` may be another user's,
+/// which would get the user's code and answer with turns that run tools. Whether the project's
+/// engine comes with `initialize` or with a configuration change, the server on `127.0.0.1`
+/// never hears from Punie, `PUNIE_ENGINE` answers instead, and the refusal is said once.
+#[test]
+fn a_project_cannot_send_code_to_a_server_on_this_machine() {
+    let server = FakeOpenAi::start(Reply::Stream(vec!["From the project's server.".into()]));
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), r#"["Chosen in the environment."]"#).unwrap();
+    let spec: &'static str = Box::leak(format!("scripted:{}", script.path().display()).into());
+    let launch = Launch {
+        env: vec![("PUNIE_ENGINE", spec)],
+        ..Launch::default()
+    };
+    let mut client = Client::start_with("", full_caps(), json!({"engine": server.spec()}), launch);
+    let uri = client.open("src/calc.py", CALC);
+    let ask = |client: &mut Client| {
+        let started = client.ask(&uri, range(0, 0, 2, 0), "explain");
+        assert_eq!(client.wait_end(&started["token"]), "done");
+        client.wait_answer(&started["runId"])["markdown"].clone()
+    };
+    assert_eq!(ask(&mut client), "Chosen in the environment.");
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"punie": {"engine": server.spec(), "maxTurns": 2}}}),
+    );
+    assert_eq!(ask(&mut client), "Chosen in the environment.");
+    assert_eq!(server.connections(), 0, "the project's server was reached");
+    let refusals: Vec<_> = client
+        .log
+        .iter()
+        .filter_map(|m| m["params"]["message"].as_str())
+        .filter(|message| message.contains("engine openai:"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(
+        refusals[0]
+            .contains("send your code to 127.0.0.1, where the port may be another local user's"),
+        "{}",
+        refusals[0]
+    );
+    assert_eq!(client.shutdown(), 0);
 }
 
 /// Nor can a project's settings raise the limits past the defaults: a huge `sandbox.timeoutMs`

@@ -228,8 +228,10 @@ impl Server {
 }
 
 /// Why an engine SPEC that a project's settings could have sent is not started, or `None`.
-/// A cloned repository must not choose the server that reads your code, nor make Punie load a
-/// file of its own as a model (a GGUF carries a chat template that runs on every prompt).
+/// A cloned repository must not choose the server that reads your code and whose answers run
+/// tools, not even on this machine (on a shared one, a port on `localhost` may be another
+/// user's), nor make Punie load a file of its own as a model (a GGUF carries a chat template
+/// that runs on every prompt).
 pub(crate) fn project_may_not_choose(spec: &EngineSpec, roots: &[PathBuf]) -> Option<String> {
     match spec {
         EngineSpec::OpenAi { url, .. } => {
@@ -247,7 +249,13 @@ pub(crate) fn project_may_not_choose(spec: &EngineSpec, roots: &[PathBuf]) -> Op
                 || host
                     .parse::<std::net::IpAddr>()
                     .is_ok_and(|ip| ip.is_loopback());
-            (!loopback).then(|| format!("it would send your code to {host}"))
+            Some(if loopback {
+                format!(
+                    "it would send your code to {host}, where the port may be another local user's"
+                )
+            } else {
+                format!("it would send your code to {host}")
+            })
         }
         EngineSpec::Llama { path } | EngineSpec::Scripted { path } => {
             // Both sides as the file system resolves them: a root the client names through a
@@ -293,9 +301,9 @@ mod tests {
     #[test]
     fn a_project_may_not_send_code_away_or_load_its_own_model() {
         check("", false);
-        check("openai:http://127.0.0.1:8080/v1#m", false);
-        check("openai:http://localhost:8080/v1#m", false);
-        check("openai:http://[::1]:8080/v1#m", false);
+        check("openai:http://127.0.0.1:8080/v1#m", true);
+        check("openai:http://localhost:8080/v1#m", true);
+        check("openai:http://[::1]:8080/v1#m", true);
         check("openai:http://203.0.113.7:8080/v1#m", true);
         check("openai:http://evil.example/v1#m", true);
         check("openai:http://localhost.evil.example/v1#m", true);

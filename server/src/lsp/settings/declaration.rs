@@ -144,7 +144,7 @@ pub(crate) fn declarations() -> Vec<Declaration> {
                 scope: "machine",
                 note: "Only user (or remote machine) settings count: a workspace cannot choose where your code is sent.",
             }),
-            description: "Model engine SPEC. Empty: the default embedded model (install it with `punie models fetch`). `llama:/path/model.gguf` runs any GGUF in-process, `openai:http://host:port/v1#model` uses an OpenAI-compatible server, `scripted:/path/turns.json` is the deterministic test engine. Relative paths are resolved against the server's working directory (VS Code starts it in the first workspace folder).",
+            description: "Model engine SPEC. Empty: the default embedded model (install it with `punie models fetch`). `llama:/path/model.gguf` runs any GGUF in-process, `openai:http://host:port/v1#model` uses an OpenAI-compatible server, `scripted:/path/turns.json` is the deterministic test engine. Relative paths are resolved against the server's working directory (VS Code starts it in the first workspace folder). From a client that does not vouch for its settings (`experimental.punieUserSettings`), neither an `openai:` server, even on this machine, nor a file inside a workspace folder counts: set those with `PUNIE_ENGINE`.",
         },
         Declaration {
             key: "profile",
