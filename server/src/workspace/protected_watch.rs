@@ -119,8 +119,11 @@ mod linux {
     /// The watcher thread of one command.
     pub(super) struct Running {
         done: CancelFlag,
-        /// Returns why the command must fail, if it must.
-        thread: Option<std::thread::JoinHandle<Option<String>>>,
+        /// Why the command must fail, if it must: sent once every event is judged, before the
+        /// thread closes the inotify instance. Closing it frees every watch and waits for the
+        /// kernel's grace period (about 10 ms for thousands of watches), which no command
+        /// needs to wait for, so the thread does that on its own after the verdict.
+        verdict: Option<crossbeam_channel::Receiver<Option<String>>>,
     }
 
     impl Running {
@@ -142,7 +145,8 @@ mod linux {
                 watcher.watch(dir)?;
             }
             let done = CancelFlag::default();
-            let thread = {
+            let (send_verdict, verdict) = crossbeam_channel::bounded(1);
+            {
                 let (done, command) = (done.clone(), command.clone());
                 std::thread::Builder::new()
                     .name("punie-protected-watch".to_owned())
@@ -151,13 +155,14 @@ mod linux {
                         if why.is_some() {
                             command.cancel();
                         }
-                        why
+                        let _ = send_verdict.send(why);
+                        drop(watcher);
                     })
-                    .map_err(|err| format!("cannot start the protected-path watcher: {err}"))?
-            };
+                    .map_err(|err| format!("cannot start the protected-path watcher: {err}"))?;
+            }
             Ok(Running {
                 done,
-                thread: Some(thread),
+                verdict: Some(verdict),
             })
         }
 
@@ -167,7 +172,14 @@ mod linux {
 
         fn stop(&mut self) -> Option<String> {
             self.done.cancel();
-            self.thread.take()?.join().ok().flatten()
+            // A watcher that ended without a verdict (a panic) judged nothing: fail closed.
+            match self.verdict.take()?.recv() {
+                Ok(why) => why,
+                Err(_) => Some(
+                    "the protected-path watcher stopped before it judged what the command made"
+                        .to_owned(),
+                ),
+            }
         }
     }
 
