@@ -217,6 +217,9 @@ fn a_protected_folder_opened_as_the_workspace_keeps_its_files() {
     let dir = tempfile::tempdir().unwrap();
     let top = dir.path().canonicalize().unwrap();
     git(&["init", "-q", "--bare", "bare.git"], &top);
+    // A `.git` file planted in git's own `hooks/` (an archive can ship one) does not make it
+    // a worktree's.
+    std::fs::write(top.join("bare.git/hooks/.git"), "gitdir: /nonexistent\n").unwrap();
     git(&["init", "-q", "repo"], &top);
     for (path, text) in [
         ("repo/.github/workflows/ci.yml", "on: push\n"),
@@ -235,6 +238,11 @@ fn a_protected_folder_opened_as_the_workspace_keeps_its_files() {
         (
             "bare.git",
             &["config", "hooks/pre-commit", "hooks/post-checkout", "HEAD"],
+            "version control internals",
+        ),
+        (
+            "bare.git/hooks",
+            &["post-checkout", "pre-commit"],
             "version control internals",
         ),
         (

@@ -44,18 +44,88 @@ pub fn becomes_git_dir(dir: &Path, added: Option<&OsStr>) -> bool {
 /// written: it or a directory above it is one, or becomes one with the next name on the way
 /// added ([`becomes_git_dir`]: `src/HEAD` written last makes `src/` one), up to the file
 /// system's root, so a workspace `root` that is or lies in one protects all it holds. One
-/// exception, above `root`: a git directory whose work tree holds `root` (a directory on the
-/// way, `root` included, holds `.git`: a linked worktree made inside a bare repository,
-/// `repo.git/main`) is the work tree's, where git runs nothing from.
+/// exception, above `root`: a linked worktree made inside a bare repository
+/// (`repo.git/main`) holding `root` is the work tree's ([`is_worktree_of`]).
 pub fn in_git_dir(root: &Path, path: &Path) -> bool {
-    let in_work_tree = |dir: &Path| {
-        root.ancestors()
-            .take_while(|between| *between != dir)
-            .any(|between| fs::symlink_metadata(between.join(".git")).is_ok())
-    };
     on_the_way(path, |dir, added| {
-        becomes_git_dir(dir, added) && (dir.starts_with(root) || !in_work_tree(dir))
+        becomes_git_dir(dir, added) && (dir.starts_with(root) || !is_worktree_of(dir, root))
     })
+}
+
+/// The names git reads inside a git directory that may be directories: a workspace in one of
+/// them is git's own (`hooks/`, a worktree's `config.worktree` under `worktrees/`, a rebase's
+/// `exec` lines under `rebase-merge/`), whatever `.git` entry it holds.
+const GIT_DIR_SUBDIRS: &[&str] = &[
+    "objects",
+    "refs",
+    "hooks",
+    "info",
+    "logs",
+    "branches",
+    "remotes",
+    "modules",
+    "worktrees",
+    "rr-cache",
+    "rebase-merge",
+    "rebase-apply",
+    "sequencer",
+    "reftable",
+    "lfs",
+    "svn",
+];
+
+/// Whether `root`, below the git directory `git_dir`, lies in a linked worktree of it, where
+/// git runs nothing from: a directory on the way (`root` included) holds a `.git` file whose
+/// `gitdir:` names a directory in `git_dir`'s `worktrees/`, as `git worktree add` writes it,
+/// and that directory is not in one of the folders git reads ([`GIT_DIR_SUBDIRS`]). Any
+/// other `.git` (a folder, a file naming elsewhere, one planted in `hooks/`) is no worktree:
+/// what holds it stays git's.
+fn is_worktree_of(git_dir: &Path, root: &Path) -> bool {
+    let Ok(below) = root.strip_prefix(git_dir) else {
+        return false;
+    };
+    let in_git_own_folder = below.components().next().is_some_and(|first| {
+        GIT_DIR_SUBDIRS
+            .iter()
+            .any(|name| first.as_os_str().eq_ignore_ascii_case(name))
+    });
+    if in_git_own_folder {
+        return false;
+    }
+    let worktrees = git_dir.join("worktrees");
+    root.ancestors()
+        .take_while(|between| *between != git_dir)
+        .any(|between| names_worktree_in(&between.join(".git"), &worktrees))
+}
+
+/// Whether `dot_git` is a `.git` file whose `gitdir:` line names a directory right inside
+/// `worktrees`.
+fn names_worktree_in(dot_git: &Path, worktrees: &Path) -> bool {
+    let is_file = fs::symlink_metadata(dot_git).is_ok_and(|meta| meta.is_file());
+    match (
+        is_file.then(|| read_pointer(dot_git, "gitdir:")).flatten(),
+        worktrees.canonicalize(),
+    ) {
+        (Some(named), Ok(worktrees)) => {
+            named.parent() == Some(worktrees.as_path()) && named.is_dir()
+        }
+        _ => false,
+    }
+}
+
+/// The path the first line of `file` names after `prefix` (a `.git` file's `gitdir:`, a
+/// `commondir`), from the file's directory, links followed.
+fn read_pointer(file: &Path, prefix: &str) -> Option<PathBuf> {
+    use crate::plain_file::IfLonger;
+    // Longer than any path a `.git` file holds: a huge file is not read whole.
+    const MAX_POINTER_BYTES: u64 = 4096;
+    // A regular file only, opened without blocking: a command may leave a FIFO here, and
+    // every later command's walk reads it.
+    let opened = crate::plain_file::open_no_follow(file).ok()?;
+    let bytes = crate::plain_file::read(opened, MAX_POINTER_BYTES, IfLonger::Cut).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let named = text.lines().next()?.strip_prefix(prefix)?.trim();
+    file.parent()?.join(named).canonicalize().ok()
 }
 
 /// Whether `path` (canonical, it may not exist yet) lies in a Python environment once it is
@@ -116,18 +186,6 @@ pub fn root_markers(workspace: &Path) -> Vec<PathBuf> {
 /// walk finds, and a `.git` file a command writes never makes part of a git directory look
 /// new. Empty for a `.git` directory or anything else.
 pub fn linked_git_dirs(workspace: &Path, dot_git: &Path) -> Vec<PathBuf> {
-    // Longer than any path a `.git` file holds: a huge file is not read whole.
-    const MAX_POINTER_BYTES: u64 = 4096;
-    let read_pointer = |file: &Path, prefix: &str| -> Option<PathBuf> {
-        use crate::plain_file::IfLonger;
-        // A regular file only, opened without blocking: a command may leave a FIFO here, and
-        // every later command's walk reads it.
-        let opened = crate::plain_file::open_no_follow(file).ok()?;
-        let bytes = crate::plain_file::read(opened, MAX_POINTER_BYTES, IfLonger::Cut).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let named = text.lines().next()?.strip_prefix(prefix)?.trim();
-        file.parent()?.join(named).canonicalize().ok()
-    };
     let Ok(canonical) = workspace.canonicalize() else {
         return Vec::new();
     };

@@ -101,8 +101,20 @@ fn a_root_that_is_or_lies_in_a_protected_folder_is_protected() {
         std::fs::create_dir_all(top.join(made)).unwrap();
     }
     std::fs::write(top.join("bare.git/HEAD"), "ref: refs/heads/main\n").unwrap();
-    std::fs::create_dir_all(top.join("bare.git/main")).unwrap();
-    std::fs::write(top.join("bare.git/main/.git"), "gitdir: ..\n").unwrap();
+    // A linked worktree as `git worktree add main` makes it in a bare repository, and `.git`
+    // entries that only look like one: planted in git's own `hooks/` (naming a real
+    // worktree), a folder, a file naming elsewhere.
+    std::fs::create_dir_all(top.join("bare.git/worktrees/main")).unwrap();
+    for (dot_git, text) in [
+        ("bare.git/main/.git", "gitdir: ../worktrees/main\n"),
+        ("bare.git/hooks/.git", "gitdir: ../worktrees/main\n"),
+        ("bare.git/elsewhere/.git", "gitdir: /nonexistent\n"),
+        ("bare.git/up/.git", "gitdir: ..\n"),
+    ] {
+        std::fs::create_dir_all(top.join(dot_git).parent().unwrap()).unwrap();
+        std::fs::write(top.join(dot_git), text).unwrap();
+    }
+    std::fs::create_dir_all(top.join("bare.git/folder/.git")).unwrap();
     let rule = |rel: &str| root_rule(&top.join(rel)).map(|rule| rule.id);
     assert_eq!(rule("proj"), None);
     assert_eq!(rule("proj/src"), None);
@@ -111,8 +123,12 @@ fn a_root_that_is_or_lies_in_a_protected_folder_is_protected() {
     assert_eq!(rule("proj/.github/workflows/x"), Some("ci"));
     assert_eq!(rule("bare.git"), Some("vcs"));
     assert_eq!(rule("bare.git/refs"), Some("vcs"));
-    // A worktree made inside a bare repository is the work tree's.
+    // A worktree made inside a bare repository is the work tree's; nothing else there is.
     assert_eq!(rule("bare.git/main"), None);
+    assert_eq!(rule("bare.git/main/src"), None);
+    for posing in ["hooks", "elsewhere", "up", "folder"] {
+        assert_eq!(rule(&format!("bare.git/{posing}")), Some("vcs"), "{posing}");
+    }
 
     let found = protected_in(&top.join("bare.git"), DIRS_BEFORE_COMMAND);
     assert_eq!(found.root_rule.map(|rule| rule.id), Some("vcs"));

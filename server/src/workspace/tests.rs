@@ -211,14 +211,20 @@ fn a_git_directory_is_known_by_its_layout_not_its_name() {
     assert!(!check_target(root, "main/a.py", "main/a.py").in_git_dir);
     // A workspace that is itself one (a `HEAD` added) is protected as a whole (F1 of red-team
     // round 5: a bare repository opened as the folder), and so is one inside it, but for a
-    // worktree there (a directory that holds `.git`): only its git directory is protected.
+    // worktree of it there (a `.git` file naming its `worktrees/`): only its git directory is
+    // protected. A worktree of another repository (`main`, `.bare`'s) is no worktree of this
+    // one: git reads nothing there, but nothing says this is not a folder it reads.
     std::fs::write(root.join("HEAD"), "x\n").unwrap();
+    std::fs::create_dir_all(root.join("worktrees/own")).unwrap();
+    std::fs::create_dir_all(root.join("own")).unwrap();
+    std::fs::write(root.join("own/.git"), "gitdir: ../worktrees/own\n").unwrap();
     assert!(check_target(root, "src/main.py", "src/main.py").in_git_dir);
     assert!(check_target(&root.join(".bare/hooks"), "pre-commit", "pre-commit").in_git_dir);
     let in_hooks = check_target(&root.join(".bare/hooks"), ".", ".");
     assert!(in_hooks.in_git_dir && in_hooks.root.ends_with("/.bare/hooks"));
-    assert!(!check_target(&root.join("main"), "a.py", "a.py").in_git_dir);
-    let pointer = check_target(&root.join("main"), ".git", ".git");
+    assert!(check_target(&root.join("main"), "a.py", "a.py").in_git_dir);
+    assert!(!check_target(&root.join("own"), "a.py", "a.py").in_git_dir);
+    let pointer = check_target(&root.join("own"), ".git", ".git");
     assert!(crate::policy::protected_rule(&pointer).is_some());
 
     assert_eq!(
