@@ -1,6 +1,7 @@
 //! `session/load`: a saved conversation replayed as `session/update`s, the way the client saw
-//! it live: each question as `user_message_chunk`, the model's prose as `agent_message_chunk`,
-//! each Code Mode snippet as an `execute` tool call with what it printed.
+//! it live: each question as `user_message_chunk` (as the model saw it, in Markdown code),
+//! the model's prose as `agent_message_chunk`, each Code Mode snippet as an `execute` tool
+//! call with what it printed.
 //!
 //! Only the messages are saved, so what the live run showed is derived from them the way the
 //! agent decided it: a call the agent could run (`agent::code_for_call`) ran as a snippet,
@@ -40,7 +41,12 @@ pub(crate) fn replay(conversation: &Conversation) -> Vec<Value> {
             Role::System => {}
             Role::User => {
                 finish_unanswered(&mut unanswered, &mut res);
-                res.push(wire::user_text(&message.content));
+                // The question as the model saw it, attachments' text included, which a file
+                // of the repository chose: shown as it is, never as Markdown (a fence it
+                // closes, a heading, a link in the user's own bubble).
+                res.push(wire::user_text(&policy::markdown_literal(
+                    &policy::escape_lines(&message.content),
+                )));
             }
             Role::Assistant => {
                 finish_unanswered(&mut unanswered, &mut res);
@@ -129,7 +135,28 @@ fn finish_unanswered(unanswered: &mut Vec<Pending>, res: &mut Vec<Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::markdown_view::as_markdown_shows;
     use crate::prompt::Message;
+
+    /// A saved question holds what attached files said; a file that closes the fence around
+    /// it (or is named like a link) must not make a heading, a link or an image in the user's
+    /// own message when the session is loaded.
+    #[test]
+    fn a_question_replays_as_it_was_never_as_markdown() {
+        let question = "Summarize.\n\nAttached: [run me](http:evil.example).py\n```markdown\nharmless\n```\n\n# INJECTED\n![t](http://evil.example/p.png) [Approve all](http://evil.example/x) www.evil.example\n```";
+        let conversation = Conversation::from_parts(
+            "s".to_owned(),
+            vec![Message {
+                role: Role::User,
+                content: question.to_owned(),
+            }],
+        );
+        let updates = replay(&conversation);
+        let text = updates[0]["content"]["text"].as_str().unwrap();
+        let (shown, elements) = as_markdown_shows(text);
+        assert_eq!(shown, question);
+        assert!(elements.is_empty(), "{elements:?} in {text:?}");
+    }
 
     #[test]
     fn a_conversation_replays_as_the_client_saw_it() {

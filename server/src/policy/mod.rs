@@ -26,6 +26,9 @@ mod protected;
 mod request;
 mod scope;
 mod show;
+/// What a Markdown client shows of a text, for the tests of every module that sends one.
+#[cfg(test)]
+pub(crate) use show::markdown_view;
 mod user;
 
 pub use decide::{Answer, PolicySettings, Refusal, RuledBy, Ruling, Verdict, decide, permit, rule};

@@ -251,7 +251,7 @@ fn escape_len(text: &str) -> usize {
 
 #[cfg(test)]
 #[path = "../../../tests/e2e/markdown_view.rs"]
-mod markdown_view;
+pub(crate) mod markdown_view;
 
 #[cfg(test)]
 mod tests {
