@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::markdown_view::as_markdown_shows;
 use crate::support::fixture_workspace as workspace;
+use crate::support::wait_within;
 
 fn punie() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
@@ -635,18 +636,11 @@ fn continue_refuses_a_saved_session_that_is_no_plain_file() {
             });
         }
         let mut child = command.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("punie ask --continue hangs on a planted session file");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = wait_within(
+            &mut child,
+            Duration::from_secs(30),
+            "punie ask --continue on a planted session file",
+        );
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(status.code(), Some(1), "{status:?}: {stderr}");
@@ -1255,18 +1249,11 @@ fn instruction_targets_that_are_no_plain_file_are_refused_at_once() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("punie ask --fix hangs on {}", target.display());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = wait_within(
+            &mut child,
+            Duration::from_secs(30),
+            &format!("punie ask --fix on {}", target.display()),
+        );
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(status.code(), Some(1), "{status:?}: {stderr}");

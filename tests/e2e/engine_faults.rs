@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::fake_openai::{FakeOpenAi, Reply};
 use crate::lsp_client::{Client, Launch, range};
-use crate::support::fixture_workspace;
+use crate::support::{fixture_workspace, wait_within};
 
 fn punie_ask(server: &FakeOpenAi) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
@@ -288,18 +288,11 @@ fn ask_with_a_model_path_that_is_no_file_fails_at_once() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + NO_MODEL_WAIT;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("punie ask waits on {}", path.display());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = wait_within(
+            &mut child,
+            NO_MODEL_WAIT,
+            &format!("punie ask with the model {}", path.display()),
+        );
         let mut stderr = String::new();
         child
             .stderr

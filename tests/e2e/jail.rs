@@ -1595,13 +1595,9 @@ fn descendants_that_escape_die_with_the_run() {
     }
 }
 
-/// Without namespaces the helper finds the command's descendants through the kernel's list
-/// of its children: one that can no longer open files (a command once lowered the helper's
-/// `RLIMIT_NOFILE` to 0 with `prlimit`; here the test does) still finds and kills a daemon
-/// the command left, and does not report the run as ended before it has.
-#[test]
-fn descendants_die_with_the_run_when_the_helper_cannot_open_files() {
-    const DAEMONIZE: &str = "import os, sys, time
+/// Leaves a daemon `sleep ARGV[1]` (`setsid`, double fork), waits (at most 30 s) for the test
+/// to write `go`, then prints `released`.
+const DAEMONIZE: &str = "import os, sys, time
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
@@ -1611,6 +1607,13 @@ deadline = time.time() + 30
 while not os.path.exists('go') and time.time() < deadline:
     time.sleep(0.01)
 print('released')";
+
+/// Without namespaces the helper finds the command's descendants through the kernel's list
+/// of its children: one that can no longer open files (a command once lowered the helper's
+/// `RLIMIT_NOFILE` to 0 with `prlimit`; here the test does) still finds and kills a daemon
+/// the command left, and does not report the run as ended before it has.
+#[test]
+fn descendants_die_with_the_run_when_the_helper_cannot_open_files() {
     let mut who = vec![Identity::NoNamespaces];
     if is_root() {
         who.push(Identity::UnprivilegedNoNamespaces);
@@ -1630,11 +1633,7 @@ print('released')";
         let run = scenario.sandbox(&attempts(&[&["python3", "-c", DAEMONIZE, &tag]]), &[]);
         let crippled = crippler.join().unwrap();
         let left = processes_matching(&format!("sleep {tag}"));
-        for line in &left {
-            let pid: i32 = line.split(':').next().unwrap().parse().unwrap();
-            // SAFETY: kill has no memory effects.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        kill_left(&left);
         assert!(crippled, "{identity:?}: no helper found: {}", run.text);
         assert!(
             left.is_empty(),
@@ -1649,29 +1648,54 @@ print('released')";
 /// `RLIMIT_NOFILE` of the `punie jail-exec` above it to 0, as `identity`'s user (root may
 /// lack `CAP_SYS_RESOURCE`, in a container). Whether it found one and could.
 fn limit_the_files_of_the_helper_of(needle: &str, identity: Identity) -> bool {
+    let Some(helpers) = jail_execs_above(needle) else {
+        return false;
+    };
+    let mut prlimit = Command::new("prlimit");
+    prlimit
+        .arg(format!("--pid={}", helpers[0]))
+        .arg("--nofile=0:0");
+    if identity.unprivileged() {
+        use std::os::unix::process::CommandExt;
+        let (uid, gid) = test_user();
+        prlimit.uid(uid).gid(gid);
+    }
+    prlimit.status().expect("prlimit runs").success()
+}
+
+/// Waits (at most 30 s) for a process whose command line contains `needle` with a `punie
+/// jail-exec` above it; the pids of every one above it, the nearest first.
+fn jail_execs_above(needle: &str) -> Option<Vec<i32>> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let found = processes_matching(needle);
         if let Some(pid) = found.first().and_then(|line| line.split(':').next()) {
+            let mut helpers = Vec::new();
             let mut pid: i32 = pid.parse().unwrap();
             while let Some(parent) = parent_of(pid) {
                 let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap_or_default();
                 if String::from_utf8_lossy(&cmdline).contains("jail-exec") {
-                    let mut prlimit = Command::new("prlimit");
-                    prlimit.arg(format!("--pid={parent}")).arg("--nofile=0:0");
-                    if identity.unprivileged() {
-                        use std::os::unix::process::CommandExt;
-                        let (uid, gid) = test_user();
-                        prlimit.uid(uid).gid(gid);
-                    }
-                    return prlimit.status().expect("prlimit runs").success();
+                    helpers.push(parent);
                 }
                 pid = parent;
+            }
+            if !helpers.is_empty() {
+                return Some(helpers);
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    false
+    None
+}
+
+/// SIGKILLs each process of `left` (lines of [`processes_matching`]), so a failing test
+/// leaves none behind.
+fn kill_left(left: &[String]) {
+    for line in left {
+        let pid: i32 = line.split(':').next().unwrap().parse().unwrap();
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
 }
 
 /// Without namespaces the helper is the subreaper that holds the command's descendants, so
@@ -1682,16 +1706,6 @@ fn limit_the_files_of_the_helper_of(needle: &str, identity: Identity) -> bool {
 /// server's child).
 #[test]
 fn descendants_die_with_the_run_when_the_helper_is_killed() {
-    const DAEMONIZE: &str = "import os, sys, time
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        os.execvp('sleep', ['sleep', sys.argv[1]])
-    os._exit(0)
-deadline = time.time() + 30
-while not os.path.exists('go') and time.time() < deadline:
-    time.sleep(0.01)
-print('released')";
     let mut who = vec![Identity::NoNamespaces];
     if is_root() {
         who.push(Identity::UnprivilegedNoNamespaces);
@@ -1726,11 +1740,7 @@ print('released')";
                 std::thread::sleep(Duration::from_millis(20));
                 left = processes_matching(&format!("sleep {tag}"));
             }
-            for line in &left {
-                let pid: i32 = line.split(':').next().unwrap().parse().unwrap();
-                // SAFETY: kill has no memory effects.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+            kill_left(&left);
             assert!(killed, "{identity:?}: no helper found: {}", run.text);
             assert!(
                 left.is_empty(),
@@ -1752,33 +1762,17 @@ print('released')";
 /// Waits (at most 30 s) for a process whose command line contains `needle`, then kills the
 /// nearest or the outermost `punie jail-exec` above it with SIGKILL. Whether it found one.
 fn kill_a_helper_above(needle: &str, nearest: bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let found = processes_matching(needle);
-        if let Some(pid) = found.first().and_then(|line| line.split(':').next()) {
-            let mut helpers = Vec::new();
-            let mut pid: i32 = pid.parse().unwrap();
-            while let Some(parent) = parent_of(pid) {
-                let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap_or_default();
-                if String::from_utf8_lossy(&cmdline).contains("jail-exec") {
-                    helpers.push(parent);
-                }
-                pid = parent;
-            }
-            let helper = if nearest {
-                helpers.first()
-            } else {
-                helpers.last()
-            };
-            if let Some(&helper) = helper {
-                // SAFETY: kill has no memory effects.
-                unsafe { libc::kill(helper, libc::SIGKILL) };
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    let Some(helpers) = jail_execs_above(needle) else {
+        return false;
+    };
+    let helper = if nearest {
+        helpers[0]
+    } else {
+        helpers[helpers.len() - 1]
+    };
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(helper, libc::SIGKILL) };
+    true
 }
 
 #[test]

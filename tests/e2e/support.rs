@@ -1,8 +1,9 @@
 //! Helpers shared by the end-to-end modules.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Tests that run a real model take this lock, so they run one at a time: llama.cpp's threads
 /// spin while they wait for each other, and two models decoding at once on a 2-core machine are
@@ -100,4 +101,21 @@ pub(crate) fn default_model_engine(n_ctx: u32) -> punie::engine::EngineHandle {
     let engine = punie::engine::EngineHandle::spawn(punie::engine::EngineSpec::Default, config);
     engine.wait_ready().expect("the default model loads");
     engine
+}
+
+/// Waits for `child` to exit, at most `limit`: past it the child is killed and the test fails
+/// saying that `what` hangs, so a regression fails in bounded time instead of hanging the suite.
+pub(crate) fn wait_within(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
