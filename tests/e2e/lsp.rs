@@ -276,13 +276,7 @@ fn a_project_cannot_send_code_away_or_load_its_own_model() {
         full_caps(),
         json!({"engine": "openai:http://203.0.113.7:9/v1#m"}),
     );
-    let refused = client.wait_for("the refused engine", |m| {
-        m["method"] == "window/showMessage"
-            && m["params"]["message"]
-                .as_str()
-                .is_some_and(|s| s.contains("engine openai:"))
-    });
-    let message = refused["params"]["message"].as_str().unwrap();
+    let message = client.wait_for_shown("engine openai:");
     assert!(
         message.contains("send your code to 203.0.113.7"),
         "{message}"
@@ -294,12 +288,7 @@ fn a_project_cannot_send_code_away_or_load_its_own_model() {
         "workspace/didChangeConfiguration",
         json!({"settings": {"punie": {"engine": format!("llama:{}", evil.display())}}}),
     );
-    client.wait_for("the refused model file", |m| {
-        m["method"] == "window/showMessage"
-            && m["params"]["message"]
-                .as_str()
-                .is_some_and(|s| s.contains("is a file of the workspace"))
-    });
+    client.wait_for_shown("is a file of the workspace");
     assert_eq!(client.shutdown(), 0);
 }
 
@@ -323,13 +312,7 @@ fn the_servers_environment_chooses_the_engine_a_project_may_not() {
         };
         let mut client = Client::start_with("", full_caps(), options, launch);
         if refused {
-            let message = client.wait_for("the refused engine", |m| {
-                m["method"] == "window/showMessage"
-                    && m["params"]["message"]
-                        .as_str()
-                        .is_some_and(|s| s.contains("engine openai:"))
-            });
-            let message = message["params"]["message"].as_str().unwrap();
+            let message = client.wait_for_shown("engine openai:");
             assert!(
                 message.contains(&format!("Using PUNIE_ENGINE's {spec}")),
                 "{message}"
@@ -491,12 +474,7 @@ fn bad_settings_are_reported_by_key_and_defaults_used() {
         "workspace/didChangeConfiguration",
         json!({"settings": {"punie": {"toolPolicy": {"run_command": "sometimes"}}}}),
     );
-    client.wait_for("toolPolicy", |m| {
-        m["method"] == "window/showMessage"
-            && m["params"]["message"]
-                .as_str()
-                .is_some_and(|s| s.contains("toolPolicy.run_command"))
-    });
+    client.wait_for_shown("toolPolicy.run_command");
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
     assert_eq!(client.wait_end(&started["token"]), "done");
@@ -567,15 +545,9 @@ fn messages_that_quote_a_setting_hold_no_command_link() {
         "workspace/didChangeConfiguration",
         json!({"settings": {"punie": {"profile": planted}}}),
     );
-    let message = client.wait_for("profile", |m| {
-        m["method"] == "window/showMessage"
-            && m["params"]["message"]
-                .as_str()
-                .is_some_and(|s| s.contains("profile"))
-    });
-    let text = message["params"]["message"].as_str().unwrap();
+    let text = client.wait_for_shown("profile");
     assert!(text.contains("[Allow]"), "the value is still shown: {text}");
-    assert_eq!(vscode_links(text), Vec::<String>::new(), "{text}");
+    assert_eq!(vscode_links(&text), Vec::<String>::new(), "{text}");
     // The server still answers.
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
@@ -1151,12 +1123,7 @@ fn a_refused_model_file_does_not_shape_the_prompt() {
         "workspace/didChangeConfiguration",
         json!({"settings": {"punie": {"maxTurns": 1, "engine": format!("llama:{}", evil.display())}}}),
     );
-    client.wait_for("the refused model file", |m| {
-        m["method"] == "window/showMessage"
-            && m["params"]["message"]
-                .as_str()
-                .is_some_and(|s| s.contains("is a file of the workspace"))
-    });
+    client.wait_for_shown("is a file of the workspace");
     assert_eq!(prompt_chars(&mut client), plain);
     assert_eq!(client.shutdown(), 0);
 }

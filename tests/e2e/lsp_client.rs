@@ -284,6 +284,17 @@ impl Client {
         self.wait_for_within(what, WAIT, pred)
     }
 
+    /// Waits for a `window/showMessage` whose text contains `needle`; its text.
+    pub(crate) fn wait_for_shown(&mut self, needle: &str) -> String {
+        let message = self.wait_for(needle, |m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["message"]
+                    .as_str()
+                    .is_some_and(|text| text.contains(needle))
+        });
+        message["params"]["message"].as_str().unwrap().to_owned()
+    }
+
     /// [`Client::wait_for`] with a deadline of its own, for what must come at once (a run that
     /// fails before any model work): a hang fails the test without waiting [`WAIT`] out.
     pub(crate) fn wait_for_within(
