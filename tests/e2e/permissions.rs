@@ -483,6 +483,31 @@ fn scripted(dir: &Path, code: &str) -> String {
     format!("scripted:{}", script_for(dir, code).display())
 }
 
+/// Runs "explain" over a snippet whose writes are all protected and asserts the user saw no
+/// dialog, the editor got no edit and the workspace is as `before`; the rule each write was
+/// refused by, in order.
+fn refused_without_a_dialog(
+    client: &mut Client,
+    before: &BTreeMap<PathBuf, (u32, Vec<u8>)>,
+) -> Vec<String> {
+    let dialogs = run_explain(client);
+    assert!(
+        dialogs.is_empty(),
+        "no dialog for a protected path: {dialogs:?}"
+    );
+    assert!(
+        client
+            .log
+            .iter()
+            .all(|m| m["method"] != "workspace/applyEdit")
+    );
+    assert_unchanged(before, &client.root);
+    rulings(&client.root)
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
 /// Runs an Explain on `src/app.py` and waits for its end; returns the dialogs' parameters,
 /// each `message` as a Markdown client (Zed) shows it, which holds no link or other element.
 fn run_explain(client: &mut Client) -> Vec<Value> {
@@ -527,24 +552,7 @@ fn lsp_refuses_every_protected_path_without_a_dialog() {
         json!({"toolPolicy": {"write_file": "allow"}}),
         launch(ws, answers, Vec::new()),
     );
-    let dialogs = run_explain(&mut client);
-    assert!(
-        dialogs.is_empty(),
-        "no dialog for a protected path: {dialogs:?}"
-    );
-    assert!(
-        client
-            .log
-            .iter()
-            .all(|m| m["method"] != "workspace/applyEdit")
-    );
-    let root = client.root.clone();
-    assert_unchanged(&before, &root);
-    let rulings = rulings(&root);
-    let rules: Vec<&str> = rulings
-        .iter()
-        .map(|r| r["rule"].as_str().unwrap_or(""))
-        .collect();
+    let rules = refused_without_a_dialog(&mut client, &before);
     let expected: Vec<&str> = PROTECTED_WRITES.iter().map(|(_, rule)| *rule).collect();
     assert_eq!(rules, expected);
     assert_eq!(client.shutdown(), 0);
@@ -574,23 +582,7 @@ fn lsp_refuses_writes_in_a_bare_repository_opened_as_the_folder_without_a_dialog
         json!({}),
         launch(ws, answers, Vec::new()),
     );
-    let dialogs = run_explain(&mut client);
-    assert!(
-        dialogs.is_empty(),
-        "no dialog for a protected path: {dialogs:?}"
-    );
-    assert!(
-        client
-            .log
-            .iter()
-            .all(|m| m["method"] != "workspace/applyEdit")
-    );
-    let root = client.root.clone();
-    assert_unchanged(&before, &root);
-    let rules: Vec<String> = rulings(&root)
-        .iter()
-        .map(|r| r["rule"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let rules = refused_without_a_dialog(&mut client, &before);
     assert_eq!(rules, ["vcs", "vcs", "vcs"]);
     assert_eq!(client.shutdown(), 0);
 }
