@@ -73,10 +73,12 @@ fn main() -> ExitCode {
         Ok(cli::Outcome::Failure) => 1,
         Ok(cli::Outcome::Cancelled) => 130,
         Err(err) => {
-            // One line: what failed and why (the anyhow chain), as INTERFACES.md §1 asks.
+            // One line: what failed and why (the anyhow chain), as INTERFACES.md §1 asks,
+            // escaped: errors quote what files said (a saved session's profile, a model's
+            // metadata), and an escape sequence or a line break there would act on the terminal.
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("punie: {err:#}");
+                eprintln!("punie: {}", punie::policy::one_line(&format!("{err:#}")));
             }
             1
         }

@@ -648,6 +648,46 @@ fn continue_refuses_a_saved_session_that_is_no_plain_file() {
     }
 }
 
+/// A cloned repository's `.punie/session.json` names the profile its error quotes: the one
+/// line on stderr shows it escaped, and nothing in it acts on the terminal (OSC 52 writes the
+/// clipboard; a carriage return, `ESC[2K` and `ESC[1A` rewrite the lines before).
+#[test]
+fn continue_quotes_a_planted_profile_without_acting_on_the_terminal() {
+    let ws = workspace();
+    let scripts = tempfile::tempdir().unwrap();
+    let script = write_script(scripts.path(), "s.json", Value::from(vec!["Paris."]));
+    std::fs::create_dir_all(ws.path().join(".punie")).unwrap();
+    let profile = "\x1b]52;c;UFdORUQ=\x07\x1b[2K\r\x1b[1Aall good\nfine";
+    std::fs::write(
+        ws.path().join(".punie/session.json"),
+        serde_json::json!({"session_id": "x", "profile": profile, "messages": []}).to_string(),
+    )
+    .unwrap();
+    let output = punie()
+        .arg("ask")
+        .arg("--workspace")
+        .arg(ws.path())
+        .arg("--engine")
+        .arg(format!("scripted:{}", script.display()))
+        .args(["--continue", "And then?"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("profile `<U+001B>]52;c;UFdORUQ=<U+0007><U+001B>[2K<U+000D>"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        !stderr
+            .bytes()
+            .any(|byte| matches!(byte, 0x1b | 0x07 | b'\r')),
+        "{stderr}"
+    );
+}
+
 /// A cloned repository that ships `.punie/.gitignore` (and one further down) letting
 /// everything through: what Punie writes there (the transcript with the question, the saved
 /// session) still never shows up to be committed.

@@ -1101,9 +1101,13 @@ fn a_refused_model_file_does_not_shape_the_prompt() {
     let evil = client.root.join("evil.gguf");
     std::fs::write(
         &evil,
-        gguf_with_chat_template(
-            "{% for message in messages %}{{ message.content }}{% endfor %}INJECTED BY THE PROJECT",
-        ),
+        crate::support::gguf_with_strings(&[
+            ("general.architecture", "llama"),
+            (
+                "tokenizer.chat_template",
+                "{% for message in messages %}{{ message.content }}{% endfor %}INJECTED BY THE PROJECT",
+            ),
+        ]),
     )
     .unwrap();
     let uri = client.open("src/calc.py", CALC);
@@ -1165,26 +1169,4 @@ fn turn_markers_in_a_question_reach_the_model_as_text() {
         "{plain} tokens without the markers, {spelled} with them"
     );
     assert_eq!(client.shutdown(), 0);
-}
-
-/// A GGUF with no tensors whose metadata is an architecture and `template`, the chat template.
-fn gguf_with_chat_template(template: &str) -> Vec<u8> {
-    const STRING: u32 = 8;
-    let string = |out: &mut Vec<u8>, s: &str| {
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    };
-    let mut out = b"GGUF".to_vec();
-    out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes()); // tensors
-    out.extend_from_slice(&2u64.to_le_bytes()); // metadata
-    for (key, value) in [
-        ("general.architecture", "llama"),
-        ("tokenizer.chat_template", template),
-    ] {
-        string(&mut out, key);
-        out.extend_from_slice(&STRING.to_le_bytes());
-        string(&mut out, value);
-    }
-    out
 }

@@ -63,6 +63,53 @@ fn check_describes_the_default_model() {
     );
 }
 
+/// A downloaded model's metadata is its author's: `check` shows it escaped, so no escape
+/// sequence reaches the terminal (OSC 52 writes the clipboard; `ESC[2K` and a carriage return
+/// rewrite the line), nor does one in the error that quotes a key.
+#[test]
+fn check_shows_what_a_model_file_says_without_acting_on_the_terminal() {
+    const HOSTILE: &str = "\x1b]52;c;UFdORUQ=\x07\x1b[2K\rall good\n\x1b[1Afine";
+    let dir = tempfile::tempdir().unwrap();
+    let described = dir.path().join("described.gguf");
+    std::fs::write(
+        &described,
+        crate::support::gguf_with_strings(&[
+            ("general.architecture", HOSTILE),
+            ("general.name", HOSTILE),
+            ("tokenizer.ggml.model", HOSTILE),
+        ]),
+    )
+    .unwrap();
+    let output = punie(&["models", "check", described.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("name:             <U+001B>]52;c;UFdORUQ=<U+0007>"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 9, "{stdout}");
+    // A key spelled with the same bytes, whose value has a type that does not exist: the
+    // error names the key.
+    let mut broken = crate::support::gguf_with_strings(&[(HOSTILE, "x")]);
+    let type_at = broken.len() - (8 + 1) - 4;
+    broken[type_at..type_at + 4].copy_from_slice(&99u32.to_le_bytes());
+    let broken_path = dir.path().join("broken.gguf");
+    std::fs::write(&broken_path, broken).unwrap();
+    let failed = punie(&["models", "check", broken_path.to_str().unwrap()]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8(failed.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for output in [stdout.as_bytes(), stderr.as_bytes()] {
+        assert!(
+            !output
+                .iter()
+                .any(|byte| matches!(byte, 0x1b | 0x07 | b'\r')),
+            "{}",
+            String::from_utf8_lossy(output)
+        );
+    }
+}
+
 #[test]
 fn check_rejects_bad_files_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();

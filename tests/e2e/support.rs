@@ -119,3 +119,22 @@ pub(crate) fn wait_within(child: &mut Child, limit: Duration, what: &str) -> Exi
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A GGUF with no tensors whose metadata is `strings`, each a string value.
+pub(crate) fn gguf_with_strings(strings: &[(&str, &str)]) -> Vec<u8> {
+    const STRING: u32 = 8;
+    let string = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // tensors
+    out.extend_from_slice(&(strings.len() as u64).to_le_bytes());
+    for (key, value) in strings {
+        string(&mut out, key);
+        out.extend_from_slice(&STRING.to_le_bytes());
+        string(&mut out, value);
+    }
+    out
+}

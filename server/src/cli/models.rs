@@ -11,6 +11,7 @@ use clap::Subcommand;
 use crate::cli::Outcome;
 use crate::engine::llama::{parity, quantize};
 use crate::models::{self, Manifest, fetch, gguf};
+use crate::policy;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -187,8 +188,15 @@ fn check(path: &std::path::Path, as_json: bool) -> anyhow::Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(Outcome::Success);
     }
-    let or_unknown = |value: Option<String>| value.unwrap_or_else(|| "unknown".to_owned());
-    println!("file:             {}", path.display());
+    // What the file says is the file author's: escaped, so that no escape sequence in a
+    // downloaded model's metadata reaches the terminal (a clipboard write, a line rewritten).
+    let or_unknown = |value: Option<String>| {
+        value.map_or_else(|| "unknown".to_owned(), |value| policy::one_line(&value))
+    };
+    println!(
+        "file:             {}",
+        policy::one_line(&path.display().to_string())
+    );
     println!(
         "architecture:     {}",
         or_unknown(header.architecture().map(str::to_owned))
