@@ -23,6 +23,7 @@ pub mod lsp;
 pub mod models;
 mod own_dirs;
 mod plain_file;
+mod plantable;
 pub mod policy;
 pub mod prompt;
 pub mod sandbox;

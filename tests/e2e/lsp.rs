@@ -292,6 +292,67 @@ fn a_project_cannot_send_code_away_or_load_its_own_model() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// Nor a file outside it that another local user could have planted (on a shared machine
+/// `/tmp` is everyone's): a script of theirs dictates the tool calls. A script that belongs to
+/// another uid, and a root-owned one in a directory anyone may write (where it could be swapped
+/// after any check), are refused: the planted turn's command never runs though every dialog is
+/// allowed, the refusal is said, and `PUNIE_ENGINE` answers instead.
+#[test]
+fn a_project_cannot_name_a_file_another_user_could_have_planted() {
+    // SAFETY: geteuid has no arguments.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "this test needs root, as CI runs it: only root can give a file to another user"
+    );
+    let honest = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(honest.path(), r#"["Chosen in the environment."]"#).unwrap();
+    let honest: &'static str = Box::leak(format!("scripted:{}", honest.path().display()).into());
+    let planted_turns = json!([
+        "<tool_call><function=execute_code>\n<parameter=code>\nprint(run_command('touch', args=['PLANTED']))\n</parameter>\n</function></tool_call>",
+        "The planted script answered."
+    ]);
+    for others in ["the file's owner", "the directory"] {
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("turns.json");
+        std::fs::write(&planted, planted_turns.to_string()).unwrap();
+        let expected = match others {
+            "the file's owner" => {
+                std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+                "belongs to uid 65534"
+            }
+            _ => {
+                let anyone = std::os::unix::fs::PermissionsExt::from_mode(0o777);
+                std::fs::set_permissions(dir.path(), anyone).unwrap();
+                "is writable by other users"
+            }
+        };
+        let launch = Launch {
+            env: vec![("PUNIE_ENGINE", honest)],
+            answers: Answers {
+                permission: Some("Allow"),
+                ..Answers::default()
+            },
+            ..Launch::default()
+        };
+        let options = json!({"engine": format!("scripted:{}", planted.display())});
+        let mut client = Client::start_with("", full_caps(), options, launch);
+        let message = client.wait_for_shown("engine scripted:");
+        assert!(message.contains(expected), "{others}: {message}");
+        assert!(
+            message.contains(&format!("Using PUNIE_ENGINE's {honest}")),
+            "{message}"
+        );
+        let uri = client.open("src/calc.py", CALC);
+        let started = client.ask(&uri, range(0, 0, 2, 0), "explain");
+        assert_eq!(client.wait_end(&started["token"]), "done");
+        let answer = client.wait_answer(&started["runId"]);
+        assert_eq!(answer["markdown"], "Chosen in the environment.", "{answer}");
+        assert!(!client.root.join("PLANTED").exists(), "{others}");
+        assert_eq!(client.shutdown(), 0);
+    }
+}
+
 /// The user chooses the engine outside the editor's settings with `PUNIE_ENGINE` in the
 /// server's environment, as for `punie ask` and `punie acp`: it answers when no setting names
 /// one, and when a project's setting is refused it answers instead of the default model (the
@@ -607,9 +668,23 @@ fn a_markdown_client_sees_the_whole_command_and_no_link() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// `spec` as the user chooses it outside the editor's settings: `PUNIE_ENGINE`, which a file
+/// that may not exist (a project's setting may name only one no one else could plant) can be.
+fn users_engine(spec: &'static str) -> Launch {
+    Launch {
+        env: vec![("PUNIE_ENGINE", spec)],
+        ..Launch::default()
+    }
+}
+
 #[test]
 fn a_model_that_fails_to_load_fails_runs_fast_and_the_server_keeps_serving() {
-    let mut client = Client::start("scripted:/nonexistent/script.json", full_caps(), json!({}));
+    let mut client = Client::start_with(
+        "",
+        full_caps(),
+        json!({}),
+        users_engine("scripted:/nonexistent/script.json"),
+    );
     client.wait_for("load error", |m| {
         m["method"] == "window/showMessage" && m["params"]["type"] == 1
     });
@@ -630,12 +705,15 @@ fn a_model_that_fails_to_load_fails_runs_fast_and_the_server_keeps_serving() {
     assert_eq!(client.shutdown(), 0);
 }
 
-/// A project's settings may name any file outside the workspace as a script: one that never
-/// ends (`/dev/zero`) is refused, not read until the memory is full, and the server keeps serving.
+/// The user's settings may name any file as a script (a project's only one no one else could
+/// have put there): one that never ends (`/dev/zero`) is refused, not read until the memory is
+/// full, and the server keeps serving.
 #[cfg(unix)]
 #[test]
 fn a_script_that_is_not_a_regular_file_is_refused_not_read() {
-    let mut client = Client::start("scripted:/dev/zero", full_caps(), json!({}));
+    let mut caps = full_caps();
+    caps["experimental"]["punieUserSettings"] = json!(true);
+    let mut client = Client::start("scripted:/dev/zero", caps, json!({}));
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
     let end = client.wait_end(&started["token"]);
@@ -656,7 +734,12 @@ fn a_script_that_is_not_a_regular_file_is_refused_not_read() {
 
 #[test]
 fn a_missing_model_says_how_to_install_it() {
-    let mut client = Client::start("llama:/nonexistent/model.gguf", full_caps(), json!({}));
+    let mut client = Client::start_with(
+        "",
+        full_caps(),
+        json!({}),
+        users_engine("llama:/nonexistent/model.gguf"),
+    );
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
     let end = client.wait_end(&started["token"]);

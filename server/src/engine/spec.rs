@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::models::gguf;
+
 /// A parsed engine SPEC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineSpec {
@@ -66,6 +68,19 @@ impl EngineSpec {
                 })
             }
             _ => Err(SpecError::UnknownKind(spec.to_owned())),
+        }
+    }
+
+    /// The files the SPEC names, which the engine opens by name: a script, a model and, for a
+    /// model split in parts, each part after the first, which llama.cpp finds by the first
+    /// one's name ([`gguf::other_parts`]).
+    pub fn named_files(&self) -> Vec<PathBuf> {
+        match self {
+            EngineSpec::Llama { path } => std::iter::once(path.clone())
+                .chain(gguf::other_parts(path))
+                .collect(),
+            EngineSpec::Scripted { path } => vec![path.clone()],
+            EngineSpec::Default | EngineSpec::OpenAi { .. } => Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@ use lsp_types::{MessageType, NumberOrString};
 
 use crate::engine::{EngineConfig, EngineError, EngineHandle, EngineSpec};
 use crate::features::{self, Settings};
+use crate::plantable;
 
 use super::global_state::{Pending, Server};
 use super::progress::Progress;
@@ -231,7 +232,9 @@ impl Server {
 /// A cloned repository must not choose the server that reads your code and whose answers run
 /// tools, not even on this machine (on a shared one, a port on `localhost` may be another
 /// user's), nor make Punie load a file of its own as a model (a GGUF carries a chat template
-/// that runs on every prompt).
+/// that runs on every prompt), nor one another local user could have planted outside it
+/// (`/tmp/turns.json`: a script dictates the tool calls; each part of a split model too, which
+/// llama.cpp opens by name).
 pub(crate) fn project_may_not_choose(spec: &EngineSpec, roots: &[PathBuf]) -> Option<String> {
     match spec {
         EngineSpec::OpenAi { url, .. } => {
@@ -260,14 +263,22 @@ pub(crate) fn project_may_not_choose(spec: &EngineSpec, roots: &[PathBuf]) -> Op
         EngineSpec::Llama { path } | EngineSpec::Scripted { path } => {
             // Both sides as the file system resolves them: a root the client names through a
             // symlink (`/tmp` on macOS, a linked home or project) holds the same files.
-            let path = path.canonicalize().unwrap_or_else(|_| path.clone());
-            roots
+            let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
+            if roots.iter().any(|root| {
+                canonical.starts_with(root)
+                    || root
+                        .canonicalize()
+                        .is_ok_and(|root| canonical.starts_with(root))
+            }) {
+                return Some(format!(
+                    "{} is a file of the workspace",
+                    canonical.display()
+                ));
+            }
+            spec.named_files()
                 .iter()
-                .any(|root| {
-                    path.starts_with(root)
-                        || root.canonicalize().is_ok_and(|root| path.starts_with(root))
-                })
-                .then(|| format!("{} is a file of the workspace", path.display()))
+                .find_map(|file| plantable::check(file).err())
+                .map(|plantable| plantable.to_string())
         }
         EngineSpec::Default => None,
     }
@@ -307,9 +318,44 @@ mod tests {
         check("openai:http://203.0.113.7:8080/v1#m", true);
         check("openai:http://evil.example/v1#m", true);
         check("openai:http://localhost.evil.example/v1#m", true);
-        check("llama:/models/qwen.gguf", false);
         check("llama:/work/project/evil.gguf", true);
         check("scripted:/work/project/turns.json", true);
+    }
+
+    /// A file outside the workspace counts only where no other local user could have put it
+    /// there (the module `plantable`): each part of a split model, which llama.cpp opens by
+    /// name, as much as the first.
+    #[test]
+    fn a_project_may_name_a_model_outside_only_where_no_one_else_could_plant_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let roots = [dir.path().join("project")];
+        let refusal =
+            |spec: String| project_may_not_choose(&EngineSpec::parse(&spec).unwrap(), &roots);
+        let model = dir.path().join("qwen.gguf");
+        std::fs::write(&model, "GGUF").unwrap();
+        assert_eq!(refusal(format!("llama:{}", model.display())), None);
+        let first = dir.path().join("big-00001-of-00002.gguf");
+        let second = dir.path().join("big-00002-of-00002.gguf");
+        std::fs::write(&first, "GGUF").unwrap();
+        let reason = refusal(format!("llama:{}", first.display())).unwrap();
+        assert!(
+            reason.contains("big-00002-of-00002.gguf cannot be checked"),
+            "{reason}"
+        );
+        std::fs::write(&second, "GGUF").unwrap();
+        assert_eq!(refusal(format!("llama:{}", first.display())), None);
+        std::fs::set_permissions(&second, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let reason = refusal(format!("llama:{}", first.display())).unwrap();
+        assert!(
+            reason.ends_with("it is writable by other users"),
+            "{reason}"
+        );
+        let reason = refusal(format!(
+            "scripted:{}",
+            dir.path().join("absent.json").display()
+        ));
+        assert!(reason.unwrap().contains("absent.json cannot be checked"));
     }
 
     #[test]

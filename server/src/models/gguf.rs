@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Take};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::plain_file;
 
@@ -484,6 +484,34 @@ pub fn file_type_names() -> impl Iterator<Item = &'static str> {
     FILE_TYPES.iter().map(|(_, name)| *name)
 }
 
+/// The other files llama.cpp opens by name for the model at `path`: for a first part named
+/// `PREFIX-00001-of-NNNNN.gguf` (`llama_split_path`'s form, the only one its loader takes for a
+/// model split in `split.count` parts, whatever else the header says), `PREFIX-00002-of-NNNNN.gguf`
+/// to the last; none for another name.
+pub fn other_parts(path: &Path) -> Vec<PathBuf> {
+    let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+        return Vec::new();
+    };
+    let Some((prefix, count)) = name
+        .strip_suffix(".gguf")
+        .and_then(|stem| stem.rsplit_once("-of-"))
+        .and_then(|(head, count)| Some((head.strip_suffix("-00001")?, count)))
+    else {
+        return Vec::new();
+    };
+    // `%05d` of a `u16`: five digits, the count parsed as llama.cpp prints it back.
+    let Some(count) = count
+        .parse::<u16>()
+        .ok()
+        .filter(|parsed| format!("{parsed:05}") == count)
+    else {
+        return Vec::new();
+    };
+    (2..=count)
+        .map(|part| path.with_file_name(format!("{prefix}-{part:05}-of-{count:05}.gguf")))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,5 +695,23 @@ mod tests {
         let file = write_temp(&bytes);
         let err = read_header(file.path()).unwrap_err().to_string();
         assert!(err.contains("corrupt"), "{err}");
+    }
+
+    #[test]
+    fn the_other_parts_of_a_split_model_are_named_as_llama_cpp_names_them() {
+        let parts = |name: &str| other_parts(Path::new(name));
+        assert_eq!(
+            parts("/m/qwen-q4-00001-of-00003.gguf"),
+            [
+                PathBuf::from("/m/qwen-q4-00002-of-00003.gguf"),
+                PathBuf::from("/m/qwen-q4-00003-of-00003.gguf"),
+            ]
+        );
+        assert!(parts("/m/qwen-q4-00001-of-00001.gguf").is_empty());
+        // llama.cpp refuses to load these as split models: no part is opened.
+        assert!(parts("/m/qwen-q4.gguf").is_empty());
+        assert!(parts("/m/qwen-q4-00002-of-00003.gguf").is_empty());
+        assert!(parts("/m/qwen-q4-00001-of-3.gguf").is_empty());
+        assert!(parts("/m/qwen-q4-00001-of-99999.gguf").is_empty());
     }
 }
