@@ -946,6 +946,40 @@ fn the_turn_limit_is_max_turn_requests() {
     );
 }
 
+/// The user's policy file's `[limits]` hold in the agent too: `max_turns = 10` lets a prompt
+/// go past the built-in 8 turns and stops it at 10.
+#[test]
+fn the_policy_files_turn_limit_holds() {
+    let fx = Fixture::new();
+    let max_turns = 10;
+    assert!(max_turns > punie::features::Settings::default().max_turns);
+    let policy = fx.scripts.path().join("policy.toml");
+    std::fs::write(&policy, format!("[limits]\nmax_turns = {max_turns}\n")).unwrap();
+    let turns: Vec<String> = (0..max_turns + 2)
+        .map(|turn| call(&format!("print('turn', {turn})")))
+        .collect();
+    let mut client = AcpClient::start_with_env(
+        &[&fx.engine(&turns, 0)],
+        fx.sessions.path(),
+        default_handler(None),
+        &[("PUNIE_POLICY_FILE", policy.to_str().unwrap())],
+    );
+    client.initialize(false, false);
+    let session_id = client.new_session(&fx.root());
+    let from = client.log.len();
+    let response = client.prompt(&session_id, "loop");
+    assert_eq!(
+        response["result"]["stopReason"], "max_turn_requests",
+        "{response}"
+    );
+    let text = client.agent_text(&session_id, from);
+    assert!(
+        text.contains(&format!("Stopped after {max_turns} turns")),
+        "{text}"
+    );
+    assert_eq!(client.close(), 0);
+}
+
 /// micro-Punie over ACP: the model's own tool call runs and the prompt ends.
 #[test]
 fn micro_punie_makes_a_real_tool_call_over_acp() {

@@ -384,6 +384,58 @@ fn turn_limit_stops_with_a_clear_answer() {
     );
 }
 
+/// The user's policy file's `[limits]` are `punie ask`'s defaults: `max_turns = 10` lets a run
+/// go past the built-in 8 turns, `--max-turns` still decides over it, and a limit out of range
+/// is an error that names the file and the key.
+#[test]
+fn the_policy_files_limits_are_the_defaults_of_ask() {
+    let ws = workspace();
+    let dir = tempfile::tempdir().unwrap();
+    let turns: Vec<String> = (0..12)
+        .map(|i| call(&format!("print('step {i}')")))
+        .collect();
+    let script = write_script(dir.path(), "loop.json", Value::from(turns));
+    let policy = dir.path().join("policy.toml");
+    let ask = |extra: &[&str]| {
+        punie()
+            .env("PUNIE_POLICY_FILE", &policy)
+            .arg("ask")
+            .arg("--workspace")
+            .arg(ws.path())
+            .arg("--engine")
+            .arg(format!("scripted:{}", script.display()))
+            .arg("--json")
+            .args(extra)
+            .arg("loop")
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&policy, "[limits]\nmax_turns = 10\n").unwrap();
+    assert!(10 > punie::features::Settings::default().max_turns);
+    for (extra, expect) in [(&[][..], 10), (&["--max-turns", "9"][..], 9)] {
+        let output = ask(extra);
+        assert!(output.status.success(), "{output:?}");
+        let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(out["turns"], expect, "{extra:?}");
+        let answer = out["answer"].as_str().unwrap();
+        assert!(
+            answer.starts_with(&format!("Stopped after {expect} turns")),
+            "{answer}"
+        );
+    }
+    std::fs::write(&policy, "[limits]\nmax_turns = 0\n").unwrap();
+    let output = ask(&[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the policy file: {}: limits.max_turns: expected an integer from 1 to 10000, got 0",
+            policy.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn model_mistakes_go_back_to_the_model() {
     let ws = workspace();

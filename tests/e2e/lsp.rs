@@ -515,6 +515,127 @@ fn a_project_cannot_raise_the_limits_of_snippets_or_turns() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// The user's policy file raises the limits past the defaults, and a project may lower them
+/// from there but not raise them past the file's: with `[limits] output_kb = 300` a snippet
+/// printing 280 KiB (past the default 256) is not cut, and one printing 400 KiB is cut at
+/// 300 KiB although the project asks for 4096; with `max_turns = 10` the run ends after 10
+/// turns (past the default 8) although the project asks for 10000. Each refusal names the
+/// policy file as the place to raise the limit.
+#[test]
+fn the_policy_files_limits_bound_what_a_project_may_ask_for() {
+    let defaults = punie::features::Settings::default();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[limits]\nmax_turns = 10\ntimeout_ms = 20000\noutput_kb = 300\n",
+    )
+    .unwrap();
+    let (max_turns, output_kb) = (10, 300);
+    assert!(max_turns > defaults.max_turns && output_kb > defaults.sandbox_output_kb);
+    let mut turns = vec![
+        crate::acp_client::call("print('x' * (280 * 1024))"),
+        crate::acp_client::call("print('y' * (400 * 1024))"),
+    ];
+    turns.extend(
+        (3..=max_turns + 2).map(|turn| crate::acp_client::call(&format!("print('turn', {turn})"))),
+    );
+    turns.push("done".to_owned());
+    let script = dir.path().join("turns.json");
+    std::fs::write(&script, serde_json::to_string(&turns).unwrap()).unwrap();
+    let policy_path: &'static str = Box::leak(policy.display().to_string().into_boxed_str());
+    let mut client = Client::start_with(
+        &format!("scripted:{}", script.display()),
+        full_caps(),
+        json!({"maxTurns": 10_000, "sandbox": {"timeoutMs": 3_600_000, "outputKb": 4_096}}),
+        Launch {
+            env: vec![("PUNIE_POLICY_FILE", policy_path)],
+            ..Launch::default()
+        },
+    );
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    let results: Vec<Value> = client
+        .transcript(&started["runId"])
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["event"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), max_turns);
+    // What each snippet printed, as the sandbox kept it.
+    let marker = format!("[output truncated: the snippet printed more than {output_kb} KB]");
+    assert_eq!(results[0]["output_chars"], 280 * 1024 + "\n".len());
+    assert_eq!(
+        results[1]["output_chars"],
+        output_kb as usize * 1024 + "\n".len() + marker.len()
+    );
+    let answer = client.wait_answer(&started["runId"]);
+    assert!(
+        answer["markdown"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("the turn limit (maxTurns = {max_turns})")),
+        "{answer}"
+    );
+    let refusals: Vec<&str> = client
+        .log
+        .iter()
+        .filter(|m| m["method"] == "window/showMessage")
+        .filter_map(|m| m["params"]["message"].as_str())
+        .filter(|m| m.contains("a project's settings could send it, and they may only lower it"))
+        .collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    for (refusal, (asked, limit, file_key)) in refusals.iter().zip([
+        ("maxTurns: 10000", 10, "max_turns = 10000"),
+        ("sandbox.timeoutMs: 3600000", 20000, "timeout_ms = 3600000"),
+        ("sandbox.outputKb: 4096", 300, "output_kb = 4096"),
+    ]) {
+        assert!(
+            refusal.contains(&format!("{asked} is ignored"))
+                && refusal.contains(&format!("(your policy file's limit is {limit})"))
+                && refusal.contains(&format!("set it in {policy_path} ([limits] {file_key})")),
+            "{refusal}"
+        );
+    }
+    assert_eq!(client.shutdown(), 0);
+}
+
+/// A bad `[limits]` entry in the user's policy file is an error at `initialize` that names the
+/// file and the key; the default applies, and the server goes on serving.
+#[test]
+fn a_bad_limit_in_the_policy_file_is_reported_at_initialize() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[limits]\nmemory_mb = 8\nturns = 3\n").unwrap();
+    let policy_path: &'static str = Box::leak(policy.display().to_string().into_boxed_str());
+    let mut client = Client::start_with(
+        &fixture("fix.json"),
+        full_caps(),
+        json!({}),
+        Launch {
+            env: vec![("PUNIE_POLICY_FILE", policy_path)],
+            ..Launch::default()
+        },
+    );
+    for problem in [
+        "limits.turns: unknown key; expected max_turns, timeout_ms, memory_mb, output_kb",
+        "limits.memory_mb: expected an integer from 16 to 16384, got 8",
+    ] {
+        client.wait_for(problem, |m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["type"] == 1
+                && m["params"]["message"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(policy_path) && s.contains(problem))
+        });
+    }
+    let uri = client.open("src/calc.py", CALC);
+    let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
+    assert_eq!(client.wait_end(&started["token"]), "done");
+    assert_eq!(client.shutdown(), 0);
+}
+
 #[test]
 fn bad_settings_are_reported_by_key_and_defaults_used() {
     let mut client = Client::start(

@@ -340,7 +340,7 @@ impl Agent {
         if let Some(engine) = self.engine_for_preparing(&model) {
             features::prepare_continuation(
                 &engine,
-                &features::profile_for(&self.settings_for(&model)),
+                &features::profile_for(&self.settings_for(&model, Settings::default())),
                 saved.conversation.messages(),
             );
         }
@@ -436,13 +436,14 @@ impl Agent {
             .unwrap_or(EngineSpec::Default)
     }
 
-    /// The settings a prompt on `model` runs with, the user's policy file aside (it is read for
-    /// each prompt).
-    pub(crate) fn settings_for(&self, model: &str) -> Settings {
+    /// The settings a prompt on `model` runs with, over `users`: what the user's policy file
+    /// gives (its policy and limits; read for each prompt), which the engine and the profile
+    /// do not depend on.
+    pub(crate) fn settings_for(&self, model: &str, users: Settings) -> Settings {
         Settings {
             engine: self.engine_spec_of(model),
             profile: self.options.profile.clone(),
-            ..Settings::default()
+            ..users
         }
     }
 
@@ -453,7 +454,7 @@ impl Agent {
         if let Some(engine) = self.engine_for_preparing(model) {
             features::prepare_new_conversation(
                 &engine,
-                &features::profile_for(&self.settings_for(model)),
+                &features::profile_for(&self.settings_for(model, Settings::default())),
             );
         }
     }

@@ -39,15 +39,12 @@ impl Agent {
             }
             PromptPlan::Run(ask) => ask,
         };
-        // The user's policy file: a protected rule turned into ask, a tool allowed.
-        let (user_policy, problems) = features::load_policy_file();
+        // The user's policy file: a protected rule turned into ask, a tool allowed, its limits.
+        let (users, problems) = features::load_policy_file();
         for problem in problems {
             tracing::warn!("the policy file: {problem}; that entry is left out");
         }
-        let settings = Settings {
-            user_policy,
-            ..self.settings_for(&session.model)
-        };
+        let settings = self.settings_for(&session.model, users);
         let run_id = agent::new_run_id();
         let input = RunInput {
             run_id: run_id.clone(),

@@ -1,12 +1,14 @@
 //! [`Settings`]: what the user chose for runs (engine, profile, turn limit, tool policy, sandbox
-//! limits), in one protocol-free type. The LSP server merges them from its settings sources
-//! (`lsp::settings`); ACP and the CLI fill them from flags.
+//! limits), in one protocol-free type. Every front end starts from what the user's policy file
+//! gives ([`Settings::from_user_policy`]: its policy, its limits in place of the built-in
+//! defaults); the LSP server merges its settings sources over that (`lsp::settings`), ACP and
+//! the CLI their flags.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 use crate::engine::EngineSpec;
-use crate::policy::{Decision, PolicySettings, check};
+use crate::policy::{Decision, PolicySettings, UserLimits, UserPolicy, check};
 use crate::sandbox::SandboxLimits;
 use crate::tools::{PermissionClass, Tool};
 
@@ -66,6 +68,57 @@ impl Settings {
     pub const SANDBOX_MEMORY_MB: RangeInclusive<u64> = 16..=SandboxLimits::MAX_MEMORY_MB;
     pub const SANDBOX_OUTPUT_KB: RangeInclusive<u64> = 1..=SandboxLimits::MAX_OUTPUT_KB;
 
+    /// The settings the user's policy file gives: its permission policy, and its `[limits]`
+    /// in place of the built-in defaults. A limit outside what its setting accepts is a
+    /// problem, named by its key as the file spells it, and the default stays.
+    pub fn from_user_policy(user: UserPolicy) -> (Settings, Vec<String>) {
+        let mut res = Settings {
+            user_policy: user.settings,
+            ..Settings::default()
+        };
+        let UserLimits {
+            max_turns,
+            timeout_ms,
+            memory_mb,
+            output_kb,
+        } = user.limits;
+        let mut turns = res.max_turns as u64;
+        let mut problems = Vec::new();
+        for (key, value, target, range) in [
+            ("max_turns", max_turns, &mut turns, Settings::MAX_TURNS),
+            (
+                "timeout_ms",
+                timeout_ms,
+                &mut res.sandbox_timeout_ms,
+                Settings::SANDBOX_TIMEOUT_MS,
+            ),
+            (
+                "memory_mb",
+                memory_mb,
+                &mut res.sandbox_memory_mb,
+                Settings::SANDBOX_MEMORY_MB,
+            ),
+            (
+                "output_kb",
+                output_kb,
+                &mut res.sandbox_output_kb,
+                Settings::SANDBOX_OUTPUT_KB,
+            ),
+        ] {
+            match value {
+                None => {}
+                Some(n) if range.contains(&n) => *target = n,
+                Some(n) => problems.push(format!(
+                    "limits.{key}: expected an integer from {} to {}, got {n}",
+                    range.start(),
+                    range.end()
+                )),
+            }
+        }
+        res.max_turns = turns as usize;
+        (res, problems)
+    }
+
     /// The permission policy in force: the user's policy file, then `tool_policy` over it
     /// (only where it tightens, unless it is the user's).
     pub fn policy_settings(&self) -> PolicySettings {
@@ -113,5 +166,39 @@ impl Settings {
             output_kb: self.sandbox_output_kb,
             ..SandboxLimits::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_files_limits_replace_the_defaults_within_the_settings_bounds() {
+        let (settings, problems) = Settings::from_user_policy(UserPolicy {
+            limits: UserLimits {
+                max_turns: Some(0),
+                timeout_ms: Some(60_000),
+                memory_mb: Some(8),
+                output_kb: Some(SandboxLimits::MAX_OUTPUT_KB + 1),
+            },
+            ..UserPolicy::default()
+        });
+        assert_eq!(
+            problems,
+            [
+                "limits.max_turns: expected an integer from 1 to 10000, got 0",
+                "limits.memory_mb: expected an integer from 16 to 16384, got 8",
+                "limits.output_kb: expected an integer from 1 to 4096, got 4097",
+            ]
+        );
+        let defaults = Settings::default();
+        assert_eq!(
+            settings,
+            Settings {
+                sandbox_timeout_ms: 60_000,
+                ..defaults
+            }
+        );
     }
 }

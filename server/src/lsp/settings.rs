@@ -4,9 +4,11 @@
 //! or `didChangeConfiguration` payload. Each is merged into the previous values key by key
 //! (`toolPolicy` and `sandbox` one level deeper); `null` changes nothing. A bad value is
 //! reported once, naming its key (`sandbox.timeoutMs`), and that key falls back to its default.
-//! Unless the client vouches that its settings are the user's alone, they may be a project's
-//! (Zed merges `.zed/settings.json` in): then they may tighten the policy, lower the limits and
-//! narrow what commands reach, never the reverse, and a value that would is reported the same way.
+//! The defaults are what the user's policy file gives (its policy, its `[limits]`), else the
+//! built-in ones. Unless the client vouches that its settings are the user's alone, they may be
+//! a project's (Zed merges `.zed/settings.json` in): then they may tighten the policy, lower the
+//! limits and narrow what commands reach, never the reverse, and a value that would is reported
+//! the same way, naming the policy file as the place to set it.
 
 #[cfg(test)]
 mod declaration;
@@ -17,14 +19,16 @@ use serde_json::{Map, Value};
 
 use crate::engine::EngineSpec;
 use crate::features::Settings;
-use crate::policy::{Decision, PolicySettings};
+use crate::policy::Decision;
 
 /// The raw merged settings object plus its validated form.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SettingsStore {
     raw: Map<String, Value>,
     settings: Settings,
-    user_policy: PolicySettings,
+    /// What the user's policy file gives: what every key not set here (or set and refused)
+    /// falls back to.
+    users: Settings,
     /// The client vouches that its settings are the user's alone (`experimental.punieUserSettings`).
     users_settings: bool,
 }
@@ -39,13 +43,16 @@ impl SettingsStore {
         self.users_settings
     }
 
-    /// What the editor's `toolPolicy` applies over: the user's policy file, and whether the
-    /// client vouches that its settings cannot come from a workspace (then they may loosen it).
-    pub(crate) fn set_user_policy(&mut self, user_policy: PolicySettings, users_settings: bool) {
-        self.user_policy = user_policy;
+    /// What the editor's settings apply over: what the user's policy file gives
+    /// (`features::load_policy_file`), and whether the client vouches that its settings cannot
+    /// come from a workspace (then they may loosen the policy and raise the limits past it).
+    pub(crate) fn set_users(&mut self, users: Settings, users_settings: bool) {
+        self.users = users;
         self.users_settings = users_settings;
-        self.settings.user_policy = self.user_policy.clone();
-        self.settings.tool_policy_is_users = users_settings;
+        self.settings = Settings {
+            tool_policy_is_users: users_settings,
+            ..self.users.clone()
+        };
     }
 
     /// Merges one source and returns the problems found in it, each naming its key.
@@ -57,8 +64,7 @@ impl SettingsStore {
             Value::Object(object) => merge(&mut self.raw, object),
             _ => problems.push("punie settings: expected an object".to_owned()),
         }
-        let (mut settings, mut bad) = validate(&mut self.raw);
-        settings.user_policy = self.user_policy.clone();
+        let (mut settings, mut bad) = validate(&mut self.raw, &self.users);
         settings.tool_policy_is_users = self.users_settings;
         // A project's settings (Zed's `.zed/settings.json`) arrive the same way as the user's:
         // a looser value is ignored, once, and the way to set it is named.
@@ -70,17 +76,14 @@ impl SettingsStore {
             if let Some(Value::Object(policies)) = self.raw.get_mut("toolPolicy") {
                 policies.remove(&tool);
             }
-            let file = crate::features::policy_file_path().map_or_else(
-                || "the policy file".to_owned(),
-                |path| path.display().to_string(),
-            );
+            let file = policy_file_name();
             bad.push(format!(
                 "toolPolicy.{tool}: \"{value}\" is ignored because a project's settings could send it; \
                  set it in {file} ([tools] {tool} = \"{value}\")"
             ));
         }
         if !self.users_settings {
-            bad.extend(self.keep_within_defaults(&mut settings));
+            bad.extend(self.keep_within_users(&mut settings));
         }
         self.settings = settings;
         problems.append(&mut bad);
@@ -90,46 +93,69 @@ impl SettingsStore {
     /// A project's settings arrive the same way as the user's, so from a client that does not
     /// vouch for its settings every limit may only be lowered and what commands reach only
     /// narrowed: a cloned repository must not make Punie run snippets longer, larger or for
-    /// more turns, nor commands with more access, than the user's defaults. A value beyond
-    /// them is dropped (its key falls back to the default) and named once, with its key.
-    fn keep_within_defaults(&mut self, settings: &mut Settings) -> Vec<String> {
+    /// more turns, nor commands with more access, than the user's own limits (the policy
+    /// file's `[limits]`, else the built-in defaults). A value beyond them is dropped (its key
+    /// falls back to the user's limit) and named once, with its key and where to raise it.
+    fn keep_within_users(&mut self, settings: &mut Settings) -> Vec<String> {
+        let users = &self.users;
         let defaults = Settings::default();
         // Each: the key, what was asked, what such a source may do with it, and where else
-        // the user can go past the default.
+        // the user can go past the limit.
         let mut beyond: Vec<(&str, String, String, String)> = Vec::new();
         const VOUCHING: &str =
             "client that vouches for its settings (experimental.punieUserSettings)";
+        let file = policy_file_name();
         let mut max_turns = settings.max_turns as u64;
-        for (key, value, default) in [
-            ("maxTurns", &mut max_turns, defaults.max_turns as u64),
+        for (key, file_key, value, limit, default) in [
+            (
+                "maxTurns",
+                "max_turns",
+                &mut max_turns,
+                users.max_turns as u64,
+                defaults.max_turns as u64,
+            ),
             (
                 "sandbox.timeoutMs",
+                "timeout_ms",
                 &mut settings.sandbox_timeout_ms,
+                users.sandbox_timeout_ms,
                 defaults.sandbox_timeout_ms,
             ),
             (
                 "sandbox.memoryMb",
+                "memory_mb",
                 &mut settings.sandbox_memory_mb,
+                users.sandbox_memory_mb,
                 defaults.sandbox_memory_mb,
             ),
             (
                 "sandbox.outputKb",
+                "output_kb",
                 &mut settings.sandbox_output_kb,
+                users.sandbox_output_kb,
                 defaults.sandbox_output_kb,
             ),
         ] {
-            if *value > default {
+            if *value > limit {
+                let whose = if limit == default {
+                    format!("the default is {default}")
+                } else {
+                    format!("your policy file's limit is {limit}")
+                };
                 beyond.push((
                     key,
                     value.to_string(),
-                    format!("lower it (the default is {default})"),
-                    format!("in VS Code's user settings or another {VOUCHING}"),
+                    format!("lower it ({whose})"),
+                    format!(
+                        "in {file} ([limits] {file_key} = {value}), in VS Code's user settings \
+                         or in another {VOUCHING}"
+                    ),
                 ));
-                *value = default;
+                *value = limit;
             }
         }
         settings.max_turns = max_turns as usize;
-        let (access, dropped) = settings.command_access.within(&defaults.command_access);
+        let (access, dropped) = settings.command_access.within(&users.command_access);
         let (network, readable): (Vec<String>, Vec<String>) =
             dropped.into_iter().partition(|what| what == "network");
         if !network.is_empty() {
@@ -163,6 +189,14 @@ impl SettingsStore {
             })
             .collect()
     }
+}
+
+/// Where the user's policy file is, for a message that says to set something there.
+fn policy_file_name() -> String {
+    crate::features::policy_file_path().map_or_else(
+        || "the policy file".to_owned(),
+        |path| path.display().to_string(),
+    )
 }
 
 /// Sets the raw value of a dotted `key` (`sandbox.timeoutMs`) to `value`, or removes it.
@@ -234,10 +268,11 @@ fn merge(into: &mut Map<String, Value>, from: &Map<String, Value>) {
     }
 }
 
-/// Validates the merged object. Bad keys are removed from `raw` (so they are reported only
-/// once and their default applies until a later source sets them again).
-fn validate(raw: &mut Map<String, Value>) -> (Settings, Vec<String>) {
-    let mut res = Settings::default();
+/// Validates the merged object over `users` (what the user's policy file gives). Bad keys are
+/// removed from `raw` (so they are reported only once and `users`' value applies until a later
+/// source sets them again).
+fn validate(raw: &mut Map<String, Value>, users: &Settings) -> (Settings, Vec<String>) {
+    let mut res = users.clone();
     let mut problems = Vec::new();
     let mut bad_keys: Vec<String> = Vec::new();
     for (key, value) in raw.iter_mut() {
@@ -399,7 +434,7 @@ mod tests {
     /// A store whose client vouches that its settings are the user's.
     fn users_store() -> SettingsStore {
         let mut store = SettingsStore::default();
-        store.set_user_policy(PolicySettings::default(), true);
+        store.set_users(Settings::default(), true);
         store
     }
 
@@ -450,9 +485,9 @@ mod tests {
     #[test]
     fn a_client_that_does_not_vouch_can_only_tighten_the_policy() {
         let mut store = SettingsStore::default();
-        let mut user_policy = PolicySettings::default();
-        user_policy.tools.set("run_command", Decision::Allow);
-        store.set_user_policy(user_policy, false);
+        let mut users = Settings::default();
+        users.user_policy.tools.set("run_command", Decision::Allow);
+        store.set_users(users, false);
         let problems = store.apply(
             &json!({"toolPolicy": {"write_file": "allow", "run_command": "ask", "read_file": "deny"}}),
         );
@@ -592,11 +627,15 @@ mod tests {
                 "sandbox.outputKb"
             ]
         );
+        let file = policy_file_name();
         assert_eq!(
             problems[1],
-            "sandbox.timeoutMs: 3600000 is ignored: a project's settings could send it, and they \
-             may only lower it (the default is 10000); set it in VS Code's user settings or \
-             another client that vouches for its settings (experimental.punieUserSettings)"
+            format!(
+                "sandbox.timeoutMs: 3600000 is ignored: a project's settings could send it, and \
+                 they may only lower it (the default is 10000); set it in {file} ([limits] \
+                 timeout_ms = 3600000), in VS Code's user settings or in another client that \
+                 vouches for its settings (experimental.punieUserSettings)"
+            )
         );
         assert_eq!(store.settings(), &defaults);
         // Said once: a later source that does not name them changes nothing and says nothing.
@@ -635,6 +674,80 @@ mod tests {
             assert_eq!(settings.sandbox_memory_mb, 16_384);
             assert_eq!(settings.sandbox_output_kb, 4_096);
         });
+    }
+
+    /// The user's policy file's `[limits]` take the defaults' place: a key no source sets has
+    /// the file's value, a client that does not vouch may lower it but not raise it past the
+    /// file's (the refusal names the file's limit), and a vouching client may set any value.
+    #[test]
+    fn the_policy_files_limits_are_the_users_own() {
+        let (users, problems) = Settings::from_user_policy(crate::policy::UserPolicy {
+            limits: crate::policy::UserLimits {
+                max_turns: Some(20),
+                timeout_ms: Some(60_000),
+                memory_mb: None,
+                output_kb: Some(1_024),
+            },
+            ..Default::default()
+        });
+        assert!(problems.is_empty(), "{problems:?}");
+        let limits = |settings: &Settings| {
+            (
+                settings.max_turns,
+                settings.sandbox_timeout_ms,
+                settings.sandbox_memory_mb,
+                settings.sandbox_output_kb,
+            )
+        };
+        let mut store = SettingsStore::default();
+        store.set_users(users.clone(), false);
+        assert_eq!(limits(store.settings()), (20, 60_000, 256, 1_024));
+        // Above the default, within the file's limits: honoured.
+        assert!(
+            store
+                .apply(&json!({"maxTurns": 12, "sandbox": {"timeoutMs": 30_000, "outputKb": 512}}))
+                .is_empty()
+        );
+        assert_eq!(limits(store.settings()), (12, 30_000, 256, 512));
+        // Past them: ignored, the file's value used, and the file named as where to raise it.
+        let problems = store
+            .apply(&json!({"maxTurns": 21, "sandbox": {"timeoutMs": 3_600_000, "memoryMb": 512}}));
+        let file = policy_file_name();
+        assert_eq!(
+            problems,
+            [
+                format!(
+                    "maxTurns: 21 is ignored: a project's settings could send it, and they may \
+                     only lower it (your policy file's limit is 20); set it in {file} ([limits] \
+                     max_turns = 21), in VS Code's user settings or in another client that \
+                     vouches for its settings (experimental.punieUserSettings)"
+                ),
+                format!(
+                    "sandbox.timeoutMs: 3600000 is ignored: a project's settings could send it, \
+                     and they may only lower it (your policy file's limit is 60000); set it in \
+                     {file} ([limits] timeout_ms = 3600000), in VS Code's user settings or in \
+                     another client that vouches for its settings \
+                     (experimental.punieUserSettings)"
+                ),
+                format!(
+                    "sandbox.memoryMb: 512 is ignored: a project's settings could send it, and \
+                     they may only lower it (the default is 256); set it in {file} ([limits] \
+                     memory_mb = 512), in VS Code's user settings or in another client that \
+                     vouches for its settings (experimental.punieUserSettings)"
+                ),
+            ]
+        );
+        assert_eq!(limits(store.settings()), (20, 60_000, 256, 512));
+        // A vouching client's values replace the file's either way; what it leaves out keeps
+        // the file's.
+        let mut store = SettingsStore::default();
+        store.set_users(users, true);
+        assert!(
+            store
+                .apply(&json!({"maxTurns": 40, "sandbox": {"timeoutMs": 500}}))
+                .is_empty()
+        );
+        assert_eq!(limits(store.settings()), (40, 500, 256, 1_024));
     }
 
     /// The declaration that the editors' settings and the docs are generated from

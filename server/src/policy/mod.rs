@@ -11,7 +11,8 @@
 //!   `diff` computes a write's change.
 //! * [`Scope`], [`SessionApprovals`] (`scope`): what "Allow for this session" covers.
 //! * [`parse_user_policy`] (`user`): the user's own policy file, the one place (with the
-//!   command line and clients that vouch for their settings) that may loosen the policy.
+//!   command line and clients that vouch for their settings) that may loosen the policy or
+//!   raise the limits of runs ([`UserLimits`]).
 //!
 //! A tool's setting (allow, ask, deny; `toolPolicy` in the server's settings) defaults to its
 //! [`PermissionClass`]'s: reads are allowed, writes and commands ask. Front ends only show the
@@ -42,7 +43,7 @@ pub use scope::{Scope, SessionApprovals};
 pub use show::{
     Shown, cut, escape, escape_lines, markdown_literal, one_line, shell_line, shell_word,
 };
-pub use user::parse_user_policy;
+pub use user::{UserLimits, UserPolicy, parse_user_policy};
 
 use std::collections::HashMap;
 

@@ -653,15 +653,29 @@ fn tool_settings_default_to_their_class() {
 
 #[test]
 fn the_user_policy_file() {
-    let (settings, problems) = parse_user_policy(
-        "[tools]\nrun_command = \"allow\"\nwrite_file = \"sometimes\"\n\n[protected]\nexecutable = \"ask\"\nvcs = \"refuse\"\nnope = \"ask\"\n\n[extra]\nx = 1\n",
+    let (user, problems) = parse_user_policy(
+        "[tools]\nrun_command = \"allow\"\nwrite_file = \"sometimes\"\n\n[protected]\nexecutable = \"ask\"\nvcs = \"refuse\"\nnope = \"ask\"\n\n[extra]\nx = 1\n\n\
+         [limits]\nmax_turns = 16\ntimeout_ms = 60000\nmemory_mb = -1\noutput_kb = \"lots\"\nturns = 3\n",
     );
+    let settings = user.settings;
     assert_eq!(check(&settings.tools, tool("run_command")), Decision::Allow);
     assert_eq!(check(&settings.tools, tool("write_file")), Decision::Ask);
     assert!(settings.ask_protected.contains("executable"));
     assert!(!settings.ask_protected.contains("vcs"));
+    assert_eq!(
+        user.limits,
+        UserLimits {
+            max_turns: Some(16),
+            timeout_ms: Some(60_000),
+            memory_mb: None,
+            output_kb: None,
+        }
+    );
     insta::assert_snapshot!(problems.join("\n"), @r#"
-    [extra]: unknown section; expected [tools] or [protected]
+    [extra]: unknown section; expected [tools], [protected] or [limits]
+    limits.memory_mb: expected a whole number, got -1
+    limits.output_kb: expected a whole number, got "lots"
+    limits.turns: unknown key; expected max_turns, timeout_ms, memory_mb, output_kb
     protected.nope: no such rule; the rules are vcs, editor, git_hooks, pre_commit, ci, autorun, build_config, shell_startup, user_config, executable, hard_link
     tools.write_file: expected "allow", "ask" or "deny", got "sometimes"
     "#);

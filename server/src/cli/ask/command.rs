@@ -53,16 +53,18 @@ pub struct Args {
     /// Continue the workspace's last conversation instead of starting a new one.
     #[arg(long = "continue")]
     pub continue_session: bool,
-    /// Model turns at most (1 to 10000, as the `maxTurns` setting).
-    #[arg(long, value_name = "N", default_value_t = agent::DEFAULT_MAX_TURNS)]
-    pub max_turns: usize,
+    /// Model turns at most (1 to 10000, as the `maxTurns` setting; default: the policy file's
+    /// `[limits] max_turns`, else 8).
+    #[arg(long, value_name = "N")]
+    pub max_turns: Option<usize>,
     /// Tokens the model may write in one turn (1..=1000000); a longer answer ends `truncated`.
     #[arg(long, value_name = "N", default_value_t = crate::engine::Sampling::default().max_tokens)]
     pub max_tokens: usize,
     /// Where run transcripts go (default: <workspace>/.punie/transcripts).
     #[arg(long, value_name = "DIR")]
     pub transcript_dir: Option<PathBuf>,
-    /// Time limit of one snippet, in milliseconds.
+    /// Time limit of one snippet, in milliseconds (default: the policy file's
+    /// `[limits] timeout_ms`, else 10000).
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
     /// Explain FILE, or lines of it (FILE:12 or FILE:12-30).
@@ -185,7 +187,9 @@ impl Setup {
                  or name code with --explain, --fix, --tests or --refactor FILE[:LINES]"
             );
         }
-        crate::cli::check_max_turns(args.max_turns)?;
+        if let Some(max_turns) = args.max_turns {
+            crate::cli::check_max_turns(max_turns)?;
+        }
         if !(1..=1_000_000).contains(&args.max_tokens) {
             bail!(
                 "--max-tokens {}: expected a number from 1 to 1000000",
@@ -219,20 +223,20 @@ impl Setup {
                 root: workspace.clone(),
             },
         };
-        let (user_policy, problems) = features::load_policy_file();
+        // The policy file's policy and limits; the flags, the user's own command line, go
+        // either way from there.
+        let (users, problems) = features::load_policy_file();
         if let Some(problem) = problems.first() {
             bail!("the policy file: {problem}");
         }
         let mut settings = Settings {
             engine: spec,
             profile: args.profile.clone(),
-            max_turns: args.max_turns,
-            user_policy,
-            // The flags are the user's own command line.
+            max_turns: args.max_turns.unwrap_or(users.max_turns),
             tool_policy_is_users: true,
             command_access: args.access.access()?,
             max_tokens: args.max_tokens,
-            ..Settings::default()
+            ..users
         };
         if let Some(ms) = args.timeout_ms {
             crate::cli::check_range(

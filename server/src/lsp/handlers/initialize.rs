@@ -52,17 +52,16 @@ pub(crate) fn handle_initialize(server: &mut Server, params: Value) -> HandlerRe
     };
     server.roots = workspace_roots(&params);
     server.initialized = true;
-    let (user_policy, problems) = crate::features::load_policy_file();
+    let (users, problems) = crate::features::load_policy_file();
     for problem in problems {
         server.show_message(
             lsp_types::MessageType::ERROR,
             &format!("Punie policy file: {problem}; that entry is left out"),
         );
     }
-    server.settings.set_user_policy(
-        user_policy,
-        flag(&caps["experimental"][USER_SETTINGS_CAPABILITY]),
-    );
+    server
+        .settings
+        .set_users(users, flag(&caps["experimental"][USER_SETTINGS_CAPABILITY]));
     server.apply_settings(&params["initializationOptions"]);
     // The model starts loading now; its progress is shown once the client is `initialized`.
     server.ensure_engine();

@@ -168,9 +168,9 @@ pub(crate) fn declarations() -> Vec<Declaration> {
             server: true,
             vscode: Some(VsCode {
                 scope: "application",
-                note: "A user setting: a workspace's settings cannot change it.",
+                note: "A user setting: a workspace's settings cannot change it. VS Code always sends it, so it decides over the policy file's `[limits]`.",
             }),
-            description: "Most model turns in one run. A run that reaches it ends with an answer that says so. From a client that does not vouch for its settings (`experimental.punieUserSettings`), only a value up to the default counts.",
+            description: "Most model turns in one run. A run that reaches it ends with an answer that says so. Unset: the user's policy file's `[limits] max_turns`, else the default; from a client that does not vouch for its settings (`experimental.punieUserSettings`), only a value up to that counts.",
         },
         tool_policy(
             "toolPolicy.read_file",
@@ -196,9 +196,9 @@ pub(crate) fn declarations() -> Vec<Declaration> {
             server: true,
             vscode: Some(VsCode {
                 scope: "application",
-                note: "A user setting: a workspace's settings cannot change it.",
+                note: "A user setting: a workspace's settings cannot change it. VS Code always sends it, so it decides over the policy file's `[limits]`.",
             }),
-            description: "Wall-clock limit of one Code Mode snippet and its tool calls, in milliseconds. From a client that does not vouch for its settings, only a value up to the default counts.",
+            description: "Wall-clock limit of one Code Mode snippet and its tool calls, in milliseconds. Unset: the policy file's `[limits] timeout_ms`, else the default; from a client that does not vouch for its settings, only a value up to that counts.",
         },
         Declaration {
             key: "sandbox.memoryMb",
@@ -209,9 +209,9 @@ pub(crate) fn declarations() -> Vec<Declaration> {
             server: true,
             vscode: Some(VsCode {
                 scope: "application",
-                note: "A user setting: a workspace's settings cannot change it.",
+                note: "A user setting: a workspace's settings cannot change it. VS Code always sends it, so it decides over the policy file's `[limits]`.",
             }),
-            description: "Memory limit of one Code Mode snippet, in MiB. From a client that does not vouch for its settings, only a value up to the default counts.",
+            description: "Memory limit of one Code Mode snippet, in MiB. Unset: the policy file's `[limits] memory_mb`, else the default; from a client that does not vouch for its settings, only a value up to that counts.",
         },
         Declaration {
             key: "sandbox.outputKb",
@@ -222,9 +222,9 @@ pub(crate) fn declarations() -> Vec<Declaration> {
             server: true,
             vscode: Some(VsCode {
                 scope: "application",
-                note: "A user setting: a workspace's settings cannot change it.",
+                note: "A user setting: a workspace's settings cannot change it. VS Code always sends it, so it decides over the policy file's `[limits]`.",
             }),
-            description: "Most output one snippet may print, in KiB; the rest is cut. From a client that does not vouch for its settings, only a value up to the default counts.",
+            description: "Most output one snippet may print, in KiB; the rest is cut. Unset: the policy file's `[limits] output_kb`, else the default; from a client that does not vouch for its settings, only a value up to that counts.",
         },
         Declaration {
             key: "sandbox.network",
