@@ -454,6 +454,59 @@ fn writes_go_through_the_client_as_diffs() {
     assert_eq!(diff["newText"], "def add(a, b):\n    return a + b\n");
 }
 
+/// A `write_file` allowed after the client's buffer changed is not made: the client is asked
+/// to write nothing (its whole-file write would replace what the user typed while the dialog
+/// was open), the snippet is told why, and the agent keeps serving.
+#[test]
+fn a_write_allowed_after_the_buffer_changed_is_not_made() {
+    let fx = Fixture::new();
+    std::fs::write(fx.root().join("a.py"), "x = 1\n").unwrap();
+    let turns = [
+        call(
+            "try:\n    write_file('a.py', 'x = 1\\ny = 2\\n')\nexcept OSError as e:\n    print('refused', e)",
+        ),
+        "Done.".to_owned(),
+    ];
+    let typed = "x = 1\nIMPORTANT = 'typed while asked'\n";
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new("x = 1\n".to_owned()));
+    let writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen, shown) = (writes.clone(), buffer.clone());
+    let handler: crate::acp_client::Handler = Box::new(move |method, params| match method {
+        "fs/read_text_file" => Ok(json!({"content": *shown.lock().unwrap()})),
+        "session/request_permission" => {
+            // The user types in the editor while the dialog is open, then allows.
+            *shown.lock().unwrap() = typed.to_owned();
+            Ok(json!({"outcome": {"outcome": "selected", "optionId": "allow_once"}}))
+        }
+        "fs/write_text_file" => {
+            seen.lock().unwrap().push(params.clone());
+            Ok(json!({}))
+        }
+        _ => Err(json!({"code": -32601, "message": "no"})),
+    });
+    let mut client = fx.start(&turns, handler);
+    client.initialize(true, true);
+    let session_id = client.new_session(&fx.root());
+    let response = client.prompt(&session_id, "add y");
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    assert!(
+        writes.lock().unwrap().is_empty(),
+        "{:?}",
+        writes.lock().unwrap()
+    );
+    let log = serde_json::to_string(&client.log).unwrap();
+    assert!(
+        log.contains("refused the file changed after write_file read it"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fx.root().join("a.py")).unwrap(),
+        "x = 1\n"
+    );
+    client.new_session(&fx.root());
+    assert_eq!(client.close(), 0);
+}
+
 #[test]
 fn a_slash_command_on_an_attached_selection_edits_that_file() {
     let fx = Fixture::new();

@@ -37,6 +37,9 @@ pub(crate) struct Answers {
     pub(crate) ignore_apply_edit: bool,
     /// Never answer anything (a client that ignores server requests).
     pub(crate) silent: bool,
+    /// Notifications sent just before the permission answers, one per dialog in order: what
+    /// the user does in the editor while the dialog is open (`textDocument/didChange`).
+    pub(crate) before_answers: Vec<Value>,
 }
 
 impl Default for Answers {
@@ -48,6 +51,7 @@ impl Default for Answers {
             apply_edit: true,
             ignore_apply_edit: false,
             silent: false,
+            before_answers: Vec::new(),
         }
     }
 }
@@ -234,6 +238,12 @@ impl Client {
             || (self.answers.ignore_apply_edit && method == "workspace/applyEdit")
         {
             return;
+        }
+        if matches!(method, "window/showMessageRequest" | "punie/permission")
+            && !self.answers.before_answers.is_empty()
+        {
+            let message = self.answers.before_answers.remove(0);
+            self.send(message);
         }
         let result = match method {
             "window/workDoneProgress/create" if self.answers.progress => json!(null),

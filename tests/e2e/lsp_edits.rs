@@ -216,6 +216,76 @@ fn snippet_output(root: &Path) -> String {
     res
 }
 
+/// A `write_file` the user allowed is the change its dialog showed, made only on the text it
+/// showed: a line typed while the dialog was open is not replaced by the model's text, and a
+/// file to create that the user made meanwhile is not overwritten. Nothing reaches the editor,
+/// the snippet is told the file changed, and the server keeps serving.
+#[test]
+fn a_write_allowed_after_its_file_changed_is_not_made() {
+    let scripts = tempfile::tempdir().unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    let root = workspace.path().canonicalize().unwrap();
+    std::fs::write(root.join("a.py"), "x = 1\n").unwrap();
+    let (a, b) = (file_uri(&root.join("a.py")), file_uri(&root.join("b.py")));
+    let code = "for path, text in [('a.py', 'x = 1\\ny = 2\\n'), ('b.py', 'new\\n')]:\n    try:\n        write_file(path, text)\n        print('wrote', path)\n    except OSError as e:\n        print('refused', path, e)";
+    let turn = format!(
+        "<tool_call><function=execute_code>\n<parameter=code>\n{code}\n</parameter>\n</function></tool_call>"
+    );
+    let launch = Launch {
+        workspace,
+        answers: Answers {
+            permission: Some("Allow"),
+            before_answers: vec![
+                json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+                    "textDocument": {"uri": a, "version": 2},
+                    "contentChanges": [{"text": "x = 1\nIMPORTANT = 'typed while asked'\n"}]}}),
+                json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {
+                    "textDocument": {"uri": b, "languageId": "python", "version": 1,
+                        "text": "made while asked\n"}}}),
+            ],
+            ..Answers::default()
+        },
+        ..Launch::default()
+    };
+    let mut client = Client::start_with(
+        &engine(scripts.path(), &[&turn, "Done."], 0),
+        caps(),
+        json!({}),
+        launch,
+    );
+    client.open("a.py", "x = 1\n");
+    let started = client.ask(&a, range(0, 0, 0, 5), "ask");
+    let answer = client.wait_answer(&started["runId"]);
+    assert_eq!(answer["status"], "done", "{answer}");
+    let dialogs = client
+        .log
+        .iter()
+        .filter(|m| m["method"] == "window/showMessageRequest")
+        .count();
+    assert_eq!(dialogs, 2, "{:?}", client.log);
+    let edits: Vec<&Value> = client
+        .log
+        .iter()
+        .filter(|m| m["method"] == "workspace/applyEdit")
+        .collect();
+    assert!(edits.is_empty(), "{edits:?}");
+    let output = snippet_output(&client.root);
+    for path in ["a.py", "b.py"] {
+        assert!(
+            output.contains(&format!(
+                "refused {path} the file changed after write_file read it"
+            )),
+            "{output}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("a.py")).unwrap(),
+        "x = 1\n"
+    );
+    assert!(!root.join("b.py").exists());
+    assert_eq!(client.shutdown(), 0);
+}
+
 #[test]
 fn untitled_documents_run_in_a_private_scratch_root_not_tmp() {
     let scripts = tempfile::tempdir().unwrap();

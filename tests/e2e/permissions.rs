@@ -312,6 +312,121 @@ fn ask_on_terminal(workspace: &Path, script: &Path, answers: &str, env: &[(&str,
     text_of(&output)
 }
 
+/// Runs `punie ask` on a pseudo-terminal as [`ask_on_terminal`] does, but answers each
+/// question only once it is on the screen: `meanwhile(n)` runs while question `n` (from 0) is
+/// shown, then `y` is typed. Returns everything the terminal showed.
+fn ask_on_terminal_answering(
+    workspace: &Path,
+    script: &Path,
+    questions: usize,
+    meanwhile: &mut dyn FnMut(usize),
+) -> String {
+    use std::io::{Read, Write};
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "'\\''"));
+    let command_line = format!(
+        "{} ask --workspace {} --engine {} go",
+        quote(env!("CARGO_BIN_EXE_punie")),
+        quote(&workspace.display().to_string()),
+        quote(&format!("scripted:{}", script.display())),
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command_line, "/dev/null"])
+        .env("PUNIE_POLICY_FILE", "/nonexistent/punie-policy.toml")
+        .env_remove("PUNIE_ENGINE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("util-linux `script` runs punie on a pseudo-terminal");
+    let mut stdout = child.stdout.take().unwrap();
+    let (chunks, received) = crossbeam_channel::unbounded();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || chunks.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut shown = Vec::new();
+    // A guard against a hang, not a timing assertion.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    for n in 0..questions {
+        while String::from_utf8_lossy(&shown).matches("Allow? [").count() <= n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match received.recv_timeout(left) {
+                Ok(chunk) => shown.extend(chunk),
+                Err(_) => panic!(
+                    "question {n} never came: {}",
+                    String::from_utf8_lossy(&shown)
+                ),
+            }
+        }
+        meanwhile(n);
+        stdin.write_all(b"y\n").unwrap();
+    }
+    drop(stdin);
+    let status =
+        crate::support::wait_within(&mut child, std::time::Duration::from_secs(120), "punie ask");
+    reader.join().unwrap();
+    shown.extend(received.try_iter().flatten());
+    let shown = String::from_utf8_lossy(&shown).into_owned();
+    assert!(status.success(), "{shown}");
+    shown
+}
+
+/// A `write_file` allowed on a terminal is the change its question showed, made only on the
+/// file as it was then: one edited while the question was open is left as the user made it,
+/// and so is a file to create that appeared meanwhile; the snippet is told why.
+#[test]
+fn ask_on_a_terminal_writes_nothing_over_a_file_changed_while_asked() {
+    let ws = tempfile::tempdir().unwrap();
+    let (a, b) = (ws.path().join("a.py"), ws.path().join("b.py"));
+    std::fs::write(&a, "x = 1\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = script_for(
+        dir.path(),
+        "for path, text in [('a.py', 'x = 1\\ny = 2\\n'), ('b.py', 'new\\n')]:\n    try:\n        write_file(path, text)\n        print('wrote', path)\n    except OSError as e:\n        print('refused', path, e)",
+    );
+    let shown = ask_on_terminal_answering(ws.path(), &script, 2, &mut |n| match n {
+        0 => std::fs::write(&a, "x = 1\nIMPORTANT = 'typed while asked'\n").unwrap(),
+        _ => std::fs::write(&b, "made while asked\n").unwrap(),
+    });
+    assert!(shown.contains("Punie wants to write a.py"), "{shown}");
+    assert!(shown.contains("Punie wants to create b.py"), "{shown}");
+    assert_eq!(
+        std::fs::read_to_string(&a).unwrap(),
+        "x = 1\nIMPORTANT = 'typed while asked'\n"
+    );
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "made while asked\n");
+    let printed = printed_by_snippet(ws.path());
+    for path in ["a.py", "b.py"] {
+        assert!(
+            printed.contains(&format!(
+                "refused {path} the file changed after write_file read it"
+            )),
+            "{printed}"
+        );
+    }
+}
+
+/// What the run's snippets printed, from its transcript.
+fn printed_by_snippet(workspace: &Path) -> String {
+    let dir = workspace.join(".punie/transcripts");
+    let mut res = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let line: Value = serde_json::from_str(line).unwrap();
+            if line["event"] == "tool_result" {
+                res.push_str(line["response"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    res
+}
+
 /// The run's transcript: each tool call's permission ruling, in order.
 fn rulings(workspace: &Path) -> Vec<Value> {
     let dir = workspace.join(".punie/transcripts");

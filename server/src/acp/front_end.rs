@@ -41,7 +41,10 @@ use serde_json::{Value, json};
 
 use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
-use crate::features::{EditOutcome, FileChange, Finished, FrontEnd, OpenDocument, ProseStream};
+use crate::features::{
+    EditOutcome, ExistingFile, FileChange, Finished, FrontEnd, OpenDocument, ProseStream,
+    existing_file, text,
+};
 use crate::policy::{self, Answer, Before, Prompt, PromptKind};
 use crate::tools::Tool;
 
@@ -182,6 +185,42 @@ impl AcpFrontEnd {
         }));
         id
     }
+
+    /// Shows a file change on the tool call `id`.
+    fn send_diff(&self, id: &str, path: &str, old_text: Option<&str>, new_text: &str) {
+        self.send_update(json!({
+            "sessionUpdate": "tool_call_update",
+            "toolCallId": id,
+            "locations": [{"path": path}],
+            "content": [{"type": "diff", "path": path, "oldText": old_text, "newText": new_text}],
+        }));
+    }
+
+    /// `change` made on the file as the client has it now (its `fs/read_text_file`, else the
+    /// disk): the text it replaces and the whole new text. `None` when it may not be made
+    /// there: its code was edited, a whole-file write's text changed at all, a file to create
+    /// exists, a file to change is gone ([`text::carried`]).
+    fn current(&self, change: &FileChange) -> Option<(Option<String>, String)> {
+        let path = change.path()?;
+        match (change, existing_file(self, &self.root, path)) {
+            (FileChange::Create { text, .. }, ExistingFile::Missing) => Some((None, text.clone())),
+            (
+                FileChange::Replace {
+                    before,
+                    range,
+                    text,
+                    ..
+                },
+                ExistingFile::Text { text: now, .. },
+            ) => {
+                let range = text::carried(before, &now, range.clone())?;
+                let mut after = now.to_string();
+                after.replace_range(range, text);
+                Some((Some(now.to_string()), after))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl FrontEnd for AcpFrontEnd {
@@ -291,28 +330,32 @@ impl FrontEnd for AcpFrontEnd {
     ) -> Option<EditOutcome> {
         let id = self.call_for_change(change);
         let path = change.path()?.display().to_string();
-        let old_text = match change {
-            FileChange::Replace { before, .. } => Some(before.as_str().to_owned()),
-            FileChange::Create { .. } => None,
-        };
-        let new_text = change.after();
-        self.send_update(json!({
-            "sessionUpdate": "tool_call_update",
-            "toolCallId": id,
-            "locations": [{"path": path}],
-            "content": [{"type": "diff", "path": path, "oldText": old_text, "newText": new_text}],
-        }));
         let outcome = if self.fs.write_text_file {
-            let params = json!({"sessionId": self.session_id, "path": path, "content": new_text});
-            Some(match self.client_request("fs/write_text_file", params) {
-                Some(Ok(_)) => EditOutcome::Applied,
-                Some(Err(error)) => EditOutcome::Failed(format!(
-                    "the editor answered: {}",
-                    error["message"].as_str().unwrap_or("an error")
-                )),
-                None => EditOutcome::Unanswered,
+            // `fs/write_text_file` replaces the whole file: the change is carried to the text
+            // as the client has it now, or not made.
+            Some(match self.current(change) {
+                Some((old_text, new_text)) => {
+                    self.send_diff(&id, &path, old_text.as_deref(), &new_text);
+                    let params =
+                        json!({"sessionId": self.session_id, "path": path, "content": new_text});
+                    match self.client_request("fs/write_text_file", params) {
+                        Some(Ok(_)) => EditOutcome::Applied,
+                        Some(Err(error)) => EditOutcome::Failed(format!(
+                            "the editor answered: {}",
+                            error["message"].as_str().unwrap_or("an error")
+                        )),
+                        None => EditOutcome::Unanswered,
+                    }
+                }
+                None => EditOutcome::ChangedMeanwhile,
             })
         } else {
+            // Written on disk (`features::write_to_disk`), which carries the change itself.
+            let old_text = match change {
+                FileChange::Replace { before, .. } => Some(before.as_str()),
+                FileChange::Create { .. } => None,
+            };
+            self.send_diff(&id, &path, old_text, &change.after());
             None
         };
         if self.lock().tool_call.is_none() {

@@ -68,6 +68,10 @@ pub enum EditOutcome {
     Applied,
     /// The editor refused it (`applied: false`), e.g. the buffer changed meanwhile.
     Rejected,
+    /// Nothing was made: the file is no longer what the change was computed from (the code it
+    /// replaces was edited, a whole-file write's text changed at all, a file to create now
+    /// exists, a file to change is gone).
+    ChangedMeanwhile,
     Failed(String),
     /// The editor has not answered the edit request in time. It may still apply the edit
     /// (a preview the user is reading), so nobody may be told that nothing changed.
@@ -81,10 +85,12 @@ pub const MAX_EDITED_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Writes a change to disk atomically (a temporary file in the same directory, renamed).
 ///
 /// The file may have changed since the run read it: a replacement is carried through that
-/// change ([`text::rebase`]) or, when the change touched the replaced code, refused. A file
-/// keeps its encoding: a byte-order mark stays, a file that is not UTF-8 keeps every byte the
-/// change does not replace ([`text::Encoding`]). Beneath `root` (the workspace root as the
-/// client names it), no link is followed (`workspace::follow_root_links`).
+/// change ([`text::carried`]) or, when the change touched the replaced code or replaces the
+/// whole file, refused; so is a new file where one has appeared, and a change to a file now
+/// gone or no longer text. A file keeps its encoding: a byte-order mark stays, a file that is
+/// not UTF-8 keeps every byte the change does not replace ([`text::Encoding`]). Beneath
+/// `root` (the workspace root as the client names it), no link is followed
+/// (`workspace::follow_root_links`).
 pub fn write_to_disk(root: &Path, change: &FileChange) -> EditOutcome {
     let Some(path) = change.path() else {
         return EditOutcome::Failed("the document is not a file on disk".to_owned());
@@ -96,31 +102,31 @@ pub fn write_to_disk(root: &Path, change: &FileChange) -> EditOutcome {
         &path.display().to_string(),
         MAX_EDITED_FILE_BYTES,
     ) {
-        Ok(bytes) => text::decode(&bytes),
+        Ok(bytes) => Some(text::decode(&bytes)),
         Err(err) if err.type_name == "FileNotFoundError" => None,
         Err(err) => return EditOutcome::Failed(err.message),
     };
-    let (current, encoding) = match &on_disk {
-        Some((text, encoding)) => (text.as_str(), *encoding),
-        None => ("", text::Encoding::Utf8 { bom: false }),
-    };
-    let after = match change {
-        FileChange::Replace {
-            before,
-            range,
-            text,
-            ..
-        } if on_disk.is_some() && current != before.as_str() && *range != (0..before.len()) => {
-            match text::rebase(range.clone(), &[text::diff_edit(before, current)]) {
-                Some(range) => {
-                    let mut res = current.to_owned();
-                    res.replace_range(range, text);
-                    res
-                }
-                None => return EditOutcome::Failed(CHANGED_MEANWHILE.to_owned()),
-            }
+    let (after, encoding) = match (change, on_disk) {
+        (FileChange::Create { text, .. }, None) => {
+            (text.clone(), text::Encoding::Utf8 { bom: false })
         }
-        _ => change.after(),
+        (
+            FileChange::Replace {
+                before,
+                range,
+                text,
+                ..
+            },
+            Some(Some((current, encoding))),
+        ) => match text::carried(before, &current, range.clone()) {
+            Some(range) => {
+                let mut res = current;
+                res.replace_range(range, text);
+                (res, encoding)
+            }
+            None => return EditOutcome::ChangedMeanwhile,
+        },
+        _ => return EditOutcome::ChangedMeanwhile,
     };
     let Ok(content) = text::encode(&after, encoding) else {
         return EditOutcome::Failed(

@@ -53,3 +53,4 @@ pub use run::{
     profile_for,
 };
 pub use settings::Settings;
+pub(crate) use tool_host::existing_file;

@@ -14,7 +14,7 @@ use crate::sandbox::Sandbox;
 
 use super::approvals::SessionApprovals;
 use super::conversations::Conversations;
-use super::edits::{AnswerEdit, EditOutcome, answer_edit};
+use super::edits::{AnswerEdit, CHANGED_MEANWHILE, EditOutcome, answer_edit};
 use super::front_end::FrontEnd;
 use super::question::Ask;
 use super::settings::Settings;
@@ -211,6 +211,10 @@ fn apply_answer_edit(ask: &Ask, host: &FeatureToolHost<'_>, answer: &str) -> Opt
                     EditOutcome::Failed(reason) => Some(format!(
                         "_{shown} could not be changed: {}._",
                         markdown_literal(&reason)
+                    )),
+                    EditOutcome::ChangedMeanwhile => Some(format!(
+                        "_{shown} could not be changed: {}._",
+                        markdown_literal(CHANGED_MEANWHILE)
                     )),
                     EditOutcome::Unanswered => Some(format!(
                         "_The editor has not confirmed the edit of {shown}; it may still make it._"

@@ -37,6 +37,20 @@ pub fn rebase(range: Range<usize>, edits: &[ByteEdit]) -> Option<Range<usize>> {
     Some(range)
 }
 
+/// Where `range` of `before` lies in `now`, the text as it is now (one diff between them);
+/// `None` when the change may not be made there: the code it replaces was edited, or it
+/// replaces the whole of `before` (a `write_file`), which is made only on that very text,
+/// never over what was typed or written meanwhile.
+pub fn carried(before: &str, now: &str, range: Range<usize>) -> Option<Range<usize>> {
+    if before == now {
+        return Some(range);
+    }
+    if range == (0..before.len()) {
+        return None;
+    }
+    rebase(range, &[diff_edit(before, now)])
+}
+
 /// The one edit that turns `before` into `after`: what lies between their common prefix and
 /// common suffix (on character boundaries).
 pub fn diff_edit(before: &str, after: &str) -> ByteEdit {

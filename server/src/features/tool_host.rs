@@ -128,6 +128,12 @@ pub(crate) fn existing_file(front_end: &dyn FrontEnd, root: &Path, path: &Path) 
     }
 }
 
+/// Whether the text a write was judged on is the text there now. A file's byte-order mark is
+/// not text (the disk is read without it, a write keeps it), so it does not count.
+fn same_text(shown: &str, now: &str) -> bool {
+    super::text::strip_bom(shown).1 == super::text::strip_bom(now).1
+}
+
 impl ToolHost for FeatureToolHost<'_> {
     fn workspace_root(&self) -> &Path {
         self.root
@@ -139,23 +145,51 @@ impl ToolHost for FeatureToolHost<'_> {
             .map(|document| document.text.to_string())
     }
 
-    fn write_file(&self, path: &Path, content: &str) -> Result<(), ToolError> {
-        let change = match self.existing(path) {
-            ExistingFile::Text { id, text, version } => FileChange::Replace {
-                id,
-                path: Some(path.to_owned()),
-                range: 0..text.len(),
-                before: text,
-                version,
-                text: content.to_owned(),
-            },
-            ExistingFile::Missing => FileChange::Create {
+    fn write_file(&self, path: &Path, before: &Before, content: &str) -> Result<(), ToolError> {
+        // What was approved is the change from `before` (the text the question showed, or
+        // what was read when the call was judged) to `content`: it is made only on that text.
+        // The front end compares once more where it fixes the version it sends or opens the
+        // file, so typing that lands while this runs is not overwritten either.
+        let change = match (before, self.existing(path)) {
+            (Before::Missing, ExistingFile::Missing) => FileChange::Create {
                 path: path.to_owned(),
                 text: content.to_owned(),
             },
-            // `write_file` replaces whatever is there; an editor cannot show a binary file,
-            // so this one is written on disk.
-            ExistingFile::Unreadable(_) => return crate::workspace::write_atomic(path, content),
+            (Before::Text(shown), ExistingFile::Text { id, text, version })
+                if same_text(shown, &text) =>
+            {
+                FileChange::Replace {
+                    id,
+                    path: Some(path.to_owned()),
+                    range: 0..text.len(),
+                    before: text,
+                    version,
+                    text: content.to_owned(),
+                }
+            }
+            // No text was shown: the disk tells whether the file is still the one judged.
+            (Before::Binary { .. } | Before::TooLarge { .. }, now)
+                if crate::workspace::before_write(path) == *before =>
+            {
+                match now {
+                    // Not UTF-8 but text all the same: written keeping its encoding.
+                    ExistingFile::Text { id, text, version } => FileChange::Replace {
+                        id,
+                        path: Some(path.to_owned()),
+                        range: 0..text.len(),
+                        before: text,
+                        version,
+                        text: content.to_owned(),
+                    },
+                    // `write_file` replaces whatever is there; an editor cannot show a binary
+                    // file, so this one is written on disk.
+                    ExistingFile::Unreadable(_) => {
+                        return crate::workspace::write_unchanged(path, before, content);
+                    }
+                    ExistingFile::Missing => return Err(crate::workspace::changed_meanwhile()),
+                }
+            }
+            _ => return Err(crate::workspace::changed_meanwhile()),
         };
         // A write the policy asks about is shown again where the editor can show the change
         // itself (a dialog's text can only summarise it).
@@ -165,6 +199,7 @@ impl ToolHost for FeatureToolHost<'_> {
         match self.apply(&change, confirm) {
             EditOutcome::Applied => Ok(()),
             EditOutcome::Rejected => Err(ToolError::permission("edit rejected by the editor")),
+            EditOutcome::ChangedMeanwhile => Err(crate::workspace::changed_meanwhile()),
             EditOutcome::Failed(reason) => Err(ToolError::new("OSError", reason)),
             EditOutcome::Unanswered => Err(ToolError::new(
                 "TimeoutError",

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::agent::RunEvent;
 use crate::cancel::CancelFlag;
 use crate::features::text;
-use crate::features::{CHANGED_MEANWHILE, EditOutcome, FileChange, FrontEnd, OpenDocument};
+use crate::features::{EditOutcome, FileChange, FrontEnd, OpenDocument};
 use crate::policy::{Answer, Before, DIALOG_SUBJECT_CHARS, Prompt, Scope};
 
 use super::documents::DocumentStore;
@@ -169,7 +169,7 @@ impl FrontEnd for LspFrontEnd {
         let change = match self.current(change) {
             Ok(Some(change)) => change,
             Ok(None) => return None,
-            Err(reason) => return Some(EditOutcome::Failed(reason.to_owned())),
+            Err(ChangedMeanwhile) => return Some(EditOutcome::ChangedMeanwhile),
         };
         let edit = super::edits::workspace_edit(&change, &self.caps, confirm)?;
         let params = json!({"label": "Punie", "edit": edit});
@@ -214,11 +214,14 @@ impl LspFrontEnd {
     }
 
     /// `change` carried to the document as the editor has it now: the user may have typed
-    /// while the run worked. A replacement whose code was itself edited is refused. `None`:
-    /// the server writes the change itself, because the file is not open and not UTF-8 (an
-    /// editor would decode it its own way and save it as UTF-8; the server keeps every byte
-    /// the change does not replace).
-    fn current(&self, change: &FileChange) -> Result<Option<FileChange>, &'static str> {
+    /// while the run worked. A replacement whose code was itself edited is refused, and so is
+    /// a whole-file write (`write_file`) unless the text is still the one it was judged on, a
+    /// new file where one has appeared, and a change to a file that is gone. The version sent
+    /// is the one compared here: the editor refuses the edit if the buffer changes after.
+    /// `None`: the server writes the change itself, because the file is not open and not
+    /// UTF-8 (an editor would decode it its own way and save it as UTF-8; the server keeps
+    /// every byte the change does not replace).
+    fn current(&self, change: &FileChange) -> Result<Option<FileChange>, ChangedMeanwhile> {
         let FileChange::Replace {
             id,
             path,
@@ -228,7 +231,18 @@ impl LspFrontEnd {
             text,
         } = change
         else {
-            return Ok(Some(change.clone()));
+            let created = change.path().is_some_and(|path| {
+                self.open_document(path).is_some()
+                    || std::fs::symlink_metadata(crate::workspace::follow_root_links(
+                        &self.root, path,
+                    ))
+                    .is_ok()
+            });
+            return if created {
+                Err(ChangedMeanwhile)
+            } else {
+                Ok(Some(change.clone()))
+            };
         };
         let whole = *range == (0..before.len());
         let open = match id {
@@ -256,13 +270,15 @@ impl LspFrontEnd {
                 let (range, now, now_version) = self
                     .documents
                     .rebase(uri, opening, *version, range.clone())
-                    .ok_or(CHANGED_MEANWHILE)?;
+                    .ok_or(ChangedMeanwhile)?;
                 (range, now, Some(now_version))
             }
-            // A buffer opened again since (or never read by this run): its texts say it.
+            // A buffer opened again since (or never read by this run), or a whole-file write:
+            // its texts say it.
             (Some(uri), _, _) => {
-                let document = self.documents.get(uri).ok_or(CHANGED_MEANWHILE)?;
-                let range = carried(before, &document.text, range, whole)?;
+                let document = self.documents.get(uri).ok_or(ChangedMeanwhile)?;
+                let range =
+                    text::carried(before, &document.text, range.clone()).ok_or(ChangedMeanwhile)?;
                 (range, document.text, Some(document.version))
             }
             // Not open: the client reads the file from disk to apply the edit.
@@ -276,13 +292,15 @@ impl LspFrontEnd {
                     "",
                     crate::features::MAX_EDITED_FILE_BYTES,
                 );
-                let Some((now, encoding)) = read.ok().and_then(|bytes| text::decode(&bytes)) else {
-                    return Ok(Some(change.clone()));
-                };
+                // The run read this file as text: gone, unreadable or binary, it changed.
+                let (now, encoding) = read
+                    .ok()
+                    .and_then(|bytes| text::decode(&bytes))
+                    .ok_or(ChangedMeanwhile)?;
                 if encoding == text::Encoding::Latin1 {
                     return Ok(None);
                 }
-                let range = carried(before, &now, range, whole)?;
+                let range = text::carried(before, &now, range.clone()).ok_or(ChangedMeanwhile)?;
                 (range, Arc::new(now), None)
             }
         };
@@ -297,21 +315,8 @@ impl LspFrontEnd {
     }
 }
 
-/// `range` of `before` in `now` (one diff between them); all of `now` for a whole-file write.
-fn carried(
-    before: &str,
-    now: &str,
-    range: &std::ops::Range<usize>,
-    whole: bool,
-) -> Result<std::ops::Range<usize>, &'static str> {
-    if whole {
-        return Ok(0..now.len());
-    }
-    if before == now {
-        return Ok(range.clone());
-    }
-    text::rebase(range.clone(), &[text::diff_edit(before, now)]).ok_or(CHANGED_MEANWHILE)
-}
+/// The file is not what a change was computed from: nothing is sent.
+struct ChangedMeanwhile;
 
 /// Sends a request to the client through the main loop and waits for the answer, `timeout`
 /// at most, giving up early when the run is cancelled. `None` means no answer.

@@ -19,14 +19,30 @@ pub enum Before {
     /// The file does not exist: the write creates it.
     Missing,
     Text(String),
-    /// Not UTF-8: only its size is shown.
+    /// Not UTF-8 (or holding a NUL byte): only its size is shown.
     Binary {
         bytes: u64,
+        stamp: FileStamp,
     },
     /// Too large to read for a prompt.
     TooLarge {
         bytes: u64,
+        stamp: FileStamp,
     },
+}
+
+/// Which version of a file a prompt saw where it kept no text to compare (a binary file, one
+/// too large to read): the file's identity and its last modification. A write is made only
+/// where the file still matches, so one changed after the prompt is not replaced unseen. A
+/// rewrite of the same size within one tick of the file system's clock would go unnoticed;
+/// the status-change time would catch it, but clearing a file's execute bits before an
+/// editor writes it changes that time too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileStamp {
+    pub device: u64,
+    pub inode: u64,
+    /// Since the Unix epoch.
+    pub modified_ns: i128,
 }
 
 /// Counts of a change.
@@ -61,7 +77,7 @@ pub(crate) fn diff(path: &str, before: &Before, after: &str) -> Diff {
     let old = match before {
         Before::Missing => "",
         Before::Text(text) => text.as_str(),
-        Before::Binary { bytes } | Before::TooLarge { bytes } => {
+        Before::Binary { bytes, .. } | Before::TooLarge { bytes, .. } => {
             let what = if matches!(before, Before::Binary { .. }) {
                 "a binary file"
             } else {

@@ -33,7 +33,7 @@ pub(crate) use show::markdown_view;
 mod user;
 
 pub use decide::{Answer, PolicySettings, Refusal, RuledBy, Ruling, Verdict, decide, permit, rule};
-pub use diff::{Before, Diff, DiffStat, MAX_DIFF_LINES};
+pub use diff::{Before, Diff, DiffStat, FileStamp, MAX_DIFF_LINES};
 pub use prompt::{Change, DIALOG_SUBJECT_CHARS, Prompt, PromptKind};
 pub use protected::{
     PROTECTED, Pattern, ProtectedRule, VIRTUAL_ENV_MARKERS, protected_rule, rule_by_id,

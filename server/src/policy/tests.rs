@@ -456,7 +456,10 @@ fn write_details_show_the_diff() {
     insta::assert_snapshot!("create_details", ask_prompt(&new_file).details());
     let binary = write_target(
         Target::existing_file("logo.png"),
-        Before::Binary { bytes: 2048 },
+        Before::Binary {
+            bytes: 2048,
+            stamp: crate::policy::FileStamp::default(),
+        },
         "not a png\n",
     );
     insta::assert_snapshot!("binary_details", ask_prompt(&binary).details());

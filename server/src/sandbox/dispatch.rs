@@ -137,23 +137,12 @@ fn argv_tail(args: &Value) -> Result<Option<Vec<String>>, ToolError> {
     }
 }
 
-/// What the file at `path` holds now, for the prompt's diff: the editor's buffer when it has
-/// one, else the disk.
-fn before(host: &dyn ToolHost, path: &std::path::Path, exists: bool) -> Before {
-    if let Some(text) = host.read_document(path) {
-        return Before::Text(text);
-    }
-    if !exists {
-        return Before::Missing;
-    }
-    let bytes = std::fs::metadata(path).map_or(0, |meta| meta.len());
-    if bytes > workspace::MAX_READ_BYTES {
-        return Before::TooLarge { bytes };
-    }
-    match workspace::read_bounded(path, "", workspace::MAX_READ_BYTES).map(String::from_utf8) {
-        Ok(Ok(text)) => Before::Text(text),
-        Ok(Err(_)) => Before::Binary { bytes },
-        Err(_) => Before::TooLarge { bytes },
+/// What the file at `path` holds now, for the prompt's diff and for the write to compare
+/// with when it is made: the editor's buffer when it has one, else the disk.
+fn before(host: &dyn ToolHost, path: &std::path::Path) -> Before {
+    match host.read_document(path) {
+        Some(text) => Before::Text(text),
+        None => workspace::before_write(path),
     }
 }
 
@@ -180,7 +169,7 @@ fn resolve(host: &dyn ToolHost, tool: Tool, args: &Value) -> Result<Resolved, To
                 ));
             }
             let action = Action::Write {
-                before: before(host, &resolved.path, resolved.target.exists),
+                before: before(host, &resolved.path),
                 target: resolved.target,
                 after: content.to_owned(),
             };
@@ -257,11 +246,13 @@ fn carry_out(
             };
             Ok(Value::String(text))
         }
-        Action::Write { after, .. } => {
+        Action::Write { before, after, .. } => {
             // An editor writes in place and keeps the mode: clear the execute bits first, so
             // that model-written content is never executable.
             workspace::clear_exec_bits(&path)?;
-            host.write_file(&path, &after)?;
+            // What was judged (and shown, where the user was asked) is the change from
+            // `before`: the host makes it only on that.
+            host.write_file(&path, &before, &after)?;
             Ok(Value::String(WRITE_FILE_RESULT.to_owned()))
         }
         Action::Execute { argv, .. } => {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::{CommandLimits, ToolError};
 use crate::cancel::CancelFlag;
-use crate::policy::{Ruling, ToolRequest};
+use crate::policy::{Before, Ruling, ToolRequest};
 use crate::tools::Tool;
 
 /// The host side of tool calls. Paths handed to it are already resolved and confined to
@@ -20,9 +20,12 @@ pub trait ToolHost: Sync {
         None
     }
 
-    /// Writes a file (the LSP layer turns this into `workspace/applyEdit`).
-    fn write_file(&self, path: &Path, content: &str) -> Result<(), ToolError> {
-        super::write_atomic(path, content)
+    /// Writes `content` to a file, only if it still holds `before`: what the call's prompt
+    /// showed, or what was read when it was judged where no one was asked. Otherwise nothing
+    /// is written and the call fails ([`super::changed_meanwhile`]). The LSP layer turns this
+    /// into `workspace/applyEdit` on the buffer's current version, after that comparison.
+    fn write_file(&self, path: &Path, before: &Before, content: &str) -> Result<(), ToolError> {
+        super::write_unchanged(path, before, content)
     }
 
     /// May this call go ahead? `request` is the call resolved: the workspace-relative path

@@ -11,6 +11,7 @@
 //! and it is opened following no link ([`no_follow`]): a directory swapped for a link after
 //! the path was judged makes the read or write fail, never reach where the link points.
 
+mod before;
 mod command;
 mod disk_guard;
 mod host;
@@ -20,6 +21,7 @@ mod path;
 mod protected_watch;
 mod quarantine;
 
+pub use before::{before_write, changed_meanwhile, write_unchanged};
 pub use command::{CommandLimits, CommandOutput, run_command, split_command};
 pub use host::ToolHost;
 pub use path::{ResolvedPath, display_path, resolve, resolve_target};
