@@ -154,6 +154,9 @@ const PSEUDO_FILE_SYSTEMS: &[(u32, &str)] = &[
     (libc::BINDERFS_SUPER_MAGIC as u32, "binder"),
     (libc::OPENPROM_SUPER_MAGIC as u32, "openpromfs"),
     (libc::USBDEVICE_SUPER_MAGIC as u32, "usbfs"),
+    // Automount points: what is mounted on one has its own file system; the point itself
+    // holds only the kernel's triggers.
+    (libc::AUTOFS_SUPER_MAGIC as u32, "autofs"),
     // Not in the `libc` crate: `linux/magic.h` (the first four) and the kernel's sources.
     (0x6165_676c, "pstore"),
     (0xde5e_81e4, "efivarfs"),
@@ -162,6 +165,12 @@ const PSEUDO_FILE_SYSTEMS: &[(u32, &str)] = &[
     (0x6265_6570, "configfs"),
     (0x1980_0202, "mqueue"),
     (0x6573_5543, "fusectl"),
+    // `NFSD_MAGIC` (fs/nfsd: the NFS server's controls), `RPCAUTH_GSSMAGIC`
+    // (net/sunrpc/rpc_pipe.c: RPC upcall pipes), `FUNCTIONFS_MAGIC`
+    // (drivers/usb/gadget/function/f_fs.c: a USB gadget's endpoints).
+    (0x6e66_7364, "nfsd"),
+    (0x6759_6969, "rpc_pipefs"),
+    (0x0a64_7361, "functionfs"),
 ];
 
 /// The name of the pseudo file system `stat` describes, if it is one.
