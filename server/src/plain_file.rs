@@ -235,6 +235,19 @@ pub(crate) fn refuse_pseudo_at(_path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `dir` lies on a pseudo file system, for a walk of a workspace's tree to leave it
+/// out: a workspace at `/` holds `/proc` and `/sys`, whose files are never read
+/// ([`refuse_pseudo`]) and whose trees are the kernel's (a directory for every process and
+/// thread, endless links), where a walk would spend its limit for nothing. Not when it cannot
+/// be told: then the walk reads it as it would any other.
+pub(crate) fn is_on_pseudo_file_system(dir: &Path) -> bool {
+    #[cfg(unix)]
+    return refuse_pseudo_at(dir)
+        .is_err_and(|err| matches!(refusal(&err), Some(Refusal::PseudoFileSystem { .. })));
+    #[cfg(not(unix))]
+    return false;
+}
+
 /// The metadata of `file` when it is a regular file not on a pseudo file system, else its
 /// [`Refusal`]: what the file opened is, whatever its path named when it was judged.
 pub(crate) fn regular(file: &File) -> io::Result<Metadata> {
@@ -370,6 +383,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         refuse_pseudo_at(dir.path()).unwrap();
         refuse_pseudo(File::open(dir.path()).unwrap()).unwrap();
+        // What walks leave out; a directory that cannot be told is read as any other.
+        assert!(is_on_pseudo_file_system(Path::new("/proc")));
+        assert!(is_on_pseudo_file_system(Path::new("/sys/kernel")));
+        assert!(!is_on_pseudo_file_system(dir.path()));
+        assert!(!is_on_pseudo_file_system(&dir.path().join("absent")));
     }
 
     #[test]

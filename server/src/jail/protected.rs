@@ -3,14 +3,15 @@
 //! looks for again once it has ended.
 //!
 //! The walk reads the whole tree, however deep, but not [`SKIPPED`] directories (dependencies,
-//! build output, caches) and never a protected directory (it is listed whole, its inside is
-//! protected with it). What it has not read it cannot protect, and a command can make the tree
-//! as large as it likes, so it has no silent budget: a walk stops after a number of
-//! directories read and says so ([`Found::complete`]), and the caller fails closed. Before a
-//! command, more than [`DIRS_BEFORE_COMMAND`] directories refuse the command
-//! ([`protected_for_command`]): a nested repository behind thousands of directories a
-//! command made would otherwise have its hooks writable. After a command the sweep reads up
-//! to [`DIRS_AFTER_COMMAND`], and says in the command's stderr when even that was not enough.
+//! build output, caches) or pseudo file systems (`/proc`, `/sys`), and never a protected
+//! directory (it is listed whole, its inside is protected with it). What it has not read it
+//! cannot protect, and a command can make the tree as large as it likes, so it has no silent
+//! budget: a walk stops after a number of directories read and says so ([`Found::complete`]),
+//! and the caller fails closed. Before a command, more than [`DIRS_BEFORE_COMMAND`]
+//! directories refuse the command ([`protected_for_command`]): a nested repository behind
+//! thousands of directories a command made would otherwise have its hooks writable. After a
+//! command the sweep reads up to [`DIRS_AFTER_COMMAND`], and says in the command's stderr when
+//! even that was not enough.
 //!
 //! Cost: about eight system calls per directory read, 1–20 µs on an AMD EPYC as busy as it
 //! was (debug build, `bench/protected_walk.sh`, docs/sandbox.md "Start-up cost"), so the
@@ -156,7 +157,10 @@ pub struct Judged {
     /// children a two-part rule names (`.github/workflows`), the git directories a `.git`
     /// file leads to.
     pub protected: Vec<PathBuf>,
-    /// The walk reads it too: a directory that is neither protected whole nor [`SKIPPED`].
+    /// The walk reads it too: a directory that is neither protected whole nor [`SKIPPED`], nor
+    /// on a pseudo file system (`/proc` and `/sys` of a workspace at `/`: the kernel's tree,
+    /// where no command makes a repository or an environment, and where the walk would spend
+    /// its limit and refuse every command).
     pub walk_into: bool,
 }
 
@@ -208,7 +212,9 @@ pub fn judge_entry(workspace: &Path, path: &Path, is_dir: bool) -> Judged {
     }
     Judged {
         protected,
-        walk_into: is_dir && !SKIPPED.contains(&name.as_str()),
+        walk_into: is_dir
+            && !SKIPPED.contains(&name.as_str())
+            && !crate::plain_file::is_on_pseudo_file_system(path),
     }
 }
 
@@ -227,6 +233,22 @@ pub fn root_protected(workspace: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A workspace at `/`: the walk, the sweep after a command and the watcher during it leave
+    /// the kernel's trees out, as navigation's walk does.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_walk_leaves_pseudo_file_systems_out() {
+        let root = Path::new("/");
+        for kernels in ["/proc", "/sys"] {
+            assert!(
+                !judge_entry(root, Path::new(kernels), true).walk_into,
+                "{kernels}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert!(judge_entry(root, dir.path(), true).walk_into);
+    }
 
     #[test]
     fn protected_paths_are_found_however_deep() {

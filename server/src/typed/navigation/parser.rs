@@ -176,7 +176,7 @@ pub(super) fn document_symbols(ctx: &Context<'_>, raw: &str) -> Result<Value, To
 
 /// The Python files of the workspace, skipping hidden directories, virtual environments,
 /// caches and pseudo file systems (`/proc` and `/sys` of a workspace at `/`, whose files are
-/// never read: `crate::plain_file::refuse_pseudo`); at most [`MAX_FILES`], from at most
+/// never read: `crate::plain_file::is_on_pseudo_file_system`); at most [`MAX_FILES`], from at most
 /// [`MAX_DIRS`] directories and [`MAX_ENTRIES`] entries, in a stable order.
 pub(super) fn python_files(root: &Path) -> Vec<PathBuf> {
     const SKIP: &[&str] = &[
@@ -194,8 +194,7 @@ pub(super) fn python_files(root: &Path) -> Vec<PathBuf> {
         if dirs_read == MAX_DIRS || entries_left == 0 {
             break;
         }
-        #[cfg(unix)]
-        if crate::plain_file::refuse_pseudo_at(&dir).is_err() {
+        if crate::plain_file::is_on_pseudo_file_system(&dir) {
             continue;
         }
         dirs_read += 1;
