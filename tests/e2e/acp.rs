@@ -1033,6 +1033,36 @@ fn the_policy_files_turn_limit_holds() {
     assert_eq!(client.close(), 0);
 }
 
+/// ACP has no message of its own: a problem of the user's policy file is told in the first
+/// answer it affects, once, with the entry left out (the default limit holds).
+#[test]
+fn a_problem_of_the_policy_file_is_told_once_in_the_answer() {
+    let fx = Fixture::new();
+    let policy = fx.scripts.path().join("policy.toml");
+    std::fs::write(&policy, "[limits]\nmax_turns = 0\n").unwrap();
+    let mut client = AcpClient::start_with_env(
+        &[&fx.engine(&["Paris.".to_owned()], 0)],
+        fx.sessions.path(),
+        default_handler(None),
+        &[("PUNIE_POLICY_FILE", policy.to_str().unwrap())],
+    );
+    client.initialize(false, false);
+    let session_id = client.new_session(&fx.root());
+    let told = "Punie left out an entry of your policy file: `";
+    let from = client.log.len();
+    let response = client.prompt(&session_id, "Capital of France?");
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    let first = client.agent_text(&session_id, from);
+    assert!(first.starts_with(told), "{first}");
+    assert!(first.contains("limits.max_turns"), "{first}");
+    assert!(first.ends_with("Paris."), "{first}");
+    let from = client.log.len();
+    client.prompt(&session_id, "And now?");
+    let second = client.agent_text(&session_id, from);
+    assert!(!second.contains(told), "{second}");
+    assert_eq!(client.close(), 0);
+}
+
 /// micro-Punie over ACP: the model's own tool call runs and the prompt ends.
 #[test]
 fn micro_punie_makes_a_real_tool_call_over_acp() {

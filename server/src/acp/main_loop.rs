@@ -112,6 +112,8 @@ pub(crate) struct Agent {
     pub resources: RunResources,
     pub store: Option<SessionStore>,
     pub choices: Vec<(ModelChoice, EngineSpec)>,
+    /// Problems of the user's policy file already told (each once, before an answer).
+    pub policy_problems_told: Vec<String>,
     pending: HashMap<i64, Sender<Result<Value, Value>>>,
     next_request_id: i64,
 }
@@ -136,6 +138,7 @@ pub(crate) fn main_loop(incoming: Receiver<Incoming>, out: Sender<Value>, option
         resources: RunResources::default(),
         store,
         choices,
+        policy_problems_told: Vec::new(),
         pending: HashMap::new(),
         next_request_id: 0,
     };

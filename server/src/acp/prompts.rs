@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::agent::{self, RunOutcome, RunStatus};
 use crate::cancel::CancelFlag;
 use crate::features::{self, RunInput, Settings};
+use crate::policy;
 
 use super::front_end::AcpFrontEnd;
 use super::main_loop::{Agent, Failure, Handled, PromptRun, Task};
@@ -40,9 +41,19 @@ impl Agent {
             PromptPlan::Run(ask) => ask,
         };
         // The user's policy file: a protected rule turned into ask, a tool allowed, its limits.
+        // ACP has no message outside a session's updates: a problem is told once, in the
+        // answer it first affects (the LSP server shows it at `initialize`, `punie ask` fails).
         let (users, problems) = features::load_policy_file();
         for problem in problems {
             tracing::warn!("the policy file: {problem}; that entry is left out");
+            if !self.policy_problems_told.contains(&problem) {
+                let told = format!(
+                    "Punie left out an entry of your policy file: {}\n\n",
+                    policy::markdown_literal(&policy::one_line(&problem))
+                );
+                self.send_update(&session_id, wire::agent_text(&told));
+                self.policy_problems_told.push(problem);
+            }
         }
         let settings = self.settings_for(&session.model, users);
         let run_id = agent::new_run_id();
