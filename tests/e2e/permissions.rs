@@ -489,36 +489,69 @@ fn ask_on_a_terminal_shows_the_diff_and_the_escaped_argv_and_nothing_cut_silentl
 }
 
 #[test]
-fn ask_on_a_terminal_remembers_exactly_the_prefix_shown() {
+fn ask_on_a_terminal_remembers_exactly_the_command_shown() {
     let ws = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let code = "for argv in [['-n', 'one'], ['-n', 'one', 'two'], ['-n'], ['-n', 'other']]:\n    try:\n        print(run_command('echo', args=argv))\n    except PermissionError as e:\n        print(\"PermissionError\", e)\ntry:\n    run_command('rm', args=['-rf', 'x'])\nexcept PermissionError as e:\n    print('PermissionError', e)";
+    let code = "for argv in [['-n', 'one'], ['-n', 'one'], ['-n', 'one', 'two'], ['-n'], ['-n', 'other']]:\n    try:\n        print(run_command('echo', args=argv))\n    except PermissionError as e:\n        print(\"PermissionError\", e)\ntry:\n    run_command('rm', args=['-rf', 'x'])\nexcept PermissionError as e:\n    print('PermissionError', e)";
     let script = script_for(dir.path(), code);
     // a: `echo -n one` for the session; then every other question is answered n.
-    let shown = ask_on_terminal(ws.path(), &script, "a\nn\nn\nn\n", &[]);
+    let shown = ask_on_terminal(ws.path(), &script, "a\nn\nn\nn\nn\n", &[]);
     let questions = shown.matches("Allow? [y]es once").count();
     assert_eq!(
-        questions, 4,
-        "echo -n one, echo -n, echo -n other, rm: {shown}"
+        questions, 5,
+        "echo -n one, echo -n one two, echo -n, echo -n other, rm: {shown}"
     );
-    assert!(
-        shown.contains("covers commands that begin with echo -n one … in ."),
-        "{shown}"
-    );
+    let scope = "exactly `echo -n one` in `.`, with no other arguments";
+    assert!(shown.contains(&format!("covers {scope}")), "{shown}");
     let rulings = rulings(ws.path());
     let by: Vec<&str> = rulings.iter().map(|r| r["by"].as_str().unwrap()).collect();
-    assert_eq!(by, ["user", "session", "user", "user", "user"]);
-    assert_eq!(
-        rulings[1]["scope"],
-        "commands that begin with echo -n one … in ."
-    );
+    assert_eq!(by, ["user", "session", "user", "user", "user", "user"]);
+    assert_eq!(rulings[1]["scope"], scope);
     assert_eq!(
         rulings
             .iter()
             .map(|r| r["decision"].as_str().unwrap())
             .collect::<Vec<_>>(),
-        ["allow", "allow", "deny", "deny", "deny"]
+        ["allow", "allow", "deny", "deny", "deny", "deny"]
     );
+}
+
+/// Red-team finding: "Allow for this session" of a listing once covered every command that
+/// began with it, so `find . -name '*.pyc'` approved `find . -name '*.pyc' -o -name '*.py'
+/// -delete`, which deleted every Python file without a question.
+#[test]
+fn a_session_approval_of_a_command_does_not_cover_words_appended_to_it() {
+    let ws = tempfile::tempdir().unwrap();
+    let files = ["main.py", "src/app.py"];
+    std::fs::create_dir_all(ws.path().join("src")).unwrap();
+    for file in files {
+        std::fs::write(ws.path().join(file), "print('mine')\n").unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let code = "for argv in [['.', '-name', '*.pyc'], ['.', '-name', '*.pyc', '-o', '-name', '*.py', '-delete']]:\n    try:\n        print(run_command('find', args=argv))\n    except PermissionError as e:\n        print('PermissionError', e)";
+    let script = script_for(dir.path(), code);
+    // a: the listing for the session; the extended command must be asked about: n.
+    let shown = ask_on_terminal(ws.path(), &script, "a\nn\n", &[]);
+    for file in files {
+        assert!(ws.path().join(file).exists(), "{file} deleted: {shown}");
+    }
+    assert_eq!(shown.matches("Allow? [y]es once").count(), 2, "{shown}");
+    assert!(
+        shown.contains("Punie wants to run: find . -name '*.pyc' -o -name '*.py' -delete"),
+        "{shown}"
+    );
+    let rulings = rulings(ws.path());
+    let answers: Vec<String> = rulings
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["decision"].as_str().unwrap(),
+                r["by"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(answers, ["allow user", "deny user"]);
 }
 
 #[cfg(unix)]
@@ -770,12 +803,12 @@ fn lsp_dialogs_escape_and_say_what_they_cut() {
 }
 
 #[test]
-fn lsp_session_approvals_cover_the_prefix_or_the_file_shown() {
+fn lsp_session_approvals_cover_the_command_or_the_file_shown() {
     let dir = tempfile::tempdir().unwrap();
-    let code = "for argv in [['one'], ['one', 'two'], ['other']]:\n    try:\n        print(run_command('echo', args=argv))\n    except Exception as e:\n        print(e)\nfor name in ['a.txt', 'a.txt', 'b.txt']:\n    try:\n        write_file(name, 'x\\n')\n    except Exception as e:\n        print(e)";
+    let code = "for argv in [['one'], ['one'], ['one', 'two'], ['other']]:\n    try:\n        print(run_command('echo', args=argv))\n    except Exception as e:\n        print(e)\nfor name in ['a.txt', 'a.txt', 'b.txt']:\n    try:\n        write_file(name, 'x\\n')\n    except Exception as e:\n        print(e)";
     let answers = Answers {
         permission_for: Some(|message: &str| {
-            if message.contains("echo one")
+            if message.lines().next() == Some("Punie wants to run: echo one")
                 || message.contains("write a.txt")
                 || message.contains("create a.txt")
             {
@@ -802,6 +835,7 @@ fn lsp_session_approvals_cover_the_prefix_or_the_file_shown() {
         headlines,
         [
             "Punie wants to run: echo one",
+            "Punie wants to run: echo one two",
             "Punie wants to run: echo other",
             "Punie wants to create a.txt",
             "Punie wants to create b.txt",
@@ -824,6 +858,7 @@ fn lsp_session_approvals_cover_the_prefix_or_the_file_shown() {
         [
             "allow user",
             "allow session",
+            "deny user",
             "deny user",
             "allow user",
             "allow session",

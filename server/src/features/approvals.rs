@@ -1,6 +1,6 @@
 //! [`SessionApprovals`]: what the user allowed or denied "for this session", shared by the
 //! runs of one server (or one ACP session) until the policy setting changes. What one answer
-//! covers is the policy's business (`policy::Scope`: a command prefix, a file, never a tool).
+//! covers is the policy's business (`policy::Scope`: one exact command, a file, never a tool).
 
 use crate::sync;
 use std::sync::{Arc, Mutex};

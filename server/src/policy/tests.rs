@@ -350,12 +350,12 @@ fn session_approvals_cover_exactly_what_was_shown() {
         vec![
             row("the same command", run(&["pytest", "-q"])).approved(&pytest),
             row(
-                "more arguments after the approved prefix",
+                "more arguments after the approved command",
                 run(&["pytest", "-q", "tests/test_calc.py"]),
             )
             .approved(&pytest),
             row("a shorter command", run(&["pytest"])).approved(&pytest),
-            row("a different word in the prefix", run(&["pytest", "-qx"])).approved(&pytest),
+            row("a different word", run(&["pytest", "-qx"])).approved(&pytest),
             row("another program", run(&["rm", "-rf", "."])).approved(&pytest),
             row(
                 "the same command in another directory",
@@ -500,13 +500,15 @@ fn permit_remembers_session_approvals_but_never_for_protected_paths() {
     assert!(ruling.allowed);
     assert_eq!(ruling.by, RuledBy::User(Answer::AllowForSession));
     assert_eq!(ruling.scope, Some(Scope::of(&pytest)));
-    let again = permit(
+    let again = permit(&pytest, &settings, &approvals, &mut answer_session);
+    assert_eq!(again.by, RuledBy::SessionApproval);
+    let longer = permit(
         &run(&["pytest", "-q", "tests"]),
         &settings,
         &approvals,
-        &mut answer_session,
+        &mut |_| Answer::Deny,
     );
-    assert_eq!(again.by, RuledBy::SessionApproval);
+    assert_eq!(longer.by, RuledBy::User(Answer::Deny), "asked again");
     let rm = permit(&run(&["rm", "x"]), &settings, &approvals, &mut |_| {
         Answer::Deny
     });
