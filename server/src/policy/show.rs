@@ -4,9 +4,11 @@
 //!
 //! What a prompt shows comes from the model, so it is hostile: a tab run or a bidi override
 //! can make `rm -rf ~` look like `ls`, a newline can forge a second line of the dialog. Every
-//! character that is not plainly visible (C0 and C1 controls, DEL, bidi embeddings, overrides,
-//! isolates and marks, zero-width characters, other Unicode format characters, line and
-//! paragraph separators) is written as an escape: in a shell word `\t`, `\n`, `\x1b`, `\u202E`,
+//! character that is not plainly visible (C0 and C1 controls, DEL, every Unicode format
+//! character: bidi embeddings, overrides, isolates and marks, zero-width characters, tags; the
+//! other default ignorable characters such as variation selectors and Hangul fillers; blanks
+//! that are not U+0020: the braille blank, U+3000, the no-break space; line and paragraph
+//! separators) is written as an escape: in a shell word `\t`, `\n`, `\x1b`, `\u202E`,
 //! the way bash's `printf %q` writes a word inside `$'…'`; in free text such as a diff line
 //! `<U+202E>`.
 
@@ -14,19 +16,91 @@ use std::fmt::Write;
 
 /// Is `ch` a character that a reader cannot see or that reorders or hides what follows it?
 fn is_hidden(ch: char) -> bool {
-    ch.is_control()
-        || matches!(ch,
-            // Bidi: ALM, LRM/RLM, embeddings and overrides, isolates.
-            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-            // Zero-width and joiners, word joiner and invisible operators, BOM.
-            | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
-            // Line and paragraph separators.
-            | '\u{2028}' | '\u{2029}'
-            // Soft hyphen, Mongolian vowel separator, Hangul fillers, other format characters.
-            | '\u{00AD}' | '\u{180E}' | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}'
-            | '\u{206A}'..='\u{206F}' | '\u{FFF9}'..='\u{FFFB}'
-            // Variation selectors and tag characters (invisible "ASCII smuggling").
-            | '\u{FE00}'..='\u{FE0F}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
+    ch.is_control() || in_table(FORMAT, ch) || in_table(INVISIBLE, ch) || is_other_space(ch)
+}
+
+/// A blank that is not U+0020 (Unicode's space separators, Zs): in a command or a path it looks
+/// like the break between two words and is not one (`rm a\u{3000}b` removes one file).
+fn is_other_space(ch: char) -> bool {
+    ch != ' ' && in_table(SPACE_SEPARATOR, ch)
+}
+
+/// Unicode's format characters (general category Cf, Unicode 16.0): bidi marks, embeddings,
+/// overrides and isolates, zero-width characters and joiners, the soft hyphen, invisible
+/// operators, the BOM, prepended concatenation marks (U+0600–0605, U+06DD, U+070F, U+08E2,
+/// U+110BD, U+110CD), interlinear annotation, Egyptian, shorthand and musical format controls,
+/// tags. The test `the_format_table_is_unicodes` compares it with `regex-syntax`'s `\p{Cf}`;
+/// Python's `unicodedata.category` (Unicode 14.0) agrees but for U+13439–1343F, new in 15.0.
+const FORMAT: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// What shows as nothing, or as a blank, and is neither a format character nor a space: the
+/// line and paragraph separators, and Unicode's default ignorable code points that are not Cf
+/// (the combining grapheme joiner, the Hangul fillers, which are letters and so pass as part of
+/// a name, the Khmer inherent vowels, variation selectors, and the reserved ones, which a later
+/// Unicode fills with more invisible characters), and the braille blank.
+const INVISIBLE: &[(char, char)] = &[
+    ('\u{034F}', '\u{034F}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180D}'),
+    ('\u{180F}', '\u{180F}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{2065}', '\u{2065}'),
+    ('\u{2800}', '\u{2800}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFF8}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// Unicode's space separators (Zs, Unicode 16.0), U+0020 included; compared with
+/// `regex-syntax`'s `\p{Zs}` in the tests.
+const SPACE_SEPARATOR: &[(char, char)] = &[
+    (' ', ' '),
+    ('\u{00A0}', '\u{00A0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200A}'),
+    ('\u{202F}', '\u{202F}'),
+    ('\u{205F}', '\u{205F}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// Is `ch` in one of the sorted, disjoint ranges of `table`?
+fn in_table(table: &[(char, char)], ch: char) -> bool {
+    table
+        .binary_search_by(|&(first, last)| {
+            if last < ch {
+                std::cmp::Ordering::Less
+            } else if first > ch {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
 }
 
 /// Appends `ch` in its escaped form (only called for hidden characters and the quote syntax).
@@ -54,7 +128,7 @@ fn push_escape(res: &mut String, ch: char) {
 /// that holds the literal text `<U+202E>` looks the same as one that holds the character,
 /// which hides nothing.
 pub fn escape(text: &str) -> String {
-    escape_except(text, &['\t'])
+    escape_except(text, |ch| ch == '\t')
 }
 
 /// `text` for a line of its own (a status bar, a progress line): [`escape`], and tabs written
@@ -66,14 +140,16 @@ pub fn one_line(text: &str) -> String {
 /// `text` as it may reach a terminal (`punie ask`'s answer on a TTY): [`escape`], keeping line
 /// breaks. An escape sequence in a model's answer would otherwise act on the terminal: set
 /// its title or clipboard (OSC 52), move the cursor over earlier lines, or conceal what follows.
+/// Spaces other than U+0020 stay too: prose uses them (U+3000 between Japanese sentences, a
+/// no-break space before French punctuation), and in an answer they fake no word of a command.
 pub fn escape_lines(text: &str) -> String {
-    escape_except(text, &['\t', '\n'])
+    escape_except(text, |ch| ch == '\t' || ch == '\n' || is_other_space(ch))
 }
 
-fn escape_except(text: &str, kept: &[char]) -> String {
+fn escape_except(text: &str, kept: impl Fn(char) -> bool) -> String {
     let mut res = String::with_capacity(text.len());
     for ch in text.chars() {
-        if !kept.contains(&ch) && is_hidden(ch) {
+        if !kept(ch) && is_hidden(ch) {
             let _ = write!(res, "<U+{:04X}>", ch as u32);
         } else {
             res.push(ch);
@@ -304,6 +380,95 @@ mod tests {
         "\n\nleading blank lines, a trailing one\n\n",
         "[Allow](command:x)\n[x]: https://evil.example\n| a | b |\n|---|---|\n| 1 | 2 |",
     ];
+
+    /// `\p{NAME}` as `regex-syntax`'s Unicode tables have it.
+    fn unicode_class(name: &str) -> Vec<(char, char)> {
+        use regex_syntax::hir::{Class, HirKind};
+        let hir = regex_syntax::parse(&format!(r"\p{{{name}}}")).unwrap();
+        match hir.kind() {
+            HirKind::Class(Class::Unicode(class)) => class
+                .ranges()
+                .iter()
+                .map(|range| (range.start(), range.end()))
+                .collect(),
+            // A class of one character is a literal.
+            HirKind::Literal(literal) => {
+                let ch = std::str::from_utf8(&literal.0).unwrap().parse().unwrap();
+                vec![(ch, ch)]
+            }
+            kind => panic!("{name}: {kind:?}"),
+        }
+    }
+
+    #[test]
+    fn the_format_and_space_tables_are_unicodes() {
+        assert_eq!(FORMAT, unicode_class("Cf"));
+        assert_eq!(SPACE_SEPARATOR, unicode_class("Zs"));
+        for table in [FORMAT, INVISIBLE, SPACE_SEPARATOR] {
+            assert!(
+                table.iter().all(|(first, last)| first <= last)
+                    && table.windows(2).all(|pair| pair[0].1 < pair[1].0),
+                "sorted and disjoint, for the binary search: {table:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_character_unicode_calls_invisible_is_hidden() {
+        for name in ["Cc", "Cf", "Default_Ignorable_Code_Point", "Zl", "Zp"] {
+            for (first, last) in unicode_class(name) {
+                for ch in first..=last {
+                    assert!(is_hidden(ch), "{name}: U+{:04X}", ch as u32);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn format_characters_and_blank_look_alikes_are_escaped() {
+        let reported = [
+            '\u{0600}',
+            '\u{0605}',
+            '\u{061C}',
+            '\u{06DD}',
+            '\u{070F}',
+            '\u{08E2}',
+            '\u{110BD}',
+            '\u{110CD}',
+            '\u{13430}',
+            '\u{1343F}',
+            '\u{1BCA0}',
+            '\u{1BCA3}',
+            '\u{1D173}',
+            '\u{1D17A}',
+            '\u{E0001}',
+            '\u{E0020}',
+            '\u{E007F}',
+            '\u{2800}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{115F}',
+            '\u{1160}',
+            '\u{3000}',
+            '\u{00A0}',
+        ];
+        for ch in reported {
+            let code = ch as u32;
+            assert_eq!(escape(&format!("a{ch}b")), format!("a<U+{code:04X}>b"));
+            assert_eq!(one_line(&format!("a{ch}b")), format!("a<U+{code:04X}>b"));
+            let word = shell_word(&format!("rm{ch}x"));
+            assert!(word.starts_with("$'rm\\") && word.is_ascii(), "{word}");
+        }
+        for visible in ["café", "日本語", "עברית", "👍", "a b", "x\u{301}"] {
+            assert_eq!(escape(visible), visible);
+            assert!(!shell_word(visible).contains('\\'), "{visible}");
+        }
+        // An answer keeps the spaces of prose, never a format character or the braille blank.
+        assert_eq!(
+            escape_lines("日本語\u{3000}です\u{00A0}!\u{2800}\u{E0041}"),
+            "日本語\u{3000}です\u{00A0}!<U+2800><U+E0041>"
+        );
+    }
 
     #[test]
     fn markdown_shows_a_message_as_it_is_and_links_nothing() {
