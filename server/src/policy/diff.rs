@@ -63,8 +63,16 @@ pub struct Diff {
     pub summary: String,
 }
 
+/// `text`'s lines, each with its `\n`: split at `\n` only, for the diff and the counts alike.
+/// `similar`'s own `from_lines` also splits at a lone `\r`, which would show one written line
+/// as two, with a false "No newline at end of file" between them, and count two; here a `\r`
+/// stays inside its line, shown escaped like any control character.
+fn split_lines(text: &str) -> Vec<&str> {
+    text.split_inclusive('\n').collect()
+}
+
 fn n_lines(text: &str) -> usize {
-    text.lines().count()
+    split_lines(text).len()
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -120,7 +128,8 @@ pub(crate) fn diff(path: &str, before: &Before, after: &str) -> Diff {
         };
     }
 
-    let text_diff = TextDiff::from_lines(old, after);
+    let (old_split, after_split) = (split_lines(old), split_lines(after));
+    let text_diff = TextDiff::configure().diff_slices(&old_split, &after_split);
     let mut stat = DiffStat {
         insertions: 0,
         deletions: 0,
@@ -180,5 +189,40 @@ pub(crate) fn diff(path: &str, before: &Before, after: &str) -> Diff {
         unified: (!unified.is_empty()).then_some(unified),
         stat,
         summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_carriage_return_stays_inside_its_line() {
+        let written = diff("f.txt", &Before::Text("old\n".into()), "a\rb\n");
+        assert_eq!(
+            written.unified.as_deref(),
+            Some("--- a/f.txt\n+++ b/f.txt\n@@ -1 +1 @@\n-old\n+a<U+000D>b\n")
+        );
+        assert_eq!(written.summary, "1 line added, 1 removed");
+
+        let created = diff("f.txt", &Before::Missing, "a\rb\rc");
+        assert_eq!(
+            created.unified.as_deref(),
+            Some(
+                "--- /dev/null\n+++ b/f.txt\n@@ -0,0 +1 @@\n+a<U+000D>b<U+000D>c\n\\ No newline at end of file\n"
+            )
+        );
+        assert_eq!(created.summary, "new file, 1 line");
+        assert_eq!(created.stat.insertions, 1);
+    }
+
+    #[test]
+    fn crlf_lines_count_once() {
+        let written = diff("f.txt", &Before::Text("a\r\nb\r\n".into()), "a\r\nc\r\n");
+        assert_eq!(
+            written.unified.as_deref(),
+            Some("--- a/f.txt\n+++ b/f.txt\n@@ -1,2 +1,2 @@\n a<U+000D>\n-b<U+000D>\n+c<U+000D>\n")
+        );
+        assert_eq!(written.summary, "1 line added, 1 removed");
     }
 }
