@@ -1260,6 +1260,76 @@ fn commands_stay_off_the_network_unless_allowed() {
     }
 }
 
+/// A downloaded repository's configuration names its own programs: an fsmonitor hook, a
+/// filter's clean command and a diff driver's text conversion for its `.txt` files
+/// (`.gitattributes`), a `!` alias and an alias that carries `-c` out of the approved
+/// command's sight. The user approves `git status`, `git diff`, `git st`: none of those
+/// programs runs (each would note its run and append to `app.py`), and git still answers.
+#[test]
+fn a_repositorys_git_configuration_runs_no_program() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let ws = scenario.workspace();
+        // The workspace may already be the unprivileged user's.
+        let git = |args: &[&str]| {
+            crate::support::git(&[&["-c", "safe.directory=*"], args].concat(), &ws);
+        };
+        std::fs::write(ws.join("app.py"), "print('hello')\n").unwrap();
+        std::fs::write(
+            ws.join("hook.sh"),
+            "#!/bin/sh\necho \"$*\" >> ran-hooks.txt\necho '# BACKDOOR' >> app.py\ncat\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(ws.join("hook.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::fs::write(ws.join(".gitattributes"), "*.txt filter=x diff=y\n").unwrap();
+        git(&["init", "-q", "."]);
+        git(&["add", "."]);
+        git(&["commit", "-qm", "init"]);
+        for (key, value) in [
+            ("core.fsmonitor", "./hook.sh fsmonitor"),
+            ("filter.x.clean", "./hook.sh clean"),
+            ("diff.y.textconv", "./hook.sh textconv"),
+            ("alias.st", "!./hook.sh alias"),
+            ("alias.st2", "-c core.fsmonitor=./hook.sh status --short"),
+        ] {
+            git(&["config", key, value]);
+        }
+        std::fs::write(ws.join("app.py"), "print('hello')\n# edit\n").unwrap();
+        std::fs::write(ws.join("a.txt"), "alpha\nbeta\n").unwrap();
+        if identity.unprivileged() {
+            let (uid, gid) = test_user();
+            chown_tree(&ws, uid, gid);
+        }
+        let run = scenario.sandbox(
+            &attempts(&[
+                &["git", "status", "--short"],
+                &["git", "diff"],
+                &["git", "diff", "--", "app.py"],
+                &["git", "st"],
+                &["git", "st2"],
+                &["git", "-C", "W$", "log", "--oneline"],
+            ]),
+            &[],
+        );
+        assert!(
+            !ws.join("ran-hooks.txt").exists(),
+            "{identity:?}: the repository's programs ran: {:?}\n{}",
+            std::fs::read_to_string(ws.join("ran-hooks.txt")),
+            run.output
+        );
+        assert_eq!(
+            std::fs::read_to_string(ws.join("app.py")).unwrap(),
+            "print('hello')\n# edit\n",
+            "{identity:?}"
+        );
+        // `status` lists both changes; `diff` shows the file no driver converts.
+        run.assert_printed(" M a.txt\n M app.py\n");
+        run.assert_printed("+# edit");
+        run.assert_printed(" init\n");
+    }
+}
+
 #[test]
 fn the_server_and_other_processes_are_out_of_reach() {
     for identity in identities() {
@@ -1333,7 +1403,17 @@ fn the_server_and_other_processes_are_out_of_reach() {
         for name in &names {
             assert!(
                 [
-                    "PATH", "HOME", "TMPDIR", "LANG", "TERM", "NO_COLOR", "OLDPWD", "PWD"
+                    "PATH",
+                    "HOME",
+                    "TMPDIR",
+                    "LANG",
+                    "TERM",
+                    "NO_COLOR",
+                    "OLDPWD",
+                    "PWD",
+                    // With `GIT_CONFIG_KEY_<n>` and `GIT_CONFIG_VALUE_<n>`, which the filter
+                    // above skips: git's configuration (`jail/git_config.rs`).
+                    "GIT_CONFIG_COUNT"
                 ]
                 .contains(name),
                 "{identity:?}: {name} is in the command's environment:\n{}",

@@ -31,7 +31,7 @@
 //! | 3 processes | a PID namespace with its own `/proc`, an IPC namespace | Landlock: no ptrace or signals outside the sandbox; seccomp: no `ptrace`, `process_vm_*`, `pidfd_getfd` | Landlock; seccomp: no System V IPC, no other process's limits or scheduling (`prlimit`, `setpriority`, `sched_set*`, `ioprio_set` only on the caller) |
 //! | 5 descendants | the PID namespace: when its init exits the kernel kills the rest (and the IPC namespace its objects) | the server's deadline closes the helper's control socket | `PR_SET_CHILD_SUBREAPER` and a sweep of every descendant, by the helper and, should it die, by the keeper above it (`linux/subreaper.rs`); seccomp: no System V IPC |
 //! | 6 privileged files | seccomp: no `chmod`, `open` (creating), `mknod` with `S_ISUID`/`S_ISGID` | no `CAP_SETFCAP` (capabilities dropped) | — |
-//! | environment | an allowlist: `PATH` (its absolute entries), `LANG`, and `HOME`/`TMPDIR` in the private directory | — | — |
+//! | environment | an allowlist: `PATH` (its absolute entries), `LANG`, and `HOME`/`TMPDIR` in the private directory; git configuration that switches off the programs a repository's own names (`git_config.rs`) | — | — |
 //! | descriptors | the helper marks all but stdin, stdout and stderr close-on-exec (an editor's leaks included) | — | — |
 //!
 //! Every command also runs with `no_new_privs`, no capabilities (root's are dropped), a new
@@ -49,6 +49,7 @@
 //! command (docs/sandbox.md, "Start-up cost").
 
 mod bench;
+mod git_config;
 mod helper;
 mod os_bytes;
 mod protected;
@@ -455,6 +456,7 @@ impl Plan {
             ("TERM".to_owned(), "dumb".into()),
             ("NO_COLOR".to_owned(), "1".into()),
         ];
+        env.extend(git_config::env(&[]));
         env.retain(|(_, value)| !value.as_bytes().contains(&0));
         let home_links = access
             .readable
@@ -531,6 +533,13 @@ impl Plan {
         self.writable = kept;
         self.readable.extend(demoted);
         self.read_only = read_only;
+    }
+
+    /// Sets, after the fixed keys, the git configuration keys the scan of git's configuration
+    /// found (`git_config::found`): each switches off a program the configuration names.
+    fn switch_off_git_programs(&mut self, found: &[(String, String)]) {
+        self.env.retain(|(name, _)| !git_config::is_ours(name));
+        self.env.extend(git_config::env(found));
     }
 }
 
@@ -780,7 +789,8 @@ pub fn explain(access: &Access) -> String {
     }
     res.push_str(
         "\nWritable: the workspace and the run's private directory (HOME and TMPDIR point into it).\n\
-         Environment: PATH, LANG, HOME, TMPDIR, TERM=dumb, NO_COLOR=1; nothing else.\n",
+         Environment: PATH, LANG, HOME, TMPDIR, TERM=dumb, NO_COLOR=1, and git configuration\n\
+         (GIT_CONFIG_*) that switches off the programs a repository's configuration names; nothing else.\n",
     );
     res
 }

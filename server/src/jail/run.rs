@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Access, Host, Layers, Plan, Report};
+use super::{Access, Host, Layers, Plan, Report, git_config};
 use crate::cancel::{CancelFlag, poll_for, poll_until};
 
 /// How long a command being stopped may take to be gone before the server gives up on its
@@ -85,6 +85,9 @@ impl std::fmt::Display for Failure {
 /// command from creating others, so the caller looks again afterwards, whatever the outcome
 /// (a helper that dies reports nothing, but its command may have written), and moves aside
 /// what appeared.
+///
+/// Before git runs, its configuration is listed the same way (`git_config::scan_argv`) and
+/// the programs it names are switched off for the command: a scan that fails fails the run.
 pub fn run(
     argv: &[String],
     cwd: &Path,
@@ -94,8 +97,84 @@ pub fn run(
     limits: &RunLimits,
     cancel: &CancelFlag,
 ) -> Result<Finished, Failure> {
-    let (helper, control_fd) =
-        start_helper(argv, cwd, workspace, protected.to_vec(), access, None)?.watch_control()?;
+    let git_programs = match git_config::scan_argv(argv) {
+        Some(scan) => {
+            let listed = run_one(
+                &scan,
+                cwd,
+                workspace,
+                protected,
+                access,
+                &[],
+                limits,
+                cancel,
+            )?;
+            match listed.end {
+                // 1: no key matched.
+                End::Exited(0 | 1) => git_config::found(&String::from_utf8_lossy(&listed.stdout))
+                    .map_err(Failure::Refused)?,
+                // Stopped: the command would have been.
+                End::TimedOut | End::Cancelled => return Ok(listed),
+                End::Exited(_) | End::Signalled(_) | End::OutputLimit => {
+                    return Err(Failure::Refused(format!(
+                        "cannot list the programs git's configuration names, to switch them \
+                         off: {}",
+                        String::from_utf8_lossy(&listed.stderr).trim()
+                    )));
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+    let mut finished = run_one(
+        argv,
+        cwd,
+        workspace,
+        protected,
+        access,
+        &git_programs,
+        limits,
+        cancel,
+    )?;
+    if !git_programs.is_empty() && finished.end != End::Exited(0) {
+        // What git says of a blanked program ("cannot run : No such file") does not say why.
+        let keys: Vec<&str> = git_programs.iter().map(|(key, _)| key.as_str()).collect();
+        if !finished.stderr.is_empty() && !finished.stderr.ends_with(b"\n") {
+            finished.stderr.push(b'\n');
+        }
+        finished.stderr.extend_from_slice(
+            format!(
+                "[the repository's git configuration names programs, which do not run: {}]\n",
+                keys.join(", ")
+            )
+            .as_bytes(),
+        );
+    }
+    Ok(finished)
+}
+
+/// [`run`] without the scan, with the keys `git_programs` switched off.
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    argv: &[String],
+    cwd: &Path,
+    workspace: &Path,
+    protected: &[PathBuf],
+    access: &Access,
+    git_programs: &[(String, String)],
+    limits: &RunLimits,
+    cancel: &CancelFlag,
+) -> Result<Finished, Failure> {
+    let (helper, control_fd) = start_helper(
+        argv,
+        cwd,
+        workspace,
+        protected.to_vec(),
+        access,
+        git_programs,
+        None,
+    )?
+    .watch_control()?;
     let Helper {
         mut child,
         control,
@@ -145,14 +224,15 @@ impl Helper {
 }
 
 /// Makes the private directory, starts `punie jail-exec` and hands it the plan for `argv`,
-/// with the paths of `read_only` mounted read-only. `stdin` becomes the command's standard
-/// input (else `/dev/null`).
+/// with the paths of `read_only` mounted read-only and the git keys `git_programs` switched
+/// off. `stdin` becomes the command's standard input (else `/dev/null`).
 pub(super) fn start_helper(
     argv: &[String],
     cwd: &Path,
     workspace: &Path,
     read_only: Vec<PathBuf>,
     access: &Access,
+    git_programs: &[(String, String)],
     stdin: Option<&OwnedFd>,
 ) -> Result<Helper, Failure> {
     let private = tempfile::Builder::new()
@@ -169,6 +249,7 @@ pub(super) fn start_helper(
         .unwrap_or_else(|_| private.path().to_path_buf());
     let mut plan = Plan::new(argv, cwd, workspace, access, &Host::current(), &private_dir);
     plan.protect(read_only);
+    plan.switch_off_git_programs(git_programs);
     plan.stdin_fd = stdin.map(AsRawFd::as_raw_fd);
     // Before the helper starts, so that a plan that cannot be handed over leaves no process.
     let mut line = serde_json::to_vec(&plan)

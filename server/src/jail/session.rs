@@ -95,6 +95,7 @@ impl Session {
             workspace,
             super::protected_for_command(workspace)?.paths,
             access,
+            &[],
             Some(&read_end),
         )?
         .watch_control()?;

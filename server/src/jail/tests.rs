@@ -26,11 +26,24 @@ fn the_plan_keeps_only_the_allowlisted_environment() {
         &host(),
         Path::new("/tmp/punie-run-1"),
     );
-    let names: Vec<&str> = plan.env.iter().map(|(name, _)| name.as_str()).collect();
+    let names: Vec<&str> = plan
+        .env
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| !git_config::is_ours(name))
+        .collect();
     assert_eq!(
         names,
         ["PATH", "HOME", "TMPDIR", "LANG", "TERM", "NO_COLOR"]
     );
+    // And git's configuration, which switches off the programs a repository's names.
+    let git_config: Vec<_> = plan
+        .env
+        .iter()
+        .filter(|(name, _)| git_config::is_ours(name))
+        .cloned()
+        .collect();
+    assert_eq!(git_config, git_config::env(&[]));
     let env = |name: &str| {
         plan.env
             .iter()
