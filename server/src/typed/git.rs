@@ -7,21 +7,20 @@
 //! three commands that take milliseconds (see `docs/typed-tools.md`).
 //!
 //! A repository's own configuration (`.git/config`, its includes, `.gitattributes`) cannot
-//! make these tools run a program, since the tools promise to only read: every call switches
-//! off `core.fsmonitor`, hooks (`core.hooksPath=/dev/null`, and `--no-optional-locks`, so
-//! `status` never writes the index), signature checks in `log` (`log.showSignature`, which runs
-//! `gpg.program`), every transport (`protocol.allow=never`: a partial clone's lazy fetch would
-//! run `core.sshCommand`) and the pager; diffs use no external diff driver or text conversion;
-//! `status` and `diff` first list the filter drivers git's configuration names and blank each
-//! one's `clean`, `smudge` and `process` commands (a `.gitattributes` line `a.txt filter=x`
-//! with `filter.x.clean` runs it on every status of a changed `a.txt`), and do not look inside
-//! submodules' work trees (`--ignore-submodules=dirty`: a submodule's own `git status` would
-//! read its own configuration). No call starts git inside a submodule: a diff shows a
-//! submodule's change as its two commits (`--submodule=short`, `-c diff.submodule=short`),
-//! where `diff.submodule=diff` would run `git diff` in the submodule under the submodule's own
-//! `diff.external` and text conversions (`-c diff.external=` makes such a child fail, should
-//! one start). So a submodule is listed when its commit changed, not when only its work tree
-//! did, and a file under a filter (Git LFS) whose timestamp changed may show as modified.
+//! make these tools run a program, since the tools promise to only read. The jail switches off
+//! what git's configuration runs for every git command (`jail/git_config.rs`: hooks,
+//! `core.fsmonitor`, `gpg.program`, and each filter, diff and merge driver, alias and pager
+//! it finds); these tools add what only reading needs: no transport at all
+//! (`protocol.allow=never`: a partial clone's lazy fetch), no pager, no optional locks (so
+//! `status` never writes the index), and no external diff or text conversion in diffs. They do
+//! not look inside submodules' work trees (`--ignore-submodules=dirty`: a submodule's own
+//! `git status` would read its own configuration, whose drivers the jail does not scan). No
+//! call starts git inside a submodule: a diff shows a submodule's change as its two commits
+//! (`--submodule=short`, `-c diff.submodule=short`), where `diff.submodule=diff` would run
+//! `git diff` in the submodule under the submodule's own `diff.external` and text conversions
+//! (`-c diff.external=` makes such a child fail, should one start). So a submodule is listed
+//! when its commit changed, not when only its work tree did, and a file under a filter (Git
+//! LFS) whose timestamp changed may show as modified.
 
 use std::path::{Path, PathBuf};
 
@@ -89,12 +88,6 @@ const SAFE_CONFIG: &[&str] = &[
     "--no-pager",
     "--no-optional-locks",
     "-c",
-    "core.fsmonitor=false",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "log.showSignature=false",
-    "-c",
     "protocol.allow=never",
     "-c",
     "core.quotepath=off",
@@ -112,34 +105,18 @@ const SAFE_CONFIG: &[&str] = &[
     "submodule.recurse=false",
 ];
 
-/// What a git command reads: files of the work tree go through their filters, history does not.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Reads {
-    WorkTree,
-    HistoryOnly,
-}
-
-/// Runs `git <SAFE_CONFIG> [<filters off>] <args> -- <path>` in the workspace root; `Err`
-/// holds the `parse_error` for a git that failed (not a repository, say).
+/// Runs `git <SAFE_CONFIG> <args> -- <path>` in the workspace root; `Err` holds the
+/// `parse_error` for a git that failed (not a repository, say).
 fn run_git(
     ctx: &Context<'_>,
     args: &[&str],
     raw: &str,
-    reads: Reads,
 ) -> Result<Result<(CommandOutput, Option<PathBuf>), String>, ToolError> {
     let target = ctx.existing(raw)?;
-    let filters_off = match reads {
-        Reads::WorkTree => match filters_off(ctx)? {
-            Ok(options) => options,
-            Err(why) => return Ok(Err(why)),
-        },
-        Reads::HistoryOnly => Vec::new(),
-    };
     let argv: Vec<String> = SAFE_CONFIG
         .iter()
+        .chain(args)
         .map(|arg| (*arg).to_owned())
-        .chain(filters_off)
-        .chain(args.iter().map(|arg| (*arg).to_owned()))
         .chain(["--".to_owned(), ctx.program_arg(&target)])
         .collect();
     let out = ctx.run(Program::Git, &argv, ctx.root())?;
@@ -148,58 +125,6 @@ fn run_git(
         return Ok(Err(super::unreadable_output(Program::Git, &out, &why)));
     }
     Ok(Ok((out, repository_root(ctx.root()))))
-}
-
-/// `-c` options that blank the commands of every filter driver git's configuration names
-/// (`filter.<driver>.clean`, `.smudge`, `.process`) and make none required, so reading the
-/// work tree runs none: which drivers `.gitattributes` assigns cannot be known in advance.
-fn filters_off(ctx: &Context<'_>) -> Result<Result<Vec<String>, String>, ToolError> {
-    let argv: Vec<String> = SAFE_CONFIG
-        .iter()
-        .chain(&["config", "-z", "--name-only", "--get-regexp", r"^filter\."])
-        .map(|arg| (*arg).to_owned())
-        .collect();
-    let out = ctx.run(Program::Git, &argv, ctx.root())?;
-    match out.exit_code {
-        Some(0) => Ok(filter_overrides(&out.stdout)),
-        // No filter configured.
-        Some(1) => Ok(Ok(Vec::new())),
-        code => {
-            let why = format!("exit code {code:?} listing filter drivers");
-            Ok(Err(super::unreadable_output(Program::Git, &out, &why)))
-        }
-    }
-}
-
-/// The options of [`filters_off`] from `git config -z --name-only --get-regexp ^filter\.`;
-/// `Err` for a driver whose name `-c` cannot spell (it holds `=`), which is then not run at
-/// all rather than run with its filter.
-pub(super) fn filter_overrides(names: &str) -> Result<Vec<String>, String> {
-    let mut drivers: Vec<&str> = names
-        .split('\0')
-        .filter_map(|name| name.strip_prefix("filter."))
-        .filter_map(|rest| rest.rsplit_once('.').map(|(driver, _)| driver))
-        .collect();
-    drivers.sort_unstable();
-    drivers.dedup();
-    if let Some(driver) = drivers.iter().find(|driver| driver.contains('=')) {
-        return Err(format!(
-            "git's configuration names a filter driver that cannot be switched off ({driver:?}); \
-             not running git"
-        ));
-    }
-    Ok(drivers
-        .iter()
-        .flat_map(|driver| {
-            [
-                format!("filter.{driver}.clean="),
-                format!("filter.{driver}.smudge="),
-                format!("filter.{driver}.process="),
-                format!("filter.{driver}.required=false"),
-            ]
-        })
-        .flat_map(|option| ["-c".to_owned(), option])
-        .collect())
 }
 
 /// The top of the repository that holds `dir`: paths in git's output are relative to it.
@@ -226,7 +151,7 @@ pub(super) fn status(ctx: &Context<'_>, raw: &str) -> Result<Value, ToolError> {
         "--untracked-files=all",
         "--ignore-submodules=dirty",
     ];
-    let res = match run_git(ctx, &args, raw, Reads::WorkTree)? {
+    let res = match run_git(ctx, &args, raw)? {
         Ok((out, repo)) => {
             let mut res = parse_status(&out.stdout);
             for file in &mut res.files {
@@ -306,7 +231,7 @@ pub(super) fn diff(ctx: &Context<'_>, raw: &str, staged: bool) -> Result<Value, 
     if staged {
         args.push("--staged");
     }
-    let res = match run_git(ctx, &args, raw, Reads::WorkTree)? {
+    let res = match run_git(ctx, &args, raw)? {
         Ok((out, repo)) => {
             let mut res = parse_diff(&out.stdout);
             for file in &mut res.files {
@@ -454,7 +379,7 @@ pub(super) fn log(ctx: &Context<'_>, raw: &str, count: i64) -> Result<Value, Too
         "--format=%h%x1f%an%x1f%ad%x1f%s%x1e",
         count.as_str(),
     ];
-    let res = match run_git(ctx, &args, raw, Reads::HistoryOnly)? {
+    let res = match run_git(ctx, &args, raw)? {
         Ok((out, _)) => parse_log(&out.stdout),
         // A repository without commits yet is not a failure: it has no history.
         Err(why) if why.contains("does not have any commits yet") => parse_log(""),

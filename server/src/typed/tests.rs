@@ -121,23 +121,6 @@ fn junit_xml_becomes_test_cases() {
 }
 
 #[test]
-fn every_configured_filter_driver_is_blanked() {
-    let options = super::git::filter_overrides(
-        "filter.lfs.clean\0filter.lfs.process\0filter.Evil.Name.clean\0filter.lfs.required\0",
-    )
-    .unwrap();
-    assert_eq!(
-        options.join(" "),
-        "-c filter.Evil.Name.clean= -c filter.Evil.Name.smudge= -c filter.Evil.Name.process= \
-         -c filter.Evil.Name.required=false -c filter.lfs.clean= -c filter.lfs.smudge= \
-         -c filter.lfs.process= -c filter.lfs.required=false"
-    );
-    assert_eq!(super::git::filter_overrides(""), Ok(Vec::new()));
-    let err = super::git::filter_overrides("filter.a=b.clean\0").unwrap_err();
-    assert!(err.contains("cannot be switched off"), "{err}");
-}
-
-#[test]
 fn git_formats_become_results() {
     let status =
         super::git::parse_status(" M src/a.py\0R  new.py\0old.py\0?? notes.txt\0A  b.py\0");
