@@ -613,7 +613,7 @@ fn attachments_punie_may_not_read_are_refused_and_the_agent_keeps_serving() {
             );
             let message = response["error"]["message"].as_str().unwrap_or("");
             assert!(
-                message.starts_with("prompt: cannot attach file://"),
+                message.starts_with("prompt: cannot attach `file://"),
                 "{}: {response}",
                 refused.display()
             );

@@ -322,7 +322,7 @@ impl Agent {
         })?;
         let (meta, saved) = store
             .load(&session_id)
-            .map_err(|err| Failure::invalid_params(format!("{err:#}")))?
+            .map_err(|err| Failure::invalid_params(wire::literal_in_error(&format!("{err:#}"))))?
             .ok_or_else(|| {
                 Failure::invalid_params(format!("sessionId {session_id}: no such saved session"))
             })?;
@@ -545,11 +545,17 @@ fn session_cwd(params: &Value) -> Result<PathBuf, Failure> {
     let path = PathBuf::from(cwd);
     if !path.is_absolute() {
         return Err(Failure::invalid_params(format!(
-            "cwd: {cwd} is not an absolute path"
+            "cwd: {} is not an absolute path",
+            wire::literal_in_error(cwd)
         )));
     }
     path.canonicalize()
         .ok()
         .filter(|path| path.is_dir())
-        .ok_or_else(|| Failure::invalid_params(format!("cwd: {cwd} is not a directory")))
+        .ok_or_else(|| {
+            Failure::invalid_params(format!(
+                "cwd: {} is not a directory",
+                wire::literal_in_error(cwd)
+            ))
+        })
 }

@@ -19,6 +19,8 @@ use serde_json::Value;
 use crate::features::{Ask, DocumentSnapshot, Instruction, Selection, language_from_path, text};
 use crate::workspace::{self, ToolError};
 
+use super::wire::literal_in_error;
+
 /// Attached text beyond this goes to the model as a note to read the file instead.
 const MAX_CONTEXT_BYTES: usize = 64 * 1024;
 
@@ -154,8 +156,12 @@ fn selection(root: &Path, attachment: Attachment) -> Result<Selection, String> {
     };
     if let Some((path, file_text)) = file {
         let (start, end) = match attachment.lines {
-            Some((first, last)) => byte_range(&file_text, first, last)
-                .ok_or_else(|| format!("prompt: {} names lines past the end", attachment.uri))?,
+            Some((first, last)) => byte_range(&file_text, first, last).ok_or_else(|| {
+                format!(
+                    "prompt: {} names lines past the end",
+                    literal_in_error(&attachment.uri)
+                )
+            })?,
             None => (0, file_text.len()),
         };
         let matches_file = attachment.text.as_deref().is_none_or(|embedded| {
@@ -178,7 +184,7 @@ fn selection(root: &Path, attachment: Attachment) -> Result<Selection, String> {
     }
     let text = attachment
         .text
-        .ok_or_else(|| format!("prompt: cannot read {}", attachment.uri))?;
+        .ok_or_else(|| format!("prompt: cannot read {}", literal_in_error(&attachment.uri)))?;
     let end = text.len();
     Ok(Selection {
         document: DocumentSnapshot {
@@ -203,9 +209,14 @@ fn read_attached(root: &Path, path: &Path, max: u64) -> Result<(PathBuf, String)
     Ok((resolved, text))
 }
 
-/// The error of a prompt whose attachment Punie will not read.
+/// The error of a prompt whose attachment Punie will not read. The URI and the refusal, which
+/// quotes the file's name, are a repository's words: literal.
 fn cannot_attach(uri: &str, err: &ToolError) -> String {
-    format!("prompt: cannot attach {uri}: {}", err.message)
+    format!(
+        "prompt: cannot attach {}: {}",
+        literal_in_error(uri),
+        literal_in_error(&err.message)
+    )
 }
 
 /// Byte offsets of 1-based lines `first..=last`, the last line's break included.
@@ -266,6 +277,53 @@ mod tests {
         assert_eq!(slash_command("/ask x").0, Instruction::Ask);
         assert_eq!(slash_command("/fixit").0, Instruction::Ask);
         assert_eq!(slash_command("what is /fix?").0, Instruction::Ask);
+    }
+
+    /// A file name is a repository's choice, and an error's message may be rendered as
+    /// Markdown (Zed renders its messages so): the names in it are shown as they are, on one
+    /// line, and make no link, image, heading or code span of their own.
+    #[test]
+    fn names_in_errors_are_literal() {
+        use crate::policy::markdown_view::as_markdown_shows;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let name = "t`ick](http://x)![img](y)\n# heading.py";
+        let outside = tempfile::tempdir().unwrap();
+        // A file name holds no `/`: `http:__x` inside, a path of several names outside.
+        let inside = root.join(name.replace('/', "_"));
+        std::fs::write(&inside, "one line\n").unwrap();
+        let question = json!({"type": "text", "text": "What is it?"});
+        let uri_of = |path: &Path| format!("file://{}", path.display()).replace('#', "%23");
+        let inside_uri = uri_of(&inside);
+        let outside_path = outside.path().join(name);
+        let outside_uri = uri_of(&outside_path);
+        let one_line = |text: &str| text.replace('\n', "<U+000A>");
+        for (uri, expected) in [
+            // Past its end: the URI alone.
+            (
+                format!("{inside_uri}#L5"),
+                format!(
+                    "prompt: {}#L5 names lines past the end",
+                    one_line(&inside_uri)
+                ),
+            ),
+            // Refused: the URI, and the refusal, which quotes the path.
+            (
+                outside_uri.clone(),
+                format!(
+                    "prompt: cannot attach {}: path is outside the workspace: '{}'",
+                    one_line(&outside_uri),
+                    one_line(&outside_path.display().to_string()),
+                ),
+            ),
+        ] {
+            let link = json!({"type": "resource_link", "uri": uri});
+            let err = plan(&root, &json!([question, link])).unwrap_err();
+            let (shown, other) = as_markdown_shows(&err);
+            assert_eq!(other, Vec::<String>::new(), "{err}");
+            assert_eq!(shown, expected, "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub(crate) fn literal_content(text: &str) -> Value {
     text_content(&policy::markdown_literal(&policy::escape_lines(text)))
 }
 
+/// What a repository or the client chose (an attachment's URI, the session's folder, a refusal
+/// that quotes a file's name) in a JSON-RPC error's message, which a client may render as
+/// Markdown as Zed renders its messages: on one line, hidden characters escaped
+/// ([`policy::one_line`]), as Markdown code, so that none of it becomes a link, an image or a
+/// heading.
+pub(crate) fn literal_in_error(text: &str) -> String {
+    policy::markdown_literal(&policy::one_line(text))
+}
+
 /// The slash commands: the code actions' instructions.
 pub(crate) fn available_commands() -> Value {
     let commands: Vec<Value> = Instruction::ALL
