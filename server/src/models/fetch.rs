@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
 use super::{ModelEntry, ModelSource};
+use crate::plantable;
 
 /// What `fetch` did, for the CLI to report.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,6 +44,16 @@ pub fn fetch(
             describe_source(&entry.source)
         );
     };
+    crate::own_dirs::create(model_dir)
+        .with_context(|| format!("creating the model directory {}", model_dir.display()))?;
+    // Another user who may write the directory could swap the model after the check below.
+    if let Err(planted) = plantable::check(model_dir) {
+        bail!(
+            "not installing into the model directory {}: {planted}; make it yours and private \
+             (chmod go-w), or set PUNIE_MODEL_DIR to a directory of your own",
+            model_dir.display()
+        );
+    }
     let target = model_dir.join(&entry.file);
     if target.is_file() {
         progress(&format!("checking the sha256 of {}", target.display()));
@@ -51,8 +62,6 @@ pub fn fetch(
         }
         progress("the installed file does not match the manifest; installing it again");
     }
-    crate::own_dirs::create(model_dir)
-        .with_context(|| format!("creating the model directory {}", model_dir.display()))?;
     let download_dir = tempfile::Builder::new()
         .prefix(".punie-download-")
         .tempdir_in(model_dir)
