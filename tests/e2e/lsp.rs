@@ -288,69 +288,74 @@ fn a_project_cannot_send_code_away_or_load_its_own_model() {
         "workspace/didChangeConfiguration",
         json!({"settings": {"punie": {"engine": format!("llama:{}", evil.display())}}}),
     );
-    client.wait_for_shown("is a file of the workspace");
+    client.wait_for_shown("is not an installed model of Punie's catalog");
     assert_eq!(client.shutdown(), 0);
 }
 
-/// Nor a file outside it that another local user could have planted (on a shared machine
-/// `/tmp` is everyone's): a script of theirs dictates the tool calls. A script that belongs to
-/// another uid, and a root-owned one in a directory anyone may write (where it could be swapped
-/// after any check), are refused: the planted turn's command never runs though every dialog is
-/// allowed, the refusal is said, and `PUNIE_ENGINE` answers instead.
+/// Nor a file outside it, which no other user could have planted: a cloned monorepo whose
+/// subfolder the user opened as the workspace folder keeps its script (or its GGUF) one
+/// folder up, owned by the user and writable by no one else. A script dictates the tool calls:
+/// the planted turn's command never runs though every dialog is allowed, the refusal is said,
+/// and `PUNIE_ENGINE` answers instead; the same for a model beside it sent later.
 #[test]
-fn a_project_cannot_name_a_file_another_user_could_have_planted() {
-    // SAFETY: geteuid has no arguments.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(
-        root,
-        "this test needs root, as CI runs it: only root can give a file to another user"
-    );
+fn a_project_cannot_name_a_script_or_model_above_the_workspace_folder() {
+    let repo = tempfile::tempdir().unwrap();
+    let turns = repo.path().join("turns.json");
+    std::fs::write(
+        &turns,
+        json!([
+            "<tool_call><function=execute_code>\n<parameter=code>\nprint(run_command('touch', args=['PLANTED']))\n</parameter>\n</function></tool_call>",
+            "The repository's script answered."
+        ])
+        .to_string(),
+    )
+    .unwrap();
     let honest = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(honest.path(), r#"["Chosen in the environment."]"#).unwrap();
     let honest: &'static str = Box::leak(format!("scripted:{}", honest.path().display()).into());
-    let planted_turns = json!([
-        "<tool_call><function=execute_code>\n<parameter=code>\nprint(run_command('touch', args=['PLANTED']))\n</parameter>\n</function></tool_call>",
-        "The planted script answered."
-    ]);
-    for others in ["the file's owner", "the directory"] {
-        let dir = tempfile::tempdir().unwrap();
-        let planted = dir.path().join("turns.json");
-        std::fs::write(&planted, planted_turns.to_string()).unwrap();
-        let expected = match others {
-            "the file's owner" => {
-                std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
-                "belongs to uid 65534"
-            }
-            _ => {
-                let anyone = std::os::unix::fs::PermissionsExt::from_mode(0o777);
-                std::fs::set_permissions(dir.path(), anyone).unwrap();
-                "is writable by other users"
-            }
-        };
-        let launch = Launch {
-            env: vec![("PUNIE_ENGINE", honest)],
-            answers: Answers {
-                permission: Some("Allow"),
-                ..Answers::default()
-            },
-            ..Launch::default()
-        };
-        let options = json!({"engine": format!("scripted:{}", planted.display())});
-        let mut client = Client::start_with("", full_caps(), options, launch);
-        let message = client.wait_for_shown("engine scripted:");
-        assert!(message.contains(expected), "{others}: {message}");
-        assert!(
-            message.contains(&format!("Using PUNIE_ENGINE's {honest}")),
-            "{message}"
-        );
-        let uri = client.open("src/calc.py", CALC);
+    let launch = Launch {
+        workspace: tempfile::tempdir_in(repo.path()).unwrap(),
+        env: vec![("PUNIE_ENGINE", honest)],
+        answers: Answers {
+            permission: Some("Allow"),
+            ..Answers::default()
+        },
+        ..Launch::default()
+    };
+    std::fs::create_dir_all(launch.workspace.path().join("src")).unwrap();
+    let options =
+        json!({"engine": format!("scripted:{}/../turns.json", launch.workspace.path().display())});
+    let mut client = Client::start_with("", full_caps(), options, launch);
+    let message = client.wait_for_shown("engine scripted:");
+    assert!(
+        message.contains("a scripted engine is for tests, named with PUNIE_ENGINE"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("Using PUNIE_ENGINE's {honest}")),
+        "{message}"
+    );
+    let uri = client.open("src/calc.py", CALC);
+    let ask = |client: &mut Client| {
         let started = client.ask(&uri, range(0, 0, 2, 0), "explain");
         assert_eq!(client.wait_end(&started["token"]), "done");
-        let answer = client.wait_answer(&started["runId"]);
-        assert_eq!(answer["markdown"], "Chosen in the environment.", "{answer}");
-        assert!(!client.root.join("PLANTED").exists(), "{others}");
-        assert_eq!(client.shutdown(), 0);
-    }
+        client.wait_answer(&started["runId"])["markdown"].clone()
+    };
+    assert_eq!(ask(&mut client), "Chosen in the environment.");
+    let evil = repo.path().join("evil.gguf");
+    std::fs::write(&evil, "GGUF").unwrap();
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"punie": {"engine": format!("llama:{}/../evil.gguf", client.root.display())}}}),
+    );
+    let message = client.wait_for_shown("engine llama:");
+    assert!(
+        message.contains("is not an installed model of Punie's catalog"),
+        "{message}"
+    );
+    assert_eq!(ask(&mut client), "Chosen in the environment.");
+    assert!(!client.root.join("PLANTED").exists());
+    assert_eq!(client.shutdown(), 0);
 }
 
 /// The user chooses the engine outside the editor's settings with `PUNIE_ENGINE` in the
@@ -1331,7 +1336,7 @@ fn a_refused_model_file_does_not_shape_the_prompt() {
         "workspace/didChangeConfiguration",
         json!({"settings": {"punie": {"maxTurns": 1, "engine": format!("llama:{}", evil.display())}}}),
     );
-    client.wait_for_shown("is a file of the workspace");
+    client.wait_for_shown("is not an installed model of Punie's catalog");
     assert_eq!(prompt_chars(&mut client), plain);
     assert_eq!(client.shutdown(), 0);
 }

@@ -106,7 +106,9 @@ impl Client {
     }
 
     /// Starts the server as `launch` says and initializes it; `engine` (unless empty) becomes
-    /// the `engine` option when `options` has none.
+    /// `PUNIE_ENGINE` in its environment, the user's choice: from a client that does not vouch
+    /// for its settings, the `engine` setting may name only an installed model of the catalog
+    /// (a test about the setting puts it in `options`).
     pub(crate) fn start_with(
         engine: &str,
         capabilities: Value,
@@ -118,11 +120,18 @@ impl Client {
         command.arg("lsp").stderr(Stdio::inherit());
         // The server must not depend on its working directory for the workspace root.
         command.current_dir(std::env::temp_dir());
-        for (key, value) in launch.env {
+        for (key, value) in &launch.env {
             command.env(key, value);
         }
         for key in launch.env_remove {
             command.env_remove(key);
+        }
+        if !engine.is_empty() {
+            assert!(
+                !launch.env.iter().any(|(key, _)| *key == "PUNIE_ENGINE"),
+                "the engine is given twice"
+            );
+            command.env("PUNIE_ENGINE", engine);
         }
         let mut client = Client {
             process: LspProcess::spawn(command).unwrap(),
@@ -133,10 +142,6 @@ impl Client {
             root,
             _workspace: launch.workspace,
         };
-        let mut options = options;
-        if options.get("engine").is_none() && !engine.is_empty() {
-            options["engine"] = json!(engine);
-        }
         let result = client.request(
             "initialize",
             json!({

@@ -208,7 +208,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "features",
             "jail",
             "jsonrpc",
-            "plantable",
+            "models",
             "policy",
             "prompt",
             "sync",

@@ -32,8 +32,8 @@ pub struct LspFigures {
 /// streams its answer, then one cancel.
 pub fn bench(n_code_actions: usize) -> anyhow::Result<LspFigures> {
     let dir = std::env::temp_dir().join(format!("punie-lsp-bench-{}", std::process::id()));
-    // The script sits beside the workspace, not in it: the server refuses a `scripted:` engine
-    // from inside a workspace folder (a cloned repository must not choose the model) and
+    // The bench's client vouches for its settings (`measure`): from one that does not, the
+    // server refuses a `scripted:` engine (a cloned repository must not choose the model) and
     // would load the default model instead, which is not what this measures.
     let workspace = dir.join("workspace");
     std::fs::create_dir_all(workspace.join("src")).context("creating the bench workspace")?;
@@ -143,7 +143,10 @@ fn measure(dir: &Path, script: &Path, n_code_actions: usize) -> anyhow::Result<L
         "initialize",
         json!({
             "rootUri": root.as_str(),
-            "capabilities": {"window": {"workDoneProgress": true}, "experimental": {"punieAnswer": true}},
+            "capabilities": {
+                "window": {"workDoneProgress": true},
+                "experimental": {"punieAnswer": true, "punieUserSettings": true},
+            },
             "initializationOptions": {"engine": format!("scripted:{}", script.display())},
         }),
     )?;

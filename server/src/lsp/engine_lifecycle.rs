@@ -2,14 +2,13 @@
 //! the background, its load shown as "Loading model…" progress, its failure shown once and
 //! given to every later run.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use lsp_types::{MessageType, NumberOrString};
 
 use crate::engine::{EngineConfig, EngineError, EngineHandle, EngineSpec};
 use crate::features::{self, Settings};
-use crate::plantable;
+use crate::models;
 
 use super::global_state::{Pending, Server};
 use super::progress::Progress;
@@ -61,7 +60,7 @@ impl Server {
         if spec == EngineSpec::Default {
             spec = users;
         } else if !self.settings.users_settings()
-            && let Some(reason) = project_may_not_choose(&spec, &self.roots)
+            && let Some(reason) = project_may_not_choose(&spec)
         {
             // Said once per refused SPEC, not on every settings change.
             if self.refused_engine.as_ref() != Some(&spec) {
@@ -231,11 +230,14 @@ impl Server {
 /// Why an engine SPEC that a project's settings could have sent is not started, or `None`.
 /// A cloned repository must not choose the server that reads your code and whose answers run
 /// tools, not even on this machine (on a shared one, a port on `localhost` may be another
-/// user's), nor make Punie load a file of its own as a model (a GGUF carries a chat template
-/// that runs on every prompt), nor one another local user could have planted outside it
-/// (`/tmp/turns.json`: a script dictates the tool calls; each part of a split model too, which
-/// llama.cpp opens by name).
-pub(crate) fn project_may_not_choose(spec: &EngineSpec, roots: &[PathBuf]) -> Option<String> {
+/// user's), nor make Punie load a file of its choosing as a model (a GGUF carries a chat
+/// template that runs on every prompt, and reaches llama.cpp's parser) or as a script (which
+/// dictates the tool calls), wherever it lies: inside the workspace, one folder above the
+/// workspace folder the user opened, or where another local user could have planted it. So
+/// only the models of Punie's catalog that are installed (`punie models list`) may be named,
+/// by their path; loading one checks that no one else could have put it in the model
+/// directory (`models::check_not_planted`), whoever named it.
+pub(crate) fn project_may_not_choose(spec: &EngineSpec) -> Option<String> {
     match spec {
         EngineSpec::OpenAi { url, .. } => {
             let host = url
@@ -260,25 +262,14 @@ pub(crate) fn project_may_not_choose(spec: &EngineSpec, roots: &[PathBuf]) -> Op
                 format!("it would send your code to {host}")
             })
         }
-        EngineSpec::Llama { path } | EngineSpec::Scripted { path } => {
-            // Both sides as the file system resolves them: a root the client names through a
-            // symlink (`/tmp` on macOS, a linked home or project) holds the same files.
-            let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
-            if roots.iter().any(|root| {
-                canonical.starts_with(root)
-                    || root
-                        .canonicalize()
-                        .is_ok_and(|root| canonical.starts_with(root))
-            }) {
-                return Some(format!(
-                    "{} is a file of the workspace",
-                    canonical.display()
-                ));
-            }
-            spec.named_files()
-                .iter()
-                .find_map(|file| plantable::check(file).err())
-                .map(|plantable| plantable.to_string())
+        EngineSpec::Llama { path } => models::installed_entry(path).is_none().then(|| {
+            format!(
+                "{} is not an installed model of Punie's catalog (punie models list names them)",
+                path.display()
+            )
+        }),
+        EngineSpec::Scripted { .. } => {
+            Some("a scripted engine is for tests, named with PUNIE_ENGINE".to_owned())
         }
         EngineSpec::Default => None,
     }
@@ -300,17 +291,12 @@ mod tests {
 
     #[track_caller]
     fn check(spec: &str, refused: bool) {
-        let roots = [PathBuf::from("/work/project")];
         let spec = EngineSpec::parse(spec).unwrap();
-        assert_eq!(
-            project_may_not_choose(&spec, &roots).is_some(),
-            refused,
-            "{spec}"
-        );
+        assert_eq!(project_may_not_choose(&spec).is_some(), refused, "{spec}");
     }
 
     #[test]
-    fn a_project_may_not_send_code_away_or_load_its_own_model() {
+    fn a_project_may_not_send_code_away_or_load_a_file_of_its_choosing() {
         check("", false);
         check("openai:http://127.0.0.1:8080/v1#m", true);
         check("openai:http://localhost:8080/v1#m", true);
@@ -322,56 +308,30 @@ mod tests {
         check("scripted:/work/project/turns.json", true);
     }
 
-    /// A file outside the workspace counts only where no other local user could have put it
-    /// there (the module `plantable`): each part of a split model, which llama.cpp opens by
-    /// name, as much as the first.
+    /// Only a model of the catalog that is installed: micro-Punie, committed to the source tree
+    /// this test was built from, by its path and through `..`; not another file beside it, nor
+    /// a script the user owns and no one else could have planted.
     #[test]
-    fn a_project_may_name_a_model_outside_only_where_no_one_else_could_plant_it() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let roots = [dir.path().join("project")];
-        let refusal =
-            |spec: String| project_may_not_choose(&EngineSpec::parse(&spec).unwrap(), &roots);
-        let model = dir.path().join("qwen.gguf");
-        std::fs::write(&model, "GGUF").unwrap();
-        assert_eq!(refusal(format!("llama:{}", model.display())), None);
-        let first = dir.path().join("big-00001-of-00002.gguf");
-        let second = dir.path().join("big-00002-of-00002.gguf");
-        std::fs::write(&first, "GGUF").unwrap();
-        let reason = refusal(format!("llama:{}", first.display())).unwrap();
-        assert!(
-            reason.contains("big-00002-of-00002.gguf cannot be checked"),
-            "{reason}"
+    fn a_project_may_name_only_an_installed_model_of_the_catalog() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let micro = repo.join("models/micro/micro-punie-q5_k_m.gguf");
+        assert!(micro.is_file(), "{}", micro.display());
+        check(&format!("llama:{}", micro.display()), false);
+        check(
+            &format!(
+                "llama:{}/../micro/micro-punie-q5_k_m.gguf",
+                repo.join("models/micro").display()
+            ),
+            false,
         );
-        std::fs::write(&second, "GGUF").unwrap();
-        assert_eq!(refusal(format!("llama:{}", first.display())), None);
-        std::fs::set_permissions(&second, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let reason = refusal(format!("llama:{}", first.display())).unwrap();
-        assert!(
-            reason.ends_with("it is writable by other users"),
-            "{reason}"
-        );
-        let reason = refusal(format!(
-            "scripted:{}",
-            dir.path().join("absent.json").display()
-        ));
-        assert!(reason.unwrap().contains("absent.json cannot be checked"));
-    }
-
-    #[test]
-    fn a_root_named_through_a_symlink_holds_the_same_files() {
         let dir = tempfile::tempdir().unwrap();
-        let real = dir.path().join("real");
-        std::fs::create_dir(&real).unwrap();
-        std::fs::write(real.join("turns.json"), "[]").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        for named in [&real, &link] {
-            let spec = EngineSpec::Scripted {
-                path: named.join("turns.json"),
-            };
-            let reason = project_may_not_choose(&spec, std::slice::from_ref(&link));
-            assert!(reason.is_some(), "{}", named.display());
-        }
+        let own = dir.path().join("micro-punie-q5_k_m.gguf");
+        std::fs::copy(&micro, &own).unwrap();
+        check(&format!("llama:{}", own.display()), true);
+        let turns = dir.path().join("turns.json");
+        std::fs::write(&turns, "[]").unwrap();
+        check(&format!("scripted:{}", turns.display()), true);
     }
 }
