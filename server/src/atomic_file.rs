@@ -131,13 +131,24 @@ fn create_temp_at(
 /// alone.
 pub(crate) fn clear_exec_bits(file: &File) -> io::Result<()> {
     let meta = file.metadata()?;
-    if meta.is_file() {
-        let permissions = inert(meta.permissions());
-        if permissions != meta.permissions() {
-            file.set_permissions(permissions)?;
-        }
+    if has_bits_to_clear(&meta) {
+        file.set_permissions(inert(meta.permissions()))?;
     }
     Ok(())
+}
+
+/// Whether [`clear_exec_bits`] changes the mode of this file (and so its status-change
+/// time): a regular file with an execute, setuid, setgid or sticky bit. (`mode()` holds the
+/// file type too, which [`inert`] drops: comparing the two would chmod every file.)
+#[cfg(unix)]
+pub(crate) fn has_bits_to_clear(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.is_file() && meta.permissions().mode() & 0o7111 != 0
+}
+
+#[cfg(not(unix))]
+pub(crate) fn has_bits_to_clear(_meta: &fs::Metadata) -> bool {
+    false
 }
 
 /// `permissions` with read and write bits only: no execute, setuid, setgid or sticky bit.

@@ -411,6 +411,39 @@ fn ask_on_a_terminal_writes_nothing_over_a_file_changed_while_asked() {
     }
 }
 
+/// A binary file rewritten in place while the question was open, with bytes of the same size
+/// and its modification time put back (as `cp -p`, `tar x`, `rsync -t`, `os.utime` leave
+/// it): the write would go over bytes the question never showed, so nothing is written.
+#[test]
+fn ask_on_a_terminal_writes_nothing_over_a_binary_file_rewritten_with_its_time_kept() {
+    use std::io::Write;
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("data.bin");
+    std::fs::write(&data, b"\0OLD-CONTENT-AT-QUESTION-TIME\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = script_for(
+        dir.path(),
+        "try:\n    write_file('data.bin', 'model text\\n')\n    print('wrote')\nexcept OSError as e:\n    print('refused', e)",
+    );
+    let shown = ask_on_terminal_answering(ws.path(), &script, 1, &mut |_| {
+        let modified = std::fs::metadata(&data).unwrap().modified().unwrap();
+        let mut file = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
+        file.write_all(b"\0NEW-BYTES-WRITTEN-MEANWHILE!\n").unwrap();
+        file.set_times(std::fs::FileTimes::new().set_modified(modified))
+            .unwrap();
+    });
+    assert!(shown.contains("Punie wants to write data.bin"), "{shown}");
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        b"\0NEW-BYTES-WRITTEN-MEANWHILE!\n"
+    );
+    let printed = printed_by_snippet(ws.path());
+    assert!(
+        printed.contains("refused the file changed after write_file read it"),
+        "{printed}"
+    );
+}
+
 /// What the run's snippets printed, from its transcript.
 fn printed_by_snippet(workspace: &Path) -> String {
     let dir = workspace.join(".punie/transcripts");

@@ -169,7 +169,7 @@ impl ToolHost for FeatureToolHost<'_> {
             }
             // No text was shown: the disk tells whether the file is still the one judged.
             (Before::Binary { .. } | Before::TooLarge { .. }, now)
-                if crate::workspace::before_write(path) == *before =>
+                if crate::workspace::still_before(path, before) =>
             {
                 match now {
                     // Not UTF-8 but text all the same: written keeping its encoding.

@@ -23,6 +23,10 @@ pub enum Before {
     Binary {
         bytes: u64,
         stamp: FileStamp,
+        /// SHA-256 of the bytes read (at most `workspace::MAX_READ_BYTES`): a rewrite that
+        /// keeps the size, the inode and the modification time (`cp -p`, `tar x`,
+        /// `rsync -t`, `os.utime`) still changes it.
+        sha256: [u8; 32],
     },
     /// Too large to read for a prompt.
     TooLarge {
@@ -32,17 +36,36 @@ pub enum Before {
 }
 
 /// Which version of a file a prompt saw where it kept no text to compare (a binary file, one
-/// too large to read): the file's identity and its last modification. A write is made only
-/// where the file still matches, so one changed after the prompt is not replaced unseen. A
-/// rewrite of the same size within one tick of the file system's clock would go unnoticed;
-/// the status-change time would catch it, but clearing a file's execute bits before an
-/// editor writes it changes that time too.
+/// too large to read): the file's identity, its last modification and its last status
+/// change. A write is made only where the file still matches ([`FileStamp::still`]), so one
+/// changed after the prompt is not replaced unseen. Writing a file changes its status-change
+/// time (ctime), and no call sets it back as `utime` sets the modification time back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileStamp {
     pub device: u64,
     pub inode: u64,
     /// Since the Unix epoch.
     pub modified_ns: i128,
+    /// The status-change time, since the Unix epoch; `None` where it cannot be compared: a
+    /// file with an execute, setuid, setgid or sticky bit, which the write clears first
+    /// (changing this time itself), and systems without one. The gap left: such a file
+    /// (asked about only where the settings ask for protected executables) rewritten in
+    /// place with its size and modification time kept, when too large to hash (a binary
+    /// one is compared by its digest too); and a rewrite within one tick of the file
+    /// system's clock after the stamp was taken.
+    pub changed_ns: Option<i128>,
+}
+
+impl FileStamp {
+    /// Whether `now`, taken at the write, is this stamp's file unchanged. A status-change
+    /// time is compared only where this stamp has one: the mode bits cleared before the
+    /// write change it.
+    pub fn still(&self, now: &FileStamp) -> bool {
+        self.device == now.device
+            && self.inode == now.inode
+            && self.modified_ns == now.modified_ns
+            && (self.changed_ns.is_none() || self.changed_ns == now.changed_ns)
+    }
 }
 
 /// Counts of a change.

@@ -459,6 +459,7 @@ fn write_details_show_the_diff() {
         Before::Binary {
             bytes: 2048,
             stamp: crate::policy::FileStamp::default(),
+            sha256: [0; 32],
         },
         "not a png\n",
     );

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use sha2::Digest;
+
 use super::{MAX_READ_BYTES, ToolError};
 use crate::policy::{Before, FileStamp};
 
@@ -19,10 +21,44 @@ pub fn before_write(path: &Path) -> Before {
     if bytes > MAX_READ_BYTES {
         return Before::TooLarge { bytes, stamp };
     }
+    let binary = |content: Vec<u8>| Before::Binary {
+        bytes,
+        stamp,
+        sha256: sha2::Sha256::digest(&content).into(),
+    };
     match super::read_bounded(path, "", MAX_READ_BYTES).map(String::from_utf8) {
         Ok(Ok(text)) if !text.contains('\0') => Before::Text(text),
-        Ok(_) => Before::Binary { bytes, stamp },
+        Ok(Ok(text)) => binary(text.into_bytes()),
+        Ok(Err(not_utf8)) => binary(not_utf8.into_bytes()),
         Err(_) => Before::TooLarge { bytes, stamp },
+    }
+}
+
+/// Whether the file at `path` is still `before`, the file a write was judged (and, where the
+/// user was asked, shown) on: the same text, or for a file whose text was not kept the same
+/// digest and [`FileStamp::still`].
+pub fn still_before(path: &Path, before: &Before) -> bool {
+    match (before, &before_write(path)) {
+        (
+            Before::Binary {
+                bytes,
+                stamp,
+                sha256,
+            },
+            Before::Binary {
+                bytes: bytes_now,
+                stamp: stamp_now,
+                sha256: sha256_now,
+            },
+        ) => bytes == bytes_now && sha256 == sha256_now && stamp.still(stamp_now),
+        (
+            Before::TooLarge { bytes, stamp },
+            Before::TooLarge {
+                bytes: bytes_now,
+                stamp: stamp_now,
+            },
+        ) => bytes == bytes_now && stamp.still(stamp_now),
+        (judged, now) => judged == now,
     }
 }
 
@@ -33,16 +69,21 @@ fn stamp_of(meta: &std::fs::Metadata) -> FileStamp {
         .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |since| since.as_nanos() as i128);
     #[cfg(unix)]
-    let (device, inode) = {
+    let (device, inode, changed_ns) = {
         use std::os::unix::fs::MetadataExt;
-        (meta.dev(), meta.ino())
+        // `clear_exec_bits`, before the write, changes the mode only where it has a bit to
+        // clear: there the status-change time moves and cannot be compared.
+        let changed_ns = (!crate::atomic_file::has_bits_to_clear(meta))
+            .then(|| i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()));
+        (meta.dev(), meta.ino(), changed_ns)
     };
     #[cfg(not(unix))]
-    let (device, inode) = (0, 0);
+    let (device, inode, changed_ns) = (0, 0, None);
     FileStamp {
         device,
         inode,
         modified_ns,
+        changed_ns,
     }
 }
 
@@ -58,7 +99,7 @@ pub fn changed_meanwhile() -> ToolError {
 
 /// Writes `content` at `path` (atomically) only if the file is still `before`.
 pub fn write_unchanged(path: &Path, before: &Before, content: &str) -> Result<(), ToolError> {
-    if before_write(path) != *before {
+    if !still_before(path, before) {
         return Err(changed_meanwhile());
     }
     super::write_atomic(path, content)
@@ -114,5 +155,75 @@ mod tests {
         write_unchanged(&text, &Before::Missing, "model\n").unwrap();
         assert_eq!(std::fs::read_to_string(&binary).unwrap(), "model\n");
         assert_eq!(std::fs::read_to_string(&text).unwrap(), "model\n");
+    }
+
+    /// Rewritten in place with bytes of the same size and the modification time put back
+    /// (as `cp -p`, `tar x`, `rsync -t` or `os.utime` leave it): the identity, the size and
+    /// the modification time all match what was judged, and still nothing is written, for a
+    /// binary file (its digest) and one too large to read (its status-change time).
+    #[test]
+    fn a_rewrite_that_puts_the_modification_time_back_is_seen() {
+        use std::io::{Seek, SeekFrom, Write};
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let (binary, large) = (root.join("data.bin"), root.join("disk.img"));
+        std::fs::write(&binary, b"\0OLD-CONTENT-AT-QUESTION-TIME\n").unwrap();
+        std::fs::File::create(&large)
+            .unwrap()
+            .set_len(MAX_READ_BYTES + 1)
+            .unwrap();
+        let judged: Vec<Before> = [&binary, &large]
+            .iter()
+            .map(|path| before_write(path))
+            .collect();
+        assert!(matches!(judged[0], Before::Binary { .. }));
+        assert!(matches!(judged[1], Before::TooLarge { .. }));
+
+        // One tick of the file system's clock, so that the rewrite's times differ from the
+        // judged ones at all.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        for (path, new) in [
+            (&binary, &b"\0NEW-BYTES-WRITTEN-MEANWHILE!\n"[..]),
+            (&large, &b"planted"[..]),
+        ] {
+            let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+            let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            file.seek(SeekFrom::Start(0)).unwrap();
+            file.write_all(new).unwrap();
+            file.set_times(std::fs::FileTimes::new().set_modified(modified))
+                .unwrap();
+        }
+        for (path, before) in [&binary, &large].into_iter().zip(&judged) {
+            assert_eq!(
+                write_unchanged(path, before, "model\n").unwrap_err(),
+                changed_meanwhile()
+            );
+        }
+        assert_eq!(
+            std::fs::read(&binary).unwrap(),
+            b"\0NEW-BYTES-WRITTEN-MEANWHILE!\n"
+        );
+        assert_eq!(std::fs::metadata(&large).unwrap().len(), MAX_READ_BYTES + 1);
+    }
+
+    /// The execute bits cleared before the write change the status-change time: a file that
+    /// had one is still written when nothing else changed.
+    #[cfg(unix)]
+    #[test]
+    fn clearing_execute_bits_is_not_a_change() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let large = dir.path().canonicalize().unwrap().join("tool.run");
+        let file = std::fs::File::create(&large).unwrap();
+        file.set_len(MAX_READ_BYTES + 1).unwrap();
+        file.set_permissions(std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let judged = before_write(&large);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        crate::workspace::clear_exec_bits(&large).unwrap();
+        write_unchanged(&large, &judged, "model\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&large).unwrap(), "model\n");
     }
 }

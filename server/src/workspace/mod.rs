@@ -21,7 +21,7 @@ mod path;
 mod protected_watch;
 mod quarantine;
 
-pub use before::{before_write, changed_meanwhile, write_unchanged};
+pub use before::{before_write, changed_meanwhile, still_before, write_unchanged};
 pub use command::{CommandLimits, CommandOutput, run_command, split_command};
 pub use host::ToolHost;
 pub use path::{ResolvedPath, display_path, resolve, resolve_target};
