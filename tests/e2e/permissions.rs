@@ -444,6 +444,37 @@ fn ask_on_a_terminal_writes_nothing_over_a_binary_file_rewritten_with_its_time_k
     );
 }
 
+/// A command's working directory swapped for a link to a directory outside the workspace
+/// while its question was open: the command does not run there (nor anywhere).
+#[cfg(target_os = "linux")]
+#[test]
+fn ask_on_a_terminal_runs_nothing_in_a_working_directory_swapped_for_a_link() {
+    let ws = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let sub = ws.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = script_for(
+        dir.path(),
+        "try:\n    print('ran in', run_command('pwd', cwd='sub'))\nexcept Exception as e:\n    print('refused', e)",
+    );
+    let shown = ask_on_terminal_answering(ws.path(), &script, 1, &mut |_| {
+        std::fs::remove_dir(&sub).unwrap();
+        std::os::unix::fs::symlink(outside.path(), &sub).unwrap();
+    });
+    assert!(shown.contains("Punie wants to run: pwd"), "{shown}");
+    let printed = printed_by_snippet(ws.path());
+    let outside_name = outside.path().canonicalize().unwrap();
+    assert!(
+        !printed.contains(&outside_name.display().to_string()),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("refused") && printed.contains("working directory"),
+        "{printed}"
+    );
+}
+
 /// What the run's snippets printed, from its transcript.
 fn printed_by_snippet(workspace: &Path) -> String {
     let dir = workspace.join(".punie/transcripts");

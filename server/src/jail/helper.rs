@@ -2,8 +2,10 @@
 //! (the plan comes in, reports go out); its stdout and stderr are the command's, and it
 //! writes nothing there itself. The platform module does the containing.
 
+use std::ffi::{CStr, CString};
 use std::io::{self, BufRead, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 
@@ -106,4 +108,43 @@ fn prepare_private_dir(plan: &Plan) -> io::Result<()> {
         let _ = std::os::unix::fs::symlink(&target, &link);
     }
     Ok(())
+}
+
+/// The plan's working directory, as the command's side compares it with `getcwd`
+/// ([`started_in`]); refused where it holds a NUL byte, which no directory's path does.
+pub(super) fn planned_cwd(plan: &Plan) -> Result<CString, Report> {
+    CString::new(plan.cwd.as_os_str().as_bytes()).map_err(|_| Report::Refused {
+        message: "run_command: the working directory's path holds a NUL byte".to_owned(),
+    })
+}
+
+/// The error the command's start fails with, between `fork` and `exec`, where it is not in
+/// the planned directory. `EXDEV`: neither `chdir` nor `execve` gives it.
+const ELSEWHERE: i32 = libc::EXDEV;
+
+/// Checks, in the command's process after `chdir` and before `exec`, that it is in the
+/// directory the server resolved and judged (`Plan::cwd`, canonical): `chdir` follows links,
+/// and one put on the path after the judgement (a directory swapped for a link to outside the
+/// workspace while the question was open) would start the command out there. Only system
+/// calls, as between `fork` and `exec` everything must be.
+pub(super) fn started_in(planned: &CStr) -> io::Result<()> {
+    let mut here = [0 as libc::c_char; libc::PATH_MAX as usize + 1];
+    // SAFETY: `getcwd` writes at most `here.len()` bytes, its NUL included, into `here`.
+    let got = unsafe { libc::getcwd(here.as_mut_ptr(), here.len()) };
+    // SAFETY: where it did not fail, `here` holds a NUL-terminated path.
+    if got.is_null() || unsafe { CStr::from_ptr(got) } != planned {
+        return Err(io::Error::from_raw_os_error(ELSEWHERE));
+    }
+    Ok(())
+}
+
+/// The report for a start that [`started_in`] stopped, else `None`.
+pub(super) fn elsewhere(plan: &Plan, err: &io::Error) -> Option<Report> {
+    (err.raw_os_error() == Some(ELSEWHERE)).then(|| Report::Refused {
+        message: format!(
+            "run_command: the working directory {} changed after the command was checked (a \
+             directory on its path was replaced by a link), so nothing was run",
+            plan.cwd.display()
+        ),
+    })
 }

@@ -9,7 +9,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::helper::send;
+use super::helper::{self, send};
 use super::seatbelt::{ProfilePaths, profile};
 use super::{Layers, Plan, Report};
 
@@ -38,6 +38,13 @@ pub(super) fn contain(plan: &Plan, control: &UnixStream) {
         read_only: canonical(&plan.read_only),
         secrets,
     };
+    let planned_cwd = match helper::planned_cwd(plan) {
+        Ok(cwd) => cwd,
+        Err(refused) => {
+            send(control, &refused);
+            return;
+        }
+    };
     let mut command = Command::new("/usr/bin/sandbox-exec");
     command
         .arg("-p")
@@ -49,15 +56,17 @@ pub(super) fn contain(plan: &Plan, control: &UnixStream) {
         .envs(plan.env.iter().map(|(name, value)| (name, value)))
         .current_dir(&plan.cwd)
         .process_group(0);
+    // SAFETY: `started_in` makes only system calls (no allocation, no locks).
+    unsafe {
+        command.pre_exec(move || helper::started_in(&planned_cwd));
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
-            send(
-                control,
-                &Report::Refused {
-                    message: format!("cannot run sandbox-exec: {err}"),
-                },
-            );
+            let report = helper::elsewhere(plan, &err).unwrap_or_else(|| Report::Refused {
+                message: format!("cannot run sandbox-exec: {err}"),
+            });
+            send(control, &report);
             return;
         }
     };

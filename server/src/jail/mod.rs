@@ -489,7 +489,7 @@ impl Plan {
         readable.dedup();
         Plan {
             argv: argv.to_vec(),
-            cwd: cwd.to_path_buf(),
+            cwd: planned_cwd(cwd, workspace),
             env,
             readable,
             writable: vec![workspace.to_path_buf(), private_dir.to_path_buf()],
@@ -512,6 +512,30 @@ impl Plan {
             read_only: Vec::new(),
             stdin_fd: None,
         }
+    }
+}
+
+/// Where the command starts, spelled as `getcwd` will give it there: `cwd` beneath the
+/// workspace's canonical root, the links on the root's own path (the user's: `/tmp` on macOS,
+/// a linked project) followed and none below it. A tool's `cwd` was resolved canonical when it
+/// was judged, so a link below the root now was put there since (a directory swapped while
+/// the question was open), and the helper starts nothing there (`helper::started_in`).
+fn planned_cwd(cwd: &Path, workspace: &Path) -> PathBuf {
+    let root = workspace
+        .canonicalize()
+        .unwrap_or_else(|_| workspace.to_path_buf());
+    match cwd
+        .strip_prefix(workspace)
+        .or_else(|_| cwd.strip_prefix(&root))
+    {
+        Ok(below)
+            if below
+                .components()
+                .all(|part| matches!(part, std::path::Component::Normal(_))) =>
+        {
+            below.components().fold(root, |path, part| path.join(part))
+        }
+        _ => cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf()),
     }
 }
 

@@ -25,7 +25,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::helper::send;
+use super::helper::{self, send};
 use super::{Layers, Plan, Report};
 
 /// Runs `plan` and reports on `control`; returns when the command and everything it
@@ -463,20 +463,32 @@ fn supervise(plan: &Plan, layers: &Layers, control: &UnixStream, tracking: Track
     // would count all of the user's (and root is exempt).
     let max_processes = layers.user_namespace.then_some(MAX_PROCESSES);
     let (program, args) = plan.argv.split_first().expect("a plan has a program");
+    let planned_cwd = match helper::planned_cwd(plan) {
+        Ok(cwd) => cwd,
+        Err(refused) => {
+            send(control, &refused);
+            return;
+        }
+    };
     let mut command = Command::new(program);
     command
         .args(args)
         .env_clear()
         .envs(plan.env.iter().map(|(name, value)| (name, value)))
         .current_dir(&plan.cwd);
-    // SAFETY: `confine` makes only system calls (no allocation, no locks).
+    // SAFETY: `started_in` and `confine` make only system calls (no allocation, no locks).
     unsafe {
-        command.pre_exec(move || confine(&ruleset, filter.as_ref(), max_processes, handoff_fd));
+        command.pre_exec(move || {
+            helper::started_in(&planned_cwd)?;
+            confine(&ruleset, filter.as_ref(), max_processes, handoff_fd)
+        });
     }
     let child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
-            send(control, &spawn_failure(program, &err));
+            let report =
+                helper::elsewhere(plan, &err).unwrap_or_else(|| spawn_failure(program, &err));
+            send(control, &report);
             return;
         }
     };
