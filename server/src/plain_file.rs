@@ -2,17 +2,19 @@
 //! expects (a command it ran, a cloned repository, another local user): a workspace file a
 //! tool reads, Punie's stored state, a `.git` file's pointer. What is there may be a FIFO
 //! (whose `open` waits for a writer and whose `read` never ends), a device (`/dev/zero`) or a
-//! file of any size, so the file is opened without blocking ([`OPEN_FLAGS`]), taken only when
-//! it is a regular file, and read at most to a bound ([`read`]); a FIFO is refused at once,
-//! never waited on. A regular file on a pseudo file system (`/proc`, `/sys`, …) is refused
-//! too ([`refuse_pseudo`]): the kernel makes its bytes up from its own state (a process's
-//! environment, its memory map), which is no project's file, and a workspace at `/` reaches
-//! it.
+//! file of any size, so the file is opened only once it is judged a regular file
+//! ([`open_at`]: opening some devices acts on them, opening a FIFO wakes its writer), without
+//! blocking ([`OPEN_FLAGS`]), and read at most to a bound ([`read`]); a FIFO is refused at
+//! once, never opened or waited on. A regular file on a pseudo file system (`/proc`, `/sys`,
+//! …) is refused too ([`refuse_pseudo`]): the kernel makes its bytes up from its own state (a
+//! process's environment, its memory map), which is no project's file, and a workspace at `/`
+//! reaches it.
 //!
 //! Which links may be followed on the way is the caller's rule, not this module's: a
-//! workspace read follows none on the whole path (`workspace::no_follow` opens with these
-//! flags), stored state and pointers none at the last component ([`open_no_follow`]), a file a
-//! setting names (a model, a script) all of them ([`open_named`]). A caller that reads a file
+//! workspace read follows none on the whole path (`workspace::no_follow` opens the directory
+//! above so, then the file with [`open_at`]), stored state and pointers none at the last
+//! component ([`open_no_follow`]), a file a setting names (a model, a script) all of them
+//! ([`open_named`]). A caller that reads a file
 //! as a stream rather than whole (the GGUF header reader) judges it with [`regular`] and bounds
 //! its own reads.
 
@@ -30,42 +32,127 @@ pub(crate) const OPEN_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
     .union(rustix::fs::OFlags::NONBLOCK)
     .union(rustix::fs::OFlags::NOCTTY);
 
-/// Opens `path` with [`OPEN_FLAGS`], following no link at its last component: a link there is
-/// `ELOOP`. Links on the directories above are followed.
+/// Opens `path` with [`OPEN_FLAGS`] once it is judged ([`open_at`]), following no link at its
+/// last component: a link there is `ELOOP`. Links on the directories above are followed.
 #[cfg(unix)]
 pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
-    use rustix::fs::{CWD, Mode, OFlags};
-    let flags = OPEN_FLAGS | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    Ok(File::from(rustix::fs::openat(
-        CWD,
-        path,
-        flags,
-        Mode::empty(),
-    )?))
+    open_at(rustix::fs::CWD, path, LastLink::Refused)
 }
 
 /// Opens the file a setting names (a model, a script: the user's choice, or a project's where
-/// its settings may name one) with [`OPEN_FLAGS`], following links, which are the setting's
-/// choice. It is judged before it is opened too, as [`regular`] judges it: opening some
-/// devices acts on them. A directory opens, for [`regular`] or [`read`] to refuse by name.
-pub(crate) fn open_named(path: &Path) -> io::Result<File> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() && !meta.is_dir() {
-        return Err(Refusal::NotRegular.into());
-    }
-    open_following_links(path)
-}
-
+/// its settings may name one) with [`OPEN_FLAGS`] once it is judged ([`open_at`]), following
+/// links, which are the setting's choice.
 #[cfg(unix)]
-fn open_following_links(path: &Path) -> io::Result<File> {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OPEN_FLAGS | OFlags::CLOEXEC;
-    Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
+pub(crate) fn open_named(path: &Path) -> io::Result<File> {
+    open_at(rustix::fs::CWD, path, LastLink::Followed)
 }
 
 #[cfg(not(unix))]
-fn open_following_links(path: &Path) -> io::Result<File> {
+pub(crate) fn open_named(path: &Path) -> io::Result<File> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(Refusal::Directory.into());
+    }
+    if !meta.is_file() {
+        return Err(Refusal::NotRegular.into());
+    }
     File::open(path)
+}
+
+/// What [`open_at`] does with a symbolic link at the last component of its path.
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LastLink {
+    Followed,
+    /// `ELOOP`, as `O_NOFOLLOW` has it.
+    Refused,
+}
+
+/// Opens `name` in `dir` with [`OPEN_FLAGS`] only once what it names is judged a regular
+/// file off the pseudo file systems: opening acts on some files before anything is read
+/// (`/dev/watchdog` starts the countdown to a reboot, a serial port resets the board on it, a
+/// FIFO wakes the writer waiting on it), and a device node may be anywhere a repository or a
+/// command put one. What is refused is never opened, and its [`Refusal`] is the error.
+///
+/// Linux: `name` is opened as `O_PATH`, which only names the file, judged through that handle
+/// (`fstat`, `fstatfs`), and only then opened for reading through `/proc/self/fd`, which opens
+/// the very file judged whatever the path names by then.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn open_at(dir: impl AsFd, name: impl AsRef<Path>, last: LastLink) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    use std::os::fd::AsRawFd;
+    let (dir, name) = (dir.as_fd(), name.as_ref());
+    let handle = rustix::fs::openat(dir, name, OFlags::PATH | follow(last), Mode::empty())?;
+    refuse_pseudo(&handle)?;
+    let judged = rustix::fs::fstat(&handle)?;
+    judge(&judged)?;
+    let reopened = format!("/proc/self/fd/{}", handle.as_raw_fd());
+    let fd = match rustix::fs::open(reopened, OPEN_FLAGS | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        // No `/proc` (a chroot, a container without it): the name is opened again, and the
+        // file is refused below if it is another one than was judged. Only there is a file
+        // swapped in after the judgement opened, then refused.
+        Err(Errno::NOENT) => {
+            rustix::fs::openat(dir, name, OPEN_FLAGS | follow(last), Mode::empty())?
+        }
+        Err(err) => return Err(err.into()),
+    };
+    same_file(&judged, &fd)?;
+    Ok(File::from(fd))
+}
+
+/// Other systems (macOS) have no `O_PATH`: `name` is judged by `fstatat` before it is
+/// opened, and what was opened is checked to be the file judged. A device swapped in between
+/// the two is opened (and then refused): a small race, left since it needs another writer in
+/// that directory at that instant, and a device node outside `/dev` takes root to make there.
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+pub(crate) fn open_at(dir: impl AsFd, name: impl AsRef<Path>, last: LastLink) -> io::Result<File> {
+    use rustix::fs::{AtFlags, Mode};
+    let (dir, name) = (dir.as_fd(), name.as_ref());
+    let at = match last {
+        LastLink::Followed => AtFlags::empty(),
+        LastLink::Refused => AtFlags::SYMLINK_NOFOLLOW,
+    };
+    let judged = rustix::fs::statat(dir, name, at)?;
+    judge(&judged)?;
+    let fd = rustix::fs::openat(dir, name, OPEN_FLAGS | follow(last), Mode::empty())?;
+    same_file(&judged, &fd)?;
+    Ok(File::from(fd))
+}
+
+#[cfg(unix)]
+fn follow(last: LastLink) -> rustix::fs::OFlags {
+    use rustix::fs::OFlags;
+    match last {
+        LastLink::Followed => OFlags::CLOEXEC,
+        LastLink::Refused => OFlags::NOFOLLOW | OFlags::CLOEXEC,
+    }
+}
+
+/// A regular file passes; a directory, a device, a FIFO or a socket is its [`Refusal`]; a
+/// link (which only an `O_NOFOLLOW` lookup stops at) is `ELOOP`.
+#[cfg(unix)]
+fn judge(stat: &rustix::fs::Stat) -> io::Result<()> {
+    use rustix::fs::FileType;
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => Ok(()),
+        FileType::Directory => Err(Refusal::Directory.into()),
+        FileType::Symlink => Err(rustix::io::Errno::LOOP.into()),
+        _ => Err(Refusal::NotRegular.into()),
+    }
+}
+
+/// Refuses `fd` unless it is the file `judged` describes.
+#[cfg(unix)]
+fn same_file(judged: &rustix::fs::Stat, fd: impl AsFd) -> io::Result<()> {
+    let opened = rustix::fs::fstat(fd)?;
+    if (opened.st_dev, opened.st_ino) != (judged.st_dev, judged.st_ino) {
+        return Err(io::Error::other(
+            "the file was replaced between its check and its opening",
+        ));
+    }
+    Ok(())
 }
 
 /// What [`read`] does with a file longer than its bound.
@@ -309,6 +396,33 @@ mod tests {
             let err = open_and_read(&path, 10, if_longer).unwrap_err();
             assert_eq!(refusal(&err), Some(Refusal::NotRegular), "{err}");
         }
+    }
+
+    /// What is refused is refused before it is opened, whatever the caller's rule on links.
+    #[test]
+    fn what_is_not_a_regular_file_is_refused_by_every_open() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "text").unwrap();
+        symlink(dir.path().join("f"), dir.path().join("link")).unwrap();
+        symlink("/dev/null", dir.path().join("null")).unwrap();
+        for open in [open_no_follow, open_named] {
+            let err = open(Path::new("/dev/null")).unwrap_err();
+            assert_eq!(refusal(&err), Some(Refusal::NotRegular), "{err}");
+            let err = open(dir.path()).unwrap_err();
+            assert_eq!(refusal(&err), Some(Refusal::Directory), "{err}");
+            let mut text = String::new();
+            open(&dir.path().join("f"))
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            assert_eq!(text, "text");
+        }
+        // A link to a device is judged by what it names where links are followed.
+        let err = open_named(&dir.path().join("null")).unwrap_err();
+        assert_eq!(refusal(&err), Some(Refusal::NotRegular), "{err}");
+        assert!(open_named(&dir.path().join("link")).is_ok());
+        let err = open_no_follow(&dir.path().join("null")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
     }
 
     #[test]

@@ -786,6 +786,127 @@ fn reads_of_fifos_are_refused() {
     assert!(res.ok, "{:?}", res.error);
 }
 
+/// Opening a file can act before a byte is read: `/dev/watchdog` starts the countdown to a
+/// reboot, a serial port resets the board on it. A FIFO shows whether it was opened: a writer
+/// waiting to open it wakes when a reader opens it, even for an instant. `read_file` and
+/// `write_file` of a FIFO in the workspace (as of a device node a tarball extracted as root
+/// holds) are refused, by the real server, without opening it.
+#[cfg(target_os = "linux")]
+#[test]
+fn what_is_not_a_regular_file_is_never_opened() {
+    for call in ["read_file('pipe')", "write_file('pipe', 'x')"] {
+        let ws = workspace();
+        let fifo = ws.root.path().join("pipe");
+        let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        // A second name for the FIFO, outside the workspace: `write_file` replaces the first.
+        let other_name = ws.outside.path().join("pipe");
+        std::fs::hard_link(&fifo, &other_name).unwrap();
+        let writer = FifoWriter::wait_on(&other_name);
+
+        let mut command = std::process::Command::new("timeout");
+        command
+            .arg("60")
+            .arg(punie_exe())
+            .arg("sandbox")
+            .arg("--workspace")
+            .arg(ws.root.path());
+        let snippet =
+            format!("try:\n    print({call})\nexcept Exception as e:\n    print(repr(e))");
+        let out = crate::support::output_with_input(command, &snippet);
+        assert!(out.status.success(), "{call}: {out:?}");
+        let res: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(res["ok"], true, "{call}: {res}");
+        if call.starts_with("read_file") {
+            let output = res["output"].as_str().unwrap();
+            assert!(output.contains("not a regular file: 'pipe'"), "{res}");
+        }
+        assert!(!writer.woken(), "{call}: the server opened the FIFO: {res}");
+
+        // The probe works: a reader's open wakes the writer.
+        writer.release(&other_name);
+    }
+}
+
+/// A thread blocked in `open(fifo, O_WRONLY)`, which returns once anyone opens the FIFO to
+/// read, and only then.
+#[cfg(target_os = "linux")]
+struct FifoWriter {
+    thread: std::thread::JoinHandle<()>,
+    tid: libc::pid_t,
+    opened: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[cfg(target_os = "linux")]
+impl FifoWriter {
+    /// Starts the writer and returns once it sleeps in its `open`.
+    fn wait_on(fifo: &Path) -> FifoWriter {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        let opened = std::sync::Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn({
+            let opened = opened.clone();
+            move || {
+                // SAFETY: gettid has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                // SAFETY: open reads the NUL-terminated path we own.
+                let fd = unsafe { libc::open(name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+                assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+                opened.store(true, Ordering::SeqCst);
+                // SAFETY: `fd` is ours.
+                unsafe { libc::close(fd) };
+            }
+        });
+        let writer = FifoWriter {
+            thread,
+            tid: rx.recv().unwrap(),
+            opened,
+        };
+        while !writer.sleeps_in_open() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        writer
+    }
+
+    /// Asleep in `openat`: what the kernel says of the thread (`S` in its `stat`, the system
+    /// call it is in in its `syscall`).
+    fn sleeps_in_open(&self) -> bool {
+        let task = format!("/proc/self/task/{}", self.tid);
+        let (Ok(stat), Ok(syscall)) = (
+            std::fs::read_to_string(format!("{task}/stat")),
+            std::fs::read_to_string(format!("{task}/syscall")),
+        ) else {
+            return false;
+        };
+        let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+        state.is_some_and(|state| state.starts_with('S'))
+            && syscall.split(' ').next() == Some(&libc::SYS_openat.to_string())
+    }
+
+    /// Whether a reader opened the FIFO: the wake-up makes the thread runnable at once, in
+    /// the reader's `open`, so this needs no waiting. Once woken it never sleeps in `open`
+    /// again, and it says it opened before it does anything else.
+    fn woken(&self) -> bool {
+        let asleep = self.sleeps_in_open();
+        !asleep || self.opened.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn release(self, fifo: &Path) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+            .unwrap();
+        assert!(self.woken());
+        self.thread.join().unwrap();
+        assert!(self.opened.load(std::sync::atomic::Ordering::SeqCst));
+        drop(reader);
+    }
+}
+
 #[test]
 fn tool_events_and_records() {
     let ws = workspace();

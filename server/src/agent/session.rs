@@ -93,22 +93,21 @@ pub fn load_session(path: &Path) -> anyhow::Result<Option<SavedSession>> {
 /// The bytes of one of Punie's stored files (a saved session, a session's metadata), or
 /// `Ok(None)` when there is none. A command, or a cloned repository's `.punie/`, may have put
 /// anything there, so what is not a plain file is refused rather than followed or waited on:
-/// the file is opened following no link (`session.json -> /dev/zero`) and without blocking
-/// (a FIFO), must be a regular file, and is read up to `max` bytes (`crate::plain_file`).
+/// the file is opened following no link (`session.json -> /dev/zero`), only once it is judged
+/// a regular file (a device or a FIFO is never opened), and is read up to `max` bytes
+/// (`crate::plain_file`).
 pub fn read_stored(path: &Path, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
     use crate::plain_file::{IfLonger, Refusal};
-    let file = match crate::plain_file::open_no_follow(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    let read = crate::plain_file::open_no_follow(path)
+        .and_then(|file| crate::plain_file::read(file, max, IfLonger::Refuse));
+    match read {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) if err.raw_os_error() == Some(libc::ELOOP) => anyhow::bail!(
             "{} is a symbolic link, and Punie never follows one to its stored state \
              (a command or a repository may have made it); remove it",
             path.display()
         ),
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
-    };
-    match crate::plain_file::read(file, max, IfLonger::Refuse) {
-        Ok(bytes) => Ok(Some(bytes)),
         Err(err) => match crate::plain_file::refusal(&err) {
             Some(Refusal::Directory | Refusal::NotRegular) => {
                 anyhow::bail!("{} is not a regular file; remove it", path.display())

@@ -76,18 +76,17 @@ pub fn too_large(shown: &str, bytes: u64, limit: u64) -> ToolError {
 /// and judged), so a link on it now means it changed since, and the read is refused.
 pub fn read_bounded(path: &Path, shown: &str, max: u64) -> Result<Vec<u8>, ToolError> {
     use crate::plain_file::{IfLonger, Refusal};
-    let file = open_read(path).map_err(|err| io_error(&err, shown))?;
-    crate::plain_file::read(file, max, IfLonger::Refuse).map_err(|err| {
-        match crate::plain_file::refusal(&err) {
-            Some(Refusal::Directory) => {
-                ToolError::new("IsADirectoryError", format!("Is a directory: '{shown}'"))
-            }
-            Some(Refusal::NotRegular) => {
-                ToolError::permission(format!("not a regular file: '{shown}'"))
-            }
-            Some(Refusal::TooLarge { bytes }) => too_large(shown, bytes, max),
-            Some(Refusal::PseudoFileSystem { .. }) | None => io_error(&err, shown),
+    let read =
+        open_read(path).and_then(|file| crate::plain_file::read(file, max, IfLonger::Refuse));
+    read.map_err(|err| match crate::plain_file::refusal(&err) {
+        Some(Refusal::Directory) => {
+            ToolError::new("IsADirectoryError", format!("Is a directory: '{shown}'"))
         }
+        Some(Refusal::NotRegular) => {
+            ToolError::permission(format!("not a regular file: '{shown}'"))
+        }
+        Some(Refusal::TooLarge { bytes }) => too_large(shown, bytes, max),
+        Some(Refusal::PseudoFileSystem { .. }) | None => io_error(&err, shown),
     })
 }
 
@@ -102,11 +101,11 @@ fn pseudo_file_system(shown: &str, name: &str) -> ToolError {
 }
 
 /// Opens a canonical `path` to read ([`crate::plain_file::OPEN_FLAGS`]: without blocking),
-/// following no link.
+/// following no link, once it is judged a regular file: what is refused
+/// ([`crate::plain_file::Refusal`]) is never opened.
 #[cfg(unix)]
 fn open_read(path: &Path) -> std::io::Result<fs::File> {
-    use rustix::fs::Mode;
-    no_follow::open(path, crate::plain_file::OPEN_FLAGS, Mode::empty()).map(fs::File::from)
+    no_follow::open_file(path)
 }
 
 #[cfg(not(unix))]
@@ -194,17 +193,26 @@ pub fn follow_root_links(root: &Path, path: &Path) -> PathBuf {
 }
 
 /// Clears the execute bits of an existing file before a tool replaces its content through an
-/// editor (which writes in place and keeps the mode). A missing file is fine; the file is
-/// opened following no link, as [`read_bounded`] opens one.
+/// editor (which writes in place and keeps the mode). A missing file is fine, and so is one
+/// that is not a regular file (a directory, a device, a FIFO), which has no such bits to
+/// clear and is never opened; the file is opened following no link, as [`read_bounded`]
+/// opens one.
 pub fn clear_exec_bits(path: &Path) -> Result<(), ToolError> {
+    use crate::plain_file::Refusal;
     let shown = path.display().to_string();
     match open_read(path) {
         Ok(file) => {
-            #[cfg(unix)]
-            crate::plain_file::refuse_pseudo(&file).map_err(|err| io_error(&err, &shown))?;
             crate::atomic_file::clear_exec_bits(&file).map_err(|err| io_error(&err, &shown))
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err)
+            if matches!(
+                crate::plain_file::refusal(&err),
+                Some(Refusal::Directory | Refusal::NotRegular)
+            ) =>
+        {
+            Ok(())
+        }
         Err(err) => Err(io_error(&err, &shown)),
     }
 }

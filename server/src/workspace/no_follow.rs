@@ -38,6 +38,25 @@ pub(crate) fn open(path: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd
     open_by_components(path, flags, mode)
 }
 
+/// Opens the file `path` names to read it, following no symbolic link on any of its
+/// components: the directory above as [`open`] does, the file itself only once it is judged
+/// a regular file (`crate::plain_file::open_at`), so that a device or a FIFO is never opened.
+pub(crate) fn open_file(path: &Path) -> io::Result<std::fs::File> {
+    use crate::plain_file::{LastLink, Refusal};
+    let Some(name) = path.file_name() else {
+        // `/` (a canonical path has no `..`): a directory.
+        return Err(Refusal::Directory.into());
+    };
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // Without `O_NOFOLLOW`, which with `O_DIRECTORY` makes a link there `ENOTDIR`: [`open`]
+    // refuses it as `ELOOP` all the same.
+    let dir = open(parent, search_flags() - OFlags::NOFOLLOW, Mode::empty())?;
+    crate::plain_file::open_at(&dir, name, LastLink::Refused)
+}
+
 /// Opens the directory `dir` for the `*at` calls, creating it and its missing parents one
 /// by one (`mkdirat`, then an `O_NOFOLLOW` open of what was made), following no link. A
 /// directory on a pseudo file system is refused before anything is made in it
