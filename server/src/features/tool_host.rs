@@ -150,6 +150,14 @@ impl ToolHost for FeatureToolHost<'_> {
         // what was read when the call was judged) to `content`: it is made only on that text.
         // The front end compares once more where it fixes the version it sends or opens the
         // file, so typing that lands while this runs is not overwritten either.
+        let replace_whole = |id, text: std::sync::Arc<String>, version| FileChange::Replace {
+            id,
+            path: Some(path.to_owned()),
+            range: 0..text.len(),
+            before: text,
+            version,
+            text: content.to_owned(),
+        };
         let change = match (before, self.existing(path)) {
             (Before::Missing, ExistingFile::Missing) => FileChange::Create {
                 path: path.to_owned(),
@@ -158,14 +166,7 @@ impl ToolHost for FeatureToolHost<'_> {
             (Before::Text(shown), ExistingFile::Text { id, text, version })
                 if same_text(shown, &text) =>
             {
-                FileChange::Replace {
-                    id,
-                    path: Some(path.to_owned()),
-                    range: 0..text.len(),
-                    before: text,
-                    version,
-                    text: content.to_owned(),
-                }
+                replace_whole(id, text, version)
             }
             // No text was shown: the disk tells whether the file is still the one judged.
             (Before::Binary { .. } | Before::TooLarge { .. }, now)
@@ -173,14 +174,7 @@ impl ToolHost for FeatureToolHost<'_> {
             {
                 match now {
                     // Not UTF-8 but text all the same: written keeping its encoding.
-                    ExistingFile::Text { id, text, version } => FileChange::Replace {
-                        id,
-                        path: Some(path.to_owned()),
-                        range: 0..text.len(),
-                        before: text,
-                        version,
-                        text: content.to_owned(),
-                    },
+                    ExistingFile::Text { id, text, version } => replace_whole(id, text, version),
                     // `write_file` replaces whatever is there; an editor cannot show a binary
                     // file, so this one is written on disk.
                     ExistingFile::Unreadable(_) => {
