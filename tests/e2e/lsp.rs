@@ -474,10 +474,8 @@ fn a_project_cannot_raise_the_limits_of_snippets_or_turns() {
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
     assert_eq!(client.wait_end(&started["token"]), "done");
     let responses: Vec<String> = client
-        .transcript(&started["runId"])
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|line| line["event"] == "tool_result")
+        .transcript_events(&started["runId"], "tool_result")
+        .iter()
         .map(|line| line["response"].to_string())
         .collect();
     assert!(
@@ -561,12 +559,7 @@ fn the_policy_files_limits_bound_what_a_project_may_ask_for() {
     let uri = client.open("src/calc.py", CALC);
     let started = client.ask(&uri, range(0, 0, 1, 0), "explain");
     assert_eq!(client.wait_end(&started["token"]), "done");
-    let results: Vec<Value> = client
-        .transcript(&started["runId"])
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|line| line["event"] == "tool_result")
-        .collect();
+    let results = client.transcript_events(&started["runId"], "tool_result");
     assert_eq!(results.len(), max_turns);
     // What each snippet printed, as the sandbox kept it.
     let marker = format!("[output truncated: the snippet printed more than {output_kb} KB]");

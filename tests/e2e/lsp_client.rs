@@ -373,14 +373,21 @@ impl Client {
         std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
     }
 
-    /// The first line of run `run_id`'s transcript whose event is `event`.
-    pub(crate) fn transcript_event(&self, run_id: &Value, event: &str) -> Value {
-        let transcript = self.transcript(run_id);
-        transcript
+    /// The lines of run `run_id`'s transcript whose event is `event`, in order.
+    pub(crate) fn transcript_events(&self, run_id: &Value, event: &str) -> Vec<Value> {
+        self.transcript(run_id)
             .lines()
             .map(|line| serde_json::from_str::<Value>(line).unwrap())
-            .find(|line| line["event"] == event)
-            .unwrap_or_else(|| panic!("no {event} line in {transcript}"))
+            .filter(|line| line["event"] == event)
+            .collect()
+    }
+
+    /// The first line of run `run_id`'s transcript whose event is `event`.
+    pub(crate) fn transcript_event(&self, run_id: &Value, event: &str) -> Value {
+        self.transcript_events(run_id, event)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {event} line in {}", self.transcript(run_id)))
     }
 
     pub(crate) fn wait_answer(&mut self, run_id: &Value) -> Value {

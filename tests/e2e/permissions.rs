@@ -492,6 +492,20 @@ fn printed_by_snippet(workspace: &Path) -> String {
 }
 
 /// The run's transcript: each tool call's permission ruling, in order.
+/// Each ruling of [`rulings`] as `DECISION BY` (`allow user`, `deny session`).
+fn decisions(workspace: &Path) -> Vec<String> {
+    rulings(workspace)
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["decision"].as_str().unwrap(),
+                r["by"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 fn rulings(workspace: &Path) -> Vec<Value> {
     let dir = workspace.join(".punie/transcripts");
     let mut res = Vec::new();
@@ -604,18 +618,7 @@ fn a_session_approval_of_a_command_does_not_cover_words_appended_to_it() {
         shown.contains("Punie wants to run: find . -name '*.pyc' -o -name '*.py' -delete"),
         "{shown}"
     );
-    let rulings = rulings(ws.path());
-    let answers: Vec<String> = rulings
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["decision"].as_str().unwrap(),
-                r["by"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(answers, ["allow user", "deny user"]);
+    assert_eq!(decisions(ws.path()), ["allow user", "deny user"]);
 }
 
 #[cfg(unix)]
@@ -907,18 +910,8 @@ fn lsp_session_approvals_cover_the_command_or_the_file_shown() {
     );
     assert!(client.root.join("a.txt").exists());
     assert!(!client.root.join("b.txt").exists());
-    let by: Vec<String> = rulings(&client.root)
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["decision"].as_str().unwrap(),
-                r["by"].as_str().unwrap()
-            )
-        })
-        .collect();
     assert_eq!(
-        by,
+        decisions(&client.root),
         [
             "allow user",
             "allow session",
