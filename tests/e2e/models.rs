@@ -384,28 +384,34 @@ fn a_model_directory_others_may_write_is_neither_filled_nor_loaded_from() {
     assert_eq!(std::fs::read_dir(shared.path()).unwrap().count(), 0);
 
     let planted = shared.path().join(installed.file_name().unwrap());
-    std::fs::copy(&installed, &planted).unwrap();
     let workspace = crate::support::fixture_workspace();
-    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
-        .arg("ask")
-        .arg("--workspace")
-        .arg(workspace.path())
-        .args(["--max-turns", "1", "Say hello."])
-        .env_remove("PUNIE_ENGINE")
-        .env("PUNIE_MODEL_DIR", shared.path())
-        .output()
-        .expect("running punie");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "another local user could change {}: it is writable by other users",
-            shared.path().display()
-        )),
-        "{stderr}"
-    );
-    assert!(
-        output.stdout.is_empty(),
-        "the planted model answered: {stderr}"
-    );
+    // The real model, and a file whose header is cut short: neither is read, not even for its
+    // chat template (a parse error would say the bytes were), before its place is judged.
+    let real = std::fs::read(&installed).unwrap();
+    for content in [&real[..], &real[..4096]] {
+        std::fs::write(&planted, content).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+            .arg("ask")
+            .arg("--workspace")
+            .arg(workspace.path())
+            .args(["--max-turns", "1", "Say hello."])
+            .env_remove("PUNIE_ENGINE")
+            .env("PUNIE_MODEL_DIR", shared.path())
+            .output()
+            .expect("running punie");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "another local user could change {}: it is writable by other users",
+                shared.path().display()
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("truncated"), "the file was read: {stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "the planted model answered: {stderr}"
+        );
+    }
 }

@@ -32,7 +32,18 @@ pub fn resolve_profile(
     };
     let mut profile = match Profile::parse(&name)? {
         Profile::Generic(_) => {
-            Profile::Generic(generic_config(model_file(spec, default_model).as_deref())?)
+            let model = model_file(spec, default_model);
+            if let Some(model) = &model {
+                // The template is read (and every prompt goes through it) before the engine
+                // loads the file: the file is judged first, as the load judges it.
+                crate::engine::llama::refuse_planted(spec, model).map_err(|planted| {
+                    anyhow::anyhow!(
+                        "reading the chat template of {}: {planted}",
+                        model.display()
+                    )
+                })?;
+            }
+            Profile::Generic(generic_config(model.as_deref())?)
         }
         profile => profile,
     };

@@ -108,13 +108,22 @@ pub fn model_path(spec: &EngineSpec, config: &EngineConfig) -> Result<PathBuf, E
             )));
         }
     };
-    if *spec == EngineSpec::Default || models::installed_entry(&path).is_some() {
-        models::check_not_planted(&path).map_err(|planted| EngineError::ModelInvalid {
-            path: path.display().to_string(),
-            reason: planted.to_string(),
-        })?;
-    }
+    refuse_planted(spec, &path).map_err(|reason| EngineError::ModelInvalid {
+        path: path.display().to_string(),
+        reason,
+    })?;
     Ok(path)
+}
+
+/// Refuses the model file `spec` runs at `path` when it comes from the model directory (the
+/// default model, an installed catalog model) and another local user could have put it there
+/// or could swap it ([`models::check_not_planted`]); a file the user named elsewhere is theirs.
+/// Before anything reads the file: its loading, its chat template.
+pub(crate) fn refuse_planted(spec: &EngineSpec, path: &Path) -> Result<(), String> {
+    if *spec == EngineSpec::Default || models::installed_entry(path).is_some() {
+        models::check_not_planted(path).map_err(|planted| planted.to_string())?;
+    }
+    Ok(())
 }
 
 /// The number of physical cores: llama.cpp's thread count when none is configured.
