@@ -475,23 +475,30 @@ fn ask_on_a_terminal_runs_nothing_in_a_working_directory_swapped_for_a_link() {
     );
 }
 
-/// What the run's snippets printed, from its transcript.
-fn printed_by_snippet(workspace: &Path) -> String {
+/// The `tool_result` lines of the run's transcripts.
+fn tool_results(workspace: &Path) -> Vec<Value> {
     let dir = workspace.join(".punie/transcripts");
-    let mut res = String::new();
+    let mut res = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         for line in text.lines() {
             let line: Value = serde_json::from_str(line).unwrap();
             if line["event"] == "tool_result" {
-                res.push_str(line["response"].as_str().unwrap_or_default());
+                res.push(line);
             }
         }
     }
     res
 }
 
-/// The run's transcript: each tool call's permission ruling, in order.
+/// What the run's snippets printed, from its transcript.
+fn printed_by_snippet(workspace: &Path) -> String {
+    tool_results(workspace)
+        .iter()
+        .map(|line| line["response"].as_str().unwrap_or_default())
+        .collect()
+}
+
 /// Each ruling of [`rulings`] as `DECISION BY` (`allow user`, `deny session`).
 fn decisions(workspace: &Path) -> Vec<String> {
     rulings(workspace)
@@ -506,21 +513,13 @@ fn decisions(workspace: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The run's transcript: each tool call's permission ruling, in order.
 fn rulings(workspace: &Path) -> Vec<Value> {
-    let dir = workspace.join(".punie/transcripts");
-    let mut res = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in text.lines() {
-            let line: Value = serde_json::from_str(line).unwrap();
-            if line["event"] == "tool_result" {
-                for tool in line["tools"].as_array().unwrap() {
-                    res.push(tool["permission"].clone());
-                }
-            }
-        }
-    }
-    res
+    tool_results(workspace)
+        .iter()
+        .flat_map(|line| line["tools"].as_array().unwrap().clone())
+        .map(|tool| tool["permission"].clone())
+        .collect()
 }
 
 #[test]
