@@ -371,6 +371,49 @@ print(json.dumps([sorted([s.name + ":" + s.file for s in after.symbols]),
     assert_no_process(None, root);
 }
 
+/// A line or column the model cannot mean (below 1, `-2**63`, a line past the end of the
+/// file) is a `ValueError` naming it, from the three position tools alike, where `-2**63`
+/// once overflowed a subtraction and aborted the server; a column past the end of its line
+/// still finds the symbol on that line, and the server answers afterwards.
+#[test]
+fn out_of_range_positions_are_clear_errors() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("app.py"), "x = 1\nprint(x)\n").unwrap();
+    let code = r#"
+out = []
+for line, column in [(1, -2**63), (-2**63, 1), (1, -1), (0, 1), (1, 0), (2**63 - 1, 1), (3, 1)]:
+    for tool in [goto_definition, find_references, hover]:
+        try:
+            tool("app.py", line, column, "x")
+            out.append("answered")
+        except ValueError as err:
+            out.append(str(err))
+print(json.dumps(out))
+print(json.dumps([hover("app.py", 1, 2**63 - 1, "x").content, hover("app.py", 2, 7, "x").content]))
+"#;
+    let res = sandbox(ws.path(), code, &tools_path());
+    assert_eq!(res["ok"], json!(true), "{res:#}");
+    let output = res["output"].as_str().unwrap();
+    let mut lines = output.lines();
+    let errors: Vec<String> = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let expected: Vec<String> = [
+        "column must be 1 or more (lines and columns count from 1), not -9223372036854775808",
+        "line must be 1 or more (lines and columns count from 1), not -9223372036854775808",
+        "column must be 1 or more (lines and columns count from 1), not -1",
+        "line must be 1 or more (lines and columns count from 1), not 0",
+        "column must be 1 or more (lines and columns count from 1), not 0",
+        "line 9223372036854775807 is past the end of 'app.py' (2 lines)",
+        "line 3 is past the end of 'app.py' (2 lines)",
+    ]
+    .iter()
+    .flat_map(|error| [error.to_string(), error.to_string(), error.to_string()])
+    .collect();
+    assert_eq!(errors, expected, "{res:#}");
+    let answers: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(answers, json!(["Literal[1]", "Literal[1]"]), "{res:#}");
+    assert_no_process(None, ws.path());
+}
+
 /// `PATH` without the set-up's `.venv/bin`: git and the system's programs only.
 fn system_path() -> OsString {
     OsString::from("/usr/local/bin:/usr/bin:/bin")

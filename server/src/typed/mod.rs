@@ -111,9 +111,13 @@ fn call_here(
             str_arg(args, "path")?,
             opt_int_arg(args, "count")?.unwrap_or(10),
         ),
-        Typed::GotoDefinition => navigation::goto_definition(&ctx, &Position::from_args(args)?),
-        Typed::FindReferences => navigation::find_references(&ctx, &Position::from_args(args)?),
-        Typed::Hover => navigation::hover(&ctx, &Position::from_args(args)?),
+        Typed::GotoDefinition => {
+            navigation::goto_definition(&ctx, &Position::from_args(&ctx, args)?)
+        }
+        Typed::FindReferences => {
+            navigation::find_references(&ctx, &Position::from_args(&ctx, args)?)
+        }
+        Typed::Hover => navigation::hover(&ctx, &Position::from_args(&ctx, args)?),
         Typed::DocumentSymbols => navigation::document_symbols(&ctx, str_arg(args, "file_path")?),
         Typed::WorkspaceSymbols => navigation::workspace_symbols(&ctx, str_arg(args, "query")?),
         Typed::CstFindPattern => {
@@ -277,20 +281,47 @@ impl Context<'_> {
 /// model meant (echoed back, and used to find the name near the position).
 struct Position<'a> {
     file_path: &'a str,
+    /// 1 to the file's last line.
     line: i64,
+    /// 1 or more; past the end of the line is allowed (`symbol` is looked for on the line).
     column: i64,
     symbol: &'a str,
 }
 
 impl Position<'_> {
-    fn from_args(args: &Value) -> Result<Position<'_>, ToolError> {
+    /// The position the arguments name, checked here so that no later conversion meets a
+    /// line or column it cannot represent (`-2**63` once overflowed `column - 1`).
+    fn from_args<'a>(ctx: &Context<'_>, args: &'a Value) -> Result<Position<'a>, ToolError> {
+        let file_path = str_arg(args, "file_path")?;
+        let line = one_based_arg(args, "line")?;
+        let column = one_based_arg(args, "column")?;
+        let (_, text) = ctx.read(file_path)?;
+        let lines = text.lines().count().max(1);
+        if usize::try_from(line).is_ok_and(|line| line > lines) {
+            return Err(ToolError::new(
+                "ValueError",
+                format!("line {line} is past the end of '{file_path}' ({lines} lines)"),
+            ));
+        }
         Ok(Position {
-            file_path: str_arg(args, "file_path")?,
-            line: int_arg(args, "line")?,
-            column: int_arg(args, "column")?,
+            file_path,
+            line,
+            column,
             symbol: str_arg(args, "symbol")?,
         })
     }
+}
+
+/// A line or column: an int of 1 or more.
+fn one_based_arg(args: &Value, name: &str) -> Result<i64, ToolError> {
+    let value = int_arg(args, name)?;
+    if value < 1 {
+        return Err(ToolError::new(
+            "ValueError",
+            format!("{name} must be 1 or more (lines and columns count from 1), not {value}"),
+        ));
+    }
+    Ok(value)
 }
 
 fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {

@@ -201,7 +201,7 @@ fn position_params(
     });
     let (line, column) = aimed.unwrap_or((
         usize::try_from(pos.line).unwrap_or(0),
-        usize::try_from(pos.column - 1).unwrap_or(0),
+        usize::try_from(pos.column.saturating_sub(1)).unwrap_or(0),
     ));
     TextDocumentPositionParams {
         text_document: TextDocumentIdentifier::new(uri),
