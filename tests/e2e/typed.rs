@@ -675,17 +675,17 @@ fn a_language_server_that_hangs_is_stopped() {
     assert_no_process(Some("sleep 4242"), ws.path());
 }
 
-/// A hostile workspace's code runs when the typed tools run its programs (pytest imports its
-/// `conftest.py`, mypy its plugins, git its filters). It runs in the jail: it leaves a mark in
-/// the workspace, which shows that it ran, but no file outside it, and no process it started
-/// outlives the call.
+/// A hostile workspace's code runs when pytest imports its `conftest.py`. It runs in the jail:
+/// it leaves a mark in the workspace, which shows that it ran, but no file outside it, and no
+/// process it started outlives the call. Git's filters and mypy's plugins do not run at all
+/// (see `typecheck_runs_no_code_of_the_repository`).
 #[test]
 fn hostile_workspace_code_stays_in_the_jail() {
     let ws = fixture_repository();
     let root = ws.path();
     let outside = tempfile::tempdir().unwrap();
     let home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
-    let home_marks: Vec<PathBuf> = ["conftest", "plugin", "filter"]
+    let home_marks: Vec<PathBuf> = ["conftest", "filter"]
         .iter()
         .map(|from| home.join(format!(".punie-redteam-{from}")))
         .collect();
@@ -699,15 +699,6 @@ fn hostile_workspace_code_stays_in_the_jail() {
         )
     };
     std::fs::write(root.join("tests/conftest.py"), escape("conftest", 4343)).unwrap();
-    std::fs::write(
-        root.join("evil_plugin.py"),
-        escape("plugin", 4344)
-            + "\ndef plugin(version):\n    from mypy.plugin import Plugin\n    return Plugin\n",
-    )
-    .unwrap();
-    let mut pyproject = std::fs::read_to_string(root.join("pyproject.toml")).unwrap();
-    pyproject.push_str("\n[tool.mypy]\nplugins = [\"evil_plugin.py\"]\n");
-    std::fs::write(root.join("pyproject.toml"), pyproject).unwrap();
     std::fs::write(root.join(".gitattributes"), "*.py filter=evil\n").unwrap();
     let filter = format!(
         "sh -c 'touch ran-filter; touch {outside}/filter ~/.punie-redteam-filter; (sleep 4345 >/dev/null 2>&1 &); cat'",
@@ -722,16 +713,8 @@ fn hostile_workspace_code_stays_in_the_jail() {
         &tools_path(),
     );
     assert_eq!(res["ok"], json!(true), "{res:#}");
-    let (_bin, mypy_only) = path_with(&["mypy"], true);
-    let res = sandbox(root, "print(typecheck('src/').checker)", &mypy_only);
-    assert_eq!(res["ok"], json!(true), "{res:#}");
 
-    for from in ["conftest", "plugin"] {
-        assert!(
-            root.join(format!("ran-{from}")).exists(),
-            "{from} did not run"
-        );
-    }
+    assert!(root.join("ran-conftest").exists(), "conftest did not run");
     // The git tools run no program the repository configures, not even jailed.
     assert!(!root.join("ran-filter").exists(), "git ran the filter");
     let escaped: Vec<_> = std::fs::read_dir(outside.path())
@@ -742,9 +725,72 @@ fn hostile_workspace_code_stays_in_the_jail() {
     for mark in &home_marks {
         assert!(!mark.exists(), "written outside: {}", mark.display());
     }
-    for sleep in ["sleep 4343", "sleep 4344", "sleep 4345"] {
+    for sleep in ["sleep 4343", "sleep 4345"] {
         assert_no_process(Some(sleep), root);
     }
+}
+
+/// `typecheck` runs no code of the repository: mypy reads no configuration file, so a plugin
+/// named in any file it would read (`mypy.ini`, `.mypy.ini`, `setup.cfg`, `pyproject.toml`)
+/// is not imported; such a plugin would leave a mark and forge a clean report by ending mypy
+/// early. A configuration ty rejects is reported as ty's, not handed to mypy.
+#[test]
+fn typecheck_runs_no_code_of_the_repository() {
+    let ws = fixture_repository();
+    let root = ws.path();
+    std::fs::write(
+        root.join("evil_plugin.py"),
+        "import os\nopen('ran-plugin', 'a').write('x')\nos._exit(0)\n",
+    )
+    .unwrap();
+    let pyproject = std::fs::read_to_string(root.join("pyproject.toml")).unwrap();
+    let ini = "[mypy]\nplugins = evil_plugin.py\n";
+    let configs = [
+        ("mypy.ini", ini.to_owned()),
+        (".mypy.ini", ini.to_owned()),
+        ("setup.cfg", ini.to_owned()),
+        (
+            "pyproject.toml",
+            format!("{pyproject}\n[tool.mypy]\nplugins = [\"evil_plugin.py\"]\n"),
+        ),
+    ];
+    let code = "t = typecheck('src/')\nprint(json.dumps([t.checker, t.success, t.error_count, t.parse_error]))\n";
+    let (_bin, mypy_only) = path_with(&["mypy"], false);
+    for (name, config) in &configs {
+        std::fs::write(root.join(name), config).unwrap();
+        let res = sandbox(root, code, &mypy_only);
+        assert_eq!(
+            printed(&res),
+            json!(["mypy", false, 1, null]),
+            "{name}: {res:#}"
+        );
+        assert!(!root.join("ran-plugin").exists(), "{name}: the plugin ran");
+        if *name == "pyproject.toml" {
+            std::fs::write(root.join(name), &pyproject).unwrap();
+        } else {
+            std::fs::remove_file(root.join(name)).unwrap();
+        }
+    }
+
+    std::fs::write(root.join("mypy.ini"), ini).unwrap();
+    std::fs::write(
+        root.join("pyproject.toml"),
+        format!("{pyproject}\n[tool.ty]\nbogus_key = 1\n"),
+    )
+    .unwrap();
+    let res = sandbox(root, code, &tools_path());
+    let got = printed(&res);
+    assert_eq!(
+        got.as_array().unwrap()[..3],
+        [json!("ty"), json!(false), json!(0)],
+        "{res:#}"
+    );
+    let why = got[3].as_str().unwrap_or_default();
+    assert!(
+        why.contains("exit code 2") && why.contains("bogus_key"),
+        "{res:#}"
+    );
+    assert!(!root.join("ran-plugin").exists(), "the plugin ran");
 }
 
 /// A repository's configuration cannot make `git_status`, `git_diff` or `git_log` run a
@@ -963,10 +1009,10 @@ fn every_docstring_example_runs() {
     assert_eq!(ran, punie::tools::Tool::all().count() - 3);
 }
 
-/// A directory of links to the set-up's programs named in `programs`, and a `ty` that fails
-/// when `failing_ty`; as `PATH` with the system's directories after it (git). `.venv` itself
-/// is on it too, where no program is, so that the jail lets commands read the links' targets
-/// (it grants the installations on `PATH`).
+/// A directory of links to the set-up's programs named in `programs`, and a `ty` that crashes
+/// (exits 101, as a Rust panic does) when `failing_ty`; as `PATH` with the system's
+/// directories after it (git). `.venv` itself is on it too, where no program is, so that the
+/// jail lets commands read the links' targets (it grants the installations on `PATH`).
 fn path_with(programs: &[&str], failing_ty: bool) -> (tempfile::TempDir, OsString) {
     let bin = tempfile::tempdir().unwrap();
     let venv = repo_root().join(".venv/bin");
@@ -975,7 +1021,7 @@ fn path_with(programs: &[&str], failing_ty: bool) -> (tempfile::TempDir, OsStrin
     }
     if failing_ty {
         let ty = bin.path().join("ty");
-        std::fs::write(&ty, "#!/bin/sh\necho 'ty: broken' >&2\nexit 2\n").unwrap();
+        std::fs::write(&ty, "#!/bin/sh\necho 'ty: panicked' >&2\nexit 101\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&ty, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
@@ -989,7 +1035,7 @@ fn path_with(programs: &[&str], failing_ty: bool) -> (tempfile::TempDir, OsStrin
     (bin, path)
 }
 
-/// Without ty, or with a ty that fails, mypy checks and the result says so; its report is
+/// Without ty, or with a ty that crashes, mypy checks and the result says so; its report is
 /// mypy's own, the fixture's one type error, columns 1-based like ty's. Nothing of mypy's
 /// cache is left in the workspace.
 #[test]

@@ -2,10 +2,14 @@
 //! standard machine-readable report, whose `level` keeps ty's own severity (`error`,
 //! `warning`, `note`) where the GitLab format maps it onto another scale.
 //!
-//! When ty is not installed, or fails (a non-zero exit despite `--exit-zero`: a crash, a
-//! configuration it rejects; a report that is not SARIF), mypy checks instead, with its JSON
-//! lines (`-O json`) and no cache (`--cache-dir=/dev/null`: nothing written in the workspace).
-//! The result's `checker` says which ran.
+//! When ty is not installed, or fails (a crash; a report that is not SARIF), mypy checks
+//! instead, with its JSON lines (`-O json`), no cache (`--cache-dir=/dev/null`: nothing
+//! written in the workspace) and no configuration file (`--config-file=`): a repository's
+//! `mypy.ini`, `.mypy.ini`, `setup.cfg` or `pyproject.toml` names plugins, Python code mypy
+//! imports, and checking a file must not run the repository's code (nor let it forge the
+//! report). ty's exit code 2 (it rejects the repository's configuration or its arguments) is
+//! reported, not handed to mypy: its answer would hide the broken configuration. The result's
+//! `checker` says which ran.
 
 use std::path::Path;
 
@@ -89,7 +93,8 @@ pub(super) fn typecheck(ctx: &Context<'_>, raw: &str) -> Result<Value, ToolError
     Ok(serde_json::to_value(res).unwrap_or_default())
 }
 
-/// ty's report, or why it cannot be had.
+/// ty's report (its refusal of a configuration included), or why it cannot be had and mypy
+/// may answer instead.
 fn run_ty(ctx: &Context<'_>, target: &Path) -> Result<Result<TypeCheckResult, String>, ToolError> {
     let args = [
         "check",
@@ -108,6 +113,11 @@ fn run_ty(ctx: &Context<'_>, target: &Path) -> Result<Result<TypeCheckResult, St
     let out = ctx.run(Program::Ty, &args, ctx.root())?;
     let parsed = match out.exit_code {
         Some(0) => parse(&out.stdout, &|path| ctx.shown(path)),
+        Some(2) => {
+            let why = "exit code 2: ty rejects the configuration, mypy was not asked";
+            let said = super::unreadable_output(Program::Ty, &out, why);
+            return Ok(Ok(TypeCheckResult::unreadable(Program::Ty, said)));
+        }
         code => Err(format!("exit code {code:?}")),
     };
     Ok(parsed.map_err(|why| super::unreadable_output(Program::Ty, &out, &why)))
@@ -119,6 +129,9 @@ fn run_mypy(ctx: &Context<'_>, target: &Path) -> Result<TypeCheckResult, ToolErr
         "-O",
         "json",
         "--cache-dir=/dev/null",
+        // Empty: no configuration file at all, neither the workspace's nor the user's (mypy
+        // documents the empty name for this), so no plugin of the repository is imported.
+        "--config-file=",
         "--no-error-summary",
         "--hide-error-context",
         "--no-pretty",
