@@ -1330,6 +1330,86 @@ fn a_repositorys_git_configuration_runs_no_program() {
     }
 }
 
+/// A submodule has a configuration of its own (`.git/modules/<name>/config`), which the
+/// superproject's scan does not read, and `git status` runs a git inside every populated
+/// submodule: its drivers must not run either.
+#[test]
+fn a_submodules_git_configuration_runs_no_program() {
+    for identity in identities() {
+        let scenario = Scenario::new(identity);
+        let ws = scenario.workspace();
+        let origin = scenario.outside().join("lib-origin");
+        std::fs::create_dir_all(&origin).unwrap();
+        let git = |dir: &Path, args: &[&str]| {
+            crate::support::git(
+                &[
+                    &["-c", "safe.directory=*", "-c", "protocol.file.allow=always"],
+                    args,
+                ]
+                .concat(),
+                dir,
+            );
+        };
+        std::fs::write(origin.join("lib.txt"), "alpha\n").unwrap();
+        std::fs::write(origin.join(".gitattributes"), "*.txt filter=x\n").unwrap();
+        git(&origin, &["init", "-q", "."]);
+        git(&origin, &["add", "."]);
+        git(&origin, &["commit", "-qm", "lib"]);
+        std::fs::write(ws.join("app.py"), "print('hello')\n").unwrap();
+        git(&ws, &["init", "-q", "."]);
+        git(
+            &ws,
+            &["submodule", "add", "-q", origin.to_str().unwrap(), "lib"],
+        );
+        git(&ws, &["commit", "-qm", "init"]);
+        std::fs::write(
+            ws.join("hook.sh"),
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {}/ran-hooks.txt\ncat\n",
+                ws.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(ws.join("hook.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        git(
+            &ws.join("lib"),
+            &["config", "filter.x.clean", "../hook.sh clean"],
+        );
+        std::fs::write(ws.join("lib/lib.txt"), "alpha\nbeta\n").unwrap();
+        if identity.unprivileged() {
+            let (uid, gid) = test_user();
+            chown_tree(&ws, uid, gid);
+        }
+        let run = scenario.sandbox(
+            &attempts(&[
+                &["git", "status", "--short"],
+                &["git", "diff", "--submodule=diff"],
+                &["git", "-C", "lib", "status", "--short"],
+                // No work tree, so no submodules to list: git still runs.
+                &[
+                    "git",
+                    "--git-dir",
+                    "W$/.git/modules/lib",
+                    "log",
+                    "--oneline",
+                ],
+            ]),
+            &[],
+        );
+        assert!(
+            !ws.join("ran-hooks.txt").exists(),
+            "{identity:?}: the submodule's programs ran: {:?}\n{}",
+            std::fs::read_to_string(ws.join("ran-hooks.txt")),
+            run.output
+        );
+        // The submodule's change is still reported.
+        run.assert_printed(" m lib\n");
+        run.assert_printed(" M lib.txt\n");
+        run.assert_printed(" lib\n");
+    }
+}
+
 #[test]
 fn the_server_and_other_processes_are_out_of_reach() {
     for identity in identities() {

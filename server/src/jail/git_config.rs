@@ -37,10 +37,17 @@
 //! `core.alternateRefsCommand`. `gc.recentObjectsHook` runs every value it is given, so one
 //! more cannot switch it off: a git command under it does not run at all.
 //!
+//! **Submodules** have a configuration of their own (`.git/modules/<name>/config`), read by
+//! the git that `status` or `diff` starts inside each populated submodule. A second scan,
+//! [`submodules_scan_argv`], lists the same keys in every populated submodule, recursively
+//! (`git submodule foreach`), and they are blanked with the rest: the names are global, so
+//! blanking a submodule's `filter.x.clean` blanks the superproject's too, which is what the
+//! scan would do anyway. Where that listing fails (no work tree: `git init`, `clone`, a bare
+//! repository), [`IGNORE_SUBMODULES`] keeps git out of submodules for that command.
+//!
 //! Not covered: a git that another program starts (`make`, `python x.py`, `env git`) gets the
 //! fixed keys but no scan; such a program runs the repository's code by its nature, and the
-//! dialog says which program it is. A submodule's own configuration is read by the `git`
-//! a `status` or `diff` starts inside it: its fixed keys hold, its drivers are not scanned.
+//! dialog says which program it is.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -84,6 +91,12 @@ pub(super) const SCAN_PATTERN: &str = concat!(
 /// Keys that run every value they are given: a later empty value adds one more rather than
 /// switching them off.
 const CANNOT_SWITCH_OFF: &[&str] = &["gc.recentobjectshook"];
+
+/// Keys that keep git out of submodules, for a command whose submodules could not be listed.
+pub(super) const IGNORE_SUBMODULES: &[(&str, &str)] = &[
+    ("diff.ignoreSubmodules", "all"),
+    ("submodule.recurse", "false"),
+];
 
 /// Global options before git's subcommand that choose which configuration it reads, and
 /// whether each takes the next argument as its value when written without `=`.
@@ -130,6 +143,40 @@ pub(super) fn is_ours(name: &str) -> bool {
 /// The argv that lists the keys of [`SCAN_PATTERN`] as `argv` would read its configuration,
 /// when `argv` runs git (its program's file name is `git`); `None` otherwise.
 pub(super) fn scan_argv(argv: &[String]) -> Option<Vec<String>> {
+    let mut res = git_with_locating_options(argv)?;
+    res.extend(["config", "-z", "--name-only", "--get-regexp", SCAN_PATTERN].map(str::to_owned));
+    Some(res)
+}
+
+/// [`scan_argv`] for every populated submodule of the repository `argv` would work in,
+/// recursively; exits 0 when it could list them (none is fine), otherwise not.
+pub(super) fn submodules_scan_argv(argv: &[String]) -> Option<Vec<String>> {
+    let mut res = git_with_locating_options(argv)?;
+    // Run inside each submodule, a relative program path would name a file there.
+    let program = if res[0].starts_with('/') {
+        &res[0]
+    } else {
+        "git"
+    };
+    // A submodule without a matching key makes `git config` exit 1, which would end the walk:
+    // the command is one shell word so that `|| :` can follow it.
+    let list_keys = format!(
+        "{} config -z --name-only --get-regexp {} || :",
+        shell_quoted(program),
+        shell_quoted(SCAN_PATTERN)
+    );
+    res.extend(["submodule", "foreach", "--quiet", "--recursive"].map(str::to_owned));
+    res.push(list_keys);
+    Some(res)
+}
+
+/// `word` in single quotes for `sh`.
+fn shell_quoted(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// `argv`'s program and the global options of [`LOCATING_OPTIONS`], when `argv` runs git.
+fn git_with_locating_options(argv: &[String]) -> Option<Vec<String>> {
     let program = argv.first()?;
     if Path::new(program).file_name()? != "git" {
         return None;
@@ -155,7 +202,6 @@ pub(super) fn scan_argv(argv: &[String]) -> Option<Vec<String>> {
             res.extend(value.cloned());
         }
     }
-    res.extend(["config", "-z", "--name-only", "--get-regexp", SCAN_PATTERN].map(str::to_owned));
     Some(res)
 }
 
@@ -226,6 +272,34 @@ mod tests {
             ])
         );
         assert_eq!(scan.last().map(String::as_str), Some(SCAN_PATTERN));
+    }
+
+    #[test]
+    fn submodules_are_listed_by_a_git_the_submodule_cannot_choose() {
+        let scan = submodules_scan_argv(&argv(&["./git", "-C", "sub", "status"])).unwrap();
+        assert_eq!(
+            scan[..7],
+            argv(&[
+                "./git",
+                "-C",
+                "sub",
+                "submodule",
+                "foreach",
+                "--quiet",
+                "--recursive"
+            ])
+        );
+        // Run inside each submodule, `./git` would be the submodule's file.
+        let list_keys = &scan[7];
+        assert!(list_keys.starts_with("'git' config -z"), "{list_keys}");
+        assert!(list_keys.ends_with(" || :"), "{list_keys}");
+        let scan = submodules_scan_argv(&argv(&["/opt/it's/git", "status"])).unwrap();
+        assert!(
+            scan[5].starts_with(r"'/opt/it'\''s/git' config"),
+            "{}",
+            scan[5]
+        );
+        assert_eq!(submodules_scan_argv(&argv(&["make"])), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! same `poll` ([`poll_until`]), so a cancel wakes it at once and a quiet command costs no
 //! wake-ups before its deadline.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -86,8 +87,9 @@ impl std::fmt::Display for Failure {
 /// (a helper that dies reports nothing, but its command may have written), and moves aside
 /// what appeared.
 ///
-/// Before git runs, its configuration is listed the same way (`git_config::scan_argv`) and
-/// the programs it names are switched off for the command: a scan that fails fails the run.
+/// Before git runs, its configuration and its submodules' are listed the same way
+/// (`git_config::scan_argv`, `submodules_scan_argv`) and the programs they name are switched
+/// off for the command: a scan that fails fails the run.
 pub fn run(
     argv: &[String],
     cwd: &Path,
@@ -97,48 +99,59 @@ pub fn run(
     limits: &RunLimits,
     cancel: &CancelFlag,
 ) -> Result<Finished, Failure> {
-    let git_programs = match git_config::scan_argv(argv) {
-        Some(scan) => {
-            let listed = run_one(
-                &scan,
-                cwd,
-                workspace,
-                protected,
-                access,
-                &[],
-                limits,
-                cancel,
-            )?;
-            match listed.end {
-                // 1: no key matched.
-                End::Exited(0 | 1) => git_config::found(&String::from_utf8_lossy(&listed.stdout))
-                    .map_err(Failure::Refused)?,
-                // Stopped: the command would have been.
-                End::TimedOut | End::Cancelled => return Ok(listed),
-                End::Exited(_) | End::Signalled(_) | End::OutputLimit => {
-                    return Err(Failure::Refused(format!(
-                        "cannot list the programs git's configuration names, to switch them \
-                         off: {}",
-                        String::from_utf8_lossy(&listed.stderr).trim()
-                    )));
-                }
+    let scan = |scan_argv: &[String]| {
+        run_one(
+            scan_argv,
+            cwd,
+            workspace,
+            protected,
+            access,
+            &[],
+            limits,
+            cancel,
+        )
+    };
+    // Each program key once, though a submodule may name the superproject's drivers again.
+    let mut git_programs = BTreeMap::new();
+    let mut keep_out_of_submodules = false;
+    if let Some(scan_argv) = git_config::scan_argv(argv) {
+        let listed = scan(&scan_argv)?;
+        match listed.end {
+            // 1: no key matched.
+            End::Exited(0 | 1) => git_programs.extend(found(&listed)?),
+            // Stopped: the command would have been.
+            End::TimedOut | End::Cancelled => return Ok(listed),
+            End::Exited(_) | End::Signalled(_) | End::OutputLimit => {
+                return Err(cannot_list(&listed));
             }
         }
-        None => Vec::new(),
-    };
+    }
+    if let Some(scan_argv) = git_config::submodules_scan_argv(argv) {
+        let listed = scan(&scan_argv)?;
+        match listed.end {
+            End::Exited(0) => git_programs.extend(found(&listed)?),
+            End::TimedOut | End::Cancelled => return Ok(listed),
+            // No work tree to list submodules of (`init`, `clone`, a bare repository).
+            End::Exited(_) => keep_out_of_submodules = true,
+            End::Signalled(_) | End::OutputLimit => return Err(cannot_list(&listed)),
+        }
+    }
+    let git_keys: Vec<(String, String)> = git_programs
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .chain(
+            git_config::IGNORE_SUBMODULES
+                .iter()
+                .filter(|_| keep_out_of_submodules)
+                .map(|&(key, value)| (key.to_owned(), value.to_owned())),
+        )
+        .collect();
     let mut finished = run_one(
-        argv,
-        cwd,
-        workspace,
-        protected,
-        access,
-        &git_programs,
-        limits,
-        cancel,
+        argv, cwd, workspace, protected, access, &git_keys, limits, cancel,
     )?;
     if !git_programs.is_empty() && finished.end != End::Exited(0) {
         // What git says of a blanked program ("cannot run : No such file") does not say why.
-        let keys: Vec<&str> = git_programs.iter().map(|(key, _)| key.as_str()).collect();
+        let keys: Vec<&str> = git_programs.keys().map(String::as_str).collect();
         if !finished.stderr.is_empty() && !finished.stderr.ends_with(b"\n") {
             finished.stderr.push(b'\n');
         }
@@ -151,6 +164,18 @@ pub fn run(
         );
     }
     Ok(finished)
+}
+
+/// The keys to blank from a scan's output (`git_config::found`).
+fn found(listed: &Finished) -> Result<Vec<(String, String)>, Failure> {
+    git_config::found(&String::from_utf8_lossy(&listed.stdout)).map_err(Failure::Refused)
+}
+
+fn cannot_list(listed: &Finished) -> Failure {
+    Failure::Refused(format!(
+        "cannot list the programs git's configuration names, to switch them off: {}",
+        String::from_utf8_lossy(&listed.stderr).trim()
+    ))
 }
 
 /// [`run`] without the scan, with the keys `git_programs` switched off.
