@@ -1,7 +1,8 @@
 //! A fake OpenAI-compatible server for the engine-fault tests: loopback only, at most
 //! [`MAX_CONNECTIONS`] connections, every wait bounded, gone when dropped. Each connection gets
 //! the same [`Reply`]: a well-behaved stream, or one of the ways real servers and proxies
-//! misbehave.
+//! misbehave, or [`Reply::Turns`], one answer per request in order. The prompts it got are
+//! kept ([`FakeOpenAi::prompts`]).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +23,8 @@ const HOLD: Duration = Duration::from_secs(60);
 pub(crate) enum Reply {
     /// A stream of these text pieces, then `finish_reason: stop` and `[DONE]`.
     Stream(Vec<String>),
+    /// The n-th request gets the n-th of these as a stream (the last one once they run out).
+    Turns(Vec<String>),
     /// A proxy's login page: status 200, `text/html`.
     HtmlLogin,
     /// Status 200 and a body of this content type.
@@ -44,6 +47,8 @@ pub(crate) struct FakeOpenAi {
     accepted: Arc<AtomicUsize>,
     /// One message per request received.
     requests: Receiver<()>,
+    /// The `prompt` of each request, in order.
+    prompts: Receiver<String>,
     /// One message per connection the client closed while the server held it open.
     closed: Receiver<Instant>,
 }
@@ -56,6 +61,8 @@ impl FakeOpenAi {
         let stop = Arc::new(AtomicBool::new(false));
         let (request_sender, requests) = crossbeam_channel::unbounded();
         let (closed_sender, closed) = crossbeam_channel::unbounded();
+        let (prompt_sender, prompts) = crossbeam_channel::unbounded();
+        let answered = Arc::new(AtomicUsize::new(0));
         let thread_stop = stop.clone();
         let accepted = Arc::new(AtomicUsize::new(0));
         let thread_accepted = accepted.clone();
@@ -71,6 +78,8 @@ impl FakeOpenAi {
                             reply: reply.clone(),
                             stop: thread_stop.clone(),
                             requests: request_sender.clone(),
+                            prompts: prompt_sender.clone(),
+                            answered: answered.clone(),
                             closed: closed_sender.clone(),
                         };
                         std::thread::spawn(move || connection.serve());
@@ -85,6 +94,7 @@ impl FakeOpenAi {
             thread: Some(thread),
             accepted,
             requests,
+            prompts,
             closed,
         }
     }
@@ -104,6 +114,12 @@ impl FakeOpenAi {
         self.requests
             .recv_timeout(HOLD)
             .expect("the fake server got no request");
+    }
+
+    /// The prompts of the requests received since the last call, in order (a prompt that is not
+    /// a string as its JSON).
+    pub(crate) fn prompts(&self) -> Vec<String> {
+        self.prompts.try_iter().collect()
     }
 
     /// When the client closed a stalled connection, if it did within `within`.
@@ -126,6 +142,9 @@ struct Connection {
     reply: Reply,
     stop: Arc<AtomicBool>,
     requests: Sender<()>,
+    prompts: Sender<String>,
+    /// Requests read so far, over all connections.
+    answered: Arc<AtomicUsize>,
     closed: Sender<Instant>,
 }
 
@@ -135,9 +154,17 @@ impl Connection {
         let _ = self
             .stream
             .set_read_timeout(Some(Duration::from_millis(50)));
-        if !self.read_request() {
+        let Some(body) = self.read_request() else {
             return;
-        }
+        };
+        let index = self.answered.fetch_add(1, Ordering::AcqRel);
+        let prompt = serde_json::from_slice::<serde_json::Value>(&body)
+            .map(|body| match &body["prompt"] {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default();
+        let _ = self.prompts.send(prompt);
         // A stalling reply tells of the request once its pieces are sent (a test that waits
         // for it then cancels during the stall, not before the server has written).
         if !matches!(self.reply, Reply::StallAfter(_)) {
@@ -145,11 +172,10 @@ impl Connection {
         }
         let stream = &mut self.stream;
         let _ = match &self.reply {
-            Reply::Stream(pieces) => {
-                let mut body: String = pieces.iter().map(|p| event(p, None)).collect();
-                body.push_str(&event("", Some("stop")));
-                body.push_str("data: [DONE]\n\n");
-                write_response(stream, "text/event-stream", body.as_bytes())
+            Reply::Stream(pieces) => write_stream(stream, pieces),
+            Reply::Turns(answers) => {
+                let answer = answers.get(index).or(answers.last()).cloned();
+                write_stream(stream, &[answer.unwrap_or_default()])
             }
             Reply::HtmlLogin => write_response(
                 stream,
@@ -190,21 +216,20 @@ impl Connection {
         };
     }
 
-    /// Reads the request head and its body; false if none came.
-    fn read_request(&mut self) -> bool {
+    /// Reads the request head and its body, and returns the body; `None` if none came.
+    fn read_request(&mut self) -> Option<Vec<u8>> {
         let started = Instant::now();
         let mut request = Vec::new();
         let mut buf = [0u8; 16 * 1024];
         while started.elapsed() < HOLD && request.len() < 8 * 1024 * 1024 {
             match self.stream.read(&mut buf) {
-                Ok(0) => return false,
+                Ok(0) => return None,
                 Ok(n) => request.extend_from_slice(&buf[..n]),
-                Err(_) if self.stop.load(Ordering::Acquire) => return false,
+                Err(_) if self.stop.load(Ordering::Acquire) => return None,
                 Err(_) => continue,
             }
-            let text = String::from_utf8_lossy(&request);
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length: usize = text[..end]
+            if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                let length: usize = String::from_utf8_lossy(&request[..end])
                     .lines()
                     .find_map(|l| {
                         l.to_ascii_lowercase()
@@ -213,11 +238,11 @@ impl Connection {
                     })
                     .unwrap_or(0);
                 if request.len() >= end + 4 + length {
-                    return true;
+                    return Some(request.split_off(end + 4));
                 }
             }
         }
-        false
+        None
     }
 
     /// Keeps the connection open, sending nothing, until the client closes it.
@@ -250,6 +275,14 @@ fn event(text: &str, finish: Option<&str>) -> String {
         "data: {}\n\n",
         json!({"choices": [{"index": 0, "text": text, "finish_reason": finish}]})
     )
+}
+
+/// `pieces` as an event stream, then `finish_reason: stop` and `[DONE]`.
+fn write_stream(stream: &mut TcpStream, pieces: &[String]) -> std::io::Result<()> {
+    let mut body: String = pieces.iter().map(|p| event(p, None)).collect();
+    body.push_str(&event("", Some("stop")));
+    body.push_str("data: [DONE]\n\n");
+    write_response(stream, "text/event-stream", body.as_bytes())
 }
 
 fn write_response(stream: &mut TcpStream, content_type: &str, body: &[u8]) -> std::io::Result<()> {

@@ -35,8 +35,9 @@ pub struct GenerateRequest {
     /// The full prompt, generation prompt included (see `prompt::render`).
     pub prompt: String,
     /// The byte ranges of `prompt` that quote a message's words (`prompt::Prompt::quoted`):
-    /// the llama.cpp engine reads control tokens' text there as plain text. An OpenAI-compatible
-    /// server gets the text alone and tokenizes it its own way.
+    /// the llama.cpp engine reads control tokens' text there as plain text; the `openai` engine,
+    /// whose server parses control tokens' text anywhere, breaks the markers spelled there with
+    /// a zero-width space (`openai/quoting.rs`).
     pub quoted: Vec<std::ops::Range<usize>>,
     /// Index of this model turn within its run, starting at 0. The scripted engine answers
     /// with its turn of this index; other engines ignore it.

@@ -15,10 +15,15 @@
 //! [`EngineConfig::idle_timeout`], and a cancel, the handle's drop or the engine deadline close
 //! the socket within a few milliseconds (`http.rs`).
 //!
+//! What a message's words spell reaches the server as text: the turn markers in the ranges
+//! the prompt quotes are broken (`quoting.rs`), since the server parses control tokens' text
+//! anywhere in a prompt.
+//!
 //! The context size of a server is not part of the API: `PUNIE_CTX_SIZE` states it, and
 //! without it the agent cannot fit conversations to it.
 
 mod http;
+mod quoting;
 
 use std::time::Instant;
 
@@ -218,9 +223,10 @@ impl Engine for OpenAiEngine {
     ) -> Result<Generation, EngineError> {
         let started = Instant::now();
         let sampling = &request.sampling;
+        let prompt = quoting::break_quoted_markers(&request.prompt, &request.quoted);
         let mut body = json!({
             "model": self.model,
-            "prompt": request.prompt,
+            "prompt": prompt,
             "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
