@@ -5,6 +5,7 @@
 //! `exit` during a run.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -349,6 +350,76 @@ fn folders_added_later_are_the_root_of_their_documents() {
         snippet_output(&second_root).contains("in the second folder"),
         "the run's root is the folder of its document"
     );
+    assert_eq!(client.shutdown(), 0);
+}
+
+/// Red-team finding: "Allow for this session" given in one workspace folder covered the same
+/// command and file name in every other folder, another repository's `run.sh` included.
+#[test]
+fn a_session_answer_in_one_folder_does_not_cover_another() {
+    static QUESTIONS: AtomicUsize = AtomicUsize::new(0);
+    fn first_allowed_for_the_session(_message: &str) -> Option<&'static str> {
+        match QUESTIONS.fetch_add(1, Ordering::SeqCst) {
+            0 => Some("Allow for this session"),
+            _ => Some("Deny"),
+        }
+    }
+    let scripts = tempfile::tempdir().unwrap();
+    let snippet = "print(run_command('sh', args=['run.sh']))\n\
+                   write_file('src/app.py', 'x = 2\\n')";
+    let turns = [
+        format!(
+            "<tool_call><function=execute_code>\n<parameter=code>\n{snippet}\n</parameter>\n</function></tool_call>"
+        ),
+        "Done.".to_owned(),
+    ];
+    let turns: Vec<&str> = turns.iter().map(String::as_str).collect();
+    let launch = Launch {
+        answers: Answers {
+            permission_for: Some(first_allowed_for_the_session),
+            ..Answers::default()
+        },
+        ..Launch::default()
+    };
+    let mut client = Client::start_with(
+        &engine(scripts.path(), &turns, 0),
+        caps(),
+        json!({}),
+        launch,
+    );
+    let trusted = client.root.clone();
+    let cloned_dir = tempfile::tempdir().unwrap();
+    let cloned: PathBuf = cloned_dir.path().canonicalize().unwrap();
+    for (root, script) in [(&trusted, "echo trusted\n"), (&cloned, "touch PWNED\n")] {
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(root.join("src/app.py"), "x = 1\n").unwrap();
+        std::fs::write(root.join("run.sh"), script).unwrap();
+    }
+    client.notify(
+        "workspace/didChangeWorkspaceFolders",
+        json!({"event": {"added": [{"uri": file_uri(&cloned), "name": "cloned"}], "removed": []}}),
+    );
+    for root in [&trusted, &cloned] {
+        let uri = file_uri(&root.join("src/app.py"));
+        client.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": "x = 1\n"}}),
+        );
+        let started = client.ask(&uri, range(0, 0, 0, 5), "explain");
+        let answer = client.wait_answer(&started["runId"]);
+        assert_eq!(answer["status"], "done", "{answer}");
+    }
+    // The trusted folder asked for the command (allowed for the session) and the write
+    // (denied); the cloned folder asked for its command again, and the denial stopped it.
+    assert!(
+        !cloned.join("PWNED").exists(),
+        "the cloned folder's run.sh ran"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cloned.join("src/app.py")).unwrap(),
+        "x = 1\n"
+    );
+    assert_eq!(QUESTIONS.load(Ordering::SeqCst), 3);
     assert_eq!(client.shutdown(), 0);
 }
 

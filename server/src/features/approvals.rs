@@ -1,6 +1,8 @@
 //! [`SessionApprovals`]: what the user allowed or denied "for this session", shared by the
-//! runs of one server (or one ACP session) until the policy setting changes. What one answer
-//! covers is the policy's business (`policy::Scope`: one exact command, a file, never a tool).
+//! runs of one workspace folder of the LSP server (or of one ACP session) until the policy
+//! setting changes: paths and working directories in an answer are relative to the folder, so
+//! one set never serves two. What one answer covers is the policy's business
+//! (`policy::Scope`: one exact command, a file, never a tool).
 
 use crate::sync;
 use std::sync::{Arc, Mutex};

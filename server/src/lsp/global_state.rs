@@ -11,7 +11,7 @@ use lsp_server::{ErrorCode, Message, Notification, Request, RequestId, Response,
 use lsp_types::{MessageType, ShowMessageParams};
 use serde_json::Value;
 
-use crate::features::{RunQueue, RunResources};
+use crate::features::{RunQueue, RunResources, SessionApprovals};
 
 use super::documents::{DocumentStore, PositionEncoding};
 use super::engine_lifecycle::EngineState;
@@ -72,8 +72,11 @@ pub(crate) struct Server {
     pub(crate) pending: HashMap<RequestId, (Pending, Instant)>,
     next_request_id: i32,
     pub(crate) next_run: u64,
-    /// What runs share: the pre-warmed sandbox, conversations, session approvals.
+    /// What runs share: the pre-warmed sandbox and the conversations.
     pub(crate) resources: RunResources,
+    /// "Allow for this session" answers, one set per workspace folder: an answer given for a
+    /// run in one folder never covers another folder's command or file of the same name.
+    pub(crate) approvals: HashMap<PathBuf, SessionApprovals>,
     /// Set by `shutdown`: the id to answer once cancelled runs have ended, and the deadline.
     pub(crate) shutdown: Option<(RequestId, Instant)>,
     pub(crate) shutdown_requested: bool,
@@ -106,6 +109,7 @@ impl Server {
             next_request_id: 0,
             next_run: 0,
             resources: RunResources::default(),
+            approvals: HashMap::new(),
             shutdown: None,
             shutdown_requested: false,
             ended_progress: HashMap::new(),
@@ -140,8 +144,11 @@ impl Server {
         }
         let after = self.settings.settings().clone();
         if before.tool_policy != after.tool_policy {
-            // "Allow for this session" lasts until the policy setting changes.
-            self.resources.approvals.clear();
+            // "Allow for this session" lasts until the policy setting changes (runs in
+            // flight hold their folder's set: emptied, not only forgotten).
+            for (_, approvals) in self.approvals.drain() {
+                approvals.clear();
+            }
         }
         if self.initialized && self.engine.is_some() {
             self.ensure_engine();

@@ -180,7 +180,12 @@ impl Server {
             documents: self.documents.clone(),
             tasks: self.task_sender.clone(),
             cancel: run.cancel.clone(),
-            resources: self.resources.clone(),
+            resources: self.resources.with_approvals(
+                self.approvals
+                    .entry(run.spec.ask.root.clone())
+                    .or_default()
+                    .clone(),
+            ),
         };
         let thread = std::thread::Builder::new()
             .name(format!("punie-run-{run_id}"))

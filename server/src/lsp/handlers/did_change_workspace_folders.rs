@@ -16,6 +16,10 @@ pub(crate) fn handle_did_change_workspace_folders(server: &mut Server, params: V
     for removed in &params.event.removed {
         if let Some(path) = crate::lsp::uri::to_path(removed.uri.as_str()) {
             server.roots.retain(|root| *root != path);
+            // A folder added again starts without the answers given for it before.
+            if let Some(approvals) = server.approvals.remove(&path) {
+                approvals.clear();
+            }
         }
     }
     for added in &params.event.added {
