@@ -9,6 +9,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::policy::markdown_code_block;
+
 use super::types::Strategy;
 
 /// Tools a direct call (the older JSON form) may name; each becomes a one-line snippet.
@@ -74,9 +76,10 @@ pub(crate) fn turn_limit_answer(
         answer.push_str(prose);
     }
     if let Some(output) = last_output.map(str::trim_end).filter(|o| !o.is_empty()) {
-        answer.push_str("\n\nOutput of the last snippet:\n\n```\n");
-        answer.push_str(output);
-        answer.push_str("\n```");
+        // Its own fence: a ``` line in the output must not end the block and have the rest
+        // (a repository's text) read as Punie's Markdown.
+        answer.push_str("\n\nOutput of the last snippet:\n\n");
+        answer.push_str(&markdown_code_block(output));
     }
     answer
 }
@@ -257,6 +260,16 @@ mod tests {
         assert_eq!(
             turn_limit_answer(1, "", Some("x\n")),
             "Stopped after 1 turn: the turn limit (maxTurns = 1) was reached before the model gave a final answer.\n\nOutput of the last snippet:\n\n```\nx\n```"
+        );
+    }
+
+    #[test]
+    fn turn_limit_answer_keeps_output_with_fences_inside_its_block() {
+        let output = "a\n```\n# Not Punie's heading\n````\nb\n";
+        let answer = turn_limit_answer(2, "", Some(output));
+        assert!(
+            answer.ends_with("Output of the last snippet:\n\n`````\na\n```\n# Not Punie's heading\n````\nb\n`````"),
+            "{answer}"
         );
     }
 }

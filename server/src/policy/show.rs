@@ -268,8 +268,7 @@ pub fn cut(text: &str, max_chars: usize) -> Shown {
 /// Code's extension gets as `punie/answer`; it unlinks every message it shows itself.)
 pub fn markdown_literal(text: &str) -> String {
     if text.contains(['\n', '\r']) {
-        let fence = "`".repeat(longest_backtick_run(text).max(2) + 1);
-        return format!("{fence}\n{text}\n{fence}");
+        return markdown_code_block(text);
     }
     let mut res = String::new();
     let mut pieces = text.split("](").peekable();
@@ -282,6 +281,13 @@ pub fn markdown_literal(text: &str) -> String {
         }
     }
     res
+}
+
+/// `text` as a fenced Markdown code block whose fence is longer than any run of backticks in
+/// it, so that no line of `text` closes the block early and what follows that line stays code.
+pub fn markdown_code_block(text: &str) -> String {
+    let fence = "`".repeat(longest_backtick_run(text).max(2) + 1);
+    format!("{fence}\n{text}\n{fence}")
 }
 
 /// One line of text as a Markdown code span (nothing for no text). A space parts a backtick
