@@ -634,3 +634,73 @@ fn an_unanswered_edit_is_not_reported_as_not_made() {
     );
     assert_eq!(client.shutdown(), 0, "the server still answers");
 }
+
+/// A Fix, Refactor or Write tests that stops at its turn limit has no final answer: its answer
+/// is Punie's note quoting the last snippet's output (a file of the repository, read by an
+/// honest model) and the model's last prose. None of it becomes an edit: nothing reaches the
+/// editor or the disk, the user is asked nothing, and the answer says why.
+#[test]
+fn a_run_stopped_at_its_turn_limit_edits_nothing() {
+    let scripts = tempfile::tempdir().unwrap();
+    let guess = "Perhaps:\n\n```python\ndef add(a, b):\n    return a * b\n```\n";
+    let instructions = ["fix", "refactor", "tests"];
+    let turns: Vec<String> = instructions
+        .iter()
+        .flat_map(|_| {
+            [
+                reading("src/calc.py"),
+                format!("{guess}{}", reading("NOTES.txt")),
+            ]
+        })
+        .collect();
+    let turns: Vec<&str> = turns.iter().map(String::as_str).collect();
+    let launch = Launch {
+        answers: Answers {
+            permission: Some("Allow"),
+            ..Answers::default()
+        },
+        ..Launch::default()
+    };
+    let mut client = Client::start_with(
+        &engine(scripts.path(), &turns, 0),
+        caps(),
+        json!({"maxTurns": 2}),
+        launch,
+    );
+    let root = client.root.clone();
+    std::fs::write(root.join("src/calc.py"), SOURCE).unwrap();
+    std::fs::write(root.join("NOTES.txt"), HOSTILE_FIX).unwrap();
+    let uri = client.open("src/calc.py", SOURCE);
+    for instruction in instructions {
+        let started = client.ask(&uri, range(1, 0, 3, 0), instruction);
+        let answer = client.wait_answer(&started["runId"]);
+        assert_eq!(answer["status"], "done", "{answer}");
+        let markdown = answer["markdown"].as_str().unwrap();
+        assert!(markdown.starts_with("Stopped after 2 turns"), "{markdown}");
+        assert!(
+            markdown.contains("Nothing was changed: the turn limit was reached"),
+            "{markdown}"
+        );
+    }
+    // Checked while the client (and its workspace) lives.
+    assert_eq!(
+        std::fs::read_to_string(root.join("src/calc.py")).unwrap(),
+        SOURCE
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name != ".punie")
+        .collect();
+    files.sort();
+    assert_eq!(files, ["NOTES.txt", "src"], "no test file was written");
+    assert_eq!(std::fs::read_dir(root.join("src")).unwrap().count(), 1);
+    let log = client.log.clone();
+    assert_eq!(client.shutdown(), 0, "the server still answers");
+    assert_eq!(requests(&log, "workspace/applyEdit"), Vec::<&Value>::new());
+    assert_eq!(
+        requests(&log, "window/showMessageRequest"),
+        Vec::<&Value>::new()
+    );
+    assert_eq!(requests(&log, "punie/permission"), Vec::<&Value>::new());
+}

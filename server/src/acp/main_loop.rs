@@ -96,7 +96,6 @@ pub(crate) struct PromptRun {
     /// What runs, until it starts.
     pub input: Option<crate::features::RunInput>,
     pub thread: Option<JoinHandle<()>>,
-    pub max_turns: usize,
 }
 
 pub(crate) struct Agent {

@@ -67,7 +67,6 @@ impl Agent {
             ask,
             settings,
         };
-        let max_turns = input.settings.max_turns;
         let session = self.sessions.get_mut(&session_id).expect("checked above");
         if session.title.is_none() {
             session.title = Some(super::sessions::title_of(&input.ask.question()));
@@ -81,7 +80,6 @@ impl Agent {
                 cancel: CancelFlag::default(),
                 input: Some(input),
                 thread: None,
-                max_turns,
             },
         );
         if let Some(start) = self.queue.push(&run_id) {
@@ -203,8 +201,7 @@ impl Agent {
             let profile = profile.unwrap_or_else(|| self.profile_name(&run.session_id));
             self.save_session(&run.session_id, &profile);
         }
-        let hit_turn_limit = hit_turn_limit(&outcome, run.max_turns);
-        let message = match wire::stop_reason(&outcome.status, hit_turn_limit) {
+        let message = match wire::stop_reason(&outcome.status) {
             Some(stop_reason) => {
                 // Figures for clients and benchmarks (`_meta` is ACP's extension point).
                 let timings = &outcome.timings;
@@ -249,16 +246,6 @@ impl Agent {
         .name()
         .to_owned()
     }
-}
-
-/// The model's last turn asked for a tool at the turn limit: the run stopped there.
-fn hit_turn_limit(outcome: &RunOutcome, max_turns: usize) -> bool {
-    outcome.status == RunStatus::Done
-        && outcome.turns >= max_turns
-        && outcome
-            .tool_calls
-            .last()
-            .is_some_and(|call| call.turn == outcome.turns)
 }
 
 fn cancelled_before_start(run_id: &str) -> RunOutcome {

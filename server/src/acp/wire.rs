@@ -143,10 +143,10 @@ pub(crate) fn tool_kind(tool: Option<Tool>) -> &'static str {
 
 /// `session/prompt`'s stop reason for how a run ended; `None` for a failure, which is an error
 /// response instead (no stop reason means "failed").
-pub(crate) fn stop_reason(status: &RunStatus, hit_turn_limit: bool) -> Option<&'static str> {
+pub(crate) fn stop_reason(status: &RunStatus) -> Option<&'static str> {
     match status {
-        RunStatus::Done if hit_turn_limit => Some("max_turn_requests"),
         RunStatus::Done => Some("end_turn"),
+        RunStatus::TurnLimit { .. } => Some("max_turn_requests"),
         RunStatus::Truncated(_) => Some("max_tokens"),
         RunStatus::Cancelled => Some("cancelled"),
         RunStatus::Failed(_) => None,

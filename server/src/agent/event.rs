@@ -59,7 +59,7 @@ pub enum RunEvent {
     /// The model's chat template could not be used and ChatML is used instead (once a run);
     /// `reason` says why, for the user to see.
     TemplateFallback { reason: String },
-    /// The final answer (also in `RunOutcome::answer`).
+    /// The final answer, or the turn limit's note (also in `RunOutcome::answer`).
     Answer { text: String },
     /// The model's turn was cut before it ended (`RunStatus::Truncated`); `text` is the prose
     /// so far. No more events follow.

@@ -27,6 +27,9 @@
 //! - A model turn that stops at the per-turn token cap or the end of the context ends the run
 //!   [`RunStatus::Truncated`], saying which: its tool calls do not run, and its answer is not
 //!   complete (no edit may be made from it). The conversation keeps it, so a follow-up continues.
+//! - A run that reaches its turn limit ends [`RunStatus::TurnLimit`]: its answer is Punie's note
+//!   quoting the model's last prose and the last snippet's output, not the model's final
+//!   answer, so no edit may be made from it either.
 //! - Cancelling `cancel` from any thread ends the run within 100 ms with
 //!   [`RunStatus::Cancelled`], whether it is queued, generating or running a snippet.
 //! - Model mistakes are not failures: sandbox exceptions, permission denials and unparsable

@@ -37,8 +37,9 @@ const MIN_OUTPUT_CAP: usize = 160;
 /// Runs one question to its end. Never panics on model output; engine failures end the run
 /// with [`RunStatus::Failed`], cancellation (which wakes the wait on the engine at once, and
 /// is seen by the sandbox while a snippet runs) with [`RunStatus::Cancelled`], a turn cut
-/// by the token cap or the context with [`RunStatus::Truncated`]. The last event is always
-/// `Answer` (done), `Truncated`, `Cancelled` or `Failed`.
+/// by the token cap or the context with [`RunStatus::Truncated`], the turn limit with
+/// [`RunStatus::TurnLimit`]. The last event is always `Answer` (done or the turn limit's
+/// note), `Truncated`, `Cancelled` or `Failed`.
 pub fn run(
     engine: &EngineHandle,
     runner: &mut dyn CodeRunner,
@@ -84,6 +85,8 @@ pub fn run_with_strategy(
 /// How the turns ended, before the outcome is sealed.
 enum End {
     Answer(String),
+    /// The turn limit, with Punie's note saying so.
+    TurnLimit(String, usize),
     Truncated(String, Truncation),
     Cancelled(String),
     Failed(String),
@@ -167,7 +170,7 @@ impl RunState {
                 return End::Cancelled(String::new());
             }
             if self.outcome.turns == max_turns {
-                return End::Answer(self.turn_limit_answer(max_turns));
+                return End::TurnLimit(self.turn_limit_answer(max_turns), max_turns);
             }
             self.outcome.turns += 1;
             let turn = self.outcome.turns;
@@ -559,6 +562,7 @@ impl RunState {
     fn finish(mut self, end: End, on_event: &mut dyn FnMut(RunEvent)) -> RunOutcome {
         let (status, answer) = match end {
             End::Answer(answer) => (RunStatus::Done, answer),
+            End::TurnLimit(note, max_turns) => (RunStatus::TurnLimit { max_turns }, note),
             End::Truncated(partial, truncation) => (RunStatus::Truncated(truncation), partial),
             End::Cancelled(partial) => (RunStatus::Cancelled, partial),
             End::Failed(reason) => (RunStatus::Failed(reason), String::new()),
@@ -590,7 +594,7 @@ impl RunState {
             }),
         );
         match &outcome.status {
-            RunStatus::Done => on_event(RunEvent::Answer {
+            RunStatus::Done | RunStatus::TurnLimit { .. } => on_event(RunEvent::Answer {
                 text: outcome.answer.clone(),
             }),
             RunStatus::Truncated(truncation) => on_event(RunEvent::Truncated {

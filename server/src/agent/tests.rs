@@ -523,6 +523,34 @@ fn an_answer_cut_by_the_token_cap_is_truncated_and_kept_for_a_follow_up() {
     assert_eq!(output["finish"], "length");
 }
 
+/// The turn limit is its own end, not the model's answer: the answer is Punie's note (which no
+/// front end may turn into an edit), told as the last event and kept for a follow-up.
+#[test]
+fn the_turn_limit_ends_the_run_with_its_own_status() {
+    let fx = Fixture::new();
+    let engine = fx.engine(json!([call("print(1)"), call("print(2)"), "never reached"]));
+    let mut request = fx.request("loop", Conversation::new());
+    request.max_turns = 2;
+    let (outcome, events, _) = fx.run(&engine, request, None);
+    assert_eq!(outcome.status, RunStatus::TurnLimit { max_turns: 2 });
+    assert_eq!(
+        (outcome.status.name(), outcome.status.to_string()),
+        ("done", "done".to_owned())
+    );
+    assert!(outcome.status.keeps_conversation());
+    assert!(
+        outcome.answer.starts_with("Stopped after 2 turns"),
+        "{}",
+        outcome.answer
+    );
+    assert_eq!(
+        events.last(),
+        Some(&RunEvent::Answer {
+            text: outcome.answer.clone()
+        })
+    );
+}
+
 #[test]
 fn a_cut_tool_call_does_not_run() {
     let fx = Fixture::new();

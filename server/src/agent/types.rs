@@ -70,8 +70,14 @@ impl Strategy {
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunStatus {
-    /// A final answer, or the turn limit (the answer says so).
+    /// The model's final answer.
     Done,
+    /// The run reached its turn limit (`max_turns`) before the model gave a final answer.
+    /// `answer` is Punie's note saying so, with the model's last prose and the last snippet's
+    /// output: not the model's answer, so no edit may be made from it. The conversation keeps
+    /// the turns, so a follow-up goes on from them. On the wire it is `done` (INTERFACES.md §2),
+    /// ACP's `max_turn_requests`.
+    TurnLimit { max_turns: usize },
     /// The model's last turn was cut before it ended it: `answer` holds the prose so far, and
     /// may stop mid-sentence or inside a code fence, so no edit may be made from it. The
     /// conversation keeps the cut turn, so a follow-up ("Continue") picks up where it stopped.
@@ -96,7 +102,7 @@ impl RunStatus {
     /// The wire name: `done`, `truncated`, `cancelled`, `failed` (INTERFACES.md §2).
     pub fn name(&self) -> &'static str {
         match self {
-            RunStatus::Done => "done",
+            RunStatus::Done | RunStatus::TurnLimit { .. } => "done",
             RunStatus::Truncated(_) => "truncated",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Failed(_) => "failed",
@@ -104,9 +110,13 @@ impl RunStatus {
     }
 
     /// Whether the run's turns belong in the conversation a follow-up continues: a finished
-    /// run's, and a cut one's (so that it can be continued); not a cancelled or failed one's.
+    /// run's, and a stopped or cut one's (so that it can be continued); not a cancelled or
+    /// failed one's.
     pub fn keeps_conversation(&self) -> bool {
-        matches!(self, RunStatus::Done | RunStatus::Truncated(_))
+        matches!(
+            self,
+            RunStatus::Done | RunStatus::TurnLimit { .. } | RunStatus::Truncated(_)
+        )
     }
 }
 
@@ -117,7 +127,9 @@ impl fmt::Display for RunStatus {
         match self {
             RunStatus::Truncated(why) => write!(f, "truncated: {why}"),
             RunStatus::Failed(reason) => write!(f, "failed: {reason}"),
-            RunStatus::Done | RunStatus::Cancelled => f.write_str(self.name()),
+            RunStatus::Done | RunStatus::TurnLimit { .. } | RunStatus::Cancelled => {
+                f.write_str(self.name())
+            }
         }
     }
 }

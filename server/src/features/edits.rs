@@ -267,14 +267,9 @@ pub fn answer_edit(
     markdown: &str,
     existing: &dyn Fn(&Path) -> ExistingFile,
 ) -> AnswerEdit {
-    let Some(selection) = &ask.selection else {
+    let Some(selection) = ask.selection.as_ref().filter(|_| wants_edit(ask)) else {
         return AnswerEdit::None;
     };
-    let wants_code =
-        ask.instruction.replaces_selection() || ask.instruction == super::Instruction::Tests;
-    if !wants_code {
-        return AnswerEdit::None;
-    }
     let Some(code) = first_code_block(markdown) else {
         if has_unclosed_fence(markdown) {
             return AnswerEdit::Refused(
@@ -289,6 +284,24 @@ pub fn answer_edit(
     } else {
         write_tests(ask, selection, &code, existing)
     }
+}
+
+/// Why nothing was changed for `ask` when the run stopped at its turn limit, if `ask` wanted
+/// an edit. The answer is then Punie's note quoting the model's last prose and a snippet's
+/// output (a repository's file, say): an edit is made only from the model's final answer.
+pub(super) fn turn_limit_note(ask: &Ask) -> Option<String> {
+    wants_edit(ask).then(|| {
+        "_Nothing was changed: the turn limit was reached before the model gave a final answer, \
+         and an edit is only made from one._"
+            .to_owned()
+    })
+}
+
+/// Whether the answer to `ask` is to become an edit: Fix and Refactor replace the selection,
+/// Write tests writes the test file.
+fn wants_edit(ask: &Ask) -> bool {
+    ask.selection.is_some()
+        && (ask.instruction.replaces_selection() || ask.instruction == super::Instruction::Tests)
 }
 
 fn has_unclosed_fence(markdown: &str) -> bool {

@@ -14,7 +14,7 @@ use crate::sandbox::Sandbox;
 
 use super::approvals::SessionApprovals;
 use super::conversations::Conversations;
-use super::edits::{AnswerEdit, CHANGED_MEANWHILE, EditOutcome, answer_edit};
+use super::edits::{AnswerEdit, CHANGED_MEANWHILE, EditOutcome, answer_edit, turn_limit_note};
 use super::front_end::FrontEnd;
 use super::question::Ask;
 use super::settings::Settings;
@@ -123,7 +123,10 @@ pub fn execute(
         })
     };
     let mut markdown = outcome.answer.clone();
-    if outcome.status == RunStatus::Done {
+    if matches!(
+        outcome.status,
+        RunStatus::Done | RunStatus::TurnLimit { .. }
+    ) {
         if input.follow_ups {
             prepare_follow_up(engine, &input, outcome.conversation.messages());
         }
@@ -132,12 +135,18 @@ pub fn execute(
                 .conversations
                 .set(key, outcome.conversation.clone());
         }
-        if !cancel.is_cancelled()
-            && let Some(note) = apply_answer_edit(&input.ask, &host, &outcome.answer)
-        {
-            markdown.push_str("\n\n");
-            markdown.push_str(&note);
-        }
+    }
+    let note = match outcome.status {
+        _ if cancel.is_cancelled() => None,
+        RunStatus::Done => apply_answer_edit(&input.ask, &host, &outcome.answer),
+        // The answer is Punie's own note, whose code blocks quote the model's last prose and
+        // a snippet's output (a repository's file): no edit may come from it.
+        RunStatus::TurnLimit { .. } => turn_limit_note(&input.ask),
+        RunStatus::Truncated(_) | RunStatus::Cancelled | RunStatus::Failed(_) => None,
+    };
+    if let Some(note) = note {
+        markdown.push_str("\n\n");
+        markdown.push_str(&note);
     }
     Finished { outcome, markdown }
 }

@@ -289,7 +289,9 @@ impl Server {
                 MessageType::WARNING,
                 format!("Punie (truncated):\n\n{}", finished.markdown),
             ),
-            RunStatus::Done => (MessageType::INFO, finished.markdown.clone()),
+            RunStatus::Done | RunStatus::TurnLimit { .. } => {
+                (MessageType::INFO, finished.markdown.clone())
+            }
         };
         self.show_message(kind, &text);
         if let Some(path) = &finished.answer_file

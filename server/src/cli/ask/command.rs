@@ -162,7 +162,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     stdout.flush()?;
     match &outcome.status {
-        RunStatus::Done | RunStatus::Truncated(_) => Ok(Outcome::Success),
+        RunStatus::Done | RunStatus::TurnLimit { .. } | RunStatus::Truncated(_) => {
+            Ok(Outcome::Success)
+        }
         RunStatus::Cancelled => Ok(Outcome::Cancelled),
         RunStatus::Failed(reason) => bail!("the run failed: {reason}"),
     }
