@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::acp_client::{AcpClient, call, default_handler, script};
+use crate::acp_client::{AcpClient, NO_ANSWER, call, default_handler, script};
 use crate::markdown_view::as_markdown_shows;
 
 /// A workspace (canonical path), a directory for saved sessions, one for scripts.
@@ -452,6 +452,88 @@ fn writes_go_through_the_client_as_diffs() {
         .expect("a diff");
     assert_eq!(diff["oldText"], "def add(a, b):\n    return a - b\n");
     assert_eq!(diff["newText"], "def add(a, b):\n    return a + b\n");
+}
+
+/// A client that never answers `fs/read_text_file` or `fs/write_text_file` holds a snippet no
+/// longer than the snippet's time limit: the wait ends with the snippet's time, far before the
+/// request timeout, the run reports the time limit, and the agent answers the next prompt. The
+/// permission question, answered, is not cut (the snippet's clock stops while it is asked).
+#[test]
+fn a_client_that_never_answers_holds_a_snippet_no_longer_than_its_limit() {
+    let fx = Fixture::new();
+    let policy = fx.scripts.path().join("policy.toml");
+    std::fs::write(&policy, "[limits]\ntimeout_ms = 2000\n").unwrap();
+    // Each prompt replays the script from its first turn: `mode.txt` says what this one does.
+    let code = "mode = read_file('mode.txt')\nif mode == 'read':\n    read_file('README.md')\nelif mode == 'write':\n    try:\n        write_file('new.txt', 'x')\n    except TimeoutError:\n        pass\nelse:\n    print('still here')\nwhile mode != 'done':\n    pass";
+    let turns = [call(code), "Done.".to_owned()];
+    let handler: crate::acp_client::Handler = Box::new(|method, params| match method {
+        "session/request_permission" => {
+            Ok(json!({"outcome": {"outcome": "selected", "optionId": "allow_once"}}))
+        }
+        "fs/read_text_file" if params["path"].as_str().unwrap().ends_with("README.md") => {
+            Err(NO_ANSWER)
+        }
+        "fs/write_text_file" => Err(NO_ANSWER),
+        _ => Err(json!({"code": -32002, "message": "not found"})),
+    });
+    let mut client = AcpClient::start_with_env(
+        &[&fx.engine(&turns, 0)],
+        fx.sessions.path(),
+        handler,
+        &[
+            ("PUNIE_POLICY_FILE", policy.to_str().unwrap()),
+            ("PUNIE_ACP_REQUEST_TIMEOUT_MS", "120000"),
+        ],
+    );
+    client.initialize(true, true);
+    let session_id = client.new_session(&fx.root());
+    for (mode, asked) in [
+        ("read", "fs/read_text_file"),
+        ("write", "fs/write_text_file"),
+    ] {
+        std::fs::write(fx.root().join("mode.txt"), mode).unwrap();
+        let from = client.log.len();
+        let started = std::time::Instant::now();
+        let response = client.prompt(&session_id, mode);
+        // A guard far inside the 120 s request timeout, not a benchmark.
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "{mode}: waited for the client"
+        );
+        assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+        assert!(
+            client.log[from..].iter().any(|m| m["method"] == asked),
+            "{mode}: no {asked}"
+        );
+        let errors: Vec<String> = client
+            .updates(&session_id, from)
+            .iter()
+            .filter_map(|u| u["rawOutput"]["error"].as_str().map(str::to_owned))
+            .collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("ran longer than its 2000 ms time limit")),
+            "{mode}: {errors:?}"
+        );
+    }
+    std::fs::write(fx.root().join("mode.txt"), "done").unwrap();
+    let from = client.log.len();
+    let response = client.prompt(&session_id, "done");
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    let outputs: Vec<Value> = client
+        .updates(&session_id, from)
+        .iter()
+        .map(|u| u["rawOutput"]["output"].clone())
+        .filter(|output| !output.is_null())
+        .collect();
+    assert_eq!(
+        outputs,
+        [json!("still here\n")],
+        "{:#?}",
+        &client.log[from..]
+    );
+    assert_eq!(client.close(), 0);
 }
 
 /// A `write_file` allowed after the client's buffer changed is not made: the client is asked

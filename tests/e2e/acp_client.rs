@@ -14,7 +14,11 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(600);
 
-/// Answers one request of the agent: the `result`, or `Err(error object)`.
+/// A handler's `Err` that sends no answer at all.
+pub(crate) const NO_ANSWER: Value = Value::Null;
+
+/// Answers one request of the agent: the `result`, or `Err(error object)`; [`NO_ANSWER`]
+/// leaves it unanswered (a client that never answers).
 pub(crate) type Handler = Box<dyn FnMut(&str, &Value) -> Result<Value, Value>>;
 
 pub(crate) struct AcpClient {
@@ -188,11 +192,11 @@ impl AcpClient {
                 .unwrap_or_else(|err| panic!("a line of stdout is not JSON ({err}): {line:?}"));
             self.log.push(message.clone());
             if let (Some(method), Some(id)) = (message["method"].as_str(), message.get("id")) {
-                let reply = match (self.handler)(method, &message["params"]) {
-                    Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                    Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
-                };
-                self.send(&reply);
+                match (self.handler)(method, &message["params"]) {
+                    Ok(result) => self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result})),
+                    Err(NO_ANSWER) => {}
+                    Err(error) => self.send(&json!({"jsonrpc": "2.0", "id": id, "error": error})),
+                }
             }
             if matches(&message) {
                 return message;

@@ -147,8 +147,15 @@ impl AcpFrontEnd {
         }
     }
 
-    /// Sends a request to the client through the main loop and waits for the answer.
-    fn client_request(&self, method: &str, params: Value) -> Option<Result<Value, Value>> {
+    /// Sends a request to the client through the main loop and waits for the answer: until
+    /// the request timeout at most, giving up early when the run is cancelled or `cancel` is
+    /// set (the snippet's time is up; a permission question's cap on waiting passed).
+    fn client_request(
+        &self,
+        method: &str,
+        params: Value,
+        cancel: &CancelFlag,
+    ) -> Option<Result<Value, Value>> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.tasks
             .send(Task::ClientRequest {
@@ -157,7 +164,7 @@ impl AcpFrontEnd {
                 reply,
             })
             .ok()?;
-        self.cancel
+        CancelFlag::joined(&[&self.cancel, cancel], None)
             .recv(&answer, std::time::Instant::now() + request_timeout())
     }
 
@@ -200,9 +207,13 @@ impl AcpFrontEnd {
     /// disk): the text it replaces and the whole new text. `None` when it may not be made
     /// there: its code was edited, a whole-file write's text changed at all, a file to create
     /// exists, a file to change is gone ([`text::carried`]).
-    fn current(&self, change: &FileChange) -> Option<(Option<String>, String)> {
+    fn current(
+        &self,
+        change: &FileChange,
+        cancel: &CancelFlag,
+    ) -> Option<(Option<String>, String)> {
         let path = change.path()?;
-        match (change, existing_file(self, &self.root, path)) {
+        match (change, existing_file(self, &self.root, path, cancel)) {
             (FileChange::Create { text, .. }, ExistingFile::Missing) => Some((None, text.clone())),
             (
                 FileChange::Replace {
@@ -224,7 +235,7 @@ impl AcpFrontEnd {
 }
 
 impl FrontEnd for AcpFrontEnd {
-    fn open_document(&self, path: &Path) -> Option<OpenDocument> {
+    fn open_document(&self, path: &Path, cancel: &CancelFlag) -> Option<OpenDocument> {
         let call = self.lock().tool_call.clone();
         if let Some((id, _)) = call {
             self.send_update(json!({
@@ -237,7 +248,7 @@ impl FrontEnd for AcpFrontEnd {
             return None;
         }
         let params = json!({"sessionId": self.session_id, "path": path.display().to_string()});
-        match self.client_request("fs/read_text_file", params)? {
+        match self.client_request("fs/read_text_file", params, cancel)? {
             Ok(result) => Some(OpenDocument {
                 id: path.display().to_string(),
                 text: Arc::new(result["content"].as_str()?.to_owned()),
@@ -248,7 +259,7 @@ impl FrontEnd for AcpFrontEnd {
         }
     }
 
-    fn ask_permission(&self, prompt: &Prompt, _cancel: &CancelFlag) -> Answer {
+    fn ask_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer {
         let call = self.lock().tool_call.clone();
         let tool_call_id = match call {
             Some((id, _)) => id,
@@ -305,7 +316,9 @@ impl FrontEnd for AcpFrontEnd {
             },
             "options": options,
         });
-        let outcome = match self.client_request("session/request_permission", params) {
+        // `cancel` is the run's with the cap on waiting for the user: the snippet's clock is
+        // stopped while the user reads the question, so its time does not cut it short.
+        let outcome = match self.client_request("session/request_permission", params, cancel) {
             Some(Ok(result)) => result["outcome"].clone(),
             _ => return Answer::NoAnswer,
         };
@@ -326,19 +339,19 @@ impl FrontEnd for AcpFrontEnd {
         &self,
         change: &FileChange,
         _confirm: bool,
-        _cancel: &CancelFlag,
+        cancel: &CancelFlag,
     ) -> Option<EditOutcome> {
         let id = self.call_for_change(change);
         let path = change.path()?.display().to_string();
         let outcome = if self.fs.write_text_file {
             // `fs/write_text_file` replaces the whole file: the change is carried to the text
             // as the client has it now, or not made.
-            Some(match self.current(change) {
+            Some(match self.current(change, cancel) {
                 Some((old_text, new_text)) => {
                     self.send_diff(&id, &path, old_text.as_deref(), &new_text);
                     let params =
                         json!({"sessionId": self.session_id, "path": path, "content": new_text});
-                    match self.client_request("fs/write_text_file", params) {
+                    match self.client_request("fs/write_text_file", params, cancel) {
                         Some(Ok(_)) => EditOutcome::Applied,
                         Some(Err(error)) => EditOutcome::Failed(format!(
                             "the editor answered: {}",

@@ -16,7 +16,7 @@ use super::edits::{EditOutcome, FileChange};
 /// thread and may block (a dialog waits for the user) but must give up once `cancel` is set.
 pub trait FrontEnd: Sync {
     /// The editor's buffer of `path` (unsaved changes included), when the editor has it open.
-    fn open_document(&self, path: &Path) -> Option<OpenDocument>;
+    fn open_document(&self, path: &Path, cancel: &CancelFlag) -> Option<OpenDocument>;
 
     /// Shows `prompt` to the user and waits for the answer. The prompt is data: show its
     /// texts as they are (they are escaped and say what was cut) and offer "for this session"

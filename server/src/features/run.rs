@@ -193,7 +193,7 @@ fn failed_outcome(run_id: &str, conversation: Conversation, reason: String) -> R
 /// Makes the edit the answer implies; returns a note for the answer when there is something
 /// to say (where tests went, why nothing changed).
 fn apply_answer_edit(ask: &Ask, host: &FeatureToolHost<'_>, answer: &str) -> Option<String> {
-    match answer_edit(ask, answer, &|path| host.existing(path)) {
+    match answer_edit(ask, answer, &|path| host.existing(path, host.cancel)) {
         AnswerEdit::None => None,
         AnswerEdit::Refused(note) => Some(note),
         AnswerEdit::Change {
@@ -206,7 +206,7 @@ fn apply_answer_edit(ask: &Ask, host: &FeatureToolHost<'_>, answer: &str) -> Opt
             let shown = markdown_literal(&shown);
             match host
                 .permit_answer_edit(&change)
-                .map(|()| host.apply(&change, false))
+                .map(|()| host.apply(&change, false, host.cancel))
             {
                 Err(refusal) => Some(format!(
                     "_Nothing was changed: {}. The code is in the answer above._",

@@ -27,9 +27,10 @@ pub(crate) struct FeatureToolHost<'a> {
 }
 
 impl FeatureToolHost<'_> {
-    /// What is at `path`: the editor's buffer, else the file on disk.
-    pub(crate) fn existing(&self, path: &Path) -> ExistingFile {
-        existing_file(self.front_end, self.root, path)
+    /// What is at `path`: the editor's buffer, else the file on disk; a request to the client
+    /// gives up once `cancel` is set.
+    pub(crate) fn existing(&self, path: &Path, cancel: &CancelFlag) -> ExistingFile {
+        existing_file(self.front_end, self.root, path, cancel)
     }
 
     /// Whether the edit an answer implies may be made. The user asked for it, so an ordinary
@@ -95,18 +96,30 @@ impl FeatureToolHost<'_> {
     }
 
     /// Makes `change` through the editor (asking it to show the change for confirmation when
-    /// `confirm`), or on disk when the front end cannot.
-    pub(crate) fn apply(&self, change: &FileChange, confirm: bool) -> EditOutcome {
+    /// `confirm`), or on disk when the front end cannot; the editor's answer is waited for
+    /// until `cancel` is set.
+    pub(crate) fn apply(
+        &self,
+        change: &FileChange,
+        confirm: bool,
+        cancel: &CancelFlag,
+    ) -> EditOutcome {
         self.front_end
-            .apply_change(change, confirm, self.cancel)
+            .apply_change(change, confirm, cancel)
             .unwrap_or_else(|| write_to_disk(self.root, change))
     }
 }
 
 /// What is at `path`: the editor's buffer, else the file on disk (beneath `root`, the
 /// workspace root as the client names it, following no link: `workspace::follow_root_links`).
-pub(crate) fn existing_file(front_end: &dyn FrontEnd, root: &Path, path: &Path) -> ExistingFile {
-    if let Some(document) = front_end.open_document(path) {
+/// A request to the client for the buffer gives up once `cancel` is set.
+pub(crate) fn existing_file(
+    front_end: &dyn FrontEnd,
+    root: &Path,
+    path: &Path,
+    cancel: &CancelFlag,
+) -> ExistingFile {
+    if let Some(document) = front_end.open_document(path, cancel) {
         return ExistingFile::Text {
             id: Some(document.id),
             text: document.text,
@@ -139,13 +152,19 @@ impl ToolHost for FeatureToolHost<'_> {
         self.root
     }
 
-    fn read_document(&self, path: &Path) -> Option<String> {
+    fn read_document(&self, path: &Path, cancel: &CancelFlag) -> Option<String> {
         self.front_end
-            .open_document(path)
+            .open_document(path, cancel)
             .map(|document| document.text.to_string())
     }
 
-    fn write_file(&self, path: &Path, before: &Before, content: &str) -> Result<(), ToolError> {
+    fn write_file(
+        &self,
+        path: &Path,
+        before: &Before,
+        content: &str,
+        cancel: &CancelFlag,
+    ) -> Result<(), ToolError> {
         // What was approved is the change from `before` (the text the question showed, or
         // what was read when the call was judged) to `content`: it is made only on that text.
         // The front end compares once more where it fixes the version it sends or opens the
@@ -158,7 +177,7 @@ impl ToolHost for FeatureToolHost<'_> {
             version,
             text: content.to_owned(),
         };
-        let change = match (before, self.existing(path)) {
+        let change = match (before, self.existing(path, cancel)) {
             (Before::Missing, ExistingFile::Missing) => FileChange::Create {
                 path: path.to_owned(),
                 text: content.to_owned(),
@@ -190,7 +209,7 @@ impl ToolHost for FeatureToolHost<'_> {
         let write_file = Tool::by_name("write_file").expect("write_file is a core tool");
         let confirm = crate::policy::check(&self.settings.policy_settings().tools, write_file)
             != crate::policy::Decision::Allow;
-        match self.apply(&change, confirm) {
+        match self.apply(&change, confirm, cancel) {
             EditOutcome::Applied => Ok(()),
             EditOutcome::Rejected => Err(ToolError::permission("edit rejected by the editor")),
             EditOutcome::ChangedMeanwhile => Err(crate::workspace::changed_meanwhile()),

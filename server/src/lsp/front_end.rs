@@ -106,19 +106,8 @@ impl LspFrontEnd {
 }
 
 impl FrontEnd for LspFrontEnd {
-    fn open_document(&self, path: &Path) -> Option<OpenDocument> {
-        self.documents.uris().into_iter().find_map(|uri| {
-            if super::uri::to_path(&uri)? != path {
-                return None;
-            }
-            let document = self.documents.get(&uri)?;
-            self.saw_opening(&uri, document.version, document.opening);
-            Some(OpenDocument {
-                id: uri,
-                text: document.text,
-                version: Some(document.version),
-            })
-        })
+    fn open_document(&self, path: &Path, _cancel: &CancelFlag) -> Option<OpenDocument> {
+        self.buffer(path)
     }
 
     fn ask_permission(&self, prompt: &Prompt, cancel: &CancelFlag) -> Answer {
@@ -190,9 +179,11 @@ impl FrontEnd for LspFrontEnd {
             Some(Err(error)) => {
                 EditOutcome::Failed(format!("the editor answered: {}", error.message))
             }
-            None if cancel.is_cancelled() => {
-                EditOutcome::Failed("the run was cancelled".to_owned())
-            }
+            None if cancel.is_cancelled() => EditOutcome::Failed(
+                "the run was cancelled, or the snippet's time ran out, before the editor \
+                 answered"
+                    .to_owned(),
+            ),
             None => EditOutcome::Unanswered,
         };
         Some(outcome)
@@ -207,6 +198,23 @@ impl FrontEnd for LspFrontEnd {
 }
 
 impl LspFrontEnd {
+    /// The editor's buffer of `path`: the document store's, synchronized by the editor's
+    /// notifications, so no request waits.
+    fn buffer(&self, path: &Path) -> Option<OpenDocument> {
+        self.documents.uris().into_iter().find_map(|uri| {
+            if super::uri::to_path(&uri)? != path {
+                return None;
+            }
+            let document = self.documents.get(&uri)?;
+            self.saw_opening(&uri, document.version, document.opening);
+            Some(OpenDocument {
+                id: uri,
+                text: document.text,
+                version: Some(document.version),
+            })
+        })
+    }
+
     pub(crate) fn saw_opening(&self, uri: &str, version: i32, opening: u64) {
         crate::sync::lock(&self.openings)
             .entry((uri.to_owned(), version))
@@ -232,7 +240,7 @@ impl LspFrontEnd {
         } = change
         else {
             let created = change.path().is_some_and(|path| {
-                self.open_document(path).is_some()
+                self.buffer(path).is_some()
                     || std::fs::symlink_metadata(crate::workspace::follow_root_links(
                         &self.root, path,
                     ))
@@ -249,7 +257,7 @@ impl LspFrontEnd {
             Some(uri) if self.documents.get(uri).is_some() => Some(uri.clone()),
             _ => path
                 .as_deref()
-                .and_then(|path| self.open_document(path))
+                .and_then(|path| self.buffer(path))
                 .map(|document| document.id),
         };
         // The opening the change's version belongs to, if the buffer is still that one.

@@ -6,8 +6,9 @@
 //! shows exactly that, and the back end then does exactly that: nothing is resolved twice.
 //!
 //! The snippet's clock bounds the call: the host's wait for a permission answer pauses it
-//! (`SnippetClock::paused`), and the back end runs under a cancel flag that fires when the
-//! snippet's time is up, a command with the time left as its timeout.
+//! (`SnippetClock::paused`), and everything else runs under a cancel flag that fires when the
+//! snippet's time is up: the host's reads and writes (a front end's requests to its client
+//! among them) and the back end, a command with the time left as its timeout.
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 use super::limits::SnippetClock;
 use super::{ToolCallRecord, ToolEvent, ToolHost, protocol};
+use crate::cancel::CancelFlag;
 use crate::policy::{self, Action, Before, Ruling, ToolRequest};
 use crate::tools::{Backend, Tool};
 use crate::workspace::{self, ToolError};
@@ -48,7 +50,7 @@ pub(crate) fn call(
         label: label.clone(),
     });
     let mut permission: Option<Ruling> = None;
-    let res = resolve(host, tool, &args).and_then(|resolved| {
+    let res = resolve(host, tool, &args, &clock.cancel_flag()).and_then(|resolved| {
         let ruling = clock.paused(|cancel| host.permit(&resolved.request, cancel));
         let refusal = ruling.refusal_message();
         permission = Some(ruling);
@@ -139,8 +141,8 @@ fn argv_tail(args: &Value) -> Result<Option<Vec<String>>, ToolError> {
 
 /// What the file at `path` holds now, for the prompt's diff and for the write to compare
 /// with when it is made: the editor's buffer when it has one, else the disk.
-fn before(host: &dyn ToolHost, path: &std::path::Path) -> Before {
-    match host.read_document(path) {
+fn before(host: &dyn ToolHost, path: &std::path::Path, cancel: &CancelFlag) -> Before {
+    match host.read_document(path, cancel) {
         Some(text) => Before::Text(text),
         None => workspace::before_write(path),
     }
@@ -148,7 +150,12 @@ fn before(host: &dyn ToolHost, path: &std::path::Path) -> Before {
 
 /// The call as it will happen. Errors here (a path outside the workspace, a directory to
 /// write, a command that does not split) fail the call before anyone is asked.
-fn resolve(host: &dyn ToolHost, tool: Tool, args: &Value) -> Result<Resolved, ToolError> {
+fn resolve(
+    host: &dyn ToolHost,
+    tool: Tool,
+    args: &Value,
+    cancel: &CancelFlag,
+) -> Result<Resolved, ToolError> {
     let root = host.workspace_root();
     let (action, path) = match tool.backend() {
         Backend::ReadFile => {
@@ -169,7 +176,7 @@ fn resolve(host: &dyn ToolHost, tool: Tool, args: &Value) -> Result<Resolved, To
                 ));
             }
             let action = Action::Write {
-                before: before(host, &resolved.path),
+                before: before(host, &resolved.path, cancel),
                 target: resolved.target,
                 after: content.to_owned(),
             };
@@ -233,7 +240,7 @@ fn carry_out(
     let path = path.unwrap_or_else(|| host.workspace_root().to_path_buf());
     match request.action {
         Action::Read { target } => {
-            let text = match host.read_document(&path) {
+            let text = match host.read_document(&path, &cancel) {
                 Some(text) if text.len() as u64 > workspace::MAX_READ_BYTES => {
                     return Err(workspace::too_large(
                         &target.spelled,
@@ -252,7 +259,7 @@ fn carry_out(
             workspace::clear_exec_bits(&path)?;
             // What was judged (and shown, where the user was asked) is the change from
             // `before`: the host makes it only on that.
-            host.write_file(&path, &before, &after)?;
+            host.write_file(&path, &before, &after, &cancel)?;
             Ok(Value::String(WRITE_FILE_RESULT.to_owned()))
         }
         Action::Execute { argv, .. } => {

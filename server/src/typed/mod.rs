@@ -241,7 +241,7 @@ impl Context<'_> {
                  user agrees"
             )));
         }
-        let text = match self.host.read_document(&path) {
+        let text = match self.host.read_document(&path, self.cancel) {
             Some(text) => text,
             None => workspace::read_text(&path, raw)?,
         };

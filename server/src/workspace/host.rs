@@ -15,8 +15,10 @@ use crate::tools::Tool;
 pub trait ToolHost: Sync {
     fn workspace_root(&self) -> &Path;
 
-    /// The unsaved editor buffer of `path`, if the editor has it open.
-    fn read_document(&self, _path: &Path) -> Option<String> {
+    /// The unsaved editor buffer of `path`, if the editor has it open. A front end that asks
+    /// its client for it stops waiting once `cancel` is set: the snippet's time is up, or the
+    /// run was cancelled.
+    fn read_document(&self, _path: &Path, _cancel: &CancelFlag) -> Option<String> {
         None
     }
 
@@ -24,7 +26,14 @@ pub trait ToolHost: Sync {
     /// showed, or what was read when it was judged where no one was asked. Otherwise nothing
     /// is written and the call fails ([`super::changed_meanwhile`]). The LSP layer turns this
     /// into `workspace/applyEdit` on the buffer's current version, after that comparison.
-    fn write_file(&self, path: &Path, before: &Before, content: &str) -> Result<(), ToolError> {
+    /// Waits on the client end once `cancel` is set, as [`ToolHost::read_document`]'s do.
+    fn write_file(
+        &self,
+        path: &Path,
+        before: &Before,
+        content: &str,
+        _cancel: &CancelFlag,
+    ) -> Result<(), ToolError> {
         super::write_unchanged(path, before, content)
     }
 

@@ -85,7 +85,7 @@ impl TerminalFrontEnd {
 }
 
 impl FrontEnd for TerminalFrontEnd {
-    fn open_document(&self, _path: &Path) -> Option<OpenDocument> {
+    fn open_document(&self, _path: &Path, _cancel: &CancelFlag) -> Option<OpenDocument> {
         None
     }
 

@@ -89,7 +89,7 @@ fn workspace_text(ctx: &Context<'_>, path: &Path) -> Option<String> {
     if crate::jail::secret_name(&ctx.shown(&resolved)).is_some() {
         return None;
     }
-    if let Some(text) = ctx.host.read_document(&resolved) {
+    if let Some(text) = ctx.host.read_document(&resolved, ctx.cancel) {
         return Some(text);
     }
     let bytes = workspace::read_bounded(&resolved, shown, MAX_FILE_BYTES).ok()?;
