@@ -820,7 +820,9 @@ fn allow_existing(ruleset: &mut landlock::Ruleset, path: &Path, access: u64) -> 
 
 /// Grants `access` beneath `path`, except beneath any of `secrets`: a directory that holds a
 /// secret is granted child by child instead (so it cannot be listed itself), and a symlink
-/// that leads to or into a secret is skipped.
+/// that leads to or into a secret is skipped. A symlink among those children is granted only
+/// where it leads inside `path`, as a rule on `path` itself would cover it: `.env` in a
+/// workspace must not make its link to `~/.cargo/config.toml` readable.
 fn grant(
     ruleset: &mut landlock::Ruleset,
     path: &Path,
@@ -828,13 +830,15 @@ fn grant(
     secrets: &[PathBuf],
 ) -> io::Result<()> {
     match path.canonicalize() {
-        Ok(path) => grant_canonical(ruleset, &path, access, secrets),
+        Ok(path) => grant_canonical(ruleset, &path, &path, access, secrets),
         Err(_) => Ok(()),
     }
 }
 
+/// [`grant`] of `path`, canonical, lying in `top`, the path granted.
 fn grant_canonical(
     ruleset: &mut landlock::Ruleset,
+    top: &Path,
     path: &Path,
     access: u64,
     secrets: &[PathBuf],
@@ -850,11 +854,15 @@ fn grant_canonical(
     };
     for entry in entries.flatten() {
         // A listed entry of a canonical directory is canonical, unless it is a link.
-        if entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
-            grant(ruleset, &entry.path(), access, secrets)?;
+        let entry = if entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
+            match entry.path().canonicalize() {
+                Ok(target) if target.starts_with(top) => target,
+                _ => continue,
+            }
         } else {
-            grant_canonical(ruleset, &entry.path(), access, secrets)?;
-        }
+            entry.path()
+        };
+        grant_canonical(ruleset, top, &entry, access, secrets)?;
     }
     Ok(())
 }
