@@ -151,6 +151,8 @@ const PLANTED: &[&str] = &[
 struct Scenario {
     identity: Identity,
     dir: tempfile::TempDir,
+    /// A directory put first on `PATH` (the set-up's Python tools: ty).
+    tools: Option<PathBuf>,
 }
 
 impl Scenario {
@@ -160,7 +162,11 @@ impl Scenario {
             .tempdir()
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let res = Scenario { identity, dir };
+        let res = Scenario {
+            identity,
+            dir,
+            tools: None,
+        };
         for name in PLANTED {
             let path = res.home().join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -219,7 +225,12 @@ impl Scenario {
             (
                 "PATH",
                 format!(
-                    "{home}/.local/bin:{home}/.docker/bin:{home}/.cargo/bin:/usr/local/bin:/usr/bin:/bin",
+                    "{tools}{home}/.local/bin:{home}/.docker/bin:{home}/.cargo/bin:/usr/local/bin:/usr/bin:/bin",
+                    tools = self
+                        .tools
+                        .as_ref()
+                        .map(|dir| format!("{}:", dir.display()))
+                        .unwrap_or_default(),
                     home = self.home().display()
                 ),
             ),
@@ -430,6 +441,91 @@ fn secrets_outside_the_workspace_stay_unreadable() {
         assert!(!scenario.workspace().join("hard-link").exists());
         run.assert_printed("toolchain-runs");
         run.assert_printed("Jail Test");
+    }
+}
+
+/// The language server behind navigation answers read-class tools, which run without a
+/// question, so it reads nothing `read_file` would not read without asking: a name bound in a
+/// workspace `.env` reached through `settings_local.py -> .env`, or in `~/.cargo/config.toml`
+/// (readable to commands) through a link out of the workspace, reaches no hover, definition,
+/// reference or symbol, not even through a second name (`x = API_KEY`); neither does a secret
+/// and a link to it made while the server runs. Navigation still answers from ty for the
+/// workspace's own code, a module made while it runs included.
+#[test]
+fn navigation_reads_no_secret_through_a_link() {
+    const IN_WORKSPACE: &str = "sk-live-PUNIE-ENV-4f9a2c";
+    const OUTSIDE: &str = "cio-PUNIE-REGISTRY-77";
+    const MADE_LATER: &str = "PUNIE-MADE-LATER-31d0";
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.venv/bin")
+        .canonicalize()
+        .expect("scripts/bootstrap.sh installs the Python tools in .venv");
+    assert!(
+        tools.join("ty").is_file(),
+        "ty is not installed in {tools:?}"
+    );
+    for identity in identities() {
+        let mut scenario = Scenario::new(identity);
+        scenario.tools = Some(tools.clone());
+        let ws = scenario.workspace();
+        let home = scenario.home();
+        std::fs::write(ws.join(".env"), format!("API_KEY = \"{IN_WORKSPACE}\"\n")).unwrap();
+        std::fs::write(
+            home.join(".cargo/config.toml"),
+            format!("[registries.corp]\ntoken = \"{OUTSIDE}\"\n"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(".env", ws.join("settings_local.py")).unwrap();
+        std::os::unix::fs::symlink(home.join(".cargo/config.toml"), ws.join("corp_settings.py"))
+            .unwrap();
+        std::fs::create_dir(ws.join("sub")).unwrap();
+        std::fs::write(ws.join("sub/__init__.py"), "").unwrap();
+        std::fs::write(
+            ws.join("shapes.py"),
+            "def greet(n: int) -> str:\n    return str(n)\n",
+        )
+        .unwrap();
+        std::fs::write(
+            ws.join("app.py"),
+            "from settings_local import API_KEY\nfrom corp_settings import token\nfrom shapes import greet\nx = API_KEY\nt = token\ny = greet(1)\n",
+        )
+        .unwrap();
+        if identity.unprivileged() {
+            let (uid, gid) = test_user();
+            chown_tree(scenario.dir.path(), uid, gid);
+        }
+        // The secret is spelled in two halves: the call's own arguments are in the output.
+        // In `sub/`, which holds no secret when the server starts, so its jail grants it whole.
+        let (first, second) = MADE_LATER.split_at(8);
+        let secret_later = format!(
+            "printf 'K = \"%s%s\"\\n' {first} {second} > sub/.env.local; \
+             ln -s .env.local sub/extra.py; printf 'from sub.extra import K\\nk = K\\n' > sub/app3.py"
+        );
+        // Beside `.env`, where its jail grants entry by entry.
+        let module_later =
+            "printf 'N = 1\\n' > later.py; printf 'from later import N\\nq = N\\n' > app2.py";
+        let code = format!(
+            r#"
+for label, file, line, column, name in [("x", "app.py", 4, 1, "x"), ("t", "app.py", 5, 1, "t"), ("key", "app.py", 1, 27, "API_KEY"), ("token", "app.py", 2, 27, "token"), ("y", "app.py", 6, 1, "y")]:
+    h = hover(file, line, column, name)
+    print(label, h.answered_by, repr(h.content))
+    g = goto_definition(file, line, column, name)
+    print(label, "def", [(l.file, l.preview) for l in g.locations])
+    r = find_references(file, line, column, name)
+    print(label, "refs", [(l.file, l.preview) for l in r.references])
+print("symbols", [s.name for s in workspace_symbols("API").symbols], document_symbols("app.py").symbol_count)
+for label, file, name, made in [("k", "sub/app3.py", "k", {secret_later:?}), ("q", "app2.py", "q", {module_later:?})]:
+    run_command("sh", args=["-c", made])
+    h = hover(file, 2, 1, name)
+    print(label, h.answered_by, repr(h.content))
+"#
+        );
+        let run = scenario.sandbox(&code, &[]);
+        for secret in [IN_WORKSPACE, OUTSIDE, MADE_LATER] {
+            run.assert_no(secret);
+        }
+        run.assert_printed("y ty server 'str'");
+        run.assert_printed("q ty server 'Literal[1]'");
     }
 }
 
@@ -2404,7 +2500,7 @@ mod library {
     /// dropping the session leaves no process.
     #[test]
     fn a_cancelled_session_wait_returns_and_leaves_nothing() {
-        use punie::jail::{Access, Session, SessionEnd};
+        use punie::jail::{Session, SessionEnd, WorkspaceSecrets};
         let ws = tempfile::tempdir().unwrap();
         punie::jail::use_helper_executable(punie_exe());
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -2412,7 +2508,7 @@ mod library {
             &argv(&["sh", "-c", "setsid sleep 86571 & sleep 86572"]),
             ws.path(),
             ws.path(),
-            &Access::default(),
+            &WorkspaceSecrets::default(),
             1024,
             deadline,
             &CancelFlag::default(),

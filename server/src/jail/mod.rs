@@ -34,6 +34,11 @@
 //! | environment | an allowlist: `PATH` (its absolute entries), `LANG`, and `HOME`/`TMPDIR` in the private directory; git configuration that switches off the programs a repository's own names (`git_config.rs`) | — | — |
 //! | descriptors | the helper marks all but stdin, stdout and stderr close-on-exec (an editor's leaks included) | — | — |
 //!
+//! A program that answers read-class tools without a question (the language server behind
+//! navigation, [`Session`]) reads less than a command: only what `read_file` reads without
+//! asking and what it needs to run, never the workspace's files named like a secret
+//! ([`Reach::Reader`], `reach.rs`).
+//!
 //! Every command also runs with `no_new_privs`, no capabilities (root's are dropped), a new
 //! session (no terminal to inject into), no core dumps, first in line for the out-of-memory
 //! killer, and at most 1024 processes where it has a user namespace of its own. A kernel that lacks a layer gets the
@@ -53,11 +58,13 @@ mod git_config;
 mod helper;
 mod os_bytes;
 mod protected;
+mod reach;
 mod run;
 mod secret_names;
 mod session;
 mod special_dirs;
 mod user_config;
+mod workspace_secrets;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -71,6 +78,7 @@ pub use protected::{
     DIRS_AFTER_COMMAND, DIRS_BEFORE_COMMAND, Found, Judged, judge_entry, protected_for_command,
     protected_in, root_protected, root_rule,
 };
+pub use reach::Reach;
 pub use run::{End, Failure, Finished, RunLimits, run};
 pub use secret_names::secret_name;
 pub use session::{Session, SessionEnd};
@@ -79,6 +87,7 @@ pub use special_dirs::{
     linked_git_dirs, root_markers,
 };
 pub use user_config::{is_user_config, policy_file_path, user_config_in};
+pub use workspace_secrets::{WorkspaceSecrets, workspace_secrets};
 
 use crate::sync;
 use std::ffi::OsString;
@@ -401,6 +410,11 @@ pub struct Plan {
     /// Never granted, even beneath a readable or writable path.
     #[serde(with = "os_bytes::paths")]
     pub secrets: Vec<PathBuf>,
+    /// Directories whose entries may be listed beneath them, not read: a reader's workspace
+    /// directories that hold a secret, whose other entries are granted one by one
+    /// ([`Reach::Reader`]).
+    #[serde(with = "os_bytes::paths", default)]
+    pub listable: Vec<PathBuf>,
     /// The run's private directory (created and removed by the server): `home/` and `tmp/`
     /// are made inside it; `home/` gets a link to each readable entry under the real home.
     #[serde(with = "os_bytes::path")]
@@ -510,6 +524,7 @@ impl Plan {
             network: access.network,
             namespaces: host.namespaces,
             read_only: Vec::new(),
+            listable: Vec::new(),
             stdin_fd: None,
         }
     }

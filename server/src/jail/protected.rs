@@ -37,7 +37,7 @@ pub const DIRS_AFTER_COMMAND: usize = 100_000;
 /// `.nox`: they hold real environments (`.tox/py311/pyvenv.cfg`) whose `.pth` files and
 /// `bin/activate` run later, outside the jail; an environment is listed whole and never
 /// entered, so they cost a few directories.
-const SKIPPED: &[&str] = &[
+pub(super) const SKIPPED: &[&str] = &[
     "node_modules",
     "target",
     "__pycache__",

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Access, Host, Layers, Plan, Report, git_config};
+use super::{Access, Host, Layers, Reach, Report, git_config};
 use crate::cancel::{CancelFlag, poll_for, poll_until};
 
 /// How long a command being stopped may take to be gone before the server gives up on its
@@ -195,7 +195,7 @@ fn run_one(
         cwd,
         workspace,
         protected.to_vec(),
-        access,
+        Reach::Command(access),
         git_programs,
         None,
     )?
@@ -248,15 +248,16 @@ impl Helper {
     }
 }
 
-/// Makes the private directory, starts `punie jail-exec` and hands it the plan for `argv`,
-/// with the paths of `read_only` mounted read-only and the git keys `git_programs` switched
-/// off. `stdin` becomes the command's standard input (else `/dev/null`).
+/// Makes the private directory, starts `punie jail-exec` and hands it the plan for `argv` as
+/// `reach` allows it, with the paths of `read_only` mounted read-only and the git keys
+/// `git_programs` switched off. `stdin` becomes the command's standard input (else
+/// `/dev/null`).
 pub(super) fn start_helper(
     argv: &[String],
     cwd: &Path,
     workspace: &Path,
     read_only: Vec<PathBuf>,
-    access: &Access,
+    reach: Reach<'_>,
     git_programs: &[(String, String)],
     stdin: Option<&OwnedFd>,
 ) -> Result<Helper, Failure> {
@@ -272,7 +273,7 @@ pub(super) fn start_helper(
         .path()
         .canonicalize()
         .unwrap_or_else(|_| private.path().to_path_buf());
-    let mut plan = Plan::new(argv, cwd, workspace, access, &Host::current(), &private_dir);
+    let mut plan = reach.plan(argv, cwd, workspace, &Host::current(), &private_dir);
     plan.protect(read_only);
     plan.switch_off_git_programs(git_programs);
     plan.stdin_fd = stdin.map(AsRawFd::as_raw_fd);

@@ -1,8 +1,9 @@
 //! Files of a workspace whose name marks a secret: `.env`, a private key, a `.netrc`, or
 //! what [`SECRETS`] names under the home (`.ssh/`, `.aws/credentials`, `.kube/config`) found
 //! at any depth of the workspace. Commands may read them (the user approved the command);
-//! the read tools ask the user every time first (`policy::decide`), and the tools that read
-//! on their own (navigation, the typed tools) never read them.
+//! the read tools ask the user every time first (`policy::decide`), the tools that read on
+//! their own (navigation, the typed tools) never read them, and the jail of the language server
+//! behind navigation hides them from it (`workspace_secrets.rs`).
 
 use super::SECRETS;
 

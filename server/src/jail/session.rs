@@ -3,11 +3,12 @@
 //! the workspace, where one started per call pays its start-up and its indexing every time
 //! (measured in docs/typed-tools.md).
 //!
-//! It runs under the same plan as [`super::run`]'s commands, with a pipe from the server on
-//! its stdin instead of `/dev/null`, so it has the same guarantees: no network, no secrets,
-//! writes only in the workspace and its private directory, no other processes. Every read is
-//! bounded (the stdout the caller has not taken yet, the tail of stderr) and every wait ends
-//! at the caller's deadline or cancel flag. Dropping the [`Session`] stops the program and
+//! It runs under the jail of [`super::run`]'s commands, with a pipe from the server on its
+//! stdin instead of `/dev/null`, and the reach of a reader ([`Reach::Reader`]): it answers
+//! read-class tools, so it reads only the workspace without its secrets and what it needs to
+//! run, never the network; it writes only in the workspace and its private directory, and
+//! sees no other processes. Every read is bounded (the stdout the caller has not taken yet,
+//! the tail of stderr) and every wait ends at the caller's deadline or cancel flag. Dropping the [`Session`] stops the program and
 //! everything it started: the helper kills the namespace's init when its control socket
 //! closes, exactly as for a command at its deadline, and that also happens when the server
 //! itself dies.
@@ -22,7 +23,7 @@ use super::run::{
     Helper, ReadResult, is_keeper, read_some, remove_private, set_nonblocking, start_helper,
     take_reports, wait_helper,
 };
-use super::{Access, Failure, Layers, Report};
+use super::{Failure, Layers, Reach, Report, WorkspaceSecrets};
 use crate::cancel::{CancelFlag, poll_for, poll_until};
 
 /// The bytes of stderr kept (the last ones), for the error a caller shows.
@@ -68,21 +69,20 @@ pub struct Session {
     layers: Option<Layers>,
     /// A report that the program could not start.
     failure: Option<Failure>,
-    network_allowed: bool,
     ended: Option<SessionEnd>,
     /// Removed when the session is dropped, after the helper is gone.
     private: Option<tempfile::TempDir>,
 }
 
 impl Session {
-    /// Starts `argv` in `cwd` (inside `workspace`) in the jail and waits, until `deadline`,
-    /// for the helper to report that it runs. At most `output_limit` bytes of stdout are held
-    /// for the caller at a time.
+    /// Starts `argv` in `cwd` (inside `workspace`, whose secrets are `secrets`) in the jail
+    /// and waits, until `deadline`, for the helper to report that it runs. At most
+    /// `output_limit` bytes of stdout are held for the caller at a time.
     pub fn start(
         argv: &[String],
         cwd: &Path,
         workspace: &Path,
-        access: &Access,
+        secrets: &WorkspaceSecrets,
         output_limit: usize,
         deadline: Instant,
         cancel: &CancelFlag,
@@ -94,7 +94,7 @@ impl Session {
             cwd,
             workspace,
             super::protected_for_command(workspace)?.paths,
-            access,
+            Reach::Reader(secrets),
             &[],
             Some(&read_end),
         )?
@@ -122,7 +122,6 @@ impl Session {
             control_line: Vec::new(),
             layers: None,
             failure: None,
-            network_allowed: access.network,
             ended: None,
             private: Some(private),
         };
@@ -321,7 +320,8 @@ impl Session {
     fn take_report(&mut self, report: Report) {
         let failure = match report {
             Report::Started { layers } => {
-                super::note_layers(&layers, self.network_allowed);
+                // A reader never has the network.
+                super::note_layers(&layers, false);
                 self.layers = Some(layers);
                 return;
             }

@@ -768,8 +768,8 @@ fn exit_report(status: i32) -> Report {
 }
 
 /// The command's Landlock ruleset: read and execute beneath the readable paths, every right
-/// beneath the writable ones, never a secret; `/proc` readable (with a PID namespace it shows
-/// only the sandbox), and the harmless devices.
+/// beneath the writable ones, never a secret; listing beneath the listable ones; `/proc`
+/// readable (with a PID namespace it shows only the sandbox), and the harmless devices.
 fn ruleset(plan: &Plan, abi: u32) -> io::Result<landlock::Ruleset> {
     let mut res = landlock::Ruleset::new(abi, !plan.network)?;
     let secrets: Vec<PathBuf> = plan
@@ -786,6 +786,9 @@ fn ruleset(plan: &Plan, abi: u32) -> io::Result<landlock::Ruleset> {
     }
     for path in &plan.writable {
         grant(&mut res, path, landlock::ALL, &secrets)?;
+    }
+    for path in &plan.listable {
+        allow_existing(&mut res, path, landlock::READ_DIR)?;
     }
     if plan.network {
         // resolv.conf is often a link into /run (systemd-resolved, resolvconf).

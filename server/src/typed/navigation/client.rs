@@ -1,5 +1,5 @@
 //! Punie as the client of a Python language server (`ty server`) running in the jail
-//! ([`jail::Session`]): JSON-RPC frames as our own server reads and writes them
+//! ([`crate::jail::Session`]): JSON-RPC frames as our own server reads and writes them
 //! (`crate::jsonrpc`), requests bounded by the caller's deadline and cancel flag, answers to
 //! the server's own requests, and the notifications that keep its view of the workspace
 //! current (it does not watch the disk itself: the client tells it which files changed).
@@ -22,7 +22,7 @@ use lsp_types::{
 };
 
 use crate::cancel::CancelFlag;
-use crate::jail::{self, Session, SessionEnd};
+use crate::jail::{Session, SessionEnd, WorkspaceSecrets};
 use crate::jsonrpc::{self as transport, Incoming, Outgoing};
 
 /// The most a server may write before the client reads it (a response, notifications).
@@ -61,6 +61,8 @@ impl From<SessionEnd> for ClientError {
 pub(super) struct Client {
     session: Session,
     root: PathBuf,
+    /// What its jail hides: the workspace as it was when the server started.
+    secrets: WorkspaceSecrets,
     next_id: i32,
     /// The workspace's Python and configuration files as the server last saw them.
     seen: HashMap<PathBuf, Stamp>,
@@ -70,19 +72,20 @@ pub(super) struct Client {
 type Stamp = (Option<SystemTime>, u64);
 
 impl Client {
-    /// Starts `argv` (the server) in `root` with `access`, and initializes it.
+    /// Starts `argv` (the server) in `root`, its jail hiding `secrets`, and initializes it.
     pub(super) fn start(
         argv: &[String],
         root: &Path,
-        access: &jail::Access,
+        secrets: WorkspaceSecrets,
         deadline: Instant,
         cancel: &CancelFlag,
     ) -> Result<Client, ClientError> {
-        let session = Session::start(argv, root, root, access, OUTPUT_LIMIT, deadline, cancel)
+        let session = Session::start(argv, root, root, &secrets, OUTPUT_LIMIT, deadline, cancel)
             .map_err(|failure| ClientError::Broken(failure.to_string()))?;
         let mut client = Client {
             session,
             root: root.to_path_buf(),
+            secrets,
             next_id: 0,
             seen: stamps(root),
         };
@@ -115,6 +118,11 @@ impl Client {
 
     pub(super) fn is_running(&self) -> bool {
         self.session.is_running()
+    }
+
+    /// Whether its jail still hides what `now` (the workspace's snapshot) says must be.
+    pub(super) fn hides(&self, now: &WorkspaceSecrets) -> bool {
+        self.secrets == *now
     }
 
     /// Tells the server which workspace files changed, appeared or went since it last looked.

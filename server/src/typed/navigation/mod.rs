@@ -82,7 +82,8 @@ const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// of the workspace (a cloned repository can ship `settings.py -> ~/.aws/credentials`), a
 /// secret, a file named like one (`.env`: `read_file` asks before reading it, and these
 /// reads ask nobody), a FIFO, a `/proc` file, a file too large or not UTF-8. Navigation is in
-/// the read class, so only what `read_file` may read without asking is read.
+/// the read class, so only what `read_file` may read without asking is read: here, and by the
+/// language server, whose jail allows no more (`server.rs`, `jail::Reach::Reader`).
 fn workspace_text(ctx: &Context<'_>, path: &Path) -> Option<String> {
     let shown = path.to_str()?;
     let resolved = workspace::resolve(ctx.root(), shown).ok()?;

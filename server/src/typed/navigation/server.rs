@@ -16,8 +16,16 @@
 //!
 //! **Permission**: navigation stays in the read class. The program is fixed (`ty server`,
 //! found on `PATH` like every typed tool's), the model chooses only a position or a query,
-//! ty reads the workspace without running its code, and it runs in the same jail as every
-//! command (no network, no secrets, writes only in the workspace and its private directory).
+//! ty reads the workspace without running its code, and it runs in the jail as a reader
+//! ([`jail::Reach::Reader`]): whatever it reads can reach the model in a hover or a preview
+//! without a question, so it reads only what `read_file` reads without asking (the workspace
+//! without the files named like a secret, nor where links to them lead) and what it needs to
+//! run (the installations on `PATH`, its Python environment among them; the system's
+//! libraries); no network; writes only in the workspace and its private directory. Its jail's
+//! rules are fixed when it starts, so every call takes the workspace's snapshot again
+//! ([`jail::workspace_secrets`]) and starts the server again when it no longer matches (a
+//! secret made since, an entry beside one that its jail grants entry by entry); a workspace
+//! too large to take one of gets the parser.
 
 use crate::sync;
 use std::path::{Path, PathBuf};
@@ -38,7 +46,7 @@ use super::{
     DocumentSymbolsResult, FindReferencesResult, GotoDefinitionResult, HoverResult,
     WorkspaceSymbolsResult,
 };
-use crate::jail::Access;
+use crate::jail;
 use crate::tools::Program;
 use crate::typed::source::SourceFile;
 use crate::typed::{Context, Position};
@@ -56,7 +64,6 @@ const RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The server of one workspace.
 struct Slot {
     root: PathBuf,
-    access: Access,
     used: Instant,
     state: Arc<Mutex<State>>,
 }
@@ -73,14 +80,11 @@ enum State {
 static SERVERS: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
 
 /// The state of `root`'s server, made when missing; stops idle and surplus servers.
-fn slot(root: &Path, access: &Access) -> Arc<Mutex<State>> {
+fn slot(root: &Path) -> Arc<Mutex<State>> {
     let mut servers = sync::lock(&SERVERS);
     let now = Instant::now();
     servers.retain(|slot| now.duration_since(slot.used) < IDLE);
-    if let Some(slot) = servers
-        .iter_mut()
-        .find(|slot| slot.root == root && slot.access == *access)
-    {
+    if let Some(slot) = servers.iter_mut().find(|slot| slot.root == root) {
         slot.used = now;
         return slot.state.clone();
     }
@@ -96,7 +100,6 @@ fn slot(root: &Path, access: &Access) -> Arc<Mutex<State>> {
     let state = Arc::new(Mutex::new(State::NotStarted));
     servers.push(Slot {
         root: root.to_path_buf(),
-        access: access.clone(),
         used: now,
         state: state.clone(),
     });
@@ -117,16 +120,26 @@ fn with_client<T>(
     if !crate::typed::installed(Program::Ty) {
         return Ok(None);
     }
-    let limits = ctx.host.command_limits();
-    let deadline = Instant::now() + limits.timeout;
-    let state = slot(ctx.root(), &limits.access);
+    let deadline = Instant::now() + ctx.host.command_limits().timeout;
+    let state = slot(ctx.root());
     let mut state = sync::lock(&state);
+    let Some(secrets) = jail::workspace_secrets(ctx.root()) else {
+        tracing::warn!(
+            "navigation: the workspace has more than {} directories, too many to find every \
+             secret the language server must not read; the parser answers",
+            jail::DIRS_BEFORE_COMMAND
+        );
+        *state = State::NotStarted;
+        return Ok(None);
+    };
     let client = match &mut *state {
-        State::Running(client) if client.is_running() => client,
+        State::Running(client) if client.is_running() && client.hides(&secrets) => client,
         State::Failed { retry_at } if Instant::now() < *retry_at => return Ok(None),
         _ => {
+            // A server whose jail no longer hides what it must is stopped first.
+            *state = State::NotStarted;
             let argv = ["ty".to_owned(), "server".to_owned()];
-            match Client::start(&argv, ctx.root(), &limits.access, deadline, ctx.cancel) {
+            match Client::start(&argv, ctx.root(), secrets, deadline, ctx.cancel) {
                 Ok(client) => {
                     *state = State::Running(Box::new(client));
                     let State::Running(client) = &mut *state else {
