@@ -1,7 +1,8 @@
 //! Punie's own per-user directories: the data directory (`$XDG_DATA_HOME/punie`,
 //! `~/.local/share/punie`; on macOS `~/Library/Application Support/punie`), the model
-//! directory (`PUNIE_MODEL_DIR`, else `<data dir>/models`) and the ACP session store
-//! (`PUNIE_SESSION_DIR`, else `<data dir>/sessions`).
+//! directory (`PUNIE_MODEL_DIR`, else `<data dir>/models`) and the session store
+//! (`PUNIE_SESSION_DIR`, else `<data dir>/sessions`: ACP's sessions, and in `workspaces/` the
+//! records of which `.punie/session.json` Punie wrote, `agent::load_workspace_session`).
 //!
 //! Below everything that names them: `models` finds models here, `acp` its session store,
 //! and the jail keeps all of them out of reach of commands and tools ([`protected`]), for a

@@ -37,7 +37,9 @@
 //!   failed (model missing, context overflow, …).
 //! - Conversation memory: [`RunOutcome::conversation`] is the conversation with this run
 //!   appended; pass it as the next request's `conversation` to follow up. A cancelled or failed
-//!   run leaves it as it was. [`save_session`]/[`load_session`] store it on disk.
+//!   run leaves it as it was. [`save_session`]/[`load_session`] store it on disk;
+//!   [`save_workspace_session`]/[`load_workspace_session`] keep a workspace's last one for
+//!   `--continue`, refusing a file Punie did not write there.
 //! - [`run_with_strategy`] runs the same loop with [`Strategy::ToolPerTurn`] (one direct tool
 //!   call per turn, the format before Code Mode), for measurements; `run` is Code Mode.
 //! - Each run writes a JSON-lines transcript to `transcript_dir` (see `transcript`).
@@ -54,6 +56,7 @@ mod session;
 mod tests;
 mod transcript;
 mod types;
+mod workspace_session;
 mod workspace_state;
 
 pub use conversation::{Conversation, new_run_id, role_from_name, role_name};
@@ -71,4 +74,5 @@ pub use types::{
     DEFAULT_MAX_TURNS, RunOutcome, RunRequest, RunStatus, RunTimings, Strategy, ToolCallRecord,
     ToolUse, Truncation,
 };
+pub use workspace_session::{load_workspace_session, save_workspace_session};
 pub use workspace_state::{create_dir as create_state_dir, state_dir};

@@ -15,7 +15,8 @@ use crate::prompt::Message;
 
 use super::conversation::{Conversation, role_from_name, role_name};
 
-/// Where the CLI keeps a workspace's last session.
+/// Where the CLI keeps a workspace's last session (`workspace_session.rs` says who may have
+/// written it).
 pub fn default_session_path(workspace_root: &Path) -> PathBuf {
     super::workspace_state::state_dir(workspace_root).join("session.json")
 }
@@ -29,6 +30,11 @@ pub struct SavedSession {
 
 /// Writes the session ([`write_stored`]).
 pub fn save_session(path: &Path, conversation: &Conversation, profile: &str) -> anyhow::Result<()> {
+    write_stored(path, &session_bytes(conversation, profile)?)
+}
+
+/// The session as [`save_session`] writes it.
+pub(super) fn session_bytes(conversation: &Conversation, profile: &str) -> anyhow::Result<Vec<u8>> {
     let messages: Vec<Value> = conversation
         .messages()
         .iter()
@@ -36,7 +42,7 @@ pub fn save_session(path: &Path, conversation: &Conversation, profile: &str) -> 
         .collect();
     let body =
         json!({"session_id": conversation.session_id(), "profile": profile, "messages": messages});
-    write_stored(path, &serde_json::to_vec_pretty(&body)?)
+    Ok(serde_json::to_vec_pretty(&body)?)
 }
 
 /// Writes one of Punie's stored files (a saved session, a session's metadata)
@@ -57,20 +63,25 @@ pub fn write_stored(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// The largest saved session read back: far beyond any conversation a context window holds.
-const MAX_SESSION_BYTES: u64 = 32 * 1024 * 1024;
+pub(super) const MAX_SESSION_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Reads a session written by [`save_session`]; `Ok(None)` when there is none.
 pub fn load_session(path: &Path) -> anyhow::Result<Option<SavedSession>> {
     let Some(bytes) = read_stored(path, MAX_SESSION_BYTES)? else {
         return Ok(None);
     };
+    parse_session(path, &bytes).map(Some)
+}
+
+/// The session in `bytes`, read from `path`.
+pub(super) fn parse_session(path: &Path, bytes: &[u8]) -> anyhow::Result<SavedSession> {
     let bad = || {
         format!(
             "{} is not a saved Punie session; delete it to start afresh",
             path.display()
         )
     };
-    let value: Value = serde_json::from_slice(&bytes).with_context(bad)?;
+    let value: Value = serde_json::from_slice(bytes).with_context(bad)?;
     let session_id = value["session_id"].as_str().with_context(bad)?.to_owned();
     let profile = value["profile"].as_str().with_context(bad)?.to_owned();
     let messages = value["messages"]
@@ -84,10 +95,10 @@ pub fn load_session(path: &Path) -> anyhow::Result<Option<SavedSession>> {
         })
         .collect::<Option<Vec<_>>>()
         .with_context(bad)?;
-    Ok(Some(SavedSession {
+    Ok(SavedSession {
         conversation: Conversation::from_parts(session_id, messages),
         profile,
-    }))
+    })
 }
 
 /// The bytes of one of Punie's stored files (a saved session, a session's metadata), or

@@ -135,13 +135,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     front_end.finish();
     let outcome = &finished.outcome;
 
-    if outcome.status.keeps_conversation() {
-        let session_path = agent::default_session_path(&setup.workspace);
-        if let Err(err) =
-            agent::save_session(&session_path, &outcome.conversation, setup.profile.name())
-        {
-            tracing::warn!("the session was not saved, --continue will not see this run: {err:#}");
-        }
+    if outcome.status.keeps_conversation()
+        && let Err(err) = agent::save_workspace_session(
+            &setup.workspace,
+            &outcome.conversation,
+            setup.profile.name(),
+        )
+    {
+        tracing::warn!("the session was not saved, --continue will not see this run: {err:#}");
     }
 
     let mut stdout = std::io::stdout().lock();
@@ -364,12 +365,11 @@ fn resolve_workspace(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 fn continued_conversation(workspace: &Path, profile: &str) -> anyhow::Result<Conversation> {
-    let path = agent::default_session_path(workspace);
-    match agent::load_session(&path)? {
+    match agent::load_workspace_session(workspace)? {
         None => {
             tracing::info!(
                 "--continue: no saved session in {}, starting a new one",
-                path.display()
+                agent::default_session_path(workspace).display()
             );
             Ok(Conversation::new())
         }
