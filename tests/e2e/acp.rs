@@ -246,7 +246,8 @@ fn a_commands_call_is_quoted_as_its_dialog() {
     let turns = [
         call(
             "print(run_command('echo hi; touch PWN'))
-print(run_command('printf', args=['%s', 'a\\nb', '$(id)']))",
+print(run_command('printf', args=['%s', 'a\\nb', '$(id)']))
+print(run_command('sh', args=['-c', 'true' + ' ' * 70 + '; echo whole']))",
         ),
         "Done.".to_owned(),
     ];
@@ -293,7 +294,9 @@ print(run_command('printf', args=['%s', 'a\\nb', '$(id)']))",
         calls,
         [
             "run_command echo 'hi;' touch PWN",
-            "run_command printf %s $'a\\nb' '$(id)'"
+            "run_command printf %s $'a\\nb' '$(id)'",
+            // A card shows the whole command, as its dialog does; a status bar cuts it.
+            &format!("run_command sh -c 'true{}; echo whole'", " ".repeat(70)),
         ]
     );
     assert!(!fx.root().join("PWN").exists());
@@ -452,6 +455,87 @@ fn writes_go_through_the_client_as_diffs() {
         .expect("a diff");
     assert_eq!(diff["oldText"], "def add(a, b):\n    return a - b\n");
     assert_eq!(diff["newText"], "def add(a, b):\n    return a + b\n");
+}
+
+/// Red-team finding: a client shows a tool call's `locations` and a diff's `path` as they are,
+/// so a name with U+202E or a line break read as another file. `write_file` refuses such a
+/// name before anyone is asked, and a file of the repository so named is read without a
+/// location (the card's content names it escaped).
+#[test]
+fn names_with_hidden_characters_are_not_written_or_shown_raw() {
+    let fx = Fixture::new();
+    let planted = "notes_\u{202E}dm.txt";
+    std::fs::write(fx.root().join(planted), "planted notes\n").unwrap();
+    let turns = [
+        call(
+            "print(read_file('notes_\\u202edm.txt'))
+for name in ['ok.txt\\n\\nREADME.md', 'app_\\u202eyp.txt', 'sub\\u2066/x.py']:
+    try:
+        write_file(name, 'x = 1\\n')
+    except ValueError as e:
+        print('refused', e)",
+        ),
+        "Done.".to_owned(),
+    ];
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let handler: crate::acp_client::Handler = Box::new(move |method, _params| {
+        seen.lock().unwrap().push(method.to_owned());
+        match method {
+            "session/request_permission" => {
+                Ok(json!({"outcome": {"outcome": "selected", "optionId": "allow_once"}}))
+            }
+            "fs/write_text_file" => Ok(json!({})),
+            _ => Err(json!({"code": -32601, "message": "no"})),
+        }
+    });
+    let listing = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != ".punie")
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(&fx.root());
+    let mut client = fx.start(&turns, handler);
+    client.initialize(false, true);
+    let session_id = client.new_session(&fx.root());
+    let response = client.prompt(&session_id, "go");
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    let asked = asked.lock().unwrap();
+    assert!(
+        !asked
+            .iter()
+            .any(|m| m == "fs/write_text_file" || m == "session/request_permission"),
+        "{asked:?}"
+    );
+    assert_eq!(listing(&fx.root()), before);
+    let updates = client.updates(&session_id, 0);
+    for update in &updates {
+        for location in update["locations"].as_array().into_iter().flatten() {
+            let path = location["path"].as_str().unwrap();
+            assert!(!path.contains(['\u{202E}', '\n']), "{update}");
+        }
+    }
+    let output = updates
+        .iter()
+        .filter_map(|u| {
+            u["rawOutput"]
+                .as_str()
+                .or(u["content"][0]["content"]["text"].as_str())
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(output.contains("planted notes"), "{output}");
+    assert_eq!(
+        output
+            .matches("refused a file name with hidden characters")
+            .count(),
+        3,
+        "{output}"
+    );
 }
 
 /// A client that never answers `fs/read_text_file` or `fs/write_text_file` holds a snippet no

@@ -52,6 +52,17 @@ use super::main_loop::Task;
 use super::transport::notification;
 use super::wire;
 
+/// A tool call's `locations` for `path`: none where the path holds hidden characters, which
+/// clients show as they are (a U+202E reorders the name, a line break hides its end); the
+/// call's content names it escaped. (`write_file` refuses such names: `sandbox::dispatch`.)
+fn locations(path: &str) -> Value {
+    if policy::has_hidden(path) {
+        json!([])
+    } else {
+        json!([{ "path": path }])
+    }
+}
+
 /// How long a request to the client (a permission dialog, a file read or write) may wait.
 /// `PUNIE_ACP_REQUEST_TIMEOUT_MS` shortens it for tests of clients that never answer.
 fn request_timeout() -> Duration {
@@ -188,7 +199,7 @@ impl AcpFrontEnd {
             "title": "Edit a file",
             "kind": "edit",
             "status": "in_progress",
-            "locations": [{"path": path}],
+            "locations": locations(&path),
         }));
         id
     }
@@ -198,7 +209,7 @@ impl AcpFrontEnd {
         self.send_update(json!({
             "sessionUpdate": "tool_call_update",
             "toolCallId": id,
-            "locations": [{"path": path}],
+            "locations": locations(path),
             "content": [{"type": "diff", "path": path, "oldText": old_text, "newText": new_text}],
         }));
     }
@@ -241,7 +252,7 @@ impl FrontEnd for AcpFrontEnd {
             self.send_update(json!({
                 "sessionUpdate": "tool_call_update",
                 "toolCallId": id,
-                "locations": [{"path": path.display().to_string()}],
+                "locations": locations(&path.display().to_string()),
             }));
         }
         if !self.fs.read_text_file {

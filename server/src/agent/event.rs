@@ -118,7 +118,8 @@ impl RunEvent {
             RunEvent::TurnStarted { turn: 1 } => Some("generating".to_owned()),
             RunEvent::TurnStarted { turn } => Some(format!("generating (turn {turn})")),
             RunEvent::CodeStarted { .. } => Some("running code".to_owned()),
-            RunEvent::ToolStarted { label, .. } => Some(label.clone()),
+            // A status bar: the label's start, and how much of it is not shown.
+            RunEvent::ToolStarted { label, .. } => Some(policy::cut(label, 80).with_note()),
             RunEvent::ToolFailed { tool, error, .. } => Some(format!("{tool} failed: {error}")),
             RunEvent::CodeFinished {
                 ok: false,

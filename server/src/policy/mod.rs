@@ -41,8 +41,8 @@ pub use protected::{
 pub use request::{Action, Target, ToolRequest};
 pub use scope::{Scope, SessionApprovals};
 pub use show::{
-    Shown, cut, escape, escape_lines, markdown_code_block, markdown_literal, one_line, shell_line,
-    shell_word,
+    Shown, cut, escape, escape_lines, has_hidden, markdown_code_block, markdown_literal, one_line,
+    shell_line, shell_word,
 };
 pub use user::{UserLimits, UserPolicy, parse_user_policy};
 

@@ -123,6 +123,11 @@ fn push_escape(res: &mut String, ch: char) {
     }
 }
 
+/// Whether `text` holds a character that a reader cannot see or that reorders what follows.
+pub fn has_hidden(text: &str) -> bool {
+    text.chars().any(is_hidden)
+}
+
 /// `text` (free text such as a diff line, not a shell word) with every hidden character but
 /// the tab written as `<U+202E>`. Backslashes stay as they are, so code reads as code; a file
 /// that holds the literal text `<U+202E>` looks the same as one that holds the character,

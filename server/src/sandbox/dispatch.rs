@@ -175,6 +175,17 @@ fn resolve(
                     format!("Is a directory: '{raw}'"),
                 ));
             }
+            // Editors show a path as it is (an ACP diff's header, a preview's title): a
+            // U+202E or a line break there names another file than the one written.
+            if policy::has_hidden(&resolved.target.rel) {
+                return Err(ToolError::new(
+                    "ValueError",
+                    format!(
+                        "a file name with hidden characters is not written: {}",
+                        policy::shell_word(&resolved.target.rel)
+                    ),
+                ));
+            }
             let action = Action::Write {
                 before: before(host, &resolved.path, cancel),
                 target: resolved.target,

@@ -298,16 +298,13 @@ impl Tool {
         )
     }
 
-    /// The progress label with `shown` (the label argument, quoted where the call is resolved:
-    /// `sandbox::dispatch`) after the tool's name, kept short: the editor shows it in a status
-    /// bar.
+    /// The call's label with `shown` (the label argument, quoted where the call is resolved:
+    /// `sandbox::dispatch`) after the tool's name, whole: an ACP tool card shows all of it, a
+    /// status bar cuts it (`RunEvent::progress_message`).
     pub fn label_showing(self, shown: &str) -> String {
-        const MAX_CHARS: usize = 80;
-        let mut label = format!("{} {}", self.0.name, shown.trim());
-        if label.chars().count() > MAX_CHARS {
-            label = label.chars().take(MAX_CHARS - 1).collect::<String>() + "…";
-        }
-        label.trim_end().to_owned()
+        format!("{} {}", self.0.name, shown.trim())
+            .trim_end()
+            .to_owned()
     }
 }
 
