@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -80,7 +80,7 @@ impl AcpClient {
         env: &[(&str, &str)],
         stderr: Stdio,
     ) -> AcpClient {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+        let mut command = crate::support::punie();
         command
             .arg("acp")
             .args(args)

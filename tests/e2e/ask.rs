@@ -17,7 +17,7 @@ use crate::support::fixture_workspace as workspace;
 use crate::support::wait_within;
 
 fn punie() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    let mut command = crate::support::punie();
     command.env_remove("PUNIE_ENGINE").env("PUNIE_LOG", "warn");
     command
 }

@@ -11,7 +11,6 @@
 //! language server does; the CLI tests run the built `punie ask` over stdio.
 
 use std::path::Path;
-use std::process::Command;
 
 use punie::agent::{self, Conversation, RunEvent, RunRequest, RunStatus, Truncation};
 use punie::cancel::CancelFlag;
@@ -70,7 +69,7 @@ fn punie_ask(workspace: &Path, n_ctx: u32, args: &[&str]) -> (Value, String) {
 
 /// `punie ask --json` on the default model with a context of `n_ctx`: its output and stderr.
 fn punie_ask_status(workspace: &Path, n_ctx: u32, args: &[&str]) -> (Value, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+    let output = crate::support::punie()
         .env_remove("PUNIE_ENGINE")
         .env("PUNIE_LOG", "warn")
         .env("PUNIE_CTX_SIZE", n_ctx.to_string())

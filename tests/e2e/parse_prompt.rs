@@ -3,13 +3,13 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::{Value, json};
 
 /// Runs `punie ARGS` with `stdin`, returning its output.
 fn punie(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
+    let mut child = crate::support::punie()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

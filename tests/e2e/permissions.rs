@@ -155,7 +155,7 @@ fn assert_unchanged(before: &BTreeMap<PathBuf, (u32, Vec<u8>)>, root: &Path) {
 }
 
 fn punie() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    let mut command = crate::support::punie();
     // The developer's own policy file must not change what these tests see.
     command
         .env("PUNIE_POLICY_FILE", "/nonexistent/punie-policy.toml")
@@ -290,6 +290,7 @@ fn ask_on_terminal(workspace: &Path, script: &Path, answers: &str, env: &[(&str,
     command
         .args(["-qec", &command_line, "/dev/null"])
         .env("PUNIE_POLICY_FILE", "/nonexistent/punie-policy.toml")
+        .env("PUNIE_SESSION_DIR", crate::support::session_store())
         .env_remove("PUNIE_ENGINE")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -332,6 +333,7 @@ fn ask_on_terminal_answering(
     let mut child = Command::new("script")
         .args(["-qec", &command_line, "/dev/null"])
         .env("PUNIE_POLICY_FILE", "/nonexistent/punie-policy.toml")
+        .env("PUNIE_SESSION_DIR", crate::support::session_store())
         .env_remove("PUNIE_ENGINE")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -16,7 +16,7 @@ use crate::support::git;
 
 /// Runs `code` with `punie sandbox --allow-commands` in `workspace`; its result object.
 fn sandbox(workspace: &Path, code: &str) -> Value {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    let mut command = crate::support::punie();
     command
         .args(["sandbox", "--allow-commands", "--workspace"])
         .arg(workspace);
@@ -315,7 +315,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 fn ask(workspace: &Path) -> std::process::Output {
     let script = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(script.path(), r#"["The answer."]"#).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_punie"))
+    crate::support::punie()
         .args(["ask", "--json", "--workspace"])
         .arg(workspace)
         .arg("--engine")
@@ -411,7 +411,7 @@ fn ask_as(
         serde_json::to_string(&[call, "done".into()]).unwrap(),
     )
     .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    let mut command = crate::support::punie();
     command
         .env_remove("PUNIE_POLICY_FILE")
         .env_remove("XDG_CONFIG_HOME")

@@ -160,7 +160,7 @@ fn an_openai_server_gets_a_files_turn_markers_broken() {
     let server = FakeOpenAi::start(Reply::Turns(vec![read.into(), "Done.".into()]));
     let workspace = tempfile::tempdir().unwrap();
     std::fs::write(workspace.path().join("README.md"), FILE).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_punie"))
+    let output = crate::support::punie()
         .env_remove("PUNIE_ENGINE")
         .env("PUNIE_LOG", "warn")
         .args(["ask", "--json", "--engine", &server.spec(), "--workspace"])

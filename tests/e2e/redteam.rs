@@ -433,7 +433,7 @@ fn peak_rss(pid: u32) -> Option<u64> {
 }
 
 fn punie(stage: &Stage) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    let mut command = crate::support::punie();
     command
         .env_clear()
         .env(

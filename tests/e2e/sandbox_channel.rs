@@ -240,7 +240,7 @@ fn the_prewarmed_worker_outlives_the_thread_that_started_it() {
 /// The real worker refuses to run outside the server: no channel, no interpreter.
 #[test]
 fn the_worker_needs_the_servers_channel() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_punie"))
+    let out = crate::support::punie()
         .arg("sandbox-worker")
         .stdin(std::process::Stdio::null())
         .output()
@@ -262,7 +262,7 @@ fn the_worker_holds_only_its_own_descriptors() {
     let ws = tempfile::tempdir().unwrap();
     let leaked = tempfile::tempfile().unwrap();
     let leaked_fd = leaked.as_raw_fd();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_punie"));
+    let mut command = crate::support::punie();
     command
         .args(["sandbox", "--timeout-ms", "4000", "--workspace"])
         .arg(ws.path())

@@ -23,6 +23,19 @@ pub(crate) fn fixture_workspace() -> tempfile::TempDir {
 
 /// Punie's reference data, vendored (`tests/fixtures/punie/README.md`); a checkout without it
 /// fails here rather than skipping the fidelity checks.
+/// The binary under test, its session store in this test build's temporary directory:
+/// `punie ask` records there the session it saves, and no test may write into the user's.
+pub(crate) fn punie() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    command.env("PUNIE_SESSION_DIR", session_store());
+    command
+}
+
+/// The session store of [`punie`].
+pub(crate) fn session_store() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("sessions")
+}
+
 pub(crate) fn punie_fixtures() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/punie");
     assert!(dir.is_dir(), "{} is committed", dir.display());

@@ -79,7 +79,7 @@ fn sandbox_with_timeout(workspace: &Path, code: &str, path: &OsString, timeout_m
 
 /// `punie ARGS` with `input` on stdin and `PATH`; what it printed and how it ended.
 fn punie(args: &[&str], input: &str, path: &OsString) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    let mut command = crate::support::punie();
     command.args(args).env("PATH", path);
     output_with_input(command, input)
 }
@@ -1166,7 +1166,7 @@ print("import", cst_add_import("ok.py", "(" * 100000 + ")" * 100000).parse_error
     let script = ws.path().join("script.json");
     let turns = json!([code_turn(first), code_turn(second), "Done."]);
     std::fs::write(&script, turns.to_string()).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_punie"))
+    let output = crate::support::punie()
         .args(["ask", "--json", "--workspace"])
         .arg(ws.path())
         .arg("--engine")
