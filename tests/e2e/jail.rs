@@ -1426,6 +1426,17 @@ fn a_repositorys_git_configuration_runs_no_program() {
     }
 }
 
+/// `git rev-parse HEAD` in `dir`.
+fn git_head(dir: &Path) -> String {
+    let out = Command::new("git")
+        .args(["-c", "safe.directory=*", "rev-parse", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// A submodule has a configuration of its own (`.git/modules/<name>/config`), which the
 /// superproject's scan does not read, and `git status` runs a git inside every populated
 /// submodule: its drivers must not run either.
@@ -1503,6 +1514,47 @@ fn a_submodules_git_configuration_runs_no_program() {
         run.assert_printed(" m lib\n");
         run.assert_printed(" M lib.txt\n");
         run.assert_printed(" lib\n");
+        // Round 10: a gitlink `.gitmodules` does not name makes `git submodule foreach` fail,
+        // and `.gitmodules` outranks the defaults that would keep git out of submodules.
+        let head = git_head(&ws.join("lib"));
+        git(
+            &ws,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{head},unlisted"),
+            ],
+        );
+        git(
+            &ws,
+            &[
+                "config",
+                "-f",
+                ".gitmodules",
+                "submodule.lib.ignore",
+                "none",
+            ],
+        );
+        if identity.unprivileged() {
+            let (uid, gid) = test_user();
+            chown_tree(&ws, uid, gid);
+        }
+        let unlisted = scenario.sandbox(
+            &attempts(&[
+                &["git", "diff", "--submodule=diff"],
+                &["git", "status", "--short", "--ignore-submodules=none"],
+            ]),
+            &[],
+        );
+        assert!(
+            !ws.join("ran-hooks.txt").exists(),
+            "{identity:?}: an unlisted submodule's programs ran: {:?}\n{}",
+            std::fs::read_to_string(ws.join("ran-hooks.txt")),
+            unlisted.output
+        );
+        // Each gitlink was scanned where it is, and git ran with the filter switched off.
+        unlisted.assert_printed("+beta");
     }
 }
 

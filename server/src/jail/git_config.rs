@@ -42,8 +42,14 @@
 //! [`submodules_scan_argv`], lists the same keys in every populated submodule, recursively
 //! (`git submodule foreach`), and they are blanked with the rest: the names are global, so
 //! blanking a submodule's `filter.x.clean` blanks the superproject's too, which is what the
-//! scan would do anyway. Where that listing fails (no work tree: `git init`, `clone`, a bare
-//! repository), [`IGNORE_SUBMODULES`] keeps git out of submodules for that command.
+//! scan would do anyway. `foreach` fails on a gitlink `.gitmodules` does not name (a nested
+//! repository added by mistake), while `status` still runs a git inside it; defaults such as
+//! `diff.ignoreSubmodules` would not keep it out, since `.gitmodules` and the command line
+//! outrank them. So where the listing fails, every gitlink of the index ([`index_argv`],
+//! [`gitlinks`]) is scanned where it is ([`scan_argv_within`]), and the populated ones
+//! ([`prefix_argv`]) likewise, to a bounded depth and number. Without a gitlink (no work tree:
+//! `git init`, `clone`, a bare repository), [`IGNORE_SUBMODULES`] keeps git out of submodules
+//! for good measure.
 //!
 //! Not covered: a git that another program starts (`make`, `python x.py`, `env git`) gets the
 //! fixed keys but no scan; such a program runs the repository's code by its nature, and the
@@ -92,7 +98,7 @@ pub(super) const SCAN_PATTERN: &str = concat!(
 /// switching them off.
 const CANNOT_SWITCH_OFF: &[&str] = &["gc.recentobjectshook"];
 
-/// Keys that keep git out of submodules, for a command whose submodules could not be listed.
+/// Keys that keep git out of submodules, for a command in a repository without any.
 pub(super) const IGNORE_SUBMODULES: &[(&str, &str)] = &[
     ("diff.ignoreSubmodules", "all"),
     ("submodule.recurse", "false"),
@@ -167,6 +173,53 @@ pub(super) fn submodules_scan_argv(argv: &[String]) -> Option<Vec<String>> {
     );
     res.extend(["submodule", "foreach", "--quiet", "--recursive"].map(str::to_owned));
     res.push(list_keys);
+    Some(res)
+}
+
+/// The argv that lists every entry of the index of the repository `argv` would work in, or
+/// of the gitlink `within` leads to (each path relative to the one before): `ls-files
+/// --stage` from that repository's top, for [`gitlinks`].
+pub(super) fn index_argv(argv: &[String], within: &[String]) -> Option<Vec<String>> {
+    let mut res = git_within(argv, within)?;
+    res.extend(["ls-files", "-z", "--stage", "--", ":/"].map(str::to_owned));
+    Some(res)
+}
+
+/// [`scan_argv`] in the gitlink `within` leads to.
+pub(super) fn scan_argv_within(argv: &[String], within: &[String]) -> Option<Vec<String>> {
+    let mut res = git_within(argv, within)?;
+    res.extend(["config", "-z", "--name-only", "--get-regexp", SCAN_PATTERN].map(str::to_owned));
+    Some(res)
+}
+
+/// The argv that prints the path from the top of the repository `within` is in to it: an
+/// empty line when `within` is a populated submodule's top (not a folder of the repository
+/// around it, where git went looking upwards).
+pub(super) fn prefix_argv(argv: &[String], within: &[String]) -> Option<Vec<String>> {
+    let mut res = git_within(argv, within)?;
+    res.extend(["rev-parse", "--show-prefix"].map(str::to_owned));
+    Some(res)
+}
+
+/// The gitlinks (submodules, listed in `.gitmodules` or not) of `ls-files -z --stage` output:
+/// their paths, relative to where it ran.
+pub(super) fn gitlinks(listed: &[u8]) -> Vec<String> {
+    listed
+        .split(|byte| *byte == 0)
+        .filter(|entry| entry.starts_with(b"160000 "))
+        .filter_map(|entry| {
+            let tab = entry.iter().position(|byte| *byte == b'\t')?;
+            Some(String::from_utf8_lossy(&entry[tab + 1..]).into_owned())
+        })
+        .collect()
+}
+
+/// `argv`'s git with its locating options, then `-C` into each path of `within`.
+fn git_within(argv: &[String], within: &[String]) -> Option<Vec<String>> {
+    let mut res = git_with_locating_options(argv)?;
+    for path in within {
+        res.extend(["-C".to_owned(), path.clone()]);
+    }
     Some(res)
 }
 
@@ -300,6 +353,37 @@ mod tests {
             scan[5]
         );
         assert_eq!(submodules_scan_argv(&argv(&["make"])), None);
+    }
+
+    #[test]
+    fn gitlinks_are_found_in_the_index_and_scanned_where_they_are() {
+        let within = argv(&["lib", "nested dir"]);
+        assert_eq!(
+            index_argv(&argv(&["git", "-C", "sub", "status"]), &within).unwrap(),
+            argv(&[
+                "git",
+                "-C",
+                "sub",
+                "-C",
+                "lib",
+                "-C",
+                "nested dir",
+                "ls-files",
+                "-z",
+                "--stage",
+                "--",
+                ":/"
+            ])
+        );
+        let scan = scan_argv_within(&argv(&["git", "status"]), &within).unwrap();
+        assert_eq!(
+            scan[..6],
+            argv(&["git", "-C", "lib", "-C", "nested dir", "config"])
+        );
+        let listed = b"100644 8baef1b4abc478178b004d62031cf7fe6db6f903 0\tapp.py\0\
+                       160000 2f5b0f0a0a0b8d1b1cfa2b8bd1d3a2c3b4d5e6f7 0\tun listed\0";
+        assert_eq!(gitlinks(listed), ["un listed"]);
+        assert!(gitlinks(b"").is_empty());
     }
 
     #[test]

@@ -131,8 +131,14 @@ pub fn run(
         match listed.end {
             End::Exited(0) => git_programs.extend(found(&listed)?),
             End::TimedOut | End::Cancelled => return Ok(listed),
-            // No work tree to list submodules of (`init`, `clone`, a bare repository).
-            End::Exited(_) => keep_out_of_submodules = true,
+            End::Exited(_) => {
+                let walked = scan_gitlinks(argv, &scan)?;
+                match walked {
+                    GitlinkScan::Found(keys) => git_programs.extend(keys),
+                    GitlinkScan::NoGitlink => keep_out_of_submodules = true,
+                    GitlinkScan::Stopped(listed) => return Ok(listed),
+                }
+            }
             End::Signalled(_) | End::OutputLimit => return Err(cannot_list(&listed)),
         }
     }
@@ -164,6 +170,77 @@ pub fn run(
         );
     }
     Ok(finished)
+}
+
+/// What [`scan_gitlinks`] found.
+enum GitlinkScan {
+    /// The keys to blank in every gitlink (none is fine).
+    Found(Vec<(String, String)>),
+    /// The index holds no gitlink (or there is no index): git has no submodule to run in.
+    NoGitlink,
+    /// Timed out or cancelled: the command would have been.
+    Stopped(Finished),
+}
+
+/// The most gitlinks [`scan_gitlinks`] scans, and how deep it goes, before refusing.
+const MAX_GITLINKS: usize = 64;
+const MAX_GITLINK_DEPTH: usize = 8;
+
+/// The keys of every gitlink of the index, each scanned where it is, and of the populated ones'
+/// own gitlinks: for a repository `git submodule foreach` cannot list (`git_config`'s doc).
+fn scan_gitlinks(
+    argv: &[String],
+    scan: &dyn Fn(&[String]) -> Result<Finished, Failure>,
+) -> Result<GitlinkScan, Failure> {
+    let too_many = || {
+        Failure::Refused(format!(
+            "the repository has more than {MAX_GITLINKS} submodules or nests them deeper than \
+             {MAX_GITLINK_DEPTH}, so the programs their configuration names cannot be switched \
+             off; not running git"
+        ))
+    };
+    let mut keys = Vec::new();
+    let mut n_gitlinks = 0;
+    let mut repositories: Vec<Vec<String>> = vec![Vec::new()];
+    while let Some(within) = repositories.pop() {
+        let Some(index_argv) = git_config::index_argv(argv, &within) else {
+            return Ok(GitlinkScan::NoGitlink);
+        };
+        let index = scan(&index_argv)?;
+        match index.end {
+            End::Exited(0) => {}
+            End::TimedOut | End::Cancelled => return Ok(GitlinkScan::Stopped(index)),
+            // No index here: nothing git could run in.
+            _ => continue,
+        }
+        for gitlink in git_config::gitlinks(&index.stdout) {
+            n_gitlinks += 1;
+            if n_gitlinks > MAX_GITLINKS || within.len() >= MAX_GITLINK_DEPTH {
+                return Err(too_many());
+            }
+            let mut nested = within.clone();
+            nested.push(gitlink);
+            let one_argv = |make: fn(&[String], &[String]) -> Option<Vec<String>>| {
+                make(argv, &nested).ok_or_else(too_many)
+            };
+            let listed = scan(&one_argv(git_config::scan_argv_within)?)?;
+            match listed.end {
+                End::Exited(0) => keys.extend(found(&listed)?),
+                End::TimedOut | End::Cancelled => return Ok(GitlinkScan::Stopped(listed)),
+                // 1: no key; otherwise not a repository git could run in.
+                _ => {}
+            }
+            let prefix = scan(&one_argv(git_config::prefix_argv)?)?;
+            if prefix.end == End::Exited(0) && prefix.stdout.trim_ascii().is_empty() {
+                repositories.push(nested);
+            }
+        }
+    }
+    Ok(if n_gitlinks == 0 {
+        GitlinkScan::NoGitlink
+    } else {
+        GitlinkScan::Found(keys)
+    })
 }
 
 /// The keys to blank from a scan's output (`git_config::found`).
