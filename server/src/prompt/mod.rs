@@ -181,14 +181,14 @@ pub struct Prompt {
 
 /// The prompt text for the next assistant turn after `messages`.
 pub fn render(profile: &Profile, messages: &[Message]) -> String {
-    render_text(profile, &quote::without_marks(messages)).text
+    render_text(profile, &quote::inert(messages)).text
 }
 
 /// [`render`], also saying whether the model's chat template had to be replaced by ChatML,
 /// and which ranges quote the messages' words (one more render, two for a template that
 /// rewrites the model's answers).
 pub fn render_prompt(profile: &Profile, messages: &[Message]) -> Prompt {
-    let messages = quote::without_marks(messages);
+    let messages = quote::inert(messages);
     let mut prompt = render_text(profile, &messages);
     // Every message's words, else all but the model's answers (which some templates rewrite).
     const QUOTED: [&[Role]; 2] = [&Role::ALL, &[Role::System, Role::User, Role::Tool]];

@@ -325,22 +325,23 @@ fn split_row(row: &str) -> Vec<Turn<'_>> {
     res
 }
 
-/// A training turn as a message; a tool-response user turn as `tool` when `tool_role` is set.
-fn to_message(turn: &Turn<'_>, tool_role: bool) -> Message {
+/// A training turn as a message; a tool-response user turn as `tool`, as Punie gives tool
+/// results (a user's words that spell `<tool_response>` have it broken, `quote::inert`).
+fn to_message(turn: &Turn<'_>) -> Message {
     let inner = turn
         .content
         .strip_prefix("<tool_response>\n")
         .and_then(|it| it.strip_suffix("\n</tool_response>"));
     match (turn.role, inner) {
-        ("user", Some(output)) if tool_role => Message::tool(output),
+        ("user", Some(output)) => Message::tool(output),
         (role, _) => Message::new(Role::parse(role).unwrap(), turn.content),
     }
 }
 
 /// Every assistant turn of every row of `phase22_merged/{train,valid}.jsonl`: the messages before
 /// it, rendered as `punie render-prompt --profile punie-phase22` renders them, equal the row's
-/// bytes up to that turn plus the generation prompt; with tool results given as `tool` or as the
-/// user turn they were trained as. Appending the rest of the row continues the prompt exactly.
+/// bytes up to that turn plus the generation prompt, with tool results given as `tool`.
+/// Appending the rest of the row continues the prompt exactly.
 #[test]
 fn phase22_golden_training_rows() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -356,39 +357,34 @@ fn phase22_golden_training_rows() {
             let text = row["text"].as_str().unwrap();
             let turns = split_row(text);
             n_rows += 1;
-            for tool_role in [false, true] {
-                let messages: Vec<Message> = turns
-                    .iter()
-                    .map(|turn| to_message(turn, tool_role))
-                    .collect();
-                for (turn_idx, turn) in turns.iter().enumerate() {
-                    if turn.role != "assistant" {
-                        continue;
-                    }
-                    let expected = format!("{}<|im_start|>assistant\n", &text[..turn.start]);
-                    let prompt = render(&profile, &messages[..turn_idx]);
-                    assert!(
-                        prompt == expected,
-                        "{file}:{} turn {turn_idx} (tool role: {tool_role}) differs\n--- expected ---\n{expected}\n--- got ---\n{}",
-                        line_idx + 1,
-                        prompt
-                    );
-                    n_prompts += 1;
-                    let continuation =
-                        render_continuation(&profile, &messages[..turn_idx], &messages[turn_idx..]);
-                    assert!(
-                        continuation.is_some(),
-                        "{file}:{} turn {turn_idx}: not a prefix",
-                        line_idx + 1
-                    );
+            let messages: Vec<Message> = turns.iter().map(to_message).collect();
+            for (turn_idx, turn) in turns.iter().enumerate() {
+                if turn.role != "assistant" {
+                    continue;
                 }
-                let whole = render(&profile, &messages);
-                assert_eq!(whole, format!("{text}\n<|im_start|>assistant\n"));
+                let expected = format!("{}<|im_start|>assistant\n", &text[..turn.start]);
+                let prompt = render(&profile, &messages[..turn_idx]);
+                assert!(
+                    prompt == expected,
+                    "{file}:{} turn {turn_idx} differs\n--- expected ---\n{expected}\n--- got ---\n{}",
+                    line_idx + 1,
+                    prompt
+                );
+                n_prompts += 1;
+                let continuation =
+                    render_continuation(&profile, &messages[..turn_idx], &messages[turn_idx..]);
+                assert!(
+                    continuation.is_some(),
+                    "{file}:{} turn {turn_idx}: not a prefix",
+                    line_idx + 1
+                );
             }
+            let whole = render(&profile, &messages);
+            assert_eq!(whole, format!("{text}\n<|im_start|>assistant\n"));
         }
     }
     assert_eq!(n_rows, 635, "the fixture files changed");
-    assert!(n_prompts > 2 * 635);
+    assert!(n_prompts > 635);
 }
 
 /// Every ChatML profile says where the messages' words are, so a marker a message spells can be

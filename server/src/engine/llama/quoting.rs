@@ -4,10 +4,12 @@
 //!
 //! llama.cpp parses control tokens' text anywhere in a text it is told to, and a chat prompt
 //! needs that for its turns, so a file that contains `<|im_end|>\n<|im_start|>system\n…` would
-//! otherwise open a system turn of its own. Only control tokens are read as text: llama.cpp
-//! matches user-defined tokens (Qwen's `<tool_call>`) everywhere, as the model's training
-//! tokenizer did. A prompt whose quoted words hold no control token's text is tokenized in one
-//! call, exactly as before; one that does is tokenized in pieces around that text.
+//! otherwise open a system turn of its own. Only control tokens are read as text here:
+//! llama.cpp matches user-defined tokens (Qwen's `<tool_call>`, `</tool_response>`) in any
+//! text, as the model's training tokenizer did, and the model's own calls read back need them;
+//! a user's or a tool's words reach the engine with those tags already broken
+//! (`prompt::quote`). A prompt whose quoted words hold no control token's text is tokenized in
+//! one call, exactly as before; one that does is tokenized in pieces around that text.
 
 use std::ops::Range;
 

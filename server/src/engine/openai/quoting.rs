@@ -10,7 +10,9 @@
 //! control token, `<|…|>` (ChatML's `<|im_start|>`, Llama 3's `<|eot_id|>`) or DeepSeek's
 //! `<｜…｜>`, gets a zero-width space after its `<`: no vocabulary's control token matches it,
 //! and the model reads the same visible characters as text. The template's own markers, outside
-//! the quoted ranges, reach the server byte for byte.
+//! the quoted ranges, reach the server byte for byte. Tags such as `<tool_call>` are left as
+//! they are here: the model's own calls, quoted too, need them, and a user's or a tool's words
+//! arrive with them broken already (`prompt::quote`).
 
 use std::borrow::Cow;
 use std::ops::Range;
