@@ -5,6 +5,8 @@
 //! their own (navigation, the typed tools) never read them, and the jail of the language server
 //! behind navigation hides them from it (`workspace_secrets.rs`).
 
+use std::sync::LazyLock;
+
 use super::SECRETS;
 
 /// Names that look like a secret but are published on purpose: templates of an `.env`.
@@ -53,14 +55,26 @@ pub fn secret_name(rel: &str) -> Option<&'static str> {
     if let Some(found) = found {
         return Some(found);
     }
+    HOME_ENTRIES
+        .iter()
+        .find(|(_, entry)| parts.windows(entry.len()).any(|window| window == entry))
+        .map(|(entry, _)| *entry)
+}
+
+/// The [`SECRETS`] home entries without their `~/`, with their components in lowercase: split
+/// once, since a walk of the workspace asks [`secret_name`] about every entry it reads.
+static HOME_ENTRIES: LazyLock<Vec<(&str, Vec<String>)>> = LazyLock::new(|| {
     SECRETS
         .iter()
         .filter_map(|entry| entry.strip_prefix("~/"))
-        .find(|entry| {
-            let entry: Vec<String> = entry.split('/').map(str::to_ascii_lowercase).collect();
-            parts.windows(entry.len()).any(|window| window == entry)
+        .map(|entry| {
+            (
+                entry,
+                entry.split('/').map(str::to_ascii_lowercase).collect(),
+            )
         })
-}
+        .collect()
+});
 
 #[cfg(test)]
 mod tests {
