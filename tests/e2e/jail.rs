@@ -529,6 +529,82 @@ for label, file, name, made in [("k", "sub/app3.py", "k", {secret_later:?}), ("q
     }
 }
 
+/// A repository can fake every marker of a directory that tools fill, so none keeps the
+/// language server from a secret there: a `.env` in a directory holding a `pyvenv.cfg`, in one
+/// laid out like a git directory, in `node_modules/`, or in the workspace's real `.venv`,
+/// reached through a module that links to it, reaches no hover (red team round 10). Third-party
+/// types from `.venv` still resolve.
+#[test]
+fn navigation_reads_no_secret_in_a_directory_that_looks_filled_by_tools() {
+    const SECRETS: &[(&str, &str)] = &[
+        ("config", "sk-live-PUNIE-PYVENV-1b7e"),
+        ("vendored", "sk-live-PUNIE-GITDIR-5c2d"),
+        ("node_modules", "sk-live-PUNIE-NODEMOD-9a41"),
+        (".venv", "sk-live-PUNIE-VENV-e803"),
+    ];
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.venv/bin")
+        .canonicalize()
+        .expect("scripts/bootstrap.sh installs the Python tools in .venv");
+    assert!(
+        tools.join("ty").is_file(),
+        "ty is not installed in {tools:?}"
+    );
+    for identity in identities() {
+        let mut scenario = Scenario::new(identity);
+        scenario.tools = Some(tools.clone());
+        let ws = scenario.workspace();
+        let write = |rel: &str, text: &str| {
+            let path = ws.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        for (dir, secret) in SECRETS {
+            write(&format!("{dir}/.env"), &format!("KEY = \"{secret}\"\n"));
+        }
+        write("config/pyvenv.cfg", "home = /usr/bin\n");
+        write("vendored/HEAD", "ref: refs/heads/main\n");
+        std::fs::create_dir(ws.join("vendored/objects")).unwrap();
+        std::fs::create_dir(ws.join("vendored/refs")).unwrap();
+        let site_packages = ".venv/lib/python3.11/site-packages";
+        write(".venv/pyvenv.cfg", "home = /usr/bin\nversion = 3.11.7\n");
+        write(
+            &format!("{site_packages}/thirdparty/__init__.py"),
+            "def made() -> bytes:\n    return b''\n",
+        );
+        for package in ["config", "vendored", "node_modules"] {
+            write(&format!("{package}/__init__.py"), "");
+            std::os::unix::fs::symlink(".env", ws.join(package).join("settings.py")).unwrap();
+        }
+        std::os::unix::fs::symlink("../../../.env", ws.join(site_packages).join("vsettings.py"))
+            .unwrap();
+        write(
+            "app.py",
+            "from config.settings import KEY as a\nfrom vendored.settings import KEY as b\n\
+             from node_modules.settings import KEY as c\nfrom vsettings import KEY as d\n\
+             from thirdparty import made\nx = (a, b, c, d)\ne = made()\n",
+        );
+        if identity.unprivileged() {
+            let (uid, gid) = test_user();
+            chown_tree(scenario.dir.path(), uid, gid);
+        }
+        let code = r#"
+for name, column in [("x", 1), ("a", 6), ("b", 9), ("c", 12), ("d", 15)]:
+    h = hover("app.py", 6, column, name)
+    print(name, h.answered_by, repr(h.content))
+    g = goto_definition("app.py", 6, column, name)
+    print(name, "def", [(l.file, l.preview) for l in g.locations])
+h = hover("app.py", 7, 1, "e")
+print("e", h.answered_by, repr(h.content))
+"#;
+        let run = scenario.sandbox(code, &[]);
+        for (_, secret) in SECRETS {
+            run.assert_no(secret);
+        }
+        run.assert_printed("e ty server 'bytes'");
+    }
+}
+
 #[test]
 fn nothing_outside_the_workspace_is_written() {
     for identity in identities() {

@@ -11,20 +11,35 @@
 //! matches the workspace ([`WorkspaceSecrets`] compares equal) is started again.
 //!
 //! What is hidden is decided by where a secret lies, not by where a link to it lies: Landlock
-//! checks the file a link leads to. So the walk reads the directories where the user keeps
-//! files, never following a link, and not those that tools fill ([`SKIPPED`](super::protected)
-//! dependencies, build output and caches, Python environments, git directories): a file named
-//! like a secret there is a package's, not the user's, and a link there to the user's `.env`
-//! leads to a file the walk found where it lies. It stops after [`MAX_DIRS`]: a workspace it
-//! could not read whole gets no snapshot, and the caller runs no reader there (fail closed).
-//! Cost: 7 ms for Punie's `server/src` (debug build, an AMD EPYC shared with other builds),
-//! paid by every navigation call.
+//! checks the file a link leads to. So the walk reads every directory the reader may read,
+//! never following a link, and judges every entry there: no directory is exempt for how it
+//! looks. A repository can fake every marker of a directory that tools fill (a `pyvenv.cfg`,
+//! a git directory's layout, a name such as `node_modules`): when the walk skipped them,
+//! `config/` holding a `pyvenv.cfg` left `config/.env` readable, and `hover` printed its key
+//! through `config/settings_local.py -> .env` (red team round 10). So a marker may only hide
+//! more, never less: a directory with a [`HIDDEN_WHOLE`] name (dependencies of other languages,
+//! build output: they can hold more directories than the walk reads, and no Python tool reads
+//! them) is hidden whole, not read, and a faked name only hides more of the repository from
+//! ty. Python environments, git directories and caches are walked like any directory: ty
+//! resolves third-party imports in the workspace's `.venv`, which it must then read, and
+//! nothing the server can check tells a real environment from a shipped one; walking costs
+//! time, where trusting a marker cost the secret. The walk stops after [`MAX_DIRS`]: a
+//! workspace it could not read whole gets no snapshot, and the caller runs no reader there
+//! (fail closed).
+//!
+//! Cost, paid by every navigation call (debug build, an AMD EPYC shared with other builds,
+//! `workspace_secrets` timed in a test): 1.4 ms for Punie's `server/src`; 62 ms for a workspace
+//! holding a copy of Punie's `.venv` (431 directories, 5,180 entries); 88 ms for the whole Punie
+//! checkout (its `.venv` and `.git` walked, `target/` and `node_modules/` hidden).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::protected::SKIPPED;
-use super::{is_git_dir, is_virtual_env, secret_name};
+use super::secret_name;
+
+/// Directories hidden from a reader whole, not read: dependencies of other languages and build
+/// output, which no Python tool reads and which can hold more directories than [`MAX_DIRS`].
+const HIDDEN_WHOLE: &[&str] = &["node_modules", "target"];
 
 /// The most directories read; a larger workspace gets no snapshot.
 pub(super) const MAX_DIRS: usize = super::DIRS_BEFORE_COMMAND;
@@ -32,7 +47,8 @@ pub(super) const MAX_DIRS: usize = super::DIRS_BEFORE_COMMAND;
 /// What a reader in the workspace must not read, and what its jail depends on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkspaceSecrets {
-    /// Canonical paths, sorted, each once.
+    /// Canonical paths, sorted, each once: files named like a secret, where links to them
+    /// lead, and the directories hidden whole.
     paths: Vec<PathBuf>,
     /// Each workspace directory that holds one of `paths` below it, with its entries' names,
     /// sorted: the directories Landlock grants entry by entry.
@@ -83,8 +99,12 @@ pub fn workspace_secrets(workspace: &Path) -> Option<WorkspaceSecrets> {
                         .ok()
                         .filter(|target| named_like_secret(&root, target)),
                 );
-            } else if kind.is_dir() && !filled_by_tools(&path) {
-                dirs.push(path);
+            } else if kind.is_dir() {
+                if hidden_whole(&path) {
+                    paths.push(path);
+                } else {
+                    dirs.push(path);
+                }
             }
         }
     }
@@ -100,13 +120,10 @@ pub fn workspace_secrets(workspace: &Path) -> Option<WorkspaceSecrets> {
     Some(WorkspaceSecrets { paths, listings })
 }
 
-/// Whether the directory `dir` is one that tools fill: dependencies, build output, caches, a
-/// Python environment, a git directory.
-fn filled_by_tools(dir: &Path) -> bool {
+/// Whether the directory `dir` is hidden from a reader whole ([`HIDDEN_WHOLE`]).
+fn hidden_whole(dir: &Path) -> bool {
     dir.file_name()
-        .is_some_and(|name| SKIPPED.iter().any(|skipped| name == *skipped))
-        || is_virtual_env(dir)
-        || is_git_dir(dir)
+        .is_some_and(|name| HIDDEN_WHOLE.iter().any(|hidden| name == *hidden))
 }
 
 /// Whether `path` is named like a secret: relative to the workspace when it lies inside it,
@@ -163,7 +180,7 @@ mod tests {
         std::os::unix::fs::symlink(".env", root.join("settings_local.py")).unwrap();
         std::os::unix::fs::symlink(&netrc, root.join("corp.py")).unwrap();
         std::os::unix::fs::symlink("app.py", root.join("alias.py")).unwrap();
-        // A package's own, in a directory tools fill: not walked.
+        // Hidden whole, not read.
         std::fs::create_dir_all(root.join("node_modules/pkg")).unwrap();
         std::fs::write(root.join("node_modules/pkg/.env"), "PUBLIC=1").unwrap();
 
@@ -173,6 +190,41 @@ mod tests {
             root.join(".env"),
             root.join("deploy/keys/id_ed25519"),
             netrc,
+            root.join("node_modules"),
+        ];
+        expected.sort();
+        assert_eq!(found.paths(), expected);
+    }
+
+    /// A repository can fake every marker of a directory that tools fill; none keeps a secret
+    /// there, or a link there to one, from the snapshot (red team round 10).
+    #[test]
+    fn a_directory_that_looks_filled_by_tools_is_read_or_hidden_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        // A Python environment's marker, a git directory's layout.
+        std::fs::create_dir_all(root.join("config")).unwrap();
+        std::fs::write(root.join("config/pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        std::fs::write(root.join("config/.env"), "k").unwrap();
+        std::fs::create_dir_all(root.join("repo.git/objects")).unwrap();
+        std::fs::create_dir_all(root.join("repo.git/refs")).unwrap();
+        std::fs::write(root.join("repo.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(root.join("repo.git/id_rsa"), "k").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let netrc = outside.path().canonicalize().unwrap().join(".netrc");
+        std::fs::write(&netrc, "machine m password p\n").unwrap();
+        std::os::unix::fs::symlink(&netrc, root.join("config/corp.py")).unwrap();
+        // A cache's name.
+        std::fs::create_dir_all(root.join("__pycache__")).unwrap();
+        std::fs::write(root.join("__pycache__/.env"), "k").unwrap();
+
+        let found = snapshot(&root);
+
+        let mut expected = vec![
+            root.join("__pycache__/.env"),
+            root.join("config/.env"),
+            netrc,
+            root.join("repo.git/id_rsa"),
         ];
         expected.sort();
         assert_eq!(found.paths(), expected);
