@@ -441,6 +441,8 @@ fn punie(stage: &Stage) -> Command {
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
         )
         .env("HOME", stage.home())
+        // Punie's own record of the session it saves, kept out of the stage it watches.
+        .env("PUNIE_SESSION_DIR", crate::support::session_store())
         .env("PUNIE_LOG", "warn")
         .env(SECRET_ENV, &stage.secrets[2])
         .current_dir(stage.workspace())
