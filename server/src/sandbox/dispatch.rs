@@ -43,8 +43,13 @@ pub(crate) fn call(
         };
         return (record, Err(err));
     };
-    // Status bars show the label: hidden and bidi characters are made visible there too.
-    let label = policy::one_line(&label(tool, &args));
+    // Status bars show the label: hidden and bidi characters are made visible there too. An
+    // ACP card shows as much of it as a dialog shows of its subject, and says what is cut.
+    let label = policy::cut(
+        &policy::one_line(&label(tool, &args)),
+        policy::DIALOG_SUBJECT_CHARS,
+    )
+    .with_note();
     on_event(ToolEvent::Started {
         tool: name.to_owned(),
         label: label.clone(),

@@ -299,8 +299,8 @@ impl Tool {
     }
 
     /// The call's label with `shown` (the label argument, quoted where the call is resolved:
-    /// `sandbox::dispatch`) after the tool's name, whole: an ACP tool card shows all of it, a
-    /// status bar cuts it (`RunEvent::progress_message`).
+    /// `sandbox::dispatch`) after the tool's name, whole: the dispatcher cuts it where a dialog
+    /// cuts its subject (an ACP tool card), a status bar shorter (`RunEvent::progress_message`).
     pub fn label_showing(self, shown: &str) -> String {
         format!("{} {}", self.0.name, shown.trim())
             .trim_end()
