@@ -444,6 +444,19 @@ fn secrets_outside_the_workspace_stay_unreadable() {
     }
 }
 
+/// The Python tools' folder (`.venv/bin`), with ty in it.
+fn python_tools() -> PathBuf {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.venv/bin")
+        .canonicalize()
+        .expect("scripts/bootstrap.sh installs the Python tools in .venv");
+    assert!(
+        tools.join("ty").is_file(),
+        "ty is not installed in {tools:?}"
+    );
+    tools
+}
+
 /// The language server behind navigation answers read-class tools, which run without a
 /// question, so it reads nothing `read_file` would not read without asking: a name bound in a
 /// workspace `.env` reached through `settings_local.py -> .env`, or in `~/.cargo/config.toml`
@@ -456,14 +469,7 @@ fn navigation_reads_no_secret_through_a_link() {
     const IN_WORKSPACE: &str = "sk-live-PUNIE-ENV-4f9a2c";
     const OUTSIDE: &str = "cio-PUNIE-REGISTRY-77";
     const MADE_LATER: &str = "PUNIE-MADE-LATER-31d0";
-    let tools = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.venv/bin")
-        .canonicalize()
-        .expect("scripts/bootstrap.sh installs the Python tools in .venv");
-    assert!(
-        tools.join("ty").is_file(),
-        "ty is not installed in {tools:?}"
-    );
+    let tools = python_tools();
     for identity in identities() {
         let mut scenario = Scenario::new(identity);
         scenario.tools = Some(tools.clone());
@@ -542,14 +548,7 @@ fn navigation_reads_no_secret_in_a_directory_that_looks_filled_by_tools() {
         ("node_modules", "sk-live-PUNIE-NODEMOD-9a41"),
         (".venv", "sk-live-PUNIE-VENV-e803"),
     ];
-    let tools = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.venv/bin")
-        .canonicalize()
-        .expect("scripts/bootstrap.sh installs the Python tools in .venv");
-    assert!(
-        tools.join("ty").is_file(),
-        "ty is not installed in {tools:?}"
-    );
+    let tools = python_tools();
     for identity in identities() {
         let mut scenario = Scenario::new(identity);
         scenario.tools = Some(tools.clone());
