@@ -149,9 +149,7 @@ pub(super) fn is_ours(name: &str) -> bool {
 /// The argv that lists the keys of [`SCAN_PATTERN`] as `argv` would read its configuration,
 /// when `argv` runs git (its program's file name is `git`); `None` otherwise.
 pub(super) fn scan_argv(argv: &[String]) -> Option<Vec<String>> {
-    let mut res = git_with_locating_options(argv)?;
-    res.extend(["config", "-z", "--name-only", "--get-regexp", SCAN_PATTERN].map(str::to_owned));
-    Some(res)
+    scan_argv_within(argv, &[])
 }
 
 /// [`scan_argv`] for every populated submodule of the repository `argv` would work in,
